@@ -1,0 +1,211 @@
+//! Tenant API keys: `sb_<prefix>_<secret>`. The prefix finds the row; the whole token is stored only as
+//! a SHA-256 digest (the secret has 256 bits of entropy, so a slow hash would add latency and no safety).
+//! A key is shown once, at creation.
+
+pub mod store;
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use rand::distr::{Alphanumeric, SampleString as _};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use sqlx::PgConnection;
+
+use crate::audit::{self, AuditEntry};
+use crate::auth::TenantContext;
+use crate::ids::ApiKeyId;
+
+const TOKEN_PREFIX: &str = "sb_";
+const PREFIX_LEN: usize = 12;
+const SECRET_LEN: usize = 43;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    Admin,
+    Chat,
+    Runs,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Chat => "chat",
+            Self::Runs => "runs",
+        }
+    }
+
+    fn parse(value: &str) -> Option<Self> {
+        match value {
+            "admin" => Some(Self::Admin),
+            "chat" => Some(Self::Chat),
+            "runs" => Some(Self::Runs),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiKeyError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no such API key")]
+    NotFound,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// What may be shown about a key: everything but its secret.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct ApiKey {
+    pub id: ApiKeyId,
+    pub name: String,
+    pub prefix: String,
+    #[sqlx(try_from = "Vec<String>")]
+    pub scopes: Scopes,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A non-empty set of scopes, as stored in the database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Scopes(pub Vec<Scope>);
+
+impl TryFrom<Vec<String>> for Scopes {
+    type Error = ApiKeyError;
+
+    fn try_from(values: Vec<String>) -> Result<Self, Self::Error> {
+        let scopes = values
+            .iter()
+            .map(|value| Scope::parse(value).ok_or_else(|| ApiKeyError::Invalid(format!("unknown scope `{value}`"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self(scopes))
+    }
+}
+
+/// A validated request for a new key.
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    pub name: String,
+    pub scopes: Vec<Scope>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl NewApiKey {
+    pub fn parse(name: &str, scopes: &[String], expires_at: Option<DateTime<Utc>>) -> Result<Self, ApiKeyError> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 200 {
+            return Err(ApiKeyError::Invalid("name must be 1 to 200 characters".to_owned()));
+        }
+        if scopes.is_empty() {
+            return Err(ApiKeyError::Invalid("scopes must name at least one of admin, chat, runs".to_owned()));
+        }
+        let mut parsed = Scopes::try_from(scopes.to_vec())?.0;
+        parsed.sort_by_key(|scope| scope.as_str());
+        parsed.dedup();
+        if expires_at.is_some_and(|expires_at| expires_at <= Utc::now()) {
+            return Err(ApiKeyError::Invalid("expires_at must be in the future".to_owned()));
+        }
+        Ok(Self { name: name.to_owned(), scopes: parsed, expires_at })
+    }
+}
+
+/// A key just created: its secret token exists only in this value.
+#[derive(Debug)]
+pub struct CreatedApiKey {
+    pub key: ApiKey,
+    pub token: SecretString,
+}
+
+/// Creates a key for the context's tenant, records the audit event, and returns the token once.
+pub async fn create(
+    connection: &mut PgConnection,
+    context: &TenantContext,
+    new_key: &NewApiKey,
+) -> Result<CreatedApiKey, ApiKeyError> {
+    let prefix = Alphanumeric.sample_string(&mut rand::rng(), PREFIX_LEN);
+    let secret = Alphanumeric.sample_string(&mut rand::rng(), SECRET_LEN);
+    let token = format!("{TOKEN_PREFIX}{prefix}_{secret}");
+    let key = store::insert(&mut *connection, context.tenant_id(), new_key, &prefix, &hash_token(&token)).await?;
+    audit::record(
+        &mut *connection,
+        context,
+        &AuditEntry::new("api_key.created", "api_key", key.id.to_string()).with_details(serde_json::json!({
+            "name": key.name,
+            "prefix": key.prefix,
+            "scopes": key.scopes,
+            "expires_at": key.expires_at,
+        })),
+    )
+    .await?;
+    Ok(CreatedApiKey { key, token: SecretString::from(token) })
+}
+
+/// Revokes a key at once: the next request with it is refused. Revoking a revoked key changes nothing.
+pub async fn revoke(connection: &mut PgConnection, context: &TenantContext, id: ApiKeyId) -> Result<(), ApiKeyError> {
+    let revoked = store::revoke(&mut *connection, id).await?.ok_or(ApiKeyError::NotFound)?;
+    if revoked {
+        audit::record(&mut *connection, context, &AuditEntry::new("api_key.revoked", "api_key", id.to_string()))
+            .await?;
+    }
+    Ok(())
+}
+
+/// The lookup prefix of a well-formed token, or `None` for anything else.
+pub fn token_prefix(token: &str) -> Option<&str> {
+    let rest = token.strip_prefix(TOKEN_PREFIX)?;
+    let (prefix, secret) = rest.split_once('_')?;
+    let well_formed = prefix.len() == PREFIX_LEN
+        && secret.len() == SECRET_LEN
+        && prefix.bytes().chain(secret.bytes()).all(|byte| byte.is_ascii_alphanumeric());
+    well_formed.then_some(prefix)
+}
+
+pub fn hash_token(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_well_formed_tokens_have_a_prefix() {
+        let secret = "a".repeat(SECRET_LEN);
+        assert_eq!(token_prefix(&format!("sb_ABCDEFGHIJ12_{secret}")), Some("ABCDEFGHIJ12"));
+        for token in [
+            String::new(),
+            "sb_".to_owned(),
+            format!("sk_ABCDEFGHIJ12_{secret}"),
+            format!("sb_ABCDEFGHIJ1_{secret}"),
+            format!("sb_ABCDEFGHIJ12_{secret}x"),
+            format!("sb_ABCDEFGHIJ12_{}!", "a".repeat(SECRET_LEN - 1)),
+        ] {
+            assert_eq!(token_prefix(&token), None, "{token}");
+        }
+    }
+
+    #[test]
+    fn new_keys_need_a_name_and_known_scopes() {
+        let scopes = |list: &[&str]| list.iter().map(|scope| (*scope).to_owned()).collect::<Vec<_>>();
+        assert!(NewApiKey::parse("ci", &scopes(&["chat"]), None).is_ok());
+        assert!(NewApiKey::parse("  ", &scopes(&["chat"]), None).is_err());
+        assert!(NewApiKey::parse("ci", &[], None).is_err());
+        assert!(NewApiKey::parse("ci", &scopes(&["root"]), None).is_err());
+        assert!(NewApiKey::parse("ci", &scopes(&["chat"]), Some(Utc::now() - chrono::Duration::hours(1))).is_err());
+        let parsed = NewApiKey::parse("ci", &scopes(&["runs", "chat", "runs"]), None).unwrap();
+        assert_eq!(parsed.scopes, vec![Scope::Chat, Scope::Runs]);
+    }
+}

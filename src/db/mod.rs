@@ -1,0 +1,161 @@
+//! The database: where it runs (embedded or `DATABASE_URL`), its preparation (roles, extension,
+//! migrations), the application pool, and the tenant-scoped transactions every query runs in.
+
+pub mod embedded;
+
+use secrecy::{ExposeSecret as _, SecretString};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{AssertSqlSafe, Connection as _, PgConnection, PgPool, Postgres, Transaction};
+
+use crate::ids::TenantId;
+
+/// The role every service query runs as: no superuser, no BYPASSRLS, so row-level security always applies.
+pub const APP_ROLE: &str = "switchboard_app";
+
+/// pgvector older than this lacks what retrieval relies on (HNSW with iterative scans need 0.8, HNSW 0.5).
+const MIN_PGVECTOR: (u32, u32) = (0, 7);
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error(transparent)]
+    Sqlx(#[from] sqlx::Error),
+    #[error(transparent)]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(
+        "the PostgreSQL server has no pgvector extension available (need >= 0.7); install pgvector on it or unset \
+         DATABASE_URL to use the embedded server"
+    )]
+    PgvectorMissing,
+    #[error("the PostgreSQL server has pgvector {0}, Switchboard needs >= 0.7; upgrade it or unset DATABASE_URL")]
+    PgvectorTooOld(String),
+}
+
+/// Creates `database` on the server unless it exists, connecting through the maintenance database.
+pub async fn create_database_if_missing(maintenance: &PgConnectOptions, database: &str) -> Result<(), DbError> {
+    let mut connection = PgConnection::connect_with(maintenance).await?;
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(database)
+        .fetch_one(&mut connection)
+        .await?;
+    if !exists {
+        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {}", quote_identifier(database))))
+            .execute(&mut connection)
+            .await?;
+    }
+    connection.close().await?;
+    Ok(())
+}
+
+/// Makes the database ready, as its owner: pgvector present and recent, the application role with the
+/// given password, and every migration applied. Safe to run on every start.
+pub async fn prepare(owner: &PgConnectOptions, app_password: &SecretString) -> Result<(), DbError> {
+    let mut connection = PgConnection::connect_with(owner).await?;
+    ensure_pgvector(&mut connection).await?;
+    ensure_app_role(&mut connection, app_password).await?;
+    MIGRATOR.run(&mut connection).await?;
+    connection.close().await?;
+    Ok(())
+}
+
+async fn ensure_pgvector(connection: &mut PgConnection) -> Result<(), DbError> {
+    let available: Option<String> =
+        sqlx::query_scalar("SELECT default_version FROM pg_available_extensions WHERE name = 'vector'")
+            .fetch_optional(&mut *connection)
+            .await?;
+    if available.is_none() {
+        return Err(DbError::PgvectorMissing);
+    }
+    sqlx::query("CREATE EXTENSION IF NOT EXISTS vector").execute(&mut *connection).await?;
+    let installed: String = sqlx::query_scalar("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+        .fetch_one(&mut *connection)
+        .await?;
+    if parse_major_minor(&installed) < Some(MIN_PGVECTOR) {
+        return Err(DbError::PgvectorTooOld(installed));
+    }
+    Ok(())
+}
+
+fn parse_major_minor(version: &str) -> Option<(u32, u32)> {
+    let mut parts = version.split('.');
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+async fn ensure_app_role(connection: &mut PgConnection, password: &SecretString) -> Result<(), DbError> {
+    // Roles are cluster-wide: concurrent starts against one server must not race on creating it.
+    let mut transaction = connection.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('switchboard_app_role'))").execute(&mut *transaction).await?;
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+        .bind(APP_ROLE)
+        .fetch_one(&mut *transaction)
+        .await?;
+    let verb = if exists { "ALTER" } else { "CREATE" };
+    // Role options take no bind parameters; the password is generated hex, so quoting it is safe.
+    let statement = format!(
+        "{verb} ROLE {APP_ROLE} WITH LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE PASSWORD {}",
+        quote_literal(password.expose_secret())
+    );
+    sqlx::query(AssertSqlSafe(statement)).execute(&mut *transaction).await?;
+    transaction.commit().await?;
+    Ok(())
+}
+
+/// The pool the service queries through, logged in as [`APP_ROLE`].
+pub async fn connect_app_pool(owner: &PgConnectOptions, app_password: &SecretString) -> Result<PgPool, DbError> {
+    let options = owner.clone().username(APP_ROLE).password(app_password.expose_secret());
+    let pool = PgPoolOptions::new()
+        .max_connections(20)
+        .acquire_timeout(std::time::Duration::from_secs(10))
+        .connect_with(options)
+        .await?;
+    Ok(pool)
+}
+
+/// Begins a transaction bound to one tenant: row-level security shows and accepts only that tenant's rows.
+pub async fn begin_tenant(pool: &PgPool, tenant: TenantId) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    let mut transaction = pool.begin().await?;
+    set_tenant(&mut transaction, tenant).await?;
+    Ok(transaction)
+}
+
+/// Binds an open transaction to a tenant (used where the tenant becomes known inside the transaction).
+pub async fn set_tenant(transaction: &mut PgConnection, tenant: TenantId) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT set_config('app.current_tenant_id', $1, true)")
+        .bind(tenant.to_string())
+        .execute(transaction)
+        .await?;
+    Ok(())
+}
+
+/// True for a unique-constraint violation, which the API reports as a conflict.
+pub fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(database) if database.is_unique_violation())
+}
+
+fn quote_identifier(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn quote_literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pgvector_versions_compare_by_major_and_minor() {
+        assert!(parse_major_minor("0.8.2") >= Some(MIN_PGVECTOR));
+        assert!(parse_major_minor("0.7.0") >= Some(MIN_PGVECTOR));
+        assert!(parse_major_minor("0.6.2") < Some(MIN_PGVECTOR));
+        assert!(parse_major_minor("garbage") < Some(MIN_PGVECTOR));
+    }
+
+    #[test]
+    fn quoting_doubles_embedded_quotes() {
+        assert_eq!(quote_identifier("a\"b"), "\"a\"\"b\"");
+        assert_eq!(quote_literal("it's"), "'it''s'");
+    }
+}

@@ -1,0 +1,126 @@
+//! The API's one error type: `{"error": {"code", "message", "request_id"}}` with a fitting status.
+//! Domain errors convert into it here; 5xx causes are logged and answered with a generic message.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::request_id;
+use crate::api_keys::ApiKeyError;
+use crate::auth::AuthError;
+use crate::tenants::TenantError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub retry_after_seconds: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), retry_after_seconds: None }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+
+    /// A failure the client cannot fix: logged in full, answered generically.
+    pub fn internal(error: &(dyn std::error::Error + 'static)) -> Self {
+        tracing::error!(error = %error, source = ?error.source(), "internal error");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "an internal error occurred")
+    }
+
+    /// The error a bare status would get, for responses made outside our handlers (405, 413, panics…).
+    pub fn from_status(status: StatusCode) -> Self {
+        let (code, message) = match status {
+            StatusCode::NOT_FOUND => ("not_found", "no such route"),
+            StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "this route does not accept that method"),
+            StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the request body is too large"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", "expected Content-Type: application/json"),
+            StatusCode::REQUEST_TIMEOUT => ("request_timeout", "the request took too long"),
+            StatusCode::UNAUTHORIZED => ("unauthorized", "missing or invalid credentials"),
+            StatusCode::FORBIDDEN => ("forbidden", "not allowed"),
+            status if status.is_server_error() => ("internal_error", "an internal error occurred"),
+            _ => ("bad_request", "the request could not be processed"),
+        };
+        Self::new(status, code, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "error": {
+                "code": self.code,
+                "message": self.message,
+                "request_id": request_id::current(),
+            }
+        });
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(seconds) = self.retry_after_seconds {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::MissingToken => {
+                Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "an Authorization: Bearer token is required")
+            }
+            AuthError::InvalidToken => {
+                Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "the token is invalid, expired or revoked")
+            }
+            AuthError::MissingScope(scope) => {
+                Self::new(StatusCode::FORBIDDEN, "forbidden", format!("this API key lacks the `{scope}` scope"))
+            }
+            AuthError::Database(error) => Self::internal(&error),
+        }
+    }
+}
+
+impl From<ApiKeyError> for ApiError {
+    fn from(error: ApiKeyError) -> Self {
+        match error {
+            ApiKeyError::Invalid(message) => Self::invalid(message),
+            ApiKeyError::NotFound => Self::not_found("no such API key"),
+            ApiKeyError::Database(error) => Self::internal(&error),
+        }
+    }
+}
+
+impl From<TenantError> for ApiError {
+    fn from(error: TenantError) -> Self {
+        match error {
+            TenantError::Invalid(message) => Self::invalid(message),
+            error @ TenantError::SlugTaken(_) => Self::conflict("slug_taken", error.to_string()),
+            TenantError::Database(error) => Self::internal(&error),
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::internal(&error)
+    }
+}

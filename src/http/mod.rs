@@ -1,0 +1,94 @@
+//! The HTTP layer: the only module that knows axum. One route table; handlers extract, make one call into
+//! the domain, and convert the result.
+
+mod api_keys;
+mod audit;
+pub mod error;
+mod extract;
+mod health;
+mod json_errors;
+pub mod request_id;
+mod tenants;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+use sqlx::PgPool;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::OperatorToken;
+use error::ApiError;
+
+/// What handlers share: the application-role pool and the operator token's digest.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub db: PgPool,
+    pub operator_token: Arc<OperatorToken>,
+}
+
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    let api = Router::new()
+        .route("/tenants", post(tenants::create))
+        .route("/api-keys", post(api_keys::create).get(api_keys::list))
+        .route("/api-keys/{id}", delete(api_keys::revoke))
+        .route("/audit-events", get(audit::list));
+
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .nest("/api/v1", api)
+        .fallback(|| async { ApiError::from_status(StatusCode::NOT_FOUND) })
+        .with_state(state)
+        .layer(
+            ServiceBuilder::new()
+                .layer(axum::middleware::from_fn(request_id::middleware))
+                .layer(TraceLayer::new_for_http().make_span_with(request_span))
+                .layer(axum::middleware::from_fn(json_errors::middleware))
+                .layer(CatchPanicLayer::new())
+                .layer(RequestBodyLimitLayer::new(max_body_bytes))
+                .layer(DefaultBodyLimit::max(max_body_bytes)),
+        )
+}
+
+/// The request's log span: method, path and request id; never headers (they carry tokens) nor query strings.
+fn request_span(request: &Request) -> tracing::Span {
+    let request_id = request.extensions().get::<request_id::RequestId>().map_or("", |id| id.0.as_str());
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id,
+        tenant_id = tracing::field::Empty,
+    )
+}
+
+/// Serves until `shutdown` completes, then lets in-flight requests finish (up to a grace period).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let mut stop_rx_for_grace = stop_rx.clone();
+    tokio::select! {
+        result = server => result,
+        () = async move {
+            let _ = stop_rx_for_grace.wait_for(|stopped| *stopped).await;
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        } => {
+            tracing::warn!("in-flight requests did not finish within 30 s of shutdown; closing them");
+            Ok(())
+        }
+    }
+}

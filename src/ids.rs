@@ -1,0 +1,51 @@
+//! Identifier newtypes: a tenant's id cannot be passed where a key's id is expected. New ids are UUIDv7,
+//! so they sort by creation time.
+
+use std::fmt;
+
+macro_rules! define_id {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize, sqlx::Type)]
+        #[serde(transparent)]
+        #[sqlx(transparent)]
+        pub struct $name(pub uuid::Uuid);
+
+        impl $name {
+            pub fn new() -> Self {
+                Self(uuid::Uuid::now_v7())
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(formatter)
+            }
+        }
+
+        impl From<uuid::Uuid> for $name {
+            fn from(value: uuid::Uuid) -> Self {
+                Self(value)
+            }
+        }
+    };
+}
+
+define_id!(
+    /// An organisation using Switchboard; every tenant-scoped row carries one.
+    TenantId
+);
+define_id!(ApiKeyId);
+define_id!(UserId);
+define_id!(AuditEventId);
+
+impl TenantId {
+    /// The tenant that owns the shared documentation corpus, readable by every tenant.
+    pub const SYSTEM: Self = Self(uuid::Uuid::nil());
+}

@@ -1,0 +1,16 @@
+//! Switchboard: a self-hosted, multi-tenant AI assistant and RAG orchestration service.
+//!
+//! See ARCHITECTURE.md for the map. Domain modules (`tenants`, `api_keys`, `audit`, …) know nothing of
+//! HTTP; `http` is the only module that knows axum; `db` owns connections and tenant-bound transactions.
+
+pub mod api_keys;
+pub mod audit;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod ids;
+pub mod server;
+pub mod telemetry;
+pub mod tenants;

@@ -1,0 +1,93 @@
+//! Starting and stopping the service: the database (embedded or `DATABASE_URL`), the HTTP server, and an
+//! orderly shutdown on SIGINT or SIGTERM.
+
+use std::sync::Arc;
+
+use secrecy::ExposeSecret as _;
+use sqlx::PgPool;
+use sqlx::postgres::PgConnectOptions;
+
+use crate::auth::OperatorToken;
+use crate::config::Config;
+use crate::db::{self, embedded};
+
+/// The database the service runs on, and the embedded server when there is one.
+#[derive(Debug)]
+pub struct Database {
+    pub owner: PgConnectOptions,
+    pub app: PgPool,
+    pub embedded: Option<embedded::EmbeddedPostgres>,
+}
+
+impl Database {
+    /// Starts (or reaches) the database, prepares it and connects the application pool.
+    pub async fn open(config: &Config) -> anyhow::Result<Self> {
+        let (owner, embedded) = match &config.database_url {
+            Some(url) => (url.expose_secret().parse::<PgConnectOptions>()?, None),
+            None => {
+                let data_dir = config.data_dir.clone();
+                let server = tokio::task::spawn_blocking(move || {
+                    let layout = embedded::Layout::for_data_dir(&data_dir)?;
+                    embedded::EmbeddedPostgres::start(&layout, embedded::Durability::Durable)
+                })
+                .await??;
+                db::create_database_if_missing(&server.maintenance_options(), embedded::EMBEDDED_DATABASE_NAME).await?;
+                (server.owner_options(), Some(server))
+            }
+        };
+        let app_password = config.app_database_password();
+        db::prepare(&owner, &app_password).await?;
+        let app = db::connect_app_pool(&owner, &app_password).await?;
+        Ok(Self { owner, app, embedded })
+    }
+
+    /// Closes the pool, then stops the embedded server and waits for it.
+    pub async fn close(self) {
+        self.app.close().await;
+        if let Some(server) = self.embedded {
+            let _ = tokio::task::spawn_blocking(move || server.stop()).await;
+        }
+    }
+}
+
+/// `switchboard serve`.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let database = Database::open(&config).await?;
+    let state = crate::http::AppState {
+        db: database.app.clone(),
+        operator_token: Arc::new(OperatorToken::new(&config.operator_token)),
+    };
+    let router = crate::http::router(state, config.max_body_bytes);
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let address = listener.local_addr()?;
+    if config.database_url.is_none() {
+        tracing::info!(
+            operator_token_file = %config.data_dir.join("operator-token").display(),
+            "the operator token is in the data directory unless SWITCHBOARD_OPERATOR_TOKEN is set"
+        );
+    }
+    tracing::info!(%address, "Switchboard is listening: http://{address}/");
+    let served = crate::http::serve(listener, router, shutdown_signal()).await;
+    tracing::info!("shutting down");
+    database.close().await;
+    served?;
+    Ok(())
+}
+
+/// `switchboard migrate`: prepares the database and exits.
+pub async fn migrate(config: Config) -> anyhow::Result<()> {
+    let database = Database::open(&config).await?;
+    tracing::info!("the database is migrated");
+    database.close().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler installs");
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate.recv() => {}
+    }
+}

@@ -1,0 +1,11 @@
+//! API and database tests against a real PostgreSQL with pgvector.
+
+mod helpers;
+
+mod api_keys;
+mod audit;
+mod errors;
+mod health;
+mod row_level_security;
+mod service_process;
+mod tenants;

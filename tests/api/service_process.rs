@@ -1,0 +1,75 @@
+//! The real binary with its embedded PostgreSQL: it becomes ready, and leaves no PostgreSQL behind
+//! whether it is stopped politely or killed.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use switchboard::db::embedded::Layout;
+
+use crate::helpers::test_data_dir;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn start_service(data_dir: &Path, port: u16) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("serve")
+        .env("SWITCHBOARD_DATA_DIR", data_dir)
+        .env("SWITCHBOARD_LISTEN", format!("127.0.0.1:{port}"))
+        .env_remove("DATABASE_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the switchboard binary starts")
+}
+
+/// Polls until `condition` holds; the deadline only bounds a hang, it asserts no speed.
+async fn wait_for(what: &str, mut condition: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_mins(2);
+    while !condition().await {
+        assert!(Instant::now() < deadline, "gave up waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn postmaster_pid(cluster_dir: &Path) -> Pid {
+    let contents = std::fs::read_to_string(cluster_dir.join("postmaster.pid")).expect("postmaster.pid");
+    Pid::from_raw(contents.lines().next().unwrap().trim().parse().unwrap())
+}
+
+fn is_running(pid: Pid) -> bool {
+    // A zombie still answers signals; /proc tells whether it is really gone or only unreaped.
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| !stat.contains(") Z "))
+}
+
+async fn run_until_ready_then(signal: Signal) {
+    let data_dir = test_data_dir().join("service");
+    let cluster_dir = Layout::for_data_dir(&data_dir).unwrap().cluster_dir;
+    let port = free_port();
+    let mut service = start_service(&data_dir, port);
+    let client = reqwest::Client::new();
+    let ready_url = format!("http://127.0.0.1:{port}/readyz");
+    wait_for("/readyz", async || client.get(&ready_url).send().await.is_ok_and(|response| response.status() == 200))
+        .await;
+    let postgres = postmaster_pid(&cluster_dir);
+    assert!(is_running(postgres));
+
+    kill(Pid::from_raw(i32::try_from(service.id()).unwrap()), signal).unwrap();
+    let status = tokio::task::spawn_blocking(move || service.wait()).await.unwrap().unwrap();
+    if signal == Signal::SIGTERM {
+        assert!(status.success(), "a polite stop exits cleanly: {status}");
+    }
+    wait_for("PostgreSQL to stop", async || !is_running(postgres)).await;
+}
+
+// Both cases share one data directory, so they run one after the other in one test.
+#[tokio::test]
+async fn the_service_becomes_ready_and_leaves_no_postgres_behind_when_stopped_or_killed() {
+    run_until_ready_then(Signal::SIGTERM).await;
+    run_until_ready_then(Signal::SIGKILL).await;
+}
