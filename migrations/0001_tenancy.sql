@@ -68,7 +68,7 @@ CREATE POLICY api_key_lookup ON api_keys FOR SELECT
 
 CREATE TABLE tenant_configs (
     tenant_id                uuid PRIMARY KEY REFERENCES tenants (id) ON DELETE CASCADE,
-    default_provider         text NOT NULL DEFAULT 'offline',
+    default_provider         text NOT NULL DEFAULT 'local',
     default_model            text NOT NULL DEFAULT 'switchboard-extractive',
     active_policy_profile_id uuid,
     monthly_budget_usd       numeric(14, 6) CHECK (monthly_budget_usd >= 0),

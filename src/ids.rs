@@ -49,3 +49,13 @@ impl TenantId {
     /// The tenant that owns the shared documentation corpus, readable by every tenant.
     pub const SYSTEM: Self = Self(uuid::Uuid::nil());
 }
+define_id!(
+    /// A conversation (`chat_sessions`).
+    SessionId
+);
+define_id!(MessageId);
+define_id!(
+    /// One execution of the engine: a chat turn or an agent run.
+    RunId
+);
+define_id!(UsageRecordId);

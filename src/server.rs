@@ -2,6 +2,7 @@
 //! orderly shutdown on SIGINT or SIGTERM.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use secrecy::ExposeSecret as _;
 use sqlx::PgPool;
@@ -10,6 +11,8 @@ use sqlx::postgres::PgConnectOptions;
 use crate::auth::OperatorToken;
 use crate::config::Config;
 use crate::db::{self, embedded};
+use crate::engine::Engine;
+use crate::prompts::Prompts;
 
 /// The database the service runs on, and the embedded server when there is one.
 #[derive(Debug)]
@@ -52,9 +55,13 @@ impl Database {
 
 /// `switchboard serve`.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let prompts = Prompts::load()?;
+    tokio::task::spawn_blocking(crate::tokens::warm_up);
     let database = Database::open(&config).await?;
+    let engine = Engine::new(database.app.clone(), prompts);
     let state = crate::http::AppState {
         db: database.app.clone(),
+        engine: engine.clone(),
         operator_token: Arc::new(OperatorToken::new(&config.operator_token)),
     };
     let router = crate::http::router(state, config.max_body_bytes);
@@ -69,6 +76,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(%address, "Switchboard is listening: http://{address}/");
     let served = crate::http::serve(listener, router, shutdown_signal()).await;
     tracing::info!("shutting down");
+    engine.shutdown(Duration::from_secs(10)).await;
     database.close().await;
     served?;
     Ok(())

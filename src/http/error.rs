@@ -8,6 +8,9 @@ use serde_json::json;
 use super::request_id;
 use crate::api_keys::ApiKeyError;
 use crate::auth::AuthError;
+use crate::conversations::ConversationError;
+use crate::engine::EngineError;
+use crate::ids::RunId;
 use crate::tenants::TenantError;
 
 #[derive(Debug)]
@@ -43,6 +46,18 @@ impl ApiError {
     pub fn internal(error: &(dyn std::error::Error + 'static)) -> Self {
         tracing::error!(error = %error, source = ?error.source(), "internal error");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "an internal error occurred")
+    }
+
+    /// A run that failed, answered to a client that waited for it: upstream failures are 502 (504 for a
+    /// timeout), with the run's stable code; the run id tells where its events and messages are.
+    pub fn from_failed_run(code: &str, message: &str, run_id: RunId) -> Self {
+        let status = match code {
+            "upstream_timeout" => StatusCode::GATEWAY_TIMEOUT,
+            code if code.starts_with("upstream_") => StatusCode::BAD_GATEWAY,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let code = stable_code(code);
+        Self::new(status, code, format!("run {run_id} failed: {message}"))
     }
 
     /// The error a bare status would get, for responses made outside our handlers (405, 413, panics…).
@@ -122,5 +137,42 @@ impl From<TenantError> for ApiError {
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
         Self::internal(&error)
+    }
+}
+
+/// Run error codes are stored as text; the API's codes are static strings from this closed list.
+fn stable_code(code: &str) -> &'static str {
+    const CODES: &[&str] = &[
+        "upstream_timeout",
+        "upstream_rate_limited",
+        "upstream_auth_failed",
+        "upstream_bad_response",
+        "upstream_unavailable",
+        "upstream_invalid_request",
+        "upstream_unreachable",
+        "budget_exhausted",
+    ];
+    CODES.iter().find(|known| **known == code).copied().unwrap_or("internal_error")
+}
+
+impl From<ConversationError> for ApiError {
+    fn from(error: ConversationError) -> Self {
+        match error {
+            ConversationError::NotFound => Self::not_found("no such conversation"),
+            ConversationError::Invalid(message) => Self::invalid(message),
+            ConversationError::Database(error) => Self::internal(&error),
+        }
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(error: EngineError) -> Self {
+        match error {
+            EngineError::SessionNotFound => Self::not_found("no such conversation"),
+            EngineError::RunNotFound => Self::not_found("no such run"),
+            EngineError::RunEnded => Self::conflict("run_ended", "the run has already ended"),
+            EngineError::Invalid(message) => Self::invalid(message),
+            EngineError::Database(error) => Self::internal(&error),
+        }
     }
 }

@@ -3,11 +3,14 @@
 
 mod api_keys;
 mod audit;
+mod conversations;
 pub mod error;
 mod extract;
 mod health;
 mod json_errors;
 pub mod request_id;
+mod runs;
+mod sse;
 mod tenants;
 
 use std::sync::Arc;
@@ -17,6 +20,8 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
+
+use crate::engine::Engine;
 use sqlx::PgPool;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -26,10 +31,11 @@ use tower_http::trace::TraceLayer;
 use crate::auth::OperatorToken;
 use error::ApiError;
 
-/// What handlers share: the application-role pool and the operator token's digest.
+/// What handlers share: the application-role pool, the engine and the operator token's digest.
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub db: PgPool,
+    pub engine: Engine,
     pub operator_token: Arc<OperatorToken>,
 }
 
@@ -38,7 +44,13 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/tenants", post(tenants::create))
         .route("/api-keys", post(api_keys::create).get(api_keys::list))
         .route("/api-keys/{id}", delete(api_keys::revoke))
-        .route("/audit-events", get(audit::list));
+        .route("/audit-events", get(audit::list))
+        .route("/sessions", post(conversations::create).get(conversations::list))
+        .route("/sessions/{id}", get(conversations::get).patch(conversations::update).delete(conversations::delete))
+        .route("/sessions/{id}/messages", get(conversations::messages).post(conversations::post_message))
+        .route("/runs/{id}", get(runs::get))
+        .route("/runs/{id}/events", get(runs::events))
+        .route("/runs/{id}/cancel", post(runs::cancel));
 
     Router::new()
         .route("/healthz", get(health::healthz))

@@ -11,6 +11,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Connection as _, PgConnection, PgPool};
 use switchboard::auth::OperatorToken;
 use switchboard::db::{self, embedded};
+use switchboard::engine::Engine;
+use switchboard::prompts::Prompts;
 use tokio::sync::OnceCell;
 
 const TEMPLATE: &str = "switchboard_template";
@@ -78,8 +80,10 @@ impl TestApp {
         let owner = cluster.maintenance.clone().database(&name);
         let app_db = db::connect_app_pool(&owner, &cluster.app_password).await.expect("app pool");
         let owner_db = PgPoolOptions::new().max_connections(2).connect_with(owner).await.expect("owner pool");
+        let engine = Engine::new(app_db.clone(), Prompts::load().expect("prompts load"));
         let state = switchboard::http::AppState {
             db: app_db.clone(),
+            engine,
             operator_token: Arc::new(OperatorToken::new(&SecretString::from(OPERATOR_TOKEN))),
         };
         let router = switchboard::http::router(state, 64 * 1024);
@@ -143,4 +147,75 @@ pub async fn assert_error(response: reqwest::Response, status: u16, code: &str) 
     assert!(body["error"]["message"].as_str().is_some_and(|message| !message.is_empty()), "{body}");
     assert_eq!(body["error"]["request_id"], header_id.as_str(), "{body}");
     body
+}
+
+/// One Server-Sent Event as a client sees it.
+#[derive(Debug, Clone)]
+pub struct SseEvent {
+    pub id: String,
+    pub event: String,
+    pub data: Value,
+}
+
+/// Reads a whole SSE response (the stream must end by itself).
+pub async fn read_sse(response: reqwest::Response) -> Vec<SseEvent> {
+    use futures::StreamExt as _;
+    assert_eq!(response.status(), 200);
+    let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(content_type.starts_with("text/event-stream"), "{content_type}");
+    let mut events = Vec::new();
+    let mut stream = eventsource_stream::Eventsource::eventsource(response.bytes_stream());
+    while let Some(event) = stream.next().await {
+        events.push(to_sse_event(event.expect("well-formed SSE")));
+    }
+    events
+}
+
+pub fn to_sse_event(event: eventsource_stream::Event) -> SseEvent {
+    SseEvent { id: event.id, event: event.event, data: serde_json::from_str(&event.data).expect("JSON data") }
+}
+
+/// Checks what every run's stream must satisfy: numbered from `first_seq` without gaps, names matching
+/// data, run_id everywhere, exactly one terminal event, last.
+pub fn assert_well_formed(events: &[SseEvent], run_id: &str, first_seq: i64) {
+    assert!(!events.is_empty());
+    for (index, event) in events.iter().enumerate() {
+        let seq = first_seq + i64::try_from(index).unwrap();
+        assert_eq!(event.id, seq.to_string(), "{events:#?}");
+        assert_eq!(event.data["seq"], seq);
+        assert_eq!(event.data["run_id"], run_id);
+        assert_eq!(event.data["type"], event.event.as_str());
+    }
+    let terminal = |name: &str| matches!(name, "run.completed" | "run.failed" | "run.cancelled");
+    assert_eq!(events.iter().filter(|event| terminal(&event.event)).count(), 1, "{events:#?}");
+    assert!(terminal(&events.last().unwrap().event));
+}
+
+/// The text of the `message.delta` events, in order.
+pub fn streamed_text(events: &[SseEvent]) -> String {
+    events
+        .iter()
+        .filter(|event| event.event == "message.delta")
+        .map(|event| event.data["text"].as_str().unwrap())
+        .collect()
+}
+
+impl TestApp {
+    pub async fn create_session(&self, key: &str) -> String {
+        let response = self.post("/api/v1/sessions", key, &json!({})).send().await.unwrap();
+        assert_eq!(response.status(), 201);
+        let body: Value = response.json().await.unwrap();
+        body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Posts a message and reads the whole streamed turn.
+    pub async fn stream_turn(&self, key: &str, session_id: &str, content: &str) -> Vec<SseEvent> {
+        let response = self
+            .post(&format!("/api/v1/sessions/{session_id}/messages"), key, &json!({ "content": content }))
+            .header("accept", "text/event-stream")
+            .send()
+            .await
+            .unwrap();
+        read_sse(response).await
+    }
 }

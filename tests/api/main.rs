@@ -4,6 +4,7 @@ mod helpers;
 
 mod api_keys;
 mod audit;
+mod chat;
 mod errors;
 mod health;
 mod row_level_security;

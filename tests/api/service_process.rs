@@ -2,13 +2,13 @@
 //! whether it is stopped politely or killed.
 
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use switchboard::db::embedded::Layout;
+use switchboard::db::embedded::{self, Layout};
 
 use crate::helpers::test_data_dir;
 
@@ -17,13 +17,15 @@ fn free_port() -> u16 {
 }
 
 fn start_service(data_dir: &Path, port: u16) -> Child {
+    std::fs::create_dir_all(data_dir).unwrap();
+    let log = std::fs::File::create(data_dir.join("service.log")).unwrap();
     Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .arg("serve")
         .env("SWITCHBOARD_DATA_DIR", data_dir)
         .env("SWITCHBOARD_LISTEN", format!("127.0.0.1:{port}"))
         .env_remove("DATABASE_URL")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("the switchboard binary starts")
 }
@@ -47,15 +49,33 @@ fn is_running(pid: Pid) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| !stat.contains(") Z "))
 }
 
-async fn run_until_ready_then(signal: Signal) {
-    let data_dir = test_data_dir().join("service");
-    let cluster_dir = Layout::for_data_dir(&data_dir).unwrap().cluster_dir;
+/// A fresh data directory that shares the test binaries' PostgreSQL install (so no second pip install).
+fn fresh_data_dir() -> PathBuf {
+    let shared = Layout::for_data_dir(&test_data_dir()).unwrap();
+    embedded::ensure_installed(&shared).unwrap();
+    let data_dir = test_data_dir().join(format!("service-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let layout = Layout::for_data_dir(&data_dir).unwrap();
+    let _ = std::fs::remove_dir_all(&layout.cluster_dir);
+    let _ = std::fs::remove_file(&layout.install_dir);
+    std::os::unix::fs::symlink(&shared.install_dir, &layout.install_dir).unwrap();
+    data_dir
+}
+
+async fn run_until_ready_then(data_dir: &Path, signal: Signal) {
+    let cluster_dir = Layout::for_data_dir(data_dir).unwrap().cluster_dir;
     let port = free_port();
-    let mut service = start_service(&data_dir, port);
+    let mut service = start_service(data_dir, port);
     let client = reqwest::Client::new();
     let ready_url = format!("http://127.0.0.1:{port}/readyz");
-    wait_for("/readyz", async || client.get(&ready_url).send().await.is_ok_and(|response| response.status() == 200))
-        .await;
+    wait_for("/readyz", async || {
+        if let Some(status) = service.try_wait().unwrap() {
+            let log = std::fs::read_to_string(data_dir.join("service.log")).unwrap_or_default();
+            panic!("the service exited before it was ready ({status}):\n{log}");
+        }
+        client.get(&ready_url).send().await.is_ok_and(|response| response.status() == 200)
+    })
+    .await;
     let postgres = postmaster_pid(&cluster_dir);
     assert!(is_running(postgres));
 
@@ -67,9 +87,14 @@ async fn run_until_ready_then(signal: Signal) {
     wait_for("PostgreSQL to stop", async || !is_running(postgres)).await;
 }
 
-// Both cases share one data directory, so they run one after the other in one test.
+// The first start creates the cluster, the second reuses it; the cluster is stopped politely once and
+// by the kernel once.
 #[tokio::test]
 async fn the_service_becomes_ready_and_leaves_no_postgres_behind_when_stopped_or_killed() {
-    run_until_ready_then(Signal::SIGTERM).await;
-    run_until_ready_then(Signal::SIGKILL).await;
+    let data_dir = fresh_data_dir();
+    run_until_ready_then(&data_dir, Signal::SIGTERM).await;
+    run_until_ready_then(&data_dir, Signal::SIGKILL).await;
+    let server_dir = Layout::for_data_dir(&data_dir).unwrap().cluster_dir.parent().unwrap().to_path_buf();
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let _ = std::fs::remove_dir_all(server_dir);
 }

@@ -1,0 +1,241 @@
+//! Conversations (`chat_sessions`) and their messages. The engine appends messages; people list, rename,
+//! archive and delete conversations.
+
+pub mod store;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use sqlx::PgPool;
+
+use crate::auth::TenantContext;
+use crate::db;
+use crate::ids::{ApiKeyId, MessageId, RunId, SessionId};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConversationError {
+    #[error("no such conversation")]
+    NotFound,
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum SessionType {
+    Chat,
+    Workspace,
+    Onboarding,
+    Integration,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Session {
+    pub id: SessionId,
+    pub session_type: SessionType,
+    pub workspace_id: Option<uuid::Uuid>,
+    pub title: Option<String>,
+    pub archived: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+    Tool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum MessageStatus {
+    Complete,
+    /// Cut short by a failure or a cancellation; the content is what was produced before.
+    Incomplete,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Message {
+    pub id: MessageId,
+    pub session_id: SessionId,
+    pub run_id: Option<RunId>,
+    pub role: Role,
+    pub content: String,
+    pub status: MessageStatus,
+    pub tool_calls: sqlx::types::Json<serde_json::Value>,
+    pub citations: sqlx::types::Json<serde_json::Value>,
+    pub input_tokens: Option<i32>,
+    pub output_tokens: Option<i32>,
+    pub total_tokens: Option<i32>,
+    pub model_used: Option<String>,
+    pub provider_used: Option<String>,
+    pub is_byok: Option<bool>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A validated new conversation.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub session_type: SessionType,
+    pub workspace_id: Option<uuid::Uuid>,
+    pub title: Option<String>,
+}
+
+impl NewSession {
+    pub fn parse(
+        session_type: Option<SessionType>,
+        workspace_id: Option<uuid::Uuid>,
+        title: Option<String>,
+    ) -> Result<Self, ConversationError> {
+        let session_type = session_type.unwrap_or(SessionType::Chat);
+        if session_type == SessionType::Workspace && workspace_id.is_none() {
+            return Err(ConversationError::Invalid("a workspace conversation needs a workspace_id".to_owned()));
+        }
+        Ok(Self { session_type, workspace_id, title: title.map(|title| parse_title(&title)).transpose()? })
+    }
+}
+
+/// Filters for listing conversations; unset means any.
+#[derive(Debug, Clone, Default)]
+pub struct SessionFilter {
+    pub session_type: Option<SessionType>,
+    pub workspace_id: Option<uuid::Uuid>,
+    pub archived: Option<bool>,
+    pub limit: i64,
+    /// Only conversations updated before this one (keyset paging).
+    pub before: Option<SessionId>,
+}
+
+/// A change to a conversation: a new title, archiving or un-archiving.
+#[derive(Debug, Clone, Default)]
+pub struct SessionPatch {
+    pub title: Option<String>,
+    pub archived: Option<bool>,
+}
+
+impl SessionPatch {
+    pub fn parse(title: Option<String>, archived: Option<bool>) -> Result<Self, ConversationError> {
+        if title.is_none() && archived.is_none() {
+            return Err(ConversationError::Invalid("nothing to change: give title or archived".to_owned()));
+        }
+        Ok(Self { title: title.map(|title| parse_title(&title)).transpose()?, archived })
+    }
+}
+
+fn parse_title(title: &str) -> Result<String, ConversationError> {
+    let title = title.trim();
+    if title.is_empty() || title.chars().count() > 200 {
+        return Err(ConversationError::Invalid("title must be 1 to 200 characters".to_owned()));
+    }
+    Ok(title.to_owned())
+}
+
+pub async fn create(
+    pool: &PgPool,
+    context: &TenantContext,
+    new_session: &NewSession,
+) -> Result<Session, ConversationError> {
+    let api_key_id: Option<ApiKeyId> = match context.actor() {
+        crate::auth::Actor::ApiKey(id) => Some(id),
+        crate::auth::Actor::Operator => None,
+    };
+    let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
+    let session = store::insert_session(&mut transaction, context.tenant_id(), new_session, api_key_id).await?;
+    transaction.commit().await?;
+    Ok(session)
+}
+
+pub async fn list(
+    pool: &PgPool,
+    context: &TenantContext,
+    filter: &SessionFilter,
+) -> Result<Vec<Session>, ConversationError> {
+    let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
+    let sessions = store::list_sessions(&mut transaction, filter).await?;
+    transaction.commit().await?;
+    Ok(sessions)
+}
+
+pub async fn get(pool: &PgPool, context: &TenantContext, id: SessionId) -> Result<Session, ConversationError> {
+    let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
+    let session = store::get_session(&mut transaction, id).await?.ok_or(ConversationError::NotFound)?;
+    transaction.commit().await?;
+    Ok(session)
+}
+
+pub async fn update(
+    pool: &PgPool,
+    context: &TenantContext,
+    id: SessionId,
+    patch: &SessionPatch,
+) -> Result<Session, ConversationError> {
+    let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
+    let session = store::update_session(&mut transaction, id, patch).await?.ok_or(ConversationError::NotFound)?;
+    transaction.commit().await?;
+    Ok(session)
+}
+
+/// Deletes a conversation with its messages, runs and events; usage records stay for accounting.
+pub async fn delete(pool: &PgPool, context: &TenantContext, id: SessionId) -> Result<(), ConversationError> {
+    let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
+    if !store::delete_session(&mut transaction, id).await? {
+        return Err(ConversationError::NotFound);
+    }
+    transaction.commit().await?;
+    Ok(())
+}
+
+pub async fn messages(
+    pool: &PgPool,
+    context: &TenantContext,
+    id: SessionId,
+) -> Result<Vec<Message>, ConversationError> {
+    let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
+    store::get_session(&mut transaction, id).await?.ok_or(ConversationError::NotFound)?;
+    let messages = store::list_messages(&mut transaction, id).await?;
+    transaction.commit().await?;
+    Ok(messages)
+}
+
+/// The title a conversation gets from its first message: its first line, cut at a word near 60 characters.
+pub fn title_from_message(content: &str) -> String {
+    const LIMIT: usize = 60;
+    let first_line = content.trim().lines().next().unwrap_or_default().trim();
+    if first_line.chars().count() <= LIMIT {
+        return first_line.to_owned();
+    }
+    let cut: String = first_line.chars().take(LIMIT).collect();
+    let at_word = cut.rfind(char::is_whitespace).filter(|&index| index > LIMIT / 2).map_or(cut.as_str(), |i| &cut[..i]);
+    format!("{}…", at_word.trim_end())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles_come_from_the_first_line_cut_at_a_word() {
+        assert_eq!(title_from_message("  How do I rotate keys?\nMore detail"), "How do I rotate keys?");
+        let long = "Please explain in detail how the retrieval pipeline ranks chunks for tiny tenants";
+        let title = title_from_message(long);
+        assert!(title.ends_with('…') && title.chars().count() <= 61, "{title}");
+        assert!(long.starts_with(title.trim_end_matches('…')));
+        assert_eq!(title_from_message(&"é".repeat(100)).chars().count(), 61);
+    }
+
+    #[test]
+    fn workspace_conversations_need_a_workspace() {
+        assert!(NewSession::parse(Some(SessionType::Workspace), None, None).is_err());
+        assert!(NewSession::parse(None, None, Some("  ".to_owned())).is_err());
+        assert!(SessionPatch::parse(None, None).is_err());
+        assert_eq!(NewSession::parse(None, None, None).unwrap().session_type, SessionType::Chat);
+    }
+}

@@ -1,0 +1,186 @@
+//! SQL for conversations and messages; every function runs inside a tenant-bound transaction.
+
+use sqlx::{PgConnection, Postgres, QueryBuilder};
+
+use super::{Message, MessageStatus, NewSession, Role, Session, SessionFilter, SessionPatch};
+use crate::ids::{ApiKeyId, MessageId, RunId, SessionId, TenantId};
+
+const SESSION_COLUMNS: &str = "id, session_type, workspace_id, title, archived, created_at, updated_at";
+const MESSAGE_COLUMNS: &str = "id, session_id, run_id, role, content, status, tool_calls, citations, input_tokens, \
+     output_tokens, total_tokens, model_used, provider_used, is_byok, created_at";
+
+pub async fn insert_session(
+    connection: &mut PgConnection,
+    tenant_id: TenantId,
+    new_session: &NewSession,
+    api_key_id: Option<ApiKeyId>,
+) -> Result<Session, sqlx::Error> {
+    let mut query = QueryBuilder::<Postgres>::new(
+        "INSERT INTO chat_sessions (id, tenant_id, session_type, workspace_id, title, api_key_id) VALUES (",
+    );
+    query
+        .push_bind(SessionId::new())
+        .push(", ")
+        .push_bind(tenant_id)
+        .push(", ")
+        .push_bind(new_session.session_type)
+        .push(", ")
+        .push_bind(new_session.workspace_id)
+        .push(", ")
+        .push_bind(&new_session.title)
+        .push(", ")
+        .push_bind(api_key_id)
+        .push(") RETURNING ")
+        .push(SESSION_COLUMNS);
+    query.build_query_as().fetch_one(connection).await
+}
+
+pub async fn list_sessions(connection: &mut PgConnection, filter: &SessionFilter) -> Result<Vec<Session>, sqlx::Error> {
+    let mut query = QueryBuilder::<Postgres>::new("SELECT ");
+    query.push(SESSION_COLUMNS).push(" FROM chat_sessions WHERE true");
+    if let Some(session_type) = filter.session_type {
+        query.push(" AND session_type = ").push_bind(session_type);
+    }
+    if let Some(workspace_id) = filter.workspace_id {
+        query.push(" AND workspace_id = ").push_bind(workspace_id);
+    }
+    if let Some(archived) = filter.archived {
+        query.push(" AND archived = ").push_bind(archived);
+    }
+    if let Some(before) = filter.before {
+        query
+            .push(" AND (updated_at, id) < (SELECT updated_at, id FROM chat_sessions WHERE id = ")
+            .push_bind(before)
+            .push(")");
+    }
+    query.push(" ORDER BY updated_at DESC, id DESC LIMIT ").push_bind(filter.limit);
+    query.build_query_as().fetch_all(connection).await
+}
+
+pub async fn get_session(connection: &mut PgConnection, id: SessionId) -> Result<Option<Session>, sqlx::Error> {
+    let mut query = QueryBuilder::<Postgres>::new("SELECT ");
+    query.push(SESSION_COLUMNS).push(" FROM chat_sessions WHERE id = ").push_bind(id);
+    query.build_query_as().fetch_optional(connection).await
+}
+
+pub async fn update_session(
+    connection: &mut PgConnection,
+    id: SessionId,
+    patch: &SessionPatch,
+) -> Result<Option<Session>, sqlx::Error> {
+    let mut query = QueryBuilder::<Postgres>::new("UPDATE chat_sessions SET updated_at = now()");
+    if let Some(title) = &patch.title {
+        query.push(", title = ").push_bind(title);
+    }
+    if let Some(archived) = patch.archived {
+        query.push(", archived = ").push_bind(archived);
+    }
+    query.push(" WHERE id = ").push_bind(id).push(" RETURNING ").push(SESSION_COLUMNS);
+    query.build_query_as().fetch_optional(connection).await
+}
+
+pub async fn delete_session(connection: &mut PgConnection, id: SessionId) -> Result<bool, sqlx::Error> {
+    let deleted = sqlx::query("DELETE FROM chat_sessions WHERE id = $1").bind(id).execute(connection).await?;
+    Ok(deleted.rows_affected() == 1)
+}
+
+/// Gives an untitled conversation a title and marks it as just updated.
+pub async fn touch_session(
+    connection: &mut PgConnection,
+    id: SessionId,
+    title_if_untitled: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE chat_sessions SET updated_at = now(), title = coalesce(title, $2) WHERE id = $1")
+        .bind(id)
+        .bind(title_if_untitled)
+        .execute(connection)
+        .await?;
+    Ok(())
+}
+
+pub async fn list_messages(connection: &mut PgConnection, session_id: SessionId) -> Result<Vec<Message>, sqlx::Error> {
+    let mut query = QueryBuilder::<Postgres>::new("SELECT ");
+    query
+        .push(MESSAGE_COLUMNS)
+        .push(" FROM chat_messages WHERE session_id = ")
+        .push_bind(session_id)
+        .push(" ORDER BY created_at, id");
+    query.build_query_as().fetch_all(connection).await
+}
+
+pub async fn get_message(connection: &mut PgConnection, id: MessageId) -> Result<Option<Message>, sqlx::Error> {
+    let mut query = QueryBuilder::<Postgres>::new("SELECT ");
+    query.push(MESSAGE_COLUMNS).push(" FROM chat_messages WHERE id = ").push_bind(id);
+    query.build_query_as().fetch_optional(connection).await
+}
+
+/// A message as the engine records it.
+#[derive(Debug, Clone)]
+pub struct NewMessage<'a> {
+    pub session_id: SessionId,
+    pub run_id: Option<RunId>,
+    pub role: Role,
+    pub content: &'a str,
+    pub status: MessageStatus,
+    pub input_tokens: Option<i32>,
+    pub output_tokens: Option<i32>,
+    pub model_used: Option<&'a str>,
+    pub provider_used: Option<&'a str>,
+    pub is_byok: Option<bool>,
+}
+
+impl<'a> NewMessage<'a> {
+    pub fn user(session_id: SessionId, run_id: RunId, content: &'a str) -> Self {
+        Self {
+            session_id,
+            run_id: Some(run_id),
+            role: Role::User,
+            content,
+            status: MessageStatus::Complete,
+            input_tokens: None,
+            output_tokens: None,
+            model_used: None,
+            provider_used: None,
+            is_byok: None,
+        }
+    }
+}
+
+pub async fn insert_message(
+    connection: &mut PgConnection,
+    tenant_id: TenantId,
+    message: &NewMessage<'_>,
+) -> Result<Message, sqlx::Error> {
+    insert_message_with_id(connection, tenant_id, MessageId::new(), message).await
+}
+
+/// Inserts a message whose id was chosen beforehand (the engine names it in events first).
+pub async fn insert_message_with_id(
+    connection: &mut PgConnection,
+    tenant_id: TenantId,
+    id: MessageId,
+    message: &NewMessage<'_>,
+) -> Result<Message, sqlx::Error> {
+    let total_tokens = message.input_tokens.zip(message.output_tokens).map(|(input, output)| input + output);
+    let mut query = QueryBuilder::<Postgres>::new(
+        "INSERT INTO chat_messages (id, tenant_id, session_id, run_id, role, content, status, input_tokens, \
+         output_tokens, total_tokens, model_used, provider_used, is_byok) ",
+    );
+    query.push_values([message], |mut row, message| {
+        row.push_bind(id)
+            .push_bind(tenant_id)
+            .push_bind(message.session_id)
+            .push_bind(message.run_id)
+            .push_bind(message.role)
+            .push_bind(message.content)
+            .push_bind(message.status)
+            .push_bind(message.input_tokens)
+            .push_bind(message.output_tokens)
+            .push_bind(total_tokens)
+            .push_bind(message.model_used)
+            .push_bind(message.provider_used)
+            .push_bind(message.is_byok);
+    });
+    query.push(" RETURNING ").push(MESSAGE_COLUMNS);
+    query.build_query_as().fetch_one(connection).await
+}

@@ -1,0 +1,98 @@
+//! A run's events as the turn produces them: numbered, published at once to followers in memory, and
+//! written to `run_events` in batches (a write per token would make the database the bottleneck). The
+//! terminal events are written in the same transaction as the run's outcome, before anyone sees them.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sqlx::{PgConnection, PgPool};
+
+use super::events::{EventKind, RunEvent};
+use super::hub::LiveRun;
+use crate::db;
+use crate::ids::{RunId, TenantId};
+use crate::runs;
+
+const FLUSH_EVERY_EVENTS: usize = 64;
+const FLUSH_EVERY: Duration = Duration::from_millis(200);
+
+pub struct EventLog {
+    run_id: RunId,
+    tenant_id: TenantId,
+    live: Arc<LiveRun>,
+    db: PgPool,
+    next_seq: i64,
+    pending: Vec<RunEvent>,
+    last_flush: Instant,
+}
+
+impl EventLog {
+    pub fn new(run_id: RunId, tenant_id: TenantId, live: Arc<LiveRun>, db: PgPool, next_seq: i64) -> Self {
+        Self { run_id, tenant_id, live, db, next_seq, pending: Vec::new(), last_flush: Instant::now() }
+    }
+
+    fn number(&mut self, kind: EventKind) -> RunEvent {
+        let event = RunEvent { run_id: self.run_id, seq: self.next_seq, kind };
+        self.next_seq += 1;
+        event
+    }
+
+    /// Publishes a non-terminal event now and persists it with the next batch.
+    pub async fn emit(&mut self, kind: EventKind) {
+        debug_assert!(!kind.is_terminal());
+        let event = self.number(kind);
+        self.live.publish(event.clone());
+        self.pending.push(event);
+        if self.pending.len() >= FLUSH_EVERY_EVENTS || self.last_flush.elapsed() >= FLUSH_EVERY {
+            self.flush().await;
+        }
+    }
+
+    /// Writes the pending events; on failure they stay pending for the next attempt.
+    pub async fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let written = async {
+            let mut transaction = db::begin_tenant(&self.db, self.tenant_id).await?;
+            runs::store::insert_events(&mut transaction, self.tenant_id, &self.pending).await?;
+            transaction.commit().await
+        }
+        .await;
+        match written {
+            Ok(()) => {
+                self.pending.clear();
+                self.last_flush = Instant::now();
+            }
+            Err(error) => tracing::warn!(run_id = %self.run_id, %error, "could not persist run events yet"),
+        }
+    }
+
+    /// Writes the pending events and the closing ones inside the caller's transaction; returns the closing
+    /// events, to publish once that transaction has committed.
+    pub async fn write_closing(
+        &mut self,
+        transaction: &mut PgConnection,
+        closing: Vec<EventKind>,
+    ) -> Result<Vec<RunEvent>, sqlx::Error> {
+        let closing: Vec<RunEvent> = closing.into_iter().map(|kind| self.number(kind)).collect();
+        runs::store::insert_events(&mut *transaction, self.tenant_id, &self.pending).await?;
+        runs::store::insert_events(&mut *transaction, self.tenant_id, &closing).await?;
+        Ok(closing)
+    }
+
+    /// After the closing transaction committed.
+    pub fn publish_closing(&mut self, closing: Vec<RunEvent>) {
+        self.pending.clear();
+        for event in closing {
+            self.live.publish(event);
+        }
+    }
+
+    /// When the closing transaction failed: followers must still see the run end.
+    pub fn publish_failure_in_memory(&mut self, code: &str, message: &str) {
+        let event =
+            self.number(EventKind::RunFailed { code: code.to_owned(), message: message.to_owned(), message_id: None });
+        self.live.publish(event);
+    }
+}

@@ -1,0 +1,69 @@
+//! The engine's closed set of events. The same values are streamed over SSE, persisted in `run_events`
+//! and asserted in tests. Retrieval and tool-call events join this enum with their issues.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{MessageId, RunId, SessionId};
+
+/// One event of a run, numbered from 1 in the order it happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunEvent {
+    pub run_id: RunId,
+    pub seq: i64,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum EventKind {
+    #[serde(rename = "run.started")]
+    RunStarted { session_id: Option<SessionId>, provider: String, model: String },
+    #[serde(rename = "message.delta")]
+    MessageDelta { text: String },
+    #[serde(rename = "usage")]
+    Usage { input_tokens: u32, output_tokens: u32, total_tokens: u32, estimated: bool },
+    #[serde(rename = "run.completed")]
+    RunCompleted { message_id: MessageId },
+    #[serde(rename = "run.failed")]
+    RunFailed { code: String, message: String, message_id: Option<MessageId> },
+    #[serde(rename = "run.cancelled")]
+    RunCancelled { message_id: Option<MessageId> },
+}
+
+impl EventKind {
+    /// The SSE `event:` name, also stored as `run_events.event_type`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::RunStarted { .. } => "run.started",
+            Self::MessageDelta { .. } => "message.delta",
+            Self::Usage { .. } => "usage",
+            Self::RunCompleted { .. } => "run.completed",
+            Self::RunFailed { .. } => "run.failed",
+            Self::RunCancelled { .. } => "run.cancelled",
+        }
+    }
+
+    /// A terminal event ends the run's stream.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, Self::RunCompleted { .. } | Self::RunFailed { .. } | Self::RunCancelled { .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_serialise_with_their_wire_name_run_id_and_seq() {
+        let event = RunEvent { run_id: RunId::new(), seq: 7, kind: EventKind::MessageDelta { text: "Hi".into() } };
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(json["type"], "message.delta");
+        assert_eq!(json["seq"], 7);
+        assert_eq!(json["text"], "Hi");
+        assert_eq!(json["run_id"], event.run_id.to_string());
+        assert_eq!(serde_json::from_value::<RunEvent>(json).unwrap(), event);
+        assert_eq!(event.kind.name(), "message.delta");
+        assert!(!event.kind.is_terminal());
+    }
+}

@@ -1,0 +1,82 @@
+//! Following a run's events from a sequence number: from memory while this process runs it, else from
+//! `run_events` (polled while another process may still be writing it). Every event after `after` is
+//! delivered once, in order, and the stream ends after the terminal event.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::stream::{self, BoxStream, StreamExt as _};
+use sqlx::PgPool;
+
+use super::events::RunEvent;
+use super::hub::LiveRun;
+use crate::db;
+use crate::ids::{RunId, TenantId};
+use crate::runs;
+
+const POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+pub type EventStream = BoxStream<'static, RunEvent>;
+
+pub fn live(run: Arc<LiveRun>, after: i64) -> EventStream {
+    let published = run.subscribe();
+    stream::unfold(Some((run, published, after)), |state| async move {
+        let (run, mut published, after) = state?;
+        loop {
+            // Mark the current count as seen *before* reading, so a publish in between wakes us.
+            published.borrow_and_update();
+            let batch = run.events_after(after);
+            if let Some(last) = batch.last() {
+                let next = (!last.kind.is_terminal()).then_some((Arc::clone(&run), published, last.seq));
+                return Some((stream::iter(batch), next));
+            }
+            if published.changed().await.is_err() {
+                return None;
+            }
+        }
+    })
+    .flatten()
+    .boxed()
+}
+
+pub fn stored(db: PgPool, tenant_id: TenantId, run_id: RunId, after: i64) -> EventStream {
+    stream::unfold(Some(after), move |state| {
+        let db = db.clone();
+        async move {
+            let mut after = state?;
+            let mut first = true;
+            loop {
+                if !first {
+                    tokio::time::sleep(POLL_INTERVAL).await;
+                }
+                first = false;
+                let Ok((batch, run_ended)) = read(&db, tenant_id, run_id, after).await else {
+                    continue;
+                };
+                let ends_here = batch.last().is_some_and(|event| event.kind.is_terminal());
+                if let Some(last) = batch.last() {
+                    after = last.seq;
+                    return Some((stream::iter(batch), (!ends_here && !run_ended).then_some(after)));
+                }
+                if run_ended {
+                    return None;
+                }
+            }
+        }
+    })
+    .flatten()
+    .boxed()
+}
+
+async fn read(
+    db: &PgPool,
+    tenant_id: TenantId,
+    run_id: RunId,
+    after: i64,
+) -> Result<(Vec<RunEvent>, bool), sqlx::Error> {
+    let mut transaction = db::begin_tenant(db, tenant_id).await?;
+    let events = runs::store::events_after(&mut transaction, run_id, after).await?;
+    let ended = runs::store::get(&mut transaction, run_id).await?.is_none_or(|run| run.status.is_terminal());
+    transaction.commit().await?;
+    Ok((events, ended))
+}

@@ -1,0 +1,80 @@
+//! Runs being executed by this process: their events so far (in memory, so followers never wait on the
+//! database) and their cancellation switch. A run leaves the hub once its terminal event is persisted;
+//! from then on followers read `run_events`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::events::RunEvent;
+use crate::ids::{RunId, TenantId};
+
+#[derive(Debug)]
+pub struct LiveRun {
+    pub tenant_id: TenantId,
+    events: Mutex<Vec<RunEvent>>,
+    /// The number of events published; followers wait for it to change.
+    published: watch::Sender<usize>,
+    pub cancel: CancellationToken,
+}
+
+impl LiveRun {
+    fn new(tenant_id: TenantId) -> Self {
+        Self {
+            tenant_id,
+            events: Mutex::new(Vec::new()),
+            published: watch::Sender::new(0),
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    pub fn publish(&self, event: RunEvent) {
+        let count = {
+            let mut events = self.events.lock().unwrap_or_else(PoisonError::into_inner);
+            events.push(event);
+            events.len()
+        };
+        self.published.send_replace(count);
+    }
+
+    /// Events with `seq > after`.
+    pub fn events_after(&self, after: i64) -> Vec<RunEvent> {
+        let events = self.events.lock().unwrap_or_else(PoisonError::into_inner);
+        events.iter().filter(|event| event.seq > after).cloned().collect()
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<usize> {
+        self.published.subscribe()
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Hub {
+    runs: Mutex<HashMap<RunId, Arc<LiveRun>>>,
+}
+
+impl Hub {
+    pub fn register(&self, run_id: RunId, tenant_id: TenantId) -> Arc<LiveRun> {
+        let live = Arc::new(LiveRun::new(tenant_id));
+        self.runs.lock().unwrap_or_else(PoisonError::into_inner).insert(run_id, Arc::clone(&live));
+        live
+    }
+
+    /// The live run, if this process is executing it for this tenant.
+    pub fn get(&self, run_id: RunId, tenant_id: TenantId) -> Option<Arc<LiveRun>> {
+        let runs = self.runs.lock().unwrap_or_else(PoisonError::into_inner);
+        runs.get(&run_id).filter(|live| live.tenant_id == tenant_id).cloned()
+    }
+
+    pub fn remove(&self, run_id: RunId) {
+        self.runs.lock().unwrap_or_else(PoisonError::into_inner).remove(&run_id);
+    }
+
+    pub fn cancel_all(&self) {
+        for live in self.runs.lock().unwrap_or_else(PoisonError::into_inner).values() {
+            live.cancel.cancel();
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! The orchestration engine: accepts a turn, runs it in the background, and lets any door follow, wait
+//! for or cancel it. It knows nothing of HTTP; every door drives it through this API.
+
+pub mod event_log;
+pub mod events;
+mod follow;
+mod history;
+pub mod hub;
+mod turn;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use sqlx::PgPool;
+use tokio_util::task::TaskTracker;
+
+pub use follow::EventStream;
+
+use crate::auth::{Actor, TenantContext};
+use crate::conversations::store::NewMessage;
+use crate::conversations::{self, Message};
+use crate::db;
+use crate::ids::{MessageId, RunId, SessionId};
+use crate::prompts::Prompts;
+use crate::providers::{Provider, local};
+use crate::runs::store::{NewRun, RunOutcome};
+use crate::runs::{self, Run, RunKind, RunStatus};
+use event_log::EventLog;
+use events::{EventKind, RunEvent};
+use hub::Hub;
+
+const MAX_MESSAGE_CHARS: usize = 100_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("no such conversation")]
+    SessionNotFound,
+    #[error("no such run")]
+    RunNotFound,
+    #[error("the run has already ended")]
+    RunEnded,
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// A validated user message for a turn.
+#[derive(Debug, Clone)]
+pub struct TurnRequest {
+    pub content: String,
+    pub model: Option<String>,
+}
+
+impl TurnRequest {
+    pub fn parse(content: String, model: Option<String>) -> Result<Self, EngineError> {
+        if content.trim().is_empty() {
+            return Err(EngineError::Invalid("content must not be empty".to_owned()));
+        }
+        if content.chars().count() > MAX_MESSAGE_CHARS {
+            return Err(EngineError::Invalid(format!("content must be at most {MAX_MESSAGE_CHARS} characters")));
+        }
+        if model.as_deref().is_some_and(|model| model.trim().is_empty() || model.len() > 200) {
+            return Err(EngineError::Invalid("model must be 1 to 200 characters".to_owned()));
+        }
+        Ok(Self { content, model })
+    }
+}
+
+/// A turn that was accepted: its user message is recorded and its run is under way.
+#[derive(Debug, Clone)]
+pub struct StartedTurn {
+    pub run: Run,
+    pub user_message: Message,
+}
+
+/// A finished turn: the run and the assistant's message (absent when nothing was produced).
+#[derive(Debug, Clone)]
+pub struct TurnOutcome {
+    pub run: Run,
+    pub message: Option<Message>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    db: PgPool,
+    hub: Hub,
+    tasks: TaskTracker,
+    prompts: Prompts,
+}
+
+#[derive(Debug, Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl Engine {
+    pub fn new(db: PgPool, prompts: Prompts) -> Self {
+        Self { inner: Arc::new(Inner { db, hub: Hub::default(), tasks: TaskTracker::new(), prompts }) }
+    }
+
+    /// Records the user's message and a new run, then runs the turn in the background. The message is
+    /// committed before any model is called, so no failure can lose it.
+    pub async fn start_turn(
+        &self,
+        context: &TenantContext,
+        session_id: SessionId,
+        request: TurnRequest,
+    ) -> Result<StartedTurn, EngineError> {
+        let tenant_id = context.tenant_id();
+        let provider = Provider::Local(local::LocalAnswerer);
+        let model = local::MODEL_NAME.to_owned();
+        let run_id = RunId::new();
+        let accepted_at = Instant::now();
+
+        let mut transaction = db::begin_tenant(&self.inner.db, tenant_id).await?;
+        conversations::store::get_session(&mut transaction, session_id).await?.ok_or(EngineError::SessionNotFound)?;
+        let run = runs::store::insert(
+            &mut transaction,
+            tenant_id,
+            &NewRun {
+                id: run_id,
+                session_id: Some(session_id),
+                kind: RunKind::Chat,
+                provider: provider.name(),
+                model: &model,
+                is_byok: provider.is_byok(),
+                trace_id: context.request_id(),
+            },
+        )
+        .await?;
+        let user_message = conversations::store::insert_message(
+            &mut transaction,
+            tenant_id,
+            &NewMessage::user(session_id, run_id, &request.content),
+        )
+        .await?;
+        conversations::store::touch_session(
+            &mut transaction,
+            session_id,
+            &conversations::title_from_message(&request.content),
+        )
+        .await?;
+        let started = RunEvent {
+            run_id,
+            seq: 1,
+            kind: EventKind::RunStarted {
+                session_id: Some(session_id),
+                provider: provider.name().to_owned(),
+                model: model.clone(),
+            },
+        };
+        runs::store::insert_events(&mut transaction, tenant_id, std::slice::from_ref(&started)).await?;
+        transaction.commit().await?;
+
+        let live = self.inner.hub.register(run_id, tenant_id);
+        live.publish(started);
+        let log = EventLog::new(run_id, tenant_id, live, self.inner.db.clone(), 2);
+        let api_key_id = match context.actor() {
+            Actor::ApiKey(id) => Some(id),
+            Actor::Operator => None,
+        };
+        let plan = turn::TurnPlan { run_id, tenant_id, session_id, api_key_id, provider, model, accepted_at };
+        self.inner.tasks.spawn(turn::execute(Arc::clone(&self.inner), plan, log));
+        Ok(StartedTurn { run, user_message })
+    }
+
+    /// The run's events after `after`, then its live events until it ends.
+    pub async fn follow(&self, context: &TenantContext, run_id: RunId, after: i64) -> Result<EventStream, EngineError> {
+        let tenant_id = context.tenant_id();
+        if let Some(live) = self.inner.hub.get(run_id, tenant_id) {
+            return Ok(follow::live(live, after));
+        }
+        self.run(context, run_id).await?;
+        Ok(follow::stored(self.inner.db.clone(), tenant_id, run_id, after))
+    }
+
+    /// Waits for the run to end and returns it with its answer.
+    pub async fn wait(&self, context: &TenantContext, run_id: RunId) -> Result<TurnOutcome, EngineError> {
+        let mut events = self.follow(context, run_id, 0).await?;
+        let mut message_id = None;
+        while let Some(event) = events.next().await {
+            match event.kind {
+                EventKind::RunCompleted { message_id: id } => message_id = Some(id),
+                EventKind::RunFailed { message_id: id, .. } | EventKind::RunCancelled { message_id: id } => {
+                    message_id = id;
+                }
+                _ => {}
+            }
+        }
+        let mut transaction = db::begin_tenant(&self.inner.db, context.tenant_id()).await?;
+        let run = runs::store::get(&mut transaction, run_id).await?.ok_or(EngineError::RunNotFound)?;
+        let message = match message_id {
+            Some(id) => conversations::store::get_message(&mut transaction, id).await?,
+            None => None,
+        };
+        transaction.commit().await?;
+        Ok(TurnOutcome { run, message })
+    }
+
+    pub async fn run(&self, context: &TenantContext, run_id: RunId) -> Result<Run, EngineError> {
+        let mut transaction = db::begin_tenant(&self.inner.db, context.tenant_id()).await?;
+        let run = runs::store::get(&mut transaction, run_id).await?.ok_or(EngineError::RunNotFound)?;
+        transaction.commit().await?;
+        Ok(run)
+    }
+
+    /// Stops a run and waits until its cancellation is recorded. A run this process is not executing
+    /// (its process died) is closed as cancelled directly.
+    pub async fn cancel(&self, context: &TenantContext, run_id: RunId) -> Result<TurnOutcome, EngineError> {
+        if let Some(live) = self.inner.hub.get(run_id, context.tenant_id()) {
+            live.cancel.cancel();
+            return self.wait(context, run_id).await;
+        }
+        let run = self.run(context, run_id).await?;
+        if run.status.is_terminal() {
+            return Err(EngineError::RunEnded);
+        }
+        self.close_orphan(context, &run).await?;
+        self.wait(context, run_id).await
+    }
+
+    async fn close_orphan(&self, context: &TenantContext, run: &Run) -> Result<(), EngineError> {
+        let mut transaction = db::begin_tenant(&self.inner.db, context.tenant_id()).await?;
+        let seq = runs::store::last_seq(&mut transaction, run.id).await? + 1;
+        let closed = runs::store::finish(
+            &mut transaction,
+            run.id,
+            &RunOutcome {
+                status: RunStatus::Cancelled,
+                error: None,
+                provider: run.provider.as_deref().unwrap_or_default(),
+                model: run.model.as_deref().unwrap_or_default(),
+                first_token_ms: run.first_token_ms,
+                latency_ms: run.latency_ms.unwrap_or_default(),
+            },
+        )
+        .await?;
+        if closed {
+            let event =
+                RunEvent { run_id: run.id, seq, kind: EventKind::RunCancelled { message_id: None::<MessageId> } };
+            runs::store::insert_events(&mut transaction, context.tenant_id(), &[event]).await?;
+        }
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    /// Lets running turns finish for up to `grace`, then cancels the rest and waits for them to record it.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.inner.tasks.close();
+        if tokio::time::timeout(grace, self.inner.tasks.wait()).await.is_err() {
+            tracing::warn!("cancelling the turns still running at shutdown");
+            self.inner.hub.cancel_all();
+            self.inner.tasks.wait().await;
+        }
+    }
+}

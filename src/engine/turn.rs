@@ -1,0 +1,264 @@
+//! One chat turn, after it has been accepted: build the request, stream the model, record the outcome.
+//! The turn runs in its own task, independent of any connection; only cancellation or its own end stop it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use futures::StreamExt as _;
+
+use super::Inner;
+use super::event_log::EventLog;
+use super::events::EventKind;
+use super::history;
+use crate::conversations::store::NewMessage;
+use crate::conversations::{self, MessageStatus, Role};
+use crate::db;
+use crate::ids::{ApiKeyId, MessageId, RunId, SessionId, TenantId};
+use crate::prompts::SystemPromptContext;
+use crate::providers::{self, ChatChunk, ChatMessage, ChatRequest, ChatRole, Provider, ProviderError};
+use crate::runs::RunStatus;
+use crate::runs::store::RunOutcome;
+use crate::usage::{self, TokenSource, UsageEntry};
+
+/// The longest wait for the next piece of a streamed answer.
+const CHUNK_TIMEOUT: Duration = Duration::from_mins(2);
+const RESERVED_OUTPUT_TOKENS: u32 = 1024;
+
+/// Everything decided when the turn was accepted.
+#[derive(Debug, Clone)]
+pub struct TurnPlan {
+    pub run_id: RunId,
+    pub tenant_id: TenantId,
+    pub session_id: SessionId,
+    pub api_key_id: Option<ApiKeyId>,
+    pub provider: Provider,
+    pub model: String,
+    pub accepted_at: Instant,
+}
+
+/// What the model produced so far; survives a cancellation or failure mid-stream.
+#[derive(Debug, Default)]
+struct Answer {
+    text: String,
+    first_token_at: Option<Instant>,
+    reported_usage: Option<(u32, u32)>,
+    estimated_input_tokens: u32,
+}
+
+enum Ending {
+    Completed,
+    Failed { code: String, message: String },
+    Cancelled,
+}
+
+pub async fn execute(inner: Arc<Inner>, plan: TurnPlan, mut log: EventLog) {
+    let live = inner.hub.get(plan.run_id, plan.tenant_id).expect("a turn runs only while registered");
+    let mut answer = Answer::default();
+    let ending = tokio::select! {
+        biased;
+        () = live.cancel.cancelled() => Ending::Cancelled,
+        result = stream_answer(&inner, &plan, &mut log, &mut answer) => match result {
+            Ok(()) => Ending::Completed,
+            Err(TurnFailure::Provider(error)) => Ending::Failed { code: error.code().to_owned(), message: error.message },
+            Err(TurnFailure::Internal(error)) => {
+                tracing::error!(run_id = %plan.run_id, %error, "turn failed");
+                Ending::Failed { code: "internal_error".to_owned(), message: "an internal error occurred".to_owned() }
+            }
+        },
+    };
+    if let Err(error) = record(&inner, &plan, &mut log, &answer, &ending).await {
+        tracing::error!(run_id = %plan.run_id, %error, "could not record the end of a run");
+        log.publish_failure_in_memory("internal_error", "the run's outcome could not be recorded");
+    }
+    inner.hub.remove(plan.run_id);
+}
+
+#[derive(Debug, thiserror::Error)]
+enum TurnFailure {
+    #[error(transparent)]
+    Provider(ProviderError),
+    #[error(transparent)]
+    Internal(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl From<sqlx::Error> for TurnFailure {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Internal(Box::new(error))
+    }
+}
+
+async fn stream_answer(
+    inner: &Inner,
+    plan: &TurnPlan,
+    log: &mut EventLog,
+    answer: &mut Answer,
+) -> Result<(), TurnFailure> {
+    let request = build_request(inner, plan).await?;
+    answer.estimated_input_tokens =
+        u32::try_from(history::estimate_input_tokens(&request.system, &request.messages)).unwrap_or(u32::MAX);
+    let mut chunks = plan.provider.stream(&request).await.map_err(TurnFailure::Provider)?;
+    loop {
+        let next = tokio::time::timeout(CHUNK_TIMEOUT, chunks.next()).await.map_err(|_| {
+            TurnFailure::Provider(ProviderError::new(
+                providers::ProviderErrorKind::Timeout,
+                format!("the model sent nothing for {} s", CHUNK_TIMEOUT.as_secs()),
+            ))
+        })?;
+        match next {
+            None => break,
+            Some(Err(error)) => return Err(TurnFailure::Provider(error)),
+            Some(Ok(ChatChunk::Text(text))) => {
+                if text.is_empty() {
+                    continue;
+                }
+                answer.first_token_at.get_or_insert_with(Instant::now);
+                answer.text.push_str(&text);
+                log.emit(EventKind::MessageDelta { text }).await;
+            }
+            Some(Ok(ChatChunk::Usage { input_tokens, output_tokens })) => {
+                answer.reported_usage = Some((input_tokens, output_tokens));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn build_request(inner: &Inner, plan: &TurnPlan) -> Result<ChatRequest, TurnFailure> {
+    let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
+    let tenant_name: String = sqlx::query_scalar("SELECT name FROM tenants WHERE id = $1")
+        .bind(plan.tenant_id)
+        .fetch_one(&mut *transaction)
+        .await?;
+    let stored = conversations::store::list_messages(&mut transaction, plan.session_id).await?;
+    transaction.commit().await?;
+
+    let system = inner
+        .prompts
+        .system_prompt(&SystemPromptContext {
+            tenant_name,
+            today: Utc::now().format("%Y-%m-%d").to_string(),
+            business_context: None,
+            citations: Vec::new(),
+        })
+        .map_err(|error| TurnFailure::Internal(Box::new(error)))?;
+    let messages: Vec<ChatMessage> = stored
+        .into_iter()
+        .filter(|message| !message.content.is_empty())
+        .filter_map(|message| match message.role {
+            Role::User => Some(ChatMessage { role: ChatRole::User, content: message.content }),
+            Role::Assistant => Some(ChatMessage { role: ChatRole::Assistant, content: message.content }),
+            Role::System | Role::Tool => None,
+        })
+        .collect();
+    let window = providers::context_window(&plan.model);
+    let messages = history::fit_to_window(&system, messages, window, RESERVED_OUTPUT_TOKENS as usize);
+    Ok(ChatRequest { model: plan.model.clone(), system, messages, max_output_tokens: RESERVED_OUTPUT_TOKENS })
+}
+
+/// Records the outcome in one transaction: the answer as far as it got, the usage, the closing events and
+/// the run's status. Followers see the closing events only after that commit.
+async fn record(
+    inner: &Inner,
+    plan: &TurnPlan,
+    log: &mut EventLog,
+    answer: &Answer,
+    ending: &Ending,
+) -> Result<(), sqlx::Error> {
+    let (input_tokens, output_tokens, source) = match answer.reported_usage {
+        Some((input, output)) => (input, output, TokenSource::Provider),
+        None => {
+            let output = u32::try_from(crate::tokens::count(&answer.text)).unwrap_or(u32::MAX);
+            let input = if answer.estimated_input_tokens > 0 && (output > 0 || matches!(ending, Ending::Completed)) {
+                answer.estimated_input_tokens
+            } else {
+                0
+            };
+            (input, output, TokenSource::Estimated)
+        }
+    };
+    let keep_message = matches!(ending, Ending::Completed) || !answer.text.is_empty();
+    let message_id = keep_message.then(MessageId::new);
+    let provider = plan.provider.name();
+    let tokens_i32 = |tokens: u32| i32::try_from(tokens).unwrap_or(i32::MAX);
+
+    let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
+    if let Some(message_id) = message_id {
+        let status =
+            if matches!(ending, Ending::Completed) { MessageStatus::Complete } else { MessageStatus::Incomplete };
+        conversations::store::insert_message_with_id(
+            &mut transaction,
+            plan.tenant_id,
+            message_id,
+            &NewMessage {
+                session_id: plan.session_id,
+                run_id: Some(plan.run_id),
+                role: Role::Assistant,
+                content: &answer.text,
+                status,
+                input_tokens: Some(tokens_i32(input_tokens)),
+                output_tokens: Some(tokens_i32(output_tokens)),
+                model_used: Some(&plan.model),
+                provider_used: Some(provider),
+                is_byok: Some(plan.provider.is_byok()),
+            },
+        )
+        .await?;
+    }
+    let mut closing = Vec::new();
+    if input_tokens > 0 || output_tokens > 0 {
+        usage::record(
+            &mut transaction,
+            plan.tenant_id,
+            &UsageEntry {
+                run_id: plan.run_id,
+                api_key_id: plan.api_key_id,
+                provider,
+                model: &plan.model,
+                input_tokens,
+                output_tokens,
+                source,
+                is_byok: plan.provider.is_byok(),
+            },
+        )
+        .await?;
+        closing.push(EventKind::Usage {
+            input_tokens,
+            output_tokens,
+            total_tokens: input_tokens.saturating_add(output_tokens),
+            estimated: source == TokenSource::Estimated,
+        });
+    }
+    let (status, error) = match ending {
+        Ending::Completed => {
+            closing.push(EventKind::RunCompleted { message_id: message_id.expect("a completed run keeps its answer") });
+            (RunStatus::Succeeded, None)
+        }
+        Ending::Failed { code, message } => {
+            closing.push(EventKind::RunFailed { code: code.clone(), message: message.clone(), message_id });
+            (RunStatus::Failed, Some((code.as_str(), message.as_str())))
+        }
+        Ending::Cancelled => {
+            closing.push(EventKind::RunCancelled { message_id });
+            (RunStatus::Cancelled, None)
+        }
+    };
+    let closing = log.write_closing(&mut transaction, closing).await?;
+    let millis = |since: Instant| i32::try_from(since.duration_since(plan.accepted_at).as_millis()).unwrap_or(i32::MAX);
+    crate::runs::store::finish(
+        &mut transaction,
+        plan.run_id,
+        &RunOutcome {
+            status,
+            error,
+            provider,
+            model: &plan.model,
+            first_token_ms: answer.first_token_at.map(millis),
+            latency_ms: millis(Instant::now()),
+        },
+    )
+    .await?;
+    transaction.commit().await?;
+    log.publish_closing(closing);
+    Ok(())
+}

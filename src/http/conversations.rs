@@ -1,0 +1,150 @@
+//! `/api/v1/sessions` (chat): conversations, their messages, and posting a message (a turn), streamed
+//! as SSE when the client accepts `text/event-stream`.
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse as _, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::{Json, Path, Tenant};
+use super::sse;
+use crate::api_keys::Scope;
+use crate::conversations::{self, NewSession, SessionFilter, SessionPatch, SessionType};
+use crate::engine::TurnRequest;
+use crate::ids::SessionId;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSession {
+    session_type: Option<SessionType>,
+    workspace_id: Option<uuid::Uuid>,
+    title: Option<String>,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Tenant(context): Tenant,
+    Json(body): Json<CreateSession>,
+) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
+    context.require(Scope::Chat)?;
+    let new_session = NewSession::parse(body.session_type, body.workspace_id, body.title)?;
+    let session = conversations::create(&state.db, &context, &new_session).await?;
+    Ok((StatusCode::CREATED, axum::Json(json!(session))))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    session_type: Option<SessionType>,
+    workspace_id: Option<uuid::Uuid>,
+    archived: Option<bool>,
+    limit: Option<i64>,
+    before: Option<uuid::Uuid>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Tenant(context): Tenant,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<axum::Json<Value>, ApiError> {
+    context.require(Scope::Chat)?;
+    let Query(query) = query.map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))?;
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::invalid("limit must be between 1 and 200"));
+    }
+    let filter = SessionFilter {
+        session_type: query.session_type,
+        workspace_id: query.workspace_id,
+        archived: query.archived,
+        limit,
+        before: query.before.map(SessionId),
+    };
+    let sessions = conversations::list(&state.db, &context, &filter).await?;
+    let next_before = (sessions.len() == usize::try_from(limit).unwrap_or(usize::MAX))
+        .then(|| sessions.last().map(|session| session.id))
+        .flatten();
+    Ok(axum::Json(json!({ "sessions": sessions, "next_before": next_before })))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Tenant(context): Tenant,
+    Path(id): Path<uuid::Uuid>,
+) -> Result<axum::Json<Value>, ApiError> {
+    context.require(Scope::Chat)?;
+    Ok(axum::Json(json!(conversations::get(&state.db, &context, SessionId(id)).await?)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateSession {
+    title: Option<String>,
+    archived: Option<bool>,
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    Tenant(context): Tenant,
+    Path(id): Path<uuid::Uuid>,
+    Json(body): Json<UpdateSession>,
+) -> Result<axum::Json<Value>, ApiError> {
+    context.require(Scope::Chat)?;
+    let patch = SessionPatch::parse(body.title, body.archived)?;
+    Ok(axum::Json(json!(conversations::update(&state.db, &context, SessionId(id), &patch).await?)))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Tenant(context): Tenant,
+    Path(id): Path<uuid::Uuid>,
+) -> Result<StatusCode, ApiError> {
+    context.require(Scope::Chat)?;
+    conversations::delete(&state.db, &context, SessionId(id)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn messages(
+    State(state): State<AppState>,
+    Tenant(context): Tenant,
+    Path(id): Path<uuid::Uuid>,
+) -> Result<axum::Json<Value>, ApiError> {
+    context.require(Scope::Chat)?;
+    let messages = conversations::messages(&state.db, &context, SessionId(id)).await?;
+    Ok(axum::Json(json!({ "messages": messages })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostMessage {
+    content: String,
+    model: Option<String>,
+}
+
+pub async fn post_message(
+    State(state): State<AppState>,
+    Tenant(context): Tenant,
+    Path(id): Path<uuid::Uuid>,
+    headers: HeaderMap,
+    Json(body): Json<PostMessage>,
+) -> Result<Response, ApiError> {
+    context.require(Scope::Chat)?;
+    let request = TurnRequest::parse(body.content, body.model)?;
+    let started = state.engine.start_turn(&context, SessionId(id), request).await?;
+    if sse::wants_event_stream(&headers) {
+        let events = state.engine.follow(&context, started.run.id, 0).await?;
+        return Ok(sse::stream(events).into_response());
+    }
+    let outcome = state.engine.wait(&context, started.run.id).await?;
+    if let Some(code) = outcome.run.error_code.as_deref() {
+        return Err(ApiError::from_failed_run(
+            code,
+            outcome.run.error_message.as_deref().unwrap_or_default(),
+            outcome.run.id,
+        ));
+    }
+    let body = json!({ "message": outcome.message, "user_message": started.user_message, "run": outcome.run });
+    Ok(axum::Json(body).into_response())
+}

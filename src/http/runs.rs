@@ -1,0 +1,64 @@
+//! `/api/v1/runs/{id}` (chat or runs): a run's state, its events as resumable SSE, and cancellation.
+
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse as _, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::{Path, Tenant};
+use super::sse;
+use crate::api_keys::Scope;
+use crate::auth::TenantContext;
+use crate::ids::RunId;
+
+fn require_chat_or_runs(context: &TenantContext) -> Result<(), ApiError> {
+    context.require(Scope::Chat).or_else(|_| context.require(Scope::Runs)).map_err(ApiError::from)
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Tenant(context): Tenant,
+    Path(id): Path<uuid::Uuid>,
+) -> Result<axum::Json<Value>, ApiError> {
+    require_chat_or_runs(&context)?;
+    Ok(axum::Json(json!(state.engine.run(&context, RunId(id)).await?)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EventsQuery {
+    /// For clients that cannot set `Last-Event-ID` (a browser's first `EventSource` connection).
+    after: Option<i64>,
+}
+
+pub async fn events(
+    State(state): State<AppState>,
+    Tenant(context): Tenant,
+    Path(id): Path<uuid::Uuid>,
+    headers: HeaderMap,
+    query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    require_chat_or_runs(&context)?;
+    let Query(query) = query.map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))?;
+    let after = match sse::last_event_id(&headers) {
+        Some(Ok(seq)) => seq,
+        Some(Err(())) => {
+            return Err(ApiError::bad_request("invalid_last_event_id", "Last-Event-ID must be a sequence number"));
+        }
+        None => query.after.unwrap_or(0),
+    };
+    let events = state.engine.follow(&context, RunId(id), after).await?;
+    Ok(sse::stream(events).into_response())
+}
+
+pub async fn cancel(
+    State(state): State<AppState>,
+    Tenant(context): Tenant,
+    Path(id): Path<uuid::Uuid>,
+) -> Result<axum::Json<Value>, ApiError> {
+    require_chat_or_runs(&context)?;
+    let outcome = state.engine.cancel(&context, RunId(id)).await?;
+    Ok(axum::Json(json!({ "run": outcome.run, "message": outcome.message })))
+}

@@ -1,0 +1,53 @@
+//! Runs: one execution of the engine (a chat turn, later an agent run), its status, and its ordered
+//! events in `run_events`.
+
+pub mod store;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{RunId, SessionId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum RunKind {
+    Chat,
+    Agent,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum RunStatus {
+    Queued,
+    Running,
+    AwaitingApproval,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl RunStatus {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Run {
+    pub id: RunId,
+    pub session_id: Option<SessionId>,
+    pub kind: RunKind,
+    pub status: RunStatus,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub is_byok: bool,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub trace_id: Option<String>,
+    pub first_token_ms: Option<i32>,
+    pub latency_ms: Option<i32>,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}

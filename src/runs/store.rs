@@ -1,0 +1,126 @@
+//! SQL for runs and their events; every function runs inside a tenant-bound transaction.
+
+use sqlx::{PgConnection, Postgres, QueryBuilder};
+
+use super::{Run, RunKind, RunStatus};
+use crate::engine::events::{EventKind, RunEvent};
+use crate::ids::{RunId, SessionId, TenantId};
+
+const RUN_COLUMNS: &str = "id, session_id, kind, status, provider, model, is_byok, error_code, error_message, \
+     trace_id, first_token_ms, latency_ms, created_at, finished_at";
+
+#[derive(Debug, Clone)]
+pub struct NewRun<'a> {
+    pub id: RunId,
+    pub session_id: Option<SessionId>,
+    pub kind: RunKind,
+    pub provider: &'a str,
+    pub model: &'a str,
+    pub is_byok: bool,
+    pub trace_id: Option<&'a str>,
+}
+
+pub async fn insert(connection: &mut PgConnection, tenant_id: TenantId, run: &NewRun<'_>) -> Result<Run, sqlx::Error> {
+    let mut query = QueryBuilder::<Postgres>::new(
+        "INSERT INTO runs (id, tenant_id, session_id, kind, status, provider, model, is_byok, trace_id) ",
+    );
+    query.push_values([run], |mut row, run| {
+        row.push_bind(run.id)
+            .push_bind(tenant_id)
+            .push_bind(run.session_id)
+            .push_bind(run.kind)
+            .push_bind(RunStatus::Running)
+            .push_bind(run.provider)
+            .push_bind(run.model)
+            .push_bind(run.is_byok)
+            .push_bind(run.trace_id);
+    });
+    query.push(" RETURNING ").push(RUN_COLUMNS);
+    query.build_query_as().fetch_one(connection).await
+}
+
+pub async fn get(connection: &mut PgConnection, id: RunId) -> Result<Option<Run>, sqlx::Error> {
+    let mut query = QueryBuilder::<Postgres>::new("SELECT ");
+    query.push(RUN_COLUMNS).push(" FROM runs WHERE id = ").push_bind(id);
+    query.build_query_as().fetch_optional(connection).await
+}
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub struct RunOutcome<'a> {
+    pub status: RunStatus,
+    pub error: Option<(&'a str, &'a str)>,
+    pub provider: &'a str,
+    pub model: &'a str,
+    pub first_token_ms: Option<i32>,
+    pub latency_ms: i32,
+}
+
+/// Records the end of a run, once: a run already ended is left as it is (returns false).
+pub async fn finish(connection: &mut PgConnection, id: RunId, outcome: &RunOutcome<'_>) -> Result<bool, sqlx::Error> {
+    let updated = sqlx::query(
+        "UPDATE runs SET status = $2, error_code = $3, error_message = $4, provider = $5, model = $6, \
+         first_token_ms = $7, latency_ms = $8, finished_at = now() \
+         WHERE id = $1 AND status NOT IN ('succeeded', 'failed', 'cancelled')",
+    )
+    .bind(id)
+    .bind(outcome.status)
+    .bind(outcome.error.map(|(code, _)| code))
+    .bind(outcome.error.map(|(_, message)| message))
+    .bind(outcome.provider)
+    .bind(outcome.model)
+    .bind(outcome.first_token_ms)
+    .bind(outcome.latency_ms)
+    .execute(connection)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
+pub async fn insert_events(
+    connection: &mut PgConnection,
+    tenant_id: TenantId,
+    events: &[RunEvent],
+) -> Result<(), sqlx::Error> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut query = QueryBuilder::<Postgres>::new("INSERT INTO run_events (tenant_id, run_id, seq, event_type, data) ");
+    query.push_values(events, |mut row, event| {
+        row.push_bind(tenant_id)
+            .push_bind(event.run_id)
+            .push_bind(event.seq)
+            .push_bind(event.kind.name())
+            .push_bind(sqlx::types::Json(&event.kind));
+    });
+    query.build().execute(connection).await?;
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    run_id: RunId,
+    seq: i64,
+    data: sqlx::types::Json<EventKind>,
+}
+
+pub async fn events_after(
+    connection: &mut PgConnection,
+    run_id: RunId,
+    after: i64,
+) -> Result<Vec<RunEvent>, sqlx::Error> {
+    let rows: Vec<EventRow> =
+        sqlx::query_as("SELECT run_id, seq, data FROM run_events WHERE run_id = $1 AND seq > $2 ORDER BY seq")
+            .bind(run_id)
+            .bind(after)
+            .fetch_all(connection)
+            .await?;
+    Ok(rows.into_iter().map(|row| RunEvent { run_id: row.run_id, seq: row.seq, kind: row.data.0 }).collect())
+}
+
+/// The next sequence number for a run whose events are only in the database.
+pub async fn last_seq(connection: &mut PgConnection, run_id: RunId) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM run_events WHERE run_id = $1")
+        .bind(run_id)
+        .fetch_one(connection)
+        .await
+}
