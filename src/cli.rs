@@ -1,4 +1,4 @@
-//! The command line: `serve` (the default), `migrate`.
+//! The command line: `serve` (the default), `migrate`, `rotate-master-key`.
 
 use clap::{Parser, Subcommand};
 
@@ -17,6 +17,9 @@ enum Command {
     Serve,
     /// Prepare the database (roles, extension, migrations) and exit.
     Migrate,
+    /// Re-seal every stored secret with SWITCHBOARD_MASTER_KEY; previous keys go in
+    /// SWITCHBOARD_PREVIOUS_MASTER_KEYS (comma-separated) until this has run.
+    RotateMasterKey,
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -27,6 +30,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => crate::server::serve(config).await,
             Command::Migrate => crate::server::migrate(config).await,
+            Command::RotateMasterKey => crate::server::rotate_master_key(config).await,
         }
     })
 }

@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 use rand::RngCore as _;
 use secrecy::{ExposeSecret as _, SecretString};
 
+use crate::providers::ProviderKind;
+use crate::providers::credentials::{PlatformCredentials, PlatformProviders};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{name} is not valid: {reason}")]
@@ -27,6 +30,10 @@ pub struct Config {
     pub operator_token: SecretString,
     /// Encrypts tenants' provider keys at rest and derives the application role's database password.
     pub master_key: SecretString,
+    /// Earlier master keys, still accepted for opening secrets until `rotate-master-key` re-seals them.
+    pub previous_master_keys: Vec<SecretString>,
+    /// The platform's own provider keys, used when a tenant has none.
+    pub platform_providers: PlatformProviders,
     /// Hosts or CIDRs that tenant-supplied URLs may reach although they are loopback or private.
     pub outbound_allow: Vec<String>,
     /// The largest request body accepted, in bytes.
@@ -73,9 +80,12 @@ impl Config {
             database_url: env("DATABASE_URL").map(SecretString::from),
             operator_token,
             master_key,
-            outbound_allow: env("SWITCHBOARD_OUTBOUND_ALLOW")
-                .map(|list| list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
-                .unwrap_or_default(),
+            previous_master_keys: list("SWITCHBOARD_PREVIOUS_MASTER_KEYS")
+                .into_iter()
+                .map(SecretString::from)
+                .collect(),
+            platform_providers: platform_providers(),
+            outbound_allow: list("SWITCHBOARD_OUTBOUND_ALLOW"),
             max_body_bytes,
         })
     }
@@ -93,6 +103,27 @@ impl Config {
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|value| !value.trim().is_empty())
+}
+
+fn list(name: &str) -> Vec<String> {
+    env(name)
+        .map(|list| list.split(',').map(str::trim).filter(|entry| !entry.is_empty()).map(String::from).collect())
+        .unwrap_or_default()
+}
+
+/// `OPENAI_API_KEY`, `ANTHROPIC_API_KEY`, `GEMINI_API_KEY`, each with an optional `*_BASE_URL`.
+fn platform_providers() -> PlatformProviders {
+    let mut providers = PlatformProviders::new();
+    for (kind, prefix) in
+        [(ProviderKind::OpenAi, "OPENAI"), (ProviderKind::Anthropic, "ANTHROPIC"), (ProviderKind::Gemini, "GEMINI")]
+    {
+        let Some(api_key) = env(&format!("{prefix}_API_KEY")) else { continue };
+        let base_url = env(&format!("{prefix}_BASE_URL"))
+            .or_else(|| kind.default_base_url().map(str::to_owned))
+            .expect("the hosted providers have a default base URL");
+        providers.insert(kind, PlatformCredentials { api_key: SecretString::from(api_key), base_url });
+    }
+    providers
 }
 
 /// Reads a secret from `path`, or generates 32 random bytes, stores them hex-encoded (mode 600) and logs

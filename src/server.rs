@@ -10,9 +10,12 @@ use sqlx::postgres::PgConnectOptions;
 
 use crate::auth::OperatorToken;
 use crate::config::Config;
+use crate::crypto::MasterKeys;
 use crate::db::{self, embedded};
-use crate::engine::Engine;
+use crate::engine::{Engine, ProviderSetup};
+use crate::outbound::OutboundPolicy;
 use crate::prompts::Prompts;
+use crate::providers::http::{HttpClient, UpstreamSettings};
 
 /// The database the service runs on, and the embedded server when there is one.
 #[derive(Debug)]
@@ -58,11 +61,19 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let prompts = Prompts::load()?;
     tokio::task::spawn_blocking(crate::tokens::warm_up);
     let database = Database::open(&config).await?;
-    let engine = Engine::new(database.app.clone(), prompts);
+    let keys = Arc::new(MasterKeys::new(&config.master_key, &config.previous_master_keys));
+    let providers = ProviderSetup {
+        http: HttpClient::new(UpstreamSettings::default()),
+        platform: config.platform_providers.clone(),
+        keys: Arc::clone(&keys),
+    };
+    let engine = Engine::new(database.app.clone(), prompts, providers);
     let state = crate::http::AppState {
         db: database.app.clone(),
         engine: engine.clone(),
         operator_token: Arc::new(OperatorToken::new(&config.operator_token)),
+        keys,
+        outbound: OutboundPolicy::new(&config.outbound_allow),
     };
     let router = crate::http::router(state, config.max_body_bytes);
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
@@ -87,6 +98,20 @@ pub async fn migrate(config: Config) -> anyhow::Result<()> {
     let database = Database::open(&config).await?;
     tracing::info!("the database is migrated");
     database.close().await;
+    Ok(())
+}
+
+/// `switchboard rotate-master-key`: re-seals every stored secret under the current master key.
+pub async fn rotate_master_key(config: Config) -> anyhow::Result<()> {
+    let database = Database::open(&config).await?;
+    let keys = MasterKeys::new(&config.master_key, &config.previous_master_keys);
+    let rotated = crate::providers::credentials::rotate(&database.app, &keys).await;
+    database.close().await;
+    tracing::info!(
+        rotated = rotated?,
+        key_id = keys.current_id(),
+        "stored secrets are sealed with the current master key"
+    );
     Ok(())
 }
 

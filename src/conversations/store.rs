@@ -127,6 +127,7 @@ pub struct NewMessage<'a> {
     pub model_used: Option<&'a str>,
     pub provider_used: Option<&'a str>,
     pub is_byok: Option<bool>,
+    pub tool_calls: Option<serde_json::Value>,
 }
 
 impl<'a> NewMessage<'a> {
@@ -142,6 +143,7 @@ impl<'a> NewMessage<'a> {
             model_used: None,
             provider_used: None,
             is_byok: None,
+            tool_calls: None,
         }
     }
 }
@@ -164,7 +166,7 @@ pub async fn insert_message_with_id(
     let total_tokens = message.input_tokens.zip(message.output_tokens).map(|(input, output)| input + output);
     let mut query = QueryBuilder::<Postgres>::new(
         "INSERT INTO chat_messages (id, tenant_id, session_id, run_id, role, content, status, input_tokens, \
-         output_tokens, total_tokens, model_used, provider_used, is_byok) ",
+         output_tokens, total_tokens, model_used, provider_used, is_byok, tool_calls) ",
     );
     query.push_values([message], |mut row, message| {
         row.push_bind(id)
@@ -179,7 +181,8 @@ pub async fn insert_message_with_id(
             .push_bind(total_tokens)
             .push_bind(message.model_used)
             .push_bind(message.provider_used)
-            .push_bind(message.is_byok);
+            .push_bind(message.is_byok)
+            .push_bind(sqlx::types::Json(message.tool_calls.clone().unwrap_or_else(|| serde_json::json!([]))));
     });
     query.push(" RETURNING ").push(MESSAGE_COLUMNS);
     query.build_query_as().fetch_one(connection).await

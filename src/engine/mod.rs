@@ -6,6 +6,7 @@ pub mod events;
 mod follow;
 mod history;
 pub mod hub;
+mod resolve;
 mod turn;
 
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use sqlx::PgPool;
 use tokio_util::task::TaskTracker;
 
 pub use follow::EventStream;
+pub use resolve::ProviderSetup;
 
 use crate::auth::{Actor, TenantContext};
 use crate::conversations::store::NewMessage;
@@ -23,7 +25,6 @@ use crate::conversations::{self, Message};
 use crate::db;
 use crate::ids::{MessageId, RunId, SessionId};
 use crate::prompts::Prompts;
-use crate::providers::{Provider, local};
 use crate::runs::store::{NewRun, RunOutcome};
 use crate::runs::{self, Run, RunKind, RunStatus};
 use event_log::EventLog;
@@ -88,6 +89,7 @@ struct Inner {
     hub: Hub,
     tasks: TaskTracker,
     prompts: Prompts,
+    providers: ProviderSetup,
 }
 
 #[derive(Debug, Clone)]
@@ -96,8 +98,9 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(db: PgPool, prompts: Prompts) -> Self {
-        Self { inner: Arc::new(Inner { db, hub: Hub::default(), tasks: TaskTracker::new(), prompts }) }
+    pub fn new(db: PgPool, prompts: Prompts, providers: ProviderSetup) -> Self {
+        let inner = Inner { db, hub: Hub::default(), tasks: TaskTracker::new(), prompts, providers };
+        Self { inner: Arc::new(inner) }
     }
 
     /// Records the user's message and a new run, then runs the turn in the background. The message is
@@ -109,13 +112,13 @@ impl Engine {
         request: TurnRequest,
     ) -> Result<StartedTurn, EngineError> {
         let tenant_id = context.tenant_id();
-        let provider = Provider::Local(local::LocalAnswerer);
-        let model = local::MODEL_NAME.to_owned();
         let run_id = RunId::new();
         let accepted_at = Instant::now();
 
         let mut transaction = db::begin_tenant(&self.inner.db, tenant_id).await?;
         conversations::store::get_session(&mut transaction, session_id).await?.ok_or(EngineError::SessionNotFound)?;
+        let resolved =
+            resolve::resolve(&mut transaction, &self.inner.providers, tenant_id, request.model.as_deref()).await?;
         let run = runs::store::insert(
             &mut transaction,
             tenant_id,
@@ -123,9 +126,9 @@ impl Engine {
                 id: run_id,
                 session_id: Some(session_id),
                 kind: RunKind::Chat,
-                provider: provider.name(),
-                model: &model,
-                is_byok: provider.is_byok(),
+                provider: resolved.provider_name,
+                model: &resolved.model,
+                is_byok: resolved.is_byok,
                 trace_id: context.request_id(),
             },
         )
@@ -147,8 +150,8 @@ impl Engine {
             seq: 1,
             kind: EventKind::RunStarted {
                 session_id: Some(session_id),
-                provider: provider.name().to_owned(),
-                model: model.clone(),
+                provider: resolved.provider_name.to_owned(),
+                model: resolved.model.clone(),
             },
         };
         runs::store::insert_events(&mut transaction, tenant_id, std::slice::from_ref(&started)).await?;
@@ -161,7 +164,18 @@ impl Engine {
             Actor::ApiKey(id) => Some(id),
             Actor::Operator => None,
         };
-        let plan = turn::TurnPlan { run_id, tenant_id, session_id, api_key_id, provider, model, accepted_at };
+        let plan = turn::TurnPlan {
+            run_id,
+            tenant_id,
+            session_id,
+            api_key_id,
+            provider: resolved.provider,
+            provider_name: resolved.provider_name,
+            is_byok: resolved.is_byok,
+            model: resolved.model,
+            fallback_model: resolved.fallback_model,
+            accepted_at,
+        };
         self.inner.tasks.spawn(turn::execute(Arc::clone(&self.inner), plan, log));
         Ok(StartedTurn { run, user_message })
     }

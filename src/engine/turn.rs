@@ -16,7 +16,9 @@ use crate::conversations::{self, MessageStatus, Role};
 use crate::db;
 use crate::ids::{ApiKeyId, MessageId, RunId, SessionId, TenantId};
 use crate::prompts::SystemPromptContext;
-use crate::providers::{self, ChatChunk, ChatMessage, ChatRequest, ChatRole, Provider, ProviderError};
+use crate::providers::{
+    self, ChatChunk, ChatMessage, ChatRequest, ChatRole, Provider, ProviderError, ProviderErrorKind, retry,
+};
 use crate::runs::RunStatus;
 use crate::runs::store::RunOutcome;
 use crate::usage::{self, TokenSource, UsageEntry};
@@ -32,18 +34,52 @@ pub struct TurnPlan {
     pub tenant_id: TenantId,
     pub session_id: SessionId,
     pub api_key_id: Option<ApiKeyId>,
-    pub provider: Provider,
+    /// The provider to call, or why none can be.
+    pub provider: Result<Provider, ProviderError>,
+    pub provider_name: &'static str,
+    pub is_byok: bool,
     pub model: String,
+    /// Tried once when the model fails before its first token.
+    pub fallback_model: Option<String>,
     pub accepted_at: Instant,
 }
 
 /// What the model produced so far; survives a cancellation or failure mid-stream.
 #[derive(Debug, Default)]
 struct Answer {
+    /// The model that answered: the planned one, or the fallback.
+    model: String,
     text: String,
+    /// Tool calls as the model streamed them, by their index.
+    tool_calls: Vec<ToolCallDraft>,
     first_token_at: Option<Instant>,
     reported_usage: Option<(u32, u32)>,
     estimated_input_tokens: u32,
+}
+
+#[derive(Debug, Default, Clone, serde::Serialize)]
+struct ToolCallDraft {
+    #[serde(skip)]
+    index: u32,
+    id: Option<String>,
+    name: Option<String>,
+    arguments: String,
+}
+
+impl Answer {
+    fn add_tool_call_piece(&mut self, index: u32, id: Option<String>, name: Option<String>, arguments: &str) {
+        let position = match self.tool_calls.iter().position(|call| call.index == index) {
+            Some(position) => position,
+            None => {
+                self.tool_calls.push(ToolCallDraft { index, ..ToolCallDraft::default() });
+                self.tool_calls.len() - 1
+            }
+        };
+        let call = &mut self.tool_calls[position];
+        call.id = call.id.take().or(id);
+        call.name = call.name.take().or(name);
+        call.arguments.push_str(arguments);
+    }
 }
 
 enum Ending {
@@ -54,7 +90,7 @@ enum Ending {
 
 pub async fn execute(inner: Arc<Inner>, plan: TurnPlan, mut log: EventLog) {
     let live = inner.hub.get(plan.run_id, plan.tenant_id).expect("a turn runs only while registered");
-    let mut answer = Answer::default();
+    let mut answer = Answer { model: plan.model.clone(), ..Answer::default() };
     let ending = tokio::select! {
         biased;
         () = live.cancel.cancelled() => Ending::Cancelled,
@@ -94,14 +130,28 @@ async fn stream_answer(
     log: &mut EventLog,
     answer: &mut Answer,
 ) -> Result<(), TurnFailure> {
-    let request = build_request(inner, plan).await?;
+    let provider = plan.provider.as_ref().map_err(|error| TurnFailure::Provider(error.clone()))?;
+    let mut request = build_request(inner, plan).await?;
     answer.estimated_input_tokens =
         u32::try_from(history::estimate_input_tokens(&request.system, &request.messages)).unwrap_or(u32::MAX);
-    let mut chunks = plan.provider.stream(&request).await.map_err(TurnFailure::Provider)?;
+    let settings = &inner.providers.http.settings;
+    let mut chunks = match retry::open_with_retries(provider, &request, settings).await {
+        Ok(chunks) => chunks,
+        Err(error) => {
+            let fallback = plan.fallback_model.as_ref().filter(|fallback| **fallback != request.model);
+            let Some(fallback) = fallback.filter(|_| worth_a_fallback(&error)) else {
+                return Err(TurnFailure::Provider(error));
+            };
+            tracing::warn!(run_id = %plan.run_id, code = error.code(), %fallback, "the model failed; trying the fallback");
+            request.model.clone_from(fallback);
+            answer.model.clone_from(fallback);
+            retry::open_with_retries(provider, &request, settings).await.map_err(TurnFailure::Provider)?
+        }
+    };
     loop {
         let next = tokio::time::timeout(CHUNK_TIMEOUT, chunks.next()).await.map_err(|_| {
             TurnFailure::Provider(ProviderError::new(
-                providers::ProviderErrorKind::Timeout,
+                ProviderErrorKind::Timeout,
                 format!("the model sent nothing for {} s", CHUNK_TIMEOUT.as_secs()),
             ))
         })?;
@@ -116,12 +166,20 @@ async fn stream_answer(
                 answer.text.push_str(&text);
                 log.emit(EventKind::MessageDelta { text }).await;
             }
+            Some(Ok(ChatChunk::ToolCall { index, id, name, arguments })) => {
+                answer.add_tool_call_piece(index, id, name, &arguments);
+            }
             Some(Ok(ChatChunk::Usage { input_tokens, output_tokens })) => {
                 answer.reported_usage = Some((input_tokens, output_tokens));
             }
         }
     }
     Ok(())
+}
+
+/// A fallback model helps when the model failed, not when the key or the provider itself is the problem.
+fn worth_a_fallback(error: &ProviderError) -> bool {
+    !matches!(error.kind, ProviderErrorKind::AuthFailed | ProviderErrorKind::NotConfigured)
 }
 
 async fn build_request(inner: &Inner, plan: &TurnPlan) -> Result<ChatRequest, TurnFailure> {
@@ -179,7 +237,7 @@ async fn record(
     };
     let keep_message = matches!(ending, Ending::Completed) || !answer.text.is_empty();
     let message_id = keep_message.then(MessageId::new);
-    let provider = plan.provider.name();
+    let provider = plan.provider_name;
     let tokens_i32 = |tokens: u32| i32::try_from(tokens).unwrap_or(i32::MAX);
 
     let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
@@ -198,9 +256,10 @@ async fn record(
                 status,
                 input_tokens: Some(tokens_i32(input_tokens)),
                 output_tokens: Some(tokens_i32(output_tokens)),
-                model_used: Some(&plan.model),
+                model_used: Some(&answer.model),
                 provider_used: Some(provider),
-                is_byok: Some(plan.provider.is_byok()),
+                is_byok: Some(plan.is_byok),
+                tool_calls: (!answer.tool_calls.is_empty()).then(|| serde_json::json!(answer.tool_calls)),
             },
         )
         .await?;
@@ -214,11 +273,11 @@ async fn record(
                 run_id: plan.run_id,
                 api_key_id: plan.api_key_id,
                 provider,
-                model: &plan.model,
+                model: &answer.model,
                 input_tokens,
                 output_tokens,
                 source,
-                is_byok: plan.provider.is_byok(),
+                is_byok: plan.is_byok,
             },
         )
         .await?;
@@ -252,7 +311,7 @@ async fn record(
             status,
             error,
             provider,
-            model: &plan.model,
+            model: &answer.model,
             first_token_ms: answer.first_token_at.map(millis),
             latency_ms: millis(Instant::now()),
         },

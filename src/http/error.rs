@@ -11,6 +11,7 @@ use crate::auth::AuthError;
 use crate::conversations::ConversationError;
 use crate::engine::EngineError;
 use crate::ids::RunId;
+use crate::providers::byok::ByokError;
 use crate::tenants::TenantError;
 
 #[derive(Debug)]
@@ -54,6 +55,7 @@ impl ApiError {
         let status = match code {
             "upstream_timeout" => StatusCode::GATEWAY_TIMEOUT,
             code if code.starts_with("upstream_") => StatusCode::BAD_GATEWAY,
+            "provider_not_configured" => StatusCode::UNPROCESSABLE_ENTITY,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let code = stable_code(code);
@@ -150,6 +152,7 @@ fn stable_code(code: &str) -> &'static str {
         "upstream_unavailable",
         "upstream_invalid_request",
         "upstream_unreachable",
+        "provider_not_configured",
         "budget_exhausted",
     ];
     CODES.iter().find(|known| **known == code).copied().unwrap_or("internal_error")
@@ -173,6 +176,17 @@ impl From<EngineError> for ApiError {
             EngineError::RunEnded => Self::conflict("run_ended", "the run has already ended"),
             EngineError::Invalid(message) => Self::invalid(message),
             EngineError::Database(error) => Self::internal(&error),
+        }
+    }
+}
+
+impl From<ByokError> for ApiError {
+    fn from(error: ByokError) -> Self {
+        match error {
+            error @ ByokError::UnknownProvider(_) => Self::not_found(error.to_string()),
+            ByokError::Invalid(message) => Self::invalid(message),
+            ByokError::NotFound => Self::not_found("no key is stored for this provider"),
+            ByokError::Database(error) => Self::internal(&error),
         }
     }
 }

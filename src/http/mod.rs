@@ -8,9 +8,11 @@ pub mod error;
 mod extract;
 mod health;
 mod json_errors;
+mod providers;
 pub mod request_id;
 mod runs;
 mod sse;
+mod tenant_config;
 mod tenants;
 
 use std::sync::Arc;
@@ -29,14 +31,19 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::OperatorToken;
+use crate::crypto::MasterKeys;
+use crate::outbound::OutboundPolicy;
 use error::ApiError;
 
-/// What handlers share: the application-role pool, the engine and the operator token's digest.
+/// What handlers share: the application-role pool, the engine, the operator token's digest, the master
+/// keys that seal tenants' secrets, and the rule for tenant-supplied URLs.
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub db: PgPool,
     pub engine: Engine,
     pub operator_token: Arc<OperatorToken>,
+    pub keys: Arc<MasterKeys>,
+    pub outbound: OutboundPolicy,
 }
 
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
@@ -44,6 +51,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/tenants", post(tenants::create))
         .route("/api-keys", post(api_keys::create).get(api_keys::list))
         .route("/api-keys/{id}", delete(api_keys::revoke))
+        .route("/tenant/config", get(tenant_config::get).patch(tenant_config::patch))
+        .route("/providers/{provider}", get(providers::get).put(providers::put).delete(providers::delete))
         .route("/audit-events", get(audit::list))
         .route("/sessions", post(conversations::create).get(conversations::list))
         .route("/sessions/{id}", get(conversations::get).patch(conversations::update).delete(conversations::delete))

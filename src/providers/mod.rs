@@ -1,12 +1,21 @@
 //! Model providers behind one small interface: stream a chat, report usage, fail with a typed error.
 //! A closed enum dispatches to one file per provider; retries and timeouts wrap them all alike.
 
+pub mod anthropic;
+pub mod byok;
+pub mod credentials;
+mod decode;
+pub mod gemini;
+pub mod http;
 pub mod local;
+pub mod openai;
+pub mod retry;
 
 use std::pin::Pin;
 use std::time::Duration;
 
 use futures::Stream;
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 /// Who wrote a message the model sees.
@@ -44,6 +53,14 @@ impl ChatRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChatChunk {
     Text(String),
+    /// A piece of a tool call. OpenAI and Anthropic stream the arguments in fragments (the first piece
+    /// of a call carries its id and name); Gemini sends each call whole.
+    ToolCall {
+        index: u32,
+        id: Option<String>,
+        name: Option<String>,
+        arguments: String,
+    },
     /// The provider's own token report.
     Usage {
         input_tokens: u32,
@@ -56,12 +73,16 @@ pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<ChatChunk, ProviderError
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProviderErrorKind {
     Timeout,
-    RateLimited { retry_after: Option<Duration> },
+    RateLimited {
+        retry_after: Option<Duration>,
+    },
     AuthFailed,
     BadResponse,
     Unavailable,
     InvalidRequest,
     Unreachable,
+    /// No key for the chosen provider (neither the tenant's nor the platform's), or it cannot be opened.
+    NotConfigured,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -87,20 +108,100 @@ impl ProviderError {
             ProviderErrorKind::Unavailable => "upstream_unavailable",
             ProviderErrorKind::InvalidRequest => "upstream_invalid_request",
             ProviderErrorKind::Unreachable => "upstream_unreachable",
+            ProviderErrorKind::NotConfigured => "provider_not_configured",
         }
     }
+}
+
+/// The providers a tenant can choose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderKind {
+    Local,
+    OpenAi,
+    Anthropic,
+    Gemini,
+    OpenAiCompatible,
+}
+
+impl ProviderKind {
+    pub const ALL: [Self; 5] = [Self::Local, Self::OpenAi, Self::Anthropic, Self::Gemini, Self::OpenAiCompatible];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => local::PROVIDER_NAME,
+            Self::OpenAi => "openai",
+            Self::Anthropic => "anthropic",
+            Self::Gemini => "gemini",
+            Self::OpenAiCompatible => "openai_compatible",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == name)
+    }
+
+    /// The model used when neither the request, the tenant's settings nor its credential names one.
+    pub fn default_model(self) -> &'static str {
+        match self {
+            Self::Local => local::MODEL_NAME,
+            Self::OpenAi => "gpt-4o-mini",
+            Self::Anthropic => "claude-sonnet-4-5",
+            Self::Gemini => "gemini-2.5-flash",
+            Self::OpenAiCompatible => "default",
+        }
+    }
+
+    /// The public endpoint; `None` where there is none (an OpenAI-compatible server needs a base URL).
+    pub fn default_base_url(self) -> Option<&'static str> {
+        match self {
+            Self::OpenAi => Some("https://api.openai.com/v1"),
+            Self::Anthropic => Some("https://api.anthropic.com"),
+            Self::Gemini => Some("https://generativelanguage.googleapis.com"),
+            Self::Local | Self::OpenAiCompatible => None,
+        }
+    }
+}
+
+/// The key and endpoint a turn uses, and whether the key is the tenant's own.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub api_key: SecretString,
+    pub base_url: String,
+    pub is_byok: bool,
 }
 
 /// A provider ready to answer, with the credentials chosen for this turn.
 #[derive(Debug, Clone)]
 pub enum Provider {
     Local(local::LocalAnswerer),
+    OpenAi(openai::OpenAiProvider),
+    Anthropic(anthropic::AnthropicProvider),
+    Gemini(gemini::GeminiProvider),
 }
 
 impl Provider {
+    /// Builds the provider of `kind`; `credentials` are ignored by the local answerer.
+    pub fn new(kind: ProviderKind, credentials: Credentials, client: &http::HttpClient) -> Self {
+        let http = client.clone();
+        match kind {
+            ProviderKind::Local => Self::Local(local::LocalAnswerer),
+            ProviderKind::OpenAi => Self::OpenAi(openai::OpenAiProvider { http, credentials, compatible: false }),
+            ProviderKind::OpenAiCompatible => {
+                Self::OpenAi(openai::OpenAiProvider { http, credentials, compatible: true })
+            }
+            ProviderKind::Anthropic => Self::Anthropic(anthropic::AnthropicProvider { http, credentials }),
+            ProviderKind::Gemini => Self::Gemini(gemini::GeminiProvider { http, credentials }),
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Self::Local(_) => local::PROVIDER_NAME,
+            Self::OpenAi(provider) if provider.compatible => ProviderKind::OpenAiCompatible.as_str(),
+            Self::OpenAi(_) => ProviderKind::OpenAi.as_str(),
+            Self::Anthropic(_) => ProviderKind::Anthropic.as_str(),
+            Self::Gemini(_) => ProviderKind::Gemini.as_str(),
         }
     }
 
@@ -108,13 +209,19 @@ impl Provider {
     pub fn is_byok(&self) -> bool {
         match self {
             Self::Local(_) => false,
+            Self::OpenAi(provider) => provider.credentials.is_byok,
+            Self::Anthropic(provider) => provider.credentials.is_byok,
+            Self::Gemini(provider) => provider.credentials.is_byok,
         }
     }
 
-    #[expect(clippy::unused_async, reason = "the HTTP providers, arriving next, await their connection")]
+    /// Opens the answer's stream (one attempt; see [`retry::open_with_retries`]).
     pub async fn stream(&self, request: &ChatRequest) -> Result<ChunkStream, ProviderError> {
         match self {
             Self::Local(answerer) => Ok(answerer.stream(request)),
+            Self::OpenAi(provider) => provider.stream(request).await,
+            Self::Anthropic(provider) => provider.stream(request).await,
+            Self::Gemini(provider) => provider.stream(request).await,
         }
     }
 }

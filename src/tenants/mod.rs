@@ -100,6 +100,70 @@ pub async fn create(
     Ok((tenant, key))
 }
 
+/// The tenant's settings.
+pub async fn config(pool: &PgPool, context: &TenantContext) -> Result<store::TenantConfig, TenantError> {
+    let mut transaction = crate::db::begin_tenant(pool, context.tenant_id()).await?;
+    let config = store::get_config(&mut transaction).await?;
+    transaction.commit().await?;
+    Ok(config)
+}
+
+/// Validates a settings change given as a JSON object: absent fields stay, `null` clears the clearable.
+pub fn parse_config_patch(
+    fields: &serde_json::Map<String, serde_json::Value>,
+) -> Result<store::ConfigPatch, TenantError> {
+    use serde_json::Value;
+    let invalid = |message: &str| TenantError::Invalid(message.to_owned());
+    let mut patch = store::ConfigPatch::default();
+    for (name, value) in fields {
+        match (name.as_str(), value) {
+            ("default_provider", Value::String(provider)) => {
+                crate::providers::ProviderKind::parse(provider).ok_or_else(|| {
+                    invalid("default_provider must be one of local, openai, anthropic, gemini, openai_compatible")
+                })?;
+                patch.default_provider = Some(provider.clone());
+            }
+            ("default_model", Value::String(model)) if (1..=200).contains(&model.trim().len()) => {
+                patch.default_model = Some(model.trim().to_owned());
+            }
+            ("fallback_model", Value::Null) => patch.fallback_model = Some(None),
+            ("fallback_model", Value::String(model)) if (1..=200).contains(&model.trim().len()) => {
+                patch.fallback_model = Some(Some(model.trim().to_owned()));
+            }
+            ("monthly_budget_usd", Value::Null) => patch.monthly_budget_usd = Some(None),
+            ("monthly_budget_usd", Value::Number(amount))
+                if amount.as_f64().is_some_and(|usd| (0.0..1e8).contains(&usd)) =>
+            {
+                patch.monthly_budget_usd = Some(Some(amount.to_string()));
+            }
+            ("multi_agent_enabled", Value::Bool(enabled)) => patch.multi_agent_enabled = Some(*enabled),
+            (
+                "default_provider" | "default_model" | "fallback_model" | "monthly_budget_usd" | "multi_agent_enabled",
+                _,
+            ) => {
+                return Err(TenantError::Invalid(format!("{name} has an invalid value")));
+            }
+            _ => return Err(TenantError::Invalid(format!("unknown setting `{name}`"))),
+        }
+    }
+    Ok(patch)
+}
+
+pub async fn update_config(
+    pool: &PgPool,
+    context: &TenantContext,
+    fields: &serde_json::Map<String, serde_json::Value>,
+) -> Result<store::TenantConfig, TenantError> {
+    let patch = parse_config_patch(fields)?;
+    let mut transaction = crate::db::begin_tenant(pool, context.tenant_id()).await?;
+    let config = store::update_config(&mut transaction, &patch).await?;
+    let entry = AuditEntry::new("tenant_config.updated", "tenant", context.tenant_id().to_string())
+        .with_details(serde_json::Value::Object(fields.clone()));
+    audit::record(&mut transaction, context, &entry).await?;
+    transaction.commit().await?;
+    Ok(config)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,5 +177,17 @@ mod tests {
         }
         assert!(matches!(NewTenant::parse("Sys", "system"), Err(TenantError::SlugTaken(_))));
         assert!(NewTenant::parse("  ", "acme").is_err());
+    }
+
+    #[test]
+    fn settings_patches_accept_known_fields_and_null_clears() {
+        let fields = |value: serde_json::Value| value.as_object().unwrap().clone();
+        let patch =
+            parse_config_patch(&fields(serde_json::json!({"fallback_model": null, "monthly_budget_usd": 12.5})))
+                .unwrap();
+        assert_eq!(patch.fallback_model, Some(None));
+        assert_eq!(patch.monthly_budget_usd, Some(Some("12.5".to_owned())));
+        assert!(parse_config_patch(&fields(serde_json::json!({"default_model": ""}))).is_err());
+        assert!(parse_config_patch(&fields(serde_json::json!({"multi_agent_enabled": "yes"}))).is_err());
     }
 }

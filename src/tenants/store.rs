@@ -18,3 +18,53 @@ pub async fn insert_default_config(connection: &mut PgConnection, tenant_id: Ten
     sqlx::query("INSERT INTO tenant_configs (tenant_id) VALUES ($1)").bind(tenant_id).execute(connection).await?;
     Ok(())
 }
+
+/// A tenant's settings.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct TenantConfig {
+    pub default_provider: String,
+    pub default_model: String,
+    pub fallback_model: Option<String>,
+    pub active_policy_profile_id: Option<uuid::Uuid>,
+    pub monthly_budget_usd: Option<String>,
+    pub multi_agent_enabled: bool,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+const CONFIG_SELECT: &str = "SELECT default_provider, default_model, fallback_model, active_policy_profile_id, \
+     monthly_budget_usd::text AS monthly_budget_usd, multi_agent_enabled, updated_at FROM tenant_configs";
+
+pub async fn get_config(connection: &mut PgConnection) -> Result<TenantConfig, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(CONFIG_SELECT)).fetch_one(connection).await
+}
+
+/// A change to the settings; `None` leaves a field as it is, `Some(None)` clears a clearable one.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigPatch {
+    pub default_provider: Option<String>,
+    pub default_model: Option<String>,
+    pub fallback_model: Option<Option<String>>,
+    pub monthly_budget_usd: Option<Option<String>>,
+    pub multi_agent_enabled: Option<bool>,
+}
+
+pub async fn update_config(connection: &mut PgConnection, patch: &ConfigPatch) -> Result<TenantConfig, sqlx::Error> {
+    let mut query = sqlx::QueryBuilder::<sqlx::Postgres>::new("UPDATE tenant_configs SET updated_at = now()");
+    if let Some(provider) = &patch.default_provider {
+        query.push(", default_provider = ").push_bind(provider);
+    }
+    if let Some(model) = &patch.default_model {
+        query.push(", default_model = ").push_bind(model);
+    }
+    if let Some(fallback) = &patch.fallback_model {
+        query.push(", fallback_model = ").push_bind(fallback);
+    }
+    if let Some(budget) = &patch.monthly_budget_usd {
+        query.push(", monthly_budget_usd = ").push_bind(budget).push("::numeric");
+    }
+    if let Some(enabled) = patch.multi_agent_enabled {
+        query.push(", multi_agent_enabled = ").push_bind(enabled);
+    }
+    query.build().execute(&mut *connection).await?;
+    get_config(connection).await
+}

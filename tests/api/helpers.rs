@@ -4,19 +4,56 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
+use mock_upstream::MockUpstream;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Connection as _, PgConnection, PgPool};
 use switchboard::auth::OperatorToken;
+use switchboard::crypto::MasterKeys;
 use switchboard::db::{self, embedded};
-use switchboard::engine::Engine;
+use switchboard::engine::{Engine, ProviderSetup};
+use switchboard::outbound::OutboundPolicy;
 use switchboard::prompts::Prompts;
+use switchboard::providers::ProviderKind;
+use switchboard::providers::credentials::{PlatformCredentials, PlatformProviders};
+use switchboard::providers::http::{HttpClient, UpstreamSettings};
 use tokio::sync::OnceCell;
 
 const TEMPLATE: &str = "switchboard_template";
 pub const OPERATOR_TOKEN: &str = "test-operator-token";
+pub const MASTER_KEY: &str = "test-master-key";
+
+/// Short timeouts and backoff, so fault tests finish quickly; they bound waits, they assert no speed.
+fn test_upstream_settings() -> UpstreamSettings {
+    UpstreamSettings {
+        connect_timeout: Duration::from_secs(2),
+        first_byte_timeout: Duration::from_secs(5),
+        idle_timeout: Duration::from_millis(500),
+        max_retries: 2,
+        backoff_base: Duration::from_millis(10),
+        max_retry_after: Duration::from_secs(5),
+    }
+}
+
+/// The platform's keys for the hosted providers, all served by the mock.
+fn platform(mock: &MockUpstream) -> PlatformProviders {
+    let entry = |name: &str, base_url: String| PlatformCredentials {
+        api_key: SecretString::from(platform_key(name)),
+        base_url,
+    };
+    PlatformProviders::from([
+        (ProviderKind::OpenAi, entry("openai", mock.openai_base())),
+        (ProviderKind::Anthropic, entry("anthropic", mock.anthropic_base())),
+        (ProviderKind::Gemini, entry("gemini", mock.gemini_base())),
+    ])
+}
+
+pub fn platform_key(provider: &str) -> String {
+    format!("platform-{provider}-key")
+}
 
 struct Cluster {
     _server: embedded::EmbeddedPostgres,
@@ -53,6 +90,9 @@ async fn cluster() -> &'static Cluster {
 
 pub struct TestApp {
     pub address: SocketAddr,
+    /// The model providers' APIs, speaking their wire formats; the platform keys point at it.
+    pub mock: MockUpstream,
+    pub keys: Arc<MasterKeys>,
     pub client: reqwest::Client,
     /// The application role's pool: row-level security applies.
     pub app_db: PgPool,
@@ -80,17 +120,26 @@ impl TestApp {
         let owner = cluster.maintenance.clone().database(&name);
         let app_db = db::connect_app_pool(&owner, &cluster.app_password).await.expect("app pool");
         let owner_db = PgPoolOptions::new().max_connections(2).connect_with(owner).await.expect("owner pool");
-        let engine = Engine::new(app_db.clone(), Prompts::load().expect("prompts load"));
+        let mock = MockUpstream::start().await;
+        let keys = Arc::new(MasterKeys::new(&SecretString::from(MASTER_KEY), &[]));
+        let providers = ProviderSetup {
+            http: HttpClient::new(test_upstream_settings()),
+            platform: platform(&mock),
+            keys: Arc::clone(&keys),
+        };
+        let engine = Engine::new(app_db.clone(), Prompts::load().expect("prompts load"), providers);
         let state = switchboard::http::AppState {
             db: app_db.clone(),
             engine,
             operator_token: Arc::new(OperatorToken::new(&SecretString::from(OPERATOR_TOKEN))),
+            keys: Arc::clone(&keys),
+            outbound: OutboundPolicy::new(&["127.0.0.1".to_owned()]),
         };
         let router = switchboard::http::router(state, 64 * 1024);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("address");
         tokio::spawn(switchboard::http::serve(listener, router, std::future::pending()));
-        Self { address, client: reqwest::Client::new(), app_db, owner_db }
+        Self { address, mock, keys, client: reqwest::Client::new(), app_db, owner_db }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -217,5 +266,45 @@ impl TestApp {
             .await
             .unwrap();
         read_sse(response).await
+    }
+}
+
+impl TestApp {
+    /// Sets the tenant's settings through the API.
+    pub async fn configure(&self, tenant: &TestTenant, settings: Value) {
+        let response =
+            self.client.patch(self.url("/api/v1/tenant/config")).bearer_auth(&tenant.admin_key).json(&settings);
+        let response = response.send().await.unwrap();
+        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    }
+
+    /// Stores the tenant's own key for a provider through the API.
+    pub async fn put_provider_key(&self, tenant: &TestTenant, provider: &str, body: Value) {
+        let response =
+            self.client.put(self.url(&format!("/api/v1/providers/{provider}"))).bearer_auth(&tenant.admin_key);
+        let response = response.json(&body).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    }
+
+    /// The mock's base URL for a provider, as a tenant's own credential would name it.
+    pub fn mock_base(&self, provider: &str) -> String {
+        match provider {
+            "openai" | "openai_compatible" => self.mock.openai_base(),
+            "anthropic" => self.mock.anthropic_base(),
+            "gemini" => self.mock.gemini_base(),
+            other => panic!("no mock for {other}"),
+        }
+    }
+
+    pub async fn messages(&self, key: &str, session_id: &str) -> Vec<Value> {
+        let body: Value = self
+            .get(&format!("/api/v1/sessions/{session_id}/messages"), key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["messages"].as_array().unwrap().clone()
     }
 }

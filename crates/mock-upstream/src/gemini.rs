@@ -1,0 +1,213 @@
+//! Gemini (`POST /v1beta/models/{model}:streamGenerateContent?alt=sse` and `:generateContent`): CRLF-framed
+//! `data: {GenerateContentResponse}` chunks that end by closing the stream, and `{"error":{code,message,status}}`.
+
+use std::collections::HashMap;
+
+use axum::extract::Query;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::Response;
+use bytes::Bytes;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::script::{Request, Turn, fresh_id, text_words};
+use crate::wire::{Script, Step, json};
+
+fn query(uri: &Uri) -> HashMap<String, String> {
+    Query::<HashMap<String, String>>::try_from_uri(uri).map(|Query(query)| query).unwrap_or_default()
+}
+
+/// The `x-goog-api-key` header, else the `key` query parameter.
+pub(crate) fn api_key(headers: &HeaderMap, uri: &Uri) -> Option<String> {
+    let header = headers.get("x-goog-api-key").and_then(|value| value.to_str().ok()).map(str::trim);
+    let key = header.map(str::to_owned).or_else(|| query(uri).remove("key"))?;
+    (!key.is_empty()).then_some(key)
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: u16,
+    message: &'a str,
+    status: &'static str,
+}
+
+pub(crate) fn error_body(status: StatusCode, message: &str) -> String {
+    let name = match status.as_u16() {
+        400 => "INVALID_ARGUMENT",
+        401 => "UNAUTHENTICATED",
+        403 => "PERMISSION_DENIED",
+        404 => "NOT_FOUND",
+        409 => "ABORTED",
+        429 => "RESOURCE_EXHAUSTED",
+        501 => "UNIMPLEMENTED",
+        503 => "UNAVAILABLE",
+        504 => "DEADLINE_EXCEEDED",
+        500.. => "INTERNAL",
+        _ => "FAILED_PRECONDITION",
+    };
+    json(&ErrorBody { error: ErrorDetail { code: status.as_u16(), message, status: name } })
+}
+
+/// Why a Gemini request was refused, with the status Google uses for it.
+pub(crate) type Refusal = (StatusCode, String);
+
+/// Reads the model and method from `/v1beta/models/MODEL:METHOD`, checks the body, counts the prompt's words
+/// (system instruction included).
+pub(crate) fn parse(uri: &Uri, body: &Value) -> Result<Request, Refusal> {
+    let rest = uri.path().strip_prefix("/v1beta/models/").unwrap_or_default().replace("%3A", ":").replace("%3a", ":");
+    let not_found = || (StatusCode::NOT_FOUND, format!("Method not found: {}", uri.path()));
+    let (model, method) = rest.rsplit_once(':').ok_or_else(not_found)?;
+    let stream = match method {
+        "streamGenerateContent" => true,
+        "generateContent" => false,
+        _ => return Err(not_found()),
+    };
+    if stream && query(uri).get("alt").map(String::as_str) != Some("sse") {
+        // Without alt=sse Google streams one JSON array instead; the service's clients always ask for SSE.
+        return Err((StatusCode::BAD_REQUEST, "mock-upstream serves streamGenerateContent only with alt=sse".into()));
+    }
+    let contents = body.get("contents").and_then(Value::as_array).ok_or_else(|| {
+        (StatusCode::BAD_REQUEST, "* GenerateContentRequest.contents: contents is not specified".into())
+    })?;
+    let parts_words = |content: &Value| content.get("parts").map_or(0, text_words);
+    let system_words = body.get("systemInstruction").map_or(0, parts_words);
+    let content_words: u32 = contents.iter().map(parts_words).sum();
+    Ok(Request {
+        model: model.to_owned(),
+        stream,
+        include_usage: false,
+        prompt_words: system_words.saturating_add(content_words),
+    })
+}
+
+/// Gemini has no tool-call ids on the wire; the generated ones only keep [`Turn`] uniform.
+pub(crate) fn turn(reply: crate::Reply, request: &Request) -> Turn {
+    Turn::new(reply, request, "call_", 24)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Chunk<'a> {
+    candidates: [Candidate<'a>; 1],
+    usage_metadata: UsageMetadata,
+    model_version: &'a str,
+    response_id: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Candidate<'a> {
+    content: Content<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    finish_reason: Option<&'static str>,
+    index: u32,
+}
+
+#[derive(Serialize)]
+struct Content<'a> {
+    parts: Vec<Part<'a>>,
+    role: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Part<'a> {
+    Text {
+        text: &'a str,
+    },
+    FunctionCall {
+        #[serde(rename = "functionCall")]
+        function_call: FunctionCall<'a>,
+    },
+}
+
+#[derive(Serialize)]
+struct FunctionCall<'a> {
+    name: &'a str,
+    args: &'a Value,
+}
+
+#[derive(Serialize)]
+#[expect(clippy::struct_field_names, reason = "the field names are the provider's wire format")]
+#[serde(rename_all = "camelCase")]
+struct UsageMetadata {
+    prompt_token_count: u32,
+    candidates_token_count: u32,
+    total_token_count: u32,
+}
+
+/// Builds chunks for one response: the same `responseId` and `modelVersion` on each.
+struct Chunks<'a> {
+    model: &'a str,
+    response_id: String,
+    prompt_tokens: u32,
+}
+
+impl Chunks<'_> {
+    fn chunk(&self, parts: Vec<Part<'_>>, finish_reason: Option<&'static str>, output_tokens: u32) -> String {
+        json(&Chunk {
+            candidates: [Candidate { content: Content { parts, role: "model" }, finish_reason, index: 0 }],
+            usage_metadata: UsageMetadata {
+                prompt_token_count: self.prompt_tokens,
+                candidates_token_count: output_tokens,
+                total_token_count: self.prompt_tokens.saturating_add(output_tokens),
+            },
+            model_version: self.model,
+            response_id: &self.response_id,
+        })
+    }
+}
+
+fn sse(chunk: &str) -> Bytes {
+    Bytes::from(format!("data: {chunk}\r\n\r\n"))
+}
+
+fn function_calls(turn: &Turn) -> impl Iterator<Item = Part<'_>> {
+    turn.tool_calls
+        .iter()
+        .map(|call| Part::FunctionCall { function_call: FunctionCall { name: &call.name, args: &call.arguments } })
+}
+
+/// One chunk per text piece, one per function call (whole), then a closing chunk with an empty text part,
+/// `finishReason: STOP` and the final usage; the stream then simply ends.
+fn stream_script(request: &Request, turn: &Turn) -> Script {
+    let chunks = Chunks { model: &request.model, response_id: fresh_id("", 23), prompt_tokens: turn.input_tokens };
+    let mut steps = Vec::new();
+    for (sent, piece) in turn.pieces.iter().enumerate() {
+        let chunk = chunks.chunk(vec![Part::Text { text: piece }], None, turn.output_so_far(sent + 1));
+        steps.push(Step::Content(sse(&chunk)));
+    }
+    for part in function_calls(turn) {
+        steps.push(Step::Content(sse(&chunks.chunk(vec![part], None, turn.output_so_far(turn.pieces.len())))));
+    }
+    let last = chunks.chunk(vec![Part::Text { text: "" }], Some("STOP"), turn.output_tokens);
+    steps.push(Step::Closing(sse(&last)));
+    Script { content_type: "text/event-stream", steps, malformed: "data: {\"candidates\": [\r\n\r\n" }
+}
+
+/// The non-streaming `generateContent` response: all text in one part, then the function calls.
+fn response_script(request: &Request, turn: &Turn) -> Script {
+    let chunks = Chunks { model: &request.model, response_id: fresh_id("", 23), prompt_tokens: turn.input_tokens };
+    let text = turn.text();
+    let mut parts = Vec::new();
+    if !text.is_empty() || turn.tool_calls.is_empty() {
+        parts.push(Part::Text { text: &text });
+    }
+    parts.extend(function_calls(turn));
+    let body = chunks.chunk(parts, Some("STOP"), turn.output_tokens);
+    Script {
+        content_type: "application/json",
+        steps: vec![Step::Closing(Bytes::from(body))],
+        malformed: "{\"candidates\": [",
+    }
+}
+
+pub(crate) fn respond(request: &Request, turn: &Turn) -> Response {
+    let script = if request.stream { stream_script(request, turn) } else { response_script(request, turn) };
+    script.into_response(turn)
+}

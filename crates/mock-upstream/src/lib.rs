@@ -1,0 +1,176 @@
+//! A scriptable mock of the model providers' HTTP APIs (OpenAI Chat Completions, Anthropic Messages, Gemini
+//! `streamGenerateContent`), speaking each one's streaming wire format so the service's real clients can be tested.
+//!
+//! Start one with [`MockUpstream::start`], point a client at one of its base URLs, queue replies with
+//! [`MockUpstream::push`] and inspect what the client sent with [`MockUpstream::requests`].
+
+mod anthropic;
+mod gemini;
+mod openai;
+mod script;
+mod server;
+mod wire;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+/// A running mock server. Clones share the same queue and request log; dropping every clone leaves the server
+/// task running until the runtime stops, which is what short-lived tests want.
+#[derive(Debug, Clone)]
+pub struct MockUpstream {
+    addr: SocketAddr,
+    state: Arc<State>,
+}
+
+/// Which provider API a request was addressed to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    OpenAi,
+    Anthropic,
+    Gemini,
+}
+
+/// One request as the mock received it, recorded even when it was refused.
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    pub api: Api,
+    /// Path and query, e.g. `/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse`.
+    pub path: String,
+    /// Header names in lower case; repeated headers are joined with `", "`.
+    pub headers: BTreeMap<String, String>,
+    /// The JSON body; `Null` when empty, a JSON string holding the raw text when it was not JSON.
+    pub body: serde_json::Value,
+    /// The credential the client sent: OpenAI `Authorization: Bearer X` -> X; Anthropic `x-api-key`;
+    /// Gemini `x-goog-api-key` header or `key` query parameter.
+    pub api_key: Option<String>,
+}
+
+/// A scripted answer to the next model request.
+#[derive(Debug, Clone, Default)]
+pub struct Reply {
+    /// Streamed as word pieces that keep their leading whitespace: "Hello big world" -> "Hello", " big", " world".
+    pub text: String,
+    /// Streamed after the text, in each provider's tool-call format.
+    pub tool_calls: Vec<ToolCall>,
+    /// Pause before each content chunk.
+    pub chunk_delay: Duration,
+    /// (input, output) tokens reported. `None`: input = whitespace-separated words in the request's message text,
+    /// output = number of text pieces.
+    pub usage: Option<(u32, u32)>,
+    pub fault: Option<Fault>,
+}
+
+/// A tool call the scripted model makes. An empty `id` gets a provider-style generated one.
+#[derive(Debug, Clone)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    pub arguments: serde_json::Value,
+}
+
+/// A failure to inject into a reply.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Answer with this status before any streaming, with the provider's JSON error body; `retry_after` sets the
+    /// `Retry-After` header (seconds).
+    Status { status: u16, retry_after: Option<u64> },
+    /// Send this many content chunks, then close the connection abruptly with no terminator.
+    CutAfter(usize),
+    /// Send this many content chunks, then one SSE event whose data is not valid JSON, then end.
+    MalformedAfter(usize),
+    /// Send this many content chunks, then keep the connection open forever sending nothing.
+    StallAfter(usize),
+}
+
+/// What the mock answers when no scripted reply is queued: `tokens` words "token0 token1 …", no fault.
+#[derive(Debug, Clone)]
+pub struct Defaults {
+    pub tokens: usize,
+    pub chunk_delay: Duration,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults { tokens: 12, chunk_delay: Duration::ZERO }
+    }
+}
+
+impl Defaults {
+    fn reply(&self) -> Reply {
+        let text = (0..self.tokens).map(|i| format!("token{i}")).collect::<Vec<_>>().join(" ");
+        Reply { text, chunk_delay: self.chunk_delay, ..Reply::default() }
+    }
+}
+
+/// Shared between the handle and the server task.
+#[derive(Debug)]
+pub(crate) struct State {
+    defaults: Defaults,
+    queue: Mutex<VecDeque<Reply>>,
+    requests: Mutex<Vec<RecordedRequest>>,
+}
+
+impl State {
+    /// The oldest queued reply, or the defaults.
+    pub(crate) fn take_reply(&self) -> Reply {
+        let queued = self.queue.lock().unwrap_or_else(PoisonError::into_inner).pop_front();
+        queued.unwrap_or_else(|| self.defaults.reply())
+    }
+
+    pub(crate) fn record(&self, request: RecordedRequest) {
+        self.requests.lock().unwrap_or_else(PoisonError::into_inner).push(request);
+    }
+}
+
+impl MockUpstream {
+    /// Binds 127.0.0.1:0 with default settings and serves in a spawned tokio task.
+    pub async fn start() -> MockUpstream {
+        let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        MockUpstream::start_with(addr, Defaults::default()).await.expect("mock-upstream: bind 127.0.0.1:0")
+    }
+
+    /// Binds the given address with the given defaults and serves in a spawned tokio task.
+    pub async fn start_with(addr: SocketAddr, defaults: Defaults) -> std::io::Result<MockUpstream> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(State { defaults, queue: Mutex::new(VecDeque::new()), requests: Mutex::new(Vec::new()) });
+        let router = server::router(Arc::clone(&state));
+        tokio::spawn(async move {
+            // Only fails if accepting fails for good; a mock has nobody to report that to but the test's own errors.
+            let _ = axum::serve(listener, router).await;
+        });
+        Ok(MockUpstream { addr, state })
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// OpenAI base URL: clients POST `{base}/chat/completions`.
+    pub fn openai_base(&self) -> String {
+        format!("{}/v1", self.url())
+    }
+
+    /// Anthropic base URL: clients POST `{base}/v1/messages`.
+    pub fn anthropic_base(&self) -> String {
+        self.url()
+    }
+
+    /// Gemini base URL: clients POST `{base}/v1beta/models/{model}:streamGenerateContent?alt=sse`.
+    pub fn gemini_base(&self) -> String {
+        self.url()
+    }
+
+    /// Queues a scripted reply; each incoming model request (any provider) takes the oldest one.
+    pub fn push(&self, reply: Reply) {
+        self.state.queue.lock().unwrap_or_else(PoisonError::into_inner).push_back(reply);
+    }
+
+    /// Every request received so far, in order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.state.requests.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+}

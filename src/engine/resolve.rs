@@ -1,0 +1,92 @@
+//! Choosing the provider, model and key for a turn from the tenant's settings and credentials. A turn
+//! whose provider cannot be used is still accepted (so the user's message is kept) and fails with
+//! `provider_not_configured`.
+
+use std::sync::Arc;
+
+use sqlx::PgConnection;
+
+use crate::crypto::MasterKeys;
+use crate::ids::TenantId;
+use crate::providers::credentials::{self, CredentialError, PlatformProviders};
+use crate::providers::http::HttpClient;
+use crate::providers::{Provider, ProviderError, ProviderErrorKind, ProviderKind, local};
+use crate::tenants;
+
+/// What the engine needs to reach model providers.
+#[derive(Debug, Clone)]
+pub struct ProviderSetup {
+    pub http: HttpClient,
+    pub platform: PlatformProviders,
+    pub keys: Arc<MasterKeys>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub provider: Result<Provider, ProviderError>,
+    pub provider_name: &'static str,
+    pub model: String,
+    pub fallback_model: Option<String>,
+    pub is_byok: bool,
+}
+
+pub async fn resolve(
+    connection: &mut PgConnection,
+    setup: &ProviderSetup,
+    tenant_id: TenantId,
+    requested_model: Option<&str>,
+) -> Result<Resolved, sqlx::Error> {
+    let config = tenants::store::get_config(connection).await?;
+    let kind = ProviderKind::parse(&config.default_provider).unwrap_or(ProviderKind::Local);
+    if kind == ProviderKind::Local {
+        return Ok(Resolved {
+            provider: Ok(Provider::Local(local::LocalAnswerer)),
+            provider_name: local::PROVIDER_NAME,
+            model: local::MODEL_NAME.to_owned(),
+            fallback_model: None,
+            is_byok: false,
+        });
+    }
+    let tenant = match credentials::tenant_credential(connection, &setup.keys, tenant_id, kind).await {
+        Ok(tenant) => tenant,
+        Err(CredentialError::Database(error)) => return Err(error),
+        Err(CredentialError::Crypto(error)) => {
+            tracing::error!(%tenant_id, provider = kind.as_str(), %error, "a stored provider key does not open");
+            let failure = ProviderError::new(
+                ProviderErrorKind::NotConfigured,
+                "the stored provider key cannot be decrypted with the configured master key",
+            );
+            return Ok(unusable(kind, failure, requested_model));
+        }
+    };
+    let model = requested_model
+        .map(str::to_owned)
+        .or_else(|| (config.default_model != local::MODEL_NAME).then(|| config.default_model.clone()))
+        .or_else(|| tenant.as_ref().and_then(|tenant| tenant.default_model.clone()))
+        .unwrap_or_else(|| kind.default_model().to_owned());
+    let Some(chosen) = credentials::choose(kind, tenant.as_ref(), &setup.platform) else {
+        let failure = ProviderError::new(
+            ProviderErrorKind::NotConfigured,
+            format!("no {} key is configured for this tenant or for the platform", kind.as_str()),
+        );
+        return Ok(unusable(kind, failure, Some(&model)));
+    };
+    let is_byok = chosen.is_byok;
+    Ok(Resolved {
+        provider: Ok(Provider::new(kind, chosen, &setup.http)),
+        provider_name: kind.as_str(),
+        model,
+        fallback_model: config.fallback_model,
+        is_byok,
+    })
+}
+
+fn unusable(kind: ProviderKind, failure: ProviderError, model: Option<&str>) -> Resolved {
+    Resolved {
+        provider: Err(failure),
+        provider_name: kind.as_str(),
+        model: model.map_or_else(|| kind.default_model().to_owned(), str::to_owned),
+        fallback_model: None,
+        is_byok: false,
+    }
+}

@@ -1,0 +1,126 @@
+//! OpenAI chat completions, and any OpenAI-compatible server (Ollama, vLLM, Groq, Azure…) by base URL.
+//!
+//! Spoken over reqwest rather than async-openai: async-openai's error type keeps the status but drops the
+//! response headers, so `Retry-After` could not be honoured, and it retries on its own, which would
+//! multiply with the engine's retry policy.
+
+use eventsource_stream::Event;
+use secrecy::ExposeSecret as _;
+use serde_json::{Value, json};
+
+use super::decode::{self, Decoder};
+use super::http::{self, HttpClient};
+use super::{ChatChunk, ChatRequest, ChunkStream, Credentials, ProviderError};
+
+#[derive(Debug, Clone)]
+pub struct OpenAiProvider {
+    pub http: HttpClient,
+    pub credentials: Credentials,
+    /// OpenAI itself takes `max_completion_tokens`; compatible servers mostly know only `max_tokens`.
+    pub compatible: bool,
+}
+
+impl OpenAiProvider {
+    pub async fn stream(&self, request: &ChatRequest) -> Result<ChunkStream, ProviderError> {
+        let mut messages = vec![json!({ "role": "system", "content": request.system })];
+        messages
+            .extend(request.messages.iter().map(|message| json!({ "role": message.role, "content": message.content })));
+        let mut body = json!({
+            "model": request.model,
+            "messages": messages,
+            "stream": true,
+            "stream_options": { "include_usage": true },
+        });
+        let limit_field = if self.compatible { "max_tokens" } else { "max_completion_tokens" };
+        body[limit_field] = json!(request.max_output_tokens);
+        let url = format!("{}/chat/completions", self.credentials.base_url.trim_end_matches('/'));
+        let key = self.credentials.api_key.expose_secret();
+        let response = self.http.send(self.http.client.post(url).bearer_auth(key).json(&body), key).await?;
+        let decoder = OpenAiDecoder { done: false, secret: key.to_owned() };
+        Ok(decode::decode_stream(response, decoder, self.http.settings.idle_timeout))
+    }
+}
+
+struct OpenAiDecoder {
+    done: bool,
+    secret: String,
+}
+
+impl Decoder for OpenAiDecoder {
+    fn decode(&mut self, event: &Event) -> Result<Vec<ChatChunk>, ProviderError> {
+        if event.data.trim() == "[DONE]" {
+            self.done = true;
+            return Ok(Vec::new());
+        }
+        let chunk = http::parse_json(&event.data)?;
+        decode_chunk(&chunk, &self.secret)
+    }
+
+    fn finished(&self) -> bool {
+        self.done
+    }
+}
+
+fn decode_chunk(chunk: &Value, secret: &str) -> Result<Vec<ChatChunk>, ProviderError> {
+    if let Some(error) = chunk.get("error") {
+        return Err(http::in_stream_error(error, secret));
+    }
+    let mut chunks = Vec::new();
+    let delta = &chunk["choices"][0]["delta"];
+    if let Some(text) = delta["content"].as_str().filter(|text| !text.is_empty()) {
+        chunks.push(ChatChunk::Text(text.to_owned()));
+    }
+    for call in delta["tool_calls"].as_array().into_iter().flatten() {
+        chunks.push(ChatChunk::ToolCall {
+            index: decode::count(&call["index"]),
+            id: call["id"].as_str().map(str::to_owned),
+            name: call["function"]["name"].as_str().map(str::to_owned),
+            arguments: call["function"]["arguments"].as_str().unwrap_or_default().to_owned(),
+        });
+    }
+    let usage = &chunk["usage"];
+    if usage.is_object() {
+        chunks.push(ChatChunk::Usage {
+            input_tokens: decode::count(&usage["prompt_tokens"]),
+            output_tokens: decode::count(&usage["completion_tokens"]),
+        });
+    }
+    Ok(chunks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_text_tool_call_fragments_and_usage() {
+        let text =
+            json!({"choices": [{"index": 0, "delta": {"content": "Hel"}, "finish_reason": null}], "usage": null});
+        assert_eq!(decode_chunk(&text, "k").unwrap(), [ChatChunk::Text("Hel".into())]);
+        let call = json!({"choices": [{"index": 0, "delta": {"tool_calls": [
+            {"index": 0, "id": "call_1", "type": "function", "function": {"name": "crm.lookup", "arguments": ""}}
+        ]}}]});
+        assert_eq!(
+            decode_chunk(&call, "k").unwrap(),
+            [ChatChunk::ToolCall {
+                index: 0,
+                id: Some("call_1".into()),
+                name: Some("crm.lookup".into()),
+                arguments: String::new()
+            }]
+        );
+        let fragment = json!({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "{\"id\""}}]}}]});
+        assert_eq!(
+            decode_chunk(&fragment, "k").unwrap(),
+            [ChatChunk::ToolCall { index: 0, id: None, name: None, arguments: "{\"id\"".into() }]
+        );
+        let usage = json!({"choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}});
+        assert_eq!(decode_chunk(&usage, "k").unwrap(), [ChatChunk::Usage { input_tokens: 12, output_tokens: 5 }]);
+    }
+
+    #[test]
+    fn an_error_object_in_the_stream_is_an_error() {
+        let error = json!({"error": {"message": "overloaded", "type": "server_error"}});
+        assert!(decode_chunk(&error, "k").is_err());
+    }
+}

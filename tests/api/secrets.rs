@@ -1,0 +1,114 @@
+//! Tenants' provider keys: sealed at rest, re-sealed by master-key rotation, and never in a log line or
+//! a response.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use mock_upstream::{Fault, Reply};
+use secrecy::{ExposeSecret as _, SecretString};
+use serde_json::json;
+use switchboard::crypto::MasterKeys;
+use switchboard::db;
+use switchboard::ids::TenantId;
+use switchboard::providers::ProviderKind;
+use switchboard::providers::credentials::{self, CredentialError};
+
+use crate::helpers::{MASTER_KEY, TestApp};
+
+#[tokio::test]
+async fn rotation_reseals_every_key_and_the_old_master_key_no_longer_opens_them() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("acme").await;
+    let canary = "sk-rotation-canary-5e1d";
+    app.put_provider_key(&tenant, "anthropic", json!({"api_key": canary, "base_url": app.mock_base("anthropic")}))
+        .await;
+    let other = app.create_tenant("globex").await;
+    app.put_provider_key(&other, "gemini", json!({"api_key": "globex-key", "base_url": app.mock_base("gemini")})).await;
+
+    let rotated_keys = MasterKeys::new(&SecretString::from("rotated-master-key"), &[SecretString::from(MASTER_KEY)]);
+    assert_eq!(credentials::rotate(&app.app_db, &rotated_keys).await.unwrap(), 2);
+    assert_eq!(credentials::rotate(&app.app_db, &rotated_keys).await.unwrap(), 0, "nothing left to re-seal");
+    let key_ids: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT key_id FROM provider_credentials").fetch_all(&app.owner_db).await.unwrap();
+    assert_eq!(key_ids, [rotated_keys.current_id()]);
+
+    let mut transaction = db::begin_tenant(&app.app_db, TenantId(tenant.id)).await.unwrap();
+    let old_only =
+        credentials::tenant_credential(&mut transaction, &app.keys, TenantId(tenant.id), ProviderKind::Anthropic).await;
+    assert!(matches!(old_only, Err(CredentialError::Crypto(_))), "the old master key must not open re-sealed keys");
+    let new_only = MasterKeys::new(&SecretString::from("rotated-master-key"), &[]);
+    let opened =
+        credentials::tenant_credential(&mut transaction, &new_only, TenantId(tenant.id), ProviderKind::Anthropic)
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(opened.api_key.expose_secret(), canary);
+    transaction.rollback().await.unwrap();
+
+    // The running app still holds only the old key: the turn fails cleanly rather than leaking anything.
+    app.configure(&tenant, json!({"default_provider": "anthropic"})).await;
+    let session = app.create_session(&tenant.admin_key).await;
+    let events = app.stream_turn(&tenant.admin_key, &session, "hi").await;
+    assert_eq!(events.last().unwrap().data["code"], "provider_not_configured");
+}
+
+#[derive(Clone, Default)]
+struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
+
+impl Write for CapturedLogs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Every log line of this test binary, at debug level, from the moment this is first called.
+fn captured_logs() -> &'static CapturedLogs {
+    static LOGS: OnceLock<CapturedLogs> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = CapturedLogs::default();
+        let writer = logs.clone();
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(move || writer.clone())
+            .try_init()
+            .expect("no other subscriber in this test binary");
+        logs
+    })
+}
+
+#[tokio::test]
+async fn a_canary_key_never_appears_in_logs_responses_or_errors() {
+    let logs = captured_logs();
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("acme").await;
+    let canary = "sk-log-canary-91b2c3d4";
+    app.configure(&tenant, json!({"default_provider": "openai"})).await;
+    let put = app.client.put(app.url("/api/v1/providers/openai")).bearer_auth(&tenant.admin_key);
+    let body = json!({"api_key": canary, "base_url": app.mock_base("openai")});
+    let mut seen = put.json(&body).send().await.unwrap().text().await.unwrap();
+    let session = app.create_session(&tenant.admin_key).await;
+
+    app.mock.push(Reply { text: "fine".into(), ..Reply::default() });
+    for fault in [Fault::Status { status: 401, retry_after: None }, Fault::Status { status: 400, retry_after: None }] {
+        app.mock.push(Reply { fault: Some(fault), ..Reply::default() });
+    }
+    for question in ["one", "two", "three"] {
+        let events = app.stream_turn(&tenant.admin_key, &session, question).await;
+        seen.extend(events.iter().map(|event| event.data.to_string()));
+    }
+    for path in ["/api/v1/providers/openai", "/api/v1/audit-events", "/api/v1/tenant/config"] {
+        seen.push_str(&app.get(path, &tenant.admin_key).send().await.unwrap().text().await.unwrap());
+    }
+    seen.push_str(&serde_json::to_string(&app.messages(&tenant.admin_key, &session).await).unwrap());
+    assert_eq!(app.mock.requests().iter().filter(|request| request.api_key.as_deref() == Some(canary)).count(), 3);
+    assert!(!seen.contains(canary), "a response carried the key");
+
+    let logged = String::from_utf8_lossy(&logs.0.lock().unwrap()).to_string();
+    assert!(logged.contains("request"), "the capture works");
+    assert!(!logged.contains(canary), "a log line carried the key");
+}

@@ -1,0 +1,110 @@
+//! The generation is decoupled from the connection: a client that drops the stream can resume exactly
+//! where it was, and a cancelled run stops and says so.
+
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use mock_upstream::Reply;
+use serde_json::{Value, json};
+
+use crate::helpers::{SseEvent, TestApp, assert_well_formed, read_sse, streamed_text, to_sse_event};
+
+fn slow_reply(words: usize, delay_ms: u64) -> Reply {
+    let text: Vec<String> = (0..words).map(|index| format!("word{index}")).collect();
+    Reply { text: text.join(" "), chunk_delay: Duration::from_millis(delay_ms), ..Reply::default() }
+}
+
+/// Opens a turn's stream and reads its first `count` events, then drops the connection.
+async fn read_first_events(app: &TestApp, key: &str, session: &str, count: usize) -> Vec<SseEvent> {
+    let response = app
+        .post(&format!("/api/v1/sessions/{session}/messages"), key, &json!({"content": "tell me a long story"}))
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    let mut stream = eventsource_stream::Eventsource::eventsource(response.bytes_stream());
+    let mut events = Vec::new();
+    while events.len() < count {
+        events.push(to_sse_event(stream.next().await.unwrap().unwrap()));
+    }
+    events
+}
+
+#[tokio::test]
+async fn a_client_that_disconnects_mid_stream_resumes_with_last_event_id_without_loss_or_duplication() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("acme").await;
+    app.configure(&tenant, json!({"default_provider": "openai"})).await;
+    let session = app.create_session(&tenant.admin_key).await;
+    app.mock.push(slow_reply(40, 15));
+
+    let first = read_first_events(&app, &tenant.admin_key, &session, 6).await;
+    let run_id = first[0].data["run_id"].as_str().unwrap().to_owned();
+    let last_seen = first.last().unwrap().id.clone();
+
+    // The run goes on without its client; reconnecting from the last event gets exactly the rest.
+    let rest = app
+        .get(&format!("/api/v1/runs/{run_id}/events"), &tenant.admin_key)
+        .header("last-event-id", &last_seen)
+        .send()
+        .await
+        .unwrap();
+    let rest = read_sse(rest).await;
+    let whole: Vec<SseEvent> = first.iter().chain(&rest).cloned().collect();
+    assert_well_formed(&whole, &run_id, 1);
+    assert_eq!(whole.last().unwrap().event, "run.completed");
+
+    let expected: Vec<String> = (0..40).map(|index| format!("word{index}")).collect();
+    assert_eq!(streamed_text(&whole), expected.join(" "));
+    let messages = app.messages(&tenant.admin_key, &session).await;
+    assert_eq!(messages[1]["content"], expected.join(" "), "the run finished and was recorded without its client");
+}
+
+#[tokio::test]
+async fn a_run_whose_client_left_still_completes_and_is_recorded() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("acme").await;
+    app.configure(&tenant, json!({"default_provider": "anthropic"})).await;
+    let session = app.create_session(&tenant.admin_key).await;
+    app.mock.push(slow_reply(20, 10));
+    let first = read_first_events(&app, &tenant.admin_key, &session, 2).await;
+    let run_id = first[0].data["run_id"].as_str().unwrap().to_owned();
+
+    // Waiting on the full replay (no Last-Event-ID) proves the run reached its end on its own.
+    let replay =
+        read_sse(app.get(&format!("/api/v1/runs/{run_id}/events"), &tenant.admin_key).send().await.unwrap()).await;
+    assert_well_formed(&replay, &run_id, 1);
+    assert_eq!(replay.last().unwrap().event, "run.completed");
+    let run: Value =
+        app.get(&format!("/api/v1/runs/{run_id}"), &tenant.admin_key).send().await.unwrap().json().await.unwrap();
+    assert_eq!(run["status"], "succeeded");
+}
+
+#[tokio::test]
+async fn cancel_stops_a_run_records_run_cancelled_and_keeps_the_partial_answer() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("acme").await;
+    app.configure(&tenant, json!({"default_provider": "gemini"})).await;
+    let session = app.create_session(&tenant.admin_key).await;
+    app.mock.push(slow_reply(400, 25));
+
+    let first = read_first_events(&app, &tenant.admin_key, &session, 4).await;
+    let run_id = first[0].data["run_id"].as_str().unwrap().to_owned();
+    let cancelled =
+        app.post(&format!("/api/v1/runs/{run_id}/cancel"), &tenant.admin_key, &json!({})).send().await.unwrap();
+    assert_eq!(cancelled.status(), 200);
+    let cancelled: Value = cancelled.json().await.unwrap();
+    assert_eq!(cancelled["run"]["status"], "cancelled");
+    let partial = cancelled["message"]["content"].as_str().unwrap().to_owned();
+    assert_eq!(cancelled["message"]["status"], "incomplete");
+    assert!(partial.starts_with("word0") && partial.split(' ').count() < 400, "{partial}");
+
+    let replay =
+        read_sse(app.get(&format!("/api/v1/runs/{run_id}/events"), &tenant.admin_key).send().await.unwrap()).await;
+    assert_well_formed(&replay, &run_id, 1);
+    assert_eq!(replay.last().unwrap().event, "run.cancelled");
+    assert_eq!(streamed_text(&replay), partial, "the kept answer is exactly what was streamed");
+
+    let again = app.post(&format!("/api/v1/runs/{run_id}/cancel"), &tenant.admin_key, &json!({})).send().await.unwrap();
+    crate::helpers::assert_error(again, 409, "run_ended").await;
+}
