@@ -68,6 +68,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         keys: Arc::clone(&keys),
     };
     let engine = Engine::new(database.app.clone(), prompts, providers);
+    engine.start_sweeper(Duration::from_secs(30), Duration::from_secs(60));
     let state = crate::http::AppState {
         db: database.app.clone(),
         engine: engine.clone(),

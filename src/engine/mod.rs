@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use follow::EventStream;
@@ -23,7 +24,7 @@ use crate::auth::{Actor, TenantContext};
 use crate::conversations::store::NewMessage;
 use crate::conversations::{self, Message};
 use crate::db;
-use crate::ids::{MessageId, RunId, SessionId};
+use crate::ids::{RunId, SessionId, TenantId};
 use crate::prompts::Prompts;
 use crate::runs::store::{NewRun, RunOutcome};
 use crate::runs::{self, Run, RunKind, RunStatus};
@@ -90,6 +91,8 @@ struct Inner {
     tasks: TaskTracker,
     prompts: Prompts,
     providers: ProviderSetup,
+    /// Cancelled at shutdown, to stop background loops.
+    stopping: CancellationToken,
 }
 
 #[derive(Debug, Clone)]
@@ -99,7 +102,14 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(db: PgPool, prompts: Prompts, providers: ProviderSetup) -> Self {
-        let inner = Inner { db, hub: Hub::default(), tasks: TaskTracker::new(), prompts, providers };
+        let inner = Inner {
+            db,
+            hub: Hub::default(),
+            tasks: TaskTracker::new(),
+            prompts,
+            providers,
+            stopping: CancellationToken::new(),
+        };
         Self { inner: Arc::new(inner) }
     }
 
@@ -231,37 +241,80 @@ impl Engine {
         if run.status.is_terminal() {
             return Err(EngineError::RunEnded);
         }
-        self.close_orphan(context, &run).await?;
+        self.close_abandoned(context.tenant_id(), &run, EventKind::RunCancelled { message_id: None }).await?;
         self.wait(context, run_id).await
     }
 
-    async fn close_orphan(&self, context: &TenantContext, run: &Run) -> Result<(), EngineError> {
-        let mut transaction = db::begin_tenant(&self.inner.db, context.tenant_id()).await?;
+    /// Closes a run nobody executes any more, with `closing` as its last event.
+    async fn close_abandoned(&self, tenant_id: TenantId, run: &Run, closing: EventKind) -> Result<(), EngineError> {
+        let (status, error) = match &closing {
+            EventKind::RunFailed { code, message, .. } => (RunStatus::Failed, Some((code.as_str(), message.as_str()))),
+            _ => (RunStatus::Cancelled, None),
+        };
+        let mut transaction = db::begin_tenant(&self.inner.db, tenant_id).await?;
         let seq = runs::store::last_seq(&mut transaction, run.id).await? + 1;
-        let closed = runs::store::finish(
-            &mut transaction,
-            run.id,
-            &RunOutcome {
-                status: RunStatus::Cancelled,
-                error: None,
-                provider: run.provider.as_deref().unwrap_or_default(),
-                model: run.model.as_deref().unwrap_or_default(),
-                first_token_ms: run.first_token_ms,
-                latency_ms: run.latency_ms.unwrap_or_default(),
-            },
-        )
-        .await?;
-        if closed {
-            let event =
-                RunEvent { run_id: run.id, seq, kind: EventKind::RunCancelled { message_id: None::<MessageId> } };
-            runs::store::insert_events(&mut transaction, context.tenant_id(), &[event]).await?;
+        let outcome = RunOutcome {
+            status,
+            error,
+            provider: run.provider.as_deref().unwrap_or_default(),
+            model: run.model.as_deref().unwrap_or_default(),
+            first_token_ms: run.first_token_ms,
+            latency_ms: run.latency_ms.unwrap_or_default(),
+        };
+        if runs::store::finish(&mut transaction, run.id, &outcome).await? {
+            let event = RunEvent { run_id: run.id, seq, kind: closing };
+            runs::store::insert_events(&mut transaction, tenant_id, &[event]).await?;
         }
         transaction.commit().await?;
         Ok(())
     }
 
+    /// Closes, as failed with `interrupted`, the runs whose executor stopped proving it is alive (its
+    /// process died); returns how many. Safe to run from every process sharing the database.
+    pub async fn sweep_stale_runs(&self, stale_after: Duration) -> Result<usize, EngineError> {
+        let mut transaction = self.inner.db.begin().await?;
+        let stale = runs::store::stale(&mut transaction, stale_after).await?;
+        transaction.commit().await?;
+        let mut closed = 0;
+        for (run_id, tenant_id) in stale {
+            if self.inner.hub.get(run_id, tenant_id).is_some() {
+                continue;
+            }
+            let mut transaction = db::begin_tenant(&self.inner.db, tenant_id).await?;
+            let run = runs::store::get(&mut transaction, run_id).await?;
+            transaction.commit().await?;
+            let Some(run) = run.filter(|run| !run.status.is_terminal()) else { continue };
+            let closing = EventKind::RunFailed {
+                code: "interrupted".to_owned(),
+                message: "the process running this turn stopped before it finished".to_owned(),
+                message_id: None,
+            };
+            self.close_abandoned(tenant_id, &run, closing).await?;
+            tracing::warn!(%run_id, %tenant_id, "closed a run whose process stopped");
+            closed += 1;
+        }
+        Ok(closed)
+    }
+
+    /// Sweeps stale runs now and then every `every`, until shutdown.
+    pub fn start_sweeper(&self, every: Duration, stale_after: Duration) {
+        let engine = self.clone();
+        self.inner.tasks.spawn(async move {
+            loop {
+                if let Err(error) = engine.sweep_stale_runs(stale_after).await {
+                    tracing::warn!(%error, "could not sweep stale runs");
+                }
+                tokio::select! {
+                    () = engine.inner.stopping.cancelled() => return,
+                    () = tokio::time::sleep(every) => {}
+                }
+            }
+        });
+    }
+
     /// Lets running turns finish for up to `grace`, then cancels the rest and waits for them to record it.
     pub async fn shutdown(&self, grace: Duration) {
+        self.inner.stopping.cancel();
         self.inner.tasks.close();
         if tokio::time::timeout(grace, self.inner.tasks.wait()).await.is_err() {
             tracing::warn!("cancelling the turns still running at shutdown");

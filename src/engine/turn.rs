@@ -94,6 +94,7 @@ pub async fn execute(inner: Arc<Inner>, plan: TurnPlan, mut log: EventLog) {
     let ending = tokio::select! {
         biased;
         () = live.cancel.cancelled() => Ending::Cancelled,
+        never = keep_alive(&inner, &plan) => match never {},
         result = stream_answer(&inner, &plan, &mut log, &mut answer) => match result {
             Ok(()) => Ending::Completed,
             Err(TurnFailure::Provider(error)) => Ending::Failed { code: error.code().to_owned(), message: error.message },
@@ -108,6 +109,24 @@ pub async fn execute(inner: Arc<Inner>, plan: TurnPlan, mut log: EventLog) {
         log.publish_failure_in_memory("internal_error", "the run's outcome could not be recorded");
     }
     inner.hub.remove(plan.run_id);
+}
+
+/// How often a running turn proves it is alive; the sweeper closes runs silent for 30 s or more.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
+
+/// Refreshes the run's heartbeat until the turn ends (it never returns by itself).
+async fn keep_alive(inner: &Inner, plan: &TurnPlan) -> std::convert::Infallible {
+    loop {
+        tokio::time::sleep(HEARTBEAT_EVERY).await;
+        let beat = async {
+            let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
+            crate::runs::store::heartbeat(&mut transaction, plan.run_id).await?;
+            transaction.commit().await
+        };
+        if let Err(error) = beat.await {
+            tracing::warn!(run_id = %plan.run_id, %error, "could not record the run's heartbeat");
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -153,6 +153,7 @@ fn stable_code(code: &str) -> &'static str {
         "upstream_invalid_request",
         "upstream_unreachable",
         "provider_not_configured",
+        "interrupted",
         "budget_exhausted",
     ];
     CODES.iter().find(|known| **known == code).copied().unwrap_or("internal_error")

@@ -124,3 +124,27 @@ pub async fn last_seq(connection: &mut PgConnection, run_id: RunId) -> Result<i6
         .fetch_one(connection)
         .await
 }
+
+/// Marks a run as still being executed.
+pub async fn heartbeat(connection: &mut PgConnection, id: RunId) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE runs SET heartbeat_at = now() WHERE id = $1").bind(id).execute(connection).await?;
+    Ok(())
+}
+
+/// Unfinished runs, of any tenant, whose executor has not proved alive for `stale_after`.
+pub async fn stale(
+    connection: &mut PgConnection,
+    stale_after: std::time::Duration,
+) -> Result<Vec<(RunId, TenantId)>, sqlx::Error> {
+    sqlx::query("SELECT set_config('app.run_sweeper', 'on', true)").execute(&mut *connection).await?;
+    let seconds = f64::from(u32::try_from(stale_after.as_secs()).unwrap_or(u32::MAX));
+    let stale = sqlx::query_as(
+        "SELECT id, tenant_id FROM runs WHERE status IN ('queued', 'running') \
+         AND heartbeat_at < now() - make_interval(secs => $1) LIMIT 100",
+    )
+    .bind(seconds)
+    .fetch_all(&mut *connection)
+    .await?;
+    sqlx::query("SELECT set_config('app.run_sweeper', '', true)").execute(&mut *connection).await?;
+    Ok(stale)
+}

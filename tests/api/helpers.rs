@@ -98,6 +98,7 @@ pub struct TestApp {
     pub app_db: PgPool,
     /// The owner (a superuser in the embedded cluster): for arranging and inspecting what the API cannot.
     pub owner_db: PgPool,
+    pub engine: Engine,
 }
 
 /// A tenant made through the API, with its first (admin, chat, runs) key.
@@ -130,7 +131,7 @@ impl TestApp {
         let engine = Engine::new(app_db.clone(), Prompts::load().expect("prompts load"), providers);
         let state = switchboard::http::AppState {
             db: app_db.clone(),
-            engine,
+            engine: engine.clone(),
             operator_token: Arc::new(OperatorToken::new(&SecretString::from(OPERATOR_TOKEN))),
             keys: Arc::clone(&keys),
             outbound: OutboundPolicy::new(&["127.0.0.1".to_owned()]),
@@ -139,7 +140,7 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("address");
         tokio::spawn(switchboard::http::serve(listener, router, std::future::pending()));
-        Self { address, mock, keys, client: reqwest::Client::new(), app_db, owner_db }
+        Self { address, mock, keys, client: reqwest::Client::new(), app_db, owner_db, engine }
     }
 
     pub fn url(&self, path: &str) -> String {

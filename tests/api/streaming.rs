@@ -108,3 +108,36 @@ async fn cancel_stops_a_run_records_run_cancelled_and_keeps_the_partial_answer()
     let again = app.post(&format!("/api/v1/runs/{run_id}/cancel"), &tenant.admin_key, &json!({})).send().await.unwrap();
     crate::helpers::assert_error(again, 409, "run_ended").await;
 }
+
+#[tokio::test]
+async fn a_run_whose_process_died_is_closed_as_interrupted_and_its_followers_are_released() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("acme").await;
+    let session = app.create_session(&tenant.admin_key).await;
+    // A run as a crashed process leaves it: the user's message, the start event, no end, an old heartbeat.
+    let run_id = uuid::Uuid::now_v7();
+    let tenant_id = tenant.id;
+    for statement in [
+        "INSERT INTO runs (id, tenant_id, session_id, kind, status, provider, model, heartbeat_at) \
+         VALUES ($1, $2, $3::uuid, 'chat', 'running', 'openai', 'gpt-x', now() - interval '10 minutes')",
+        "INSERT INTO chat_messages (id, tenant_id, session_id, run_id, role, content) \
+         VALUES (gen_random_uuid(), $2, $3::uuid, $1, 'user', 'lost in a crash?')",
+        "INSERT INTO run_events (tenant_id, run_id, seq, event_type, data) \
+         VALUES ($2, $1, 1, 'run.started', jsonb_build_object('type', 'run.started', 'provider', 'openai', 'model', 'gpt-x', 'session_id', $3::text))",
+    ] {
+        sqlx::query(statement).bind(run_id).bind(tenant_id).bind(&session).execute(&app.owner_db).await.unwrap();
+    }
+    let fresh = app.create_session(&tenant.admin_key).await;
+    app.stream_turn(&tenant.admin_key, &fresh, "a healthy run").await;
+
+    assert_eq!(app.engine.sweep_stale_runs(Duration::from_secs(60)).await.unwrap(), 1, "only the dead run");
+    let replay =
+        read_sse(app.get(&format!("/api/v1/runs/{run_id}/events"), &tenant.admin_key).send().await.unwrap()).await;
+    assert_well_formed(&replay, &run_id.to_string(), 1);
+    assert_eq!(replay.last().unwrap().data["code"], "interrupted");
+    let run: Value =
+        app.get(&format!("/api/v1/runs/{run_id}"), &tenant.admin_key).send().await.unwrap().json().await.unwrap();
+    assert_eq!(run["status"], "failed");
+    assert_eq!(app.messages(&tenant.admin_key, &session).await[0]["content"], "lost in a crash?");
+    assert_eq!(app.engine.sweep_stale_runs(Duration::from_secs(60)).await.unwrap(), 0);
+}

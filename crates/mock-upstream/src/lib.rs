@@ -139,6 +139,10 @@ impl MockUpstream {
         let router = server::router(Arc::clone(&state));
         tokio::spawn(async move {
             // Only fails if accepting fails for good; a mock has nobody to report that to but the test's own errors.
+            // Small SSE frames must leave at once, as a real provider's do: no Nagle delay.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |stream| {
+                let _ = stream.set_nodelay(true);
+            });
             let _ = axum::serve(listener, router).await;
         });
         Ok(MockUpstream { addr, state })
