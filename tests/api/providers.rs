@@ -7,10 +7,25 @@ use serde_json::{Value, json};
 use crate::helpers::{TestApp, TestTenant, assert_well_formed, platform_key, streamed_text};
 
 const HOSTED: [(&str, Api); 3] = [("openai", Api::OpenAi), ("anthropic", Api::Anthropic), ("gemini", Api::Gemini)];
+/// The hosted providers and an OpenAI-compatible server (reached with the tenant's key and base URL).
+const ALL_KINDS: [(&str, Api); 4] = [
+    ("openai", Api::OpenAi),
+    ("anthropic", Api::Anthropic),
+    ("gemini", Api::Gemini),
+    ("openai_compatible", Api::OpenAi),
+];
 
 async fn tenant_using(app: &TestApp, slug: &str, provider: &str) -> (TestTenant, String) {
-    let tenant = app.create_tenant(slug).await;
+    let tenant = app.create_tenant(&slug.replace('_', "-")).await;
     app.configure(&tenant, json!({"default_provider": provider, "default_model": "model-x"})).await;
+    if provider == "openai_compatible" {
+        app.put_provider_key(
+            &tenant,
+            provider,
+            json!({"api_key": "tenant-compat-key", "base_url": app.mock_base(provider)}),
+        )
+        .await;
+    }
     let session = app.create_session(&tenant.admin_key).await;
     (tenant, session)
 }
@@ -144,7 +159,7 @@ async fn upstream_faults_become_run_failed_with_a_stable_code_and_the_message_is
         ("malformed JSON", vec![Fault::MalformedAfter(2)], "upstream_bad_response"),
         ("stall", vec![Fault::StallAfter(2)], "upstream_timeout"),
     ];
-    for (provider, _) in HOSTED {
+    for (provider, _) in ALL_KINDS {
         let (tenant, session) = tenant_using(&app, provider, provider).await;
         for (turn, (name, replies, code)) in faults.iter().enumerate() {
             for fault in replies {
@@ -183,7 +198,7 @@ async fn upstream_faults_become_run_failed_with_a_stable_code_and_the_message_is
 #[tokio::test]
 async fn a_429_is_retried_and_the_turn_then_succeeds() {
     let app = TestApp::spawn().await;
-    for (provider, _) in HOSTED {
+    for (provider, _) in ALL_KINDS {
         let (tenant, session) = tenant_using(&app, provider, provider).await;
         let before = app.mock.requests().len();
         app.mock.push(Reply { fault: Some(Fault::Status { status: 429, retry_after: Some(1) }), ..Reply::default() });
@@ -218,7 +233,7 @@ async fn the_fallback_model_answers_when_the_primary_fails_before_its_first_toke
 #[tokio::test]
 async fn tool_call_deltas_are_assembled_for_every_provider() {
     let app = TestApp::spawn().await;
-    for (provider, _) in HOSTED {
+    for (provider, _) in ALL_KINDS {
         let (tenant, session) = tenant_using(&app, provider, provider).await;
         let call = ToolCall {
             id: "call_7".into(),
@@ -240,7 +255,9 @@ async fn tool_call_deltas_are_assembled_for_every_provider() {
 #[tokio::test]
 async fn a_provider_without_any_key_fails_the_turn_but_keeps_the_message() {
     let app = TestApp::spawn().await;
-    let (tenant, session) = tenant_using(&app, "nokey", "openai_compatible").await;
+    let tenant = app.create_tenant("nokey").await;
+    app.configure(&tenant, json!({"default_provider": "openai_compatible"})).await;
+    let session = app.create_session(&tenant.admin_key).await;
     let events = app.stream_turn(&tenant.admin_key, &session, "anyone there?").await;
     assert_eq!(events.last().unwrap().data["code"], "provider_not_configured");
     assert_eq!(app.messages(&tenant.admin_key, &session).await[0]["content"], "anyone there?");
