@@ -20,6 +20,14 @@ enum Command {
     /// Re-seal every stored secret with SWITCHBOARD_MASTER_KEY; previous keys go in
     /// SWITCHBOARD_PREVIOUS_MASTER_KEYS (comma-separated) until this has run.
     RotateMasterKey,
+    /// Mirror a folder of markdown files into the shared corpus (or a tenant's documents).
+    Ingest {
+        /// The folder to ingest.
+        path: std::path::PathBuf,
+        /// The slug of the tenant to ingest into; the shared corpus when absent.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -31,6 +39,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Serve => crate::server::serve(config).await,
             Command::Migrate => crate::server::migrate(config).await,
             Command::RotateMasterKey => crate::server::rotate_master_key(config).await,
+            Command::Ingest { path, tenant } => crate::server::ingest(config, path, tenant).await,
         }
     })
 }

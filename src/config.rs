@@ -36,6 +36,8 @@ pub struct Config {
     pub platform_providers: PlatformProviders,
     /// Hosts or CIDRs that tenant-supplied URLs may reach although they are loopback or private.
     pub outbound_allow: Vec<String>,
+    /// The shared documentation ingested into the system tenant at start.
+    pub corpus_dir: PathBuf,
     /// The largest request body accepted, in bytes.
     pub max_body_bytes: usize,
 }
@@ -87,6 +89,7 @@ impl Config {
             platform_providers: platform_providers(),
             outbound_allow: list("SWITCHBOARD_OUTBOUND_ALLOW"),
             max_body_bytes,
+            corpus_dir: PathBuf::from(env("SWITCHBOARD_CORPUS_DIR").unwrap_or_else(|| "docs_corpus".to_owned())),
         })
     }
 

@@ -17,6 +17,7 @@ pub mod ids;
 pub mod outbound;
 pub mod prompts;
 pub mod providers;
+pub mod retrieval;
 pub mod runs;
 pub mod server;
 pub mod telemetry;

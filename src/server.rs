@@ -61,6 +61,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let prompts = Prompts::load()?;
     tokio::task::spawn_blocking(crate::tokens::warm_up);
     let database = Database::open(&config).await?;
+    sync_shared_corpus(&database.app, &config.corpus_dir).await;
     let keys = Arc::new(MasterKeys::new(&config.master_key, &config.previous_master_keys));
     let providers = ProviderSetup {
         http: HttpClient::new(UpstreamSettings::default()),
@@ -94,6 +95,52 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Brings the system tenant's documentation in line with the corpus folder; a failure is logged, not fatal.
+async fn sync_shared_corpus(pool: &sqlx::PgPool, folder: &std::path::Path) {
+    if !folder.is_dir() {
+        tracing::warn!(folder = %folder.display(), "no documentation corpus folder; the shared corpus stays as it is");
+        return;
+    }
+    match crate::retrieval::corpus::sync(pool, crate::ids::TenantId::SYSTEM, folder, |_| {}).await {
+        Ok(report) => tracing::info!(
+            folder = %folder.display(),
+            created = report.created,
+            updated = report.updated,
+            unchanged = report.unchanged,
+            removed = report.removed,
+            "shared documentation corpus is in sync"
+        ),
+        Err(error) => tracing::error!(%error, "could not ingest the documentation corpus"),
+    }
+}
+
+/// `switchboard ingest PATH`: mirrors a folder of markdown into a tenant's documents (the shared corpus
+/// by default), printing each file as it goes.
+pub async fn ingest(config: Config, folder: std::path::PathBuf, tenant_slug: Option<String>) -> anyhow::Result<()> {
+    let database = Database::open(&config).await?;
+    let tenant = match tenant_slug {
+        None => crate::ids::TenantId::SYSTEM,
+        Some(slug) => sqlx::query_scalar("SELECT id FROM tenants WHERE slug = $1")
+            .bind(&slug)
+            .fetch_optional(&database.app)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no tenant with slug `{slug}`"))?,
+    };
+    let mut done = 0usize;
+    let report = crate::retrieval::corpus::sync(&database.app, tenant, &folder, |path| {
+        done += 1;
+        eprintln!("[{done}] {path}");
+    })
+    .await;
+    database.close().await;
+    let report = report?;
+    println!(
+        "{} created, {} updated, {} unchanged, {} removed",
+        report.created, report.updated, report.unchanged, report.removed
+    );
+    Ok(())
+}
+
 /// `switchboard migrate`: prepares the database and exits.
 pub async fn migrate(config: Config) -> anyhow::Result<()> {
     let database = Database::open(&config).await?;
@@ -105,6 +152,7 @@ pub async fn migrate(config: Config) -> anyhow::Result<()> {
 /// `switchboard rotate-master-key`: re-seals every stored secret under the current master key.
 pub async fn rotate_master_key(config: Config) -> anyhow::Result<()> {
     let database = Database::open(&config).await?;
+    sync_shared_corpus(&database.app, &config.corpus_dir).await;
     let keys = MasterKeys::new(&config.master_key, &config.previous_master_keys);
     let rotated = crate::providers::credentials::rotate(&database.app, &keys).await;
     database.close().await;

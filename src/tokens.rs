@@ -11,6 +11,11 @@ static ENCODER: LazyLock<CoreBPE> =
 /// Tokens a chat message costs beyond its text (role and separators), as OpenAI documents for its models.
 pub const PER_MESSAGE_OVERHEAD: usize = 4;
 
+/// The shared encoder, for code that counts through it (the chunker).
+pub fn encoder() -> &'static CoreBPE {
+    &ENCODER
+}
+
 pub fn count(text: &str) -> usize {
     ENCODER.encode_ordinary(text).len()
 }

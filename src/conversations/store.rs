@@ -128,6 +128,7 @@ pub struct NewMessage<'a> {
     pub provider_used: Option<&'a str>,
     pub is_byok: Option<bool>,
     pub tool_calls: Option<serde_json::Value>,
+    pub citations: Option<serde_json::Value>,
 }
 
 impl<'a> NewMessage<'a> {
@@ -144,6 +145,7 @@ impl<'a> NewMessage<'a> {
             provider_used: None,
             is_byok: None,
             tool_calls: None,
+            citations: None,
         }
     }
 }
@@ -166,7 +168,7 @@ pub async fn insert_message_with_id(
     let total_tokens = message.input_tokens.zip(message.output_tokens).map(|(input, output)| input + output);
     let mut query = QueryBuilder::<Postgres>::new(
         "INSERT INTO chat_messages (id, tenant_id, session_id, run_id, role, content, status, input_tokens, \
-         output_tokens, total_tokens, model_used, provider_used, is_byok, tool_calls) ",
+         output_tokens, total_tokens, model_used, provider_used, is_byok, tool_calls, citations) ",
     );
     query.push_values([message], |mut row, message| {
         row.push_bind(id)
@@ -182,7 +184,8 @@ pub async fn insert_message_with_id(
             .push_bind(message.model_used)
             .push_bind(message.provider_used)
             .push_bind(message.is_byok)
-            .push_bind(sqlx::types::Json(message.tool_calls.clone().unwrap_or_else(|| serde_json::json!([]))));
+            .push_bind(sqlx::types::Json(message.tool_calls.clone().unwrap_or_else(|| serde_json::json!([]))))
+            .push_bind(sqlx::types::Json(message.citations.clone().unwrap_or_else(|| serde_json::json!([]))));
     });
     query.push(" RETURNING ").push(MESSAGE_COLUMNS);
     query.build_query_as().fetch_one(connection).await

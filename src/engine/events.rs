@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{MessageId, RunId, SessionId};
+use crate::retrieval::Citation;
 
 /// One event of a run, numbered from 1 in the order it happened.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -19,6 +20,9 @@ pub struct RunEvent {
 pub enum EventKind {
     #[serde(rename = "run.started")]
     RunStarted { session_id: Option<SessionId>, provider: String, model: String },
+    /// The passages the answer is grounded in, numbered as the answer cites them.
+    #[serde(rename = "retrieval")]
+    Retrieval { citations: Vec<Citation> },
     #[serde(rename = "message.delta")]
     MessageDelta { text: String },
     #[serde(rename = "usage")]
@@ -36,6 +40,7 @@ impl EventKind {
     pub fn name(&self) -> &'static str {
         match self {
             Self::RunStarted { .. } => "run.started",
+            Self::Retrieval { .. } => "retrieval",
             Self::MessageDelta { .. } => "message.delta",
             Self::Usage { .. } => "usage",
             Self::RunCompleted { .. } => "run.completed",

@@ -15,10 +15,11 @@ use crate::conversations::store::NewMessage;
 use crate::conversations::{self, MessageStatus, Role};
 use crate::db;
 use crate::ids::{ApiKeyId, MessageId, RunId, SessionId, TenantId};
-use crate::prompts::SystemPromptContext;
+use crate::prompts::{PromptCitation, SystemPromptContext};
 use crate::providers::{
-    self, ChatChunk, ChatMessage, ChatRequest, ChatRole, Provider, ProviderError, ProviderErrorKind, retry,
+    self, ChatChunk, ChatMessage, ChatRequest, ChatRole, Passage, Provider, ProviderError, ProviderErrorKind, retry,
 };
+use crate::retrieval::{self, Citation};
 use crate::runs::RunStatus;
 use crate::runs::store::RunOutcome;
 use crate::usage::{self, TokenSource, UsageEntry};
@@ -52,6 +53,8 @@ struct Answer {
     text: String,
     /// Tool calls as the model streamed them, by their index.
     tool_calls: Vec<ToolCallDraft>,
+    /// The passages the answer was grounded in.
+    citations: Vec<Citation>,
     first_token_at: Option<Instant>,
     reported_usage: Option<(u32, u32)>,
     estimated_input_tokens: u32,
@@ -149,8 +152,10 @@ async fn stream_answer(
     log: &mut EventLog,
     answer: &mut Answer,
 ) -> Result<(), TurnFailure> {
+    let (mut request, citations) = build_request(inner, plan).await?;
+    answer.citations.clone_from(&citations);
+    log.emit(EventKind::Retrieval { citations }).await;
     let provider = plan.provider.as_ref().map_err(|error| TurnFailure::Provider(error.clone()))?;
-    let mut request = build_request(inner, plan).await?;
     answer.estimated_input_tokens =
         u32::try_from(history::estimate_input_tokens(&request.system, &request.messages)).unwrap_or(u32::MAX);
     let settings = &inner.providers.http.settings;
@@ -201,14 +206,31 @@ fn worth_a_fallback(error: &ProviderError) -> bool {
     !matches!(error.kind, ProviderErrorKind::AuthFailed | ProviderErrorKind::NotConfigured)
 }
 
-async fn build_request(inner: &Inner, plan: &TurnPlan) -> Result<ChatRequest, TurnFailure> {
+/// Retrieval keeps at most this many passages, within this many tokens.
+const MAX_PASSAGES: usize = 5;
+const PASSAGE_TOKEN_BUDGET: usize = 1_500;
+
+async fn build_request(inner: &Inner, plan: &TurnPlan) -> Result<(ChatRequest, Vec<Citation>), TurnFailure> {
     let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
     let tenant_name: String = sqlx::query_scalar("SELECT name FROM tenants WHERE id = $1")
         .bind(plan.tenant_id)
         .fetch_one(&mut *transaction)
         .await?;
     let stored = conversations::store::list_messages(&mut transaction, plan.session_id).await?;
+    let query = retrieval_query(&stored);
+    let hits = retrieval::search::search(&mut transaction, &query, 8).await?;
     transaction.commit().await?;
+    let hits = retrieval::select_passages(hits, PASSAGE_TOKEN_BUDGET, MAX_PASSAGES);
+    let citations: Vec<Citation> = hits.iter().zip(1..).map(|(hit, number)| Citation::from_hit(number, hit)).collect();
+    let passages: Vec<Passage> = hits
+        .into_iter()
+        .map(|hit| Passage {
+            title: hit.title,
+            source_path: hit.source_path,
+            heading_path: hit.heading_path,
+            content: hit.content,
+        })
+        .collect();
 
     let system = inner
         .prompts
@@ -216,7 +238,14 @@ async fn build_request(inner: &Inner, plan: &TurnPlan) -> Result<ChatRequest, Tu
             tenant_name,
             today: Utc::now().format("%Y-%m-%d").to_string(),
             business_context: None,
-            citations: Vec::new(),
+            citations: passages
+                .iter()
+                .map(|passage| PromptCitation {
+                    title: passage.title.clone(),
+                    source_path: passage.source_path.clone(),
+                    content: passage.content.clone(),
+                })
+                .collect(),
         })
         .map_err(|error| TurnFailure::Internal(Box::new(error)))?;
     let messages: Vec<ChatMessage> = stored
@@ -230,7 +259,25 @@ async fn build_request(inner: &Inner, plan: &TurnPlan) -> Result<ChatRequest, Tu
         .collect();
     let window = providers::context_window(&plan.model);
     let messages = history::fit_to_window(&system, messages, window, RESERVED_OUTPUT_TOKENS as usize);
-    Ok(ChatRequest { model: plan.model.clone(), system, messages, max_output_tokens: RESERVED_OUTPUT_TOKENS })
+    let request = ChatRequest {
+        model: plan.model.clone(),
+        system,
+        messages,
+        max_output_tokens: RESERVED_OUTPUT_TOKENS,
+        passages,
+    };
+    Ok((request, citations))
+}
+
+/// What to search for: the question, with the previous question for context (a follow-up such as
+/// "and how do I revoke it?" names little by itself).
+fn retrieval_query(messages: &[conversations::Message]) -> String {
+    let mut questions = messages.iter().rev().filter(|message| message.role == Role::User).map(|m| m.content.as_str());
+    let question = questions.next().unwrap_or_default();
+    match questions.next() {
+        Some(previous) => format!("{question}\n{previous}"),
+        None => question.to_owned(),
+    }
 }
 
 /// Records the outcome in one transaction: the answer as far as it got, the usage, the closing events and
@@ -279,6 +326,7 @@ async fn record(
                 provider_used: Some(provider),
                 is_byok: Some(plan.is_byok),
                 tool_calls: (!answer.tool_calls.is_empty()).then(|| serde_json::json!(answer.tool_calls)),
+                citations: (!answer.citations.is_empty()).then(|| serde_json::json!(answer.citations)),
             },
         )
         .await?;

@@ -12,6 +12,7 @@ use crate::conversations::ConversationError;
 use crate::engine::EngineError;
 use crate::ids::RunId;
 use crate::providers::byok::ByokError;
+use crate::retrieval::RetrievalError;
 use crate::tenants::TenantError;
 
 #[derive(Debug)]
@@ -188,6 +189,19 @@ impl From<ByokError> for ApiError {
             ByokError::Invalid(message) => Self::invalid(message),
             ByokError::NotFound => Self::not_found("no key is stored for this provider"),
             ByokError::Database(error) => Self::internal(&error),
+        }
+    }
+}
+
+impl From<RetrievalError> for ApiError {
+    fn from(error: RetrievalError) -> Self {
+        match error {
+            RetrievalError::Invalid(message) => Self::invalid(message),
+            error @ RetrievalError::TooLarge => {
+                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", error.to_string())
+            }
+            RetrievalError::NotFound => Self::not_found("no such document"),
+            RetrievalError::Database(error) => Self::internal(&error),
         }
     }
 }

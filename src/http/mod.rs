@@ -4,6 +4,7 @@
 mod api_keys;
 mod audit;
 mod conversations;
+mod documents;
 pub mod error;
 mod extract;
 mod health;
@@ -54,6 +55,9 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/tenant/config", get(tenant_config::get).patch(tenant_config::patch))
         .route("/providers/{provider}", get(providers::get).put(providers::put).delete(providers::delete))
         .route("/audit-events", get(audit::list))
+        .route("/documents", post(documents::add).get(documents::list))
+        .route("/documents/{id}", delete(documents::delete))
+        .route("/search", post(documents::search))
         .route("/sessions", post(conversations::create).get(conversations::list))
         .route("/sessions/{id}", get(conversations::get).patch(conversations::update).delete(conversations::delete))
         .route("/sessions/{id}/messages", get(conversations::messages).post(conversations::post_message))

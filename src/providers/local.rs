@@ -2,9 +2,11 @@
 //! answer assembled from the question and (once retrieval lands) the retrieved passages, and says plainly
 //! that no model wrote it.
 
+use std::fmt::Write as _;
+
 use futures::stream;
 
-use super::{ChatChunk, ChatRequest, ChunkStream};
+use super::{ChatChunk, ChatRequest, ChunkStream, Passage};
 
 pub const PROVIDER_NAME: &str = "local";
 pub const MODEL_NAME: &str = "switchboard-extractive";
@@ -14,22 +16,75 @@ pub struct LocalAnswerer;
 
 impl LocalAnswerer {
     pub fn stream(&self, request: &ChatRequest) -> ChunkStream {
-        let answer = compose_answer(request.question());
+        let answer = compose_answer(request.question(), &request.passages);
         Box::pin(stream::iter(split_into_tokens(&answer).into_iter().map(|piece| Ok(ChatChunk::Text(piece)))))
     }
 }
 
-fn compose_answer(question: &str) -> String {
+fn compose_answer(question: &str, passages: &[Passage]) -> String {
     let question = question.trim();
     let quoted: String = question.chars().take(300).collect();
     let ellipsis = if quoted.len() < question.len() { "…" } else { "" };
-    format!(
-        "[Offline answer: no model provider is configured for this workspace, so Switchboard's built-in \
-         extractive answerer is replying. It repeats what it was given rather than reasoning about it.]\n\n\
-         You asked: \"{quoted}{ellipsis}\"\n\n\
-         No documents were retrieved for this question, so there is nothing to quote yet. Add documents to \
-         ground answers, or configure a model provider (PUT /api/v1/providers/{{provider}}) for generated answers."
-    )
+    let mut answer = format!(
+        "[Offline answer: no model provider is configured, so Switchboard's built-in extractive answerer is \
+         replying. It quotes the documentation it retrieved rather than reasoning about it.]\n\n\
+         You asked: \"{quoted}{ellipsis}\"\n\n"
+    );
+    if passages.is_empty() {
+        answer.push_str(
+            "No document matched this question, so there is nothing to quote. Add documents to ground answers, \
+             or configure a model provider (PUT /api/v1/providers/{provider}) for generated answers.",
+        );
+        return answer;
+    }
+    answer.push_str("The most relevant passages:\n");
+    for (index, passage) in passages.iter().enumerate() {
+        let place = std::iter::once(passage.title.as_str())
+            .chain(passage.heading_path.iter().map(String::as_str).filter(|heading| *heading != passage.title))
+            .collect::<Vec<_>>()
+            .join(" › ");
+        let _ = write!(
+            answer,
+            "\n[{}] {place} ({}): {}\n",
+            index + 1,
+            passage.source_path,
+            excerpt(&passage.content, question)
+        );
+    }
+    answer
+}
+
+/// The passage's lines that share the most words with the question (at most two, in their order), or
+/// its first lines when none does; about 400 characters at most.
+fn excerpt(content: &str, question: &str) -> String {
+    let words = significant_words(question);
+    let lines: Vec<&str> = content
+        .lines()
+        .map(str::trim)
+        .filter(|line| {
+            !line.is_empty() && !line.starts_with('#') && !line.starts_with("```") && !line.starts_with("|-")
+        })
+        .collect();
+    let overlap = |line: &str| significant_words(line).iter().filter(|word| words.contains(word)).count();
+    let mut ranked: Vec<(usize, usize)> =
+        lines.iter().enumerate().map(|(index, line)| (overlap(line), index)).collect();
+    ranked.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let mut chosen: Vec<usize> = if ranked.first().is_some_and(|(score, _)| *score > 0) {
+        ranked.iter().take(2).filter(|(score, _)| *score > 0).map(|(_, index)| *index).collect()
+    } else {
+        (0..lines.len().min(2)).collect()
+    };
+    chosen.sort_unstable();
+    let joined = chosen.iter().map(|index| lines[*index]).collect::<Vec<_>>().join(" … ");
+    if joined.chars().count() <= 400 {
+        return joined;
+    }
+    format!("{}…", joined.chars().take(400).collect::<String>().trim_end())
+}
+
+/// Lower-case words of four letters or more: enough to tell what a line is about.
+fn significant_words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric()).filter(|word| word.chars().count() >= 4).map(str::to_lowercase).collect()
 }
 
 /// Splits text into word-sized pieces that keep their leading whitespace, so concatenating them gives the
@@ -67,9 +122,31 @@ mod tests {
 
     #[test]
     fn the_answer_says_it_is_offline_and_quotes_the_question() {
-        let answer = compose_answer("What is RLS?");
+        let answer = compose_answer("What is RLS?", &[]);
         assert!(answer.starts_with("[Offline answer"));
         assert!(answer.contains("\"What is RLS?\""));
-        assert_eq!(answer, compose_answer("What is RLS?"), "deterministic");
+        assert_eq!(answer, compose_answer("What is RLS?", &[]), "deterministic");
+        let passage = Passage {
+            title: "Security".into(),
+            source_path: "security.md".into(),
+            heading_path: vec!["Security".into(), "Row-level security".into()],
+            content: "## Row-level security\n\nEvery tenant table has forced RLS. It is enforced by PostgreSQL.".into(),
+        };
+        let answer = compose_answer("What is RLS?", &[passage]);
+        assert!(
+            answer.contains("[1] Security › Row-level security (security.md): Every tenant table has forced RLS."),
+            "{answer}"
+        );
+    }
+
+    #[test]
+    fn excerpts_pick_the_lines_that_answer_the_question() {
+        let content = "# Keys\n\nEvery call carries a bearer key.\n\n| scope | allows |\n|---|---|\n| admin | settings |\n\n\
+                       - `DELETE /api/v1/api-keys/{id}` revokes a key at once.";
+        assert_eq!(
+            excerpt(content, "Which request revokes a key?"),
+            "- `DELETE /api/v1/api-keys/{id}` revokes a key at once."
+        );
+        assert_eq!(excerpt("# T\n\nFirst line.\nSecond line.\nThird.", "unrelated"), "First line. … Second line.");
     }
 }

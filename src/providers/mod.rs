@@ -40,6 +40,16 @@ pub struct ChatRequest {
     /// Oldest first; the last one is the user's question.
     pub messages: Vec<ChatMessage>,
     pub max_output_tokens: u32,
+    /// The retrieved passages, numbered from 1 (also rendered into `system`).
+    pub passages: Vec<Passage>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Passage {
+    pub title: String,
+    pub source_path: String,
+    pub heading_path: Vec<String>,
+    pub content: String,
 }
 
 impl ChatRequest {

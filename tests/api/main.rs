@@ -8,6 +8,7 @@ mod chat;
 mod errors;
 mod health;
 mod providers;
+mod retrieval;
 mod row_level_security;
 mod secrets;
 mod service_process;

@@ -1,0 +1,90 @@
+//! The shared documentation corpus: every markdown file under a folder, ingested into the system tenant.
+//! Unchanged files cost a hash lookup, changed ones are replaced, removed ones are removed.
+
+use std::path::Path;
+
+use sqlx::PgPool;
+
+use super::{IngestOutcome, NewDocument, RetrievalError, ingest, store};
+use crate::db;
+use crate::ids::TenantId;
+
+/// What a sync did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SyncReport {
+    pub created: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    pub removed: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CorpusError {
+    #[error("cannot read {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("{path}: {source}")]
+    Document { path: String, source: RetrievalError },
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// Makes `tenant`'s documents mirror the markdown files under `folder` (paths relative to it), in one
+/// transaction; `progress` is called after each file.
+pub async fn sync(
+    pool: &PgPool,
+    tenant: TenantId,
+    folder: &Path,
+    mut progress: impl FnMut(&str),
+) -> Result<SyncReport, CorpusError> {
+    let files = markdown_files(folder)?;
+    let mut report = SyncReport::default();
+    let mut transaction = db::begin_tenant(pool, tenant).await?;
+    let mut seen = std::collections::HashSet::new();
+    for (relative, path) in files {
+        let content = std::fs::read_to_string(&path)
+            .map_err(|source| CorpusError::Io { path: path.display().to_string(), source })?;
+        let document = NewDocument::parse(&relative, None, content)
+            .map_err(|source| CorpusError::Document { path: relative.clone(), source })?;
+        let (_, outcome) = ingest(&mut transaction, tenant, &document)
+            .await
+            .map_err(|source| CorpusError::Document { path: relative.clone(), source })?;
+        match outcome {
+            IngestOutcome::Created => report.created += 1,
+            IngestOutcome::Updated => report.updated += 1,
+            IngestOutcome::Unchanged => report.unchanged += 1,
+        }
+        progress(&relative);
+        seen.insert(relative);
+    }
+    for (id, source_path) in store::list_paths(&mut transaction).await? {
+        if !seen.contains(&source_path) && store::delete(&mut transaction, id).await? {
+            report.removed += 1;
+        }
+    }
+    transaction.commit().await?;
+    Ok(report)
+}
+
+/// Markdown files under `folder`, as (path relative to it with `/`, full path), sorted.
+fn markdown_files(folder: &Path) -> Result<Vec<(String, std::path::PathBuf)>, CorpusError> {
+    let mut files = Vec::new();
+    let mut pending = vec![folder.to_path_buf()];
+    while let Some(directory) = pending.pop() {
+        let entries = std::fs::read_dir(&directory)
+            .map_err(|source| CorpusError::Io { path: directory.display().to_string(), source })?;
+        for entry in entries {
+            let entry = entry.map_err(|source| CorpusError::Io { path: directory.display().to_string(), source })?;
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|extension| extension == "md" || extension == "markdown") {
+                let relative = path.strip_prefix(folder).unwrap_or(&path);
+                let relative =
+                    relative.components().map(|part| part.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+                files.push((relative, path));
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}

@@ -1,0 +1,202 @@
+//! Retrieval: documents, their chunks, and search over them. The shared documentation corpus belongs to
+//! the system tenant and is readable by every tenant; each tenant's own documents only by it.
+//!
+//! Search is full-text for now (stemmed terms, OR-ed, ranked); embeddings and hybrid fusion join here.
+
+pub mod chunking;
+pub mod corpus;
+pub mod search;
+pub mod store;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sha2::{Digest as _, Sha256};
+use sqlx::PgConnection;
+
+use crate::ids::TenantId;
+
+/// The largest document accepted, in bytes of UTF-8.
+pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RetrievalError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the document is larger than {MAX_DOCUMENT_BYTES} bytes")]
+    TooLarge,
+    #[error("no such document")]
+    NotFound,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Document {
+    pub id: uuid::Uuid,
+    pub source_path: String,
+    pub title: String,
+    pub content_hash: String,
+    pub byte_size: i32,
+    pub chunk_count: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A validated document to ingest.
+#[derive(Debug, Clone)]
+pub struct NewDocument {
+    pub source_path: String,
+    pub title: String,
+    pub content: String,
+    pub content_hash: String,
+}
+
+impl NewDocument {
+    pub fn parse(source_path: &str, title: Option<&str>, content: String) -> Result<Self, RetrievalError> {
+        let source_path = parse_source_path(source_path)?;
+        if content.len() > MAX_DOCUMENT_BYTES {
+            return Err(RetrievalError::TooLarge);
+        }
+        if content.trim().is_empty() {
+            return Err(RetrievalError::Invalid("content must not be empty".to_owned()));
+        }
+        if looks_binary(&content) {
+            return Err(RetrievalError::Invalid("content looks binary; send text or markdown".to_owned()));
+        }
+        let title = match title.map(str::trim) {
+            Some(title) if title.is_empty() || title.chars().count() > 300 => {
+                return Err(RetrievalError::Invalid("title must be 1 to 300 characters".to_owned()));
+            }
+            Some(title) => title.to_owned(),
+            None => chunking::title_of(&content, &source_path),
+        };
+        let content_hash = hex::encode(Sha256::digest(format!("{title}\u{0}{content}").as_bytes()));
+        Ok(Self { source_path, title, content, content_hash })
+    }
+}
+
+/// A relative path of plain segments: no `..`, no leading `/`, no backslashes or control characters.
+fn parse_source_path(path: &str) -> Result<String, RetrievalError> {
+    let invalid = |reason: &str| RetrievalError::Invalid(format!("source_path {reason}"));
+    if path.is_empty() || path.len() > 500 {
+        return Err(invalid("must be 1 to 500 characters"));
+    }
+    if path.starts_with('/') || path.contains('\\') || path.chars().any(char::is_control) {
+        return Err(invalid("must be a relative path with forward slashes"));
+    }
+    if path.split('/').any(|segment| segment.is_empty() || segment == "." || segment == "..") {
+        return Err(invalid("must not contain empty, `.` or `..` segments"));
+    }
+    Ok(path.to_owned())
+}
+
+/// NUL bytes or a high share of control characters mean this is not text.
+fn looks_binary(content: &str) -> bool {
+    let controls = content.chars().filter(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')).count();
+    content.contains('\0') || controls * 100 > content.chars().count()
+}
+
+/// A retrieved passage as a citation: numbered as in the prompt, with where it came from.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct Citation {
+    pub number: u32,
+    pub chunk_id: uuid::Uuid,
+    pub document_id: uuid::Uuid,
+    pub source_path: String,
+    pub title: String,
+    pub heading_path: Vec<String>,
+    pub score: f64,
+    /// The start of the passage, for display.
+    pub excerpt: String,
+}
+
+/// The passages a turn grounds its answer in: the best hits that fit `token_budget`, at most `limit`.
+pub fn select_passages(hits: Vec<search::SearchHit>, token_budget: usize, limit: usize) -> Vec<search::SearchHit> {
+    let mut used = 0;
+    let mut kept = Vec::new();
+    for hit in hits {
+        let tokens = usize::try_from(hit.token_count).unwrap_or(usize::MAX);
+        if kept.len() == limit || used + tokens > token_budget {
+            continue;
+        }
+        used += tokens;
+        kept.push(hit);
+    }
+    kept
+}
+
+impl Citation {
+    pub fn from_hit(number: u32, hit: &search::SearchHit) -> Self {
+        let excerpt: String = hit.content.chars().take(300).collect();
+        Self {
+            number,
+            chunk_id: hit.chunk_id,
+            document_id: hit.document_id,
+            source_path: hit.source_path.clone(),
+            title: hit.title.clone(),
+            heading_path: hit.heading_path.clone(),
+            score: hit.score,
+            excerpt,
+        }
+    }
+}
+
+/// What ingesting a document did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IngestOutcome {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+/// Adds or replaces a document and its chunks, atomically within the caller's tenant-bound transaction.
+/// An unchanged document (same content hash) costs one lookup.
+pub async fn ingest(
+    connection: &mut PgConnection,
+    tenant_id: TenantId,
+    document: &NewDocument,
+) -> Result<(Document, IngestOutcome), RetrievalError> {
+    if let Some(existing) = store::find_by_path(&mut *connection, &document.source_path).await? {
+        if existing.content_hash == document.content_hash {
+            return Ok((existing, IngestOutcome::Unchanged));
+        }
+        let chunks = chunking::chunk(&document.content);
+        let updated = store::replace(&mut *connection, tenant_id, existing.id, document, &chunks).await?;
+        return Ok((updated, IngestOutcome::Updated));
+    }
+    let chunks = chunking::chunk(&document.content);
+    let created = store::insert(&mut *connection, tenant_id, document, &chunks).await?;
+    Ok((created, IngestOutcome::Created))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_documents_are_refused() {
+        let text = || "Some text.".to_owned();
+        assert!(NewDocument::parse("guides/keys.md", None, text()).is_ok());
+        for path in ["", "/etc/passwd", "../secret.md", "a/../../b", "a//b", "a\\b", "./a", "a\u{7}b"] {
+            assert!(NewDocument::parse(path, None, text()).is_err(), "{path:?}");
+        }
+        assert!(NewDocument::parse("a.md", None, "  \n ".to_owned()).is_err());
+        assert!(NewDocument::parse("a.md", None, "bin\0ary".to_owned()).is_err());
+        assert!(NewDocument::parse("a.md", None, "\u{1}\u{2}\u{3}abc".to_owned()).is_err());
+        assert!(matches!(
+            NewDocument::parse("a.md", None, "x".repeat(MAX_DOCUMENT_BYTES + 1)),
+            Err(RetrievalError::TooLarge)
+        ));
+        assert!(NewDocument::parse("a.md", Some(" "), text()).is_err());
+    }
+
+    #[test]
+    fn the_hash_covers_title_and_content() {
+        let one = NewDocument::parse("a.md", Some("A"), "x".to_owned()).unwrap();
+        let two = NewDocument::parse("b.md", Some("A"), "x".to_owned()).unwrap();
+        let three = NewDocument::parse("a.md", Some("B"), "x".to_owned()).unwrap();
+        assert_eq!(one.content_hash, two.content_hash);
+        assert_ne!(one.content_hash, three.content_hash);
+    }
+}

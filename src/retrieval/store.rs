@@ -1,0 +1,126 @@
+//! SQL for documents and chunks; every function runs inside a tenant-bound transaction.
+
+use sqlx::{PgConnection, Postgres, QueryBuilder};
+
+use super::chunking::Chunk;
+use super::{Document, NewDocument};
+use crate::ids::TenantId;
+
+const DOCUMENT_COLUMNS: &str = "id, source_path, title, content_hash, byte_size, chunk_count, created_at, updated_at";
+
+/// The tenant's own document at `source_path` (never a shared one: the caller writes its own tenant).
+pub async fn find_by_path(connection: &mut PgConnection, source_path: &str) -> Result<Option<Document>, sqlx::Error> {
+    let mut query = QueryBuilder::<Postgres>::new("SELECT ");
+    query
+        .push(DOCUMENT_COLUMNS)
+        .push(" FROM documents WHERE tenant_id = current_tenant_id() AND source_path = ")
+        .push_bind(source_path);
+    query.build_query_as().fetch_optional(connection).await
+}
+
+pub async fn list(connection: &mut PgConnection) -> Result<Vec<Document>, sqlx::Error> {
+    let mut query = QueryBuilder::<Postgres>::new("SELECT ");
+    query.push(DOCUMENT_COLUMNS).push(" FROM documents WHERE tenant_id = current_tenant_id() ORDER BY source_path");
+    query.build_query_as().fetch_all(connection).await
+}
+
+pub async fn list_paths(connection: &mut PgConnection) -> Result<Vec<(uuid::Uuid, String)>, sqlx::Error> {
+    sqlx::query_as("SELECT id, source_path FROM documents WHERE tenant_id = current_tenant_id()")
+        .fetch_all(connection)
+        .await
+}
+
+fn byte_size(document: &NewDocument) -> i32 {
+    i32::try_from(document.content.len()).unwrap_or(i32::MAX)
+}
+
+fn chunk_count(chunks: &[Chunk]) -> i32 {
+    i32::try_from(chunks.len()).unwrap_or(i32::MAX)
+}
+
+pub async fn insert(
+    connection: &mut PgConnection,
+    tenant_id: TenantId,
+    document: &NewDocument,
+    chunks: &[Chunk],
+) -> Result<Document, sqlx::Error> {
+    let mut query = QueryBuilder::<Postgres>::new(
+        "INSERT INTO documents (id, tenant_id, source_path, title, content_hash, byte_size, chunk_count) VALUES (",
+    );
+    let mut values = query.separated(", ");
+    values
+        .push_bind(uuid::Uuid::now_v7())
+        .push_bind(tenant_id)
+        .push_bind(&document.source_path)
+        .push_bind(&document.title)
+        .push_bind(&document.content_hash)
+        .push_bind(byte_size(document))
+        .push_bind(chunk_count(chunks));
+    query.push(") RETURNING ").push(DOCUMENT_COLUMNS);
+    let created: Document = query.build_query_as().fetch_one(&mut *connection).await?;
+    insert_chunks(connection, tenant_id, created.id, chunks).await?;
+    Ok(created)
+}
+
+/// Replaces a document's content and all its chunks.
+pub async fn replace(
+    connection: &mut PgConnection,
+    tenant_id: TenantId,
+    id: uuid::Uuid,
+    document: &NewDocument,
+    chunks: &[Chunk],
+) -> Result<Document, sqlx::Error> {
+    sqlx::query("DELETE FROM doc_chunks WHERE document_id = $1").bind(id).execute(&mut *connection).await?;
+    let mut query = QueryBuilder::<Postgres>::new("UPDATE documents SET updated_at = now(), title = ");
+    query
+        .push_bind(&document.title)
+        .push(", content_hash = ")
+        .push_bind(&document.content_hash)
+        .push(", byte_size = ")
+        .push_bind(byte_size(document))
+        .push(", chunk_count = ")
+        .push_bind(chunk_count(chunks))
+        .push(" WHERE id = ")
+        .push_bind(id)
+        .push(" RETURNING ")
+        .push(DOCUMENT_COLUMNS);
+    let updated: Document = query.build_query_as().fetch_one(&mut *connection).await?;
+    insert_chunks(connection, tenant_id, id, chunks).await?;
+    Ok(updated)
+}
+
+async fn insert_chunks(
+    connection: &mut PgConnection,
+    tenant_id: TenantId,
+    document_id: uuid::Uuid,
+    chunks: &[Chunk],
+) -> Result<(), sqlx::Error> {
+    // Bound parameters per row: 8; PostgreSQL allows 65,535 per statement.
+    for batch in chunks.chunks(1000) {
+        let mut query = QueryBuilder::<Postgres>::new(
+            "INSERT INTO doc_chunks \
+             (id, tenant_id, document_id, chunk_index, content, token_count, heading_path, heading_text) ",
+        );
+        query.push_values(batch, |mut row, chunk| {
+            row.push_bind(uuid::Uuid::now_v7())
+                .push_bind(tenant_id)
+                .push_bind(document_id)
+                .push_bind(i32::try_from(chunk.index).unwrap_or(i32::MAX))
+                .push_bind(&chunk.content)
+                .push_bind(i32::try_from(chunk.token_count).unwrap_or(i32::MAX))
+                .push_bind(&chunk.heading_path)
+                .push_bind(chunk.heading_path.join(" "));
+        });
+        query.build().execute(&mut *connection).await?;
+    }
+    Ok(())
+}
+
+/// Deletes one of the tenant's own documents with its chunks.
+pub async fn delete(connection: &mut PgConnection, id: uuid::Uuid) -> Result<bool, sqlx::Error> {
+    let deleted = sqlx::query("DELETE FROM documents WHERE id = $1 AND tenant_id = current_tenant_id()")
+        .bind(id)
+        .execute(connection)
+        .await?;
+    Ok(deleted.rows_affected() == 1)
+}

@@ -1,0 +1,206 @@
+//! Documents, search and citations: ingestion is idempotent and atomic, tenants see their own documents
+//! and the shared corpus, answers cite what they were grounded in.
+
+use serde_json::{Value, json};
+use switchboard::ids::TenantId;
+use switchboard::retrieval::corpus;
+
+use crate::helpers::{TestApp, TestTenant, assert_error, streamed_text};
+
+async fn add_document(app: &TestApp, tenant: &TestTenant, source_path: &str, content: &str) -> reqwest::Response {
+    app.post("/api/v1/documents", &tenant.admin_key, &json!({"source_path": source_path, "content": content}))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn search(app: &TestApp, key: &str, query: &str, k: u32) -> Vec<Value> {
+    let response = app.post("/api/v1/search", key, &json!({"query": query, "k": k})).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.json::<Value>().await.unwrap()["results"].as_array().unwrap().clone()
+}
+
+async fn count(app: &TestApp, sql: &'static str, tenant: &TestTenant) -> i64 {
+    sqlx::query_scalar(sql).bind(tenant.id).fetch_one(&app.owner_db).await.unwrap()
+}
+
+fn long_guide(topic: &str, sections: usize) -> String {
+    let parts: Vec<String> = (0..sections)
+        .map(|section| {
+            let body = format!("The {topic} procedure step {section} is described here in detail. ").repeat(25);
+            format!("## Part {section}\n\n{body}\n\n")
+        })
+        .collect();
+    format!("# {topic} guide\n\n{}", parts.concat())
+}
+
+#[tokio::test]
+async fn ingestion_is_idempotent_and_a_changed_document_replaces_its_chunks() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("acme").await;
+    let first = add_document(&app, &tenant, "guides/rotation.md", &long_guide("rotation", 4)).await;
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.unwrap();
+    assert_eq!(first["outcome"], "created");
+    assert_eq!(first["document"]["title"], "rotation guide");
+    let chunks = first["document"]["chunk_count"].as_i64().unwrap();
+    assert!(chunks >= 2, "{first}");
+    let stored = "SELECT count(*) FROM doc_chunks WHERE tenant_id = $1";
+    assert_eq!(count(&app, stored, &tenant).await, chunks);
+
+    let again = add_document(&app, &tenant, "guides/rotation.md", &long_guide("rotation", 4)).await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.json::<Value>().await.unwrap()["outcome"], "unchanged");
+    let audited = "SELECT count(*) FROM audit_events WHERE tenant_id = $1 AND action = 'document.saved'";
+    assert_eq!(count(&app, audited, &tenant).await, 1, "an unchanged document changes nothing");
+
+    let changed = add_document(&app, &tenant, "guides/rotation.md", &long_guide("renewal", 1)).await;
+    let changed: Value = changed.json().await.unwrap();
+    assert_eq!(changed["outcome"], "updated");
+    assert_eq!(count(&app, stored, &tenant).await, changed["document"]["chunk_count"].as_i64().unwrap());
+    assert!(search(&app, &tenant.admin_key, "rotation", 5).await.is_empty(), "the old chunks are gone");
+    assert!(!search(&app, &tenant.admin_key, "renewal", 5).await.is_empty());
+
+    let id = changed["document"]["id"].as_str().unwrap();
+    assert_eq!(app.delete(&format!("/api/v1/documents/{id}"), &tenant.admin_key).send().await.unwrap().status(), 204);
+    assert_eq!(count(&app, stored, &tenant).await, 0);
+}
+
+#[tokio::test]
+async fn bad_documents_are_refused_and_change_nothing() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("acme").await;
+    add_document(&app, &tenant, "kept.md", "# Kept\n\nA document that stays.").await;
+    for (path, content) in [
+        ("empty.md", "   \n"),
+        ("binary.bin", "PK\u{3}\u{4}\0\0\u{1}binary"),
+        ("../escape.md", "text"),
+        ("/etc/passwd.md", "text"),
+        ("a/../../b.md", "text"),
+    ] {
+        let response = add_document(&app, &tenant, path, content).await;
+        assert_error(response, 422, "invalid_request").await;
+    }
+    let not_utf8 = app
+        .client
+        .post(app.url("/api/v1/documents"))
+        .bearer_auth(&tenant.admin_key)
+        .header("content-type", "application/json")
+        .body(b"{\"source_path\": \"x.md\", \"content\": \"\xff\xfe\"}".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert!(not_utf8.status() == 400 || not_utf8.status() == 422, "{}", not_utf8.status());
+    let huge = add_document(&app, &tenant, "huge.md", &"x".repeat(100 * 1024)).await;
+    assert_error(huge, 413, "payload_too_large").await;
+    assert_eq!(count(&app, "SELECT count(*) FROM documents WHERE tenant_id = $1", &tenant).await, 1);
+}
+
+#[tokio::test]
+async fn tenants_see_their_own_documents_and_the_shared_corpus_but_never_each_other() {
+    let app = TestApp::spawn().await;
+    let acme = app.create_tenant("acme").await;
+    let globex = app.create_tenant("globex").await;
+    let folder =
+        tempfile_folder("shared", &[("handbook.md", "# Handbook\n\nThe quokka escalation path is shared by all.")]);
+    let report = corpus::sync(&app.app_db, TenantId::SYSTEM, &folder, |_| {}).await.unwrap();
+    assert_eq!(report.created, 1);
+    add_document(&app, &acme, "secret.md", "# Secret\n\nThe narwhal launch date is private to acme.").await;
+
+    for tenant in [&acme, &globex] {
+        let shared = search(&app, &tenant.admin_key, "quokka escalation", 5).await;
+        assert_eq!(shared.len(), 1);
+        assert_eq!(shared[0]["shared"], true);
+    }
+    assert_eq!(search(&app, &acme.admin_key, "narwhal launch", 5).await.len(), 1);
+    assert!(
+        search(&app, &globex.admin_key, "narwhal launch", 5).await.is_empty(),
+        "globex must not see acme's document"
+    );
+
+    let acme_docs: Value = app.get("/api/v1/documents", &acme.admin_key).send().await.unwrap().json().await.unwrap();
+    let acme_doc = acme_docs["documents"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(acme_docs["documents"].as_array().unwrap().len(), 1, "the list shows the tenant's own documents");
+    let foreign = app.delete(&format!("/api/v1/documents/{acme_doc}"), &globex.admin_key).send().await.unwrap();
+    assert_error(foreign, 404, "not_found").await;
+    let shared_id = search(&app, &acme.admin_key, "quokka", 1).await[0]["document_id"].as_str().unwrap().to_owned();
+    let shared = app.delete(&format!("/api/v1/documents/{shared_id}"), &acme.admin_key).send().await.unwrap();
+    assert_error(shared, 404, "not_found").await;
+
+    // A tenant's own document at the same path is its own copy; the shared one is untouched.
+    add_document(&app, &globex, "handbook.md", "# Handbook\n\nGlobex's own handbook about wombats.").await;
+    assert_eq!(search(&app, &acme.admin_key, "quokka escalation", 5).await.len(), 1);
+    assert!(search(&app, &acme.admin_key, "wombats", 5).await.is_empty());
+
+    // Even SQL without a tenant clause cannot change the shared corpus from a tenant's transaction.
+    let mut transaction = switchboard::db::begin_tenant(&app.app_db, TenantId(acme.id)).await.unwrap();
+    let changed = sqlx::query("UPDATE doc_chunks SET content = 'defaced'").execute(&mut *transaction).await.unwrap();
+    let shared_rows: i64 = sqlx::query_scalar("SELECT count(*) FROM doc_chunks WHERE content = 'defaced' AND tenant_id = '00000000-0000-0000-0000-000000000000'")
+        .fetch_one(&mut *transaction)
+        .await
+        .unwrap();
+    assert_eq!(shared_rows, 0, "{} rows changed, none of them shared", changed.rows_affected());
+    transaction.rollback().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_tiny_tenant_gets_k_results_next_to_a_huge_one() {
+    let app = TestApp::spawn().await;
+    let huge = app.create_tenant("huge").await;
+    let tiny = app.create_tenant("tiny").await;
+    for index in 0..20 {
+        add_document(&app, &huge, &format!("huge/{index}.md"), &long_guide("alpha", 6)).await;
+    }
+    for index in 0..3 {
+        add_document(
+            &app,
+            &tiny,
+            &format!("tiny/{index}.md"),
+            &format!("# Tiny {index}\n\nThe alpha procedure for tiny."),
+        )
+        .await;
+    }
+    let results = search(&app, &tiny.admin_key, "alpha procedure", 3).await;
+    assert_eq!(results.len(), 3);
+    assert!(results.iter().all(|hit| hit["source_path"].as_str().unwrap().starts_with("tiny/")));
+    assert_eq!(search(&app, &huge.admin_key, "alpha procedure", 10).await.len(), 10);
+}
+
+#[tokio::test]
+async fn answers_cite_their_passages_in_the_stream_and_on_the_stored_message() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("acme").await;
+    add_document(
+        &app,
+        &tenant,
+        "ops/backups.md",
+        "# Operations\n\n## Backups\n\nBackups of the zebra cluster run nightly at 02:00 and are kept for 35 days.",
+    )
+    .await;
+    let session = app.create_session(&tenant.admin_key).await;
+    let events = app.stream_turn(&tenant.admin_key, &session, "When do zebra cluster backups run?").await;
+    let retrieval = events.iter().find(|event| event.event == "retrieval").expect("a retrieval event");
+    assert_eq!(retrieval.id, "2", "retrieval comes right after run.started");
+    let citations = retrieval.data["citations"].as_array().unwrap();
+    assert_eq!(citations[0]["number"], 1);
+    assert_eq!(citations[0]["source_path"], "ops/backups.md");
+    assert_eq!(citations[0]["heading_path"], json!(["Operations", "Backups"]));
+    let text = streamed_text(&events);
+    assert!(
+        text.contains("[1] Operations › Backups (ops/backups.md): Backups of the zebra cluster run nightly"),
+        "{text}"
+    );
+
+    let messages = app.messages(&tenant.admin_key, &session).await;
+    assert_eq!(messages[1]["citations"], retrieval.data["citations"]);
+}
+
+/// A folder under the test binary's temp dir holding `files`.
+fn tempfile_folder(name: &str, files: &[(&str, &str)]) -> std::path::PathBuf {
+    let folder = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&folder).unwrap();
+    for (path, content) in files {
+        std::fs::write(folder.join(path), content).unwrap();
+    }
+    folder
+}
