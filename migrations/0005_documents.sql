@@ -6,7 +6,7 @@ CREATE TABLE documents (
     tenant_id    uuid NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
     source_path  text NOT NULL,
     title        text NOT NULL,
-    -- SHA-256 of the content: re-ingesting an unchanged document changes nothing.
+    -- SHA-256 of title and content: re-ingesting an unchanged document changes nothing.
     content_hash text NOT NULL,
     byte_size    integer NOT NULL,
     chunk_count  integer NOT NULL,

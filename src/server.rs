@@ -101,7 +101,7 @@ async fn sync_shared_corpus(pool: &sqlx::PgPool, folder: &std::path::Path) {
         tracing::warn!(folder = %folder.display(), "no documentation corpus folder; the shared corpus stays as it is");
         return;
     }
-    match crate::retrieval::corpus::sync(pool, crate::ids::TenantId::SYSTEM, folder, |_| {}).await {
+    match crate::retrieval::corpus::sync(pool, crate::ids::TenantId::SYSTEM, folder, true, |_| {}).await {
         Ok(report) => tracing::info!(
             folder = %folder.display(),
             created = report.created,
@@ -114,8 +114,8 @@ async fn sync_shared_corpus(pool: &sqlx::PgPool, folder: &std::path::Path) {
     }
 }
 
-/// `switchboard ingest PATH`: mirrors a folder of markdown into a tenant's documents (the shared corpus
-/// by default), printing each file as it goes.
+/// `switchboard ingest PATH`: adds or updates a folder of markdown in a tenant's documents (the shared
+/// corpus by default), printing each file as it goes. Documents not in the folder are kept.
 pub async fn ingest(config: Config, folder: std::path::PathBuf, tenant_slug: Option<String>) -> anyhow::Result<()> {
     let database = Database::open(&config).await?;
     let tenant = match tenant_slug {
@@ -127,7 +127,7 @@ pub async fn ingest(config: Config, folder: std::path::PathBuf, tenant_slug: Opt
             .ok_or_else(|| anyhow::anyhow!("no tenant with slug `{slug}`"))?,
     };
     let mut done = 0usize;
-    let report = crate::retrieval::corpus::sync(&database.app, tenant, &folder, |path| {
+    let report = crate::retrieval::corpus::sync(&database.app, tenant, &folder, false, |path| {
         done += 1;
         eprintln!("[{done}] {path}");
     })
@@ -152,7 +152,6 @@ pub async fn migrate(config: Config) -> anyhow::Result<()> {
 /// `switchboard rotate-master-key`: re-seals every stored secret under the current master key.
 pub async fn rotate_master_key(config: Config) -> anyhow::Result<()> {
     let database = Database::open(&config).await?;
-    sync_shared_corpus(&database.app, &config.corpus_dir).await;
     let keys = MasterKeys::new(&config.master_key, &config.previous_master_keys);
     let rotated = crate::providers::credentials::rotate(&database.app, &keys).await;
     database.close().await;

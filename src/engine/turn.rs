@@ -114,7 +114,7 @@ pub async fn execute(inner: Arc<Inner>, plan: TurnPlan, mut log: EventLog) {
     inner.hub.remove(plan.run_id);
 }
 
-/// How often a running turn proves it is alive; the sweeper closes runs silent for 30 s or more.
+/// How often a running turn proves it is alive; the sweeper closes runs silent for a minute.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
 
 /// Refreshes the run's heartbeat until the turn ends (it never returns by itself).

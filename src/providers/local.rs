@@ -26,8 +26,8 @@ fn compose_answer(question: &str, passages: &[Passage]) -> String {
     let quoted: String = question.chars().take(300).collect();
     let ellipsis = if quoted.len() < question.len() { "…" } else { "" };
     let mut answer = format!(
-        "[Offline answer: no model provider is configured, so Switchboard's built-in extractive answerer is \
-         replying. It quotes the documentation it retrieved rather than reasoning about it.]\n\n\
+        "[Offline answer: this workspace's provider is Switchboard's built-in extractive answerer, not a \
+         model. It quotes the documentation it retrieved rather than reasoning about it.]\n\n\
          You asked: \"{quoted}{ellipsis}\"\n\n"
     );
     if passages.is_empty() {

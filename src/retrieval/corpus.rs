@@ -28,12 +28,14 @@ pub enum CorpusError {
     Database(#[from] sqlx::Error),
 }
 
-/// Makes `tenant`'s documents mirror the markdown files under `folder` (paths relative to it), in one
-/// transaction; `progress` is called after each file.
+/// Ingests the markdown files under `folder` (paths relative to it) into `tenant`'s documents, in one
+/// transaction; with `remove_missing`, documents without a file are removed, so the documents mirror the
+/// folder. `progress` is called after each file.
 pub async fn sync(
     pool: &PgPool,
     tenant: TenantId,
     folder: &Path,
+    remove_missing: bool,
     mut progress: impl FnMut(&str),
 ) -> Result<SyncReport, CorpusError> {
     let files = markdown_files(folder)?;
@@ -56,7 +58,8 @@ pub async fn sync(
         progress(&relative);
         seen.insert(relative);
     }
-    for (id, source_path) in store::list_paths(&mut transaction).await? {
+    let stored = if remove_missing { store::list_paths(&mut transaction).await? } else { Vec::new() };
+    for (id, source_path) in stored {
         if !seen.contains(&source_path) && store::delete(&mut transaction, id).await? {
             report.removed += 1;
         }

@@ -103,7 +103,7 @@ async fn tenants_see_their_own_documents_and_the_shared_corpus_but_never_each_ot
     let globex = app.create_tenant("globex").await;
     let folder =
         tempfile_folder("shared", &[("handbook.md", "# Handbook\n\nThe quokka escalation path is shared by all.")]);
-    let report = corpus::sync(&app.app_db, TenantId::SYSTEM, &folder, |_| {}).await.unwrap();
+    let report = corpus::sync(&app.app_db, TenantId::SYSTEM, &folder, true, |_| {}).await.unwrap();
     assert_eq!(report.created, 1);
     add_document(&app, &acme, "secret.md", "# Secret\n\nThe narwhal launch date is private to acme.").await;
 

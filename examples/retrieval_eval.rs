@@ -1,0 +1,134 @@
+//! Retrieval quality on a standard test collection in TREC format (the Vaswani collection in
+//! `../shared/data/vaswani/`): ingests every document as one tenant's documents, runs every query
+//! through Switchboard's search, and reports nDCG@10, Recall@100 and MRR@10 against the relevance
+//! judgments.
+//!
+//! `cargo run --release --example retrieval_eval -- ../shared/data/vaswani`
+#![expect(clippy::cast_precision_loss, reason = "metrics over counts far below 2^52")]
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::time::Instant;
+
+use secrecy::SecretString;
+use switchboard::db::{self, embedded};
+use switchboard::ids::TenantId;
+use switchboard::retrieval::{self, NewDocument, search};
+use switchboard::tenants::{self, NewTenant};
+
+/// `<DOC><DOCNO>id</DOCNO> text </DOC>` records (queries use the same shape with `<TOP><NUM>`).
+fn trec_records(text: &str, record: &str, id_tag: &str) -> Vec<(String, String)> {
+    let open = format!("<{record}>");
+    let close = format!("</{record}>");
+    let (id_open, id_close) = (format!("<{id_tag}>"), format!("</{id_tag}>"));
+    text.split(&open)
+        .filter_map(|chunk| chunk.split(&close).next())
+        .filter_map(|body| {
+            let start = body.find(&id_open)? + id_open.len();
+            let end = body.find(&id_close)?;
+            let id = body[start..end].trim().to_owned();
+            let rest = body[end + id_close.len()..].replace("<title>", " ").replace("</title>", " ");
+            Some((id, rest.trim().to_owned()))
+        })
+        .collect()
+}
+
+fn qrels(text: &str) -> HashMap<String, HashSet<String>> {
+    let mut relevant: HashMap<String, HashSet<String>> = HashMap::new();
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if let [query, _, document, grade] = fields[..]
+            && grade != "0"
+        {
+            relevant.entry(query.to_owned()).or_default().insert(document.to_owned());
+        }
+    }
+    relevant
+}
+
+/// nDCG@10, Recall@100 and reciprocal rank@10 of one ranking with binary relevance.
+fn metrics(ranking: &[String], relevant: &HashSet<String>) -> (f64, f64, f64) {
+    let gain = |rank: usize| 1.0 / (rank as f64 + 2.0).log2();
+    let dcg: f64 =
+        ranking.iter().take(10).enumerate().filter(|(_, id)| relevant.contains(*id)).map(|(rank, _)| gain(rank)).sum();
+    let ideal: f64 = (0..relevant.len().min(10)).map(gain).sum();
+    let found = ranking.iter().take(100).filter(|id| relevant.contains(*id)).count();
+    let reciprocal =
+        ranking.iter().take(10).position(|id| relevant.contains(id)).map_or(0.0, |rank| 1.0 / (rank as f64 + 1.0));
+    (if ideal > 0.0 { dcg / ideal } else { 0.0 }, found as f64 / relevant.len() as f64, reciprocal)
+}
+
+#[tokio::main]
+async fn main() {
+    let folder = std::env::args().nth(1).unwrap_or_else(|| "../shared/data/vaswani".to_owned());
+    let folder = Path::new(&folder);
+    let read =
+        |name: &str| std::fs::read_to_string(folder.join(name)).unwrap_or_else(|error| panic!("{name}: {error}"));
+    let documents = trec_records(&read("doc-text.trec"), "DOC", "DOCNO");
+    let queries = trec_records(&read("query-text.trec"), "top", "num");
+    let judgments = qrels(&read("qrels"));
+
+    let server = tokio::task::spawn_blocking(|| {
+        let layout =
+            embedded::Layout::throwaway(Path::new("target/bench-data"), &format!("{}-eval", std::process::id()))
+                .unwrap();
+        embedded::EmbeddedPostgres::start(&layout, embedded::Durability::Throwaway).unwrap()
+    })
+    .await
+    .unwrap();
+    let password = SecretString::from("eval-app-password");
+    db::create_database_if_missing(&server.maintenance_options(), "eval").await.unwrap();
+    let owner = server.maintenance_options().database("eval");
+    db::prepare(&owner, &password).await.unwrap();
+    let pool = db::connect_app_pool(&owner, &password).await.unwrap();
+    let (tenant, _) = tenants::create(&pool, &NewTenant::parse("Eval", "eval").unwrap(), None).await.unwrap();
+
+    let started = Instant::now();
+    let mut transaction = db::begin_tenant(&pool, tenant.id).await.unwrap();
+    let mut chunks = 0;
+    for (id, text) in &documents {
+        let document = NewDocument::parse(id, Some(id), text.clone()).unwrap();
+        let (stored, _) = retrieval::ingest(&mut transaction, tenant.id, &document).await.unwrap();
+        chunks += stored.chunk_count;
+    }
+    transaction.commit().await.unwrap();
+    let elapsed = started.elapsed().as_secs_f64();
+    eprintln!(
+        "ingested {} documents ({chunks} chunks) in {elapsed:.1} s: {:.0} chunks/s",
+        documents.len(),
+        f64::from(chunks) / elapsed
+    );
+
+    let mut totals = (0.0, 0.0, 0.0);
+    let mut latencies = Vec::new();
+    let judged: Vec<_> = queries.iter().filter(|(id, _)| judgments.contains_key(id)).collect();
+    for (id, text) in &judged {
+        let mut transaction = db::begin_tenant(&pool, TenantId(tenant.id.0)).await.unwrap();
+        let asked = Instant::now();
+        let hits = search::search(&mut transaction, text, search::MAX_K * 2).await.unwrap();
+        latencies.push(asked.elapsed());
+        transaction.commit().await.unwrap();
+        let ranking: Vec<String> = hits.into_iter().map(|hit| hit.source_path).collect();
+        let (ndcg, recall, rr) = metrics(&ranking, &judgments[id.as_str()]);
+        totals = (totals.0 + ndcg, totals.1 + recall, totals.2 + rr);
+    }
+    latencies.sort();
+    let count = judged.len() as f64;
+    println!("| method | nDCG@10 | Recall@100 | MRR@10 | queries |");
+    println!("|---|---|---|---|---|");
+    println!(
+        "| full text (stemmed terms OR-ed, BM25 k1 1.2 b 0.75) | {:.3} | {:.3} | {:.3} | {} |",
+        totals.0 / count,
+        totals.1 / count,
+        totals.2 / count,
+        judged.len()
+    );
+    let at = |per_mille: usize| latencies[(latencies.len() * per_mille).div_ceil(1000).clamp(1, latencies.len()) - 1];
+    println!(
+        "search latency over {} documents: p50 {:.1} ms, p99 {:.1} ms",
+        documents.len(),
+        at(500).as_secs_f64() * 1e3,
+        at(990).as_secs_f64() * 1e3
+    );
+    server.stop();
+}
