@@ -84,14 +84,15 @@ async fn main() {
     let (tenant, _) = tenants::create(&pool, &NewTenant::parse("Eval", "eval").unwrap(), None).await.unwrap();
 
     let started = Instant::now();
-    let mut transaction = db::begin_tenant(&pool, tenant.id).await.unwrap();
     let mut chunks = 0;
     for (id, text) in &documents {
+        // One transaction per document, as the API and the corpus sync ingest.
+        let mut transaction = db::begin_tenant(&pool, tenant.id).await.unwrap();
         let document = NewDocument::parse(id, Some(id), text.clone()).unwrap();
         let (stored, _) = retrieval::ingest(&mut transaction, tenant.id, &document).await.unwrap();
+        transaction.commit().await.unwrap();
         chunks += stored.chunk_count;
     }
-    transaction.commit().await.unwrap();
     let elapsed = started.elapsed().as_secs_f64();
     eprintln!(
         "ingested {} documents ({chunks} chunks) in {elapsed:.1} s: {:.0} chunks/s",

@@ -41,3 +41,15 @@ CREATE INDEX doc_chunks_search_idx ON doc_chunks USING gin (search_vector);
 SELECT enable_tenant_rls('doc_chunks');
 CREATE POLICY shared_corpus_readable ON doc_chunks FOR SELECT
     USING (tenant_id = '00000000-0000-0000-0000-000000000000');
+
+-- BM25 needs, per term, how many chunks contain it; counting that at query time cost more than the rest
+-- of the search, so ingestion maintains it.
+CREATE TABLE term_stats (
+    tenant_id uuid NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    lexeme    text NOT NULL,
+    chunks    integer NOT NULL CHECK (chunks >= 0),
+    PRIMARY KEY (tenant_id, lexeme)
+);
+SELECT enable_tenant_rls('term_stats');
+CREATE POLICY shared_corpus_readable ON term_stats FOR SELECT
+    USING (tenant_id = '00000000-0000-0000-0000-000000000000');

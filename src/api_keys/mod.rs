@@ -163,6 +163,34 @@ pub async fn revoke(connection: &mut PgConnection, context: &TenantContext, id: 
     Ok(())
 }
 
+/// Creates a key in its own transaction (the API's path; tenant creation uses [`create`] inside its own).
+pub async fn create_for(
+    pool: &sqlx::PgPool,
+    context: &TenantContext,
+    new_key: &NewApiKey,
+) -> Result<CreatedApiKey, ApiKeyError> {
+    let mut transaction = crate::db::begin_tenant(pool, context.tenant_id()).await?;
+    let created = create(&mut transaction, context, new_key).await?;
+    transaction.commit().await?;
+    Ok(created)
+}
+
+/// The tenant's keys, without their secrets.
+pub async fn list(pool: &sqlx::PgPool, context: &TenantContext) -> Result<Vec<ApiKey>, ApiKeyError> {
+    let mut transaction = crate::db::begin_tenant(pool, context.tenant_id()).await?;
+    let keys = store::list(&mut transaction).await?;
+    transaction.commit().await?;
+    Ok(keys)
+}
+
+/// Revokes a key in its own transaction.
+pub async fn revoke_for(pool: &sqlx::PgPool, context: &TenantContext, id: ApiKeyId) -> Result<(), ApiKeyError> {
+    let mut transaction = crate::db::begin_tenant(pool, context.tenant_id()).await?;
+    revoke(&mut transaction, context, id).await?;
+    transaction.commit().await?;
+    Ok(())
+}
+
 /// The lookup prefix of a well-formed token, or `None` for anything else.
 pub fn token_prefix(token: &str) -> Option<&str> {
     let rest = token.strip_prefix(TOKEN_PREFIX)?;

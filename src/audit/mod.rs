@@ -82,3 +82,16 @@ pub async fn list(
     .fetch_all(connection)
     .await
 }
+
+/// The tenant's trail, newest first, in its own transaction.
+pub async fn list_for(
+    pool: &sqlx::PgPool,
+    context: &TenantContext,
+    limit: i64,
+    before: Option<AuditEventId>,
+) -> Result<Vec<AuditEvent>, sqlx::Error> {
+    let mut transaction = crate::db::begin_tenant(pool, context.tenant_id()).await?;
+    let events = list(&mut transaction, limit, before).await?;
+    transaction.commit().await?;
+    Ok(events)
+}

@@ -11,7 +11,6 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::{Json, Path, Tenant};
 use crate::api_keys::{self, NewApiKey, Scope};
-use crate::db;
 use crate::ids::ApiKeyId;
 
 #[derive(Debug, Deserialize)]
@@ -29,9 +28,7 @@ pub async fn create(
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
     context.require(Scope::Admin)?;
     let new_key = NewApiKey::parse(&body.name, &body.scopes, body.expires_at)?;
-    let mut transaction = db::begin_tenant(&state.db, context.tenant_id()).await?;
-    let created = api_keys::create(&mut transaction, &context, &new_key).await?;
-    transaction.commit().await?;
+    let created = api_keys::create_for(&state.db, &context, &new_key).await?;
     let mut body = serde_json::to_value(&created.key).map_err(|error| ApiError::internal(&error))?;
     body["key"] = json!(created.token.expose_secret());
     Ok((StatusCode::CREATED, axum::Json(body)))
@@ -39,9 +36,7 @@ pub async fn create(
 
 pub async fn list(State(state): State<AppState>, Tenant(context): Tenant) -> Result<axum::Json<Value>, ApiError> {
     context.require(Scope::Admin)?;
-    let mut transaction = db::begin_tenant(&state.db, context.tenant_id()).await?;
-    let keys = api_keys::store::list(&mut transaction).await?;
-    transaction.commit().await?;
+    let keys = api_keys::list(&state.db, &context).await?;
     Ok(axum::Json(json!({ "api_keys": keys })))
 }
 
@@ -51,8 +46,6 @@ pub async fn revoke(
     Path(id): Path<uuid::Uuid>,
 ) -> Result<StatusCode, ApiError> {
     context.require(Scope::Admin)?;
-    let mut transaction = db::begin_tenant(&state.db, context.tenant_id()).await?;
-    api_keys::revoke(&mut transaction, &context, ApiKeyId(id)).await?;
-    transaction.commit().await?;
+    api_keys::revoke_for(&state.db, &context, ApiKeyId(id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -8,8 +8,8 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::Tenant;
 use crate::api_keys::Scope;
+use crate::audit;
 use crate::ids::AuditEventId;
-use crate::{audit, db};
 
 #[derive(Debug, Deserialize)]
 pub struct AuditQuery {
@@ -28,9 +28,7 @@ pub async fn list(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid("limit must be between 1 and 1000"));
     }
-    let mut transaction = db::begin_tenant(&state.db, context.tenant_id()).await?;
-    let events = audit::list(&mut transaction, limit, query.before.map(AuditEventId)).await?;
-    transaction.commit().await?;
+    let events = audit::list_for(&state.db, &context, limit, query.before.map(AuditEventId)).await?;
     let next_before =
         (events.len() == usize::try_from(limit).unwrap_or(usize::MAX)).then(|| events.last().map(|e| e.id));
     Ok(axum::Json(json!({ "audit_events": events, "next_before": next_before.flatten() })))

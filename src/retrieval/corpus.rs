@@ -28,9 +28,11 @@ pub enum CorpusError {
     Database(#[from] sqlx::Error),
 }
 
-/// Ingests the markdown files under `folder` (paths relative to it) into `tenant`'s documents, in one
-/// transaction; with `remove_missing`, documents without a file are removed, so the documents mirror the
-/// folder. `progress` is called after each file.
+/// Ingests the markdown files under `folder` (paths relative to it) into `tenant`'s documents, one
+/// transaction per document (each document changes atomically; a long single transaction would make the
+/// BM25 statistics rows it updates again and again ever slower to update); with `remove_missing`,
+/// documents without a file are removed, so the documents mirror the folder. `progress` is called after
+/// each file.
 pub async fn sync(
     pool: &PgPool,
     tenant: TenantId,
@@ -40,16 +42,17 @@ pub async fn sync(
 ) -> Result<SyncReport, CorpusError> {
     let files = markdown_files(folder)?;
     let mut report = SyncReport::default();
-    let mut transaction = db::begin_tenant(pool, tenant).await?;
     let mut seen = std::collections::HashSet::new();
     for (relative, path) in files {
         let content = std::fs::read_to_string(&path)
             .map_err(|source| CorpusError::Io { path: path.display().to_string(), source })?;
         let document = NewDocument::parse(&relative, None, content)
             .map_err(|source| CorpusError::Document { path: relative.clone(), source })?;
+        let mut transaction = db::begin_tenant(pool, tenant).await?;
         let (_, outcome) = ingest(&mut transaction, tenant, &document)
             .await
             .map_err(|source| CorpusError::Document { path: relative.clone(), source })?;
+        transaction.commit().await?;
         match outcome {
             IngestOutcome::Created => report.created += 1,
             IngestOutcome::Updated => report.updated += 1,
@@ -58,6 +61,7 @@ pub async fn sync(
         progress(&relative);
         seen.insert(relative);
     }
+    let mut transaction = db::begin_tenant(pool, tenant).await?;
     let stored = if remove_missing { store::list_paths(&mut transaction).await? } else { Vec::new() };
     for (id, source_path) in stored {
         if !seen.contains(&source_path) && store::delete(&mut transaction, id).await? {

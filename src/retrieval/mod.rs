@@ -13,6 +13,9 @@ use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 use sqlx::PgConnection;
 
+use crate::audit::{self, AuditEntry};
+use crate::auth::TenantContext;
+use crate::db;
 use crate::ids::TenantId;
 
 /// The largest document accepted, in bytes of UTF-8.
@@ -168,6 +171,66 @@ pub async fn ingest(
     let chunks = chunking::chunk(&document.content);
     let created = store::insert(&mut *connection, tenant_id, document, &chunks).await?;
     Ok((created, IngestOutcome::Created))
+}
+
+/// Adds or replaces one of the tenant's documents, audited unless nothing changed.
+pub async fn add_document(
+    pool: &sqlx::PgPool,
+    context: &TenantContext,
+    document: &NewDocument,
+) -> Result<(Document, IngestOutcome), RetrievalError> {
+    let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
+    let (stored, outcome) = ingest(&mut transaction, context.tenant_id(), document).await?;
+    if outcome != IngestOutcome::Unchanged {
+        let entry = AuditEntry::new("document.saved", "document", stored.id.to_string()).with_details(
+            serde_json::json!({ "source_path": stored.source_path, "outcome": outcome, "chunks": stored.chunk_count }),
+        );
+        audit::record(&mut transaction, context, &entry).await?;
+    }
+    transaction.commit().await?;
+    Ok((stored, outcome))
+}
+
+/// The tenant's own documents (not the shared corpus).
+pub async fn list_documents(pool: &sqlx::PgPool, context: &TenantContext) -> Result<Vec<Document>, RetrievalError> {
+    let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
+    let documents = store::list(&mut transaction).await?;
+    transaction.commit().await?;
+    Ok(documents)
+}
+
+/// Removes one of the tenant's documents and its chunks, audited.
+pub async fn delete_document(
+    pool: &sqlx::PgPool,
+    context: &TenantContext,
+    id: uuid::Uuid,
+) -> Result<(), RetrievalError> {
+    let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
+    if !store::delete(&mut transaction, id).await? {
+        return Err(RetrievalError::NotFound);
+    }
+    audit::record(&mut transaction, context, &AuditEntry::new("document.deleted", "document", id.to_string())).await?;
+    transaction.commit().await?;
+    Ok(())
+}
+
+/// The `k` best chunks for `query` among the tenant's and the shared ones.
+pub async fn search_documents(
+    pool: &sqlx::PgPool,
+    context: &TenantContext,
+    query: &str,
+    k: i64,
+) -> Result<Vec<search::SearchHit>, RetrievalError> {
+    if query.trim().is_empty() || query.len() > 10_000 {
+        return Err(RetrievalError::Invalid("query must be 1 to 10000 characters".to_owned()));
+    }
+    if !(1..=search::MAX_K).contains(&k) {
+        return Err(RetrievalError::Invalid(format!("k must be between 1 and {}", search::MAX_K)));
+    }
+    let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
+    let hits = search::search(&mut transaction, query, k).await?;
+    transaction.commit().await?;
+    Ok(hits)
 }
 
 #[cfg(test)]

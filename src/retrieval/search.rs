@@ -23,11 +23,12 @@ pub const MAX_K: i64 = 50;
 
 /// The `k` best chunks for `query` (fewer only when fewer match), visible to the transaction's tenant,
 /// ranked by BM25 (k1 = 1.2, b = 0.75). PostgreSQL's own `ts_rank` has no inverse document frequency and
-/// ranks far worse (nDCG@10 0.357 against 0.4+ on the Vaswani collection: examples/retrieval_eval.rs), so
-/// the statistics are computed here: document frequencies with the GIN index, term frequencies from the
-/// tsvector positions, and lengths from the chunk's token count. The statistics are MATERIALIZED: inlined,
-/// the per-term counts would be recomputed for every candidate row. BM25 rescores the best candidates by
-/// `ts_rank` (at least 500): scoring every matching chunk cost ten times as much for the same quality.
+/// ranks far worse (nDCG@10 0.357 against 0.43 on the Vaswani collection: examples/retrieval_eval.rs), so
+/// BM25 is computed here: chunk frequencies from the statistics ingestion maintains (`term_stats`: the
+/// tenant's and the shared corpus's, as RLS shows them), corpus size and average length by a scan, term
+/// frequencies from the tsvector positions, lengths from the chunk's token count. BM25 rescores the best
+/// candidates by `ts_rank` (at least 500): scoring every matching chunk cost ten times as much for the
+/// same quality. The statistics are MATERIALIZED so they are computed once, not per candidate row.
 pub async fn search(connection: &mut PgConnection, query: &str, k: i64) -> Result<Vec<SearchHit>, sqlx::Error> {
     sqlx::query_as(
         "WITH terms AS MATERIALIZED ( \
@@ -37,10 +38,8 @@ pub async fn search(connection: &mut PgConnection, query: &str, k: i64) -> Resul
          ), corpus AS MATERIALIZED ( \
              SELECT count(*)::float8 AS size, greatest(avg(token_count), 1)::float8 AS average_length FROM doc_chunks \
          ), frequencies AS MATERIALIZED ( \
-             SELECT terms.lexeme, \
-                    (SELECT count(*) FROM doc_chunks AS c \
-                     WHERE c.search_vector @@ to_tsquery('simple', quote_literal(terms.lexeme)))::float8 AS chunks \
-             FROM terms \
+             SELECT lexeme, sum(chunks)::float8 AS chunks FROM term_stats \
+             WHERE lexeme IN (SELECT lexeme FROM terms) GROUP BY lexeme \
          ), candidates AS MATERIALIZED ( \
              SELECT c.id, c.token_count, c.search_vector FROM doc_chunks AS c, any_term \
              WHERE any_term.query IS NOT NULL AND c.search_vector @@ any_term.query \

@@ -70,6 +70,7 @@ pub async fn replace(
     document: &NewDocument,
     chunks: &[Chunk],
 ) -> Result<Document, sqlx::Error> {
+    remove_from_statistics(&mut *connection, tenant_id, id).await?;
     sqlx::query("DELETE FROM doc_chunks WHERE document_id = $1").bind(id).execute(&mut *connection).await?;
     let mut query = QueryBuilder::<Postgres>::new("UPDATE documents SET updated_at = now(), title = ");
     query
@@ -113,11 +114,59 @@ async fn insert_chunks(
         });
         query.build().execute(&mut *connection).await?;
     }
+    add_to_statistics(connection, tenant_id, document_id).await
+}
+
+/// Adds a document's chunks to the tenant's BM25 statistics.
+async fn add_to_statistics(
+    connection: &mut PgConnection,
+    tenant_id: TenantId,
+    document_id: uuid::Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO term_stats (tenant_id, lexeme, chunks) \
+         SELECT $1, lexeme, count(*) FROM doc_chunks AS c, unnest(tsvector_to_array(c.search_vector)) AS lexeme \
+         WHERE c.document_id = $2 GROUP BY lexeme \
+         ON CONFLICT (tenant_id, lexeme) DO UPDATE SET chunks = term_stats.chunks + excluded.chunks",
+    )
+    .bind(tenant_id)
+    .bind(document_id)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+/// Removes a document's chunks from the tenant's BM25 statistics (before the chunks are deleted).
+async fn remove_from_statistics(
+    connection: &mut PgConnection,
+    tenant_id: TenantId,
+    document_id: uuid::Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE term_stats SET chunks = term_stats.chunks - counted.chunks \
+         FROM (SELECT lexeme, count(*) AS chunks \
+               FROM doc_chunks AS c, unnest(tsvector_to_array(c.search_vector)) AS lexeme \
+               WHERE c.document_id = $2 GROUP BY lexeme) AS counted \
+         WHERE term_stats.tenant_id = $1 AND term_stats.lexeme = counted.lexeme",
+    )
+    .bind(tenant_id)
+    .bind(document_id)
+    .execute(connection)
+    .await?;
     Ok(())
 }
 
 /// Deletes one of the tenant's own documents with its chunks.
 pub async fn delete(connection: &mut PgConnection, id: uuid::Uuid) -> Result<bool, sqlx::Error> {
+    let owner: Option<TenantId> =
+        sqlx::query_scalar("SELECT tenant_id FROM documents WHERE id = $1 AND tenant_id = current_tenant_id()")
+            .bind(id)
+            .fetch_optional(&mut *connection)
+            .await?;
+    let Some(tenant_id) = owner else {
+        return Ok(false);
+    };
+    remove_from_statistics(&mut *connection, tenant_id, id).await?;
     let deleted = sqlx::query("DELETE FROM documents WHERE id = $1 AND tenant_id = current_tenant_id()")
         .bind(id)
         .execute(connection)

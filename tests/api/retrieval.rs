@@ -61,9 +61,16 @@ async fn ingestion_is_idempotent_and_a_changed_document_replaces_its_chunks() {
     assert!(search(&app, &tenant.admin_key, "rotation", 5).await.is_empty(), "the old chunks are gone");
     assert!(!search(&app, &tenant.admin_key, "renewal", 5).await.is_empty());
 
+    // BM25's statistics follow every change: they always equal a recount.
+    let term_total = "SELECT coalesce(sum(chunks), 0)::bigint FROM term_stats WHERE tenant_id = $1";
+    let recount =
+        "SELECT count(*) FROM doc_chunks AS c, unnest(tsvector_to_array(c.search_vector)) AS l WHERE c.tenant_id = $1";
+    assert_eq!(count(&app, term_total, &tenant).await, count(&app, recount, &tenant).await);
+
     let id = changed["document"]["id"].as_str().unwrap();
     assert_eq!(app.delete(&format!("/api/v1/documents/{id}"), &tenant.admin_key).send().await.unwrap().status(), 204);
     assert_eq!(count(&app, stored, &tenant).await, 0);
+    assert_eq!(count(&app, term_total, &tenant).await, 0);
 }
 
 #[tokio::test]
