@@ -6,6 +6,7 @@ pub mod events;
 mod follow;
 mod history;
 pub mod hub;
+mod request;
 mod resolve;
 mod turn;
 

@@ -4,30 +4,24 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use futures::StreamExt as _;
 
 use super::Inner;
 use super::event_log::EventLog;
 use super::events::EventKind;
-use super::history;
+use super::request;
 use crate::conversations::store::NewMessage;
 use crate::conversations::{self, MessageStatus, Role};
 use crate::db;
 use crate::ids::{ApiKeyId, MessageId, RunId, SessionId, TenantId};
-use crate::prompts::{PromptCitation, SystemPromptContext};
-use crate::providers::{
-    self, ChatChunk, ChatMessage, ChatRequest, ChatRole, Passage, Provider, ProviderError, ProviderErrorKind, retry,
-};
-use crate::retrieval::{self, Citation};
+use crate::providers::{ChatChunk, Provider, ProviderError, ProviderErrorKind, retry};
+use crate::retrieval::Citation;
 use crate::runs::RunStatus;
 use crate::runs::store::RunOutcome;
 use crate::usage::{self, TokenSource, UsageEntry};
 
 /// The longest wait for the next piece of a streamed answer.
 const CHUNK_TIMEOUT: Duration = Duration::from_mins(2);
-const RESERVED_OUTPUT_TOKENS: u32 = 1024;
-
 /// Everything decided when the turn was accepted.
 #[derive(Debug, Clone)]
 pub struct TurnPlan {
@@ -133,7 +127,7 @@ async fn keep_alive(inner: &Inner, plan: &TurnPlan) -> std::convert::Infallible 
 }
 
 #[derive(Debug, thiserror::Error)]
-enum TurnFailure {
+pub(super) enum TurnFailure {
     #[error(transparent)]
     Provider(ProviderError),
     #[error(transparent)]
@@ -152,12 +146,12 @@ async fn stream_answer(
     log: &mut EventLog,
     answer: &mut Answer,
 ) -> Result<(), TurnFailure> {
-    let (mut request, citations) = build_request(inner, plan).await?;
+    let (mut request, citations) = request::build(inner, plan).await?;
     answer.citations.clone_from(&citations);
     log.emit(EventKind::Retrieval { citations }).await;
     let provider = plan.provider.as_ref().map_err(|error| TurnFailure::Provider(error.clone()))?;
     answer.estimated_input_tokens =
-        u32::try_from(history::estimate_input_tokens(&request.system, &request.messages)).unwrap_or(u32::MAX);
+        u32::try_from(super::history::estimate_input_tokens(&request.system, &request.messages)).unwrap_or(u32::MAX);
     let settings = &inner.providers.http.settings;
     let mut chunks = match retry::open_with_retries(provider, &request, settings).await {
         Ok(chunks) => chunks,
@@ -204,80 +198,6 @@ async fn stream_answer(
 /// A fallback model helps when the model failed, not when the key or the provider itself is the problem.
 fn worth_a_fallback(error: &ProviderError) -> bool {
     !matches!(error.kind, ProviderErrorKind::AuthFailed | ProviderErrorKind::NotConfigured)
-}
-
-/// Retrieval keeps at most this many passages, within this many tokens.
-const MAX_PASSAGES: usize = 5;
-const PASSAGE_TOKEN_BUDGET: usize = 1_500;
-
-async fn build_request(inner: &Inner, plan: &TurnPlan) -> Result<(ChatRequest, Vec<Citation>), TurnFailure> {
-    let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
-    let tenant_name: String = sqlx::query_scalar("SELECT name FROM tenants WHERE id = $1")
-        .bind(plan.tenant_id)
-        .fetch_one(&mut *transaction)
-        .await?;
-    let stored = conversations::store::list_messages(&mut transaction, plan.session_id).await?;
-    let query = retrieval_query(&stored);
-    let hits = retrieval::search::search(&mut transaction, &query, 8).await?;
-    transaction.commit().await?;
-    let hits = retrieval::select_passages(hits, PASSAGE_TOKEN_BUDGET, MAX_PASSAGES);
-    let citations: Vec<Citation> = hits.iter().zip(1..).map(|(hit, number)| Citation::from_hit(number, hit)).collect();
-    let passages: Vec<Passage> = hits
-        .into_iter()
-        .map(|hit| Passage {
-            title: hit.title,
-            source_path: hit.source_path,
-            heading_path: hit.heading_path,
-            content: hit.content,
-        })
-        .collect();
-
-    let system = inner
-        .prompts
-        .system_prompt(&SystemPromptContext {
-            tenant_name,
-            today: Utc::now().format("%Y-%m-%d").to_string(),
-            business_context: None,
-            citations: passages
-                .iter()
-                .map(|passage| PromptCitation {
-                    title: passage.title.clone(),
-                    source_path: passage.source_path.clone(),
-                    content: passage.content.clone(),
-                })
-                .collect(),
-        })
-        .map_err(|error| TurnFailure::Internal(Box::new(error)))?;
-    let messages: Vec<ChatMessage> = stored
-        .into_iter()
-        .filter(|message| !message.content.is_empty())
-        .filter_map(|message| match message.role {
-            Role::User => Some(ChatMessage { role: ChatRole::User, content: message.content }),
-            Role::Assistant => Some(ChatMessage { role: ChatRole::Assistant, content: message.content }),
-            Role::System | Role::Tool => None,
-        })
-        .collect();
-    let window = providers::context_window(&plan.model);
-    let messages = history::fit_to_window(&system, messages, window, RESERVED_OUTPUT_TOKENS as usize);
-    let request = ChatRequest {
-        model: plan.model.clone(),
-        system,
-        messages,
-        max_output_tokens: RESERVED_OUTPUT_TOKENS,
-        passages,
-    };
-    Ok((request, citations))
-}
-
-/// What to search for: the question, with the previous question for context (a follow-up such as
-/// "and how do I revoke it?" names little by itself).
-fn retrieval_query(messages: &[conversations::Message]) -> String {
-    let mut questions = messages.iter().rev().filter(|message| message.role == Role::User).map(|m| m.content.as_str());
-    let question = questions.next().unwrap_or_default();
-    match questions.next() {
-        Some(previous) => format!("{question}\n{previous}"),
-        None => question.to_owned(),
-    }
 }
 
 /// Records the outcome in one transaction: the answer as far as it got, the usage, the closing events and

@@ -1,0 +1,90 @@
+//! Building a turn's model request: the passages retrieved for the question, the system prompt rendered
+//! with them, and the conversation trimmed to the model's context window.
+
+use chrono::Utc;
+
+use super::Inner;
+use super::history;
+use super::turn::{TurnFailure, TurnPlan};
+use crate::conversations::{self, Role};
+use crate::db;
+use crate::prompts::{PromptCitation, SystemPromptContext};
+use crate::providers::{self, ChatMessage, ChatRequest, ChatRole, Passage};
+use crate::retrieval::{self, Citation};
+
+const RESERVED_OUTPUT_TOKENS: u32 = 1024;
+
+/// Retrieval keeps at most this many passages, within this many tokens.
+const MAX_PASSAGES: usize = 5;
+const PASSAGE_TOKEN_BUDGET: usize = 1_500;
+
+/// The model request for a turn, with the citations of the passages it is grounded in.
+pub(super) async fn build(inner: &Inner, plan: &TurnPlan) -> Result<(ChatRequest, Vec<Citation>), TurnFailure> {
+    let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
+    let tenant_name: String = sqlx::query_scalar("SELECT name FROM tenants WHERE id = $1")
+        .bind(plan.tenant_id)
+        .fetch_one(&mut *transaction)
+        .await?;
+    let stored = conversations::store::list_messages(&mut transaction, plan.session_id).await?;
+    let query = retrieval_query(&stored);
+    let hits = retrieval::search::search(&mut transaction, &query, 8).await?;
+    transaction.commit().await?;
+    let hits = retrieval::select_passages(hits, PASSAGE_TOKEN_BUDGET, MAX_PASSAGES);
+    let citations: Vec<Citation> = hits.iter().zip(1..).map(|(hit, number)| Citation::from_hit(number, hit)).collect();
+    let passages: Vec<Passage> = hits
+        .into_iter()
+        .map(|hit| Passage {
+            title: hit.title,
+            source_path: hit.source_path,
+            heading_path: hit.heading_path,
+            content: hit.content,
+        })
+        .collect();
+
+    let system = inner
+        .prompts
+        .system_prompt(&SystemPromptContext {
+            tenant_name,
+            today: Utc::now().format("%Y-%m-%d").to_string(),
+            business_context: None,
+            citations: passages
+                .iter()
+                .map(|passage| PromptCitation {
+                    title: passage.title.clone(),
+                    source_path: passage.source_path.clone(),
+                    content: passage.content.clone(),
+                })
+                .collect(),
+        })
+        .map_err(|error| TurnFailure::Internal(Box::new(error)))?;
+    let messages: Vec<ChatMessage> = stored
+        .into_iter()
+        .filter(|message| !message.content.is_empty())
+        .filter_map(|message| match message.role {
+            Role::User => Some(ChatMessage { role: ChatRole::User, content: message.content }),
+            Role::Assistant => Some(ChatMessage { role: ChatRole::Assistant, content: message.content }),
+            Role::System | Role::Tool => None,
+        })
+        .collect();
+    let window = providers::context_window(&plan.model);
+    let messages = history::fit_to_window(&system, messages, window, RESERVED_OUTPUT_TOKENS as usize);
+    let request = ChatRequest {
+        model: plan.model.clone(),
+        system,
+        messages,
+        max_output_tokens: RESERVED_OUTPUT_TOKENS,
+        passages,
+    };
+    Ok((request, citations))
+}
+
+/// What to search for: the question, with the previous question for context (a follow-up such as
+/// "and how do I revoke it?" names little by itself).
+fn retrieval_query(messages: &[conversations::Message]) -> String {
+    let mut questions = messages.iter().rev().filter(|message| message.role == Role::User).map(|m| m.content.as_str());
+    let question = questions.next().unwrap_or_default();
+    match questions.next() {
+        Some(previous) => format!("{question}\n{previous}"),
+        None => question.to_owned(),
+    }
+}
