@@ -81,7 +81,8 @@ struct StoredKeyRow {
     revoked_at: Option<DateTime<Utc>>,
 }
 
-/// Finds a key by prefix before any tenant is known, through the `api_key_lookup` policy.
+/// Finds a key by prefix before any tenant is known, through the `api_key_lookup` policy. The setting is
+/// transaction-local; the authentication transaction ends right after, so it is not reset.
 pub async fn find_for_authentication(
     connection: &mut PgConnection,
     prefix: &str,
@@ -93,7 +94,6 @@ pub async fn find_for_authentication(
     .bind(prefix)
     .fetch_optional(&mut *connection)
     .await?;
-    sqlx::query("SELECT set_config('app.api_key_prefix', '', true)").execute(&mut *connection).await?;
     Ok(row.map(|row| StoredKey {
         id: row.id,
         tenant_id: row.tenant_id,

@@ -40,9 +40,14 @@ impl Actor {
     }
 
     pub fn id(self) -> Option<String> {
+        self.api_key_id().map(|id| id.to_string())
+    }
+
+    /// The key that acted, if a key did (usage and conversations record it).
+    pub fn api_key_id(self) -> Option<ApiKeyId> {
         match self {
             Self::Operator => None,
-            Self::ApiKey(id) => Some(id.to_string()),
+            Self::ApiKey(id) => Some(id),
         }
     }
 }

@@ -10,7 +10,7 @@ use sqlx::PgPool;
 
 use crate::auth::TenantContext;
 use crate::db;
-use crate::ids::{ApiKeyId, MessageId, RunId, SessionId};
+use crate::ids::{MessageId, RunId, SessionId};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConversationError {
@@ -143,12 +143,9 @@ pub async fn create(
     context: &TenantContext,
     new_session: &NewSession,
 ) -> Result<Session, ConversationError> {
-    let api_key_id: Option<ApiKeyId> = match context.actor() {
-        crate::auth::Actor::ApiKey(id) => Some(id),
-        crate::auth::Actor::Operator => None,
-    };
     let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
-    let session = store::insert_session(&mut transaction, context.tenant_id(), new_session, api_key_id).await?;
+    let session =
+        store::insert_session(&mut transaction, context.tenant_id(), new_session, context.actor().api_key_id()).await?;
     transaction.commit().await?;
     Ok(session)
 }

@@ -31,6 +31,11 @@ impl EventLog {
         Self { run_id, tenant_id, live, db, next_seq, pending: Vec::new(), last_flush: Instant::now() }
     }
 
+    /// The run's cancellation switch.
+    pub fn cancellation(&self) -> tokio_util::sync::CancellationToken {
+        self.live.cancel.clone()
+    }
+
     fn number(&mut self, kind: EventKind) -> RunEvent {
         let event = RunEvent { run_id: self.run_id, seq: self.next_seq, kind };
         self.next_seq += 1;
@@ -89,10 +94,10 @@ impl EventLog {
         }
     }
 
-    /// When the closing transaction failed: followers must still see the run end.
+    /// When the closing transaction failed: followers must still see the run end. It follows the last
+    /// *published* event: the closing events numbered for the failed transaction were never seen.
     pub fn publish_failure_in_memory(&mut self, code: &str, message: &str) {
-        let event =
-            self.number(EventKind::RunFailed { code: code.to_owned(), message: message.to_owned(), message_id: None });
-        self.live.publish(event);
+        let kind = EventKind::RunFailed { code: code.to_owned(), message: message.to_owned(), message_id: None };
+        self.live.publish(RunEvent { run_id: self.run_id, seq: self.live.last_seq() + 1, kind });
     }
 }

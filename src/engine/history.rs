@@ -4,17 +4,22 @@
 use crate::providers::{ChatMessage, ChatRole};
 use crate::tokens;
 
+/// The messages that fit, and what the whole input costs by our count (system prompt included), so the
+/// estimate needs no second tokenization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fitted {
+    pub messages: Vec<ChatMessage>,
+    pub input_tokens: usize,
+}
+
 /// Keeps the newest messages whose tokens, with the system prompt and room for the answer, fit `window`.
 /// The last message (the question) is always kept; the kept history starts with a user message, as some
 /// providers require.
-pub fn fit_to_window(
-    system: &str,
-    messages: Vec<ChatMessage>,
-    window: usize,
-    reserved_output: usize,
-) -> Vec<ChatMessage> {
-    let mut budget = window.saturating_sub(reserved_output + tokens::count(system));
-    let mut kept_from = messages.len();
+pub fn fit_to_window(system: &str, messages: Vec<ChatMessage>, window: usize, reserved_output: usize) -> Fitted {
+    let system_tokens = tokens::count(system) + tokens::PER_MESSAGE_OVERHEAD;
+    let mut budget = window.saturating_sub(reserved_output + system_tokens);
+    // Costs of the kept messages, newest first.
+    let mut costs = Vec::new();
     for (index, message) in messages.iter().enumerate().rev() {
         let cost = tokens::count(&message.content) + tokens::PER_MESSAGE_OVERHEAD;
         let is_question = index + 1 == messages.len();
@@ -22,20 +27,15 @@ pub fn fit_to_window(
             break;
         }
         budget = budget.saturating_sub(cost);
-        kept_from = index;
+        costs.push(cost);
     }
-    let mut kept: Vec<ChatMessage> = messages.into_iter().skip(kept_from).collect();
-    while kept.len() > 1 && kept.first().is_some_and(|message| message.role != ChatRole::User) {
-        kept.remove(0);
-    }
-    kept
-}
-
-/// The tokens a request's input costs, by our count.
-pub fn estimate_input_tokens(system: &str, messages: &[ChatMessage]) -> usize {
-    tokens::count(system)
-        + tokens::PER_MESSAGE_OVERHEAD
-        + messages.iter().map(|message| tokens::count(&message.content) + tokens::PER_MESSAGE_OVERHEAD).sum::<usize>()
+    let mut kept: Vec<ChatMessage> = messages.into_iter().rev().take(costs.len()).rev().collect();
+    costs.reverse();
+    let leading_replies =
+        kept.iter().take(kept.len().saturating_sub(1)).take_while(|message| message.role != ChatRole::User).count();
+    kept.drain(..leading_replies);
+    let input_tokens = system_tokens + costs[leading_replies..].iter().sum::<usize>();
+    Fitted { messages: kept, input_tokens }
 }
 
 #[cfg(test)]
@@ -49,7 +49,12 @@ mod tests {
     #[test]
     fn keeps_everything_that_fits() {
         let messages = vec![message(ChatRole::User, 10), message(ChatRole::Assistant, 10), message(ChatRole::User, 10)];
-        assert_eq!(fit_to_window("system", messages.clone(), 10_000, 1_000), messages);
+        let fitted = fit_to_window("system", messages.clone(), 10_000, 1_000);
+        assert_eq!(fitted.messages, messages);
+        let recount = tokens::count("system")
+            + messages.iter().map(|message| tokens::count(&message.content)).sum::<usize>()
+            + 4 * tokens::PER_MESSAGE_OVERHEAD;
+        assert_eq!(fitted.input_tokens, recount, "the estimate counts exactly what is sent");
     }
 
     #[test]
@@ -61,15 +66,15 @@ mod tests {
             message(ChatRole::Assistant, 50),
             message(ChatRole::User, 50),
         ];
-        let kept = fit_to_window("system", messages.clone(), 1_100, 100);
+        let kept = fit_to_window("system", messages.clone(), 1_100, 100).messages;
         assert_eq!(kept, messages[2..].to_vec());
-        let kept = fit_to_window("system", messages.clone(), 400, 100);
+        let kept = fit_to_window("system", messages.clone(), 400, 100).messages;
         assert_eq!(kept, messages[4..].to_vec(), "an assistant message cannot lead");
     }
 
     #[test]
     fn the_question_is_kept_even_when_alone_it_is_too_long() {
         let messages = vec![message(ChatRole::User, 100), message(ChatRole::User, 5_000)];
-        assert_eq!(fit_to_window("system", messages.clone(), 1_000, 100), messages[1..].to_vec());
+        assert_eq!(fit_to_window("system", messages.clone(), 1_000, 100).messages, messages[1..].to_vec());
     }
 }

@@ -39,10 +39,17 @@ impl LiveRun {
         self.published.send_replace(count);
     }
 
-    /// Events with `seq > after`.
+    /// Events with `seq > after`. Events are published in increasing `seq`, so this is a binary search,
+    /// not a scan: followers call it on every wake-up of a long stream.
     pub fn events_after(&self, after: i64) -> Vec<RunEvent> {
         let events = self.events.lock().unwrap_or_else(PoisonError::into_inner);
-        events.iter().filter(|event| event.seq > after).cloned().collect()
+        let start = events.partition_point(|event| event.seq <= after);
+        events[start..].to_vec()
+    }
+
+    /// The sequence number of the last published event (0 before any).
+    pub fn last_seq(&self) -> i64 {
+        self.events.lock().unwrap_or_else(PoisonError::into_inner).last().map_or(0, |event| event.seq)
     }
 
     pub fn subscribe(&self) -> watch::Receiver<usize> {

@@ -21,7 +21,7 @@ use tokio_util::task::TaskTracker;
 pub use follow::EventStream;
 pub use resolve::ProviderSetup;
 
-use crate::auth::{Actor, TenantContext};
+use crate::auth::TenantContext;
 use crate::conversations::store::NewMessage;
 use crate::conversations::{self, Message};
 use crate::db;
@@ -171,15 +171,11 @@ impl Engine {
         let live = self.inner.hub.register(run_id, tenant_id);
         live.publish(started);
         let log = EventLog::new(run_id, tenant_id, live, self.inner.db.clone(), 2);
-        let api_key_id = match context.actor() {
-            Actor::ApiKey(id) => Some(id),
-            Actor::Operator => None,
-        };
         let plan = turn::TurnPlan {
             run_id,
             tenant_id,
             session_id,
-            api_key_id,
+            api_key_id: context.actor().api_key_id(),
             provider: resolved.provider,
             provider_name: resolved.provider_name,
             is_byok: resolved.is_byok,

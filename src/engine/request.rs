@@ -8,9 +8,9 @@ use super::history;
 use super::turn::{TurnFailure, TurnPlan};
 use crate::conversations::{self, Role};
 use crate::db;
-use crate::prompts::{PromptCitation, SystemPromptContext};
-use crate::providers::{self, ChatMessage, ChatRequest, ChatRole, Passage};
-use crate::retrieval::{self, Citation};
+use crate::prompts::SystemPromptContext;
+use crate::providers::{self, ChatMessage, ChatRequest, ChatRole};
+use crate::retrieval::{self, Citation, Passage};
 
 const RESERVED_OUTPUT_TOKENS: u32 = 1024;
 
@@ -18,8 +18,15 @@ const RESERVED_OUTPUT_TOKENS: u32 = 1024;
 const MAX_PASSAGES: usize = 5;
 const PASSAGE_TOKEN_BUDGET: usize = 1_500;
 
-/// The model request for a turn, with the citations of the passages it is grounded in.
-pub(super) async fn build(inner: &Inner, plan: &TurnPlan) -> Result<(ChatRequest, Vec<Citation>), TurnFailure> {
+/// A turn's model request, the citations of the passages it is grounded in, and its input tokens by our
+/// count (for usage when the provider reports none).
+pub(super) struct Built {
+    pub request: ChatRequest,
+    pub citations: Vec<Citation>,
+    pub estimated_input_tokens: usize,
+}
+
+pub(super) async fn build(inner: &Inner, plan: &TurnPlan) -> Result<Built, TurnFailure> {
     let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
     let tenant_name: String = sqlx::query_scalar("SELECT name FROM tenants WHERE id = $1")
         .bind(plan.tenant_id)
@@ -31,15 +38,7 @@ pub(super) async fn build(inner: &Inner, plan: &TurnPlan) -> Result<(ChatRequest
     transaction.commit().await?;
     let hits = retrieval::select_passages(hits, PASSAGE_TOKEN_BUDGET, MAX_PASSAGES);
     let citations: Vec<Citation> = hits.iter().zip(1..).map(|(hit, number)| Citation::from_hit(number, hit)).collect();
-    let passages: Vec<Passage> = hits
-        .into_iter()
-        .map(|hit| Passage {
-            title: hit.title,
-            source_path: hit.source_path,
-            heading_path: hit.heading_path,
-            content: hit.content,
-        })
-        .collect();
+    let passages: Vec<Passage> = hits.into_iter().map(Passage::from).collect();
 
     let system = inner
         .prompts
@@ -47,14 +46,7 @@ pub(super) async fn build(inner: &Inner, plan: &TurnPlan) -> Result<(ChatRequest
             tenant_name,
             today: Utc::now().format("%Y-%m-%d").to_string(),
             business_context: None,
-            citations: passages
-                .iter()
-                .map(|passage| PromptCitation {
-                    title: passage.title.clone(),
-                    source_path: passage.source_path.clone(),
-                    content: passage.content.clone(),
-                })
-                .collect(),
+            citations: &passages,
         })
         .map_err(|error| TurnFailure::Internal(Box::new(error)))?;
     let messages: Vec<ChatMessage> = stored
@@ -67,15 +59,15 @@ pub(super) async fn build(inner: &Inner, plan: &TurnPlan) -> Result<(ChatRequest
         })
         .collect();
     let window = providers::context_window(&plan.model);
-    let messages = history::fit_to_window(&system, messages, window, RESERVED_OUTPUT_TOKENS as usize);
+    let fitted = history::fit_to_window(&system, messages, window, RESERVED_OUTPUT_TOKENS as usize);
     let request = ChatRequest {
         model: plan.model.clone(),
         system,
-        messages,
+        messages: fitted.messages,
         max_output_tokens: RESERVED_OUTPUT_TOKENS,
         passages,
     };
-    Ok((request, citations))
+    Ok(Built { request, citations, estimated_input_tokens: fitted.input_tokens })
 }
 
 /// What to search for: the question, with the previous question for context (a follow-up such as

@@ -86,11 +86,11 @@ enum Ending {
 }
 
 pub async fn execute(inner: Arc<Inner>, plan: TurnPlan, mut log: EventLog) {
-    let live = inner.hub.get(plan.run_id, plan.tenant_id).expect("a turn runs only while registered");
+    let cancelled = log.cancellation();
     let mut answer = Answer { model: plan.model.clone(), ..Answer::default() };
     let ending = tokio::select! {
         biased;
-        () = live.cancel.cancelled() => Ending::Cancelled,
+        () = cancelled.cancelled() => Ending::Cancelled,
         never = keep_alive(&inner, &plan) => match never {},
         result = stream_answer(&inner, &plan, &mut log, &mut answer) => match result {
             Ok(()) => Ending::Completed,
@@ -146,12 +146,11 @@ async fn stream_answer(
     log: &mut EventLog,
     answer: &mut Answer,
 ) -> Result<(), TurnFailure> {
-    let (mut request, citations) = request::build(inner, plan).await?;
+    let request::Built { mut request, citations, estimated_input_tokens } = request::build(inner, plan).await?;
     answer.citations.clone_from(&citations);
+    answer.estimated_input_tokens = u32::try_from(estimated_input_tokens).unwrap_or(u32::MAX);
     log.emit(EventKind::Retrieval { citations }).await;
     let provider = plan.provider.as_ref().map_err(|error| TurnFailure::Provider(error.clone()))?;
-    answer.estimated_input_tokens =
-        u32::try_from(super::history::estimate_input_tokens(&request.system, &request.messages)).unwrap_or(u32::MAX);
     let settings = &inner.providers.http.settings;
     let mut chunks = match retry::open_with_retries(provider, &request, settings).await {
         Ok(chunks) => chunks,

@@ -1,7 +1,7 @@
 //! `/api/v1/sessions` (chat): conversations, their messages, and posting a message (a turn), streamed
 //! as SSE when the client accepts `text/event-stream`.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse as _, Response};
 use serde::Deserialize;
@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiError;
-use super::extract::{Json, Path, Tenant};
+use super::extract::{Json, Path, Query, Tenant, next_before, page_limit};
 use super::sse;
 use crate::api_keys::Scope;
 use crate::conversations::{self, NewSession, SessionFilter, SessionPatch, SessionType};
@@ -47,14 +47,10 @@ pub struct ListQuery {
 pub async fn list(
     State(state): State<AppState>,
     Tenant(context): Tenant,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    Query(query): Query<ListQuery>,
 ) -> Result<axum::Json<Value>, ApiError> {
     context.require(Scope::Chat)?;
-    let Query(query) = query.map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))?;
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::invalid("limit must be between 1 and 200"));
-    }
+    let limit = page_limit(query.limit, 50, 200)?;
     let filter = SessionFilter {
         session_type: query.session_type,
         workspace_id: query.workspace_id,
@@ -63,9 +59,7 @@ pub async fn list(
         before: query.before.map(SessionId),
     };
     let sessions = conversations::list(&state.db, &context, &filter).await?;
-    let next_before = (sessions.len() == usize::try_from(limit).unwrap_or(usize::MAX))
-        .then(|| sessions.last().map(|session| session.id))
-        .flatten();
+    let next_before = next_before(&sessions, limit, |session| session.id);
     Ok(axum::Json(json!({ "sessions": sessions, "next_before": next_before })))
 }
 

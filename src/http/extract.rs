@@ -1,7 +1,7 @@
 //! Extractors whose rejections use the API's error shape, and the authentication extractors that turn a
 //! bearer token into a [`TenantContext`] or the operator.
 
-use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
@@ -43,6 +43,33 @@ impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> Self {
         Self::bad_request("invalid_path", rejection.body_text())
     }
+}
+
+/// Query-string parameters; one of the wrong type is 400 `invalid_query`.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct Query<T>(pub T);
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        Self::bad_request("invalid_query", rejection.body_text())
+    }
+}
+
+/// A page size from the query string: `default` when absent, 422 outside `1..=max`.
+pub fn page_limit(limit: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
+    let limit = limit.unwrap_or(default);
+    if (1..=max).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::invalid(format!("limit must be between 1 and {max}")))
+    }
+}
+
+/// The keyset cursor for the next page: the last item's id when the page is full, else none.
+pub fn next_before<T, Id>(page: &[T], limit: i64, id: impl Fn(&T) -> Id) -> Option<Id> {
+    let full = usize::try_from(limit).is_ok_and(|limit| page.len() == limit);
+    page.last().filter(|_| full).map(id)
 }
 
 fn bearer_token(parts: &Parts) -> Result<&str, AuthError> {

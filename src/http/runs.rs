@@ -1,6 +1,6 @@
 //! `/api/v1/runs/{id}` (chat or runs): a run's state, its events as resumable SSE, and cancellation.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse as _, Response};
 use serde::Deserialize;
@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiError;
-use super::extract::{Path, Tenant};
+use super::extract::{Path, Query, Tenant};
 use super::sse;
 use crate::api_keys::Scope;
 use crate::auth::TenantContext;
@@ -38,10 +38,9 @@ pub async fn events(
     Tenant(context): Tenant,
     Path(id): Path<uuid::Uuid>,
     headers: HeaderMap,
-    query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+    Query(query): Query<EventsQuery>,
 ) -> Result<Response, ApiError> {
     require_chat_or_runs(&context)?;
-    let Query(query) = query.map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))?;
     let after = match sse::last_event_id(&headers) {
         Some(Ok(seq)) => seq,
         Some(Err(())) => {

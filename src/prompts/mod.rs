@@ -6,6 +6,8 @@ use minijinja::value::Serde;
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 
+use crate::retrieval::Passage;
+
 const SYSTEM: &str = "system.md.j2";
 const TEMPLATES: &[(&str, &str)] = &[(SYSTEM, include_str!("../../prompts/system.md.j2"))];
 
@@ -18,18 +20,12 @@ pub struct PromptError {
 
 /// What the system prompt may use.
 #[derive(Debug, Clone, Serialize)]
-pub struct SystemPromptContext {
+pub struct SystemPromptContext<'a> {
     pub tenant_name: String,
     pub today: String,
     pub business_context: Option<String>,
-    pub citations: Vec<PromptCitation>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct PromptCitation {
-    pub title: String,
-    pub source_path: String,
-    pub content: String,
+    /// The retrieved passages, rendered numbered from 1.
+    pub citations: &'a [Passage],
 }
 
 #[derive(Debug)]
@@ -49,7 +45,7 @@ impl Prompts {
             environment.add_template(name, source).map_err(|source| PromptError { template: name, source })?;
         }
         let prompts = Self { environment };
-        prompts.system_prompt(&SystemPromptContext::example())?;
+        prompts.system_prompt(&SystemPromptContext::example(&example_passages()))?;
         Ok(prompts)
     }
 
@@ -59,17 +55,22 @@ impl Prompts {
     }
 }
 
-impl SystemPromptContext {
-    fn example() -> Self {
+fn example_passages() -> Vec<Passage> {
+    vec![Passage {
+        title: "Guide".to_owned(),
+        source_path: "guide.md".to_owned(),
+        heading_path: vec!["Guide".to_owned()],
+        content: "Text.".to_owned(),
+    }]
+}
+
+impl<'a> SystemPromptContext<'a> {
+    fn example(citations: &'a [Passage]) -> Self {
         Self {
             tenant_name: "Example".to_owned(),
             today: "2026-01-01".to_owned(),
             business_context: Some("Sells examples.".to_owned()),
-            citations: vec![PromptCitation {
-                title: "Guide".to_owned(),
-                source_path: "guide.md".to_owned(),
-                content: "Text.".to_owned(),
-            }],
+            citations,
         }
     }
 }
@@ -81,15 +82,16 @@ mod tests {
     #[test]
     fn the_system_prompt_renders_with_and_without_optional_parts() {
         let prompts = Prompts::load().unwrap();
-        let full = prompts.system_prompt(&SystemPromptContext::example()).unwrap();
+        let passages = example_passages();
+        let full = prompts.system_prompt(&SystemPromptContext::example(&passages)).unwrap();
         assert!(full.contains("assistant of Example"));
         assert!(full.contains("Sells examples."));
         assert!(full.contains("[1] Guide (guide.md)"));
         let bare = prompts
             .system_prompt(&SystemPromptContext {
                 business_context: None,
-                citations: Vec::new(),
-                ..SystemPromptContext::example()
+                citations: &[],
+                ..SystemPromptContext::example(&passages)
             })
             .unwrap();
         assert!(!bare.contains("About Example") && !bare.contains("[1]"));
@@ -100,6 +102,12 @@ mod tests {
         let mut environment = Environment::new();
         environment.set_undefined_behavior(UndefinedBehavior::Strict);
         environment.add_template("t", "{{ no_such_variable }}").unwrap();
-        assert!(environment.get_template("t").unwrap().render(Serde(SystemPromptContext::example())).is_err());
+        assert!(
+            environment
+                .get_template("t")
+                .unwrap()
+                .render(Serde(SystemPromptContext::example(&example_passages())))
+                .is_err()
+        );
     }
 }

@@ -18,6 +18,8 @@ use futures::Stream;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
+use crate::retrieval::Passage;
+
 /// Who wrote a message the model sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -42,14 +44,6 @@ pub struct ChatRequest {
     pub max_output_tokens: u32,
     /// The retrieved passages, numbered from 1 (also rendered into `system`).
     pub passages: Vec<Passage>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Passage {
-    pub title: String,
-    pub source_path: String,
-    pub heading_path: Vec<String>,
-    pub content: String,
 }
 
 impl ChatRequest {

@@ -99,6 +99,21 @@ fn looks_binary(content: &str) -> bool {
     content.contains('\0') || controls * 100 > content.chars().count()
 }
 
+/// A retrieved passage as the model sees it, in the system prompt and (offline) in the answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Passage {
+    pub title: String,
+    pub source_path: String,
+    pub heading_path: Vec<String>,
+    pub content: String,
+}
+
+impl From<search::SearchHit> for Passage {
+    fn from(hit: search::SearchHit) -> Self {
+        Self { title: hit.title, source_path: hit.source_path, heading_path: hit.heading_path, content: hit.content }
+    }
+}
+
 /// A retrieved passage as a citation: numbered as in the prompt, with where it came from.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Citation {
@@ -118,8 +133,11 @@ pub fn select_passages(hits: Vec<search::SearchHit>, token_budget: usize, limit:
     let mut used = 0;
     let mut kept = Vec::new();
     for hit in hits {
+        if kept.len() == limit {
+            break;
+        }
         let tokens = usize::try_from(hit.token_count).unwrap_or(usize::MAX);
-        if kept.len() == limit || used + tokens > token_budget {
+        if used + tokens > token_budget {
             continue;
         }
         used += tokens;

@@ -26,7 +26,7 @@ async fn keys_are_listed_without_their_secret_and_revocation_is_immediate() {
     let response = app.get("/api/v1/api-keys", &key).send().await.unwrap();
     assert_error(response, 401, "unauthorized").await;
 
-    let listed: Value = app.get("/api/v1/api-keys", &tenant.admin_key).send().await.unwrap().json().await.unwrap();
+    let listed: Value = app.get_json("/api/v1/api-keys", &tenant.admin_key).await;
     let entry = listed["api_keys"].as_array().unwrap().iter().find(|k| k["id"] == key_id.as_str()).unwrap().clone();
     assert!(entry["revoked_at"].is_string());
 }
@@ -79,12 +79,12 @@ async fn using_a_key_records_when_it_was_last_used() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("acme").await;
     let (key_id, key) = app.create_key(&tenant, &["admin"]).await;
-    let before: Value = app.get("/api/v1/api-keys", &tenant.admin_key).send().await.unwrap().json().await.unwrap();
+    let before: Value = app.get_json("/api/v1/api-keys", &tenant.admin_key).await;
     let entry =
         |body: &Value| body["api_keys"].as_array().unwrap().iter().find(|k| k["id"] == key_id.as_str()).cloned();
     assert!(entry(&before).unwrap()["last_used_at"].is_null());
     app.get("/api/v1/api-keys", &key).send().await.unwrap();
-    let after: Value = app.get("/api/v1/api-keys", &tenant.admin_key).send().await.unwrap().json().await.unwrap();
+    let after: Value = app.get_json("/api/v1/api-keys", &tenant.admin_key).await;
     assert!(entry(&after).unwrap()["last_used_at"].is_string());
 }
 
@@ -95,7 +95,7 @@ async fn another_tenants_key_cannot_be_seen_or_revoked() {
     let globex = app.create_tenant("globex").await;
     let (acme_key_id, acme_key) = app.create_key(&acme, &["chat"]).await;
 
-    let listed: Value = app.get("/api/v1/api-keys", &globex.admin_key).send().await.unwrap().json().await.unwrap();
+    let listed: Value = app.get_json("/api/v1/api-keys", &globex.admin_key).await;
     assert!(listed["api_keys"].as_array().unwrap().iter().all(|k| k["id"] != acme_key_id.as_str()));
 
     let response = app.delete(&format!("/api/v1/api-keys/{acme_key_id}"), &globex.admin_key).send().await.unwrap();

@@ -40,7 +40,7 @@ async fn the_audit_trail_needs_the_admin_scope_and_shows_only_the_own_tenant() {
     let (_, chat_key) = app.create_key(&acme, &["chat"]).await;
     assert_error(app.get("/api/v1/audit-events", &chat_key).send().await.unwrap(), 403, "forbidden").await;
 
-    let body: Value = app.get("/api/v1/audit-events", &globex.admin_key).send().await.unwrap().json().await.unwrap();
+    let body: Value = app.get_json("/api/v1/audit-events", &globex.admin_key).await;
     let events = body["audit_events"].as_array().unwrap();
     assert_eq!(events.len(), 2, "globex sees only its own creation and first key: {body}");
 }

@@ -21,7 +21,7 @@ async fn conversations_are_created_listed_filtered_renamed_archived_and_deleted(
         .unwrap();
     assert_eq!(second["session_type"], "workspace");
 
-    let listed: Value = app.get("/api/v1/sessions", key).send().await.unwrap().json().await.unwrap();
+    let listed: Value = app.get_json("/api/v1/sessions", key).await;
     assert_eq!(listed["sessions"].as_array().unwrap().len(), 2);
     let filtered: Value = app
         .get(&format!("/api/v1/sessions?session_type=workspace&workspace_id={workspace}"), key)
@@ -39,7 +39,7 @@ async fn conversations_are_created_listed_filtered_renamed_archived_and_deleted(
         renamed.json(&json!({"title": "Renamed", "archived": true})).send().await.unwrap().json().await.unwrap();
     assert_eq!(renamed["title"], "Renamed");
     assert_eq!(renamed["archived"], true);
-    let archived: Value = app.get("/api/v1/sessions?archived=true", key).send().await.unwrap().json().await.unwrap();
+    let archived: Value = app.get_json("/api/v1/sessions?archived=true", key).await;
     assert_eq!(archived["sessions"].as_array().unwrap().len(), 1);
     assert_eq!(archived["sessions"][0]["id"], first.as_str());
 
@@ -92,12 +92,10 @@ async fn a_turn_without_any_provider_key_streams_an_offline_answer_and_records_e
     assert_eq!(messages[1]["output_tokens"], usage["output_tokens"]);
     assert_eq!(messages[1]["total_tokens"], usage["total_tokens"]);
 
-    let session: Value =
-        app.get(&format!("/api/v1/sessions/{session}"), &tenant.admin_key).send().await.unwrap().json().await.unwrap();
+    let session: Value = app.get_json(&format!("/api/v1/sessions/{session}"), &tenant.admin_key).await;
     assert_eq!(session["title"], "How do I rotate an API key?", "titled from the first message's first line");
 
-    let run: Value =
-        app.get(&format!("/api/v1/runs/{run_id}"), &tenant.admin_key).send().await.unwrap().json().await.unwrap();
+    let run: Value = app.get_json(&format!("/api/v1/runs/{run_id}"), &tenant.admin_key).await;
     assert_eq!(run["status"], "succeeded");
     assert!(run["latency_ms"].is_number() && run["first_token_ms"].is_number());
 
@@ -192,7 +190,7 @@ async fn two_tenants_never_see_each_others_conversations_or_runs() {
     let events = app.stream_turn(&acme.admin_key, &session, "secret plans").await;
     let run_id = events[0].data["run_id"].as_str().unwrap().to_owned();
 
-    let listed: Value = app.get("/api/v1/sessions", &globex.admin_key).send().await.unwrap().json().await.unwrap();
+    let listed: Value = app.get_json("/api/v1/sessions", &globex.admin_key).await;
     assert!(listed["sessions"].as_array().unwrap().is_empty());
     for path in [
         format!("/api/v1/sessions/{session}"),

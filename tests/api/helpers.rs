@@ -151,6 +151,11 @@ impl TestApp {
         self.client.get(self.url(path)).bearer_auth(token)
     }
 
+    /// GETs `path` and returns its JSON body, whatever the status.
+    pub async fn get_json(&self, path: &str, token: &str) -> Value {
+        self.get(path, token).send().await.unwrap().json().await.unwrap()
+    }
+
     pub fn post(&self, path: &str, token: &str, body: &Value) -> reqwest::RequestBuilder {
         self.client.post(self.url(path)).bearer_auth(token).json(body)
     }
@@ -298,14 +303,7 @@ impl TestApp {
     }
 
     pub async fn messages(&self, key: &str, session_id: &str) -> Vec<Value> {
-        let body: Value = self
-            .get(&format!("/api/v1/sessions/{session_id}/messages"), key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let body = self.get_json(&format!("/api/v1/sessions/{session_id}/messages"), key).await;
         body["messages"].as_array().unwrap().clone()
     }
 }

@@ -225,8 +225,7 @@ async fn the_fallback_model_answers_when_the_primary_fails_before_its_first_toke
     let messages = app.messages(&tenant.admin_key, &session).await;
     assert_eq!(messages[1]["model_used"], "backup-model");
     let run_id = events[0].data["run_id"].as_str().unwrap();
-    let run: Value =
-        app.get(&format!("/api/v1/runs/{run_id}"), &tenant.admin_key).send().await.unwrap().json().await.unwrap();
+    let run: Value = app.get_json(&format!("/api/v1/runs/{run_id}"), &tenant.admin_key).await;
     assert_eq!(run["model"], "backup-model");
 }
 

@@ -125,7 +125,7 @@ async fn tenants_see_their_own_documents_and_the_shared_corpus_but_never_each_ot
         "globex must not see acme's document"
     );
 
-    let acme_docs: Value = app.get("/api/v1/documents", &acme.admin_key).send().await.unwrap().json().await.unwrap();
+    let acme_docs: Value = app.get_json("/api/v1/documents", &acme.admin_key).await;
     let acme_doc = acme_docs["documents"][0]["id"].as_str().unwrap().to_owned();
     assert_eq!(acme_docs["documents"].as_array().unwrap().len(), 1, "the list shows the tenant's own documents");
     let foreign = app.delete(&format!("/api/v1/documents/{acme_doc}"), &globex.admin_key).send().await.unwrap();

@@ -75,8 +75,7 @@ async fn a_run_whose_client_left_still_completes_and_is_recorded() {
         read_sse(app.get(&format!("/api/v1/runs/{run_id}/events"), &tenant.admin_key).send().await.unwrap()).await;
     assert_well_formed(&replay, &run_id, 1);
     assert_eq!(replay.last().unwrap().event, "run.completed");
-    let run: Value =
-        app.get(&format!("/api/v1/runs/{run_id}"), &tenant.admin_key).send().await.unwrap().json().await.unwrap();
+    let run: Value = app.get_json(&format!("/api/v1/runs/{run_id}"), &tenant.admin_key).await;
     assert_eq!(run["status"], "succeeded");
 }
 
@@ -135,8 +134,7 @@ async fn a_run_whose_process_died_is_closed_as_interrupted_and_its_followers_are
         read_sse(app.get(&format!("/api/v1/runs/{run_id}/events"), &tenant.admin_key).send().await.unwrap()).await;
     assert_well_formed(&replay, &run_id.to_string(), 1);
     assert_eq!(replay.last().unwrap().data["code"], "interrupted");
-    let run: Value =
-        app.get(&format!("/api/v1/runs/{run_id}"), &tenant.admin_key).send().await.unwrap().json().await.unwrap();
+    let run: Value = app.get_json(&format!("/api/v1/runs/{run_id}"), &tenant.admin_key).await;
     assert_eq!(run["status"], "failed");
     assert_eq!(app.messages(&tenant.admin_key, &session).await[0]["content"], "lost in a crash?");
     assert_eq!(app.engine.sweep_stale_runs(Duration::from_secs(60)).await.unwrap(), 0);
