@@ -1,6 +1,8 @@
 //! The API's one error type: `{"error": {"code", "message", "request_id"}}` with a fitting status.
 //! Domain errors convert into it here; 5xx causes are logged and answered with a generic message.
 
+use std::borrow::Cow;
+
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -18,14 +20,15 @@ use crate::tenants::TenantError;
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    /// Stable and snake_case: a literal here, or a failed run's code as the engine recorded it.
+    pub code: Cow<'static, str>,
     pub message: String,
     pub retry_after_seconds: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), retry_after_seconds: None }
+        Self { status, code: Cow::Borrowed(code), message: message.into(), retry_after_seconds: None }
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -59,8 +62,8 @@ impl ApiError {
             "provider_not_configured" => StatusCode::UNPROCESSABLE_ENTITY,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        let code = stable_code(code);
-        Self::new(status, code, format!("run {run_id} failed: {message}"))
+        let message = format!("run {run_id} failed: {message}");
+        Self { status, code: Cow::Owned(code.to_owned()), message, retry_after_seconds: None }
     }
 
     /// The error a bare status would get, for responses made outside our handlers (405, 413, panics…).
@@ -141,23 +144,6 @@ impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
         Self::internal(&error)
     }
-}
-
-/// Run error codes are stored as text; the API's codes are static strings from this closed list.
-fn stable_code(code: &str) -> &'static str {
-    const CODES: &[&str] = &[
-        "upstream_timeout",
-        "upstream_rate_limited",
-        "upstream_auth_failed",
-        "upstream_bad_response",
-        "upstream_unavailable",
-        "upstream_invalid_request",
-        "upstream_unreachable",
-        "provider_not_configured",
-        "interrupted",
-        "budget_exhausted",
-    ];
-    CODES.iter().find(|known| **known == code).copied().unwrap_or("internal_error")
 }
 
 impl From<ConversationError> for ApiError {

@@ -62,9 +62,9 @@ pub async fn sync(
         seen.insert(relative);
     }
     let mut transaction = db::begin_tenant(pool, tenant).await?;
-    let stored = if remove_missing { store::list_paths(&mut transaction).await? } else { Vec::new() };
-    for (id, source_path) in stored {
-        if !seen.contains(&source_path) && store::delete(&mut transaction, id).await? {
+    let stored = if remove_missing { store::list(&mut transaction).await? } else { Vec::new() };
+    for document in stored {
+        if !seen.contains(&document.source_path) && store::delete(&mut transaction, document.id).await? {
             report.removed += 1;
         }
     }

@@ -24,12 +24,6 @@ pub async fn list(connection: &mut PgConnection) -> Result<Vec<Document>, sqlx::
     query.build_query_as().fetch_all(connection).await
 }
 
-pub async fn list_paths(connection: &mut PgConnection) -> Result<Vec<(uuid::Uuid, String)>, sqlx::Error> {
-    sqlx::query_as("SELECT id, source_path FROM documents WHERE tenant_id = current_tenant_id()")
-        .fetch_all(connection)
-        .await
-}
-
 fn byte_size(document: &NewDocument) -> i32 {
     i32::try_from(document.content.len()).unwrap_or(i32::MAX)
 }
