@@ -4,6 +4,7 @@
 //! `cargo run --release --example turn_latency` (a throwaway embedded PostgreSQL is started under
 //! `target/`). Each round sends the same reply (50 tokens, no delay) through both paths.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,12 +15,14 @@ use serde_json::{Value, json};
 use switchboard::auth::OperatorToken;
 use switchboard::crypto::MasterKeys;
 use switchboard::db::{self, embedded};
+use switchboard::embeddings::{EmbedderFactory, EmbeddingModel};
 use switchboard::engine::{Engine, ProviderSetup};
 use switchboard::outbound::OutboundPolicy;
 use switchboard::prompts::Prompts;
 use switchboard::providers::ProviderKind;
 use switchboard::providers::credentials::{PlatformCredentials, PlatformProviders};
 use switchboard::providers::http::{HttpClient, UpstreamSettings};
+use switchboard::retrieval::backfill;
 
 const OPERATOR: &str = "bench-operator";
 
@@ -71,8 +74,9 @@ struct Setup {
 
 async fn set_up(client: &reqwest::Client) -> Setup {
     let data_dir = std::path::PathBuf::from("target/bench-data");
+    let cluster_dir = data_dir.clone();
     let server = tokio::task::spawn_blocking(move || {
-        let layout = embedded::Layout::throwaway(&data_dir, &format!("{}-bench", std::process::id())).unwrap();
+        let layout = embedded::Layout::throwaway(&cluster_dir, &format!("{}-bench", std::process::id())).unwrap();
         embedded::EmbeddedPostgres::start(&layout, embedded::Durability::Throwaway).unwrap()
     })
     .await
@@ -94,10 +98,14 @@ async fn set_up(client: &reqwest::Client) -> Setup {
     )]);
     let providers =
         ProviderSetup { http: HttpClient::new(UpstreamSettings::default()), platform, keys: Arc::clone(&keys) };
-    let engine = Engine::new(pool.clone(), Prompts::load().unwrap(), providers);
+    // The default retriever: every turn embeds its question with the local model, as the service does.
+    let factory = EmbedderFactory::new(HashMap::new(), HttpClient::new(UpstreamSettings::default()), &data_dir);
+    let retriever = backfill::prepare(&owner, &pool, &factory, EmbeddingModel::local()).await;
+    let engine = Engine::new(pool.clone(), Prompts::load().unwrap(), providers, retriever.clone());
     let state = switchboard::http::AppState {
         db: pool,
         engine,
+        retriever,
         operator_token: Arc::new(OperatorToken::new(&SecretString::from(OPERATOR))),
         keys,
         outbound: OutboundPolicy::default(),

@@ -1,6 +1,7 @@
 //! The service's settings: one typed struct, read once at start from the environment (see API.md).
 //! Secrets are `secrecy` types; generated ones are stored in the data directory, readable only by us.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -10,6 +11,7 @@ use std::path::{Path, PathBuf};
 use rand::RngCore as _;
 use secrecy::{ExposeSecret as _, SecretString};
 
+use crate::embeddings::{EmbeddingModel, EmbeddingProvider, RemoteEndpoint, voyage};
 use crate::providers::ProviderKind;
 use crate::providers::credentials::{PlatformCredentials, PlatformProviders};
 
@@ -40,6 +42,11 @@ pub struct Config {
     pub corpus_dir: PathBuf,
     /// The largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// The model that embeds chunks and questions (`SWITCHBOARD_EMBEDDING_MODEL`, default the local one).
+    pub embedding_model: EmbeddingModel,
+    /// Where the remote embedding providers are reached: OpenAI and Gemini with the platform's chat keys,
+    /// Voyage with `VOYAGE_API_KEY`.
+    pub embedding_endpoints: HashMap<EmbeddingProvider, RemoteEndpoint>,
 }
 
 impl Config {
@@ -76,7 +83,22 @@ impl Config {
             })?,
             None => 2 * 1024 * 1024,
         };
+        let embedding_dimensions = match env("SWITCHBOARD_EMBEDDING_DIMENSIONS") {
+            Some(value) => Some(value.parse().map_err(|_| ConfigError::Invalid {
+                name: "SWITCHBOARD_EMBEDDING_DIMENSIONS",
+                reason: "expected a number".to_owned(),
+            })?),
+            None => None,
+        };
+        let embedding_model = EmbeddingModel::parse(
+            &env("SWITCHBOARD_EMBEDDING_MODEL").unwrap_or_else(|| "local".to_owned()),
+            embedding_dimensions,
+        )
+        .map_err(|error| ConfigError::Invalid { name: "SWITCHBOARD_EMBEDDING_MODEL", reason: error.to_string() })?;
+        let platform_providers = platform_providers();
         Ok(Self {
+            embedding_endpoints: embedding_endpoints(&platform_providers),
+            embedding_model,
             listen,
             data_dir,
             database_url: env("DATABASE_URL").map(SecretString::from),
@@ -86,7 +108,7 @@ impl Config {
                 .into_iter()
                 .map(SecretString::from)
                 .collect(),
-            platform_providers: platform_providers(),
+            platform_providers,
             outbound_allow: list("SWITCHBOARD_OUTBOUND_ALLOW"),
             max_body_bytes,
             corpus_dir: PathBuf::from(env("SWITCHBOARD_CORPUS_DIR").unwrap_or_else(|| "docs_corpus".to_owned())),
@@ -127,6 +149,24 @@ fn platform_providers() -> PlatformProviders {
         providers.insert(kind, PlatformCredentials { api_key: SecretString::from(api_key), base_url });
     }
     providers
+}
+
+fn embedding_endpoints(platform: &PlatformProviders) -> HashMap<EmbeddingProvider, RemoteEndpoint> {
+    let mut endpoints = HashMap::new();
+    for (kind, provider) in
+        [(ProviderKind::OpenAi, EmbeddingProvider::OpenAi), (ProviderKind::Gemini, EmbeddingProvider::Gemini)]
+    {
+        if let Some(credentials) = platform.get(&kind) {
+            let endpoint =
+                RemoteEndpoint { api_key: credentials.api_key.clone(), base_url: credentials.base_url.clone() };
+            endpoints.insert(provider, endpoint);
+        }
+    }
+    if let Some(api_key) = env("VOYAGE_API_KEY") {
+        let base_url = env("VOYAGE_BASE_URL").unwrap_or_else(|| voyage::DEFAULT_BASE_URL.to_owned());
+        endpoints.insert(EmbeddingProvider::Voyage, RemoteEndpoint { api_key: SecretString::from(api_key), base_url });
+    }
+    endpoints
 }
 
 /// Reads a secret from `path`, or generates 32 random bytes, stores them hex-encoded (mode 600) and logs

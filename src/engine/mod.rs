@@ -27,6 +27,7 @@ use crate::conversations::{self, Message};
 use crate::db;
 use crate::ids::{RunId, SessionId, TenantId};
 use crate::prompts::Prompts;
+use crate::retrieval::Retriever;
 use crate::runs::store::{NewRun, RunOutcome};
 use crate::runs::{self, Run, RunKind, RunStatus};
 use event_log::EventLog;
@@ -92,6 +93,7 @@ struct Inner {
     tasks: TaskTracker,
     prompts: Prompts,
     providers: ProviderSetup,
+    retriever: Retriever,
     /// Cancelled at shutdown, to stop background loops.
     stopping: CancellationToken,
 }
@@ -102,9 +104,10 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(db: PgPool, prompts: Prompts, providers: ProviderSetup) -> Self {
+    pub fn new(db: PgPool, prompts: Prompts, providers: ProviderSetup, retriever: Retriever) -> Self {
         let inner = Inner {
             db,
+            retriever,
             hub: Hub::default(),
             tasks: TaskTracker::new(),
             prompts,

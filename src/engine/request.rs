@@ -10,7 +10,8 @@ use crate::conversations::{self, Role};
 use crate::db;
 use crate::prompts::SystemPromptContext;
 use crate::providers::{self, ChatMessage, ChatRequest, ChatRole};
-use crate::retrieval::{self, Citation, Passage};
+use crate::retrieval::search::SearchMode;
+use crate::retrieval::{self, Citation, Passage, Retriever};
 
 const RESERVED_OUTPUT_TOKENS: u32 = 1024;
 
@@ -33,8 +34,12 @@ pub(super) async fn build(inner: &Inner, plan: &TurnPlan) -> Result<Built, TurnF
         .fetch_one(&mut *transaction)
         .await?;
     let stored = conversations::store::list_messages(&mut transaction, plan.session_id).await?;
+    transaction.commit().await?;
     let query = retrieval_query(&stored);
-    let hits = retrieval::search::search(&mut transaction, &query, 8).await?;
+    // Embedded with no connection held: the local model takes milliseconds of CPU.
+    let vector = inner.retriever.embed_question(&query).await;
+    let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
+    let hits = Retriever::search_in(&mut transaction, &query, vector.as_ref(), 8, SearchMode::Hybrid).await?;
     transaction.commit().await?;
     let hits = retrieval::select_passages(hits, PASSAGE_TOKEN_BUDGET, MAX_PASSAGES);
     let citations: Vec<Citation> = hits.iter().zip(1..).map(|(hit, number)| Citation::from_hit(number, hit)).collect();

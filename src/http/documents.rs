@@ -10,6 +10,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::{Json, Path, Tenant};
 use crate::api_keys::Scope;
+use crate::retrieval::search::SearchMode;
 use crate::retrieval::{self, IngestOutcome, NewDocument};
 
 #[derive(Debug, Deserialize)]
@@ -27,7 +28,7 @@ pub async fn add(
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
     context.require(Scope::Admin)?;
     let document = NewDocument::parse(&body.source_path, body.title.as_deref(), body.content)?;
-    let (stored, outcome) = retrieval::add_document(&state.db, &context, &document).await?;
+    let (stored, outcome) = retrieval::add_document(&state.db, &state.retriever, &context, &document).await?;
     let status = if outcome == IngestOutcome::Created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, axum::Json(json!({ "document": stored, "outcome": outcome }))))
 }
@@ -53,6 +54,8 @@ pub async fn delete(
 pub struct SearchRequest {
     query: String,
     k: Option<i64>,
+    #[serde(default)]
+    mode: SearchMode,
 }
 
 pub async fn search(
@@ -61,6 +64,7 @@ pub async fn search(
     Json(body): Json<SearchRequest>,
 ) -> Result<axum::Json<Value>, ApiError> {
     context.require(Scope::Chat)?;
-    let results = retrieval::search_documents(&state.db, &context, &body.query, body.k.unwrap_or(10)).await?;
-    Ok(axum::Json(json!({ "results": results })))
+    let k = body.k.unwrap_or(10);
+    let results = state.retriever.search(&state.db, &context, &body.query, k, body.mode).await?;
+    Ok(axum::Json(json!({ "results": results, "mode": body.mode })))
 }

@@ -187,6 +187,9 @@ impl From<RetrievalError> for ApiError {
                 Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", error.to_string())
             }
             RetrievalError::NotFound => Self::not_found("no such document"),
+            error @ RetrievalError::EmbeddingsUnavailable => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "embeddings_unavailable", error.to_string())
+            }
             RetrievalError::Database(error) => Self::internal(&error),
         }
     }

@@ -25,6 +25,7 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 
 use crate::engine::Engine;
+use crate::retrieval::Retriever;
 use sqlx::PgPool;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -42,6 +43,7 @@ use error::ApiError;
 pub struct AppState {
     pub db: PgPool,
     pub engine: Engine,
+    pub retriever: Retriever,
     pub operator_token: Arc<OperatorToken>,
     pub keys: Arc<MasterKeys>,
     pub outbound: OutboundPolicy,

@@ -34,6 +34,27 @@ pub async fn open_with_retries(
     }
 }
 
+/// Runs a request that has no stream (an embedding call) with the same retry policy as a chat's opening.
+pub async fn call_with_retries<T, F, Fut>(settings: &UpstreamSettings, mut call: F) -> Result<T, ProviderError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, ProviderError>>,
+{
+    let mut attempt = 0;
+    loop {
+        let error = match call().await {
+            Ok(value) => return Ok(value),
+            Err(error) => error,
+        };
+        let Some(delay) = retry_delay(&error, attempt, settings) else {
+            return Err(error);
+        };
+        tracing::info!(attempt, code = error.code(), delay_ms = delay.as_millis(), "retrying the provider");
+        tokio::time::sleep(delay).await;
+        attempt += 1;
+    }
+}
+
 /// How long to wait before the next attempt, or `None` to give up.
 fn retry_delay(error: &ProviderError, attempt: u32, settings: &UpstreamSettings) -> Option<Duration> {
     if attempt >= settings.max_retries {

@@ -7,6 +7,7 @@ use sqlx::PgPool;
 
 use super::{IngestOutcome, NewDocument, RetrievalError, ingest, store};
 use crate::db;
+use crate::embeddings::Embedder;
 use crate::ids::TenantId;
 
 /// What a sync did.
@@ -28,15 +29,17 @@ pub enum CorpusError {
     Database(#[from] sqlx::Error),
 }
 
-/// Ingests the markdown files under `folder` (paths relative to it) into `tenant`'s documents, one
-/// transaction per document (each document changes atomically; a long single transaction would make the
-/// BM25 statistics rows it updates again and again ever slower to update); with `remove_missing`,
+/// Ingests the markdown files under `folder` (paths relative to it) into `tenant`'s documents, with
+/// `embedder`'s vectors, one transaction per document (each document changes atomically; a long single
+/// transaction would make the BM25 statistics rows it updates again and again ever slower to update); with
+/// `remove_missing`,
 /// documents without a file are removed, so the documents mirror the folder. `progress` is called after
 /// each file.
 pub async fn sync(
     pool: &PgPool,
     tenant: TenantId,
     folder: &Path,
+    embedder: Option<&Embedder>,
     remove_missing: bool,
     mut progress: impl FnMut(&str),
 ) -> Result<SyncReport, CorpusError> {
@@ -48,11 +51,9 @@ pub async fn sync(
             .map_err(|source| CorpusError::Io { path: path.display().to_string(), source })?;
         let document = NewDocument::parse(&relative, None, content)
             .map_err(|source| CorpusError::Document { path: relative.clone(), source })?;
-        let mut transaction = db::begin_tenant(pool, tenant).await?;
-        let (_, outcome) = ingest(&mut transaction, tenant, &document)
+        let (_, outcome) = ingest(pool, tenant, &document, embedder, None)
             .await
             .map_err(|source| CorpusError::Document { path: relative.clone(), source })?;
-        transaction.commit().await?;
         match outcome {
             IngestOutcome::Created => report.created += 1,
             IngestOutcome::Updated => report.updated += 1,

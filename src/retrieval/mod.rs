@@ -1,21 +1,28 @@
 //! Retrieval: documents, their chunks, and search over them. The shared documentation corpus belongs to
 //! the system tenant and is readable by every tenant; each tenant's own documents only by it.
 //!
-//! Search is full-text for now (stemmed terms, OR-ed, ranked); embeddings and hybrid fusion join here.
+//! Search is hybrid: BM25 over PostgreSQL full text and cosine similarity over pgvector, fused by
+//! reciprocal rank (`fusion`); the `Retriever` holds the embedders and runs it.
 
+pub mod backfill;
 pub mod chunking;
 pub mod corpus;
+pub mod fusion;
+mod retriever;
 pub mod search;
 pub mod store;
+pub mod vectors;
+
+pub use retriever::Retriever;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
-use sqlx::PgConnection;
 
 use crate::audit::{self, AuditEntry};
 use crate::auth::TenantContext;
 use crate::db;
+use crate::embeddings::{Embedder, EmbeddingModel, Purpose};
 use crate::ids::TenantId;
 
 /// The largest document accepted, in bytes of UTF-8.
@@ -29,6 +36,8 @@ pub enum RetrievalError {
     TooLarge,
     #[error("no such document")]
     NotFound,
+    #[error("vector search is unavailable: the embedding model could not be reached (see the server log)")]
+    EmbeddingsUnavailable,
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -128,11 +137,20 @@ pub struct Citation {
     pub excerpt: String,
 }
 
-/// The passages a turn grounds its answer in: the best hits that fit `token_budget`, at most `limit`.
+/// Below this cosine similarity a chunk that only the vector ranking found is not worth citing: vector
+/// search always returns its nearest chunks, however far. For all-MiniLM-L6-v2 a paraphrase scores about
+/// 0.6 and an unrelated sentence about 0 (tests/api/embedders.rs).
+pub const MIN_CITED_SIMILARITY: f64 = 0.25;
+
+/// The passages a turn grounds its answer in: the best relevant hits that fit `token_budget`, at most
+/// `limit`. Relevant: matched by full text, or similar enough by vector.
 pub fn select_passages(hits: Vec<search::SearchHit>, token_budget: usize, limit: usize) -> Vec<search::SearchHit> {
     let mut used = 0;
     let mut kept = Vec::new();
-    for hit in hits {
+    let relevant = |hit: &search::SearchHit| {
+        hit.full_text_rank.is_some() || hit.similarity.is_some_and(|similarity| similarity >= MIN_CITED_SIMILARITY)
+    };
+    for hit in hits.into_iter().filter(relevant) {
         if kept.len() == limit {
             break;
         }
@@ -171,35 +189,51 @@ pub enum IngestOutcome {
     Unchanged,
 }
 
-/// Adds or replaces a document and its chunks, atomically within the caller's tenant-bound transaction.
-/// An unchanged document (same content hash) costs one lookup.
+/// Adds or replaces one of `tenant`'s documents with its chunks and their vectors, atomically, audited
+/// when `audit_as` is given and something changed. An unchanged document (same content hash) costs one
+/// lookup. Chunking and embedding happen outside any transaction; when the embedder fails the document is
+/// stored without vectors (full text finds it at once) and the backfill embeds it later: a failed embedding
+/// call never loses a document.
 pub async fn ingest(
-    connection: &mut PgConnection,
+    pool: &sqlx::PgPool,
     tenant_id: TenantId,
     document: &NewDocument,
+    embedder: Option<&Embedder>,
+    audit_as: Option<&TenantContext>,
 ) -> Result<(Document, IngestOutcome), RetrievalError> {
-    if let Some(existing) = store::find_by_path(&mut *connection, &document.source_path).await? {
-        if existing.content_hash == document.content_hash {
-            return Ok((existing, IngestOutcome::Unchanged));
-        }
-        let chunks = chunking::chunk(&document.content);
-        let updated = store::replace(&mut *connection, tenant_id, existing.id, document, &chunks).await?;
-        return Ok((updated, IngestOutcome::Updated));
+    let mut transaction = db::begin_tenant(pool, tenant_id).await?;
+    let existing = store::find_by_path(&mut transaction, &document.source_path).await?;
+    transaction.commit().await?;
+    if let Some(existing) = existing
+        && existing.content_hash == document.content_hash
+    {
+        return Ok((existing, IngestOutcome::Unchanged));
     }
     let chunks = chunking::chunk(&document.content);
-    let created = store::insert(&mut *connection, tenant_id, document, &chunks).await?;
-    Ok((created, IngestOutcome::Created))
-}
+    let vectors = match embedder {
+        Some(embedder) => embed_chunks(embedder, &chunks).await,
+        None => None,
+    };
 
-/// Adds or replaces one of the tenant's documents, audited unless nothing changed.
-pub async fn add_document(
-    pool: &sqlx::PgPool,
-    context: &TenantContext,
-    document: &NewDocument,
-) -> Result<(Document, IngestOutcome), RetrievalError> {
-    let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
-    let (stored, outcome) = ingest(&mut transaction, context.tenant_id(), document).await?;
-    if outcome != IngestOutcome::Unchanged {
+    let mut transaction = db::begin_tenant(pool, tenant_id).await?;
+    // Looked up again: another writer may have stored the same path meanwhile.
+    let (stored, chunk_ids, outcome) = match store::find_by_path(&mut transaction, &document.source_path).await? {
+        Some(existing) if existing.content_hash == document.content_hash => {
+            return Ok((existing, IngestOutcome::Unchanged));
+        }
+        Some(existing) => {
+            let (updated, ids) = store::replace(&mut transaction, tenant_id, existing.id, document, &chunks).await?;
+            (updated, ids, IngestOutcome::Updated)
+        }
+        None => {
+            let (created, ids) = store::insert(&mut transaction, tenant_id, document, &chunks).await?;
+            (created, ids, IngestOutcome::Created)
+        }
+    };
+    if let Some((model, vectors)) = vectors {
+        vectors::store(&mut transaction, tenant_id, model, &chunk_ids, vectors).await?;
+    }
+    if let Some(context) = audit_as {
         let entry = AuditEntry::new("document.saved", "document", stored.id.to_string()).with_details(
             serde_json::json!({ "source_path": stored.source_path, "outcome": outcome, "chunks": stored.chunk_count }),
         );
@@ -207,6 +241,33 @@ pub async fn add_document(
     }
     transaction.commit().await?;
     Ok((stored, outcome))
+}
+
+/// The chunks' vectors, or `None` (logged) when the embedder fails.
+async fn embed_chunks<'e>(
+    embedder: &'e Embedder,
+    chunks: &[chunking::Chunk],
+) -> Option<(&'e EmbeddingModel, Vec<Vec<f32>>)> {
+    let texts: Vec<String> =
+        chunks.iter().map(|chunk| vectors::embedding_text(&chunk.heading_path, &chunk.content)).collect();
+    match embedder.embed(&texts, Purpose::Document).await {
+        Ok(vectors) => Some((embedder.model(), vectors)),
+        Err(error) => {
+            tracing::warn!(%error, model = %embedder.model().id, "embedding failed; the backfill will retry");
+            None
+        }
+    }
+}
+
+/// Adds or replaces one of the tenant's documents, audited unless nothing changed.
+pub async fn add_document(
+    pool: &sqlx::PgPool,
+    retriever: &Retriever,
+    context: &TenantContext,
+    document: &NewDocument,
+) -> Result<(Document, IngestOutcome), RetrievalError> {
+    let embedder = retriever.document_embedder();
+    ingest(pool, context.tenant_id(), document, embedder.as_ref(), Some(context)).await
 }
 
 /// The tenant's own documents (not the shared corpus).
@@ -230,25 +291,6 @@ pub async fn delete_document(
     audit::record(&mut transaction, context, &AuditEntry::new("document.deleted", "document", id.to_string())).await?;
     transaction.commit().await?;
     Ok(())
-}
-
-/// The `k` best chunks for `query` among the tenant's and the shared ones.
-pub async fn search_documents(
-    pool: &sqlx::PgPool,
-    context: &TenantContext,
-    query: &str,
-    k: i64,
-) -> Result<Vec<search::SearchHit>, RetrievalError> {
-    if query.trim().is_empty() || query.len() > 10_000 {
-        return Err(RetrievalError::Invalid("query must be 1 to 10000 characters".to_owned()));
-    }
-    if !(1..=search::MAX_K).contains(&k) {
-        return Err(RetrievalError::Invalid(format!("k must be between 1 and {}", search::MAX_K)));
-    }
-    let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
-    let hits = search::search(&mut transaction, query, k).await?;
-    transaction.commit().await?;
-    Ok(hits)
 }
 
 #[cfg(test)]

@@ -1,10 +1,30 @@
-//! Full-text search over the tenant's chunks and the shared corpus: the question's stemmed terms are
-//! OR-ed (an AND of every word of a natural question matches almost nothing) and ranked with BM25.
+//! The two rankings hybrid search fuses, and the details of the chunks it returns. Full text: the
+//! question's stemmed terms are OR-ed (an AND of every word of a natural question matches almost nothing)
+//! and ranked with BM25. Vectors: `vectors::nearest`.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 
-/// One ranked chunk.
+use super::fusion::Fused;
+
+/// One ranked chunk, as one ranking sees it.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Ranked {
+    pub chunk_id: uuid::Uuid,
+    pub score: f64,
+}
+
+/// Which rankings a search uses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SearchMode {
+    #[default]
+    Hybrid,
+    Vector,
+    FullText,
+}
+
+/// One chunk of a search's answer.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct SearchHit {
     pub chunk_id: uuid::Uuid,
@@ -14,14 +34,25 @@ pub struct SearchHit {
     pub heading_path: Vec<String>,
     pub content: String,
     pub token_count: i32,
+    /// Higher is better: the fused score in hybrid search, else BM25 or cosine similarity.
+    #[sqlx(skip)]
     pub score: f64,
+    /// The chunk's place (from 1) in each ranking that found it.
+    #[sqlx(skip)]
+    pub full_text_rank: Option<u32>,
+    #[sqlx(skip)]
+    pub vector_rank: Option<u32>,
+    /// Cosine similarity to the question, when the vector ranking found the chunk.
+    #[sqlx(skip)]
+    pub similarity: Option<f64>,
     /// Whether the chunk belongs to the shared corpus rather than the tenant.
     pub shared: bool,
 }
 
-pub const MAX_K: i64 = 50;
+/// The most results one search returns.
+pub const MAX_K: i64 = 100;
 
-/// The `k` best chunks for `query` (fewer only when fewer match), visible to the transaction's tenant,
+/// The `depth` best chunks for `query` (fewer only when fewer match), visible to the transaction's tenant,
 /// ranked by BM25 (k1 = 1.2, b = 0.75). PostgreSQL's own `ts_rank` has no inverse document frequency and
 /// ranks far worse (nDCG@10 0.357 against 0.43 on the Vaswani collection: examples/retrieval_eval.rs), so
 /// BM25 is computed here: chunk frequencies from the statistics ingestion maintains (`term_stats`: the
@@ -29,7 +60,7 @@ pub const MAX_K: i64 = 50;
 /// frequencies from the tsvector positions, lengths from the chunk's token count. BM25 rescores the best
 /// candidates by `ts_rank` (at least 500): scoring every matching chunk cost ten times as much for the
 /// same quality. The statistics are MATERIALIZED so they are computed once, not per candidate row.
-pub async fn search(connection: &mut PgConnection, query: &str, k: i64) -> Result<Vec<SearchHit>, sqlx::Error> {
+pub async fn full_text(connection: &mut PgConnection, query: &str, depth: i64) -> Result<Vec<Ranked>, sqlx::Error> {
     sqlx::query_as(
         "WITH terms AS MATERIALIZED ( \
              SELECT DISTINCT lexeme FROM unnest(tsvector_to_array(to_tsvector('english', $1))) AS lexeme \
@@ -58,16 +89,39 @@ pub async fn search(connection: &mut PgConnection, query: &str, k: i64) -> Resul
              JOIN frequencies ON frequencies.lexeme = entry.lexeme \
              CROSS JOIN corpus \
              GROUP BY candidates.id \
-             ORDER BY score DESC, candidates.id \
-             LIMIT $2 \
          ) \
-         SELECT c.id AS chunk_id, c.document_id, d.source_path, d.title, c.heading_path, c.content, c.token_count, \
-                scored.score, c.tenant_id = '00000000-0000-0000-0000-000000000000' AS shared \
-         FROM scored JOIN doc_chunks AS c ON c.id = scored.id JOIN documents AS d ON d.id = c.document_id \
-         ORDER BY scored.score DESC, c.id",
+         SELECT id AS chunk_id, score FROM scored ORDER BY score DESC, id LIMIT $2",
     )
     .bind(query)
-    .bind(k.clamp(1, 1000))
+    .bind(depth.clamp(1, 1000))
     .fetch_all(connection)
     .await
+}
+
+/// The chunks of a fused ranking with their documents, in the ranking's order.
+pub async fn hits(connection: &mut PgConnection, ranking: &[Fused]) -> Result<Vec<SearchHit>, sqlx::Error> {
+    let ids: Vec<uuid::Uuid> = ranking.iter().map(|fused| fused.chunk_id).collect();
+    let mut found: std::collections::HashMap<uuid::Uuid, SearchHit> = sqlx::query_as::<_, SearchHit>(
+        "SELECT c.id AS chunk_id, c.document_id, d.source_path, d.title, c.heading_path, c.content, c.token_count, \
+                c.tenant_id = '00000000-0000-0000-0000-000000000000' AS shared \
+         FROM doc_chunks AS c JOIN documents AS d ON d.id = c.document_id WHERE c.id = ANY($1)",
+    )
+    .bind(&ids)
+    .fetch_all(connection)
+    .await?
+    .into_iter()
+    .map(|hit| (hit.chunk_id, hit))
+    .collect();
+    // A chunk deleted since it was ranked is simply left out.
+    Ok(ranking
+        .iter()
+        .filter_map(|fused| {
+            let mut hit = found.remove(&fused.chunk_id)?;
+            hit.score = fused.score;
+            hit.full_text_rank = fused.full_text_rank;
+            hit.vector_rank = fused.vector_rank;
+            hit.similarity = fused.similarity;
+            Some(hit)
+        })
+        .collect())
 }

@@ -37,7 +37,7 @@ pub async fn insert(
     tenant_id: TenantId,
     document: &NewDocument,
     chunks: &[Chunk],
-) -> Result<Document, sqlx::Error> {
+) -> Result<(Document, Vec<uuid::Uuid>), sqlx::Error> {
     let mut query = QueryBuilder::<Postgres>::new(
         "INSERT INTO documents (id, tenant_id, source_path, title, content_hash, byte_size, chunk_count) VALUES (",
     );
@@ -52,18 +52,18 @@ pub async fn insert(
         .push_bind(chunk_count(chunks));
     query.push(") RETURNING ").push(DOCUMENT_COLUMNS);
     let created: Document = query.build_query_as().fetch_one(&mut *connection).await?;
-    insert_chunks(connection, tenant_id, created.id, chunks).await?;
-    Ok(created)
+    let chunk_ids = insert_chunks(connection, tenant_id, created.id, chunks).await?;
+    Ok((created, chunk_ids))
 }
 
-/// Replaces a document's content and all its chunks.
+/// Replaces a document's content and all its chunks (their vectors go with them).
 pub async fn replace(
     connection: &mut PgConnection,
     tenant_id: TenantId,
     id: uuid::Uuid,
     document: &NewDocument,
     chunks: &[Chunk],
-) -> Result<Document, sqlx::Error> {
+) -> Result<(Document, Vec<uuid::Uuid>), sqlx::Error> {
     remove_from_statistics(&mut *connection, tenant_id, id).await?;
     sqlx::query("DELETE FROM doc_chunks WHERE document_id = $1").bind(id).execute(&mut *connection).await?;
     let mut query = QueryBuilder::<Postgres>::new("UPDATE documents SET updated_at = now(), title = ");
@@ -80,24 +80,26 @@ pub async fn replace(
         .push(" RETURNING ")
         .push(DOCUMENT_COLUMNS);
     let updated: Document = query.build_query_as().fetch_one(&mut *connection).await?;
-    insert_chunks(connection, tenant_id, id, chunks).await?;
-    Ok(updated)
+    let chunk_ids = insert_chunks(connection, tenant_id, id, chunks).await?;
+    Ok((updated, chunk_ids))
 }
 
+/// Inserts the chunks and returns their ids, in order.
 async fn insert_chunks(
     connection: &mut PgConnection,
     tenant_id: TenantId,
     document_id: uuid::Uuid,
     chunks: &[Chunk],
-) -> Result<(), sqlx::Error> {
+) -> Result<Vec<uuid::Uuid>, sqlx::Error> {
+    let ids: Vec<uuid::Uuid> = chunks.iter().map(|_| uuid::Uuid::now_v7()).collect();
     // Bound parameters per row: 8; PostgreSQL allows 65,535 per statement.
-    for batch in chunks.chunks(1000) {
+    for (batch, batch_ids) in chunks.chunks(1000).zip(ids.chunks(1000)) {
         let mut query = QueryBuilder::<Postgres>::new(
             "INSERT INTO doc_chunks \
              (id, tenant_id, document_id, chunk_index, content, token_count, heading_path, heading_text) ",
         );
-        query.push_values(batch, |mut row, chunk| {
-            row.push_bind(uuid::Uuid::now_v7())
+        query.push_values(batch.iter().zip(batch_ids), |mut row, (chunk, id)| {
+            row.push_bind(*id)
                 .push_bind(tenant_id)
                 .push_bind(document_id)
                 .push_bind(i32::try_from(chunk.index).unwrap_or(i32::MAX))
@@ -108,7 +110,8 @@ async fn insert_chunks(
         });
         query.build().execute(&mut *connection).await?;
     }
-    add_to_statistics(connection, tenant_id, document_id).await
+    add_to_statistics(connection, tenant_id, document_id).await?;
+    Ok(ids)
 }
 
 /// Adds a document's chunks to the tenant's BM25 statistics.

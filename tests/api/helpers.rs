@@ -1,9 +1,10 @@
 //! The test harness: one throwaway PostgreSQL per test binary, a migrated template database, and a
 //! [`TestApp`] per test: a fresh database cloned from the template and the real router on port 0.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use mock_upstream::MockUpstream;
@@ -14,12 +15,15 @@ use sqlx::{AssertSqlSafe, Connection as _, PgConnection, PgPool};
 use switchboard::auth::OperatorToken;
 use switchboard::crypto::MasterKeys;
 use switchboard::db::{self, embedded};
+use switchboard::embeddings::local::LocalEmbedder;
+use switchboard::embeddings::{EmbedderFactory, EmbeddingModel, EmbeddingProvider, RemoteEndpoint};
 use switchboard::engine::{Engine, ProviderSetup};
 use switchboard::outbound::OutboundPolicy;
 use switchboard::prompts::Prompts;
 use switchboard::providers::ProviderKind;
 use switchboard::providers::credentials::{PlatformCredentials, PlatformProviders};
 use switchboard::providers::http::{HttpClient, UpstreamSettings};
+use switchboard::retrieval::{Retriever, backfill};
 use tokio::sync::OnceCell;
 
 const TEMPLATE: &str = "switchboard_template";
@@ -49,6 +53,23 @@ fn platform(mock: &MockUpstream) -> PlatformProviders {
         (ProviderKind::Anthropic, entry("anthropic", mock.anthropic_base())),
         (ProviderKind::Gemini, entry("gemini", mock.gemini_base())),
     ])
+}
+
+/// The remote embedding providers, all served by the mock with the platform keys.
+fn embedding_endpoints(mock: &MockUpstream) -> HashMap<EmbeddingProvider, RemoteEndpoint> {
+    let endpoint =
+        |name: &str, base_url: String| RemoteEndpoint { api_key: SecretString::from(platform_key(name)), base_url };
+    HashMap::from([
+        (EmbeddingProvider::OpenAi, endpoint("openai", mock.openai_base())),
+        (EmbeddingProvider::Voyage, endpoint("voyage", mock.voyage_base())),
+        (EmbeddingProvider::Gemini, endpoint("gemini", mock.gemini_base())),
+    ])
+}
+
+/// One local model per test binary: loading it per test would cost a second and 90 MB each time.
+pub fn shared_local_embedder() -> Arc<LocalEmbedder> {
+    static LOCAL: LazyLock<Arc<LocalEmbedder>> = LazyLock::new(|| Arc::new(LocalEmbedder::new(&test_data_dir())));
+    Arc::clone(&LOCAL)
 }
 
 pub fn platform_key(provider: &str) -> String {
@@ -98,7 +119,14 @@ pub struct TestApp {
     pub app_db: PgPool,
     /// The owner (a superuser in the embedded cluster): for arranging and inspecting what the API cannot.
     pub owner_db: PgPool,
+    /// The owner's connection options, for what only the owner may do (registering an embedding model).
+    pub owner_options: PgConnectOptions,
     pub engine: Engine,
+    /// Searches with the local embedder, as the service does by default.
+    pub retriever: Retriever,
+    /// Builds embedders: the local one (shared by every test of the binary) and the remote ones, served by
+    /// the mock with the platform keys.
+    pub embedders: EmbedderFactory,
 }
 
 /// A tenant made through the API, with its first (admin, chat, runs) key.
@@ -109,6 +137,11 @@ pub struct TestTenant {
 
 impl TestApp {
     pub async fn spawn() -> Self {
+        Self::spawn_with_database_settings(&[]).await
+    }
+
+    /// An app whose database has these settings (`ALTER DATABASE … SET name = value`) for every connection.
+    pub async fn spawn_with_database_settings(settings: &[(&str, &str)]) -> Self {
         let cluster = cluster().await;
         let name = format!("test_{}", uuid::Uuid::new_v4().simple());
         let mut maintenance = PgConnection::connect_with(&cluster.maintenance).await.expect("maintenance connection");
@@ -116,22 +149,33 @@ impl TestApp {
             .execute(&mut maintenance)
             .await
             .expect("clone the template");
+        for (setting, value) in settings {
+            sqlx::query(AssertSqlSafe(format!("ALTER DATABASE {name} SET {setting} = '{value}'")))
+                .execute(&mut maintenance)
+                .await
+                .expect("database setting");
+        }
         maintenance.close().await.expect("close");
 
-        let owner = cluster.maintenance.clone().database(&name);
-        let app_db = db::connect_app_pool(&owner, &cluster.app_password).await.expect("app pool");
-        let owner_db = PgPoolOptions::new().max_connections(2).connect_with(owner).await.expect("owner pool");
+        let owner_options = cluster.maintenance.clone().database(&name);
+        let app_db = db::connect_app_pool(&owner_options, &cluster.app_password).await.expect("app pool");
+        let owner_db =
+            PgPoolOptions::new().max_connections(2).connect_with(owner_options.clone()).await.expect("owner pool");
         let mock = MockUpstream::start().await;
         let keys = Arc::new(MasterKeys::new(&SecretString::from(MASTER_KEY), &[]));
-        let providers = ProviderSetup {
-            http: HttpClient::new(test_upstream_settings()),
-            platform: platform(&mock),
-            keys: Arc::clone(&keys),
+        let http = HttpClient::new(test_upstream_settings());
+        let embedders = EmbedderFactory {
+            endpoints: embedding_endpoints(&mock),
+            http: http.clone(),
+            local: shared_local_embedder(),
         };
-        let engine = Engine::new(app_db.clone(), Prompts::load().expect("prompts load"), providers);
+        let retriever = backfill::prepare(&owner_options, &app_db, &embedders, EmbeddingModel::local()).await;
+        let providers = ProviderSetup { http, platform: platform(&mock), keys: Arc::clone(&keys) };
+        let engine = Engine::new(app_db.clone(), Prompts::load().expect("prompts load"), providers, retriever.clone());
         let state = switchboard::http::AppState {
             db: app_db.clone(),
             engine: engine.clone(),
+            retriever: retriever.clone(),
             operator_token: Arc::new(OperatorToken::new(&SecretString::from(OPERATOR_TOKEN))),
             keys: Arc::clone(&keys),
             outbound: OutboundPolicy::new(&["127.0.0.1".to_owned()]),
@@ -140,7 +184,25 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("address");
         tokio::spawn(switchboard::http::serve(listener, router, std::future::pending()));
-        Self { address, mock, keys, client: reqwest::Client::new(), app_db, owner_db, engine }
+        Self {
+            address,
+            mock,
+            keys,
+            client: reqwest::Client::new(),
+            app_db,
+            owner_db,
+            owner_options,
+            engine,
+            retriever,
+            embedders,
+        }
+    }
+
+    /// A retriever for `model` on this app's database, as a service configured with it would start. The
+    /// mock's vectors have 256 dimensions unless asked for others.
+    pub async fn retriever_for(&self, model: &str, dimensions: Option<u32>) -> Retriever {
+        let model = EmbeddingModel::parse(model, dimensions).expect("a valid model");
+        backfill::prepare(&self.owner_options, &self.app_db, &self.embedders, model).await
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -14,10 +14,21 @@ async fn add_document(app: &TestApp, tenant: &TestTenant, source_path: &str, con
         .unwrap()
 }
 
+/// Hybrid search, as a chat client calls it.
 async fn search(app: &TestApp, key: &str, query: &str, k: u32) -> Vec<Value> {
-    let response = app.post("/api/v1/search", key, &json!({"query": query, "k": k})).send().await.unwrap();
+    search_by(app, key, query, k, "hybrid").await
+}
+
+async fn search_by(app: &TestApp, key: &str, query: &str, k: u32, mode: &str) -> Vec<Value> {
+    let body = json!({"query": query, "k": k, "mode": mode});
+    let response = app.post("/api/v1/search", key, &body).send().await.unwrap();
     assert_eq!(response.status(), 200);
     response.json::<Value>().await.unwrap()["results"].as_array().unwrap().clone()
+}
+
+/// Whether any result's text contains `word`.
+fn any_mentions(results: &[Value], word: &str) -> bool {
+    results.iter().any(|hit| hit["content"].as_str().unwrap().contains(word))
 }
 
 async fn count(app: &TestApp, sql: &'static str, tenant: &TestTenant) -> i64 {
@@ -58,8 +69,11 @@ async fn ingestion_is_idempotent_and_a_changed_document_replaces_its_chunks() {
     let changed: Value = changed.json().await.unwrap();
     assert_eq!(changed["outcome"], "updated");
     assert_eq!(count(&app, stored, &tenant).await, changed["document"]["chunk_count"].as_i64().unwrap());
-    assert!(search(&app, &tenant.admin_key, "rotation", 5).await.is_empty(), "the old chunks are gone");
-    assert!(!search(&app, &tenant.admin_key, "renewal", 5).await.is_empty());
+    assert!(!any_mentions(&search(&app, &tenant.admin_key, "rotation", 5).await, "rotation"), "old chunks are gone");
+    assert!(any_mentions(&search(&app, &tenant.admin_key, "renewal", 5).await, "renewal"));
+    // Every chunk has its vector, and only the current chunks have one.
+    let vectors = "SELECT count(*) FROM chunk_embeddings WHERE tenant_id = $1";
+    assert_eq!(count(&app, vectors, &tenant).await, count(&app, stored, &tenant).await);
 
     // BM25's statistics follow every change: they always equal a recount.
     let term_total = "SELECT coalesce(sum(chunks), 0)::bigint FROM term_stats WHERE tenant_id = $1";
@@ -71,6 +85,7 @@ async fn ingestion_is_idempotent_and_a_changed_document_replaces_its_chunks() {
     assert_eq!(app.delete(&format!("/api/v1/documents/{id}"), &tenant.admin_key).send().await.unwrap().status(), 204);
     assert_eq!(count(&app, stored, &tenant).await, 0);
     assert_eq!(count(&app, term_total, &tenant).await, 0);
+    assert_eq!(count(&app, vectors, &tenant).await, 0);
 }
 
 #[tokio::test]
@@ -110,20 +125,23 @@ async fn tenants_see_their_own_documents_and_the_shared_corpus_but_never_each_ot
     let globex = app.create_tenant("globex").await;
     let folder =
         tempfile_folder("shared", &[("handbook.md", "# Handbook\n\nThe quokka escalation path is shared by all.")]);
-    let report = corpus::sync(&app.app_db, TenantId::SYSTEM, &folder, true, |_| {}).await.unwrap();
+    let embedder = app.retriever.document_embedder();
+    let report = corpus::sync(&app.app_db, TenantId::SYSTEM, &folder, embedder.as_ref(), true, |_| {}).await.unwrap();
     assert_eq!(report.created, 1);
     add_document(&app, &acme, "secret.md", "# Secret\n\nThe narwhal launch date is private to acme.").await;
 
     for tenant in [&acme, &globex] {
         let shared = search(&app, &tenant.admin_key, "quokka escalation", 5).await;
-        assert_eq!(shared.len(), 1);
         assert_eq!(shared[0]["shared"], true);
+        assert_eq!(shared[0]["source_path"], "handbook.md");
     }
-    assert_eq!(search(&app, &acme.admin_key, "narwhal launch", 5).await.len(), 1);
-    assert!(
-        search(&app, &globex.admin_key, "narwhal launch", 5).await.is_empty(),
-        "globex must not see acme's document"
-    );
+    let found = search(&app, &acme.admin_key, "narwhal launch", 5).await;
+    assert_eq!(found[0]["source_path"], "secret.md");
+    assert_eq!(found.len(), 2, "acme sees its document and the shared one");
+    for mode in ["hybrid", "vector", "full_text"] {
+        let found = search_by(&app, &globex.admin_key, "narwhal launch", 5, mode).await;
+        assert!(!any_mentions(&found, "narwhal"), "globex must not see acme's document ({mode}): {found:?}");
+    }
 
     let acme_docs: Value = app.get_json("/api/v1/documents", &acme.admin_key).await;
     let acme_doc = acme_docs["documents"][0]["id"].as_str().unwrap().to_owned();
@@ -136,8 +154,8 @@ async fn tenants_see_their_own_documents_and_the_shared_corpus_but_never_each_ot
 
     // A tenant's own document at the same path is its own copy; the shared one is untouched.
     add_document(&app, &globex, "handbook.md", "# Handbook\n\nGlobex's own handbook about wombats.").await;
-    assert_eq!(search(&app, &acme.admin_key, "quokka escalation", 5).await.len(), 1);
-    assert!(search(&app, &acme.admin_key, "wombats", 5).await.is_empty());
+    assert_eq!(search(&app, &acme.admin_key, "quokka escalation", 5).await[0]["source_path"], "handbook.md");
+    assert!(!any_mentions(&search(&app, &acme.admin_key, "wombats", 5).await, "wombats"));
 
     // Even SQL without a tenant clause cannot change the shared corpus from a tenant's transaction.
     let mut transaction = switchboard::db::begin_tenant(&app.app_db, TenantId(acme.id)).await.unwrap();
@@ -152,25 +170,59 @@ async fn tenants_see_their_own_documents_and_the_shared_corpus_but_never_each_ot
 
 #[tokio::test]
 async fn a_tiny_tenant_gets_k_results_next_to_a_huge_one() {
-    let app = TestApp::spawn().await;
+    // With fresh statistics PostgreSQL itself reads a tiny tenant's few vectors exactly; these settings
+    // make it take the shared HNSW index, as it does for a big tenant or on stale statistics, and make the
+    // iterative index scan give up after 500 rows, as it would (after 20,000) next to a far bigger tenant.
+    // The exact scan of the tenant's own and the shared vectors must then take over.
+    let app = TestApp::spawn_with_database_settings(&[
+        ("hnsw.max_scan_tuples", "500"),
+        ("enable_sort", "off"),
+        ("enable_seqscan", "off"),
+        ("enable_bitmapscan", "off"),
+    ])
+    .await;
     let huge = app.create_tenant("huge").await;
     let tiny = app.create_tenant("tiny").await;
-    for index in 0..20 {
-        add_document(&app, &huge, &format!("huge/{index}.md"), &long_guide("alpha", 6)).await;
-    }
     for index in 0..3 {
-        add_document(
-            &app,
-            &tiny,
-            &format!("tiny/{index}.md"),
-            &format!("# Tiny {index}\n\nThe alpha procedure for tiny."),
-        )
-        .await;
+        let content = format!("# Tiny {index}\n\nThe alpha procedure for tiny.");
+        add_document(&app, &tiny, &format!("tiny/{index}.md"), &content).await;
     }
-    let results = search(&app, &tiny.admin_key, "alpha procedure", 3).await;
-    assert_eq!(results.len(), 3);
-    assert!(results.iter().all(|hit| hit["source_path"].as_str().unwrap().starts_with("tiny/")));
-    assert_eq!(search(&app, &huge.admin_key, "alpha procedure", 10).await.len(), 10);
+    // The huge tenant: 3,000 chunks whose vectors are exactly the question's, so the shared HNSW index
+    // ranks all of them before any of the tiny tenant's, and row-level security then hides them.
+    let question = app.retriever.embed_question("alpha procedure").await.unwrap();
+    let huge_document = uuid::Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO documents (id, tenant_id, source_path, title, content_hash, byte_size, chunk_count) \
+         VALUES ($1, $2, 'huge.md', 'Huge', 'x', 1, 3000)",
+    )
+    .bind(huge_document)
+    .bind(huge.id)
+    .execute(&app.owner_db)
+    .await
+    .unwrap();
+    sqlx::query(
+        "WITH chunks AS ( \
+             INSERT INTO doc_chunks (id, tenant_id, document_id, chunk_index, content, token_count) \
+             SELECT gen_random_uuid(), $1, $2, n, 'The alpha procedure, part ' || n, 6 FROM generate_series(1, 3000) AS n \
+             RETURNING id \
+         ) INSERT INTO chunk_embeddings (chunk_id, tenant_id, model, embedding) SELECT id, $1, $3, $4 FROM chunks",
+    )
+    .bind(huge.id)
+    .bind(huge_document)
+    .bind(&question.model.id)
+    .bind(pgvector::Vector::from(question.vector.clone()))
+    .execute(&app.owner_db)
+    .await
+    .unwrap();
+
+    for mode in ["vector", "hybrid"] {
+        let results = search_by(&app, &tiny.admin_key, "alpha procedure", 3, mode).await;
+        assert_eq!(results.len(), 3, "{mode}: {results:?}");
+        assert!(results.iter().all(|hit| hit["source_path"].as_str().unwrap().starts_with("tiny/")), "{mode}");
+    }
+    let results = search_by(&app, &huge.admin_key, "alpha procedure", 10, "vector").await;
+    assert_eq!(results.len(), 10);
+    assert!(results.iter().all(|hit| hit["source_path"] == "huge.md"));
 }
 
 #[tokio::test]

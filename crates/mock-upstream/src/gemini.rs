@@ -1,5 +1,6 @@
 //! Gemini (`POST /v1beta/models/{model}:streamGenerateContent?alt=sse` and `:generateContent`): CRLF-framed
 //! `data: {GenerateContentResponse}` chunks that end by closing the stream, and `{"error":{code,message,status}}`.
+//! The embedding methods on the same path are answered by `gemini_embeddings`.
 
 use std::collections::HashMap;
 
@@ -56,13 +57,19 @@ pub(crate) fn error_body(status: StatusCode, message: &str) -> String {
 /// Why a Gemini request was refused, with the status Google uses for it.
 pub(crate) type Refusal = (StatusCode, String);
 
-/// Reads the model and method from `/v1beta/models/MODEL:METHOD`, checks the body, counts the prompt's words
+/// The model and the method after the colon in `/v1beta/models/MODEL:METHOD`, which the route cannot split itself.
+pub(crate) fn target(uri: &Uri) -> Option<(String, String)> {
+    let rest = uri.path().strip_prefix("/v1beta/models/")?.replace("%3A", ":").replace("%3a", ":");
+    let (model, method) = rest.rsplit_once(':')?;
+    Some((model.to_owned(), method.to_owned()))
+}
+
+/// Reads the model and a content-generation method from the path, checks the body, counts the prompt's words
 /// (system instruction included).
 pub(crate) fn parse(uri: &Uri, body: &Value) -> Result<Request, Refusal> {
-    let rest = uri.path().strip_prefix("/v1beta/models/").unwrap_or_default().replace("%3A", ":").replace("%3a", ":");
     let not_found = || (StatusCode::NOT_FOUND, format!("Method not found: {}", uri.path()));
-    let (model, method) = rest.rsplit_once(':').ok_or_else(not_found)?;
-    let stream = match method {
+    let (model, method) = target(uri).ok_or_else(not_found)?;
+    let stream = match method.as_str() {
         "streamGenerateContent" => true,
         "generateContent" => false,
         _ => return Err(not_found()),
@@ -77,12 +84,7 @@ pub(crate) fn parse(uri: &Uri, body: &Value) -> Result<Request, Refusal> {
     let parts_words = |content: &Value| content.get("parts").map_or(0, text_words);
     let system_words = body.get("systemInstruction").map_or(0, parts_words);
     let content_words: u32 = contents.iter().map(parts_words).sum();
-    Ok(Request {
-        model: model.to_owned(),
-        stream,
-        include_usage: false,
-        prompt_words: system_words.saturating_add(content_words),
-    })
+    Ok(Request { model, stream, include_usage: false, prompt_words: system_words.saturating_add(content_words) })
 }
 
 /// Gemini has no tool-call ids on the wire; the generated ones only keep [`Turn`] uniform.

@@ -3,12 +3,22 @@
 //!
 //! Start one with [`MockUpstream::start`], point a client at one of its base URLs, queue replies with
 //! [`MockUpstream::push`] and inspect what the client sent with [`MockUpstream::requests`].
+//!
+//! It also serves the embedding endpoints of OpenAI (`/v1/embeddings`), Voyage AI (at [`MockUpstream::voyage_base`])
+//! and Gemini (`:embedContent`, `:batchEmbedContents`). Their vectors come from [`embedding::embed`]: deterministic,
+//! and similar exactly when texts share words, so retrieval tests can both rank and compute the expected vectors.
+//! Embedding requests never take the scripted chat replies; [`MockUpstream::fail_embeddings`] scripts their
+//! failures.
 
 mod anthropic;
+pub mod embedding;
 mod gemini;
+mod gemini_embeddings;
 mod openai;
+mod openai_embeddings;
 mod script;
 mod server;
+mod voyage;
 mod wire;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -30,6 +40,8 @@ pub enum Api {
     OpenAi,
     Anthropic,
     Gemini,
+    /// Voyage AI, which has embeddings only.
+    Voyage,
 }
 
 /// One request as the mock received it, recorded even when it was refused.
@@ -42,7 +54,7 @@ pub struct RecordedRequest {
     pub headers: BTreeMap<String, String>,
     /// The JSON body; `Null` when empty, a JSON string holding the raw text when it was not JSON.
     pub body: serde_json::Value,
-    /// The credential the client sent: OpenAI `Authorization: Bearer X` -> X; Anthropic `x-api-key`;
+    /// The credential the client sent: OpenAI and Voyage `Authorization: Bearer X` -> X; Anthropic `x-api-key`;
     /// Gemini `x-goog-api-key` header or `key` query parameter.
     pub api_key: Option<String>,
 }
@@ -70,7 +82,7 @@ pub struct ToolCall {
     pub arguments: serde_json::Value,
 }
 
-/// A failure to inject into a reply.
+/// A failure to inject into a reply, or with [`MockUpstream::fail_embeddings`] into an embedding answer.
 #[derive(Debug, Clone)]
 pub enum Fault {
     /// Answer with this status before any streaming, with the provider's JSON error body; `retry_after` sets the
@@ -109,6 +121,8 @@ impl Defaults {
 pub(crate) struct State {
     defaults: Defaults,
     queue: Mutex<VecDeque<Reply>>,
+    /// Apart from `queue` so that embedding calls made while a chat is scripted do not eat its replies.
+    embedding_faults: Mutex<VecDeque<Fault>>,
     requests: Mutex<Vec<RecordedRequest>>,
 }
 
@@ -117,6 +131,11 @@ impl State {
     pub(crate) fn take_reply(&self) -> Reply {
         let queued = self.queue.lock().unwrap_or_else(PoisonError::into_inner).pop_front();
         queued.unwrap_or_else(|| self.defaults.reply())
+    }
+
+    /// The oldest queued embedding fault, if any.
+    pub(crate) fn take_embedding_fault(&self) -> Option<Fault> {
+        self.embedding_faults.lock().unwrap_or_else(PoisonError::into_inner).pop_front()
     }
 
     pub(crate) fn record(&self, request: RecordedRequest) {
@@ -135,7 +154,12 @@ impl MockUpstream {
     pub async fn start_with(addr: SocketAddr, defaults: Defaults) -> std::io::Result<MockUpstream> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let state = Arc::new(State { defaults, queue: Mutex::new(VecDeque::new()), requests: Mutex::new(Vec::new()) });
+        let state = Arc::new(State {
+            defaults,
+            queue: Mutex::new(VecDeque::new()),
+            embedding_faults: Mutex::new(VecDeque::new()),
+            requests: Mutex::new(Vec::new()),
+        });
         let router = server::router(Arc::clone(&state));
         tokio::spawn(async move {
             // Only fails if accepting fails for good; a mock has nobody to report that to but the test's own errors.
@@ -153,7 +177,7 @@ impl MockUpstream {
         format!("http://{}", self.addr)
     }
 
-    /// OpenAI base URL: clients POST `{base}/chat/completions`.
+    /// OpenAI base URL: clients POST `{base}/chat/completions` and `{base}/embeddings`.
     pub fn openai_base(&self) -> String {
         format!("{}/v1", self.url())
     }
@@ -163,14 +187,30 @@ impl MockUpstream {
         self.url()
     }
 
-    /// Gemini base URL: clients POST `{base}/v1beta/models/{model}:streamGenerateContent?alt=sse`.
+    /// Gemini base URL: clients POST `{base}/v1beta/models/{model}:streamGenerateContent?alt=sse`, and
+    /// `:embedContent` or `:batchEmbedContents` for embeddings.
     pub fn gemini_base(&self) -> String {
         self.url()
     }
 
-    /// Queues a scripted reply; each incoming model request (any provider) takes the oldest one.
+    /// Voyage AI base URL, standing for `https://api.voyageai.com/v1`: clients POST `{base}/embeddings`.
+    pub fn voyage_base(&self) -> String {
+        format!("{}/voyage/v1", self.url())
+    }
+
+    /// Queues a scripted reply; each incoming model request (any provider) takes the oldest one. Embedding requests
+    /// do not.
     pub fn push(&self, reply: Reply) {
         self.state.queue.lock().unwrap_or_else(PoisonError::into_inner).push_back(reply);
+    }
+
+    /// Queues a fault for embedding requests only (any provider); each valid, authorised one takes the oldest.
+    ///
+    /// [`Fault::Status`] answers that status with the provider's error body and the `Retry-After` header when
+    /// scripted. The streaming faults (`CutAfter`, `MalformedAfter`, `StallAfter`) mean nothing for a one-piece
+    /// JSON answer: they answer 500.
+    pub fn fail_embeddings(&self, fault: Fault) {
+        self.state.embedding_faults.lock().unwrap_or_else(PoisonError::into_inner).push_back(fault);
     }
 
     /// Every request received so far, in order.

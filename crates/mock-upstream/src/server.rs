@@ -1,5 +1,7 @@
-//! Routes and the request flow shared by the three providers: record, authenticate, validate, take the scripted
-//! reply, apply a `Status` fault, then hand the answer to the provider module.
+//! Routes and the request flow shared by the providers: record, authenticate, check the body is a JSON object, then
+//! either play a model turn (validate, take the scripted reply, apply a `Status` fault, hand the answer to the
+//! provider module) or answer an embedding request (validate and build the vectors, then apply a queued embedding
+//! fault).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,15 +15,33 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::Value;
 
-use crate::script::Request;
-use crate::{Api, Fault, RecordedRequest, State, anthropic, gemini, openai};
+use crate::script::{Request, Turn};
+use crate::{
+    Api, Fault, RecordedRequest, Reply, State, anthropic, gemini, gemini_embeddings, openai, openai_embeddings, voyage,
+};
+
+/// Builds a provider's embedding answer from the request, or gives the message of the 400 refusing it.
+type EmbeddingAnswer = fn(&Uri, &Value) -> Result<Response, String>;
+
+/// What a route serves once the request is recorded, authenticated and known to be a JSON object.
+#[derive(Clone, Copy)]
+enum Endpoint {
+    Chat,
+    Embeddings(EmbeddingAnswer),
+}
+
+/// How a provider's chat module turns a scripted reply into its answer.
+type ChatModule = (fn(Reply, &Request) -> Turn, fn(&Request, &Turn) -> Response);
 
 pub(crate) fn router(state: Arc<State>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(openai_handler))
+        .route("/v1/embeddings", post(openai_embeddings_handler))
         .route("/v1/messages", post(anthropic_handler))
-        // axum 0.8 cannot match `{model}:method` inside one segment, so the Gemini module parses the rest itself.
+        // axum 0.8 cannot match `{model}:method` inside one segment, so the Gemini modules parse the rest themselves.
         .route("/v1beta/models/{*rest}", post(gemini_handler))
+        // Under a prefix of its own: Voyage's real path, /v1/embeddings, is OpenAI's.
+        .route("/voyage/v1/embeddings", post(voyage_handler))
         // Benchmarks send long RAG prompts; the default 2 MB limit would turn them into 413s the real APIs accept.
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
@@ -33,7 +53,16 @@ async fn openai_handler(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    handle(&state, Api::OpenAi, &uri, &headers, &body)
+    handle(&state, Api::OpenAi, Endpoint::Chat, &uri, &headers, &body)
+}
+
+async fn openai_embeddings_handler(
+    AxumState(state): AxumState<Arc<State>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    handle(&state, Api::OpenAi, Endpoint::Embeddings(openai_embeddings::answer), &uri, &headers, &body)
 }
 
 async fn anthropic_handler(
@@ -42,7 +71,7 @@ async fn anthropic_handler(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    handle(&state, Api::Anthropic, &uri, &headers, &body)
+    handle(&state, Api::Anthropic, Endpoint::Chat, &uri, &headers, &body)
 }
 
 async fn gemini_handler(
@@ -51,12 +80,26 @@ async fn gemini_handler(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    handle(&state, Api::Gemini, &uri, &headers, &body)
+    let endpoint = if gemini_embeddings::is_embedding(&uri) {
+        Endpoint::Embeddings(gemini_embeddings::answer)
+    } else {
+        Endpoint::Chat
+    };
+    handle(&state, Api::Gemini, endpoint, &uri, &headers, &body)
 }
 
-fn handle(state: &State, api: Api, uri: &Uri, headers: &HeaderMap, raw: &[u8]) -> Response {
+async fn voyage_handler(
+    AxumState(state): AxumState<Arc<State>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    handle(&state, Api::Voyage, Endpoint::Embeddings(voyage::answer), &uri, &headers, &body)
+}
+
+fn handle(state: &State, api: Api, endpoint: Endpoint, uri: &Uri, headers: &HeaderMap, raw: &[u8]) -> Response {
     let api_key = match api {
-        Api::OpenAi => openai::api_key(headers),
+        Api::OpenAi | Api::Voyage => openai::api_key(headers),
         Api::Anthropic => anthropic::api_key(headers),
         Api::Gemini => gemini::api_key(headers, uri),
     };
@@ -69,7 +112,8 @@ fn handle(state: &State, api: Api, uri: &Uri, headers: &HeaderMap, raw: &[u8]) -
         api_key: api_key.clone(),
     });
 
-    // Refusals come before the queue so a refused request does not consume the reply scripted for the next one.
+    // Refusals come before the queues so a refused request does not consume the reply or fault scripted for the
+    // next one.
     match api_key.as_deref() {
         None => return error(api, StatusCode::UNAUTHORIZED, "mock-upstream: no API key was provided"),
         Some("invalid-key") => return error(api, StatusCode::UNAUTHORIZED, "mock-upstream: invalid API key"),
@@ -78,10 +122,19 @@ fn handle(state: &State, api: Api, uri: &Uri, headers: &HeaderMap, raw: &[u8]) -
     if !body.is_object() {
         return error(api, StatusCode::BAD_REQUEST, "mock-upstream: the request body is not a JSON object");
     }
-    let parsed = match api {
-        Api::OpenAi => openai::parse(&body).map_err(|message| (StatusCode::BAD_REQUEST, message)),
-        Api::Anthropic => anthropic::parse(headers, &body).map_err(|message| (StatusCode::BAD_REQUEST, message)),
-        Api::Gemini => gemini::parse(uri, &body),
+    match endpoint {
+        Endpoint::Chat => chat(state, api, uri, headers, &body),
+        Endpoint::Embeddings(answer) => embeddings(state, api, uri, &body, answer),
+    }
+}
+
+fn chat(state: &State, api: Api, uri: &Uri, headers: &HeaderMap, body: &Value) -> Response {
+    let bad_request = |message| (StatusCode::BAD_REQUEST, message);
+    let (parsed, (turn, respond)): (_, ChatModule) = match api {
+        Api::OpenAi => (openai::parse(body).map_err(bad_request), (openai::turn, openai::respond)),
+        Api::Anthropic => (anthropic::parse(headers, body).map_err(bad_request), (anthropic::turn, anthropic::respond)),
+        Api::Gemini => (gemini::parse(uri, body), (gemini::turn, gemini::respond)),
+        Api::Voyage => return error(api, StatusCode::NOT_FOUND, "mock-upstream: Voyage serves embeddings only"),
     };
     let request: Request = match parsed {
         Ok(request) => request,
@@ -90,19 +143,33 @@ fn handle(state: &State, api: Api, uri: &Uri, headers: &HeaderMap, raw: &[u8]) -
 
     let reply = state.take_reply();
     if let Some(Fault::Status { status, retry_after }) = reply.fault {
-        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut response =
-            error(api, status, &format!("mock-upstream: scripted fault with status {}", status.as_u16()));
-        if let Some(seconds) = retry_after {
-            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(seconds));
-        }
-        return response;
+        return status_fault(api, status, retry_after);
     }
-    match api {
-        Api::OpenAi => openai::respond(&request, &openai::turn(reply, &request)),
-        Api::Anthropic => anthropic::respond(&request, &anthropic::turn(reply, &request)),
-        Api::Gemini => gemini::respond(&request, &gemini::turn(reply, &request)),
+    respond(&request, &turn(reply, &request))
+}
+
+/// The answer is built before the fault queue is looked at, so an invalid request does not consume a fault.
+fn embeddings(state: &State, api: Api, uri: &Uri, body: &Value, answer: EmbeddingAnswer) -> Response {
+    let response = match answer(uri, body) {
+        Ok(response) => response,
+        Err(message) => return error(api, StatusCode::BAD_REQUEST, &message),
+    };
+    match state.take_embedding_fault() {
+        None => response,
+        Some(Fault::Status { status, retry_after }) => status_fault(api, status, retry_after),
+        // A one-piece JSON answer has no chunks to cut, corrupt or stall after: these faults are plain server errors.
+        Some(Fault::CutAfter(_) | Fault::MalformedAfter(_) | Fault::StallAfter(_)) => status_fault(api, 500, None),
     }
+}
+
+/// A scripted `Fault::Status`: the provider's error body, with `Retry-After` when scripted.
+fn status_fault(api: Api, status: u16, retry_after: Option<u64>) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = error(api, status, &format!("mock-upstream: scripted fault with status {}", status.as_u16()));
+    if let Some(seconds) = retry_after {
+        response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
 }
 
 /// `Null` for an empty body, the JSON when it parses, else the raw text as a JSON string so tests can still see it.
@@ -133,6 +200,7 @@ fn error(api: Api, status: StatusCode, message: &str) -> Response {
         Api::OpenAi => openai::error_body(status, message),
         Api::Anthropic => anthropic::error_body(status, message),
         Api::Gemini => gemini::error_body(status, message),
+        Api::Voyage => voyage::error_body(status, message),
     };
     (status, [(CONTENT_TYPE, "application/json")], body).into_response()
 }

@@ -47,6 +47,11 @@ pub(crate) fn json(value: &impl Serialize) -> String {
     serde_json::to_string(value).expect("mock wire types always serialise")
 }
 
+/// A 200 answer carrying one JSON value, as the embedding endpoints send.
+pub(crate) fn json_response(value: &impl Serialize) -> Response {
+    ([(CONTENT_TYPE, "application/json")], json(value)).into_response()
+}
+
 impl Script {
     /// Plays the script as a 200 response for `turn`.
     pub(crate) fn into_response(self, turn: &Turn) -> Response {

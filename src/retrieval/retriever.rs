@@ -1,0 +1,130 @@
+//! The retriever: which embedder embeds new chunks, which one embeds questions, and the search that uses
+//! them. During a change of embedding model the two differ: chunks get the new model's vectors while
+//! questions are still answered from a complete earlier model, until the backfill completes the new one.
+
+use std::sync::{Arc, PoisonError, RwLock};
+
+use sqlx::PgConnection;
+
+use super::search::{self, SearchHit, SearchMode};
+use super::{RetrievalError, fusion, vectors};
+use crate::auth::TenantContext;
+use crate::db;
+use crate::embeddings::{Embedder, EmbeddingModel};
+
+/// How deep each ranking goes before fusion: fusion needs more than the `k` it returns.
+const FUSION_DEPTH: i64 = 100;
+
+#[derive(Debug, Clone, Default)]
+pub struct Retriever {
+    embedders: Arc<RwLock<Embedders>>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Embedders {
+    documents: Option<Embedder>,
+    questions: Option<Embedder>,
+}
+
+/// A question embedded by the model that serves searches.
+#[derive(Debug, Clone)]
+pub struct QueryVector {
+    pub model: EmbeddingModel,
+    pub vector: Vec<f32>,
+}
+
+impl Retriever {
+    /// Full text only: no embedder could be set up.
+    pub fn full_text_only() -> Self {
+        Self::default()
+    }
+
+    /// `documents` embeds new chunks; `questions` embeds questions (the same one unless a model change is
+    /// under way).
+    pub fn new(documents: Embedder, questions: Embedder) -> Self {
+        Self { embedders: Arc::new(RwLock::new(Embedders { documents: Some(documents), questions: Some(questions) })) }
+    }
+
+    pub fn document_embedder(&self) -> Option<Embedder> {
+        self.embedders.read().unwrap_or_else(PoisonError::into_inner).documents.clone()
+    }
+
+    pub fn question_embedder(&self) -> Option<Embedder> {
+        self.embedders.read().unwrap_or_else(PoisonError::into_inner).questions.clone()
+    }
+
+    /// The document model is complete: questions use it from now on.
+    pub fn promote_document_model(&self) {
+        let mut embedders = self.embedders.write().unwrap_or_else(PoisonError::into_inner);
+        let Embedders { documents, questions } = &mut *embedders;
+        questions.clone_from(documents);
+    }
+
+    /// Embeds a question for vector search; `None` (logged) when there is no embedder or it fails, and
+    /// search falls back to full text rather than failing.
+    pub async fn embed_question(&self, question: &str) -> Option<QueryVector> {
+        let embedder = self.question_embedder()?;
+        match embedder.embed_query(question).await {
+            Ok(vector) => Some(QueryVector { model: embedder.model().clone(), vector }),
+            Err(error) => {
+                tracing::warn!(%error, model = %embedder.model().id, "embedding the question failed; full text only");
+                None
+            }
+        }
+    }
+
+    /// The `k` best chunks for `query` among those the transaction's tenant sees, by `mode`. Without a
+    /// question vector, hybrid search is full text alone.
+    pub async fn search_in(
+        connection: &mut PgConnection,
+        query: &str,
+        vector: Option<&QueryVector>,
+        k: i64,
+        mode: SearchMode,
+    ) -> Result<Vec<SearchHit>, sqlx::Error> {
+        let depth = FUSION_DEPTH.max(k);
+        let full_text = if mode == SearchMode::Vector {
+            Vec::new()
+        } else {
+            search::full_text(&mut *connection, query, depth).await?
+        };
+        let nearest = match vector {
+            Some(vector) if mode != SearchMode::FullText => {
+                vectors::nearest(&mut *connection, &vector.model, &vector.vector, depth).await?
+            }
+            _ => Vec::new(),
+        };
+        let mut ranking = match mode {
+            SearchMode::Hybrid => fusion::reciprocal_rank(&full_text, &nearest),
+            SearchMode::FullText => fusion::single(&full_text, true),
+            SearchMode::Vector => fusion::single(&nearest, false),
+        };
+        ranking.truncate(usize::try_from(k).unwrap_or(0));
+        search::hits(connection, &ranking).await
+    }
+
+    /// `POST /api/v1/search`: validates, embeds the question, searches as the tenant.
+    pub async fn search(
+        &self,
+        pool: &sqlx::PgPool,
+        context: &TenantContext,
+        query: &str,
+        k: i64,
+        mode: SearchMode,
+    ) -> Result<Vec<SearchHit>, RetrievalError> {
+        if query.trim().is_empty() || query.len() > 10_000 {
+            return Err(RetrievalError::Invalid("query must be 1 to 10000 characters".to_owned()));
+        }
+        if !(1..=search::MAX_K).contains(&k) {
+            return Err(RetrievalError::Invalid(format!("k must be between 1 and {}", search::MAX_K)));
+        }
+        let vector = if mode == SearchMode::FullText { None } else { self.embed_question(query).await };
+        if mode == SearchMode::Vector && vector.is_none() {
+            return Err(RetrievalError::EmbeddingsUnavailable);
+        }
+        let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
+        let hits = Self::search_in(&mut transaction, query, vector.as_ref(), k, mode).await?;
+        transaction.commit().await?;
+        Ok(hits)
+    }
+}

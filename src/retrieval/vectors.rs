@@ -1,0 +1,175 @@
+//! Chunk vectors in pgvector, one row per chunk and embedding model. Each model has its own partial HNSW
+//! index (cosine) over `embedding::vector(n)`, made at start by the owner, so two models can be searched
+//! side by side while the new one fills in.
+//!
+//! Row-level security filters *after* the index: the nearest vectors of a shared index may all belong to
+//! other tenants, leaving a small tenant with nothing. pgvector's iterative scan keeps walking the graph
+//! until enough visible rows are found (up to `hnsw.max_scan_tuples`); when it still finds fewer than
+//! asked, an exact scan of the tenant's own and the shared vectors (few, by then) finishes the job, so a
+//! search always returns `depth` results when that many exist.
+
+use pgvector::Vector;
+use sqlx::{AssertSqlSafe, PgConnection};
+
+use super::search::Ranked;
+use crate::embeddings::EmbeddingModel;
+use crate::ids::TenantId;
+
+/// Records the model and makes its HNSW index, as the database owner (the application role owns no table).
+pub async fn register_model(owner: &mut PgConnection, model: &EmbeddingModel) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO embedding_models (id, dimensions) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING")
+        .bind(&model.id)
+        .bind(i32::try_from(model.dimensions).unwrap_or(i32::MAX))
+        .execute(&mut *owner)
+        .await?;
+    let statement = format!(
+        "CREATE INDEX IF NOT EXISTS {} ON chunk_embeddings USING hnsw ({} vector_cosine_ops) WHERE model = {}",
+        index_name(model),
+        indexed_expression(model),
+        literal(&model.id),
+    );
+    sqlx::query(AssertSqlSafe(statement)).execute(owner).await?;
+    Ok(())
+}
+
+fn index_name(model: &EmbeddingModel) -> String {
+    use sha2::Digest as _;
+    let digest = hex::encode(sha2::Sha256::digest(model.id.as_bytes()));
+    format!("chunk_embeddings_hnsw_{}", &digest[..16])
+}
+
+fn indexed_expression(model: &EmbeddingModel) -> String {
+    format!("(embedding::vector({}))", model.dimensions)
+}
+
+/// A model id as an SQL literal. Ids are already restricted to letters, digits and `-_./@`
+/// (`EmbeddingModel::parse`); quoting is belt and braces.
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// The text a chunk is embedded from: its headings give the passage its topic.
+pub fn embedding_text(heading_path: &[String], content: &str) -> String {
+    if heading_path.is_empty() { content.to_owned() } else { format!("{}\n\n{content}", heading_path.join(" > ")) }
+}
+
+/// Stores one vector per chunk for `model`; a chunk that has one already keeps it, a chunk deleted
+/// meanwhile is skipped.
+pub async fn store(
+    connection: &mut PgConnection,
+    tenant_id: TenantId,
+    model: &EmbeddingModel,
+    chunk_ids: &[uuid::Uuid],
+    vectors: Vec<Vec<f32>>,
+) -> Result<(), sqlx::Error> {
+    let vectors: Vec<Vector> = vectors.into_iter().map(Vector::from).collect();
+    sqlx::query(
+        "INSERT INTO chunk_embeddings (chunk_id, tenant_id, model, embedding) \
+         SELECT v.chunk_id, $2, $3, v.embedding FROM unnest($1::uuid[], $4::vector[]) AS v (chunk_id, embedding) \
+         JOIN doc_chunks AS c ON c.id = v.chunk_id \
+         ON CONFLICT (chunk_id, model) DO NOTHING",
+    )
+    .bind(chunk_ids)
+    .bind(tenant_id)
+    .bind(&model.id)
+    .bind(vectors)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+/// The `depth` chunks nearest to `query` by cosine similarity, among those the transaction's tenant sees.
+pub async fn nearest(
+    connection: &mut PgConnection,
+    model: &EmbeddingModel,
+    query: &[f32],
+    depth: i64,
+) -> Result<Vec<Ranked>, sqlx::Error> {
+    let query = Vector::from(query.to_vec());
+    // Wider than the default 40: fusion wants a deep, accurate list.
+    let ef_search = (depth * 2).clamp(100, 1000);
+    sqlx::query(
+        "SELECT set_config('hnsw.ef_search', $1, true), set_config('hnsw.iterative_scan', 'relaxed_order', true)",
+    )
+    .bind(ef_search.to_string())
+    .execute(&mut *connection)
+    .await?;
+    let expression = indexed_expression(model);
+    let dimensions = model.dimensions;
+    // Relaxed order may return the nearest slightly out of order: sort them again.
+    let through_index = format!(
+        "WITH nearest AS MATERIALIZED ( \
+             SELECT chunk_id, {expression} <=> $1::vector({dimensions}) AS distance FROM chunk_embeddings \
+             WHERE model = {model_id} ORDER BY {expression} <=> $1::vector({dimensions}) LIMIT $2 \
+         ) SELECT chunk_id, 1 - distance AS score FROM nearest ORDER BY distance, chunk_id",
+        model_id = literal(&model.id),
+    );
+    let found: Vec<Ranked> =
+        sqlx::query_as(AssertSqlSafe(through_index)).bind(&query).bind(depth).fetch_all(&mut *connection).await?;
+    if i64::try_from(found.len()).unwrap_or(i64::MAX) >= depth {
+        return Ok(found);
+    }
+    // Not the indexed expression, so not the index: every visible vector of the model, measured.
+    sqlx::query_as(
+        "SELECT chunk_id, 1 - (embedding <=> $1) AS score FROM chunk_embeddings \
+         WHERE model = $3 AND tenant_id IN (current_tenant_id(), '00000000-0000-0000-0000-000000000000') \
+         ORDER BY embedding <=> $1, chunk_id LIMIT $2",
+    )
+    .bind(&query)
+    .bind(depth)
+    .bind(&model.id)
+    .fetch_all(connection)
+    .await
+}
+
+/// A chunk that has no vector from the model yet, with the text to embed.
+#[derive(Debug, sqlx::FromRow)]
+pub struct Unembedded {
+    pub id: uuid::Uuid,
+    pub heading_path: Vec<String>,
+    pub content: String,
+}
+
+/// Up to `limit` of the transaction tenant's own chunks that `model` has not embedded.
+pub async fn unembedded(
+    connection: &mut PgConnection,
+    model: &EmbeddingModel,
+    limit: i64,
+) -> Result<Vec<Unembedded>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT c.id, c.heading_path, c.content FROM doc_chunks AS c \
+         WHERE c.tenant_id = current_tenant_id() \
+           AND NOT EXISTS (SELECT 1 FROM chunk_embeddings AS e WHERE e.chunk_id = c.id AND e.model = $1) \
+         ORDER BY c.id LIMIT $2",
+    )
+    .bind(&model.id)
+    .bind(limit)
+    .fetch_all(connection)
+    .await
+}
+
+/// A model this database has held, and whether every chunk has its vector.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StoredModel {
+    pub id: String,
+    pub dimensions: i32,
+    pub complete: bool,
+}
+
+/// Every model, the most recently completed first.
+pub async fn stored_models(connection: &mut PgConnection) -> Result<Vec<StoredModel>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, dimensions, complete_at IS NOT NULL AS complete FROM embedding_models \
+         ORDER BY complete_at DESC NULLS LAST, created_at DESC",
+    )
+    .fetch_all(connection)
+    .await
+}
+
+pub async fn mark_complete(connection: &mut PgConnection, model: &EmbeddingModel) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE embedding_models SET complete_at = now() WHERE id = $1 AND complete_at IS NULL")
+        .bind(&model.id)
+        .execute(connection)
+        .await?;
+    Ok(())
+}

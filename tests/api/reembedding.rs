@@ -1,0 +1,88 @@
+//! A change of embedding model fills in the new model's vectors in the background while the complete old
+//! model keeps answering; a failed embedding call never loses a document.
+
+use mock_upstream::Fault;
+use serde_json::json;
+use switchboard::ids::TenantId;
+use switchboard::retrieval::search::SearchMode;
+use switchboard::retrieval::{self, IngestOutcome, NewDocument, Retriever, backfill};
+
+use crate::helpers::{TestApp, TestTenant};
+
+const NEW_MODEL: &str = "openai/text-embedding-3-small";
+
+async fn vectors_of(app: &TestApp, tenant: &TestTenant, model: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM chunk_embeddings WHERE tenant_id = $1 AND model = $2")
+        .bind(tenant.id)
+        .bind(model)
+        .fetch_one(&app.owner_db)
+        .await
+        .unwrap()
+}
+
+/// The source paths a vector-only search finds, best first.
+async fn vector_search(app: &TestApp, retriever: &Retriever, tenant: &TestTenant, query: &str) -> Vec<String> {
+    let vector = retriever.embed_question(query).await.expect("the question embeds");
+    let mut transaction = switchboard::db::begin_tenant(&app.app_db, TenantId(tenant.id)).await.unwrap();
+    let hits = Retriever::search_in(&mut transaction, query, Some(&vector), 5, SearchMode::Vector).await.unwrap();
+    transaction.commit().await.unwrap();
+    hits.into_iter().map(|hit| hit.source_path).collect()
+}
+
+#[tokio::test]
+async fn a_new_embedding_model_fills_in_while_the_old_one_serves() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("acme").await;
+    for (path, content) in [
+        ("keys.md", "# Keys\n\nRotate the master key with the rotate-master-key command."),
+        ("backups.md", "# Backups\n\nBackups of the cluster run nightly and are kept for a month."),
+    ] {
+        let body = json!({ "source_path": path, "content": content });
+        assert_eq!(app.post("/api/v1/documents", &tenant.admin_key, &body).send().await.unwrap().status(), 201);
+    }
+    assert_eq!(backfill::sweep(&app.app_db, &app.retriever).await.unwrap(), 0, "ingestion embedded every chunk");
+    let local = app.retriever.document_embedder().unwrap().model().id.clone();
+
+    // A restart with another model: questions keep using the complete local model meanwhile.
+    let next = app.retriever_for(NEW_MODEL, Some(256)).await;
+    let new_id = format!("{NEW_MODEL}@256");
+    assert_eq!(next.document_embedder().unwrap().model().id, new_id);
+    assert_eq!(next.question_embedder().unwrap().model().id, local);
+    assert_eq!(vector_search(&app, &next, &tenant, "how do I rotate the master key").await[0], "keys.md");
+    assert_eq!(vectors_of(&app, &tenant, &new_id).await, 0);
+
+    let embedded = backfill::sweep(&app.app_db, &next).await.unwrap();
+    assert_eq!(embedded, 2);
+    assert_eq!(vectors_of(&app, &tenant, &new_id).await, 2);
+    assert_eq!(vectors_of(&app, &tenant, &local).await, 2, "the old vectors stay until nobody needs them");
+    assert_eq!(next.question_embedder().unwrap().model().id, new_id, "the complete new model serves");
+    assert_eq!(vector_search(&app, &next, &tenant, "when do backups of the cluster run").await[0], "backups.md");
+
+    // Started again, the new model serves at once.
+    let again = app.retriever_for(NEW_MODEL, Some(256)).await;
+    assert_eq!(again.question_embedder().unwrap().model().id, new_id);
+}
+
+#[tokio::test]
+async fn a_document_is_kept_when_embedding_fails_and_embedded_later() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("acme").await;
+    let remote = app.retriever_for(NEW_MODEL, Some(256)).await;
+    for _ in 0..3 {
+        // The first call and both retries.
+        app.mock.fail_embeddings(Fault::Status { status: 503, retry_after: None });
+    }
+    let document = NewDocument::parse("ops/backups.md", None, "# Backups\n\nBackups run nightly.".to_owned()).unwrap();
+    let embedder = remote.document_embedder();
+    let (stored, outcome) =
+        retrieval::ingest(&app.app_db, TenantId(tenant.id), &document, embedder.as_ref(), None).await.unwrap();
+    assert_eq!(outcome, IngestOutcome::Created);
+    let new_id = format!("{NEW_MODEL}@256");
+    assert_eq!(vectors_of(&app, &tenant, &new_id).await, 0);
+    let found = app.post("/api/v1/search", &tenant.admin_key, &json!({ "query": "backups", "mode": "full_text" }));
+    let found: serde_json::Value = found.send().await.unwrap().json().await.unwrap();
+    assert_eq!(found["results"][0]["source_path"], "ops/backups.md", "full text finds it at once");
+
+    assert_eq!(backfill::sweep(&app.app_db, &remote).await.unwrap(), usize::try_from(stored.chunk_count).unwrap());
+    assert_eq!(vectors_of(&app, &tenant, &new_id).await, i64::from(stored.chunk_count));
+}
