@@ -119,8 +119,14 @@ async fn sync_shared_corpus(pool: &sqlx::PgPool, retriever: &Retriever, folder: 
         return;
     }
     let embedder = retriever.document_embedder();
-    let synced =
-        crate::retrieval::corpus::sync(pool, crate::ids::TenantId::SYSTEM, folder, embedder.as_ref(), true, |_| {});
+    let synced = crate::retrieval::corpus::sync(
+        pool,
+        crate::ids::TenantId::SYSTEM,
+        folder,
+        embedder.as_ref(),
+        true,
+        |_, _, _| {},
+    );
     match synced.await {
         Ok(report) => tracing::info!(
             folder = %folder.display(),
@@ -148,12 +154,24 @@ pub async fn ingest(config: Config, folder: std::path::PathBuf, tenant_slug: Opt
     };
     let retriever = open_retriever(&config, &database, &HttpClient::new(UpstreamSettings::default())).await;
     let embedder = retriever.document_embedder();
-    let mut done = 0usize;
-    let report = crate::retrieval::corpus::sync(&database.app, tenant, &folder, embedder.as_ref(), false, |path| {
-        done += 1;
-        eprintln!("[{done}] {path}");
-    })
+    let bar = indicatif::ProgressBar::no_length().with_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} files, {elapsed} · {msg}")
+            .expect("the template is valid"),
+    );
+    let report = crate::retrieval::corpus::sync(
+        &database.app,
+        tenant,
+        &folder,
+        embedder.as_ref(),
+        false,
+        |done, total, path| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+            bar.set_message(path.to_owned());
+        },
+    )
     .await;
+    bar.finish_and_clear();
     database.close().await;
     let report = report?;
     println!(

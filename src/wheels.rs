@@ -46,10 +46,15 @@ pub fn ensure_installed(wheel: &'static str, target: &Path, what: &str) -> Resul
         }
         return Err(WheelError::InstallFailed { wheel, status: output.status.to_string(), output: said });
     }
-    // Another process may have finished the same install meanwhile; either copy is complete.
-    let _ = fs::remove_dir_all(target);
     if fs::rename(&staging, target).is_err() {
-        let _ = fs::remove_dir_all(&staging);
+        if fs::read_to_string(&marker).is_ok_and(|installed| installed == wheel) {
+            // Another process finished the same install meanwhile; its copy is complete.
+            let _ = fs::remove_dir_all(&staging);
+            return Ok(());
+        }
+        // An unfinished or older install is in the way.
+        fs::remove_dir_all(target).map_err(|source| WheelError::Io { path: target.to_path_buf(), source })?;
+        fs::rename(&staging, target).map_err(|source| WheelError::Io { path: target.to_path_buf(), source })?;
     }
     fs::write(&marker, wheel).map_err(|source| WheelError::Io { path: marker.clone(), source })
 }

@@ -34,19 +34,20 @@ pub enum CorpusError {
 /// transaction would make the BM25 statistics rows it updates again and again ever slower to update); with
 /// `remove_missing`,
 /// documents without a file are removed, so the documents mirror the folder. `progress` is called after
-/// each file.
+/// each file with how many are done, of how many, and the file's path.
 pub async fn sync(
     pool: &PgPool,
     tenant: TenantId,
     folder: &Path,
     embedder: Option<&Embedder>,
     remove_missing: bool,
-    mut progress: impl FnMut(&str),
+    mut progress: impl FnMut(usize, usize, &str),
 ) -> Result<SyncReport, CorpusError> {
     let files = markdown_files(folder)?;
     let mut report = SyncReport::default();
     let mut seen = std::collections::HashSet::new();
-    for (relative, path) in files {
+    let total = files.len();
+    for (done, (relative, path)) in (1..).zip(files) {
         let content = std::fs::read_to_string(&path)
             .map_err(|source| CorpusError::Io { path: path.display().to_string(), source })?;
         let document = NewDocument::parse(&relative, None, content)
@@ -59,7 +60,7 @@ pub async fn sync(
             IngestOutcome::Updated => report.updated += 1,
             IngestOutcome::Unchanged => report.unchanged += 1,
         }
-        progress(&relative);
+        progress(done, total, &relative);
         seen.insert(relative);
     }
     let mut transaction = db::begin_tenant(pool, tenant).await?;

@@ -119,6 +119,22 @@ async fn bad_documents_are_refused_and_change_nothing() {
 }
 
 #[tokio::test]
+async fn bad_searches_are_refused_with_a_clear_error() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("acme").await;
+    for body in [
+        json!({"query": "   "}),
+        json!({"query": "backups", "k": 0}),
+        json!({"query": "backups", "k": 101}),
+        json!({"query": "backups", "mode": "fuzzy"}),
+        json!({"query": "backups", "filter": "x"}),
+    ] {
+        let response = app.post("/api/v1/search", &tenant.admin_key, &body).send().await.unwrap();
+        assert_error(response, 422, "invalid_request").await;
+    }
+}
+
+#[tokio::test]
 async fn tenants_see_their_own_documents_and_the_shared_corpus_but_never_each_other() {
     let app = TestApp::spawn().await;
     let acme = app.create_tenant("acme").await;
@@ -126,7 +142,8 @@ async fn tenants_see_their_own_documents_and_the_shared_corpus_but_never_each_ot
     let folder =
         tempfile_folder("shared", &[("handbook.md", "# Handbook\n\nThe quokka escalation path is shared by all.")]);
     let embedder = app.retriever.document_embedder();
-    let report = corpus::sync(&app.app_db, TenantId::SYSTEM, &folder, embedder.as_ref(), true, |_| {}).await.unwrap();
+    let report =
+        corpus::sync(&app.app_db, TenantId::SYSTEM, &folder, embedder.as_ref(), true, |_, _, _| {}).await.unwrap();
     assert_eq!(report.created, 1);
     add_document(&app, &acme, "secret.md", "# Secret\n\nThe narwhal launch date is private to acme.").await;
 

@@ -1,5 +1,5 @@
-//! The real binary with its embedded PostgreSQL: it becomes ready, and leaves no PostgreSQL behind
-//! whether it is stopped politely or killed.
+//! The real binary with its embedded PostgreSQL: it becomes ready, answers questions about itself from
+//! its documentation with no key, and leaves no PostgreSQL behind whether it is stopped politely or killed.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -10,7 +10,9 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use switchboard::db::embedded::{self, Layout};
 
-use crate::helpers::test_data_dir;
+use serde_json::{Value, json};
+
+use crate::helpers::{read_sse, streamed_text, test_data_dir};
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -59,11 +61,14 @@ fn fresh_data_dir() -> PathBuf {
     let _ = std::fs::remove_dir_all(&layout.cluster_dir);
     let _ = std::fs::remove_file(&layout.install_dir);
     std::os::unix::fs::symlink(&shared.install_dir, &layout.install_dir).unwrap();
+    // The embedding model too is shared with the test binary rather than installed again.
+    std::fs::create_dir_all(test_data_dir().join("models")).unwrap();
+    std::os::unix::fs::symlink(test_data_dir().join("models"), data_dir.join("models")).unwrap();
     data_dir
 }
 
-async fn run_until_ready_then(data_dir: &Path, signal: Signal) {
-    let cluster_dir = Layout::for_data_dir(data_dir).unwrap().cluster_dir;
+/// Starts the service and waits until it is ready; returns it with its base URL.
+async fn start_and_wait(data_dir: &Path) -> (Child, String) {
     let port = free_port();
     let mut service = start_service(data_dir, port);
     let client = reqwest::Client::new();
@@ -76,6 +81,12 @@ async fn run_until_ready_then(data_dir: &Path, signal: Signal) {
         client.get(&ready_url).send().await.is_ok_and(|response| response.status() == 200)
     })
     .await;
+    (service, format!("http://127.0.0.1:{port}"))
+}
+
+async fn run_until_ready_then(data_dir: &Path, signal: Signal) {
+    let cluster_dir = Layout::for_data_dir(data_dir).unwrap().cluster_dir;
+    let (mut service, _) = start_and_wait(data_dir).await;
     let postgres = postmaster_pid(&cluster_dir);
     assert!(is_running(postgres));
 
@@ -94,6 +105,58 @@ async fn the_service_becomes_ready_and_leaves_no_postgres_behind_when_stopped_or
     let data_dir = fresh_data_dir();
     run_until_ready_then(&data_dir, Signal::SIGTERM).await;
     run_until_ready_then(&data_dir, Signal::SIGKILL).await;
+    let server_dir = Layout::for_data_dir(&data_dir).unwrap().cluster_dir.parent().unwrap().to_path_buf();
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let _ = std::fs::remove_dir_all(server_dir);
+}
+
+#[tokio::test]
+async fn a_fresh_service_answers_about_itself_from_its_documentation_with_citations() {
+    let data_dir = fresh_data_dir();
+    let (mut service, base) = start_and_wait(&data_dir).await;
+    let operator = std::fs::read_to_string(data_dir.join("operator-token")).unwrap();
+    let client = reqwest::Client::new();
+    let created: Value = client
+        .post(format!("{base}/api/v1/tenants"))
+        .bearer_auth(operator.trim())
+        .json(&json!({ "name": "Newcomer", "slug": "newcomer" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = created["api_key"]["key"].as_str().unwrap();
+    let session: Value = client
+        .post(format!("{base}/api/v1/sessions"))
+        .bearer_auth(key)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let session = session["id"].as_str().unwrap();
+    let response = client
+        .post(format!("{base}/api/v1/sessions/{session}/messages"))
+        .bearer_auth(key)
+        .header("accept", "text/event-stream")
+        .json(&json!({ "content": "How do I rotate the master key?" }))
+        .send()
+        .await
+        .unwrap();
+    let events = read_sse(response).await;
+    service.kill().unwrap();
+    service.wait().unwrap();
+
+    let retrieval = events.iter().find(|event| event.event == "retrieval").expect("a retrieval event");
+    let citations = retrieval.data["citations"].as_array().unwrap();
+    assert!(!citations.is_empty(), "{events:#?}");
+    let cited: Vec<&str> = citations.iter().map(|citation| citation["source_path"].as_str().unwrap()).collect();
+    assert!(cited.iter().all(|path| std::path::Path::new("docs_corpus").join(path).exists()), "{cited:?}");
+    let answer = streamed_text(&events);
+    assert!(answer.contains("[1]") && answer.contains("rotate-master-key"), "{answer}");
     let server_dir = Layout::for_data_dir(&data_dir).unwrap().cluster_dir.parent().unwrap().to_path_buf();
     let _ = std::fs::remove_dir_all(&data_dir);
     let _ = std::fs::remove_dir_all(server_dir);
