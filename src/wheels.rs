@@ -28,7 +28,8 @@ pub fn ensure_installed(wheel: &'static str, target: &Path, what: &str) -> Resul
     }
     let parent = target.parent().expect("an install folder has a parent");
     fs::create_dir_all(parent).map_err(|source| WheelError::Io { path: parent.to_path_buf(), source })?;
-    let staging = parent.join(format!(".install-{}", std::process::id()));
+    // Unique per call: two threads of one process (a test binary) may install at once.
+    let staging = parent.join(format!(".install-{}-{}", std::process::id(), rand::random::<u32>()));
     let _ = fs::remove_dir_all(&staging);
     eprintln!("switchboard: installing {what} ({wheel}) into {} — first run only", target.display());
     let output = Command::new("python3")

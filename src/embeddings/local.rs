@@ -51,13 +51,25 @@ impl LocalEmbedder {
         self.minilm().await.map(|_| ())
     }
 
+    /// Embeds in batches of texts of similar length: a batch is padded to its longest text, so mixing
+    /// lengths would spend most of the work on padding.
     pub async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbeddingError> {
         let minilm = self.minilm().await?;
-        let _turn = self.one_batch_at_a_time.acquire().await.expect("the semaphore is never closed");
-        let texts = texts.to_vec();
-        tokio::task::spawn_blocking(move || minilm.embed(texts))
-            .await
-            .map_err(|error| EmbeddingError::Local(format!("the embedding task failed: {error}")))?
+        let mut by_length: Vec<usize> = (0..texts.len()).collect();
+        by_length.sort_by_key(|&index| texts[index].len());
+        let mut vectors = vec![Vec::new(); texts.len()];
+        for batch in by_length.chunks(BATCH_SIZE) {
+            let batch_texts: Vec<String> = batch.iter().map(|&index| texts[index].clone()).collect();
+            let minilm = Arc::clone(&minilm);
+            let _turn = self.one_batch_at_a_time.acquire().await.expect("the semaphore is never closed");
+            let embedded = tokio::task::spawn_blocking(move || minilm.embed(batch_texts))
+                .await
+                .map_err(|error| EmbeddingError::Local(format!("the embedding task failed: {error}")))??;
+            for (&index, vector) in batch.iter().zip(embedded) {
+                vectors[index] = vector;
+            }
+        }
+        Ok(vectors)
     }
 
     async fn minilm(&self) -> Result<Arc<MiniLm>, EmbeddingError> {

@@ -177,13 +177,14 @@ impl Embedder {
     /// One vector per text, in order, each of the model's dimensions. Large inputs go in batches.
     pub async fn embed(&self, texts: &[String], purpose: Purpose) -> Result<Vec<Vec<f32>>, EmbeddingError> {
         let batch_size = match self {
-            Self::Local(_) => local::BATCH_SIZE,
+            // The local embedder batches by length itself.
+            Self::Local(_) => usize::MAX,
             Self::OpenAi(_) => 256,
             Self::Voyage(_) => 128,
             Self::Gemini(_) => 100,
         };
         let mut vectors = Vec::with_capacity(texts.len());
-        for batch in texts.chunks(batch_size) {
+        for batch in texts.chunks(batch_size.min(texts.len().max(1))) {
             let embedded = match self {
                 Self::Local(local) => local.embed(batch).await?,
                 Self::OpenAi(openai) => openai.embed(batch).await?,

@@ -14,8 +14,8 @@ use crate::db;
 use crate::embeddings::{EmbedderFactory, EmbeddingError, EmbeddingModel, Purpose};
 use crate::ids::TenantId;
 
-/// Chunks embedded per round trip of the backfill.
-const BATCH: i64 = 64;
+/// Chunks embedded per round trip of the backfill: enough for the local model to group them by length.
+const BATCH: i64 = 256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackfillError {

@@ -52,10 +52,10 @@ fn is_running(pid: Pid) -> bool {
 }
 
 /// A fresh data directory that shares the test binaries' PostgreSQL install (so no second pip install).
-fn fresh_data_dir() -> PathBuf {
+fn fresh_data_dir(name: &str) -> PathBuf {
     let shared = Layout::for_data_dir(&test_data_dir()).unwrap();
     embedded::ensure_installed(&shared).unwrap();
-    let data_dir = test_data_dir().join(format!("service-{}", std::process::id()));
+    let data_dir = test_data_dir().join(format!("service-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data_dir);
     let layout = Layout::for_data_dir(&data_dir).unwrap();
     let _ = std::fs::remove_dir_all(&layout.cluster_dir);
@@ -102,7 +102,7 @@ async fn run_until_ready_then(data_dir: &Path, signal: Signal) {
 // by the kernel once.
 #[tokio::test]
 async fn the_service_becomes_ready_and_leaves_no_postgres_behind_when_stopped_or_killed() {
-    let data_dir = fresh_data_dir();
+    let data_dir = fresh_data_dir("lifecycle");
     run_until_ready_then(&data_dir, Signal::SIGTERM).await;
     run_until_ready_then(&data_dir, Signal::SIGKILL).await;
     let server_dir = Layout::for_data_dir(&data_dir).unwrap().cluster_dir.parent().unwrap().to_path_buf();
@@ -112,7 +112,7 @@ async fn the_service_becomes_ready_and_leaves_no_postgres_behind_when_stopped_or
 
 #[tokio::test]
 async fn a_fresh_service_answers_about_itself_from_its_documentation_with_citations() {
-    let data_dir = fresh_data_dir();
+    let data_dir = fresh_data_dir("answers");
     let (mut service, base) = start_and_wait(&data_dir).await;
     let operator = std::fs::read_to_string(data_dir.join("operator-token")).unwrap();
     let client = reqwest::Client::new();
