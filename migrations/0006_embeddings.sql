@@ -9,6 +9,10 @@ CREATE TABLE embedding_models (
     -- When every chunk had a vector from this model; searches prefer a complete model.
     complete_at timestamptz
 );
+-- Models are registered by the owner at start; the service only marks them complete or incomplete (a
+-- DELETE would cascade to every tenant's vectors, past row-level security).
+REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON embedding_models FROM switchboard_app;
+GRANT UPDATE (complete_at) ON embedding_models TO switchboard_app;
 
 CREATE TABLE chunk_embeddings (
     chunk_id   uuid NOT NULL REFERENCES doc_chunks (id) ON DELETE CASCADE,

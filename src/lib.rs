@@ -16,6 +16,7 @@ pub mod engine;
 pub mod http;
 pub mod ids;
 pub mod outbound;
+pub mod policy;
 pub mod prompts;
 pub mod providers;
 pub mod retrieval;

@@ -12,7 +12,7 @@ use crate::auth::OperatorToken;
 use crate::config::Config;
 use crate::crypto::MasterKeys;
 use crate::db::{self, embedded};
-use crate::embeddings::{Embedder, EmbedderFactory};
+use crate::embeddings::EmbedderFactory;
 use crate::engine::{Engine, ProviderSetup};
 use crate::outbound::OutboundPolicy;
 use crate::prompts::Prompts;
@@ -97,19 +97,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The retriever with the configured embedding model, loaded now (the local model installs on first run)
-/// so the first question does not wait for it.
+/// The retriever with the configured embedding model, checked (and the local model installed and loaded)
+/// before the service listens, so the first question does not wait for it.
 async fn open_retriever(config: &Config, database: &Database, http: &HttpClient) -> Retriever {
     let factory = EmbedderFactory::new(config.embedding_endpoints.clone(), http.clone(), &config.data_dir);
-    let retriever =
-        crate::retrieval::backfill::prepare(&database.owner, &database.app, &factory, config.embedding_model.clone())
-            .await;
-    if let Some(Embedder::Local(local)) = retriever.document_embedder()
-        && let Err(error) = local.load().await
-    {
-        tracing::error!(%error, "the local embedding model is unavailable: search is full text only until it loads");
-    }
-    retriever
+    crate::retrieval::backfill::prepare(&database.owner, &database.app, &factory, config.embedding_model.clone()).await
 }
 
 /// Brings the system tenant's documentation in line with the corpus folder; a failure is logged, not fatal.

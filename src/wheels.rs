@@ -47,6 +47,9 @@ pub fn ensure_installed(wheel: &'static str, target: &Path, what: &str) -> Resul
         }
         return Err(WheelError::InstallFailed { wheel, status: output.status.to_string(), output: said });
     }
+    // The marker moves in with the files, so a complete install is never without it.
+    let staged_marker = staging.join(".switchboard-installed");
+    fs::write(&staged_marker, wheel).map_err(|source| WheelError::Io { path: staged_marker, source })?;
     if fs::rename(&staging, target).is_err() {
         if fs::read_to_string(&marker).is_ok_and(|installed| installed == wheel) {
             // Another process finished the same install meanwhile; its copy is complete.
@@ -57,5 +60,5 @@ pub fn ensure_installed(wheel: &'static str, target: &Path, what: &str) -> Resul
         fs::remove_dir_all(target).map_err(|source| WheelError::Io { path: target.to_path_buf(), source })?;
         fs::rename(&staging, target).map_err(|source| WheelError::Io { path: target.to_path_buf(), source })?;
     }
-    fs::write(&marker, wheel).map_err(|source| WheelError::Io { path: marker.clone(), source })
+    Ok(())
 }

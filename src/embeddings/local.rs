@@ -46,11 +46,6 @@ impl LocalEmbedder {
         &self.model
     }
 
-    /// Installs (first run) and loads the model now rather than on the first question.
-    pub async fn load(&self) -> Result<(), EmbeddingError> {
-        self.minilm().await.map(|_| ())
-    }
-
     /// Embeds in batches of texts of similar length: a batch is padded to its longest text, so mixing
     /// lengths would spend most of the work on padding.
     pub async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbeddingError> {

@@ -145,8 +145,11 @@ pub enum EmbeddingError {
     Local(String),
     #[error("no API key for the {0} embedding model: set {1}")]
     NotConfigured(String, &'static str),
-    #[error("the embedding provider answered {got} vectors of {dimensions} dimensions for {expected} texts")]
-    Mismatch { expected: usize, got: usize, dimensions: usize },
+    #[error(
+        "the embedding model answered {got} vectors of {dimensions} dimensions for {expected} texts, expected \
+         {expected_dimensions} dimensions (SWITCHBOARD_EMBEDDING_DIMENSIONS sets them)"
+    )]
+    Mismatch { expected: usize, got: usize, dimensions: usize, expected_dimensions: usize },
 }
 
 /// Where a remote embedder is reached, with whose key.
@@ -197,6 +200,7 @@ impl Embedder {
                     expected: batch.len(),
                     got: embedded.len(),
                     dimensions: embedded.first().map_or(0, Vec::len),
+                    expected_dimensions: dimensions,
                 });
             }
             vectors.extend(embedded);

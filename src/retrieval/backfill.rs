@@ -11,7 +11,7 @@ use sqlx::{Connection as _, PgConnection, PgPool};
 
 use super::{Retriever, vectors};
 use crate::db;
-use crate::embeddings::{EmbedderFactory, EmbeddingError, EmbeddingModel, Purpose};
+use crate::embeddings::{Embedder, EmbedderFactory, EmbeddingError, EmbeddingModel, Purpose};
 use crate::ids::TenantId;
 
 /// Chunks embedded per round trip of the backfill: enough for the local model to group them by length.
@@ -40,6 +40,18 @@ pub async fn prepare(
             return Retriever::full_text_only();
         }
     };
+    // One text now: installs and loads the local model before the first question, and shows a model
+    // that answers other dimensions than configured before any vector is stored.
+    match documents.embed_query("Switchboard checks its embedding model.").await {
+        Ok(_) => {}
+        Err(error @ (EmbeddingError::Mismatch { .. } | EmbeddingError::Local(_))) => {
+            tracing::error!(%error, model = %configured.id, "the embedding model is unusable: search is full text only");
+            return Retriever::full_text_only();
+        }
+        Err(error) => {
+            tracing::warn!(%error, model = %configured.id, "the embedding model did not answer at start; trying on");
+        }
+    }
     let registered = async {
         let mut connection = PgConnection::connect_with(owner).await?;
         vectors::register_model(&mut connection, &configured).await?;
@@ -90,7 +102,8 @@ pub fn spawn(pool: PgPool, retriever: Retriever, interval: Duration) {
 }
 
 /// Embeds every chunk the document model has no vector for, in every tenant, then marks the model complete
-/// and lets it answer questions. Returns how many chunks it embedded.
+/// and lets it answer questions. A tenant that fails is logged and the others go on; the model is complete
+/// only after a pass without failures. Returns how many chunks it embedded.
 pub async fn sweep(pool: &PgPool, retriever: &Retriever) -> Result<usize, BackfillError> {
     let Some(embedder) = retriever.document_embedder() else {
         return Ok(0);
@@ -98,23 +111,17 @@ pub async fn sweep(pool: &PgPool, retriever: &Retriever) -> Result<usize, Backfi
     let model = embedder.model().clone();
     let tenants: Vec<TenantId> = sqlx::query_scalar("SELECT id FROM tenants ORDER BY id").fetch_all(pool).await?;
     let mut done = 0;
+    let mut failure = None;
     for tenant in tenants {
-        loop {
-            let mut transaction = db::begin_tenant(pool, tenant).await?;
-            let pending = vectors::unembedded(&mut transaction, &model, BATCH).await?;
-            transaction.commit().await?;
-            if pending.is_empty() {
-                break;
-            }
-            let texts: Vec<String> =
-                pending.iter().map(|chunk| vectors::embedding_text(&chunk.heading_path, &chunk.content)).collect();
-            let vectors = embedder.embed(&texts, Purpose::Document).await?;
-            let ids: Vec<uuid::Uuid> = pending.iter().map(|chunk| chunk.id).collect();
-            let mut transaction = db::begin_tenant(pool, tenant).await?;
-            vectors::store(&mut transaction, tenant, &model, &ids, vectors).await?;
-            transaction.commit().await?;
-            done += ids.len();
+        let pass = embed_tenant(pool, &embedder, tenant).await;
+        done += pass.embedded;
+        if let Some(error) = pass.failure {
+            tracing::warn!(%error, %tenant, skipped = pass.skipped, "backfill: some chunks could not be embedded");
+            failure = Some(error);
         }
+    }
+    if let Some(error) = failure {
+        return Err(error);
     }
     // Every chunk that existed when the sweep began has a vector now; later ones got theirs at ingestion
     // (or the next sweep gives them one).
@@ -125,4 +132,86 @@ pub async fn sweep(pool: &PgPool, retriever: &Retriever) -> Result<usize, Backfi
         tracing::info!(model = %model.id, "every chunk has a vector from the new embedding model; it serves now");
     }
     Ok(done)
+}
+
+#[derive(Debug, Default)]
+struct TenantPass {
+    embedded: usize,
+    skipped: usize,
+    failure: Option<BackfillError>,
+}
+
+/// One pass over a tenant's chunks in id order. A batch the provider refuses is retried text by text, so
+/// one bad chunk costs only itself; a chunk deleted meanwhile is simply not stored.
+async fn embed_tenant(pool: &PgPool, embedder: &Embedder, tenant: TenantId) -> TenantPass {
+    let mut pass = TenantPass::default();
+    let mut after = uuid::Uuid::nil();
+    loop {
+        let pending = match pending_after(pool, embedder.model(), tenant, after).await {
+            Ok(pending) if pending.is_empty() => return pass,
+            Ok(pending) => pending,
+            Err(error) => {
+                pass.failure = Some(error.into());
+                return pass;
+            }
+        };
+        after = pending.last().expect("not empty").id;
+        let texts: Vec<String> =
+            pending.iter().map(|chunk| vectors::embedding_text(&chunk.heading_path, &chunk.content)).collect();
+        let ids: Vec<uuid::Uuid> = pending.iter().map(|chunk| chunk.id).collect();
+        let (ids, vectors) = match embedder.embed(&texts, Purpose::Document).await {
+            Ok(vectors) => (ids, vectors),
+            Err(error) => {
+                let (kept_ids, kept_vectors) = one_by_one(embedder, &ids, &texts).await;
+                pass.skipped += ids.len() - kept_ids.len();
+                pass.failure = Some(error.into());
+                (kept_ids, kept_vectors)
+            }
+        };
+        if let Err(error) = store(pool, tenant, embedder.model(), &ids, vectors).await {
+            pass.failure = Some(error.into());
+            return pass;
+        }
+        pass.embedded += ids.len();
+    }
+}
+
+async fn pending_after(
+    pool: &PgPool,
+    model: &EmbeddingModel,
+    tenant: TenantId,
+    after: uuid::Uuid,
+) -> Result<Vec<vectors::Unembedded>, sqlx::Error> {
+    let mut transaction = db::begin_tenant(pool, tenant).await?;
+    let pending = vectors::unembedded(&mut transaction, model, after, BATCH).await?;
+    transaction.commit().await?;
+    Ok(pending)
+}
+
+async fn store(
+    pool: &PgPool,
+    tenant: TenantId,
+    model: &EmbeddingModel,
+    ids: &[uuid::Uuid],
+    vectors: Vec<Vec<f32>>,
+) -> Result<(), sqlx::Error> {
+    let mut transaction = db::begin_tenant(pool, tenant).await?;
+    match vectors::store(&mut transaction, tenant, model, ids, vectors).await {
+        // A chunk deleted after the join saw it: its document changed; the next pass sees the new chunks.
+        Err(sqlx::Error::Database(error)) if error.code().as_deref() == Some("23503") => return Ok(()),
+        result => result?,
+    }
+    transaction.commit().await
+}
+
+/// The texts that embed alone, with their ids.
+async fn one_by_one(embedder: &Embedder, ids: &[uuid::Uuid], texts: &[String]) -> (Vec<uuid::Uuid>, Vec<Vec<f32>>) {
+    let mut kept = (Vec::new(), Vec::new());
+    for (id, text) in ids.iter().zip(texts) {
+        if let Ok(mut vector) = embedder.embed(std::slice::from_ref(text), Purpose::Document).await {
+            kept.0.push(*id);
+            kept.1.push(vector.pop().expect("one vector for one text"));
+        }
+    }
+    kept
 }

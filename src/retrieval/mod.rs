@@ -230,6 +230,8 @@ pub async fn ingest(
             (created, ids, IngestOutcome::Created)
         }
     };
+    let model = vectors.as_ref().map(|(model, _)| *model);
+    vectors::mark_others_incomplete(&mut transaction, model).await?;
     if let Some((model, vectors)) = vectors {
         vectors::store(&mut transaction, tenant_id, model, &chunk_ids, vectors).await?;
     }

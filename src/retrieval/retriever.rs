@@ -15,6 +15,10 @@ use crate::embeddings::{Embedder, EmbeddingModel};
 /// How deep each ranking goes before fusion: fusion needs more than the `k` it returns.
 const FUSION_DEPTH: i64 = 100;
 
+/// A question waits this long for its vector (retries included) before searching by full text alone: a
+/// slow embedding provider must not hold a conversation up.
+const QUESTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 #[derive(Debug, Clone, Default)]
 pub struct Retriever {
     embedders: Arc<RwLock<Embedders>>,
@@ -64,10 +68,14 @@ impl Retriever {
     /// search falls back to full text rather than failing.
     pub async fn embed_question(&self, question: &str) -> Option<QueryVector> {
         let embedder = self.question_embedder()?;
-        match embedder.embed_query(question).await {
-            Ok(vector) => Some(QueryVector { model: embedder.model().clone(), vector }),
-            Err(error) => {
+        match tokio::time::timeout(QUESTION_TIMEOUT, embedder.embed_query(question)).await {
+            Ok(Ok(vector)) => Some(QueryVector { model: embedder.model().clone(), vector }),
+            Ok(Err(error)) => {
                 tracing::warn!(%error, model = %embedder.model().id, "embedding the question failed; full text only");
+                None
+            }
+            Err(_) => {
+                tracing::warn!(model = %embedder.model().id, "embedding the question timed out; full text only");
                 None
             }
         }

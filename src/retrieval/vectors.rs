@@ -23,7 +23,8 @@ pub async fn register_model(owner: &mut PgConnection, model: &EmbeddingModel) ->
         .execute(&mut *owner)
         .await?;
     let statement = format!(
-        "CREATE INDEX IF NOT EXISTS {} ON chunk_embeddings USING hnsw ({} vector_cosine_ops) WHERE model = {}",
+        // Concurrently: other instances keep writing vectors while a new model's index is built.
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS {} ON chunk_embeddings USING hnsw ({} vector_cosine_ops) WHERE model = {}",
         index_name(model),
         indexed_expression(model),
         literal(&model.id),
@@ -53,8 +54,8 @@ pub fn embedding_text(heading_path: &[String], content: &str) -> String {
     if heading_path.is_empty() { content.to_owned() } else { format!("{}\n\n{content}", heading_path.join(" > ")) }
 }
 
-/// Stores one vector per chunk for `model`; a chunk that has one already keeps it, a chunk deleted
-/// meanwhile is skipped.
+/// Stores one vector per chunk of `tenant_id` for `model`; a chunk that has one already keeps it, a chunk
+/// deleted meanwhile or of another tenant (a shared one, visible but not ours) is skipped.
 pub async fn store(
     connection: &mut PgConnection,
     tenant_id: TenantId,
@@ -66,7 +67,7 @@ pub async fn store(
     sqlx::query(
         "INSERT INTO chunk_embeddings (chunk_id, tenant_id, model, embedding) \
          SELECT v.chunk_id, $2, $3, v.embedding FROM unnest($1::uuid[], $4::vector[]) AS v (chunk_id, embedding) \
-         JOIN doc_chunks AS c ON c.id = v.chunk_id \
+         JOIN doc_chunks AS c ON c.id = v.chunk_id AND c.tenant_id = $2 \
          ON CONFLICT (chunk_id, model) DO NOTHING",
     )
     .bind(chunk_ids)
@@ -130,20 +131,23 @@ pub struct Unembedded {
     pub content: String,
 }
 
-/// Up to `limit` of the transaction tenant's own chunks that `model` has not embedded.
+/// Up to `limit` of the transaction tenant's own chunks that `model` has not embedded, in id order after
+/// `after` (so one pass meets each chunk once, even one that cannot be embedded).
 pub async fn unembedded(
     connection: &mut PgConnection,
     model: &EmbeddingModel,
+    after: uuid::Uuid,
     limit: i64,
 ) -> Result<Vec<Unembedded>, sqlx::Error> {
     sqlx::query_as(
         "SELECT c.id, c.heading_path, c.content FROM doc_chunks AS c \
-         WHERE c.tenant_id = current_tenant_id() \
+         WHERE c.tenant_id = current_tenant_id() AND c.id > $3 \
            AND NOT EXISTS (SELECT 1 FROM chunk_embeddings AS e WHERE e.chunk_id = c.id AND e.model = $1) \
          ORDER BY c.id LIMIT $2",
     )
     .bind(&model.id)
     .bind(limit)
+    .bind(after)
     .fetch_all(connection)
     .await
 }
@@ -164,6 +168,22 @@ pub async fn stored_models(connection: &mut PgConnection) -> Result<Vec<StoredMo
     )
     .fetch_all(connection)
     .await
+}
+
+/// Chunks were stored with vectors from `model` only (or, with `None`, from none): every other model lacks
+/// them now, so none of them may pass for complete when the configuration changes back.
+pub async fn mark_others_incomplete(
+    connection: &mut PgConnection,
+    model: Option<&EmbeddingModel>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE embedding_models SET complete_at = NULL \
+         WHERE complete_at IS NOT NULL AND id IS DISTINCT FROM $1",
+    )
+    .bind(model.map(|model| model.id.as_str()))
+    .execute(connection)
+    .await?;
+    Ok(())
 }
 
 pub async fn mark_complete(connection: &mut PgConnection, model: &EmbeddingModel) -> Result<(), sqlx::Error> {

