@@ -92,7 +92,7 @@ impl std::fmt::Debug for MiniLm {
     }
 }
 
-fn local_error(context: &str) -> impl FnOnce(String) -> EmbeddingError + '_ {
+fn local_error<E: std::fmt::Display>(context: &str) -> impl FnOnce(E) -> EmbeddingError + '_ {
     move |error| EmbeddingError::Local(format!("{context}: {error}"))
 }
 
@@ -104,28 +104,25 @@ impl MiniLm {
         let read = |name: &str| {
             std::fs::read(files.join(name)).map_err(|error| EmbeddingError::Local(format!("reading {name}: {error}")))
         };
-        let config: Config = serde_json::from_slice(&read("config.json")?)
-            .map_err(|error| local_error("config.json")(error.to_string()))?;
+        let config: Config = serde_json::from_slice(&read("config.json")?).map_err(local_error("config.json"))?;
         let weights = VarBuilder::from_buffered_safetensors(read("model.safetensors")?, DType::F32, &Device::Cpu)
-            .map_err(|error| local_error("model.safetensors")(error.to_string()))?;
-        let bert = BertModel::load(weights, &config).map_err(|error| local_error("the model")(error.to_string()))?;
-        let mut tokenizer = Tokenizer::from_bytes(read("tokenizer.json")?)
-            .map_err(|error| local_error("tokenizer.json")(error.to_string()))?;
+            .map_err(local_error("model.safetensors"))?;
+        let bert = BertModel::load(weights, &config).map_err(local_error("the model"))?;
+        let mut tokenizer = Tokenizer::from_bytes(read("tokenizer.json")?).map_err(local_error("tokenizer.json"))?;
         // The file pads every text to 128 and cuts there; sentence-transformers pads a batch to its
         // longest text and cuts at 256.
         tokenizer
             .with_padding(Some(PaddingParams { strategy: PaddingStrategy::BatchLongest, ..PaddingParams::default() }));
         tokenizer
             .with_truncation(Some(TruncationParams { max_length: MAX_TOKENS, ..TruncationParams::default() }))
-            .map_err(|error| local_error("the tokenizer")(error.to_string()))?;
+            .map_err(local_error("the tokenizer"))?;
         Ok(Self { bert, tokenizer })
     }
 
     /// Mean of the token vectors over the attention mask, L2-normalised: sentence-transformers' pooling.
     fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbeddingError> {
         let failed = |error: candle_core::Error| EmbeddingError::Local(error.to_string());
-        let encodings =
-            self.tokenizer.encode_batch(texts, true).map_err(|error| local_error("tokenizing")(error.to_string()))?;
+        let encodings = self.tokenizer.encode_batch(texts, true).map_err(local_error("tokenizing"))?;
         let rows = |field: fn(&tokenizers::Encoding) -> &[u32]| -> Result<Tensor, EmbeddingError> {
             let rows: Vec<Tensor> = encodings
                 .iter()

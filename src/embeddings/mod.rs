@@ -187,7 +187,7 @@ impl Embedder {
             Self::Gemini(_) => 100,
         };
         let mut vectors = Vec::with_capacity(texts.len());
-        for batch in texts.chunks(batch_size.min(texts.len().max(1))) {
+        for batch in texts.chunks(batch_size) {
             let embedded = match self {
                 Self::Local(local) => local.embed(batch).await?,
                 Self::OpenAi(openai) => openai.embed(batch).await?,
@@ -229,23 +229,18 @@ impl EmbedderFactory {
     }
 
     pub fn build(&self, model: EmbeddingModel) -> Result<Embedder, EmbeddingError> {
-        let key_variable = match model.provider {
+        let (key_variable, embedder): (&str, fn(Remote) -> Embedder) = match model.provider {
             EmbeddingProvider::Local => return Ok(Embedder::Local(Arc::clone(&self.local))),
-            EmbeddingProvider::OpenAi => "OPENAI_API_KEY",
-            EmbeddingProvider::Voyage => "VOYAGE_API_KEY",
-            EmbeddingProvider::Gemini => "GEMINI_API_KEY",
+            EmbeddingProvider::OpenAi => ("OPENAI_API_KEY", |remote| Embedder::OpenAi(openai::OpenAiEmbedder(remote))),
+            EmbeddingProvider::Voyage => ("VOYAGE_API_KEY", |remote| Embedder::Voyage(voyage::VoyageEmbedder(remote))),
+            EmbeddingProvider::Gemini => ("GEMINI_API_KEY", |remote| Embedder::Gemini(gemini::GeminiEmbedder(remote))),
         };
         let endpoint = self
             .endpoints
             .get(&model.provider)
             .cloned()
             .ok_or_else(|| EmbeddingError::NotConfigured(model.id.clone(), key_variable))?;
-        let remote = Remote { model, endpoint, http: self.http.clone() };
-        Ok(match remote.model.provider {
-            EmbeddingProvider::OpenAi => Embedder::OpenAi(openai::OpenAiEmbedder(remote)),
-            EmbeddingProvider::Voyage => Embedder::Voyage(voyage::VoyageEmbedder(remote)),
-            EmbeddingProvider::Gemini | EmbeddingProvider::Local => Embedder::Gemini(gemini::GeminiEmbedder(remote)),
-        })
+        Ok(embedder(Remote { model, endpoint, http: self.http.clone() }))
     }
 }
 
@@ -293,6 +288,14 @@ fn vectors_from(values: impl Iterator<Item = Option<Vec<f32>>>) -> Result<Vec<Ve
             "the embedding provider's answer has no vectors where expected",
         )
     })
+}
+
+/// The vectors of an answer in OpenAI's shape (Voyage's too): `data[i].embedding`, put back in `index`
+/// order, which the answer does not promise to keep.
+fn indexed_vectors(answer: &serde_json::Value) -> Result<Vec<Vec<f32>>, ProviderError> {
+    let mut data: Vec<&serde_json::Value> = answer["data"].as_array().into_iter().flatten().collect();
+    data.sort_by_key(|item| item["index"].as_u64());
+    vectors_from(data.into_iter().map(|item| floats(&item["embedding"])))
 }
 
 fn floats(value: &serde_json::Value) -> Option<Vec<f32>> {

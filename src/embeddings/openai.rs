@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::{Remote, floats, vectors_from};
+use super::{Remote, indexed_vectors};
 use crate::providers::ProviderError;
 
 #[derive(Debug, Clone)]
@@ -16,9 +16,6 @@ impl OpenAiEmbedder {
             body["dimensions"] = json!(remote.model.dimensions);
         }
         let answer = remote.post(remote.url("embeddings"), &body, |request, key| request.bearer_auth(key)).await?;
-        let mut data: Vec<&serde_json::Value> = answer["data"].as_array().into_iter().flatten().collect();
-        // The answer carries each vector's index; the order of `data` is not promised.
-        data.sort_by_key(|item| item["index"].as_u64());
-        vectors_from(data.into_iter().map(|item| floats(&item["embedding"])))
+        indexed_vectors(&answer)
     }
 }

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::{Purpose, Remote, floats, vectors_from};
+use super::{Purpose, Remote, indexed_vectors};
 use crate::providers::ProviderError;
 
 pub const DEFAULT_BASE_URL: &str = "https://api.voyageai.com/v1";
@@ -23,8 +23,6 @@ impl VoyageEmbedder {
             body["output_dimension"] = json!(remote.model.dimensions);
         }
         let answer = remote.post(remote.url("embeddings"), &body, |request, key| request.bearer_auth(key)).await?;
-        let mut data: Vec<&serde_json::Value> = answer["data"].as_array().into_iter().flatten().collect();
-        data.sort_by_key(|item| item["index"].as_u64());
-        vectors_from(data.into_iter().map(|item| floats(&item["embedding"])))
+        indexed_vectors(&answer)
     }
 }

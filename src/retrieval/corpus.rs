@@ -32,8 +32,7 @@ pub enum CorpusError {
 /// Ingests the markdown files under `folder` (paths relative to it) into `tenant`'s documents, with
 /// `embedder`'s vectors, one transaction per document (each document changes atomically; a long single
 /// transaction would make the BM25 statistics rows it updates again and again ever slower to update); with
-/// `remove_missing`,
-/// documents without a file are removed, so the documents mirror the folder. `progress` is called after
+/// `remove_missing`, documents without a file are removed, so the documents mirror the folder. `progress` is called after
 /// each file with how many are done, of how many, and the file's path.
 pub async fn sync(
     pool: &PgPool,
