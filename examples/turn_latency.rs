@@ -23,6 +23,8 @@ use switchboard::providers::ProviderKind;
 use switchboard::providers::credentials::{PlatformCredentials, PlatformProviders};
 use switchboard::providers::http::{HttpClient, UpstreamSettings};
 use switchboard::retrieval::backfill;
+use switchboard::tools::Toolbox;
+use switchboard::tools::settings::ToolSettings;
 
 const OPERATOR: &str = "bench-operator";
 
@@ -101,7 +103,8 @@ async fn set_up(client: &reqwest::Client) -> Setup {
     // The default retriever: every turn embeds its question with the local model, as the service does.
     let factory = EmbedderFactory::new(HashMap::new(), HttpClient::new(UpstreamSettings::default()), &data_dir);
     let retriever = backfill::prepare(&owner, &pool, &factory, EmbeddingModel::local()).await;
-    let engine = Engine::new(pool.clone(), Prompts::load().unwrap(), providers, retriever.clone());
+    let toolbox = Toolbox::new(ToolSettings::default(), Arc::clone(&keys), OutboundPolicy::default());
+    let engine = Engine::new(pool.clone(), Prompts::load().unwrap(), providers, retriever.clone(), toolbox.clone());
     let state = switchboard::http::AppState {
         db: pool,
         engine,
@@ -109,6 +112,7 @@ async fn set_up(client: &reqwest::Client) -> Setup {
         operator_token: Arc::new(OperatorToken::new(&SecretString::from(OPERATOR))),
         keys,
         outbound: OutboundPolicy::default(),
+        tools: toolbox,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

@@ -14,6 +14,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use crate::embeddings::{EmbeddingModel, EmbeddingProvider, RemoteEndpoint, voyage};
 use crate::providers::ProviderKind;
 use crate::providers::credentials::{PlatformCredentials, PlatformProviders};
+use crate::tools::settings::{StdioServers, ToolSettings};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -47,6 +48,9 @@ pub struct Config {
     /// Where the remote embedding providers are reached: OpenAI and Gemini with the platform's chat keys,
     /// Voyage with `VOYAGE_API_KEY`.
     pub embedding_endpoints: HashMap<EmbeddingProvider, RemoteEndpoint>,
+    /// Stdio MCP servers tenants may use (`SWITCHBOARD_MCP_STDIO_SERVERS`) and tool-call deadlines
+    /// (`SWITCHBOARD_TOOL_TIMEOUT_SECS`).
+    pub tools: ToolSettings,
 }
 
 impl Config {
@@ -96,7 +100,21 @@ impl Config {
         )
         .map_err(|error| ConfigError::Invalid { name: "SWITCHBOARD_EMBEDDING_MODEL", reason: error.to_string() })?;
         let platform_providers = platform_providers();
+        let mut tools = ToolSettings::default();
+        if let Some(servers) = env("SWITCHBOARD_MCP_STDIO_SERVERS") {
+            tools.stdio_servers = StdioServers::parse(&servers)
+                .map_err(|reason| ConfigError::Invalid { name: "SWITCHBOARD_MCP_STDIO_SERVERS", reason })?;
+        }
+        if let Some(seconds) = env("SWITCHBOARD_TOOL_TIMEOUT_SECS") {
+            let seconds: u64 =
+                seconds.parse().ok().filter(|seconds| *seconds > 0).ok_or_else(|| ConfigError::Invalid {
+                    name: "SWITCHBOARD_TOOL_TIMEOUT_SECS",
+                    reason: "expected a positive number of seconds".to_owned(),
+                })?;
+            tools.call_timeout = std::time::Duration::from_secs(seconds);
+        }
         Ok(Self {
+            tools,
             embedding_endpoints: embedding_endpoints(&platform_providers),
             embedding_model,
             listen,

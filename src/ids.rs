@@ -59,3 +59,6 @@ define_id!(
     RunId
 );
 define_id!(UsageRecordId);
+define_id!(PolicyProfileId);
+define_id!(ConnectorId);
+define_id!(ToolCallId);

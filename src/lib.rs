@@ -25,5 +25,6 @@ pub mod server;
 pub mod telemetry;
 pub mod tenants;
 pub mod tokens;
+pub mod tools;
 pub mod usage;
 pub mod wheels;

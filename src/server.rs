@@ -18,6 +18,7 @@ use crate::outbound::OutboundPolicy;
 use crate::prompts::Prompts;
 use crate::providers::http::{HttpClient, UpstreamSettings};
 use crate::retrieval::Retriever;
+use crate::tools::Toolbox;
 
 /// The database the service runs on, and the embedded server when there is one.
 #[derive(Debug)]
@@ -69,7 +70,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     crate::retrieval::backfill::spawn(database.app.clone(), retriever.clone(), Duration::from_secs(60));
     let keys = Arc::new(MasterKeys::new(&config.master_key, &config.previous_master_keys));
     let providers = ProviderSetup { http, platform: config.platform_providers.clone(), keys: Arc::clone(&keys) };
-    let engine = Engine::new(database.app.clone(), prompts, providers, retriever.clone());
+    let outbound = OutboundPolicy::new(&config.outbound_allow);
+    let toolbox = Toolbox::new(config.tools.clone(), Arc::clone(&keys), outbound.clone());
+    let engine = Engine::new(database.app.clone(), prompts, providers, retriever.clone(), toolbox.clone());
     engine.start_sweeper(Duration::from_secs(30), Duration::from_secs(60));
     let state = crate::http::AppState {
         db: database.app.clone(),
@@ -77,7 +80,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         retriever,
         operator_token: Arc::new(OperatorToken::new(&config.operator_token)),
         keys,
-        outbound: OutboundPolicy::new(&config.outbound_allow),
+        outbound,
+        tools: toolbox,
     };
     let router = crate::http::router(state, config.max_body_bytes);
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
@@ -185,10 +189,11 @@ pub async fn migrate(config: Config) -> anyhow::Result<()> {
 pub async fn rotate_master_key(config: Config) -> anyhow::Result<()> {
     let database = Database::open(&config).await?;
     let keys = MasterKeys::new(&config.master_key, &config.previous_master_keys);
-    let rotated = crate::providers::credentials::rotate(&database.app, &keys).await;
+    let providers = crate::providers::credentials::rotate(&database.app, &keys).await;
+    let connectors = crate::tools::connectors::rotate(&database.app, &keys).await;
     database.close().await;
     tracing::info!(
-        rotated = rotated?,
+        rotated = providers? + connectors?,
         key_id = keys.current_id(),
         "stored secrets are sealed with the current master key"
     );

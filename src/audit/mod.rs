@@ -6,7 +6,7 @@ use serde::Serialize;
 use sqlx::PgConnection;
 
 use crate::auth::TenantContext;
-use crate::ids::AuditEventId;
+use crate::ids::{AuditEventId, TenantId};
 
 /// One event about to be recorded; the actor, tenant and request come from the context.
 #[derive(Debug, Clone)]
@@ -48,20 +48,41 @@ pub async fn record(
     context: &TenantContext,
     entry: &AuditEntry,
 ) -> Result<(), sqlx::Error> {
+    let actor = context.actor();
+    let by = Recorder {
+        tenant_id: context.tenant_id(),
+        actor_type: actor.kind(),
+        actor_id: actor.id(),
+        request_id: context.request_id(),
+    };
+    append(connection, &by, entry).await
+}
+
+/// Who an entry is recorded for when no request is at hand (the engine deciding a tool call in the
+/// background acts for the key that started the run, under the run's trace id).
+#[derive(Debug, Clone)]
+pub struct Recorder<'a> {
+    pub tenant_id: TenantId,
+    pub actor_type: &'static str,
+    pub actor_id: Option<String>,
+    pub request_id: Option<&'a str>,
+}
+
+pub async fn append(connection: &mut PgConnection, by: &Recorder<'_>, entry: &AuditEntry) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO audit_events \
          (id, tenant_id, actor_type, actor_id, action, target_type, target_id, details, request_id) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(AuditEventId::new())
-    .bind(context.tenant_id())
-    .bind(context.actor().kind())
-    .bind(context.actor().id())
+    .bind(by.tenant_id)
+    .bind(by.actor_type)
+    .bind(&by.actor_id)
     .bind(entry.action)
     .bind(entry.target_type)
     .bind(&entry.target_id)
     .bind(&entry.details)
-    .bind(context.request_id())
+    .bind(by.request_id)
     .execute(connection)
     .await?;
     Ok(())

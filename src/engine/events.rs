@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{MessageId, RunId, SessionId};
+use crate::ids::{MessageId, RunId, SessionId, ToolCallId};
 use crate::retrieval::Citation;
 
 /// One event of a run, numbered from 1 in the order it happened.
@@ -25,6 +25,27 @@ pub enum EventKind {
     Retrieval { citations: Vec<Citation> },
     #[serde(rename = "message.delta")]
     MessageDelta { text: String },
+    /// The model asked for a tool; the policy's decision follows in another event.
+    #[serde(rename = "tool_call.requested")]
+    ToolCallRequested { tool_call_id: ToolCallId, name: String, arguments: serde_json::Value },
+    #[serde(rename = "tool_call.awaiting_approval")]
+    ToolCallAwaitingApproval { tool_call_id: ToolCallId, name: String, reason: String },
+    #[serde(rename = "tool_call.completed")]
+    ToolCallCompleted {
+        tool_call_id: ToolCallId,
+        name: String,
+        duration_ms: u64,
+        /// What the model was told about blocked fields or truncated rows, if anything.
+        note: Option<String>,
+    },
+    #[serde(rename = "tool_call.denied")]
+    ToolCallDenied { tool_call_id: ToolCallId, name: String, reason: String },
+    #[serde(rename = "tool_call.failed")]
+    ToolCallFailed { tool_call_id: ToolCallId, name: String, code: String, message: String },
+    /// The run paused until a person decides the calls named; the stream ends here and continues on
+    /// `GET /runs/{id}/events` once they are decided.
+    #[serde(rename = "run.awaiting_approval")]
+    RunAwaitingApproval { tool_call_ids: Vec<ToolCallId> },
     #[serde(rename = "usage")]
     Usage { input_tokens: u32, output_tokens: u32, total_tokens: u32, estimated: bool },
     #[serde(rename = "run.completed")]
@@ -42,6 +63,12 @@ impl EventKind {
             Self::RunStarted { .. } => "run.started",
             Self::Retrieval { .. } => "retrieval",
             Self::MessageDelta { .. } => "message.delta",
+            Self::ToolCallRequested { .. } => "tool_call.requested",
+            Self::ToolCallAwaitingApproval { .. } => "tool_call.awaiting_approval",
+            Self::ToolCallCompleted { .. } => "tool_call.completed",
+            Self::ToolCallDenied { .. } => "tool_call.denied",
+            Self::ToolCallFailed { .. } => "tool_call.failed",
+            Self::RunAwaitingApproval { .. } => "run.awaiting_approval",
             Self::Usage { .. } => "usage",
             Self::RunCompleted { .. } => "run.completed",
             Self::RunFailed { .. } => "run.failed",
@@ -49,9 +76,14 @@ impl EventKind {
         }
     }
 
-    /// A terminal event ends the run's stream.
+    /// A terminal event ends the run.
     pub fn is_terminal(&self) -> bool {
         matches!(self, Self::RunCompleted { .. } | Self::RunFailed { .. } | Self::RunCancelled { .. })
+    }
+
+    /// Ends a stream of the run's events: the run ended, or paused for an approval.
+    pub fn ends_stream(&self) -> bool {
+        self.is_terminal() || matches!(self, Self::RunAwaitingApproval { .. })
     }
 }
 

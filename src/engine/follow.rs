@@ -1,6 +1,6 @@
 //! Following a run's events from a sequence number: from memory while this process runs it, else from
 //! `run_events` (polled while another process may still be writing it). Every event after `after` is
-//! delivered once, in order, and the stream ends after the terminal event.
+//! delivered once, in order, and the stream ends after the terminal event (or the pause for an approval).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +27,7 @@ pub fn live(run: Arc<LiveRun>, after: i64) -> EventStream {
             published.borrow_and_update();
             let batch = run.events_after(after);
             if let Some(last) = batch.last() {
-                let next = (!last.kind.is_terminal()).then_some((Arc::clone(&run), published, last.seq));
+                let next = (!last.kind.ends_stream()).then_some((Arc::clone(&run), published, last.seq));
                 return Some((stream::iter(batch), next));
             }
             if published.changed().await.is_err() {
@@ -53,7 +53,7 @@ pub fn stored(db: PgPool, tenant_id: TenantId, run_id: RunId, after: i64) -> Eve
                 let Ok((batch, run_ended)) = read(&db, tenant_id, run_id, after).await else {
                     continue;
                 };
-                let ends_here = batch.last().is_some_and(|event| event.kind.is_terminal());
+                let ends_here = batch.last().is_some_and(|event| event.kind.ends_stream());
                 if let Some(last) = batch.last() {
                     after = last.seq;
                     return Some((stream::iter(batch), (!ends_here && !run_ended).then_some(after)));
@@ -76,7 +76,10 @@ async fn read(
 ) -> Result<(Vec<RunEvent>, bool), sqlx::Error> {
     let mut transaction = db::begin_tenant(db, tenant_id).await?;
     let events = runs::store::events_after(&mut transaction, run_id, after).await?;
-    let ended = runs::store::get(&mut transaction, run_id).await?.is_none_or(|run| run.status.is_terminal());
+    // A paused run's stream ends too; following it again after the approval continues it.
+    let ended = runs::store::get(&mut transaction, run_id)
+        .await?
+        .is_none_or(|run| run.status.is_terminal() || run.status == runs::RunStatus::AwaitingApproval);
     transaction.commit().await?;
     Ok((events, ended))
 }

@@ -43,7 +43,7 @@ mod tests {
     use super::*;
 
     fn message(role: ChatRole, words: usize) -> ChatMessage {
-        ChatMessage { role, content: "word ".repeat(words) }
+        ChatMessage { role, ..ChatMessage::user("word ".repeat(words)) }
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod history;
 pub mod hub;
 mod request;
 mod resolve;
+mod tools;
 mod turn;
 
 use std::sync::Arc;
@@ -25,11 +26,13 @@ use crate::auth::TenantContext;
 use crate::conversations::store::NewMessage;
 use crate::conversations::{self, Message};
 use crate::db;
-use crate::ids::{RunId, SessionId, TenantId};
+use crate::ids::{RunId, SessionId, TenantId, ToolCallId};
 use crate::prompts::Prompts;
 use crate::retrieval::Retriever;
 use crate::runs::store::{NewRun, RunOutcome};
 use crate::runs::{self, Run, RunKind, RunStatus};
+use crate::tools::Toolbox;
+use crate::tools::calls::{self, ToolCallRecord};
 use event_log::EventLog;
 use events::{EventKind, RunEvent};
 use hub::Hub;
@@ -44,6 +47,10 @@ pub enum EngineError {
     RunNotFound,
     #[error("the run has already ended")]
     RunEnded,
+    #[error("no such tool call")]
+    ToolCallNotFound,
+    #[error("this tool call is not waiting for a decision")]
+    ToolCallDecided,
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
@@ -94,6 +101,7 @@ struct Inner {
     prompts: Prompts,
     providers: ProviderSetup,
     retriever: Retriever,
+    tools: Toolbox,
     /// Cancelled at shutdown, to stop background loops.
     stopping: CancellationToken,
 }
@@ -104,10 +112,11 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(db: PgPool, prompts: Prompts, providers: ProviderSetup, retriever: Retriever) -> Self {
+    pub fn new(db: PgPool, prompts: Prompts, providers: ProviderSetup, retriever: Retriever, tools: Toolbox) -> Self {
         let inner = Inner {
             db,
             retriever,
+            tools,
             hub: Hub::default(),
             tasks: TaskTracker::new(),
             prompts,
@@ -185,8 +194,9 @@ impl Engine {
             model: resolved.model,
             fallback_model: resolved.fallback_model,
             accepted_at,
+            trace_id: context.request_id().map(str::to_owned),
         };
-        self.inner.tasks.spawn(turn::execute(Arc::clone(&self.inner), plan, log));
+        self.inner.tasks.spawn(turn::execute(Arc::clone(&self.inner), plan, log, None));
         Ok(StartedTurn { run, user_message })
     }
 
@@ -310,6 +320,78 @@ impl Engine {
                 }
             }
         });
+    }
+
+    /// A person's decision on a call waiting for approval. Once no call of its run waits any more, the
+    /// run resumes here (whichever process paused it, however long ago): approved calls run, denied
+    /// ones are reported to the model, and the run's events continue.
+    pub async fn decide_tool_call(
+        &self,
+        context: &TenantContext,
+        id: ToolCallId,
+        approve: bool,
+    ) -> Result<ToolCallRecord, EngineError> {
+        let tenant_id = context.tenant_id();
+        let decided_by =
+            context.actor().id().map_or_else(|| context.actor().kind().to_owned(), |id| format!("api_key:{id}"));
+        let mut transaction = db::begin_tenant(&self.inner.db, tenant_id).await?;
+        let Some(record) = calls::decide(&mut transaction, id, approve, &decided_by).await? else {
+            return Err(match calls::get(&mut transaction, id).await? {
+                Some(_) => EngineError::ToolCallDecided,
+                None => EngineError::ToolCallNotFound,
+            });
+        };
+        let action = if approve { "tool_call.approved" } else { "tool_call.denied" };
+        let entry = crate::audit::AuditEntry::new(action, "tool_call", id.to_string())
+            .with_details(serde_json::json!({ "run_id": record.run_id, "name": record.name }));
+        crate::audit::record(&mut transaction, context, &entry).await?;
+        let still_waiting = calls::for_run(&mut transaction, record.run_id)
+            .await?
+            .iter()
+            .any(|call| call.status == calls::CallStatus::AwaitingApproval);
+        let state =
+            if still_waiting { None } else { runs::store::claim_paused(&mut transaction, record.run_id).await? };
+        let run = runs::store::get(&mut transaction, record.run_id).await?.ok_or(EngineError::RunNotFound)?;
+        let next_seq = runs::store::last_seq(&mut transaction, record.run_id).await? + 1;
+        transaction.commit().await?;
+        if let Some(state) = state {
+            self.resume(context, &run, state, next_seq).await?;
+        }
+        Ok(record)
+    }
+
+    async fn resume(
+        &self,
+        context: &TenantContext,
+        run: &Run,
+        state: serde_json::Value,
+        next_seq: i64,
+    ) -> Result<(), EngineError> {
+        let tenant_id = context.tenant_id();
+        let transcript: tools::Transcript = serde_json::from_value(state)
+            .map_err(|error| EngineError::Invalid(format!("the paused run's state is unreadable: {error}")))?;
+        let session_id = run.session_id.ok_or(EngineError::SessionNotFound)?;
+        let mut transaction = db::begin_tenant(&self.inner.db, tenant_id).await?;
+        let resolved =
+            resolve::resolve(&mut transaction, &self.inner.providers, tenant_id, run.model.as_deref()).await?;
+        transaction.commit().await?;
+        let live = self.inner.hub.register(run.id, tenant_id);
+        let log = EventLog::new(run.id, tenant_id, live, self.inner.db.clone(), next_seq);
+        let plan = turn::TurnPlan {
+            run_id: run.id,
+            tenant_id,
+            session_id,
+            api_key_id: context.actor().api_key_id(),
+            provider: resolved.provider,
+            provider_name: resolved.provider_name,
+            is_byok: resolved.is_byok,
+            model: resolved.model,
+            fallback_model: resolved.fallback_model,
+            accepted_at: Instant::now(),
+            trace_id: run.trace_id.clone(),
+        };
+        self.inner.tasks.spawn(turn::execute(Arc::clone(&self.inner), plan, log, Some(transcript)));
+        Ok(())
     }
 
     /// Lets running turns finish for up to `grace`, then cancels the rest and waits for them to record it.

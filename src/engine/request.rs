@@ -9,7 +9,7 @@ use super::turn::{TurnFailure, TurnPlan};
 use crate::conversations::{self, Role};
 use crate::db;
 use crate::prompts::SystemPromptContext;
-use crate::providers::{self, ChatMessage, ChatRequest, ChatRole};
+use crate::providers::{self, ChatMessage, ChatRequest};
 use crate::retrieval::search::SearchMode;
 use crate::retrieval::{self, Citation, Passage, Retriever};
 
@@ -58,8 +58,8 @@ pub(super) async fn build(inner: &Inner, plan: &TurnPlan) -> Result<Built, TurnF
         .into_iter()
         .filter(|message| !message.content.is_empty())
         .filter_map(|message| match message.role {
-            Role::User => Some(ChatMessage { role: ChatRole::User, content: message.content }),
-            Role::Assistant => Some(ChatMessage { role: ChatRole::Assistant, content: message.content }),
+            Role::User => Some(ChatMessage::user(message.content)),
+            Role::Assistant => Some(ChatMessage::assistant(message.content)),
             Role::System | Role::Tool => None,
         })
         .collect();
@@ -71,6 +71,7 @@ pub(super) async fn build(inner: &Inner, plan: &TurnPlan) -> Result<Built, TurnF
         messages: fitted.messages,
         max_output_tokens: RESERVED_OUTPUT_TOKENS,
         passages,
+        tools: Vec::new(),
     };
     Ok(Built { request, citations, estimated_input_tokens: fitted.input_tokens })
 }

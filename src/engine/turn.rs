@@ -10,11 +10,12 @@ use super::Inner;
 use super::event_log::EventLog;
 use super::events::EventKind;
 use super::request;
+use super::tools::{self, Transcript, TurnTools};
 use crate::conversations::store::NewMessage;
 use crate::conversations::{self, MessageStatus, Role};
 use crate::db;
-use crate::ids::{ApiKeyId, MessageId, RunId, SessionId, TenantId};
-use crate::providers::{ChatChunk, Provider, ProviderError, ProviderErrorKind, retry};
+use crate::ids::{ApiKeyId, MessageId, RunId, SessionId, TenantId, ToolCallId};
+use crate::providers::{ChatChunk, ChatRequest, Provider, ProviderError, ProviderErrorKind, retry};
 use crate::retrieval::Citation;
 use crate::runs::RunStatus;
 use crate::runs::store::RunOutcome;
@@ -37,6 +38,8 @@ pub struct TurnPlan {
     /// Tried once when the model fails before its first token.
     pub fallback_model: Option<String>,
     pub accepted_at: Instant,
+    /// The request that started the run: audit entries made in the background carry it.
+    pub trace_id: Option<String>,
 }
 
 /// What the model produced so far; survives a cancellation or failure mid-stream.
@@ -45,8 +48,10 @@ struct Answer {
     /// The model that answered: the planned one, or the fallback.
     model: String,
     text: String,
-    /// Tool calls as the model streamed them, by their index.
+    /// Tool calls as the model streamed them in the current step, by their index.
     tool_calls: Vec<ToolCallDraft>,
+    /// The tool steps taken (calls, decisions, results).
+    transcript: Transcript,
     /// The passages the answer was grounded in.
     citations: Vec<Citation>,
     first_token_at: Option<Instant>,
@@ -55,15 +60,25 @@ struct Answer {
 }
 
 #[derive(Debug, Default, Clone, serde::Serialize)]
-struct ToolCallDraft {
+pub(super) struct ToolCallDraft {
     #[serde(skip)]
     index: u32,
-    id: Option<String>,
-    name: Option<String>,
-    arguments: String,
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub arguments: String,
 }
 
 impl Answer {
+    /// The message's `tool_calls`: the calls made and their outcome, or (when no tool was offered) the
+    /// calls as the model asked for them.
+    fn recorded_tool_calls(&self) -> Option<serde_json::Value> {
+        if self.transcript.steps.is_empty() {
+            (!self.tool_calls.is_empty()).then(|| serde_json::json!(self.tool_calls))
+        } else {
+            Some(serde_json::json!(self.transcript.summary()))
+        }
+    }
+
     fn add_tool_call_piece(&mut self, index: u32, id: Option<String>, name: Option<String>, arguments: &str) {
         let position = match self.tool_calls.iter().position(|call| call.index == index) {
             Some(position) => position,
@@ -79,29 +94,44 @@ impl Answer {
     }
 }
 
+/// Where a turn's task stopped: the run ended, or it waits for a person to decide these calls.
+enum Stop {
+    Ended(Ending),
+    Paused(Vec<ToolCallId>),
+}
+
 enum Ending {
     Completed,
     Failed { code: String, message: String },
     Cancelled,
 }
 
-pub async fn execute(inner: Arc<Inner>, plan: TurnPlan, mut log: EventLog) {
+/// Runs a turn from its start, or (`resume`) from the step where it paused for an approval.
+pub async fn execute(inner: Arc<Inner>, plan: TurnPlan, mut log: EventLog, resume: Option<Transcript>) {
     let cancelled = log.cancellation();
     let mut answer = Answer { model: plan.model.clone(), ..Answer::default() };
-    let ending = tokio::select! {
+    let stop = tokio::select! {
         biased;
-        () = cancelled.cancelled() => Ending::Cancelled,
+        () = cancelled.cancelled() => Stop::Ended(Ending::Cancelled),
         never = keep_alive(&inner, &plan) => match never {},
-        result = stream_answer(&inner, &plan, &mut log, &mut answer) => match result {
-            Ok(()) => Ending::Completed,
-            Err(TurnFailure::Provider(error)) => Ending::Failed { code: error.code().to_owned(), message: error.message },
+        result = stream_answer(&inner, &plan, &mut log, &mut answer, resume) => match result {
+            Ok(paused) if !paused.is_empty() => Stop::Paused(paused),
+            Ok(_) => Stop::Ended(Ending::Completed),
+            Err(TurnFailure::Provider(error)) => {
+                Stop::Ended(Ending::Failed { code: error.code().to_owned(), message: error.message })
+            }
             Err(TurnFailure::Internal(error)) => {
                 tracing::error!(run_id = %plan.run_id, %error, "turn failed");
-                Ending::Failed { code: "internal_error".to_owned(), message: "an internal error occurred".to_owned() }
+                let message = "an internal error occurred".to_owned();
+                Stop::Ended(Ending::Failed { code: "internal_error".to_owned(), message })
             }
         },
     };
-    if let Err(error) = record(&inner, &plan, &mut log, &answer, &ending).await {
+    let recorded = match &stop {
+        Stop::Paused(calls) => record_pause(&inner, &plan, &mut log, &answer, calls).await,
+        Stop::Ended(ending) => record(&inner, &plan, &mut log, &answer, ending).await,
+    };
+    if let Err(error) = recorded {
         tracing::error!(run_id = %plan.run_id, %error, "could not record the end of a run");
         log.publish_failure_in_memory("internal_error", "the run's outcome could not be recorded");
     }
@@ -140,19 +170,70 @@ impl From<sqlx::Error> for TurnFailure {
     }
 }
 
+/// Streams the model's answer, running the tool steps it asks for, until it answers without calling a
+/// tool; returns the calls it paused for (none when the answer is complete).
 async fn stream_answer(
     inner: &Inner,
     plan: &TurnPlan,
     log: &mut EventLog,
     answer: &mut Answer,
-) -> Result<(), TurnFailure> {
+    resume: Option<Transcript>,
+) -> Result<Vec<ToolCallId>, TurnFailure> {
     let request::Built { mut request, citations, estimated_input_tokens } = request::build(inner, plan).await?;
     answer.citations.clone_from(&citations);
     answer.estimated_input_tokens = u32::try_from(estimated_input_tokens).unwrap_or(u32::MAX);
-    log.emit(EventKind::Retrieval { citations }).await;
+    let tools = TurnTools::load(inner, plan).await?;
+    request.tools.clone_from(&tools.specs);
+    let conversation = request.messages.clone();
+    match resume {
+        Some(transcript) => {
+            answer.text.clone_from(&transcript.text);
+            answer.transcript = transcript;
+            if let Some(step) = answer.transcript.steps.last_mut() {
+                tools::apply_decisions(inner, plan, log, step).await?;
+            }
+        }
+        None => log.emit(EventKind::Retrieval { citations }).await,
+    }
+    loop {
+        if let Some(step) = answer.transcript.steps.last_mut() {
+            tools::run_allowed(inner, plan, log, &tools, step).await?;
+        }
+        request.messages = conversation.iter().cloned().chain(answer.transcript.messages()).collect();
+        if answer.transcript.steps.len() >= inner.tools.settings.max_steps as usize {
+            // Enough tool steps: the model must now answer with what it has.
+            request.tools.clear();
+        }
+        let step_text = stream_step(inner, plan, log, &mut request, answer).await?;
+        let drafts = std::mem::take(&mut answer.tool_calls);
+        if drafts.is_empty() || request.tools.is_empty() {
+            // Calls of tools nobody offered stay on the message as the model made them.
+            answer.tool_calls = drafts;
+            return Ok(Vec::new());
+        }
+        let number = answer.transcript.steps.len() + 1;
+        let step = tools::decide_step(inner, plan, log, &tools, number, step_text, drafts).await?;
+        answer.transcript.steps.push(step);
+        answer.transcript.text.clone_from(&answer.text);
+        let awaiting = answer.transcript.awaiting();
+        if !awaiting.is_empty() {
+            return Ok(awaiting);
+        }
+    }
+}
+
+/// One model request, streamed into the answer (with a fallback model if the first fails before any
+/// token); returns the text of this step.
+async fn stream_step(
+    inner: &Inner,
+    plan: &TurnPlan,
+    log: &mut EventLog,
+    request: &mut ChatRequest,
+    answer: &mut Answer,
+) -> Result<String, TurnFailure> {
     let provider = plan.provider.as_ref().map_err(|error| TurnFailure::Provider(error.clone()))?;
     let settings = &inner.providers.http.settings;
-    let mut chunks = match retry::open_with_retries(provider, &request, settings).await {
+    let mut chunks = match retry::open_with_retries(provider, request, settings).await {
         Ok(chunks) => chunks,
         Err(error) => {
             let fallback = plan.fallback_model.as_ref().filter(|fallback| **fallback != request.model);
@@ -162,9 +243,11 @@ async fn stream_answer(
             tracing::warn!(run_id = %plan.run_id, code = error.code(), %fallback, "the model failed; trying the fallback");
             request.model.clone_from(fallback);
             answer.model.clone_from(fallback);
-            retry::open_with_retries(provider, &request, settings).await.map_err(TurnFailure::Provider)?
+            retry::open_with_retries(provider, request, settings).await.map_err(TurnFailure::Provider)?
         }
     };
+    let mut text = String::new();
+    let mut usage = None;
     loop {
         let next = tokio::time::timeout(CHUNK_TIMEOUT, chunks.next()).await.map_err(|_| {
             TurnFailure::Provider(ProviderError::new(
@@ -175,28 +258,75 @@ async fn stream_answer(
         match next {
             None => break,
             Some(Err(error)) => return Err(TurnFailure::Provider(error)),
-            Some(Ok(ChatChunk::Text(text))) => {
-                if text.is_empty() {
+            Some(Ok(ChatChunk::Text(piece))) => {
+                if piece.is_empty() {
                     continue;
                 }
                 answer.first_token_at.get_or_insert_with(Instant::now);
-                answer.text.push_str(&text);
-                log.emit(EventKind::MessageDelta { text }).await;
+                answer.text.push_str(&piece);
+                text.push_str(&piece);
+                log.emit(EventKind::MessageDelta { text: piece }).await;
             }
             Some(Ok(ChatChunk::ToolCall { index, id, name, arguments })) => {
                 answer.add_tool_call_piece(index, id, name, &arguments);
             }
-            Some(Ok(ChatChunk::Usage { input_tokens, output_tokens })) => {
-                answer.reported_usage = Some((input_tokens, output_tokens));
-            }
+            // A provider may repeat its (cumulative) report within one answer: the last one counts.
+            Some(Ok(ChatChunk::Usage { input_tokens, output_tokens })) => usage = Some((input_tokens, output_tokens)),
         }
     }
-    Ok(())
+    if let Some((input, output)) = usage {
+        let (total_input, total_output) = answer.reported_usage.unwrap_or((0, 0));
+        answer.reported_usage = Some((total_input.saturating_add(input), total_output.saturating_add(output)));
+    }
+    Ok(text)
 }
 
 /// A fallback model helps when the model failed, not when the key or the provider itself is the problem.
 fn worth_a_fallback(error: &ProviderError) -> bool {
     !matches!(error.kind, ProviderErrorKind::AuthFailed | ProviderErrorKind::NotConfigured)
+}
+
+/// Records a pause for approval in one transaction: the usage so far, the pause event, the run's state
+/// (its tool steps, to resume from) and status. No message yet: the answer is not finished.
+async fn record_pause(
+    inner: &Inner,
+    plan: &TurnPlan,
+    log: &mut EventLog,
+    answer: &Answer,
+    calls: &[ToolCallId],
+) -> Result<(), sqlx::Error> {
+    let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
+    let mut closing = Vec::new();
+    if let Some((input_tokens, output_tokens)) = answer.reported_usage {
+        usage::record(
+            &mut transaction,
+            plan.tenant_id,
+            &UsageEntry {
+                run_id: plan.run_id,
+                api_key_id: plan.api_key_id,
+                provider: plan.provider_name,
+                model: &answer.model,
+                input_tokens,
+                output_tokens,
+                source: TokenSource::Provider,
+                is_byok: plan.is_byok,
+            },
+        )
+        .await?;
+        closing.push(EventKind::Usage {
+            input_tokens,
+            output_tokens,
+            total_tokens: input_tokens.saturating_add(output_tokens),
+            estimated: false,
+        });
+    }
+    closing.push(EventKind::RunAwaitingApproval { tool_call_ids: calls.to_vec() });
+    let closing = log.write_closing(&mut transaction, closing).await?;
+    let state = serde_json::to_value(&answer.transcript).expect("a transcript serialises");
+    crate::runs::store::pause(&mut transaction, plan.run_id, &state).await?;
+    transaction.commit().await?;
+    log.publish_closing(closing);
+    Ok(())
 }
 
 /// Records the outcome in one transaction: the answer as far as it got, the usage, the closing events and
@@ -244,7 +374,7 @@ async fn record(
                 model_used: Some(&answer.model),
                 provider_used: Some(provider),
                 is_byok: Some(plan.is_byok),
-                tool_calls: (!answer.tool_calls.is_empty()).then(|| serde_json::json!(answer.tool_calls)),
+                tool_calls: answer.recorded_tool_calls(),
                 citations: (!answer.citations.is_empty()).then(|| serde_json::json!(answer.citations)),
             },
         )

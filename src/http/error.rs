@@ -13,9 +13,11 @@ use crate::auth::AuthError;
 use crate::conversations::ConversationError;
 use crate::engine::EngineError;
 use crate::ids::RunId;
+use crate::policy::profiles::ProfileError;
 use crate::providers::byok::ByokError;
 use crate::retrieval::RetrievalError;
 use crate::tenants::TenantError;
+use crate::tools::ToolError;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -162,6 +164,8 @@ impl From<EngineError> for ApiError {
             EngineError::SessionNotFound => Self::not_found("no such conversation"),
             EngineError::RunNotFound => Self::not_found("no such run"),
             EngineError::RunEnded => Self::conflict("run_ended", "the run has already ended"),
+            EngineError::ToolCallNotFound => Self::not_found("no such tool call"),
+            error @ EngineError::ToolCallDecided => Self::conflict("tool_call_decided", error.to_string()),
             EngineError::Invalid(message) => Self::invalid(message),
             EngineError::Database(error) => Self::internal(&error),
         }
@@ -175,6 +179,30 @@ impl From<ByokError> for ApiError {
             ByokError::Invalid(message) => Self::invalid(message),
             ByokError::NotFound => Self::not_found("no key is stored for this provider"),
             ByokError::Database(error) => Self::internal(&error),
+        }
+    }
+}
+
+impl From<ToolError> for ApiError {
+    fn from(error: ToolError) -> Self {
+        match error {
+            ToolError::Invalid(message) => Self::invalid(message),
+            ToolError::NotFound => Self::not_found("no such connector"),
+            error @ ToolError::NameTaken(_) => Self::conflict("connector_name_taken", error.to_string()),
+            ToolError::Crypto(error) => Self::internal(&error),
+            ToolError::Database(error) => Self::internal(&error),
+        }
+    }
+}
+
+impl From<ProfileError> for ApiError {
+    fn from(error: ProfileError) -> Self {
+        match error {
+            ProfileError::Invalid(error) => Self::invalid(error.0),
+            ProfileError::NotFound => Self::not_found("no such policy profile"),
+            error @ ProfileError::NameTaken(_) => Self::conflict("policy_profile_name_taken", error.to_string()),
+            error @ ProfileError::Active => Self::conflict("policy_profile_active", error.to_string()),
+            ProfileError::Database(error) => Self::internal(&error),
         }
     }
 }

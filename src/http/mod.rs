@@ -3,18 +3,21 @@
 
 mod api_keys;
 mod audit;
+mod connectors;
 mod conversations;
 mod documents;
 pub mod error;
 mod extract;
 mod health;
 mod json_errors;
+mod policy_profiles;
 mod providers;
 pub mod request_id;
 mod runs;
 mod sse;
 mod tenant_config;
 mod tenants;
+mod tool_calls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +38,7 @@ use tower_http::trace::TraceLayer;
 use crate::auth::OperatorToken;
 use crate::crypto::MasterKeys;
 use crate::outbound::OutboundPolicy;
+use crate::tools::Toolbox;
 use error::ApiError;
 
 /// What handlers share: the application-role pool, the engine, the operator token's digest, the master
@@ -47,6 +51,7 @@ pub struct AppState {
     pub operator_token: Arc<OperatorToken>,
     pub keys: Arc<MasterKeys>,
     pub outbound: OutboundPolicy,
+    pub tools: Toolbox,
 }
 
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
@@ -65,7 +70,17 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/sessions/{id}/messages", get(conversations::messages).post(conversations::post_message))
         .route("/runs/{id}", get(runs::get))
         .route("/runs/{id}/events", get(runs::events))
-        .route("/runs/{id}/cancel", post(runs::cancel));
+        .route("/runs/{id}/cancel", post(runs::cancel))
+        .route("/mcp-connectors", post(connectors::create).get(connectors::list))
+        .route("/mcp-connectors/{id}", get(connectors::get).patch(connectors::update).delete(connectors::delete))
+        .route("/mcp-connectors/{id}/refresh", post(connectors::refresh))
+        .route("/policy-profiles", post(policy_profiles::create).get(policy_profiles::list))
+        .route(
+            "/policy-profiles/{id}",
+            get(policy_profiles::get).put(policy_profiles::replace).delete(policy_profiles::delete),
+        )
+        .route("/tool-calls/{id}/approve", post(tool_calls::approve))
+        .route("/tool-calls/{id}/deny", post(tool_calls::deny));
 
     Router::new()
         .route("/healthz", get(health::healthz))

@@ -4,6 +4,7 @@
 //! functions: the engine records and audits what they return.
 
 mod decide;
+pub mod profiles;
 mod shape;
 
 pub use decide::{Decision, ToolCallView, Verdict, visible};

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::decode::{self, Decoder};
 use super::http::{self, HttpClient};
-use super::{ChatChunk, ChatRequest, ChunkStream, Credentials, ProviderError};
+use super::{ChatChunk, ChatMessage, ChatRequest, ChunkStream, Credentials, ProviderError};
 
 const API_VERSION: &str = "2023-06-01";
 
@@ -18,18 +18,21 @@ pub struct AnthropicProvider {
 
 impl AnthropicProvider {
     pub async fn stream(&self, request: &ChatRequest) -> Result<ChunkStream, ProviderError> {
-        let messages: Vec<Value> = request
-            .messages
-            .iter()
-            .map(|message| json!({ "role": message.role, "content": message.content }))
-            .collect();
-        let body = json!({
+        let messages: Vec<Value> = request.messages.iter().map(message).collect();
+        let mut body = json!({
             "model": request.model,
             "system": request.system,
             "messages": messages,
             "max_tokens": request.max_output_tokens,
             "stream": true,
         });
+        if !request.tools.is_empty() {
+            body["tools"] = request
+                .tools
+                .iter()
+                .map(|tool| json!({ "name": tool.name, "description": tool.description, "input_schema": tool.parameters }))
+                .collect();
+        }
         let url = format!("{}/v1/messages", self.credentials.base_url.trim_end_matches('/'));
         let key = self.credentials.api_key.expose_secret();
         let builder =
@@ -38,6 +41,32 @@ impl AnthropicProvider {
         let decoder = AnthropicDecoder { input_tokens: 0, done: false, secret: key.to_owned() };
         Ok(decode::decode_stream(response, decoder, self.http.settings.idle_timeout))
     }
+}
+
+/// One message in Messages form: plain text, or content blocks when tools are involved (`tool_use` on
+/// the assistant's side, `tool_result` on the user's).
+fn message(message: &ChatMessage) -> Value {
+    if message.tool_calls.is_empty() && message.tool_results.is_empty() {
+        return json!({ "role": message.role, "content": message.content });
+    }
+    let mut blocks: Vec<Value> = message
+        .tool_results
+        .iter()
+        .map(|result| {
+            json!({ "type": "tool_result", "tool_use_id": result.call_id, "content": result.text(),
+                    "is_error": result.is_error })
+        })
+        .collect();
+    if !message.content.is_empty() {
+        blocks.push(json!({ "type": "text", "text": message.content }));
+    }
+    blocks.extend(
+        message
+            .tool_calls
+            .iter()
+            .map(|call| json!({ "type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments })),
+    );
+    json!({ "role": message.role, "content": blocks })
 }
 
 struct AnthropicDecoder {

@@ -7,7 +7,9 @@ use serde_json::{Value, json};
 
 use super::decode::{self, Decoder};
 use super::http::{self, HttpClient};
-use super::{ChatChunk, ChatRequest, ChatRole, ChunkStream, Credentials, ProviderError, ProviderErrorKind};
+use super::{
+    ChatChunk, ChatMessage, ChatRequest, ChatRole, ChunkStream, Credentials, ProviderError, ProviderErrorKind,
+};
 
 #[derive(Debug, Clone)]
 pub struct GeminiProvider {
@@ -23,22 +25,24 @@ impl GeminiProvider {
                 "the model name is not a Gemini model name",
             ));
         }
-        let contents: Vec<Value> = request
-            .messages
-            .iter()
-            .map(|message| {
-                let role = match message.role {
-                    ChatRole::User => "user",
-                    ChatRole::Assistant => "model",
-                };
-                json!({ "role": role, "parts": [{ "text": message.content }] })
-            })
-            .collect();
-        let body = json!({
+        let contents: Vec<Value> = request.messages.iter().map(content).collect();
+        let mut body = json!({
             "contents": contents,
             "systemInstruction": { "parts": [{ "text": request.system }] },
             "generationConfig": { "maxOutputTokens": request.max_output_tokens },
         });
+        if !request.tools.is_empty() {
+            // `parametersJsonSchema` takes JSON Schema as MCP servers write it (`parameters` takes only
+            // Gemini's OpenAPI subset).
+            let declarations: Vec<Value> = request
+                .tools
+                .iter()
+                .map(|tool| {
+                    json!({ "name": tool.name, "description": tool.description, "parametersJsonSchema": tool.parameters })
+                })
+                .collect();
+            body["tools"] = json!([{ "functionDeclarations": declarations }]);
+        }
         let url = format!(
             "{}/v1beta/models/{}:streamGenerateContent?alt=sse",
             self.credentials.base_url.trim_end_matches('/'),
@@ -50,6 +54,34 @@ impl GeminiProvider {
         let decoder = GeminiDecoder { calls: 0, done: false, secret: key.to_owned() };
         Ok(decode::decode_stream(response, decoder, self.http.settings.idle_timeout))
     }
+}
+
+/// One message as Gemini content: text parts, `functionCall` parts from the model, `functionResponse`
+/// parts (whose `response` must be an object) from the user's side.
+fn content(message: &ChatMessage) -> Value {
+    let role = match message.role {
+        ChatRole::User => "user",
+        ChatRole::Assistant => "model",
+    };
+    let mut parts: Vec<Value> = message
+        .tool_results
+        .iter()
+        .map(|result| {
+            let response = match &result.content {
+                Value::Object(_) if !result.is_error => result.content.clone(),
+                _ if result.is_error => json!({ "error": result.text() }),
+                other => json!({ "result": other }),
+            };
+            json!({ "functionResponse": { "name": result.name, "response": response } })
+        })
+        .collect();
+    if !message.content.is_empty() || (parts.is_empty() && message.tool_calls.is_empty()) {
+        parts.push(json!({ "text": message.content }));
+    }
+    parts.extend(
+        message.tool_calls.iter().map(|call| json!({ "functionCall": { "name": call.name, "args": call.arguments } })),
+    );
+    json!({ "role": role, "parts": parts })
 }
 
 struct GeminiDecoder {

@@ -28,10 +28,60 @@ pub enum ChatRole {
     Assistant,
 }
 
+/// One message of the conversation the model sees. An assistant message may carry the tool calls it
+/// made; the user message after it carries their results (each provider places them its own way).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatMessage {
     pub role: ChatRole,
     pub content: String,
+    pub tool_calls: Vec<ToolCallMessage>,
+    pub tool_results: Vec<ToolResultMessage>,
+}
+
+impl ChatMessage {
+    pub fn user(content: impl Into<String>) -> Self {
+        Self { role: ChatRole::User, content: content.into(), tool_calls: Vec::new(), tool_results: Vec::new() }
+    }
+
+    pub fn assistant(content: impl Into<String>) -> Self {
+        Self { role: ChatRole::Assistant, content: content.into(), tool_calls: Vec::new(), tool_results: Vec::new() }
+    }
+}
+
+/// A tool the model may call, under the wire name it must use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: String,
+    /// JSON Schema of the arguments (an object schema).
+    pub parameters: serde_json::Value,
+}
+
+/// A call the model made, as the conversation repeats it to the model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolCallMessage {
+    pub id: String,
+    pub name: String,
+    pub arguments: serde_json::Value,
+}
+
+/// The answer to one call: the tool's (shaped) result, or why there is none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolResultMessage {
+    pub call_id: String,
+    pub name: String,
+    pub content: serde_json::Value,
+    pub is_error: bool,
+}
+
+impl ToolResultMessage {
+    /// The result as text: strings as they are, anything else as JSON.
+    pub fn text(&self) -> String {
+        match &self.content {
+            serde_json::Value::String(text) => text.clone(),
+            other => other.to_string(),
+        }
+    }
 }
 
 /// What the engine asks of a model.
@@ -44,12 +94,15 @@ pub struct ChatRequest {
     pub max_output_tokens: u32,
     /// The retrieved passages, numbered from 1 (also rendered into `system`).
     pub passages: Vec<Passage>,
+    /// The tools the model may call; empty means none.
+    pub tools: Vec<ToolSpec>,
 }
 
 impl ChatRequest {
     /// The user's question this turn answers.
     pub fn question(&self) -> &str {
-        self.messages.iter().rev().find(|m| m.role == ChatRole::User).map_or("", |m| m.content.as_str())
+        let asked = |message: &&ChatMessage| message.role == ChatRole::User && message.tool_results.is_empty();
+        self.messages.iter().rev().find(asked).map_or("", |m| m.content.as_str())
     }
 }
 

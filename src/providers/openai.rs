@@ -22,15 +22,23 @@ pub struct OpenAiProvider {
 
 impl OpenAiProvider {
     pub async fn stream(&self, request: &ChatRequest) -> Result<ChunkStream, ProviderError> {
-        let mut messages = vec![json!({ "role": "system", "content": request.system })];
-        messages
-            .extend(request.messages.iter().map(|message| json!({ "role": message.role, "content": message.content })));
         let mut body = json!({
             "model": request.model,
-            "messages": messages,
+            "messages": messages(request),
             "stream": true,
             "stream_options": { "include_usage": true },
         });
+        if !request.tools.is_empty() {
+            body["tools"] = request
+                .tools
+                .iter()
+                .map(|tool| {
+                    json!({ "type": "function", "function": {
+                        "name": tool.name, "description": tool.description, "parameters": tool.parameters,
+                    }})
+                })
+                .collect();
+        }
         let limit_field = if self.compatible { "max_tokens" } else { "max_completion_tokens" };
         body[limit_field] = json!(request.max_output_tokens);
         let url = format!("{}/chat/completions", self.credentials.base_url.trim_end_matches('/'));
@@ -39,6 +47,34 @@ impl OpenAiProvider {
         let decoder = OpenAiDecoder { done: false, secret: key.to_owned() };
         Ok(decode::decode_stream(response, decoder, self.http.settings.idle_timeout))
     }
+}
+
+/// The conversation in Chat Completions form: a tool call rides on its assistant message, and each
+/// result is a `tool` message of its own.
+fn messages(request: &ChatRequest) -> Vec<Value> {
+    let mut messages = vec![json!({ "role": "system", "content": request.system })];
+    for message in &request.messages {
+        for result in &message.tool_results {
+            messages.push(json!({ "role": "tool", "tool_call_id": result.call_id, "content": result.text() }));
+        }
+        if message.tool_calls.is_empty() {
+            if !message.content.is_empty() || message.tool_results.is_empty() {
+                messages.push(json!({ "role": message.role, "content": message.content }));
+            }
+            continue;
+        }
+        let calls: Vec<Value> = message
+            .tool_calls
+            .iter()
+            .map(|call| {
+                json!({ "id": call.id, "type": "function",
+                        "function": { "name": call.name, "arguments": call.arguments.to_string() } })
+            })
+            .collect();
+        let content = if message.content.is_empty() { Value::Null } else { json!(message.content) };
+        messages.push(json!({ "role": "assistant", "content": content, "tool_calls": calls }));
+    }
+    messages
 }
 
 struct OpenAiDecoder {

@@ -148,3 +148,25 @@ pub async fn stale(
     sqlx::query("SELECT set_config('app.run_sweeper', '', true)").execute(&mut *connection).await?;
     Ok(stale)
 }
+
+/// Pauses a run until a person decides its waiting tool calls; `state` is what resuming needs.
+pub async fn pause(connection: &mut PgConnection, id: RunId, state: &serde_json::Value) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE runs SET status = 'awaiting_approval', tool_state = $2 WHERE id = $1 AND status = 'running'")
+        .bind(id)
+        .bind(state)
+        .execute(connection)
+        .await?;
+    Ok(())
+}
+
+/// Takes a paused run back to `running` for the caller to resume, and returns its saved state. Exactly
+/// one caller wins: another process deciding the same run at the same time gets `None`.
+pub async fn claim_paused(connection: &mut PgConnection, id: RunId) -> Result<Option<serde_json::Value>, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE runs SET status = 'running', heartbeat_at = now() \
+         WHERE id = $1 AND status = 'awaiting_approval' RETURNING tool_state",
+    )
+    .bind(id)
+    .fetch_optional(connection)
+    .await
+}

@@ -130,6 +130,11 @@ pub fn parse_config_patch(
             ("fallback_model", Value::String(model)) if (1..=200).contains(&model.trim().len()) => {
                 patch.fallback_model = Some(Some(model.trim().to_owned()));
             }
+            ("active_policy_profile_id", Value::Null) => patch.active_policy_profile_id = Some(None),
+            ("active_policy_profile_id", Value::String(id)) => {
+                let id = uuid::Uuid::parse_str(id).map_err(|_| invalid("active_policy_profile_id must be a UUID"))?;
+                patch.active_policy_profile_id = Some(Some(id.into()));
+            }
             ("monthly_budget_usd", Value::Null) => patch.monthly_budget_usd = Some(None),
             ("monthly_budget_usd", Value::Number(amount))
                 if amount.as_f64().is_some_and(|usd| (0.0..1e8).contains(&usd)) =>
@@ -138,7 +143,12 @@ pub fn parse_config_patch(
             }
             ("multi_agent_enabled", Value::Bool(enabled)) => patch.multi_agent_enabled = Some(*enabled),
             (
-                "default_provider" | "default_model" | "fallback_model" | "monthly_budget_usd" | "multi_agent_enabled",
+                "default_provider"
+                | "default_model"
+                | "fallback_model"
+                | "active_policy_profile_id"
+                | "monthly_budget_usd"
+                | "multi_agent_enabled",
                 _,
             ) => {
                 return Err(TenantError::Invalid(format!("{name} has an invalid value")));
@@ -156,6 +166,12 @@ pub async fn update_config(
 ) -> Result<store::TenantConfig, TenantError> {
     let patch = parse_config_patch(fields)?;
     let mut transaction = crate::db::begin_tenant(pool, context.tenant_id()).await?;
+    // A foreign key sees every tenant's profiles; only this tenant's may be named.
+    if let Some(Some(profile)) = patch.active_policy_profile_id
+        && crate::policy::profiles::find(&mut transaction, profile).await?.is_none()
+    {
+        return Err(TenantError::Invalid("active_policy_profile_id names no policy profile of this tenant".to_owned()));
+    }
     let config = store::update_config(&mut transaction, &patch).await?;
     let entry = AuditEntry::new("tenant_config.updated", "tenant", context.tenant_id().to_string())
         .with_details(serde_json::Value::Object(fields.clone()));

@@ -25,7 +25,7 @@ pub struct TenantConfig {
     pub default_provider: String,
     pub default_model: String,
     pub fallback_model: Option<String>,
-    pub active_policy_profile_id: Option<uuid::Uuid>,
+    pub active_policy_profile_id: Option<crate::ids::PolicyProfileId>,
     pub monthly_budget_usd: Option<String>,
     pub multi_agent_enabled: bool,
     pub updated_at: chrono::DateTime<chrono::Utc>,
@@ -44,6 +44,7 @@ pub struct ConfigPatch {
     pub default_provider: Option<String>,
     pub default_model: Option<String>,
     pub fallback_model: Option<Option<String>>,
+    pub active_policy_profile_id: Option<Option<crate::ids::PolicyProfileId>>,
     pub monthly_budget_usd: Option<Option<String>>,
     pub multi_agent_enabled: Option<bool>,
 }
@@ -58,6 +59,9 @@ pub async fn update_config(connection: &mut PgConnection, patch: &ConfigPatch) -
     }
     if let Some(fallback) = &patch.fallback_model {
         query.push(", fallback_model = ").push_bind(fallback);
+    }
+    if let Some(profile) = &patch.active_policy_profile_id {
+        query.push(", active_policy_profile_id = ").push_bind(profile);
     }
     if let Some(budget) = &patch.monthly_budget_usd {
         query.push(", monthly_budget_usd = ").push_bind(budget).push("::numeric");

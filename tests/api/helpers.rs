@@ -24,6 +24,8 @@ use switchboard::providers::ProviderKind;
 use switchboard::providers::credentials::{PlatformCredentials, PlatformProviders};
 use switchboard::providers::http::{HttpClient, UpstreamSettings};
 use switchboard::retrieval::{Retriever, backfill};
+use switchboard::tools::Toolbox;
+use switchboard::tools::settings::ToolSettings;
 use tokio::sync::OnceCell;
 
 const TEMPLATE: &str = "switchboard_template";
@@ -43,6 +45,11 @@ fn test_upstream_settings() -> UpstreamSettings {
 }
 
 /// The platform's keys for the hosted providers, all served by the mock.
+/// Tool calls time out after 2 s here, so the hung-tool test ends soon; it asserts the timeout, not speed.
+fn test_tool_settings() -> ToolSettings {
+    ToolSettings { call_timeout: Duration::from_secs(2), ..ToolSettings::default() }
+}
+
 fn platform(mock: &MockUpstream) -> PlatformProviders {
     let entry = |name: &str, base_url: String| PlatformCredentials {
         api_key: SecretString::from(platform_key(name)),
@@ -171,14 +178,23 @@ impl TestApp {
         };
         let retriever = backfill::prepare(&owner_options, &app_db, &embedders, EmbeddingModel::local()).await;
         let providers = ProviderSetup { http, platform: platform(&mock), keys: Arc::clone(&keys) };
-        let engine = Engine::new(app_db.clone(), Prompts::load().expect("prompts load"), providers, retriever.clone());
+        let outbound = OutboundPolicy::new(&["127.0.0.1".to_owned()]);
+        let toolbox = Toolbox::new(test_tool_settings(), Arc::clone(&keys), outbound.clone());
+        let engine = Engine::new(
+            app_db.clone(),
+            Prompts::load().expect("prompts load"),
+            providers,
+            retriever.clone(),
+            toolbox.clone(),
+        );
         let state = switchboard::http::AppState {
             db: app_db.clone(),
             engine: engine.clone(),
             retriever: retriever.clone(),
             operator_token: Arc::new(OperatorToken::new(&SecretString::from(OPERATOR_TOKEN))),
             keys: Arc::clone(&keys),
-            outbound: OutboundPolicy::new(&["127.0.0.1".to_owned()]),
+            outbound,
+            tools: toolbox,
         };
         let router = switchboard::http::router(state, 64 * 1024);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

@@ -1,6 +1,7 @@
 //! API and database tests against a real PostgreSQL with pgvector.
 
 mod helpers;
+mod mcp_server;
 
 mod api_keys;
 mod audit;
@@ -16,3 +17,4 @@ mod secrets;
 mod service_process;
 mod streaming;
 mod tenants;
+mod tools;

@@ -1,0 +1,446 @@
+//! The tool steps of a turn: which tools the model is offered (the tenant's active policy profile over
+//! its connectors' discovered tools), the policy's decision on every call the model makes (recorded,
+//! audited, streamed), running the allowed ones in parallel, and the transcript that feeds their results
+//! back to the model — and that a paused run keeps until a person decides.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::Inner;
+use super::event_log::EventLog;
+use super::events::EventKind;
+use super::turn::{ToolCallDraft, TurnFailure, TurnPlan};
+use crate::audit::{self, AuditEntry, Recorder};
+use crate::db;
+use crate::ids::{ConnectorId, PolicyProfileId, ToolCallId};
+use crate::policy::{self, Policy, ToolCallView, Verdict};
+use crate::providers::{ChatMessage, ToolCallMessage, ToolResultMessage, ToolSpec};
+use crate::tools::calls::{self, CallOutcome, CallStatus, NewToolCall};
+use crate::tools::connectors::{self, ConnectorSpec};
+use crate::tools::names::{self, WireNames};
+
+/// The longest result summary kept on a call's row.
+const SUMMARY_CHARS: usize = 300;
+
+/// What a turn may use: the policy and the tools it lets the model see.
+#[derive(Default)]
+pub(super) struct TurnTools {
+    policy: Option<(Policy, PolicyProfileId, i32)>,
+    names: WireNames,
+    offered: HashMap<String, Offered>,
+    /// Tools the connectors have but the policy hides, by qualified name, with their read-only hint: a
+    /// model naming one anyway is refused with the policy's own reason.
+    hidden: HashMap<String, bool>,
+    pub specs: Vec<ToolSpec>,
+}
+
+struct Offered {
+    connector_id: ConnectorId,
+    connector_version: DateTime<Utc>,
+    connector: Arc<ConnectorSpec>,
+    tool: String,
+    read_only: bool,
+}
+
+impl TurnTools {
+    /// No active policy profile means no tools: tools are something a tenant turns on.
+    pub async fn load(inner: &Inner, plan: &TurnPlan) -> Result<Self, TurnFailure> {
+        let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
+        let Some(profile) = policy::profiles::active(&mut transaction).await? else {
+            transaction.commit().await?;
+            return Ok(Self::default());
+        };
+        let rows = connectors::list(&mut transaction).await?;
+        let discovered = crate::tools::discovered(&mut transaction, None).await?;
+        transaction.commit().await?;
+        let policy = Policy::parse(profile.document).map_err(|error| TurnFailure::Internal(Box::new(error)))?;
+        let mut tools = Self::default();
+        for row in rows.iter().filter(|row| row.is_active()) {
+            let (mine, hidden): (Vec<_>, Vec<_>) = discovered
+                .iter()
+                .filter(|tool| tool.connector_id == row.id)
+                .partition(|tool| policy::visible(&policy, &names::qualified(&row.name, &tool.name), tool.read_only));
+            for tool in hidden {
+                let qualified = names::qualified(&row.name, &tool.name);
+                tools.names.add(&qualified);
+                tools.hidden.insert(qualified, tool.read_only);
+            }
+            if mine.is_empty() {
+                continue;
+            }
+            let connector = match row.spec(&inner.tools.keys) {
+                Ok(spec) => Arc::new(spec),
+                Err(error) => {
+                    tracing::warn!(connector_id = %row.id, %error, "a connector's credential cannot be opened; its tools are not offered");
+                    continue;
+                }
+            };
+            for tool in mine {
+                let qualified = names::qualified(&row.name, &tool.name);
+                let wire = tools.names.add(&qualified);
+                tools.specs.push(ToolSpec {
+                    name: wire,
+                    description: tool.description.clone().unwrap_or_default(),
+                    parameters: tool.input_schema.clone(),
+                });
+                let offered = Offered {
+                    connector_id: row.id,
+                    connector_version: row.updated_at,
+                    connector: Arc::clone(&connector),
+                    tool: tool.name.clone(),
+                    read_only: tool.read_only,
+                };
+                tools.offered.insert(qualified, offered);
+            }
+        }
+        tools.policy = Some((policy, profile.id, profile.version));
+        Ok(tools)
+    }
+}
+
+/// The tool steps so far, as the model must see them again; saved on the run while it is paused.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(super) struct Transcript {
+    pub steps: Vec<Step>,
+    /// The answer's text over all steps so far.
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct Step {
+    pub text: String,
+    pub calls: Vec<StepCall>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct StepCall {
+    pub id: ToolCallId,
+    pub provider_call_id: String,
+    pub wire_name: String,
+    /// `connector.tool`.
+    pub name: String,
+    pub arguments: Value,
+    pub awaiting_approval: bool,
+    /// What the model is told: the shaped result, or an error.
+    pub result: Option<CallResult>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct CallResult {
+    pub content: Value,
+    pub is_error: bool,
+}
+
+impl Transcript {
+    /// Each step as an assistant message with its calls, then a user message with their results.
+    pub fn messages(&self) -> Vec<ChatMessage> {
+        let mut messages = Vec::new();
+        for step in &self.steps {
+            let mut asked = ChatMessage::assistant(step.text.clone());
+            asked.tool_calls = step
+                .calls
+                .iter()
+                .map(|call| ToolCallMessage {
+                    id: call.provider_call_id.clone(),
+                    name: call.wire_name.clone(),
+                    arguments: if call.arguments.is_object() { call.arguments.clone() } else { json!({}) },
+                })
+                .collect();
+            let mut answered = ChatMessage::user("");
+            answered.tool_results = step
+                .calls
+                .iter()
+                .map(|call| {
+                    let result = call
+                        .result
+                        .clone()
+                        .unwrap_or(CallResult { content: json!({ "error": "no result" }), is_error: true });
+                    ToolResultMessage {
+                        call_id: call.provider_call_id.clone(),
+                        name: call.wire_name.clone(),
+                        content: result.content,
+                        is_error: result.is_error,
+                    }
+                })
+                .collect();
+            messages.push(asked);
+            messages.push(answered);
+        }
+        messages
+    }
+
+    /// The calls of the last step still waiting for a person.
+    pub fn awaiting(&self) -> Vec<ToolCallId> {
+        self.steps.last().map_or_else(Vec::new, |step| {
+            step.calls.iter().filter(|call| call.awaiting_approval).map(|call| call.id).collect()
+        })
+    }
+
+    /// The calls as the assistant's message records them.
+    pub fn summary(&self) -> Vec<Value> {
+        self.steps
+            .iter()
+            .flat_map(|step| &step.calls)
+            .map(|call| {
+                json!({
+                    "id": call.id, "name": call.name, "arguments": call.arguments,
+                    "is_error": call.result.as_ref().is_some_and(|result| result.is_error),
+                })
+            })
+            .collect()
+    }
+}
+
+fn audit_by(plan: &TurnPlan) -> Recorder<'_> {
+    Recorder {
+        tenant_id: plan.tenant_id,
+        actor_type: if plan.api_key_id.is_some() { "api_key" } else { "system" },
+        actor_id: plan.api_key_id.map(|id| id.to_string()),
+        request_id: plan.trace_id.as_deref(),
+    }
+}
+
+/// Decides every call of a step, records and audits the decisions, and streams them. Denied calls get
+/// their answer at once; allowed ones wait for [`run_allowed`]; the others for a person.
+pub(super) async fn decide_step(
+    inner: &Inner,
+    plan: &TurnPlan,
+    log: &mut EventLog,
+    tools: &TurnTools,
+    number: usize,
+    text: String,
+    drafts: Vec<ToolCallDraft>,
+) -> Result<Step, TurnFailure> {
+    let mut decided = Vec::new();
+    let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
+    for (position, draft) in drafts.into_iter().enumerate() {
+        let wire_name = draft.name.unwrap_or_default();
+        let name = tools.names.qualified(&wire_name).map_or_else(|| wire_name.clone(), str::to_owned);
+        let parsed = if draft.arguments.trim().is_empty() {
+            Ok(json!({}))
+        } else {
+            serde_json::from_str::<Value>(&draft.arguments)
+        };
+        let offered = tools.offered.get(&name);
+        let object = parsed.as_ref().ok().filter(|arguments| arguments.is_object());
+        let read_only = offered.map(|offered| offered.read_only).or_else(|| tools.hidden.get(&name).copied());
+        let decision = match (object, read_only, &tools.policy) {
+            (None, _, _) => {
+                policy::Decision { verdict: Verdict::Deny, reason: "the arguments are not a JSON object".to_owned() }
+            }
+            (Some(arguments), Some(read_only), Some((policy, _, _))) => {
+                policy.decide(&ToolCallView { name: &name, read_only, arguments })
+            }
+            _ => policy::Decision {
+                verdict: Verdict::Deny,
+                reason: format!("`{name}` is not a tool of this tenant's connectors"),
+            },
+        };
+        let arguments = parsed.unwrap_or_else(|_| Value::String(draft.arguments.chars().take(2000).collect()));
+        let status = match decision.verdict {
+            Verdict::Allow => CallStatus::Running,
+            Verdict::RequireApproval => CallStatus::AwaitingApproval,
+            Verdict::Deny => CallStatus::Denied,
+        };
+        let call = StepCall {
+            id: ToolCallId::new(),
+            provider_call_id: draft.id.unwrap_or_else(|| format!("call_{number}_{position}")),
+            wire_name,
+            name,
+            arguments,
+            awaiting_approval: status == CallStatus::AwaitingApproval,
+            result: (status == CallStatus::Denied).then(|| CallResult {
+                content: json!({ "error": format!("denied by policy: {}", decision.reason) }),
+                is_error: true,
+            }),
+        };
+        calls::insert(
+            &mut transaction,
+            plan.tenant_id,
+            &NewToolCall {
+                id: call.id,
+                run_id: plan.run_id,
+                step: i32::try_from(number).unwrap_or(i32::MAX),
+                position: i32::try_from(position).unwrap_or(i32::MAX),
+                provider_call_id: &call.provider_call_id,
+                connector_id: offered.map(|offered| offered.connector_id),
+                name: &call.name,
+                arguments: &call.arguments,
+                verdict: decision.verdict,
+                reason: &decision.reason,
+                policy: tools.policy.as_ref().map(|(_, id, version)| (*id, *version)),
+                status,
+            },
+        )
+        .await?;
+        let entry = AuditEntry::new("tool_call.decided", "tool_call", call.id.to_string()).with_details(json!({
+            "run_id": plan.run_id, "name": call.name, "decision": decision.verdict, "reason": decision.reason,
+            "policy_profile_id": tools.policy.as_ref().map(|(_, id, _)| id),
+            "policy_version": tools.policy.as_ref().map(|(_, _, version)| version),
+        }));
+        audit::append(&mut transaction, &audit_by(plan), &entry).await?;
+        decided.push((call, decision.reason));
+    }
+    transaction.commit().await?;
+    let mut step = Step { text, calls: Vec::new() };
+    for (call, reason) in decided {
+        log.emit(EventKind::ToolCallRequested {
+            tool_call_id: call.id,
+            name: call.name.clone(),
+            arguments: call.arguments.clone(),
+        })
+        .await;
+        if call.awaiting_approval {
+            log.emit(EventKind::ToolCallAwaitingApproval { tool_call_id: call.id, name: call.name.clone(), reason })
+                .await;
+        } else if call.result.is_some() {
+            log.emit(EventKind::ToolCallDenied { tool_call_id: call.id, name: call.name.clone(), reason }).await;
+        }
+        step.calls.push(call);
+    }
+    Ok(step)
+}
+
+/// Runs the last step's allowed calls that have no result yet, all at once; each result passes the
+/// policy's shaping (blocked fields, row limits) before it is recorded or shown to the model.
+pub(super) async fn run_allowed(
+    inner: &Inner,
+    plan: &TurnPlan,
+    log: &mut EventLog,
+    tools: &TurnTools,
+    step: &mut Step,
+) -> Result<(), TurnFailure> {
+    let toolbox = &inner.tools;
+    let pending: Vec<usize> = (0..step.calls.len())
+        .filter(|&index| step.calls[index].result.is_none() && !step.calls[index].awaiting_approval)
+        .collect();
+    let runs = pending.iter().map(|&index| {
+        let call = &step.calls[index];
+        async move {
+            let started = Instant::now();
+            let Some(offered) = tools.offered.get(&call.name) else {
+                return (
+                    Err(crate::tools::CallFailure::Unreachable(format!("`{}` is no longer offered", call.name))),
+                    started,
+                );
+            };
+            let outcome = match crate::tools::check_outbound(toolbox, &offered.connector).await {
+                Ok(()) => {
+                    toolbox
+                        .clients
+                        .call(
+                            offered.connector_id,
+                            offered.connector_version,
+                            &offered.connector,
+                            &toolbox.settings,
+                            &offered.tool,
+                            call.arguments.clone(),
+                        )
+                        .await
+                }
+                Err(failure) => Err(failure),
+            };
+            (outcome, started)
+        }
+    });
+    let outcomes = futures::future::join_all(runs).await;
+    let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
+    let mut events = Vec::new();
+    for (&index, (outcome, started)) in pending.iter().zip(outcomes) {
+        let call = &mut step.calls[index];
+        let duration = started.elapsed();
+        let duration_ms = i32::try_from(duration.as_millis()).unwrap_or(i32::MAX);
+        match outcome {
+            Ok(value) => {
+                let shaped = match &tools.policy {
+                    Some((policy, _, _)) => policy::shape(policy, value),
+                    None => policy::Shaped { value, removed_fields: 0, truncated_arrays: 0 },
+                };
+                let note = tools.policy.as_ref().and_then(|(policy, _, _)| shaped.note(policy));
+                let content = match &note {
+                    Some(note) => json!({ "result": shaped.value, "note": note }),
+                    None => shaped.value,
+                };
+                let summary: String = content.to_string().chars().take(SUMMARY_CHARS).collect();
+                let outcome = CallOutcome {
+                    status: CallStatus::Completed,
+                    result: Some(&content),
+                    summary: Some(&summary),
+                    error: None,
+                    duration_ms: Some(duration_ms),
+                };
+                calls::finish(&mut transaction, call.id, &outcome).await?;
+                events.push(EventKind::ToolCallCompleted {
+                    tool_call_id: call.id,
+                    name: call.name.clone(),
+                    duration_ms: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
+                    note,
+                });
+                call.result = Some(CallResult { content, is_error: false });
+            }
+            Err(failure) => {
+                let message = failure.to_string();
+                let outcome = CallOutcome {
+                    status: CallStatus::Failed,
+                    result: None,
+                    summary: None,
+                    error: Some((failure.code(), &message)),
+                    duration_ms: Some(duration_ms),
+                };
+                calls::finish(&mut transaction, call.id, &outcome).await?;
+                events.push(EventKind::ToolCallFailed {
+                    tool_call_id: call.id,
+                    name: call.name.clone(),
+                    code: failure.code().to_owned(),
+                    message: message.clone(),
+                });
+                call.result = Some(CallResult { content: json!({ "error": message }), is_error: true });
+            }
+        }
+    }
+    transaction.commit().await?;
+    for event in events {
+        log.emit(event).await;
+    }
+    Ok(())
+}
+
+/// After a person decided the waiting calls of the last step: approved ones become runnable, denied
+/// ones are answered with the denial, so the model is told.
+pub(super) async fn apply_decisions(
+    inner: &Inner,
+    plan: &TurnPlan,
+    log: &mut EventLog,
+    step: &mut Step,
+) -> Result<(), TurnFailure> {
+    let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
+    let records = calls::for_run(&mut transaction, plan.run_id).await?;
+    transaction.commit().await?;
+    for call in step.calls.iter_mut().filter(|call| call.awaiting_approval) {
+        let Some(record) = records.iter().find(|record| record.id == call.id) else { continue };
+        match record.status {
+            CallStatus::Running => call.awaiting_approval = false,
+            CallStatus::Denied => {
+                call.awaiting_approval = false;
+                let by = record.decided_by.clone().unwrap_or_default();
+                call.result = Some(CallResult {
+                    content: json!({ "error": format!("a person ({by}) denied this call") }),
+                    is_error: true,
+                });
+                log.emit(EventKind::ToolCallDenied {
+                    tool_call_id: call.id,
+                    name: call.name.clone(),
+                    reason: record.reason.clone(),
+                })
+                .await;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}

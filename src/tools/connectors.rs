@@ -1,0 +1,416 @@
+//! MCP connectors: how to reach a tenant's tool server (streamable HTTP at a URL, or a stdio server the
+//! operator allows), its sealed credential, its status and the tools it last reported. The credential goes
+//! in and is never shown again.
+
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+
+use super::ToolError;
+use super::settings::StdioServers;
+use crate::crypto::{MasterKeys, Sealed};
+use crate::ids::{ConnectorId, TenantId};
+use crate::outbound::OutboundPolicy;
+
+/// How the connector reaches its server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    StreamableHttp {
+        url: String,
+    },
+    /// `server` names an entry of the operator's allow-list; `args` are appended to its command line.
+    Stdio {
+        server: String,
+        args: Vec<String>,
+    },
+}
+
+/// The credential sent to a streamable HTTP server.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    None,
+    /// `header: secret`, e.g. `x-api-key`.
+    ApiKey {
+        header: String,
+        secret: SecretString,
+    },
+    /// `Authorization: Bearer secret`.
+    Bearer {
+        secret: SecretString,
+    },
+}
+
+/// The API's description of a connector, as posted or patched.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorInput {
+    pub name: Option<String>,
+    pub transport: Option<String>,
+    pub url: Option<String>,
+    pub command: Option<String>,
+    pub args: Option<Vec<String>>,
+    pub auth: Option<AuthInput>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthInput {
+    pub kind: String,
+    pub header: Option<String>,
+    pub token: Option<SecretString>,
+}
+
+/// A validated connector, ready to store.
+#[derive(Debug, Clone)]
+pub struct ConnectorSpec {
+    pub name: String,
+    pub transport: Transport,
+    pub auth: Auth,
+}
+
+/// The operator's rules a connector must follow.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules<'a> {
+    pub outbound: &'a OutboundPolicy,
+    pub stdio: &'a StdioServers,
+}
+
+impl ConnectorSpec {
+    /// Validates a new connector, or a patch applied over `current`.
+    pub async fn parse(
+        input: ConnectorInput,
+        current: Option<ConnectorSpec>,
+        rules: Rules<'_>,
+    ) -> Result<Self, ToolError> {
+        let invalid = |message: &str| ToolError::Invalid(message.to_owned());
+        let name = match (input.name, &current) {
+            (Some(name), _) => name,
+            (None, Some(current)) => current.name.clone(),
+            (None, None) => return Err(invalid("name is required")),
+        };
+        let valid_name = name.len() <= 32
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !valid_name {
+            return Err(invalid(
+                "name must be 1 to 32 characters: a lowercase letter, then lowercase letters, digits or _",
+            ));
+        }
+        let kind = match (input.transport.as_deref(), &current) {
+            (Some(kind), _) => kind.to_owned(),
+            (None, Some(ConnectorSpec { transport: Transport::StreamableHttp { .. }, .. })) => "streamable_http".into(),
+            (None, Some(ConnectorSpec { transport: Transport::Stdio { .. }, .. })) => "stdio".into(),
+            (None, None) => return Err(invalid("transport is required: streamable_http or stdio")),
+        };
+        let previous = current.as_ref().map(|current| &current.transport);
+        let transport = match kind.as_str() {
+            "streamable_http" => {
+                if input.command.is_some() || input.args.is_some() {
+                    return Err(invalid("command and args are for the stdio transport"));
+                }
+                let url = match (input.url, previous) {
+                    (Some(url), _) => url,
+                    (None, Some(Transport::StreamableHttp { url })) => url.clone(),
+                    _ => return Err(invalid("a streamable_http connector needs a url")),
+                };
+                if url.len() > 2000 {
+                    return Err(invalid("url must be at most 2000 characters"));
+                }
+                rules.outbound.check(&url).await.map_err(|error| ToolError::Invalid(format!("url: {error}")))?;
+                Transport::StreamableHttp { url }
+            }
+            "stdio" => {
+                if input.url.is_some() {
+                    return Err(invalid("url is for the streamable_http transport"));
+                }
+                let (server, args) = match (input.command, input.args, previous) {
+                    (Some(server), args, _) => (server, args.unwrap_or_default()),
+                    (None, args, Some(Transport::Stdio { server, args: old })) => {
+                        (server.clone(), args.unwrap_or_else(|| old.clone()))
+                    }
+                    _ => return Err(invalid("a stdio connector needs a command from the operator's allow-list")),
+                };
+                if !rules.stdio.allows(&server) {
+                    return Err(ToolError::Invalid(format!(
+                        "command `{}` is not in the operator's allow-list of stdio servers",
+                        server.chars().take(50).collect::<String>()
+                    )));
+                }
+                if args.len() > 32 || args.iter().any(|arg| arg.len() > 500 || arg.contains('\0')) {
+                    return Err(invalid("args: at most 32 arguments of at most 500 characters"));
+                }
+                Transport::Stdio { server, args }
+            }
+            _ => return Err(invalid("transport must be streamable_http or stdio")),
+        };
+        let auth = match (input.auth, current) {
+            (Some(auth), _) => parse_auth(&auth)?,
+            (None, Some(current)) => current.auth,
+            (None, None) => Auth::None,
+        };
+        if matches!(transport, Transport::Stdio { .. }) && !matches!(auth, Auth::None) {
+            return Err(invalid("auth is for the streamable_http transport"));
+        }
+        Ok(Self { name, transport, auth })
+    }
+}
+
+fn parse_auth(input: &AuthInput) -> Result<Auth, ToolError> {
+    let invalid = |message: &str| ToolError::Invalid(message.to_owned());
+    let token = || -> Result<SecretString, ToolError> {
+        let token = input.token.clone().ok_or_else(|| invalid("auth.token is required"))?;
+        let text = token.expose_secret();
+        if text.is_empty() || text.len() > 4000 || text.chars().any(char::is_control) {
+            return Err(invalid("auth.token must be 1 to 4000 printable characters"));
+        }
+        Ok(token)
+    };
+    match input.kind.as_str() {
+        "none" => Ok(Auth::None),
+        "bearer" => Ok(Auth::Bearer { secret: token()? }),
+        "api_key" => {
+            let header = input.header.clone().unwrap_or_else(|| "x-api-key".to_owned()).to_ascii_lowercase();
+            let valid = !header.is_empty()
+                && header.len() <= 100
+                && header.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !matches!(header.as_str(), "host" | "content-length" | "content-type" | "mcp-session-id");
+            if !valid {
+                return Err(invalid("auth.header must be an HTTP header name"));
+            }
+            Ok(Auth::ApiKey { header, secret: token()? })
+        }
+        _ => Err(invalid("auth.kind must be none, api_key or bearer")),
+    }
+}
+
+/// What the API shows of a connector: never its credential.
+#[derive(Debug, Clone, Serialize)]
+pub struct Connector {
+    pub id: ConnectorId,
+    pub name: String,
+    pub transport: &'static str,
+    pub url: Option<String>,
+    pub command: Option<String>,
+    pub args: Vec<String>,
+    pub auth: AuthView,
+    pub status: String,
+    pub last_error: Option<String>,
+    pub refreshed_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub tools: Vec<super::DiscoveredTool>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AuthView {
+    pub kind: &'static str,
+    pub header: Option<String>,
+    pub token_configured: bool,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct ConnectorRow {
+    pub id: ConnectorId,
+    pub tenant_id: TenantId,
+    pub name: String,
+    transport: String,
+    url: Option<String>,
+    command: Option<String>,
+    args: sqlx::types::Json<Vec<String>>,
+    auth_kind: String,
+    auth_header: Option<String>,
+    secret_ciphertext: Option<Vec<u8>>,
+    secret_nonce: Option<Vec<u8>>,
+    secret_key_id: Option<String>,
+    status: String,
+    last_error: Option<String>,
+    refreshed_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Binds a sealed connector credential to its row.
+fn associated_data(tenant_id: TenantId, id: ConnectorId) -> String {
+    format!("mcp_connectors/{tenant_id}/{id}")
+}
+
+impl ConnectorRow {
+    /// Discovery succeeded last time: its tools may be offered.
+    pub(crate) fn is_active(&self) -> bool {
+        self.status == "active"
+    }
+
+    pub(crate) fn view(&self, tools: Vec<super::DiscoveredTool>) -> Connector {
+        Connector {
+            id: self.id,
+            name: self.name.clone(),
+            transport: if self.transport == "stdio" { "stdio" } else { "streamable_http" },
+            url: self.url.clone(),
+            command: self.command.clone(),
+            args: self.args.0.clone(),
+            auth: AuthView {
+                kind: match self.auth_kind.as_str() {
+                    "api_key" => "api_key",
+                    "bearer" => "bearer",
+                    _ => "none",
+                },
+                header: self.auth_header.clone(),
+                token_configured: self.secret_ciphertext.is_some(),
+            },
+            status: self.status.clone(),
+            last_error: self.last_error.clone(),
+            refreshed_at: self.refreshed_at,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            tools,
+        }
+    }
+
+    /// The stored connector with its credential opened, for connecting or patching.
+    pub(crate) fn spec(&self, keys: &MasterKeys) -> Result<ConnectorSpec, ToolError> {
+        let transport = match (&self.url, &self.command) {
+            (Some(url), _) => Transport::StreamableHttp { url: url.clone() },
+            (None, Some(server)) => Transport::Stdio { server: server.clone(), args: self.args.0.clone() },
+            (None, None) => return Err(ToolError::Invalid("the connector has neither url nor command".to_owned())),
+        };
+        let secret = match (&self.secret_ciphertext, &self.secret_nonce, &self.secret_key_id) {
+            (Some(ciphertext), Some(nonce), Some(key_id)) => {
+                let sealed = Sealed { key_id: key_id.clone(), nonce: nonce.clone(), ciphertext: ciphertext.clone() };
+                Some(keys.open(&sealed, &associated_data(self.tenant_id, self.id))?)
+            }
+            _ => None,
+        };
+        let auth = match (self.auth_kind.as_str(), secret) {
+            ("api_key", Some(secret)) => {
+                Auth::ApiKey { header: self.auth_header.clone().unwrap_or_else(|| "x-api-key".into()), secret }
+            }
+            ("bearer", Some(secret)) => Auth::Bearer { secret },
+            _ => Auth::None,
+        };
+        Ok(ConnectorSpec { name: self.name.clone(), transport, auth })
+    }
+}
+
+const COLUMNS: &str = "id, tenant_id, name, transport, url, command, args, auth_kind, auth_header, \
+     secret_ciphertext, secret_nonce, secret_key_id, status, last_error, refreshed_at, created_at, updated_at";
+
+/// Inserts a connector, or replaces one (`id` exists); `None` when the name is taken.
+pub(crate) async fn save(
+    connection: &mut PgConnection,
+    keys: &MasterKeys,
+    tenant_id: TenantId,
+    id: ConnectorId,
+    spec: &ConnectorSpec,
+) -> Result<Option<ConnectorRow>, sqlx::Error> {
+    let (kind, url, command, args) = match &spec.transport {
+        Transport::StreamableHttp { url } => ("streamable_http", Some(url.as_str()), None, Vec::new()),
+        Transport::Stdio { server, args } => ("stdio", None, Some(server.as_str()), args.clone()),
+    };
+    let (auth_kind, header, secret) = match &spec.auth {
+        Auth::None => ("none", None, None),
+        Auth::ApiKey { header, secret } => ("api_key", Some(header.as_str()), Some(secret)),
+        Auth::Bearer { secret } => ("bearer", None, Some(secret)),
+    };
+    let sealed = secret.map(|secret| keys.seal(secret, &associated_data(tenant_id, id)));
+    let result = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO mcp_connectors (id, tenant_id, name, transport, url, command, args, auth_kind, auth_header, \
+             secret_ciphertext, secret_nonce, secret_key_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+         ON CONFLICT (id) DO UPDATE SET name = $3, transport = $4, url = $5, command = $6, args = $7, \
+             auth_kind = $8, auth_header = $9, secret_ciphertext = $10, secret_nonce = $11, secret_key_id = $12, \
+             status = 'pending', last_error = NULL, updated_at = now() \
+         RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .bind(tenant_id)
+    .bind(&spec.name)
+    .bind(kind)
+    .bind(url)
+    .bind(command)
+    .bind(sqlx::types::Json(args))
+    .bind(auth_kind)
+    .bind(header)
+    .bind(sealed.as_ref().map(|sealed| &sealed.ciphertext))
+    .bind(sealed.as_ref().map(|sealed| &sealed.nonce))
+    .bind(sealed.as_ref().map(|sealed| &sealed.key_id))
+    .fetch_one(connection)
+    .await;
+    match result {
+        Ok(row) => Ok(Some(row)),
+        Err(sqlx::Error::Database(error)) if error.is_unique_violation() => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+pub(crate) async fn find(connection: &mut PgConnection, id: ConnectorId) -> Result<Option<ConnectorRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM mcp_connectors WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(connection)
+        .await
+}
+
+pub(crate) async fn list(connection: &mut PgConnection) -> Result<Vec<ConnectorRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM mcp_connectors ORDER BY name")))
+        .fetch_all(connection)
+        .await
+}
+
+pub(crate) async fn delete(connection: &mut PgConnection, id: ConnectorId) -> Result<bool, sqlx::Error> {
+    let deleted = sqlx::query("DELETE FROM mcp_connectors WHERE id = $1").bind(id).execute(connection).await?;
+    Ok(deleted.rows_affected() > 0)
+}
+
+pub(crate) async fn set_status(
+    connection: &mut PgConnection,
+    id: ConnectorId,
+    error: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE mcp_connectors SET status = CASE WHEN $2::text IS NULL THEN 'active' ELSE 'error' END, \
+             last_error = $2, refreshed_at = CASE WHEN $2::text IS NULL THEN now() ELSE refreshed_at END \
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(error)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+/// Re-seals every connector credential under the current master key; returns how many rows changed.
+pub async fn rotate(pool: &sqlx::PgPool, keys: &MasterKeys) -> Result<usize, ToolError> {
+    let tenants: Vec<TenantId> = sqlx::query_scalar("SELECT id FROM tenants").fetch_all(pool).await?;
+    let mut rotated = 0;
+    for tenant_id in tenants {
+        let mut transaction = crate::db::begin_tenant(pool, tenant_id).await?;
+        let rows: Vec<ConnectorRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM mcp_connectors WHERE secret_key_id <> $1 FOR UPDATE"
+        )))
+        .bind(keys.current_id())
+        .fetch_all(&mut *transaction)
+        .await?;
+        for row in rows {
+            let (Some(ciphertext), Some(nonce), Some(key_id)) =
+                (row.secret_ciphertext, row.secret_nonce, row.secret_key_id)
+            else {
+                continue;
+            };
+            let aad = associated_data(tenant_id, row.id);
+            let secret = keys.open(&Sealed { key_id, nonce, ciphertext }, &aad)?;
+            let sealed = keys.seal(&secret, &aad);
+            sqlx::query(
+                "UPDATE mcp_connectors SET secret_ciphertext = $2, secret_nonce = $3, secret_key_id = $4 WHERE id = $1",
+            )
+            .bind(row.id)
+            .bind(&sealed.ciphertext)
+            .bind(&sealed.nonce)
+            .bind(&sealed.key_id)
+            .execute(&mut *transaction)
+            .await?;
+            rotated += 1;
+        }
+        transaction.commit().await?;
+    }
+    Ok(rotated)
+}

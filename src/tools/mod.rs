@@ -1,0 +1,261 @@
+//! Tools: the tenant's MCP servers (connectors), the tools they expose, and calling them. The engine asks
+//! this module which tools a turn may offer and runs the calls the policy allows; the policy itself lives
+//! in `policy`, the HTTP doors in `http::connectors`.
+
+pub mod calls;
+pub mod connectors;
+mod mcp;
+pub mod names;
+pub mod settings;
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use sqlx::{PgConnection, PgPool};
+
+use crate::audit::{self, AuditEntry};
+use crate::auth::TenantContext;
+use crate::crypto::{CryptoError, MasterKeys};
+use crate::db;
+use crate::ids::ConnectorId;
+use crate::outbound::OutboundPolicy;
+use connectors::{Connector, ConnectorInput, ConnectorRow, ConnectorSpec, Rules, Transport};
+pub use mcp::{CallFailure, McpClients};
+use settings::ToolSettings;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no such connector")]
+    NotFound,
+    #[error("a connector named `{0}` already exists")]
+    NameTaken(String),
+    #[error("a stored connector credential cannot be opened: {0}")]
+    Crypto(#[from] CryptoError),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// A tool a connector reported, with the annotations the policy reads.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct DiscoveredTool {
+    #[serde(skip)]
+    pub connector_id: ConnectorId,
+    pub name: String,
+    /// `connector.tool`, the name policies match.
+    #[sqlx(default)]
+    pub qualified_name: String,
+    pub description: Option<String>,
+    pub input_schema: serde_json::Value,
+    pub annotations: Option<serde_json::Value>,
+    pub read_only: bool,
+}
+
+/// Everything tools need from the service: the operator's settings, the pooled MCP sessions, the keys
+/// that open connector credentials and the rule for outbound URLs.
+#[derive(Debug, Clone)]
+pub struct Toolbox {
+    pub settings: Arc<ToolSettings>,
+    pub clients: McpClients,
+    pub keys: Arc<MasterKeys>,
+    pub outbound: OutboundPolicy,
+}
+
+impl Toolbox {
+    pub fn new(settings: ToolSettings, keys: Arc<MasterKeys>, outbound: OutboundPolicy) -> Self {
+        Self { settings: Arc::new(settings), clients: McpClients::default(), keys, outbound }
+    }
+
+    fn rules(&self) -> Rules<'_> {
+        Rules { outbound: &self.outbound, stdio: &self.settings.stdio_servers }
+    }
+}
+
+pub async fn create(
+    pool: &PgPool,
+    toolbox: &Toolbox,
+    context: &TenantContext,
+    input: ConnectorInput,
+) -> Result<Connector, ToolError> {
+    let spec = ConnectorSpec::parse(input, None, toolbox.rules()).await?;
+    let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
+    let row = connectors::save(&mut transaction, &toolbox.keys, context.tenant_id(), ConnectorId::new(), &spec)
+        .await?
+        .ok_or_else(|| ToolError::NameTaken(spec.name.clone()))?;
+    audited(&mut transaction, context, "mcp_connector.created", &row, &spec).await?;
+    transaction.commit().await?;
+    // Discovery right away, so the answer shows the tools (or why there are none).
+    refresh(pool, toolbox, context, row.id).await
+}
+
+pub async fn update(
+    pool: &PgPool,
+    toolbox: &Toolbox,
+    context: &TenantContext,
+    id: ConnectorId,
+    input: ConnectorInput,
+) -> Result<Connector, ToolError> {
+    let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
+    let current = connectors::find(&mut transaction, id).await?.ok_or(ToolError::NotFound)?;
+    let spec = ConnectorSpec::parse(input, Some(current.spec(&toolbox.keys)?), toolbox.rules()).await?;
+    let row = connectors::save(&mut transaction, &toolbox.keys, context.tenant_id(), id, &spec)
+        .await?
+        .ok_or_else(|| ToolError::NameTaken(spec.name.clone()))?;
+    audited(&mut transaction, context, "mcp_connector.updated", &row, &spec).await?;
+    transaction.commit().await?;
+    toolbox.clients.close(id).await;
+    refresh(pool, toolbox, context, id).await
+}
+
+pub async fn delete(
+    pool: &PgPool,
+    toolbox: &Toolbox,
+    context: &TenantContext,
+    id: ConnectorId,
+) -> Result<(), ToolError> {
+    let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
+    if !connectors::delete(&mut transaction, id).await? {
+        return Err(ToolError::NotFound);
+    }
+    audit::record(
+        &mut transaction,
+        context,
+        &AuditEntry::new("mcp_connector.deleted", "mcp_connector", id.to_string()),
+    )
+    .await?;
+    transaction.commit().await?;
+    toolbox.clients.close(id).await;
+    Ok(())
+}
+
+pub async fn list(pool: &PgPool, context: &TenantContext) -> Result<Vec<Connector>, ToolError> {
+    let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
+    let rows = connectors::list(&mut transaction).await?;
+    let mut tools = discovered(&mut transaction, None).await?;
+    transaction.commit().await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let (mine, rest) = tools.drain(..).partition(|tool| tool.connector_id == row.id);
+            tools = rest;
+            row.view(with_qualified_names(&row.name, mine))
+        })
+        .collect())
+}
+
+pub async fn get(pool: &PgPool, context: &TenantContext, id: ConnectorId) -> Result<Connector, ToolError> {
+    let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
+    let row = connectors::find(&mut transaction, id).await?.ok_or(ToolError::NotFound)?;
+    let tools = discovered(&mut transaction, Some(id)).await?;
+    transaction.commit().await?;
+    Ok(row.view(with_qualified_names(&row.name, tools)))
+}
+
+/// Connects (afresh), lists the server's tools with their annotations and stores them; a failure is
+/// stored as the connector's status and last error, and the connector is returned either way.
+pub async fn refresh(
+    pool: &PgPool,
+    toolbox: &Toolbox,
+    context: &TenantContext,
+    id: ConnectorId,
+) -> Result<Connector, ToolError> {
+    let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
+    let row = connectors::find(&mut transaction, id).await?.ok_or(ToolError::NotFound)?;
+    transaction.commit().await?;
+    let spec = row.spec(&toolbox.keys)?;
+    toolbox.clients.close(id).await;
+    let listed = match check_outbound(toolbox, &spec).await {
+        Ok(()) => toolbox.clients.list_tools(id, row.updated_at, &spec, &toolbox.settings).await,
+        Err(error) => Err(error),
+    };
+    let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
+    match &listed {
+        Ok(tools) => {
+            sqlx::query("DELETE FROM discovered_tools WHERE connector_id = $1")
+                .bind(id)
+                .execute(&mut *transaction)
+                .await?;
+            for tool in tools {
+                sqlx::query(
+                    "INSERT INTO discovered_tools (tenant_id, connector_id, name, description, input_schema, annotations, read_only) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(context.tenant_id())
+                .bind(id)
+                .bind(&tool.name)
+                .bind(&tool.description)
+                .bind(&tool.input_schema)
+                .bind(&tool.annotations)
+                .bind(tool.read_only)
+                .execute(&mut *transaction)
+                .await?;
+            }
+            connectors::set_status(&mut transaction, id, None).await?;
+        }
+        Err(error) => {
+            tracing::warn!(connector_id = %id, %error, "tool discovery failed");
+            connectors::set_status(&mut transaction, id, Some(&error.to_string())).await?;
+        }
+    }
+    let details = match &listed {
+        Ok(tools) => serde_json::json!({ "status": "active", "tools": tools.len() }),
+        Err(error) => serde_json::json!({ "status": "error", "error": error.to_string() }),
+    };
+    let entry = AuditEntry::new("mcp_connector.refreshed", "mcp_connector", id.to_string()).with_details(details);
+    audit::record(&mut transaction, context, &entry).await?;
+    transaction.commit().await?;
+    get(pool, context, id).await
+}
+
+/// A URL is checked again before every connection: its name may resolve elsewhere than when it was saved.
+pub(crate) async fn check_outbound(toolbox: &Toolbox, spec: &ConnectorSpec) -> Result<(), CallFailure> {
+    match &spec.transport {
+        Transport::StreamableHttp { url } => {
+            toolbox.outbound.check(url).await.map_err(|error| CallFailure::Unreachable(error.to_string()))
+        }
+        Transport::Stdio { .. } => Ok(()),
+    }
+}
+
+/// The tools of the tenant's active connectors (all connectors with `connector`).
+pub(crate) async fn discovered(
+    connection: &mut PgConnection,
+    connector: Option<ConnectorId>,
+) -> Result<Vec<DiscoveredTool>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT connector_id, name, description, input_schema, annotations, read_only FROM discovered_tools \
+         WHERE $1::uuid IS NULL OR connector_id = $1 ORDER BY connector_id, name",
+    )
+    .bind(connector)
+    .fetch_all(connection)
+    .await
+}
+
+fn with_qualified_names(connector: &str, tools: Vec<DiscoveredTool>) -> Vec<DiscoveredTool> {
+    tools
+        .into_iter()
+        .map(|tool| DiscoveredTool { qualified_name: names::qualified(connector, &tool.name), ..tool })
+        .collect()
+}
+
+async fn audited(
+    connection: &mut PgConnection,
+    context: &TenantContext,
+    action: &'static str,
+    row: &ConnectorRow,
+    spec: &ConnectorSpec,
+) -> Result<(), sqlx::Error> {
+    let view = row.view(Vec::new());
+    // Names, address and auth kind only: the credential never reaches the trail.
+    let details = serde_json::json!({
+        "name": spec.name, "transport": view.transport, "url": view.url, "command": view.command,
+        "args": view.args, "auth": view.auth.kind,
+    });
+    audit::record(
+        connection,
+        context,
+        &AuditEntry::new(action, "mcp_connector", row.id.to_string()).with_details(details),
+    )
+    .await
+}

@@ -1,0 +1,89 @@
+//! A real MCP server for the tool tests, written with rmcp and served over streamable HTTP on 127.0.0.1:
+//! a read-only customer search whose rows carry a field policies block, a destructive delete, and a tool
+//! that never answers.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{schemars, tool, tool_router};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+pub struct FindCustomers {
+    /// Part of the customer's name.
+    pub query: String,
+}
+
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+pub struct DeleteCustomer {
+    pub id: u32,
+}
+
+#[derive(Clone, Default)]
+pub struct CrmServer {
+    /// How many calls reached a tool: a denied call must never get here.
+    pub calls: Arc<AtomicUsize>,
+}
+
+#[tool_router(server_handler)]
+impl CrmServer {
+    #[tool(description = "Find customers by name.", annotations(read_only_hint = true, destructive_hint = false))]
+    async fn find_customers(&self, Parameters(request): Parameters<FindCustomers>) -> String {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let customers: Vec<Value> = (1..=5)
+            .map(|id| {
+                json!({
+                    "id": id,
+                    "name": format!("{} {id}", request.query),
+                    "ssn": format!("SECRET-SSN-{id:04}"),
+                    "address": { "city": "Lyon", "ssn": format!("NESTED-SSN-{id:04}") },
+                })
+            })
+            .collect();
+        json!({ "customers": customers }).to_string()
+    }
+
+    #[tool(description = "Delete a customer for good.", annotations(read_only_hint = false, destructive_hint = true))]
+    async fn delete_customer(&self, Parameters(request): Parameters<DeleteCustomer>) -> String {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        json!({ "deleted": request.id }).to_string()
+    }
+
+    #[tool(description = "Answers only when cancelled.", annotations(read_only_hint = true))]
+    async fn hang(&self, cancelled: CancellationToken) -> String {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        cancelled.cancelled().await;
+        "cancelled".to_owned()
+    }
+}
+
+/// A running server: its URL and the count of calls that reached a tool.
+pub struct McpTestServer {
+    pub url: String,
+    pub calls: Arc<AtomicUsize>,
+}
+
+impl McpTestServer {
+    pub async fn start() -> Self {
+        let server = CrmServer::default();
+        let calls = Arc::clone(&server.calls);
+        let service = StreamableHttpService::new(
+            move || Ok(server.clone()),
+            LocalSessionManager::default().into(),
+            StreamableHttpServerConfig::default(),
+        );
+        let router = axum::Router::new().nest_service("/mcp", service);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/mcp", listener.local_addr().expect("address"));
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Self { url, calls }
+    }
+
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+}

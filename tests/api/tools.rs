@@ -1,0 +1,360 @@
+//! MCP tools under policy profiles, end to end: a real rmcp server on 127.0.0.1, the mock upstream scripting
+//! the model's tool calls, and the chat API in between.
+
+use mock_upstream::{Reply, ToolCall};
+use serde_json::{Value, json};
+
+use crate::helpers::{SseEvent, TestApp, TestTenant, assert_error, read_sse};
+use crate::mcp_server::McpTestServer;
+
+/// A tenant answering with the mock's OpenAI model, a connector `crm` to the test server and an active
+/// policy profile with these settings.
+async fn tenant_with_tools(app: &TestApp, slug: &str, server: &McpTestServer, profile: Value) -> TestTenant {
+    let tenant = app.create_tenant(slug).await;
+    app.configure(&tenant, json!({ "default_provider": "openai", "default_model": "gpt-4o-mini" })).await;
+    let response = app
+        .post(
+            "/api/v1/mcp-connectors",
+            &tenant.admin_key,
+            &json!({ "name": "crm", "transport": "streamable_http", "url": server.url }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let connector: Value = response.json().await.unwrap();
+    assert_eq!(connector["status"], "active", "{connector}");
+    let mut body = profile;
+    body["name"] = json!("default");
+    let response = app.post("/api/v1/policy-profiles", &tenant.admin_key, &body).send().await.unwrap();
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    let profile: Value = response.json().await.unwrap();
+    app.configure(&tenant, json!({ "active_policy_profile_id": profile["id"] })).await;
+    tenant
+}
+
+fn call(name: &str, arguments: Value) -> ToolCall {
+    ToolCall { id: String::new(), name: name.to_owned(), arguments }
+}
+
+fn events_named<'a>(events: &'a [SseEvent], name: &str) -> Vec<&'a SseEvent> {
+    events.iter().filter(|event| event.event == name).collect()
+}
+
+/// The tool results the model was sent in its last request (OpenAI `tool` messages).
+fn tool_results_sent(app: &TestApp) -> Vec<Value> {
+    let requests = app.mock.requests();
+    let last = requests.iter().rev().find(|request| request.path.ends_with("/chat/completions")).unwrap();
+    last.body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|message| message["role"] == "tool")
+        .map(|message| serde_json::from_str(message["content"].as_str().unwrap()).unwrap_or(message["content"].clone()))
+        .collect()
+}
+
+#[tokio::test]
+async fn discovery_stores_the_tools_with_their_annotations() {
+    let app = TestApp::spawn().await;
+    let server = McpTestServer::start().await;
+    let tenant = tenant_with_tools(&app, "acme", &server, json!({ "tool_allowlist": ["crm.*"] })).await;
+    let listed = app.get_json("/api/v1/mcp-connectors", &tenant.admin_key).await;
+    let connector = &listed["connectors"][0];
+    let tools = connector["tools"].as_array().unwrap();
+    let find = tools.iter().find(|tool| tool["name"] == "find_customers").unwrap();
+    assert_eq!(find["qualified_name"], "crm.find_customers");
+    assert_eq!(find["read_only"], true);
+    assert_eq!(find["annotations"]["readOnlyHint"], true);
+    assert_eq!(find["input_schema"]["properties"]["query"]["type"], "string");
+    let delete = tools.iter().find(|tool| tool["name"] == "delete_customer").unwrap();
+    assert_eq!(delete["read_only"], false);
+    assert_eq!(delete["annotations"]["destructiveHint"], true);
+
+    // The model is offered them under names every provider accepts.
+    let session = app.create_session(&tenant.admin_key).await;
+    app.stream_turn(&tenant.admin_key, &session, "Hello").await;
+    let request = app.mock.requests().into_iter().rev().find(|r| r.path.ends_with("/chat/completions")).unwrap();
+    let offered: Vec<&str> = request.body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|tool| tool["function"]["name"].as_str().unwrap())
+        .collect();
+    assert!(offered.contains(&"crm__find_customers") && offered.contains(&"crm__delete_customer"), "{offered:?}");
+}
+
+#[tokio::test]
+async fn an_allowed_call_runs_and_its_shaped_result_reaches_the_model() {
+    let app = TestApp::spawn().await;
+    let server = McpTestServer::start().await;
+    let profile = json!({ "tool_allowlist": ["crm.find_*"], "blocked_fields": ["ssn"], "max_rows_per_query": 2 });
+    let tenant = tenant_with_tools(&app, "acme", &server, profile).await;
+    app.mock.push(Reply {
+        tool_calls: vec![call("crm__find_customers", json!({ "query": "Dupont" }))],
+        ..Reply::default()
+    });
+    app.mock.push(Reply { text: "Two customers match.".into(), ..Reply::default() });
+
+    let session = app.create_session(&tenant.admin_key).await;
+    let events = app.stream_turn(&tenant.admin_key, &session, "Who is Dupont?").await;
+    assert_eq!(events.last().unwrap().event, "run.completed", "{events:#?}");
+    let requested = events_named(&events, "tool_call.requested");
+    assert_eq!(requested.len(), 1);
+    assert_eq!(requested[0].data["name"], "crm.find_customers");
+    assert_eq!(requested[0].data["arguments"]["query"], "Dupont");
+    let completed = events_named(&events, "tool_call.completed");
+    assert_eq!(completed.len(), 1, "{events:#?}");
+    assert!(completed[0].data["note"].as_str().unwrap().contains("withheld"), "{}", completed[0].data);
+    assert_eq!(server.calls(), 1);
+
+    // What the model saw: two rows, no ssn at any depth, and the note.
+    let results = tool_results_sent(&app);
+    assert_eq!(results.len(), 1);
+    let sent = results[0].to_string();
+    assert!(!sent.contains("SSN"), "{sent}");
+    assert_eq!(results[0]["result"]["customers"].as_array().unwrap().len(), 2, "{sent}");
+    assert_eq!(results[0]["result"]["customers"][0]["address"]["city"], "Lyon");
+    assert!(results[0]["note"].as_str().unwrap().contains('2'), "{sent}");
+
+    let messages = app.messages(&tenant.admin_key, &session).await;
+    assert_eq!(messages[1]["content"], "Two customers match.");
+    assert_eq!(messages[1]["tool_calls"][0]["name"], "crm.find_customers");
+    assert_eq!(messages[1]["tool_calls"][0]["is_error"], false);
+}
+
+#[tokio::test]
+async fn calls_outside_the_allow_list_or_read_only_mode_are_denied_and_never_reach_the_server() {
+    let app = TestApp::spawn().await;
+    let server = McpTestServer::start().await;
+    let profile = json!({ "tool_allowlist": ["crm.find_customers", "crm.delete_customer"], "read_only_mode": true });
+    let tenant = tenant_with_tools(&app, "acme", &server, profile).await;
+    // The destructive tool is not even offered in read-only mode; a model naming it anyway is refused.
+    app.mock.push(Reply {
+        tool_calls: vec![call("crm__delete_customer", json!({ "id": 3 })), call("crm__hang", json!({}))],
+        ..Reply::default()
+    });
+    app.mock.push(Reply { text: "I cannot do that.".into(), ..Reply::default() });
+    let session = app.create_session(&tenant.admin_key).await;
+    let events = app.stream_turn(&tenant.admin_key, &session, "Delete customer 3").await;
+    assert_eq!(events.last().unwrap().event, "run.completed", "{events:#?}");
+    let denied = events_named(&events, "tool_call.denied");
+    assert_eq!(denied.len(), 2, "{events:#?}");
+    assert_eq!(server.calls(), 0);
+    assert!(denied[0].data["reason"].as_str().unwrap().contains("read-only"), "{:?}", denied[0].data);
+    assert!(denied[1].data["reason"].as_str().unwrap().contains("allow-list"), "{:?}", denied[1].data);
+    let results = tool_results_sent(&app);
+    assert!(results.iter().all(|result| result["error"].as_str().unwrap().contains("denied")), "{results:?}");
+
+    let request = app.mock.requests().into_iter().find(|r| r.path.ends_with("/chat/completions")).unwrap();
+    let offered: Vec<&str> = request.body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|tool| tool["function"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(offered, ["crm__find_customers"]);
+}
+
+#[tokio::test]
+async fn parallel_calls_all_run_and_a_hung_tool_times_out_without_failing_the_turn() {
+    let app = TestApp::spawn().await;
+    let server = McpTestServer::start().await;
+    let tenant = tenant_with_tools(&app, "acme", &server, json!({ "tool_allowlist": ["crm.*"] })).await;
+    app.mock.push(Reply {
+        tool_calls: vec![
+            call("crm__find_customers", json!({ "query": "A" })),
+            call("crm__find_customers", json!({ "query": "B" })),
+            call("crm__hang", json!({})),
+        ],
+        ..Reply::default()
+    });
+    app.mock.push(Reply { text: "Done.".into(), ..Reply::default() });
+    let session = app.create_session(&tenant.admin_key).await;
+    let events = app.stream_turn(&tenant.admin_key, &session, "Look up A and B").await;
+    assert_eq!(events.last().unwrap().event, "run.completed", "{events:#?}");
+    assert_eq!(events_named(&events, "tool_call.completed").len(), 2, "{events:#?}");
+    let failed = events_named(&events, "tool_call.failed");
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].data["code"], "tool_timeout");
+    assert_eq!(failed[0].data["name"], "crm.hang");
+    let results = tool_results_sent(&app);
+    assert_eq!(results.len(), 3);
+    assert_eq!(results[0]["customers"][0]["name"], "A 1");
+    assert_eq!(results[1]["customers"][0]["name"], "B 1");
+}
+
+#[tokio::test]
+async fn an_approval_pauses_the_run_and_approving_resumes_it() {
+    let app = TestApp::spawn().await;
+    let server = McpTestServer::start().await;
+    let profile = json!({ "tool_allowlist": ["crm.*"], "approval_required": ["crm.delete_*"] });
+    let tenant = tenant_with_tools(&app, "acme", &server, profile).await;
+    app.mock.push(Reply { tool_calls: vec![call("crm__delete_customer", json!({ "id": 7 }))], ..Reply::default() });
+    app.mock.push(Reply { text: "Customer 7 is deleted.".into(), ..Reply::default() });
+    let session = app.create_session(&tenant.admin_key).await;
+    let events = app.stream_turn(&tenant.admin_key, &session, "Delete customer 7").await;
+    let last = events.last().unwrap();
+    assert_eq!(last.event, "run.awaiting_approval", "{events:#?}");
+    let run_id = last.data["run_id"].as_str().unwrap().to_owned();
+    let waiting = events_named(&events, "tool_call.awaiting_approval");
+    assert_eq!(waiting.len(), 1);
+    let call_id = waiting[0].data["tool_call_id"].as_str().unwrap().to_owned();
+    assert_eq!(server.calls(), 0);
+    let run = app.get_json(&format!("/api/v1/runs/{run_id}"), &tenant.admin_key).await;
+    assert_eq!(run["status"], "awaiting_approval");
+
+    // Another tenant can neither see nor decide the call.
+    let other = app.create_tenant("other").await;
+    let response =
+        app.post(&format!("/api/v1/tool-calls/{call_id}/approve"), &other.admin_key, &json!({})).send().await.unwrap();
+    assert_error(response, 404, "not_found").await;
+
+    let response =
+        app.post(&format!("/api/v1/tool-calls/{call_id}/approve"), &tenant.admin_key, &json!({})).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let decided: Value = response.json().await.unwrap();
+    assert!(decided["decided_by"].as_str().unwrap().starts_with("api_key:"), "{decided}");
+    let after = last.id.clone();
+    let response = app
+        .get(&format!("/api/v1/runs/{run_id}/events"), &tenant.admin_key)
+        .header("last-event-id", after)
+        .send()
+        .await
+        .unwrap();
+    let rest = read_sse(response).await;
+    assert_eq!(rest.last().unwrap().event, "run.completed", "{rest:#?}");
+    assert_eq!(events_named(&rest, "tool_call.completed").len(), 1);
+    assert_eq!(server.calls(), 1);
+    let messages = app.messages(&tenant.admin_key, &session).await;
+    assert_eq!(messages[1]["content"], "Customer 7 is deleted.");
+
+    // Deciding again is a conflict.
+    let response =
+        app.post(&format!("/api/v1/tool-calls/{call_id}/deny"), &tenant.admin_key, &json!({})).send().await.unwrap();
+    assert_error(response, 409, "tool_call_decided").await;
+}
+
+#[tokio::test]
+async fn a_denied_approval_is_told_to_the_model_which_answers() {
+    let app = TestApp::spawn().await;
+    let server = McpTestServer::start().await;
+    let profile = json!({ "tool_allowlist": ["crm.*"], "approval_required": ["crm.delete_*"] });
+    let tenant = tenant_with_tools(&app, "acme", &server, profile).await;
+    app.mock.push(Reply { tool_calls: vec![call("crm__delete_customer", json!({ "id": 7 }))], ..Reply::default() });
+    app.mock.push(Reply { text: "I did not delete it.".into(), ..Reply::default() });
+    let session = app.create_session(&tenant.admin_key).await;
+    let events = app.stream_turn(&tenant.admin_key, &session, "Delete customer 7").await;
+    let waiting = events_named(&events, "tool_call.awaiting_approval");
+    let call_id = waiting[0].data["tool_call_id"].as_str().unwrap().to_owned();
+    let run_id = waiting[0].data["run_id"].as_str().unwrap().to_owned();
+    let response =
+        app.post(&format!("/api/v1/tool-calls/{call_id}/deny"), &tenant.admin_key, &json!({})).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let response = app.get(&format!("/api/v1/runs/{run_id}/events"), &tenant.admin_key).send().await.unwrap();
+    let all = read_sse(response).await;
+    assert_eq!(all.last().unwrap().event, "run.completed", "{all:#?}");
+    assert_eq!(events_named(&all, "tool_call.denied").len(), 1);
+    assert_eq!(server.calls(), 0);
+    let results = tool_results_sent(&app);
+    assert!(results[0]["error"].as_str().unwrap().contains("denied"), "{results:?}");
+    let messages = app.messages(&tenant.admin_key, &session).await;
+    assert_eq!(messages[1]["content"], "I did not delete it.");
+}
+
+#[tokio::test]
+async fn profiles_are_checked_versioned_and_the_active_one_cannot_be_deleted() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("acme").await;
+    let response = app
+        .post(
+            "/api/v1/policy-profiles",
+            &tenant.admin_key,
+            &json!({ "name": "p", "custom_rules": [{ "kind": "anything" }] }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 422, "invalid_request").await;
+    let response = app
+        .post("/api/v1/policy-profiles", &tenant.admin_key, &json!({ "name": "p", "tool_allowlist": ["crm.*"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let profile: Value = response.json().await.unwrap();
+    assert_eq!(profile["version"], 1);
+    let id = profile["id"].as_str().unwrap();
+    let response = app
+        .client
+        .put(app.url(&format!("/api/v1/policy-profiles/{id}")))
+        .bearer_auth(&tenant.admin_key)
+        .json(&json!({ "name": "p", "tool_allowlist": ["crm.find_*"], "read_only_mode": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let replaced: Value = response.json().await.unwrap();
+    assert_eq!(replaced["version"], 2);
+    assert_eq!(replaced["document"]["read_only_mode"], true);
+
+    app.configure(&tenant, json!({ "active_policy_profile_id": id })).await;
+    let response = app.delete(&format!("/api/v1/policy-profiles/{id}"), &tenant.admin_key).send().await.unwrap();
+    assert_error(response, 409, "policy_profile_active").await;
+
+    // Another tenant cannot read it, activate it or delete it.
+    let other = app.create_tenant("other").await;
+    let response = app.get(&format!("/api/v1/policy-profiles/{id}"), &other.admin_key).send().await.unwrap();
+    assert_error(response, 404, "not_found").await;
+    let response = app
+        .client
+        .patch(app.url("/api/v1/tenant/config"))
+        .bearer_auth(&other.admin_key)
+        .json(&json!({ "active_policy_profile_id": id }))
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 422, "invalid_request").await;
+    let response = app.delete(&format!("/api/v1/policy-profiles/{id}"), &other.admin_key).send().await.unwrap();
+    assert_error(response, 404, "not_found").await;
+}
+
+#[tokio::test]
+async fn connectors_refuse_internal_urls_and_unlisted_commands_and_stay_private() {
+    let app = TestApp::spawn().await;
+    let server = McpTestServer::start().await;
+    let tenant = app.create_tenant("acme").await;
+    for body in [
+        json!({ "name": "meta", "transport": "streamable_http", "url": "http://169.254.169.254/mcp" }),
+        json!({ "name": "lan", "transport": "streamable_http", "url": "http://10.0.0.7/mcp" }),
+        json!({ "name": "shell", "transport": "stdio", "command": "sh", "args": ["-c", "id"] }),
+        json!({ "name": "Bad Name", "transport": "streamable_http", "url": server.url }),
+    ] {
+        let response = app.post("/api/v1/mcp-connectors", &tenant.admin_key, &body).send().await.unwrap();
+        assert_error(response, 422, "invalid_request").await;
+    }
+    let token = "canary-connector-token-5f1d";
+    let body = json!({ "name": "crm", "transport": "streamable_http", "url": server.url,
+                       "auth": { "kind": "bearer", "token": token } });
+    let response = app.post("/api/v1/mcp-connectors", &tenant.admin_key, &body).send().await.unwrap();
+    assert_eq!(response.status(), 201);
+    let text = response.text().await.unwrap();
+    assert!(!text.contains(token), "{text}");
+    let connector: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(connector["auth"]["kind"], "bearer");
+    assert_eq!(connector["auth"]["token_configured"], true);
+    let id = connector["id"].as_str().unwrap();
+
+    let other = app.create_tenant("other").await;
+    let response = app.get(&format!("/api/v1/mcp-connectors/{id}"), &other.admin_key).send().await.unwrap();
+    assert_error(response, 404, "not_found").await;
+    let response = app.delete(&format!("/api/v1/mcp-connectors/{id}"), &other.admin_key).send().await.unwrap();
+    assert_error(response, 404, "not_found").await;
+    let listed = app.get_json("/api/v1/mcp-connectors", &other.admin_key).await;
+    assert_eq!(listed["connectors"], json!([]));
+
+    let audit = app.get_json("/api/v1/audit-events", &tenant.admin_key).await.to_string();
+    assert!(audit.contains("mcp_connector.created") && !audit.contains(token), "{audit}");
+    let response = app.delete(&format!("/api/v1/mcp-connectors/{id}"), &tenant.admin_key).send().await.unwrap();
+    assert_eq!(response.status(), 204);
+}
