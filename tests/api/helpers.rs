@@ -45,6 +45,35 @@ fn test_upstream_settings() -> UpstreamSettings {
 }
 
 /// The platform's keys for the hosted providers, all served by the mock.
+/// Starts the router with its own engine on `app_db`, listening on 127.0.0.1:0.
+async fn serve(
+    app_db: &PgPool,
+    mock: &MockUpstream,
+    keys: &Arc<MasterKeys>,
+    retriever: &Retriever,
+    http: HttpClient,
+) -> (SocketAddr, Engine) {
+    let providers = ProviderSetup { http, platform: platform(mock), keys: Arc::clone(keys) };
+    let outbound = OutboundPolicy::new(&["127.0.0.1".to_owned()]);
+    let toolbox = Toolbox::new(test_tool_settings(), Arc::clone(keys), outbound.clone());
+    let prompts = Prompts::load().expect("prompts load");
+    let engine = Engine::new(app_db.clone(), prompts, providers, retriever.clone(), toolbox.clone());
+    let state = switchboard::http::AppState {
+        db: app_db.clone(),
+        engine: engine.clone(),
+        retriever: retriever.clone(),
+        operator_token: Arc::new(OperatorToken::new(&SecretString::from(OPERATOR_TOKEN))),
+        keys: Arc::clone(keys),
+        outbound,
+        tools: toolbox,
+    };
+    let router = switchboard::http::router(state, 64 * 1024);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(switchboard::http::serve(listener, router, std::future::pending()));
+    (address, engine)
+}
+
 /// Tool calls time out after 2 s here, so the hung-tool test ends soon; it asserts the timeout, not speed.
 fn test_tool_settings() -> ToolSettings {
     ToolSettings { call_timeout: Duration::from_secs(2), ..ToolSettings::default() }
@@ -177,29 +206,7 @@ impl TestApp {
             local: shared_local_embedder(),
         };
         let retriever = backfill::prepare(&owner_options, &app_db, &embedders, EmbeddingModel::local()).await;
-        let providers = ProviderSetup { http, platform: platform(&mock), keys: Arc::clone(&keys) };
-        let outbound = OutboundPolicy::new(&["127.0.0.1".to_owned()]);
-        let toolbox = Toolbox::new(test_tool_settings(), Arc::clone(&keys), outbound.clone());
-        let engine = Engine::new(
-            app_db.clone(),
-            Prompts::load().expect("prompts load"),
-            providers,
-            retriever.clone(),
-            toolbox.clone(),
-        );
-        let state = switchboard::http::AppState {
-            db: app_db.clone(),
-            engine: engine.clone(),
-            retriever: retriever.clone(),
-            operator_token: Arc::new(OperatorToken::new(&SecretString::from(OPERATOR_TOKEN))),
-            keys: Arc::clone(&keys),
-            outbound,
-            tools: toolbox,
-        };
-        let router = switchboard::http::router(state, 64 * 1024);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let address = listener.local_addr().expect("address");
-        tokio::spawn(switchboard::http::serve(listener, router, std::future::pending()));
+        let (address, engine) = serve(&app_db, &mock, &keys, &retriever, http).await;
         Self {
             address,
             mock,
@@ -211,6 +218,25 @@ impl TestApp {
             engine,
             retriever,
             embedders,
+        }
+    }
+
+    /// The same service started again on the same database and upstream: a new process with nothing in
+    /// memory (the old one keeps running, idle). Runs paused or stored are all it can know of.
+    pub async fn restarted(&self) -> Self {
+        let http = HttpClient::new(test_upstream_settings());
+        let (address, engine) = serve(&self.app_db, &self.mock, &self.keys, &self.retriever, http).await;
+        Self {
+            address,
+            mock: self.mock.clone(),
+            keys: Arc::clone(&self.keys),
+            client: reqwest::Client::new(),
+            app_db: self.app_db.clone(),
+            owner_db: self.owner_db.clone(),
+            owner_options: self.owner_options.clone(),
+            engine,
+            retriever: self.retriever.clone(),
+            embedders: self.embedders.clone(),
         }
     }
 

@@ -185,11 +185,12 @@ async fn parallel_calls_all_run_and_a_hung_tool_times_out_without_failing_the_tu
 }
 
 #[tokio::test]
-async fn an_approval_pauses_the_run_and_approving_resumes_it() {
-    let app = TestApp::spawn().await;
+async fn an_approval_pauses_the_run_and_approving_after_a_restart_resumes_it() {
+    let first = TestApp::spawn().await;
+    let app = &first;
     let server = McpTestServer::start().await;
     let profile = json!({ "tool_allowlist": ["crm.*"], "approval_required": ["crm.delete_*"] });
-    let tenant = tenant_with_tools(&app, "acme", &server, profile).await;
+    let tenant = tenant_with_tools(app, "acme", &server, profile).await;
     app.mock.push(Reply { tool_calls: vec![call("crm__delete_customer", json!({ "id": 7 }))], ..Reply::default() });
     app.mock.push(Reply { text: "Customer 7 is deleted.".into(), ..Reply::default() });
     let session = app.create_session(&tenant.admin_key).await;
@@ -210,6 +211,9 @@ async fn an_approval_pauses_the_run_and_approving_resumes_it() {
         app.post(&format!("/api/v1/tool-calls/{call_id}/approve"), &other.admin_key, &json!({})).send().await.unwrap();
     assert_error(response, 404, "not_found").await;
 
+    // The decision reaches a service that was restarted meanwhile: all it has is the database.
+    let restarted = first.restarted().await;
+    let app = &restarted;
     let response =
         app.post(&format!("/api/v1/tool-calls/{call_id}/approve"), &tenant.admin_key, &json!({})).send().await.unwrap();
     assert_eq!(response.status(), 200);
