@@ -25,7 +25,7 @@ use switchboard::providers::credentials::{PlatformCredentials, PlatformProviders
 use switchboard::providers::http::{HttpClient, UpstreamSettings};
 use switchboard::retrieval::{Retriever, backfill};
 use switchboard::tools::Toolbox;
-use switchboard::tools::settings::ToolSettings;
+use switchboard::tools::settings::{StdioServers, ToolSettings};
 use tokio::sync::OnceCell;
 
 const TEMPLATE: &str = "switchboard_template";
@@ -75,8 +75,14 @@ async fn serve(
 }
 
 /// Tool calls time out after 2 s here, so the hung-tool test ends soon; it asserts the timeout, not speed.
+/// The operator allows one stdio server: the public everything server.
 fn test_tool_settings() -> ToolSettings {
-    ToolSettings { call_timeout: Duration::from_secs(2), ..ToolSettings::default() }
+    let everything = ["node".to_owned(), crate::everything::entry_point().display().to_string(), "stdio".to_owned()];
+    ToolSettings {
+        call_timeout: Duration::from_secs(2),
+        stdio_servers: StdioServers::from_entries([("everything".to_owned(), everything.to_vec())]),
+        ..ToolSettings::default()
+    }
 }
 
 fn platform(mock: &MockUpstream) -> PlatformProviders {

@@ -8,6 +8,7 @@ mod audit;
 mod chat;
 mod embedders;
 mod errors;
+mod everything;
 mod health;
 mod providers;
 mod reembedding;

@@ -362,3 +362,44 @@ async fn connectors_refuse_internal_urls_and_unlisted_commands_and_stay_private(
     let response = app.delete(&format!("/api/v1/mcp-connectors/{id}"), &tenant.admin_key).send().await.unwrap();
     assert_eq!(response.status(), 204);
 }
+
+#[tokio::test]
+async fn the_public_everything_server_works_over_stdio_and_streamable_http() {
+    crate::everything::installed().await;
+    let app = TestApp::spawn().await;
+    let http = crate::everything::EverythingHttp::start().await;
+    let tenant = app.create_tenant("acme").await;
+    app.configure(&tenant, json!({ "default_provider": "openai", "default_model": "gpt-4o-mini" })).await;
+    for body in [
+        json!({ "name": "evstdio", "transport": "stdio", "command": "everything" }),
+        json!({ "name": "evhttp", "transport": "streamable_http", "url": http.url }),
+    ] {
+        let response = app.post("/api/v1/mcp-connectors", &tenant.admin_key, &body).send().await.unwrap();
+        assert_eq!(response.status(), 201);
+        let connector: Value = response.json().await.unwrap();
+        assert_eq!(connector["status"], "active", "{connector}");
+        let echo = connector["tools"].as_array().unwrap().iter().find(|tool| tool["name"] == "echo").unwrap().clone();
+        assert_eq!(echo["annotations"]["readOnlyHint"], true, "{echo}");
+        assert_eq!(echo["read_only"], true);
+        assert!(connector["tools"].as_array().unwrap().len() > 5, "{connector}");
+    }
+    let profile = json!({ "name": "echo only", "tool_allowlist": ["ev*.echo"], "read_only_mode": true });
+    let response = app.post("/api/v1/policy-profiles", &tenant.admin_key, &profile).send().await.unwrap();
+    let profile: Value = response.json().await.unwrap();
+    app.configure(&tenant, json!({ "active_policy_profile_id": profile["id"] })).await;
+
+    app.mock.push(Reply {
+        tool_calls: vec![
+            call("evstdio__echo", json!({ "message": "over stdio" })),
+            call("evhttp__echo", json!({ "message": "over http" })),
+        ],
+        ..Reply::default()
+    });
+    app.mock.push(Reply { text: "Both echoed.".into(), ..Reply::default() });
+    let session = app.create_session(&tenant.admin_key).await;
+    let events = app.stream_turn(&tenant.admin_key, &session, "Echo twice").await;
+    assert_eq!(events.last().unwrap().event, "run.completed", "{events:#?}");
+    assert_eq!(events_named(&events, "tool_call.completed").len(), 2, "{events:#?}");
+    let results = tool_results_sent(&app);
+    assert_eq!(results, [json!("Echo: over stdio"), json!("Echo: over http")]);
+}
