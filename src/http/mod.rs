@@ -10,6 +10,7 @@ pub mod error;
 mod extract;
 mod health;
 mod json_errors;
+mod mcp;
 mod policy_profiles;
 mod providers;
 pub mod request_id;
@@ -82,8 +83,13 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/tool-calls/{id}/approve", post(tool_calls::approve))
         .route("/tool-calls/{id}/deny", post(tool_calls::deny));
 
+    let mcp = Router::new()
+        .fallback_service(mcp::service(&state))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), mcp::authenticate));
+
     Router::new()
         .route("/healthz", get(health::healthz))
+        .nest("/mcp", mcp)
         .route("/readyz", get(health::readyz))
         .nest("/api/v1", api)
         .fallback(|| async { ApiError::from_status(StatusCode::NOT_FOUND) })

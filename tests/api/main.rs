@@ -10,6 +10,7 @@ mod embedders;
 mod errors;
 mod everything;
 mod health;
+mod mcp_endpoint;
 mod providers;
 mod reembedding;
 mod retrieval;
