@@ -2,8 +2,8 @@
 //! a read-only customer search whose rows carry a field policies block, a destructive delete, and a tool
 //! that never answers.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -61,10 +61,12 @@ impl CrmServer {
     }
 }
 
-/// A running server: its URL and the count of calls that reached a tool.
+/// A running server: its URL, the count of calls that reached a tool, and the `Authorization` headers
+/// it was sent.
 pub struct McpTestServer {
     pub url: String,
     pub calls: Arc<AtomicUsize>,
+    pub authorizations: Arc<Mutex<Vec<String>>>,
 }
 
 impl McpTestServer {
@@ -76,11 +78,21 @@ impl McpTestServer {
             LocalSessionManager::default().into(),
             StreamableHttpServerConfig::default(),
         );
-        let router = axum::Router::new().nest_service("/mcp", service);
+        let authorizations = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&authorizations);
+        let router = axum::Router::new().nest_service("/mcp", service).layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                let header = request.headers().get("authorization").and_then(|value| value.to_str().ok());
+                if let Some(header) = header {
+                    seen.lock().unwrap().push(header.to_owned());
+                }
+                next.run(request)
+            },
+        ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}/mcp", listener.local_addr().expect("address"));
         tokio::spawn(async move { axum::serve(listener, router).await });
-        Self { url, calls }
+        Self { url, calls, authorizations }
     }
 
     pub fn calls(&self) -> usize {

@@ -112,3 +112,48 @@ async fn a_canary_key_never_appears_in_logs_responses_or_errors() {
     assert!(logged.contains("request"), "the capture works");
     assert!(!logged.contains(canary), "a log line carried the key");
 }
+
+#[tokio::test]
+async fn a_connector_canary_token_never_appears_in_logs_responses_or_the_audit_trail() {
+    let logs = captured_logs();
+    let app = TestApp::spawn().await;
+    let server = crate::mcp_server::McpTestServer::start().await;
+    let tenant = app.create_tenant("acme").await;
+    app.configure(&tenant, json!({"default_provider": "openai", "default_model": "gpt-4o-mini"})).await;
+    let canary = "mcp-token-canary-77aa01";
+    let mut seen = String::new();
+    for body in [
+        json!({ "name": "crm", "transport": "streamable_http", "url": server.url,
+                "auth": { "kind": "bearer", "token": canary } }),
+        // Nothing listens there: the failure is logged and stored, the token must not be.
+        json!({ "name": "gone", "transport": "streamable_http", "url": "http://127.0.0.1:9/mcp",
+                "auth": { "kind": "api_key", "header": "x-api-key", "token": canary } }),
+    ] {
+        let response = app.post("/api/v1/mcp-connectors", &tenant.admin_key, &body).send().await.unwrap();
+        assert_eq!(response.status(), 201);
+        seen.push_str(&response.text().await.unwrap());
+    }
+    let profile = json!({ "name": "p", "tool_allowlist": ["crm.*"] });
+    let profile: serde_json::Value =
+        app.post("/api/v1/policy-profiles", &tenant.admin_key, &profile).send().await.unwrap().json().await.unwrap();
+    app.configure(&tenant, json!({ "active_policy_profile_id": profile["id"] })).await;
+    let call = mock_upstream::ToolCall {
+        id: String::new(),
+        name: "crm__find_customers".into(),
+        arguments: json!({ "query": "x" }),
+    };
+    app.mock.push(Reply { tool_calls: vec![call], ..Reply::default() });
+    let session = app.create_session(&tenant.admin_key).await;
+    let events = app.stream_turn(&tenant.admin_key, &session, "find x").await;
+    assert!(events.iter().any(|event| event.event == "tool_call.completed"), "{events:#?}");
+    seen.extend(events.iter().map(|event| event.data.to_string()));
+    for path in ["/api/v1/mcp-connectors", "/api/v1/audit-events"] {
+        seen.push_str(&app.get(path, &tenant.admin_key).send().await.unwrap().text().await.unwrap());
+    }
+    seen.push_str(&serde_json::to_string(&app.messages(&tenant.admin_key, &session).await).unwrap());
+    assert!(server.authorizations.lock().unwrap().contains(&format!("Bearer {canary}")), "the token is used");
+    assert!(seen.contains("gone") && seen.contains("error"), "the failing connector is reported");
+    assert!(!seen.contains(canary), "a response carried the token");
+    let logged = String::from_utf8_lossy(&logs.0.lock().unwrap()).to_string();
+    assert!(!logged.contains(canary), "a log line carried the token");
+}
