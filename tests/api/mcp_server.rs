@@ -67,6 +67,8 @@ pub struct McpTestServer {
     pub url: String,
     pub calls: Arc<AtomicUsize>,
     pub authorizations: Arc<Mutex<Vec<String>>>,
+    /// (requests without a session id: handshakes, `DELETE`s: sessions the client ended)
+    traffic: Arc<Mutex<(usize, usize)>>,
 }
 
 impl McpTestServer {
@@ -79,23 +81,43 @@ impl McpTestServer {
             StreamableHttpServerConfig::default(),
         );
         let authorizations = Arc::new(Mutex::new(Vec::new()));
-        let seen = Arc::clone(&authorizations);
+        let traffic = Arc::new(Mutex::new((0, 0)));
+        let (seen, counted) = (Arc::clone(&authorizations), Arc::clone(&traffic));
         let router = axum::Router::new().nest_service("/mcp", service).layer(axum::middleware::from_fn(
             move |request: axum::extract::Request, next: axum::middleware::Next| {
                 let header = request.headers().get("authorization").and_then(|value| value.to_str().ok());
                 if let Some(header) = header {
                     seen.lock().unwrap().push(header.to_owned());
                 }
+                let mut counts = counted.lock().unwrap();
+                if request.method() == axum::http::Method::DELETE {
+                    counts.1 += 1;
+                } else if request.method() == axum::http::Method::POST
+                    && !request.headers().contains_key("mcp-session-id")
+                {
+                    counts.0 += 1;
+                }
+                drop(counts);
                 next.run(request)
             },
         ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}/mcp", listener.local_addr().expect("address"));
         tokio::spawn(async move { axum::serve(listener, router).await });
-        Self { url, calls, authorizations }
+        Self { url, calls, authorizations, traffic }
     }
 
     pub fn calls(&self) -> usize {
         self.calls.load(Ordering::SeqCst)
+    }
+
+    /// MCP handshakes: `initialize` requests, which carry no session id yet.
+    pub fn handshakes(&self) -> usize {
+        self.traffic.lock().unwrap().0
+    }
+
+    /// Sessions the client ended with `DELETE`.
+    pub fn session_closes(&self) -> usize {
+        self.traffic.lock().unwrap().1
     }
 }

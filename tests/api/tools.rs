@@ -10,8 +10,19 @@ use crate::mcp_server::McpTestServer;
 /// A tenant answering with the mock's OpenAI model, a connector `crm` to the test server and an active
 /// policy profile with these settings.
 async fn tenant_with_tools(app: &TestApp, slug: &str, server: &McpTestServer, profile: Value) -> TestTenant {
+    tenant_with_tools_on(app, slug, server, profile, "openai", "gpt-4o-mini").await
+}
+
+async fn tenant_with_tools_on(
+    app: &TestApp,
+    slug: &str,
+    server: &McpTestServer,
+    profile: Value,
+    provider: &str,
+    model: &str,
+) -> TestTenant {
     let tenant = app.create_tenant(slug).await;
-    app.configure(&tenant, json!({ "default_provider": "openai", "default_model": "gpt-4o-mini" })).await;
+    app.configure(&tenant, json!({ "default_provider": provider, "default_model": model })).await;
     let response = app
         .post(
             "/api/v1/mcp-connectors",
@@ -121,6 +132,93 @@ async fn an_allowed_call_runs_and_its_shaped_result_reaches_the_model() {
     assert_eq!(messages[1]["content"], "Two customers match.");
     assert_eq!(messages[1]["tool_calls"][0]["name"], "crm.find_customers");
     assert_eq!(messages[1]["tool_calls"][0]["is_error"], false);
+}
+
+/// The last chat request the mock received (any provider).
+fn last_chat_request(app: &TestApp) -> Value {
+    let requests = app.mock.requests();
+    let last = requests.iter().rev().find(|request| !request.path.contains("mbed")).unwrap();
+    last.body.clone()
+}
+
+#[tokio::test]
+async fn anthropic_and_gemini_get_tools_and_results_in_their_own_formats() {
+    let app = TestApp::spawn().await;
+    let server = McpTestServer::start().await;
+    let profile = json!({ "tool_allowlist": ["crm.find_*"], "blocked_fields": ["ssn"] });
+    for (provider, model) in [("anthropic", "claude-sonnet-4-5"), ("gemini", "gemini-2.5-flash")] {
+        let tenant = tenant_with_tools_on(&app, provider, &server, profile.clone(), provider, model).await;
+        app.mock.push(Reply {
+            text: "Looking.".into(),
+            tool_calls: vec![call("crm__find_customers", json!({ "query": "Zed" }))],
+            ..Reply::default()
+        });
+        app.mock.push(Reply { text: " Found them.".into(), ..Reply::default() });
+        let session = app.create_session(&tenant.admin_key).await;
+        let events = app.stream_turn(&tenant.admin_key, &session, "Find Zed").await;
+        assert_eq!(events.last().unwrap().event, "run.completed", "{provider}: {events:#?}");
+        assert_eq!(events_named(&events, "tool_call.completed").len(), 1, "{provider}");
+        let body = last_chat_request(&app);
+        let sent = body.to_string();
+        assert!(sent.contains("Zed 1") && !sent.contains("SSN"), "{provider}: {sent}");
+        match provider {
+            "anthropic" => {
+                assert_eq!(body["tools"][0]["name"], "crm__find_customers");
+                assert_eq!(body["tools"][0]["input_schema"]["type"], "object");
+                let messages = body["messages"].as_array().unwrap();
+                let asked = &messages[messages.len() - 2];
+                let answered = &messages[messages.len() - 1];
+                assert_eq!(asked["role"], "assistant");
+                let tool_use = asked["content"].as_array().unwrap().iter().find(|b| b["type"] == "tool_use").unwrap();
+                assert_eq!(tool_use["input"]["query"], "Zed");
+                assert_eq!(answered["role"], "user");
+                assert_eq!(answered["content"][0]["type"], "tool_result");
+                assert_eq!(answered["content"][0]["tool_use_id"], tool_use["id"]);
+            }
+            _ => {
+                assert_eq!(body["tools"][0]["functionDeclarations"][0]["name"], "crm__find_customers");
+                let contents = body["contents"].as_array().unwrap();
+                let asked = &contents[contents.len() - 2];
+                let answered = &contents[contents.len() - 1];
+                assert_eq!(asked["role"], "model");
+                let call = asked["parts"].as_array().unwrap().iter().find(|part| part.get("functionCall").is_some());
+                assert_eq!(call.unwrap()["functionCall"]["args"]["query"], "Zed");
+                assert_eq!(answered["parts"][0]["functionResponse"]["name"], "crm__find_customers");
+                let response = &answered["parts"][0]["functionResponse"]["response"];
+                assert_eq!(response["result"]["customers"][0]["name"], "Zed 1", "{response}");
+                assert!(response["note"].as_str().is_some(), "{response}");
+            }
+        }
+        let messages = app.messages(&tenant.admin_key, &session).await;
+        assert_eq!(messages[1]["content"], "Looking. Found them.", "{provider}");
+    }
+}
+
+#[tokio::test]
+async fn sessions_with_a_server_are_reused_across_turns_and_closed_when_the_connector_goes() {
+    let app = TestApp::spawn().await;
+    let server = McpTestServer::start().await;
+    let tenant = tenant_with_tools(&app, "acme", &server, json!({ "tool_allowlist": ["crm.*"] })).await;
+    let handshakes_after_discovery = server.handshakes();
+    let session = app.create_session(&tenant.admin_key).await;
+    for query in ["first", "second"] {
+        app.mock.push(Reply {
+            tool_calls: vec![call("crm__find_customers", json!({ "query": query }))],
+            ..Reply::default()
+        });
+        app.mock.push(Reply { text: "ok".into(), ..Reply::default() });
+        let events = app.stream_turn(&tenant.admin_key, &session, query).await;
+        assert_eq!(events_named(&events, "tool_call.completed").len(), 1, "{events:#?}");
+    }
+    assert_eq!(server.calls(), 2);
+    assert_eq!(server.handshakes(), handshakes_after_discovery, "both turns used the pooled session");
+
+    let listed = app.get_json("/api/v1/mcp-connectors", &tenant.admin_key).await;
+    let id = listed["connectors"][0]["id"].as_str().unwrap().to_owned();
+    let closed_before = server.session_closes();
+    let response = app.delete(&format!("/api/v1/mcp-connectors/{id}"), &tenant.admin_key).send().await.unwrap();
+    assert_eq!(response.status(), 204);
+    assert_eq!(server.session_closes(), closed_before + 1, "deleting the connector ended its session");
 }
 
 #[tokio::test]
