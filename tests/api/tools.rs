@@ -280,6 +280,14 @@ async fn parallel_calls_all_run_and_a_hung_tool_times_out_without_failing_the_tu
     assert_eq!(results.len(), 3);
     assert_eq!(results[0]["customers"][0]["name"], "A 1");
     assert_eq!(results[1]["customers"][0]["name"], "B 1");
+
+    // The timed-out session was dropped; the next call connects afresh and works.
+    let handshakes = server.handshakes();
+    app.mock.push(Reply { tool_calls: vec![call("crm__find_customers", json!({ "query": "C" }))], ..Reply::default() });
+    app.mock.push(Reply { text: "Done.".into(), ..Reply::default() });
+    let events = app.stream_turn(&tenant.admin_key, &session, "And C?").await;
+    assert_eq!(events_named(&events, "tool_call.completed").len(), 1, "{events:#?}");
+    assert_eq!(server.handshakes(), handshakes + 1);
 }
 
 #[tokio::test]
