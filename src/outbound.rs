@@ -2,7 +2,7 @@
 //! or resolves to a loopback, private, link-local or metadata address is refused, unless the operator
 //! allows that host or network with `SWITCHBOARD_OUTBOUND_ALLOW`.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutboundError {
@@ -66,6 +66,41 @@ impl OutboundPolicy {
     }
 }
 
+/// A DNS resolver for clients that reach tenant-supplied hosts: it drops every internal address the
+/// operator has not allowed, at the moment of connecting, so a name that resolved to a public address
+/// when it was saved cannot be re-pointed at an internal one later (DNS rebinding). IP literals never
+/// reach a resolver; they were checked when saved and cannot change.
+#[derive(Debug, Clone)]
+pub struct GuardedResolver {
+    policy: OutboundPolicy,
+}
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = self.policy.clone();
+        let host = name.as_str().to_ascii_lowercase();
+        Box::pin(async move {
+            let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let host_allowed = policy.allowed.contains(&host);
+            let usable: Vec<SocketAddr> = resolved
+                .into_iter()
+                .filter(|socket| host_allowed || !is_internal(socket.ip()) || policy.allows(socket.ip()))
+                .collect();
+            if usable.is_empty() {
+                return Err(Box::new(OutboundError::Forbidden(host)) as Box<dyn std::error::Error + Send + Sync>);
+            }
+            Ok(Box::new(usable.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+impl OutboundPolicy {
+    /// The resolver that enforces this policy when connecting.
+    pub fn resolver(&self) -> std::sync::Arc<GuardedResolver> {
+        std::sync::Arc::new(GuardedResolver { policy: self.clone() })
+    }
+}
+
 fn in_network(address: IpAddr, network: IpAddr, bits: u32) -> bool {
     match (address, network) {
         (IpAddr::V4(address), IpAddr::V4(network)) if bits <= 32 => {
@@ -126,5 +161,16 @@ mod tests {
         assert!(allowed.check("http://127.0.0.1:8080/v1").await.is_ok());
         assert!(allowed.check("http://10.200.0.1/").await.is_ok());
         assert!(allowed.check("http://192.168.0.1/").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn the_resolver_refuses_names_of_internal_addresses_when_connecting() {
+        use reqwest::dns::Resolve as _;
+        let name = |host: &str| host.parse::<reqwest::dns::Name>().unwrap();
+        let strict = OutboundPolicy::default().resolver();
+        assert!(strict.resolve(name("localhost")).await.is_err());
+        let allowed = OutboundPolicy::new(&["127.0.0.1".to_owned()]).resolver();
+        let addresses: Vec<SocketAddr> = allowed.resolve(name("localhost")).await.unwrap().collect();
+        assert!(addresses.iter().all(|address| address.ip().is_loopback() && address.is_ipv4()), "{addresses:?}");
     }
 }

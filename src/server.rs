@@ -69,8 +69,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     sync_shared_corpus(&database.app, &retriever, &config.corpus_dir).await;
     crate::retrieval::backfill::spawn(database.app.clone(), retriever.clone(), Duration::from_secs(60));
     let keys = Arc::new(MasterKeys::new(&config.master_key, &config.previous_master_keys));
-    let providers = ProviderSetup { http, platform: config.platform_providers.clone(), keys: Arc::clone(&keys) };
     let outbound = OutboundPolicy::new(&config.outbound_allow);
+    let providers = ProviderSetup {
+        http,
+        tenant_http: HttpClient::guarded(UpstreamSettings::default(), &outbound),
+        platform: config.platform_providers.clone(),
+        keys: Arc::clone(&keys),
+    };
     let toolbox = Toolbox::new(config.tools.clone(), Arc::clone(&keys), outbound.clone());
     let engine = Engine::new(database.app.clone(), prompts, providers, retriever.clone(), toolbox.clone());
     engine.start_sweeper(Duration::from_secs(30), Duration::from_secs(60));

@@ -83,8 +83,12 @@ pub async fn set_up(client: &reqwest::Client, outbound_allow: &[String]) -> Setu
         ProviderKind::OpenAi,
         PlatformCredentials { api_key: SecretString::from("bench-key"), base_url: mock.openai_base() },
     )]);
-    let providers =
-        ProviderSetup { http: HttpClient::new(UpstreamSettings::default()), platform, keys: Arc::clone(&keys) };
+    let providers = ProviderSetup {
+        http: HttpClient::new(UpstreamSettings::default()),
+        tenant_http: HttpClient::guarded(UpstreamSettings::default(), &OutboundPolicy::new(outbound_allow)),
+        platform,
+        keys: Arc::clone(&keys),
+    };
     // The default retriever: every turn embeds its question with the local model, as the service does.
     let factory = EmbedderFactory::new(HashMap::new(), HttpClient::new(UpstreamSettings::default()), &data_dir);
     let retriever = backfill::prepare(&owner, &pool, &factory, EmbeddingModel::local()).await;

@@ -335,11 +335,19 @@ impl Engine {
         let decided_by =
             context.actor().id().map_or_else(|| context.actor().kind().to_owned(), |id| format!("api_key:{id}"));
         let mut transaction = db::begin_tenant(&self.inner.db, tenant_id).await?;
+        let Some(waiting) = calls::get(&mut transaction, id).await? else { return Err(EngineError::ToolCallNotFound) };
+        if waiting.status != calls::CallStatus::AwaitingApproval {
+            return Err(EngineError::ToolCallDecided);
+        }
+        // The run's row is the lock that orders decisions on its calls (two people deciding its last
+        // two calls at once: exactly one of them resumes it).
+        let run =
+            runs::store::get_for_update(&mut transaction, waiting.run_id).await?.ok_or(EngineError::RunNotFound)?;
+        if run.status.is_terminal() {
+            return Err(EngineError::RunEnded);
+        }
         let Some(record) = calls::decide(&mut transaction, id, approve, &decided_by).await? else {
-            return Err(match calls::get(&mut transaction, id).await? {
-                Some(_) => EngineError::ToolCallDecided,
-                None => EngineError::ToolCallNotFound,
-            });
+            return Err(EngineError::ToolCallDecided);
         };
         let action = if approve { "tool_call.approved" } else { "tool_call.denied" };
         let entry = crate::audit::AuditEntry::new(action, "tool_call", id.to_string())

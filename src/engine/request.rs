@@ -33,8 +33,14 @@ pub(super) async fn build(inner: &Inner, plan: &TurnPlan) -> Result<Built, TurnF
         .bind(plan.tenant_id)
         .fetch_one(&mut *transaction)
         .await?;
-    let stored = conversations::store::list_messages(&mut transaction, plan.session_id).await?;
+    let mut stored = conversations::store::list_messages(&mut transaction, plan.session_id).await?;
     transaction.commit().await?;
+    // A run resumed after an approval answers its own question: later messages are not its history.
+    if let Some(own) =
+        stored.iter().position(|message| message.run_id == Some(plan.run_id) && message.role == Role::User)
+    {
+        stored.truncate(own + 1);
+    }
     let query = retrieval_query(&stored);
     // Embedded with no connection held: the local model takes milliseconds of CPU.
     let vector = inner.retriever.embed_question(&query).await;

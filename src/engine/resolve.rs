@@ -16,7 +16,10 @@ use crate::tenants;
 /// What the engine needs to reach model providers.
 #[derive(Debug, Clone)]
 pub struct ProviderSetup {
+    /// For the platform's own endpoints (the operator's configuration).
     pub http: HttpClient,
+    /// For tenants' own keys and base URLs: resolves through the outbound policy.
+    pub tenant_http: HttpClient,
     pub platform: PlatformProviders,
     pub keys: Arc<MasterKeys>,
 }
@@ -73,7 +76,7 @@ pub async fn resolve(
     };
     let is_byok = chosen.is_byok;
     Ok(Resolved {
-        provider: Ok(Provider::new(kind, chosen, &setup.http)),
+        provider: Ok(Provider::new(kind, chosen, if is_byok { &setup.tenant_http } else { &setup.http })),
         provider_name: kind.as_str(),
         model,
         fallback_model: config.fallback_model,

@@ -126,6 +126,9 @@ pub(super) struct StepCall {
     pub name: String,
     pub arguments: Value,
     pub awaiting_approval: bool,
+    /// The policy's reason for its decision.
+    #[serde(default)]
+    pub reason: String,
     /// What the model is told: the shaped result, or an error.
     pub result: Option<CallResult>,
 }
@@ -254,6 +257,7 @@ pub(super) async fn decide_step(
             name,
             arguments,
             awaiting_approval: status == CallStatus::AwaitingApproval,
+            reason: decision.reason.clone(),
             result: (status == CallStatus::Denied).then(|| CallResult {
                 content: json!({ "error": format!("denied by policy: {}", decision.reason) }),
                 is_error: true,
@@ -284,26 +288,35 @@ pub(super) async fn decide_step(
             "policy_version": tools.policy.as_ref().map(|(_, _, version)| version),
         }));
         audit::append(&mut transaction, &audit_by(plan), &entry).await?;
-        decided.push((call, decision.reason));
+        decided.push(call);
     }
     transaction.commit().await?;
-    let mut step = Step { text, calls: Vec::new() };
-    for (call, reason) in decided {
-        log.emit(EventKind::ToolCallRequested {
+    // `tool_call.awaiting_approval` is sent with the pause itself (see `turn::record_pause`): nobody can
+    // decide a call before its run is recorded as waiting.
+    for call in &decided {
+        let (tool_call_id, name) = (call.id, call.name.clone());
+        log.emit(EventKind::ToolCallRequested { tool_call_id, name, arguments: call.arguments.clone() }).await;
+        if call.result.is_some() {
+            let reason = call.reason.clone();
+            log.emit(EventKind::ToolCallDenied { tool_call_id, name: call.name.clone(), reason }).await;
+        }
+    }
+    let step = Step { text, calls: decided };
+    Ok(step)
+}
+
+/// The events announcing the calls of the last step that wait for a person.
+pub(super) fn awaiting_events(transcript: &Transcript) -> Vec<EventKind> {
+    let Some(step) = transcript.steps.last() else { return Vec::new() };
+    step.calls
+        .iter()
+        .filter(|call| call.awaiting_approval)
+        .map(|call| EventKind::ToolCallAwaitingApproval {
             tool_call_id: call.id,
             name: call.name.clone(),
-            arguments: call.arguments.clone(),
+            reason: call.reason.clone(),
         })
-        .await;
-        if call.awaiting_approval {
-            log.emit(EventKind::ToolCallAwaitingApproval { tool_call_id: call.id, name: call.name.clone(), reason })
-                .await;
-        } else if call.result.is_some() {
-            log.emit(EventKind::ToolCallDenied { tool_call_id: call.id, name: call.name.clone(), reason }).await;
-        }
-        step.calls.push(call);
-    }
-    Ok(step)
+        .collect()
 }
 
 /// Runs the last step's allowed calls that have no result yet, all at once; each result passes the

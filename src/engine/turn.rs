@@ -320,6 +320,7 @@ async fn record_pause(
             estimated: false,
         });
     }
+    closing.extend(tools::awaiting_events(&answer.transcript));
     closing.push(EventKind::RunAwaitingApproval { tool_call_ids: calls.to_vec() });
     let closing = log.write_closing(&mut transaction, closing).await?;
     let state = serde_json::to_value(&answer.transcript).expect("a transcript serialises");

@@ -15,6 +15,7 @@ use crate::api_keys::Scope;
 use crate::conversations::{self, NewSession, SessionFilter, SessionPatch, SessionType};
 use crate::engine::TurnRequest;
 use crate::ids::SessionId;
+use crate::runs::RunStatus;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -139,6 +140,8 @@ pub async fn post_message(
             outcome.run.id,
         ));
     }
+    // A run paused for an approval has no answer yet: 202, and the run says why.
+    let status = if outcome.run.status == RunStatus::AwaitingApproval { StatusCode::ACCEPTED } else { StatusCode::OK };
     let body = json!({ "message": outcome.message, "user_message": started.user_message, "run": outcome.run });
-    Ok(axum::Json(body).into_response())
+    Ok((status, axum::Json(body)).into_response())
 }

@@ -47,11 +47,23 @@ pub struct HttpClient {
 
 impl HttpClient {
     pub fn new(settings: UpstreamSettings) -> Self {
-        let client = reqwest::Client::builder()
+        Self::build(settings, None)
+    }
+
+    /// A client for endpoints tenants name (their own keys' base URLs): names resolve through the
+    /// outbound policy at every connection.
+    pub fn guarded(settings: UpstreamSettings, outbound: &crate::outbound::OutboundPolicy) -> Self {
+        Self::build(settings, Some(outbound))
+    }
+
+    fn build(settings: UpstreamSettings, outbound: Option<&crate::outbound::OutboundPolicy>) -> Self {
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build()
-            .expect("the HTTP client builds with rustls");
+            .pool_idle_timeout(Duration::from_secs(90));
+        if let Some(outbound) = outbound {
+            builder = builder.dns_resolver(outbound.resolver());
+        }
+        let client = builder.build().expect("the HTTP client builds with rustls");
         Self { client, settings }
     }
 

@@ -149,6 +149,14 @@ pub async fn stale(
     Ok(stale)
 }
 
+/// The run, locked until the transaction ends.
+pub async fn get_for_update(connection: &mut PgConnection, id: RunId) -> Result<Option<Run>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1 FOR UPDATE")))
+        .bind(id)
+        .fetch_optional(connection)
+        .await
+}
+
 /// Pauses a run until a person decides its waiting tool calls; `state` is what resuming needs.
 pub async fn pause(connection: &mut PgConnection, id: RunId, state: &serde_json::Value) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE runs SET status = 'awaiting_approval', tool_state = $2 WHERE id = $1 AND status = 'running'")

@@ -22,6 +22,7 @@ use super::DiscoveredTool;
 use super::connectors::{Auth, ConnectorSpec, Transport};
 use super::settings::ToolSettings;
 use crate::ids::ConnectorId;
+use crate::outbound::OutboundPolicy;
 
 type Session = RunningService<RoleClient, ()>;
 
@@ -58,10 +59,12 @@ struct Pooled {
     session: Arc<Session>,
 }
 
-/// The open sessions, one per connector.
-#[derive(Clone, Default)]
+/// The open sessions, one per connector, and the HTTP client they share.
+#[derive(Clone)]
 pub struct McpClients {
     sessions: Arc<Mutex<HashMap<ConnectorId, Pooled>>>,
+    /// Resolves names through the outbound policy: a connector's host cannot be re-pointed inside.
+    http: reqwest::Client,
 }
 
 impl std::fmt::Debug for McpClients {
@@ -71,6 +74,18 @@ impl std::fmt::Debug for McpClients {
 }
 
 impl McpClients {
+    pub fn new(outbound: &OutboundPolicy) -> Self {
+        let http = reqwest::Client::builder()
+            .dns_resolver(outbound.resolver())
+            // As rmcp's own client: no idle pooling (delayed-ACK stalls), and no overall timeout, which
+            // would cut long streamed answers; each call has its own deadline instead.
+            .pool_max_idle_per_host(0)
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .build()
+            .expect("the HTTP client builds with rustls");
+        Self { sessions: Arc::default(), http }
+    }
+
     /// Every tool the server lists (all pages), as stored for discovery.
     pub async fn list_tools(
         &self,
@@ -140,9 +155,14 @@ impl McpClients {
             }
         }
         let session = Arc::new(
-            tokio::time::timeout(settings.connect_timeout, connect(spec, settings)).await.map_err(|_| {
-                CallFailure::Unreachable(format!("no MCP handshake within {} s", settings.connect_timeout.as_secs()))
-            })??,
+            tokio::time::timeout(settings.connect_timeout, connect(&self.http, spec, settings)).await.map_err(
+                |_| {
+                    CallFailure::Unreachable(format!(
+                        "no MCP handshake within {} s",
+                        settings.connect_timeout.as_secs()
+                    ))
+                },
+            )??,
         );
         self.sessions.lock().await.insert(id, Pooled { version, session: Arc::clone(&session) });
         Ok(session)
@@ -160,7 +180,11 @@ async fn within<T, E: std::fmt::Display>(
     }
 }
 
-async fn connect(spec: &ConnectorSpec, settings: &ToolSettings) -> Result<Session, CallFailure> {
+async fn connect(
+    http: &reqwest::Client,
+    spec: &ConnectorSpec,
+    settings: &ToolSettings,
+) -> Result<Session, CallFailure> {
     let unreachable = |error: &dyn std::fmt::Display| CallFailure::Unreachable(error.to_string());
     match &spec.transport {
         Transport::StreamableHttp { url } => {
@@ -175,7 +199,7 @@ async fn connect(spec: &ConnectorSpec, settings: &ToolSettings) -> Result<Sessio
                     config = config.custom_headers(HashMap::from([(name, value)]));
                 }
             }
-            let transport = StreamableHttpClientTransport::from_config(config);
+            let transport = StreamableHttpClientTransport::with_client(http.clone(), config);
             ().serve(transport).await.map_err(|error| unreachable(&error))
         }
         Transport::Stdio { server, args } => {

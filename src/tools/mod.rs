@@ -64,7 +64,7 @@ pub struct Toolbox {
 
 impl Toolbox {
     pub fn new(settings: ToolSettings, keys: Arc<MasterKeys>, outbound: OutboundPolicy) -> Self {
-        Self { settings: Arc::new(settings), clients: McpClients::default(), keys, outbound }
+        Self { settings: Arc::new(settings), clients: McpClients::new(&outbound), keys, outbound }
     }
 
     fn rules(&self) -> Rules<'_> {

@@ -53,8 +53,9 @@ async fn serve(
     retriever: &Retriever,
     http: HttpClient,
 ) -> (SocketAddr, Engine) {
-    let providers = ProviderSetup { http, platform: platform(mock), keys: Arc::clone(keys) };
     let outbound = OutboundPolicy::new(&["127.0.0.1".to_owned()]);
+    let tenant_http = HttpClient::guarded(http.settings.clone(), &outbound);
+    let providers = ProviderSetup { http, tenant_http, platform: platform(mock), keys: Arc::clone(keys) };
     let toolbox = Toolbox::new(test_tool_settings(), Arc::clone(keys), outbound.clone());
     let prompts = Prompts::load().expect("prompts load");
     let engine = Engine::new(app_db.clone(), prompts, providers, retriever.clone(), toolbox.clone());
@@ -74,12 +75,13 @@ async fn serve(
     (address, engine)
 }
 
-/// Tool calls time out after 2 s here, so the hung-tool test ends soon; it asserts the timeout, not speed.
+/// Tool calls and MCP handshakes time out after 2 s here, so the hung-server tests end soon; it asserts the timeout, not speed.
 /// The operator allows one stdio server: the public everything server.
 fn test_tool_settings() -> ToolSettings {
     let everything = ["node".to_owned(), crate::everything::entry_point().display().to_string(), "stdio".to_owned()];
     ToolSettings {
         call_timeout: Duration::from_secs(2),
+        connect_timeout: Duration::from_secs(2),
         stdio_servers: StdioServers::from_entries([("everything".to_owned(), everything.to_vec())]),
         ..ToolSettings::default()
     }

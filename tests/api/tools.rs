@@ -130,6 +130,12 @@ async fn an_allowed_call_runs_and_its_shaped_result_reaches_the_model() {
 
     let messages = app.messages(&tenant.admin_key, &session).await;
     assert_eq!(messages[1]["content"], "Two customers match.");
+    let audit = app.get_json("/api/v1/audit-events", &tenant.admin_key).await;
+    let decided =
+        audit["audit_events"].as_array().unwrap().iter().find(|event| event["action"] == "tool_call.decided").unwrap();
+    assert_eq!(decided["details"]["decision"], "allow", "{decided}");
+    assert_eq!(decided["details"]["name"], "crm.find_customers");
+    assert!(decided["details"]["reason"].as_str().is_some_and(|reason| !reason.is_empty()), "{decided}");
     assert_eq!(messages[1]["tool_calls"][0]["name"], "crm.find_customers");
     assert_eq!(messages[1]["tool_calls"][0]["is_error"], false);
 }
@@ -508,4 +514,58 @@ async fn the_public_everything_server_works_over_stdio_and_streamable_http() {
     assert_eq!(events_named(&events, "tool_call.completed").len(), 2, "{events:#?}");
     let results = tool_results_sent(&app);
     assert_eq!(results, [json!("Echo: over stdio"), json!("Echo: over http")]);
+}
+
+#[tokio::test]
+async fn a_waiting_turn_answers_202_and_a_cancelled_run_takes_no_more_decisions() {
+    let app = TestApp::spawn().await;
+    let server = McpTestServer::start().await;
+    let profile = json!({ "tool_allowlist": ["crm.*"], "approval_required": ["crm.delete_*"] });
+    let tenant = tenant_with_tools(&app, "acme", &server, profile).await;
+    app.mock.push(Reply { tool_calls: vec![call("crm__delete_customer", json!({ "id": 1 }))], ..Reply::default() });
+    let session = app.create_session(&tenant.admin_key).await;
+    let response = app
+        .post(&format!("/api/v1/sessions/{session}/messages"), &tenant.admin_key, &json!({ "content": "Delete 1" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["run"]["status"], "awaiting_approval");
+    assert_eq!(body["message"], Value::Null);
+    let run_id = body["run"]["id"].as_str().unwrap();
+    let events =
+        read_sse(app.get(&format!("/api/v1/runs/{run_id}/events"), &tenant.admin_key).send().await.unwrap()).await;
+    let waiting = events_named(&events, "tool_call.awaiting_approval");
+    let call_id = waiting[0].data["tool_call_id"].as_str().unwrap();
+
+    let response =
+        app.post(&format!("/api/v1/runs/{run_id}/cancel"), &tenant.admin_key, &json!({})).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let response =
+        app.post(&format!("/api/v1/tool-calls/{call_id}/approve"), &tenant.admin_key, &json!({})).send().await.unwrap();
+    assert_error(response, 409, "run_ended").await;
+    assert_eq!(server.calls(), 0);
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_the_handshake_leaves_the_connector_in_error() {
+    let app = TestApp::spawn().await;
+    // Accepts connections and never says a word.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let tenant = app.create_tenant("acme").await;
+    let body = json!({ "name": "silent", "transport": "streamable_http", "url": url });
+    let response = app.post("/api/v1/mcp-connectors", &tenant.admin_key, &body).send().await.unwrap();
+    assert_eq!(response.status(), 201);
+    let connector: Value = response.json().await.unwrap();
+    assert_eq!(connector["status"], "error", "{connector}");
+    assert!(connector["last_error"].as_str().unwrap().contains("handshake"), "{connector}");
+    assert_eq!(connector["tools"], json!([]));
 }
