@@ -202,6 +202,37 @@ pub async fn messages(
     Ok(messages)
 }
 
+/// One message, if it is this tenant's.
+pub async fn message(
+    pool: &PgPool,
+    context: &TenantContext,
+    id: MessageId,
+) -> Result<Option<Message>, ConversationError> {
+    let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
+    let message = store::get_message(&mut transaction, id).await?;
+    transaction.commit().await?;
+    Ok(message)
+}
+
+/// Records earlier messages a caller brings with it (the OpenAI-compatible door sends the whole
+/// conversation each time), so the turn that follows sees them as its history.
+pub async fn seed(
+    pool: &PgPool,
+    context: &TenantContext,
+    id: SessionId,
+    history: &[(Role, String)],
+) -> Result<(), ConversationError> {
+    let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
+    store::get_session(&mut transaction, id).await?.ok_or(ConversationError::NotFound)?;
+    for (role, content) in history {
+        let message =
+            store::NewMessage { role: *role, run_id: None, ..store::NewMessage::user(id, RunId::new(), content) };
+        store::insert_message(&mut transaction, context.tenant_id(), &message).await?;
+    }
+    transaction.commit().await?;
+    Ok(())
+}
+
 /// The title a conversation gets from its first message: its first line, cut at a word near 60 characters.
 pub fn title_from_message(content: &str) -> String {
     const LIMIT: usize = 60;

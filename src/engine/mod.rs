@@ -62,6 +62,28 @@ pub enum EngineError {
 pub struct TurnRequest {
     pub content: String,
     pub model: Option<String>,
+    pub mode: TurnMode,
+}
+
+/// What a turn is asked to do.
+#[derive(Debug, Clone, Default)]
+pub enum TurnMode {
+    /// Switchboard's assistant: the conversation's history, retrieval, the system prompt, and the
+    /// tenant's tools under its policy.
+    #[default]
+    Assistant,
+    /// The caller's own conversation (the OpenAI-compatible door): its system prompt, messages and tools
+    /// go to the model as given; tool calls are returned to the caller, not run.
+    PassThrough(Arc<GivenConversation>),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct GivenConversation {
+    pub system: String,
+    /// Oldest first, ending with the message this turn answers.
+    pub messages: Vec<crate::providers::ChatMessage>,
+    pub tools: Vec<crate::providers::ToolSpec>,
+    pub max_output_tokens: Option<u32>,
 }
 
 impl TurnRequest {
@@ -75,7 +97,13 @@ impl TurnRequest {
         if model.as_deref().is_some_and(|model| model.trim().is_empty() || model.len() > 200) {
             return Err(EngineError::Invalid("model must be 1 to 200 characters".to_owned()));
         }
-        Ok(Self { content, model })
+        Ok(Self { content, model, mode: TurnMode::Assistant })
+    }
+
+    #[must_use]
+    pub fn with_mode(mut self, mode: TurnMode) -> Self {
+        self.mode = mode;
+        self
     }
 }
 
@@ -195,6 +223,7 @@ impl Engine {
             fallback_model: resolved.fallback_model,
             accepted_at,
             trace_id: context.request_id().map(str::to_owned),
+            mode: request.mode,
         };
         self.inner.tasks.spawn(turn::execute(Arc::clone(&self.inner), plan, log, None));
         Ok(StartedTurn { run, user_message })
@@ -397,6 +426,7 @@ impl Engine {
             fallback_model: resolved.fallback_model,
             accepted_at: Instant::now(),
             trace_id: run.trace_id.clone(),
+            mode: TurnMode::Assistant,
         };
         self.inner.tasks.spawn(turn::execute(Arc::clone(&self.inner), plan, log, Some(transcript)));
         Ok(())

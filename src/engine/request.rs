@@ -3,9 +3,9 @@
 
 use chrono::Utc;
 
-use super::Inner;
 use super::history;
 use super::turn::{TurnFailure, TurnPlan};
+use super::{GivenConversation, Inner, TurnMode};
 use crate::conversations::{self, Role};
 use crate::db;
 use crate::prompts::SystemPromptContext;
@@ -28,6 +28,9 @@ pub(super) struct Built {
 }
 
 pub(super) async fn build(inner: &Inner, plan: &TurnPlan) -> Result<Built, TurnFailure> {
+    if let TurnMode::PassThrough(given) = &plan.mode {
+        return Ok(as_given(plan, given));
+    }
     let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
     let tenant_name: String = sqlx::query_scalar("SELECT name FROM tenants WHERE id = $1")
         .bind(plan.tenant_id)
@@ -80,6 +83,22 @@ pub(super) async fn build(inner: &Inner, plan: &TurnPlan) -> Result<Built, TurnF
         tools: Vec::new(),
     };
     Ok(Built { request, citations, estimated_input_tokens: fitted.input_tokens })
+}
+
+/// The caller's conversation as it gave it, trimmed to the model's window like any other.
+fn as_given(plan: &TurnPlan, given: &GivenConversation) -> Built {
+    let max_output_tokens = given.max_output_tokens.unwrap_or(RESERVED_OUTPUT_TOKENS);
+    let window = providers::context_window(&plan.model);
+    let fitted = history::fit_to_window(&given.system, given.messages.clone(), window, max_output_tokens as usize);
+    let request = ChatRequest {
+        model: plan.model.clone(),
+        system: given.system.clone(),
+        messages: fitted.messages,
+        max_output_tokens,
+        passages: Vec::new(),
+        tools: given.tools.clone(),
+    };
+    Built { request, citations: Vec::new(), estimated_input_tokens: fitted.input_tokens }
 }
 
 /// What to search for: the question, with the previous question for context (a follow-up such as

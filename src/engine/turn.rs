@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 
-use super::Inner;
 use super::event_log::EventLog;
 use super::events::EventKind;
 use super::request;
 use super::tools::{self, Transcript, TurnTools};
+use super::{Inner, TurnMode};
 use crate::conversations::store::NewMessage;
 use crate::conversations::{self, MessageStatus, Role};
 use crate::db;
@@ -40,6 +40,7 @@ pub struct TurnPlan {
     pub accepted_at: Instant,
     /// The request that started the run: audit entries made in the background carry it.
     pub trace_id: Option<String>,
+    pub mode: TurnMode,
 }
 
 /// What the model produced so far; survives a cancellation or failure mid-stream.
@@ -182,6 +183,11 @@ async fn stream_answer(
     let request::Built { mut request, citations, estimated_input_tokens } = request::build(inner, plan).await?;
     answer.citations.clone_from(&citations);
     answer.estimated_input_tokens = u32::try_from(estimated_input_tokens).unwrap_or(u32::MAX);
+    if let TurnMode::PassThrough(_) = &plan.mode {
+        // The caller's tools are the caller's to run: their calls end the turn and go back to it.
+        stream_step(inner, plan, log, &mut request, answer).await?;
+        return Ok(Vec::new());
+    }
     let tools = TurnTools::load(inner, plan).await?;
     request.tools.clone_from(&tools.specs);
     let conversation = request.messages.clone();

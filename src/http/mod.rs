@@ -11,6 +11,7 @@ mod extract;
 mod health;
 mod json_errors;
 mod mcp;
+mod openai;
 mod policy_profiles;
 mod providers;
 pub mod request_id;
@@ -87,8 +88,14 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .fallback_service(mcp::service(&state))
         .layer(axum::middleware::from_fn_with_state(state.clone(), mcp::authenticate));
 
+    let openai = Router::new()
+        .route("/chat/completions", post(openai::completions))
+        .route("/models", get(openai::models))
+        .layer(axum::middleware::from_fn(openai::openai_errors));
+
     Router::new()
         .route("/healthz", get(health::healthz))
+        .nest("/v1", openai)
         .nest("/mcp", mcp)
         .route("/readyz", get(health::readyz))
         .nest("/api/v1", api)

@@ -11,6 +11,7 @@ mod errors;
 mod everything;
 mod health;
 mod mcp_endpoint;
+mod openai_compat;
 mod providers;
 mod reembedding;
 mod retrieval;
