@@ -15,6 +15,7 @@ pub mod embeddings;
 pub mod engine;
 pub mod http;
 pub mod ids;
+pub mod integration;
 pub mod mcp_server;
 pub mod outbound;
 pub mod policy;

@@ -78,6 +78,8 @@ pub struct Message {
     pub model_used: Option<String>,
     pub provider_used: Option<String>,
     pub is_byok: Option<bool>,
+    /// What an external system attached to the message (integration API).
+    pub metadata: Option<sqlx::types::Json<serde_json::Value>>,
     pub created_at: DateTime<Utc>,
 }
 

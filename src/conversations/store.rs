@@ -7,7 +7,7 @@ use crate::ids::{ApiKeyId, MessageId, RunId, SessionId, TenantId};
 
 const SESSION_COLUMNS: &str = "id, session_type, workspace_id, title, archived, created_at, updated_at";
 const MESSAGE_COLUMNS: &str = "id, session_id, run_id, role, content, status, tool_calls, citations, input_tokens, \
-     output_tokens, total_tokens, model_used, provider_used, is_byok, created_at";
+     output_tokens, total_tokens, model_used, provider_used, is_byok, metadata, created_at";
 
 pub async fn insert_session(
     connection: &mut PgConnection,

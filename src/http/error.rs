@@ -13,6 +13,7 @@ use crate::auth::AuthError;
 use crate::conversations::ConversationError;
 use crate::engine::EngineError;
 use crate::ids::RunId;
+use crate::integration::IntegrationError;
 use crate::policy::profiles::ProfileError;
 use crate::providers::byok::ByokError;
 use crate::retrieval::RetrievalError;
@@ -191,6 +192,24 @@ impl From<ToolError> for ApiError {
             error @ ToolError::NameTaken(_) => Self::conflict("connector_name_taken", error.to_string()),
             ToolError::Crypto(error) => Self::internal(&error),
             ToolError::Database(error) => Self::internal(&error),
+        }
+    }
+}
+
+impl From<IntegrationError> for ApiError {
+    fn from(error: IntegrationError) -> Self {
+        match error {
+            IntegrationError::Invalid(message) => Self::invalid(message),
+            IntegrationError::SessionNotFound => Self::not_found("no such integration conversation"),
+            error @ IntegrationError::KeyReused => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused", error.to_string())
+            }
+            error @ IntegrationError::InProgress => Self {
+                retry_after_seconds: Some(1),
+                ..Self::conflict("idempotency_key_in_progress", error.to_string())
+            },
+            IntegrationError::Engine(error) => error.into(),
+            IntegrationError::Database(error) => Self::internal(&error),
         }
     }
 }

@@ -9,6 +9,7 @@ mod documents;
 pub mod error;
 mod extract;
 mod health;
+mod integration;
 mod json_errors;
 mod mcp;
 mod openai;
@@ -81,6 +82,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             "/policy-profiles/{id}",
             get(policy_profiles::get).put(policy_profiles::replace).delete(policy_profiles::delete),
         )
+        .route("/integration/chat", post(integration::chat))
         .route("/tool-calls/{id}/approve", post(tool_calls::approve))
         .route("/tool-calls/{id}/deny", post(tool_calls::deny));
 

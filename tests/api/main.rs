@@ -10,6 +10,7 @@ mod embedders;
 mod errors;
 mod everything;
 mod health;
+mod integration;
 mod mcp_endpoint;
 mod openai_compat;
 mod providers;

@@ -1,0 +1,79 @@
+//! SQL for the integration door: end users by external id, their conversations, message metadata.
+
+use sqlx::PgConnection;
+
+use crate::auth::TenantContext;
+use crate::ids::{MessageId, SessionId, TenantId, UserId};
+
+/// The end user an external system calls `external_id`, made on first sight.
+pub async fn end_user(
+    connection: &mut PgConnection,
+    tenant_id: TenantId,
+    external_id: &str,
+) -> Result<UserId, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO users (id, tenant_id, actor_type, external_id) VALUES ($1, $2, 'user', $3) \
+         ON CONFLICT (tenant_id, external_id) DO UPDATE SET external_id = EXCLUDED.external_id RETURNING id",
+    )
+    .bind(UserId::new())
+    .bind(tenant_id)
+    .bind(external_id)
+    .fetch_one(connection)
+    .await
+}
+
+/// An integration conversation's owner (`Some(None)`: it has none); `None` if there is no such
+/// integration conversation.
+pub async fn integration_session(
+    connection: &mut PgConnection,
+    id: SessionId,
+) -> Result<Option<Option<UserId>>, sqlx::Error> {
+    sqlx::query_scalar("SELECT user_id FROM chat_sessions WHERE id = $1 AND session_type = 'integration'")
+        .bind(id)
+        .fetch_optional(connection)
+        .await
+}
+
+/// The user's most recent integration conversation that is not archived.
+pub async fn latest_session_of(
+    connection: &mut PgConnection,
+    user_id: UserId,
+) -> Result<Option<SessionId>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT id FROM chat_sessions WHERE user_id = $1 AND session_type = 'integration' AND NOT archived \
+         ORDER BY updated_at DESC, id DESC LIMIT 1",
+    )
+    .bind(user_id)
+    .fetch_optional(connection)
+    .await
+}
+
+pub async fn new_session(
+    connection: &mut PgConnection,
+    context: &TenantContext,
+    user_id: Option<UserId>,
+) -> Result<SessionId, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO chat_sessions (id, tenant_id, session_type, api_key_id, user_id) \
+         VALUES ($1, $2, 'integration', $3, $4) RETURNING id",
+    )
+    .bind(SessionId::new())
+    .bind(context.tenant_id())
+    .bind(context.actor().api_key_id())
+    .bind(user_id)
+    .fetch_one(connection)
+    .await
+}
+
+pub async fn set_message_metadata(
+    connection: &mut PgConnection,
+    id: MessageId,
+    metadata: &serde_json::Value,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE chat_messages SET metadata = $2 WHERE id = $1")
+        .bind(id)
+        .bind(metadata)
+        .execute(connection)
+        .await?;
+    Ok(())
+}
