@@ -16,7 +16,6 @@ pub mod engine;
 pub mod http;
 pub mod ids;
 pub mod integration;
-pub mod mcp_server;
 pub mod outbound;
 pub mod policy;
 pub mod prompts;

@@ -31,6 +31,11 @@ impl EventLog {
         Self { run_id, tenant_id, live, db, next_seq, pending: Vec::new(), last_flush: Instant::now() }
     }
 
+    /// The run as followers in this process see it.
+    pub fn live(&self) -> &Arc<LiveRun> {
+        &self.live
+    }
+
     /// The run's cancellation switch.
     pub fn cancellation(&self) -> tokio_util::sync::CancellationToken {
         self.live.cancel.clone()

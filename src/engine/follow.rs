@@ -18,7 +18,31 @@ const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 pub type EventStream = BoxStream<'static, RunEvent>;
 
-pub fn live(run: Arc<LiveRun>, after: i64) -> EventStream {
+/// The live run's events after `after`. A run resumed in this process holds only the events since its
+/// resume; the earlier ones are read from `run_events` first.
+pub fn live_with_history(db: PgPool, run_id: RunId, run: Arc<LiveRun>, after: i64) -> EventStream {
+    if run.first_seq <= after + 1 {
+        return live(run, after);
+    }
+    let (tenant_id, first_seq) = (run.tenant_id, run.first_seq);
+    let earlier = stream::once(async move {
+        let read = async {
+            let mut transaction = db::begin_tenant(&db, tenant_id).await?;
+            let events = runs::store::events_after(&mut transaction, run_id, after).await?;
+            transaction.commit().await?;
+            Ok::<_, sqlx::Error>(events)
+        };
+        let events = read.await.unwrap_or_else(|error| {
+            tracing::warn!(%run_id, %error, "could not read a resumed run's earlier events");
+            Vec::new()
+        });
+        stream::iter(events.into_iter().filter(move |event| event.seq < first_seq))
+    })
+    .flatten();
+    earlier.chain(live(run, first_seq - 1)).boxed()
+}
+
+fn live(run: Arc<LiveRun>, after: i64) -> EventStream {
     let published = run.subscribe();
     stream::unfold(Some((run, published, after)), |state| async move {
         let (run, mut published, after) = state?;

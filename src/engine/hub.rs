@@ -14,6 +14,9 @@ use crate::ids::{RunId, TenantId};
 #[derive(Debug)]
 pub struct LiveRun {
     pub tenant_id: TenantId,
+    /// The first event this process publishes: 1, or where a resumed run continues. Earlier events are
+    /// only in `run_events`.
+    pub first_seq: i64,
     events: Mutex<Vec<RunEvent>>,
     /// The number of events published; followers wait for it to change.
     published: watch::Sender<usize>,
@@ -21,9 +24,10 @@ pub struct LiveRun {
 }
 
 impl LiveRun {
-    fn new(tenant_id: TenantId) -> Self {
+    fn new(tenant_id: TenantId, first_seq: i64) -> Self {
         Self {
             tenant_id,
+            first_seq,
             events: Mutex::new(Vec::new()),
             published: watch::Sender::new(0),
             cancel: CancellationToken::new(),
@@ -63,8 +67,8 @@ pub struct Hub {
 }
 
 impl Hub {
-    pub fn register(&self, run_id: RunId, tenant_id: TenantId) -> Arc<LiveRun> {
-        let live = Arc::new(LiveRun::new(tenant_id));
+    pub fn register(&self, run_id: RunId, tenant_id: TenantId, first_seq: i64) -> Arc<LiveRun> {
+        let live = Arc::new(LiveRun::new(tenant_id, first_seq));
         self.runs.lock().unwrap_or_else(PoisonError::into_inner).insert(run_id, Arc::clone(&live));
         live
     }
@@ -75,8 +79,13 @@ impl Hub {
         runs.get(&run_id).filter(|live| live.tenant_id == tenant_id).cloned()
     }
 
-    pub fn remove(&self, run_id: RunId) {
-        self.runs.lock().unwrap_or_else(PoisonError::into_inner).remove(&run_id);
+    /// Removes the run if `live` is still its entry: a run that paused here may already be resumed
+    /// (and registered anew) by the time the paused task lets go of it.
+    pub fn remove(&self, run_id: RunId, live: &Arc<LiveRun>) {
+        let mut runs = self.runs.lock().unwrap_or_else(PoisonError::into_inner);
+        if runs.get(&run_id).is_some_and(|current| Arc::ptr_eq(current, live)) {
+            runs.remove(&run_id);
+        }
     }
 
     pub fn cancel_all(&self) {

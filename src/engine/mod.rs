@@ -51,6 +51,11 @@ pub enum EngineError {
     ToolCallNotFound,
     #[error("this tool call is not waiting for a decision")]
     ToolCallDecided,
+    #[error("the run is not waiting for an approval")]
+    RunNotWaiting,
+    /// Stored state that cannot be read: a bug or a damaged row, never the caller's fault.
+    #[error("{0}")]
+    Internal(String),
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
@@ -208,7 +213,7 @@ impl Engine {
         runs::store::insert_events(&mut transaction, tenant_id, std::slice::from_ref(&started)).await?;
         transaction.commit().await?;
 
-        let live = self.inner.hub.register(run_id, tenant_id);
+        let live = self.inner.hub.register(run_id, tenant_id, 1);
         live.publish(started);
         let log = EventLog::new(run_id, tenant_id, live, self.inner.db.clone(), 2);
         let plan = turn::TurnPlan {
@@ -233,7 +238,7 @@ impl Engine {
     pub async fn follow(&self, context: &TenantContext, run_id: RunId, after: i64) -> Result<EventStream, EngineError> {
         let tenant_id = context.tenant_id();
         if let Some(live) = self.inner.hub.get(run_id, tenant_id) {
-            return Ok(follow::live(live, after));
+            return Ok(follow::live_with_history(self.inner.db.clone(), run_id, live, after));
         }
         self.run(context, run_id).await?;
         Ok(follow::stored(self.inner.db.clone(), tenant_id, run_id, after))
@@ -291,7 +296,11 @@ impl Engine {
             _ => (RunStatus::Cancelled, None),
         };
         let mut transaction = db::begin_tenant(&self.inner.db, tenant_id).await?;
+        // Locked: a decision resuming the run and this closing it are ordered, never both.
+        let Some(run) = runs::store::get_for_update(&mut transaction, run.id).await? else { return Ok(()) };
+        let run = &run;
         let seq = runs::store::last_seq(&mut transaction, run.id).await? + 1;
+        calls::close_open(&mut transaction, run.id).await?;
         let outcome = RunOutcome {
             status,
             error,
@@ -375,6 +384,11 @@ impl Engine {
         if run.status.is_terminal() {
             return Err(EngineError::RunEnded);
         }
+        // Until the pause is recorded the run is not waiting for anyone (its calls are only announced
+        // with the pause); the row lock orders this check against the pause.
+        if run.status != RunStatus::AwaitingApproval {
+            return Err(EngineError::RunNotWaiting);
+        }
         let Some(record) = calls::decide(&mut transaction, id, approve, &decided_by).await? else {
             return Err(EngineError::ToolCallDecided);
         };
@@ -406,19 +420,20 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let tenant_id = context.tenant_id();
         let transcript: tools::Transcript = serde_json::from_value(state)
-            .map_err(|error| EngineError::Invalid(format!("the paused run's state is unreadable: {error}")))?;
+            .map_err(|error| EngineError::Internal(format!("the paused run's state is unreadable: {error}")))?;
         let session_id = run.session_id.ok_or(EngineError::SessionNotFound)?;
         let mut transaction = db::begin_tenant(&self.inner.db, tenant_id).await?;
         let resolved =
             resolve::resolve(&mut transaction, &self.inner.providers, tenant_id, run.model.as_deref()).await?;
         transaction.commit().await?;
-        let live = self.inner.hub.register(run.id, tenant_id);
+        let live = self.inner.hub.register(run.id, tenant_id, next_seq);
         let log = EventLog::new(run.id, tenant_id, live, self.inner.db.clone(), next_seq);
         let plan = turn::TurnPlan {
             run_id: run.id,
             tenant_id,
             session_id,
-            api_key_id: context.actor().api_key_id(),
+            // The key that started the run pays for it and acts in its audit entries, not the approver.
+            api_key_id: transcript.api_key_id,
             provider: resolved.provider,
             provider_name: resolved.provider_name,
             is_byok: resolved.is_byok,

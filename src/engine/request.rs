@@ -81,6 +81,7 @@ pub(super) async fn build(inner: &Inner, plan: &TurnPlan) -> Result<Built, TurnF
         max_output_tokens: RESERVED_OUTPUT_TOKENS,
         passages,
         tools: Vec::new(),
+        tool_calls_allowed: true,
     };
     Ok(Built { request, citations, estimated_input_tokens: fitted.input_tokens })
 }
@@ -97,6 +98,7 @@ fn as_given(plan: &TurnPlan, given: &GivenConversation) -> Built {
         max_output_tokens,
         passages: Vec::new(),
         tools: given.tools.clone(),
+        tool_calls_allowed: true,
     };
     Built { request, citations: Vec::new(), estimated_input_tokens: fitted.input_tokens }
 }

@@ -20,6 +20,7 @@ use crate::db;
 use crate::ids::{ConnectorId, PolicyProfileId, ToolCallId};
 use crate::policy::{self, Policy, ToolCallView, Verdict};
 use crate::providers::{ChatMessage, ToolCallMessage, ToolResultMessage, ToolSpec};
+use crate::tools::CallFailure;
 use crate::tools::calls::{self, CallOutcome, CallStatus, NewToolCall};
 use crate::tools::connectors::{self, ConnectorSpec};
 use crate::tools::names::{self, WireNames};
@@ -56,7 +57,7 @@ impl TurnTools {
             return Ok(Self::default());
         };
         let rows = connectors::list(&mut transaction).await?;
-        let discovered = crate::tools::discovered(&mut transaction, None).await?;
+        let discovered = connectors::discovered(&mut transaction, None).await?;
         transaction.commit().await?;
         let policy = Policy::parse(profile.document).map_err(|error| TurnFailure::Internal(Box::new(error)))?;
         let mut tools = Self::default();
@@ -109,6 +110,9 @@ pub(super) struct Transcript {
     pub steps: Vec<Step>,
     /// The answer's text over all steps so far.
     pub text: String,
+    /// The key that started the run: a resumed run is paid for and audited as its.
+    #[serde(default)]
+    pub api_key_id: Option<crate::ids::ApiKeyId>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -328,99 +332,133 @@ pub(super) async fn run_allowed(
     tools: &TurnTools,
     step: &mut Step,
 ) -> Result<(), TurnFailure> {
-    let toolbox = &inner.tools;
     let pending: Vec<usize> = (0..step.calls.len())
         .filter(|&index| step.calls[index].result.is_none() && !step.calls[index].awaiting_approval)
         .collect();
-    let runs = pending.iter().map(|&index| {
-        let call = &step.calls[index];
-        async move {
-            let started = Instant::now();
-            let Some(offered) = tools.offered.get(&call.name) else {
-                return (
-                    Err(crate::tools::CallFailure::Unreachable(format!("`{}` is no longer offered", call.name))),
-                    started,
-                );
-            };
-            let outcome = match crate::tools::check_outbound(toolbox, &offered.connector).await {
-                Ok(()) => {
-                    toolbox
-                        .clients
-                        .call(
-                            offered.connector_id,
-                            offered.connector_version,
-                            &offered.connector,
-                            &toolbox.settings,
-                            &offered.tool,
-                            call.arguments.clone(),
-                        )
-                        .await
-                }
-                Err(failure) => Err(failure),
-            };
-            (outcome, started)
-        }
-    });
+    let runs = pending.iter().map(|&index| call_tool(inner, tools, &step.calls[index]));
     let outcomes = futures::future::join_all(runs).await;
     let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
     let mut events = Vec::new();
-    for (&index, (outcome, started)) in pending.iter().zip(outcomes) {
+    for (&index, (outcome, duration)) in pending.iter().zip(outcomes) {
         let call = &mut step.calls[index];
-        let duration = started.elapsed();
-        let duration_ms = i32::try_from(duration.as_millis()).unwrap_or(i32::MAX);
-        match outcome {
-            Ok(value) => {
-                let shaped = match &tools.policy {
-                    Some((policy, _, _)) => policy::shape(policy, value),
-                    None => policy::Shaped { value, removed_fields: 0, truncated_arrays: 0 },
-                };
-                let note = tools.policy.as_ref().and_then(|(policy, _, _)| shaped.note(policy));
-                let content = match &note {
-                    Some(note) => json!({ "result": shaped.value, "note": note }),
-                    None => shaped.value,
-                };
-                let summary: String = content.to_string().chars().take(SUMMARY_CHARS).collect();
-                let outcome = CallOutcome {
-                    status: CallStatus::Completed,
-                    result: Some(&content),
-                    summary: Some(&summary),
-                    error: None,
-                    duration_ms: Some(duration_ms),
-                };
-                calls::finish(&mut transaction, call.id, &outcome).await?;
-                events.push(EventKind::ToolCallCompleted {
-                    tool_call_id: call.id,
-                    name: call.name.clone(),
-                    duration_ms: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
-                    note,
-                });
-                call.result = Some(CallResult { content, is_error: false });
-            }
-            Err(failure) => {
-                let message = failure.to_string();
-                let outcome = CallOutcome {
-                    status: CallStatus::Failed,
-                    result: None,
-                    summary: None,
-                    error: Some((failure.code(), &message)),
-                    duration_ms: Some(duration_ms),
-                };
-                calls::finish(&mut transaction, call.id, &outcome).await?;
-                events.push(EventKind::ToolCallFailed {
-                    tool_call_id: call.id,
-                    name: call.name.clone(),
-                    code: failure.code().to_owned(),
-                    message: message.clone(),
-                });
-                call.result = Some(CallResult { content: json!({ "error": message }), is_error: true });
-            }
-        }
+        let settled = settle(tools, call, outcome, duration);
+        let record = CallOutcome {
+            status: settled.status,
+            result: settled.recorded.as_ref(),
+            summary: settled.summary.as_deref(),
+            error: settled.error.as_ref().map(|(code, message)| (*code, message.as_str())),
+            duration_ms: Some(i32::try_from(duration.as_millis()).unwrap_or(i32::MAX)),
+        };
+        calls::finish(&mut transaction, call.id, &record).await?;
+        events.push(settled.event);
+        call.result = Some(settled.for_model);
     }
     transaction.commit().await?;
     for event in events {
         log.emit(event).await;
     }
     Ok(())
+}
+
+/// One call to its server, with how long it took.
+async fn call_tool(
+    inner: &Inner,
+    tools: &TurnTools,
+    call: &StepCall,
+) -> (Result<Value, CallFailure>, std::time::Duration) {
+    let toolbox = &inner.tools;
+    let started = Instant::now();
+    let Some(offered) = tools.offered.get(&call.name) else {
+        return (Err(CallFailure::Unreachable(format!("`{}` is no longer offered", call.name))), started.elapsed());
+    };
+    let outcome = match crate::tools::check_outbound(toolbox, &offered.connector).await {
+        Ok(()) => {
+            let (id, version, tool) = (offered.connector_id, offered.connector_version, &offered.tool);
+            let arguments = call.arguments.clone();
+            toolbox.clients.call(id, version, &offered.connector, &toolbox.settings, tool, arguments).await
+        }
+        Err(failure) => Err(failure),
+    };
+    (outcome, started.elapsed())
+}
+
+/// How a call ended, as recorded, streamed and told to the model.
+struct Settled {
+    status: CallStatus,
+    recorded: Option<Value>,
+    summary: Option<String>,
+    error: Option<(&'static str, String)>,
+    event: EventKind,
+    for_model: CallResult,
+}
+
+fn settle(
+    tools: &TurnTools,
+    call: &StepCall,
+    outcome: Result<Value, CallFailure>,
+    duration: std::time::Duration,
+) -> Settled {
+    let (tool_call_id, name) = (call.id, call.name.clone());
+    match outcome {
+        Ok(value) => {
+            let (content, note) = shaped(tools, value);
+            let duration_ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+            Settled {
+                status: CallStatus::Completed,
+                summary: Some(content.to_string().chars().take(SUMMARY_CHARS).collect()),
+                recorded: Some(content.clone()),
+                error: None,
+                event: EventKind::ToolCallCompleted { tool_call_id, name, duration_ms, note },
+                for_model: CallResult { content, is_error: false },
+            }
+        }
+        Err(failure) => {
+            let code = failure.code();
+            // What a failing tool says is a result like any other: shaped before anyone sees it.
+            let (said, message) = match failure {
+                CallFailure::Tool(said) => (Some(shaped(tools, said).0), "the tool reported an error".to_owned()),
+                other => (None, other.to_string()),
+            };
+            let for_model = json!({ "error": said.clone().unwrap_or_else(|| json!(message)) });
+            Settled {
+                status: CallStatus::Failed,
+                recorded: said,
+                summary: None,
+                error: Some((code, message.clone())),
+                event: EventKind::ToolCallFailed { tool_call_id, name, code: code.to_owned(), message },
+                for_model: CallResult { content: for_model, is_error: true },
+            }
+        }
+    }
+}
+
+/// The largest result the model is given, as JSON text.
+const MAX_RESULT_CHARS: usize = 32_768;
+
+/// A result as the model may see it: blocked fields removed and lists cut (with the policy's note), and
+/// anything too long cut with a note of its own.
+fn shaped(tools: &TurnTools, value: Value) -> (Value, Option<String>) {
+    let (value, mut note) = match &tools.policy {
+        Some((policy, _, _)) => {
+            let shaped = policy::shape(policy, value);
+            let note = shaped.note(policy);
+            (shaped.value, note)
+        }
+        None => (value, None),
+    };
+    let text = value.to_string();
+    let value = if text.chars().count() > MAX_RESULT_CHARS {
+        let cut = format!("the result was cut to its first {MAX_RESULT_CHARS} characters");
+        note = Some(note.map_or_else(|| cut.clone(), |note| format!("{note}; {cut}")));
+        Value::String(text.chars().take(MAX_RESULT_CHARS).collect())
+    } else {
+        value
+    };
+    let content = match &note {
+        Some(note) => json!({ "result": value, "note": note }),
+        None => value,
+    };
+    (content, note)
 }
 
 /// After a person decided the waiting calls of the last step: approved ones become runnable, denied

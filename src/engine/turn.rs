@@ -53,6 +53,8 @@ struct Answer {
     tool_calls: Vec<ToolCallDraft>,
     /// The tool steps taken (calls, decisions, results).
     transcript: Transcript,
+    /// Text from before a pause, whose usage was recorded then: estimates count only what follows.
+    billed_text_len: usize,
     /// The passages the answer was grounded in.
     citations: Vec<Citation>,
     first_token_at: Option<Instant>,
@@ -128,6 +130,11 @@ pub async fn execute(inner: Arc<Inner>, plan: TurnPlan, mut log: EventLog, resum
             }
         },
     };
+    // A cancel that arrived while the turn was pausing wins: the run ends instead of waiting.
+    let stop = match stop {
+        Stop::Paused(_) if cancelled.is_cancelled() => Stop::Ended(Ending::Cancelled),
+        stop => stop,
+    };
     let recorded = match &stop {
         Stop::Paused(calls) => record_pause(&inner, &plan, &mut log, &answer, calls).await,
         Stop::Ended(ending) => record(&inner, &plan, &mut log, &answer, ending).await,
@@ -136,7 +143,7 @@ pub async fn execute(inner: Arc<Inner>, plan: TurnPlan, mut log: EventLog, resum
         tracing::error!(run_id = %plan.run_id, %error, "could not record the end of a run");
         log.publish_failure_in_memory("internal_error", "the run's outcome could not be recorded");
     }
-    inner.hub.remove(plan.run_id);
+    inner.hub.remove(plan.run_id, log.live());
 }
 
 /// How often a running turn proves it is alive; the sweeper closes runs silent for a minute.
@@ -194,12 +201,16 @@ async fn stream_answer(
     match resume {
         Some(transcript) => {
             answer.text.clone_from(&transcript.text);
+            answer.billed_text_len = transcript.text.len();
             answer.transcript = transcript;
             if let Some(step) = answer.transcript.steps.last_mut() {
                 tools::apply_decisions(inner, plan, log, step).await?;
             }
         }
-        None => log.emit(EventKind::Retrieval { citations }).await,
+        None => {
+            answer.transcript.api_key_id = plan.api_key_id;
+            log.emit(EventKind::Retrieval { citations }).await;
+        }
     }
     loop {
         if let Some(step) = answer.transcript.steps.last_mut() {
@@ -208,11 +219,11 @@ async fn stream_answer(
         request.messages = conversation.iter().cloned().chain(answer.transcript.messages()).collect();
         if answer.transcript.steps.len() >= inner.tools.settings.max_steps as usize {
             // Enough tool steps: the model must now answer with what it has.
-            request.tools.clear();
+            request.tool_calls_allowed = false;
         }
         let step_text = stream_step(inner, plan, log, &mut request, answer).await?;
         let drafts = std::mem::take(&mut answer.tool_calls);
-        if drafts.is_empty() || request.tools.is_empty() {
+        if drafts.is_empty() || request.tools.is_empty() || !request.tool_calls_allowed {
             // Calls of tools nobody offered stay on the message as the model made them.
             answer.tool_calls = drafts;
             return Ok(Vec::new());
@@ -292,6 +303,23 @@ fn worth_a_fallback(error: &ProviderError) -> bool {
     !matches!(error.kind, ProviderErrorKind::AuthFailed | ProviderErrorKind::NotConfigured)
 }
 
+/// The turn's tokens: the provider's report, else our count of what this part of the run produced.
+fn usage_of(answer: &Answer, ending: &Ending) -> (u32, u32, TokenSource) {
+    match answer.reported_usage {
+        Some((input, output)) => (input, output, TokenSource::Provider),
+        None => {
+            let new_text = answer.text.get(answer.billed_text_len..).unwrap_or_default();
+            let output = u32::try_from(crate::tokens::count(new_text)).unwrap_or(u32::MAX);
+            let input = if answer.estimated_input_tokens > 0 && (output > 0 || matches!(ending, Ending::Completed)) {
+                answer.estimated_input_tokens
+            } else {
+                0
+            };
+            (input, output, TokenSource::Estimated)
+        }
+    }
+}
+
 /// Records a pause for approval in one transaction: the usage so far, the pause event, the run's state
 /// (its tool steps, to resume from) and status. No message yet: the answer is not finished.
 async fn record_pause(
@@ -345,18 +373,7 @@ async fn record(
     answer: &Answer,
     ending: &Ending,
 ) -> Result<(), sqlx::Error> {
-    let (input_tokens, output_tokens, source) = match answer.reported_usage {
-        Some((input, output)) => (input, output, TokenSource::Provider),
-        None => {
-            let output = u32::try_from(crate::tokens::count(&answer.text)).unwrap_or(u32::MAX);
-            let input = if answer.estimated_input_tokens > 0 && (output > 0 || matches!(ending, Ending::Completed)) {
-                answer.estimated_input_tokens
-            } else {
-                0
-            };
-            (input, output, TokenSource::Estimated)
-        }
-    };
+    let (input_tokens, output_tokens, source) = usage_of(answer, ending);
     let keep_message = matches!(ending, Ending::Completed) || !answer.text.is_empty();
     let message_id = keep_message.then(MessageId::new);
     let provider = plan.provider_name;
@@ -425,6 +442,7 @@ async fn record(
             (RunStatus::Cancelled, None)
         }
     };
+    crate::tools::calls::close_open(&mut transaction, plan.run_id).await?;
     let closing = log.write_closing(&mut transaction, closing).await?;
     let millis = |since: Instant| i32::try_from(since.duration_since(plan.accepted_at).as_millis()).unwrap_or(i32::MAX);
     crate::runs::store::finish(

@@ -167,6 +167,8 @@ impl From<EngineError> for ApiError {
             EngineError::RunEnded => Self::conflict("run_ended", "the run has already ended"),
             EngineError::ToolCallNotFound => Self::not_found("no such tool call"),
             error @ EngineError::ToolCallDecided => Self::conflict("tool_call_decided", error.to_string()),
+            error @ EngineError::RunNotWaiting => Self::conflict("run_not_waiting", error.to_string()),
+            EngineError::Internal(message) => Self::internal(&std::io::Error::other(message)),
             EngineError::Invalid(message) => Self::invalid(message),
             EngineError::Database(error) => Self::internal(&error),
         }

@@ -32,6 +32,9 @@ impl AnthropicProvider {
                 .iter()
                 .map(|tool| json!({ "name": tool.name, "description": tool.description, "input_schema": tool.parameters }))
                 .collect();
+            if !request.tool_calls_allowed {
+                body["tool_choice"] = json!({ "type": "none" });
+            }
         }
         let url = format!("{}/v1/messages", self.credentials.base_url.trim_end_matches('/'));
         let key = self.credentials.api_key.expose_secret();

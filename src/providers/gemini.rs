@@ -42,6 +42,9 @@ impl GeminiProvider {
                 })
                 .collect();
             body["tools"] = json!([{ "functionDeclarations": declarations }]);
+            if !request.tool_calls_allowed {
+                body["toolConfig"] = json!({ "functionCallingConfig": { "mode": "NONE" } });
+            }
         }
         let url = format!(
             "{}/v1beta/models/{}:streamGenerateContent?alt=sse",

@@ -61,7 +61,8 @@ impl HttpClient {
             .connect_timeout(settings.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90));
         if let Some(outbound) = outbound {
-            builder = builder.dns_resolver(outbound.resolver());
+            // Redirects are not followed: one could lead to an internal address, and the key with it.
+            builder = builder.dns_resolver(outbound.resolver()).redirect(reqwest::redirect::Policy::none());
         }
         let client = builder.build().expect("the HTTP client builds with rustls");
         Self { client, settings }

@@ -96,6 +96,9 @@ pub struct ChatRequest {
     pub passages: Vec<Passage>,
     /// The tools the model may call; empty means none.
     pub tools: Vec<ToolSpec>,
+    /// False once the turn has used its tool steps: the tools stay declared (the conversation refers
+    /// to them, and some providers refuse tool blocks without declarations) but may not be called.
+    pub tool_calls_allowed: bool,
 }
 
 impl ChatRequest {

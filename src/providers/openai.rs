@@ -38,6 +38,9 @@ impl OpenAiProvider {
                     }})
                 })
                 .collect();
+            if !request.tool_calls_allowed {
+                body["tool_choice"] = json!("none");
+            }
         }
         let limit_field = if self.compatible { "max_tokens" } else { "max_completion_tokens" };
         body[limit_field] = json!(request.max_output_tokens);

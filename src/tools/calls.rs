@@ -163,3 +163,20 @@ pub async fn for_run(connection: &mut PgConnection, run_id: RunId) -> Result<Vec
     .fetch_all(connection)
     .await
 }
+
+/// When a run ends: calls still waiting are denied, calls cut off mid-way failed, so no call stays open.
+pub async fn close_open(connection: &mut PgConnection, run_id: RunId) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE tool_calls SET \
+             status = CASE WHEN status = 'awaiting_approval' THEN 'denied' ELSE 'failed' END, \
+             reason = CASE WHEN status = 'awaiting_approval' THEN reason || '; the run ended first' ELSE reason END, \
+             error_code = CASE WHEN status = 'running' THEN 'interrupted' END, \
+             error = CASE WHEN status = 'running' THEN 'the run ended before the call did' END, \
+             completed_at = now() \
+         WHERE run_id = $1 AND status IN ('awaiting_approval', 'running')",
+    )
+    .bind(run_id)
+    .execute(connection)
+    .await?;
+    Ok(())
+}

@@ -69,6 +69,16 @@ pub struct ConnectorSpec {
     pub auth: Auth,
 }
 
+impl ConnectorSpec {
+    /// The credential's text, to keep it out of error messages.
+    pub fn secret(&self) -> Option<&str> {
+        match &self.auth {
+            Auth::None => None,
+            Auth::ApiKey { secret, .. } | Auth::Bearer { secret } => Some(secret.expose_secret()),
+        }
+    }
+}
+
 /// The operator's rules a connector must follow.
 #[derive(Debug, Clone, Copy)]
 pub struct Rules<'a> {
@@ -117,6 +127,10 @@ impl ConnectorSpec {
                 if url.len() > 2000 {
                     return Err(invalid("url must be at most 2000 characters"));
                 }
+                let parsed = reqwest::Url::parse(&url).map_err(|_| invalid("url is not a valid URL"))?;
+                if !parsed.username().is_empty() || parsed.password().is_some() {
+                    return Err(invalid("url must not carry credentials; use auth"));
+                }
                 rules.outbound.check(&url).await.map_err(|error| ToolError::Invalid(format!("url: {error}")))?;
                 Transport::StreamableHttp { url }
             }
@@ -124,11 +138,14 @@ impl ConnectorSpec {
                 if input.url.is_some() {
                     return Err(invalid("url is for the streamable_http transport"));
                 }
-                let (server, args) = match (input.command, input.args, previous) {
-                    (Some(server), args, _) => (server, args.unwrap_or_default()),
-                    (None, args, Some(Transport::Stdio { server, args: old })) => {
-                        (server.clone(), args.unwrap_or_else(|| old.clone()))
-                    }
+                // The operator's command line is the whole command line: arguments chosen by a tenant
+                // could turn an allowed program into any program (`docker run … <image> sh`).
+                if input.args.as_ref().is_some_and(|args| !args.is_empty()) {
+                    return Err(invalid("args are set by the operator's allow-list, not by tenants"));
+                }
+                let server = match (input.command, previous) {
+                    (Some(server), _) => server,
+                    (None, Some(Transport::Stdio { server, .. })) => server.clone(),
                     _ => return Err(invalid("a stdio connector needs a command from the operator's allow-list")),
                 };
                 if !rules.stdio.allows(&server) {
@@ -137,15 +154,18 @@ impl ConnectorSpec {
                         server.chars().take(50).collect::<String>()
                     )));
                 }
-                if args.len() > 32 || args.iter().any(|arg| arg.len() > 500 || arg.contains('\0')) {
-                    return Err(invalid("args: at most 32 arguments of at most 500 characters"));
-                }
+                let args = Vec::new();
                 Transport::Stdio { server, args }
             }
             _ => return Err(invalid("transport must be streamable_http or stdio")),
         };
+        let moved = current.as_ref().is_some_and(|current| current.transport != transport);
         let auth = match (input.auth, current) {
             (Some(auth), _) => parse_auth(&auth)?,
+            // A stored credential never follows the connector to another server unasked.
+            (None, Some(current)) if moved && !matches!(current.auth, Auth::None) => {
+                return Err(invalid("changing the server needs its auth in the same request"));
+            }
             (None, Some(current)) => current.auth,
             (None, None) => Auth::None,
         };
@@ -413,4 +433,44 @@ pub async fn rotate(pool: &sqlx::PgPool, keys: &MasterKeys) -> Result<usize, Too
         transaction.commit().await?;
     }
     Ok(rotated)
+}
+
+/// Replaces the connector's discovered tools with what its server just listed.
+pub(crate) async fn replace_tools(
+    connection: &mut PgConnection,
+    tenant_id: TenantId,
+    id: ConnectorId,
+    tools: &[super::DiscoveredTool],
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM discovered_tools WHERE connector_id = $1").bind(id).execute(&mut *connection).await?;
+    for tool in tools {
+        sqlx::query(
+            "INSERT INTO discovered_tools (tenant_id, connector_id, name, description, input_schema, annotations, \
+                 read_only) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(tenant_id)
+        .bind(id)
+        .bind(&tool.name)
+        .bind(&tool.description)
+        .bind(&tool.input_schema)
+        .bind(&tool.annotations)
+        .bind(tool.read_only)
+        .execute(&mut *connection)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The discovered tools of every connector, or of one.
+pub(crate) async fn discovered(
+    connection: &mut PgConnection,
+    connector: Option<ConnectorId>,
+) -> Result<Vec<super::DiscoveredTool>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT connector_id, name, description, input_schema, annotations, read_only FROM discovered_tools \
+         WHERE $1::uuid IS NULL OR connector_id = $1 ORDER BY connector_id, name",
+    )
+    .bind(connector)
+    .fetch_all(connection)
+    .await
 }

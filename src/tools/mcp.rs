@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::{HeaderName, HeaderValue};
 use chrono::{DateTime, Utc};
+use reqwest::header::{HeaderName, HeaderValue};
 use rmcp::model::{CallToolRequestParams, CallToolResult, ContentBlock, Tool};
 use rmcp::service::RunningService;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
@@ -34,14 +34,30 @@ pub enum CallFailure {
     Unreachable(String),
     #[error("the tool server did not answer within {} s", .0.as_secs_f32())]
     Timeout(Duration),
-    /// The tool ran and reported an error (`isError`).
-    #[error("the tool reported an error: {0}")]
-    Tool(String),
+    /// The tool ran and reported an error (`isError`); what it said passes the policy's shaping before
+    /// anyone sees it, so it is not part of the message.
+    #[error("the tool reported an error")]
+    Tool(Value),
     #[error("the tool server broke the protocol: {0}")]
     Protocol(String),
 }
 
 impl CallFailure {
+    /// The same failure with the connector's credential cut out of its text (a server may echo it).
+    fn redacted(self, secret: Option<&str>) -> Self {
+        let Some(secret) = secret.filter(|secret| !secret.is_empty()) else { return self };
+        let clean = |text: String| text.replace(secret, "[redacted]");
+        match self {
+            Self::Unreachable(text) => Self::Unreachable(clean(text)),
+            Self::Tool(value) => {
+                let text = clean(value.to_string());
+                Self::Tool(serde_json::from_str(&text).unwrap_or(Value::String(text)))
+            }
+            Self::Protocol(text) => Self::Protocol(clean(text)),
+            timeout @ Self::Timeout(_) => timeout,
+        }
+    }
+
     /// The stable code recorded on the call and sent in `tool_call.failed`.
     pub fn code(&self) -> &'static str {
         match self {
@@ -57,7 +73,11 @@ struct Pooled {
     /// The connector's `updated_at` when the session was opened: a changed connector gets a new session.
     version: DateTime<Utc>,
     session: Arc<Session>,
+    last_used: std::time::Instant,
 }
+
+/// A session unused this long is closed (its stdio child process ends with it).
+const IDLE: Duration = Duration::from_mins(10);
 
 /// The open sessions, one per connector, and the HTTP client they share.
 #[derive(Clone)]
@@ -80,6 +100,8 @@ impl McpClients {
             // As rmcp's own client: no idle pooling (delayed-ACK stalls), and no overall timeout, which
             // would cut long streamed answers; each call has its own deadline instead.
             .pool_max_idle_per_host(0)
+            // A redirect could lead anywhere, an internal address included, with the credential.
+            .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(std::time::Duration::from_secs(10))
             .build()
             .expect("the HTTP client builds with rustls");
@@ -94,12 +116,17 @@ impl McpClients {
         spec: &ConnectorSpec,
         settings: &ToolSettings,
     ) -> Result<Vec<DiscoveredTool>, CallFailure> {
-        let session = self.session(id, version, spec, settings).await?;
+        let secret = spec.secret();
+        let session = self.session(id, version, spec, settings).await.map_err(|failure| failure.redacted(secret))?;
         let tools = within(settings.call_timeout, session.peer().list_all_tools()).await;
         if tools.is_err() {
             self.close(id).await;
         }
-        Ok(tools?.into_iter().map(|tool| discovered(id, tool)).collect())
+        let mut tools = tools.map_err(|failure| failure.redacted(secret))?;
+        // A server listing a name twice gets its first entry kept.
+        let mut seen = std::collections::HashSet::new();
+        tools.retain(|tool| seen.insert(tool.name.clone()));
+        Ok(tools.into_iter().map(|tool| discovered(id, tool)).collect())
     }
 
     /// Calls `tool` and returns what it produced as JSON: its structured content when it gives one, else
@@ -113,17 +140,18 @@ impl McpClients {
         tool: &str,
         arguments: Value,
     ) -> Result<Value, CallFailure> {
-        let session = self.session(id, version, spec, settings).await?;
+        let secret = spec.secret();
+        let session = self.session(id, version, spec, settings).await.map_err(|failure| failure.redacted(secret))?;
         let mut params = CallToolRequestParams::new(tool.to_owned());
         if let Value::Object(arguments) = arguments {
             params = params.with_arguments(arguments);
         }
         match within(settings.call_timeout, session.peer().call_tool(params)).await {
-            Ok(result) => result_value(&result),
+            Ok(result) => result_value(&result).map_err(|failure| failure.redacted(secret)),
             Err(failure) => {
                 // A session that timed out or broke may be wedged: the next call opens a new one.
                 self.close(id).await;
-                Err(failure)
+                Err(failure.redacted(secret))
             }
         }
     }
@@ -147,10 +175,12 @@ impl McpClients {
         settings: &ToolSettings,
     ) -> Result<Arc<Session>, CallFailure> {
         {
-            let sessions = self.sessions.lock().await;
-            if let Some(pooled) = sessions.get(&id).filter(|pooled| pooled.version == version)
+            let mut sessions = self.sessions.lock().await;
+            sessions.retain(|_, pooled| pooled.last_used.elapsed() < IDLE);
+            if let Some(pooled) = sessions.get_mut(&id).filter(|pooled| pooled.version == version)
                 && !pooled.session.peer().is_transport_closed()
             {
+                pooled.last_used = std::time::Instant::now();
                 return Ok(Arc::clone(&pooled.session));
             }
         }
@@ -164,7 +194,8 @@ impl McpClients {
                 },
             )??,
         );
-        self.sessions.lock().await.insert(id, Pooled { version, session: Arc::clone(&session) });
+        let pooled = Pooled { version, session: Arc::clone(&session), last_used: std::time::Instant::now() };
+        self.sessions.lock().await.insert(id, pooled);
         Ok(session)
     }
 }
@@ -237,24 +268,23 @@ fn discovered(connector_id: ConnectorId, tool: Tool) -> DiscoveredTool {
     }
 }
 
+/// What a tool produced, as JSON: its structured content when it gives one, else its content blocks —
+/// each text block parsed as JSON when it is JSON (one block: that value; several: an array), other
+/// blocks named but not passed on.
 fn result_value(result: &CallToolResult) -> Result<Value, CallFailure> {
-    let text = || {
-        result
-            .content
-            .iter()
-            .filter_map(|block| match block {
-                ContentBlock::Text(text) => Some(text.text.as_str()),
-                _ => None,
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
+    let mut blocks: Vec<Value> = result
+        .content
+        .iter()
+        .map(|block| match block {
+            ContentBlock::Text(text) => {
+                serde_json::from_str(&text.text).unwrap_or_else(|_| Value::String(text.text.clone()))
+            }
+            _ => Value::String("[non-text content omitted]".to_owned()),
+        })
+        .collect();
+    let content = if blocks.len() == 1 { blocks.remove(0) } else { Value::Array(blocks) };
     if result.is_error == Some(true) {
-        return Err(CallFailure::Tool(text()));
+        return Err(CallFailure::Tool(content));
     }
-    if let Some(structured) = result.structured_content.clone() {
-        return Ok(structured);
-    }
-    let text = text();
-    Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    Ok(result.structured_content.clone().unwrap_or(content))
 }

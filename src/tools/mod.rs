@@ -132,7 +132,7 @@ pub async fn delete(
 pub async fn list(pool: &PgPool, context: &TenantContext) -> Result<Vec<Connector>, ToolError> {
     let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
     let rows = connectors::list(&mut transaction).await?;
-    let mut tools = discovered(&mut transaction, None).await?;
+    let mut tools = connectors::discovered(&mut transaction, None).await?;
     transaction.commit().await?;
     Ok(rows
         .into_iter()
@@ -147,7 +147,7 @@ pub async fn list(pool: &PgPool, context: &TenantContext) -> Result<Vec<Connecto
 pub async fn get(pool: &PgPool, context: &TenantContext, id: ConnectorId) -> Result<Connector, ToolError> {
     let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
     let row = connectors::find(&mut transaction, id).await?.ok_or(ToolError::NotFound)?;
-    let tools = discovered(&mut transaction, Some(id)).await?;
+    let tools = connectors::discovered(&mut transaction, Some(id)).await?;
     transaction.commit().await?;
     Ok(row.view(with_qualified_names(&row.name, tools)))
 }
@@ -172,25 +172,7 @@ pub async fn refresh(
     let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
     match &listed {
         Ok(tools) => {
-            sqlx::query("DELETE FROM discovered_tools WHERE connector_id = $1")
-                .bind(id)
-                .execute(&mut *transaction)
-                .await?;
-            for tool in tools {
-                sqlx::query(
-                    "INSERT INTO discovered_tools (tenant_id, connector_id, name, description, input_schema, annotations, read_only) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(context.tenant_id())
-                .bind(id)
-                .bind(&tool.name)
-                .bind(&tool.description)
-                .bind(&tool.input_schema)
-                .bind(&tool.annotations)
-                .bind(tool.read_only)
-                .execute(&mut *transaction)
-                .await?;
-            }
+            connectors::replace_tools(&mut transaction, context.tenant_id(), id, tools).await?;
             connectors::set_status(&mut transaction, id, None).await?;
         }
         Err(error) => {
@@ -216,20 +198,6 @@ pub(crate) async fn check_outbound(toolbox: &Toolbox, spec: &ConnectorSpec) -> R
         }
         Transport::Stdio { .. } => Ok(()),
     }
-}
-
-/// The tools of the tenant's active connectors (all connectors with `connector`).
-pub(crate) async fn discovered(
-    connection: &mut PgConnection,
-    connector: Option<ConnectorId>,
-) -> Result<Vec<DiscoveredTool>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT connector_id, name, description, input_schema, annotations, read_only FROM discovered_tools \
-         WHERE $1::uuid IS NULL OR connector_id = $1 ORDER BY connector_id, name",
-    )
-    .bind(connector)
-    .fetch_all(connection)
-    .await
 }
 
 fn with_qualified_names(connector: &str, tools: Vec<DiscoveredTool>) -> Vec<DiscoveredTool> {

@@ -444,6 +444,9 @@ async fn connectors_refuse_internal_urls_and_unlisted_commands_and_stay_private(
         json!({ "name": "meta", "transport": "streamable_http", "url": "http://169.254.169.254/mcp" }),
         json!({ "name": "lan", "transport": "streamable_http", "url": "http://10.0.0.7/mcp" }),
         json!({ "name": "shell", "transport": "stdio", "command": "sh", "args": ["-c", "id"] }),
+        // An allowed server, but a tenant may not add to its command line.
+        json!({ "name": "ev", "transport": "stdio", "command": "everything", "args": ["--inspect"] }),
+        json!({ "name": "creds", "transport": "streamable_http", "url": "http://user:pw@127.0.0.1:1/mcp" }),
         json!({ "name": "Bad Name", "transport": "streamable_http", "url": server.url }),
     ] {
         let response = app.post("/api/v1/mcp-connectors", &tenant.admin_key, &body).send().await.unwrap();
@@ -460,6 +463,11 @@ async fn connectors_refuse_internal_urls_and_unlisted_commands_and_stay_private(
     assert_eq!(connector["auth"]["kind"], "bearer");
     assert_eq!(connector["auth"]["token_configured"], true);
     let id = connector["id"].as_str().unwrap();
+
+    // Its token does not follow it to another server unless given again.
+    let moved = json!({ "url": "http://127.0.0.1:9/mcp" });
+    let response = app.client.patch(app.url(&format!("/api/v1/mcp-connectors/{id}"))).bearer_auth(&tenant.admin_key);
+    assert_error(response.json(&moved).send().await.unwrap(), 422, "invalid_request").await;
 
     let other = app.create_tenant("other").await;
     let response = app.get(&format!("/api/v1/mcp-connectors/{id}"), &other.admin_key).send().await.unwrap();
@@ -544,7 +552,8 @@ async fn a_waiting_turn_answers_202_and_a_cancelled_run_takes_no_more_decisions(
     assert_eq!(response.status(), 200);
     let response =
         app.post(&format!("/api/v1/tool-calls/{call_id}/approve"), &tenant.admin_key, &json!({})).send().await.unwrap();
-    assert_error(response, 409, "run_ended").await;
+    // Cancelling closed the waiting call: it is denied, and nothing can approve it any more.
+    assert_error(response, 409, "tool_call_decided").await;
     assert_eq!(server.calls(), 0);
 }
 

@@ -1,4 +1,4 @@
-//! `/mcp`: Switchboard's own MCP server over streamable HTTP, for callers with a tenant API key of scope
+//! `/mcp`: Switchboard's own MCP server (`server.rs`) over streamable HTTP, for callers with a tenant API key of scope
 //! `chat`. The key is checked here, before rmcp sees the request; the tool reads the tenant from the
 //! request's extensions.
 
@@ -8,11 +8,13 @@ use axum::response::Response;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 
+mod server;
+
 use super::AppState;
 use super::error::ApiError;
 use super::extract::Tenant;
 use crate::api_keys::Scope;
-use crate::mcp_server::KnowledgeServer;
+use server::KnowledgeServer;
 
 pub fn service(state: &AppState) -> StreamableHttpService<KnowledgeServer, LocalSessionManager> {
     let server = KnowledgeServer::new(state.db.clone(), state.retriever.clone());

@@ -1,6 +1,6 @@
 //! Switchboard's own MCP server: `search_docs` over the calling tenant's retrieval (its documents and the
-//! shared corpus), so other agents can use what Switchboard knows. The HTTP door (`http::mcp`) verifies
-//! the tenant API key and hands the tenant's context to the tool in the request's extensions.
+//! shared corpus), so other agents can use what Switchboard knows. The door (`http::mcp`) verifies the
+//! tenant API key and hands the tenant's context to the tool in the request's extensions.
 
 use rmcp::handler::server::tool::Extension;
 use rmcp::handler::server::wrapper::{Json, Parameters};
