@@ -62,3 +62,4 @@ define_id!(UsageRecordId);
 define_id!(PolicyProfileId);
 define_id!(ConnectorId);
 define_id!(ToolCallId);
+define_id!(WorkspaceId);

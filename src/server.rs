@@ -79,6 +79,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let toolbox = Toolbox::new(config.tools.clone(), Arc::clone(&keys), outbound.clone());
     let engine = Engine::new(database.app.clone(), prompts, providers, retriever.clone(), toolbox.clone());
     engine.start_sweeper(Duration::from_secs(30), Duration::from_secs(60));
+    engine.start_workers(4);
     let state = crate::http::AppState {
         db: database.app.clone(),
         engine: engine.clone(),

@@ -1,6 +1,7 @@
 //! The orchestration engine: accepts a turn, runs it in the background, and lets any door follow, wait
 //! for or cancel it. It knows nothing of HTTP; every door drives it through this API.
 
+mod agents;
 pub mod event_log;
 pub mod events;
 mod follow;
@@ -53,6 +54,8 @@ pub enum EngineError {
     ToolCallDecided,
     #[error("the run is not waiting for an approval")]
     RunNotWaiting,
+    #[error("no such workspace")]
+    WorkspaceNotFound,
     /// Stored state that cannot be read: a bug or a damaged row, never the caller's fault.
     #[error("{0}")]
     Internal(String),
@@ -137,6 +140,8 @@ struct Inner {
     tools: Toolbox,
     /// Cancelled at shutdown, to stop background loops.
     stopping: CancellationToken,
+    /// Wakes this process's workers when it queues an agent run.
+    work_queued: tokio::sync::Notify,
 }
 
 #[derive(Debug, Clone)]
@@ -155,6 +160,7 @@ impl Engine {
             prompts,
             providers,
             stopping: CancellationToken::new(),
+            work_queued: tokio::sync::Notify::new(),
         };
         Self { inner: Arc::new(inner) }
     }
@@ -229,6 +235,7 @@ impl Engine {
             accepted_at,
             trace_id: context.request_id().map(str::to_owned),
             mode: request.mode,
+            workspace_id: None,
         };
         self.inner.tasks.spawn(turn::execute(Arc::clone(&self.inner), plan, log, None));
         Ok(StartedTurn { run, user_message })
@@ -425,6 +432,7 @@ impl Engine {
         let mut transaction = db::begin_tenant(&self.inner.db, tenant_id).await?;
         let resolved =
             resolve::resolve(&mut transaction, &self.inner.providers, tenant_id, run.model.as_deref()).await?;
+        let workspace_id = runs::store::agent_work(&mut transaction, run.id).await?.map(|(id, _)| id);
         transaction.commit().await?;
         let live = self.inner.hub.register(run.id, tenant_id, next_seq);
         let log = EventLog::new(run.id, tenant_id, live, self.inner.db.clone(), next_seq);
@@ -442,6 +450,7 @@ impl Engine {
             accepted_at: Instant::now(),
             trace_id: run.trace_id.clone(),
             mode: TurnMode::Assistant,
+            workspace_id,
         };
         self.inner.tasks.spawn(turn::execute(Arc::clone(&self.inner), plan, log, Some(transcript)));
         Ok(())

@@ -17,7 +17,7 @@ use super::events::EventKind;
 use super::turn::{ToolCallDraft, TurnFailure, TurnPlan};
 use crate::audit::{self, AuditEntry, Recorder};
 use crate::db;
-use crate::ids::{ConnectorId, PolicyProfileId, ToolCallId};
+use crate::ids::{ConnectorId, PolicyProfileId, ToolCallId, WorkspaceId};
 use crate::policy::{self, Policy, ToolCallView, Verdict};
 use crate::providers::{ChatMessage, ToolCallMessage, ToolResultMessage, ToolSpec};
 use crate::tools::CallFailure;
@@ -37,6 +37,8 @@ pub(super) struct TurnTools {
     /// Tools the connectors have but the policy hides, by qualified name, with their read-only hint: a
     /// model naming one anyway is refused with the policy's own reason.
     hidden: HashMap<String, bool>,
+    /// An agent run's built-in workspace tools, by qualified name (`workspace.read_file`).
+    builtin: HashMap<String, (WorkspaceId, &'static str)>,
     pub specs: Vec<ToolSpec>,
 }
 
@@ -51,16 +53,24 @@ struct Offered {
 impl TurnTools {
     /// No active policy profile means no tools: tools are something a tenant turns on.
     pub async fn load(inner: &Inner, plan: &TurnPlan) -> Result<Self, TurnFailure> {
+        let mut tools = Self::default();
+        if let Some(workspace_id) = plan.workspace_id {
+            for (tool, spec) in crate::workspaces::tool_specs() {
+                let qualified = names::qualified("workspace", tool);
+                let wire = tools.names.add(&qualified);
+                tools.specs.push(ToolSpec { name: wire, ..spec });
+                tools.builtin.insert(qualified, (workspace_id, tool));
+            }
+        }
         let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
         let Some(profile) = policy::profiles::active(&mut transaction).await? else {
             transaction.commit().await?;
-            return Ok(Self::default());
+            return Ok(tools);
         };
         let rows = connectors::list(&mut transaction).await?;
         let discovered = connectors::discovered(&mut transaction, None).await?;
         transaction.commit().await?;
         let policy = Policy::parse(profile.document).map_err(|error| TurnFailure::Internal(Box::new(error)))?;
-        let mut tools = Self::default();
         for row in rows.iter().filter(|row| row.is_active()) {
             let (mine, hidden): (Vec<_>, Vec<_>) = discovered
                 .iter()
@@ -240,6 +250,10 @@ pub(super) async fn decide_step(
             (None, _, _) => {
                 policy::Decision { verdict: Verdict::Deny, reason: "the arguments are not a JSON object".to_owned() }
             }
+            // The run's own workspace tools read files and record proposals; they change nothing.
+            _ if tools.builtin.contains_key(&name) => {
+                policy::Decision { verdict: Verdict::Allow, reason: "a built-in workspace tool".to_owned() }
+            }
             (Some(arguments), Some(read_only), Some((policy, _, _))) => {
                 policy.decide(&ToolCallView { name: &name, read_only, arguments })
             }
@@ -335,7 +349,7 @@ pub(super) async fn run_allowed(
     let pending: Vec<usize> = (0..step.calls.len())
         .filter(|&index| step.calls[index].result.is_none() && !step.calls[index].awaiting_approval)
         .collect();
-    let runs = pending.iter().map(|&index| call_tool(inner, tools, &step.calls[index]));
+    let runs = pending.iter().map(|&index| call_tool(inner, plan, tools, &step.calls[index]));
     let outcomes = futures::future::join_all(runs).await;
     let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
     let mut events = Vec::new();
@@ -360,14 +374,37 @@ pub(super) async fn run_allowed(
     Ok(())
 }
 
-/// One call to its server, with how long it took.
+/// A built-in workspace tool, in the run's tenant.
+async fn builtin(
+    inner: &Inner,
+    plan: &TurnPlan,
+    workspace_id: WorkspaceId,
+    tool: &str,
+    arguments: &Value,
+) -> Result<Value, CallFailure> {
+    let ran = async {
+        let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await.map_err(|error| error.to_string())?;
+        let result =
+            crate::workspaces::run_tool(&mut transaction, plan.tenant_id, plan.run_id, workspace_id, tool, arguments)
+                .await;
+        transaction.commit().await.map_err(|error| error.to_string())?;
+        result
+    };
+    ran.await.map_err(|message| CallFailure::Tool(Value::String(message)))
+}
+
+/// One call to its server (or a built-in tool), with how long it took.
 async fn call_tool(
     inner: &Inner,
+    plan: &TurnPlan,
     tools: &TurnTools,
     call: &StepCall,
 ) -> (Result<Value, CallFailure>, std::time::Duration) {
     let toolbox = &inner.tools;
     let started = Instant::now();
+    if let Some((workspace_id, tool)) = tools.builtin.get(&call.name) {
+        return (builtin(inner, plan, *workspace_id, tool, &call.arguments).await, started.elapsed());
+    }
     let Some(offered) = tools.offered.get(&call.name) else {
         return (Err(CallFailure::Unreachable(format!("`{}` is no longer offered", call.name))), started.elapsed());
     };

@@ -41,6 +41,8 @@ pub struct TurnPlan {
     /// The request that started the run: audit entries made in the background carry it.
     pub trace_id: Option<String>,
     pub mode: TurnMode,
+    /// An agent run's workspace: its built-in tools are offered with the tenant's.
+    pub workspace_id: Option<crate::ids::WorkspaceId>,
 }
 
 /// What the model produced so far; survives a cancellation or failure mid-stream.

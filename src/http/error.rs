@@ -12,6 +12,7 @@ use crate::api_keys::ApiKeyError;
 use crate::auth::AuthError;
 use crate::conversations::ConversationError;
 use crate::engine::EngineError;
+use crate::idempotency::IdempotencyError;
 use crate::ids::RunId;
 use crate::integration::IntegrationError;
 use crate::policy::profiles::ProfileError;
@@ -19,6 +20,7 @@ use crate::providers::byok::ByokError;
 use crate::retrieval::RetrievalError;
 use crate::tenants::TenantError;
 use crate::tools::ToolError;
+use crate::workspaces::WorkspaceError;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -168,6 +170,7 @@ impl From<EngineError> for ApiError {
             EngineError::ToolCallNotFound => Self::not_found("no such tool call"),
             error @ EngineError::ToolCallDecided => Self::conflict("tool_call_decided", error.to_string()),
             error @ EngineError::RunNotWaiting => Self::conflict("run_not_waiting", error.to_string()),
+            EngineError::WorkspaceNotFound => Self::not_found("no such workspace"),
             EngineError::Internal(message) => Self::internal(&std::io::Error::other(message)),
             EngineError::Invalid(message) => Self::invalid(message),
             EngineError::Database(error) => Self::internal(&error),
@@ -203,15 +206,35 @@ impl From<IntegrationError> for ApiError {
         match error {
             IntegrationError::Invalid(message) => Self::invalid(message),
             IntegrationError::SessionNotFound => Self::not_found("no such integration conversation"),
-            error @ IntegrationError::KeyReused => {
+            IntegrationError::Idempotency(error) => error.into(),
+            IntegrationError::Engine(error) => error.into(),
+            IntegrationError::Database(error) => Self::internal(&error),
+        }
+    }
+}
+
+impl From<WorkspaceError> for ApiError {
+    fn from(error: WorkspaceError) -> Self {
+        match error {
+            WorkspaceError::Invalid(message) => Self::invalid(message),
+            WorkspaceError::NotFound => Self::not_found("no such workspace"),
+            error @ WorkspaceError::NameTaken(_) => Self::conflict("workspace_name_taken", error.to_string()),
+            WorkspaceError::Database(error) => Self::internal(&error),
+        }
+    }
+}
+
+impl From<IdempotencyError> for ApiError {
+    fn from(error: IdempotencyError) -> Self {
+        match error {
+            error @ IdempotencyError::KeyReused => {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused", error.to_string())
             }
-            error @ IntegrationError::InProgress => Self {
+            error @ IdempotencyError::InProgress => Self {
                 retry_after_seconds: Some(1),
                 ..Self::conflict("idempotency_key_in_progress", error.to_string())
             },
-            IntegrationError::Engine(error) => error.into(),
-            IntegrationError::Database(error) => Self::internal(&error),
+            IdempotencyError::Database(error) => Self::internal(&error),
         }
     }
 }

@@ -21,6 +21,7 @@ mod sse;
 mod tenant_config;
 mod tenants;
 mod tool_calls;
+mod workspaces;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -83,6 +84,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             get(policy_profiles::get).put(policy_profiles::replace).delete(policy_profiles::delete),
         )
         .route("/integration/chat", post(integration::chat))
+        .route("/workspaces", post(workspaces::create).get(workspaces::list))
+        .route("/workspaces/{id}/files/{*path}", axum::routing::put(workspaces::put_file))
+        .route("/workspaces/{id}/runs", post(workspaces::start_run))
+        .route("/runs/{id}/patches", get(workspaces::patches))
         .route("/tool-calls/{id}/approve", post(tool_calls::approve))
         .route("/tool-calls/{id}/deny", post(tool_calls::deny));
 

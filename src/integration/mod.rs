@@ -3,7 +3,6 @@
 //! neither (a new conversation). An `Idempotency-Key` makes a retried request attach to the run the first
 //! one started, so a message is never answered twice.
 
-mod idempotency;
 mod store;
 
 use std::time::Duration;
@@ -15,8 +14,8 @@ use crate::auth::TenantContext;
 use crate::conversations::ConversationError;
 use crate::db;
 use crate::engine::{Engine, EngineError, TurnRequest};
+use crate::idempotency::{self, Claim, IdempotencyError};
 use crate::ids::{RunId, SessionId};
-pub use idempotency::Claim;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IntegrationError {
@@ -24,10 +23,8 @@ pub enum IntegrationError {
     Invalid(String),
     #[error("no such integration conversation")]
     SessionNotFound,
-    #[error("this Idempotency-Key was used with a different request")]
-    KeyReused,
-    #[error("a request with this Idempotency-Key is still being started; retry shortly")]
-    InProgress,
+    #[error(transparent)]
+    Idempotency(#[from] IdempotencyError),
     #[error(transparent)]
     Engine(#[from] EngineError),
     #[error(transparent)]

@@ -139,7 +139,7 @@ pub async fn stale(
     sqlx::query("SELECT set_config('app.run_sweeper', 'on', true)").execute(&mut *connection).await?;
     let seconds = f64::from(u32::try_from(stale_after.as_secs()).unwrap_or(u32::MAX));
     let stale = sqlx::query_as(
-        "SELECT id, tenant_id FROM runs WHERE status IN ('queued', 'running') \
+        "SELECT id, tenant_id FROM runs WHERE (status = 'running' OR (status = 'queued' AND kind = 'chat')) \
          AND heartbeat_at < now() - make_interval(secs => $1) LIMIT 100",
     )
     .bind(seconds)
@@ -177,4 +177,84 @@ pub async fn claim_paused(connection: &mut PgConnection, id: RunId) -> Result<Op
     .bind(id)
     .fetch_optional(connection)
     .await
+}
+
+/// Queues an agent run on a workspace conversation; a worker claims it.
+pub async fn insert_queued_agent_run(
+    connection: &mut PgConnection,
+    tenant_id: TenantId,
+    id: RunId,
+    session_id: SessionId,
+    workspace_id: crate::ids::WorkspaceId,
+    instruction: &str,
+    trace_id: Option<&str>,
+) -> Result<Run, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO runs (id, tenant_id, session_id, kind, status, workspace_id, instruction, trace_id) \
+         VALUES ($1, $2, $3, 'agent', 'queued', $4, $5, $6) RETURNING {RUN_COLUMNS}"
+    )))
+    .bind(id)
+    .bind(tenant_id)
+    .bind(session_id)
+    .bind(workspace_id)
+    .bind(instruction)
+    .bind(trace_id)
+    .fetch_one(connection)
+    .await
+}
+
+/// A queued agent run claimed for this worker: the oldest one nobody else is claiming (`SKIP LOCKED`),
+/// moved to `running` in the same transaction, so that no two workers ever take the same run.
+pub async fn claim_queued(
+    connection: &mut PgConnection,
+    worker: &str,
+) -> Result<Option<(RunId, TenantId)>, sqlx::Error> {
+    sqlx::query("SELECT set_config('app.run_worker', 'on', true)").execute(&mut *connection).await?;
+    let claimed: Option<(RunId, TenantId)> = sqlx::query_as(
+        "SELECT id, tenant_id FROM runs WHERE kind = 'agent' AND status = 'queued' \
+         ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED",
+    )
+    .fetch_optional(&mut *connection)
+    .await?;
+    if let Some((id, _)) = claimed {
+        sqlx::query(
+            "UPDATE runs SET status = 'running', attempts = attempts + 1, claimed_by = $2, heartbeat_at = now() \
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(worker)
+        .execute(&mut *connection)
+        .await?;
+    }
+    sqlx::query("SELECT set_config('app.run_worker', '', true)").execute(&mut *connection).await?;
+    Ok(claimed)
+}
+
+/// What a worker needs to execute a claimed agent run.
+pub async fn agent_work(
+    connection: &mut PgConnection,
+    id: RunId,
+) -> Result<Option<(crate::ids::WorkspaceId, String)>, sqlx::Error> {
+    sqlx::query_as("SELECT workspace_id, instruction FROM runs WHERE id = $1 AND workspace_id IS NOT NULL")
+        .bind(id)
+        .fetch_optional(connection)
+        .await
+}
+
+/// The provider and model a worker chose for an agent run when it claimed it.
+pub async fn set_model(
+    connection: &mut PgConnection,
+    id: RunId,
+    provider: &str,
+    model: &str,
+    is_byok: bool,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE runs SET provider = $2, model = $3, is_byok = $4 WHERE id = $1")
+        .bind(id)
+        .bind(provider)
+        .bind(model)
+        .bind(is_byok)
+        .execute(connection)
+        .await?;
+    Ok(())
 }

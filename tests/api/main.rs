@@ -3,6 +3,7 @@
 mod helpers;
 mod mcp_server;
 
+mod agent_runs;
 mod api_keys;
 mod audit;
 mod chat;

@@ -1,15 +1,25 @@
-//! Idempotency keys: the first request with a key claims it; a retry with the same key and request
-//! gets the run the first one started (waiting briefly if it is still starting); the same key with a
-//! different request is refused.
+//! Idempotency keys, for the doors that start runs (integration chat, workspace runs): the first
+//! request with a key claims it; a retry with the same key and request gets the run the first one
+//! started (waiting briefly if it is still starting); the same key with a different request is refused.
+//! Keys are per tenant and per `scope` (the door).
 
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
 
-use super::IntegrationError;
 use crate::auth::TenantContext;
 use crate::db;
 use crate::ids::{RunId, SessionId};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IdempotencyError {
+    #[error("this Idempotency-Key was used with a different request")]
+    KeyReused,
+    #[error("a request with this Idempotency-Key is still being started; retry shortly")]
+    InProgress,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
 
 #[derive(Debug, Clone, Copy)]
 pub enum Claim {
@@ -28,7 +38,7 @@ pub async fn claim(
     key: &str,
     fingerprint: &[u8],
     wait: Duration,
-) -> Result<Claim, IntegrationError> {
+) -> Result<Claim, IdempotencyError> {
     let waited = Instant::now();
     loop {
         let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
@@ -57,7 +67,7 @@ pub async fn claim(
         .await?;
         transaction.commit().await?;
         if hash != fingerprint {
-            return Err(IntegrationError::KeyReused);
+            return Err(IdempotencyError::KeyReused);
         }
         if let (Some(session_id), Some(run_id)) = (session_id, run_id) {
             return Ok(Claim::Replay { session_id, run_id });
@@ -66,7 +76,7 @@ pub async fn claim(
             continue;
         }
         if waited.elapsed() >= wait {
-            return Err(IntegrationError::InProgress);
+            return Err(IdempotencyError::InProgress);
         }
         tokio::time::sleep(POLL).await;
     }
@@ -97,7 +107,7 @@ pub async fn record(
     key: &str,
     session_id: SessionId,
     run_id: RunId,
-) -> Result<(), IntegrationError> {
+) -> Result<(), IdempotencyError> {
     let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
     sqlx::query("UPDATE idempotency_keys SET session_id = $3, run_id = $4 WHERE scope = $1 AND key = $2")
         .bind(scope)
@@ -111,7 +121,7 @@ pub async fn record(
 }
 
 /// Frees a key whose request started nothing, so that a retry can.
-pub async fn release(pool: &PgPool, context: &TenantContext, scope: &str, key: &str) -> Result<(), IntegrationError> {
+pub async fn release(pool: &PgPool, context: &TenantContext, scope: &str, key: &str) -> Result<(), IdempotencyError> {
     let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
     sqlx::query("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND run_id IS NULL")
         .bind(scope)

@@ -1,0 +1,157 @@
+//! Agent runs: a workspace instruction queued in PostgreSQL and executed by a worker of any Switchboard
+//! process sharing the database. A worker claims the oldest queued run with `FOR UPDATE SKIP LOCKED`
+//! (never two workers on one run), then runs it as an assistant turn on the workspace's conversation,
+//! with the workspace tools added. A run whose worker died stops heartbeating and is closed as failed
+//! by the sweeper.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+
+use super::event_log::EventLog;
+use super::events::{EventKind, RunEvent};
+use super::{Engine, EngineError, Inner, TurnMode, TurnRequest, resolve, turn};
+use crate::auth::TenantContext;
+use crate::conversations::store::NewMessage;
+use crate::conversations::{self, NewSession, SessionType};
+use crate::db;
+use crate::ids::{ApiKeyId, RunId, SessionId, TenantId, WorkspaceId};
+use crate::runs::{self, Run};
+
+/// How often an idle worker looks for queued runs it was not told about (runs queued by other
+/// processes).
+const POLL_EVERY: Duration = Duration::from_secs(1);
+
+impl Engine {
+    /// Queues an agent run on the workspace; a worker (of any process) will execute it.
+    pub async fn enqueue_agent_run(
+        &self,
+        context: &TenantContext,
+        workspace_id: WorkspaceId,
+        instruction: String,
+    ) -> Result<Run, EngineError> {
+        let request = TurnRequest::parse(instruction, None)?;
+        let tenant_id = context.tenant_id();
+        let mut transaction = db::begin_tenant(&self.inner.db, tenant_id).await?;
+        if !crate::workspaces::exists(&mut transaction, workspace_id).await? {
+            return Err(EngineError::WorkspaceNotFound);
+        }
+        let session = NewSession {
+            session_type: SessionType::Workspace,
+            workspace_id: Some(workspace_id.0),
+            title: Some(conversations::title_from_message(&request.content)),
+        };
+        let session =
+            conversations::store::insert_session(&mut transaction, tenant_id, &session, context.actor().api_key_id())
+                .await?;
+        let run_id = RunId::new();
+        let run = runs::store::insert_queued_agent_run(
+            &mut transaction,
+            tenant_id,
+            run_id,
+            session.id,
+            workspace_id,
+            &request.content,
+            context.request_id(),
+        )
+        .await?;
+        conversations::store::insert_message(
+            &mut transaction,
+            tenant_id,
+            &NewMessage::user(session.id, run_id, &request.content),
+        )
+        .await?;
+        transaction.commit().await?;
+        self.inner.work_queued.notify_one();
+        Ok(run)
+    }
+
+    /// Starts this process's workers: up to `concurrency` agent runs at once, until shutdown.
+    pub fn start_workers(&self, concurrency: usize) {
+        let engine = self.clone();
+        let slots = Arc::new(Semaphore::new(concurrency.max(1)));
+        let worker = format!("{}-{}", std::process::id(), uuid::Uuid::now_v7().simple());
+        self.inner.tasks.spawn(async move {
+            loop {
+                let permit = tokio::select! {
+                    () = engine.inner.stopping.cancelled() => return,
+                    permit = Arc::clone(&slots).acquire_owned() => permit.expect("the semaphore is never closed"),
+                };
+                let claimed = async {
+                    let mut transaction = engine.inner.db.begin().await?;
+                    let claimed = runs::store::claim_queued(&mut transaction, &worker).await?;
+                    transaction.commit().await?;
+                    Ok::<_, sqlx::Error>(claimed)
+                };
+                match claimed.await {
+                    Ok(Some((run_id, tenant_id))) => {
+                        let inner = Arc::clone(&engine.inner);
+                        engine.inner.tasks.spawn(async move {
+                            if let Err(error) = execute_claimed(inner, run_id, tenant_id).await {
+                                tracing::error!(%run_id, %error, "could not start a claimed agent run");
+                            }
+                            drop(permit);
+                        });
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(error) => tracing::warn!(%error, "could not claim queued agent runs"),
+                }
+                drop(permit);
+                tokio::select! {
+                    () = engine.inner.stopping.cancelled() => return,
+                    () = engine.inner.work_queued.notified() => {}
+                    () = tokio::time::sleep(POLL_EVERY) => {}
+                }
+            }
+        });
+    }
+}
+
+/// Runs a claimed agent run to its end in this task.
+async fn execute_claimed(inner: Arc<Inner>, run_id: RunId, tenant_id: TenantId) -> Result<(), EngineError> {
+    let accepted_at = Instant::now();
+    let mut transaction = db::begin_tenant(&inner.db, tenant_id).await?;
+    let run = runs::store::get(&mut transaction, run_id).await?.ok_or(EngineError::RunNotFound)?;
+    let (workspace_id, _) = runs::store::agent_work(&mut transaction, run_id).await?.ok_or(EngineError::RunNotFound)?;
+    let session_id: SessionId = run.session_id.ok_or(EngineError::SessionNotFound)?;
+    let api_key_id: Option<ApiKeyId> = sqlx::query_scalar("SELECT api_key_id FROM chat_sessions WHERE id = $1")
+        .bind(session_id)
+        .fetch_one(&mut *transaction)
+        .await?;
+    let resolved = resolve::resolve(&mut transaction, &inner.providers, tenant_id, None).await?;
+    runs::store::set_model(&mut transaction, run_id, resolved.provider_name, &resolved.model, resolved.is_byok).await?;
+    let started = RunEvent {
+        run_id,
+        seq: 1,
+        kind: EventKind::RunStarted {
+            session_id: Some(session_id),
+            provider: resolved.provider_name.to_owned(),
+            model: resolved.model.clone(),
+        },
+    };
+    runs::store::insert_events(&mut transaction, tenant_id, std::slice::from_ref(&started)).await?;
+    transaction.commit().await?;
+
+    let live = inner.hub.register(run_id, tenant_id, 1);
+    live.publish(started);
+    let log = EventLog::new(run_id, tenant_id, live, inner.db.clone(), 2);
+    let plan = turn::TurnPlan {
+        run_id,
+        tenant_id,
+        session_id,
+        api_key_id,
+        provider: resolved.provider,
+        provider_name: resolved.provider_name,
+        is_byok: resolved.is_byok,
+        model: resolved.model,
+        fallback_model: resolved.fallback_model,
+        accepted_at,
+        trace_id: run.trace_id.clone(),
+        mode: TurnMode::Assistant,
+        workspace_id: Some(workspace_id),
+    };
+    turn::execute(inner, plan, log, None).await;
+    Ok(())
+}

@@ -1,0 +1,189 @@
+//! Agent runs for the workspace IDE: queued in PostgreSQL, claimed by workers (`SKIP LOCKED`), executed
+//! in the background with the workspace tools; events replay; cancel; a dead worker's run is closed.
+
+use std::time::Duration;
+
+use mock_upstream::{Reply, ToolCall};
+use serde_json::{Value, json};
+use switchboard::runs;
+
+use crate::helpers::{SseEvent, TestApp, TestTenant, read_sse};
+
+async fn workspace_tenant(app: &TestApp) -> (TestTenant, String) {
+    let tenant = app.create_tenant("acme").await;
+    app.configure(&tenant, json!({ "default_provider": "openai", "default_model": "gpt-4o-mini" })).await;
+    let response = app.post("/api/v1/workspaces", &tenant.admin_key, &json!({ "name": "shop" })).send().await.unwrap();
+    assert_eq!(response.status(), 201);
+    let workspace: Value = response.json().await.unwrap();
+    (tenant, workspace["id"].as_str().unwrap().to_owned())
+}
+
+async fn put_file(app: &TestApp, key: &str, workspace: &str, path: &str, content: &str) {
+    let url = app.url(&format!("/api/v1/workspaces/{workspace}/files/{path}"));
+    let response = app.client.put(url).bearer_auth(key).json(&json!({ "content": content })).send().await.unwrap();
+    assert_eq!(response.status(), 204);
+}
+
+async fn start_run(app: &TestApp, key: &str, workspace: &str, instruction: &str) -> Value {
+    let path = format!("/api/v1/workspaces/{workspace}/runs");
+    let response = app.post(&path, key, &json!({ "instruction": instruction })).send().await.unwrap();
+    assert_eq!(response.status(), 202);
+    let body: Value = response.json().await.unwrap();
+    body["run"].clone()
+}
+
+/// Every event of the run from the start, once it has ended.
+async fn events(app: &TestApp, key: &str, run_id: &str) -> Vec<SseEvent> {
+    read_sse(app.get(&format!("/api/v1/runs/{run_id}/events"), key).send().await.unwrap()).await
+}
+
+fn call(name: &str, arguments: Value) -> ToolCall {
+    ToolCall { id: String::new(), name: name.to_owned(), arguments }
+}
+
+#[tokio::test]
+async fn a_workspace_run_completes_in_the_background_with_its_tools_and_its_events_replay() {
+    let app = TestApp::spawn().await;
+    app.engine.start_workers(2);
+    let (tenant, workspace) = workspace_tenant(&app).await;
+    put_file(&app, &tenant.admin_key, &workspace, "src/main.rs", "fn main() {\n    println!(\"helo\");\n}\n").await;
+    app.mock.push(Reply {
+        tool_calls: vec![
+            call("workspace__list_files", json!({})),
+            call("workspace__search_files", json!({ "query": "HELO" })),
+        ],
+        ..Reply::default()
+    });
+    app.mock.push(Reply {
+        tool_calls: vec![call(
+            "workspace__propose_change",
+            json!({ "path": "src/main.rs", "content": "fn main() {\n    println!(\"hello\");\n}\n", "summary": "Fix the typo" }),
+        )],
+        ..Reply::default()
+    });
+    app.mock.push(Reply { text: "I proposed a fix for the typo.".into(), ..Reply::default() });
+
+    let run = start_run(&app, &tenant.admin_key, &workspace, "Fix the typo in the greeting").await;
+    assert_eq!(run["status"], "queued");
+    assert_eq!(run["kind"], "agent");
+    let run_id = run["id"].as_str().unwrap();
+    let first = events(&app, &tenant.admin_key, run_id).await;
+    assert_eq!(first.last().unwrap().event, "run.completed", "{first:#?}");
+    let completed: Vec<&SseEvent> = first.iter().filter(|event| event.event == "tool_call.completed").collect();
+    assert_eq!(completed.len(), 3, "{first:#?}");
+
+    // The model saw the workspace: the file list and the matching line.
+    let requests = app.mock.requests();
+    let second = requests.iter().filter(|r| r.path.ends_with("/chat/completions")).nth(1).unwrap().body.to_string();
+    assert!(second.contains("src/main.rs") && second.contains("helo"), "{second}");
+
+    let patches = app.get_json(&format!("/api/v1/runs/{run_id}/patches"), &tenant.admin_key).await;
+    assert_eq!(patches["patches"][0]["path"], "src/main.rs");
+    assert_eq!(patches["patches"][0]["summary"], "Fix the typo");
+    assert!(patches["patches"][0]["content"].as_str().unwrap().contains("hello"));
+
+    // A finished run's events replay the same, and resume after any of them.
+    let again = events(&app, &tenant.admin_key, run_id).await;
+    assert_eq!(
+        again.iter().map(|e| e.id.clone()).collect::<Vec<_>>(),
+        first.iter().map(|e| e.id.clone()).collect::<Vec<_>>()
+    );
+    let rest = read_sse(
+        app.get(&format!("/api/v1/runs/{run_id}/events"), &tenant.admin_key)
+            .header("last-event-id", "3")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(rest[0].id, "4");
+    let status = app.get_json(&format!("/api/v1/runs/{run_id}"), &tenant.admin_key).await;
+    assert_eq!(status["status"], "succeeded");
+
+    // Another tenant sees neither the workspace nor the run.
+    let other = app.create_tenant("other").await;
+    let response = app
+        .post(&format!("/api/v1/workspaces/{workspace}/runs"), &other.admin_key, &json!({ "instruction": "x" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    assert_eq!(
+        app.get(&format!("/api/v1/runs/{run_id}/patches"), &other.admin_key).send().await.unwrap().status(),
+        404
+    );
+}
+
+#[tokio::test]
+async fn two_engines_on_one_database_never_run_the_same_job() {
+    let first = TestApp::spawn().await;
+    let second = first.restarted().await;
+    first.engine.start_workers(2);
+    second.engine.start_workers(2);
+    let (tenant, workspace) = workspace_tenant(&first).await;
+    let mut run_ids = Vec::new();
+    for number in 0..8 {
+        let app = if number % 2 == 0 { &first } else { &second };
+        let run = start_run(app, &tenant.admin_key, &workspace, &format!("Task {number}")).await;
+        run_ids.push(run["id"].as_str().unwrap().to_owned());
+    }
+    for run_id in &run_ids {
+        let all = events(&first, &tenant.admin_key, run_id).await;
+        assert_eq!(all.last().unwrap().event, "run.completed", "{all:#?}");
+        assert_eq!(all.iter().filter(|event| event.event == "run.started").count(), 1);
+    }
+    let attempts: Vec<i32> =
+        sqlx::query_scalar("SELECT attempts FROM runs WHERE kind = 'agent'").fetch_all(&first.owner_db).await.unwrap();
+    assert_eq!(attempts, vec![1; 8], "every run claimed exactly once");
+    let claimers: Vec<String> = sqlx::query_scalar("SELECT DISTINCT claimed_by FROM runs WHERE kind = 'agent'")
+        .fetch_all(&first.owner_db)
+        .await
+        .unwrap();
+    assert!(!claimers.is_empty());
+    let model_calls = first.mock.requests().iter().filter(|r| r.path.ends_with("/chat/completions")).count();
+    assert_eq!(model_calls, 8, "one model call per run, none twice");
+}
+
+#[tokio::test]
+async fn a_queued_run_can_be_cancelled_and_a_dead_workers_run_is_closed_as_failed() {
+    let app = TestApp::spawn().await;
+    let (tenant, workspace) = workspace_tenant(&app).await;
+
+    // No worker yet: the run waits in the queue, and cancelling it ends it for good.
+    let cancelled = start_run(&app, &tenant.admin_key, &workspace, "Never mind").await;
+    let cancelled_id = cancelled["id"].as_str().unwrap();
+    let response =
+        app.post(&format!("/api/v1/runs/{cancelled_id}/cancel"), &tenant.admin_key, &json!({})).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+
+    // A worker of another process claimed this one, then died: its heartbeat stops.
+    let orphan = start_run(&app, &tenant.admin_key, &workspace, "Orphaned").await;
+    let orphan_id = orphan["id"].as_str().unwrap();
+    let mut transaction = app.app_db.begin().await.unwrap();
+    let claimed = runs::store::claim_queued(&mut transaction, "a-worker-that-dies").await.unwrap();
+    transaction.commit().await.unwrap();
+    assert_eq!(
+        claimed.map(|(id, _)| id.to_string()),
+        Some(orphan_id.to_owned()),
+        "the oldest queued run, skipping the cancelled one"
+    );
+    // A minute of silence passes (the sweeper only sees runs silent for 30 s or more).
+    sqlx::query("UPDATE runs SET heartbeat_at = now() - interval '2 minutes' WHERE id = $1::uuid")
+        .bind(orphan_id)
+        .execute(&app.owner_db)
+        .await
+        .unwrap();
+    assert_eq!(app.engine.sweep_stale_runs(Duration::from_secs(60)).await.unwrap(), 1);
+    let closed = events(&app, &tenant.admin_key, orphan_id).await;
+    assert_eq!(closed.last().unwrap().event, "run.failed");
+    assert_eq!(closed.last().unwrap().data["code"], "interrupted");
+
+    // Workers start: the next run is executed; the cancelled one never is.
+    app.engine.start_workers(1);
+    let next = start_run(&app, &tenant.admin_key, &workspace, "Do it").await;
+    let done = events(&app, &tenant.admin_key, next["id"].as_str().unwrap()).await;
+    assert_eq!(done.last().unwrap().event, "run.completed");
+    let status = app.get_json(&format!("/api/v1/runs/{cancelled_id}"), &tenant.admin_key).await;
+    assert_eq!(status["status"], "cancelled");
+    assert_eq!(app.mock.requests().iter().filter(|r| r.path.ends_with("/chat/completions")).count(), 1);
+}
