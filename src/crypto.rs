@@ -37,6 +37,8 @@ impl MasterKey {
 pub struct MasterKeys {
     current: MasterKey,
     previous: Vec<MasterKey>,
+    /// Signs widget tokens; derived from the current master key, so rotating it ends every token.
+    widget_signing_key: [u8; 32],
 }
 
 impl std::fmt::Debug for MasterKeys {
@@ -55,7 +57,19 @@ pub struct Sealed {
 
 impl MasterKeys {
     pub fn new(current: &SecretString, previous: &[SecretString]) -> Self {
-        Self { current: MasterKey::derive(current), previous: previous.iter().map(MasterKey::derive).collect() }
+        use hmac::Mac as _;
+        let mut mac = hmac::Hmac::<Sha256>::new_from_slice(current.expose_secret().as_bytes())
+            .expect("HMAC takes keys of any length");
+        mac.update(b"switchboard widget tokens");
+        Self {
+            current: MasterKey::derive(current),
+            previous: previous.iter().map(MasterKey::derive).collect(),
+            widget_signing_key: mac.finalize().into_bytes().into(),
+        }
+    }
+
+    pub fn widget_signing_key(&self) -> &[u8; 32] {
+        &self.widget_signing_key
     }
 
     pub fn current_id(&self) -> &str {

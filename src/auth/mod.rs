@@ -1,6 +1,8 @@
 //! Who is asking: the operator, or a tenant's API key. A [`TenantContext`] is produced only here, by
 //! authentication, and is the only way to reach tenant data.
 
+pub mod widget;
+
 use std::fmt;
 
 use chrono::Utc;
@@ -10,7 +12,7 @@ use sqlx::PgPool;
 use subtle::ConstantTimeEq as _;
 
 use crate::api_keys::{self, Scope};
-use crate::ids::{ApiKeyId, TenantId};
+use crate::ids::{ApiKeyId, TenantId, UserId};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -29,6 +31,8 @@ pub enum AuthError {
 pub enum Actor {
     Operator,
     ApiKey(ApiKeyId),
+    /// A person using the chat widget with a widget token: their own conversations only.
+    EndUser(UserId),
 }
 
 impl Actor {
@@ -36,17 +40,22 @@ impl Actor {
         match self {
             Self::Operator => "operator",
             Self::ApiKey(_) => "api_key",
+            Self::EndUser(_) => "user",
         }
     }
 
     pub fn id(self) -> Option<String> {
-        self.api_key_id().map(|id| id.to_string())
+        match self {
+            Self::Operator => None,
+            Self::ApiKey(id) => Some(id.to_string()),
+            Self::EndUser(id) => Some(id.to_string()),
+        }
     }
 
     /// The key that acted, if a key did (usage and conversations record it).
     pub fn api_key_id(self) -> Option<ApiKeyId> {
         match self {
-            Self::Operator => None,
+            Self::Operator | Self::EndUser(_) => None,
             Self::ApiKey(id) => Some(id),
         }
     }
@@ -89,15 +98,45 @@ impl TenantContext {
         &self.scopes
     }
 
-    /// Succeeds when the credentials carry `scope`; `admin` does not imply the others.
+    /// Succeeds when the credentials carry `scope`; `admin` does not imply the others. A widget token
+    /// carries no scope: it passes only [`Self::require_conversations`].
     pub fn require(&self, scope: Scope) -> Result<(), AuthError> {
         if self.scopes.contains(&scope) { Ok(()) } else { Err(AuthError::MissingScope(scope)) }
+    }
+
+    /// For the conversation routes a widget user may use on their own conversations: `chat` scope, or
+    /// a widget token (whose reach the domain then limits to that user's conversations).
+    pub fn require_conversations(&self) -> Result<(), AuthError> {
+        if self.end_user().is_some() { Ok(()) } else { self.require(Scope::Chat) }
+    }
+
+    /// The widget user this context acts for, if it comes from a widget token.
+    pub fn end_user(&self) -> Option<UserId> {
+        match self.actor {
+            Actor::EndUser(user_id) => Some(user_id),
+            _ => None,
+        }
     }
 
     /// The operator acting inside a tenant it has just created.
     pub(crate) fn operator(tenant_id: TenantId, request_id: Option<String>) -> Self {
         Self { tenant_id, actor: Actor::Operator, scopes: vec![Scope::Admin], request_id }
     }
+}
+
+/// A widget token's context: its signature and expiry checked, acting for its end user only.
+pub fn authenticate_widget_token(
+    keys: &crate::crypto::MasterKeys,
+    token: &str,
+    request_id: Option<String>,
+) -> Result<TenantContext, AuthError> {
+    let claims = widget::verify(keys, token, Utc::now()).ok_or(AuthError::InvalidToken)?;
+    Ok(TenantContext {
+        tenant_id: claims.tenant_id,
+        actor: Actor::EndUser(claims.user_id),
+        scopes: Vec::new(),
+        request_id,
+    })
 }
 
 /// Finds the key a bearer token names and checks it; records its use.

@@ -36,6 +36,8 @@ pub enum SessionType {
 pub struct Session {
     pub id: SessionId,
     pub session_type: SessionType,
+    /// The end user whose conversation this is (widget and integration conversations).
+    pub user_id: Option<crate::ids::UserId>,
     pub workspace_id: Option<uuid::Uuid>,
     pub title: Option<String>,
     pub archived: bool,
@@ -146,8 +148,7 @@ pub async fn create(
     new_session: &NewSession,
 ) -> Result<Session, ConversationError> {
     let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
-    let session =
-        store::insert_session(&mut transaction, context.tenant_id(), new_session, context.actor().api_key_id()).await?;
+    let session = store::insert_session(&mut transaction, context, new_session).await?;
     transaction.commit().await?;
     Ok(session)
 }
@@ -158,14 +159,24 @@ pub async fn list(
     filter: &SessionFilter,
 ) -> Result<Vec<Session>, ConversationError> {
     let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
-    let sessions = store::list_sessions(&mut transaction, filter).await?;
+    let sessions = store::list_sessions(&mut transaction, filter, context.end_user()).await?;
     transaction.commit().await?;
     Ok(sessions)
 }
 
+/// The conversation, if this context may see it: a widget user sees only their own.
+pub async fn visible_session(
+    connection: &mut sqlx::PgConnection,
+    context: &TenantContext,
+    id: SessionId,
+) -> Result<Option<Session>, sqlx::Error> {
+    let session = store::get_session(connection, id).await?;
+    Ok(session.filter(|session| context.end_user().is_none_or(|user| session.user_id == Some(user))))
+}
+
 pub async fn get(pool: &PgPool, context: &TenantContext, id: SessionId) -> Result<Session, ConversationError> {
     let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
-    let session = store::get_session(&mut transaction, id).await?.ok_or(ConversationError::NotFound)?;
+    let session = visible_session(&mut transaction, context, id).await?.ok_or(ConversationError::NotFound)?;
     transaction.commit().await?;
     Ok(session)
 }
@@ -177,6 +188,7 @@ pub async fn update(
     patch: &SessionPatch,
 ) -> Result<Session, ConversationError> {
     let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
+    visible_session(&mut transaction, context, id).await?.ok_or(ConversationError::NotFound)?;
     let session = store::update_session(&mut transaction, id, patch).await?.ok_or(ConversationError::NotFound)?;
     transaction.commit().await?;
     Ok(session)
@@ -185,6 +197,7 @@ pub async fn update(
 /// Deletes a conversation with its messages, runs and events; usage records stay for accounting.
 pub async fn delete(pool: &PgPool, context: &TenantContext, id: SessionId) -> Result<(), ConversationError> {
     let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
+    visible_session(&mut transaction, context, id).await?.ok_or(ConversationError::NotFound)?;
     if !store::delete_session(&mut transaction, id).await? {
         return Err(ConversationError::NotFound);
     }
@@ -198,7 +211,7 @@ pub async fn messages(
     id: SessionId,
 ) -> Result<Vec<Message>, ConversationError> {
     let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
-    store::get_session(&mut transaction, id).await?.ok_or(ConversationError::NotFound)?;
+    visible_session(&mut transaction, context, id).await?.ok_or(ConversationError::NotFound)?;
     let messages = store::list_messages(&mut transaction, id).await?;
     transaction.commit().await?;
     Ok(messages)
@@ -225,7 +238,7 @@ pub async fn seed(
     history: &[(Role, String)],
 ) -> Result<(), ConversationError> {
     let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
-    store::get_session(&mut transaction, id).await?.ok_or(ConversationError::NotFound)?;
+    visible_session(&mut transaction, context, id).await?.ok_or(ConversationError::NotFound)?;
     for (role, content) in history {
         let message =
             store::NewMessage { role: *role, run_id: None, ..store::NewMessage::user(id, RunId::new(), content) };

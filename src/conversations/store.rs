@@ -3,20 +3,21 @@
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 
 use super::{Message, MessageStatus, NewSession, Role, Session, SessionFilter, SessionPatch};
-use crate::ids::{ApiKeyId, MessageId, RunId, SessionId, TenantId};
+use crate::ids::{MessageId, RunId, SessionId, TenantId};
 
-const SESSION_COLUMNS: &str = "id, session_type, workspace_id, title, archived, created_at, updated_at";
+const SESSION_COLUMNS: &str = "id, session_type, user_id, workspace_id, title, archived, created_at, updated_at";
 const MESSAGE_COLUMNS: &str = "id, session_id, run_id, role, content, status, tool_calls, citations, input_tokens, \
      output_tokens, total_tokens, model_used, provider_used, is_byok, metadata, created_at";
 
+/// A new conversation of the context's tenant, owned by its key (and its end user, for a widget user).
 pub async fn insert_session(
     connection: &mut PgConnection,
-    tenant_id: TenantId,
+    context: &crate::auth::TenantContext,
     new_session: &NewSession,
-    api_key_id: Option<ApiKeyId>,
 ) -> Result<Session, sqlx::Error> {
+    let (tenant_id, api_key_id) = (context.tenant_id(), context.actor().api_key_id());
     let mut query = QueryBuilder::<Postgres>::new(
-        "INSERT INTO chat_sessions (id, tenant_id, session_type, workspace_id, title, api_key_id) VALUES (",
+        "INSERT INTO chat_sessions (id, tenant_id, session_type, workspace_id, title, api_key_id, user_id) VALUES (",
     );
     query
         .push_bind(SessionId::new())
@@ -30,14 +31,24 @@ pub async fn insert_session(
         .push_bind(&new_session.title)
         .push(", ")
         .push_bind(api_key_id)
+        .push(", ")
+        .push_bind(context.end_user())
         .push(") RETURNING ")
         .push(SESSION_COLUMNS);
     query.build_query_as().fetch_one(connection).await
 }
 
-pub async fn list_sessions(connection: &mut PgConnection, filter: &SessionFilter) -> Result<Vec<Session>, sqlx::Error> {
+/// The conversations matching `filter`; only `end_user`'s when given.
+pub async fn list_sessions(
+    connection: &mut PgConnection,
+    filter: &SessionFilter,
+    end_user: Option<crate::ids::UserId>,
+) -> Result<Vec<Session>, sqlx::Error> {
     let mut query = QueryBuilder::<Postgres>::new("SELECT ");
     query.push(SESSION_COLUMNS).push(" FROM chat_sessions WHERE true");
+    if let Some(user_id) = end_user {
+        query.push(" AND user_id = ").push_bind(user_id);
+    }
     if let Some(session_type) = filter.session_type {
         query.push(" AND session_type = ").push_bind(session_type);
     }

@@ -42,9 +42,7 @@ impl Engine {
             workspace_id: Some(workspace_id.0),
             title: Some(conversations::title_from_message(&request.content)),
         };
-        let session =
-            conversations::store::insert_session(&mut transaction, tenant_id, &session, context.actor().api_key_id())
-                .await?;
+        let session = conversations::store::insert_session(&mut transaction, context, &session).await?;
         let run_id = RunId::new();
         let run = runs::store::insert_queued_agent_run(
             &mut transaction,

@@ -178,7 +178,9 @@ impl Engine {
         let accepted_at = Instant::now();
 
         let mut transaction = db::begin_tenant(&self.inner.db, tenant_id).await?;
-        conversations::store::get_session(&mut transaction, session_id).await?.ok_or(EngineError::SessionNotFound)?;
+        conversations::visible_session(&mut transaction, context, session_id)
+            .await?
+            .ok_or(EngineError::SessionNotFound)?;
         let resolved =
             resolve::resolve(&mut transaction, &self.inner.providers, tenant_id, request.model.as_deref()).await?;
         let run = runs::store::insert(
@@ -244,10 +246,10 @@ impl Engine {
     /// The run's events after `after`, then its live events until it ends.
     pub async fn follow(&self, context: &TenantContext, run_id: RunId, after: i64) -> Result<EventStream, EngineError> {
         let tenant_id = context.tenant_id();
+        self.run(context, run_id).await?;
         if let Some(live) = self.inner.hub.get(run_id, tenant_id) {
             return Ok(follow::live_with_history(self.inner.db.clone(), run_id, live, after));
         }
-        self.run(context, run_id).await?;
         Ok(follow::stored(self.inner.db.clone(), tenant_id, run_id, after))
     }
 
@@ -274,9 +276,17 @@ impl Engine {
         Ok(TurnOutcome { run, message })
     }
 
+    /// The run, if this context may see it (a widget user: only runs of their own conversations).
     pub async fn run(&self, context: &TenantContext, run_id: RunId) -> Result<Run, EngineError> {
         let mut transaction = db::begin_tenant(&self.inner.db, context.tenant_id()).await?;
         let run = runs::store::get(&mut transaction, run_id).await?.ok_or(EngineError::RunNotFound)?;
+        if context.end_user().is_some() {
+            let session = match run.session_id {
+                Some(session_id) => conversations::visible_session(&mut transaction, context, session_id).await?,
+                None => None,
+            };
+            session.ok_or(EngineError::RunNotFound)?;
+        }
         transaction.commit().await?;
         Ok(run)
     }
@@ -284,6 +294,7 @@ impl Engine {
     /// Stops a run and waits until its cancellation is recorded. A run this process is not executing
     /// (its process died) is closed as cancelled directly.
     pub async fn cancel(&self, context: &TenantContext, run_id: RunId) -> Result<TurnOutcome, EngineError> {
+        self.run(context, run_id).await?;
         if let Some(live) = self.inner.hub.get(run_id, context.tenant_id()) {
             live.cancel.cancel();
             return self.wait(context, run_id).await;
@@ -381,6 +392,9 @@ impl Engine {
             context.actor().id().map_or_else(|| context.actor().kind().to_owned(), |id| format!("api_key:{id}"));
         let mut transaction = db::begin_tenant(&self.inner.db, tenant_id).await?;
         let Some(waiting) = calls::get(&mut transaction, id).await? else { return Err(EngineError::ToolCallNotFound) };
+        if self.run(context, waiting.run_id).await.is_err() {
+            return Err(EngineError::ToolCallNotFound);
+        }
         if waiting.status != calls::CallStatus::AwaitingApproval {
             return Err(EngineError::ToolCallDecided);
         }

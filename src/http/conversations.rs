@@ -11,7 +11,6 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::{Json, Path, Query, Tenant, next_before, page_limit};
 use super::sse;
-use crate::api_keys::Scope;
 use crate::conversations::{self, NewSession, SessionFilter, SessionPatch, SessionType};
 use crate::engine::TurnRequest;
 use crate::ids::SessionId;
@@ -30,7 +29,7 @@ pub async fn create(
     Tenant(context): Tenant,
     Json(body): Json<CreateSession>,
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
-    context.require(Scope::Chat)?;
+    context.require_conversations()?;
     let new_session = NewSession::parse(body.session_type, body.workspace_id, body.title)?;
     let session = conversations::create(&state.db, &context, &new_session).await?;
     Ok((StatusCode::CREATED, axum::Json(json!(session))))
@@ -50,7 +49,7 @@ pub async fn list(
     Tenant(context): Tenant,
     Query(query): Query<ListQuery>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    context.require(Scope::Chat)?;
+    context.require_conversations()?;
     let limit = page_limit(query.limit, 50, 200)?;
     let filter = SessionFilter {
         session_type: query.session_type,
@@ -69,7 +68,7 @@ pub async fn get(
     Tenant(context): Tenant,
     Path(id): Path<uuid::Uuid>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    context.require(Scope::Chat)?;
+    context.require_conversations()?;
     Ok(axum::Json(json!(conversations::get(&state.db, &context, SessionId(id)).await?)))
 }
 
@@ -86,7 +85,7 @@ pub async fn update(
     Path(id): Path<uuid::Uuid>,
     Json(body): Json<UpdateSession>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    context.require(Scope::Chat)?;
+    context.require_conversations()?;
     let patch = SessionPatch::parse(body.title, body.archived)?;
     Ok(axum::Json(json!(conversations::update(&state.db, &context, SessionId(id), &patch).await?)))
 }
@@ -96,7 +95,7 @@ pub async fn delete(
     Tenant(context): Tenant,
     Path(id): Path<uuid::Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    context.require(Scope::Chat)?;
+    context.require_conversations()?;
     conversations::delete(&state.db, &context, SessionId(id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -106,7 +105,7 @@ pub async fn messages(
     Tenant(context): Tenant,
     Path(id): Path<uuid::Uuid>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    context.require(Scope::Chat)?;
+    context.require_conversations()?;
     let messages = conversations::messages(&state.db, &context, SessionId(id)).await?;
     Ok(axum::Json(json!({ "messages": messages })))
 }
@@ -125,7 +124,7 @@ pub async fn post_message(
     headers: HeaderMap,
     Json(body): Json<PostMessage>,
 ) -> Result<Response, ApiError> {
-    context.require(Scope::Chat)?;
+    context.require_conversations()?;
     let request = TurnRequest::parse(body.content, body.model)?;
     let started = state.engine.start_turn(&context, SessionId(id), request).await?;
     if sse::wants_event_stream(&headers) {

@@ -95,7 +95,11 @@ impl FromRequestParts<AppState> for Tenant {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = bearer_token(parts)?;
-        let context = auth::authenticate_api_key(&state.db, token, request_id(parts)).await?;
+        let context = if auth::widget::is_widget_token(token) {
+            auth::authenticate_widget_token(&state.keys, token, request_id(parts))?
+        } else {
+            auth::authenticate_api_key(&state.db, token, request_id(parts)).await?
+        };
         tracing::Span::current().record("tenant_id", tracing::field::display(context.tenant_id()));
         Ok(Self(context))
     }

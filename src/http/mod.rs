@@ -21,6 +21,7 @@ mod sse;
 mod tenant_config;
 mod tenants;
 mod tool_calls;
+mod widget_tokens;
 mod workspaces;
 
 use std::sync::Arc;
@@ -84,6 +85,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             get(policy_profiles::get).put(policy_profiles::replace).delete(policy_profiles::delete),
         )
         .route("/integration/chat", post(integration::chat))
+        .route("/widget-tokens", post(widget_tokens::mint))
         .route("/workspaces", post(workspaces::create).get(workspaces::list))
         .route("/workspaces/{id}/files/{*path}", axum::routing::put(workspaces::put_file))
         .route("/workspaces/{id}/runs", post(workspaces::start_run))

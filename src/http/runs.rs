@@ -15,7 +15,7 @@ use crate::auth::TenantContext;
 use crate::ids::RunId;
 
 fn require_chat_or_runs(context: &TenantContext) -> Result<(), ApiError> {
-    context.require(Scope::Chat).or_else(|_| context.require(Scope::Runs)).map_err(ApiError::from)
+    context.require_conversations().or_else(|_| context.require(Scope::Runs)).map_err(ApiError::from)
 }
 
 pub async fn get(

@@ -32,7 +32,7 @@ async fn decide(
     id: ToolCallId,
     approve: bool,
 ) -> Result<axum::Json<Value>, ApiError> {
-    if context.require(Scope::Chat).is_err() {
+    if context.require_conversations().is_err() {
         context.require(Scope::Admin)?;
     }
     Ok(axum::Json(json!(state.engine.decide_tool_call(&context, id, approve).await?)))

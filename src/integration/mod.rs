@@ -3,7 +3,7 @@
 //! neither (a new conversation). An `Idempotency-Key` makes a retried request attach to the run the first
 //! one started, so a message is never answered twice.
 
-mod store;
+pub(crate) mod store;
 
 use std::time::Duration;
 

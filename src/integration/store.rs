@@ -6,7 +6,7 @@ use crate::auth::TenantContext;
 use crate::ids::{MessageId, SessionId, TenantId, UserId};
 
 /// The end user an external system calls `external_id`, made on first sight.
-pub async fn end_user(
+pub(crate) async fn end_user(
     connection: &mut PgConnection,
     tenant_id: TenantId,
     external_id: &str,

@@ -23,3 +23,4 @@ mod service_process;
 mod streaming;
 mod tenants;
 mod tools;
+mod widget_tokens;
