@@ -24,7 +24,12 @@ pub async fn get(
     Path(id): Path<uuid::Uuid>,
 ) -> Result<axum::Json<Value>, ApiError> {
     require_chat_or_runs(&context)?;
-    Ok(axum::Json(json!(state.engine.run(&context, RunId(id)).await?)))
+    let run = state.engine.run(&context, RunId(id)).await?;
+    let (input_tokens, output_tokens) = crate::usage::of_run(&state.db, &context, run.id).await?;
+    let mut body = json!(run);
+    body["usage"] = json!({ "input_tokens": input_tokens, "output_tokens": output_tokens,
+                            "total_tokens": input_tokens + output_tokens });
+    Ok(axum::Json(body))
 }
 
 #[derive(Debug, Deserialize)]

@@ -56,3 +56,20 @@ pub async fn record(
     .await?;
     Ok(())
 }
+
+/// A run's tokens over all its model calls: (input, output).
+pub async fn of_run(
+    pool: &sqlx::PgPool,
+    context: &crate::auth::TenantContext,
+    run_id: RunId,
+) -> Result<(i64, i64), sqlx::Error> {
+    let mut transaction = crate::db::begin_tenant(pool, context.tenant_id()).await?;
+    let totals = sqlx::query_as(
+        "SELECT coalesce(sum(input_tokens), 0)::bigint, coalesce(sum(output_tokens), 0)::bigint FROM usage_records WHERE run_id = $1",
+    )
+    .bind(run_id)
+    .fetch_one(&mut *transaction)
+    .await?;
+    transaction.commit().await?;
+    Ok(totals)
+}

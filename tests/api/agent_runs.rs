@@ -99,6 +99,7 @@ async fn a_workspace_run_completes_in_the_background_with_its_tools_and_its_even
     assert_eq!(rest[0].id, "4");
     let status = app.get_json(&format!("/api/v1/runs/{run_id}"), &tenant.admin_key).await;
     assert_eq!(status["status"], "succeeded");
+    assert!(status["usage"]["total_tokens"].as_i64().unwrap() > 0, "{status}");
 
     // Another tenant sees neither the workspace nor the run.
     let other = app.create_tenant("other").await;
