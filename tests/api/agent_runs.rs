@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use futures::StreamExt as _;
 use mock_upstream::{Reply, ToolCall};
 use serde_json::{Value, json};
 use switchboard::runs;
@@ -187,4 +188,41 @@ async fn a_queued_run_can_be_cancelled_and_a_dead_workers_run_is_closed_as_faile
     let status = app.get_json(&format!("/api/v1/runs/{cancelled_id}"), &tenant.admin_key).await;
     assert_eq!(status["status"], "cancelled");
     assert_eq!(app.mock.requests().iter().filter(|r| r.path.ends_with("/chat/completions")).count(), 1);
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_run_leaves_a_run_that_is_closed_as_failed() {
+    let app = TestApp::spawn().await;
+    let (tenant, workspace) = workspace_tenant(&app).await;
+    let words: Vec<String> = (0..200).map(|i| format!("word{i}")).collect();
+    app.mock.push(Reply { text: words.join(" "), chunk_delay: Duration::from_millis(50), ..Reply::default() });
+    let worker = app.doomed_worker().await;
+    let run = start_run(&app, &tenant.admin_key, &workspace, "Write a long answer").await;
+    let run_id = run["id"].as_str().unwrap().to_owned();
+
+    // Wait until the worker is mid-answer (text is streaming), then kill it.
+    let response = app.get(&format!("/api/v1/runs/{run_id}/events"), &tenant.admin_key).send().await.unwrap();
+    let mut stream = eventsource_stream::Eventsource::eventsource(response.bytes_stream());
+    while let Some(event) = stream.next().await {
+        if event.unwrap().event == "message.delta" {
+            break;
+        }
+    }
+    drop(stream);
+    worker.crash();
+    let status = app.get_json(&format!("/api/v1/runs/{run_id}"), &tenant.admin_key).await;
+    assert_eq!(status["status"], "running", "nothing recorded the crash");
+
+    // Its heartbeat stops; once it is old enough the sweeper of a surviving process closes the run.
+    sqlx::query("UPDATE runs SET heartbeat_at = now() - interval '2 minutes' WHERE id = $1::uuid")
+        .bind(&run_id)
+        .execute(&app.owner_db)
+        .await
+        .unwrap();
+    assert_eq!(app.engine.sweep_stale_runs(Duration::from_secs(60)).await.unwrap(), 1);
+    let all = events(&app, &tenant.admin_key, &run_id).await;
+    assert_eq!(all.last().unwrap().event, "run.failed", "{all:#?}");
+    assert_eq!(all.last().unwrap().data["code"], "interrupted");
+    let status = app.get_json(&format!("/api/v1/runs/{run_id}"), &tenant.admin_key).await;
+    assert_eq!(status["status"], "failed");
 }

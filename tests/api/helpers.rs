@@ -419,3 +419,39 @@ impl TestApp {
         body["messages"].as_array().unwrap().clone()
     }
 }
+
+/// Another Switchboard process's worker, simulated: an engine with its own runtime, database pool and
+/// HTTP clients on this app's database. [`DoomedWorker::crash`] drops that runtime: its tasks stop
+/// where they are and record nothing, as when a process is killed.
+pub struct DoomedWorker {
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl DoomedWorker {
+    pub fn crash(mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn doomed_worker(&self) -> DoomedWorker {
+        let app_password = cluster().await.app_password.clone();
+        let (owner_options, mock, keys, retriever) =
+            (self.owner_options.clone(), self.mock.clone(), Arc::clone(&self.keys), self.retriever.clone());
+        let runtime = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+            runtime.block_on(async {
+                let app_db = db::connect_app_pool(&owner_options, &app_password).await.expect("app pool");
+                let (_, engine) =
+                    serve(&app_db, &mock, &keys, &retriever, HttpClient::new(test_upstream_settings())).await;
+                engine.start_workers(1);
+            });
+            runtime
+        })
+        .join()
+        .expect("the worker's runtime starts");
+        DoomedWorker { runtime: Some(runtime) }
+    }
+}
