@@ -103,6 +103,13 @@ impl EventLog {
     /// *published* event: the closing events numbered for the failed transaction were never seen.
     pub fn publish_failure_in_memory(&mut self, code: &str, message: &str) {
         let kind = EventKind::RunFailed { code: code.to_owned(), message: message.to_owned(), message_id: None };
+        self.publish_in_memory(kind);
+    }
+
+    /// Ends the stream of followers in this process with `kind`, without writing it (it is written
+    /// already, or cannot be).
+    pub fn publish_in_memory(&mut self, kind: EventKind) {
+        self.pending.clear();
         self.live.publish(RunEvent { run_id: self.run_id, seq: self.live.last_seq() + 1, kind });
     }
 }

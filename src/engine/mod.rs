@@ -471,13 +471,16 @@ impl Engine {
     }
 
     /// Lets running turns finish for up to `grace`, then cancels the rest and waits for them to record it.
-    pub async fn shutdown(&self, grace: Duration) {
+    /// True when every turn ended by itself within the grace period.
+    pub async fn shutdown(&self, grace: Duration) -> bool {
         self.inner.stopping.cancel();
         self.inner.tasks.close();
         if tokio::time::timeout(grace, self.inner.tasks.wait()).await.is_err() {
             tracing::warn!("cancelling the turns still running at shutdown");
             self.inner.hub.cancel_all();
             self.inner.tasks.wait().await;
+            return false;
         }
+        true
     }
 }

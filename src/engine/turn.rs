@@ -118,7 +118,7 @@ pub async fn execute(inner: Arc<Inner>, plan: TurnPlan, mut log: EventLog, resum
     let stop = tokio::select! {
         biased;
         () = cancelled.cancelled() => Stop::Ended(Ending::Cancelled),
-        never = keep_alive(&inner, &plan) => match never {},
+        never = keep_alive(&inner, &plan, &cancelled) => match never {},
         result = stream_answer(&inner, &plan, &mut log, &mut answer, resume) => match result {
             Ok(paused) if !paused.is_empty() => Stop::Paused(paused),
             Ok(_) => Stop::Ended(Ending::Completed),
@@ -151,19 +151,44 @@ pub async fn execute(inner: Arc<Inner>, plan: TurnPlan, mut log: EventLog, resum
 /// How often a running turn proves it is alive; the sweeper closes runs silent for a minute.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
 
-/// Refreshes the run's heartbeat until the turn ends (it never returns by itself).
-async fn keep_alive(inner: &Inner, plan: &TurnPlan) -> std::convert::Infallible {
+/// Refreshes the run's heartbeat until the turn ends (it never returns by itself). A run that ended
+/// meanwhile (cancelled from another process) is cancelled here too.
+async fn keep_alive(
+    inner: &Inner,
+    plan: &TurnPlan,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> std::convert::Infallible {
     loop {
         tokio::time::sleep(HEARTBEAT_EVERY).await;
         let beat = async {
             let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
-            crate::runs::store::heartbeat(&mut transaction, plan.run_id).await?;
-            transaction.commit().await
+            let open = crate::runs::store::heartbeat(&mut transaction, plan.run_id).await?;
+            transaction.commit().await?;
+            Ok::<_, sqlx::Error>(open)
         };
-        if let Err(error) = beat.await {
-            tracing::warn!(run_id = %plan.run_id, %error, "could not record the run's heartbeat");
+        match beat.await {
+            Ok(true) => {}
+            Ok(false) => cancel.cancel(),
+            Err(error) => tracing::warn!(run_id = %plan.run_id, %error, "could not record the run's heartbeat"),
         }
     }
+}
+
+/// When another process already ended the run (a cancel of a run executing here), nothing more is
+/// recorded; followers here get its terminal event. True when that was the case.
+async fn ended_elsewhere(
+    transaction: &mut sqlx::PgConnection,
+    plan: &TurnPlan,
+    log: &mut EventLog,
+) -> Result<bool, sqlx::Error> {
+    let run = crate::runs::store::get_for_update(&mut *transaction, plan.run_id).await?;
+    if !run.is_some_and(|run| run.status.is_terminal()) {
+        return Ok(false);
+    }
+    let stored = crate::runs::store::events_after(&mut *transaction, plan.run_id, 0).await?;
+    let terminal = stored.into_iter().rev().find(|event| event.kind.is_terminal());
+    log.publish_in_memory(terminal.map_or(EventKind::RunCancelled { message_id: None }, |event| event.kind));
+    Ok(true)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -332,6 +357,9 @@ async fn record_pause(
     calls: &[ToolCallId],
 ) -> Result<(), sqlx::Error> {
     let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
+    if ended_elsewhere(&mut transaction, plan, log).await? {
+        return Ok(());
+    }
     let mut closing = Vec::new();
     if let Some((input_tokens, output_tokens)) = answer.reported_usage {
         usage::record(
@@ -382,6 +410,9 @@ async fn record(
     let tokens_i32 = |tokens: u32| i32::try_from(tokens).unwrap_or(i32::MAX);
 
     let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
+    if ended_elsewhere(&mut transaction, plan, log).await? {
+        return Ok(());
+    }
     if let Some(message_id) = message_id {
         let status =
             if matches!(ending, Ending::Completed) { MessageStatus::Complete } else { MessageStatus::Incomplete };

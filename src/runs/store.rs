@@ -125,10 +125,16 @@ pub async fn last_seq(connection: &mut PgConnection, run_id: RunId) -> Result<i6
         .await
 }
 
-/// Marks a run as still being executed.
-pub async fn heartbeat(connection: &mut PgConnection, id: RunId) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE runs SET heartbeat_at = now() WHERE id = $1").bind(id).execute(connection).await?;
-    Ok(())
+/// Marks a run as still being executed; false when it has ended meanwhile (another process cancelled
+/// or closed it), and its executor should stop.
+pub async fn heartbeat(connection: &mut PgConnection, id: RunId) -> Result<bool, sqlx::Error> {
+    let updated = sqlx::query(
+        "UPDATE runs SET heartbeat_at = now() WHERE id = $1 AND status NOT IN ('succeeded', 'failed', 'cancelled')",
+    )
+    .bind(id)
+    .execute(connection)
+    .await?;
+    Ok(updated.rows_affected() == 1)
 }
 
 /// Unfinished runs, of any tenant, whose executor has not proved alive for `stale_after`.

@@ -226,3 +226,42 @@ async fn a_worker_killed_mid_run_leaves_a_run_that_is_closed_as_failed() {
     let status = app.get_json(&format!("/api/v1/runs/{run_id}"), &tenant.admin_key).await;
     assert_eq!(status["status"], "failed");
 }
+
+#[tokio::test]
+async fn cancelling_a_run_that_another_process_executes_stops_it_there() {
+    let first = TestApp::spawn().await;
+    let second = first.restarted().await;
+    second.engine.start_workers(1);
+    let (tenant, workspace) = workspace_tenant(&first).await;
+    // An answer that would stream for two minutes.
+    let words: Vec<String> = (0..600).map(|i| format!("word{i}")).collect();
+    first.mock.push(Reply { text: words.join(" "), chunk_delay: Duration::from_millis(200), ..Reply::default() });
+    let run = start_run(&first, &tenant.admin_key, &workspace, "Write at length").await;
+    let run_id = run["id"].as_str().unwrap().to_owned();
+
+    // Wait until the second process streams the answer.
+    let response = first.get(&format!("/api/v1/runs/{run_id}/events"), &tenant.admin_key).send().await.unwrap();
+    let mut stream = eventsource_stream::Eventsource::eventsource(response.bytes_stream());
+    while let Some(event) = stream.next().await {
+        if event.unwrap().event == "message.delta" {
+            break;
+        }
+    }
+    drop(stream);
+
+    // Cancelled through the first process, which is not executing it.
+    let response =
+        first.post(&format!("/api/v1/runs/{run_id}/cancel"), &tenant.admin_key, &json!({})).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(first.get_json(&format!("/api/v1/runs/{run_id}"), &tenant.admin_key).await["status"], "cancelled");
+    // The executing process learns it at its next heartbeat and stops on its own, well within a
+    // minute (the answer needs two): no turn is left for shutdown to cut.
+    assert!(second.engine.shutdown(Duration::from_secs(60)).await, "the second process stopped the cancelled run");
+    let all = events(&first, &tenant.admin_key, &run_id).await;
+    let terminal: Vec<&str> = all
+        .iter()
+        .filter(|e| e.event.starts_with("run.") && e.event != "run.started")
+        .map(|e| e.event.as_str())
+        .collect();
+    assert_eq!(terminal, ["run.cancelled"], "{all:#?}");
+}
