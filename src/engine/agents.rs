@@ -9,8 +9,6 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
-use super::event_log::EventLog;
-use super::events::{EventKind, RunEvent};
 use super::{Engine, EngineError, Inner, TurnMode, TurnRequest, resolve, turn};
 use crate::auth::TenantContext;
 use crate::conversations::store::NewMessage;
@@ -120,21 +118,9 @@ async fn execute_claimed(inner: Arc<Inner>, run_id: RunId, tenant_id: TenantId) 
         .await?;
     let resolved = resolve::resolve(&mut transaction, &inner.providers, tenant_id, None).await?;
     runs::store::set_model(&mut transaction, run_id, resolved.provider_name, &resolved.model, resolved.is_byok).await?;
-    let started = RunEvent {
-        run_id,
-        seq: 1,
-        kind: EventKind::RunStarted {
-            session_id: Some(session_id),
-            provider: resolved.provider_name.to_owned(),
-            model: resolved.model.clone(),
-        },
-    };
-    runs::store::insert_events(&mut transaction, tenant_id, std::slice::from_ref(&started)).await?;
+    let started = super::record_start(&mut transaction, tenant_id, run_id, session_id, &resolved).await?;
     transaction.commit().await?;
-
-    let live = inner.hub.register(run_id, tenant_id, 1);
-    live.publish(started);
-    let log = EventLog::new(run_id, tenant_id, live, inner.db.clone(), 2);
+    let log = super::go_live(&inner, tenant_id, started);
     let plan = turn::TurnPlan {
         run_id,
         tenant_id,

@@ -65,6 +65,35 @@ pub enum EngineError {
     Database(#[from] sqlx::Error),
 }
 
+/// Writes a run's first event (in the caller's transaction, committed with the run's start).
+async fn record_start(
+    transaction: &mut sqlx::PgConnection,
+    tenant_id: TenantId,
+    run_id: RunId,
+    session_id: SessionId,
+    resolved: &resolve::Resolved,
+) -> Result<RunEvent, sqlx::Error> {
+    let started = RunEvent {
+        run_id,
+        seq: 1,
+        kind: EventKind::RunStarted {
+            session_id: Some(session_id),
+            provider: resolved.provider_name.to_owned(),
+            model: resolved.model.clone(),
+        },
+    };
+    runs::store::insert_events(transaction, tenant_id, std::slice::from_ref(&started)).await?;
+    Ok(started)
+}
+
+/// Registers the run as executed here, publishes its first event, and returns its log for the rest.
+fn go_live(inner: &Inner, tenant_id: TenantId, started: RunEvent) -> EventLog {
+    let run_id = started.run_id;
+    let live = inner.hub.register(run_id, tenant_id, started.seq);
+    live.publish(started);
+    EventLog::new(run_id, tenant_id, live, inner.db.clone(), 2)
+}
+
 /// A validated user message for a turn.
 #[derive(Debug, Clone)]
 pub struct TurnRequest {
@@ -209,21 +238,9 @@ impl Engine {
             &conversations::title_from_message(&request.content),
         )
         .await?;
-        let started = RunEvent {
-            run_id,
-            seq: 1,
-            kind: EventKind::RunStarted {
-                session_id: Some(session_id),
-                provider: resolved.provider_name.to_owned(),
-                model: resolved.model.clone(),
-            },
-        };
-        runs::store::insert_events(&mut transaction, tenant_id, std::slice::from_ref(&started)).await?;
+        let started = record_start(&mut transaction, tenant_id, run_id, session_id, &resolved).await?;
         transaction.commit().await?;
-
-        let live = self.inner.hub.register(run_id, tenant_id, 1);
-        live.publish(started);
-        let log = EventLog::new(run_id, tenant_id, live, self.inner.db.clone(), 2);
+        let log = go_live(&self.inner, tenant_id, started);
         let plan = turn::TurnPlan {
             run_id,
             tenant_id,
@@ -246,10 +263,14 @@ impl Engine {
     /// The run's events after `after`, then its live events until it ends.
     pub async fn follow(&self, context: &TenantContext, run_id: RunId, after: i64) -> Result<EventStream, EngineError> {
         let tenant_id = context.tenant_id();
-        self.run(context, run_id).await?;
+        // The hub answers for the tenant; only a widget user's reach needs the database.
+        if context.end_user().is_some() {
+            self.run(context, run_id).await?;
+        }
         if let Some(live) = self.inner.hub.get(run_id, tenant_id) {
             return Ok(follow::live_with_history(self.inner.db.clone(), run_id, live, after));
         }
+        self.run(context, run_id).await?;
         Ok(follow::stored(self.inner.db.clone(), tenant_id, run_id, after))
     }
 

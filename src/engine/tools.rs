@@ -408,14 +408,9 @@ async fn call_tool(
     let Some(offered) = tools.offered.get(&call.name) else {
         return (Err(CallFailure::Unreachable(format!("`{}` is no longer offered", call.name))), started.elapsed());
     };
-    let outcome = match crate::tools::check_outbound(toolbox, &offered.connector).await {
-        Ok(()) => {
-            let (id, version, tool) = (offered.connector_id, offered.connector_version, &offered.tool);
-            let arguments = call.arguments.clone();
-            toolbox.clients.call(id, version, &offered.connector, &toolbox.settings, tool, arguments).await
-        }
-        Err(failure) => Err(failure),
-    };
+    let (id, version, tool) = (offered.connector_id, offered.connector_version, &offered.tool);
+    let arguments = call.arguments.clone();
+    let outcome = toolbox.clients.call(id, version, &offered.connector, &toolbox.settings, tool, arguments).await;
     (outcome, started.elapsed())
 }
 

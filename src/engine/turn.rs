@@ -347,6 +347,33 @@ fn usage_of(answer: &Answer, ending: &Ending) -> (u32, u32, TokenSource) {
     }
 }
 
+/// Records the tokens of (this part of) the run and returns its `usage` event.
+async fn record_usage(
+    transaction: &mut sqlx::PgConnection,
+    plan: &TurnPlan,
+    model: &str,
+    (input_tokens, output_tokens): (u32, u32),
+    source: TokenSource,
+) -> Result<EventKind, sqlx::Error> {
+    let entry = UsageEntry {
+        run_id: plan.run_id,
+        api_key_id: plan.api_key_id,
+        provider: plan.provider_name,
+        model,
+        input_tokens,
+        output_tokens,
+        source,
+        is_byok: plan.is_byok,
+    };
+    usage::record(transaction, plan.tenant_id, &entry).await?;
+    Ok(EventKind::Usage {
+        input_tokens,
+        output_tokens,
+        total_tokens: input_tokens.saturating_add(output_tokens),
+        estimated: source == TokenSource::Estimated,
+    })
+}
+
 /// Records a pause for approval in one transaction: the usage so far, the pause event, the run's state
 /// (its tool steps, to resume from) and status. No message yet: the answer is not finished.
 async fn record_pause(
@@ -362,27 +389,10 @@ async fn record_pause(
     }
     let mut closing = Vec::new();
     if let Some((input_tokens, output_tokens)) = answer.reported_usage {
-        usage::record(
-            &mut transaction,
-            plan.tenant_id,
-            &UsageEntry {
-                run_id: plan.run_id,
-                api_key_id: plan.api_key_id,
-                provider: plan.provider_name,
-                model: &answer.model,
-                input_tokens,
-                output_tokens,
-                source: TokenSource::Provider,
-                is_byok: plan.is_byok,
-            },
-        )
-        .await?;
-        closing.push(EventKind::Usage {
-            input_tokens,
-            output_tokens,
-            total_tokens: input_tokens.saturating_add(output_tokens),
-            estimated: false,
-        });
+        closing.push(
+            record_usage(&mut transaction, plan, &answer.model, (input_tokens, output_tokens), TokenSource::Provider)
+                .await?,
+        );
     }
     closing.extend(tools::awaiting_events(&answer.transcript));
     closing.push(EventKind::RunAwaitingApproval { tool_call_ids: calls.to_vec() });
@@ -439,27 +449,7 @@ async fn record(
     }
     let mut closing = Vec::new();
     if input_tokens > 0 || output_tokens > 0 {
-        usage::record(
-            &mut transaction,
-            plan.tenant_id,
-            &UsageEntry {
-                run_id: plan.run_id,
-                api_key_id: plan.api_key_id,
-                provider,
-                model: &answer.model,
-                input_tokens,
-                output_tokens,
-                source,
-                is_byok: plan.is_byok,
-            },
-        )
-        .await?;
-        closing.push(EventKind::Usage {
-            input_tokens,
-            output_tokens,
-            total_tokens: input_tokens.saturating_add(output_tokens),
-            estimated: source == TokenSource::Estimated,
-        });
+        closing.push(record_usage(&mut transaction, plan, &answer.model, (input_tokens, output_tokens), source).await?);
     }
     let (status, error) = match ending {
         Ending::Completed => {

@@ -85,6 +85,7 @@ pub struct McpClients {
     sessions: Arc<Mutex<HashMap<ConnectorId, Pooled>>>,
     /// Resolves names through the outbound policy: a connector's host cannot be re-pointed inside.
     http: reqwest::Client,
+    outbound: OutboundPolicy,
 }
 
 impl std::fmt::Debug for McpClients {
@@ -105,7 +106,7 @@ impl McpClients {
             .connect_timeout(std::time::Duration::from_secs(10))
             .build()
             .expect("the HTTP client builds with rustls");
-        Self { sessions: Arc::default(), http }
+        Self { sessions: Arc::default(), http, outbound: outbound.clone() }
     }
 
     /// Every tool the server lists (all pages), as stored for discovery.
@@ -183,6 +184,11 @@ impl McpClients {
                 pooled.last_used = std::time::Instant::now();
                 return Ok(Arc::clone(&pooled.session));
             }
+        }
+        // Checked again at every new session: the operator's allowances may have changed since the URL
+        // was saved (names are also checked by the resolver at every connection; IP literals only here).
+        if let Transport::StreamableHttp { url } = &spec.transport {
+            self.outbound.check(url).await.map_err(|error| CallFailure::Unreachable(error.to_string()))?;
         }
         let session = Arc::new(
             tokio::time::timeout(settings.connect_timeout, connect(&self.http, spec, settings)).await.map_err(

@@ -19,7 +19,7 @@ use crate::crypto::{CryptoError, MasterKeys};
 use crate::db;
 use crate::ids::ConnectorId;
 use crate::outbound::OutboundPolicy;
-use connectors::{Connector, ConnectorInput, ConnectorRow, ConnectorSpec, Rules, Transport};
+use connectors::{Connector, ConnectorInput, ConnectorRow, ConnectorSpec, Rules};
 pub use mcp::{CallFailure, McpClients};
 use settings::ToolSettings;
 
@@ -165,10 +165,7 @@ pub async fn refresh(
     transaction.commit().await?;
     let spec = row.spec(&toolbox.keys)?;
     toolbox.clients.close(id).await;
-    let listed = match check_outbound(toolbox, &spec).await {
-        Ok(()) => toolbox.clients.list_tools(id, row.updated_at, &spec, &toolbox.settings).await,
-        Err(error) => Err(error),
-    };
+    let listed = toolbox.clients.list_tools(id, row.updated_at, &spec, &toolbox.settings).await;
     let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
     match &listed {
         Ok(tools) => {
@@ -188,16 +185,6 @@ pub async fn refresh(
     audit::record(&mut transaction, context, &entry).await?;
     transaction.commit().await?;
     get(pool, context, id).await
-}
-
-/// A URL is checked again before every connection: its name may resolve elsewhere than when it was saved.
-pub(crate) async fn check_outbound(toolbox: &Toolbox, spec: &ConnectorSpec) -> Result<(), CallFailure> {
-    match &spec.transport {
-        Transport::StreamableHttp { url } => {
-            toolbox.outbound.check(url).await.map_err(|error| CallFailure::Unreachable(error.to_string()))
-        }
-        Transport::Stdio { .. } => Ok(()),
-    }
 }
 
 fn with_qualified_names(connector: &str, tools: Vec<DiscoveredTool>) -> Vec<DiscoveredTool> {
