@@ -5,6 +5,7 @@
 //! throughput of ingestion and of embedding with the local model.
 //!
 //! `cargo run --release --example retrieval_eval -- ../shared/data/vaswani`
+//! (`EVAL_FULL_TEXT_ONLY=1`: no embedding, full-text search only, in a minute instead of many.)
 #![expect(clippy::cast_precision_loss, reason = "metrics over counts far below 2^52")]
 
 use std::collections::{HashMap, HashSet};
@@ -102,8 +103,9 @@ async fn main() {
         documents.len(),
         f64::from(chunks) / elapsed
     );
+    let full_text_only = std::env::var_os("EVAL_FULL_TEXT_ONLY").is_some();
     let started = Instant::now();
-    let embedded = backfill::sweep(&pool, &retriever).await.unwrap();
+    let embedded = if full_text_only { 0 } else { backfill::sweep(&pool, &retriever).await.unwrap() };
     let elapsed = started.elapsed().as_secs_f64();
     eprintln!(
         "embedded {embedded} chunks with {} in {elapsed:.1} s: {:.0} chunks/s",
@@ -119,6 +121,9 @@ async fn main() {
         (SearchMode::Vector, "vector (all-MiniLM-L6-v2, HNSW cosine)"),
         (SearchMode::Hybrid, "hybrid (reciprocal-rank fusion, k = 60)"),
     ] {
+        if full_text_only && mode != SearchMode::FullText {
+            continue;
+        }
         let mut totals = (0.0, 0.0, 0.0);
         let mut latencies = Vec::new();
         for (id, text) in &judged {

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use rand::RngCore as _;
 use secrecy::{ExposeSecret as _, SecretString};
 
+use crate::demo::DemoMode;
 use crate::embeddings::{EmbeddingModel, EmbeddingProvider, RemoteEndpoint, voyage};
 use crate::providers::ProviderKind;
 use crate::providers::credentials::{PlatformCredentials, PlatformProviders};
@@ -51,6 +52,11 @@ pub struct Config {
     /// Stdio MCP servers tenants may use (`SWITCHBOARD_MCP_STDIO_SERVERS`) and tool-call deadlines
     /// (`SWITCHBOARD_TOOL_TIMEOUT_SECS`).
     pub tools: ToolSettings,
+    /// Whether `GET /` embeds a live chat widget for a demo tenant (`SWITCHBOARD_DEMO`).
+    pub demo: DemoMode,
+    /// Serve `widget.js` and the demo page from this folder, read on each request, instead of the copies
+    /// built into the binary (`SWITCHBOARD_WEB_DIR`): for working on the widget without rebuilding.
+    pub web_assets_dir: Option<PathBuf>,
 }
 
 impl Config {
@@ -113,7 +119,10 @@ impl Config {
                 })?;
             tools.call_timeout = std::time::Duration::from_secs(seconds);
         }
+        let demo = demo_mode(&listen)?;
         Ok(Self {
+            demo,
+            web_assets_dir: env("SWITCHBOARD_WEB_DIR").map(PathBuf::from),
             tools,
             embedding_endpoints: embedding_endpoints(&platform_providers),
             embedding_model,
@@ -136,12 +145,35 @@ impl Config {
     /// The application role's database password, derived from the master key so that every process
     /// sharing one database agrees on it without storing another secret.
     pub fn app_database_password(&self) -> SecretString {
-        use hmac::Mac as _;
-        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(self.master_key.expose_secret().as_bytes())
-            .expect("HMAC takes keys of any length");
-        mac.update(b"switchboard_app database password");
-        SecretString::from(hex::encode(mac.finalize().into_bytes()))
+        app_database_password(&self.master_key)
     }
+}
+
+/// The application role's database password for a master key (see [`Config::app_database_password`]).
+pub fn app_database_password(master_key: &SecretString) -> SecretString {
+    use hmac::Mac as _;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(master_key.expose_secret().as_bytes())
+        .expect("HMAC takes keys of any length");
+    mac.update(b"switchboard_app database password");
+    SecretString::from(hex::encode(mac.finalize().into_bytes()))
+}
+
+/// `SWITCHBOARD_DEMO`: `on`, `off`, or `auto` (the default: on when listening on a loopback address only,
+/// so a development machine gets a working chat page and a deployment does not hand out tokens to anyone).
+fn demo_mode(listen: &SocketAddr) -> Result<DemoMode, ConfigError> {
+    let enabled = match env("SWITCHBOARD_DEMO").as_deref().unwrap_or("auto") {
+        "on" => true,
+        "off" => false,
+        "auto" => listen.ip().is_loopback(),
+        other => {
+            return Err(ConfigError::Invalid {
+                name: "SWITCHBOARD_DEMO",
+                reason: format!("expected on, off or auto, not {other:?}"),
+            });
+        }
+    };
+    let tenant_slug = env("SWITCHBOARD_DEMO_TENANT").unwrap_or_else(|| "demo".to_owned());
+    Ok(if enabled { DemoMode::On { tenant_slug } } else { DemoMode::Off })
 }
 
 fn env(name: &str) -> Option<String> {

@@ -11,6 +11,7 @@ pub mod config;
 pub mod conversations;
 pub mod crypto;
 pub mod db;
+pub mod demo;
 pub mod embeddings;
 pub mod engine;
 pub mod http;

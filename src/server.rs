@@ -88,6 +88,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         keys,
         outbound,
         tools: toolbox,
+        web: crate::http::WebSettings { demo: config.demo.clone(), assets_dir: config.web_assets_dir.clone() },
     };
     let router = crate::http::router(state, config.max_body_bytes);
     let listener = tokio::net::TcpListener::bind(config.listen).await?;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq as _;
 
 use crate::crypto::MasterKeys;
+use crate::db;
 use crate::ids::{TenantId, UserId};
 
 const PREFIX: &str = "sbw_";
@@ -33,6 +34,30 @@ pub fn is_widget_token(token: &str) -> bool {
 pub fn sign(keys: &MasterKeys, claims: &Claims) -> String {
     let payload = serde_json::to_vec(claims).expect("claims serialise");
     format!("{PREFIX}{}.{}", hex::encode(&payload), hex::encode(signature(keys, &payload)))
+}
+
+/// A token just issued, for the tenant's backend (or the demo page) to hand to the widget.
+#[derive(Debug, Clone, Serialize)]
+pub struct IssuedToken {
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+    pub user_id: UserId,
+}
+
+/// Issues a token for the tenant's end user known by `external_user_id`, created on first use.
+pub async fn issue(
+    pool: &sqlx::PgPool,
+    keys: &MasterKeys,
+    tenant_id: TenantId,
+    external_user_id: &str,
+    ttl: chrono::Duration,
+) -> Result<IssuedToken, sqlx::Error> {
+    let mut transaction = db::begin_tenant(pool, tenant_id).await?;
+    let user_id = crate::integration::store::end_user(&mut transaction, tenant_id, external_user_id).await?;
+    transaction.commit().await?;
+    let expires_at = Utc::now() + ttl;
+    let token = sign(keys, &Claims { tenant_id, user_id, expires_at });
+    Ok(IssuedToken { token, expires_at, user_id })
 }
 
 /// The token's claims, if its signature holds and it has not expired at `now`.

@@ -353,6 +353,21 @@ impl EmbeddedPostgres {
     }
 
     /// Connection options for the owner role on Switchboard's database (created by [`crate::db::prepare`]).
+    /// The postmaster's process id (its backends are its children).
+    pub fn pid(&self) -> Option<u32> {
+        u32::try_from(self.pid.as_raw()).ok()
+    }
+
+    /// The owner's connection URL for `database`, for another process (`DATABASE_URL`).
+    pub fn owner_url(&self, database: &str) -> SecretString {
+        // The generated password is alphanumeric: nothing to escape.
+        SecretString::from(format!(
+            "postgres://{OWNER_ROLE}:{}@127.0.0.1:{}/{database}",
+            self.password.expose_secret(),
+            self.port
+        ))
+    }
+
     pub fn owner_options(&self) -> PgConnectOptions {
         self.maintenance_options().database(DATABASE_NAME)
     }

@@ -21,6 +21,7 @@ mod sse;
 mod tenant_config;
 mod tenants;
 mod tool_calls;
+mod web;
 mod widget_tokens;
 mod workspaces;
 
@@ -57,6 +58,15 @@ pub struct AppState {
     pub keys: Arc<MasterKeys>,
     pub outbound: OutboundPolicy,
     pub tools: Toolbox,
+    pub web: WebSettings,
+}
+
+/// What `GET /` and `GET /widget.js` serve: whether the page embeds a live demo widget, and where the
+/// assets come from (built in, or a folder read on each request while working on the widget).
+#[derive(Clone, Debug)]
+pub struct WebSettings {
+    pub demo: crate::demo::DemoMode,
+    pub assets_dir: Option<std::path::PathBuf>,
 }
 
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
@@ -91,7 +101,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/workspaces/{id}/runs", post(workspaces::start_run))
         .route("/runs/{id}/patches", get(workspaces::patches))
         .route("/tool-calls/{id}/approve", post(tool_calls::approve))
-        .route("/tool-calls/{id}/deny", post(tool_calls::deny));
+        .route("/tool-calls/{id}/deny", post(tool_calls::deny))
+        .layer(cross_origin());
 
     let mcp = Router::new()
         .fallback_service(mcp::service(&state))
@@ -100,9 +111,12 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let openai = Router::new()
         .route("/chat/completions", post(openai::completions))
         .route("/models", get(openai::models))
-        .layer(axum::middleware::from_fn(openai::openai_errors));
+        .layer(axum::middleware::from_fn(openai::openai_errors))
+        .layer(cross_origin());
 
     Router::new()
+        .route("/", get(web::demo_page))
+        .route("/widget.js", get(web::widget_script))
         .route("/healthz", get(health::healthz))
         .nest("/v1", openai)
         .nest("/mcp", mcp)
@@ -119,6 +133,25 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
                 .layer(RequestBodyLimitLayer::new(max_body_bytes))
                 .layer(DefaultBodyLimit::max(max_body_bytes)),
         )
+}
+
+/// The APIs answer pages of any origin: the widget runs inside the tenant's own site, and OpenAI-style
+/// browser clients call `/v1`. Safe because they authenticate with bearer tokens, never cookies, so a
+/// foreign page can only use a token it was given.
+fn cross_origin() -> tower_http::cors::CorsLayer {
+    use axum::http::{HeaderName, Method, header};
+    tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::Any)
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            HeaderName::from_static("last-event-id"),
+            HeaderName::from_static("idempotency-key"),
+        ])
+        .expose_headers([HeaderName::from_static("x-request-id"), header::RETRY_AFTER])
+        .max_age(Duration::from_secs(3600))
 }
 
 /// The request's log span: method, path and request id; never headers (they carry tokens) nor query strings.

@@ -4,7 +4,6 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -12,8 +11,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::{Json, Tenant};
 use crate::api_keys::Scope;
-use crate::auth::widget::{self, Claims};
-use crate::db;
+use crate::auth::widget;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,10 +37,7 @@ pub async fn mint(
     if !(1..=MAX_TTL).contains(&ttl) {
         return Err(ApiError::invalid(format!("ttl_seconds must be between 1 and {MAX_TTL}")));
     }
-    let mut transaction = db::begin_tenant(&state.db, context.tenant_id()).await?;
-    let user_id = crate::integration::store::end_user(&mut transaction, context.tenant_id(), external).await?;
-    transaction.commit().await?;
-    let expires_at = Utc::now() + chrono::Duration::seconds(ttl);
-    let token = widget::sign(&state.keys, &Claims { tenant_id: context.tenant_id(), user_id, expires_at });
-    Ok((StatusCode::CREATED, axum::Json(json!({ "token": token, "expires_at": expires_at, "user_id": user_id }))))
+    let issued =
+        widget::issue(&state.db, &state.keys, context.tenant_id(), external, chrono::Duration::seconds(ttl)).await?;
+    Ok((StatusCode::CREATED, axum::Json(json!(issued))))
 }

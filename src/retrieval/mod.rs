@@ -241,6 +241,7 @@ pub async fn ingest(
         );
         audit::record(&mut transaction, context, &entry).await?;
     }
+    store::add_to_statistics(&mut transaction, tenant_id, stored.id).await?;
     transaction.commit().await?;
     Ok((stored, outcome))
 }

@@ -55,11 +55,15 @@ pub const MAX_K: i64 = 100;
 /// The `depth` best chunks for `query` (fewer only when fewer match), visible to the transaction's tenant,
 /// ranked by BM25 (k1 = 1.2, b = 0.75). PostgreSQL's own `ts_rank` has no inverse document frequency and
 /// ranks far worse (nDCG@10 0.357 against 0.43 on the Vaswani collection: examples/retrieval_eval.rs), so
-/// BM25 is computed here: chunk frequencies from the statistics ingestion maintains (`term_stats`: the
-/// tenant's and the shared corpus's, as RLS shows them), corpus size and average length by a scan, term
+/// BM25 is computed here: chunk frequencies, corpus size and average length from the statistics ingestion
+/// maintains (`term_stats`, `corpus_stats`: the tenant's and the shared corpus's, as RLS shows them), term
 /// frequencies from the tsvector positions, lengths from the chunk's token count. BM25 rescores the best
 /// candidates by `ts_rank` (at least 500): scoring every matching chunk cost ten times as much for the
-/// same quality. The statistics are MATERIALIZED so they are computed once, not per candidate row.
+/// same quality. Candidates come from the query's selective terms (in at most a tenth of the chunks) when
+/// those match enough chunks: a common word matched half of a 100k-chunk corpus and ranking all of those
+/// was most of the search's time (benchmark suite), while BM25 gives such words little weight anyway; only
+/// when the selective terms match too few chunks are the common ones used too. The statistics are
+/// MATERIALIZED so they are computed once, not per candidate row.
 pub async fn full_text(connection: &mut PgConnection, query: &str, depth: i64) -> Result<Vec<Ranked>, sqlx::Error> {
     sqlx::query_as(
         "WITH terms AS MATERIALIZED ( \
@@ -67,15 +71,30 @@ pub async fn full_text(connection: &mut PgConnection, query: &str, depth: i64) -
          ), any_term AS ( \
              SELECT to_tsquery('simple', string_agg(quote_literal(lexeme), ' | ')) AS query FROM terms \
          ), corpus AS MATERIALIZED ( \
-             SELECT count(*)::float8 AS size, greatest(avg(token_count), 1)::float8 AS average_length FROM doc_chunks \
+             SELECT coalesce(sum(chunks), 0)::float8 AS size, \
+                    greatest(coalesce(sum(tokens)::float8 / nullif(sum(chunks), 0), 1), 1) AS average_length \
+             FROM corpus_stats \
          ), frequencies AS MATERIALIZED ( \
              SELECT lexeme, sum(chunks)::float8 AS chunks FROM term_stats \
              WHERE lexeme IN (SELECT lexeme FROM terms) GROUP BY lexeme \
-         ), candidates AS MATERIALIZED ( \
-             SELECT c.id, c.token_count, c.search_vector FROM doc_chunks AS c, any_term \
-             WHERE any_term.query IS NOT NULL AND c.search_vector @@ any_term.query \
-             ORDER BY ts_rank(c.search_vector, any_term.query) DESC \
+         ), selective AS ( \
+             SELECT to_tsquery('simple', string_agg(quote_literal(lexeme), ' | ')) AS query \
+             FROM frequencies, corpus WHERE frequencies.chunks <= corpus.size * 0.1 \
+         ), narrow AS MATERIALIZED ( \
+             SELECT c.id, c.token_count, c.search_vector FROM doc_chunks AS c, selective \
+             WHERE selective.query IS NOT NULL AND c.search_vector @@ selective.query \
+             ORDER BY ts_rank(c.search_vector, selective.query) DESC \
              LIMIT greatest($2 * 5, 500) \
+         ), candidates AS MATERIALIZED ( \
+             SELECT * FROM narrow \
+             UNION ALL ( \
+                 SELECT c.id, c.token_count, c.search_vector FROM doc_chunks AS c, any_term \
+                 WHERE (SELECT count(*) FROM narrow) < $2 \
+                   AND any_term.query IS NOT NULL AND c.search_vector @@ any_term.query \
+                   AND c.id NOT IN (SELECT id FROM narrow) \
+                 ORDER BY ts_rank(c.search_vector, any_term.query) DESC \
+                 LIMIT greatest($2 * 5, 500) \
+             ) \
          ), scored AS ( \
              SELECT candidates.id, sum( \
                         ln(1 + (corpus.size - frequencies.chunks + 0.5) / (frequencies.chunks + 0.5)) \

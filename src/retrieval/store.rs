@@ -32,6 +32,8 @@ fn chunk_count(chunks: &[Chunk]) -> i32 {
     i32::try_from(chunks.len()).unwrap_or(i32::MAX)
 }
 
+/// Stores a new document and its chunks; the caller then adds them to the statistics
+/// ([`add_to_statistics`]), last.
 pub async fn insert(
     connection: &mut PgConnection,
     tenant_id: TenantId,
@@ -56,7 +58,8 @@ pub async fn insert(
     Ok((created, chunk_ids))
 }
 
-/// Replaces a document's content and all its chunks (their vectors go with them).
+/// Replaces a document's content and all its chunks (their vectors go with them), taking the old chunks
+/// out of the statistics; the caller adds the new ones ([`add_to_statistics`]), last.
 pub async fn replace(
     connection: &mut PgConnection,
     tenant_id: TenantId,
@@ -110,12 +113,17 @@ async fn insert_chunks(
         });
         query.build().execute(&mut *connection).await?;
     }
-    add_to_statistics(connection, tenant_id, document_id).await?;
     Ok(ids)
 }
 
-/// Adds a document's chunks to the tenant's BM25 statistics.
-async fn add_to_statistics(
+/// Adds a document's chunks (after [`insert`] or [`replace`]) to the tenant's BM25 statistics: its terms'
+/// chunk counts (`term_stats`), the corpus size and length (`corpus_stats`). Every
+/// ingestion into a tenant updates the rows of its common words, so the caller does this last, just before
+/// committing: the rows stay locked for the least time (done before the vectors were stored, it serialised
+/// concurrent ingestions behind each other's HNSW inserts). Rows are taken in lexeme order, here and in
+/// [`remove_from_statistics`]: taken in different orders, they deadlocked (both found by the ingestion
+/// benchmark).
+pub async fn add_to_statistics(
     connection: &mut PgConnection,
     tenant_id: TenantId,
     document_id: uuid::Uuid,
@@ -123,8 +131,18 @@ async fn add_to_statistics(
     sqlx::query(
         "INSERT INTO term_stats (tenant_id, lexeme, chunks) \
          SELECT $1, lexeme, count(*) FROM doc_chunks AS c, unnest(tsvector_to_array(c.search_vector)) AS lexeme \
-         WHERE c.document_id = $2 GROUP BY lexeme \
+         WHERE c.document_id = $2 GROUP BY lexeme ORDER BY lexeme \
          ON CONFLICT (tenant_id, lexeme) DO UPDATE SET chunks = term_stats.chunks + excluded.chunks",
+    )
+    .bind(tenant_id)
+    .bind(document_id)
+    .execute(&mut *connection)
+    .await?;
+    sqlx::query(
+        "INSERT INTO corpus_stats (tenant_id, chunks, tokens) \
+         SELECT $1, count(*), coalesce(sum(token_count), 0) FROM doc_chunks WHERE document_id = $2 \
+         ON CONFLICT (tenant_id) DO UPDATE \
+         SET chunks = corpus_stats.chunks + excluded.chunks, tokens = corpus_stats.tokens + excluded.tokens",
     )
     .bind(tenant_id)
     .bind(document_id)
@@ -133,18 +151,35 @@ async fn add_to_statistics(
     Ok(())
 }
 
-/// Removes a document's chunks from the tenant's BM25 statistics (before the chunks are deleted).
+/// Removes a document's chunks from the tenant's BM25 statistics (before the chunks are deleted): its
+/// terms' chunk counts, the corpus size and length.
 async fn remove_from_statistics(
     connection: &mut PgConnection,
     tenant_id: TenantId,
     document_id: uuid::Uuid,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE term_stats SET chunks = term_stats.chunks - counted.chunks \
-         FROM (SELECT lexeme, count(*) AS chunks \
-               FROM doc_chunks AS c, unnest(tsvector_to_array(c.search_vector)) AS lexeme \
-               WHERE c.document_id = $2 GROUP BY lexeme) AS counted \
+        "WITH counted AS ( \
+             SELECT lexeme, count(*) AS chunks \
+             FROM doc_chunks AS c, unnest(tsvector_to_array(c.search_vector)) AS lexeme \
+             WHERE c.document_id = $2 GROUP BY lexeme \
+         ), locked AS ( \
+             SELECT t.lexeme FROM term_stats AS t JOIN counted USING (lexeme) \
+             WHERE t.tenant_id = $1 ORDER BY t.lexeme FOR UPDATE OF t \
+         ) \
+         UPDATE term_stats SET chunks = term_stats.chunks - counted.chunks \
+         FROM counted JOIN locked USING (lexeme) \
          WHERE term_stats.tenant_id = $1 AND term_stats.lexeme = counted.lexeme",
+    )
+    .bind(tenant_id)
+    .bind(document_id)
+    .execute(&mut *connection)
+    .await?;
+    sqlx::query(
+        "UPDATE corpus_stats SET chunks = corpus_stats.chunks - gone.chunks, tokens = corpus_stats.tokens - gone.tokens \
+         FROM (SELECT count(*) AS chunks, coalesce(sum(token_count), 0) AS tokens FROM doc_chunks \
+               WHERE document_id = $2) AS gone \
+         WHERE corpus_stats.tenant_id = $1",
     )
     .bind(tenant_id)
     .bind(document_id)

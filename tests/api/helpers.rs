@@ -67,6 +67,10 @@ async fn serve(
         keys: Arc::clone(keys),
         outbound,
         tools: toolbox,
+        web: switchboard::http::WebSettings {
+            demo: switchboard::demo::DemoMode::On { tenant_slug: "demo".to_owned() },
+            assets_dir: None,
+        },
     };
     let router = switchboard::http::router(state, 64 * 1024);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

@@ -23,4 +23,6 @@ mod service_process;
 mod streaming;
 mod tenants;
 mod tools;
+mod web;
+mod widget_browser;
 mod widget_tokens;

@@ -282,3 +282,70 @@ fn tempfile_folder(name: &str, files: &[(&str, &str)]) -> std::path::PathBuf {
     }
     folder
 }
+
+#[tokio::test]
+async fn documents_sharing_words_can_be_added_at_the_same_time() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("acme").await;
+    // Each document takes a different subset of one vocabulary, so their statistics rows overlap: the
+    // shape that deadlocked under the ingestion benchmark before the rows were taken in order (here the
+    // local embedder staggers the transactions, so this checks the counts more than the deadlock).
+    let vocabulary: Vec<String> = (0..400).map(|i| format!("lexicon{i}")).collect();
+    let documents: Vec<String> = (0..8usize)
+        .map(|d| {
+            let words: Vec<&str> = vocabulary
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| (i * 7 + d * 13) % 3 != 0)
+                .map(|(_, w)| w.as_str())
+                .collect();
+            format!("# Document {d}\n\nshared {}\n", words.join(" "))
+        })
+        .collect();
+    let paths: Vec<String> = (0..documents.len()).map(|d| format!("doc{d}.md")).collect();
+    let responses = futures::future::join_all(
+        paths.iter().zip(&documents).map(|(path, content)| add_document(&app, &tenant, path, content)),
+    )
+    .await;
+    for response in responses {
+        assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    }
+    // The BM25 statistics count every chunk's every term once.
+    let counted: Option<i64> = sqlx::query_scalar("SELECT sum(chunks)::bigint FROM term_stats WHERE tenant_id = $1")
+        .bind(tenant.id)
+        .fetch_one(&app.owner_db)
+        .await
+        .unwrap();
+    let actual: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM doc_chunks AS c, unnest(tsvector_to_array(c.search_vector)) WHERE c.tenant_id = $1",
+    )
+    .bind(tenant.id)
+    .fetch_one(&app.owner_db)
+    .await
+    .unwrap();
+    assert_eq!(counted, Some(actual));
+    assert_corpus_statistics_match(&app, &tenant).await;
+
+    // Removing and replacing documents keeps them in step.
+    let listed = app.get_json("/api/v1/documents", &tenant.admin_key).await;
+    let first = listed["documents"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(app.delete(&format!("/api/v1/documents/{first}"), &tenant.admin_key).send().await.unwrap().status(), 204);
+    assert_eq!(add_document(&app, &tenant, "doc1.md", "# Shorter\n\nnow only a few words").await.status(), 200);
+    assert_corpus_statistics_match(&app, &tenant).await;
+}
+
+/// The tenant's corpus size and length, as BM25 reads them, equal its chunks' count and total tokens.
+async fn assert_corpus_statistics_match(app: &TestApp, tenant: &TestTenant) {
+    let kept: (i64, i64) = sqlx::query_as("SELECT chunks, tokens FROM corpus_stats WHERE tenant_id = $1")
+        .bind(tenant.id)
+        .fetch_one(&app.owner_db)
+        .await
+        .unwrap();
+    let actual: (i64, i64) =
+        sqlx::query_as("SELECT count(*), coalesce(sum(token_count), 0)::bigint FROM doc_chunks WHERE tenant_id = $1")
+            .bind(tenant.id)
+            .fetch_one(&app.owner_db)
+            .await
+            .unwrap();
+    assert_eq!(kept, actual);
+}

@@ -9,7 +9,7 @@ use crate::mcp_server::McpTestServer;
 
 /// A tenant answering with the mock's OpenAI model, a connector `crm` to the test server and an active
 /// policy profile with these settings.
-async fn tenant_with_tools(app: &TestApp, slug: &str, server: &McpTestServer, profile: Value) -> TestTenant {
+pub(crate) async fn tenant_with_tools(app: &TestApp, slug: &str, server: &McpTestServer, profile: Value) -> TestTenant {
     tenant_with_tools_on(app, slug, server, profile, "openai", "gpt-4o-mini").await
 }
 
@@ -44,7 +44,7 @@ async fn tenant_with_tools_on(
     tenant
 }
 
-fn call(name: &str, arguments: Value) -> ToolCall {
+pub(crate) fn call(name: &str, arguments: Value) -> ToolCall {
     ToolCall { id: String::new(), name: name.to_owned(), arguments }
 }
 

@@ -66,7 +66,7 @@ pub struct Reply {
     pub text: String,
     /// Streamed after the text, in each provider's tool-call format.
     pub tool_calls: Vec<ToolCall>,
-    /// Pause before each content chunk.
+    /// Pause before each content chunk; an answer not streamed waits for all of them before it is sent.
     pub chunk_delay: Duration,
     /// (input, output) tokens reported. `None`: input = whitespace-separated words in the request's message text,
     /// output = number of text pieces.

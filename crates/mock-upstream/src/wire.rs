@@ -55,7 +55,13 @@ pub(crate) fn json_response(value: &impl Serialize) -> Response {
 impl Script {
     /// Plays the script as a 200 response for `turn`.
     pub(crate) fn into_response(self, turn: &Turn) -> Response {
-        let actions = plan(self.steps, self.malformed, turn.delay, turn.fault.as_ref());
+        let streamed = self.steps.iter().any(|step| matches!(step, Step::Content(_)));
+        let mut actions = plan(self.steps, self.malformed, turn.delay, turn.fault.as_ref());
+        // An answer sent in one piece comes once all of it is generated: as late as its stream would end.
+        if !streamed && !turn.delay.is_zero() {
+            let pieces = u32::try_from(turn.pieces.len()).unwrap_or(u32::MAX);
+            actions.push_front(Action::Pause(turn.delay.saturating_mul(pieces)));
+        }
         ([(CONTENT_TYPE, self.content_type), (CACHE_CONTROL, "no-cache")], Body::from_stream(play(actions)))
             .into_response()
     }

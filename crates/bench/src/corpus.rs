@@ -1,0 +1,76 @@
+//! A generated corpus: markdown documents of sections in a made-up vocabulary with a skewed (Zipf-like)
+//! word distribution, so full-text ranking has common and rare terms to work with, and questions drawn
+//! from the same vocabulary that match some sections better than others. Deterministic for a seed.
+
+use std::fmt::Write as _;
+
+/// Sections per document; each becomes about one chunk (150–350 tokens each).
+pub const SECTIONS_PER_DOCUMENT: usize = 20;
+const WORDS_PER_SECTION: usize = 70;
+const VOCABULARY: usize = 20_000;
+
+/// A small, fast, seeded generator (SplitMix64): the corpus must be the same in every run.
+#[derive(Debug, Clone)]
+pub struct Seeded(u64);
+
+impl Seeded {
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// A word rank, skewed toward the common ones: rank ≈ VOCABULARY^u, so low ranks dominate.
+    fn word_rank(&mut self) -> usize {
+        ((VOCABULARY as f64).powf(self.unit()) as usize).min(VOCABULARY - 1)
+    }
+}
+
+/// The word of rank `rank`: syllables, so the tokenizer sees word-like text.
+pub fn word(rank: usize) -> String {
+    const SYLLABLES: [&str; 24] = [
+        "ka", "lo", "mi", "ren", "tu", "sa", "vor", "pel", "di", "na", "quo", "bri", "ze", "fa", "gul", "ho", "ix",
+        "jem", "ty", "wu", "om", "ast", "el", "ru",
+    ];
+    let mut rank = rank + 1;
+    let mut word = String::new();
+    while rank > 0 {
+        word.push_str(SYLLABLES[rank % SYLLABLES.len()]);
+        rank /= SYLLABLES.len();
+    }
+    word
+}
+
+fn sentence(random: &mut Seeded, words: usize) -> String {
+    (0..words).map(|_| word(random.word_rank())).collect::<Vec<_>>().join(" ")
+}
+
+/// Document `index` of a corpus: a title and [`SECTIONS_PER_DOCUMENT`] sections.
+pub fn document(seed: u64, index: usize) -> (String, String) {
+    let mut random = Seeded::new(seed ^ (index as u64).wrapping_mul(0x2545_F491_4F6C_DD1D));
+    let title = format!("Handbook {index}: {}", sentence(&mut random, 3));
+    let mut content = format!("# {title}\n\n");
+    for section in 0..SECTIONS_PER_DOCUMENT {
+        let _ = write!(content, "## Part {section}: {}\n\n", sentence(&mut random, 3));
+        content.push_str(&sentence(&mut random, WORDS_PER_SECTION));
+        content.push_str(".\n\n");
+    }
+    (format!("handbook/{index:06}.md"), content)
+}
+
+/// Question `index`: a few words, mostly mid-frequency, as a person's query would be.
+pub fn question(seed: u64, index: usize) -> String {
+    let mut random = Seeded::new(seed.wrapping_add(0xABCD) ^ index as u64);
+    let words: Vec<String> = (0..5).map(|_| word(50 + random.word_rank() % (VOCABULARY - 50))).collect();
+    format!("What about {}?", words.join(" "))
+}

@@ -1,0 +1,324 @@
+//! `switchboard-bench`: Switchboard measured against the mock upstream (its physical floor) and against a
+//! peer proxy, in one run, with one open-loop load generator. See `crates/bench/README.md`.
+//!
+//! Usage: `switchboard-bench [--quick] [--pin] [--only SUITE,…] [--no-peer]`
+//! Suites, in the order they run: ingestion, retrieval, turns, passthrough, streams.
+
+mod corpus;
+mod env;
+mod load;
+mod peer;
+mod procstat;
+mod report;
+mod suites;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use secrecy::SecretString;
+use sqlx::postgres::PgPoolOptions;
+
+use env::{Database, Mock, Pinning, Service, Tenant};
+use report::Results;
+use suites::{ingestion, passthrough, retrieval, streams, turns};
+
+const SUITES: [&str; 5] = ["ingestion", "retrieval", "turns", "passthrough", "streams"];
+const SEED: u64 = 20_261_129;
+
+/// How big each benchmark is: the full suite, or a smoke test of the harness.
+struct Sizes {
+    large_documents: usize,
+    tiny_tenants: usize,
+    tiny_documents: usize,
+    local_embedding_documents: usize,
+    retrieval_queries: usize,
+    turns: turns::Plan,
+    passthrough: passthrough::Plan,
+    streams: Vec<usize>,
+}
+
+impl Sizes {
+    fn full() -> Self {
+        Self {
+            // About 13.7 chunks each (sections merge up to the chunk size): about 100,000 chunks.
+            large_documents: 7_300,
+            tiny_tenants: 20,
+            tiny_documents: 3,
+            local_embedding_documents: 16,
+            retrieval_queries: 200,
+            turns: turns::Plan {
+                sequential: 100,
+                levels: vec![50, 200],
+                seconds: 3.0,
+                saturation_workers: 32,
+                saturation: Duration::from_secs(15),
+            },
+            passthrough: passthrough::Plan { sequential: 200, levels: vec![100, 1000], seconds: 3.0 },
+            streams: vec![1000, 2000, 4000],
+        }
+    }
+
+    fn quick() -> Self {
+        Self {
+            large_documents: 100,
+            tiny_tenants: 2,
+            tiny_documents: 2,
+            local_embedding_documents: 2,
+            retrieval_queries: 20,
+            turns: turns::Plan {
+                sequential: 10,
+                levels: vec![10],
+                seconds: 1.0,
+                saturation_workers: 8,
+                saturation: Duration::from_secs(3),
+            },
+            passthrough: passthrough::Plan { sequential: 20, levels: vec![20], seconds: 1.0 },
+            streams: vec![50],
+        }
+    }
+}
+
+struct Options {
+    quick: bool,
+    pin: bool,
+    peer: bool,
+    suites: Vec<String>,
+}
+
+fn parse_options() -> anyhow::Result<Options> {
+    let mut options = Options { quick: false, pin: false, peer: true, suites: SUITES.map(str::to_owned).to_vec() };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--quick" => options.quick = true,
+            "--pin" => options.pin = true,
+            "--no-peer" => options.peer = false,
+            "--only" => {
+                let list = args.next().context("--only needs a comma-separated list of suites")?;
+                options.suites = list.split(',').map(str::to_owned).collect();
+                if let Some(unknown) = options.suites.iter().find(|suite| !SUITES.contains(&suite.as_str())) {
+                    anyhow::bail!("unknown suite {unknown}; the suites are {}", SUITES.join(", "));
+                }
+            }
+            "-h" | "--help" => {
+                println!("usage: switchboard-bench [--quick] [--pin] [--no-peer] [--only {}]", SUITES.join(","));
+                std::process::exit(0);
+            }
+            other => anyhow::bail!("unknown argument {other} (try --help)"),
+        }
+    }
+    Ok(options)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let options = parse_options()?;
+    // Interrupted, the run is dropped: its child processes are killed and PostgreSQL is stopped.
+    tokio::select! {
+        result = run(options) => result,
+        _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted"),
+    }
+}
+
+async fn run(options: Options) -> anyhow::Result<()> {
+    let sizes = if options.quick { Sizes::quick() } else { Sizes::full() };
+    let wants = |suite: &str| options.suites.iter().any(|wanted| wanted == suite);
+    let pinning = Pinning { enabled: options.pin };
+    pinning.pin(std::process::id(), Pinning::CLIENT_CORE).await;
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target");
+    let data_dir = root.join("bench-data");
+    let results_dir = root.join("bench-results");
+    std::fs::create_dir_all(&results_dir)?;
+
+    let mut results = Results {
+        started_at: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
+        commit: git_commit(),
+        cpu: cpu_model(),
+        cores: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+        quick: options.quick,
+        pinned: options.pin,
+        ..Results::default()
+    };
+
+    eprintln!("starting PostgreSQL, the mocks and Switchboard…");
+    let database = Database::start(&data_dir).await?;
+    if let Some(pid) = database.server.pid() {
+        pinning.pin(pid, Pinning::SERVER_CORE).await;
+    }
+    // Instant answers; also the platform's embeddings endpoint.
+    let fast = Mock::start(20, Duration::ZERO, pinning).await?;
+    // 50 tokens 20 ms apart: a one-second answer, for the concurrent pass-through runs.
+    let slow = Mock::start(50, Duration::from_millis(20), pinning).await?;
+    // 40 tokens 25 ms apart: a one-second answer for chat turns.
+    let turn_mock = Mock::start(40, Duration::from_millis(25), pinning).await?;
+    // 200 tokens 20 ms apart: a four-second stream.
+    let stream_mock = Mock::start(200, Duration::from_millis(20), pinning).await?;
+    let service = Service::start(&database, &fast, &data_dir, pinning).await?;
+    let client = env::client();
+    let owner = PgPoolOptions::new().max_connections(4).connect_with(database.owner_options()).await?;
+    let app_password = switchboard::config::app_database_password(&SecretString::from(env::MASTER_KEY));
+    let app = switchboard::db::connect_app_pool(&database.owner_options(), &app_password).await?;
+
+    let large = Tenant::create(&client, &service, "large", &fast).await?;
+    let mut tiny = Vec::new();
+    for index in 0..sizes.tiny_tenants {
+        let slug = format!("tiny-{index:02}");
+        tiny.push((Tenant::create(&client, &service, &slug, &fast).await?, slug));
+    }
+
+    if wants("ingestion") {
+        results.ingestion =
+            Some(build_corpus(&client, &service, &large, &tiny, &data_dir, &sizes, &owner, &mut results.notes).await?);
+    }
+    let corpus_chunks: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM doc_chunks WHERE tenant_id = (SELECT id FROM tenants WHERE slug = 'large')",
+    )
+    .fetch_one(&owner)
+    .await?;
+
+    if wants("retrieval") {
+        eprintln!("retrieval…");
+        let queries = sizes.retrieval_queries;
+        results
+            .retrieval
+            .push(retrieval::measure(&client, &service, &large, "large", SEED, queries, &owner, &app).await?);
+        if let Some((tenant, slug)) = tiny.first() {
+            results
+                .retrieval
+                .push(retrieval::measure(&client, &service, tenant, slug, SEED + 1, queries, &owner, &app).await?);
+        }
+    }
+
+    if wants("turns") {
+        eprintln!("chat turns over `large`…");
+        let plan = &sizes.turns;
+        results.turns =
+            Some(turns::run(&client, &service, &large, &turn_mock, &fast, corpus_chunks, SEED, plan).await?);
+    }
+
+    if wants("passthrough") {
+        eprintln!("pass-through…");
+        let targets = passthrough_targets(&client, &service, &fast, &slow, options.peer, pinning, &mut results).await?;
+        results.passthrough = passthrough::run(&client, &targets.0, &sizes.passthrough).await;
+        drop(targets.1);
+    }
+
+    if wants("streams") {
+        eprintln!("concurrent streams…");
+        let tenant = Tenant::create(&client, &service, "streams", &stream_mock).await?;
+        results.streams = streams::run(&client, &service, &tenant, &sizes.streams).await?;
+    }
+
+    service.stop().await;
+    database.stop().await;
+    let markdown = results.markdown();
+    let stem = results_dir.join(format!("bench-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S")));
+    std::fs::write(stem.with_extension("json"), serde_json::to_string_pretty(&results)?)?;
+    std::fs::write(stem.with_extension("md"), &markdown)?;
+    println!("{markdown}");
+    eprintln!("results: {}.json and .md", stem.display());
+    Ok(())
+}
+
+/// Ingests the large corpus and the tiny tenants' documents (timed), then times the local embedding model.
+async fn build_corpus(
+    client: &reqwest::Client,
+    service: &Service,
+    large: &Tenant,
+    tiny: &[(Tenant, String)],
+    data_dir: &std::path::Path,
+    sizes: &Sizes,
+    owner: &sqlx::PgPool,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<report::Ingestion> {
+    eprintln!("ingestion: {} documents into `large`…", sizes.large_documents);
+    let large = ingestion::ingest(client, service, large, "large", SEED, sizes.large_documents, 4, owner).await?;
+    eprintln!("  {:.0} chunks/s ({} chunks)", large.chunks_per_s, large.chunks);
+    let mut tiny_ingested = Vec::new();
+    for (index, (tenant, slug)) in tiny.iter().enumerate() {
+        let seed = SEED + 1 + index as u64;
+        tiny_ingested
+            .push(ingestion::ingest(client, service, tenant, slug, seed, sizes.tiny_documents, 2, owner).await?);
+    }
+    eprintln!("ingestion: the local embedding model…");
+    let local_embedding = match ingestion::local_embedding(data_dir, SEED, sizes.local_embedding_documents).await {
+        Ok(local) => Some(local),
+        Err(error) => {
+            notes.push(format!("the local embedding model could not be measured: {error}"));
+            None
+        }
+    };
+    Ok(report::Ingestion { large, tiny: tiny_ingested, local_embedding })
+}
+
+/// Direct to the mocks, through Switchboard (a tenant per mock, each with its own key), and through the
+/// peer when it can run.
+async fn passthrough_targets(
+    client: &reqwest::Client,
+    service: &Service,
+    fast: &Mock,
+    slow: &Mock,
+    with_peer: bool,
+    pinning: Pinning,
+    results: &mut Results,
+) -> anyhow::Result<(Vec<passthrough::Target>, Option<peer::Peer>)> {
+    use passthrough::{Route, Target};
+    let fast_tenant = Tenant::create(client, service, "pass-fast", fast).await?;
+    let slow_tenant = Tenant::create(client, service, "pass-slow", slow).await?;
+    let completions = format!("{}/v1/chat/completions", service.base);
+    let route = |url: String, key: &str, model: &str| Route { url, key: key.to_owned(), model: model.to_owned() };
+    let mut targets = vec![
+        Target {
+            name: "direct",
+            fast: route(format!("{}/chat/completions", fast.openai_base()), "direct", "bench-model"),
+            slow: route(format!("{}/chat/completions", slow.openai_base()), "direct", "bench-model"),
+        },
+        Target {
+            name: "switchboard",
+            fast: route(completions.clone(), &fast_tenant.key, "bench-model"),
+            slow: route(completions, &slow_tenant.key, "bench-model"),
+        },
+    ];
+    if !with_peer {
+        results.peer_missing = Some("--no-peer".to_owned());
+        return Ok((targets, None));
+    }
+    eprintln!("starting LiteLLM (the first run installs it)…");
+    match peer::Peer::start(fast, slow, pinning).await {
+        Ok(peer) => {
+            let url = format!("{}/v1/chat/completions", peer.base);
+            targets.push(Target {
+                name: "litellm",
+                fast: route(url.clone(), peer::KEY, "mock-fast"),
+                slow: route(url, peer::KEY, "mock-slow"),
+            });
+            Ok((targets, Some(peer)))
+        }
+        Err(reason) => {
+            eprintln!("  LiteLLM did not start: {reason}");
+            results.peer_missing = Some(reason);
+            Ok((targets, None))
+        }
+    }
+}
+
+fn git_commit() -> String {
+    std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()
+        .and_then(|output| String::from_utf8(output.stdout).ok())
+        .map_or_else(|| "unknown".to_owned(), |commit| commit.trim().to_owned())
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines().find_map(|line| {
+                line.strip_prefix("model name").map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned())
+}

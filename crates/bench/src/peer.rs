@@ -1,0 +1,56 @@
+//! The peer: the LiteLLM proxy (its own Python virtual environment, pinned in `crates/bench/peer/`),
+//! routing `mock-fast` and `mock-slow` to the same mock upstreams Switchboard talks to.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::{Child, Command};
+
+use crate::env::{self, Mock, Pinning};
+
+pub const KEY: &str = "sk-bench";
+
+pub struct Peer {
+    pub base: String,
+    /// Killed when dropped.
+    _child: Child,
+}
+
+fn folder() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("peer")
+}
+
+impl Peer {
+    /// Installs (first time) and starts the proxy; `None` with the reason when it cannot run here.
+    pub async fn start(fast: &Mock, slow: &Mock, pinning: Pinning) -> Result<Self, String> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .map_err(|e| e.to_string())?
+            .local_addr()
+            .map_err(|e| e.to_string())?
+            .port();
+        let mut child = Command::new(folder().join("start-litellm.sh"))
+            .env("PORT", port.to_string())
+            .env("MOCK_FAST_BASE", fast.openai_base())
+            .env("MOCK_SLOW_BASE", slow.openai_base())
+            .env("LITELLM_MASTER_KEY", KEY)
+            // Two worker processes: Python serves one request at a time per process, and Switchboard may
+            // use both cores too.
+            .env("NUM_WORKERS", "2")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|error| format!("cannot start LiteLLM: {error}"))?;
+        let base = format!("http://127.0.0.1:{port}");
+        // The first run installs it (a few minutes); later starts take seconds.
+        env::wait_ready(&format!("{base}/health/liveliness"), Duration::from_secs(900), &mut child)
+            .await
+            .map_err(|error| error.to_string())?;
+        // On the server's core, like Switchboard: the proxies are measured one after the other.
+        if let Some(pid) = child.id() {
+            pinning.pin(pid, Pinning::SERVER_CORE).await;
+        }
+        Ok(Self { base, _child: child })
+    }
+}

@@ -1,0 +1,249 @@
+//! The results of a run: one JSON document, and markdown tables of what matters in it.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::load::{Percentiles, Summary};
+use crate::suites::{ingestion, passthrough, retrieval, streams, turns};
+
+#[derive(Debug, Serialize, Default)]
+pub struct Results {
+    pub started_at: String,
+    pub commit: String,
+    pub cpu: String,
+    pub cores: usize,
+    pub quick: bool,
+    pub pinned: bool,
+    pub ingestion: Option<Ingestion>,
+    pub retrieval: Vec<retrieval::TenantRetrieval>,
+    pub turns: Option<turns::Turns>,
+    pub passthrough: Vec<passthrough::Run>,
+    /// Why the peer was not measured, when it was not.
+    pub peer_missing: Option<String>,
+    pub streams: Vec<streams::Level>,
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Ingestion {
+    pub large: ingestion::Ingested,
+    pub tiny: Vec<ingestion::Ingested>,
+    pub local_embedding: Option<ingestion::LocalEmbedding>,
+}
+
+fn ms(value: Option<f64>) -> String {
+    value.map_or_else(|| "–".to_owned(), |value| format!("{value:.2}"))
+}
+
+fn p(percentiles: Option<Percentiles>, pick: fn(&Percentiles) -> f64) -> String {
+    ms(percentiles.as_ref().map(pick))
+}
+
+fn summary_cells(summary: &Summary) -> String {
+    format!(
+        "{} | {} | {} | {} | {} | {} | {}/{} | {:.1}",
+        p(summary.first_token_ms, |p| p.p50),
+        p(summary.first_token_ms, |p| p.p99),
+        p(summary.total_ms, |p| p.p50),
+        p(summary.total_ms, |p| p.p90),
+        p(summary.total_ms, |p| p.p99),
+        p(summary.total_ms, |p| p.max),
+        summary.errors,
+        summary.requests,
+        summary.throughput,
+    )
+}
+
+const SUMMARY_HEADER: &str = "TTFT p50 | TTFT p99 | total p50 | total p90 | total p99 | total max | errors | done/s";
+
+impl Results {
+    pub fn markdown(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# Switchboard benchmarks\n\n{} · commit {} · {} ({} cores){}{}\n\nTimes in milliseconds, from each request's intended start (open loop).\n",
+            self.started_at,
+            self.commit,
+            self.cpu,
+            self.cores,
+            if self.pinned { " · pinned: service + PostgreSQL on core 1, load + mocks on core 0" } else { "" },
+            if self.quick { " · QUICK (smoke-test sizes)" } else { "" },
+        );
+        self.passthrough_tables(&mut out);
+        self.turn_tables(&mut out);
+        self.stream_table(&mut out);
+        self.retrieval_table(&mut out);
+        self.ingestion_table(&mut out);
+        for note in &self.notes {
+            let _ = writeln!(out, "- {note}");
+        }
+        out
+    }
+
+    fn passthrough_tables(&self, out: &mut String) {
+        if self.passthrough.is_empty() {
+            return;
+        }
+        let _ =
+            writeln!(out, "## 1 & 6. Pass-through `/v1/chat/completions`: direct to the mock, Switchboard, LiteLLM\n");
+        let _ = writeln!(
+            out,
+            "| stream | concurrency | target | {SUMMARY_HEADER} |\n|---|---|---|---|---|---|---|---|---|---|---|"
+        );
+        for run in &self.passthrough {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} |",
+                run.stream,
+                run.concurrency,
+                run.target,
+                summary_cells(&run.summary)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\nAdded over the mock (percentile minus percentile; TTFT for streams, total otherwise), and the peer's added time as a multiple of Switchboard's:\n\n| stream | concurrency | Switchboard p50 | Switchboard p99 | LiteLLM p50 | LiteLLM p99 | LiteLLM ÷ Switchboard (p50) |\n|---|---|---|---|---|---|---|"
+        );
+        for direct in self.passthrough.iter().filter(|run| run.target == "direct") {
+            let find = |name: &str| {
+                self.passthrough.iter().find(|run| {
+                    run.target == name && run.stream == direct.stream && run.concurrency == direct.concurrency
+                })
+            };
+            let pick = |summary: &Summary| if direct.stream { summary.first_token_ms } else { summary.total_ms };
+            let added = |name: &str| {
+                find(name).and_then(|run| pick(&run.summary)).zip(pick(&direct.summary)).map(|(a, b)| a.minus(b))
+            };
+            let (ours, peer) = (added("switchboard"), added("litellm"));
+            let ratio = ours.zip(peer).map(|(ours, peer)| format!("{:.1}×", peer.p50 / ours.p50.max(0.001)));
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                direct.stream,
+                direct.concurrency,
+                p(ours, |p| p.p50),
+                p(ours, |p| p.p99),
+                p(peer, |p| p.p50),
+                p(peer, |p| p.p99),
+                ratio.unwrap_or_else(|| "–".to_owned())
+            );
+        }
+        if let Some(reason) = &self.peer_missing {
+            let _ = writeln!(out, "\nLiteLLM was not measured: {reason}");
+        }
+        out.push('\n');
+    }
+
+    fn turn_tables(&self, out: &mut String) {
+        let Some(turns) = &self.turns else { return };
+        let _ = writeln!(
+            out,
+            "## 2. Chat turn with everything on (retrieval over {} chunks, persistence, SSE)\n\nThe mock's own first token: p50 {} ms, p99 {} ms.\n\n| concurrency | added TTFT p50 | added TTFT p99 | {SUMMARY_HEADER} |\n|---|---|---|---|---|---|---|---|---|---|---|",
+            turns.corpus_chunks,
+            p(turns.mock_first_token_ms, |p| p.p50),
+            p(turns.mock_first_token_ms, |p| p.p99),
+        );
+        for level in &turns.levels {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} |",
+                level.concurrency,
+                p(level.added_first_token_ms, |p| p.p50),
+                p(level.added_first_token_ms, |p| p.p99),
+                summary_cells(&level.summary)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\nAt saturation ({} closed-loop workers, instant answers): **{:.1} turns/s**, {} errors; CPU per turn: service {:.2} ms, PostgreSQL {:.2} ms.\n",
+            turns.saturation_workers,
+            turns.saturation.throughput,
+            turns.saturation.errors,
+            turns.service_cpu_ms_per_turn,
+            turns.database_cpu_ms_per_turn
+        );
+    }
+
+    fn stream_table(&self, out: &mut String) {
+        if self.streams.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            out,
+            "## 3. Concurrent slow streams (200 tokens, 20 ms apart; all started within 1 s)\n\n| streams | errors | total p50 | total p99 | RSS before (MiB) | RSS peak (MiB) | KiB per stream |\n|---|---|---|---|---|---|---|"
+        );
+        for level in &self.streams {
+            let _ = writeln!(
+                out,
+                "| {} | {}/{} | {} | {} | {:.0} | {:.0} | {:.1} |",
+                level.streams,
+                level.summary.errors,
+                level.summary.requests,
+                p(level.summary.total_ms, |p| p.p50),
+                p(level.summary.total_ms, |p| p.p99),
+                level.rss_before_mib,
+                level.rss_peak_mib,
+                level.kib_per_stream
+            );
+        }
+        if let Some(level) = self.streams.iter().find(|level| !level.summary.error_examples.is_empty()) {
+            let _ = writeln!(out, "\nErrors at {}: {:?}", level.streams, level.summary.error_examples);
+        }
+        out.push('\n');
+    }
+
+    fn retrieval_table(&self, out: &mut String) {
+        if self.retrieval.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            out,
+            "## 4. Retrieval (k = 10)\n\n| tenant | its chunks | hybrid search p50 | p99 | vector search p50 | p99 | recall@10 vs exact | queries |\n|---|---|---|---|---|---|---|---|"
+        );
+        for tenant in &self.retrieval {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {:.2} | {:.2} | {:.3} | {} |",
+                tenant.tenant,
+                tenant.chunks,
+                p(tenant.hybrid_search.total_ms, |p| p.p50),
+                p(tenant.hybrid_search.total_ms, |p| p.p99),
+                tenant.vector_search_p50_ms,
+                tenant.vector_search_p99_ms,
+                tenant.recall_at_10,
+                tenant.queries
+            );
+        }
+        out.push('\n');
+    }
+
+    fn ingestion_table(&self, out: &mut String) {
+        let Some(ingestion) = &self.ingestion else { return };
+        let _ = writeln!(
+            out,
+            "## 5. Ingestion (`POST /api/v1/documents`: chunk, count tokens, embed with the mock, store)\n\n| tenant | documents | chunks | seconds | documents/s | chunks/s | concurrency |\n|---|---|---|---|---|---|---|"
+        );
+        for ingested in std::iter::once(&ingestion.large).chain(&ingestion.tiny) {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {:.1} | {:.1} | {:.0} | {} |",
+                ingested.tenant,
+                ingested.documents,
+                ingested.chunks,
+                ingested.elapsed_s,
+                ingested.documents_per_s,
+                ingested.chunks_per_s,
+                ingested.concurrency
+            );
+        }
+        if let Some(local) = &ingestion.local_embedding {
+            let _ = writeln!(
+                out,
+                "\nLocal embedding (all-MiniLM-L6-v2 on the CPU, batches of 32): {} documents ({} chunks) in {:.1} s: **{:.2} documents/s**, {:.1} chunks/s.",
+                local.documents, local.chunks, local.elapsed_s, local.documents_per_s, local.chunks_per_s
+            );
+        }
+        out.push('\n');
+    }
+}

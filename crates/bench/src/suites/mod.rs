@@ -1,0 +1,7 @@
+//! The benchmarks, one module each.
+
+pub mod ingestion;
+pub mod passthrough;
+pub mod retrieval;
+pub mod streams;
+pub mod turns;

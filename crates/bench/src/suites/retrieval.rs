@@ -1,0 +1,108 @@
+//! Retrieval: hybrid search latency through `POST /api/v1/search`, for a tenant with the large corpus and
+//! for tiny tenants beside it; and recall@10 of the approximate vector search (HNSW with iterative scans,
+//! under row-level security, exactly the service's query) against exact search over the same rows.
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use pgvector::Vector;
+use serde::Serialize;
+use serde_json::json;
+use switchboard::db;
+use switchboard::embeddings::EmbeddingModel;
+use switchboard::ids::TenantId;
+use switchboard::retrieval::vectors;
+
+use crate::corpus;
+use crate::env::{self, Service, Tenant};
+use crate::load::{self, StreamKind, Summary};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TenantRetrieval {
+    pub tenant: String,
+    pub chunks: i64,
+    /// `POST /api/v1/search`, k = 10, one at a time: embedding the question (mock), BM25 + HNSW, fusion.
+    pub hybrid_search: Summary,
+    /// The vector search alone, in the database (milliseconds).
+    pub vector_search_p50_ms: f64,
+    pub vector_search_p99_ms: f64,
+    pub recall_at_10: f64,
+    pub queries: usize,
+}
+
+/// Measures one tenant: `queries` searches over HTTP, then `queries` vector searches with recall.
+pub async fn measure(
+    client: &reqwest::Client,
+    service: &Service,
+    tenant: &Tenant,
+    slug: &str,
+    seed: u64,
+    queries: usize,
+    owner: &sqlx::PgPool,
+    app: &sqlx::PgPool,
+) -> anyhow::Result<TenantRetrieval> {
+    let url = format!("{}/api/v1/search", service.base);
+    let hybrid_search = load::sequential(queries, |i, intended| {
+        let request =
+            client.post(&url).bearer_auth(&tenant.key).json(&json!({ "query": corpus::question(seed, i), "k": 10 }));
+        load::send(request, intended, None::<StreamKind>)
+    })
+    .await;
+
+    let tenant_id: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM tenants WHERE slug = $1").bind(slug).fetch_one(owner).await?;
+    let chunks: i64 = sqlx::query_scalar("SELECT count(*) FROM doc_chunks WHERE tenant_id = $1")
+        .bind(tenant_id)
+        .fetch_one(owner)
+        .await?;
+    let model = EmbeddingModel::parse(env::EMBEDDING_MODEL, Some(env::EMBEDDING_DIMENSIONS))?;
+    let mut found_total = 0usize;
+    let mut expected_total = 0usize;
+    let mut latencies = Vec::with_capacity(queries);
+    for i in 0..queries {
+        let query = mock_upstream::embedding::embed(&corpus::question(seed, i), env::EMBEDDING_DIMENSIONS as usize);
+        let started = Instant::now();
+        let mut transaction = db::begin_tenant(app, TenantId(tenant_id)).await?;
+        let approximate = vectors::nearest(&mut transaction, &model, &query, 10).await?;
+        transaction.commit().await?;
+        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+        let exact = exact_nearest(owner, &model, tenant_id, &query).await?;
+        let approximate: HashSet<uuid::Uuid> = approximate.iter().map(|ranked| ranked.chunk_id).collect();
+        found_total += exact.iter().filter(|id| approximate.contains(id)).count();
+        expected_total += exact.len();
+    }
+    latencies.sort_by(f64::total_cmp);
+    let at = |q: f64| latencies[((latencies.len() as f64 * q).ceil() as usize).clamp(1, latencies.len()) - 1];
+    Ok(TenantRetrieval {
+        tenant: slug.to_owned(),
+        chunks,
+        hybrid_search,
+        vector_search_p50_ms: at(0.5),
+        vector_search_p99_ms: at(0.99),
+        recall_at_10: found_total as f64 / expected_total.max(1) as f64,
+        queries,
+    })
+}
+
+/// The true 10 nearest among the rows the tenant sees (its own and the shared corpus), by a full scan.
+async fn exact_nearest(
+    owner: &sqlx::PgPool,
+    model: &EmbeddingModel,
+    tenant_id: uuid::Uuid,
+    query: &[f32],
+) -> anyhow::Result<Vec<uuid::Uuid>> {
+    let mut transaction = owner.begin().await?;
+    sqlx::query("SET LOCAL enable_indexscan = off").execute(&mut *transaction).await?;
+    let ids = sqlx::query_scalar(
+        "SELECT chunk_id FROM chunk_embeddings WHERE model = $1 \
+         AND tenant_id IN ($2, '00000000-0000-0000-0000-000000000000') \
+         ORDER BY embedding <=> $3, chunk_id LIMIT 10",
+    )
+    .bind(&model.id)
+    .bind(tenant_id)
+    .bind(Vector::from(query.to_vec()))
+    .fetch_all(&mut *transaction)
+    .await?;
+    transaction.commit().await?;
+    Ok(ids)
+}

@@ -1,0 +1,171 @@
+//! The chat widget in a real browser: Debian's headless Chromium, driven by Playwright (`playwright-core`,
+//! pinned in `tests/widget-e2e`), loads the demo page `GET /` of a running service whose model is the
+//! mock and whose tools are a real MCP server. Each scenario is a script in `tests/widget-e2e/scenarios.mjs`;
+//! this side scripts the model and checks what was recorded.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use mock_upstream::Reply;
+use serde_json::json;
+use tokio::sync::{Mutex, OnceCell};
+
+use crate::helpers::{TestApp, TestTenant};
+use crate::mcp_server::McpTestServer;
+use crate::tools::{call, tenant_with_tools};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+/// The document the answers cite.
+const SOURCE_PATH: &str = "guides/widget-setup.md";
+
+fn package_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/widget-e2e")
+}
+
+/// Screenshots land here for a person to look at; they are not committed.
+fn screenshot_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/widget-screenshots")
+}
+
+/// Installs the pinned Playwright with `npm ci` unless it is there; once per test binary.
+async fn playwright_installed() {
+    static INSTALL: OnceCell<()> = OnceCell::const_new();
+    INSTALL
+        .get_or_init(|| async {
+            assert!(
+                Path::new(CHROMIUM).exists(),
+                "the widget tests need Debian's Chromium at {CHROMIUM} (`apt-get install chromium`; .ci/run installs it)"
+            );
+            if package_dir().join("node_modules/playwright-core").exists() {
+                return;
+            }
+            let status = tokio::process::Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund"])
+                .current_dir(package_dir())
+                .status()
+                .await
+                .expect("npm runs (Node.js and npm are test dependencies; .ci/run installs them)");
+            assert!(status.success(), "npm ci in tests/widget-e2e failed");
+        })
+        .await;
+}
+
+/// Runs one browser scenario against the app's demo page; panics with the script's report if it fails.
+/// One browser at a time: the machine has two cores, and a starved browser only makes the tests slow.
+async fn run_scenario(app: &TestApp, scenario: &str, expectations: &[(&str, &str)]) {
+    static ONE_BROWSER: Mutex<()> = Mutex::const_new(());
+    playwright_installed().await;
+    let _turn = ONE_BROWSER.lock().await;
+    std::fs::create_dir_all(screenshot_dir()).expect("screenshot folder");
+    let mut command = tokio::process::Command::new("node");
+    command
+        .arg(package_dir().join("scenarios.mjs"))
+        .arg(scenario)
+        .env("SWITCHBOARD_URL", format!("http://{}", app.address))
+        .env("SCREENSHOT_DIR", screenshot_dir())
+        .kill_on_drop(true);
+    for (name, value) in expectations {
+        command.env(name, value);
+    }
+    // The script bounds each of its own waits; this only keeps a wedged browser from hanging the suite.
+    let output = tokio::time::timeout(Duration::from_secs(180), command.output())
+        .await
+        .expect("the browser scenario ended")
+        .expect("node runs the scenario");
+    let report = format!(
+        "scenario {scenario}:\n--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{report}");
+}
+
+/// The demo tenant (`GET /` embeds the widget for it), answering with the mock, with one document to cite
+/// and a `crm` connector whose deletions need approval.
+async fn demo_tenant(app: &TestApp, server: &McpTestServer) -> TestTenant {
+    let profile = json!({ "tool_allowlist": ["crm.*"], "approval_required": ["crm.delete_*"] });
+    let tenant = tenant_with_tools(app, "demo", server, profile).await;
+    let document = json!({
+        "source_path": SOURCE_PATH,
+        "title": "Setting up the widget",
+        "content": "# Setting up the widget\n\nThe widget needs a widget token minted for the signed-in user. \
+                    Embed the script tag with the token and the widget opens a chat panel.",
+    });
+    let response = app.post("/api/v1/documents", &tenant.admin_key, &document).send().await.unwrap();
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    tenant
+}
+
+fn slow_reply(text: &str, per_piece: Duration) -> Reply {
+    Reply { text: text.to_owned(), chunk_delay: per_piece, ..Reply::default() }
+}
+
+/// The assistant messages stored for the demo tenant's conversations, newest last.
+async fn stored_answers(app: &TestApp, tenant: &TestTenant) -> Vec<String> {
+    let sessions = app.get_json("/api/v1/sessions", &tenant.admin_key).await;
+    let mut answers = Vec::new();
+    for session in sessions["sessions"].as_array().unwrap() {
+        let id = session["id"].as_str().unwrap();
+        for message in app.messages(&tenant.admin_key, id).await {
+            if message["role"] == "assistant" {
+                answers.push(message["content"].as_str().unwrap_or_default().to_owned());
+            }
+        }
+    }
+    answers
+}
+
+fn words(count: usize, stem: &str) -> String {
+    (1..=count).map(|i| format!("{stem}{i}")).collect::<Vec<_>>().join(" ")
+}
+
+#[tokio::test]
+async fn a_question_streams_its_answer_token_by_token_with_citations() {
+    let app = TestApp::spawn().await;
+    let server = McpTestServer::start().await;
+    let tenant = demo_tenant(&app, &server).await;
+    let answer = format!(
+        "To set up the widget, mint a widget token for the user and embed the script [1]. {}",
+        words(30, "detail")
+    );
+    app.mock.push(slow_reply(&answer, Duration::from_millis(50)));
+    let question = "How do I set up the widget with a widget token?";
+    let expectations = [("QUESTION", question), ("EXPECT_ANSWER", &answer), ("EXPECT_SOURCE", SOURCE_PATH)];
+    run_scenario(&app, "stream", &expectations).await;
+    assert_eq!(stored_answers(&app, &tenant).await, vec![answer]);
+}
+
+#[tokio::test]
+async fn markup_in_an_answer_is_shown_as_text() {
+    let app = TestApp::spawn().await;
+    let server = McpTestServer::start().await;
+    demo_tenant(&app, &server).await;
+    let answer = "Careful: <script>window.__pwned = 1</script> and <img src=x onerror=\"window.__pwned=2\"> \
+                  and <a href=\"javascript:window.__pwned=3\">click</a> are just text here.";
+    app.mock.push(slow_reply(answer, Duration::from_millis(5)));
+    run_scenario(&app, "xss", &[("EXPECT_ANSWER", answer)]).await;
+}
+
+#[tokio::test]
+async fn a_call_needing_approval_shows_the_buttons_and_approving_completes_the_answer() {
+    let app = TestApp::spawn().await;
+    let server = McpTestServer::start().await;
+    let tenant = demo_tenant(&app, &server).await;
+    app.mock.push(Reply { tool_calls: vec![call("crm__delete_customer", json!({ "id": 7 }))], ..Reply::default() });
+    let answer = "Customer 7 is deleted, as you approved.";
+    app.mock.push(slow_reply(answer, Duration::from_millis(20)));
+    run_scenario(&app, "approval", &[("EXPECT_TOOL", "crm.delete_customer"), ("EXPECT_ANSWER", answer)]).await;
+    assert_eq!(server.calls(), 1, "the approved call ran once");
+    assert_eq!(stored_answers(&app, &tenant).await.last().map(String::as_str), Some(answer));
+}
+
+#[tokio::test]
+async fn a_dropped_connection_resumes_without_lost_or_doubled_text() {
+    let app = TestApp::spawn().await;
+    let server = McpTestServer::start().await;
+    let tenant = demo_tenant(&app, &server).await;
+    let answer = words(60, "w");
+    app.mock.push(slow_reply(&answer, Duration::from_millis(60)));
+    run_scenario(&app, "resume", &[("EXPECT_ANSWER", &answer)]).await;
+    assert_eq!(stored_answers(&app, &tenant).await, vec![answer]);
+}
