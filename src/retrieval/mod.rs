@@ -13,7 +13,7 @@ pub mod search;
 pub mod store;
 pub mod vectors;
 
-pub use retriever::Retriever;
+pub use retriever::{FUSION_DEPTH, Retriever};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

@@ -13,7 +13,7 @@ use crate::db;
 use crate::embeddings::{Embedder, EmbeddingModel};
 
 /// How deep each ranking goes before fusion: fusion needs more than the `k` it returns.
-const FUSION_DEPTH: i64 = 100;
+pub const FUSION_DEPTH: i64 = 100;
 
 /// A question waits this long for its vector (retries included) before searching by full text alone: a
 /// slow embedding provider must not hold a conversation up.

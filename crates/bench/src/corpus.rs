@@ -1,6 +1,9 @@
-//! A generated corpus: markdown documents of sections in a made-up vocabulary with a skewed (Zipf-like)
-//! word distribution, so full-text ranking has common and rare terms to work with, and questions drawn
-//! from the same vocabulary that match some sections better than others. Deterministic for a seed.
+//! A generated corpus: markdown documents in a made-up vocabulary. Each document is about one of
+//! [`TOPICS`] topics: its sections mix that topic's own words with general words of a skewed (Zipf-like)
+//! distribution, so full-text ranking has common and rare terms to work with and vectors cluster by topic
+//! as real embeddings do (uniformly random text would make every vector about equally far from every
+//! other, which no real corpus does and no approximate index can search). Questions name a topic's words.
+//! Deterministic for a seed.
 
 use std::fmt::Write as _;
 
@@ -8,6 +11,11 @@ use std::fmt::Write as _;
 pub const SECTIONS_PER_DOCUMENT: usize = 20;
 const WORDS_PER_SECTION: usize = 70;
 const VOCABULARY: usize = 20_000;
+/// Topics of the corpus, and the words of each (taken from the rarer part of the vocabulary).
+pub const TOPICS: usize = 400;
+const TOPIC_WORDS: usize = 30;
+/// The share of a section's words that come from its document's topic.
+const TOPICAL_SHARE: f64 = 0.5;
 
 /// A small, fast, seeded generator (SplitMix64): the corpus must be the same in every run.
 #[derive(Debug, Clone)]
@@ -55,22 +63,40 @@ fn sentence(random: &mut Seeded, words: usize) -> String {
     (0..words).map(|_| word(random.word_rank())).collect::<Vec<_>>().join(" ")
 }
 
+/// A word of `topic`: one of its [`TOPIC_WORDS`], fixed for the topic, above the 2,000 most common words.
+fn topic_word(topic: usize, random: &mut Seeded) -> String {
+    let pick = (random.next() % TOPIC_WORDS as u64) as usize;
+    let mut topic_random = Seeded::new((topic * TOPIC_WORDS + pick) as u64 ^ 0x5EED);
+    word(2_000 + (topic_random.next() % (VOCABULARY as u64 - 2_000)) as usize)
+}
+
+/// Text about `topic`: its words mixed with general ones.
+fn topical(topic: usize, random: &mut Seeded, words: usize) -> String {
+    (0..words)
+        .map(|_| if random.unit() < TOPICAL_SHARE { topic_word(topic, random) } else { word(random.word_rank()) })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Document `index` of a corpus: a title and [`SECTIONS_PER_DOCUMENT`] sections.
 pub fn document(seed: u64, index: usize) -> (String, String) {
     let mut random = Seeded::new(seed ^ (index as u64).wrapping_mul(0x2545_F491_4F6C_DD1D));
-    let title = format!("Handbook {index}: {}", sentence(&mut random, 3));
+    let topic = (random.next() % TOPICS as u64) as usize;
+    let title = format!("Handbook {index}: {}", topical(topic, &mut random, 3));
     let mut content = format!("# {title}\n\n");
     for section in 0..SECTIONS_PER_DOCUMENT {
         let _ = write!(content, "## Part {section}: {}\n\n", sentence(&mut random, 3));
-        content.push_str(&sentence(&mut random, WORDS_PER_SECTION));
+        content.push_str(&topical(topic, &mut random, WORDS_PER_SECTION));
         content.push_str(".\n\n");
     }
     (format!("handbook/{index:06}.md"), content)
 }
 
-/// Question `index`: a few words, mostly mid-frequency, as a person's query would be.
+/// Question `index`: four words of a topic and a general one, as a person's query would be.
 pub fn question(seed: u64, index: usize) -> String {
     let mut random = Seeded::new(seed.wrapping_add(0xABCD) ^ index as u64);
-    let words: Vec<String> = (0..5).map(|_| word(50 + random.word_rank() % (VOCABULARY - 50))).collect();
+    let topic = (random.next() % TOPICS as u64) as usize;
+    let mut words: Vec<String> = (0..4).map(|_| topic_word(topic, &mut random)).collect();
+    words.push(word(random.word_rank()));
     format!("What about {}?", words.join(" "))
 }

@@ -94,7 +94,7 @@ impl Database {
     pub async fn start(data_dir: &Path) -> anyhow::Result<Self> {
         let dir = data_dir.to_owned();
         let server = tokio::task::spawn_blocking(move || {
-            let layout = Layout::throwaway(&dir, &format!("bench-{}", std::process::id()))?;
+            let layout = Layout::throwaway(&dir, &format!("{}-bench", std::process::id()))?;
             EmbeddedPostgres::start(&layout, Durability::Durable)
         })
         .await??;
@@ -244,11 +244,12 @@ impl Tenant {
     }
 }
 
-/// The load generator's HTTP client: many connections, no pool limit, generous timeouts.
+/// The load generator's HTTP client: many connections, no pool limit; a request not answered within two
+/// minutes counts as an error (no user waits that long).
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .pool_max_idle_per_host(4096)
-        .timeout(Duration::from_secs(300))
+        .timeout(Duration::from_secs(120))
         .tcp_nodelay(true)
         .build()
         .expect("an HTTP client")

@@ -2,7 +2,7 @@
 //! peer proxy, in one run, with one open-loop load generator. See `crates/bench/README.md`.
 //!
 //! Usage: `switchboard-bench [--quick] [--pin] [--only SUITE,…] [--no-peer]`
-//! Suites, in the order they run: ingestion, retrieval, turns, passthrough, streams.
+//! Suites, in the order they run: streams, ingestion, retrieval, turns, passthrough.
 
 mod corpus;
 mod env;
@@ -23,7 +23,7 @@ use env::{Database, Mock, Pinning, Service, Tenant};
 use report::Results;
 use suites::{ingestion, passthrough, retrieval, streams, turns};
 
-const SUITES: [&str; 5] = ["ingestion", "retrieval", "turns", "passthrough", "streams"];
+const SUITES: [&str; 5] = ["streams", "ingestion", "retrieval", "turns", "passthrough"];
 const SEED: u64 = 20_261_129;
 
 /// How big each benchmark is: the full suite, or a smoke test of the harness.
@@ -41,8 +41,8 @@ struct Sizes {
 impl Sizes {
     fn full() -> Self {
         Self {
-            // About 13.7 chunks each (sections merge up to the chunk size): about 100,000 chunks.
-            large_documents: 7_300,
+            // 20 sections of one chunk each: 100,000 chunks.
+            large_documents: 5_000,
             tiny_tenants: 20,
             tiny_documents: 3,
             local_embedding_documents: 16,
@@ -50,7 +50,7 @@ impl Sizes {
             turns: turns::Plan {
                 sequential: 100,
                 levels: vec![50, 200],
-                seconds: 3.0,
+                seconds: 2.0,
                 saturation_workers: 32,
                 saturation: Duration::from_secs(15),
             },
@@ -167,6 +167,13 @@ async fn run(options: Options) -> anyhow::Result<()> {
         tiny.push((Tenant::create(&client, &service, &slug, &fast).await?, slug));
     }
 
+    // First, on a fresh service, so that its memory growth is the streams' alone.
+    if wants("streams") {
+        eprintln!("concurrent streams…");
+        let tenant = Tenant::create(&client, &service, "streams", &stream_mock).await?;
+        results.streams = streams::run(&client, &service, &tenant, &sizes.streams).await?;
+    }
+
     if wants("ingestion") {
         results.ingestion =
             Some(build_corpus(&client, &service, &large, &tiny, &data_dir, &sizes, &owner, &mut results.notes).await?);
@@ -202,12 +209,6 @@ async fn run(options: Options) -> anyhow::Result<()> {
         let targets = passthrough_targets(&client, &service, &fast, &slow, options.peer, pinning, &mut results).await?;
         results.passthrough = passthrough::run(&client, &targets.0, &sizes.passthrough).await;
         drop(targets.1);
-    }
-
-    if wants("streams") {
-        eprintln!("concurrent streams…");
-        let tenant = Tenant::create(&client, &service, "streams", &stream_mock).await?;
-        results.streams = streams::run(&client, &service, &tenant, &sizes.streams).await?;
     }
 
     service.stop().await;
