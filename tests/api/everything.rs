@@ -20,20 +20,7 @@ pub fn entry_point() -> PathBuf {
 /// Installs the pinned package with `npm ci` unless it is there; once per test binary.
 pub async fn installed() -> PathBuf {
     static INSTALL: OnceCell<()> = OnceCell::const_new();
-    INSTALL
-        .get_or_init(|| async {
-            if entry_point().exists() {
-                return;
-            }
-            let status = tokio::process::Command::new("npm")
-                .args(["ci", "--no-audit", "--no-fund"])
-                .current_dir(package_dir())
-                .status()
-                .await
-                .expect("npm runs (Node.js and npm are test dependencies; .ci/run installs them)");
-            assert!(status.success(), "npm ci in tests/mcp-everything failed");
-        })
-        .await;
+    INSTALL.get_or_init(|| async { crate::helpers::npm_ci_unless(&package_dir(), &entry_point()).await }).await;
     entry_point()
 }
 

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -458,4 +458,19 @@ impl TestApp {
         .expect("the worker's runtime starts");
         DoomedWorker { runtime: Some(runtime) }
     }
+}
+
+/// Installs the npm package pinned in `folder` (its package-lock.json) with `npm ci` unless `installed`
+/// (a path inside it) exists already.
+pub async fn npm_ci_unless(folder: &Path, installed: &Path) {
+    if installed.exists() {
+        return;
+    }
+    let status = tokio::process::Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(folder)
+        .status()
+        .await
+        .expect("npm runs (Node.js and npm are test dependencies; .ci/run installs them)");
+    assert!(status.success(), "npm ci in {} failed", folder.display());
 }

@@ -329,7 +329,10 @@ async fn documents_sharing_words_can_be_added_at_the_same_time() {
     // Removing and replacing documents keeps them in step.
     let listed = app.get_json("/api/v1/documents", &tenant.admin_key).await;
     let first = listed["documents"][0]["id"].as_str().unwrap().to_owned();
-    assert_eq!(app.delete(&format!("/api/v1/documents/{first}"), &tenant.admin_key).send().await.unwrap().status(), 204);
+    assert_eq!(
+        app.delete(&format!("/api/v1/documents/{first}"), &tenant.admin_key).send().await.unwrap().status(),
+        204
+    );
     assert_eq!(add_document(&app, &tenant, "doc1.md", "# Shorter\n\nnow only a few words").await.status(), 200);
     assert_corpus_statistics_match(&app, &tenant).await;
 }

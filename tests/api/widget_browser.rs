@@ -36,16 +36,7 @@ async fn playwright_installed() {
                 Path::new(CHROMIUM).exists(),
                 "the widget tests need Debian's Chromium at {CHROMIUM} (`apt-get install chromium`; .ci/run installs it)"
             );
-            if package_dir().join("node_modules/playwright-core").exists() {
-                return;
-            }
-            let status = tokio::process::Command::new("npm")
-                .args(["ci", "--no-audit", "--no-fund"])
-                .current_dir(package_dir())
-                .status()
-                .await
-                .expect("npm runs (Node.js and npm are test dependencies; .ci/run installs them)");
-            assert!(status.success(), "npm ci in tests/widget-e2e failed");
+            crate::helpers::npm_ci_unless(&package_dir(), &package_dir().join("node_modules/playwright-core")).await;
         })
         .await;
 }

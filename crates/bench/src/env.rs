@@ -230,6 +230,23 @@ impl Tenant {
         Ok(())
     }
 
+    /// `count` new conversations, made eight at a time.
+    pub async fn new_sessions(
+        &self,
+        client: &reqwest::Client,
+        service: &Service,
+        count: usize,
+    ) -> anyhow::Result<Vec<String>> {
+        use futures::StreamExt as _;
+        futures::stream::iter(0..count)
+            .map(|_| self.new_session(client, service))
+            .buffer_unordered(8)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect()
+    }
+
     pub async fn new_session(&self, client: &reqwest::Client, service: &Service) -> anyhow::Result<String> {
         let session: Value = client
             .post(format!("{}/api/v1/sessions", service.base))

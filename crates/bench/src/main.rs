@@ -1,7 +1,7 @@
 //! `switchboard-bench`: Switchboard measured against the mock upstream (its physical floor) and against a
 //! peer proxy, in one run, with one open-loop load generator. See `crates/bench/README.md`.
 //!
-//! Usage: `switchboard-bench [--quick] [--pin] [--only SUITE,…] [--no-peer]`
+//! Usage: `switchboard-bench [--quick] [--pin] [--only SUITE,…] [--no-peer] [--no-search-index]`
 //! Suites, in the order they run: streams, ingestion, retrieval, turns, passthrough.
 
 mod corpus;
@@ -79,21 +79,32 @@ impl Sizes {
     }
 }
 
+#[expect(clippy::struct_excessive_bools, reason = "independent command-line switches")]
 struct Options {
     quick: bool,
+    /// Undo migration 0010's leakproof mark: full-text search under RLS without its GIN index, as before
+    /// (the A side of an A/B of that improvement).
+    no_search_index: bool,
     pin: bool,
     peer: bool,
     suites: Vec<String>,
 }
 
 fn parse_options() -> anyhow::Result<Options> {
-    let mut options = Options { quick: false, pin: false, peer: true, suites: SUITES.map(str::to_owned).to_vec() };
+    let mut options = Options {
+        quick: false,
+        no_search_index: false,
+        pin: false,
+        peer: true,
+        suites: SUITES.map(str::to_owned).to_vec(),
+    };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => options.quick = true,
             "--pin" => options.pin = true,
             "--no-peer" => options.peer = false,
+            "--no-search-index" => options.no_search_index = true,
             "--only" => {
                 let list = args.next().context("--only needs a comma-separated list of suites")?;
                 options.suites = list.split(',').map(str::to_owned).collect();
@@ -102,7 +113,10 @@ fn parse_options() -> anyhow::Result<Options> {
                 }
             }
             "-h" | "--help" => {
-                println!("usage: switchboard-bench [--quick] [--pin] [--no-peer] [--only {}]", SUITES.join(","));
+                println!(
+                    "usage: switchboard-bench [--quick] [--pin] [--no-peer] [--no-search-index] [--only {}]",
+                    SUITES.join(",")
+                );
                 std::process::exit(0);
             }
             other => anyhow::bail!("unknown argument {other} (try --help)"),
@@ -159,6 +173,10 @@ async fn run(options: Options) -> anyhow::Result<()> {
     let owner = PgPoolOptions::new().max_connections(4).connect_with(database.owner_options()).await?;
     let app_password = switchboard::config::app_database_password(&SecretString::from(env::MASTER_KEY));
     let app = switchboard::db::connect_app_pool(&database.owner_options(), &app_password).await?;
+    if options.no_search_index {
+        sqlx::query("ALTER FUNCTION ts_match_vq(tsvector, tsquery) NOT LEAKPROOF").execute(&owner).await?;
+        results.notes.push("--no-search-index: full-text matching under RLS without its GIN index".to_owned());
+    }
 
     let large = Tenant::create(&client, &service, "large", &fast).await?;
     let mut tiny = Vec::new();

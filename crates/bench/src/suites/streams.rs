@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use futures::StreamExt as _;
 use serde::Serialize;
 use serde_json::json;
 
@@ -29,13 +28,7 @@ pub async fn run(
 ) -> anyhow::Result<Vec<Level>> {
     let mut results = Vec::new();
     for &streams in levels {
-        let sessions: Vec<String> = futures::stream::iter(0..streams)
-            .map(|_| tenant.new_session(client, service))
-            .buffer_unordered(8)
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<Result<_, _>>()?;
+        let sessions = tenant.new_sessions(client, service, streams).await?;
         tokio::time::sleep(Duration::from_secs(1)).await;
         let pid = service.pid();
         let rss_before_mib = procstat::rss_mib(pid);

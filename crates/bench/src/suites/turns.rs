@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use futures::StreamExt as _;
 use serde::Serialize;
 use serde_json::json;
 
@@ -58,13 +57,7 @@ impl Sessions {
         tenant: &Tenant,
         count: usize,
     ) -> anyhow::Result<Arc<Self>> {
-        let ids: Vec<String> = futures::stream::iter(0..count)
-            .map(|_| tenant.new_session(client, service))
-            .buffer_unordered(8)
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<Result<_, _>>()?;
+        let ids = tenant.new_sessions(client, service, count).await?;
         Ok(Arc::new(Self { ids, next: AtomicUsize::new(0) }))
     }
 
