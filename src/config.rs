@@ -158,8 +158,9 @@ pub fn app_database_password(master_key: &SecretString) -> SecretString {
     SecretString::from(hex::encode(mac.finalize().into_bytes()))
 }
 
-/// `SWITCHBOARD_DEMO`: `on`, `off`, or `auto` (the default: on when listening on a loopback address only,
-/// so a development machine gets a working chat page and a deployment does not hand out tokens to anyone).
+/// `SWITCHBOARD_DEMO`: `on`, `off`, or `auto` (the default: on when listening on a loopback address only).
+/// Even on, the page hands a token only to a browser on the server's own machine (`http::web`), so neither a
+/// reverse proxy nor a rebound DNS name gives one to anybody else.
 fn demo_mode(listen: &SocketAddr) -> Result<DemoMode, ConfigError> {
     let enabled = match env("SWITCHBOARD_DEMO").as_deref().unwrap_or("auto") {
         "on" => true,

@@ -680,12 +680,11 @@
         return; // the conversation is shown; a missing run only means nothing to follow
       }
       if (this.sessionId !== last.session_id || this.turn) return;
-      if (run.status === 'failed') this.showError(`The answer failed: ${run.error_message || run.error_code}`);
-      if (['queued', 'running', 'awaiting_approval'].includes(run.status)) {
-        const turn = this.newTurn(last.session_id);
-        turn.runId = run.id;
-        this.drive(turn, null);
-      }
+      // Whatever its status: a run that ended since the messages were read replays its answer and closes;
+      // one still going (or waiting for approval) continues live.
+      const turn = this.newTurn(last.session_id);
+      turn.runId = run.id;
+      this.drive(turn, null);
     }
 
     userBubble(text) {
@@ -756,6 +755,10 @@
      * terminal event, reconnects to the run's events after the last seq seen, with backoff.
      */
     async drive(turn, response) {
+      // One follower per turn: a newer drive (after an approval) makes this one stop at its next step.
+      turn.drives = (turn.drives || 0) + 1;
+      const generation = turn.drives;
+      const superseded = () => turn.drives !== generation;
       let failures = 0;
       let fatal = null;
       for (;;) {
@@ -766,8 +769,8 @@
           } catch { /* the connection broke: reconnect below */ }
           if (turn.lastSeq > before) failures = 0; // progress: the next drop starts the backoff afresh
         }
-        if (turn.abort.signal.aborted || this.turn !== turn) return;
-        if (turn.ended || turn.paused) return;
+        if (turn.abort.signal.aborted || this.turn !== turn || superseded()) return;
+        if (turn.ended || turn.paused || turn.awaitedApproval) return;
         if (!turn.runId) { // nothing to resume from: show what the server has instead
           this.turn = null;
           turn.view.root.remove();
@@ -778,7 +781,7 @@
           if (failures >= RECONNECT_DELAYS_MS.length) break;
           this.setState('reconnecting', 'Reconnecting…');
           await sleep(RECONNECT_DELAYS_MS[failures]);
-          if (turn.abort.signal.aborted) return;
+          if (turn.abort.signal.aborted || superseded()) return;
         }
         failures += 1;
         try {
@@ -838,6 +841,8 @@
           break;
         case 'run.awaiting_approval':
           turn.paused = true;
+          // This stream is over: whoever resumes the run follows it from here, not the loop that read it.
+          turn.awaitedApproval = true;
           turn.waitingFor = data.tool_call_ids || [];
           this.setState('awaiting-approval', 'Waiting for your decision on a tool call.');
           this.resumeIfDecided(turn);
@@ -889,6 +894,7 @@
       if (!turn.paused || this.turn !== turn) return;
       if (!turn.waitingFor.every((id) => turn.decided.has(id))) return;
       turn.paused = false;
+      turn.awaitedApproval = false;
       this.setState('streaming', 'Thinking…');
       this.drive(turn, null);
     }

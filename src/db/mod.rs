@@ -55,7 +55,26 @@ pub async fn prepare(owner: &PgConnectOptions, app_password: &SecretString) -> R
     ensure_pgvector(&mut connection).await?;
     ensure_app_role(&mut connection, app_password).await?;
     MIGRATOR.run(&mut connection).await?;
+    warn_unless_search_uses_its_index(&mut connection).await?;
     connection.close().await?;
+    Ok(())
+}
+
+/// Migration 0010 marks `ts_match_vq` leakproof so that full-text search under row-level security can use
+/// its index; the mark is lost by a dump and restore, and a non-superuser owner could not set it: say so at
+/// every start, since search is then several times slower.
+async fn warn_unless_search_uses_its_index(connection: &mut PgConnection) -> Result<(), DbError> {
+    let leakproof: bool = sqlx::query_scalar(
+        "SELECT proleakproof FROM pg_proc WHERE oid = 'ts_match_vq(tsvector, tsquery)'::regprocedure",
+    )
+    .fetch_one(&mut *connection)
+    .await?;
+    if !leakproof {
+        tracing::warn!(
+            "full-text search cannot use its index under row-level security: as a superuser, run \
+             ALTER FUNCTION ts_match_vq(tsvector, tsquery) LEAKPROOF (see migrations/0010_corpus_stats.sql)"
+        );
+    }
     Ok(())
 }
 
@@ -131,6 +150,11 @@ pub async fn set_tenant(transaction: &mut PgConnection, tenant: TenantId) -> Res
 /// True for a unique-constraint violation, which the API reports as a conflict.
 pub fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(database) if database.is_unique_violation())
+}
+
+/// PostgreSQL aborted the transaction to break a deadlock (40P01): running it again may well succeed.
+pub fn is_deadlock(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(database) if database.code().as_deref() == Some("40P01"))
 }
 
 fn quote_identifier(name: &str) -> String {

@@ -19,10 +19,13 @@ pub async fn middleware(request: Request, next: Next) -> Response {
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }
-    let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
+    // The body is replaced; the headers (Retry-After, Allow, CORS…) stay, but for the body's own.
+    let (parts, _) = response.into_parts();
     let mut replaced = ApiError::from_status(status).into_response();
-    if let Some(retry_after) = retry_after {
-        replaced.headers_mut().insert(header::RETRY_AFTER, retry_after);
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            replaced.headers_mut().append(name.clone(), value.clone());
+        }
     }
     replaced
 }

@@ -101,8 +101,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/workspaces/{id}/runs", post(workspaces::start_run))
         .route("/runs/{id}/patches", get(workspaces::patches))
         .route("/tool-calls/{id}/approve", post(tool_calls::approve))
-        .route("/tool-calls/{id}/deny", post(tool_calls::deny))
-        .layer(cross_origin());
+        .route("/tool-calls/{id}/deny", post(tool_calls::deny));
 
     let mcp = Router::new()
         .fallback_service(mcp::service(&state))
@@ -111,8 +110,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let openai = Router::new()
         .route("/chat/completions", post(openai::completions))
         .route("/models", get(openai::models))
-        .layer(axum::middleware::from_fn(openai::openai_errors))
-        .layer(cross_origin());
+        .layer(axum::middleware::from_fn(openai::openai_errors));
 
     Router::new()
         .route("/", get(web::demo_page))
@@ -126,6 +124,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .with_state(state)
         .layer(
             ServiceBuilder::new()
+                // Outermost, so that every answer of the APIs carries it, errors made by the layers below too.
+                .layer(cross_origin())
                 .layer(axum::middleware::from_fn(request_id::middleware))
                 .layer(TraceLayer::new_for_http().make_span_with(request_span))
                 .layer(axum::middleware::from_fn(json_errors::middleware))
@@ -135,21 +135,22 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         )
 }
 
-/// The APIs answer pages of any origin: the widget runs inside the tenant's own site, and OpenAI-style
-/// browser clients call `/v1`. Safe because they authenticate with bearer tokens, never cookies, so a
-/// foreign page can only use a token it was given.
+/// The APIs (`/api/…`, `/v1/…`) answer pages of any origin: the widget runs inside the tenant's own site,
+/// and OpenAI-style browser clients call `/v1`. Safe because they authenticate with bearer tokens, never
+/// cookies, so a foreign page can only use a token it was given. Not the demo page: its token is the
+/// visitor's, and no other site may read it.
 fn cross_origin() -> tower_http::cors::CorsLayer {
     use axum::http::{HeaderName, Method, header};
-    tower_http::cors::CorsLayer::new()
-        .allow_origin(tower_http::cors::Any)
+    use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+    let api = AllowOrigin::predicate(|_, request: &axum::http::request::Parts| {
+        let path = request.uri.path();
+        path.starts_with("/api/") || path.starts_with("/v1/")
+    });
+    CorsLayer::new()
+        .allow_origin(api)
         .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
-        .allow_headers([
-            header::AUTHORIZATION,
-            header::CONTENT_TYPE,
-            header::ACCEPT,
-            HeaderName::from_static("last-event-id"),
-            HeaderName::from_static("idempotency-key"),
-        ])
+        // Any: SDKs add headers of their own (the OpenAI SDK's `x-stainless-*`); nothing is credentialed.
+        .allow_headers(AllowHeaders::any())
         .expose_headers([HeaderName::from_static("x-request-id"), header::RETRY_AFTER])
         .max_age(Duration::from_secs(3600))
 }
@@ -180,6 +181,8 @@ pub async fn serve(
             tracing::debug!(%error, "could not set TCP_NODELAY");
         }
     });
+    // The peer's address: the demo page is only handed to this machine's own browser.
+    let router = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = axum::serve(listener, router).with_graceful_shutdown(async move {
         shutdown.await;
         let _ = stop_tx.send(true);

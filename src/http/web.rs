@@ -2,7 +2,9 @@
 
 use std::borrow::Cow;
 
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
@@ -31,10 +33,14 @@ pub async fn widget_script(State(state): State<AppState>) -> Result<Response, Ap
     Ok((headers, script.into_owned()).into_response())
 }
 
-pub async fn demo_page(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn demo_page(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let page = asset(&state, "demo.html", DEMO_PAGE).await?;
     let (slot, visitor) = match &state.web.demo {
-        DemoMode::On { tenant_slug } => {
+        DemoMode::On { tenant_slug } if from_this_machine(peer, &headers) => {
             let visitor = visitor_id(&headers).unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
             let issued = demo::visitor_token(&state.db, &state.keys, tenant_slug, &visitor).await?;
             // The token is `sbw_` and hex: nothing in it needs escaping in an attribute.
@@ -44,9 +50,10 @@ pub async fn demo_page(State(state): State<AppState>, headers: HeaderMap) -> Res
             );
             (script, Some(visitor))
         }
-        DemoMode::Off => (
-            "<p class=\"note\">The live demo is off on this server (<code>SWITCHBOARD_DEMO=off</code>, or it \
-             listens beyond loopback). Embed the widget with a token from <code>POST /api/v1/widget-tokens</code>.</p>"
+        _ => (
+            "<p class=\"note\">The live demo is off here: it is given only to a browser on the server's own \
+             machine (<code>SWITCHBOARD_DEMO</code>). Embed the widget with a token from \
+             <code>POST /api/v1/widget-tokens</code>.</p>"
                 .to_owned(),
             None,
         ),
@@ -65,6 +72,21 @@ pub async fn demo_page(State(state): State<AppState>, headers: HeaderMap) -> Res
         }
     }
     Ok(response)
+}
+
+/// Whether the page was asked for by a browser on this machine, by name: a loopback peer, a loopback `Host`
+/// (a page of another site whose name was rebound to 127.0.0.1 still says its own name), and no proxy in
+/// between (a reverse proxy on the same machine would make every visitor look local).
+fn from_this_machine(peer: SocketAddr, headers: &HeaderMap) -> bool {
+    let proxied = ["forwarded", "x-forwarded-for", "x-real-ip"].iter().any(|name| headers.contains_key(*name));
+    let host = headers.get(header::HOST).and_then(|value| value.to_str().ok()).unwrap_or_default();
+    let host_name = match host.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => host.split(':').next().unwrap_or_default(),
+    };
+    let loopback_name =
+        host_name == "localhost" || host_name.parse::<std::net::IpAddr>().is_ok_and(|address| address.is_loopback());
+    peer.ip().is_loopback() && loopback_name && !proxied
 }
 
 /// The built-in asset, or the file of the same name in `SWITCHBOARD_WEB_DIR` when set.

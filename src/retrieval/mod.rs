@@ -215,6 +215,27 @@ pub async fn ingest(
         None => None,
     };
 
+    // Two writers replacing documents in one tenant at once can deadlock on the statistics rows (a
+    // replacement takes its old terms' rows first, its new ones last); PostgreSQL aborts one: run it again.
+    let mut attempt = 1;
+    loop {
+        match store_document(pool, tenant_id, document, &chunks, vectors.clone(), audit_as).await {
+            Err(RetrievalError::Database(error)) if db::is_deadlock(&error) && attempt < 3 => attempt += 1,
+            outcome => return outcome,
+        }
+    }
+}
+
+/// The write half of [`ingest`]: the document, its chunks and vectors, the audit entry and the statistics,
+/// in one transaction.
+async fn store_document(
+    pool: &sqlx::PgPool,
+    tenant_id: TenantId,
+    document: &NewDocument,
+    chunks: &[chunking::Chunk],
+    vectors: Option<(&EmbeddingModel, Vec<Vec<f32>>)>,
+    audit_as: Option<&TenantContext>,
+) -> Result<(Document, IngestOutcome), RetrievalError> {
     let mut transaction = db::begin_tenant(pool, tenant_id).await?;
     // Looked up again: another writer may have stored the same path meanwhile.
     let (stored, chunk_ids, outcome) = match store::find_by_path(&mut transaction, &document.source_path).await? {
@@ -222,11 +243,11 @@ pub async fn ingest(
             return Ok((existing, IngestOutcome::Unchanged));
         }
         Some(existing) => {
-            let (updated, ids) = store::replace(&mut transaction, tenant_id, existing.id, document, &chunks).await?;
+            let (updated, ids) = store::replace(&mut transaction, tenant_id, existing.id, document, chunks).await?;
             (updated, ids, IngestOutcome::Updated)
         }
         None => {
-            let (created, ids) = store::insert(&mut transaction, tenant_id, document, &chunks).await?;
+            let (created, ids) = store::insert(&mut transaction, tenant_id, document, chunks).await?;
             (created, ids, IngestOutcome::Created)
         }
     };

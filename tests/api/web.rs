@@ -7,7 +7,8 @@ use crate::helpers::TestApp;
 
 /// The widget token the demo page embeds, and the visitor cookie it sets.
 async fn demo_page(app: &TestApp, cookie: Option<&str>) -> (String, Option<String>) {
-    let mut request = app.client.get(app.url("/"));
+    // Asked with another site's Origin: the page must not be readable by it.
+    let mut request = app.client.get(app.url("/")).header(header::ORIGIN, "https://elsewhere.example");
     if let Some(cookie) = cookie {
         request = request.header(header::COOKIE, cookie);
     }
@@ -85,9 +86,10 @@ async fn pages_of_any_origin_may_call_the_api_with_a_bearer_token() {
         .await
         .unwrap();
     assert!(preflight.status().is_success(), "{}", preflight.status());
-    assert_eq!(preflight.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
-    let allowed = preflight.headers()[header::ACCESS_CONTROL_ALLOW_HEADERS].to_str().unwrap().to_owned();
-    assert!(allowed.contains("authorization") && allowed.contains("last-event-id"), "{allowed}");
+    assert_eq!(preflight.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], "https://shop.example");
+    assert!(preflight.headers().get(header::ACCESS_CONTROL_ALLOW_CREDENTIALS).is_none(), "never with cookies");
+    // Any header: SDKs add their own.
+    assert_eq!(preflight.headers()[header::ACCESS_CONTROL_ALLOW_HEADERS], "*");
 
     // An answer, even an error, carries the header so the widget can read it.
     let response = app
@@ -98,5 +100,32 @@ async fn pages_of_any_origin_may_call_the_api_with_a_bearer_token() {
         .await
         .unwrap();
     assert_eq!(response.status(), 401);
-    assert_eq!(response.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
+    assert_eq!(response.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], "https://shop.example");
+    // So does an error made outside the handlers (a wrong method: axum's 405, rewritten as JSON).
+    let response = app
+        .client
+        .put(app.url("/api/v1/sessions"))
+        .header(header::ORIGIN, "https://shop.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], "https://shop.example");
+    assert!(response.headers().contains_key(header::ALLOW), "the Allow header survives the JSON rewrite");
+}
+
+#[tokio::test]
+async fn only_a_browser_on_this_machine_gets_the_demo_token() {
+    let app = TestApp::spawn().await;
+    // Behind a reverse proxy every visitor would come from loopback: a proxy's headers say so.
+    let proxied = app.client.get(app.url("/")).header("x-forwarded-for", "203.0.113.7").send().await.unwrap();
+    // A page of another site whose name was rebound to 127.0.0.1 still names itself.
+    let rebound = app.client.get(app.url("/")).header(header::HOST, "attacker.example").send().await.unwrap();
+    for response in [proxied, rebound] {
+        assert_eq!(response.status(), 200);
+        assert!(response.headers().get(header::SET_COOKIE).is_none());
+        let page = response.text().await.unwrap();
+        assert!(!page.contains(r#"<script src="/widget.js""#), "{page}");
+        assert!(page.contains("The live demo is off here"), "{page}");
+    }
 }

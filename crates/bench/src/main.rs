@@ -158,7 +158,11 @@ async fn run(options: Options) -> anyhow::Result<()> {
     eprintln!("starting PostgreSQL, the mocks and Switchboard…");
     let database = Database::start(&data_dir).await?;
     if let Some(pid) = database.server.pid() {
+        // The server's processes so far; backends it forks later inherit the postmaster's core.
         pinning.pin(pid, Pinning::SERVER_CORE).await;
+        for child in procstat::children(pid) {
+            pinning.pin(child, Pinning::SERVER_CORE).await;
+        }
     }
     // Instant answers; also the platform's embeddings endpoint.
     let fast = Mock::start(20, Duration::ZERO, pinning).await?;
@@ -218,8 +222,10 @@ async fn run(options: Options) -> anyhow::Result<()> {
     if wants("turns") {
         eprintln!("chat turns over `large`…");
         let plan = &sizes.turns;
-        results.turns =
-            Some(turns::run(&client, &service, &large, &turn_mock, &fast, corpus_chunks, SEED, plan).await?);
+        let postmaster = database.server.pid().unwrap_or_default();
+        results.turns = Some(
+            turns::run(&client, &service, &large, &turn_mock, &fast, corpus_chunks, SEED, plan, postmaster).await?,
+        );
     }
 
     if wants("passthrough") {

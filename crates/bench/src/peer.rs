@@ -29,7 +29,16 @@ impl Peer {
             .local_addr()
             .map_err(|e| e.to_string())?
             .port();
-        let mut child = Command::new(folder().join("start-litellm.sh"))
+        // Under taskset from the start when pinning: its worker processes inherit the core.
+        let script = folder().join("start-litellm.sh");
+        let mut command = if pinning.enabled {
+            let mut command = Command::new("taskset");
+            command.args(["-c", Pinning::SERVER_CORE]).arg(script);
+            command
+        } else {
+            Command::new(script)
+        };
+        let mut child = command
             .env("PORT", port.to_string())
             .env("MOCK_FAST_BASE", fast.openai_base())
             .env("MOCK_SLOW_BASE", slow.openai_base())
@@ -47,10 +56,6 @@ impl Peer {
         env::wait_ready(&format!("{base}/health/liveliness"), Duration::from_secs(900), &mut child)
             .await
             .map_err(|error| error.to_string())?;
-        // On the server's core, like Switchboard: the proxies are measured one after the other.
-        if let Some(pid) = child.id() {
-            pinning.pin(pid, Pinning::SERVER_CORE).await;
-        }
         Ok(Self { base, _child: child })
     }
 }

@@ -11,26 +11,54 @@ pub fn cpu_seconds(pid: u32) -> f64 {
         / TICKS_PER_SECOND
 }
 
-/// CPU seconds used so far by every PostgreSQL process (the server and its backends).
-pub fn postgres_cpu_seconds() -> f64 {
+/// CPU seconds used so far by one PostgreSQL server: the postmaster, the backends it reaped (their time is
+/// in its cutime + cstime) and those still running (its live children).
+pub fn postgres_cpu_seconds(postmaster: u32) -> f64 {
+    let own = fs::read_to_string(format!("/proc/{postmaster}/stat")).ok().and_then(|stat| ticks_with_children(&stat));
     let Ok(entries) = fs::read_dir("/proc") else { return 0.0 };
-    let ticks: u64 = entries
+    let children: u64 = entries
         .filter_map(Result::ok)
         .filter(|entry| entry.file_name().to_string_lossy().bytes().all(|byte| byte.is_ascii_digit()))
         .filter_map(|entry| fs::read_to_string(entry.path().join("stat")).ok())
-        .filter(|stat| stat.contains("(postgres)"))
+        .filter(|stat| parent(stat) == Some(postmaster))
         .filter_map(|stat| ticks(&stat))
         .sum();
-    ticks as f64 / TICKS_PER_SECOND
+    (own.unwrap_or(0) + children) as f64 / TICKS_PER_SECOND
 }
 
-/// utime + stime: fields 14 and 15, counted after the command name (which may hold spaces).
+/// The fields after the command name (which may hold spaces): field 3 (state) is the first.
+fn fields(stat: &str) -> Option<Vec<&str>> {
+    Some(stat[stat.rfind(')')? + 2..].split_whitespace().collect())
+}
+
+/// The parent's pid: field 4.
+fn parent(stat: &str) -> Option<u32> {
+    fields(stat)?.get(1)?.parse().ok()
+}
+
+/// utime + stime + cutime + cstime: fields 14 to 17.
+fn ticks_with_children(stat: &str) -> Option<u64> {
+    let fields = fields(stat)?;
+    (11..15).map(|index| fields.get(index)?.parse::<u64>().ok()).sum()
+}
+
+/// The pids of `pid`'s children now.
+pub fn children(pid: u32) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let child: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = fs::read_to_string(entry.path().join("stat")).ok()?;
+            (parent(&stat) == Some(pid)).then_some(child)
+        })
+        .collect()
+}
+
+/// utime + stime: fields 14 and 15.
 fn ticks(stat: &str) -> Option<u64> {
-    let after_name = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let user: u64 = fields.get(11)?.parse().ok()?;
-    let system: u64 = fields.get(12)?.parse().ok()?;
-    Some(user + system)
+    let fields = fields(stat)?;
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
 }
 
 /// Resident memory of process `pid`, in MiB.
@@ -44,7 +72,7 @@ pub fn rss_mib(pid: u32) -> f64 {
         .map_or(0.0, |kib| kib / 1024.0)
 }
 
-/// CPU seconds of a process and of PostgreSQL, at one instant.
+/// CPU seconds of the service and of its PostgreSQL, at one instant.
 #[derive(Debug, Clone, Copy)]
 pub struct CpuMark {
     service: f64,
@@ -52,13 +80,13 @@ pub struct CpuMark {
 }
 
 impl CpuMark {
-    pub fn now(service_pid: u32) -> Self {
-        Self { service: cpu_seconds(service_pid), database: postgres_cpu_seconds() }
+    pub fn now(service_pid: u32, postmaster: u32) -> Self {
+        Self { service: cpu_seconds(service_pid), database: postgres_cpu_seconds(postmaster) }
     }
 
     /// CPU milliseconds (service, database) spent since `self`, per `units` of work.
-    pub fn per_unit_since(self, service_pid: u32, units: usize) -> (f64, f64) {
-        let now = Self::now(service_pid);
+    pub fn per_unit_since(self, service_pid: u32, postmaster: u32, units: usize) -> (f64, f64) {
+        let now = Self::now(service_pid, postmaster);
         let units = units.max(1) as f64;
         ((now.service - self.service) * 1000.0 / units, (now.database - self.database) * 1000.0 / units)
     }

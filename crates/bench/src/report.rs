@@ -116,7 +116,11 @@ impl Results {
                 find(name).and_then(|run| pick(&run.summary)).zip(pick(&direct.summary)).map(|(a, b)| a.minus(b))
             };
             let (ours, peer) = (added("switchboard"), added("litellm"));
-            let ratio = ours.zip(peer).map(|(ours, peer)| format!("{:.1}×", peer.p50 / ours.p50.max(0.001)));
+            // A ratio to an added time under a millisecond (or negative) would say more about noise than speed.
+            let ratio = ours
+                .zip(peer)
+                .filter(|(ours, _)| ours.p50 >= 1.0)
+                .map(|(ours, peer)| format!("{:.1}×", peer.p50 / ours.p50));
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {} | {} | {} | {} |",

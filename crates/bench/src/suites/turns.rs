@@ -75,6 +75,7 @@ pub async fn run(
     corpus_chunks: i64,
     seed: u64,
     plan: &Plan,
+    postmaster: u32,
 ) -> anyhow::Result<Turns> {
     tenant.use_chat_mock(client, service, turn_mock).await?;
     // The mock's own first token, the floor Switchboard's is measured against.
@@ -118,7 +119,7 @@ pub async fn run(
     let base = service.base.clone();
     let key = tenant.key.clone();
     let client = client.clone();
-    let mark = CpuMark::now(service.pid());
+    let mark = CpuMark::now(service.pid(), postmaster);
     let saturation = load::saturate(plan.saturation_workers, plan.saturation, move |i, intended| {
         let request = client
             .post(format!("{base}/api/v1/sessions/{}/messages", sessions.take()))
@@ -129,7 +130,7 @@ pub async fn run(
     })
     .await;
     let completed = saturation.requests - saturation.errors;
-    let (service_cpu, database_cpu) = mark.per_unit_since(service.pid(), completed);
+    let (service_cpu, database_cpu) = mark.per_unit_since(service.pid(), postmaster, completed);
     eprintln!(
         "  turns at saturation: {:.1}/s, CPU per turn: service {service_cpu:.2} ms, database {database_cpu:.2} ms",
         saturation.throughput
