@@ -138,6 +138,8 @@ async fn main() -> anyhow::Result<()> {
 async fn run(options: Options) -> anyhow::Result<()> {
     let sizes = if options.quick { Sizes::quick() } else { Sizes::full() };
     let wants = |suite: &str| options.suites.iter().any(|wanted| wanted == suite);
+    // Counted before this process is pinned to one of them.
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let pinning = Pinning { enabled: options.pin };
     pinning.pin(std::process::id(), Pinning::CLIENT_CORE).await;
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target");
@@ -149,7 +151,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
         started_at: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
         commit: git_commit(),
         cpu: cpu_model(),
-        cores: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+        cores,
         quick: options.quick,
         pinned: options.pin,
         ..Results::default()
