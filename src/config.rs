@@ -158,23 +158,21 @@ pub fn app_database_password(master_key: &SecretString) -> SecretString {
     SecretString::from(hex::encode(mac.finalize().into_bytes()))
 }
 
-/// `SWITCHBOARD_DEMO`: `on`, `off`, or `auto` (the default: on when listening on a loopback address only).
-/// Even on, the page hands a token only to a browser on the server's own machine (`http::web`), so neither a
-/// reverse proxy nor a rebound DNS name gives one to anybody else.
+/// `SWITCHBOARD_DEMO`: `auto` (the default: when listening on a loopback address, the page hands a token
+/// to a browser on the server's own machine only, so neither a local reverse proxy nor a rebound DNS name
+/// gives one to anybody else), `on` (to anyone who opens the page: the operator's explicit choice, for a
+/// shared demo), or `off`.
 fn demo_mode(listen: &SocketAddr) -> Result<DemoMode, ConfigError> {
-    let enabled = match env("SWITCHBOARD_DEMO").as_deref().unwrap_or("auto") {
-        "on" => true,
-        "off" => false,
-        "auto" => listen.ip().is_loopback(),
-        other => {
-            return Err(ConfigError::Invalid {
-                name: "SWITCHBOARD_DEMO",
-                reason: format!("expected on, off or auto, not {other:?}"),
-            });
-        }
-    };
     let tenant_slug = env("SWITCHBOARD_DEMO_TENANT").unwrap_or_else(|| "demo".to_owned());
-    Ok(if enabled { DemoMode::On { tenant_slug } } else { DemoMode::Off })
+    match env("SWITCHBOARD_DEMO").as_deref().unwrap_or("auto") {
+        "on" => Ok(DemoMode::On { tenant_slug, local_only: false }),
+        "auto" if listen.ip().is_loopback() => Ok(DemoMode::On { tenant_slug, local_only: true }),
+        "off" | "auto" => Ok(DemoMode::Off),
+        other => Err(ConfigError::Invalid {
+            name: "SWITCHBOARD_DEMO",
+            reason: format!("expected on, off or auto, not {other:?}"),
+        }),
+    }
 }
 
 fn env(name: &str) -> Option<String> {

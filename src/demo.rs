@@ -17,9 +17,11 @@ const VISITOR_TOKEN_TTL_HOURS: i64 = 12;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DemoMode {
     Off,
-    /// The demo tenant's slug.
     On {
+        /// The demo tenant's slug.
         tenant_slug: String,
+        /// Only for a browser on the server's own machine (`auto`), or for anyone who opens the page (`on`).
+        local_only: bool,
     },
 }
 

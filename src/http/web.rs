@@ -40,7 +40,7 @@ pub async fn demo_page(
 ) -> Result<Response, ApiError> {
     let page = asset(&state, "demo.html", DEMO_PAGE).await?;
     let (slot, visitor) = match &state.web.demo {
-        DemoMode::On { tenant_slug } if from_this_machine(peer, &headers) => {
+        DemoMode::On { tenant_slug, local_only } if !local_only || from_this_machine(peer, &headers) => {
             let visitor = visitor_id(&headers).unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
             let issued = demo::visitor_token(&state.db, &state.keys, tenant_slug, &visitor).await?;
             // The token is `sbw_` and hex: nothing in it needs escaping in an attribute.

@@ -68,7 +68,7 @@ async fn serve(
         outbound,
         tools: toolbox,
         web: switchboard::http::WebSettings {
-            demo: switchboard::demo::DemoMode::On { tenant_slug: "demo".to_owned() },
+            demo: switchboard::demo::DemoMode::On { tenant_slug: "demo".to_owned(), local_only: true },
             assets_dir: None,
         },
     };
