@@ -13,6 +13,8 @@ pub const KEY: &str = "sk-bench";
 
 pub struct Peer {
     pub base: String,
+    /// The process group of the proxy and its workers.
+    group: u32,
     /// Killed when dropped.
     _child: Child,
 }
@@ -48,14 +50,26 @@ impl Peer {
             .env("NUM_WORKERS", "2")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            // Its own process group: its worker processes are not its threads, and must stop with it.
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .map_err(|error| format!("cannot start LiteLLM: {error}"))?;
         let base = format!("http://127.0.0.1:{port}");
+        let group = child.id().unwrap_or_default();
         // The first run installs it (a few minutes); later starts take seconds.
         env::wait_ready(&format!("{base}/health/liveliness"), Duration::from_secs(900), &mut child)
             .await
             .map_err(|error| error.to_string())?;
-        Ok(Self { base, _child: child })
+        Ok(Self { base, group, _child: child })
+    }
+}
+
+impl Drop for Peer {
+    /// Stops the whole group: killing the proxy alone leaves its workers serving the port.
+    fn drop(&mut self) {
+        if self.group != 0 {
+            let _ = std::process::Command::new("kill").args(["-TERM", "--", &format!("-{}", self.group)]).status();
+        }
     }
 }
