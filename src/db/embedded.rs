@@ -352,7 +352,6 @@ impl EmbeddedPostgres {
             .database("postgres")
     }
 
-    /// Connection options for the owner role on Switchboard's database (created by [`crate::db::prepare`]).
     /// The postmaster's process id (its backends are its children).
     pub fn pid(&self) -> Option<u32> {
         u32::try_from(self.pid.as_raw()).ok()
@@ -368,6 +367,7 @@ impl EmbeddedPostgres {
         ))
     }
 
+    /// Connection options for the owner role on Switchboard's database (created by [`crate::db::prepare`]).
     pub fn owner_options(&self) -> PgConnectOptions {
         self.maintenance_options().database(DATABASE_NAME)
     }

@@ -1,7 +1,6 @@
 //! `GET /` and `GET /widget.js`: the demo page and the embeddable chat widget, from `web/`.
 
 use std::borrow::Cow;
-
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, State};

@@ -96,12 +96,12 @@ pub struct Percentiles {
 }
 
 impl Percentiles {
-    fn of(samples: &mut [Duration]) -> Option<Self> {
+    /// Nearest-rank percentiles of `samples` (sorted in place); `None` when there are none.
+    pub fn of(samples: &mut [Duration]) -> Option<Self> {
         if samples.is_empty() {
             return None;
         }
         samples.sort();
-        // Nearest rank.
         let at = |q: f64| {
             let rank = ((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len());
             samples[rank - 1].as_secs_f64() * 1000.0

@@ -15,7 +15,7 @@ use switchboard::retrieval::{FUSION_DEPTH, vectors};
 
 use crate::corpus;
 use crate::env::{self, Service, Tenant};
-use crate::load::{self, StreamKind, Summary};
+use crate::load::{self, Percentiles, StreamKind, Summary};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TenantRetrieval {
@@ -66,20 +66,19 @@ pub async fn measure(
         // As a search asks it: as deep as fusion wants; its first ten are what recall@10 compares.
         let approximate = vectors::nearest(&mut transaction, &model, &query, FUSION_DEPTH).await?;
         transaction.commit().await?;
-        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+        latencies.push(started.elapsed());
         let exact = exact_nearest(owner, &model, tenant_id, &query).await?;
         let approximate: HashSet<uuid::Uuid> = approximate.iter().take(10).map(|ranked| ranked.chunk_id).collect();
         found_total += exact.iter().filter(|id| approximate.contains(id)).count();
         expected_total += exact.len();
     }
-    latencies.sort_by(f64::total_cmp);
-    let at = |q: f64| latencies[((latencies.len() as f64 * q).ceil() as usize).clamp(1, latencies.len()) - 1];
+    let vector_search = Percentiles::of(&mut latencies).unwrap_or_default();
     Ok(TenantRetrieval {
         tenant: slug.to_owned(),
         chunks,
         hybrid_search,
-        vector_search_p50_ms: at(0.5),
-        vector_search_p99_ms: at(0.99),
+        vector_search_p50_ms: vector_search.p50,
+        vector_search_p99_ms: vector_search.p99,
         recall_at_10: found_total as f64 / expected_total.max(1) as f64,
         queries,
     })
