@@ -98,6 +98,17 @@ impl MasterKeys {
         let plaintext = key.cipher.decrypt(&Nonce::from(nonce), payload).map_err(|_| CryptoError::Undecryptable)?;
         String::from_utf8(plaintext).map(SecretString::from).map_err(|_| CryptoError::Undecryptable)
     }
+
+    /// The secret sealed again under the current key, or `None` when the current key sealed it already.
+    /// Provider keys and connector credentials are both re-sealed here when the master key rotates, so a
+    /// row is sealed again with exactly the associated data it was opened with.
+    pub fn reseal(&self, sealed: &Sealed, associated_data: &str) -> Result<Option<Sealed>, CryptoError> {
+        if sealed.key_id == self.current.id {
+            return Ok(None);
+        }
+        let secret = self.open(sealed, associated_data)?;
+        Ok(Some(self.seal(&secret, associated_data)))
+    }
 }
 
 #[cfg(test)]
@@ -121,6 +132,21 @@ mod tests {
         let rotated = MasterKeys::new(&secret("master-two"), &[secret("master-one")]);
         assert_eq!(rotated.open(&sealed, "tenant-a/openai").unwrap().expose_secret(), "sk-canary");
         assert_ne!(rotated.current_id(), sealed.key_id);
+    }
+
+    #[test]
+    fn resealing_moves_a_secret_to_the_current_key_once() {
+        let old = MasterKeys::new(&secret("master-one"), &[]);
+        let sealed = old.seal(&secret("sk-canary"), "tenant-a/openai");
+        assert!(old.reseal(&sealed, "tenant-a/openai").unwrap().is_none(), "already under the current key");
+
+        let rotated = MasterKeys::new(&secret("master-two"), &[secret("master-one")]);
+        let resealed = rotated.reseal(&sealed, "tenant-a/openai").unwrap().expect("sealed by a previous key");
+        assert_eq!(resealed.key_id, rotated.current_id());
+        let new_only = MasterKeys::new(&secret("master-two"), &[]);
+        assert_eq!(new_only.open(&resealed, "tenant-a/openai").unwrap().expose_secret(), "sk-canary");
+        assert!(rotated.reseal(&resealed, "tenant-a/openai").unwrap().is_none());
+        assert!(matches!(rotated.reseal(&sealed, "tenant-b/openai"), Err(CryptoError::Undecryptable)));
     }
 
     #[test]

@@ -40,7 +40,7 @@ pub async fn visitor_token(
 }
 
 async fn demo_tenant(pool: &PgPool, slug: &str) -> Result<TenantId, TenantError> {
-    if let Some(id) = find_by_slug(pool, slug).await? {
+    if let Some(id) = tenants::store::find_by_slug(pool, slug).await? {
         return Ok(id);
     }
     match tenants::create(pool, &NewTenant::parse("Demo", slug)?, None).await {
@@ -49,12 +49,8 @@ async fn demo_tenant(pool: &PgPool, slug: &str) -> Result<TenantId, TenantError>
         Ok((tenant, _first_key)) => Ok(tenant.id),
         // Two first visits at once: the other one made it.
         Err(TenantError::SlugTaken(_)) => {
-            find_by_slug(pool, slug).await?.ok_or_else(|| TenantError::SlugTaken(slug.to_owned()))
+            tenants::store::find_by_slug(pool, slug).await?.ok_or_else(|| TenantError::SlugTaken(slug.to_owned()))
         }
         Err(error) => Err(error),
     }
-}
-
-async fn find_by_slug(pool: &PgPool, slug: &str) -> Result<Option<TenantId>, sqlx::Error> {
-    sqlx::query_scalar("SELECT id FROM tenants WHERE slug = $1").bind(slug).fetch_optional(pool).await
 }

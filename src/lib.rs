@@ -1,34 +1,77 @@
 //! Switchboard: a self-hosted, multi-tenant AI assistant and RAG orchestration service.
 //!
-//! See ARCHITECTURE.md for the map. Domain modules (`tenants`, `api_keys`, `audit`, …) know nothing of
-//! HTTP; `http` is the only module that knows axum; `db` owns connections and tenant-bound transactions.
+//! See ARCHITECTURE.md for the map. The modules below are in reading order: from the doors, through the
+//! engine, down to the leaves every domain shares. Only `http` knows the web framework; domain modules
+//! take a [`auth::context::TenantContext`] and run their SQL in their `store.rs`.
 
-pub mod api_keys;
-pub mod audit;
-pub mod auth;
+// Starting and serving.
+/// The command line: `serve`, `migrate`, `rotate-master-key`, `ingest`.
 pub mod cli;
-pub mod config;
-pub mod conversations;
-pub mod crypto;
-pub mod db;
-pub mod demo;
-pub mod embeddings;
-pub mod engine;
-pub mod http;
-pub mod idempotency;
-pub mod ids;
-pub mod integration;
-pub mod outbound;
-pub mod policy;
-pub mod prompts;
-pub mod providers;
-pub mod retrieval;
-pub mod runs;
+/// Opens the database, wires the service together, serves until a signal, shuts down in order.
 pub mod server;
-pub mod telemetry;
-pub mod tenants;
-pub mod tokens;
-pub mod tools;
-pub mod usage;
-pub mod wheels;
+/// Settings read once from the environment.
+pub mod config;
+
+// The doors.
+/// The HTTP doors: the one route table, thin handlers, wire formats, the one API error type.
+pub mod http;
+/// The demo page's visitor tokens for the demo tenant.
+pub mod demo;
+
+// The engine and what it runs.
+/// Turns and agent runs: start once, run in the background, follow, wait, answer, cancel, approve.
+pub mod engine;
+/// Runs, their status and their event vocabulary, stored in order.
+pub mod runs;
+/// Conversations and their messages.
+pub mod conversations;
+/// The integration door's domain: conversations per external user, conversations sent whole.
+pub mod integration;
+/// Workspaces of the IDE door, their files and the agent runs' built-in tools.
 pub mod workspaces;
+/// Idempotency keys: one path for every door that starts runs.
+pub mod idempotency;
+/// Documents, chunks, hybrid search (BM25 + vectors) and citations.
+pub mod retrieval;
+/// Embedding models: local MiniLM, OpenAI, Voyage, Gemini.
+pub mod embeddings;
+/// Model providers: the offline answerer, OpenAI and compatible, Anthropic, Gemini; tenants' own keys.
+pub mod providers;
+/// MCP connectors, tool discovery and calls.
+pub mod tools;
+/// Policy profiles: the pure decision on every tool call and the shaping of every result.
+pub mod policy;
+/// System prompt templates, loaded and checked at start.
+pub mod prompts;
+/// Token and usage records, written only by the engine.
+pub mod usage;
+
+// Tenants and who acts for them.
+/// Tenants and their settings.
+pub mod tenants;
+/// Tenant API keys.
+pub mod api_keys;
+/// End users, known by the tenant's own ids.
+pub mod users;
+/// Authentication: API keys, widget tokens, the operator; the tenant context every domain takes.
+pub mod auth;
+/// The append-only audit trail.
+pub mod audit;
+
+// Leaves.
+/// Connections, tenant-bound transactions, migrations, the embedded PostgreSQL.
+pub mod db;
+/// The service's tracked background work.
+pub mod background;
+/// Sealing secrets under versioned master keys.
+pub mod crypto;
+/// Refusing tenant-supplied URLs that reach internal addresses.
+pub mod outbound;
+/// UUIDv7 id newtypes.
+pub mod ids;
+/// Token counting (tiktoken, built once).
+pub mod tokens;
+/// Log output.
+pub mod telemetry;
+/// Pinned PyPI wheels: PostgreSQL with pgvector, the local embedding model.
+pub mod wheels;

@@ -67,7 +67,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let http = HttpClient::new(UpstreamSettings::default());
     let retriever = open_retriever(&config, &database, &http).await;
     sync_shared_corpus(&database.app, &retriever, &config.corpus_dir).await;
-    crate::retrieval::backfill::spawn(database.app.clone(), retriever.clone(), Duration::from_secs(60));
     let keys = Arc::new(MasterKeys::new(&config.master_key, &config.previous_master_keys));
     let outbound = OutboundPolicy::new(&config.outbound_allow);
     let providers = ProviderSetup {
@@ -79,6 +78,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let toolbox = Toolbox::new(config.tools.clone(), Arc::clone(&keys), outbound.clone());
     let engine = Engine::new(database.app.clone(), prompts, providers, retriever.clone(), toolbox.clone());
     engine.start_sweeper(Duration::from_secs(30), Duration::from_secs(60));
+    crate::retrieval::backfill::spawn(
+        engine.background(),
+        database.app.clone(),
+        retriever.clone(),
+        Duration::from_secs(60),
+    );
     engine.start_workers(4);
     let state = crate::http::AppState {
         db: database.app.clone(),
@@ -149,9 +154,7 @@ pub async fn ingest(config: Config, folder: std::path::PathBuf, tenant_slug: Opt
     let database = Database::open(&config).await?;
     let tenant = match tenant_slug {
         None => crate::ids::TenantId::SYSTEM,
-        Some(slug) => sqlx::query_scalar("SELECT id FROM tenants WHERE slug = $1")
-            .bind(&slug)
-            .fetch_optional(&database.app)
+        Some(slug) => crate::tenants::store::find_by_slug(&database.app, &slug)
             .await?
             .ok_or_else(|| anyhow::anyhow!("no tenant with slug `{slug}`"))?,
     };
@@ -196,11 +199,10 @@ pub async fn migrate(config: Config) -> anyhow::Result<()> {
 pub async fn rotate_master_key(config: Config) -> anyhow::Result<()> {
     let database = Database::open(&config).await?;
     let keys = MasterKeys::new(&config.master_key, &config.previous_master_keys);
-    let providers = crate::providers::credentials::rotate(&database.app, &keys).await;
-    let connectors = crate::tools::connectors::rotate(&database.app, &keys).await;
+    let rotated = crate::tenants::secrets::reseal_all(&database.app, &keys).await;
     database.close().await;
     tracing::info!(
-        rotated = providers? + connectors?,
+        rotated = rotated?,
         key_id = keys.current_id(),
         "stored secrets are sealed with the current master key"
     );

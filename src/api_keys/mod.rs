@@ -4,55 +4,20 @@
 
 pub mod store;
 
-use std::fmt;
-
 use chrono::{DateTime, Utc};
 use rand::distr::{Alphanumeric, SampleString as _};
 use secrecy::SecretString;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 use sqlx::PgConnection;
 
 use crate::audit::{self, AuditEntry};
-use crate::auth::TenantContext;
+use crate::auth::context::{Scope, TenantContext};
 use crate::ids::ApiKeyId;
 
 const TOKEN_PREFIX: &str = "sb_";
 const PREFIX_LEN: usize = 12;
 const SECRET_LEN: usize = 43;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Scope {
-    Admin,
-    Chat,
-    Runs,
-}
-
-impl Scope {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Admin => "admin",
-            Self::Chat => "chat",
-            Self::Runs => "runs",
-        }
-    }
-
-    fn parse(value: &str) -> Option<Self> {
-        match value {
-            "admin" => Some(Self::Admin),
-            "chat" => Some(Self::Chat),
-            "runs" => Some(Self::Runs),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Scope {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(self.as_str())
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiKeyError {

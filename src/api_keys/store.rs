@@ -4,7 +4,8 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
-use super::{ApiKey, NewApiKey, Scope, Scopes};
+use super::{ApiKey, NewApiKey, Scopes};
+use crate::auth::context::Scope;
 use crate::ids::{ApiKeyId, TenantId};
 
 pub async fn insert(

@@ -1,11 +1,14 @@
 //! The append-only audit trail: who did what to which object, in which request. The database rejects
 //! UPDATE and DELETE on `audit_events`; this module only appends and reads.
 
+pub mod store;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 
-use crate::auth::TenantContext;
+use crate::auth::context::TenantContext;
+use crate::db;
 use crate::ids::{AuditEventId, TenantId};
 
 /// One event about to be recorded; the actor, tenant and request come from the context.
@@ -55,7 +58,7 @@ pub async fn record(
         actor_id: actor.id(),
         request_id: context.request_id(),
     };
-    append(connection, &by, entry).await
+    store::append(connection, &by, entry).await
 }
 
 /// Who an entry is recorded for when no request is at hand (the engine deciding a tool call in the
@@ -68,51 +71,15 @@ pub struct Recorder<'a> {
     pub request_id: Option<&'a str>,
 }
 
-pub async fn append(connection: &mut PgConnection, by: &Recorder<'_>, entry: &AuditEntry) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO audit_events \
-         (id, tenant_id, actor_type, actor_id, action, target_type, target_id, details, request_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(AuditEventId::new())
-    .bind(by.tenant_id)
-    .bind(by.actor_type)
-    .bind(&by.actor_id)
-    .bind(entry.action)
-    .bind(entry.target_type)
-    .bind(&entry.target_id)
-    .bind(&entry.details)
-    .bind(by.request_id)
-    .execute(connection)
-    .await?;
-    Ok(())
-}
-
-/// The newest events first, at most `limit`, optionally only those older than `before`.
-pub async fn list(
-    connection: &mut PgConnection,
-    limit: i64,
-    before: Option<AuditEventId>,
-) -> Result<Vec<AuditEvent>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, actor_type, actor_id, action, target_type, target_id, details, request_id, created_at \
-         FROM audit_events WHERE ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT $1",
-    )
-    .bind(limit)
-    .bind(before)
-    .fetch_all(connection)
-    .await
-}
-
 /// The tenant's trail, newest first, in its own transaction.
 pub async fn list_for(
-    pool: &sqlx::PgPool,
+    pool: &PgPool,
     context: &TenantContext,
     limit: i64,
     before: Option<AuditEventId>,
 ) -> Result<Vec<AuditEvent>, sqlx::Error> {
-    let mut transaction = crate::db::begin_tenant(pool, context.tenant_id()).await?;
-    let events = list(&mut transaction, limit, before).await?;
+    let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
+    let events = store::list(&mut transaction, limit, before).await?;
     transaction.commit().await?;
     Ok(events)
 }

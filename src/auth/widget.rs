@@ -53,7 +53,7 @@ pub async fn issue(
     ttl: chrono::Duration,
 ) -> Result<IssuedToken, sqlx::Error> {
     let mut transaction = db::begin_tenant(pool, tenant_id).await?;
-    let user_id = crate::integration::store::end_user(&mut transaction, tenant_id, external_user_id).await?;
+    let user_id = crate::users::store::end_user(&mut transaction, tenant_id, external_user_id).await?;
     transaction.commit().await?;
     let expires_at = Utc::now() + ttl;
     let token = sign(keys, &Claims { tenant_id, user_id, expires_at });

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use sqlx::PgPool;
 
-use crate::auth::TenantContext;
+use crate::auth::context::TenantContext;
 use crate::db;
 use crate::ids::{MessageId, RunId, SessionId};
 

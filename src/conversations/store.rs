@@ -3,7 +3,7 @@
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 
 use super::{Message, MessageStatus, NewSession, Role, Session, SessionFilter, SessionPatch};
-use crate::ids::{MessageId, RunId, SessionId, TenantId};
+use crate::ids::{ApiKeyId, MessageId, RunId, SessionId, TenantId};
 
 const SESSION_COLUMNS: &str = "id, session_type, user_id, workspace_id, title, archived, created_at, updated_at";
 const MESSAGE_COLUMNS: &str = "id, session_id, run_id, role, content, status, tool_calls, citations, input_tokens, \
@@ -12,7 +12,7 @@ const MESSAGE_COLUMNS: &str = "id, session_id, run_id, role, content, status, to
 /// A new conversation of the context's tenant, owned by its key (and its end user, for a widget user).
 pub async fn insert_session(
     connection: &mut PgConnection,
-    context: &crate::auth::TenantContext,
+    context: &crate::auth::context::TenantContext,
     new_session: &NewSession,
 ) -> Result<Session, sqlx::Error> {
     let (tenant_id, api_key_id) = (context.tenant_id(), context.actor().api_key_id());
@@ -200,4 +200,9 @@ pub async fn insert_message_with_id(
     });
     query.push(" RETURNING ").push(MESSAGE_COLUMNS);
     query.build_query_as().fetch_one(connection).await
+}
+
+/// The key that opened the conversation (an agent run's key pays for it).
+pub async fn session_api_key(connection: &mut PgConnection, id: SessionId) -> Result<Option<ApiKeyId>, sqlx::Error> {
+    sqlx::query_scalar("SELECT api_key_id FROM chat_sessions WHERE id = $1").bind(id).fetch_one(connection).await
 }

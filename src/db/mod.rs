@@ -152,6 +152,17 @@ pub fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(database) if database.is_unique_violation())
 }
 
+/// A write that broke a unique constraint, as `Ok(None)`; any other error stays an error. Every domain
+/// turns `None` into its own "already exists" error (`NameTaken`, `SlugTaken`) the same way, and the
+/// constraint itself decides, so two concurrent requests cannot both pass a check made before the write.
+pub fn none_if_unique_violation<T>(result: Result<T, sqlx::Error>) -> Result<Option<T>, sqlx::Error> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(error) if is_unique_violation(&error) => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
 /// PostgreSQL aborted the transaction to break a deadlock (40P01): running it again may well succeed.
 pub fn is_deadlock(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(database) if database.code().as_deref() == Some("40P01"))
@@ -163,6 +174,11 @@ fn quote_identifier(name: &str) -> String {
 
 fn quote_literal(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
+}
+
+/// True when the database answers (readiness).
+pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT 1").execute(pool).await.map(drop)
 }
 
 #[cfg(test)]

@@ -7,23 +7,48 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sha2::{Digest as _, Sha256};
 use tokio::sync::Semaphore;
 
-use super::{Engine, EngineError, Inner, TurnMode, TurnRequest, resolve, turn};
-use crate::auth::TenantContext;
+use super::plan::TurnPlan;
+use super::{Engine, EngineError, Inner, TurnRequest, resolve, turn};
+use crate::auth::context::TenantContext;
 use crate::conversations::store::NewMessage;
 use crate::conversations::{self, NewSession, SessionType};
 use crate::db;
-use crate::ids::{ApiKeyId, RunId, SessionId, TenantId, WorkspaceId};
+use crate::idempotency::{self, IdempotencyKey, Once, Started};
+use crate::ids::{RunId, SessionId, TenantId, WorkspaceId};
 use crate::runs::{self, Run};
 
 /// How often an idle worker looks for queued runs it was not told about (runs queued by other
 /// processes).
 const POLL_EVERY: Duration = Duration::from_secs(1);
 
+/// Idempotency keys of the IDE door are apart from other doors' keys.
+const IDEMPOTENCY_SCOPE: &str = "workspace_run";
+
 impl Engine {
+    /// Queues an agent run on a workspace; with an idempotency key, a retry returns the run the first
+    /// request queued.
+    pub async fn start_agent_run(
+        &self,
+        context: &TenantContext,
+        workspace_id: WorkspaceId,
+        instruction: String,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Run, EngineError> {
+        let fingerprint = Sha256::digest(format!("{workspace_id}\n{instruction}").as_bytes()).to_vec();
+        let once = Once { scope: IDEMPOTENCY_SCOPE, key, fingerprint: &fingerprint };
+        let start = self.enqueue_agent_run(context, workspace_id, instruction);
+        let ids = |run: &Run| (run.session_id.expect("an agent run has its conversation"), run.id);
+        match idempotency::start_once(&self.inner.db, context, once, start, ids).await? {
+            Started::New(run) => Ok(run),
+            Started::Replayed { run_id, .. } => self.run(context, run_id).await,
+        }
+    }
+
     /// Queues an agent run on the workspace; a worker (of any process) will execute it.
-    pub async fn enqueue_agent_run(
+    async fn enqueue_agent_run(
         &self,
         context: &TenantContext,
         workspace_id: WorkspaceId,
@@ -32,7 +57,7 @@ impl Engine {
         let request = TurnRequest::parse(instruction, None)?;
         let tenant_id = context.tenant_id();
         let mut transaction = db::begin_tenant(&self.inner.db, tenant_id).await?;
-        if !crate::workspaces::exists(&mut transaction, workspace_id).await? {
+        if !crate::workspaces::store::exists(&mut transaction, workspace_id).await? {
             return Err(EngineError::WorkspaceNotFound);
         }
         let session = NewSession {
@@ -68,10 +93,10 @@ impl Engine {
         let engine = self.clone();
         let slots = Arc::new(Semaphore::new(concurrency.max(1)));
         let worker = format!("{}-{}", std::process::id(), uuid::Uuid::now_v7().simple());
-        self.inner.tasks.spawn(async move {
+        self.inner.background.spawn(async move {
             loop {
                 let permit = tokio::select! {
-                    () = engine.inner.stopping.cancelled() => return,
+                    () = engine.inner.background.stopping().cancelled() => return,
                     permit = Arc::clone(&slots).acquire_owned() => permit.expect("the semaphore is never closed"),
                 };
                 let claimed = async {
@@ -83,7 +108,7 @@ impl Engine {
                 match claimed.await {
                     Ok(Some((run_id, tenant_id))) => {
                         let inner = Arc::clone(&engine.inner);
-                        engine.inner.tasks.spawn(async move {
+                        engine.inner.background.spawn(async move {
                             if let Err(error) = execute_claimed(inner, run_id, tenant_id).await {
                                 tracing::error!(%run_id, %error, "could not start a claimed agent run");
                             }
@@ -96,7 +121,7 @@ impl Engine {
                 }
                 drop(permit);
                 tokio::select! {
-                    () = engine.inner.stopping.cancelled() => return,
+                    () = engine.inner.background.stopping().cancelled() => return,
                     () = engine.inner.work_queued.notified() => {}
                     () = tokio::time::sleep(POLL_EVERY) => {}
                 }
@@ -112,30 +137,14 @@ async fn execute_claimed(inner: Arc<Inner>, run_id: RunId, tenant_id: TenantId) 
     let run = runs::store::get(&mut transaction, run_id).await?.ok_or(EngineError::RunNotFound)?;
     let (workspace_id, _) = runs::store::agent_work(&mut transaction, run_id).await?.ok_or(EngineError::RunNotFound)?;
     let session_id: SessionId = run.session_id.ok_or(EngineError::SessionNotFound)?;
-    let api_key_id: Option<ApiKeyId> = sqlx::query_scalar("SELECT api_key_id FROM chat_sessions WHERE id = $1")
-        .bind(session_id)
-        .fetch_one(&mut *transaction)
-        .await?;
+    let api_key_id = conversations::store::session_api_key(&mut transaction, session_id).await?;
     let resolved = resolve::resolve(&mut transaction, &inner.providers, tenant_id, None).await?;
     runs::store::set_model(&mut transaction, run_id, resolved.provider_name, &resolved.model, resolved.is_byok).await?;
     let started = super::record_start(&mut transaction, tenant_id, run_id, session_id, &resolved).await?;
     transaction.commit().await?;
     let log = super::go_live(&inner, tenant_id, started);
-    let plan = turn::TurnPlan {
-        run_id,
-        tenant_id,
-        session_id,
-        api_key_id,
-        provider: resolved.provider,
-        provider_name: resolved.provider_name,
-        is_byok: resolved.is_byok,
-        model: resolved.model,
-        fallback_model: resolved.fallback_model,
-        accepted_at,
-        trace_id: run.trace_id.clone(),
-        mode: TurnMode::Assistant,
-        workspace_id: Some(workspace_id),
-    };
+    let mut plan = TurnPlan::new(&run, tenant_id, session_id, api_key_id, resolved, accepted_at);
+    plan.workspace_id = Some(workspace_id);
     turn::execute(inner, plan, log, None).await;
     Ok(())
 }

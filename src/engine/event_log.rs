@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 
 use sqlx::{PgConnection, PgPool};
 
-use super::events::{EventKind, RunEvent};
 use super::hub::LiveRun;
 use crate::db;
 use crate::ids::{RunId, TenantId};
 use crate::runs;
+use crate::runs::events::{EventKind, RunEvent};
 
 const FLUSH_EVERY_EVENTS: usize = 64;
 const FLUSH_EVERY: Duration = Duration::from_millis(200);

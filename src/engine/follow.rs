@@ -8,11 +8,11 @@ use std::time::Duration;
 use futures::stream::{self, BoxStream, StreamExt as _};
 use sqlx::PgPool;
 
-use super::events::RunEvent;
 use super::hub::LiveRun;
 use crate::db;
 use crate::ids::{RunId, TenantId};
 use crate::runs;
+use crate::runs::events::RunEvent;
 
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
 

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::events::RunEvent;
 use crate::ids::{RunId, TenantId};
+use crate::runs::events::RunEvent;
 
 #[derive(Debug)]
 pub struct LiveRun {

@@ -2,41 +2,44 @@
 //! for or cancel it. It knows nothing of HTTP; every door drives it through this API.
 
 mod agents;
+mod approvals;
 pub mod event_log;
-pub mod events;
 mod follow;
 mod history;
 pub mod hub;
+mod plan;
 mod request;
 mod resolve;
+mod sweeper;
 mod tools;
+mod transcript;
 mod turn;
+mod turn_tools;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 use sqlx::PgPool;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 pub use follow::EventStream;
 pub use resolve::ProviderSetup;
 
-use crate::auth::TenantContext;
+use crate::auth::context::TenantContext;
+use crate::background::Background;
 use crate::conversations::store::NewMessage;
 use crate::conversations::{self, Message};
 use crate::db;
-use crate::ids::{RunId, SessionId, TenantId, ToolCallId};
+use crate::ids::{RunId, SessionId, TenantId};
 use crate::prompts::Prompts;
 use crate::retrieval::Retriever;
-use crate::runs::store::{NewRun, RunOutcome};
+use crate::runs::events::{EventKind, RunEvent};
+use crate::runs::store::NewRun;
 use crate::runs::{self, Run, RunKind, RunStatus};
 use crate::tools::Toolbox;
-use crate::tools::calls::{self, ToolCallRecord};
 use event_log::EventLog;
-use events::{EventKind, RunEvent};
 use hub::Hub;
+use plan::TurnPlan;
 
 const MAX_MESSAGE_CHARS: usize = 100_000;
 
@@ -61,6 +64,8 @@ pub enum EngineError {
     Internal(String),
     #[error("{0}")]
     Invalid(String),
+    #[error(transparent)]
+    Idempotency(#[from] crate::idempotency::IdempotencyError),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -158,17 +163,53 @@ pub struct TurnOutcome {
     pub message: Option<Message>,
 }
 
+/// How a door delivers a turn's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// The run's events, from its first, live until it ends.
+    Stream,
+    /// Once the run ends or pauses.
+    Wait,
+}
+
+/// A turn's answer, as every door delivers it (each in its own wire format).
+pub enum Answer {
+    Stream(EventStream),
+    /// The run ended: completed, or cancelled (then the message may be absent).
+    Finished(TurnOutcome),
+    /// The run waits for a person to decide a tool call; it has no answer yet.
+    AwaitingApproval(TurnOutcome),
+    /// The run failed, with the code and message it recorded.
+    Failed(RunFailure),
+}
+
+impl std::fmt::Debug for Answer {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Stream(_) => formatter.write_str("Stream(..)"),
+            Self::Finished(outcome) => formatter.debug_tuple("Finished").field(outcome).finish(),
+            Self::AwaitingApproval(outcome) => formatter.debug_tuple("AwaitingApproval").field(outcome).finish(),
+            Self::Failed(failure) => formatter.debug_tuple("Failed").field(failure).finish(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RunFailure {
+    pub run_id: RunId,
+    pub code: String,
+    pub message: String,
+}
+
 #[derive(Debug)]
 struct Inner {
     db: PgPool,
     hub: Hub,
-    tasks: TaskTracker,
+    background: Background,
     prompts: Prompts,
     providers: ProviderSetup,
     retriever: Retriever,
     tools: Toolbox,
-    /// Cancelled at shutdown, to stop background loops.
-    stopping: CancellationToken,
     /// Wakes this process's workers when it queues an agent run.
     work_queued: tokio::sync::Notify,
 }
@@ -185,10 +226,9 @@ impl Engine {
             retriever,
             tools,
             hub: Hub::default(),
-            tasks: TaskTracker::new(),
+            background: Background::new(),
             prompts,
             providers,
-            stopping: CancellationToken::new(),
             work_queued: tokio::sync::Notify::new(),
         };
         Self { inner: Arc::new(inner) }
@@ -241,22 +281,9 @@ impl Engine {
         let started = record_start(&mut transaction, tenant_id, run_id, session_id, &resolved).await?;
         transaction.commit().await?;
         let log = go_live(&self.inner, tenant_id, started);
-        let plan = turn::TurnPlan {
-            run_id,
-            tenant_id,
-            session_id,
-            api_key_id: context.actor().api_key_id(),
-            provider: resolved.provider,
-            provider_name: resolved.provider_name,
-            is_byok: resolved.is_byok,
-            model: resolved.model,
-            fallback_model: resolved.fallback_model,
-            accepted_at,
-            trace_id: context.request_id().map(str::to_owned),
-            mode: request.mode,
-            workspace_id: None,
-        };
-        self.inner.tasks.spawn(turn::execute(Arc::clone(&self.inner), plan, log, None));
+        let mut plan = TurnPlan::new(&run, tenant_id, session_id, context.actor().api_key_id(), resolved, accepted_at);
+        plan.mode = request.mode;
+        self.inner.background.spawn(turn::execute(Arc::clone(&self.inner), plan, log, None));
         Ok(StartedTurn { run, user_message })
     }
 
@@ -272,6 +299,27 @@ impl Engine {
         }
         self.run(context, run_id).await?;
         Ok(follow::stored(self.inner.db.clone(), tenant_id, run_id, after))
+    }
+
+    /// The answer to a started turn, delivered as the door asks.
+    pub async fn answer(
+        &self,
+        context: &TenantContext,
+        run_id: RunId,
+        delivery: Delivery,
+    ) -> Result<Answer, EngineError> {
+        if delivery == Delivery::Stream {
+            return Ok(Answer::Stream(self.follow(context, run_id, 0).await?));
+        }
+        let outcome = self.wait(context, run_id).await?;
+        if let Some(code) = &outcome.run.error_code {
+            let message = outcome.run.error_message.clone().unwrap_or_default();
+            return Ok(Answer::Failed(RunFailure { run_id, code: code.clone(), message }));
+        }
+        if outcome.run.status == RunStatus::AwaitingApproval {
+            return Ok(Answer::AwaitingApproval(outcome));
+        }
+        Ok(Answer::Finished(outcome))
     }
 
     /// Waits for the run to end and returns it with its answer.
@@ -328,178 +376,19 @@ impl Engine {
         self.wait(context, run_id).await
     }
 
-    /// Closes a run nobody executes any more, with `closing` as its last event.
-    async fn close_abandoned(&self, tenant_id: TenantId, run: &Run, closing: EventKind) -> Result<(), EngineError> {
-        let (status, error) = match &closing {
-            EventKind::RunFailed { code, message, .. } => (RunStatus::Failed, Some((code.as_str(), message.as_str()))),
-            _ => (RunStatus::Cancelled, None),
-        };
-        let mut transaction = db::begin_tenant(&self.inner.db, tenant_id).await?;
-        // Locked: a decision resuming the run and this closing it are ordered, never both.
-        let Some(run) = runs::store::get_for_update(&mut transaction, run.id).await? else { return Ok(()) };
-        let run = &run;
-        let seq = runs::store::last_seq(&mut transaction, run.id).await? + 1;
-        calls::close_open(&mut transaction, run.id).await?;
-        let outcome = RunOutcome {
-            status,
-            error,
-            provider: run.provider.as_deref().unwrap_or_default(),
-            model: run.model.as_deref().unwrap_or_default(),
-            first_token_ms: run.first_token_ms,
-            latency_ms: run.latency_ms.unwrap_or_default(),
-        };
-        if runs::store::finish(&mut transaction, run.id, &outcome).await? {
-            let event = RunEvent { run_id: run.id, seq, kind: closing };
-            runs::store::insert_events(&mut transaction, tenant_id, &[event]).await?;
-        }
-        transaction.commit().await?;
-        Ok(())
-    }
-
-    /// Closes, as failed with `interrupted`, the runs whose executor stopped proving it is alive (its
-    /// process died); returns how many. Safe to run from every process sharing the database.
-    pub async fn sweep_stale_runs(&self, stale_after: Duration) -> Result<usize, EngineError> {
-        let mut transaction = self.inner.db.begin().await?;
-        let stale = runs::store::stale(&mut transaction, stale_after).await?;
-        transaction.commit().await?;
-        let mut closed = 0;
-        for (run_id, tenant_id) in stale {
-            if self.inner.hub.get(run_id, tenant_id).is_some() {
-                continue;
-            }
-            let mut transaction = db::begin_tenant(&self.inner.db, tenant_id).await?;
-            let run = runs::store::get(&mut transaction, run_id).await?;
-            transaction.commit().await?;
-            let Some(run) = run.filter(|run| !run.status.is_terminal()) else { continue };
-            let closing = EventKind::RunFailed {
-                code: "interrupted".to_owned(),
-                message: "the process running this turn stopped before it finished".to_owned(),
-                message_id: None,
-            };
-            self.close_abandoned(tenant_id, &run, closing).await?;
-            tracing::warn!(%run_id, %tenant_id, "closed a run whose process stopped");
-            closed += 1;
-        }
-        Ok(closed)
-    }
-
-    /// Sweeps stale runs now and then every `every`, until shutdown.
-    pub fn start_sweeper(&self, every: Duration, stale_after: Duration) {
-        let engine = self.clone();
-        self.inner.tasks.spawn(async move {
-            loop {
-                if let Err(error) = engine.sweep_stale_runs(stale_after).await {
-                    tracing::warn!(%error, "could not sweep stale runs");
-                }
-                tokio::select! {
-                    () = engine.inner.stopping.cancelled() => return,
-                    () = tokio::time::sleep(every) => {}
-                }
-            }
-        });
-    }
-
-    /// A person's decision on a call waiting for approval. Once no call of its run waits any more, the
-    /// run resumes here (whichever process paused it, however long ago): approved calls run, denied
-    /// ones are reported to the model, and the run's events continue.
-    pub async fn decide_tool_call(
-        &self,
-        context: &TenantContext,
-        id: ToolCallId,
-        approve: bool,
-    ) -> Result<ToolCallRecord, EngineError> {
-        let tenant_id = context.tenant_id();
-        let decided_by =
-            context.actor().id().map_or_else(|| context.actor().kind().to_owned(), |id| format!("api_key:{id}"));
-        let mut transaction = db::begin_tenant(&self.inner.db, tenant_id).await?;
-        let Some(waiting) = calls::get(&mut transaction, id).await? else { return Err(EngineError::ToolCallNotFound) };
-        if self.run(context, waiting.run_id).await.is_err() {
-            return Err(EngineError::ToolCallNotFound);
-        }
-        if waiting.status != calls::CallStatus::AwaitingApproval {
-            return Err(EngineError::ToolCallDecided);
-        }
-        // The run's row is the lock that orders decisions on its calls (two people deciding its last
-        // two calls at once: exactly one of them resumes it).
-        let run =
-            runs::store::get_for_update(&mut transaction, waiting.run_id).await?.ok_or(EngineError::RunNotFound)?;
-        if run.status.is_terminal() {
-            return Err(EngineError::RunEnded);
-        }
-        // Until the pause is recorded the run is not waiting for anyone (its calls are only announced
-        // with the pause); the row lock orders this check against the pause.
-        if run.status != RunStatus::AwaitingApproval {
-            return Err(EngineError::RunNotWaiting);
-        }
-        let Some(record) = calls::decide(&mut transaction, id, approve, &decided_by).await? else {
-            return Err(EngineError::ToolCallDecided);
-        };
-        let action = if approve { "tool_call.approved" } else { "tool_call.denied" };
-        let entry = crate::audit::AuditEntry::new(action, "tool_call", id.to_string())
-            .with_details(serde_json::json!({ "run_id": record.run_id, "name": record.name }));
-        crate::audit::record(&mut transaction, context, &entry).await?;
-        let still_waiting = calls::for_run(&mut transaction, record.run_id)
-            .await?
-            .iter()
-            .any(|call| call.status == calls::CallStatus::AwaitingApproval);
-        let state =
-            if still_waiting { None } else { runs::store::claim_paused(&mut transaction, record.run_id).await? };
-        let run = runs::store::get(&mut transaction, record.run_id).await?.ok_or(EngineError::RunNotFound)?;
-        let next_seq = runs::store::last_seq(&mut transaction, record.run_id).await? + 1;
-        transaction.commit().await?;
-        if let Some(state) = state {
-            self.resume(context, &run, state, next_seq).await?;
-        }
-        Ok(record)
-    }
-
-    async fn resume(
-        &self,
-        context: &TenantContext,
-        run: &Run,
-        state: serde_json::Value,
-        next_seq: i64,
-    ) -> Result<(), EngineError> {
-        let tenant_id = context.tenant_id();
-        let transcript: tools::Transcript = serde_json::from_value(state)
-            .map_err(|error| EngineError::Internal(format!("the paused run's state is unreadable: {error}")))?;
-        let session_id = run.session_id.ok_or(EngineError::SessionNotFound)?;
-        let mut transaction = db::begin_tenant(&self.inner.db, tenant_id).await?;
-        let resolved =
-            resolve::resolve(&mut transaction, &self.inner.providers, tenant_id, run.model.as_deref()).await?;
-        let workspace_id = runs::store::agent_work(&mut transaction, run.id).await?.map(|(id, _)| id);
-        transaction.commit().await?;
-        let live = self.inner.hub.register(run.id, tenant_id, next_seq);
-        let log = EventLog::new(run.id, tenant_id, live, self.inner.db.clone(), next_seq);
-        let plan = turn::TurnPlan {
-            run_id: run.id,
-            tenant_id,
-            session_id,
-            // The key that started the run pays for it and acts in its audit entries, not the approver.
-            api_key_id: transcript.api_key_id,
-            provider: resolved.provider,
-            provider_name: resolved.provider_name,
-            is_byok: resolved.is_byok,
-            model: resolved.model,
-            fallback_model: resolved.fallback_model,
-            accepted_at: Instant::now(),
-            trace_id: run.trace_id.clone(),
-            mode: TurnMode::Assistant,
-            workspace_id,
-        };
-        self.inner.tasks.spawn(turn::execute(Arc::clone(&self.inner), plan, log, Some(transcript)));
-        Ok(())
+    /// The service's tracked background work, for loops outside the engine (the embedding backfill).
+    pub fn background(&self) -> &Background {
+        &self.inner.background
     }
 
     /// Lets running turns finish for up to `grace`, then cancels the rest and waits for them to record it.
     /// True when every turn ended by itself within the grace period.
     pub async fn shutdown(&self, grace: Duration) -> bool {
-        self.inner.stopping.cancel();
-        self.inner.tasks.close();
-        if tokio::time::timeout(grace, self.inner.tasks.wait()).await.is_err() {
+        self.inner.background.stop();
+        if tokio::time::timeout(grace, self.inner.background.wait()).await.is_err() {
             tracing::warn!("cancelling the turns still running at shutdown");
             self.inner.hub.cancel_all();
-            self.inner.tasks.wait().await;
+            self.inner.background.wait().await;
             return false;
         }
         true

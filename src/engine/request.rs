@@ -4,14 +4,15 @@
 use chrono::Utc;
 
 use super::history;
-use super::turn::{TurnFailure, TurnPlan};
+use super::plan::{TurnFailure, TurnPlan};
 use super::{GivenConversation, Inner, TurnMode};
 use crate::conversations::{self, Role};
 use crate::db;
 use crate::prompts::SystemPromptContext;
+use crate::providers::Passage;
 use crate::providers::{self, ChatMessage, ChatRequest};
 use crate::retrieval::search::SearchMode;
-use crate::retrieval::{self, Citation, Passage, Retriever};
+use crate::retrieval::{self, Citation, Retriever};
 
 const RESERVED_OUTPUT_TOKENS: u32 = 1024;
 
@@ -32,10 +33,7 @@ pub(super) async fn build(inner: &Inner, plan: &TurnPlan) -> Result<Built, TurnF
         return Ok(as_given(plan, given));
     }
     let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
-    let tenant_name: String = sqlx::query_scalar("SELECT name FROM tenants WHERE id = $1")
-        .bind(plan.tenant_id)
-        .fetch_one(&mut *transaction)
-        .await?;
+    let tenant_name = crate::tenants::store::name(&mut transaction, plan.tenant_id).await?;
     let mut stored = conversations::store::list_messages(&mut transaction, plan.session_id).await?;
     transaction.commit().await?;
     // A run resumed after an approval answers its own question: later messages are not its history.

@@ -1,217 +1,27 @@
-//! The tool steps of a turn: which tools the model is offered (the tenant's active policy profile over
-//! its connectors' discovered tools), the policy's decision on every call the model makes (recorded,
-//! audited, streamed), running the allowed ones in parallel, and the transcript that feeds their results
-//! back to the model — and that a paused run keeps until a person decides.
+//! The tool steps of a turn: the policy's decision on every call the model makes (recorded, audited,
+//! streamed), running the allowed ones in parallel with their results shaped, and a person's decisions
+//! on held calls applied when a paused run resumes. What is offered: `turn_tools.rs`; the steps as the
+//! model sees them again: `transcript.rs`.
 
-use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::Inner;
 use super::event_log::EventLog;
-use super::events::EventKind;
-use super::turn::{ToolCallDraft, TurnFailure, TurnPlan};
+use super::plan::{ToolCallDraft, TurnFailure, TurnPlan};
+use super::transcript::{CallResult, Step, StepCall, Transcript};
+use super::turn_tools::TurnTools;
 use crate::audit::{self, AuditEntry, Recorder};
 use crate::db;
-use crate::ids::{ConnectorId, PolicyProfileId, ToolCallId, WorkspaceId};
-use crate::policy::{self, Policy, ToolCallView, Verdict};
-use crate::providers::{ChatMessage, ToolCallMessage, ToolResultMessage, ToolSpec};
+use crate::ids::{ToolCallId, WorkspaceId};
+use crate::policy::{self, CallTarget, Verdict};
+use crate::runs::events::EventKind;
 use crate::tools::CallFailure;
 use crate::tools::calls::{self, CallOutcome, CallStatus, NewToolCall};
-use crate::tools::connectors::{self, ConnectorSpec};
-use crate::tools::names::{self, WireNames};
 
 /// The longest result summary kept on a call's row.
 const SUMMARY_CHARS: usize = 300;
-
-/// What a turn may use: the policy and the tools it lets the model see.
-#[derive(Default)]
-pub(super) struct TurnTools {
-    policy: Option<(Policy, PolicyProfileId, i32)>,
-    names: WireNames,
-    offered: HashMap<String, Offered>,
-    /// Tools the connectors have but the policy hides, by qualified name, with their read-only hint: a
-    /// model naming one anyway is refused with the policy's own reason.
-    hidden: HashMap<String, bool>,
-    /// An agent run's built-in workspace tools, by qualified name (`workspace.read_file`).
-    builtin: HashMap<String, (WorkspaceId, &'static str)>,
-    pub specs: Vec<ToolSpec>,
-}
-
-struct Offered {
-    connector_id: ConnectorId,
-    connector_version: DateTime<Utc>,
-    connector: Arc<ConnectorSpec>,
-    tool: String,
-    read_only: bool,
-}
-
-impl TurnTools {
-    /// No active policy profile means no tools: tools are something a tenant turns on.
-    pub async fn load(inner: &Inner, plan: &TurnPlan) -> Result<Self, TurnFailure> {
-        let mut tools = Self::default();
-        if let Some(workspace_id) = plan.workspace_id {
-            for (tool, spec) in crate::workspaces::tool_specs() {
-                let qualified = names::qualified("workspace", tool);
-                let wire = tools.names.add(&qualified);
-                tools.specs.push(ToolSpec { name: wire, ..spec });
-                tools.builtin.insert(qualified, (workspace_id, tool));
-            }
-        }
-        let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
-        let Some(profile) = policy::profiles::active(&mut transaction).await? else {
-            transaction.commit().await?;
-            return Ok(tools);
-        };
-        let rows = connectors::list(&mut transaction).await?;
-        let discovered = connectors::discovered(&mut transaction, None).await?;
-        transaction.commit().await?;
-        let policy = Policy::parse(profile.document).map_err(|error| TurnFailure::Internal(Box::new(error)))?;
-        for row in rows.iter().filter(|row| row.is_active()) {
-            let (mine, hidden): (Vec<_>, Vec<_>) = discovered
-                .iter()
-                .filter(|tool| tool.connector_id == row.id)
-                .partition(|tool| policy::visible(&policy, &names::qualified(&row.name, &tool.name), tool.read_only));
-            for tool in hidden {
-                let qualified = names::qualified(&row.name, &tool.name);
-                tools.names.add(&qualified);
-                tools.hidden.insert(qualified, tool.read_only);
-            }
-            if mine.is_empty() {
-                continue;
-            }
-            let connector = match row.spec(&inner.tools.keys) {
-                Ok(spec) => Arc::new(spec),
-                Err(error) => {
-                    tracing::warn!(connector_id = %row.id, %error, "a connector's credential cannot be opened; its tools are not offered");
-                    continue;
-                }
-            };
-            for tool in mine {
-                let qualified = names::qualified(&row.name, &tool.name);
-                let wire = tools.names.add(&qualified);
-                tools.specs.push(ToolSpec {
-                    name: wire,
-                    description: tool.description.clone().unwrap_or_default(),
-                    parameters: tool.input_schema.clone(),
-                });
-                let offered = Offered {
-                    connector_id: row.id,
-                    connector_version: row.updated_at,
-                    connector: Arc::clone(&connector),
-                    tool: tool.name.clone(),
-                    read_only: tool.read_only,
-                };
-                tools.offered.insert(qualified, offered);
-            }
-        }
-        tools.policy = Some((policy, profile.id, profile.version));
-        Ok(tools)
-    }
-}
-
-/// The tool steps so far, as the model must see them again; saved on the run while it is paused.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub(super) struct Transcript {
-    pub steps: Vec<Step>,
-    /// The answer's text over all steps so far.
-    pub text: String,
-    /// The key that started the run: a resumed run is paid for and audited as its.
-    #[serde(default)]
-    pub api_key_id: Option<crate::ids::ApiKeyId>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct Step {
-    pub text: String,
-    pub calls: Vec<StepCall>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct StepCall {
-    pub id: ToolCallId,
-    pub provider_call_id: String,
-    pub wire_name: String,
-    /// `connector.tool`.
-    pub name: String,
-    pub arguments: Value,
-    pub awaiting_approval: bool,
-    /// The policy's reason for its decision.
-    #[serde(default)]
-    pub reason: String,
-    /// What the model is told: the shaped result, or an error.
-    pub result: Option<CallResult>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct CallResult {
-    pub content: Value,
-    pub is_error: bool,
-}
-
-impl Transcript {
-    /// Each step as an assistant message with its calls, then a user message with their results.
-    pub fn messages(&self) -> Vec<ChatMessage> {
-        let mut messages = Vec::new();
-        for step in &self.steps {
-            let mut asked = ChatMessage::assistant(step.text.clone());
-            asked.tool_calls = step
-                .calls
-                .iter()
-                .map(|call| ToolCallMessage {
-                    id: call.provider_call_id.clone(),
-                    name: call.wire_name.clone(),
-                    arguments: if call.arguments.is_object() { call.arguments.clone() } else { json!({}) },
-                })
-                .collect();
-            let mut answered = ChatMessage::user("");
-            answered.tool_results = step
-                .calls
-                .iter()
-                .map(|call| {
-                    let result = call
-                        .result
-                        .clone()
-                        .unwrap_or(CallResult { content: json!({ "error": "no result" }), is_error: true });
-                    ToolResultMessage {
-                        call_id: call.provider_call_id.clone(),
-                        name: call.wire_name.clone(),
-                        content: result.content,
-                        is_error: result.is_error,
-                    }
-                })
-                .collect();
-            messages.push(asked);
-            messages.push(answered);
-        }
-        messages
-    }
-
-    /// The calls of the last step still waiting for a person.
-    pub fn awaiting(&self) -> Vec<ToolCallId> {
-        self.steps.last().map_or_else(Vec::new, |step| {
-            step.calls.iter().filter(|call| call.awaiting_approval).map(|call| call.id).collect()
-        })
-    }
-
-    /// The calls as the assistant's message records them.
-    pub fn summary(&self) -> Vec<Value> {
-        self.steps
-            .iter()
-            .flat_map(|step| &step.calls)
-            .map(|call| {
-                json!({
-                    "id": call.id, "name": call.name, "arguments": call.arguments,
-                    "is_error": call.result.as_ref().is_some_and(|result| result.is_error),
-                })
-            })
-            .collect()
-    }
-}
 
 fn audit_by(plan: &TurnPlan) -> Recorder<'_> {
     Recorder {
@@ -244,24 +54,16 @@ pub(super) async fn decide_step(
             serde_json::from_str::<Value>(&draft.arguments)
         };
         let offered = tools.offered.get(&name);
-        let object = parsed.as_ref().ok().filter(|arguments| arguments.is_object());
-        let read_only = offered.map(|offered| offered.read_only).or_else(|| tools.hidden.get(&name).copied());
-        let decision = match (object, read_only, &tools.policy) {
-            (None, _, _) => {
-                policy::Decision { verdict: Verdict::Deny, reason: "the arguments are not a JSON object".to_owned() }
+        let target = if tools.builtin.contains_key(&name) {
+            CallTarget::Builtin
+        } else {
+            match offered.map(|offered| offered.read_only).or_else(|| tools.hidden.get(&name).copied()) {
+                Some(read_only) => CallTarget::Connector { read_only },
+                None => CallTarget::Unknown,
             }
-            // The run's own workspace tools read files and record proposals; they change nothing.
-            _ if tools.builtin.contains_key(&name) => {
-                policy::Decision { verdict: Verdict::Allow, reason: "a built-in workspace tool".to_owned() }
-            }
-            (Some(arguments), Some(read_only), Some((policy, _, _))) => {
-                policy.decide(&ToolCallView { name: &name, read_only, arguments })
-            }
-            _ => policy::Decision {
-                verdict: Verdict::Deny,
-                reason: format!("`{name}` is not a tool of this tenant's connectors"),
-            },
         };
+        let active = tools.policy.as_ref().map(|(policy, _, _)| policy);
+        let decision = policy::decide_call(active, &name, target, parsed.as_ref().ok());
         let arguments = parsed.unwrap_or_else(|_| Value::String(draft.arguments.chars().take(2000).collect()));
         let status = match decision.verdict {
             Verdict::Allow => CallStatus::Running,
@@ -305,7 +107,7 @@ pub(super) async fn decide_step(
             "policy_profile_id": tools.policy.as_ref().map(|(_, id, _)| id),
             "policy_version": tools.policy.as_ref().map(|(_, _, version)| version),
         }));
-        audit::append(&mut transaction, &audit_by(plan), &entry).await?;
+        audit::store::append(&mut transaction, &audit_by(plan), &entry).await?;
         decided.push(call);
     }
     transaction.commit().await?;
@@ -384,9 +186,15 @@ async fn builtin(
 ) -> Result<Value, CallFailure> {
     let ran = async {
         let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await.map_err(|error| error.to_string())?;
-        let result =
-            crate::workspaces::run_tool(&mut transaction, plan.tenant_id, plan.run_id, workspace_id, tool, arguments)
-                .await;
+        let result = crate::workspaces::tools::run_tool(
+            &mut transaction,
+            plan.tenant_id,
+            plan.run_id,
+            workspace_id,
+            tool,
+            arguments,
+        )
+        .await;
         transaction.commit().await.map_err(|error| error.to_string())?;
         result
     };

@@ -7,43 +7,25 @@ use std::time::{Duration, Instant};
 use futures::StreamExt as _;
 
 use super::event_log::EventLog;
-use super::events::EventKind;
+use super::plan::{ToolCallDraft, TurnFailure, TurnPlan};
 use super::request;
-use super::tools::{self, Transcript, TurnTools};
+use super::tools;
+use super::transcript::Transcript;
+use super::turn_tools::TurnTools;
 use super::{Inner, TurnMode};
 use crate::conversations::store::NewMessage;
 use crate::conversations::{self, MessageStatus, Role};
 use crate::db;
-use crate::ids::{ApiKeyId, MessageId, RunId, SessionId, TenantId, ToolCallId};
-use crate::providers::{ChatChunk, ChatRequest, Provider, ProviderError, ProviderErrorKind, retry};
+use crate::ids::{MessageId, ToolCallId};
+use crate::providers::{ChatChunk, ChatRequest, ProviderError, ProviderErrorKind, retry};
 use crate::retrieval::Citation;
 use crate::runs::RunStatus;
+use crate::runs::events::EventKind;
 use crate::runs::store::RunOutcome;
 use crate::usage::{self, TokenSource, UsageEntry};
 
 /// The longest wait for the next piece of a streamed answer.
 const CHUNK_TIMEOUT: Duration = Duration::from_mins(2);
-/// Everything decided when the turn was accepted.
-#[derive(Debug, Clone)]
-pub struct TurnPlan {
-    pub run_id: RunId,
-    pub tenant_id: TenantId,
-    pub session_id: SessionId,
-    pub api_key_id: Option<ApiKeyId>,
-    /// The provider to call, or why none can be.
-    pub provider: Result<Provider, ProviderError>,
-    pub provider_name: &'static str,
-    pub is_byok: bool,
-    pub model: String,
-    /// Tried once when the model fails before its first token.
-    pub fallback_model: Option<String>,
-    pub accepted_at: Instant,
-    /// The request that started the run: audit entries made in the background carry it.
-    pub trace_id: Option<String>,
-    pub mode: TurnMode,
-    /// An agent run's workspace: its built-in tools are offered with the tenant's.
-    pub workspace_id: Option<crate::ids::WorkspaceId>,
-}
 
 /// What the model produced so far; survives a cancellation or failure mid-stream.
 #[derive(Debug, Default)]
@@ -62,15 +44,6 @@ struct Answer {
     first_token_at: Option<Instant>,
     reported_usage: Option<(u32, u32)>,
     estimated_input_tokens: u32,
-}
-
-#[derive(Debug, Default, Clone, serde::Serialize)]
-pub(super) struct ToolCallDraft {
-    #[serde(skip)]
-    index: u32,
-    pub id: Option<String>,
-    pub name: Option<String>,
-    pub arguments: String,
 }
 
 impl Answer {
@@ -189,20 +162,6 @@ async fn ended_elsewhere(
     let terminal = stored.into_iter().rev().find(|event| event.kind.is_terminal());
     log.publish_in_memory(terminal.map_or(EventKind::RunCancelled { message_id: None }, |event| event.kind));
     Ok(true)
-}
-
-#[derive(Debug, thiserror::Error)]
-pub(super) enum TurnFailure {
-    #[error(transparent)]
-    Provider(ProviderError),
-    #[error(transparent)]
-    Internal(Box<dyn std::error::Error + Send + Sync>),
-}
-
-impl From<sqlx::Error> for TurnFailure {
-    fn from(error: sqlx::Error) -> Self {
-        Self::Internal(Box::new(error))
-    }
 }
 
 /// Streams the model's answer, running the tool steps it asks for, until it answers without calling a
@@ -365,7 +324,7 @@ async fn record_usage(
         source,
         is_byok: plan.is_byok,
     };
-    usage::record(transaction, plan.tenant_id, &entry).await?;
+    usage::store::record(transaction, plan.tenant_id, &entry).await?;
     Ok(EventKind::Usage {
         input_tokens,
         output_tokens,

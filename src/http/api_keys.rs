@@ -3,14 +3,14 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use secrecy::ExposeSecret as _;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{Json, Path, Tenant};
-use crate::api_keys::{self, NewApiKey, Scope};
+use super::views::api_keys::{ApiKeyList, CreatedApiKeyView};
+use crate::api_keys::{self, NewApiKey};
+use crate::auth::context::Scope;
 use crate::ids::ApiKeyId;
 
 #[derive(Debug, Deserialize)]
@@ -25,19 +25,17 @@ pub async fn create(
     State(state): State<AppState>,
     Tenant(context): Tenant,
     Json(body): Json<CreateApiKey>,
-) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
+) -> Result<(StatusCode, axum::Json<CreatedApiKeyView>), ApiError> {
     context.require(Scope::Admin)?;
     let new_key = NewApiKey::parse(&body.name, &body.scopes, body.expires_at)?;
     let created = api_keys::create_for(&state.db, &context, &new_key).await?;
-    let mut body = serde_json::to_value(&created.key).map_err(|error| ApiError::internal(&error))?;
-    body["key"] = json!(created.token.expose_secret());
-    Ok((StatusCode::CREATED, axum::Json(body)))
+    Ok((StatusCode::CREATED, axum::Json(CreatedApiKeyView::from(&created))))
 }
 
-pub async fn list(State(state): State<AppState>, Tenant(context): Tenant) -> Result<axum::Json<Value>, ApiError> {
+pub async fn list(State(state): State<AppState>, Tenant(context): Tenant) -> Result<axum::Json<ApiKeyList>, ApiError> {
     context.require(Scope::Admin)?;
     let keys = api_keys::list(&state.db, &context).await?;
-    Ok(axum::Json(json!({ "api_keys": keys })))
+    Ok(axum::Json(ApiKeyList::new(&keys)))
 }
 
 pub async fn revoke(

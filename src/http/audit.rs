@@ -2,13 +2,13 @@
 
 use axum::extract::State;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{Query, Tenant, next_before, page_limit};
-use crate::api_keys::Scope;
+use super::views::audit::AuditEventList;
 use crate::audit;
+use crate::auth::context::Scope;
 use crate::ids::AuditEventId;
 
 #[derive(Debug, Deserialize)]
@@ -21,10 +21,10 @@ pub async fn list(
     State(state): State<AppState>,
     Tenant(context): Tenant,
     Query(query): Query<AuditQuery>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<AuditEventList>, ApiError> {
     context.require(Scope::Admin)?;
     let limit = page_limit(query.limit, 100, 1000)?;
     let events = audit::list_for(&state.db, &context, limit, query.before.map(AuditEventId)).await?;
     let next_before = next_before(&events, limit, |event| event.id);
-    Ok(axum::Json(json!({ "audit_events": events, "next_before": next_before })))
+    Ok(axum::Json(AuditEventList::new(&events, next_before)))
 }

@@ -3,12 +3,12 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{Json, Path, Tenant};
-use crate::api_keys::Scope;
+use super::views::connectors::{ConnectorList, ConnectorView};
+use crate::auth::context::Scope;
 use crate::ids::ConnectorId;
 use crate::tools::{self, connectors::ConnectorInput};
 
@@ -16,24 +16,27 @@ pub async fn create(
     State(state): State<AppState>,
     Tenant(context): Tenant,
     Json(input): Json<ConnectorInput>,
-) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
+) -> Result<(StatusCode, axum::Json<ConnectorView>), ApiError> {
     context.require(Scope::Admin)?;
     let connector = tools::create(&state.db, &state.tools, &context, input).await?;
-    Ok((StatusCode::CREATED, axum::Json(json!(connector))))
+    Ok((StatusCode::CREATED, axum::Json(ConnectorView::from(&connector))))
 }
 
-pub async fn list(State(state): State<AppState>, Tenant(context): Tenant) -> Result<axum::Json<Value>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    Tenant(context): Tenant,
+) -> Result<axum::Json<ConnectorList>, ApiError> {
     context.require(Scope::Admin)?;
-    Ok(axum::Json(json!({ "connectors": tools::list(&state.db, &context).await? })))
+    Ok(axum::Json(ConnectorList::new(&tools::list(&state.db, &context).await?)))
 }
 
 pub async fn get(
     State(state): State<AppState>,
     Tenant(context): Tenant,
     Path(id): Path<ConnectorId>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<ConnectorView>, ApiError> {
     context.require(Scope::Admin)?;
-    Ok(axum::Json(json!(tools::get(&state.db, &context, id).await?)))
+    Ok(axum::Json(ConnectorView::from(&tools::get(&state.db, &context, id).await?)))
 }
 
 pub async fn update(
@@ -41,9 +44,9 @@ pub async fn update(
     Tenant(context): Tenant,
     Path(id): Path<ConnectorId>,
     Json(input): Json<ConnectorInput>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<ConnectorView>, ApiError> {
     context.require(Scope::Admin)?;
-    Ok(axum::Json(json!(tools::update(&state.db, &state.tools, &context, id, input).await?)))
+    Ok(axum::Json(ConnectorView::from(&tools::update(&state.db, &state.tools, &context, id, input).await?)))
 }
 
 pub async fn delete(
@@ -60,7 +63,7 @@ pub async fn refresh(
     State(state): State<AppState>,
     Tenant(context): Tenant,
     Path(id): Path<ConnectorId>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<ConnectorView>, ApiError> {
     context.require(Scope::Admin)?;
-    Ok(axum::Json(json!(tools::refresh(&state.db, &state.tools, &context, id).await?)))
+    Ok(axum::Json(ConnectorView::from(&tools::refresh(&state.db, &state.tools, &context, id).await?)))
 }

@@ -3,18 +3,19 @@
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse as _, Response};
+use axum::response::Response;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::AppState;
+use super::answer;
 use super::error::ApiError;
 use super::extract::{Json, Path, Query, Tenant, next_before, page_limit};
 use super::sse;
+use super::views::conversations::{MessageList, SessionList, SessionView};
+use super::views::turns::TurnAnswer;
 use crate::conversations::{self, NewSession, SessionFilter, SessionPatch, SessionType};
-use crate::engine::TurnRequest;
+use crate::engine::{Delivery, TurnRequest};
 use crate::ids::SessionId;
-use crate::runs::RunStatus;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,11 +29,11 @@ pub async fn create(
     State(state): State<AppState>,
     Tenant(context): Tenant,
     Json(body): Json<CreateSession>,
-) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
+) -> Result<(StatusCode, axum::Json<SessionView>), ApiError> {
     context.require_conversations()?;
     let new_session = NewSession::parse(body.session_type, body.workspace_id, body.title)?;
     let session = conversations::create(&state.db, &context, &new_session).await?;
-    Ok((StatusCode::CREATED, axum::Json(json!(session))))
+    Ok((StatusCode::CREATED, axum::Json(SessionView::from(&session))))
 }
 
 #[derive(Debug, Deserialize)]
@@ -48,7 +49,7 @@ pub async fn list(
     State(state): State<AppState>,
     Tenant(context): Tenant,
     Query(query): Query<ListQuery>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<SessionList>, ApiError> {
     context.require_conversations()?;
     let limit = page_limit(query.limit, 50, 200)?;
     let filter = SessionFilter {
@@ -60,16 +61,16 @@ pub async fn list(
     };
     let sessions = conversations::list(&state.db, &context, &filter).await?;
     let next_before = next_before(&sessions, limit, |session| session.id);
-    Ok(axum::Json(json!({ "sessions": sessions, "next_before": next_before })))
+    Ok(axum::Json(SessionList::new(&sessions, next_before)))
 }
 
 pub async fn get(
     State(state): State<AppState>,
     Tenant(context): Tenant,
     Path(id): Path<uuid::Uuid>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<SessionView>, ApiError> {
     context.require_conversations()?;
-    Ok(axum::Json(json!(conversations::get(&state.db, &context, SessionId(id)).await?)))
+    Ok(axum::Json(SessionView::from(&conversations::get(&state.db, &context, SessionId(id)).await?)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -84,10 +85,10 @@ pub async fn update(
     Tenant(context): Tenant,
     Path(id): Path<uuid::Uuid>,
     Json(body): Json<UpdateSession>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<SessionView>, ApiError> {
     context.require_conversations()?;
     let patch = SessionPatch::parse(body.title, body.archived)?;
-    Ok(axum::Json(json!(conversations::update(&state.db, &context, SessionId(id), &patch).await?)))
+    Ok(axum::Json(SessionView::from(&conversations::update(&state.db, &context, SessionId(id), &patch).await?)))
 }
 
 pub async fn delete(
@@ -104,10 +105,10 @@ pub async fn messages(
     State(state): State<AppState>,
     Tenant(context): Tenant,
     Path(id): Path<uuid::Uuid>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<MessageList>, ApiError> {
     context.require_conversations()?;
     let messages = conversations::messages(&state.db, &context, SessionId(id)).await?;
-    Ok(axum::Json(json!({ "messages": messages })))
+    Ok(axum::Json(MessageList::new(&messages)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -127,20 +128,7 @@ pub async fn post_message(
     context.require_conversations()?;
     let request = TurnRequest::parse(body.content, body.model)?;
     let started = state.engine.start_turn(&context, SessionId(id), request).await?;
-    if sse::wants_event_stream(&headers) {
-        let events = state.engine.follow(&context, started.run.id, 0).await?;
-        return Ok(sse::stream(events).into_response());
-    }
-    let outcome = state.engine.wait(&context, started.run.id).await?;
-    if let Some(code) = outcome.run.error_code.as_deref() {
-        return Err(ApiError::from_failed_run(
-            code,
-            outcome.run.error_message.as_deref().unwrap_or_default(),
-            outcome.run.id,
-        ));
-    }
-    // A run paused for an approval has no answer yet: 202, and the run says why.
-    let status = if outcome.run.status == RunStatus::AwaitingApproval { StatusCode::ACCEPTED } else { StatusCode::OK };
-    let body = json!({ "message": outcome.message, "user_message": started.user_message, "run": outcome.run });
-    Ok((status, axum::Json(body)).into_response())
+    let delivery = if sse::wants_event_stream(&headers) { Delivery::Stream } else { Delivery::Wait };
+    let answer = state.engine.answer(&context, started.run.id, delivery).await?;
+    answer::respond(answer, |outcome| TurnAnswer::new(outcome, &started.user_message))
 }

@@ -4,12 +4,12 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{Json, Path, Tenant};
-use crate::api_keys::Scope;
+use super::views::documents::{DocumentAdded, DocumentList, SearchResults};
+use crate::auth::context::Scope;
 use crate::retrieval::search::SearchMode;
 use crate::retrieval::{self, IngestOutcome, NewDocument};
 
@@ -25,18 +25,21 @@ pub async fn add(
     State(state): State<AppState>,
     Tenant(context): Tenant,
     Json(body): Json<AddDocument>,
-) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
+) -> Result<(StatusCode, axum::Json<DocumentAdded>), ApiError> {
     context.require(Scope::Admin)?;
     let document = NewDocument::parse(&body.source_path, body.title.as_deref(), body.content)?;
     let (stored, outcome) = retrieval::add_document(&state.db, &state.retriever, &context, &document).await?;
     let status = if outcome == IngestOutcome::Created { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, axum::Json(json!({ "document": stored, "outcome": outcome }))))
+    Ok((status, axum::Json(DocumentAdded::new(&stored, outcome))))
 }
 
-pub async fn list(State(state): State<AppState>, Tenant(context): Tenant) -> Result<axum::Json<Value>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    Tenant(context): Tenant,
+) -> Result<axum::Json<DocumentList>, ApiError> {
     context.require(Scope::Admin)?;
     let documents = retrieval::list_documents(&state.db, &context).await?;
-    Ok(axum::Json(json!({ "documents": documents })))
+    Ok(axum::Json(DocumentList::new(&documents)))
 }
 
 pub async fn delete(
@@ -62,9 +65,9 @@ pub async fn search(
     State(state): State<AppState>,
     Tenant(context): Tenant,
     Json(body): Json<SearchRequest>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<SearchResults>, ApiError> {
     context.require(Scope::Chat)?;
     let k = body.k.unwrap_or(10);
     let results = state.retriever.search(&state.db, &context, &body.query, k, body.mode).await?;
-    Ok(axum::Json(json!({ "results": results, "mode": body.mode })))
+    Ok(axum::Json(SearchResults::new(&results, body.mode)))
 }

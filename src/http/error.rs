@@ -10,10 +10,10 @@ use serde_json::json;
 use super::request_id;
 use crate::api_keys::ApiKeyError;
 use crate::auth::AuthError;
+use crate::auth::context::MissingScope;
 use crate::conversations::ConversationError;
-use crate::engine::EngineError;
+use crate::engine::{EngineError, RunFailure};
 use crate::idempotency::IdempotencyError;
-use crate::ids::RunId;
 use crate::integration::IntegrationError;
 use crate::policy::profiles::ProfileError;
 use crate::providers::byok::ByokError;
@@ -60,17 +60,6 @@ impl ApiError {
 
     /// A run that failed, answered to a client that waited for it: upstream failures are 502 (504 for a
     /// timeout), with the run's stable code; the run id tells where its events and messages are.
-    pub fn from_failed_run(code: &str, message: &str, run_id: RunId) -> Self {
-        let status = match code {
-            "upstream_timeout" => StatusCode::GATEWAY_TIMEOUT,
-            code if code.starts_with("upstream_") => StatusCode::BAD_GATEWAY,
-            "provider_not_configured" => StatusCode::UNPROCESSABLE_ENTITY,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        let message = format!("run {run_id} failed: {message}");
-        Self { status, code: Cow::Owned(code.to_owned()), message, retry_after_seconds: None }
-    }
-
     /// The error a bare status would get, for responses made outside our handlers (405, 413, panics…).
     pub fn from_status(status: StatusCode) -> Self {
         let (code, message) = match status {
@@ -108,6 +97,26 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<RunFailure> for ApiError {
+    /// A run that failed before answering: its code, with the status its cause deserves.
+    fn from(failure: RunFailure) -> Self {
+        let status = match failure.code.as_str() {
+            "upstream_timeout" => StatusCode::GATEWAY_TIMEOUT,
+            code if code.starts_with("upstream_") => StatusCode::BAD_GATEWAY,
+            "provider_not_configured" => StatusCode::UNPROCESSABLE_ENTITY,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let message = format!("run {} failed: {}", failure.run_id, failure.message);
+        Self { status, code: Cow::Owned(failure.code), message, retry_after_seconds: None }
+    }
+}
+
+impl From<MissingScope> for ApiError {
+    fn from(MissingScope(scope): MissingScope) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", format!("this API key lacks the `{scope}` scope"))
+    }
+}
+
 impl From<AuthError> for ApiError {
     fn from(error: AuthError) -> Self {
         match error {
@@ -117,9 +126,7 @@ impl From<AuthError> for ApiError {
             AuthError::InvalidToken => {
                 Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "the token is invalid, expired or revoked")
             }
-            AuthError::MissingScope(scope) => {
-                Self::new(StatusCode::FORBIDDEN, "forbidden", format!("this API key lacks the `{scope}` scope"))
-            }
+            AuthError::MissingScope(missing) => missing.into(),
             AuthError::Database(error) => Self::internal(&error),
         }
     }
@@ -166,6 +173,7 @@ impl From<EngineError> for ApiError {
         match error {
             EngineError::SessionNotFound => Self::not_found("no such conversation"),
             EngineError::RunNotFound => Self::not_found("no such run"),
+            EngineError::Idempotency(error) => error.into(),
             EngineError::RunEnded => Self::conflict("run_ended", "the run has already ended"),
             EngineError::ToolCallNotFound => Self::not_found("no such tool call"),
             error @ EngineError::ToolCallDecided => Self::conflict("tool_call_decided", error.to_string()),
@@ -234,6 +242,7 @@ impl From<IdempotencyError> for ApiError {
                 retry_after_seconds: Some(1),
                 ..Self::conflict("idempotency_key_in_progress", error.to_string())
             },
+            error @ IdempotencyError::InvalidKey => Self::bad_request("invalid_request", error.to_string()),
             IdempotencyError::Database(error) => Self::internal(&error),
         }
     }

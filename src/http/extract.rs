@@ -4,12 +4,14 @@
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 
 use super::AppState;
 use super::error::ApiError;
 use super::request_id::RequestId;
-use crate::auth::{self, AuthError, TenantContext};
+use crate::auth::context::TenantContext;
+use crate::auth::{self, AuthError};
+use crate::idempotency::IdempotencyError;
 
 /// JSON body; malformed JSON is 400 `malformed_json`, a wrong shape or type is 422 `invalid_request`.
 #[derive(Debug, FromRequest)]
@@ -118,4 +120,11 @@ impl FromRequestParts<AppState> for Operator {
         state.operator_token.verify(bearer_token(parts)?)?;
         Ok(Self { request_id: request_id(parts) })
     }
+}
+
+/// The `Idempotency-Key` header as sent; a value that is not visible ASCII is refused, never ignored.
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
+    let key = value.to_str().map_err(|_| ApiError::from(IdempotencyError::InvalidKey))?;
+    Ok(Some(key.to_owned()))
 }

@@ -2,18 +2,18 @@
 
 use axum::Json;
 use axum::extract::State;
-use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiError;
+use super::views::health::Health;
 
-pub async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
 }
 
 /// Ready when the database answers.
-pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    sqlx::query("SELECT 1").execute(&state.db).await.map_err(|error| {
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
+    crate::db::ping(&state.db).await.map_err(|error| {
         tracing::warn!(%error, "readiness check: the database does not answer");
         ApiError::new(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
@@ -21,5 +21,5 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
             "the database does not answer",
         )
     })?;
-    Ok(Json(json!({ "status": "ready" })))
+    Ok(Json(Health { status: "ready" }))
 }

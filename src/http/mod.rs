@@ -1,6 +1,7 @@
 //! The HTTP layer: the only module that knows axum. One route table; handlers extract, make one call into
 //! the domain, and convert the result.
 
+mod answer;
 mod api_keys;
 mod audit;
 mod connectors;
@@ -21,6 +22,7 @@ mod sse;
 mod tenant_config;
 mod tenants;
 mod tool_calls;
+mod views;
 mod web;
 mod widget_tokens;
 mod workspaces;

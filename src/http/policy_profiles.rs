@@ -5,12 +5,13 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{Json, Path, Tenant};
-use crate::api_keys::Scope;
+use super::views::policy_profiles::{PolicyProfileList, PolicyProfileView};
+use crate::auth::context::Scope;
 use crate::ids::PolicyProfileId;
 use crate::policy::profiles::{self, NewProfile};
 
@@ -26,24 +27,30 @@ pub async fn create(
     State(state): State<AppState>,
     Tenant(context): Tenant,
     Json(body): Json<ProfileBody>,
-) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
+) -> Result<(StatusCode, axum::Json<PolicyProfileView>), ApiError> {
     context.require(Scope::Admin)?;
     let profile = NewProfile::parse(&body.name, Value::Object(body.document))?;
-    Ok((StatusCode::CREATED, axum::Json(json!(profiles::create(&state.db, &context, &profile).await?))))
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(PolicyProfileView::from(&profiles::create(&state.db, &context, &profile).await?)),
+    ))
 }
 
-pub async fn list(State(state): State<AppState>, Tenant(context): Tenant) -> Result<axum::Json<Value>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    Tenant(context): Tenant,
+) -> Result<axum::Json<PolicyProfileList>, ApiError> {
     context.require(Scope::Admin)?;
-    Ok(axum::Json(json!({ "policy_profiles": profiles::list(&state.db, &context).await? })))
+    Ok(axum::Json(PolicyProfileList::new(&profiles::list(&state.db, &context).await?)))
 }
 
 pub async fn get(
     State(state): State<AppState>,
     Tenant(context): Tenant,
     Path(id): Path<PolicyProfileId>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<PolicyProfileView>, ApiError> {
     context.require(Scope::Admin)?;
-    Ok(axum::Json(json!(profiles::get(&state.db, &context, id).await?)))
+    Ok(axum::Json(PolicyProfileView::from(&profiles::get(&state.db, &context, id).await?)))
 }
 
 pub async fn replace(
@@ -51,10 +58,10 @@ pub async fn replace(
     Tenant(context): Tenant,
     Path(id): Path<PolicyProfileId>,
     Json(body): Json<ProfileBody>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<PolicyProfileView>, ApiError> {
     context.require(Scope::Admin)?;
     let profile = NewProfile::parse(&body.name, Value::Object(body.document))?;
-    Ok(axum::Json(json!(profiles::replace(&state.db, &context, id, &profile).await?)))
+    Ok(axum::Json(PolicyProfileView::from(&profiles::replace(&state.db, &context, id, &profile).await?)))
 }
 
 pub async fn delete(

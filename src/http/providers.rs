@@ -4,12 +4,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use secrecy::SecretString;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{Json, Path, Tenant};
-use crate::api_keys::Scope;
+use super::views::providers::CredentialView;
+use crate::auth::context::Scope;
 use crate::providers::byok::{self, NewCredential};
 
 #[derive(Deserialize)]
@@ -25,22 +25,22 @@ pub async fn put(
     Tenant(context): Tenant,
     Path(provider): Path<String>,
     Json(body): Json<PutCredential>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<CredentialView>, ApiError> {
     context.require(Scope::Admin)?;
     let provider = byok::parse_provider(&provider)?;
     let credential =
         NewCredential::parse(provider, body.api_key, body.base_url, body.default_model, &state.outbound).await?;
-    Ok(axum::Json(json!(byok::save(&state.db, &context, &state.keys, provider, &credential).await?)))
+    Ok(axum::Json(CredentialView::from(&byok::save(&state.db, &context, &state.keys, provider, &credential).await?)))
 }
 
 pub async fn get(
     State(state): State<AppState>,
     Tenant(context): Tenant,
     Path(provider): Path<String>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<CredentialView>, ApiError> {
     context.require(Scope::Admin)?;
     let provider = byok::parse_provider(&provider)?;
-    Ok(axum::Json(json!(byok::show(&state.db, &context, provider).await?)))
+    Ok(axum::Json(CredentialView::from(&byok::show(&state.db, &context, provider).await?)))
 }
 
 pub async fn delete(

@@ -4,14 +4,15 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse as _, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{Path, Query, Tenant};
 use super::sse;
-use crate::api_keys::Scope;
-use crate::auth::TenantContext;
+use super::views::runs::RunDetail;
+use super::views::turns::RunOutcome;
+use crate::auth::context::Scope;
+use crate::auth::context::TenantContext;
 use crate::ids::RunId;
 
 fn require_chat_or_runs(context: &TenantContext) -> Result<(), ApiError> {
@@ -22,14 +23,11 @@ pub async fn get(
     State(state): State<AppState>,
     Tenant(context): Tenant,
     Path(id): Path<uuid::Uuid>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<RunDetail>, ApiError> {
     require_chat_or_runs(&context)?;
     let run = state.engine.run(&context, RunId(id)).await?;
     let (input_tokens, output_tokens) = crate::usage::of_run(&state.db, &context, run.id).await?;
-    let mut body = json!(run);
-    body["usage"] = json!({ "input_tokens": input_tokens, "output_tokens": output_tokens,
-                            "total_tokens": input_tokens + output_tokens });
-    Ok(axum::Json(body))
+    Ok(axum::Json(RunDetail::new(&run, input_tokens, output_tokens)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -61,8 +59,8 @@ pub async fn cancel(
     State(state): State<AppState>,
     Tenant(context): Tenant,
     Path(id): Path<uuid::Uuid>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<RunOutcome>, ApiError> {
     require_chat_or_runs(&context)?;
     let outcome = state.engine.cancel(&context, RunId(id)).await?;
-    Ok(axum::Json(json!({ "run": outcome.run, "message": outcome.message })))
+    Ok(axum::Json(RunOutcome::from(&outcome)))
 }

@@ -2,13 +2,12 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use secrecy::ExposeSecret as _;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{Json, Operator};
+use super::views::tenants::TenantCreated;
 use crate::tenants::{self, NewTenant};
 
 #[derive(Debug, Deserialize)]
@@ -22,18 +21,8 @@ pub async fn create(
     State(state): State<AppState>,
     operator: Operator,
     Json(body): Json<CreateTenant>,
-) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
+) -> Result<(StatusCode, axum::Json<TenantCreated>), ApiError> {
     let new_tenant = NewTenant::parse(&body.name, &body.slug)?;
     let (tenant, key) = tenants::create(&state.db, &new_tenant, operator.request_id).await?;
-    let body = json!({
-        "tenant": { "id": tenant.id, "name": tenant.name, "slug": tenant.slug, "created_at": tenant.created_at },
-        "api_key": {
-            "id": key.key.id,
-            "key": key.token.expose_secret(),
-            "name": key.key.name,
-            "prefix": key.key.prefix,
-            "scopes": key.key.scopes,
-        },
-    });
-    Ok((StatusCode::CREATED, axum::Json(body)))
+    Ok((StatusCode::CREATED, axum::Json(TenantCreated::new(&tenant, &key))))
 }

@@ -2,19 +2,19 @@
 //! waits for approval. The run resumes once none of its calls waits; follow it on `/runs/{id}/events`.
 
 use axum::extract::State;
-use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{Path, Tenant};
-use crate::api_keys::Scope;
+use super::views::tool_calls::ToolCallView;
+use crate::auth::context::Scope;
 use crate::ids::ToolCallId;
 
 pub async fn approve(
     State(state): State<AppState>,
     Tenant(context): Tenant,
     Path(id): Path<ToolCallId>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<ToolCallView>, ApiError> {
     decide(state, context, id, true).await
 }
 
@@ -22,18 +22,18 @@ pub async fn deny(
     State(state): State<AppState>,
     Tenant(context): Tenant,
     Path(id): Path<ToolCallId>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<ToolCallView>, ApiError> {
     decide(state, context, id, false).await
 }
 
 async fn decide(
     state: AppState,
-    context: crate::auth::TenantContext,
+    context: crate::auth::context::TenantContext,
     id: ToolCallId,
     approve: bool,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<ToolCallView>, ApiError> {
     if context.require_conversations().is_err() {
         context.require(Scope::Admin)?;
     }
-    Ok(axum::Json(json!(state.engine.decide_tool_call(&context, id, approve).await?)))
+    Ok(axum::Json(ToolCallView::from(&state.engine.decide_tool_call(&context, id, approve).await?)))
 }

@@ -5,12 +5,12 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{Json, Tenant};
-use crate::api_keys::Scope;
+use super::views::widget_tokens::IssuedTokenView;
+use crate::auth::context::Scope;
 use crate::auth::widget;
 
 #[derive(Debug, Deserialize)]
@@ -27,7 +27,7 @@ pub async fn mint(
     State(state): State<AppState>,
     Tenant(context): Tenant,
     Json(body): Json<MintBody>,
-) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
+) -> Result<(StatusCode, axum::Json<IssuedTokenView>), ApiError> {
     context.require(Scope::Admin)?;
     let external = body.external_user_id.trim();
     if external.is_empty() || external.len() > 200 {
@@ -39,5 +39,5 @@ pub async fn mint(
     }
     let issued =
         widget::issue(&state.db, &state.keys, context.tenant_id(), external, chrono::Duration::seconds(ttl)).await?;
-    Ok((StatusCode::CREATED, axum::Json(json!(issued))))
+    Ok((StatusCode::CREATED, axum::Json(IssuedTokenView::from(&issued))))
 }

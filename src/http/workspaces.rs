@@ -4,14 +4,15 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiError;
-use super::extract::{Json, Path, Tenant};
-use crate::api_keys::Scope;
+use super::extract::{self, Json, Path, Tenant};
+use super::views::workspaces::{AgentRunStarted, PatchList, RunPatchView, WorkspaceList, WorkspaceView};
+use crate::auth::context::Scope;
+use crate::idempotency::IdempotencyKey;
 use crate::ids::{RunId, WorkspaceId};
-use crate::workspaces::{self, StartRunError};
+use crate::workspaces;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -23,14 +24,20 @@ pub async fn create(
     State(state): State<AppState>,
     Tenant(context): Tenant,
     Json(body): Json<NewWorkspace>,
-) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
+) -> Result<(StatusCode, axum::Json<WorkspaceView>), ApiError> {
     context.require(Scope::Runs)?;
-    Ok((StatusCode::CREATED, axum::Json(json!(workspaces::create(&state.db, &context, &body.name).await?))))
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(WorkspaceView::from(&workspaces::create(&state.db, &context, &body.name).await?)),
+    ))
 }
 
-pub async fn list(State(state): State<AppState>, Tenant(context): Tenant) -> Result<axum::Json<Value>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    Tenant(context): Tenant,
+) -> Result<axum::Json<WorkspaceList>, ApiError> {
     context.require(Scope::Runs)?;
-    Ok(axum::Json(json!({ "workspaces": workspaces::list(&state.db, &context).await? })))
+    Ok(axum::Json(WorkspaceList::new(&workspaces::list(&state.db, &context).await?)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -63,28 +70,21 @@ pub async fn start_run(
     Path(id): Path<WorkspaceId>,
     headers: HeaderMap,
     Json(body): Json<RunBody>,
-) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
+) -> Result<(StatusCode, axum::Json<AgentRunStarted>), ApiError> {
     context.require(Scope::Runs)?;
-    let header = headers.get("idempotency-key").and_then(|value| value.to_str().ok());
-    let key = body.idempotency_key.as_deref().or(header);
-    if key.is_some_and(|key| !(1..=200).contains(&key.len())) {
-        return Err(ApiError::invalid("idempotency_key must be 1 to 200 characters"));
-    }
-    let run = workspaces::start_run(&state.db, &state.engine, &context, id, body.instruction, key).await.map_err(
-        |error| match error {
-            StartRunError::Engine(error) => ApiError::from(error),
-            StartRunError::Idempotency(error) => ApiError::from(error),
-        },
-    )?;
-    Ok((StatusCode::ACCEPTED, axum::Json(json!({ "run": run }))))
+    let header = extract::idempotency_key(&headers)?;
+    let key = body.idempotency_key.or(header).as_deref().map(IdempotencyKey::parse).transpose()?;
+    let run = state.engine.start_agent_run(&context, id, body.instruction, key.as_ref()).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(AgentRunStarted::from(&run))))
 }
 
 pub async fn patches(
     State(state): State<AppState>,
     Tenant(context): Tenant,
     Path(id): Path<RunId>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<PatchList>, ApiError> {
     context.require(Scope::Runs)?;
     state.engine.run(&context, id).await?;
-    Ok(axum::Json(json!({ "patches": workspaces::patches(&state.db, &context, id).await? })))
+    let patches = workspaces::patches(&state.db, &context, id).await?;
+    Ok(axum::Json(PatchList { patches: patches.iter().map(RunPatchView::from).collect() }))
 }

@@ -4,17 +4,16 @@
 //! one started, so a message is never answered twice.
 
 pub(crate) mod store;
-
-use std::time::Duration;
+pub mod whole;
 
 use sha2::{Digest as _, Sha256};
 use sqlx::PgPool;
 
-use crate::auth::TenantContext;
+use crate::auth::context::TenantContext;
 use crate::conversations::ConversationError;
 use crate::db;
 use crate::engine::{Engine, EngineError, TurnRequest};
-use crate::idempotency::{self, Claim, IdempotencyError};
+use crate::idempotency::{self, IdempotencyError, IdempotencyKey, Once, Started};
 use crate::ids::{RunId, SessionId};
 
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +47,7 @@ pub struct IntegrationRequest {
     pub session_id: Option<SessionId>,
     pub external_user_id: Option<String>,
     pub metadata: Option<serde_json::Value>,
-    pub idempotency_key: Option<String>,
+    pub idempotency_key: Option<IdempotencyKey>,
 }
 
 impl IntegrationRequest {
@@ -57,7 +56,7 @@ impl IntegrationRequest {
         session_id: Option<SessionId>,
         external_user_id: Option<String>,
         metadata: Option<serde_json::Value>,
-        idempotency_key: Option<String>,
+        idempotency_key: Option<&str>,
     ) -> Result<Self, IntegrationError> {
         let invalid = |message: &str| IntegrationError::Invalid(message.to_owned());
         if external_user_id.as_deref().is_some_and(|id| id.trim().is_empty() || id.len() > 200) {
@@ -66,10 +65,7 @@ impl IntegrationRequest {
         if metadata.as_ref().is_some_and(|metadata| !metadata.is_object() || metadata.to_string().len() > 16_384) {
             return Err(invalid("metadata must be a JSON object of at most 16 KiB"));
         }
-        let key_ok = |key: &str| (1..=200).contains(&key.len()) && key.chars().all(|c| c.is_ascii_graphic());
-        if idempotency_key.as_deref().is_some_and(|key| !key_ok(key)) {
-            return Err(invalid("Idempotency-Key must be 1 to 200 visible ASCII characters"));
-        }
+        let idempotency_key = idempotency_key.map(IdempotencyKey::parse).transpose()?;
         let turn = TurnRequest::parse(message, None)?;
         Ok(Self { turn, session_id, external_user_id, metadata, idempotency_key })
     }
@@ -95,42 +91,26 @@ pub struct Accepted {
 /// Idempotency keys of this door are apart from other doors' keys.
 const SCOPE: &str = "integration_chat";
 
-/// How long a retry waits for the first request to record its run before answering `InProgress`.
-const WAIT_FOR_FIRST: Duration = Duration::from_secs(5);
-
 pub async fn start(
     pool: &PgPool,
     engine: &Engine,
     context: &TenantContext,
     request: IntegrationRequest,
 ) -> Result<Accepted, IntegrationError> {
-    let mut claimed = None;
-    if let Some(key) = &request.idempotency_key {
-        let fingerprint = request.fingerprint();
-        match idempotency::claim(pool, context, SCOPE, key, &fingerprint, WAIT_FOR_FIRST).await? {
-            Claim::Replay { session_id, run_id } => return Ok(Accepted { session_id, run_id, replayed: true }),
-            Claim::Mine => claimed = Some(key.as_str()),
-        }
-    }
-    let started = async {
+    let fingerprint = request.fingerprint();
+    let once = Once { scope: SCOPE, key: request.idempotency_key.as_ref(), fingerprint: &fingerprint };
+    let start = async {
         let session_id = conversation(pool, context, &request).await?;
         let started = engine.start_turn(context, session_id, request.turn.clone()).await?;
         Ok::<_, IntegrationError>((session_id, started))
-    }
-    .await;
-    let (session_id, started) = match (started, claimed) {
-        (Ok((session_id, started)), Some(key)) => {
-            idempotency::record(pool, context, SCOPE, key, session_id, started.run.id).await?;
-            (session_id, started)
-        }
-        (Ok(started), None) => started,
-        (Err(error), claimed) => {
-            // Nothing ran: the key is free again for a retry.
-            if let Some(key) = claimed {
-                idempotency::release(pool, context, SCOPE, key).await?;
-            }
-            return Err(error);
-        }
+    };
+    let (session_id, started) = match idempotency::start_once(pool, context, once, start, |(session_id, started)| {
+        (*session_id, started.run.id)
+    })
+    .await?
+    {
+        Started::Replayed { session_id, run_id } => return Ok(Accepted { session_id, run_id, replayed: true }),
+        Started::New(started) => started,
     };
     if let Some(metadata) = &request.metadata {
         let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
@@ -148,7 +128,7 @@ async fn conversation(
 ) -> Result<SessionId, IntegrationError> {
     let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
     let user_id = match &request.external_user_id {
-        Some(external) => Some(store::end_user(&mut transaction, context.tenant_id(), external).await?),
+        Some(external) => Some(crate::users::store::end_user(&mut transaction, context.tenant_id(), external).await?),
         None => None,
     };
     let session_id = match (request.session_id, user_id) {

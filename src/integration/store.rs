@@ -1,26 +1,9 @@
-//! SQL for the integration door: end users by external id, their conversations, message metadata.
+//! SQL for the integration door: end users' conversations and message metadata.
 
 use sqlx::PgConnection;
 
-use crate::auth::TenantContext;
-use crate::ids::{MessageId, SessionId, TenantId, UserId};
-
-/// The end user an external system calls `external_id`, made on first sight.
-pub(crate) async fn end_user(
-    connection: &mut PgConnection,
-    tenant_id: TenantId,
-    external_id: &str,
-) -> Result<UserId, sqlx::Error> {
-    sqlx::query_scalar(
-        "INSERT INTO users (id, tenant_id, actor_type, external_id) VALUES ($1, $2, 'user', $3) \
-         ON CONFLICT (tenant_id, external_id) DO UPDATE SET external_id = EXCLUDED.external_id RETURNING id",
-    )
-    .bind(UserId::new())
-    .bind(tenant_id)
-    .bind(external_id)
-    .fetch_one(connection)
-    .await
-}
+use crate::auth::context::TenantContext;
+use crate::ids::{MessageId, SessionId, UserId};
 
 /// An integration conversation's owner (`Some(None)`: it has none); `None` if there is no such
 /// integration conversation.

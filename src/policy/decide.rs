@@ -36,6 +36,33 @@ pub struct ToolCallView<'a> {
     pub arguments: &'a Value,
 }
 
+/// What a call the model asked for names, as far as the engine knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallTarget {
+    /// One of the run's own built-in workspace tools, which read files and record proposals.
+    Builtin,
+    /// A tool of the tenant's connectors (offered, or hidden by the policy), with its read-only hint.
+    Connector { read_only: bool },
+    /// No tool of this tenant.
+    Unknown,
+}
+
+/// The decision on any call a model makes: arguments that are not a JSON object are denied; the built-in
+/// workspace tools change nothing and are allowed; a connector's tool is for the policy (none active:
+/// no tools); anything else is not a tool of this tenant.
+pub fn decide_call(policy: Option<&Policy>, name: &str, target: CallTarget, arguments: Option<&Value>) -> Decision {
+    let Some(arguments) = arguments.filter(|arguments| arguments.is_object()) else {
+        return Decision::new(Verdict::Deny, "the arguments are not a JSON object");
+    };
+    match (target, policy) {
+        (CallTarget::Builtin, _) => Decision::new(Verdict::Allow, "a built-in workspace tool"),
+        (CallTarget::Connector { read_only }, Some(policy)) => {
+            policy.decide(&ToolCallView { name, read_only, arguments })
+        }
+        _ => Decision::new(Verdict::Deny, format!("`{name}` is not a tool of this tenant's connectors")),
+    }
+}
+
 /// Whether the model is shown the tool at all: allow-listed and, in read-only mode, read-only.
 pub fn visible(policy: &Policy, name: &str, read_only: bool) -> bool {
     policy.allowlist.is_match(name) && (read_only || !policy.document.read_only_mode)
@@ -158,6 +185,35 @@ mod tests {
         for (policy, name, read_only, arguments, verdict, reason) in cases {
             let decision = policy.decide(&ToolCallView { name, read_only: *read_only, arguments });
             assert_eq!(decision.verdict, *verdict, "{name} {arguments}: {decision:?}");
+            assert!(decision.reason.contains(reason), "{name}: {decision:?}");
+        }
+    }
+
+    /// The active policy, the call's name, what it names, its arguments, the verdict, part of the reason.
+    type Case<'a> = (Option<&'a Policy>, &'a str, CallTarget, Option<Value>, Verdict, &'a str);
+
+    #[test]
+    fn every_call_gets_a_decision_whatever_it_names() {
+        let policy = policy();
+        let connector = CallTarget::Connector { read_only: false };
+        let cases: &[Case] = &[
+            (Some(&policy), "crm.search", connector, Some(json!({})), Verdict::Allow, "is allowed"),
+            (Some(&policy), "crm.search", connector, Some(json!([1, 2])), Verdict::Deny, "not a JSON object"),
+            (Some(&policy), "crm.search", connector, Some(json!("text")), Verdict::Deny, "not a JSON object"),
+            (Some(&policy), "crm.search", connector, None, Verdict::Deny, "not a JSON object"),
+            (Some(&policy), "shell.exec", connector, Some(json!({})), Verdict::Deny, "not in the tool allow-list"),
+            (Some(&policy), "crm.delete_x", connector, Some(json!({})), Verdict::RequireApproval, "approval"),
+            // Built-in tools need no policy and pass whatever it says; their arguments must still be an object.
+            (None, "workspace.read_file", CallTarget::Builtin, Some(json!({})), Verdict::Allow, "built-in"),
+            (Some(&policy), "workspace.read_file", CallTarget::Builtin, Some(json!({})), Verdict::Allow, "built-in"),
+            (None, "workspace.read_file", CallTarget::Builtin, Some(json!(null)), Verdict::Deny, "not a JSON object"),
+            (Some(&policy), "made.up", CallTarget::Unknown, Some(json!({})), Verdict::Deny, "not a tool of this"),
+            // Without an active profile no connector tool runs.
+            (None, "crm.search", connector, Some(json!({})), Verdict::Deny, "not a tool of this"),
+        ];
+        for (policy, name, target, arguments, verdict, reason) in cases {
+            let decision = decide_call(*policy, name, *target, arguments.as_ref());
+            assert_eq!(decision.verdict, *verdict, "{name} {arguments:?}: {decision:?}");
             assert!(decision.reason.contains(reason), "{name}: {decision:?}");
         }
     }

@@ -6,8 +6,9 @@
 mod decide;
 pub mod profiles;
 mod shape;
+pub mod store;
 
-pub use decide::{Decision, ToolCallView, Verdict, visible};
+pub use decide::{CallTarget, Decision, ToolCallView, Verdict, decide_call, visible};
 pub use shape::{Shaped, shape};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};

@@ -1,15 +1,16 @@
 //! A tenant's policy profiles: stored as the JSON `PolicyDocument`, checked by `Policy::parse` before every
 //! save, versioned (each change raises `version` and keeps the old document), and audited.
 
-use chrono::{DateTime, Utc};
-use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 
+use super::store;
 use super::{Policy, PolicyDocument, PolicyError};
 use crate::audit::{self, AuditEntry};
-use crate::auth::TenantContext;
+use crate::auth::context::TenantContext;
 use crate::db;
 use crate::ids::PolicyProfileId;
+
+pub use super::store::PolicyProfile;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
@@ -23,17 +24,6 @@ pub enum ProfileError {
     Active,
     #[error(transparent)]
     Database(#[from] sqlx::Error),
-}
-
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
-pub struct PolicyProfile {
-    pub id: PolicyProfileId,
-    pub name: String,
-    pub version: i32,
-    #[sqlx(json)]
-    pub document: PolicyDocument,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
 }
 
 /// A profile ready to save: a valid name and a document that compiles.
@@ -54,26 +44,15 @@ impl NewProfile {
     }
 }
 
-const COLUMNS: &str = "id, name, version, document, created_at, updated_at";
-
 pub async fn create(
     pool: &PgPool,
     context: &TenantContext,
     profile: &NewProfile,
 ) -> Result<PolicyProfile, ProfileError> {
     let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
-    let saved: PolicyProfile = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO policy_profiles (id, tenant_id, name, document) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (tenant_id, name) DO NOTHING RETURNING {COLUMNS}"
-    )))
-    .bind(PolicyProfileId::new())
-    .bind(context.tenant_id())
-    .bind(&profile.name)
-    .bind(sqlx::types::Json(&profile.document))
-    .fetch_optional(&mut *transaction)
-    .await?
-    .ok_or_else(|| ProfileError::NameTaken(profile.name.clone()))?;
-    keep_version(&mut transaction, context, &saved).await?;
+    let inserted = store::insert(&mut transaction, context.tenant_id(), &profile.name, &profile.document).await;
+    let saved = db::none_if_unique_violation(inserted)?.ok_or_else(|| ProfileError::NameTaken(profile.name.clone()))?;
+    store::insert_version(&mut transaction, context.tenant_id(), &saved).await?;
     audited(&mut transaction, context, "policy_profile.created", &saved).await?;
     transaction.commit().await?;
     Ok(saved)
@@ -87,18 +66,11 @@ pub async fn replace(
     profile: &NewProfile,
 ) -> Result<PolicyProfile, ProfileError> {
     let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
-    let saved: Option<PolicyProfile> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "UPDATE policy_profiles SET name = $2, document = $3, version = version + 1, updated_at = now() \
-         WHERE id = $1 RETURNING {COLUMNS}"
-    )))
-    .bind(id)
-    .bind(&profile.name)
-    .bind(sqlx::types::Json(&profile.document))
-    .fetch_optional(&mut *transaction)
-    .await
-    .map_err(|error| name_taken(error, &profile.name))?;
-    let saved = saved.ok_or(ProfileError::NotFound)?;
-    keep_version(&mut transaction, context, &saved).await?;
+    let updated = store::update(&mut transaction, id, &profile.name, &profile.document).await;
+    let saved = db::none_if_unique_violation(updated)?
+        .ok_or_else(|| ProfileError::NameTaken(profile.name.clone()))?
+        .ok_or(ProfileError::NotFound)?;
+    store::insert_version(&mut transaction, context.tenant_id(), &saved).await?;
     audited(&mut transaction, context, "policy_profile.updated", &saved).await?;
     transaction.commit().await?;
     Ok(saved)
@@ -106,46 +78,25 @@ pub async fn replace(
 
 pub async fn list(pool: &PgPool, context: &TenantContext) -> Result<Vec<PolicyProfile>, ProfileError> {
     let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
-    let profiles = sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM policy_profiles ORDER BY name")))
-        .fetch_all(&mut *transaction)
-        .await?;
+    let profiles = store::list(&mut transaction).await?;
     transaction.commit().await?;
     Ok(profiles)
 }
 
 pub async fn get(pool: &PgPool, context: &TenantContext, id: PolicyProfileId) -> Result<PolicyProfile, ProfileError> {
     let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
-    let profile = find(&mut transaction, id).await?.ok_or(ProfileError::NotFound)?;
+    let profile = store::find(&mut transaction, id).await?.ok_or(ProfileError::NotFound)?;
     transaction.commit().await?;
     Ok(profile)
 }
 
-pub async fn find(connection: &mut PgConnection, id: PolicyProfileId) -> Result<Option<PolicyProfile>, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM policy_profiles WHERE id = $1")))
-        .bind(id)
-        .fetch_optional(connection)
-        .await
-}
-
-/// The tenant's active profile, if it names one.
-pub async fn active(connection: &mut PgConnection) -> Result<Option<PolicyProfile>, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM policy_profiles WHERE id = (SELECT active_policy_profile_id FROM tenant_configs)"
-    )))
-    .fetch_optional(connection)
-    .await
-}
-
 pub async fn delete(pool: &PgPool, context: &TenantContext, id: PolicyProfileId) -> Result<(), ProfileError> {
     let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
-    let deleted =
-        sqlx::query("DELETE FROM policy_profiles WHERE id = $1").bind(id).execute(&mut *transaction).await.map_err(
-            |error| match &error {
-                sqlx::Error::Database(database) if database.is_foreign_key_violation() => ProfileError::Active,
-                _ => ProfileError::Database(error),
-            },
-        )?;
-    if deleted.rows_affected() == 0 {
+    let deleted = store::delete(&mut transaction, id).await.map_err(|error| match &error {
+        sqlx::Error::Database(database) if database.is_foreign_key_violation() => ProfileError::Active,
+        _ => ProfileError::Database(error),
+    })?;
+    if !deleted {
         return Err(ProfileError::NotFound);
     }
     audit::record(
@@ -155,30 +106,6 @@ pub async fn delete(pool: &PgPool, context: &TenantContext, id: PolicyProfileId)
     )
     .await?;
     transaction.commit().await?;
-    Ok(())
-}
-
-fn name_taken(error: sqlx::Error, name: &str) -> ProfileError {
-    match &error {
-        sqlx::Error::Database(database) if database.is_unique_violation() => ProfileError::NameTaken(name.to_owned()),
-        _ => ProfileError::Database(error),
-    }
-}
-
-async fn keep_version(
-    connection: &mut PgConnection,
-    context: &TenantContext,
-    profile: &PolicyProfile,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO policy_profile_versions (tenant_id, profile_id, version, document) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(context.tenant_id())
-    .bind(profile.id)
-    .bind(profile.version)
-    .bind(sqlx::types::Json(&profile.document))
-    .execute(connection)
-    .await?;
     Ok(())
 }
 

@@ -6,7 +6,7 @@ use minijinja::value::Serde;
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 
-use crate::retrieval::Passage;
+use crate::providers::Passage;
 
 const SYSTEM: &str = "system.md.j2";
 const TEMPLATES: &[(&str, &str)] = &[(SYSTEM, include_str!("../../prompts/system.md.j2"))];

@@ -7,7 +7,7 @@ use sqlx::PgPool;
 use super::ProviderKind;
 use super::credentials::{self, CredentialInfo};
 use crate::audit::{self, AuditEntry};
-use crate::auth::TenantContext;
+use crate::auth::context::TenantContext;
 use crate::crypto::MasterKeys;
 use crate::db;
 use crate::outbound::OutboundPolicy;
@@ -99,7 +99,7 @@ pub async fn show(pool: &PgPool, context: &TenantContext, provider: ProviderKind
 
 pub async fn remove(pool: &PgPool, context: &TenantContext, provider: ProviderKind) -> Result<(), ByokError> {
     let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
-    if !credentials::delete(&mut transaction, provider).await? {
+    if !super::store::delete(&mut transaction, provider).await? {
         return Err(ByokError::NotFound);
     }
     let entry = AuditEntry::new("provider_credentials.deleted", "provider", provider.as_str().to_owned());

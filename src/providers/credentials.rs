@@ -6,8 +6,9 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use serde::Serialize;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 
+use super::store::{self, CredentialRow};
 use super::{Credentials, ProviderKind};
 use crate::crypto::{CryptoError, MasterKeys, Sealed};
 use crate::ids::TenantId;
@@ -30,18 +31,6 @@ pub struct CredentialInfo {
     pub key_configured: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-}
-
-#[derive(sqlx::FromRow)]
-struct CredentialRow {
-    provider: String,
-    base_url: Option<String>,
-    default_model: Option<String>,
-    key_ciphertext: Vec<u8>,
-    key_nonce: Vec<u8>,
-    key_id: String,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
 }
 
 impl CredentialRow {
@@ -84,50 +73,15 @@ pub async fn upsert(
     default_model: Option<&str>,
 ) -> Result<CredentialInfo, sqlx::Error> {
     let sealed = keys.seal(api_key, &associated_data(tenant_id, provider));
-    let row: CredentialRow = sqlx::query_as(
-        "INSERT INTO provider_credentials \
-         (tenant_id, provider, base_url, default_model, key_ciphertext, key_nonce, key_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) \
-         ON CONFLICT (tenant_id, provider) DO UPDATE SET base_url = excluded.base_url, \
-         default_model = excluded.default_model, key_ciphertext = excluded.key_ciphertext, \
-         key_nonce = excluded.key_nonce, key_id = excluded.key_id, updated_at = now() \
-         RETURNING provider, base_url, default_model, key_ciphertext, key_nonce, key_id, created_at, updated_at",
-    )
-    .bind(tenant_id)
-    .bind(provider.as_str())
-    .bind(base_url)
-    .bind(default_model)
-    .bind(&sealed.ciphertext)
-    .bind(&sealed.nonce)
-    .bind(&sealed.key_id)
-    .fetch_one(connection)
-    .await?;
+    let row = store::upsert(connection, tenant_id, provider, base_url, default_model, &sealed).await?;
     Ok(row.info().expect("the provider was just written"))
-}
-
-async fn find(connection: &mut PgConnection, provider: ProviderKind) -> Result<Option<CredentialRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT provider, base_url, default_model, key_ciphertext, key_nonce, key_id, created_at, updated_at \
-         FROM provider_credentials WHERE provider = $1",
-    )
-    .bind(provider.as_str())
-    .fetch_optional(connection)
-    .await
 }
 
 pub async fn info(
     connection: &mut PgConnection,
     provider: ProviderKind,
 ) -> Result<Option<CredentialInfo>, sqlx::Error> {
-    Ok(find(connection, provider).await?.and_then(|row| row.info()))
-}
-
-pub async fn delete(connection: &mut PgConnection, provider: ProviderKind) -> Result<bool, sqlx::Error> {
-    let deleted = sqlx::query("DELETE FROM provider_credentials WHERE provider = $1")
-        .bind(provider.as_str())
-        .execute(connection)
-        .await?;
-    Ok(deleted.rows_affected() == 1)
+    Ok(store::find(connection, provider).await?.and_then(|row| row.info()))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -145,7 +99,7 @@ pub async fn tenant_credential(
     tenant_id: TenantId,
     provider: ProviderKind,
 ) -> Result<Option<TenantCredential>, CredentialError> {
-    let Some(row) = find(connection, provider).await? else {
+    let Some(row) = store::find(connection, provider).await? else {
         return Ok(None);
     };
     let api_key = keys.open(&row.sealed(), &associated_data(tenant_id, provider))?;
@@ -171,35 +125,17 @@ pub fn choose(
 }
 
 /// Re-seals every stored credential under the current master key; returns how many rows changed.
-pub async fn rotate(pool: &PgPool, keys: &MasterKeys) -> Result<usize, CredentialError> {
-    let tenants: Vec<TenantId> = sqlx::query_scalar("SELECT id FROM tenants").fetch_all(pool).await?;
-    let mut rotated = 0;
-    for tenant_id in tenants {
-        let mut transaction = crate::db::begin_tenant(pool, tenant_id).await?;
-        let rows: Vec<CredentialRow> = sqlx::query_as(
-            "SELECT provider, base_url, default_model, key_ciphertext, key_nonce, key_id, created_at, updated_at \
-             FROM provider_credentials WHERE key_id <> $1 FOR UPDATE",
-        )
-        .bind(keys.current_id())
-        .fetch_all(&mut *transaction)
-        .await?;
-        for row in rows {
-            let Some(provider) = ProviderKind::parse(&row.provider) else { continue };
-            let aad = associated_data(tenant_id, provider);
-            let api_key = keys.open(&row.sealed(), &aad)?;
-            let sealed = keys.seal(&api_key, &aad);
-            sqlx::query(
-                "UPDATE provider_credentials SET key_ciphertext = $2, key_nonce = $3, key_id = $4 WHERE provider = $1",
-            )
-            .bind(provider.as_str())
-            .bind(&sealed.ciphertext)
-            .bind(&sealed.nonce)
-            .bind(&sealed.key_id)
-            .execute(&mut *transaction)
-            .await?;
-            rotated += 1;
-        }
-        transaction.commit().await?;
+pub async fn reseal(
+    connection: &mut PgConnection,
+    keys: &MasterKeys,
+    tenant_id: TenantId,
+) -> Result<usize, CredentialError> {
+    let mut resealed_rows = 0;
+    for row in store::credentials_to_reseal(connection, keys.current_id()).await? {
+        let Some(provider) = ProviderKind::parse(&row.provider) else { continue };
+        let Some(resealed) = keys.reseal(&row.sealed(), &associated_data(tenant_id, provider))? else { continue };
+        store::set_sealed_key(connection, provider, &resealed).await?;
+        resealed_rows += 1;
     }
-    Ok(rotated)
+    Ok(resealed_rows)
 }

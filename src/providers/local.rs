@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 
 use futures::stream;
 
+use super::Passage;
 use super::{ChatChunk, ChatRequest, ChunkStream};
-use crate::retrieval::Passage;
 
 pub const PROVIDER_NAME: &str = "local";
 pub const MODEL_NAME: &str = "switchboard-extractive";

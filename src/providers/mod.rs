@@ -10,6 +10,7 @@ pub mod http;
 pub mod local;
 pub mod openai;
 pub mod retry;
+pub mod store;
 
 use std::pin::Pin;
 use std::time::Duration;
@@ -17,8 +18,6 @@ use std::time::Duration;
 use futures::Stream;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
-
-use crate::retrieval::Passage;
 
 /// Who wrote a message the model sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,6 +81,15 @@ impl ToolResultMessage {
             other => other.to_string(),
         }
     }
+}
+
+/// A retrieved passage as the model sees it, in the system prompt and (offline) in the answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Passage {
+    pub title: String,
+    pub source_path: String,
+    pub heading_path: Vec<String>,
+    pub content: String,
 }
 
 /// What the engine asks of a model.

@@ -10,6 +10,7 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection as _, PgConnection, PgPool};
 
 use super::{Retriever, vectors};
+use crate::background::Background;
 use crate::db;
 use crate::embeddings::{Embedder, EmbedderFactory, EmbeddingError, EmbeddingModel, Purpose};
 use crate::ids::TenantId;
@@ -87,16 +88,24 @@ pub async fn prepare(
     }
 }
 
-/// Runs a sweep now and then every `interval`, for as long as the runtime lives.
-pub fn spawn(pool: PgPool, retriever: Retriever, interval: Duration) {
-    tokio::spawn(async move {
+/// Runs a sweep now and then every `interval`, until shutdown (which also stops a sweep midway: each
+/// batch commits on its own, and the next start goes on from there).
+pub fn spawn(background: &Background, pool: PgPool, retriever: Retriever, interval: Duration) {
+    let stopping = background.stopping().clone();
+    background.spawn(async move {
         loop {
-            match sweep(&pool, &retriever).await {
-                Ok(0) => {}
-                Ok(embedded) => tracing::info!(embedded, "backfill embedded chunks"),
-                Err(error) => tracing::warn!(%error, "embedding backfill failed; it will try again"),
+            tokio::select! {
+                () = stopping.cancelled() => return,
+                swept = sweep(&pool, &retriever) => match swept {
+                    Ok(0) => {}
+                    Ok(embedded) => tracing::info!(embedded, "backfill embedded chunks"),
+                    Err(error) => tracing::warn!(%error, "embedding backfill failed; it will try again"),
+                },
             }
-            tokio::time::sleep(interval).await;
+            tokio::select! {
+                () = stopping.cancelled() => return,
+                () = tokio::time::sleep(interval) => {}
+            }
         }
     });
 }
@@ -109,7 +118,7 @@ pub async fn sweep(pool: &PgPool, retriever: &Retriever) -> Result<usize, Backfi
         return Ok(0);
     };
     let model = embedder.model().clone();
-    let tenants: Vec<TenantId> = sqlx::query_scalar("SELECT id FROM tenants ORDER BY id").fetch_all(pool).await?;
+    let tenants = crate::tenants::store::all_ids(pool).await?;
     let mut done = 0;
     let mut failure = None;
     for tenant in tenants {

@@ -5,9 +5,14 @@
 
 use std::collections::HashMap;
 
-use super::search::Ranked;
-
 pub const RRF_K: f64 = 60.0;
+
+/// One ranked chunk, as one ranking sees it.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Ranked {
+    pub chunk_id: uuid::Uuid,
+    pub score: f64,
+}
 
 /// A chunk's place in the fused ranking.
 #[derive(Debug, Clone, PartialEq)]

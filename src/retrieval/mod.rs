@@ -20,10 +20,11 @@ use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
 use crate::audit::{self, AuditEntry};
-use crate::auth::TenantContext;
+use crate::auth::context::TenantContext;
 use crate::db;
 use crate::embeddings::{Embedder, EmbeddingModel, Purpose};
 use crate::ids::TenantId;
+use crate::providers::Passage;
 
 /// The largest document accepted, in bytes of UTF-8.
 pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
@@ -106,15 +107,6 @@ fn parse_source_path(path: &str) -> Result<String, RetrievalError> {
 fn looks_binary(content: &str) -> bool {
     let controls = content.chars().filter(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')).count();
     content.contains('\0') || controls * 100 > content.chars().count()
-}
-
-/// A retrieved passage as the model sees it, in the system prompt and (offline) in the answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Passage {
-    pub title: String,
-    pub source_path: String,
-    pub heading_path: Vec<String>,
-    pub content: String,
 }
 
 impl From<search::SearchHit> for Passage {

@@ -8,7 +8,7 @@ use sqlx::PgConnection;
 
 use super::search::{self, SearchHit, SearchMode};
 use super::{RetrievalError, fusion, vectors};
-use crate::auth::TenantContext;
+use crate::auth::context::TenantContext;
 use crate::db;
 use crate::embeddings::{Embedder, EmbeddingModel};
 

@@ -5,14 +5,7 @@
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 
-use super::fusion::Fused;
-
-/// One ranked chunk, as one ranking sees it.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
-pub struct Ranked {
-    pub chunk_id: uuid::Uuid,
-    pub score: f64,
-}
+use super::fusion::{Fused, Ranked};
 
 /// Which rankings a search uses.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

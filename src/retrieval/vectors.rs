@@ -11,7 +11,7 @@
 use pgvector::Vector;
 use sqlx::{AssertSqlSafe, PgConnection};
 
-use super::search::Ranked;
+use super::fusion::Ranked;
 use crate::embeddings::EmbeddingModel;
 use crate::ids::TenantId;
 

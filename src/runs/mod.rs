@@ -1,6 +1,7 @@
-//! Runs: one execution of the engine (a chat turn, later an agent run), its status, and its ordered
-//! events in `run_events`.
+//! Runs: one execution of the engine (a chat turn or an agent run), its status, and its ordered events
+//! (`events.rs`, the vocabulary every door streams) in `run_events`.
 
+pub mod events;
 pub mod store;
 
 use chrono::{DateTime, Utc};

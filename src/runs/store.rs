@@ -3,8 +3,8 @@
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 
 use super::{Run, RunKind, RunStatus};
-use crate::engine::events::{EventKind, RunEvent};
 use crate::ids::{RunId, SessionId, TenantId};
+use crate::runs::events::{EventKind, RunEvent};
 
 const RUN_COLUMNS: &str = "id, session_id, kind, status, provider, model, is_byok, error_code, error_message, \
      trace_id, first_token_ms, latency_ms, created_at, finished_at";

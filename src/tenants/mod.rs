@@ -1,6 +1,7 @@
 //! Tenants: the organisations that use Switchboard. Created by the operator, each with its settings row
 //! and a first admin API key.
 
+pub mod secrets;
 pub mod store;
 
 use chrono::{DateTime, Utc};
@@ -9,7 +10,7 @@ use sqlx::PgPool;
 
 use crate::api_keys::{self, ApiKeyError, CreatedApiKey, NewApiKey};
 use crate::audit::{self, AuditEntry};
-use crate::auth::TenantContext;
+use crate::auth::context::{Scope, TenantContext};
 use crate::ids::TenantId;
 
 #[derive(Debug, thiserror::Error)]
@@ -74,12 +75,8 @@ pub async fn create(
     request_id: Option<String>,
 ) -> Result<(Tenant, CreatedApiKey), TenantError> {
     let mut transaction = pool.begin().await?;
-    let tenant = match store::insert(&mut transaction, new_tenant).await {
-        Err(error) if crate::db::is_unique_violation(&error) => {
-            return Err(TenantError::SlugTaken(new_tenant.slug.clone()));
-        }
-        other => other?,
-    };
+    let tenant = crate::db::none_if_unique_violation(store::insert(&mut transaction, new_tenant).await)?
+        .ok_or_else(|| TenantError::SlugTaken(new_tenant.slug.clone()))?;
     crate::db::set_tenant(&mut transaction, tenant.id).await?;
     store::insert_default_config(&mut transaction, tenant.id).await?;
     let context = TenantContext::operator(tenant.id, request_id);
@@ -92,7 +89,7 @@ pub async fn create(
     .await?;
     let first_key = NewApiKey {
         name: "initial admin key".to_owned(),
-        scopes: vec![api_keys::Scope::Admin, api_keys::Scope::Chat, api_keys::Scope::Runs],
+        scopes: vec![Scope::Admin, Scope::Chat, Scope::Runs],
         expires_at: None,
     };
     let key = api_keys::create(&mut transaction, &context, &first_key).await?;
@@ -168,7 +165,7 @@ pub async fn update_config(
     let mut transaction = crate::db::begin_tenant(pool, context.tenant_id()).await?;
     // A foreign key sees every tenant's profiles; only this tenant's may be named.
     if let Some(Some(profile)) = patch.active_policy_profile_id
-        && crate::policy::profiles::find(&mut transaction, profile).await?.is_none()
+        && crate::policy::store::find(&mut transaction, profile).await?.is_none()
     {
         return Err(TenantError::Invalid("active_policy_profile_id names no policy profile of this tenant".to_owned()));
     }

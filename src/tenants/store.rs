@@ -72,3 +72,18 @@ pub async fn update_config(connection: &mut PgConnection, patch: &ConfigPatch) -
     query.build().execute(&mut *connection).await?;
     get_config(connection).await
 }
+
+/// The tenant's display name (the system prompt names it).
+pub async fn name(connection: &mut PgConnection, id: TenantId) -> Result<String, sqlx::Error> {
+    sqlx::query_scalar("SELECT name FROM tenants WHERE id = $1").bind(id).fetch_one(connection).await
+}
+
+/// The tenant a slug names. Outside any tenant: for the operator's command line and the demo page.
+pub async fn find_by_slug(pool: &sqlx::PgPool, slug: &str) -> Result<Option<TenantId>, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM tenants WHERE slug = $1").bind(slug).fetch_optional(pool).await
+}
+
+/// Every tenant, for work done across them (the embedding backfill).
+pub async fn all_ids(pool: &sqlx::PgPool) -> Result<Vec<TenantId>, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM tenants ORDER BY id").fetch_all(pool).await
+}

@@ -9,7 +9,9 @@ use sqlx::PgConnection;
 
 use super::ToolError;
 use super::settings::StdioServers;
+use super::store::{self, ConnectorColumns, ConnectorRow};
 use crate::crypto::{MasterKeys, Sealed};
+use crate::db;
 use crate::ids::{ConnectorId, TenantId};
 use crate::outbound::OutboundPolicy;
 
@@ -229,27 +231,6 @@ pub struct AuthView {
     pub token_configured: bool,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub(crate) struct ConnectorRow {
-    pub id: ConnectorId,
-    pub tenant_id: TenantId,
-    pub name: String,
-    transport: String,
-    url: Option<String>,
-    command: Option<String>,
-    args: sqlx::types::Json<Vec<String>>,
-    auth_kind: String,
-    auth_header: Option<String>,
-    secret_ciphertext: Option<Vec<u8>>,
-    secret_nonce: Option<Vec<u8>>,
-    secret_key_id: Option<String>,
-    status: String,
-    last_error: Option<String>,
-    refreshed_at: Option<DateTime<Utc>>,
-    created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
 /// Binds a sealed connector credential to its row.
 fn associated_data(tenant_id: TenantId, id: ConnectorId) -> String {
     format!("mcp_connectors/{tenant_id}/{id}")
@@ -294,13 +275,10 @@ impl ConnectorRow {
             (None, Some(server)) => Transport::Stdio { server: server.clone(), args: self.args.0.clone() },
             (None, None) => return Err(ToolError::Invalid("the connector has neither url nor command".to_owned())),
         };
-        let secret = match (&self.secret_ciphertext, &self.secret_nonce, &self.secret_key_id) {
-            (Some(ciphertext), Some(nonce), Some(key_id)) => {
-                let sealed = Sealed { key_id: key_id.clone(), nonce: nonce.clone(), ciphertext: ciphertext.clone() };
-                Some(keys.open(&sealed, &associated_data(self.tenant_id, self.id))?)
-            }
-            _ => None,
-        };
+        let secret = self
+            .sealed_secret()
+            .map(|sealed| keys.open(&sealed, &associated_data(self.tenant_id, self.id)))
+            .transpose()?;
         let auth = match (self.auth_kind.as_str(), secret) {
             ("api_key", Some(secret)) => {
                 Auth::ApiKey { header: self.auth_header.clone().unwrap_or_else(|| "x-api-key".into()), secret }
@@ -310,12 +288,20 @@ impl ConnectorRow {
         };
         Ok(ConnectorSpec { name: self.name.clone(), transport, auth })
     }
+
+    /// The stored credential, when the connector has one.
+    fn sealed_secret(&self) -> Option<Sealed> {
+        match (&self.secret_ciphertext, &self.secret_nonce, &self.secret_key_id) {
+            (Some(ciphertext), Some(nonce), Some(key_id)) => {
+                Some(Sealed { key_id: key_id.clone(), nonce: nonce.clone(), ciphertext: ciphertext.clone() })
+            }
+            _ => None,
+        }
+    }
 }
 
-const COLUMNS: &str = "id, tenant_id, name, transport, url, command, args, auth_kind, auth_header, \
-     secret_ciphertext, secret_nonce, secret_key_id, status, last_error, refreshed_at, created_at, updated_at";
-
-/// Inserts a connector, or replaces one (`id` exists); `None` when the name is taken.
+/// Inserts a connector, or replaces one (`id` exists), its credential sealed to the row; `None` when the
+/// name is taken.
 pub(crate) async fn save(
     connection: &mut PgConnection,
     keys: &MasterKeys,
@@ -323,154 +309,39 @@ pub(crate) async fn save(
     id: ConnectorId,
     spec: &ConnectorSpec,
 ) -> Result<Option<ConnectorRow>, sqlx::Error> {
-    let (kind, url, command, args) = match &spec.transport {
+    let (transport, url, command, args) = match &spec.transport {
         Transport::StreamableHttp { url } => ("streamable_http", Some(url.as_str()), None, Vec::new()),
         Transport::Stdio { server, args } => ("stdio", None, Some(server.as_str()), args.clone()),
     };
-    let (auth_kind, header, secret) = match &spec.auth {
+    let (auth_kind, auth_header, secret) = match &spec.auth {
         Auth::None => ("none", None, None),
         Auth::ApiKey { header, secret } => ("api_key", Some(header.as_str()), Some(secret)),
         Auth::Bearer { secret } => ("bearer", None, Some(secret)),
     };
     let sealed = secret.map(|secret| keys.seal(secret, &associated_data(tenant_id, id)));
-    let result = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO mcp_connectors (id, tenant_id, name, transport, url, command, args, auth_kind, auth_header, \
-             secret_ciphertext, secret_nonce, secret_key_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-         ON CONFLICT (id) DO UPDATE SET name = $3, transport = $4, url = $5, command = $6, args = $7, \
-             auth_kind = $8, auth_header = $9, secret_ciphertext = $10, secret_nonce = $11, secret_key_id = $12, \
-             status = 'pending', last_error = NULL, updated_at = now() \
-         RETURNING {COLUMNS}"
-    )))
-    .bind(id)
-    .bind(tenant_id)
-    .bind(&spec.name)
-    .bind(kind)
-    .bind(url)
-    .bind(command)
-    .bind(sqlx::types::Json(args))
-    .bind(auth_kind)
-    .bind(header)
-    .bind(sealed.as_ref().map(|sealed| &sealed.ciphertext))
-    .bind(sealed.as_ref().map(|sealed| &sealed.nonce))
-    .bind(sealed.as_ref().map(|sealed| &sealed.key_id))
-    .fetch_one(connection)
-    .await;
-    match result {
-        Ok(row) => Ok(Some(row)),
-        Err(sqlx::Error::Database(error)) if error.is_unique_violation() => Ok(None),
-        Err(error) => Err(error),
-    }
-}
-
-pub(crate) async fn find(connection: &mut PgConnection, id: ConnectorId) -> Result<Option<ConnectorRow>, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM mcp_connectors WHERE id = $1")))
-        .bind(id)
-        .fetch_optional(connection)
-        .await
-}
-
-pub(crate) async fn list(connection: &mut PgConnection) -> Result<Vec<ConnectorRow>, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM mcp_connectors ORDER BY name")))
-        .fetch_all(connection)
-        .await
-}
-
-pub(crate) async fn delete(connection: &mut PgConnection, id: ConnectorId) -> Result<bool, sqlx::Error> {
-    let deleted = sqlx::query("DELETE FROM mcp_connectors WHERE id = $1").bind(id).execute(connection).await?;
-    Ok(deleted.rows_affected() > 0)
-}
-
-pub(crate) async fn set_status(
-    connection: &mut PgConnection,
-    id: ConnectorId,
-    error: Option<&str>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE mcp_connectors SET status = CASE WHEN $2::text IS NULL THEN 'active' ELSE 'error' END, \
-             last_error = $2, refreshed_at = CASE WHEN $2::text IS NULL THEN now() ELSE refreshed_at END \
-         WHERE id = $1",
-    )
-    .bind(id)
-    .bind(error)
-    .execute(connection)
-    .await?;
-    Ok(())
+    let columns = ConnectorColumns {
+        id,
+        tenant_id,
+        name: &spec.name,
+        transport,
+        url,
+        command,
+        args,
+        auth_kind,
+        auth_header,
+        sealed: sealed.as_ref(),
+    };
+    db::none_if_unique_violation(store::upsert_connector(connection, &columns).await)
 }
 
 /// Re-seals every connector credential under the current master key; returns how many rows changed.
-pub async fn rotate(pool: &sqlx::PgPool, keys: &MasterKeys) -> Result<usize, ToolError> {
-    let tenants: Vec<TenantId> = sqlx::query_scalar("SELECT id FROM tenants").fetch_all(pool).await?;
-    let mut rotated = 0;
-    for tenant_id in tenants {
-        let mut transaction = crate::db::begin_tenant(pool, tenant_id).await?;
-        let rows: Vec<ConnectorRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM mcp_connectors WHERE secret_key_id <> $1 FOR UPDATE"
-        )))
-        .bind(keys.current_id())
-        .fetch_all(&mut *transaction)
-        .await?;
-        for row in rows {
-            let (Some(ciphertext), Some(nonce), Some(key_id)) =
-                (row.secret_ciphertext, row.secret_nonce, row.secret_key_id)
-            else {
-                continue;
-            };
-            let aad = associated_data(tenant_id, row.id);
-            let secret = keys.open(&Sealed { key_id, nonce, ciphertext }, &aad)?;
-            let sealed = keys.seal(&secret, &aad);
-            sqlx::query(
-                "UPDATE mcp_connectors SET secret_ciphertext = $2, secret_nonce = $3, secret_key_id = $4 WHERE id = $1",
-            )
-            .bind(row.id)
-            .bind(&sealed.ciphertext)
-            .bind(&sealed.nonce)
-            .bind(&sealed.key_id)
-            .execute(&mut *transaction)
-            .await?;
-            rotated += 1;
-        }
-        transaction.commit().await?;
+pub async fn reseal(connection: &mut PgConnection, keys: &MasterKeys, tenant_id: TenantId) -> Result<usize, ToolError> {
+    let mut resealed_rows = 0;
+    for row in store::connectors_to_reseal(connection, keys.current_id()).await? {
+        let Some(sealed) = row.sealed_secret() else { continue };
+        let Some(resealed) = keys.reseal(&sealed, &associated_data(tenant_id, row.id))? else { continue };
+        store::set_connector_secret(connection, row.id, &resealed).await?;
+        resealed_rows += 1;
     }
-    Ok(rotated)
-}
-
-/// Replaces the connector's discovered tools with what its server just listed.
-pub(crate) async fn replace_tools(
-    connection: &mut PgConnection,
-    tenant_id: TenantId,
-    id: ConnectorId,
-    tools: &[super::DiscoveredTool],
-) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM discovered_tools WHERE connector_id = $1").bind(id).execute(&mut *connection).await?;
-    for tool in tools {
-        sqlx::query(
-            "INSERT INTO discovered_tools (tenant_id, connector_id, name, description, input_schema, annotations, \
-                 read_only) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(tenant_id)
-        .bind(id)
-        .bind(&tool.name)
-        .bind(&tool.description)
-        .bind(&tool.input_schema)
-        .bind(&tool.annotations)
-        .bind(tool.read_only)
-        .execute(&mut *connection)
-        .await?;
-    }
-    Ok(())
-}
-
-/// The discovered tools of every connector, or of one.
-pub(crate) async fn discovered(
-    connection: &mut PgConnection,
-    connector: Option<ConnectorId>,
-) -> Result<Vec<super::DiscoveredTool>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT connector_id, name, description, input_schema, annotations, read_only FROM discovered_tools \
-         WHERE $1::uuid IS NULL OR connector_id = $1 ORDER BY connector_id, name",
-    )
-    .bind(connector)
-    .fetch_all(connection)
-    .await
+    Ok(resealed_rows)
 }

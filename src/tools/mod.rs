@@ -7,6 +7,7 @@ pub mod connectors;
 mod mcp;
 pub mod names;
 pub mod settings;
+pub mod store;
 
 use std::sync::Arc;
 
@@ -14,14 +15,15 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 
 use crate::audit::{self, AuditEntry};
-use crate::auth::TenantContext;
+use crate::auth::context::TenantContext;
 use crate::crypto::{CryptoError, MasterKeys};
 use crate::db;
 use crate::ids::ConnectorId;
 use crate::outbound::OutboundPolicy;
-use connectors::{Connector, ConnectorInput, ConnectorRow, ConnectorSpec, Rules};
+use connectors::{Connector, ConnectorInput, ConnectorSpec, Rules};
 pub use mcp::{CallFailure, McpClients};
 use settings::ToolSettings;
+use store::ConnectorRow;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ToolError {
@@ -97,7 +99,7 @@ pub async fn update(
     input: ConnectorInput,
 ) -> Result<Connector, ToolError> {
     let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
-    let current = connectors::find(&mut transaction, id).await?.ok_or(ToolError::NotFound)?;
+    let current = store::find_connector(&mut transaction, id).await?.ok_or(ToolError::NotFound)?;
     let spec = ConnectorSpec::parse(input, Some(current.spec(&toolbox.keys)?), toolbox.rules()).await?;
     let row = connectors::save(&mut transaction, &toolbox.keys, context.tenant_id(), id, &spec)
         .await?
@@ -115,7 +117,7 @@ pub async fn delete(
     id: ConnectorId,
 ) -> Result<(), ToolError> {
     let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
-    if !connectors::delete(&mut transaction, id).await? {
+    if !store::delete_connector(&mut transaction, id).await? {
         return Err(ToolError::NotFound);
     }
     audit::record(
@@ -131,8 +133,8 @@ pub async fn delete(
 
 pub async fn list(pool: &PgPool, context: &TenantContext) -> Result<Vec<Connector>, ToolError> {
     let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
-    let rows = connectors::list(&mut transaction).await?;
-    let mut tools = connectors::discovered(&mut transaction, None).await?;
+    let rows = store::list_connectors(&mut transaction).await?;
+    let mut tools = store::discovered_tools(&mut transaction, None).await?;
     transaction.commit().await?;
     Ok(rows
         .into_iter()
@@ -146,8 +148,8 @@ pub async fn list(pool: &PgPool, context: &TenantContext) -> Result<Vec<Connecto
 
 pub async fn get(pool: &PgPool, context: &TenantContext, id: ConnectorId) -> Result<Connector, ToolError> {
     let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
-    let row = connectors::find(&mut transaction, id).await?.ok_or(ToolError::NotFound)?;
-    let tools = connectors::discovered(&mut transaction, Some(id)).await?;
+    let row = store::find_connector(&mut transaction, id).await?.ok_or(ToolError::NotFound)?;
+    let tools = store::discovered_tools(&mut transaction, Some(id)).await?;
     transaction.commit().await?;
     Ok(row.view(with_qualified_names(&row.name, tools)))
 }
@@ -161,7 +163,7 @@ pub async fn refresh(
     id: ConnectorId,
 ) -> Result<Connector, ToolError> {
     let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
-    let row = connectors::find(&mut transaction, id).await?.ok_or(ToolError::NotFound)?;
+    let row = store::find_connector(&mut transaction, id).await?.ok_or(ToolError::NotFound)?;
     transaction.commit().await?;
     let spec = row.spec(&toolbox.keys)?;
     toolbox.clients.close(id).await;
@@ -169,12 +171,12 @@ pub async fn refresh(
     let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
     match &listed {
         Ok(tools) => {
-            connectors::replace_tools(&mut transaction, context.tenant_id(), id, tools).await?;
-            connectors::set_status(&mut transaction, id, None).await?;
+            store::replace_discovered_tools(&mut transaction, context.tenant_id(), id, tools).await?;
+            store::set_connector_status(&mut transaction, id, None).await?;
         }
         Err(error) => {
             tracing::warn!(connector_id = %id, %error, "tool discovery failed");
-            connectors::set_status(&mut transaction, id, Some(&error.to_string())).await?;
+            store::set_connector_status(&mut transaction, id, Some(&error.to_string())).await?;
         }
     }
     let details = match &listed {

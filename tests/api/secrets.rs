@@ -12,6 +12,7 @@ use switchboard::db;
 use switchboard::ids::TenantId;
 use switchboard::providers::ProviderKind;
 use switchboard::providers::credentials::{self, CredentialError};
+use switchboard::tenants::secrets::reseal_all;
 
 use crate::helpers::{MASTER_KEY, TestApp};
 
@@ -26,8 +27,8 @@ async fn rotation_reseals_every_key_and_the_old_master_key_no_longer_opens_them(
     app.put_provider_key(&other, "gemini", json!({"api_key": "globex-key", "base_url": app.mock_base("gemini")})).await;
 
     let rotated_keys = MasterKeys::new(&SecretString::from("rotated-master-key"), &[SecretString::from(MASTER_KEY)]);
-    assert_eq!(credentials::rotate(&app.app_db, &rotated_keys).await.unwrap(), 2);
-    assert_eq!(credentials::rotate(&app.app_db, &rotated_keys).await.unwrap(), 0, "nothing left to re-seal");
+    assert_eq!(reseal_all(&app.app_db, &rotated_keys).await.unwrap(), 2);
+    assert_eq!(reseal_all(&app.app_db, &rotated_keys).await.unwrap(), 0, "nothing left to re-seal");
     let key_ids: Vec<String> =
         sqlx::query_scalar("SELECT DISTINCT key_id FROM provider_credentials").fetch_all(&app.owner_db).await.unwrap();
     assert_eq!(key_ids, [rotated_keys.current_id()]);

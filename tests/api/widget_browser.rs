@@ -27,15 +27,14 @@ fn screenshot_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/widget-screenshots")
 }
 
-/// Installs the pinned Playwright with `npm ci` unless it is there; once per test binary.
+/// Installs Debian's Chromium (with apt-get) and the pinned Playwright (with `npm ci`) unless they are there;
+/// once per test binary.
 async fn playwright_installed() {
     static INSTALL: OnceCell<()> = OnceCell::const_new();
     INSTALL
         .get_or_init(|| async {
-            assert!(
-                Path::new(CHROMIUM).exists(),
-                "the widget tests need Debian's Chromium at {CHROMIUM} (`apt-get install chromium`; .ci/run installs it)"
-            );
+            let why = format!("Debian's Chromium at {CHROMIUM}, for the widget's browser tests");
+            crate::helpers::debian_package(|| Path::new(CHROMIUM).exists(), "chromium", &why).await;
             crate::helpers::npm_ci_unless(&package_dir(), &package_dir().join("node_modules/playwright-core")).await;
         })
         .await;

@@ -13,7 +13,7 @@ mod server;
 use super::AppState;
 use super::error::ApiError;
 use super::extract::Tenant;
-use crate::api_keys::Scope;
+use crate::auth::context::Scope;
 use server::KnowledgeServer;
 
 pub fn service(state: &AppState) -> StreamableHttpService<KnowledgeServer, LocalSessionManager> {

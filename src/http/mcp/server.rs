@@ -8,7 +8,7 @@ use rmcp::{ErrorData, schemars, tool, tool_handler, tool_router};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
-use crate::auth::TenantContext;
+use crate::auth::context::TenantContext;
 use crate::retrieval::Retriever;
 use crate::retrieval::search::SearchMode;
 

@@ -7,12 +7,11 @@ mod errors;
 mod wire;
 
 use std::convert::Infallible;
-use std::sync::Arc;
 
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse as _, Response};
-use futures::{SinkExt as _, StreamExt as _};
+use futures::StreamExt as _;
 use serde_json::{Value, json};
 
 pub use errors::openai_errors;
@@ -20,13 +19,13 @@ pub use errors::openai_errors;
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{Json, Tenant};
-use crate::api_keys::Scope;
-use crate::auth::TenantContext;
-use crate::conversations::{self, Message, NewSession, SessionType};
-use crate::engine::events::EventKind;
-use crate::engine::{EventStream, GivenConversation, TurnMode, TurnRequest};
+use crate::auth::context::Scope;
+use crate::auth::context::TenantContext;
+use crate::conversations::{self, Message};
+use crate::engine::{Answer, Delivery, EventStream, GivenConversation, RunFailure};
 use crate::ids::RunId;
-use crate::runs::RunStatus;
+use crate::integration::{self, whole::WholeConversation};
+use crate::runs::events::EventKind;
 use wire::{ASSISTANT_MODEL, CompletionRequest};
 
 pub async fn models(State(state): State<AppState>, Tenant(context): Tenant) -> Result<axum::Json<Value>, ApiError> {
@@ -55,11 +54,8 @@ pub async fn completions(
         let message = "tools are not accepted with switchboard-assistant, which uses the tenant's own tools";
         return Err(ApiError::bad_request("invalid_request", message));
     }
-    let session = NewSession::parse(Some(SessionType::Integration), None, None)?;
-    let session = conversations::create(&state.db, &context, &session).await?;
-    let request = if assistant {
-        conversations::seed(&state.db, &context, session.id, &parsed.history).await?;
-        TurnRequest::parse(parsed.question, None)?
+    let conversation = if assistant {
+        WholeConversation::Assistant { history: parsed.history, question: parsed.question }
     } else {
         let given = GivenConversation {
             system: parsed.system,
@@ -67,28 +63,25 @@ pub async fn completions(
             tools: parsed.tools,
             max_output_tokens: body.max_output_tokens(),
         };
-        TurnRequest::parse(parsed.question, Some(body.model.clone()))?.with_mode(TurnMode::PassThrough(Arc::new(given)))
+        WholeConversation::PassThrough { model: body.model.clone(), question: parsed.question, given }
     };
-    let started = state.engine.start_turn(&context, session.id, request).await?;
+    let started = integration::whole::start(&state.db, &state.engine, &context, conversation).await?;
     let reply = Reply {
         id: format!("chatcmpl-{}", started.run.id.0.simple()),
         created: started.run.created_at.timestamp(),
         model: body.model.clone(),
     };
-    if body.stream {
-        let events = state.engine.follow(&context, started.run.id, 0).await?;
-        return stream(state, context, reply, started.run.id, events, body.include_usage()).await;
+    let delivery = if body.stream { Delivery::Stream } else { Delivery::Wait };
+    match state.engine.answer(&context, started.run.id, delivery).await? {
+        Answer::Stream(events) => stream(state, context, reply, started.run.id, events, body.include_usage()).await,
+        Answer::Failed(failure) => Err(failure.into()),
+        Answer::AwaitingApproval(outcome) => Err(awaiting_approval(outcome.run.id)),
+        Answer::Finished(outcome) => {
+            let message =
+                outcome.message.ok_or_else(|| ApiError::conflict("run_cancelled", "the run was cancelled"))?;
+            Ok(axum::Json(reply.completion(&message)).into_response())
+        }
     }
-    let outcome = state.engine.wait(&context, started.run.id).await?;
-    if let Some(code) = outcome.run.error_code.as_deref() {
-        let message = outcome.run.error_message.as_deref().unwrap_or_default();
-        return Err(ApiError::from_failed_run(code, message, outcome.run.id));
-    }
-    if outcome.run.status == RunStatus::AwaitingApproval {
-        return Err(awaiting_approval(outcome.run.id));
-    }
-    let message = outcome.message.ok_or_else(|| ApiError::conflict("run_cancelled", "the run was cancelled"))?;
-    Ok(axum::Json(reply.completion(&message)).into_response())
 }
 
 fn awaiting_approval(run_id: RunId) -> ApiError {
@@ -179,9 +172,7 @@ async fn stream(
                 first_text = Some(text);
                 break;
             }
-            EventKind::RunFailed { code, message, .. } => {
-                return Err(ApiError::from_failed_run(&code, &message, run_id));
-            }
+            EventKind::RunFailed { code, message, .. } => return Err(RunFailure { run_id, code, message }.into()),
             EventKind::RunAwaitingApproval { .. } => return Err(awaiting_approval(run_id)),
             kind if kind.ends_stream() => {
                 early.push(kind);
@@ -190,61 +181,83 @@ async fn stream(
             kind => early.push(kind),
         }
     }
-    let (sender, receiver) = futures::channel::mpsc::channel::<Result<Event, Infallible>>(64);
-    tokio::spawn(async move {
-        let send = |event: Event| {
-            let mut sender = sender.clone();
-            async move { sender.send(Ok(event)).await.is_ok() }
-        };
-        if !send(reply.chunk(&json!({ "role": "assistant", "content": "" }), None, include_usage)).await {
-            return;
+    let mut head = vec![reply.chunk(&json!({ "role": "assistant", "content": "" }), None, include_usage)];
+    if let Some(text) = first_text {
+        head.push(reply.chunk(&json!({ "content": text }), None, include_usage));
+    }
+    let rest = futures::stream::iter(early).chain(events.map(|event| event.kind)).boxed();
+    let translation = Translation { state, context, reply, include_usage, rest, usage: None, finished: false };
+    // No task of its own: the chunks are made as the client reads them, and a client that leaves drops
+    // the stream (the run goes on; it is the engine's).
+    let chunks = futures::stream::iter(head)
+        .chain(futures::stream::unfold(translation, Translation::next_chunks).flat_map(futures::stream::iter))
+        .map(Ok::<_, Infallible>);
+    Ok(Sse::new(chunks).keep_alive(KeepAlive::default()).into_response())
+}
+
+/// The rest of a run's events, translated into `chat.completion.chunk`s as the client reads them.
+struct Translation {
+    state: AppState,
+    context: TenantContext,
+    reply: Reply,
+    include_usage: bool,
+    rest: futures::stream::BoxStream<'static, EventKind>,
+    usage: Option<(u32, u32)>,
+    finished: bool,
+}
+
+impl Translation {
+    /// The chunks of the next event that makes any; after the last event, the usage chunk (when asked
+    /// for) and `[DONE]`.
+    async fn next_chunks(mut self) -> Option<(Vec<Event>, Self)> {
+        if self.finished {
+            return None;
         }
-        if let Some(text) = first_text
-            && !send(reply.chunk(&json!({ "content": text }), None, include_usage)).await
-        {
-            return;
-        }
-        let mut usage = None;
-        let mut rest = futures::stream::iter(early).chain(events.map(|event| event.kind));
-        while let Some(kind) = rest.next().await {
-            let chunk = match kind {
-                EventKind::MessageDelta { text } => reply.chunk(&json!({ "content": text }), None, include_usage),
-                EventKind::Usage { input_tokens, output_tokens, .. } => {
-                    usage = Some((input_tokens, output_tokens));
-                    continue;
-                }
-                EventKind::RunCompleted { message_id } => {
-                    let message = conversations::message(&state.db, &context, message_id).await.ok().flatten();
-                    let calls = message.as_ref().map(stored_tool_calls).unwrap_or_default();
-                    if !calls.is_empty() {
-                        let calls: Vec<Value> =
-                            calls.iter().enumerate().map(|(i, call)| wire::tool_call(i, call)).collect();
-                        if !send(reply.chunk(&json!({ "tool_calls": calls }), None, include_usage)).await {
-                            return;
-                        }
-                    }
-                    reply.chunk(&json!({}), Some(finish_reason(&calls)), include_usage)
-                }
-                EventKind::RunFailed { code, message, .. } => {
-                    // Mid-answer, the status is sent: OpenAI reports such failures as an error event.
-                    let error =
-                        json!({ "error": { "message": message, "type": "server_error", "param": null, "code": code } });
-                    Event::default().data(error.to_string())
-                }
-                EventKind::RunCancelled { .. } => reply.chunk(&json!({}), Some("stop"), include_usage),
-                _ => continue,
-            };
-            if !send(chunk).await {
-                return;
+        while let Some(kind) = self.rest.next().await {
+            let chunks = self.chunks_of(kind).await;
+            if !chunks.is_empty() {
+                return Some((chunks, self));
             }
         }
-        if include_usage
-            && let Some((input, output)) = usage
-            && !send(reply.usage_chunk(input, output)).await
+        self.finished = true;
+        let mut last = Vec::new();
+        if self.include_usage
+            && let Some((input, output)) = self.usage
         {
-            return;
+            last.push(self.reply.usage_chunk(input, output));
         }
-        send(Event::default().data("[DONE]")).await;
-    });
-    Ok(Sse::new(receiver).keep_alive(KeepAlive::default()).into_response())
+        last.push(Event::default().data("[DONE]"));
+        Some((last, self))
+    }
+
+    async fn chunks_of(&mut self, kind: EventKind) -> Vec<Event> {
+        let (reply, include_usage) = (&self.reply, self.include_usage);
+        match kind {
+            EventKind::MessageDelta { text } => vec![reply.chunk(&json!({ "content": text }), None, include_usage)],
+            EventKind::Usage { input_tokens, output_tokens, .. } => {
+                self.usage = Some((input_tokens, output_tokens));
+                Vec::new()
+            }
+            EventKind::RunCompleted { message_id } => {
+                let message = conversations::message(&self.state.db, &self.context, message_id).await.ok().flatten();
+                let calls = message.as_ref().map(stored_tool_calls).unwrap_or_default();
+                let mut chunks = Vec::new();
+                if !calls.is_empty() {
+                    let calls: Vec<Value> =
+                        calls.iter().enumerate().map(|(i, call)| wire::tool_call(i, call)).collect();
+                    chunks.push(reply.chunk(&json!({ "tool_calls": calls }), None, include_usage));
+                }
+                chunks.push(reply.chunk(&json!({}), Some(finish_reason(&calls)), include_usage));
+                chunks
+            }
+            EventKind::RunFailed { code, message, .. } => {
+                // Mid-answer, the status is sent: OpenAI reports such failures as an error event.
+                let error =
+                    json!({ "error": { "message": message, "type": "server_error", "param": null, "code": code } });
+                vec![Event::default().data(error.to_string())]
+            }
+            EventKind::RunCancelled { .. } => vec![reply.chunk(&json!({}), Some("stop"), include_usage)],
+            _ => Vec::new(),
+        }
+    }
 }

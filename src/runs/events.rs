@@ -1,5 +1,5 @@
-//! The engine's closed set of events. The same values are streamed over SSE, persisted in `run_events`
-//! and asserted in tests. Retrieval and tool-call events join this enum with their issues.
+//! The closed set of a run's events. The same values are streamed over SSE, persisted in `run_events`
+//! and asserted in tests.
 
 use serde::{Deserialize, Serialize};
 

@@ -1,0 +1,97 @@
+//! Approvals: a person's decision on a tool call the policy held back, and the resumption of the paused
+//! run once no call of it waits any more, in whichever process the decision arrives.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::event_log::EventLog;
+use super::plan::TurnPlan;
+use super::transcript::Transcript;
+use super::{Engine, EngineError, resolve, turn};
+use crate::audit::{self, AuditEntry};
+use crate::auth::context::TenantContext;
+use crate::db;
+use crate::ids::ToolCallId;
+use crate::runs::{self, Run, RunStatus};
+use crate::tools::calls::{self, ToolCallRecord};
+
+impl Engine {
+    /// A person's decision on a call waiting for approval. Once no call of its run waits any more, the
+    /// run resumes here (whichever process paused it, however long ago): approved calls run, denied
+    /// ones are reported to the model, and the run's events continue.
+    pub async fn decide_tool_call(
+        &self,
+        context: &TenantContext,
+        id: ToolCallId,
+        approve: bool,
+    ) -> Result<ToolCallRecord, EngineError> {
+        let tenant_id = context.tenant_id();
+        let decided_by =
+            context.actor().id().map_or_else(|| context.actor().kind().to_owned(), |id| format!("api_key:{id}"));
+        let mut transaction = db::begin_tenant(&self.inner.db, tenant_id).await?;
+        let Some(waiting) = calls::get(&mut transaction, id).await? else { return Err(EngineError::ToolCallNotFound) };
+        if self.run(context, waiting.run_id).await.is_err() {
+            return Err(EngineError::ToolCallNotFound);
+        }
+        if waiting.status != calls::CallStatus::AwaitingApproval {
+            return Err(EngineError::ToolCallDecided);
+        }
+        // The run's row is the lock that orders decisions on its calls (two people deciding its last
+        // two calls at once: exactly one of them resumes it).
+        let run =
+            runs::store::get_for_update(&mut transaction, waiting.run_id).await?.ok_or(EngineError::RunNotFound)?;
+        if run.status.is_terminal() {
+            return Err(EngineError::RunEnded);
+        }
+        // Until the pause is recorded the run is not waiting for anyone (its calls are only announced
+        // with the pause); the row lock orders this check against the pause.
+        if run.status != RunStatus::AwaitingApproval {
+            return Err(EngineError::RunNotWaiting);
+        }
+        let Some(record) = calls::decide(&mut transaction, id, approve, &decided_by).await? else {
+            return Err(EngineError::ToolCallDecided);
+        };
+        let action = if approve { "tool_call.approved" } else { "tool_call.denied" };
+        let entry = AuditEntry::new(action, "tool_call", id.to_string())
+            .with_details(serde_json::json!({ "run_id": record.run_id, "name": record.name }));
+        audit::record(&mut transaction, context, &entry).await?;
+        let still_waiting = calls::for_run(&mut transaction, record.run_id)
+            .await?
+            .iter()
+            .any(|call| call.status == calls::CallStatus::AwaitingApproval);
+        let state =
+            if still_waiting { None } else { runs::store::claim_paused(&mut transaction, record.run_id).await? };
+        let run = runs::store::get(&mut transaction, record.run_id).await?.ok_or(EngineError::RunNotFound)?;
+        let next_seq = runs::store::last_seq(&mut transaction, record.run_id).await? + 1;
+        transaction.commit().await?;
+        if let Some(state) = state {
+            self.resume(context, &run, state, next_seq).await?;
+        }
+        Ok(record)
+    }
+
+    async fn resume(
+        &self,
+        context: &TenantContext,
+        run: &Run,
+        state: serde_json::Value,
+        next_seq: i64,
+    ) -> Result<(), EngineError> {
+        let tenant_id = context.tenant_id();
+        let transcript: Transcript = serde_json::from_value(state)
+            .map_err(|error| EngineError::Internal(format!("the paused run's state is unreadable: {error}")))?;
+        let session_id = run.session_id.ok_or(EngineError::SessionNotFound)?;
+        let mut transaction = db::begin_tenant(&self.inner.db, tenant_id).await?;
+        let resolved =
+            resolve::resolve(&mut transaction, &self.inner.providers, tenant_id, run.model.as_deref()).await?;
+        let workspace_id = runs::store::agent_work(&mut transaction, run.id).await?.map(|(id, _)| id);
+        transaction.commit().await?;
+        let live = self.inner.hub.register(run.id, tenant_id, next_seq);
+        let log = EventLog::new(run.id, tenant_id, live, self.inner.db.clone(), next_seq);
+        // The key that started the run pays for it and acts in its audit entries, not the approver.
+        let mut plan = TurnPlan::new(run, tenant_id, session_id, transcript.api_key_id, resolved, Instant::now());
+        plan.workspace_id = workspace_id;
+        self.inner.background.spawn(turn::execute(Arc::clone(&self.inner), plan, log, Some(transcript)));
+        Ok(())
+    }
+}

@@ -1,0 +1,86 @@
+//! What a turn is asked to do, decided when it is accepted ([`TurnPlan`], built in one place), and how
+//! a turn's steps fail ([`TurnFailure`]). Shared by the turn, its request and its tool steps.
+
+use std::time::Instant;
+
+use super::TurnMode;
+use super::resolve::Resolved;
+use crate::ids::{ApiKeyId, RunId, SessionId, TenantId, WorkspaceId};
+use crate::providers::{Provider, ProviderError};
+use crate::runs::Run;
+
+/// Everything decided when the turn was accepted.
+#[derive(Debug, Clone)]
+pub(super) struct TurnPlan {
+    pub run_id: RunId,
+    pub tenant_id: TenantId,
+    pub session_id: SessionId,
+    pub api_key_id: Option<ApiKeyId>,
+    /// The provider to call, or why none can be.
+    pub provider: Result<Provider, ProviderError>,
+    pub provider_name: &'static str,
+    pub is_byok: bool,
+    pub model: String,
+    /// Tried once when the model fails before its first token.
+    pub fallback_model: Option<String>,
+    pub accepted_at: Instant,
+    /// The request that started the run: audit entries made in the background carry it.
+    pub trace_id: Option<String>,
+    pub mode: TurnMode,
+    /// An agent run's workspace: its built-in tools are offered with the tenant's.
+    pub workspace_id: Option<WorkspaceId>,
+}
+
+impl TurnPlan {
+    /// The plan of `run` (of `tenant_id`, on its conversation `session_id`) with the provider chosen
+    /// for it. `api_key_id` is the key that started the run: it pays, and acts in the audit trail,
+    /// whoever resumes the run later. An assistant turn outside any workspace until told otherwise.
+    pub(super) fn new(
+        run: &Run,
+        tenant_id: TenantId,
+        session_id: SessionId,
+        api_key_id: Option<ApiKeyId>,
+        resolved: Resolved,
+        accepted_at: Instant,
+    ) -> Self {
+        Self {
+            run_id: run.id,
+            tenant_id,
+            session_id,
+            api_key_id,
+            provider: resolved.provider,
+            provider_name: resolved.provider_name,
+            is_byok: resolved.is_byok,
+            model: resolved.model,
+            fallback_model: resolved.fallback_model,
+            accepted_at,
+            trace_id: run.trace_id.clone(),
+            mode: TurnMode::Assistant,
+            workspace_id: None,
+        }
+    }
+}
+
+/// A tool call as the model streamed it, pieces joined by their index.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub(super) struct ToolCallDraft {
+    #[serde(skip)]
+    pub index: u32,
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub arguments: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(super) enum TurnFailure {
+    #[error(transparent)]
+    Provider(ProviderError),
+    #[error(transparent)]
+    Internal(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl From<sqlx::Error> for TurnFailure {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Internal(Box::new(error))
+    }
+}

@@ -1,0 +1,104 @@
+//! The tools a turn may use: the tenant's active policy profile over its connectors' discovered tools
+//! (what the model is shown, and what it is refused with the policy's own reason), plus an agent run's
+//! built-in workspace tools.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::Inner;
+use super::plan::{TurnFailure, TurnPlan};
+use crate::db;
+use crate::ids::{ConnectorId, PolicyProfileId, WorkspaceId};
+use crate::policy::{self, Policy};
+use crate::providers::ToolSpec;
+use crate::tools::connectors::ConnectorSpec;
+use crate::tools::names::{self, WireNames};
+use crate::tools::store as connector_store;
+
+/// What a turn may use: the policy and the tools it lets the model see.
+#[derive(Default)]
+pub(super) struct TurnTools {
+    pub policy: Option<(Policy, PolicyProfileId, i32)>,
+    pub names: WireNames,
+    pub offered: HashMap<String, Offered>,
+    /// Tools the connectors have but the policy hides, by qualified name, with their read-only hint: a
+    /// model naming one anyway is refused with the policy's own reason.
+    pub hidden: HashMap<String, bool>,
+    /// An agent run's built-in workspace tools, by qualified name (`workspace.read_file`).
+    pub builtin: HashMap<String, (WorkspaceId, &'static str)>,
+    pub specs: Vec<ToolSpec>,
+}
+
+pub(super) struct Offered {
+    pub connector_id: ConnectorId,
+    pub connector_version: DateTime<Utc>,
+    pub connector: Arc<ConnectorSpec>,
+    pub tool: String,
+    pub read_only: bool,
+}
+
+impl TurnTools {
+    /// No active policy profile means no tools: tools are something a tenant turns on.
+    pub async fn load(inner: &Inner, plan: &TurnPlan) -> Result<Self, TurnFailure> {
+        let mut tools = Self::default();
+        if let Some(workspace_id) = plan.workspace_id {
+            for (tool, spec) in crate::workspaces::tools::tool_specs() {
+                let qualified = names::qualified("workspace", tool);
+                let wire = tools.names.add(&qualified);
+                tools.specs.push(ToolSpec { name: wire, ..spec });
+                tools.builtin.insert(qualified, (workspace_id, tool));
+            }
+        }
+        let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
+        let Some(profile) = policy::store::active(&mut transaction).await? else {
+            transaction.commit().await?;
+            return Ok(tools);
+        };
+        let rows = connector_store::list_connectors(&mut transaction).await?;
+        let discovered = connector_store::discovered_tools(&mut transaction, None).await?;
+        transaction.commit().await?;
+        let policy = Policy::parse(profile.document).map_err(|error| TurnFailure::Internal(Box::new(error)))?;
+        for row in rows.iter().filter(|row| row.is_active()) {
+            let (mine, hidden): (Vec<_>, Vec<_>) = discovered
+                .iter()
+                .filter(|tool| tool.connector_id == row.id)
+                .partition(|tool| policy::visible(&policy, &names::qualified(&row.name, &tool.name), tool.read_only));
+            for tool in hidden {
+                let qualified = names::qualified(&row.name, &tool.name);
+                tools.names.add(&qualified);
+                tools.hidden.insert(qualified, tool.read_only);
+            }
+            if mine.is_empty() {
+                continue;
+            }
+            let connector = match row.spec(&inner.tools.keys) {
+                Ok(spec) => Arc::new(spec),
+                Err(error) => {
+                    tracing::warn!(connector_id = %row.id, %error, "a connector's credential cannot be opened; its tools are not offered");
+                    continue;
+                }
+            };
+            for tool in mine {
+                let qualified = names::qualified(&row.name, &tool.name);
+                let wire = tools.names.add(&qualified);
+                tools.specs.push(ToolSpec {
+                    name: wire,
+                    description: tool.description.clone().unwrap_or_default(),
+                    parameters: tool.input_schema.clone(),
+                });
+                let offered = Offered {
+                    connector_id: row.id,
+                    connector_version: row.updated_at,
+                    connector: Arc::clone(&connector),
+                    tool: tool.name.clone(),
+                    read_only: tool.read_only,
+                };
+                tools.offered.insert(qualified, offered);
+            }
+        }
+        tools.policy = Some((policy, profile.id, profile.version));
+        Ok(tools)
+    }
+}

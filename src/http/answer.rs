@@ -1,0 +1,21 @@
+//! Delivering a turn's answer in the chat API's shape (the conversations and integration doors): an
+//! event stream, or JSON once the run ends (200) or pauses for an approval (202, the run says why); a
+//! failed run answers with its error.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse as _, Response};
+use serde::Serialize;
+
+use super::error::ApiError;
+use super::sse;
+use crate::engine::{Answer, TurnOutcome};
+
+/// `body` renders the ended or paused run as the door's JSON.
+pub fn respond<T: Serialize>(answer: Answer, body: impl FnOnce(&TurnOutcome) -> T) -> Result<Response, ApiError> {
+    match answer {
+        Answer::Stream(events) => Ok(sse::stream(events).into_response()),
+        Answer::Failed(failure) => Err(failure.into()),
+        Answer::AwaitingApproval(outcome) => Ok((StatusCode::ACCEPTED, axum::Json(body(&outcome))).into_response()),
+        Answer::Finished(outcome) => Ok((StatusCode::OK, axum::Json(body(&outcome))).into_response()),
+    }
+}

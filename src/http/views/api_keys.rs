@@ -1,0 +1,61 @@
+//! API keys as the API shows them: never the secret, except the token once, in the answer that creates it.
+
+use chrono::{DateTime, Utc};
+use secrecy::ExposeSecret as _;
+use serde::Serialize;
+
+use crate::api_keys::{ApiKey, CreatedApiKey};
+use crate::auth::context::Scope;
+use crate::ids::ApiKeyId;
+
+#[derive(Debug, Serialize)]
+pub struct ApiKeyView {
+    pub id: ApiKeyId,
+    pub name: String,
+    pub prefix: String,
+    pub scopes: Vec<Scope>,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl From<&ApiKey> for ApiKeyView {
+    fn from(key: &ApiKey) -> Self {
+        Self {
+            id: key.id,
+            name: key.name.clone(),
+            prefix: key.prefix.clone(),
+            scopes: key.scopes.0.clone(),
+            created_at: key.created_at,
+            last_used_at: key.last_used_at,
+            expires_at: key.expires_at,
+            revoked_at: key.revoked_at,
+        }
+    }
+}
+
+/// The answer to creating a key: the key and, this once, its token.
+#[derive(Debug, Serialize)]
+pub struct CreatedApiKeyView {
+    #[serde(flatten)]
+    pub api_key: ApiKeyView,
+    pub key: String,
+}
+
+impl From<&CreatedApiKey> for CreatedApiKeyView {
+    fn from(created: &CreatedApiKey) -> Self {
+        Self { api_key: ApiKeyView::from(&created.key), key: created.token.expose_secret().to_owned() }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ApiKeyList {
+    pub api_keys: Vec<ApiKeyView>,
+}
+
+impl ApiKeyList {
+    pub fn new(keys: &[ApiKey]) -> Self {
+        Self { api_keys: keys.iter().map(ApiKeyView::from).collect() }
+    }
+}

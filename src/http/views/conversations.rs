@@ -1,0 +1,101 @@
+//! Conversations and their messages as the API shows them, and the answer to posting a message.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::conversations::{Message, MessageStatus, Role, Session, SessionType};
+use crate::ids::{MessageId, RunId, SessionId, UserId};
+
+#[derive(Debug, Serialize)]
+pub struct SessionView {
+    pub id: SessionId,
+    pub session_type: SessionType,
+    pub user_id: Option<UserId>,
+    pub workspace_id: Option<uuid::Uuid>,
+    pub title: Option<String>,
+    pub archived: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&Session> for SessionView {
+    fn from(session: &Session) -> Self {
+        Self {
+            id: session.id,
+            session_type: session.session_type,
+            user_id: session.user_id,
+            workspace_id: session.workspace_id,
+            title: session.title.clone(),
+            archived: session.archived,
+            created_at: session.created_at,
+            updated_at: session.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct SessionList {
+    pub sessions: Vec<SessionView>,
+    /// Where the next page starts; `null` on the last page.
+    pub next_before: Option<SessionId>,
+}
+
+impl SessionList {
+    pub fn new(sessions: &[Session], next_before: Option<SessionId>) -> Self {
+        Self { sessions: sessions.iter().map(SessionView::from).collect(), next_before }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct MessageView {
+    pub id: MessageId,
+    pub session_id: SessionId,
+    pub run_id: Option<RunId>,
+    pub role: Role,
+    pub content: String,
+    pub status: MessageStatus,
+    pub tool_calls: serde_json::Value,
+    pub citations: serde_json::Value,
+    pub input_tokens: Option<i32>,
+    pub output_tokens: Option<i32>,
+    pub total_tokens: Option<i32>,
+    pub model_used: Option<String>,
+    pub provider_used: Option<String>,
+    pub is_byok: Option<bool>,
+    pub metadata: Option<serde_json::Value>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&Message> for MessageView {
+    fn from(message: &Message) -> Self {
+        Self {
+            id: message.id,
+            session_id: message.session_id,
+            run_id: message.run_id,
+            role: message.role,
+            content: message.content.clone(),
+            status: message.status,
+            tool_calls: message.tool_calls.0.clone(),
+            citations: message.citations.0.clone(),
+            input_tokens: message.input_tokens,
+            output_tokens: message.output_tokens,
+            total_tokens: message.total_tokens,
+            model_used: message.model_used.clone(),
+            provider_used: message.provider_used.clone(),
+            is_byok: message.is_byok,
+            metadata: message.metadata.as_ref().map(|metadata| metadata.0.clone()),
+            created_at: message.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct MessageList {
+    pub messages: Vec<MessageView>,
+}
+
+impl MessageList {
+    pub fn new(messages: &[Message]) -> Self {
+        Self { messages: messages.iter().map(MessageView::from).collect() }
+    }
+}

@@ -1,0 +1,105 @@
+//! The tenant's documents and search results as the API shows them.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::retrieval::search::{SearchHit, SearchMode};
+use crate::retrieval::{Document, IngestOutcome};
+
+#[derive(Debug, Serialize)]
+pub struct DocumentView {
+    pub id: uuid::Uuid,
+    pub source_path: String,
+    pub title: String,
+    pub content_hash: String,
+    pub byte_size: i32,
+    pub chunk_count: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&Document> for DocumentView {
+    fn from(document: &Document) -> Self {
+        Self {
+            id: document.id,
+            source_path: document.source_path.clone(),
+            title: document.title.clone(),
+            content_hash: document.content_hash.clone(),
+            byte_size: document.byte_size,
+            chunk_count: document.chunk_count,
+            created_at: document.created_at,
+            updated_at: document.updated_at,
+        }
+    }
+}
+
+/// The answer to adding a document: the document as stored, and whether it was new, changed or the same.
+#[derive(Debug, Serialize)]
+pub struct DocumentAdded {
+    pub document: DocumentView,
+    pub outcome: IngestOutcome,
+}
+
+impl DocumentAdded {
+    pub fn new(document: &Document, outcome: IngestOutcome) -> Self {
+        Self { document: DocumentView::from(document), outcome }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct DocumentList {
+    pub documents: Vec<DocumentView>,
+}
+
+impl DocumentList {
+    pub fn new(documents: &[Document]) -> Self {
+        Self { documents: documents.iter().map(DocumentView::from).collect() }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct SearchHitView {
+    pub chunk_id: uuid::Uuid,
+    pub document_id: uuid::Uuid,
+    pub source_path: String,
+    pub title: String,
+    pub heading_path: Vec<String>,
+    pub content: String,
+    pub token_count: i32,
+    pub score: f64,
+    pub full_text_rank: Option<u32>,
+    pub vector_rank: Option<u32>,
+    pub similarity: Option<f64>,
+    pub shared: bool,
+}
+
+impl From<&SearchHit> for SearchHitView {
+    fn from(hit: &SearchHit) -> Self {
+        Self {
+            chunk_id: hit.chunk_id,
+            document_id: hit.document_id,
+            source_path: hit.source_path.clone(),
+            title: hit.title.clone(),
+            heading_path: hit.heading_path.clone(),
+            content: hit.content.clone(),
+            token_count: hit.token_count,
+            score: hit.score,
+            full_text_rank: hit.full_text_rank,
+            vector_rank: hit.vector_rank,
+            similarity: hit.similarity,
+            shared: hit.shared,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct SearchResults {
+    pub results: Vec<SearchHitView>,
+    pub mode: SearchMode,
+}
+
+impl SearchResults {
+    pub fn new(hits: &[SearchHit], mode: SearchMode) -> Self {
+        Self { results: hits.iter().map(SearchHitView::from).collect(), mode }
+    }
+}

@@ -1,0 +1,75 @@
+//! The integration door's answer: flatter than the chat API's, for systems that want the reply and its
+//! cost without knowing the run or message objects.
+
+use serde::Serialize;
+
+use crate::conversations::Message;
+use crate::engine::TurnOutcome;
+use crate::ids::{MessageId, RunId, SessionId};
+use crate::integration::Accepted;
+use crate::runs::RunStatus;
+
+#[derive(Debug, Serialize)]
+pub struct IntegrationAnswer {
+    pub session_id: SessionId,
+    pub run_id: RunId,
+    pub status: RunStatus,
+    /// The answer of an earlier request with the same `Idempotency-Key`.
+    pub replayed: bool,
+    pub message: Option<IntegrationMessage>,
+    pub usage: Option<MessageUsage>,
+}
+
+impl IntegrationAnswer {
+    pub fn new(accepted: &Accepted, outcome: &TurnOutcome) -> Self {
+        Self {
+            session_id: accepted.session_id,
+            run_id: accepted.run_id,
+            status: outcome.run.status,
+            replayed: accepted.replayed,
+            message: outcome.message.as_ref().map(IntegrationMessage::from),
+            usage: outcome.message.as_ref().map(MessageUsage::from),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct IntegrationMessage {
+    pub id: MessageId,
+    pub content: String,
+    pub citations: serde_json::Value,
+    pub tool_calls: serde_json::Value,
+    pub model: Option<String>,
+    pub provider: Option<String>,
+}
+
+impl From<&Message> for IntegrationMessage {
+    fn from(message: &Message) -> Self {
+        Self {
+            id: message.id,
+            content: message.content.clone(),
+            citations: message.citations.0.clone(),
+            tool_calls: message.tool_calls.0.clone(),
+            model: message.model_used.clone(),
+            provider: message.provider_used.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[expect(clippy::struct_field_names, reason = "the field names are the API's")]
+pub struct MessageUsage {
+    pub input_tokens: Option<i32>,
+    pub output_tokens: Option<i32>,
+    pub total_tokens: Option<i32>,
+}
+
+impl From<&Message> for MessageUsage {
+    fn from(message: &Message) -> Self {
+        Self {
+            input_tokens: message.input_tokens,
+            output_tokens: message.output_tokens,
+            total_tokens: message.total_tokens,
+        }
+    }
+}

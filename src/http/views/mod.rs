@@ -1,0 +1,19 @@
+//! What the API answers: one view per object, built field by field from the domain's rows, so a column
+//! added to a table reaches clients only once a view names it.
+
+pub mod api_keys;
+pub mod audit;
+pub mod connectors;
+pub mod conversations;
+pub mod documents;
+pub mod health;
+pub mod integration;
+pub mod policy_profiles;
+pub mod providers;
+pub mod runs;
+pub mod tenant_config;
+pub mod tenants;
+pub mod tool_calls;
+pub mod turns;
+pub mod widget_tokens;
+pub mod workspaces;

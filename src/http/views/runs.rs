@@ -1,0 +1,71 @@
+//! Runs as the API shows them: alone, with the tokens they used, or with the message they ended with.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::ids::{RunId, SessionId};
+use crate::runs::{Run, RunKind, RunStatus};
+
+#[derive(Debug, Serialize)]
+pub struct RunView {
+    pub id: RunId,
+    pub session_id: Option<SessionId>,
+    pub kind: RunKind,
+    pub status: RunStatus,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub is_byok: bool,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub trace_id: Option<String>,
+    pub first_token_ms: Option<i32>,
+    pub latency_ms: Option<i32>,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<&Run> for RunView {
+    fn from(run: &Run) -> Self {
+        Self {
+            id: run.id,
+            session_id: run.session_id,
+            kind: run.kind,
+            status: run.status,
+            provider: run.provider.clone(),
+            model: run.model.clone(),
+            is_byok: run.is_byok,
+            error_code: run.error_code.clone(),
+            error_message: run.error_message.clone(),
+            trace_id: run.trace_id.clone(),
+            first_token_ms: run.first_token_ms,
+            latency_ms: run.latency_ms,
+            created_at: run.created_at,
+            finished_at: run.finished_at,
+        }
+    }
+}
+
+/// `GET /runs/{id}`: the run's fields, and beside them the tokens it used.
+#[derive(Debug, Serialize)]
+pub struct RunDetail {
+    #[serde(flatten)]
+    pub run: RunView,
+    pub usage: RunUsage,
+}
+
+impl RunDetail {
+    pub fn new(run: &Run, input_tokens: i64, output_tokens: i64) -> Self {
+        Self {
+            run: RunView::from(run),
+            usage: RunUsage { input_tokens, output_tokens, total_tokens: input_tokens + output_tokens },
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[expect(clippy::struct_field_names, reason = "the field names are the API's")]
+pub struct RunUsage {
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub total_tokens: i64,
+}

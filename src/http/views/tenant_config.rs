@@ -1,0 +1,33 @@
+//! A tenant's settings as the API shows them.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::ids::PolicyProfileId;
+use crate::tenants::store::TenantConfig;
+
+#[derive(Debug, Serialize)]
+pub struct TenantConfigView {
+    pub default_provider: String,
+    pub default_model: String,
+    pub fallback_model: Option<String>,
+    pub active_policy_profile_id: Option<PolicyProfileId>,
+    /// A decimal string, so no amount is rounded through a float.
+    pub monthly_budget_usd: Option<String>,
+    pub multi_agent_enabled: bool,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&TenantConfig> for TenantConfigView {
+    fn from(config: &TenantConfig) -> Self {
+        Self {
+            default_provider: config.default_provider.clone(),
+            default_model: config.default_model.clone(),
+            fallback_model: config.fallback_model.clone(),
+            active_policy_profile_id: config.active_policy_profile_id,
+            monthly_budget_usd: config.monthly_budget_usd.clone(),
+            multi_agent_enabled: config.multi_agent_enabled,
+            updated_at: config.updated_at,
+        }
+    }
+}

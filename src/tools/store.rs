@@ -1,0 +1,372 @@
+//! SQL for tools: MCP connectors and the tools they last reported (`mcp_connectors`, `discovered_tools`),
+//! and the calls models made (`tool_calls`). Every function runs inside a tenant-bound transaction, except
+//! [`tenant_ids`], which lists the tenants that key rotation visits. The rows' types live here with their
+//! SQL because `connectors` and `calls` call this file, and a store names no module that calls it.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgConnection;
+
+use super::DiscoveredTool;
+use crate::crypto::Sealed;
+use crate::ids::{ConnectorId, PolicyProfileId, RunId, TenantId, ToolCallId};
+use crate::policy::Verdict;
+
+/// A connector as stored. The settings and credential columns are visible inside `tools` only: the
+/// credential leaves through `connectors`, opened for a connection, never as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ConnectorRow {
+    pub id: ConnectorId,
+    pub tenant_id: TenantId,
+    pub name: String,
+    pub(super) transport: String,
+    pub(super) url: Option<String>,
+    pub(super) command: Option<String>,
+    pub(super) args: sqlx::types::Json<Vec<String>>,
+    pub(super) auth_kind: String,
+    pub(super) auth_header: Option<String>,
+    pub(super) secret_ciphertext: Option<Vec<u8>>,
+    pub(super) secret_nonce: Option<Vec<u8>>,
+    pub(super) secret_key_id: Option<String>,
+    pub(super) status: String,
+    pub(super) last_error: Option<String>,
+    pub(super) refreshed_at: Option<DateTime<Utc>>,
+    pub(super) created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A connector as written: validated settings and a credential that is already sealed.
+#[derive(Debug, Clone)]
+pub struct ConnectorColumns<'a> {
+    pub id: ConnectorId,
+    pub tenant_id: TenantId,
+    pub name: &'a str,
+    pub transport: &'a str,
+    pub url: Option<&'a str>,
+    pub command: Option<&'a str>,
+    pub args: Vec<String>,
+    pub auth_kind: &'a str,
+    pub auth_header: Option<&'a str>,
+    pub sealed: Option<&'a Sealed>,
+}
+
+const CONNECTOR_COLUMNS: &str = "id, tenant_id, name, transport, url, command, args, auth_kind, auth_header, \
+     secret_ciphertext, secret_nonce, secret_key_id, status, last_error, refreshed_at, created_at, updated_at";
+
+/// Inserts a connector, or replaces one (`id` exists); a taken name is a unique violation.
+pub async fn upsert_connector(
+    connection: &mut PgConnection,
+    columns: &ConnectorColumns<'_>,
+) -> Result<ConnectorRow, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO mcp_connectors (id, tenant_id, name, transport, url, command, args, auth_kind, auth_header, \
+             secret_ciphertext, secret_nonce, secret_key_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+         ON CONFLICT (id) DO UPDATE SET name = $3, transport = $4, url = $5, command = $6, args = $7, \
+             auth_kind = $8, auth_header = $9, secret_ciphertext = $10, secret_nonce = $11, secret_key_id = $12, \
+             status = 'pending', last_error = NULL, updated_at = now() \
+         RETURNING {CONNECTOR_COLUMNS}"
+    )))
+    .bind(columns.id)
+    .bind(columns.tenant_id)
+    .bind(columns.name)
+    .bind(columns.transport)
+    .bind(columns.url)
+    .bind(columns.command)
+    .bind(sqlx::types::Json(&columns.args))
+    .bind(columns.auth_kind)
+    .bind(columns.auth_header)
+    .bind(columns.sealed.map(|sealed| &sealed.ciphertext))
+    .bind(columns.sealed.map(|sealed| &sealed.nonce))
+    .bind(columns.sealed.map(|sealed| &sealed.key_id))
+    .fetch_one(connection)
+    .await
+}
+
+pub async fn find_connector(
+    connection: &mut PgConnection,
+    id: ConnectorId,
+) -> Result<Option<ConnectorRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {CONNECTOR_COLUMNS} FROM mcp_connectors WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(connection)
+        .await
+}
+
+pub async fn list_connectors(connection: &mut PgConnection) -> Result<Vec<ConnectorRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {CONNECTOR_COLUMNS} FROM mcp_connectors ORDER BY name")))
+        .fetch_all(connection)
+        .await
+}
+
+pub async fn delete_connector(connection: &mut PgConnection, id: ConnectorId) -> Result<bool, sqlx::Error> {
+    let deleted = sqlx::query("DELETE FROM mcp_connectors WHERE id = $1").bind(id).execute(connection).await?;
+    Ok(deleted.rows_affected() > 0)
+}
+
+/// Records how discovery went: `None` is success (the connector's tools may be offered), else its error.
+pub async fn set_connector_status(
+    connection: &mut PgConnection,
+    id: ConnectorId,
+    error: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE mcp_connectors SET status = CASE WHEN $2::text IS NULL THEN 'active' ELSE 'error' END, \
+             last_error = $2, refreshed_at = CASE WHEN $2::text IS NULL THEN now() ELSE refreshed_at END \
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(error)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+/// The connectors whose credential another key sealed, locked so that a concurrent save is not
+/// overwritten with the credential it replaced.
+pub async fn connectors_to_reseal(
+    connection: &mut PgConnection,
+    current_key_id: &str,
+) -> Result<Vec<ConnectorRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {CONNECTOR_COLUMNS} FROM mcp_connectors WHERE secret_key_id <> $1 FOR UPDATE"
+    )))
+    .bind(current_key_id)
+    .fetch_all(connection)
+    .await
+}
+
+pub async fn set_connector_secret(
+    connection: &mut PgConnection,
+    id: ConnectorId,
+    sealed: &Sealed,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE mcp_connectors SET secret_ciphertext = $2, secret_nonce = $3, secret_key_id = $4 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(&sealed.ciphertext)
+    .bind(&sealed.nonce)
+    .bind(&sealed.key_id)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+/// Replaces the connector's discovered tools with what its server just listed.
+pub async fn replace_discovered_tools(
+    connection: &mut PgConnection,
+    tenant_id: TenantId,
+    id: ConnectorId,
+    tools: &[DiscoveredTool],
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM discovered_tools WHERE connector_id = $1").bind(id).execute(&mut *connection).await?;
+    for tool in tools {
+        sqlx::query(
+            "INSERT INTO discovered_tools (tenant_id, connector_id, name, description, input_schema, annotations, \
+                 read_only) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(tenant_id)
+        .bind(id)
+        .bind(&tool.name)
+        .bind(&tool.description)
+        .bind(&tool.input_schema)
+        .bind(&tool.annotations)
+        .bind(tool.read_only)
+        .execute(&mut *connection)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The discovered tools of every connector, or of one.
+pub async fn discovered_tools(
+    connection: &mut PgConnection,
+    connector: Option<ConnectorId>,
+) -> Result<Vec<DiscoveredTool>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT connector_id, name, description, input_schema, annotations, read_only FROM discovered_tools \
+         WHERE $1::uuid IS NULL OR connector_id = $1 ORDER BY connector_id, name",
+    )
+    .bind(connector)
+    .fetch_all(connection)
+    .await
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, sqlx::Type)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum CallStatus {
+    AwaitingApproval,
+    Running,
+    Completed,
+    Denied,
+    Failed,
+}
+
+/// A call as decided, before it runs.
+#[derive(Debug, Clone)]
+pub struct NewToolCall<'a> {
+    pub id: ToolCallId,
+    pub run_id: RunId,
+    pub step: i32,
+    pub position: i32,
+    pub provider_call_id: &'a str,
+    pub connector_id: Option<ConnectorId>,
+    pub name: &'a str,
+    pub arguments: &'a serde_json::Value,
+    pub verdict: Verdict,
+    pub reason: &'a str,
+    pub policy: Option<(PolicyProfileId, i32)>,
+    pub status: CallStatus,
+}
+
+/// How a call ended.
+#[derive(Debug, Clone)]
+pub struct CallOutcome<'a> {
+    pub status: CallStatus,
+    pub result: Option<&'a serde_json::Value>,
+    pub summary: Option<&'a str>,
+    pub error: Option<(&'a str, &'a str)>,
+    pub duration_ms: Option<i32>,
+}
+
+/// What the API shows of a call.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct ToolCallRecord {
+    pub id: ToolCallId,
+    pub run_id: RunId,
+    pub step: i32,
+    pub name: String,
+    pub arguments: serde_json::Value,
+    pub decision: String,
+    pub reason: String,
+    pub status: CallStatus,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub result_summary: Option<String>,
+    pub error_code: Option<String>,
+    pub error: Option<String>,
+    pub duration_ms: Option<i32>,
+    pub created_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+const TOOL_CALL_COLUMNS: &str = "id, run_id, step, name, arguments, decision, reason, status, decided_by, decided_at, \
+     result_summary, error_code, error, duration_ms, created_at, completed_at";
+
+pub async fn insert_tool_call(
+    connection: &mut PgConnection,
+    tenant_id: TenantId,
+    call: &NewToolCall<'_>,
+) -> Result<(), sqlx::Error> {
+    let decision = match call.verdict {
+        Verdict::Allow => "allow",
+        Verdict::RequireApproval => "require_approval",
+        Verdict::Deny => "deny",
+    };
+    sqlx::query(
+        "INSERT INTO tool_calls (id, tenant_id, run_id, step, position, provider_call_id, connector_id, name, \
+             arguments, decision, reason, policy_profile_id, policy_version, status, decided_by, decided_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+             CASE WHEN $10 = 'require_approval' THEN NULL ELSE 'policy' END, \
+             CASE WHEN $10 = 'require_approval' THEN NULL ELSE now() END)",
+    )
+    .bind(call.id)
+    .bind(tenant_id)
+    .bind(call.run_id)
+    .bind(call.step)
+    .bind(call.position)
+    .bind(call.provider_call_id)
+    .bind(call.connector_id)
+    .bind(call.name)
+    .bind(call.arguments)
+    .bind(decision)
+    .bind(call.reason)
+    .bind(call.policy.map(|(id, _)| id))
+    .bind(call.policy.map(|(_, version)| version))
+    .bind(call.status)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+pub async fn finish_tool_call(
+    connection: &mut PgConnection,
+    id: ToolCallId,
+    outcome: &CallOutcome<'_>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE tool_calls SET status = $2, result = $3, result_summary = $4, error_code = $5, error = $6, \
+             duration_ms = $7, completed_at = now() WHERE id = $1",
+    )
+    .bind(id)
+    .bind(outcome.status)
+    .bind(outcome.result)
+    .bind(outcome.summary)
+    .bind(outcome.error.map(|(code, _)| code))
+    .bind(outcome.error.map(|(_, message)| message))
+    .bind(outcome.duration_ms)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+/// `None` when the call is not waiting (decided already, or not this tenant's).
+pub async fn decide_tool_call(
+    connection: &mut PgConnection,
+    id: ToolCallId,
+    approved: bool,
+    decided_by: &str,
+) -> Result<Option<ToolCallRecord>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE tool_calls SET decided_by = $3, decided_at = now(), \
+             status = CASE WHEN $2 THEN 'running' ELSE 'denied' END, \
+             reason = CASE WHEN $2 THEN reason ELSE reason || '; denied by ' || $3 END \
+         WHERE id = $1 AND status = 'awaiting_approval' RETURNING {TOOL_CALL_COLUMNS}"
+    )))
+    .bind(id)
+    .bind(approved)
+    .bind(decided_by)
+    .fetch_optional(connection)
+    .await
+}
+
+pub async fn find_tool_call(
+    connection: &mut PgConnection,
+    id: ToolCallId,
+) -> Result<Option<ToolCallRecord>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {TOOL_CALL_COLUMNS} FROM tool_calls WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(connection)
+        .await
+}
+
+pub async fn tool_calls_of_run(
+    connection: &mut PgConnection,
+    run_id: RunId,
+) -> Result<Vec<ToolCallRecord>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {TOOL_CALL_COLUMNS} FROM tool_calls WHERE run_id = $1 ORDER BY step, position"
+    )))
+    .bind(run_id)
+    .fetch_all(connection)
+    .await
+}
+
+/// Waiting calls become denied and running ones failed, so no call of an ended run stays open.
+pub async fn close_open_tool_calls(connection: &mut PgConnection, run_id: RunId) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE tool_calls SET \
+             status = CASE WHEN status = 'awaiting_approval' THEN 'denied' ELSE 'failed' END, \
+             reason = CASE WHEN status = 'awaiting_approval' THEN reason || '; the run ended first' ELSE reason END, \
+             error_code = CASE WHEN status = 'running' THEN 'interrupted' END, \
+             error = CASE WHEN status = 'running' THEN 'the run ended before the call did' END, \
+             completed_at = now() \
+         WHERE run_id = $1 AND status IN ('awaiting_approval', 'running')",
+    )
+    .bind(run_id)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
