@@ -12,6 +12,13 @@
   // Captured now: document.currentScript is null once this first run is over.
   const SCRIPT = document.currentScript;
   const TERMINAL = new Set(['run.completed', 'run.failed', 'run.cancelled']);
+
+  /** A completed answer the model did not finish says so: it must never look complete. */
+  function cutNote(finishReason) {
+    if (finishReason === 'length') return 'This answer was cut short: it reached the length limit.';
+    if (finishReason === 'content_filter') return 'The provider withheld the rest of this answer.';
+    return '';
+  }
   const ENDS_STREAM = new Set([...TERMINAL, 'run.awaiting_approval']);
   const RECONNECT_DELAYS_MS = [500, 1000, 2000, 4000, 8000];
   const SAFE_PROTOCOLS = new Set(['http:', 'https:', 'mailto:']);
@@ -664,7 +671,7 @@
           if (call && call.id) view.setToolStatus(call.id, call.name || 'tool', call.is_error ? 'failed' : 'done');
         }
         view.setText(message.content || '');
-        view.finish(message.status === 'incomplete' ? 'This answer is incomplete.' : '');
+        view.finish(message.status === 'incomplete' ? 'This answer is incomplete.' : cutNote(message.finish_reason));
         this.log.append(view.root);
       }
     }
@@ -858,7 +865,7 @@
 
     endTurn(turn, name, data) {
       turn.ended = true;
-      turn.view.finish(name === 'run.cancelled' ? 'Stopped.' : '');
+      turn.view.finish(name === 'run.cancelled' ? 'Stopped.' : cutNote(data.finish_reason));
       this.turn = null;
       if (name === 'run.failed') this.showError(`The answer failed: ${data.message || data.code}`);
       else this.setState('idle');

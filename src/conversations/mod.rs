@@ -11,6 +11,7 @@ use sqlx::PgPool;
 use crate::auth::context::TenantContext;
 use crate::db;
 use crate::ids::{MessageId, RunId, SessionId};
+use crate::providers::FinishReason;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConversationError {
@@ -72,6 +73,8 @@ pub struct Message {
     pub role: Role,
     pub content: String,
     pub status: MessageStatus,
+    /// Why the model stopped: `length` means the answer was cut at its token limit.
+    pub finish_reason: Option<FinishReason>,
     pub tool_calls: sqlx::types::Json<serde_json::Value>,
     pub citations: sqlx::types::Json<serde_json::Value>,
     pub input_tokens: Option<i32>,

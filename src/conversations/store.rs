@@ -4,10 +4,11 @@ use sqlx::{PgConnection, Postgres, QueryBuilder};
 
 use super::{Message, MessageStatus, NewSession, Role, Session, SessionFilter, SessionPatch};
 use crate::ids::{ApiKeyId, MessageId, RunId, SessionId, TenantId};
+use crate::providers::FinishReason;
 
 const SESSION_COLUMNS: &str = "id, session_type, user_id, workspace_id, title, archived, created_at, updated_at";
-const MESSAGE_COLUMNS: &str = "id, session_id, run_id, role, content, status, tool_calls, citations, input_tokens, \
-     output_tokens, total_tokens, model_used, provider_used, is_byok, metadata, created_at";
+const MESSAGE_COLUMNS: &str = "id, session_id, run_id, role, content, status, finish_reason, tool_calls, citations, \
+     input_tokens, output_tokens, total_tokens, model_used, provider_used, is_byok, metadata, created_at";
 
 /// A new conversation of the context's tenant, owned by its key (and its end user, for a widget user).
 pub async fn insert_session(
@@ -133,6 +134,8 @@ pub struct NewMessage<'a> {
     pub role: Role,
     pub content: &'a str,
     pub status: MessageStatus,
+    /// Why the model stopped (assistant answers only).
+    pub finish_reason: Option<FinishReason>,
     pub input_tokens: Option<i32>,
     pub output_tokens: Option<i32>,
     pub model_used: Option<&'a str>,
@@ -150,6 +153,7 @@ impl<'a> NewMessage<'a> {
             role: Role::User,
             content,
             status: MessageStatus::Complete,
+            finish_reason: None,
             input_tokens: None,
             output_tokens: None,
             model_used: None,
@@ -178,8 +182,8 @@ pub async fn insert_message_with_id(
 ) -> Result<Message, sqlx::Error> {
     let total_tokens = message.input_tokens.zip(message.output_tokens).map(|(input, output)| input + output);
     let mut query = QueryBuilder::<Postgres>::new(
-        "INSERT INTO chat_messages (id, tenant_id, session_id, run_id, role, content, status, input_tokens, \
-         output_tokens, total_tokens, model_used, provider_used, is_byok, tool_calls, citations) ",
+        "INSERT INTO chat_messages (id, tenant_id, session_id, run_id, role, content, status, finish_reason, \
+         input_tokens, output_tokens, total_tokens, model_used, provider_used, is_byok, tool_calls, citations) ",
     );
     query.push_values([message], |mut row, message| {
         row.push_bind(id)
@@ -189,6 +193,7 @@ pub async fn insert_message_with_id(
             .push_bind(message.role)
             .push_bind(message.content)
             .push_bind(message.status)
+            .push_bind(message.finish_reason)
             .push_bind(message.input_tokens)
             .push_bind(message.output_tokens)
             .push_bind(total_tokens)

@@ -126,6 +126,7 @@ pub struct GivenConversation {
     pub messages: Vec<crate::providers::ChatMessage>,
     pub tools: Vec<crate::providers::ToolSpec>,
     pub max_output_tokens: Option<u32>,
+    pub options: crate::providers::options::GenerationOptions,
 }
 
 impl TurnRequest {
@@ -328,7 +329,7 @@ impl Engine {
         let mut message_id = None;
         while let Some(event) = events.next().await {
             match event.kind {
-                EventKind::RunCompleted { message_id: id } => message_id = Some(id),
+                EventKind::RunCompleted { message_id: id, .. } => message_id = Some(id),
                 EventKind::RunFailed { message_id: id, .. } | EventKind::RunCancelled { message_id: id } => {
                     message_id = id;
                 }

@@ -10,10 +10,13 @@ use crate::conversations::{self, Role};
 use crate::db;
 use crate::prompts::SystemPromptContext;
 use crate::providers::Passage;
+use crate::providers::options::GenerationOptions;
 use crate::providers::{self, ChatMessage, ChatRequest};
 use crate::retrieval::search::SearchMode;
 use crate::retrieval::{self, Citation, Retriever};
 
+/// Room kept for the answer when the history is trimmed to the model's window. It is not a cap: no
+/// limit is sent that the caller did not ask for.
 const RESERVED_OUTPUT_TOKENS: u32 = 1024;
 
 /// Retrieval keeps at most this many passages, within this many tokens.
@@ -76,27 +79,30 @@ pub(super) async fn build(inner: &Inner, plan: &TurnPlan) -> Result<Built, TurnF
         model: plan.model.clone(),
         system,
         messages: fitted.messages,
-        max_output_tokens: RESERVED_OUTPUT_TOKENS,
+        // No cap the caller did not ask for: the model's own maximum is the only limit.
+        max_output_tokens: None,
         passages,
         tools: Vec::new(),
         tool_calls_allowed: true,
+        options: GenerationOptions::default(),
     };
     Ok(Built { request, citations, estimated_input_tokens: fitted.input_tokens })
 }
 
 /// The caller's conversation as it gave it, trimmed to the model's window like any other.
 fn as_given(plan: &TurnPlan, given: &GivenConversation) -> Built {
-    let max_output_tokens = given.max_output_tokens.unwrap_or(RESERVED_OUTPUT_TOKENS);
+    let reserved = given.max_output_tokens.unwrap_or(RESERVED_OUTPUT_TOKENS);
     let window = providers::context_window(&plan.model);
-    let fitted = history::fit_to_window(&given.system, given.messages.clone(), window, max_output_tokens as usize);
+    let fitted = history::fit_to_window(&given.system, given.messages.clone(), window, reserved as usize);
     let request = ChatRequest {
         model: plan.model.clone(),
         system: given.system.clone(),
         messages: fitted.messages,
-        max_output_tokens,
+        max_output_tokens: given.max_output_tokens,
         passages: Vec::new(),
         tools: given.tools.clone(),
         tool_calls_allowed: true,
+        options: given.options.clone(),
     };
     Built { request, citations: Vec::new(), estimated_input_tokens: fitted.input_tokens }
 }

@@ -34,6 +34,7 @@ impl Engine {
             error,
             provider: run.provider.as_deref().unwrap_or_default(),
             model: run.model.as_deref().unwrap_or_default(),
+            finish_reason: None,
             first_token_ms: run.first_token_ms,
             latency_ms: run.latency_ms.unwrap_or_default(),
         };

@@ -58,7 +58,7 @@ impl Transcript {
                 .map(|call| ToolCallMessage {
                     id: call.provider_call_id.clone(),
                     name: call.wire_name.clone(),
-                    arguments: if call.arguments.is_object() { call.arguments.clone() } else { json!({}) },
+                    arguments: if call.arguments.is_object() { call.arguments.to_string() } else { "{}".to_owned() },
                 })
                 .collect();
             let mut answered = ChatMessage::user("");
@@ -73,7 +73,10 @@ impl Transcript {
                     ToolResultMessage {
                         call_id: call.provider_call_id.clone(),
                         name: call.wire_name.clone(),
-                        content: result.content,
+                        content: match result.content {
+                            Value::String(text) => text,
+                            other => other.to_string(),
+                        },
                         is_error: result.is_error,
                     }
                 })

@@ -17,7 +17,7 @@ use crate::conversations::store::NewMessage;
 use crate::conversations::{self, MessageStatus, Role};
 use crate::db;
 use crate::ids::{MessageId, ToolCallId};
-use crate::providers::{ChatChunk, ChatRequest, ProviderError, ProviderErrorKind, retry};
+use crate::providers::{ChatChunk, ChatRequest, FinishReason, ProviderError, ProviderErrorKind, retry};
 use crate::retrieval::Citation;
 use crate::runs::RunStatus;
 use crate::runs::events::EventKind;
@@ -44,9 +44,21 @@ struct Answer {
     first_token_at: Option<Instant>,
     reported_usage: Option<(u32, u32)>,
     estimated_input_tokens: u32,
+    /// Why the model stopped its last step, as the provider said.
+    finish_reason: Option<FinishReason>,
 }
 
 impl Answer {
+    /// Why the answer ended: the provider's word for its last step, else what the answer shows (calls
+    /// left for the caller to run, or a natural end).
+    fn finish_reason(&self) -> FinishReason {
+        self.finish_reason.unwrap_or(if self.tool_calls.is_empty() {
+            FinishReason::Stop
+        } else {
+            FinishReason::ToolCalls
+        })
+    }
+
     /// The message's `tool_calls`: the calls made and their outcome, or (when no tool was offered) the
     /// calls as the model asked for them.
     fn recorded_tool_calls(&self) -> Option<serde_json::Value> {
@@ -251,6 +263,7 @@ async fn stream_step(
     };
     let mut text = String::new();
     let mut usage = None;
+    answer.finish_reason = None;
     loop {
         let next = tokio::time::timeout(CHUNK_TIMEOUT, chunks.next()).await.map_err(|_| {
             TurnFailure::Provider(ProviderError::new(
@@ -275,6 +288,7 @@ async fn stream_step(
             }
             // A provider may repeat its (cumulative) report within one answer: the last one counts.
             Some(Ok(ChatChunk::Usage { input_tokens, output_tokens })) => usage = Some((input_tokens, output_tokens)),
+            Some(Ok(ChatChunk::Finish(reason))) => answer.finish_reason = Some(reason),
         }
     }
     if let Some((input, output)) = usage {
@@ -286,7 +300,10 @@ async fn stream_step(
 
 /// A fallback model helps when the model failed, not when the key or the provider itself is the problem.
 fn worth_a_fallback(error: &ProviderError) -> bool {
-    !matches!(error.kind, ProviderErrorKind::AuthFailed | ProviderErrorKind::NotConfigured)
+    !matches!(
+        error.kind,
+        ProviderErrorKind::AuthFailed | ProviderErrorKind::NotConfigured | ProviderErrorKind::Unsupported { .. }
+    )
 }
 
 /// The turn's tokens: the provider's report, else our count of what this part of the run produced.
@@ -374,6 +391,7 @@ async fn record(
 ) -> Result<(), sqlx::Error> {
     let (input_tokens, output_tokens, source) = usage_of(answer, ending);
     let keep_message = matches!(ending, Ending::Completed) || !answer.text.is_empty();
+    let finish_reason = matches!(ending, Ending::Completed).then(|| answer.finish_reason());
     let message_id = keep_message.then(MessageId::new);
     let provider = plan.provider_name;
     let tokens_i32 = |tokens: u32| i32::try_from(tokens).unwrap_or(i32::MAX);
@@ -395,6 +413,7 @@ async fn record(
                 role: Role::Assistant,
                 content: &answer.text,
                 status,
+                finish_reason,
                 input_tokens: Some(tokens_i32(input_tokens)),
                 output_tokens: Some(tokens_i32(output_tokens)),
                 model_used: Some(&answer.model),
@@ -412,7 +431,8 @@ async fn record(
     }
     let (status, error) = match ending {
         Ending::Completed => {
-            closing.push(EventKind::RunCompleted { message_id: message_id.expect("a completed run keeps its answer") });
+            let message_id = message_id.expect("a completed run keeps its answer");
+            closing.push(EventKind::RunCompleted { message_id, finish_reason });
             (RunStatus::Succeeded, None)
         }
         Ending::Failed { code, message } => {
@@ -433,6 +453,7 @@ async fn record(
         &RunOutcome {
             status,
             error,
+            finish_reason,
             provider,
             model: &answer.model,
             first_token_ms: answer.first_token_at.map(millis),

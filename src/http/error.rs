@@ -58,8 +58,6 @@ impl ApiError {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "an internal error occurred")
     }
 
-    /// A run that failed, answered to a client that waited for it: upstream failures are 502 (504 for a
-    /// timeout), with the run's stable code; the run id tells where its events and messages are.
     /// The error a bare status would get, for responses made outside our handlers (405, 413, panics…).
     pub fn from_status(status: StatusCode) -> Self {
         let (code, message) = match status {
@@ -98,12 +96,16 @@ impl IntoResponse for ApiError {
 }
 
 impl From<RunFailure> for ApiError {
-    /// A run that failed before answering: its code, with the status its cause deserves.
+    /// A run that failed, answered to a client that waited for it: upstream failures are 502 (504 for a
+    /// timeout), a refused option 400, with the run's stable code; the run id tells where its events and
+    /// messages are.
     fn from(failure: RunFailure) -> Self {
         let status = match failure.code.as_str() {
             "upstream_timeout" => StatusCode::GATEWAY_TIMEOUT,
             code if code.starts_with("upstream_") => StatusCode::BAD_GATEWAY,
             "provider_not_configured" => StatusCode::UNPROCESSABLE_ENTITY,
+            // The caller asked for an option the chosen provider cannot honour.
+            "unsupported_parameter" => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let message = format!("run {} failed: {}", failure.run_id, failure.message);

@@ -109,10 +109,12 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .fallback_service(mcp::service(&state))
         .layer(axum::middleware::from_fn_with_state(state.clone(), mcp::authenticate));
 
+    // Its errors get OpenAI's shape from `openai_errors`, below, which also covers what no route answers.
     let openai = Router::new()
         .route("/chat/completions", post(openai::completions))
-        .route("/models", get(openai::models))
-        .layer(axum::middleware::from_fn(openai::openai_errors));
+        .route("/models", get(openai::list_models))
+        .route("/models/{*id}", get(openai::retrieve_model))
+        .fallback(openai::no_route);
 
     Router::new()
         .route("/", get(web::demo_page))
@@ -130,6 +132,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
                 .layer(cross_origin())
                 .layer(axum::middleware::from_fn(request_id::middleware))
                 .layer(TraceLayer::new_for_http().make_span_with(request_span))
+                // Outside `json_errors`, so that what it turns into our shape is then OpenAI's under `/v1`.
+                .layer(axum::middleware::from_fn(openai::openai_errors))
                 .layer(axum::middleware::from_fn(json_errors::middleware))
                 .layer(CatchPanicLayer::new())
                 .layer(RequestBodyLimitLayer::new(max_body_bytes))

@@ -17,7 +17,7 @@ pub enum WholeConversation {
     Assistant { history: Vec<(Role, String)>, question: String },
     /// The caller's own model answers the conversation as given; `question` is recorded as the turn's
     /// user message.
-    PassThrough { model: String, question: String, given: GivenConversation },
+    PassThrough { model: String, question: String, given: Box<GivenConversation> },
 }
 
 /// Records the conversation and starts its turn.
@@ -35,7 +35,7 @@ pub async fn start(
             TurnRequest::parse(question, None)?
         }
         WholeConversation::PassThrough { model, question, given } => {
-            TurnRequest::parse(question, Some(model))?.with_mode(TurnMode::PassThrough(Arc::new(given)))
+            TurnRequest::parse(question, Some(model))?.with_mode(TurnMode::PassThrough(Arc::from(given)))
         }
     };
     Ok(engine.start_turn(context, session.id, request).await?)

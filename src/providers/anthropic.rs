@@ -6,7 +6,8 @@ use serde_json::{Value, json};
 
 use super::decode::{self, Decoder};
 use super::http::{self, HttpClient};
-use super::{ChatChunk, ChatMessage, ChatRequest, ChunkStream, Credentials, ProviderError};
+use super::options::{ResponseFormat, ToolChoice, unsupported};
+use super::{ChatChunk, ChatMessage, ChatRequest, ChunkStream, Credentials, FinishReason, ProviderError};
 
 const API_VERSION: &str = "2023-06-01";
 
@@ -21,11 +22,14 @@ impl AnthropicProvider {
         let messages: Vec<Value> = request.messages.iter().map(message).collect();
         let mut body = json!({
             "model": request.model,
-            "system": request.system,
             "messages": messages,
-            "max_tokens": request.max_output_tokens,
+            "max_tokens": request.max_output_tokens.unwrap_or_else(|| max_output_tokens(&request.model)),
             "stream": true,
         });
+        if !request.system.is_empty() {
+            body["system"] = json!(request.system);
+        }
+        apply_options(&mut body, request)?;
         if !request.tools.is_empty() {
             body["tools"] = request
                 .tools
@@ -46,6 +50,44 @@ impl AnthropicProvider {
     }
 }
 
+/// The caller's options in Anthropic's fields; what Anthropic has no field for is refused.
+fn apply_options(body: &mut Value, request: &ChatRequest) -> Result<(), ProviderError> {
+    let options = &request.options;
+    if options.seed.is_some() {
+        return Err(unsupported("anthropic", "seed"));
+    }
+    if matches!(options.response_format, Some(ResponseFormat::JsonObject | ResponseFormat::JsonSchema { .. })) {
+        return Err(unsupported("anthropic", "response_format"));
+    }
+    if let Some(temperature) = options.temperature {
+        body["temperature"] = json!(temperature);
+    }
+    if let Some(top_p) = options.top_p {
+        body["top_p"] = json!(top_p);
+    }
+    if !options.stop.is_empty() {
+        body["stop_sequences"] = json!(options.stop);
+    }
+    if let Some(user) = &options.user {
+        body["metadata"] = json!({ "user_id": user });
+    }
+    let mut choice = match &options.tool_choice {
+        None if options.parallel_tool_calls == Some(false) => Some(json!({ "type": "auto" })),
+        None => None,
+        Some(ToolChoice::Auto) => Some(json!({ "type": "auto" })),
+        Some(ToolChoice::None) => Some(json!({ "type": "none" })),
+        Some(ToolChoice::Required) => Some(json!({ "type": "any" })),
+        Some(ToolChoice::Function(name)) => Some(json!({ "type": "tool", "name": name })),
+    };
+    if let Some(choice) = choice.as_mut().filter(|_| options.parallel_tool_calls == Some(false)) {
+        choice["disable_parallel_tool_use"] = Value::Bool(true);
+    }
+    if let Some(choice) = choice {
+        body["tool_choice"] = choice;
+    }
+    Ok(())
+}
+
 /// One message in Messages form: plain text, or content blocks when tools are involved (`tool_use` on
 /// the assistant's side, `tool_result` on the user's).
 fn message(message: &ChatMessage) -> Value {
@@ -56,7 +98,7 @@ fn message(message: &ChatMessage) -> Value {
         .tool_results
         .iter()
         .map(|result| {
-            json!({ "type": "tool_result", "tool_use_id": result.call_id, "content": result.text(),
+            json!({ "type": "tool_result", "tool_use_id": result.call_id, "content": result.content,
                     "is_error": result.is_error })
         })
         .collect();
@@ -64,12 +106,39 @@ fn message(message: &ChatMessage) -> Value {
         blocks.push(json!({ "type": "text", "text": message.content }));
     }
     blocks.extend(
-        message
-            .tool_calls
-            .iter()
-            .map(|call| json!({ "type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments })),
+        message.tool_calls.iter().map(
+            |call| json!({ "type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments_object() }),
+        ),
     );
     json!({ "role": message.role, "content": blocks })
+}
+
+/// Anthropic requires `max_tokens`. When the caller set none, the model's own ceiling is sent, so the
+/// answer is as long as the model can make it (an older model refuses a larger value).
+fn max_output_tokens(model: &str) -> u32 {
+    const CEILINGS: &[(&str, u32)] = &[
+        ("claude-3-haiku", 4_096),
+        ("claude-3-opus", 4_096),
+        ("claude-3-sonnet", 4_096),
+        ("claude-3-5-", 8_192),
+        ("claude-3-7-", 64_000),
+        ("claude-opus-4-0", 32_000),
+        ("claude-opus-4-1", 32_000),
+        ("claude-opus-4-2", 32_000),
+        ("claude-opus-4", 64_000),
+        ("claude-sonnet-4", 64_000),
+        ("claude-haiku-4", 64_000),
+    ];
+    CEILINGS.iter().find(|(prefix, _)| model.starts_with(prefix)).map_or(8_192, |(_, ceiling)| *ceiling)
+}
+
+fn stop_reason(reason: &str) -> FinishReason {
+    match reason {
+        "max_tokens" | "model_context_window_exceeded" => FinishReason::Length,
+        "tool_use" => FinishReason::ToolCalls,
+        "refusal" => FinishReason::ContentFilter,
+        _ => FinishReason::Stop,
+    }
 }
 
 struct AnthropicDecoder {
@@ -107,10 +176,15 @@ impl Decoder for AnthropicDecoder {
                 }),
                 _ => {}
             },
-            "message_delta" => chunks.push(ChatChunk::Usage {
-                input_tokens: self.input_tokens,
-                output_tokens: decode::count(&data["usage"]["output_tokens"]),
-            }),
+            "message_delta" => {
+                chunks.push(ChatChunk::Usage {
+                    input_tokens: self.input_tokens,
+                    output_tokens: decode::count(&data["usage"]["output_tokens"]),
+                });
+                if let Some(reason) = data["delta"]["stop_reason"].as_str() {
+                    chunks.push(ChatChunk::Finish(stop_reason(reason)));
+                }
+            }
             "message_stop" => self.done = true,
             "error" => return Err(http::in_stream_error(&data["error"], &self.secret)),
             _ => {}
@@ -177,9 +251,36 @@ mod tests {
                 },
                 ChatChunk::ToolCall { index: 1, id: None, name: None, arguments: "{\"id\": 1}".into() },
                 ChatChunk::Usage { input_tokens: 25, output_tokens: 9 },
+                ChatChunk::Finish(FinishReason::ToolCalls),
             ]
         );
         assert!(decoder.finished());
+    }
+
+    #[test]
+    fn every_stop_reason_has_its_finish_and_every_model_a_ceiling() {
+        for (reason, expected) in [
+            ("end_turn", FinishReason::Stop),
+            ("stop_sequence", FinishReason::Stop),
+            ("max_tokens", FinishReason::Length),
+            ("model_context_window_exceeded", FinishReason::Length),
+            ("tool_use", FinishReason::ToolCalls),
+            ("refusal", FinishReason::ContentFilter),
+        ] {
+            assert_eq!(stop_reason(reason), expected, "{reason}");
+        }
+        for (model, ceiling) in [
+            ("claude-3-haiku-20240307", 4_096),
+            ("claude-3-5-sonnet-latest", 8_192),
+            ("claude-3-7-sonnet-20250219", 64_000),
+            ("claude-opus-4-1-20250805", 32_000),
+            ("claude-opus-4-5", 64_000),
+            ("claude-sonnet-4-5", 64_000),
+            ("claude-haiku-4-5", 64_000),
+            ("someone-elses-model", 8_192),
+        ] {
+            assert_eq!(max_output_tokens(model), ceiling, "{model}");
+        }
     }
 
     #[test]

@@ -7,8 +7,10 @@ use serde_json::{Value, json};
 
 use super::decode::{self, Decoder};
 use super::http::{self, HttpClient};
+use super::options::{GenerationOptions, ResponseFormat, ToolChoice, unsupported};
 use super::{
-    ChatChunk, ChatMessage, ChatRequest, ChatRole, ChunkStream, Credentials, ProviderError, ProviderErrorKind,
+    ChatChunk, ChatMessage, ChatRequest, ChatRole, ChunkStream, Credentials, FinishReason, ProviderError,
+    ProviderErrorKind,
 };
 
 #[derive(Debug, Clone)]
@@ -28,9 +30,30 @@ impl GeminiProvider {
         let contents: Vec<Value> = request.messages.iter().map(content).collect();
         let mut body = json!({
             "contents": contents,
-            "systemInstruction": { "parts": [{ "text": request.system }] },
-            "generationConfig": { "maxOutputTokens": request.max_output_tokens },
         });
+        if !request.system.is_empty() {
+            body["systemInstruction"] = json!({ "parts": [{ "text": request.system }] });
+        }
+        let mut generation = generation_config(&request.options)?;
+        if let Some(limit) = request.max_output_tokens {
+            generation.insert("maxOutputTokens".to_owned(), json!(limit));
+        }
+        if !generation.is_empty() {
+            body["generationConfig"] = Value::Object(generation);
+        }
+        if let Some(choice) = &request.options.tool_choice {
+            let (mode, only) = match choice {
+                ToolChoice::Auto => ("AUTO", None),
+                ToolChoice::None => ("NONE", None),
+                ToolChoice::Required => ("ANY", None),
+                ToolChoice::Function(name) => ("ANY", Some(name)),
+            };
+            let mut config = json!({ "mode": mode });
+            if let Some(name) = only {
+                config["allowedFunctionNames"] = json!([name]);
+            }
+            body["toolConfig"] = json!({ "functionCallingConfig": config });
+        }
         if !request.tools.is_empty() {
             // `parametersJsonSchema` takes JSON Schema as MCP servers write it (`parameters` takes only
             // Gemini's OpenAPI subset).
@@ -61,6 +84,35 @@ impl GeminiProvider {
 
 /// One message as Gemini content: text parts, `functionCall` parts from the model, `functionResponse`
 /// parts (whose `response` must be an object) from the user's side.
+/// The caller's options in Gemini's `generationConfig`; what Gemini has no field for is refused.
+fn generation_config(options: &GenerationOptions) -> Result<serde_json::Map<String, Value>, ProviderError> {
+    if options.parallel_tool_calls == Some(false) {
+        return Err(unsupported("gemini", "parallel_tool_calls"));
+    }
+    if options.user.is_some() {
+        return Err(unsupported("gemini", "user"));
+    }
+    let mut config = serde_json::Map::new();
+    let mut set = |field: &str, value: Option<Value>| {
+        if let Some(value) = value {
+            config.insert(field.to_owned(), value);
+        }
+    };
+    set("temperature", options.temperature.map(|value| json!(value)));
+    set("topP", options.top_p.map(|value| json!(value)));
+    set("seed", options.seed.map(|value| json!(value)));
+    set("stopSequences", (!options.stop.is_empty()).then(|| json!(options.stop)));
+    match &options.response_format {
+        None | Some(ResponseFormat::Text) => {}
+        Some(ResponseFormat::JsonObject) => set("responseMimeType", Some(json!("application/json"))),
+        Some(ResponseFormat::JsonSchema { schema, .. }) => {
+            set("responseMimeType", Some(json!("application/json")));
+            set("responseJsonSchema", Some(schema.clone()));
+        }
+    }
+    Ok(config)
+}
+
 fn content(message: &ChatMessage) -> Value {
     let role = match message.role {
         ChatRole::User => "user",
@@ -70,10 +122,13 @@ fn content(message: &ChatMessage) -> Value {
         .tool_results
         .iter()
         .map(|result| {
-            let response = match &result.content {
-                Value::Object(_) if !result.is_error => result.content.clone(),
-                _ if result.is_error => json!({ "error": result.text() }),
-                other => json!({ "result": other }),
+            // Gemini takes an object: a JSON object as it is, anything else wrapped.
+            let parsed = serde_json::from_str::<Value>(&result.content).ok();
+            let response = match parsed {
+                _ if result.is_error => json!({ "error": result.content }),
+                Some(Value::Object(object)) => Value::Object(object),
+                Some(other) => json!({ "result": other }),
+                None => json!({ "result": result.content }),
             };
             json!({ "functionResponse": { "name": result.name, "response": response } })
         })
@@ -82,7 +137,10 @@ fn content(message: &ChatMessage) -> Value {
         parts.push(json!({ "text": message.content }));
     }
     parts.extend(
-        message.tool_calls.iter().map(|call| json!({ "functionCall": { "name": call.name, "args": call.arguments } })),
+        message
+            .tool_calls
+            .iter()
+            .map(|call| json!({ "functionCall": { "name": call.name, "args": call.arguments_object() } })),
     );
     json!({ "role": role, "parts": parts })
 }
@@ -92,6 +150,18 @@ struct GeminiDecoder {
     calls: u32,
     done: bool,
     secret: String,
+}
+
+/// Gemini has no reason of its own for function calls (they end with `STOP`); most others are its
+/// safety and recitation filters.
+fn finish_reason(reason: &str, called: bool) -> FinishReason {
+    match reason {
+        "MAX_TOKENS" => FinishReason::Length,
+        "STOP" | "FINISH_REASON_UNSPECIFIED" | "OTHER" | "MALFORMED_FUNCTION_CALL" | "UNEXPECTED_TOOL_CALL" => {
+            if called { FinishReason::ToolCalls } else { FinishReason::Stop }
+        }
+        _ => FinishReason::ContentFilter,
+    }
 }
 
 impl Decoder for GeminiDecoder {
@@ -123,7 +193,8 @@ impl Decoder for GeminiDecoder {
                 output_tokens: decode::count(&usage["candidatesTokenCount"]),
             });
         }
-        if candidate.get("finishReason").is_some_and(Value::is_string) {
+        if let Some(reason) = candidate["finishReason"].as_str() {
+            chunks.push(ChatChunk::Finish(finish_reason(reason, self.calls > 0)));
             self.done = true;
         }
         Ok(chunks)
@@ -165,8 +236,24 @@ mod tests {
                     arguments: "{\"id\":1}".into()
                 },
                 ChatChunk::Usage { input_tokens: 7, output_tokens: 4 },
+                ChatChunk::Finish(FinishReason::ToolCalls),
             ]
         );
         assert!(decoder.finished());
+    }
+
+    #[test]
+    fn every_finish_reason_is_named_as_openai_names_it() {
+        for (reason, called, expected) in [
+            ("STOP", false, FinishReason::Stop),
+            ("STOP", true, FinishReason::ToolCalls),
+            ("MAX_TOKENS", false, FinishReason::Length),
+            ("SAFETY", false, FinishReason::ContentFilter),
+            ("RECITATION", false, FinishReason::ContentFilter),
+            ("PROHIBITED_CONTENT", false, FinishReason::ContentFilter),
+            ("OTHER", false, FinishReason::Stop),
+        ] {
+            assert_eq!(finish_reason(reason, called), expected, "{reason}");
+        }
     }
 }

@@ -7,7 +7,8 @@ use std::fmt::Write as _;
 use futures::stream;
 
 use super::Passage;
-use super::{ChatChunk, ChatRequest, ChunkStream};
+use super::options::unsupported;
+use super::{ChatChunk, ChatRequest, ChunkStream, FinishReason, ProviderError};
 
 pub const PROVIDER_NAME: &str = "local";
 pub const MODEL_NAME: &str = "switchboard-extractive";
@@ -16,9 +17,23 @@ pub const MODEL_NAME: &str = "switchboard-extractive";
 pub struct LocalAnswerer;
 
 impl LocalAnswerer {
-    pub fn stream(&self, request: &ChatRequest) -> ChunkStream {
+    pub fn stream(&self, request: &ChatRequest) -> Result<ChunkStream, ProviderError> {
+        // An extractive answerer has nothing to sample, format or call: asking for it is refused.
+        if let Some(parameter) = request.options.first_set() {
+            return Err(unsupported(PROVIDER_NAME, parameter));
+        }
         let answer = compose_answer(request.question(), &request.passages);
-        Box::pin(stream::iter(split_into_tokens(&answer).into_iter().map(|piece| Ok(ChatChunk::Text(piece)))))
+        let mut pieces = split_into_tokens(&answer);
+        // The caller's cap holds here as at any model: the answer stops there and says it was cut.
+        let limit = request.max_output_tokens.map_or(usize::MAX, |limit| usize::try_from(limit).unwrap_or(usize::MAX));
+        let finish = if pieces.len() > limit {
+            pieces.truncate(limit);
+            FinishReason::Length
+        } else {
+            FinishReason::Stop
+        };
+        let chunks = pieces.into_iter().map(ChatChunk::Text).chain(std::iter::once(ChatChunk::Finish(finish)));
+        Ok(Box::pin(stream::iter(chunks.map(Ok))))
     }
 }
 

@@ -9,6 +9,7 @@ pub mod gemini;
 pub mod http;
 pub mod local;
 pub mod openai;
+pub mod options;
 pub mod retry;
 pub mod store;
 
@@ -61,7 +62,19 @@ pub struct ToolSpec {
 pub struct ToolCallMessage {
     pub id: String,
     pub name: String,
-    pub arguments: serde_json::Value,
+    /// The arguments as the model wrote them: JSON text, or not even that (a call cut off mid-way). Kept
+    /// as text so a conversation passed through reaches the model byte for byte.
+    pub arguments: String,
+}
+
+impl ToolCallMessage {
+    /// The arguments as a JSON object, for providers that take one (an unreadable call gets `{}`).
+    pub fn arguments_object(&self) -> serde_json::Value {
+        serde_json::from_str::<serde_json::Value>(&self.arguments)
+            .ok()
+            .filter(serde_json::Value::is_object)
+            .unwrap_or_else(|| serde_json::json!({}))
+    }
 }
 
 /// The answer to one call: the tool's (shaped) result, or why there is none.
@@ -69,18 +82,9 @@ pub struct ToolCallMessage {
 pub struct ToolResultMessage {
     pub call_id: String,
     pub name: String,
-    pub content: serde_json::Value,
+    /// The result as text, exactly as it was given (JSON keeps its key order, numbers their digits).
+    pub content: String,
     pub is_error: bool,
-}
-
-impl ToolResultMessage {
-    /// The result as text: strings as they are, anything else as JSON.
-    pub fn text(&self) -> String {
-        match &self.content {
-            serde_json::Value::String(text) => text.clone(),
-            other => other.to_string(),
-        }
-    }
 }
 
 /// A retrieved passage as the model sees it, in the system prompt and (offline) in the answer.
@@ -99,7 +103,9 @@ pub struct ChatRequest {
     pub system: String,
     /// Oldest first; the last one is the user's question.
     pub messages: Vec<ChatMessage>,
-    pub max_output_tokens: u32,
+    /// The caller's cap on the answer, if it set one. None sends no cap: the model's own maximum applies
+    /// (Anthropic, which requires one, gets the model's ceiling).
+    pub max_output_tokens: Option<u32>,
     /// The retrieved passages, numbered from 1 (also rendered into `system`).
     pub passages: Vec<Passage>,
     /// The tools the model may call; empty means none.
@@ -107,6 +113,8 @@ pub struct ChatRequest {
     /// False once the turn has used its tool steps: the tools stay declared (the conversation refers
     /// to them, and some providers refuse tool blocks without declarations) but may not be called.
     pub tool_calls_allowed: bool,
+    /// The caller's generation options (pass-through turns); each provider maps or refuses them.
+    pub options: options::GenerationOptions,
 }
 
 impl ChatRequest {
@@ -134,6 +142,34 @@ pub enum ChatChunk {
         input_tokens: u32,
         output_tokens: u32,
     },
+    /// Why the model stopped, as the provider said it.
+    Finish(FinishReason),
+}
+
+/// Why a model stopped writing: an answer cut at its token limit must never look complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum FinishReason {
+    /// A natural end (or a stop sequence).
+    Stop,
+    /// The output token limit cut the answer.
+    Length,
+    /// The model asked for tools.
+    ToolCalls,
+    /// The provider withheld or cut the answer (safety, recitation, refusal).
+    ContentFilter,
+}
+
+impl FinishReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stop => "stop",
+            Self::Length => "length",
+            Self::ToolCalls => "tool_calls",
+            Self::ContentFilter => "content_filter",
+        }
+    }
 }
 
 pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<ChatChunk, ProviderError>> + Send>>;
@@ -151,6 +187,10 @@ pub enum ProviderErrorKind {
     Unreachable,
     /// No key for the chosen provider (neither the tenant's nor the platform's), or it cannot be opened.
     NotConfigured,
+    /// The caller asked for an option this provider cannot honour; refused before any call.
+    Unsupported {
+        parameter: String,
+    },
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -177,6 +217,7 @@ impl ProviderError {
             ProviderErrorKind::InvalidRequest => "upstream_invalid_request",
             ProviderErrorKind::Unreachable => "upstream_unreachable",
             ProviderErrorKind::NotConfigured => "provider_not_configured",
+            ProviderErrorKind::Unsupported { .. } => "unsupported_parameter",
         }
     }
 }
@@ -286,7 +327,7 @@ impl Provider {
     /// Opens the answer's stream (one attempt; see [`retry::open_with_retries`]).
     pub async fn stream(&self, request: &ChatRequest) -> Result<ChunkStream, ProviderError> {
         match self {
-            Self::Local(answerer) => Ok(answerer.stream(request)),
+            Self::Local(answerer) => answerer.stream(request),
             Self::OpenAi(provider) => provider.stream(request).await,
             Self::Anthropic(provider) => provider.stream(request).await,
             Self::Gemini(provider) => provider.stream(request).await,

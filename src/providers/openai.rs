@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 
 use super::decode::{self, Decoder};
 use super::http::{self, HttpClient};
-use super::{ChatChunk, ChatRequest, ChunkStream, Credentials, ProviderError};
+use super::options::{ResponseFormat, ToolChoice};
+use super::{ChatChunk, ChatRequest, ChunkStream, Credentials, FinishReason, ProviderError};
 
 #[derive(Debug, Clone)]
 pub struct OpenAiProvider {
@@ -28,6 +29,7 @@ impl OpenAiProvider {
             "stream": true,
             "stream_options": { "include_usage": true },
         });
+        apply_options(&mut body, request);
         if !request.tools.is_empty() {
             body["tools"] = request
                 .tools
@@ -42,8 +44,10 @@ impl OpenAiProvider {
                 body["tool_choice"] = json!("none");
             }
         }
-        let limit_field = if self.compatible { "max_tokens" } else { "max_completion_tokens" };
-        body[limit_field] = json!(request.max_output_tokens);
+        if let Some(limit) = request.max_output_tokens {
+            let limit_field = if self.compatible { "max_tokens" } else { "max_completion_tokens" };
+            body[limit_field] = json!(limit);
+        }
         let url = format!("{}/chat/completions", self.credentials.base_url.trim_end_matches('/'));
         let key = self.credentials.api_key.expose_secret();
         let response = self.http.send(self.http.client.post(url).bearer_auth(key).json(&body), key).await?;
@@ -52,13 +56,52 @@ impl OpenAiProvider {
     }
 }
 
+/// The caller's options in OpenAI's own fields (the caller spoke OpenAI's format: they pass as given).
+fn apply_options(body: &mut Value, request: &ChatRequest) {
+    let options = &request.options;
+    let fields = [
+        ("temperature", options.temperature.map(|value| json!(value))),
+        ("top_p", options.top_p.map(|value| json!(value))),
+        ("seed", options.seed.map(|value| json!(value))),
+        ("stop", (!options.stop.is_empty()).then(|| json!(options.stop))),
+        ("parallel_tool_calls", options.parallel_tool_calls.map(Value::Bool)),
+        ("user", options.user.as_ref().map(|user| json!(user))),
+        (
+            "response_format",
+            options.response_format.as_ref().map(|format| match format {
+                ResponseFormat::Text => json!({ "type": "text" }),
+                ResponseFormat::JsonObject => json!({ "type": "json_object" }),
+                ResponseFormat::JsonSchema { given, .. } => given.clone(),
+            }),
+        ),
+        (
+            "tool_choice",
+            options.tool_choice.as_ref().map(|choice| match choice {
+                ToolChoice::Auto => json!("auto"),
+                ToolChoice::None => json!("none"),
+                ToolChoice::Required => json!("required"),
+                ToolChoice::Function(name) => json!({ "type": "function", "function": { "name": name } }),
+            }),
+        ),
+    ];
+    for (field, value) in fields {
+        if let Some(value) = value {
+            body[field] = value;
+        }
+    }
+}
+
 /// The conversation in Chat Completions form: a tool call rides on its assistant message, and each
 /// result is a `tool` message of its own.
 fn messages(request: &ChatRequest) -> Vec<Value> {
-    let mut messages = vec![json!({ "role": "system", "content": request.system })];
+    // A caller that sent no system message gets none added.
+    let mut messages: Vec<Value> = (!request.system.is_empty())
+        .then(|| json!({ "role": "system", "content": request.system }))
+        .into_iter()
+        .collect();
     for message in &request.messages {
         for result in &message.tool_results {
-            messages.push(json!({ "role": "tool", "tool_call_id": result.call_id, "content": result.text() }));
+            messages.push(json!({ "role": "tool", "tool_call_id": result.call_id, "content": result.content }));
         }
         if message.tool_calls.is_empty() {
             if !message.content.is_empty() || message.tool_results.is_empty() {
@@ -71,7 +114,7 @@ fn messages(request: &ChatRequest) -> Vec<Value> {
             .iter()
             .map(|call| {
                 json!({ "id": call.id, "type": "function",
-                        "function": { "name": call.name, "arguments": call.arguments.to_string() } })
+                        "function": { "name": call.name, "arguments": call.arguments } })
             })
             .collect();
         let content = if message.content.is_empty() { Value::Null } else { json!(message.content) };
@@ -117,6 +160,9 @@ fn decode_chunk(chunk: &Value, secret: &str) -> Result<Vec<ChatChunk>, ProviderE
             arguments: call["function"]["arguments"].as_str().unwrap_or_default().to_owned(),
         });
     }
+    if let Some(reason) = chunk["choices"][0]["finish_reason"].as_str() {
+        chunks.push(ChatChunk::Finish(finish_reason(reason)));
+    }
     let usage = &chunk["usage"];
     if usage.is_object() {
         chunks.push(ChatChunk::Usage {
@@ -125,6 +171,16 @@ fn decode_chunk(chunk: &Value, secret: &str) -> Result<Vec<ChatChunk>, ProviderE
         });
     }
     Ok(chunks)
+}
+
+/// OpenAI's reasons, and what compatible servers send beside them (`eos`, `abort`…) as a plain stop.
+fn finish_reason(reason: &str) -> FinishReason {
+    match reason {
+        "length" => FinishReason::Length,
+        "tool_calls" | "function_call" => FinishReason::ToolCalls,
+        "content_filter" => FinishReason::ContentFilter,
+        _ => FinishReason::Stop,
+    }
 }
 
 #[cfg(test)]
@@ -155,6 +211,16 @@ mod tests {
         );
         let usage = json!({"choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}});
         assert_eq!(decode_chunk(&usage, "k").unwrap(), [ChatChunk::Usage { input_tokens: 12, output_tokens: 5 }]);
+        for (reason, expected) in [
+            ("stop", FinishReason::Stop),
+            ("length", FinishReason::Length),
+            ("tool_calls", FinishReason::ToolCalls),
+            ("content_filter", FinishReason::ContentFilter),
+            ("eos", FinishReason::Stop),
+        ] {
+            let last = json!({"choices": [{"index": 0, "delta": {}, "finish_reason": reason}]});
+            assert_eq!(decode_chunk(&last, "k").unwrap(), [ChatChunk::Finish(expected)], "{reason}");
+        }
     }
 
     #[test]

@@ -66,7 +66,11 @@ fn retry_delay(error: &ProviderError, attempt: u32, settings: &UpstreamSettings)
             let exponential = settings.backoff_base.saturating_mul(2u32.saturating_pow(attempt));
             Some(exponential.mul_f64(rand::rng().random_range(0.5..1.5)))
         }
-        Kind::AuthFailed | Kind::BadResponse | Kind::InvalidRequest | Kind::NotConfigured => None,
+        Kind::AuthFailed
+        | Kind::BadResponse
+        | Kind::InvalidRequest
+        | Kind::NotConfigured
+        | Kind::Unsupported { .. } => None,
     }
 }
 

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{MessageId, RunId, SessionId, ToolCallId};
+use crate::providers::FinishReason;
 use crate::retrieval::Citation;
 
 /// One event of a run, numbered from 1 in the order it happened.
@@ -49,7 +50,13 @@ pub enum EventKind {
     #[serde(rename = "usage")]
     Usage { input_tokens: u32, output_tokens: u32, total_tokens: u32, estimated: bool },
     #[serde(rename = "run.completed")]
-    RunCompleted { message_id: MessageId },
+    RunCompleted {
+        message_id: MessageId,
+        /// Why the model stopped: `length` means the answer was cut at its token limit. Absent on runs
+        /// recorded before it was kept.
+        #[serde(default)]
+        finish_reason: Option<FinishReason>,
+    },
     #[serde(rename = "run.failed")]
     RunFailed { code: String, message: String, message_id: Option<MessageId> },
     #[serde(rename = "run.cancelled")]

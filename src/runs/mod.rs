@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{RunId, SessionId};
+use crate::providers::FinishReason;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
 #[serde(rename_all = "snake_case")]
@@ -46,6 +47,8 @@ pub struct Run {
     pub is_byok: bool,
     pub error_code: Option<String>,
     pub error_message: Option<String>,
+    /// Why the model stopped, for a run that completed.
+    pub finish_reason: Option<FinishReason>,
     pub trace_id: Option<String>,
     pub first_token_ms: Option<i32>,
     pub latency_ms: Option<i32>,

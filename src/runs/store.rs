@@ -4,10 +4,11 @@ use sqlx::{PgConnection, Postgres, QueryBuilder};
 
 use super::{Run, RunKind, RunStatus};
 use crate::ids::{RunId, SessionId, TenantId};
+use crate::providers::FinishReason;
 use crate::runs::events::{EventKind, RunEvent};
 
 const RUN_COLUMNS: &str = "id, session_id, kind, status, provider, model, is_byok, error_code, error_message, \
-     trace_id, first_token_ms, latency_ms, created_at, finished_at";
+     finish_reason, trace_id, first_token_ms, latency_ms, created_at, finished_at";
 
 #[derive(Debug, Clone)]
 pub struct NewRun<'a> {
@@ -50,6 +51,7 @@ pub async fn get(connection: &mut PgConnection, id: RunId) -> Result<Option<Run>
 pub struct RunOutcome<'a> {
     pub status: RunStatus,
     pub error: Option<(&'a str, &'a str)>,
+    pub finish_reason: Option<FinishReason>,
     pub provider: &'a str,
     pub model: &'a str,
     pub first_token_ms: Option<i32>,
@@ -60,7 +62,7 @@ pub struct RunOutcome<'a> {
 pub async fn finish(connection: &mut PgConnection, id: RunId, outcome: &RunOutcome<'_>) -> Result<bool, sqlx::Error> {
     let updated = sqlx::query(
         "UPDATE runs SET status = $2, error_code = $3, error_message = $4, provider = $5, model = $6, \
-         first_token_ms = $7, latency_ms = $8, finished_at = now() \
+         first_token_ms = $7, latency_ms = $8, finish_reason = $9, finished_at = now() \
          WHERE id = $1 AND status NOT IN ('succeeded', 'failed', 'cancelled')",
     )
     .bind(id)
@@ -71,6 +73,7 @@ pub async fn finish(connection: &mut PgConnection, id: RunId, outcome: &RunOutco
     .bind(outcome.model)
     .bind(outcome.first_token_ms)
     .bind(outcome.latency_ms)
+    .bind(outcome.finish_reason)
     .execute(connection)
     .await?;
     Ok(updated.rows_affected() == 1)

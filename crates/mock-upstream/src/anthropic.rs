@@ -63,6 +63,7 @@ pub(crate) fn parse(headers: &HeaderMap, body: &Value) -> Result<Request, String
         stream: body.get("stream").and_then(Value::as_bool).unwrap_or(false),
         include_usage: false,
         prompt_words: system_words.saturating_add(message_words),
+        max_output_tokens: body.get("max_tokens").and_then(Value::as_u64).map(script::saturate_u64),
     })
 }
 
@@ -147,7 +148,11 @@ struct OutputUsage {
 }
 
 fn stop_reason(turn: &Turn) -> &'static str {
-    if turn.tool_calls.is_empty() { "end_turn" } else { "tool_use" }
+    match (turn.cut, turn.tool_calls.is_empty()) {
+        (true, _) => "max_tokens",
+        (false, true) => "end_turn",
+        (false, false) => "tool_use",
+    }
 }
 
 /// A text block is sent when there is text, or when there is nothing else (Claude always answers with some block).

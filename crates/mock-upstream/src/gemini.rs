@@ -11,7 +11,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::script::{Request, Turn, fresh_id, text_words};
+use crate::script::{self, Request, Turn, fresh_id, text_words};
 use crate::wire::{Script, Step, json};
 
 fn query(uri: &Uri) -> HashMap<String, String> {
@@ -84,7 +84,15 @@ pub(crate) fn parse(uri: &Uri, body: &Value) -> Result<Request, Refusal> {
     let parts_words = |content: &Value| content.get("parts").map_or(0, text_words);
     let system_words = body.get("systemInstruction").map_or(0, parts_words);
     let content_words: u32 = contents.iter().map(parts_words).sum();
-    Ok(Request { model, stream, include_usage: false, prompt_words: system_words.saturating_add(content_words) })
+    let max_output_tokens =
+        body.pointer("/generationConfig/maxOutputTokens").and_then(Value::as_u64).map(script::saturate_u64);
+    Ok(Request {
+        model,
+        stream,
+        include_usage: false,
+        prompt_words: system_words.saturating_add(content_words),
+        max_output_tokens,
+    })
 }
 
 /// Gemini has no tool-call ids on the wire; the generated ones only keep [`Turn`] uniform.
@@ -176,7 +184,7 @@ fn function_calls(turn: &Turn) -> impl Iterator<Item = Part<'_>> {
 }
 
 /// One chunk per text piece, one per function call (whole), then a closing chunk with an empty text part,
-/// `finishReason: STOP` and the final usage; the stream then simply ends.
+/// `finishReason` (`STOP`, or `MAX_TOKENS` when cut) and the final usage; the stream then simply ends.
 fn stream_script(request: &Request, turn: &Turn) -> Script {
     let chunks = Chunks { model: &request.model, response_id: fresh_id("", 23), prompt_tokens: turn.input_tokens };
     let mut steps = Vec::new();
@@ -187,9 +195,14 @@ fn stream_script(request: &Request, turn: &Turn) -> Script {
     for part in function_calls(turn) {
         steps.push(Step::Content(sse(&chunks.chunk(vec![part], None, turn.output_so_far(turn.pieces.len())))));
     }
-    let last = chunks.chunk(vec![Part::Text { text: "" }], Some("STOP"), turn.output_tokens);
+    let last = chunks.chunk(vec![Part::Text { text: "" }], Some(finish_reason(turn)), turn.output_tokens);
     steps.push(Step::Closing(sse(&last)));
     Script { content_type: "text/event-stream", steps, malformed: "data: {\"candidates\": [\r\n\r\n" }
+}
+
+/// Gemini has no finish reason for function calls: they end with `STOP` too.
+fn finish_reason(turn: &Turn) -> &'static str {
+    if turn.cut { "MAX_TOKENS" } else { "STOP" }
 }
 
 /// The non-streaming `generateContent` response: all text in one part, then the function calls.
@@ -201,7 +214,7 @@ fn response_script(request: &Request, turn: &Turn) -> Script {
         parts.push(Part::Text { text: &text });
     }
     parts.extend(function_calls(turn));
-    let body = chunks.chunk(parts, Some("STOP"), turn.output_tokens);
+    let body = chunks.chunk(parts, Some(finish_reason(turn)), turn.output_tokens);
     Script {
         content_type: "application/json",
         steps: vec![Step::Closing(Bytes::from(body))],

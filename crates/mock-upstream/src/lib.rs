@@ -72,6 +72,9 @@ pub struct Reply {
     /// output = number of text pieces.
     pub usage: Option<(u32, u32)>,
     pub fault: Option<Fault>,
+    /// The model's own output limit, in text pieces: a longer reply stops there with the provider's "cut at
+    /// the limit" finish reason (as a request's own cap does).
+    pub limit: Option<usize>,
 }
 
 /// A tool call the scripted model makes. An empty `id` gets a provider-style generated one.

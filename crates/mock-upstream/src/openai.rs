@@ -54,6 +54,10 @@ pub(crate) fn parse(body: &Value) -> Result<Request, String> {
         stream: body.get("stream").and_then(Value::as_bool).unwrap_or(false),
         include_usage: body.pointer("/stream_options/include_usage").and_then(Value::as_bool).unwrap_or(false),
         prompt_words: messages.iter().filter_map(|message| message.get("content")).map(text_words).sum(),
+        max_output_tokens: ["max_completion_tokens", "max_tokens"]
+            .iter()
+            .find_map(|field| body.get(*field).and_then(Value::as_u64))
+            .map(script::saturate_u64),
     })
 }
 
@@ -129,7 +133,11 @@ struct FunctionDelta<'a> {
 }
 
 fn finish_reason(turn: &Turn) -> &'static str {
-    if turn.tool_calls.is_empty() { "stop" } else { "tool_calls" }
+    match (turn.cut, turn.tool_calls.is_empty()) {
+        (true, _) => "length",
+        (false, true) => "stop",
+        (false, false) => "tool_calls",
+    }
 }
 
 /// Role chunk, one chunk per text piece, each tool call as a header chunk plus argument fragments, the finish chunk,

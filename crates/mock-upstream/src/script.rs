@@ -18,6 +18,8 @@ pub(crate) struct Request {
     pub include_usage: bool,
     /// Whitespace-separated words in all message text, the default input token count.
     pub prompt_words: u32,
+    /// The request's cap on output tokens; a longer reply is cut there, as real models cut theirs.
+    pub max_output_tokens: Option<u32>,
 }
 
 /// A reply resolved for one request: what every provider module writes in its own format.
@@ -30,19 +32,37 @@ pub(crate) struct Turn {
     pub output_tokens: u32,
     pub delay: Duration,
     pub fault: Option<Fault>,
+    /// The reply reached the request's output cap: it ends there, without its tool calls.
+    pub cut: bool,
 }
 
 impl Turn {
     /// `id_prefix`/`id_len` shape generated tool-call ids like the provider's own (`call_…`, `toolu_01…`).
     pub fn new(reply: Reply, request: &Request, id_prefix: &str, id_len: usize) -> Turn {
-        let pieces = split_pieces(&reply.text);
+        let mut pieces = split_pieces(&reply.text);
+        // One piece is one token here; a cap below the reply's length cuts it, as a real model's would be.
+        let requested = request.max_output_tokens.map(|cap| usize::try_from(cap).unwrap_or(usize::MAX));
+        let cap = match (requested, reply.limit) {
+            (Some(requested), Some(limit)) => Some(requested.min(limit)),
+            (requested, limit) => requested.or(limit),
+        };
+        let cut = cap.is_some_and(|cap| pieces.len() > cap);
+        if let Some(cap) = cap.filter(|_| cut) {
+            pieces.truncate(cap);
+        }
         let (input_tokens, output_tokens) = reply.usage.unwrap_or((request.prompt_words, saturate(pieces.len())));
-        let tool_calls = reply
-            .tool_calls
-            .into_iter()
-            .map(|call| if call.id.is_empty() { ToolCall { id: fresh_id(id_prefix, id_len), ..call } } else { call })
-            .collect();
-        Turn { pieces, tool_calls, input_tokens, output_tokens, delay: reply.chunk_delay, fault: reply.fault }
+        let tool_calls = if cut {
+            Vec::new()
+        } else {
+            reply
+                .tool_calls
+                .into_iter()
+                .map(
+                    |call| if call.id.is_empty() { ToolCall { id: fresh_id(id_prefix, id_len), ..call } } else { call },
+                )
+                .collect()
+        };
+        Turn { pieces, tool_calls, input_tokens, output_tokens, delay: reply.chunk_delay, fault: reply.fault, cut }
     }
 
     pub fn text(&self) -> String {
@@ -99,6 +119,10 @@ pub(crate) fn text_words(content: &Value) -> u32 {
 }
 
 pub(crate) fn saturate(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+pub(crate) fn saturate_u64(n: u64) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 

@@ -4,6 +4,7 @@
 //! the tenant's tools). Every call is recorded as a turn of a new `integration` conversation.
 
 mod errors;
+mod models;
 mod wire;
 
 use std::convert::Infallible;
@@ -14,7 +15,9 @@ use axum::response::{IntoResponse as _, Response};
 use futures::StreamExt as _;
 use serde_json::{Value, json};
 
+pub use errors::no_route;
 pub use errors::openai_errors;
+pub use models::{list_models, retrieve_model};
 
 use super::AppState;
 use super::error::ApiError;
@@ -25,22 +28,9 @@ use crate::conversations::{self, Message};
 use crate::engine::{Answer, Delivery, EventStream, GivenConversation, RunFailure};
 use crate::ids::RunId;
 use crate::integration::{self, whole::WholeConversation};
+use crate::providers::FinishReason;
 use crate::runs::events::EventKind;
 use wire::{ASSISTANT_MODEL, CompletionRequest};
-
-pub async fn models(State(state): State<AppState>, Tenant(context): Tenant) -> Result<axum::Json<Value>, ApiError> {
-    context.require(Scope::Chat)?;
-    let config = crate::tenants::config(&state.db, &context).await?;
-    let mut names = vec![ASSISTANT_MODEL.to_owned(), config.default_model.clone()];
-    names.extend(config.fallback_model.clone());
-    names.dedup();
-    let created = config.updated_at.timestamp();
-    let data: Vec<Value> = names
-        .iter()
-        .map(|name| json!({ "id": name, "object": "model", "created": created, "owned_by": config.default_provider }))
-        .collect();
-    Ok(axum::Json(json!({ "object": "list", "data": data })))
-}
 
 pub async fn completions(
     State(state): State<AppState>,
@@ -50,6 +40,11 @@ pub async fn completions(
     context.require(Scope::Chat)?;
     let parsed = body.parse().map_err(|message| ApiError::bad_request("invalid_request", message))?;
     let assistant = body.model == ASSISTANT_MODEL;
+    if let Some(option) = parsed.options.first_set().filter(|_| assistant) {
+        let message =
+            format!("`{option}` is not accepted with switchboard-assistant, which answers as the tenant set it up");
+        return Err(ApiError::bad_request("invalid_request", message));
+    }
     if assistant && !parsed.tools.is_empty() {
         let message = "tools are not accepted with switchboard-assistant, which uses the tenant's own tools";
         return Err(ApiError::bad_request("invalid_request", message));
@@ -62,8 +57,9 @@ pub async fn completions(
             messages: parsed.messages,
             tools: parsed.tools,
             max_output_tokens: body.max_output_tokens(),
+            options: parsed.options,
         };
-        WholeConversation::PassThrough { model: body.model.clone(), question: parsed.question, given }
+        WholeConversation::PassThrough { model: body.model.clone(), question: parsed.question, given: Box::new(given) }
     };
     let started = integration::whole::start(&state.db, &state.engine, &context, conversation).await?;
     let reply = Reply {
@@ -112,7 +108,8 @@ impl Reply {
         json!({
             "id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
             "system_fingerprint": null,
-            "choices": [{ "index": 0, "message": said, "logprobs": null, "finish_reason": finish_reason(&calls) }],
+            "choices": [{ "index": 0, "message": said, "logprobs": null,
+                          "finish_reason": finish_reason(message.finish_reason, &calls) }],
             "usage": wire::usage(input, output),
         })
     }
@@ -150,8 +147,14 @@ fn stored_tool_calls(message: &Message) -> Vec<Value> {
     message.tool_calls.0.as_array().cloned().unwrap_or_default()
 }
 
-fn finish_reason(calls: &[Value]) -> &'static str {
-    if calls.is_empty() { "stop" } else { "tool_calls" }
+/// The reason the run recorded (`length` for an answer cut at its limit); for runs recorded before
+/// reasons were kept, what the answer shows.
+fn finish_reason(recorded: Option<FinishReason>, calls: &[Value]) -> &'static str {
+    match recorded {
+        Some(reason) => reason.as_str(),
+        None if calls.is_empty() => "stop",
+        None => "tool_calls",
+    }
 }
 
 /// Streams the run as `chat.completion.chunk`s. Until the first text arrives the answer is still an
@@ -238,7 +241,7 @@ impl Translation {
                 self.usage = Some((input_tokens, output_tokens));
                 Vec::new()
             }
-            EventKind::RunCompleted { message_id } => {
+            EventKind::RunCompleted { message_id, finish_reason: recorded } => {
                 let message = conversations::message(&self.state.db, &self.context, message_id).await.ok().flatten();
                 let calls = message.as_ref().map(stored_tool_calls).unwrap_or_default();
                 let mut chunks = Vec::new();
@@ -247,7 +250,7 @@ impl Translation {
                         calls.iter().enumerate().map(|(i, call)| wire::tool_call(i, call)).collect();
                     chunks.push(reply.chunk(&json!({ "tool_calls": calls }), None, include_usage));
                 }
-                chunks.push(reply.chunk(&json!({}), Some(finish_reason(&calls)), include_usage));
+                chunks.push(reply.chunk(&json!({}), Some(finish_reason(recorded, &calls)), include_usage));
                 chunks
             }
             EventKind::RunFailed { code, message, .. } => {

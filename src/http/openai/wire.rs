@@ -5,6 +5,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::conversations::Role;
+use crate::providers::options::{GenerationOptions, ResponseFormat, ToolChoice};
 use crate::providers::{ChatMessage, ToolCallMessage, ToolResultMessage, ToolSpec};
 
 /// The model name that asks for Switchboard's assistant (retrieval, the tenant's tools) rather than
@@ -24,7 +25,18 @@ pub struct CompletionRequest {
     pub max_tokens: Option<u32>,
     pub max_completion_tokens: Option<u32>,
     pub n: Option<u32>,
-    // Sampling and other options (temperature, top_p, user, …) are accepted and not forwarded.
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    pub seed: Option<i64>,
+    pub stop: Option<Value>,
+    pub response_format: Option<Value>,
+    pub parallel_tool_calls: Option<bool>,
+    pub user: Option<String>,
+    pub logprobs: Option<bool>,
+    pub top_logprobs: Option<u32>,
+    /// Every other field: refused by name unless null, never silently dropped.
+    #[serde(flatten)]
+    pub others: serde_json::Map<String, Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -79,10 +91,43 @@ pub struct Parsed {
     pub system: String,
     pub messages: Vec<ChatMessage>,
     pub tools: Vec<ToolSpec>,
+    pub options: GenerationOptions,
     /// The text recorded as this turn's user message.
     pub question: String,
     /// Earlier plain user and assistant messages (for the assistant model, whose history is stored).
     pub history: Vec<(Role, String)>,
+}
+
+fn response_format(format: &Value) -> Result<ResponseFormat, String> {
+    match format["type"].as_str() {
+        Some("text") => Ok(ResponseFormat::Text),
+        Some("json_object") => Ok(ResponseFormat::JsonObject),
+        Some("json_schema") => {
+            let schema = format.pointer("/json_schema/schema").filter(|schema| schema.is_object());
+            let named = format.pointer("/json_schema/name").is_some_and(Value::is_string);
+            match schema {
+                Some(schema) if named => {
+                    Ok(ResponseFormat::JsonSchema { schema: schema.clone(), given: format.clone() })
+                }
+                _ => Err("`response_format.json_schema` needs a `name` and a `schema` object".to_owned()),
+            }
+        }
+        _ => Err("`response_format.type` must be `text`, `json_object` or `json_schema`".to_owned()),
+    }
+}
+
+fn tool_choice(choice: &Value) -> Result<ToolChoice, String> {
+    match choice {
+        Value::String(mode) if mode == "auto" => Ok(ToolChoice::Auto),
+        Value::String(mode) if mode == "none" => Ok(ToolChoice::None),
+        Value::String(mode) if mode == "required" => Ok(ToolChoice::Required),
+        Value::Object(_) if choice["type"] == "function" => choice
+            .pointer("/function/name")
+            .and_then(Value::as_str)
+            .map(|name| ToolChoice::Function(name.to_owned()))
+            .ok_or_else(|| "`tool_choice.function.name` is required".to_owned()),
+        _ => Err("`tool_choice` must be `auto`, `none`, `required` or a function".to_owned()),
+    }
 }
 
 /// `content` as text: a string, or the text parts of an array of parts.
@@ -123,18 +168,14 @@ impl CompletionRequest {
                 "user" => messages.push(ChatMessage::user(text)),
                 "assistant" => {
                     let mut said = ChatMessage::assistant(text);
+                    // Arguments go on as the caller sent them, JSON or not (a call the model cut off
+                    // mid-way is still part of the conversation, as OpenAI takes it).
                     for call in &message.tool_calls {
-                        let arguments = if call.function.arguments.trim().is_empty() {
-                            json!({})
-                        } else {
-                            serde_json::from_str(&call.function.arguments)
-                                .map_err(|_| format!("messages[{index}]: tool call arguments must be JSON"))?
-                        };
                         names_by_call.insert(call.id.clone(), call.function.name.clone());
                         said.tool_calls.push(ToolCallMessage {
                             id: call.id.clone(),
                             name: call.function.name.clone(),
-                            arguments,
+                            arguments: call.function.arguments.clone(),
                         });
                     }
                     messages.push(said);
@@ -147,8 +188,8 @@ impl CompletionRequest {
                     let name = names_by_call.get(&call_id).cloned().ok_or_else(|| {
                         format!("messages[{index}]: tool_call_id {call_id:?} answers no earlier tool call")
                     })?;
-                    let content = serde_json::from_str(&text).unwrap_or(Value::String(text));
-                    let result = ToolResultMessage { call_id, name, content, is_error: false };
+                    // The result's text byte for byte: never parsed and written again.
+                    let result = ToolResultMessage { call_id, name, content: text, is_error: false };
                     // Results of one step travel together, in the message after the calls.
                     match messages.last_mut() {
                         Some(last)
@@ -185,9 +226,45 @@ impl CompletionRequest {
                 (role, message.content.clone())
             })
             .collect();
-        let tools_off = self.tool_choice.as_ref().is_some_and(|choice| choice == "none");
-        let tools = if tools_off { Vec::new() } else { self.tool_specs()? };
-        Ok(Parsed { system: system.join("\n\n"), messages, tools, question, history })
+        let options = self.options()?;
+        let tools = self.tool_specs()?;
+        Ok(Parsed { system: system.join("\n\n"), messages, tools, options, question, history })
+    }
+
+    /// The options the caller set, checked; an option Switchboard does not know is refused by name.
+    fn options(&self) -> Result<GenerationOptions, String> {
+        if let Some((field, _)) = self.others.iter().find(|(_, value)| !value.is_null()) {
+            return Err(format!("`{field}` is not supported"));
+        }
+        if self.logprobs == Some(true) || self.top_logprobs.is_some() {
+            return Err("`logprobs` is not supported".to_owned());
+        }
+        if self.temperature.is_some_and(|value| !(0.0..=2.0).contains(&value)) {
+            return Err("`temperature` must be between 0 and 2".to_owned());
+        }
+        if self.top_p.is_some_and(|value| !(0.0..=1.0).contains(&value)) {
+            return Err("`top_p` must be between 0 and 1".to_owned());
+        }
+        let stop = match &self.stop {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::String(stop)) => vec![stop.clone()],
+            Some(Value::Array(stops)) if stops.len() <= 4 => stops
+                .iter()
+                .map(|stop| stop.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+                .ok_or("`stop` must be a string or an array of up to 4 strings")?,
+            Some(_) => return Err("`stop` must be a string or an array of up to 4 strings".to_owned()),
+        };
+        Ok(GenerationOptions {
+            temperature: self.temperature,
+            top_p: self.top_p,
+            seed: self.seed,
+            stop,
+            response_format: self.response_format.as_ref().map(response_format).transpose()?,
+            tool_choice: self.tool_choice.as_ref().map(tool_choice).transpose()?,
+            parallel_tool_calls: self.parallel_tool_calls,
+            user: self.user.clone(),
+        })
     }
 
     fn tool_specs(&self) -> Result<Vec<ToolSpec>, String> {

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use crate::conversations::{Message, MessageStatus, Role, Session, SessionType};
 use crate::ids::{MessageId, RunId, SessionId, UserId};
+use crate::providers::FinishReason;
 
 #[derive(Debug, Serialize)]
 pub struct SessionView {
@@ -54,6 +55,8 @@ pub struct MessageView {
     pub role: Role,
     pub content: String,
     pub status: MessageStatus,
+    /// Why the model stopped (assistant answers): `length` means the answer was cut at its token limit.
+    pub finish_reason: Option<FinishReason>,
     pub tool_calls: serde_json::Value,
     pub citations: serde_json::Value,
     pub input_tokens: Option<i32>,
@@ -75,6 +78,7 @@ impl From<&Message> for MessageView {
             role: message.role,
             content: message.content.clone(),
             status: message.status,
+            finish_reason: message.finish_reason,
             tool_calls: message.tool_calls.0.clone(),
             citations: message.citations.0.clone(),
             input_tokens: message.input_tokens,

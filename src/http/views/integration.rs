@@ -7,6 +7,7 @@ use crate::conversations::Message;
 use crate::engine::TurnOutcome;
 use crate::ids::{MessageId, RunId, SessionId};
 use crate::integration::Accepted;
+use crate::providers::FinishReason;
 use crate::runs::RunStatus;
 
 #[derive(Debug, Serialize)]
@@ -37,6 +38,8 @@ impl IntegrationAnswer {
 pub struct IntegrationMessage {
     pub id: MessageId,
     pub content: String,
+    /// Why the model stopped: `length` means the answer was cut at its token limit.
+    pub finish_reason: Option<FinishReason>,
     pub citations: serde_json::Value,
     pub tool_calls: serde_json::Value,
     pub model: Option<String>,
@@ -48,6 +51,7 @@ impl From<&Message> for IntegrationMessage {
         Self {
             id: message.id,
             content: message.content.clone(),
+            finish_reason: message.finish_reason,
             citations: message.citations.0.clone(),
             tool_calls: message.tool_calls.0.clone(),
             model: message.model_used.clone(),

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::ids::{RunId, SessionId};
+use crate::providers::FinishReason;
 use crate::runs::{Run, RunKind, RunStatus};
 
 #[derive(Debug, Serialize)]
@@ -12,6 +13,8 @@ pub struct RunView {
     pub session_id: Option<SessionId>,
     pub kind: RunKind,
     pub status: RunStatus,
+    /// Why the model stopped, for a completed run.
+    pub finish_reason: Option<FinishReason>,
     pub provider: Option<String>,
     pub model: Option<String>,
     pub is_byok: bool,
@@ -31,6 +34,7 @@ impl From<&Run> for RunView {
             session_id: run.session_id,
             kind: run.kind,
             status: run.status,
+            finish_reason: run.finish_reason,
             provider: run.provider.clone(),
             model: run.model.clone(),
             is_byok: run.is_byok,
