@@ -5,15 +5,17 @@
 
 mod errors;
 mod models;
+mod reply;
 mod wire;
 
 use std::convert::Infallible;
 
+use async_openai::types::chat::FinishReason as WireFinishReason;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse as _, Response};
 use futures::StreamExt as _;
-use serde_json::{Value, json};
+use serde_json::json;
 
 pub use errors::no_route;
 pub use errors::openai_errors;
@@ -24,12 +26,12 @@ use super::error::ApiError;
 use super::extract::{Json, Tenant};
 use crate::auth::context::Scope;
 use crate::auth::context::TenantContext;
-use crate::conversations::{self, Message};
+use crate::conversations;
 use crate::engine::{Answer, Delivery, EventStream, GivenConversation, RunFailure};
 use crate::ids::RunId;
 use crate::integration::{self, whole::WholeConversation};
-use crate::providers::FinishReason;
 use crate::runs::events::EventKind;
+use reply::{Reply, StoredCall};
 use wire::{ASSISTANT_MODEL, CompletionRequest};
 
 pub async fn completions(
@@ -64,7 +66,7 @@ pub async fn completions(
     let started = integration::whole::start(&state.db, &state.engine, &context, conversation).await?;
     let reply = Reply {
         id: format!("chatcmpl-{}", started.run.id.0.simple()),
-        created: started.run.created_at.timestamp(),
+        created: u32::try_from(started.run.created_at.timestamp()).unwrap_or(u32::MAX),
         model: body.model.clone(),
     };
     let delivery = if body.stream { Delivery::Stream } else { Delivery::Wait };
@@ -85,76 +87,9 @@ fn awaiting_approval(run_id: RunId) -> ApiError {
     ApiError::conflict("awaiting_approval", message)
 }
 
-/// What every object of one answer shares.
-struct Reply {
-    id: String,
-    created: i64,
-    model: String,
-}
-
-impl Reply {
-    fn completion(&self, message: &Message) -> Value {
-        let calls = stored_tool_calls(message);
-        let content =
-            if message.content.is_empty() && !calls.is_empty() { Value::Null } else { json!(message.content) };
-        let mut said = json!({ "role": "assistant", "content": content, "refusal": null });
-        if !calls.is_empty() {
-            said["tool_calls"] = Value::Array(
-                calls.iter().enumerate().map(|(i, call)| without_index(wire::tool_call(i, call))).collect(),
-            );
-        }
-        let input = message.input_tokens.and_then(|tokens| u32::try_from(tokens).ok()).unwrap_or(0);
-        let output = message.output_tokens.and_then(|tokens| u32::try_from(tokens).ok()).unwrap_or(0);
-        json!({
-            "id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
-            "system_fingerprint": null,
-            "choices": [{ "index": 0, "message": said, "logprobs": null,
-                          "finish_reason": finish_reason(message.finish_reason, &calls) }],
-            "usage": wire::usage(input, output),
-        })
-    }
-
-    fn chunk(&self, delta: &Value, finish_reason: Option<&str>, include_usage: bool) -> Event {
-        let mut chunk = json!({
-            "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-            "system_fingerprint": null,
-            "choices": [{ "index": 0, "delta": delta, "logprobs": null, "finish_reason": finish_reason }],
-        });
-        if include_usage {
-            chunk["usage"] = Value::Null;
-        }
-        Event::default().data(chunk.to_string())
-    }
-
-    fn usage_chunk(&self, input: u32, output: u32) -> Event {
-        let chunk = json!({
-            "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-            "system_fingerprint": null, "choices": [], "usage": wire::usage(input, output),
-        });
-        Event::default().data(chunk.to_string())
-    }
-}
-
-/// Non-streaming tool calls carry no `index`.
-fn without_index(mut call: Value) -> Value {
-    if let Some(object) = call.as_object_mut() {
-        object.remove("index");
-    }
-    call
-}
-
-fn stored_tool_calls(message: &Message) -> Vec<Value> {
-    message.tool_calls.0.as_array().cloned().unwrap_or_default()
-}
-
-/// The reason the run recorded (`length` for an answer cut at its limit); for runs recorded before
-/// reasons were kept, what the answer shows.
-fn finish_reason(recorded: Option<FinishReason>, calls: &[Value]) -> &'static str {
-    match recorded {
-        Some(reason) => reason.as_str(),
-        None if calls.is_empty() => "stop",
-        None => "tool_calls",
-    }
+/// A chunk as an SSE event: its JSON is the whole `data`.
+fn event(chunk: &impl serde::Serialize) -> Event {
+    Event::default().json_data(chunk).unwrap_or_else(|_| Event::default().comment("unserialisable chunk"))
 }
 
 /// Streams the run as `chat.completion.chunk`s. Until the first text arrives the answer is still an
@@ -184,9 +119,9 @@ async fn stream(
             kind => early.push(kind),
         }
     }
-    let mut head = vec![reply.chunk(&json!({ "role": "assistant", "content": "" }), None, include_usage)];
+    let mut head = vec![event(&reply.opening())];
     if let Some(text) = first_text {
-        head.push(reply.chunk(&json!({ "content": text }), None, include_usage));
+        head.push(event(&reply.text(text)));
     }
     let rest = futures::stream::iter(early).chain(events.map(|event| event.kind)).boxed();
     let translation = Translation { state, context, reply, include_usage, rest, usage: None, finished: false };
@@ -227,30 +162,28 @@ impl Translation {
         if self.include_usage
             && let Some((input, output)) = self.usage
         {
-            last.push(self.reply.usage_chunk(input, output));
+            last.push(event(&self.reply.usage(input, output)));
         }
         last.push(Event::default().data("[DONE]"));
         Some((last, self))
     }
 
     async fn chunks_of(&mut self, kind: EventKind) -> Vec<Event> {
-        let (reply, include_usage) = (&self.reply, self.include_usage);
+        let reply = &self.reply;
         match kind {
-            EventKind::MessageDelta { text } => vec![reply.chunk(&json!({ "content": text }), None, include_usage)],
+            EventKind::MessageDelta { text } => vec![event(&reply.text(text))],
             EventKind::Usage { input_tokens, output_tokens, .. } => {
                 self.usage = Some((input_tokens, output_tokens));
                 Vec::new()
             }
             EventKind::RunCompleted { message_id, finish_reason: recorded } => {
                 let message = conversations::message(&self.state.db, &self.context, message_id).await.ok().flatten();
-                let calls = message.as_ref().map(stored_tool_calls).unwrap_or_default();
+                let calls = message.as_ref().map(StoredCall::all_of).unwrap_or_default();
                 let mut chunks = Vec::new();
                 if !calls.is_empty() {
-                    let calls: Vec<Value> =
-                        calls.iter().enumerate().map(|(i, call)| wire::tool_call(i, call)).collect();
-                    chunks.push(reply.chunk(&json!({ "tool_calls": calls }), None, include_usage));
+                    chunks.push(event(&reply.tool_calls(&calls)));
                 }
-                chunks.push(reply.chunk(&json!({}), Some(finish_reason(recorded, &calls)), include_usage));
+                chunks.push(event(&reply.finish(reply::finish_reason(recorded, &calls))));
                 chunks
             }
             EventKind::RunFailed { code, message, .. } => {
@@ -259,7 +192,7 @@ impl Translation {
                     json!({ "error": { "message": message, "type": "server_error", "param": null, "code": code } });
                 vec![Event::default().data(error.to_string())]
             }
-            EventKind::RunCancelled { .. } => vec![reply.chunk(&json!({}), Some("stop"), include_usage)],
+            EventKind::RunCancelled { .. } => vec![event(&reply.finish(WireFinishReason::Stop))],
             _ => Vec::new(),
         }
     }

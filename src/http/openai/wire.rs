@@ -300,21 +300,3 @@ impl CompletionRequest {
         self.max_completion_tokens.or(self.max_tokens)
     }
 }
-
-/// A tool call as stored on the assistant's message (`{id, name, arguments}`), in OpenAI's form.
-pub fn tool_call(index: usize, stored: &Value) -> Value {
-    json!({
-        "index": index,
-        "id": stored["id"],
-        "type": "function",
-        "function": { "name": stored["name"], "arguments": stored["arguments"].as_str().unwrap_or("{}") },
-    })
-}
-
-pub fn usage(input_tokens: u32, output_tokens: u32) -> Value {
-    json!({
-        "prompt_tokens": input_tokens,
-        "completion_tokens": output_tokens,
-        "total_tokens": input_tokens.saturating_add(output_tokens),
-    })
-}
