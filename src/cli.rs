@@ -1,4 +1,4 @@
-//! The command line: `serve` (the default), `migrate`, `rotate-master-key`.
+//! The command line: `serve` (the default), `migrate`, `rotate-master-key`, `ingest`.
 
 use clap::{Parser, Subcommand};
 

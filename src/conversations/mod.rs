@@ -151,6 +151,12 @@ pub async fn create(
     new_session: &NewSession,
 ) -> Result<Session, ConversationError> {
     let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
+    // Under the tenant's row-level security another tenant's workspace does not exist either.
+    if let Some(workspace_id) = new_session.workspace_id
+        && !crate::workspaces::store::exists(&mut transaction, crate::ids::WorkspaceId(workspace_id)).await?
+    {
+        return Err(ConversationError::Invalid("no such workspace".to_owned()));
+    }
     let session = store::insert_session(&mut transaction, context, new_session).await?;
     transaction.commit().await?;
     Ok(session)

@@ -1,10 +1,13 @@
 //! Extractors whose rejections use the API's error shape, and the authentication extractors that turn a
 //! bearer token into a [`TenantContext`] or the operator.
 
+use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
+
+use serde::de::DeserializeOwned;
 
 use super::AppState;
 use super::error::ApiError;
@@ -13,10 +16,65 @@ use crate::auth::context::TenantContext;
 use crate::auth::{self, AuthError};
 use crate::idempotency::IdempotencyError;
 
-/// JSON body; malformed JSON is 400 `malformed_json`, a wrong shape or type is 422 `invalid_request`.
-#[derive(Debug, FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// JSON body; malformed JSON is 400 `malformed_json`, a wrong shape or type is 422 `invalid_request`,
+/// and text holding a NUL character (which PostgreSQL cannot store) is 422 `invalid_text`, for every
+/// route at once.
+#[derive(Debug)]
 pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json(request.headers()) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "expected Content-Type: application/json",
+            ));
+        }
+        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::from_status(StatusCode::PAYLOAD_TOO_LARGE)
+            } else {
+                ApiError::bad_request("bad_request", rejection.body_text())
+            }
+        })?;
+        if holds_nul(&bytes) {
+            return Err(nul_refused());
+        }
+        let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
+        Ok(Self(value))
+    }
+}
+
+/// `application/json`, or a `+json` type, as axum's own extractor accepts.
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(content_type) = headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()) else {
+        return false;
+    };
+    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// True when any string (or key) of the JSON holds U+0000. Raw NUL bytes are not valid JSON, so only the
+/// escape can carry one; the text is parsed only when the escape appears at all.
+fn holds_nul(body: &[u8]) -> bool {
+    fn walk(value: &serde_json::Value) -> bool {
+        match value {
+            serde_json::Value::String(text) => text.contains('\0'),
+            serde_json::Value::Array(items) => items.iter().any(walk),
+            serde_json::Value::Object(fields) => fields.iter().any(|(key, value)| key.contains('\0') || walk(value)),
+            _ => false,
+        }
+    }
+    let escaped = body.windows(6).any(|window| window.eq_ignore_ascii_case(b"\\u0000"));
+    escaped && serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|value| walk(&value))
+}
+
+fn nul_refused() -> ApiError {
+    ApiError::invalid_code("invalid_text", "text must not contain NUL characters (\\u0000)")
+}
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
@@ -36,10 +94,27 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
-/// Path parameters; one that does not parse (a malformed id) is 400 `invalid_path`.
-#[derive(Debug, FromRequestParts)]
-#[from_request(via(axum::extract::Path), rejection(ApiError))]
+/// Path parameters; one that does not parse (a malformed id) is 400 `invalid_path`, one holding a NUL
+/// 422 `invalid_text`.
+#[derive(Debug)]
 pub struct Path<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if query_or_path_holds_nul(parts.uri.path()) {
+            return Err(nul_refused());
+        }
+        let axum::extract::Path(value) = axum::extract::Path::<T>::from_request_parts(parts, state).await?;
+        Ok(Self(value))
+    }
+}
+
+/// A path or query string with an encoded NUL (`%00`): refused before any extractor decodes it.
+fn query_or_path_holds_nul(text: &str) -> bool {
+    text.as_bytes().windows(3).any(|window| window.eq_ignore_ascii_case(b"%00"))
+}
 
 impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> Self {
@@ -47,10 +122,22 @@ impl From<PathRejection> for ApiError {
     }
 }
 
-/// Query-string parameters; one of the wrong type is 400 `invalid_query`.
-#[derive(Debug, FromRequestParts)]
-#[from_request(via(axum::extract::Query), rejection(ApiError))]
+/// Query-string parameters; one of the wrong type is 400 `invalid_query`, one holding a NUL 422
+/// `invalid_text`.
+#[derive(Debug)]
 pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if parts.uri.query().is_some_and(query_or_path_holds_nul) {
+            return Err(nul_refused());
+        }
+        let axum::extract::Query(value) = axum::extract::Query::<T>::from_request_parts(parts, state).await?;
+        Ok(Self(value))
+    }
+}
 
 impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> Self {

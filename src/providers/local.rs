@@ -1,6 +1,6 @@
 //! The offline default: a built-in answerer that needs no key and no network. It streams a deterministic
-//! answer assembled from the question and (once retrieval lands) the retrieved passages, and says plainly
-//! that no model wrote it.
+//! answer assembled from the question and the retrieved passages, and says plainly that no model wrote
+//! it. It honours a caller's length cap; generation options it cannot honour are refused.
 
 use std::fmt::Write as _;
 

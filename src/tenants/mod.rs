@@ -133,8 +133,9 @@ pub fn parse_config_patch(
                 patch.active_policy_profile_id = Some(Some(id.into()));
             }
             ("monthly_budget_usd", Value::Null) => patch.monthly_budget_usd = Some(None),
+            // The column is numeric(14, 6): an amount that rounds past 99,999,999.999999 cannot be stored.
             ("monthly_budget_usd", Value::Number(amount))
-                if amount.as_f64().is_some_and(|usd| (0.0..1e8).contains(&usd)) =>
+                if amount.as_f64().is_some_and(|usd| (0.0..=99_999_999.999_999).contains(&usd)) =>
             {
                 patch.monthly_budget_usd = Some(Some(amount.to_string()));
             }
@@ -202,5 +203,9 @@ mod tests {
         assert_eq!(patch.monthly_budget_usd, Some(Some("12.5".to_owned())));
         assert!(parse_config_patch(&fields(serde_json::json!({"default_model": ""}))).is_err());
         assert!(parse_config_patch(&fields(serde_json::json!({"multi_agent_enabled": "yes"}))).is_err());
+        for too_much in [99_999_999.999_999_9, 1e8, -0.01] {
+            assert!(parse_config_patch(&fields(serde_json::json!({"monthly_budget_usd": too_much}))).is_err());
+        }
+        assert!(parse_config_patch(&fields(serde_json::json!({"monthly_budget_usd": 99_999_999.999_999}))).is_ok());
     }
 }

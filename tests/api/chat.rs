@@ -10,7 +10,9 @@ async fn conversations_are_created_listed_filtered_renamed_archived_and_deleted(
     let tenant = app.create_tenant("acme").await;
     let key = &tenant.admin_key;
     let first = app.create_session(key).await;
-    let workspace = uuid::Uuid::now_v7();
+    let workspace: Value =
+        app.post("/api/v1/workspaces", key, &json!({ "name": "ide" })).send().await.unwrap().json().await.unwrap();
+    let workspace = workspace["id"].as_str().unwrap().to_owned();
     let second: Value = app
         .post("/api/v1/sessions", key, &json!({"session_type": "workspace", "workspace_id": workspace, "title": "IDE"}))
         .send()

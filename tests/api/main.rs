@@ -14,6 +14,7 @@ mod everything;
 mod finish_reasons;
 mod generation_options;
 mod health;
+mod hostile_input;
 mod integration;
 mod mcp_auth;
 mod mcp_endpoint;

@@ -95,7 +95,7 @@ async fn bad_documents_are_refused_and_change_nothing() {
     add_document(&app, &tenant, "kept.md", "# Kept\n\nA document that stays.").await;
     for (path, content) in [
         ("empty.md", "   \n"),
-        ("binary.bin", "PK\u{3}\u{4}\0\0\u{1}binary"),
+        ("binary.bin", "PK\u{3}\u{4}\u{2}\u{5}\u{1}binary"),
         ("../escape.md", "text"),
         ("/etc/passwd.md", "text"),
         ("a/../../b.md", "text"),
@@ -103,6 +103,9 @@ async fn bad_documents_are_refused_and_change_nothing() {
         let response = add_document(&app, &tenant, path, content).await;
         assert_error(response, 422, "invalid_request").await;
     }
+    // Text holding NUL characters is refused at the edge, before the document is looked at.
+    let response = add_document(&app, &tenant, "nul.bin", "PK\u{3}\u{4}\0\0\u{1}binary").await;
+    assert_error(response, 422, "invalid_text").await;
     let not_utf8 = app
         .client
         .post(app.url("/api/v1/documents"))
