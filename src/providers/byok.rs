@@ -10,7 +10,7 @@ use crate::audit::{self, AuditEntry};
 use crate::auth::context::TenantContext;
 use crate::crypto::MasterKeys;
 use crate::db;
-use crate::outbound::OutboundPolicy;
+use crate::outbound::{OutboundError, OutboundPolicy};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ByokError {
@@ -56,7 +56,17 @@ impl NewCredential {
             return Err(ByokError::Invalid("an OpenAI-compatible provider needs a base_url".to_owned()));
         }
         if let Some(url) = &base_url {
-            outbound.check(url).await.map_err(|error| ByokError::Invalid(format!("base_url: {error}")))?;
+            if url.len() > 2000 {
+                return Err(ByokError::Invalid("base_url must be at most 2000 characters".to_owned()));
+            }
+            outbound.check_before_saving(url).await.map_err(|error| match error {
+                // The base URL is stored, shown and audited as written: a secret in it would be in the clear.
+                OutboundError::Credential(found) => ByokError::Invalid(format!(
+                    "base_url carries a credential ({found}); put the key in api_key, which is sealed at rest, \
+                     not in the URL, which is stored and shown in the clear"
+                )),
+                error => ByokError::Invalid(format!("base_url: {error}")),
+            })?;
         }
         if default_model.as_deref().is_some_and(|model| model.trim().is_empty() || model.len() > 200) {
             return Err(ByokError::Invalid("default_model must be 1 to 200 characters".to_owned()));

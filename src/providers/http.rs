@@ -43,6 +43,8 @@ impl Default for UpstreamSettings {
 pub struct HttpClient {
     pub client: reqwest::Client,
     pub settings: UpstreamSettings,
+    /// For endpoints tenants name: an IP literal never reaches the resolver, so `send` judges it.
+    outbound: Option<crate::outbound::OutboundPolicy>,
 }
 
 impl HttpClient {
@@ -61,16 +63,23 @@ impl HttpClient {
             .connect_timeout(settings.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90));
         if let Some(outbound) = outbound {
-            // Redirects are not followed: one could lead to an internal address, and the key with it.
-            builder = builder.dns_resolver(outbound.resolver()).redirect(reqwest::redirect::Policy::none());
+            // Redirects are not followed: one could lead to an internal address, and the key with it. No
+            // proxy from the environment either: a proxy would resolve the name itself, past the policy.
+            builder = builder.dns_resolver(outbound.resolver()).redirect(reqwest::redirect::Policy::none()).no_proxy();
         }
         let client = builder.build().expect("the HTTP client builds with rustls");
-        Self { client, settings }
+        Self { client, settings, outbound: outbound.cloned() }
     }
 
     /// Sends the request and returns the response once its status is a success.
     pub async fn send(&self, request: reqwest::RequestBuilder, secret: &str) -> Result<Response, ProviderError> {
-        let response = tokio::time::timeout(self.settings.first_byte_timeout, request.send())
+        let request = request.build().map_err(|error| transport_error(&error))?;
+        if let Some(outbound) = &self.outbound {
+            outbound
+                .check_when_connecting(request.url())
+                .map_err(|error| ProviderError::new(Kind::Unreachable, error.to_string()))?;
+        }
+        let response = tokio::time::timeout(self.settings.first_byte_timeout, self.client.execute(request))
             .await
             .map_err(|_| ProviderError::new(Kind::Timeout, "the provider did not answer in time"))?
             .map_err(|error| transport_error(&error))?;

@@ -13,7 +13,7 @@ use super::store::{self, ConnectorColumns, ConnectorRow};
 use crate::crypto::{MasterKeys, Sealed};
 use crate::db;
 use crate::ids::{ConnectorId, TenantId};
-use crate::outbound::OutboundPolicy;
+use crate::outbound::{OutboundError, OutboundPolicy};
 
 /// How the connector reaches its server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,11 +129,14 @@ impl ConnectorSpec {
                 if url.len() > 2000 {
                     return Err(invalid("url must be at most 2000 characters"));
                 }
-                let parsed = reqwest::Url::parse(&url).map_err(|_| invalid("url is not a valid URL"))?;
-                if !parsed.username().is_empty() || parsed.password().is_some() {
-                    return Err(invalid("url must not carry credentials; use auth"));
-                }
-                rules.outbound.check(&url).await.map_err(|error| ToolError::Invalid(format!("url: {error}")))?;
+                rules.outbound.check_before_saving(&url).await.map_err(|error| match error {
+                    // The url is stored and shown as written: a secret in it would be in the clear.
+                    OutboundError::Credential(found) => ToolError::Invalid(format!(
+                        "url carries a credential ({found}); put the secret in auth, whose token is sealed at \
+                         rest, not in the URL, which is stored and shown in the clear"
+                    )),
+                    error => ToolError::Invalid(format!("url: {error}")),
+                })?;
                 Transport::StreamableHttp { url }
             }
             "stdio" => {

@@ -103,6 +103,8 @@ impl McpClients {
             .pool_max_idle_per_host(0)
             // A redirect could lead anywhere, an internal address included, with the credential.
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy from the environment would resolve the name itself, past the policy.
+            .no_proxy()
             .connect_timeout(std::time::Duration::from_secs(10))
             .build()
             .expect("the HTTP client builds with rustls");

@@ -10,9 +10,7 @@ async fn conversations_are_created_listed_filtered_renamed_archived_and_deleted(
     let tenant = app.create_tenant("acme").await;
     let key = &tenant.admin_key;
     let first = app.create_session(key).await;
-    let workspace: Value =
-        app.post("/api/v1/workspaces", key, &json!({ "name": "ide" })).send().await.unwrap().json().await.unwrap();
-    let workspace = workspace["id"].as_str().unwrap().to_owned();
+    let workspace = app.create_workspace(key, "ide").await;
     let second: Value = app
         .post("/api/v1/sessions", key, &json!({"session_type": "workspace", "workspace_id": workspace, "title": "IDE"}))
         .send()

@@ -391,6 +391,14 @@ pub fn streamed_text(events: &[SseEvent]) -> String {
 }
 
 impl TestApp {
+    /// Creates a workspace through the API; returns its id.
+    pub async fn create_workspace(&self, key: &str, name: &str) -> String {
+        let response = self.post("/api/v1/workspaces", key, &json!({ "name": name })).send().await.unwrap();
+        assert_eq!(response.status(), 201);
+        let body: Value = response.json().await.unwrap();
+        body["id"].as_str().unwrap().to_owned()
+    }
+
     pub async fn create_session(&self, key: &str) -> String {
         let response = self.post("/api/v1/sessions", key, &json!({})).send().await.unwrap();
         assert_eq!(response.status(), 201);

@@ -11,9 +11,7 @@ async fn a_nul_character_anywhere_is_a_422_never_a_500() {
     let tenant = app.create_tenant("acme").await;
     let key = &tenant.admin_key;
     let session = app.create_session(key).await;
-    let workspace: Value =
-        app.post("/api/v1/workspaces", key, &json!({ "name": "shop" })).send().await.unwrap().json().await.unwrap();
-    let workspace = workspace["id"].as_str().unwrap().to_owned();
+    let workspace = app.create_workspace(key, "shop").await;
     let nul = "before\u{0}after";
     let bodies: Vec<(String, Value)> = vec![
         ("/api/v1/api-keys".to_owned(), json!({ "name": nul, "scopes": ["chat"] })),
@@ -71,14 +69,7 @@ async fn a_budget_past_its_column_and_a_workspace_that_does_not_exist_are_refuse
     let session = json!({ "session_type": "workspace", "workspace_id": uuid::Uuid::now_v7() });
     assert_error(app.post("/api/v1/sessions", key, &session).send().await.unwrap(), 422, "invalid_request").await;
     let other = app.create_tenant("globex").await;
-    let theirs: Value = app
-        .post("/api/v1/workspaces", &other.admin_key, &json!({ "name": "theirs" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let session = json!({ "session_type": "workspace", "workspace_id": theirs["id"] });
+    let theirs = app.create_workspace(&other.admin_key, "theirs").await;
+    let session = json!({ "session_type": "workspace", "workspace_id": theirs });
     assert_error(app.post("/api/v1/sessions", key, &session).send().await.unwrap(), 422, "invalid_request").await;
 }

@@ -21,6 +21,7 @@ mod mcp_endpoint;
 mod openai_compat;
 mod openai_errors;
 mod openai_models;
+mod outbound_urls;
 mod passthrough;
 mod providers;
 mod reembedding;
