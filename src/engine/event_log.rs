@@ -15,6 +15,8 @@ use crate::runs::events::{EventKind, RunEvent};
 
 const FLUSH_EVERY_EVENTS: usize = 64;
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
+/// Sequence numbers reserved at a time before publishing: one write per this many events.
+const RESERVE_AHEAD: i64 = 64;
 
 pub struct EventLog {
     run_id: RunId,
@@ -22,13 +24,24 @@ pub struct EventLog {
     live: Arc<LiveRun>,
     db: PgPool,
     next_seq: i64,
+    /// The highest sequence number reserved in the run's row; nothing past it is published.
+    reserved_through: i64,
     pending: Vec<RunEvent>,
     last_flush: Instant,
 }
 
 impl EventLog {
     pub fn new(run_id: RunId, tenant_id: TenantId, live: Arc<LiveRun>, db: PgPool, next_seq: i64) -> Self {
-        Self { run_id, tenant_id, live, db, next_seq, pending: Vec::new(), last_flush: Instant::now() }
+        Self {
+            run_id,
+            tenant_id,
+            live,
+            db,
+            next_seq,
+            reserved_through: next_seq - 1,
+            pending: Vec::new(),
+            last_flush: Instant::now(),
+        }
     }
 
     /// The run as followers in this process see it.
@@ -51,10 +64,34 @@ impl EventLog {
     pub async fn emit(&mut self, kind: EventKind) {
         debug_assert!(!kind.is_terminal());
         let event = self.number(kind);
+        if event.seq > self.reserved_through {
+            self.reserve_and_flush(event.seq + RESERVE_AHEAD - 1).await;
+        }
         self.live.publish(event.clone());
         self.pending.push(event);
         if self.pending.len() >= FLUSH_EVERY_EVENTS || self.last_flush.elapsed() >= FLUSH_EVERY {
             self.flush().await;
+        }
+    }
+
+    /// Reserves sequence numbers through `through` (and writes what is pending on the way), so that a
+    /// closer that finds this run abandoned numbers past them. If the database cannot be reached the
+    /// event is published all the same: the turn goes on, and the next reservation tries again.
+    async fn reserve_and_flush(&mut self, through: i64) {
+        let written = async {
+            let mut transaction = db::begin_tenant(&self.db, self.tenant_id).await?;
+            runs::store::insert_events(&mut transaction, self.tenant_id, &self.pending).await?;
+            runs::store::reserve_seq(&mut transaction, self.run_id, through).await?;
+            transaction.commit().await
+        }
+        .await;
+        match written {
+            Ok(()) => {
+                self.pending.clear();
+                self.last_flush = Instant::now();
+                self.reserved_through = through;
+            }
+            Err(error) => tracing::warn!(run_id = %self.run_id, %error, "could not reserve event numbers"),
         }
     }
 
@@ -88,6 +125,7 @@ impl EventLog {
         let closing: Vec<RunEvent> = closing.into_iter().map(|kind| self.number(kind)).collect();
         runs::store::insert_events(&mut *transaction, self.tenant_id, &self.pending).await?;
         runs::store::insert_events(&mut *transaction, self.tenant_id, &closing).await?;
+        runs::store::settle_reserved_seq(&mut *transaction, self.run_id, self.next_seq - 1).await?;
         Ok(closing)
     }
 

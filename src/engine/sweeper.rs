@@ -3,13 +3,41 @@
 
 use std::time::Duration;
 
+use sqlx::PgConnection;
+
 use super::{Engine, EngineError};
+use crate::conversations::store::{self as conversation_store, NewMessage};
+use crate::conversations::{MessageStatus, Role};
 use crate::db;
-use crate::ids::TenantId;
+use crate::ids::{MessageId, TenantId};
 use crate::runs::events::{EventKind, RunEvent};
 use crate::runs::store::RunOutcome;
 use crate::runs::{self, Run, RunStatus};
 use crate::tools::calls;
+
+/// The answer a dead run had streamed, as far as its events were written, kept as an incomplete message
+/// (as a run that fails in its own process keeps its partial answer).
+async fn keep_partial_answer(
+    transaction: &mut PgConnection,
+    tenant_id: TenantId,
+    run: &Run,
+) -> Result<Option<MessageId>, sqlx::Error> {
+    let Some(session_id) = run.session_id else { return Ok(None) };
+    let text = runs::store::streamed_text(transaction, run.id).await?;
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let message = NewMessage {
+        role: Role::Assistant,
+        status: MessageStatus::Incomplete,
+        model_used: run.model.as_deref(),
+        provider_used: run.provider.as_deref(),
+        is_byok: Some(run.is_byok),
+        ..NewMessage::user(session_id, run.id, &text)
+    };
+    let stored = conversation_store::insert_message(transaction, tenant_id, &message).await?;
+    Ok(Some(stored.id))
+}
 
 impl Engine {
     /// Closes a run nobody executes any more, with `closing` as its last event.
@@ -39,6 +67,12 @@ impl Engine {
             latency_ms: run.latency_ms.unwrap_or_default(),
         };
         if runs::store::finish(&mut transaction, run.id, &outcome).await? {
+            let kept = keep_partial_answer(&mut transaction, tenant_id, run).await?;
+            let closing = match closing {
+                EventKind::RunFailed { code, message, .. } => EventKind::RunFailed { code, message, message_id: kept },
+                EventKind::RunCancelled { .. } => EventKind::RunCancelled { message_id: kept },
+                other => other,
+            };
             let event = RunEvent { run_id: run.id, seq, kind: closing };
             runs::store::insert_events(&mut transaction, tenant_id, &[event]).await?;
         }

@@ -121,11 +121,45 @@ pub async fn events_after(
 }
 
 /// The next sequence number for a run whose events are only in the database.
+/// The last sequence number the run may have used: its last stored event, or beyond that what its
+/// executor reserved before publishing (events a follower may have seen that were never written).
 pub async fn last_seq(connection: &mut PgConnection, run_id: RunId) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM run_events WHERE run_id = $1")
+    sqlx::query_scalar(
+        "SELECT GREATEST((SELECT coalesce(max(seq), 0) FROM run_events WHERE run_id = $1), \
+                         (SELECT coalesce(max(reserved_seq), 0) FROM runs WHERE id = $1))",
+    )
+    .bind(run_id)
+    .fetch_one(connection)
+    .await
+}
+
+/// Reserves sequence numbers up to `through` before events numbered so are published.
+pub async fn reserve_seq(connection: &mut PgConnection, run_id: RunId, through: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE runs SET reserved_seq = GREATEST(reserved_seq, $2) WHERE id = $1")
         .bind(run_id)
-        .fetch_one(connection)
-        .await
+        .bind(through)
+        .execute(connection)
+        .await?;
+    Ok(())
+}
+
+/// Gives back what was reserved past the last event written (the run ended or paused in order), so a
+/// resumed run goes on without a gap.
+pub async fn settle_reserved_seq(connection: &mut PgConnection, run_id: RunId, last: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE runs SET reserved_seq = $2 WHERE id = $1").bind(run_id).bind(last).execute(connection).await?;
+    Ok(())
+}
+
+/// The text a run streamed, as far as its events were written (for the answer of a run whose process
+/// died mid-way).
+pub async fn streamed_text(connection: &mut PgConnection, run_id: RunId) -> Result<String, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT coalesce(string_agg(data->>'text', '' ORDER BY seq), '') FROM run_events \
+         WHERE run_id = $1 AND event_type = 'message.delta'",
+    )
+    .bind(run_id)
+    .fetch_one(connection)
+    .await
 }
 
 /// Marks a run as still being executed; false when it has ended meanwhile (another process cancelled

@@ -228,6 +228,67 @@ async fn a_worker_killed_mid_run_leaves_a_run_that_is_closed_as_failed() {
 }
 
 #[tokio::test]
+async fn after_a_crash_no_event_number_is_reused_and_the_streamed_answer_is_kept() {
+    let app = TestApp::spawn().await;
+    let (tenant, workspace) = workspace_tenant(&app).await;
+    let key = &tenant.admin_key;
+    let words: Vec<String> = (0..400).map(|i| format!("word{i}")).collect();
+    app.mock.push(Reply { text: words.join(" "), chunk_delay: Duration::from_millis(30), ..Reply::default() });
+    let worker = app.doomed_worker().await;
+    let run = start_run(&app, key, &workspace, "Write a long answer").await;
+    let run_id = run["id"].as_str().unwrap().to_owned();
+
+    // A follower sees a few deltas (some not yet written: they are written in batches), then the
+    // process dies.
+    let response = app.get(&format!("/api/v1/runs/{run_id}/events"), key).send().await.unwrap();
+    let mut stream = eventsource_stream::Eventsource::eventsource(response.bytes_stream());
+    let mut seen = Vec::new();
+    while let Some(event) = stream.next().await {
+        let event = event.unwrap();
+        if event.event == "message.delta" {
+            let data: Value = serde_json::from_str(&event.data).unwrap();
+            seen.push((event.id.parse::<i64>().unwrap(), data["text"].as_str().unwrap().to_owned()));
+            if seen.len() == 20 {
+                break;
+            }
+        }
+    }
+    drop(stream);
+    worker.crash();
+    sqlx::query("UPDATE runs SET heartbeat_at = now() - interval '2 minutes' WHERE id = $1::uuid")
+        .bind(&run_id)
+        .execute(&app.owner_db)
+        .await
+        .unwrap();
+    assert_eq!(app.engine.sweep_stale_runs(Duration::from_secs(60)).await.unwrap(), 1);
+
+    // Resuming after the last event seen gives the end of the run, under a number never used before.
+    let last_seen = seen.last().unwrap().0;
+    let resumed = app.get(&format!("/api/v1/runs/{run_id}/events"), key).header("last-event-id", last_seen.to_string());
+    let rest = read_sse(resumed.send().await.unwrap()).await;
+    let terminal = rest.last().expect("the terminal event after the last one seen");
+    assert_eq!((terminal.event.as_str(), &terminal.data["code"]), ("run.failed", &json!("interrupted")));
+    assert!(terminal.id.parse::<i64>().unwrap() > last_seen);
+    let stored = events(&app, key, &run_id).await;
+    for (seq, text) in &seen {
+        let same_number = stored.iter().find(|event| event.id == seq.to_string());
+        assert!(
+            same_number.is_none_or(|event| event.event == "message.delta" && event.data["text"] == text.as_str()),
+            "seq {seq} means what the follower saw: {same_number:?}"
+        );
+    }
+
+    // What was written of the answer is kept, as an incomplete message the run names.
+    let kept_id = terminal.data["message_id"].as_str().expect("the partial answer is kept");
+    let session = run["session_id"].as_str().unwrap();
+    let messages = app.messages(key, session).await;
+    let kept = messages.iter().find(|message| message["id"] == kept_id).unwrap();
+    assert_eq!(kept["status"], "incomplete");
+    let text = kept["content"].as_str().unwrap();
+    assert!(!text.is_empty() && words.join(" ").starts_with(text), "{text}");
+}
+
+#[tokio::test]
 async fn cancelling_a_run_that_another_process_executes_stops_it_there() {
     let first = TestApp::spawn().await;
     let second = first.restarted().await;
