@@ -25,7 +25,8 @@ use crate::tools::Toolbox;
 pub struct Database {
     pub owner: PgConnectOptions,
     pub app: PgPool,
-    pub embedded: Option<embedded::EmbeddedPostgres>,
+    /// Shared with its supervisor ([`embedded::supervise`]), which starts it again if it dies.
+    pub embedded: Option<Arc<embedded::EmbeddedPostgres>>,
 }
 
 impl Database {
@@ -41,7 +42,7 @@ impl Database {
                 })
                 .await??;
                 db::create_database_if_missing(&server.maintenance_options(), embedded::EMBEDDED_DATABASE_NAME).await?;
-                (server.owner_options(), Some(server))
+                (server.owner_options(), Some(Arc::new(server)))
             }
         };
         let app_password = config.app_database_password();
@@ -54,7 +55,15 @@ impl Database {
     pub async fn close(self) {
         self.app.close().await;
         if let Some(server) = self.embedded {
-            let _ = tokio::task::spawn_blocking(move || server.stop()).await;
+            let _ = tokio::task::spawn_blocking(move || server.shut_down()).await;
+        }
+    }
+
+    /// Keeps the embedded server running while the service does: a tracked task restarts it if it dies
+    /// and ends at shutdown, before [`Self::close`] stops the server for good.
+    pub fn supervise(&self, background: &crate::background::Background) {
+        if let Some(server) = &self.embedded {
+            background.spawn(embedded::supervise(Arc::clone(server), background.stopping().clone()));
         }
     }
 }
@@ -77,6 +86,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     };
     let toolbox = Toolbox::new(config.tools.clone(), Arc::clone(&keys), outbound.clone());
     let engine = Engine::new(database.app.clone(), prompts, providers, retriever.clone(), toolbox.clone());
+    database.supervise(engine.background());
     engine.start_sweeper(Duration::from_secs(30), Duration::from_secs(60));
     crate::retrieval::backfill::spawn(
         engine.background(),

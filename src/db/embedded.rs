@@ -253,14 +253,46 @@ fn write_private(path: &Path, contents: &str) -> Result<(), EmbeddedError> {
 }
 
 /// A running embedded server. Dropping it asks PostgreSQL to shut down; [`EmbeddedPostgres::stop`] waits.
+///
+/// The server can be started again in place ([`EmbeddedPostgres::restart_if_exited`], driven by
+/// [`supervise`]) on the same port and cluster, so the pools connected to it reconnect by themselves.
 #[derive(Debug)]
 pub struct EmbeddedPostgres {
-    pid: Pid,
+    layout: Layout,
+    durability: Durability,
+    user: ServerUser,
     port: u16,
     password: SecretString,
-    /// Receives once the server process has exited; behind a mutex so the server can live in a static.
-    exited: Mutex<mpsc::Receiver<()>>,
+    /// The current postmaster; behind a mutex so a restart can replace it while others read it, and so
+    /// the server can live in a static.
+    process: Mutex<Postmaster>,
+}
+
+/// One postmaster process, and how to learn that it has exited.
+#[derive(Debug)]
+struct Postmaster {
+    pid: Pid,
+    /// Receives once the process has exited.
+    exited: mpsc::Receiver<()>,
+    /// The message of `exited` is taken by the first look: remembered here.
+    has_exited: bool,
+    /// Set by a deliberate stop: nothing starts the server again after it.
     stopped: bool,
+}
+
+impl Postmaster {
+    fn has_exited(&mut self) -> bool {
+        // A disconnected channel means the same: the waiting thread has ended.
+        self.has_exited = self.has_exited || !matches!(self.exited.try_recv(), Err(mpsc::TryRecvError::Empty));
+        self.has_exited
+    }
+
+    /// Waits up to `limit` for the process to exit; true when it has.
+    fn wait_exit(&mut self, limit: Duration) -> bool {
+        self.has_exited =
+            self.has_exited || !matches!(self.exited.recv_timeout(limit), Err(mpsc::RecvTimeoutError::Timeout));
+        self.has_exited
+    }
 }
 
 impl EmbeddedPostgres {
@@ -272,63 +304,35 @@ impl EmbeddedPostgres {
         let user = ServerUser::current()?;
         let password = ensure_cluster(layout, user)?;
         let port = free_loopback_port().map_err(io_error(Path::new("127.0.0.1")))?;
-        let log_path = layout.cluster_dir.with_extension("log");
-        let log = fs::File::create(&log_path).map_err(io_error(&log_path))?;
-        let log_err = log.try_clone().map_err(io_error(&log_path))?;
-
-        let mut command = user.command(&layout.bin("postgres"), true);
-        command
-            .arg("-D")
-            .arg(&layout.cluster_dir)
-            .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="])
-            .args(["-c", "max_connections=300"]);
-        if durability == Durability::Throwaway {
-            command.args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]);
-        }
-        command.stdin(Stdio::null()).stdout(log).stderr(log_err);
-
-        let (spawned_tx, spawned_rx) = mpsc::channel();
-        let (exited_tx, exited_rx) = mpsc::channel();
-        // The parent-death signal fires when the *thread* that spawned the child ends, so the spawning
-        // thread lives exactly as long as the server.
-        std::thread::Builder::new()
-            .name("embedded-postgres".into())
-            .spawn(move || match command.spawn() {
-                Ok(mut child) => {
-                    let _ = spawned_tx.send(Ok(child.id()));
-                    let _ = child.wait();
-                    let _ = exited_tx.send(());
-                }
-                Err(error) => {
-                    let _ = spawned_tx.send(Err(error));
-                }
-            })
-            .map_err(io_error(Path::new("embedded-postgres thread")))?;
-        let pid = spawned_rx.recv().expect("the spawning thread reports").map_err(io_error(&layout.bin("postgres")))?;
-        let server = Self {
-            pid: Pid::from_raw(i32::try_from(pid).expect("pid fits in i32")),
-            port,
-            password,
-            exited: Mutex::new(exited_rx),
-            stopped: false,
-        };
-        server.wait_until_ready(&log_path)?;
+        let log_path = log_path(layout);
+        fs::File::create(&log_path).map_err(io_error(&log_path))?;
+        let postmaster = launch(layout, durability, user, port)?;
+        let server = Self { layout: layout.clone(), durability, user, port, password, process: Mutex::new(postmaster) };
+        server.wait_until_ready(0)?;
         tracing::info!(port, elapsed_ms = started_at.elapsed().as_millis(), "embedded PostgreSQL is ready");
         Ok(server)
     }
 
-    fn wait_until_ready(&self, log_path: &Path) -> Result<(), EmbeddedError> {
+    fn process(&self) -> std::sync::MutexGuard<'_, Postmaster> {
+        self.process.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Waits until the log says, past `from` bytes, that the server accepts connections.
+    fn wait_until_ready(&self, from: u64) -> Result<(), EmbeddedError> {
+        let log_path = log_path(&self.layout);
         let limit = Duration::from_mins(1);
         let deadline = Instant::now() + limit;
         loop {
+            let log = fs::read(&log_path).unwrap_or_default();
+            let log =
+                String::from_utf8_lossy(log.get(usize::try_from(from).unwrap_or(usize::MAX)..).unwrap_or_default());
             if self.has_exited() {
-                let log = fs::read_to_string(log_path).unwrap_or_default();
                 let tail = log.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>();
-                return Err(EmbeddedError::StartFailed { log: log_path.to_path_buf(), tail: tail.join("\n") });
+                return Err(EmbeddedError::StartFailed { log: log_path, tail: tail.join("\n") });
             }
             // The server writes "ready to accept connections" once it is; polling its log avoids noisy
             // failed logins.
-            if fs::read_to_string(log_path).is_ok_and(|log| log.contains("ready to accept connections")) {
+            if log.contains("ready to accept connections") {
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -338,8 +342,29 @@ impl EmbeddedPostgres {
         }
     }
 
-    fn has_exited(&self) -> bool {
-        self.exited.lock().unwrap_or_else(std::sync::PoisonError::into_inner).try_recv().is_ok()
+    /// True when the current postmaster has exited, whether stopped or killed.
+    pub fn has_exited(&self) -> bool {
+        self.process().has_exited()
+    }
+
+    /// Starts the server again, on the same port and cluster, when its postmaster has exited without being
+    /// stopped; blocks until it accepts connections. `Ok(false)` when there was nothing to do.
+    ///
+    /// After a crash the old backends may still hold the shared memory for a moment, and the new
+    /// postmaster then refuses to start: that is an error here, and the caller tries again later.
+    pub fn restart_if_exited(&self) -> Result<bool, EmbeddedError> {
+        let log_path = log_path(&self.layout);
+        let from = {
+            let mut process = self.process();
+            if process.stopped || !process.has_exited() {
+                return Ok(false);
+            }
+            let from = fs::metadata(&log_path).map_or(0, |meta| meta.len());
+            *process = launch(&self.layout, self.durability, self.user, self.port)?;
+            from
+        };
+        self.wait_until_ready(from)?;
+        Ok(true)
     }
 
     /// Connection options for the owner role on the `postgres` maintenance database.
@@ -352,9 +377,9 @@ impl EmbeddedPostgres {
             .database("postgres")
     }
 
-    /// The postmaster's process id (its backends are its children).
+    /// The current postmaster's process id (its backends are its children).
     pub fn pid(&self) -> Option<u32> {
-        u32::try_from(self.pid.as_raw()).ok()
+        u32::try_from(self.process().pid.as_raw()).ok()
     }
 
     /// The owner's connection URL for `database`, for another process (`DATABASE_URL`).
@@ -373,25 +398,123 @@ impl EmbeddedPostgres {
     }
 
     /// Fast shutdown: asks PostgreSQL to stop and waits until it has.
-    pub fn stop(mut self) {
-        self.stopped = true;
-        if kill(self.pid, Signal::SIGINT).is_err() {
+    pub fn stop(self) {
+        self.shut_down();
+    }
+
+    /// [`Self::stop`] for a server that is shared (with its supervisor): it is not started again after.
+    pub fn shut_down(&self) {
+        let mut process = self.process();
+        process.stopped = true;
+        // An exited process is not signalled: its pid may already belong to another.
+        if process.has_exited() || kill(process.pid, Signal::SIGINT).is_err() {
             return;
         }
-        let exited = self.exited.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if exited.recv_timeout(Duration::from_secs(20)).is_err() {
-            let _ = kill(self.pid, Signal::SIGQUIT);
-            let _ = exited.recv_timeout(Duration::from_secs(5));
+        if !process.wait_exit(Duration::from_secs(20)) {
+            let _ = kill(process.pid, Signal::SIGQUIT);
+            process.wait_exit(Duration::from_secs(5));
         }
     }
 }
 
 impl Drop for EmbeddedPostgres {
     fn drop(&mut self) {
-        if !self.stopped {
-            let _ = kill(self.pid, Signal::SIGINT);
+        let mut process = self.process();
+        if !process.stopped && !process.has_exited() {
+            let _ = kill(process.pid, Signal::SIGINT);
         }
     }
+}
+
+/// Watches the server about every second and starts it again whenever it has exited (a crash, a kill, the
+/// OOM killer), until `stopping` is cancelled. A failed start is retried with a growing pause (up to 5 s):
+/// the old backends of a killed postmaster hold its shared memory until they notice, and PostgreSQL
+/// refuses to start while they do.
+pub async fn supervise(server: std::sync::Arc<EmbeddedPostgres>, stopping: tokio_util::sync::CancellationToken) {
+    const CHECK_EVERY: Duration = Duration::from_secs(1);
+    let mut pause = CHECK_EVERY;
+    loop {
+        tokio::select! {
+            () = stopping.cancelled() => return,
+            () = tokio::time::sleep(pause) => {}
+        }
+        if !server.has_exited() {
+            pause = CHECK_EVERY;
+            continue;
+        }
+        tracing::error!(port = server.port, "the embedded PostgreSQL has exited; starting it again");
+        let started_at = Instant::now();
+        let attempt = std::sync::Arc::clone(&server);
+        match tokio::task::spawn_blocking(move || attempt.restart_if_exited()).await {
+            Ok(Ok(restarted)) => {
+                if restarted {
+                    tracing::warn!(
+                        port = server.port,
+                        elapsed_ms = started_at.elapsed().as_millis(),
+                        "the embedded PostgreSQL was restarted"
+                    );
+                }
+                pause = CHECK_EVERY;
+            }
+            Ok(Err(error)) => {
+                pause = (pause * 2).min(Duration::from_secs(5));
+                tracing::warn!(%error, retry_in_ms = pause.as_millis(), "the embedded PostgreSQL did not start again");
+            }
+            Err(error) => {
+                tracing::error!(%error, "the embedded PostgreSQL restart panicked");
+                pause = Duration::from_secs(5);
+            }
+        }
+    }
+}
+
+fn log_path(layout: &Layout) -> PathBuf {
+    layout.cluster_dir.with_extension("log")
+}
+
+/// Starts a postmaster on `port` without waiting for it; its output is appended to the log.
+fn launch(layout: &Layout, durability: Durability, user: ServerUser, port: u16) -> Result<Postmaster, EmbeddedError> {
+    let log_path = log_path(layout);
+    // Appending: a restarted server's log follows the old one, and old backends still writing to the file
+    // do not punch holes in it.
+    let log = fs::OpenOptions::new().create(true).append(true).open(&log_path).map_err(io_error(&log_path))?;
+    let log_err = log.try_clone().map_err(io_error(&log_path))?;
+
+    let mut command = user.command(&layout.bin("postgres"), true);
+    command
+        .arg("-D")
+        .arg(&layout.cluster_dir)
+        .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="])
+        .args(["-c", "max_connections=300"]);
+    if durability == Durability::Throwaway {
+        command.args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]);
+    }
+    command.stdin(Stdio::null()).stdout(log).stderr(log_err);
+
+    let (spawned_tx, spawned_rx) = mpsc::channel();
+    let (exited_tx, exited_rx) = mpsc::channel();
+    // The parent-death signal fires when the *thread* that spawned the child ends, so the spawning
+    // thread lives exactly as long as the server.
+    std::thread::Builder::new()
+        .name("embedded-postgres".into())
+        .spawn(move || match command.spawn() {
+            Ok(mut child) => {
+                let _ = spawned_tx.send(Ok(child.id()));
+                let _ = child.wait();
+                let _ = exited_tx.send(());
+            }
+            Err(error) => {
+                let _ = spawned_tx.send(Err(error));
+            }
+        })
+        .map_err(io_error(Path::new("embedded-postgres thread")))?;
+    let pid = spawned_rx.recv().expect("the spawning thread reports").map_err(io_error(&layout.bin("postgres")))?;
+    Ok(Postmaster {
+        pid: Pid::from_raw(i32::try_from(pid).expect("pid fits in i32")),
+        exited: exited_rx,
+        has_exited: false,
+        stopped: false,
+    })
 }
 
 fn free_loopback_port() -> std::io::Result<u16> {

@@ -120,12 +120,19 @@ async fn ensure_app_role(connection: &mut PgConnection, password: &SecretString)
     Ok(())
 }
 
+/// How long a query waits for a connection. Short, so that while the database is down (or restarting) a
+/// request is answered 503 in seconds instead of hanging; the pool checks each idle connection before
+/// lending it (`test_before_acquire`, on by default), so the connections of a dead server are dropped and
+/// new ones made once it is back.
+const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// The pool the service queries through, logged in as [`APP_ROLE`].
 pub async fn connect_app_pool(owner: &PgConnectOptions, app_password: &SecretString) -> Result<PgPool, DbError> {
     let options = owner.clone().username(APP_ROLE).password(app_password.expose_secret());
     let pool = PgPoolOptions::new()
         .max_connections(20)
-        .acquire_timeout(std::time::Duration::from_secs(10))
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .test_before_acquire(true)
         .connect_with(options)
         .await?;
     Ok(pool)
@@ -168,6 +175,27 @@ pub fn is_deadlock(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(database) if database.code().as_deref() == Some("40P01"))
 }
 
+/// True when `error` means the database cannot be reached right now (down, restarting, unreachable, out
+/// of connections), rather than a bad query: the API answers 503 and the client may retry.
+pub fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(database) => database.code().is_some_and(|code| is_unavailable_sqlstate(&code)),
+        _ => false,
+    }
+}
+
+/// Connection exceptions (class 08), and the server shutting down or not yet accepting connections:
+/// `admin_shutdown` (57P01), `crash_shutdown` (57P02), `cannot_connect_now` (57P03).
+fn is_unavailable_sqlstate(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
+}
+
 fn quote_identifier(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
@@ -191,6 +219,26 @@ mod tests {
         assert!(parse_major_minor("0.7.0") >= Some(MIN_PGVECTOR));
         assert!(parse_major_minor("0.6.2") < Some(MIN_PGVECTOR));
         assert!(parse_major_minor("garbage") < Some(MIN_PGVECTOR));
+    }
+
+    #[test]
+    fn unreachable_databases_are_told_from_bad_queries() {
+        for error in [
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::PoolClosed,
+            sqlx::Error::WorkerCrashed,
+            sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
+            sqlx::Error::Protocol("unexpected end of stream".into()),
+        ] {
+            assert!(is_unavailable(&error), "{error:?}");
+        }
+        assert!(!is_unavailable(&sqlx::Error::RowNotFound));
+        for code in ["08006", "08001", "57P01", "57P02", "57P03"] {
+            assert!(is_unavailable_sqlstate(code), "{code}");
+        }
+        for code in ["23505", "40P01", "57014", "42P01"] {
+            assert!(!is_unavailable_sqlstate(code), "{code}");
+        }
     }
 
     #[test]

@@ -77,10 +77,13 @@ pub(super) enum TurnFailure {
     Provider(ProviderError),
     #[error(transparent)]
     Internal(Box<dyn std::error::Error + Send + Sync>),
+    /// The database cannot be reached: the run ends with `database_unavailable`, never a driver error.
+    #[error("the database cannot be reached")]
+    DatabaseUnavailable,
 }
 
 impl From<sqlx::Error> for TurnFailure {
     fn from(error: sqlx::Error) -> Self {
-        Self::Internal(Box::new(error))
+        if crate::db::is_unavailable(&error) { Self::DatabaseUnavailable } else { Self::Internal(Box::new(error)) }
     }
 }

@@ -110,6 +110,10 @@ pub async fn execute(inner: Arc<Inner>, plan: TurnPlan, mut log: EventLog, resum
             Err(TurnFailure::Provider(error)) => {
                 Stop::Ended(Ending::Failed { code: error.code().to_owned(), message: error.message })
             }
+            Err(TurnFailure::DatabaseUnavailable) => {
+                let message = "the database cannot be reached; try again shortly".to_owned();
+                Stop::Ended(Ending::Failed { code: "database_unavailable".to_owned(), message })
+            }
             Err(TurnFailure::Internal(error)) => {
                 tracing::error!(run_id = %plan.run_id, %error, "turn failed");
                 let message = "an internal error occurred".to_owned();
@@ -128,7 +132,11 @@ pub async fn execute(inner: Arc<Inner>, plan: TurnPlan, mut log: EventLog, resum
     };
     if let Err(error) = recorded {
         tracing::error!(run_id = %plan.run_id, %error, "could not record the end of a run");
-        log.publish_failure_in_memory("internal_error", "the run's outcome could not be recorded");
+        if crate::db::is_unavailable(&error) {
+            log.publish_failure_in_memory("database_unavailable", "the database cannot be reached; try again shortly");
+        } else {
+            log.publish_failure_in_memory("internal_error", "the run's outcome could not be recorded");
+        }
     }
     inner.hub.remove(plan.run_id, log.live());
 }

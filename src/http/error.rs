@@ -22,6 +22,10 @@ use crate::tenants::TenantError;
 use crate::tools::ToolError;
 use crate::workspaces::WorkspaceError;
 
+/// How long a client is asked to wait while the database is unavailable: an embedded server that died is
+/// back within a few seconds.
+const DATABASE_RETRY_AFTER_SECONDS: u64 = 2;
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -61,6 +65,29 @@ impl ApiError {
     pub fn internal(error: &(dyn std::error::Error + 'static)) -> Self {
         tracing::error!(error = %error, source = ?error.source(), "internal error");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "an internal error occurred")
+    }
+
+    /// A database error: 503 `database_unavailable` with a `Retry-After` when the database cannot be reached
+    /// (it is restarting, the network is down, the pool is exhausted), so clients retry rather than give
+    /// up; any other database error is a bug of ours and stays a 500.
+    pub fn database(error: &sqlx::Error) -> Self {
+        if !crate::db::is_unavailable(error) {
+            return Self::internal(error);
+        }
+        tracing::warn!(%error, "the database is unavailable");
+        Self::database_unavailable()
+    }
+
+    /// The answer while the database cannot be reached; the message says nothing of the cause.
+    pub fn database_unavailable() -> Self {
+        Self {
+            retry_after_seconds: Some(DATABASE_RETRY_AFTER_SECONDS),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database_unavailable",
+                "the database is unavailable; try again shortly",
+            )
+        }
     }
 
     /// The error a bare status would get, for responses made outside our handlers (405, 413, panics…).
@@ -111,10 +138,12 @@ impl From<RunFailure> for ApiError {
             "provider_not_configured" => StatusCode::UNPROCESSABLE_ENTITY,
             // The caller asked for an option the chosen provider cannot honour.
             "unsupported_parameter" => StatusCode::BAD_REQUEST,
+            "database_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let message = format!("run {} failed: {}", failure.run_id, failure.message);
-        Self { status, code: Cow::Owned(failure.code), message, retry_after_seconds: None }
+        let retry_after_seconds = (status == StatusCode::SERVICE_UNAVAILABLE).then_some(2);
+        Self { status, code: Cow::Owned(failure.code), message, retry_after_seconds }
     }
 }
 
@@ -134,7 +163,7 @@ impl From<AuthError> for ApiError {
                 Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "the token is invalid, expired or revoked")
             }
             AuthError::MissingScope(missing) => missing.into(),
-            AuthError::Database(error) => Self::internal(&error),
+            AuthError::Database(error) => Self::database(&error),
         }
     }
 }
@@ -144,7 +173,7 @@ impl From<ApiKeyError> for ApiError {
         match error {
             ApiKeyError::Invalid(message) => Self::invalid(message),
             ApiKeyError::NotFound => Self::not_found("no such API key"),
-            ApiKeyError::Database(error) => Self::internal(&error),
+            ApiKeyError::Database(error) => Self::database(&error),
         }
     }
 }
@@ -154,14 +183,14 @@ impl From<TenantError> for ApiError {
         match error {
             TenantError::Invalid(message) => Self::invalid(message),
             error @ TenantError::SlugTaken(_) => Self::conflict("slug_taken", error.to_string()),
-            TenantError::Database(error) => Self::internal(&error),
+            TenantError::Database(error) => Self::database(&error),
         }
     }
 }
 
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
-        Self::internal(&error)
+        Self::database(&error)
     }
 }
 
@@ -170,7 +199,7 @@ impl From<ConversationError> for ApiError {
         match error {
             ConversationError::NotFound => Self::not_found("no such conversation"),
             ConversationError::Invalid(message) => Self::invalid(message),
-            ConversationError::Database(error) => Self::internal(&error),
+            ConversationError::Database(error) => Self::database(&error),
         }
     }
 }
@@ -188,7 +217,7 @@ impl From<EngineError> for ApiError {
             EngineError::WorkspaceNotFound => Self::not_found("no such workspace"),
             EngineError::Internal(message) => Self::internal(&std::io::Error::other(message)),
             EngineError::Invalid(message) => Self::invalid(message),
-            EngineError::Database(error) => Self::internal(&error),
+            EngineError::Database(error) => Self::database(&error),
         }
     }
 }
@@ -199,7 +228,7 @@ impl From<ByokError> for ApiError {
             error @ ByokError::UnknownProvider(_) => Self::not_found(error.to_string()),
             ByokError::Invalid(message) => Self::invalid(message),
             ByokError::NotFound => Self::not_found("no key is stored for this provider"),
-            ByokError::Database(error) => Self::internal(&error),
+            ByokError::Database(error) => Self::database(&error),
         }
     }
 }
@@ -211,7 +240,7 @@ impl From<ToolError> for ApiError {
             ToolError::NotFound => Self::not_found("no such connector"),
             error @ ToolError::NameTaken(_) => Self::conflict("connector_name_taken", error.to_string()),
             ToolError::Crypto(error) => Self::internal(&error),
-            ToolError::Database(error) => Self::internal(&error),
+            ToolError::Database(error) => Self::database(&error),
         }
     }
 }
@@ -223,7 +252,7 @@ impl From<IntegrationError> for ApiError {
             IntegrationError::SessionNotFound => Self::not_found("no such integration conversation"),
             IntegrationError::Idempotency(error) => error.into(),
             IntegrationError::Engine(error) => error.into(),
-            IntegrationError::Database(error) => Self::internal(&error),
+            IntegrationError::Database(error) => Self::database(&error),
         }
     }
 }
@@ -234,7 +263,7 @@ impl From<WorkspaceError> for ApiError {
             WorkspaceError::Invalid(message) => Self::invalid(message),
             WorkspaceError::NotFound => Self::not_found("no such workspace"),
             error @ WorkspaceError::NameTaken(_) => Self::conflict("workspace_name_taken", error.to_string()),
-            WorkspaceError::Database(error) => Self::internal(&error),
+            WorkspaceError::Database(error) => Self::database(&error),
         }
     }
 }
@@ -250,7 +279,7 @@ impl From<IdempotencyError> for ApiError {
                 ..Self::conflict("idempotency_key_in_progress", error.to_string())
             },
             error @ IdempotencyError::InvalidKey => Self::bad_request("invalid_request", error.to_string()),
-            IdempotencyError::Database(error) => Self::internal(&error),
+            IdempotencyError::Database(error) => Self::database(&error),
         }
     }
 }
@@ -262,7 +291,7 @@ impl From<ProfileError> for ApiError {
             ProfileError::NotFound => Self::not_found("no such policy profile"),
             error @ ProfileError::NameTaken(_) => Self::conflict("policy_profile_name_taken", error.to_string()),
             error @ ProfileError::Active => Self::conflict("policy_profile_active", error.to_string()),
-            ProfileError::Database(error) => Self::internal(&error),
+            ProfileError::Database(error) => Self::database(&error),
         }
     }
 }
@@ -278,7 +307,27 @@ impl From<RetrievalError> for ApiError {
             error @ RetrievalError::EmbeddingsUnavailable => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "embeddings_unavailable", error.to_string())
             }
-            RetrievalError::Database(error) => Self::internal(&error),
+            RetrievalError::Database(error) => Self::database(&error),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_database_is_a_503_to_retry_and_a_bad_query_a_500() {
+        let unavailable = ApiError::database(&sqlx::Error::PoolTimedOut);
+        assert_eq!(unavailable.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(unavailable.code, "database_unavailable");
+        assert_eq!(unavailable.retry_after_seconds, Some(DATABASE_RETRY_AFTER_SECONDS));
+        let response = ApiError::from(TenantError::Database(sqlx::Error::PoolClosed)).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(response.headers().contains_key(header::RETRY_AFTER));
+
+        let bug = ApiError::database(&sqlx::Error::RowNotFound);
+        assert_eq!(bug.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(bug.code, "internal_error");
     }
 }

@@ -1,5 +1,7 @@
 //! Liveness and readiness.
 
+use std::time::Duration;
+
 use axum::Json;
 use axum::extract::State;
 
@@ -11,15 +13,24 @@ pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
-/// Ready when the database answers.
+/// How long readiness waits for the database: a probe must be answered promptly, and a database that takes
+/// longer than this to say `SELECT 1` is not ready to serve requests.
+const PING_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Ready when the database answers, within [`PING_TIMEOUT`].
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
-    crate::db::ping(&state.db).await.map_err(|error| {
-        tracing::warn!(%error, "readiness check: the database does not answer");
-        ApiError::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "database_unavailable",
-            "the database does not answer",
-        )
-    })?;
-    Ok(Json(Health { status: "ready" }))
+    match tokio::time::timeout(PING_TIMEOUT, crate::db::ping(&state.db)).await {
+        Ok(Ok(())) => Ok(Json(Health { status: "ready" })),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "readiness check: the database does not answer");
+            Err(ApiError::database_unavailable())
+        }
+        Err(_) => {
+            tracing::warn!(
+                timeout_ms = PING_TIMEOUT.as_millis(),
+                "readiness check: the database does not answer in time"
+            );
+            Err(ApiError::database_unavailable())
+        }
+    }
 }

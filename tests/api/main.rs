@@ -7,6 +7,7 @@ mod agent_runs;
 mod api_keys;
 mod audit;
 mod chat;
+mod database_restart;
 mod docs_corpus;
 mod embedders;
 mod errors;
