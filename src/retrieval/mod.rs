@@ -21,6 +21,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::audit::{self, AuditEntry};
 use crate::auth::context::TenantContext;
+use crate::background;
 use crate::db;
 use crate::embeddings::{Embedder, EmbeddingModel, Purpose};
 use crate::ids::TenantId;
@@ -183,9 +184,9 @@ pub enum IngestOutcome {
 
 /// Adds or replaces one of `tenant`'s documents with its chunks and their vectors, atomically, audited
 /// when `audit_as` is given and something changed. An unchanged document (same content hash) costs one
-/// lookup. Chunking and embedding happen outside any transaction; when the embedder fails the document is
-/// stored without vectors (full text finds it at once) and the backfill embeds it later: a failed embedding
-/// call never loses a document.
+/// lookup. Chunking and embedding happen outside any transaction and off the async workers; when the
+/// embedder fails the document is stored without vectors (full text finds it at once) and the backfill
+/// embeds it later: a failed embedding call never loses a document.
 pub async fn ingest(
     pool: &sqlx::PgPool,
     tenant_id: TenantId,
@@ -201,7 +202,14 @@ pub async fn ingest(
     {
         return Ok((existing, IngestOutcome::Unchanged));
     }
-    let chunks = chunking::chunk(&document.content);
+    // CPU work linear in the document, up to seconds for a megabyte: on the blocking pool, within the
+    // process-wide bound, so that one tenant's large documents hold no async worker.
+    let content = document.content.clone();
+    let chunks = match background::cpu_bound(move || chunking::chunk(&content)).await {
+        Ok(chunks) => chunks,
+        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        Err(error) => panic!("chunking never ran: {error}"),
+    };
     let vectors = match embedder {
         Some(embedder) => embed_chunks(embedder, &chunks).await,
         None => None,

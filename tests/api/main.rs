@@ -17,6 +17,7 @@ mod generation_options;
 mod health;
 mod hostile_input;
 mod integration;
+mod large_documents;
 mod mcp_auth;
 mod mcp_endpoint;
 mod openai_compat;

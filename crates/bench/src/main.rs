@@ -32,6 +32,8 @@ struct Sizes {
     tiny_tenants: usize,
     tiny_documents: usize,
     local_embedding_documents: usize,
+    /// Characters of the one document without whitespace.
+    large_document_characters: usize,
     retrieval_queries: usize,
     turns: turns::Plan,
     passthrough: passthrough::Plan,
@@ -46,6 +48,7 @@ impl Sizes {
             tiny_tenants: 20,
             tiny_documents: 3,
             local_embedding_documents: 16,
+            large_document_characters: 1_000_000,
             retrieval_queries: 200,
             turns: turns::Plan {
                 sequential: 100,
@@ -65,6 +68,7 @@ impl Sizes {
             tiny_tenants: 2,
             tiny_documents: 2,
             local_embedding_documents: 2,
+            large_document_characters: 1_000_000,
             retrieval_queries: 20,
             turns: turns::Plan {
                 sequential: 10,
@@ -199,8 +203,11 @@ async fn run(options: Options) -> anyhow::Result<()> {
     }
 
     if wants("ingestion") {
-        results.ingestion =
-            Some(build_corpus(&client, &service, &large, &tiny, &data_dir, &sizes, &owner, &mut results.notes).await?);
+        let one_word = Tenant::create(&client, &service, "one-word", &fast).await?;
+        results.ingestion = Some(
+            build_corpus(&client, &service, &large, &tiny, &one_word, &data_dir, &sizes, &owner, &mut results.notes)
+                .await?,
+        );
     }
     let corpus_chunks: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM doc_chunks WHERE tenant_id = (SELECT id FROM tenants WHERE slug = 'large')",
@@ -248,12 +255,14 @@ async fn run(options: Options) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Ingests the large corpus and the tiny tenants' documents (timed), then times the local embedding model.
+/// Ingests the large corpus and the tiny tenants' documents (timed), one large document without whitespace
+/// into a tenant of its own, then times the local embedding model.
 async fn build_corpus(
     client: &reqwest::Client,
     service: &Service,
     large: &Tenant,
     tiny: &[(Tenant, String)],
+    one_word: &Tenant,
     data_dir: &std::path::Path,
     sizes: &Sizes,
     owner: &sqlx::PgPool,
@@ -268,6 +277,9 @@ async fn build_corpus(
         tiny_ingested
             .push(ingestion::ingest(client, service, tenant, slug, seed, sizes.tiny_documents, 2, owner).await?);
     }
+    eprintln!("ingestion: one document of {} characters without whitespace…", sizes.large_document_characters);
+    let large_document = ingestion::large_document(client, service, one_word, sizes.large_document_characters).await?;
+    eprintln!("  {:.1} s ({} chunks)", large_document.elapsed_s, large_document.chunks);
     eprintln!("ingestion: the local embedding model…");
     let local_embedding = match ingestion::local_embedding(data_dir, SEED, sizes.local_embedding_documents).await {
         Ok(local) => Some(local),
@@ -276,7 +288,7 @@ async fn build_corpus(
             None
         }
     };
-    Ok(report::Ingestion { large, tiny: tiny_ingested, local_embedding })
+    Ok(report::Ingestion { large, tiny: tiny_ingested, large_document, local_embedding })
 }
 
 /// Direct to the mocks, through Switchboard (a tenant per mock, each with its own key), and through the

@@ -29,6 +29,7 @@ pub struct Results {
 pub struct Ingestion {
     pub large: ingestion::Ingested,
     pub tiny: Vec<ingestion::Ingested>,
+    pub large_document: ingestion::LargeDocument,
     pub local_embedding: Option<ingestion::LocalEmbedding>,
 }
 
@@ -241,6 +242,17 @@ impl Results {
                 ingested.concurrency
             );
         }
+        let document = &ingestion.large_document;
+        let _ = writeln!(
+            out,
+            "\nOne document of {} characters without whitespace (one word to the chunker): {} chunks, stored in {:.1} s; meanwhile `/healthz`, asked one request after another, answered {} times, p50 {} ms, max {} ms.",
+            document.characters,
+            document.chunks,
+            document.elapsed_s,
+            document.healthz_answered,
+            p(document.healthz_ms, |p| p.p50),
+            p(document.healthz_ms, |p| p.max),
+        );
         if let Some(local) = &ingestion.local_embedding {
             let _ = writeln!(
                 out,

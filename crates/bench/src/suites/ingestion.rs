@@ -1,10 +1,11 @@
 //! Ingestion: documents per second and chunks per second through `POST /api/v1/documents` (chunk, count
 //! tokens, embed with the mock, store with full-text and vector indexes), which also builds the corpus the
-//! retrieval and turn benchmarks search; and the local embedding model's speed on the same text.
+//! retrieval and turn benchmarks search; one megabyte-sized document without whitespace, the worst shape
+//! for the chunker, with `/healthz` asked meanwhile; and the local embedding model's speed on the same text.
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 use serde::Serialize;
@@ -14,6 +15,7 @@ use switchboard::retrieval::chunking;
 
 use crate::corpus;
 use crate::env::{Service, Tenant};
+use crate::load::Percentiles;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Ingested {
@@ -69,6 +71,57 @@ pub async fn ingest(
         documents_per_s: documents as f64 / elapsed,
         chunks_per_s: chunks as f64 / elapsed,
         concurrency,
+    })
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LargeDocument {
+    pub characters: usize,
+    pub chunks: i64,
+    pub elapsed_s: f64,
+    /// `GET /healthz`, one after another while the document was ingested: how many were answered, how fast.
+    pub healthz_answered: usize,
+    pub healthz_ms: Option<Percentiles>,
+}
+
+/// Adds one document of `characters` characters without whitespace (underscores join its words: one word
+/// to the chunker, which once took minutes of an async worker over a megabyte of it) to the tenant, asking
+/// `/healthz` one request after another until it is stored: the time it takes, and whether the server
+/// answers everyone else meanwhile.
+pub async fn large_document(
+    client: &reqwest::Client,
+    service: &Service,
+    tenant: &Tenant,
+    characters: usize,
+) -> anyhow::Result<LargeDocument> {
+    let content: String = "quasar_calibration_".chars().cycle().take(characters).collect();
+    let started = Instant::now();
+    let ingestion = client
+        .post(format!("{}/api/v1/documents", service.base))
+        .bearer_auth(&tenant.key)
+        .json(&json!({ "source_path": "one-word.md", "content": content }))
+        .send();
+    tokio::pin!(ingestion);
+    let mut healthz: Vec<Duration> = Vec::new();
+    let response = loop {
+        let asked = Instant::now();
+        tokio::select! {
+            response = &mut ingestion => break response?,
+            answer = client.get(format!("{}/healthz", service.base)).send() => {
+                answer?.error_for_status()?;
+                healthz.push(asked.elapsed());
+            }
+        }
+    };
+    let elapsed = started.elapsed().as_secs_f64();
+    anyhow::ensure!(response.status().is_success(), "the large document: HTTP {}", response.status());
+    let added: serde_json::Value = response.json().await?;
+    Ok(LargeDocument {
+        characters,
+        chunks: added["document"]["chunk_count"].as_i64().unwrap_or_default(),
+        elapsed_s: elapsed,
+        healthz_answered: healthz.len(),
+        healthz_ms: Percentiles::of(&mut healthz),
     })
 }
 
