@@ -74,35 +74,28 @@ impl EventLog {
         }
     }
 
+    /// Writes the pending events; on failure they stay pending for the next attempt.
+    pub async fn flush(&mut self) {
+        if !self.pending.is_empty() {
+            self.write_pending(None).await;
+        }
+    }
+
     /// Reserves sequence numbers through `through` (and writes what is pending on the way), so that a
     /// closer that finds this run abandoned numbers past them. If the database cannot be reached the
     /// event is published all the same: the turn goes on, and the next reservation tries again.
     async fn reserve_and_flush(&mut self, through: i64) {
-        let written = async {
-            let mut transaction = db::begin_tenant(&self.db, self.tenant_id).await?;
-            runs::store::insert_events(&mut transaction, self.tenant_id, &self.pending).await?;
-            runs::store::reserve_seq(&mut transaction, self.run_id, through).await?;
-            transaction.commit().await
-        }
-        .await;
-        match written {
-            Ok(()) => {
-                self.pending.clear();
-                self.last_flush = Instant::now();
-                self.reserved_through = through;
-            }
-            Err(error) => tracing::warn!(run_id = %self.run_id, %error, "could not reserve event numbers"),
-        }
+        self.write_pending(Some(through)).await;
     }
 
-    /// Writes the pending events; on failure they stay pending for the next attempt.
-    pub async fn flush(&mut self) {
-        if self.pending.is_empty() {
-            return;
-        }
+    /// The pending events in one transaction, with a reservation of numbers through `reserve` if given.
+    async fn write_pending(&mut self, reserve: Option<i64>) {
         let written = async {
             let mut transaction = db::begin_tenant(&self.db, self.tenant_id).await?;
             runs::store::insert_events(&mut transaction, self.tenant_id, &self.pending).await?;
+            if let Some(through) = reserve {
+                runs::store::reserve_seq(&mut transaction, self.run_id, through).await?;
+            }
             transaction.commit().await
         }
         .await;
@@ -110,8 +103,9 @@ impl EventLog {
             Ok(()) => {
                 self.pending.clear();
                 self.last_flush = Instant::now();
+                self.reserved_through = reserve.unwrap_or(self.reserved_through);
             }
-            Err(error) => tracing::warn!(run_id = %self.run_id, %error, "could not persist run events yet"),
+            Err(error) => tracing::warn!(run_id = %self.run_id, %error, "could not write run events yet"),
         }
     }
 
