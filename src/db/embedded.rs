@@ -323,9 +323,7 @@ impl EmbeddedPostgres {
         let limit = Duration::from_mins(1);
         let deadline = Instant::now() + limit;
         loop {
-            let log = fs::read(&log_path).unwrap_or_default();
-            let log =
-                String::from_utf8_lossy(log.get(usize::try_from(from).unwrap_or(usize::MAX)..).unwrap_or_default());
+            let log = log_since(&log_path, from);
             if self.has_exited() {
                 let tail = log.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>();
                 return Err(EmbeddedError::StartFailed { log: log_path, tail: tail.join("\n") });
@@ -470,6 +468,18 @@ pub async fn supervise(server: std::sync::Arc<EmbeddedPostgres>, stopping: tokio
 
 fn log_path(layout: &Layout) -> PathBuf {
     layout.cluster_dir.with_extension("log")
+}
+
+/// The log written past `from` bytes (what the current postmaster wrote; earlier servers' lines come before).
+fn log_since(path: &Path, from: u64) -> String {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let mut text = Vec::new();
+    if let Ok(mut file) = fs::File::open(path)
+        && file.seek(SeekFrom::Start(from)).is_ok()
+    {
+        let _ = file.read_to_end(&mut text);
+    }
+    String::from_utf8_lossy(&text).into_owned()
 }
 
 /// Starts a postmaster on `port` without waiting for it; its output is appended to the log.

@@ -155,7 +155,7 @@ pub async fn set_tenant(transaction: &mut PgConnection, tenant: TenantId) -> Res
 }
 
 /// True for a unique-constraint violation, which the API reports as a conflict.
-pub fn is_unique_violation(error: &sqlx::Error) -> bool {
+fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(database) if database.is_unique_violation())
 }
 

@@ -24,6 +24,10 @@ use crate::runs::events::EventKind;
 use crate::runs::store::RunOutcome;
 use crate::usage::{self, TokenSource, UsageEntry};
 
+/// How a run ends when its database cannot be reached (and a waiting client gets 503 for it).
+const DATABASE_UNAVAILABLE: (&str, &str) =
+    ("database_unavailable", "the database cannot be reached; try again shortly");
+
 /// The longest wait for the next piece of a streamed answer.
 const CHUNK_TIMEOUT: Duration = Duration::from_mins(2);
 
@@ -111,8 +115,8 @@ pub async fn execute(inner: Arc<Inner>, plan: TurnPlan, mut log: EventLog, resum
                 Stop::Ended(Ending::Failed { code: error.code().to_owned(), message: error.message })
             }
             Err(TurnFailure::DatabaseUnavailable) => {
-                let message = "the database cannot be reached; try again shortly".to_owned();
-                Stop::Ended(Ending::Failed { code: "database_unavailable".to_owned(), message })
+                let (code, message) = DATABASE_UNAVAILABLE;
+                Stop::Ended(Ending::Failed { code: code.to_owned(), message: message.to_owned() })
             }
             Err(TurnFailure::Internal(error)) => {
                 tracing::error!(run_id = %plan.run_id, %error, "turn failed");
@@ -133,7 +137,8 @@ pub async fn execute(inner: Arc<Inner>, plan: TurnPlan, mut log: EventLog, resum
     if let Err(error) = recorded {
         tracing::error!(run_id = %plan.run_id, %error, "could not record the end of a run");
         if crate::db::is_unavailable(&error) {
-            log.publish_failure_in_memory("database_unavailable", "the database cannot be reached; try again shortly");
+            let (code, message) = DATABASE_UNAVAILABLE;
+            log.publish_failure_in_memory(code, message);
         } else {
             log.publish_failure_in_memory("internal_error", "the run's outcome could not be recorded");
         }

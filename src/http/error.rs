@@ -142,7 +142,7 @@ impl From<RunFailure> for ApiError {
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let message = format!("run {} failed: {}", failure.run_id, failure.message);
-        let retry_after_seconds = (status == StatusCode::SERVICE_UNAVAILABLE).then_some(2);
+        let retry_after_seconds = (status == StatusCode::SERVICE_UNAVAILABLE).then_some(DATABASE_RETRY_AFTER_SECONDS);
         Self { status, code: Cow::Owned(failure.code), message, retry_after_seconds }
     }
 }

@@ -21,15 +21,12 @@ const PING_TIMEOUT: Duration = Duration::from_secs(1);
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     match tokio::time::timeout(PING_TIMEOUT, crate::db::ping(&state.db)).await {
         Ok(Ok(())) => Ok(Json(Health { status: "ready" })),
-        Ok(Err(error)) => {
+        failed => {
+            let error = match failed {
+                Ok(Err(error)) => error.to_string(),
+                _ => format!("no answer within {} ms", PING_TIMEOUT.as_millis()),
+            };
             tracing::warn!(%error, "readiness check: the database does not answer");
-            Err(ApiError::database_unavailable())
-        }
-        Err(_) => {
-            tracing::warn!(
-                timeout_ms = PING_TIMEOUT.as_millis(),
-                "readiness check: the database does not answer in time"
-            );
             Err(ApiError::database_unavailable())
         }
     }

@@ -60,9 +60,9 @@ pub enum Started<T> {
 const WAIT_FOR_FIRST: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(100);
 
-/// Runs `start` (a future, so nothing happens until it is awaited) unless an earlier request with the same key did; `ids` names the conversation and run
-/// it started, recorded under the key. When `start` fails nothing ran, and the key is free again for a
-/// retry. Without a key, `start` simply runs.
+/// Runs `start` (a future, so nothing happens until it is awaited) unless an earlier request with the same
+/// key did; `ids` names the conversation and run it started, recorded under the key. When `start` fails
+/// nothing ran, and the key is free again for a retry. Without a key, `start` simply runs.
 pub async fn start_once<T, E>(
     pool: &PgPool,
     context: &TenantContext,
@@ -79,21 +79,32 @@ where
     }
     match start.await {
         Ok(started) => {
-            let (session_id, run_id) = ids(&started);
-            let mut transaction = db::begin_tenant(pool, context.tenant_id()).await.map_err(IdempotencyError::from)?;
-            store::record(&mut transaction, once.scope, key.as_str(), session_id, run_id)
-                .await
-                .map_err(IdempotencyError::from)?;
-            transaction.commit().await.map_err(IdempotencyError::from)?;
+            settle(pool, context, once.scope, key.as_str(), Some(ids(&started))).await?;
             Ok(Started::New(started))
         }
         Err(error) => {
-            let mut transaction = db::begin_tenant(pool, context.tenant_id()).await.map_err(IdempotencyError::from)?;
-            store::release(&mut transaction, once.scope, key.as_str()).await.map_err(IdempotencyError::from)?;
-            transaction.commit().await.map_err(IdempotencyError::from)?;
+            settle(pool, context, once.scope, key.as_str(), None).await?;
             Err(error)
         }
     }
+}
+
+/// Records under the key the conversation and run its request started, or (`None`: it started nothing)
+/// frees the key for a retry.
+async fn settle(
+    pool: &PgPool,
+    context: &TenantContext,
+    scope: &str,
+    key: &str,
+    started: Option<(SessionId, RunId)>,
+) -> Result<(), IdempotencyError> {
+    let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
+    match started {
+        Some((session_id, run_id)) => store::record(&mut transaction, scope, key, session_id, run_id).await?,
+        None => store::release(&mut transaction, scope, key).await?,
+    }
+    transaction.commit().await?;
+    Ok(())
 }
 
 /// Claims the key for this request (`None`), or returns the run an earlier request with it started.

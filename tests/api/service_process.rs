@@ -14,11 +14,11 @@ use serde_json::{Value, json};
 
 use crate::helpers::{read_sse, streamed_text, test_data_dir};
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-fn start_service(data_dir: &Path, port: u16) -> Child {
+pub(crate) fn start_service(data_dir: &Path, port: u16) -> Child {
     std::fs::create_dir_all(data_dir).unwrap();
     let log = std::fs::File::create(data_dir.join("service.log")).unwrap();
     Command::new(env!("CARGO_BIN_EXE_switchboard"))
@@ -33,7 +33,7 @@ fn start_service(data_dir: &Path, port: u16) -> Child {
 }
 
 /// Polls until `condition` holds; the deadline only bounds a hang, it asserts no speed.
-async fn wait_for(what: &str, mut condition: impl AsyncFnMut() -> bool) {
+pub(crate) async fn wait_for(what: &str, mut condition: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_mins(2);
     while !condition().await {
         assert!(Instant::now() < deadline, "gave up waiting for {what}");
@@ -41,18 +41,20 @@ async fn wait_for(what: &str, mut condition: impl AsyncFnMut() -> bool) {
     }
 }
 
-fn postmaster_pid(cluster_dir: &Path) -> Pid {
+/// The postmaster's pid and port, from the first and fourth lines of `postmaster.pid`.
+pub(crate) fn postmaster(cluster_dir: &Path) -> (Pid, u16) {
     let contents = std::fs::read_to_string(cluster_dir.join("postmaster.pid")).expect("postmaster.pid");
-    Pid::from_raw(contents.lines().next().unwrap().trim().parse().unwrap())
+    let lines: Vec<&str> = contents.lines().collect();
+    (Pid::from_raw(lines[0].trim().parse().unwrap()), lines[3].trim().parse().unwrap())
 }
 
-fn is_running(pid: Pid) -> bool {
+pub(crate) fn is_running(pid: Pid) -> bool {
     // A zombie still answers signals; /proc tells whether it is really gone or only unreaped.
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| !stat.contains(") Z "))
 }
 
 /// A fresh data directory that shares the test binaries' PostgreSQL install (so no second pip install).
-fn fresh_data_dir(name: &str) -> PathBuf {
+pub(crate) fn fresh_data_dir(name: &str) -> PathBuf {
     let shared = Layout::for_data_dir(&test_data_dir()).unwrap();
     embedded::ensure_installed(&shared).unwrap();
     let data_dir = test_data_dir().join(format!("service-{name}-{}", std::process::id()));
@@ -71,8 +73,15 @@ fn fresh_data_dir(name: &str) -> PathBuf {
 async fn start_and_wait(data_dir: &Path) -> (Child, String) {
     let port = free_port();
     let mut service = start_service(data_dir, port);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_until_ready(&mut service, data_dir, &base).await;
+    (service, base)
+}
+
+/// Asks `/readyz` until it answers 200; panics with the service's log if the service exits first.
+pub(crate) async fn wait_until_ready(service: &mut Child, data_dir: &Path, base: &str) {
     let client = reqwest::Client::new();
-    let ready_url = format!("http://127.0.0.1:{port}/readyz");
+    let ready_url = format!("{base}/readyz");
     wait_for("/readyz", async || {
         if let Some(status) = service.try_wait().unwrap() {
             let log = std::fs::read_to_string(data_dir.join("service.log")).unwrap_or_default();
@@ -81,13 +90,12 @@ async fn start_and_wait(data_dir: &Path) -> (Child, String) {
         client.get(&ready_url).send().await.is_ok_and(|response| response.status() == 200)
     })
     .await;
-    (service, format!("http://127.0.0.1:{port}"))
 }
 
 async fn run_until_ready_then(data_dir: &Path, signal: Signal) {
     let cluster_dir = Layout::for_data_dir(data_dir).unwrap().cluster_dir;
     let (mut service, _) = start_and_wait(data_dir).await;
-    let postgres = postmaster_pid(&cluster_dir);
+    let (postgres, _) = postmaster(&cluster_dir);
     assert!(is_running(postgres));
 
     kill(Pid::from_raw(i32::try_from(service.id()).unwrap()), signal).unwrap();
