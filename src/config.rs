@@ -13,6 +13,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::demo::DemoMode;
 use crate::embeddings::{EmbeddingModel, EmbeddingProvider, RemoteEndpoint, voyage};
+use crate::http::ClientLimits;
 use crate::providers::ProviderKind;
 use crate::providers::credentials::{PlatformCredentials, PlatformProviders};
 use crate::tools::settings::{StdioServers, ToolSettings};
@@ -42,8 +43,9 @@ pub struct Config {
     pub outbound_allow: Vec<String>,
     /// The shared documentation ingested into the system tenant at start.
     pub corpus_dir: PathBuf,
-    /// The largest request body accepted, in bytes.
-    pub max_body_bytes: usize,
+    /// What one client may hold of the service: request sizes, timeouts, connections, event streams
+    /// (`SWITCHBOARD_MAX_BODY_BYTES` and the others read by `client_limits`, below).
+    pub limits: ClientLimits,
     /// The model that embeds chunks and questions (`SWITCHBOARD_EMBEDDING_MODEL`, default the local one).
     pub embedding_model: EmbeddingModel,
     /// Where the remote embedding providers are reached: OpenAI and Gemini with the platform's chat keys,
@@ -57,6 +59,9 @@ pub struct Config {
     /// Serve `widget.js` and the demo page from this folder, read on each request, instead of the copies
     /// built into the binary (`SWITCHBOARD_WEB_DIR`): for working on the widget without rebuilding.
     pub web_assets_dir: Option<PathBuf>,
+    /// How long turns in flight may go on after SIGTERM before they are stopped and recorded as failed
+    /// with `shutting_down` (`SWITCHBOARD_SHUTDOWN_GRACE_SECS`, default 10).
+    pub shutdown_grace: std::time::Duration,
 }
 
 impl Config {
@@ -85,13 +90,6 @@ impl Config {
                 );
                 key
             }
-        };
-        let max_body_bytes = match env("SWITCHBOARD_MAX_BODY_BYTES") {
-            Some(value) => value.parse().map_err(|_| ConfigError::Invalid {
-                name: "SWITCHBOARD_MAX_BODY_BYTES",
-                reason: "expected a number of bytes".to_owned(),
-            })?,
-            None => 2 * 1024 * 1024,
         };
         let embedding_dimensions = match env("SWITCHBOARD_EMBEDDING_DIMENSIONS") {
             Some(value) => Some(value.parse().map_err(|_| ConfigError::Invalid {
@@ -123,6 +121,13 @@ impl Config {
         Ok(Self {
             demo,
             web_assets_dir: env("SWITCHBOARD_WEB_DIR").map(PathBuf::from),
+            shutdown_grace: std::time::Duration::from_secs(match env("SWITCHBOARD_SHUTDOWN_GRACE_SECS") {
+                Some(seconds) => seconds.parse().map_err(|_| ConfigError::Invalid {
+                    name: "SWITCHBOARD_SHUTDOWN_GRACE_SECS",
+                    reason: "expected a number of seconds".to_owned(),
+                })?,
+                None => 10,
+            }),
             tools,
             embedding_endpoints: embedding_endpoints(&platform_providers),
             embedding_model,
@@ -137,7 +142,7 @@ impl Config {
                 .collect(),
             platform_providers,
             outbound_allow: list("SWITCHBOARD_OUTBOUND_ALLOW"),
-            max_body_bytes,
+            limits: client_limits()?,
             corpus_dir: PathBuf::from(env("SWITCHBOARD_CORPUS_DIR").unwrap_or_else(|| "docs_corpus".to_owned())),
         })
     }
@@ -233,4 +238,50 @@ fn load_or_generate(path: &Path, what: &str, prefix: &str) -> Result<SecretStrin
     file.write_all(value.as_bytes()).map_err(io_error)?;
     tracing::info!(path = %path.display(), "generated the {what} and stored it in the data directory");
     Ok(SecretString::from(value))
+}
+
+// Limits per client ---------------------------------------------------------------------------------
+// Each a positive number; the defaults are `ClientLimits::default`'s, documented in
+// docs_corpus/operations.md ("Limits per client").
+
+/// The limits per client, each from its variable or its default.
+fn client_limits() -> Result<ClientLimits, ConfigError> {
+    let defaults = ClientLimits::default();
+    Ok(ClientLimits {
+        max_body_bytes: positive("SWITCHBOARD_MAX_BODY_BYTES", "bytes", defaults.max_body_bytes)?,
+        max_document_bytes: positive("SWITCHBOARD_MAX_DOCUMENT_BYTES", "bytes", defaults.max_document_bytes)?,
+        max_header_bytes: positive("SWITCHBOARD_MAX_HEADER_BYTES", "bytes", defaults.max_header_bytes)?,
+        max_headers: positive("SWITCHBOARD_MAX_HEADERS", "header fields", defaults.max_headers)?,
+        header_timeout: seconds("SWITCHBOARD_HEADER_TIMEOUT_SECS", defaults.header_timeout)?,
+        idle_timeout: seconds("SWITCHBOARD_IDLE_TIMEOUT_SECS", defaults.idle_timeout)?,
+        body_timeout: seconds("SWITCHBOARD_BODY_TIMEOUT_SECS", defaults.body_timeout)?,
+        max_connections: positive("SWITCHBOARD_MAX_CONNECTIONS", "connections", defaults.max_connections)?,
+        max_streams_per_tenant: positive(
+            "SWITCHBOARD_MAX_STREAMS_PER_TENANT",
+            "streams",
+            defaults.max_streams_per_tenant,
+        )?,
+        max_streams_per_caller: positive(
+            "SWITCHBOARD_MAX_STREAMS_PER_CALLER",
+            "streams",
+            defaults.max_streams_per_caller,
+        )?,
+    })
+}
+
+/// A positive whole number of `unit` from `name`, or `default` when it is unset.
+fn positive(name: &'static str, unit: &str, default: usize) -> Result<usize, ConfigError> {
+    let Some(value) = env(name) else { return Ok(default) };
+    value
+        .trim()
+        .parse()
+        .ok()
+        .filter(|number| *number > 0)
+        .ok_or_else(|| ConfigError::Invalid { name, reason: format!("expected a positive number of {unit}") })
+}
+
+/// A positive whole number of seconds from `name`, or `default` when it is unset.
+fn seconds(name: &'static str, default: std::time::Duration) -> Result<std::time::Duration, ConfigError> {
+    let seconds = positive(name, "seconds", usize::try_from(default.as_secs()).unwrap_or(usize::MAX))?;
+    Ok(std::time::Duration::from_secs(u64::try_from(seconds).unwrap_or(u64::MAX)))
 }

@@ -68,6 +68,10 @@ impl Database {
     }
 }
 
+/// A run whose executor still holds its lock but has not proved alive for this long (a process hung,
+/// or cut off from the database while the database kept its connection) is closed as interrupted.
+const RUN_STALE_AFTER: Duration = Duration::from_secs(60);
+
 /// `switchboard serve`.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let prompts = Prompts::load()?;
@@ -85,9 +89,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         keys: Arc::clone(&keys),
     };
     let toolbox = Toolbox::new(config.tools.clone(), Arc::clone(&keys), outbound.clone());
-    let engine = Engine::new(database.app.clone(), prompts, providers, retriever.clone(), toolbox.clone());
+    let engine = Engine::new(database.app.clone(), prompts, providers, retriever.clone(), toolbox.clone()).await?;
     database.supervise(engine.background());
-    engine.start_sweeper(Duration::from_secs(30), Duration::from_secs(60));
+    // The runs a killed predecessor left are closed before anyone can ask for them.
+    match engine.sweep_stale_runs(RUN_STALE_AFTER).await {
+        Ok(0) => {}
+        Ok(closed) => tracing::warn!(closed, "closed the runs a stopped process left unfinished"),
+        Err(error) => tracing::warn!(%error, "could not sweep stale runs at start"),
+    }
+    engine.start_sweeper(Duration::from_secs(30), RUN_STALE_AFTER);
     crate::retrieval::backfill::spawn(
         engine.background(),
         database.app.clone(),
@@ -105,7 +115,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tools: toolbox,
         web: crate::http::WebSettings { demo: config.demo.clone(), assets_dir: config.web_assets_dir.clone() },
     };
-    let router = crate::http::router(state, config.max_body_bytes);
+    let router = crate::http::router_with_limits(state, &config.limits);
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let address = listener.local_addr()?;
     if config.database_url.is_none() {
@@ -115,9 +125,24 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         );
     }
     tracing::info!(%address, "Switchboard is listening: http://{address}/");
-    let served = crate::http::serve(listener, router, shutdown_signal()).await;
-    tracing::info!("shutting down");
-    engine.shutdown(Duration::from_secs(10)).await;
+    // At SIGTERM the server stops accepting while the engine gives turns their grace period; the
+    // streams of the turns it then stops end with their closing event, and the server with them.
+    let stopping = tokio_util::sync::CancellationToken::new();
+    let serving = async {
+        let served =
+            crate::http::serve_with_limits(listener, router, &config.limits, stopping.clone().cancelled_owned()).await;
+        stopping.cancel();
+        served
+    };
+    let stopping_turns = async {
+        tokio::select! {
+            () = shutdown_signal() => stopping.cancel(),
+            () = stopping.cancelled() => {}
+        }
+        tracing::info!(grace_secs = config.shutdown_grace.as_secs(), "shutting down");
+        engine.shutdown(config.shutdown_grace).await;
+    };
+    let (served, ()) = tokio::join!(serving, stopping_turns);
     database.close().await;
     served?;
     Ok(())

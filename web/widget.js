@@ -69,6 +69,9 @@
   /** Calls fn on the next frame; in a hidden tab frames stop, so a timer stands in. */
   const nextFrame = (fn) => (document.hidden ? setTimeout(fn, 50) : requestAnimationFrame(fn));
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+  /** A fresh Idempotency-Key (random, so two questions never share one). */
+  const newIdempotencyKey = () => (crypto.randomUUID ? crypto.randomUUID()
+    : Array.from(crypto.getRandomValues(new Uint8Array(16)), (byte) => byte.toString(16).padStart(2, '0')).join(''));
 
   // ---------------------------------------------------------------- API client
 
@@ -113,9 +116,13 @@
       }
     }
     const json = async (method, path, body) => (await request(method, path, { body })).json();
-    const stream = (method, path, { body, lastEventId, signal } = {}) => request(method, path, {
+    const stream = (method, path, { body, lastEventId, idempotencyKey, signal } = {}) => request(method, path, {
       body, signal,
-      headers: { Accept: 'text/event-stream', ...(lastEventId != null ? { 'Last-Event-ID': String(lastEventId) } : {}) },
+      headers: {
+        Accept: 'text/event-stream',
+        ...(lastEventId != null ? { 'Last-Event-ID': String(lastEventId) } : {}),
+        ...(idempotencyKey ? { 'Idempotency-Key': idempotencyKey } : {}),
+      },
     });
     return { json, stream, request };
   }
@@ -743,16 +750,27 @@
         this.sessionId = sessionId;
       }
       const turn = this.newTurn(sessionId);
+      // One key per question: when the network fails before the answer starts, the question is sent
+      // again with it, and the server gives the turn the first attempt started, never a second one.
+      const idempotencyKey = newIdempotencyKey();
       let response;
-      try {
-        response = await this.api.stream('POST', `/api/v1/sessions/${encodeURIComponent(sessionId)}/messages`,
-          { body: { content }, signal: turn.abort.signal });
-      } catch (error) {
-        if (turn.abort.signal.aborted) return;
-        turn.view.root.remove();
-        this.turn = null;
-        restore(error);
-        return;
+      for (let attempt = 0; !response; attempt += 1) {
+        try {
+          response = await this.api.stream('POST', `/api/v1/sessions/${encodeURIComponent(sessionId)}/messages`,
+            { body: { content }, idempotencyKey, signal: turn.abort.signal });
+        } catch (error) {
+          if (turn.abort.signal.aborted) return;
+          const networkFailed = !(error instanceof ApiError) || error.code === 'idempotency_key_in_progress';
+          if (networkFailed && attempt < RECONNECT_DELAYS_MS.length) {
+            await sleep(RECONNECT_DELAYS_MS[attempt]);
+            if (turn.abort.signal.aborted) return;
+            continue;
+          }
+          turn.view.root.remove();
+          this.turn = null;
+          restore(error);
+          return;
+        }
       }
       this.drive(turn, response);
     }

@@ -93,7 +93,9 @@ pub async fn set_up(client: &reqwest::Client, outbound_allow: &[String]) -> Setu
     let factory = EmbedderFactory::new(HashMap::new(), HttpClient::new(UpstreamSettings::default()), &data_dir);
     let retriever = backfill::prepare(&owner, &pool, &factory, EmbeddingModel::local()).await;
     let toolbox = Toolbox::new(ToolSettings::default(), Arc::clone(&keys), OutboundPolicy::new(outbound_allow));
-    let engine = Engine::new(pool.clone(), Prompts::load().unwrap(), providers, retriever.clone(), toolbox.clone());
+    let engine = Engine::new(pool.clone(), Prompts::load().unwrap(), providers, retriever.clone(), toolbox.clone())
+        .await
+        .expect("the engine starts");
     let state = switchboard::http::AppState {
         db: pool,
         engine,

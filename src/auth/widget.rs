@@ -63,6 +63,12 @@ pub async fn issue(
 /// The token's claims, if its signature holds and it has not expired at `now`.
 pub fn verify(keys: &MasterKeys, token: &str, now: DateTime<Utc>) -> Option<Claims> {
     let (payload, presented) = token.strip_prefix(PREFIX)?.split_once('.')?;
+    // Only the lower-case hex `sign` writes (`hex::decode` reads either case): a token is one string, so a
+    // token with any byte changed is refused.
+    let lower_hex = |part: &str| part.bytes().all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'));
+    if !lower_hex(payload) || !lower_hex(presented) {
+        return None;
+    }
     let payload = hex::decode(payload).ok()?;
     let presented = hex::decode(presented).ok()?;
     if !bool::from(signature(keys, &payload).as_slice().ct_eq(presented.as_slice())) {
@@ -98,5 +104,91 @@ mod tests {
         let signature = token.rsplit_once('.').unwrap().1;
         assert!(verify(&keys, &format!("sbw_{forged_payload}.{signature}"), now).is_none());
         assert!(verify(&keys, "sbw_zz.zz", now).is_none());
+    }
+
+    #[test]
+    fn a_token_with_a_hex_letter_in_the_other_case_is_refused() {
+        // Found by the property below: hex::decode reads upper case too, so `2D` for `2d` held.
+        let keys = MasterKeys::new(&SecretString::from("master"), &[]);
+        let now = Utc::now();
+        let claims = Claims {
+            tenant_id: TenantId::new(),
+            user_id: UserId::new(),
+            expires_at: now + chrono::Duration::minutes(5),
+        };
+        let token = sign(&keys, &claims);
+        let (payload, signature) = token.rsplit_once('.').unwrap();
+        assert!(
+            verify(&keys, &format!("{}.{signature}", payload.to_uppercase().replace("SBW_", "sbw_")), now).is_none()
+        );
+        assert!(verify(&keys, &format!("{payload}.{}", signature.to_uppercase()), now).is_none());
+        assert!(verify(&keys, &token, now).is_some());
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+        use proptest::sample::Index;
+
+        use super::*;
+
+        fn keys() -> MasterKeys {
+            MasterKeys::new(&SecretString::from("master"), &[])
+        }
+
+        /// Claims for any tenant and user, and a moment before they expire.
+        fn claims() -> impl Strategy<Value = (Claims, DateTime<Utc>)> {
+            (any::<u128>(), any::<u128>(), 1_600_000_000..2_000_000_000i64, 1..100_000_000i64, 0..1_000_000_000u32)
+                .prop_map(|(tenant, user, now, ttl, nanos)| {
+                    let now = DateTime::from_timestamp(now, 0).expect("in range");
+                    let expires_at = now + chrono::Duration::seconds(ttl) + chrono::Duration::nanoseconds(nanos.into());
+                    let claims = Claims {
+                        tenant_id: TenantId(uuid::Uuid::from_u128(tenant)),
+                        user_id: UserId(uuid::Uuid::from_u128(user)),
+                        expires_at,
+                    };
+                    (claims, now)
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::with_cases(512) })]
+
+            /// Any text, shaped like a token or not, is refused.
+            #[test]
+            fn any_text_is_refused(
+                token in prop_oneof![
+                    "(?s).{0,64}",
+                    "sbw_[0-9a-fA-F]{0,96}\\.[0-9a-fA-F]{0,64}",
+                    "sbw_(?s).{0,48}",
+                    "sbw_\\.",
+                ],
+            ) {
+                prop_assert!(verify(&keys(), &token, Utc::now()).is_none());
+            }
+
+            /// A token holds, with its claims, until it expires; with any one byte changed it is refused.
+            #[test]
+            fn a_token_with_any_byte_changed_is_refused(
+                (claims, now) in claims(),
+                position in any::<Index>(),
+                // Each bit pattern to flip; 0x20 turns a hex letter into its other case.
+                flip in prop_oneof![3 => 1..=255u8, 1 => Just(0x20u8)],
+            ) {
+                let keys = keys();
+                let token = sign(&keys, &claims);
+                let held = verify(&keys, &token, now).expect("a fresh token holds");
+                prop_assert_eq!(
+                    (held.tenant_id, held.user_id, held.expires_at),
+                    (claims.tenant_id, claims.user_id, claims.expires_at)
+                );
+                prop_assert!(verify(&keys, &token, claims.expires_at).is_none(), "held at its expiry");
+                let mut bytes = token.into_bytes();
+                let at = position.index(bytes.len());
+                bytes[at] ^= flip;
+                if let Ok(changed) = String::from_utf8(bytes) {
+                    prop_assert!(verify(&keys, &changed, now).is_none(), "{} held with byte {} changed", changed, at);
+                }
+            }
+        }
     }
 }

@@ -126,6 +126,17 @@ pub async fn get_message(connection: &mut PgConnection, id: MessageId) -> Result
     query.build_query_as().fetch_optional(connection).await
 }
 
+/// The user message that started a run.
+pub async fn user_message_of_run(connection: &mut PgConnection, run_id: RunId) -> Result<Option<Message>, sqlx::Error> {
+    let mut query = QueryBuilder::<Postgres>::new("SELECT ");
+    query
+        .push(MESSAGE_COLUMNS)
+        .push(" FROM chat_messages WHERE role = 'user' AND run_id = ")
+        .push_bind(run_id)
+        .push(" ORDER BY created_at LIMIT 1");
+    query.build_query_as().fetch_optional(connection).await
+}
+
 /// A message as the engine records it.
 #[derive(Debug, Clone)]
 pub struct NewMessage<'a> {

@@ -305,6 +305,7 @@ impl EmbeddedPostgres {
         let password = ensure_cluster(layout, user)?;
         let port = free_loopback_port().map_err(io_error(Path::new("127.0.0.1")))?;
         let log_path = log_path(layout);
+        wait_for_previous_postmaster(layout);
         fs::File::create(&log_path).map_err(io_error(&log_path))?;
         let postmaster = launch(layout, durability, user, port)?;
         let server = Self { layout: layout.clone(), durability, user, port, password, process: Mutex::new(postmaster) };
@@ -483,6 +484,29 @@ fn log_since(path: &Path, from: u64) -> String {
 }
 
 /// Starts a postmaster on `port` without waiting for it; its output is appended to the log.
+/// A service killed a moment ago leaves its postmaster shutting down (it got the parent-death signal and
+/// is writing its shutdown checkpoint); a new one would refuse the cluster while `postmaster.pid` names a
+/// live process. So a start waits, up to a minute, for that postmaster to be gone. A pid file naming no
+/// PostgreSQL process (a stale file after a reboot) is PostgreSQL's own to clear.
+fn wait_for_previous_postmaster(layout: &Layout) {
+    let Ok(contents) = fs::read_to_string(layout.cluster_dir.join("postmaster.pid")) else { return };
+    let Some(pid) = contents.lines().next().and_then(|line| line.trim().parse::<i32>().ok()) else { return };
+    let is_live_postgres = || {
+        let alive = fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| !stat.contains(") Z "));
+        alive
+            && fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|cmdline| cmdline.windows(8).any(|w| w == b"postgres"))
+    };
+    if !is_live_postgres() {
+        return;
+    }
+    tracing::info!(pid, "waiting for the previous PostgreSQL of this data directory to finish stopping");
+    let deadline = Instant::now() + Duration::from_mins(1);
+    while is_live_postgres() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn launch(layout: &Layout, durability: Durability, user: ServerUser, port: u16) -> Result<Postmaster, EmbeddedError> {
     let log_path = log_path(layout);
     // Appending: a restarted server's log follows the old one, and old backends still writing to the file

@@ -101,7 +101,8 @@ impl Engine {
                 };
                 let claimed = async {
                     let mut transaction = engine.inner.db.begin().await?;
-                    let claimed = runs::store::claim_queued(&mut transaction, &worker).await?;
+                    let claimed =
+                        runs::store::claim_queued(&mut transaction, &worker, engine.inner.presence.id()).await?;
                     transaction.commit().await?;
                     Ok::<_, sqlx::Error>(claimed)
                 };

@@ -59,8 +59,11 @@ impl Engine {
             .await?
             .iter()
             .any(|call| call.status == calls::CallStatus::AwaitingApproval);
-        let state =
-            if still_waiting { None } else { runs::store::claim_paused(&mut transaction, record.run_id).await? };
+        let state = if still_waiting {
+            None
+        } else {
+            runs::store::claim_paused(&mut transaction, record.run_id, self.inner.presence.id()).await?
+        };
         let run = runs::store::get(&mut transaction, record.run_id).await?.ok_or(EngineError::RunNotFound)?;
         let next_seq = runs::store::last_seq(&mut transaction, record.run_id).await? + 1;
         transaction.commit().await?;

@@ -21,7 +21,7 @@ pub type EventStream = BoxStream<'static, RunEvent>;
 /// The live run's events after `after`. A run resumed in this process holds only the events since its
 /// resume; the earlier ones are read from `run_events` first.
 pub fn live_with_history(db: PgPool, run_id: RunId, run: Arc<LiveRun>, after: i64) -> EventStream {
-    if run.first_seq <= after + 1 {
+    if run.first_seq <= after.saturating_add(1) {
         return live(run, after);
     }
     let (tenant_id, first_seq) = (run.tenant_id, run.first_seq);

@@ -12,6 +12,25 @@ pub struct Fitted {
     pub input_tokens: usize,
 }
 
+/// Text up to this size is counted on the async worker: a few microseconds, less than a hand-off costs.
+const COUNTED_IN_PLACE_BYTES: usize = 16 * 1024;
+
+/// [`fit_to_window`], off the async workers (under the process's bound on CPU-heavy work) when the text
+/// is large: tokenizing a conversation of long messages takes milliseconds that every other request on
+/// the worker would wait for.
+pub async fn fit_to_window_off_workers(
+    system: String,
+    messages: Vec<ChatMessage>,
+    window: usize,
+    reserved_output: usize,
+) -> Result<Fitted, tokio::task::JoinError> {
+    let size = system.len() + messages.iter().map(|message| message.content.len()).sum::<usize>();
+    if size <= COUNTED_IN_PLACE_BYTES {
+        return Ok(fit_to_window(&system, messages, window, reserved_output));
+    }
+    crate::background::cpu_bound(move || fit_to_window(&system, messages, window, reserved_output)).await
+}
+
 /// Keeps the newest messages whose tokens, with the system prompt and room for the answer, fit `window`.
 /// The last message (the question) is always kept; the kept history starts with a user message, as some
 /// providers require.

@@ -3,6 +3,7 @@
 //! from then on followers read `run_events`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::watch;
@@ -64,6 +65,9 @@ impl LiveRun {
 #[derive(Debug, Default)]
 pub struct Hub {
     runs: Mutex<HashMap<RunId, Arc<LiveRun>>>,
+    /// Set when shutdown stops the runs left after its grace period: they end as failed, not cancelled
+    /// (nobody asked to cancel them; asking again is the way on).
+    shutting_down: AtomicBool,
 }
 
 impl Hub {
@@ -88,9 +92,16 @@ impl Hub {
         }
     }
 
-    pub fn cancel_all(&self) {
+    /// Stops every run still executing here, because the process is shutting down.
+    pub fn stop_all_for_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
         for live in self.runs.lock().unwrap_or_else(PoisonError::into_inner).values() {
             live.cancel.cancel();
         }
+    }
+
+    /// True once [`Self::stop_all_for_shutdown`] stopped the runs: a cancelled run was stopped by it.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
     }
 }

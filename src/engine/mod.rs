@@ -7,6 +7,7 @@ pub mod event_log;
 mod follow;
 mod history;
 pub mod hub;
+mod once;
 mod plan;
 mod request;
 mod resolve;
@@ -213,6 +214,8 @@ struct Inner {
     tools: Toolbox,
     /// Wakes this process's workers when it queues an agent run.
     work_queued: tokio::sync::Notify,
+    /// This process as the executor of its runs, alive to every other process while it holds its lock.
+    presence: runs::executor::Presence,
 }
 
 #[derive(Debug, Clone)]
@@ -221,8 +224,17 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(db: PgPool, prompts: Prompts, providers: ProviderSetup, retriever: Retriever, tools: Toolbox) -> Self {
+    /// The engine of this process, registered as a live executor of runs before it may start any.
+    pub async fn new(
+        db: PgPool,
+        prompts: Prompts,
+        providers: ProviderSetup,
+        retriever: Retriever,
+        tools: Toolbox,
+    ) -> Result<Self, EngineError> {
+        let presence = runs::executor::Presence::take(&db).await?;
         let inner = Inner {
+            presence,
             db,
             retriever,
             tools,
@@ -232,7 +244,9 @@ impl Engine {
             providers,
             work_queued: tokio::sync::Notify::new(),
         };
-        Self { inner: Arc::new(inner) }
+        let engine = Self { inner: Arc::new(inner) };
+        engine.keep_presence();
+        Ok(engine)
     }
 
     /// Records the user's message and a new run, then runs the turn in the background. The message is
@@ -264,6 +278,7 @@ impl Engine {
                 model: &resolved.model,
                 is_byok: resolved.is_byok,
                 trace_id: context.request_id(),
+                executor: self.inner.presence.id(),
             },
         )
         .await?;
@@ -382,16 +397,19 @@ impl Engine {
         &self.inner.background
     }
 
-    /// Lets running turns finish for up to `grace`, then cancels the rest and waits for them to record it.
-    /// True when every turn ended by itself within the grace period.
+    /// Lets running turns finish for up to `grace`, then stops the rest and waits for them to record it:
+    /// each ends as failed with `shutting_down`, its partial answer kept. True when every turn ended by
+    /// itself within the grace period. Paused runs stay paused and queued agent runs queued, for the next
+    /// process to take up.
     pub async fn shutdown(&self, grace: Duration) -> bool {
         self.inner.background.stop();
-        if tokio::time::timeout(grace, self.inner.background.wait()).await.is_err() {
-            tracing::warn!("cancelling the turns still running at shutdown");
-            self.inner.hub.cancel_all();
+        let finished = tokio::time::timeout(grace, self.inner.background.wait()).await.is_ok();
+        if !finished {
+            tracing::warn!("stopping the turns still running at shutdown");
+            self.inner.hub.stop_all_for_shutdown();
             self.inner.background.wait().await;
-            return false;
         }
-        true
+        self.inner.presence.release().await;
+        finished
     }
 }

@@ -33,7 +33,7 @@ pub(super) struct Built {
 
 pub(super) async fn build(inner: &Inner, plan: &TurnPlan) -> Result<Built, TurnFailure> {
     if let TurnMode::PassThrough(given) = &plan.mode {
-        return Ok(as_given(plan, given));
+        return as_given(plan, given).await;
     }
     let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
     let tenant_name = crate::tenants::store::name(&mut transaction, plan.tenant_id).await?;
@@ -74,7 +74,9 @@ pub(super) async fn build(inner: &Inner, plan: &TurnPlan) -> Result<Built, TurnF
         })
         .collect();
     let window = providers::context_window(&plan.model);
-    let fitted = history::fit_to_window(&system, messages, window, RESERVED_OUTPUT_TOKENS as usize);
+    let fitted = history::fit_to_window_off_workers(system.clone(), messages, window, RESERVED_OUTPUT_TOKENS as usize)
+        .await
+        .map_err(|error| TurnFailure::Internal(Box::new(error)))?;
     let request = ChatRequest {
         model: plan.model.clone(),
         system,
@@ -90,10 +92,13 @@ pub(super) async fn build(inner: &Inner, plan: &TurnPlan) -> Result<Built, TurnF
 }
 
 /// The caller's conversation as it gave it, trimmed to the model's window like any other.
-fn as_given(plan: &TurnPlan, given: &GivenConversation) -> Built {
+async fn as_given(plan: &TurnPlan, given: &GivenConversation) -> Result<Built, TurnFailure> {
     let reserved = given.max_output_tokens.unwrap_or(RESERVED_OUTPUT_TOKENS);
     let window = providers::context_window(&plan.model);
-    let fitted = history::fit_to_window(&given.system, given.messages.clone(), window, reserved as usize);
+    let fitted =
+        history::fit_to_window_off_workers(given.system.clone(), given.messages.clone(), window, reserved as usize)
+            .await
+            .map_err(|error| TurnFailure::Internal(Box::new(error)))?;
     let request = ChatRequest {
         model: plan.model.clone(),
         system: given.system.clone(),
@@ -104,7 +109,7 @@ fn as_given(plan: &TurnPlan, given: &GivenConversation) -> Built {
         tool_calls_allowed: true,
         options: given.options.clone(),
     };
-    Built { request, citations: Vec::new(), estimated_input_tokens: fitted.input_tokens }
+    Ok(Built { request, citations: Vec::new(), estimated_input_tokens: fitted.input_tokens })
 }
 
 /// What to search for: the question, with the previous question for context (a follow-up such as

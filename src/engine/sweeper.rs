@@ -1,5 +1,6 @@
 //! Runs nobody executes any more: closing one (a cancel of a run whose process died), and the sweeper
-//! that finds runs whose executor stopped proving it is alive and closes them as failed.
+//! that finds runs whose executor died (its lock is gone: at once) or stopped proving it is alive (its
+//! heartbeat is old) and closes them as failed. Also keeps this process's own executor lock.
 
 use std::time::Duration;
 
@@ -14,6 +15,9 @@ use crate::runs::events::{EventKind, RunEvent};
 use crate::runs::store::RunOutcome;
 use crate::runs::{self, Run, RunStatus};
 use crate::tools::calls;
+
+/// How soon a lost executor lock is taken again after the database comes back.
+const PRESENCE_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// The answer a dead run had streamed, as far as its events were written, kept as an incomplete message
 /// (as a run that fails in its own process keeps its partial answer).
@@ -80,9 +84,21 @@ impl Engine {
         Ok(())
     }
 
-    /// Closes, as failed with `interrupted`, the runs whose executor stopped proving it is alive (its
-    /// process died); returns how many. Safe to run from every process sharing the database.
+    /// Closes, as failed with `interrupted`, the runs whose executor died or stopped proving it is alive
+    /// for `stale_after`; returns how many. Safe to run from every process sharing the database.
     pub async fn sweep_stale_runs(&self, stale_after: Duration) -> Result<usize, EngineError> {
+        let mut closed = 0;
+        // In batches, until one closes nothing (what is left, if anything, is executing here).
+        loop {
+            let batch = self.sweep_batch(stale_after).await?;
+            if batch == 0 {
+                return Ok(closed);
+            }
+            closed += batch;
+        }
+    }
+
+    async fn sweep_batch(&self, stale_after: Duration) -> Result<usize, EngineError> {
         let mut transaction = self.inner.db.begin().await?;
         let stale = runs::store::stale(&mut transaction, stale_after).await?;
         transaction.commit().await?;
@@ -107,17 +123,35 @@ impl Engine {
         Ok(closed)
     }
 
-    /// Sweeps stale runs now and then every `every`, until shutdown.
+    /// Checks this process's executor lock every few seconds until shutdown, taking it again after the
+    /// database restarted (the lock itself is released only at the end of [`Engine::shutdown`]).
+    pub(super) fn keep_presence(&self) {
+        let engine = self.clone();
+        self.inner.background.spawn(async move {
+            loop {
+                tokio::select! {
+                    () = engine.inner.background.stopping().cancelled() => return,
+                    () = tokio::time::sleep(PRESENCE_CHECK_EVERY) => {}
+                }
+                if let Err(error) = engine.inner.presence.keep().await {
+                    tracing::warn!(%error, "could not take this process's executor lock again");
+                }
+            }
+        });
+    }
+
+    /// Sweeps stale runs every `every`, until shutdown (a process sweeps once before it listens:
+    /// [`Engine::sweep_stale_runs`], so that a killed process's runs are closed when it restarts).
     pub fn start_sweeper(&self, every: Duration, stale_after: Duration) {
         let engine = self.clone();
         self.inner.background.spawn(async move {
             loop {
-                if let Err(error) = engine.sweep_stale_runs(stale_after).await {
-                    tracing::warn!(%error, "could not sweep stale runs");
-                }
                 tokio::select! {
                     () = engine.inner.background.stopping().cancelled() => return,
                     () = tokio::time::sleep(every) => {}
+                }
+                if let Err(error) = engine.sweep_stale_runs(stale_after).await {
+                    tracing::warn!(%error, "could not sweep stale runs");
                 }
             }
         });

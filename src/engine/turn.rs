@@ -125,9 +125,15 @@ pub async fn execute(inner: Arc<Inner>, plan: TurnPlan, mut log: EventLog, resum
             }
         },
     };
-    // A cancel that arrived while the turn was pausing wins: the run ends instead of waiting.
     let stop = match stop {
-        Stop::Paused(_) if cancelled.is_cancelled() => Stop::Ended(Ending::Cancelled),
+        // Stopped by shutdown, not by anyone who asked: a pause is kept for the next process; anything
+        // else failed, and may be asked again.
+        Stop::Ended(Ending::Cancelled) if inner.hub.is_shutting_down() => Stop::Ended(Ending::Failed {
+            code: "shutting_down".to_owned(),
+            message: "the server stopped before this turn finished; ask again".to_owned(),
+        }),
+        // A cancel that arrived while the turn was pausing wins: the run ends instead of waiting.
+        Stop::Paused(_) if cancelled.is_cancelled() && !inner.hub.is_shutting_down() => Stop::Ended(Ending::Cancelled),
         stop => stop,
     };
     let recorded = match &stop {

@@ -8,12 +8,18 @@ use serde::Serialize;
 
 use super::error::ApiError;
 use super::sse;
+use super::streams::{self, StreamSlot};
 use crate::engine::{Answer, TurnOutcome};
 
-/// `body` renders the ended or paused run as the door's JSON.
-pub fn respond<T: Serialize>(answer: Answer, body: impl FnOnce(&TurnOutcome) -> T) -> Result<Response, ApiError> {
+/// `body` renders the ended or paused run as the door's JSON; `slot` is the stream's, reserved when the
+/// client asked for one (the engine answers with a stream only then).
+pub fn respond<T: Serialize>(
+    answer: Answer,
+    slot: Option<StreamSlot>,
+    body: impl FnOnce(&TurnOutcome) -> T,
+) -> Result<Response, ApiError> {
     match answer {
-        Answer::Stream(events) => Ok(sse::stream(events).into_response()),
+        Answer::Stream(events) => Ok(sse::stream(events, streams::required(slot)?).into_response()),
         Answer::Failed(failure) => Err(failure.into()),
         Answer::AwaitingApproval(outcome) => Ok((StatusCode::ACCEPTED, axum::Json(body(&outcome))).into_response()),
         Answer::Finished(outcome) => Ok((StatusCode::OK, axum::Json(body(&outcome))).into_response()),

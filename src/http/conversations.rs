@@ -9,12 +9,14 @@ use serde::Deserialize;
 use super::AppState;
 use super::answer;
 use super::error::ApiError;
-use super::extract::{Json, Path, Query, Tenant, next_before, page_limit};
+use super::extract::{self, Json, Path, Query, Tenant, next_before, page_limit};
 use super::sse;
+use super::streams::{self, OpenStreams};
 use super::views::conversations::{MessageList, SessionList, SessionView};
 use super::views::turns::TurnAnswer;
 use crate::conversations::{self, NewSession, SessionFilter, SessionPatch, SessionType};
-use crate::engine::{Delivery, TurnRequest};
+use crate::engine::TurnRequest;
+use crate::idempotency::IdempotencyKey;
 use crate::ids::SessionId;
 
 #[derive(Debug, Deserialize)]
@@ -122,13 +124,15 @@ pub async fn post_message(
     State(state): State<AppState>,
     Tenant(context): Tenant,
     Path(id): Path<uuid::Uuid>,
+    open_streams: OpenStreams,
     headers: HeaderMap,
     Json(body): Json<PostMessage>,
 ) -> Result<Response, ApiError> {
     context.require_conversations()?;
+    let slot = open_streams.reserve_if(sse::wants_event_stream(&headers), &context)?;
+    let key = extract::idempotency_key(&headers)?.as_deref().map(IdempotencyKey::parse).transpose()?;
     let request = TurnRequest::parse(body.content, body.model)?;
-    let started = state.engine.start_turn(&context, SessionId(id), request).await?;
-    let delivery = if sse::wants_event_stream(&headers) { Delivery::Stream } else { Delivery::Wait };
-    let answer = state.engine.answer(&context, started.run.id, delivery).await?;
-    answer::respond(answer, |outcome| TurnAnswer::new(outcome, &started.user_message))
+    let started = state.engine.start_turn_once(&context, SessionId(id), request, key.as_ref()).await?;
+    let answer = state.engine.answer(&context, started.run.id, streams::delivery(slot.as_ref())).await?;
+    answer::respond(answer, slot, |outcome| TurnAnswer::new(outcome, &started.user_message))
 }

@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 
 use super::AppState;
 use super::error::ApiError;
+use super::limits;
 use super::request_id::RequestId;
 use crate::auth::context::TenantContext;
 use crate::auth::{self, AuthError};
@@ -36,6 +37,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
         let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::from_status(StatusCode::PAYLOAD_TOO_LARGE)
+            } else if limits::is_body_timeout(&rejection) {
+                body_timed_out()
             } else {
                 ApiError::bad_request("bad_request", rejection.body_text())
             }
@@ -46,6 +49,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
         let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
         Ok(Self(value))
     }
+}
+
+/// 408 `request_timeout` for a body that stopped arriving (`SWITCHBOARD_BODY_TIMEOUT_SECS`); hyper then
+/// closes the connection, whose body was left unfinished.
+fn body_timed_out() -> ApiError {
+    ApiError::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", "the request body stopped arriving")
 }
 
 /// `application/json`, or a `+json` type, as axum's own extractor accepts.
@@ -214,4 +223,56 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> 
     let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
     let key = value.to_str().map_err(|_| ApiError::from(IdempotencyError::InvalidKey))?;
     Ok(Some(key.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::idempotency::IdempotencyKey;
+
+    /// The key a door starts a run with: the header as sent, then parsed.
+    fn key_of(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiError> {
+        Ok(idempotency_key(headers)?.as_deref().map(IdempotencyKey::parse).transpose()?)
+    }
+
+    #[test]
+    fn without_the_header_there_is_no_key() {
+        assert!(matches!(key_of(&HeaderMap::new()), Ok(None)));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::with_cases(512) })]
+
+        /// Any `Idempotency-Key` a client can send is the key exactly as sent (1 to 200 visible ASCII
+        /// characters) or a 400 `invalid_request`: never ignored.
+        #[test]
+        fn any_idempotency_key_header_is_the_key_as_sent_or_refused(
+            bytes in prop_oneof![
+                prop::collection::vec(any::<u8>(), 0..32),
+                "[!-~]{1,210}".prop_map(String::into_bytes),
+                "[ -~\t]{0,24}".prop_map(String::into_bytes),
+            ],
+        ) {
+            // Bytes no header value can hold (controls, DEL) never reach a handler.
+            let Ok(value) = HeaderValue::from_bytes(&bytes) else { return Ok(()) };
+            let mut headers = HeaderMap::new();
+            headers.insert("idempotency-key", value);
+            let visible = (1..=200).contains(&bytes.len()) && bytes.iter().all(|byte| (0x21..=0x7e).contains(byte));
+            match key_of(&headers) {
+                Ok(Some(key)) => {
+                    prop_assert!(visible, "{:?} was taken", bytes);
+                    prop_assert_eq!(key.as_str().as_bytes(), &bytes[..]);
+                }
+                Ok(None) => return Err(TestCaseError::fail("a key that was sent was ignored")),
+                Err(error) => {
+                    prop_assert!(!visible, "{:?} was refused", bytes);
+                    prop_assert_eq!(error.status, StatusCode::BAD_REQUEST);
+                    prop_assert_eq!(error.code, "invalid_request");
+                }
+            }
+        }
+    }
 }

@@ -12,9 +12,9 @@ use super::answer;
 use super::error::ApiError;
 use super::extract::{self, Json, Tenant};
 use super::sse;
+use super::streams::{self, OpenStreams};
 use super::views::integration::IntegrationAnswer;
 use crate::auth::context::Scope;
-use crate::engine::Delivery;
 use crate::ids::SessionId;
 use crate::integration::{self, IntegrationRequest};
 
@@ -32,16 +32,16 @@ pub struct ChatBody {
 pub async fn chat(
     State(state): State<AppState>,
     Tenant(context): Tenant,
+    open_streams: OpenStreams,
     headers: HeaderMap,
     Json(body): Json<ChatBody>,
 ) -> Result<Response, ApiError> {
     context.require(Scope::Chat)?;
+    let slot = open_streams.reserve_if(body.stream || sse::wants_event_stream(&headers), &context)?;
     let key = extract::idempotency_key(&headers)?;
     let request =
         IntegrationRequest::parse(body.message, body.session_id, body.external_user_id, body.metadata, key.as_deref())?;
     let accepted = Box::pin(integration::start(&state.db, &state.engine, &context, request)).await?;
-    let streams = body.stream || sse::wants_event_stream(&headers);
-    let delivery = if streams { Delivery::Stream } else { Delivery::Wait };
-    let answer = state.engine.answer(&context, accepted.run_id, delivery).await?;
-    answer::respond(answer, |outcome| IntegrationAnswer::new(&accepted, outcome))
+    let answer = state.engine.answer(&context, accepted.run_id, streams::delivery(slot.as_ref())).await?;
+    answer::respond(answer, slot, |outcome| IntegrationAnswer::new(&accepted, outcome))
 }

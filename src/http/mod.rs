@@ -12,13 +12,16 @@ mod extract;
 mod health;
 mod integration;
 mod json_errors;
+mod limits;
 mod mcp;
 mod openai;
 mod policy_profiles;
 mod providers;
 pub mod request_id;
 mod runs;
+mod serve;
 mod sse;
+mod streams;
 mod tenant_config;
 mod tenants;
 mod tool_calls;
@@ -33,6 +36,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::StatusCode;
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::{delete, get, post};
 
 use crate::engine::Engine;
@@ -40,7 +44,6 @@ use crate::retrieval::Retriever;
 use sqlx::PgPool;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::OperatorToken;
@@ -48,6 +51,9 @@ use crate::crypto::MasterKeys;
 use crate::outbound::OutboundPolicy;
 use crate::tools::Toolbox;
 use error::ApiError;
+pub use limits::ClientLimits;
+pub use serve::serve_with_limits;
+use streams::OpenStreams;
 
 /// What handlers share: the application-role pool, the engine, the operator token's digest, the master
 /// keys that seal tenants' secrets, and the rule for tenant-supplied URLs.
@@ -71,7 +77,13 @@ pub struct WebSettings {
     pub assets_dir: Option<std::path::PathBuf>,
 }
 
+/// The router with the default limits and one body limit for every route (the test harness's).
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    router_with_limits(state, &ClientLimits::with_one_body_limit(max_body_bytes))
+}
+
+pub fn router_with_limits(state: AppState, limits: &ClientLimits) -> Router {
+    // `POST /documents` and `PUT /workspaces/{id}/files/…` take larger bodies (`limits::is_document_upload`).
     let api = Router::new()
         .route("/tenants", post(tenants::create))
         .route("/api-keys", post(api_keys::create).get(api_keys::list))
@@ -128,16 +140,24 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .with_state(state)
         .layer(
             ServiceBuilder::new()
-                // Outermost, so that every answer of the APIs carries it, errors made by the layers below too.
+                // Outermost, so that every answer carries it: CORS preflights, which the next layer answers
+                // itself, and errors made by the layers below.
+                .layer(from_fn(request_id::middleware))
+                // Outside the rest, so that every answer of the APIs carries its headers, errors made below too.
+                // (Its preflight answers need a body type with a default, which `TraceLayer`'s has not: an
+                // axum middleware must come between them.)
                 .layer(cross_origin())
-                .layer(axum::middleware::from_fn(request_id::middleware))
-                .layer(TraceLayer::new_for_http().make_span_with(request_span))
                 // Outside `json_errors`, so that what it turns into our shape is then OpenAI's under `/v1`.
-                .layer(axum::middleware::from_fn(openai::openai_errors))
-                .layer(axum::middleware::from_fn(json_errors::middleware))
+                .layer(from_fn(openai::openai_errors))
+                .layer(TraceLayer::new_for_http().make_span_with(request_span))
+                .layer(from_fn(json_errors::middleware))
                 .layer(CatchPanicLayer::new())
-                .layer(RequestBodyLimitLayer::new(max_body_bytes))
-                .layer(DefaultBodyLimit::max(max_body_bytes)),
+                // Limits per client (`limits.rs`): headers (431), the route's body size (413) and pace (408).
+                .layer(from_fn_with_state(limits.clone(), limits::header_limits))
+                .layer(from_fn_with_state(limits.clone(), limits::body_limits))
+                // `body_limits` sets each route's limit; axum's single default would cap documents too.
+                .layer(DefaultBodyLimit::disable())
+                .layer(axum::Extension(OpenStreams::new(limits.max_streams_per_tenant, limits.max_streams_per_caller))),
         )
 }
 
@@ -173,35 +193,11 @@ fn request_span(request: &Request) -> tracing::Span {
     )
 }
 
-/// Serves until `shutdown` completes, then lets in-flight requests finish (up to a grace period).
+/// Serves with the default limits (see [`serve_with_limits`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    // Without TCP_NODELAY, Nagle's algorithm holds small SSE frames back until the client's delayed
-    // ACK: about 40 ms added to the first token of every stream (measured by examples/turn_latency.rs).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |stream| {
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::debug!(%error, "could not set TCP_NODELAY");
-        }
-    });
-    // The peer's address: the demo page is only handed to this machine's own browser.
-    let router = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
-    let mut stop_rx_for_grace = stop_rx.clone();
-    tokio::select! {
-        result = server => result,
-        () = async move {
-            let _ = stop_rx_for_grace.wait_for(|stopped| *stopped).await;
-            tokio::time::sleep(Duration::from_secs(30)).await;
-        } => {
-            tracing::warn!("in-flight requests did not finish within 30 s of shutdown; closing them");
-            Ok(())
-        }
-    }
+    serve_with_limits(listener, router, &ClientLimits::default(), shutdown).await
 }

@@ -9,6 +9,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::{Path, Query, Tenant};
 use super::sse;
+use super::streams::OpenStreams;
 use super::views::runs::RunDetail;
 use super::views::turns::RunOutcome;
 use crate::auth::context::Scope;
@@ -40,6 +41,7 @@ pub async fn events(
     State(state): State<AppState>,
     Tenant(context): Tenant,
     Path(id): Path<uuid::Uuid>,
+    open_streams: OpenStreams,
     headers: HeaderMap,
     Query(query): Query<EventsQuery>,
 ) -> Result<Response, ApiError> {
@@ -51,8 +53,9 @@ pub async fn events(
         }
         None => query.after.unwrap_or(0),
     };
+    let slot = open_streams.reserve(&context)?;
     let events = state.engine.follow(&context, RunId(id), after).await?;
-    Ok(sse::stream(events).into_response())
+    Ok(sse::stream(events, slot).into_response())
 }
 
 pub async fn cancel(

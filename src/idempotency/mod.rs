@@ -158,4 +158,33 @@ mod tests {
             assert!(matches!(IdempotencyKey::parse(invalid), Err(IdempotencyError::InvalidKey)), "{invalid:?}");
         }
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::with_cases(512) })]
+
+            /// Any text is a key, exactly as given, when it is 1 to 200 bytes from `!` to `~`; otherwise it is
+            /// refused.
+            #[test]
+            fn a_key_is_visible_ascii_kept_as_given_or_refused(
+                key in prop_oneof!["[!-~]{0,210}", "[ -~]{0,24}", "(?s).{0,24}", "[!-~]{190,200}(?s).{1,2}"],
+            ) {
+                let visible = (1..=200).contains(&key.len()) && key.bytes().all(|byte| (0x21..=0x7e).contains(&byte));
+                match IdempotencyKey::parse(&key) {
+                    Ok(parsed) => {
+                        prop_assert!(visible, "{:?} was taken", key);
+                        prop_assert_eq!(parsed.as_str(), key.as_str());
+                    }
+                    Err(error) => {
+                        prop_assert!(!visible, "{:?} was refused", key);
+                        prop_assert!(matches!(error, IdempotencyError::InvalidKey));
+                    }
+                }
+            }
+        }
+    }
 }

@@ -218,6 +218,173 @@ mod tests {
         }
     }
 
+    mod properties {
+        use globset::Glob;
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Glob patterns: mostly of the characters globs give meaning to, sometimes any text.
+        fn pattern() -> impl Strategy<Value = String> {
+            prop_oneof![
+                6 => "[a-c]{1,2}(\\.[a-c_*?]{1,3})?",
+                2 => "[a-c.*?_\\[\\]{},!-]{0,8}",
+                1 => "(?s).{0,8}",
+                2 => Just("*".to_owned()),
+            ]
+        }
+
+        fn patterns() -> impl Strategy<Value = Vec<String>> {
+            prop::collection::vec(pattern(), 0..4)
+        }
+
+        /// A profile as tenants write them, every field often valid and sometimes not.
+        fn profile() -> impl Strategy<Value = Value> {
+            let rule = (
+                prop_oneof![8 => Just("deny_argument"), 8 => Just("argument_limit"), 1 => Just("block_everything")],
+                patterns(),
+                prop_oneof![8 => "[ab](\\.[ab]){0,2}", 1 => "(?s).{0,4}"],
+                patterns(),
+                prop_oneof![
+                    8 => (-10.0..10.0f64).prop_map(Value::from),
+                    1 => Just(Value::Null),
+                    1 => "[0-9]{1,2}".prop_map(Value::from),
+                ],
+                prop_oneof![8 => Just("deny"), 8 => Just("approval"), 1 => Just("maybe")],
+                prop_oneof![8 => "[a-z]{1,8}", 1 => "[a-z ]{0,2}"],
+            )
+                .prop_map(|(kind, tools, field, matches, max, over, reason)| {
+                    let mut rule = json!({ "kind": kind, "tools": tools, "field": field, "reason": reason });
+                    if kind == "deny_argument" {
+                        rule["matches"] = json!(matches);
+                    } else {
+                        rule["max"] = max;
+                        rule["over"] = json!(over);
+                    }
+                    rule
+                });
+            (
+                patterns(),
+                any::<bool>(),
+                patterns(),
+                prop::collection::vec(prop_oneof![8 => "[a-zA-Z]{1,6}", 1 => "[a-zA-Z ]{0,2}"], 0..3),
+                proptest::option::of(prop_oneof![8 => 1..6i64, 1 => -2..1i64]),
+                prop::collection::vec("[a-zA-Z]{1,6}", 0..3),
+                prop::collection::vec(rule, 0..3),
+                proptest::option::weighted(0.05, "[a-z_]{1,8}"),
+            )
+                .prop_map(|(allow, read_only, approval, blocked, rows, types, rules, unknown)| {
+                    let mut profile = json!({
+                        "tool_allowlist": allow, "read_only_mode": read_only, "approval_required": approval,
+                        "blocked_fields": blocked, "max_rows_per_query": rows, "allowed_record_types": types,
+                        "custom_rules": rules,
+                    });
+                    if let Some(field) = unknown {
+                        profile[field] = json!(true);
+                    }
+                    profile
+                })
+        }
+
+        /// Any JSON, its keys often a profile's fields.
+        fn any_json() -> impl Strategy<Value = Value> {
+            let fields = vec!["tool_allowlist", "blocked_fields", "max_rows_per_query", "custom_rules", "kind"];
+            let key = prop_oneof![prop::sample::select(fields).prop_map(str::to_owned), "(?s).{0,6}"];
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<f64>().prop_map(Value::from),
+                pattern().prop_map(Value::from),
+            ];
+            leaf.prop_recursive(3, 32, 4, move |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    prop::collection::vec((key.clone(), inner), 0..4)
+                        .prop_map(|fields| Value::Object(fields.into_iter().collect())),
+                ]
+            })
+        }
+
+        /// A call's arguments: the fields the rules read (`a`, `a.b`, `record_type`) with any value.
+        fn arguments() -> impl Strategy<Value = Value> {
+            let value = prop_oneof![
+                "[a-c.*?_-]{0,6}".prop_map(Value::from),
+                (-20.0..20.0f64).prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                Just(Value::Null),
+            ];
+            let record_type = prop_oneof!["[a-zA-Z]{1,6}".prop_map(Value::from), Just(Value::Null)];
+            (value.clone(), value.clone(), value, record_type).prop_map(
+                |(a, b, inner, record_type)| json!({ "a": a, "b": { "a": inner, "b": b }, "record_type": record_type }),
+            )
+        }
+
+        fn matches_any(patterns: &[String], text: &str) -> bool {
+            patterns.iter().any(|pattern| Glob::new(pattern).is_ok_and(|glob| glob.compile_matcher().is_match(text)))
+        }
+
+        /// Whether a rule of the profile forbids the call outright, or asks for approval, by its own reading.
+        fn rule_applies(rule: &CustomRule, name: &str, arguments: &Value) -> Option<Verdict> {
+            match rule {
+                CustomRule::DenyArgument { tools, field, matches, .. } if matches_any(tools, name) => {
+                    let value = argument(arguments, field).and_then(Value::as_str)?;
+                    matches_any(matches, value).then_some(Verdict::Deny)
+                }
+                CustomRule::ArgumentLimit { tools, field, max, over, .. } if matches_any(tools, name) => {
+                    let value = argument(arguments, field).and_then(Value::as_f64)?;
+                    (value > *max).then_some(match over {
+                        OverLimit::Deny => Verdict::Deny,
+                        OverLimit::Approval => Verdict::RequireApproval,
+                    })
+                }
+                _ => None,
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::with_cases(512) })]
+
+            /// Any profile is a policy or an error saying what to fix; a policy decides every call with a reason,
+            /// lets nothing outside its allow-list (or, in read-only mode, not read-only) run, and never lets a
+            /// call through that one of its rules or record types forbids, or that needs approval.
+            #[test]
+            fn every_call_is_decided_as_the_profile_says(
+                profile in prop_oneof![1 => any_json().boxed(), 6 => profile().boxed()],
+                name in prop_oneof!["[a-c]{1,2}\\.[a-c_]{1,3}", "(?s).{0,6}"],
+                read_only in any::<bool>(),
+                arguments in arguments(),
+            ) {
+                let policy = match Policy::from_json(profile) {
+                    Ok(policy) => policy,
+                    Err(error) => {
+                        prop_assert!(!error.0.trim().is_empty());
+                        return Ok(());
+                    }
+                };
+                let document = policy.document();
+                let decision = policy.decide(&ToolCallView { name: &name, read_only, arguments: &arguments });
+                prop_assert!(!decision.reason.trim().is_empty());
+                let shown = matches_any(&document.tool_allowlist, &name) && (read_only || !document.read_only_mode);
+                prop_assert_eq!(visible(&policy, &name, read_only), shown);
+                if !shown {
+                    prop_assert_eq!(decision.verdict, Verdict::Deny);
+                }
+                let record_type = arguments["record_type"].as_str();
+                let types = &document.allowed_record_types;
+                if record_type.is_some_and(|kind| !types.is_empty() && !types.iter().any(|allowed| allowed.eq_ignore_ascii_case(kind))) {
+                    prop_assert_eq!(decision.verdict, Verdict::Deny);
+                }
+                let verdicts: Vec<Verdict> =
+                    document.custom_rules.iter().filter_map(|rule| rule_applies(rule, &name, &arguments)).collect();
+                if verdicts.contains(&Verdict::Deny) {
+                    prop_assert_eq!(decision.verdict, Verdict::Deny);
+                } else if !verdicts.is_empty() || matches_any(&document.approval_required, &name) {
+                    prop_assert_ne!(decision.verdict, Verdict::Allow);
+                }
+            }
+        }
+    }
+
     #[test]
     fn the_model_sees_only_tools_it_may_call() {
         let policy = policy();

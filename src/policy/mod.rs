@@ -67,7 +67,8 @@ pub struct Policy {
     document: PolicyDocument,
     allowlist: GlobSet,
     approval: GlobSet,
-    blocked_fields: Vec<String>,
+    /// `blocked_fields` in lower and in upper case (see `shape::blocks`).
+    blocked_fields: Vec<(String, String)>,
     rules: Vec<CompiledRule>,
 }
 
@@ -135,7 +136,11 @@ impl Policy {
         Ok(Self {
             allowlist: patterns("tool_allowlist", &document.tool_allowlist)?,
             approval: patterns("approval_required", &document.approval_required)?,
-            blocked_fields: document.blocked_fields.iter().map(|field| field.to_lowercase()).collect(),
+            blocked_fields: document
+                .blocked_fields
+                .iter()
+                .map(|field| (field.to_lowercase(), field.to_uppercase()))
+                .collect(),
             rules,
             document,
         })

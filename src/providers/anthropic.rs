@@ -289,4 +289,181 @@ mod tests {
         let error = json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}});
         assert_eq!(decoder.decode(&event("error", &error)).unwrap_err().code(), "upstream_unavailable");
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::providers::decode::testing;
+
+        fn decoder() -> AnthropicDecoder {
+            AnthropicDecoder { input_tokens: 0, done: false, secret: "sk-ant-test".into() }
+        }
+
+        /// One event of a Messages stream.
+        #[derive(Debug, Clone)]
+        enum Piece {
+            MessageStart { input_tokens: u32 },
+            ToolStart { index: u32, id: String, name: String },
+            TextStart { index: u32 },
+            Text { index: u32, text: String },
+            Json { index: u32, partial: String },
+            Ping,
+            BlockStop { index: u32 },
+            MessageDelta { stop: Option<(&'static str, FinishReason)>, output_tokens: u32 },
+        }
+
+        fn piece() -> impl Strategy<Value = Piece> {
+            let stops = vec![
+                ("end_turn", FinishReason::Stop),
+                ("stop_sequence", FinishReason::Stop),
+                ("max_tokens", FinishReason::Length),
+                ("tool_use", FinishReason::ToolCalls),
+                ("refusal", FinishReason::ContentFilter),
+            ];
+            prop_oneof![
+                any::<u32>().prop_map(|input_tokens| Piece::MessageStart { input_tokens }),
+                (0..4u32, "toolu_[A-Za-z0-9]{1,12}", "[a-z_]{1,16}").prop_map(|(index, id, name)| Piece::ToolStart {
+                    index,
+                    id,
+                    name
+                }),
+                (0..4u32).prop_map(|index| Piece::TextStart { index }),
+                (0..4u32, "(?s).{1,24}").prop_map(|(index, text)| Piece::Text { index, text }),
+                (0..4u32, "(?s).{0,24}").prop_map(|(index, partial)| Piece::Json { index, partial }),
+                Just(Piece::Ping),
+                (0..4u32).prop_map(|index| Piece::BlockStop { index }),
+                (proptest::option::of(prop::sample::select(stops)), any::<u32>())
+                    .prop_map(|(stop, output_tokens)| Piece::MessageDelta { stop, output_tokens }),
+            ]
+        }
+
+        impl Piece {
+            /// The event's name and data, as Anthropic sends them.
+            fn event(&self) -> (&'static str, Value) {
+                match self {
+                    Self::MessageStart { input_tokens } => (
+                        "message_start",
+                        json!({"type": "message_start", "message": {"id": "msg_1", "role": "assistant",
+                               "usage": {"input_tokens": input_tokens, "output_tokens": 1}}}),
+                    ),
+                    Self::ToolStart { index, id, name } => (
+                        "content_block_start",
+                        json!({"type": "content_block_start", "index": index,
+                               "content_block": {"type": "tool_use", "id": id, "name": name, "input": {}}}),
+                    ),
+                    Self::TextStart { index } => (
+                        "content_block_start",
+                        json!({"type": "content_block_start", "index": index,
+                               "content_block": {"type": "text", "text": ""}}),
+                    ),
+                    Self::Text { index, text } => (
+                        "content_block_delta",
+                        json!({"type": "content_block_delta", "index": index,
+                               "delta": {"type": "text_delta", "text": text}}),
+                    ),
+                    Self::Json { index, partial } => (
+                        "content_block_delta",
+                        json!({"type": "content_block_delta", "index": index,
+                               "delta": {"type": "input_json_delta", "partial_json": partial}}),
+                    ),
+                    Self::Ping => ("ping", json!({"type": "ping"})),
+                    Self::BlockStop { index } => {
+                        ("content_block_stop", json!({"type": "content_block_stop", "index": index}))
+                    }
+                    Self::MessageDelta { stop, output_tokens } => (
+                        "message_delta",
+                        json!({"type": "message_delta", "delta": {"stop_reason": stop.map(|(reason, _)| reason)},
+                               "usage": {"output_tokens": output_tokens}}),
+                    ),
+                }
+            }
+        }
+
+        /// The chunks a stream of `pieces` must give: usage reports the input of the last `message_start`.
+        fn expected(pieces: &[Piece]) -> Vec<ChatChunk> {
+            let mut input = 0;
+            let mut chunks = Vec::new();
+            for piece in pieces {
+                match piece.clone() {
+                    Piece::MessageStart { input_tokens } => input = input_tokens,
+                    Piece::ToolStart { index, id, name } => chunks.push(ChatChunk::ToolCall {
+                        index,
+                        id: Some(id),
+                        name: Some(name),
+                        arguments: String::new(),
+                    }),
+                    Piece::Text { text, .. } => chunks.push(ChatChunk::Text(text)),
+                    Piece::Json { index, partial } => {
+                        chunks.push(ChatChunk::ToolCall { index, id: None, name: None, arguments: partial });
+                    }
+                    Piece::MessageDelta { stop, output_tokens } => {
+                        chunks.push(ChatChunk::Usage { input_tokens: input, output_tokens });
+                        chunks.extend(stop.map(|(_, finish)| ChatChunk::Finish(finish)));
+                    }
+                    Piece::TextStart { .. } | Piece::Ping | Piece::BlockStop { .. } => {}
+                }
+            }
+            chunks
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::with_cases(256) })]
+
+            /// A Messages stream decodes to exactly its chunks, however its bytes are cut and framed, and nothing
+            /// after `message_stop` is read.
+            #[test]
+            fn a_valid_stream_decodes_to_its_chunks_however_it_is_cut(
+                pieces in prop::collection::vec(piece(), 0..12),
+                framing in testing::framing(),
+                trailer in testing::garbage(),
+                cuts in testing::cuts(),
+            ) {
+                let mut frames: Vec<testing::Frame> = pieces
+                    .iter()
+                    .map(Piece::event)
+                    .map(|(name, data)| (Some(name.to_owned()), vec![data.to_string()]))
+                    .collect();
+                frames.push((Some("message_stop".to_owned()), vec![json!({"type": "message_stop"}).to_string()]));
+                let body = testing::body(&framing, &frames, &trailer);
+                let whole = testing::outcome(testing::decode_chunks(vec![body.clone()], decoder()));
+                prop_assert_eq!(&whole, &Ok(expected(&pieces)));
+                prop_assert_eq!(testing::outcome(testing::decode_chunks(testing::split(&body, &cuts), decoder())), whole);
+            }
+
+            /// Garbage ends in one clear error unless it held `message_stop`, the same however it is cut.
+            #[test]
+            fn garbage_ends_in_one_clear_error(body in testing::garbage(), cuts in testing::cuts()) {
+                let decoded = testing::decode_chunks(vec![body.clone()], decoder());
+                testing::assert_ends_clearly(&decoded, &body, "message_stop");
+                let cut = testing::decode_chunks(testing::split(&body, &cuts), decoder());
+                prop_assert_eq!(testing::outcome(cut), testing::outcome(decoded));
+            }
+
+            /// Any JSON under any event name is chunks, or an error only for an `error` event; no empty text.
+            #[test]
+            fn any_json_event_decodes_or_is_the_error_it_reports(
+                name in prop::sample::select(vec!["message", "error", "message_delta", "content_block_delta"]),
+                data in testing::json(&["type", "message", "usage", "input_tokens", "output_tokens", "index",
+                                        "content_block", "tool_use", "id", "name", "delta", "text_delta", "text",
+                                        "input_json_delta", "partial_json", "stop_reason", "message_start",
+                                        "content_block_start", "content_block_delta", "message_delta",
+                                        "message_stop", "error"]),
+            ) {
+                let mut decoder = decoder();
+                let event = Event { event: name.to_owned(), data: data.to_string(), id: String::new(), retry: None };
+                let reports_error = data["type"].as_str().unwrap_or(name) == "error";
+                match decoder.decode(&event) {
+                    Ok(chunks) => {
+                        prop_assert!(!reports_error);
+                        prop_assert!(!chunks.contains(&ChatChunk::Text(String::new())));
+                    }
+                    Err(error) => {
+                        prop_assert!(reports_error);
+                        prop_assert!(!error.message.is_empty() && !error.message.contains("sk-ant-test"));
+                    }
+                }
+            }
+        }
+    }
 }

@@ -256,4 +256,153 @@ mod tests {
             assert_eq!(finish_reason(reason, called), expected, "{reason}");
         }
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::providers::decode::testing;
+
+        fn decoder() -> GeminiDecoder {
+            GeminiDecoder { calls: 0, done: false, secret: "gemini-test-key".into() }
+        }
+
+        /// A part of a candidate's content: text, or a function call with its arguments.
+        #[derive(Debug, Clone)]
+        enum Part {
+            Text(String),
+            Call { name: String, args: Value },
+        }
+
+        /// One partial response: its parts and, perhaps, its usage.
+        type Response = (Vec<Part>, Option<(u32, u32)>);
+
+        fn part() -> impl Strategy<Value = Part> {
+            let argument = prop_oneof![
+                "(?s).{0,12}".prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                any::<bool>().prop_map(Value::from),
+                Just(Value::Null),
+            ];
+            let args = prop::collection::btree_map("[a-z_]{1,8}", argument, 0..4)
+                .prop_map(|fields| Value::Object(fields.into_iter().collect()));
+            prop_oneof![
+                "(?s).{1,24}".prop_map(Part::Text),
+                ("[a-z_]{1,16}", args).prop_map(|(name, args)| Part::Call { name, args }),
+            ]
+        }
+
+        fn response() -> impl Strategy<Value = Response> {
+            (prop::collection::vec(part(), 0..4), proptest::option::of((any::<u32>(), any::<u32>())))
+        }
+
+        fn data((parts, usage): &Response, finish: Option<&str>) -> Value {
+            let parts: Vec<Value> = parts
+                .iter()
+                .map(|part| match part {
+                    Part::Text(text) => json!({ "text": text }),
+                    Part::Call { name, args } => json!({ "functionCall": { "name": name, "args": args } }),
+                })
+                .collect();
+            let mut data = json!({"candidates": [{"content": {"parts": parts, "role": "model"}, "index": 0}]});
+            if let Some(reason) = finish {
+                data["candidates"][0]["finishReason"] = json!(reason);
+            }
+            if let Some((prompt, candidates)) = usage {
+                data["usageMetadata"] = json!({"promptTokenCount": prompt, "candidatesTokenCount": candidates,
+                                               "totalTokenCount": 0});
+            }
+            data
+        }
+
+        /// The chunks the responses must give: calls numbered in order, the finish a tool call if any was made.
+        fn expected(responses: &[Response], finish: &str) -> Vec<ChatChunk> {
+            let mut chunks = Vec::new();
+            let mut calls = 0;
+            for (parts, usage) in responses {
+                for part in parts {
+                    chunks.push(match part.clone() {
+                        Part::Text(text) => ChatChunk::Text(text),
+                        Part::Call { name, args } => {
+                            calls += 1;
+                            ChatChunk::ToolCall {
+                                index: calls - 1,
+                                id: Some(format!("call_{}", calls - 1)),
+                                name: Some(name),
+                                arguments: args.to_string(),
+                            }
+                        }
+                    });
+                }
+                chunks.extend(
+                    usage.map(|(input_tokens, output_tokens)| ChatChunk::Usage { input_tokens, output_tokens }),
+                );
+            }
+            let finish = match finish {
+                "MAX_TOKENS" => FinishReason::Length,
+                "STOP" | "OTHER" if calls > 0 => FinishReason::ToolCalls,
+                "STOP" | "OTHER" => FinishReason::Stop,
+                _ => FinishReason::ContentFilter,
+            };
+            chunks.push(ChatChunk::Finish(finish));
+            chunks
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::with_cases(256) })]
+
+            /// A stream of partial responses decodes to exactly their chunks, however its bytes are cut and
+            /// framed, and nothing after the response with `finishReason` is read.
+            #[test]
+            fn a_valid_stream_decodes_to_its_chunks_however_it_is_cut(
+                mut responses in prop::collection::vec(response(), 1..8),
+                finish in prop::sample::select(vec!["STOP", "MAX_TOKENS", "SAFETY", "RECITATION", "OTHER"]),
+                framing in testing::framing(),
+                trailer in testing::garbage(),
+                cuts in testing::cuts(),
+            ) {
+                let last = responses.pop().expect("at least one");
+                let mut frames: Vec<testing::Frame> =
+                    responses.iter().map(|response| (None, vec![data(response, None).to_string()])).collect();
+                frames.push((None, vec![data(&last, Some(finish)).to_string()]));
+                responses.push(last);
+                let body = testing::body(&framing, &frames, &trailer);
+                let whole = testing::outcome(testing::decode_chunks(vec![body.clone()], decoder()));
+                prop_assert_eq!(&whole, &Ok(expected(&responses, finish)));
+                prop_assert_eq!(testing::outcome(testing::decode_chunks(testing::split(&body, &cuts), decoder())), whole);
+            }
+
+            /// Garbage ends in one clear error unless it held a finish, the same however it is cut.
+            #[test]
+            fn garbage_ends_in_one_clear_error(body in testing::garbage(), cuts in testing::cuts()) {
+                let decoded = testing::decode_chunks(vec![body.clone()], decoder());
+                testing::assert_ends_clearly(&decoded, &body, "finishReason");
+                let cut = testing::decode_chunks(testing::split(&body, &cuts), decoder());
+                prop_assert_eq!(testing::outcome(cut), testing::outcome(decoded));
+            }
+
+            /// Any JSON is chunks, or (exactly when it carries `error`) an error; no empty text; a finish ends it.
+            #[test]
+            fn any_json_event_decodes_or_is_the_error_it_reports(
+                data in testing::json(&["candidates", "content", "parts", "text", "functionCall", "name", "args",
+                                        "usageMetadata", "promptTokenCount", "candidatesTokenCount",
+                                        "finishReason", "STOP", "error", "status", "message"]),
+            ) {
+                let mut decoder = decoder();
+                let event = Event { event: "message".to_owned(), data: data.to_string(), id: String::new(), retry: None };
+                match decoder.decode(&event) {
+                    Ok(chunks) => {
+                        prop_assert!(data.get("error").is_none());
+                        prop_assert!(!chunks.contains(&ChatChunk::Text(String::new())));
+                        let finished = chunks.iter().any(|chunk| matches!(chunk, ChatChunk::Finish(_)));
+                        prop_assert_eq!(decoder.finished(), finished);
+                    }
+                    Err(error) => {
+                        prop_assert!(data.get("error").is_some());
+                        prop_assert!(!error.message.is_empty() && !error.message.contains("gemini-test-key"));
+                    }
+                }
+            }
+        }
+    }
 }

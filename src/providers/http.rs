@@ -142,7 +142,7 @@ pub fn redact(text: &str, secret: &str) -> String {
 
 /// The SSE events of a streaming response; a broken stream becomes a typed error.
 pub fn events(response: Response) -> impl Stream<Item = Result<Event, ProviderError>> + Send {
-    response.bytes_stream().eventsource().map(|event| {
+    readable(response.bytes_stream()).eventsource().map(|event| {
         event.map_err(|error| {
             let message = match error {
                 eventsource_stream::EventStreamError::Transport(_) => "the provider's stream broke off",
@@ -151,6 +151,58 @@ pub fn events(response: Response) -> impl Stream<Item = Result<Event, ProviderEr
             ProviderError::new(Kind::BadResponse, message)
         })
     })
+}
+
+/// A byte order mark, which the format allows at the start of a stream, in UTF-8.
+const BOM: &[u8] = "\u{feff}".as_bytes();
+
+/// The body as eventsource-stream 0.2 reads it right. Byte order marks at the start are dropped: it skips a
+/// first one by slicing one byte into the character, and panics. Line ends are written as LF: it holds a
+/// CR back until the next character shows whether it began a CRLF, so an event ending a stream written
+/// with CRs, or followed by bytes that are not UTF-8, would never be dispatched.
+fn readable<B, E>(body: impl Stream<Item = Result<B, E>>) -> impl Stream<Item = Result<B, E>>
+where
+    B: AsRef<[u8]> + From<Vec<u8>>,
+{
+    let mut lines = LineEnds { start: Some(Vec::new()), after_cr: false };
+    body.map(move |chunk| chunk.map(|chunk| B::from(lines.feed(chunk.as_ref()))))
+}
+
+/// The state of [`readable`] between chunks.
+struct LineEnds {
+    /// The body so far while it is only byte order marks (or the first bytes of one); `None` once past them.
+    start: Option<Vec<u8>>,
+    /// The last byte was a CR: an LF first in the next chunk completes its CRLF.
+    after_cr: bool,
+}
+
+impl LineEnds {
+    fn feed(&mut self, chunk: &[u8]) -> Vec<u8> {
+        let joined;
+        let mut text = chunk;
+        if let Some(mut start) = self.start.take() {
+            start.extend_from_slice(chunk);
+            joined = start;
+            text = &joined;
+            while let Some(rest) = text.strip_prefix(BOM) {
+                text = rest;
+            }
+            if BOM.starts_with(text) {
+                self.start = Some(text.to_vec());
+                return Vec::new();
+            }
+        }
+        let mut out = Vec::with_capacity(text.len());
+        for &byte in text {
+            match byte {
+                b'\n' if self.after_cr => {}
+                b'\r' => out.push(b'\n'),
+                _ => out.push(byte),
+            }
+            self.after_cr = byte == b'\r';
+        }
+        out
+    }
 }
 
 /// Parses an event's JSON data, or reports a malformed stream.

@@ -228,4 +228,104 @@ mod tests {
         let error = json!({"error": {"message": "overloaded", "type": "server_error"}});
         assert!(decode_chunk(&error, "k").is_err());
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::providers::decode::testing;
+
+        fn decoder() -> OpenAiDecoder {
+            OpenAiDecoder { done: false, secret: "sk-test-key".into() }
+        }
+
+        /// One chunk of a Chat Completions stream, and what it decodes to.
+        fn piece() -> impl Strategy<Value = (Value, Vec<ChatChunk>)> {
+            let choice = |delta: Value, finish: Value| json!({"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
+            let reasons = vec![
+                ("stop", FinishReason::Stop),
+                ("length", FinishReason::Length),
+                ("tool_calls", FinishReason::ToolCalls),
+                ("function_call", FinishReason::ToolCalls),
+                ("content_filter", FinishReason::ContentFilter),
+                ("eos", FinishReason::Stop),
+            ];
+            prop_oneof![
+                "(?s).{1,24}".prop_map(move |text| {
+                    (choice(json!({"content": text}), Value::Null), vec![ChatChunk::Text(text)])
+                }),
+                (
+                    0..4u32,
+                    proptest::option::of("call_[A-Za-z0-9]{1,12}"),
+                    proptest::option::of("[a-z_.]{1,16}"),
+                    "(?s).{0,24}"
+                )
+                    .prop_map(move |(index, id, name, arguments)| {
+                        let call = json!({"index": index, "id": id, "type": "function",
+                                          "function": {"name": name, "arguments": arguments}});
+                        let chunk = ChatChunk::ToolCall { index, id, name, arguments };
+                        (choice(json!({"tool_calls": [call]}), Value::Null), vec![chunk])
+                    }),
+                prop::sample::select(reasons).prop_map(move |(reason, finish)| {
+                    (choice(json!({}), json!(reason)), vec![ChatChunk::Finish(finish)])
+                }),
+                (any::<u32>(), any::<u32>()).prop_map(|(input_tokens, output_tokens)| {
+                    let usage = json!({"choices": [], "usage": {"prompt_tokens": input_tokens,
+                                       "completion_tokens": output_tokens, "total_tokens": 0}});
+                    (usage, vec![ChatChunk::Usage { input_tokens, output_tokens }])
+                }),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::with_cases(256) })]
+
+            /// A stream of text, tool call fragments, usage and a finish decodes to exactly those chunks, however
+            /// its bytes are cut and framed, and nothing after `[DONE]` is read.
+            #[test]
+            fn a_valid_stream_decodes_to_its_chunks_however_it_is_cut(
+                pieces in prop::collection::vec(piece(), 0..12),
+                framing in testing::framing(),
+                trailer in testing::garbage(),
+                cuts in testing::cuts(),
+            ) {
+                let mut frames: Vec<testing::Frame> =
+                    pieces.iter().map(|(data, _)| (None, vec![data.to_string()])).collect();
+                frames.push((None, vec!["[DONE]".to_owned()]));
+                let body = testing::body(&framing, &frames, &trailer);
+                let want: Vec<ChatChunk> = pieces.into_iter().flat_map(|(_, chunks)| chunks).collect();
+                let whole = testing::outcome(testing::decode_chunks(vec![body.clone()], decoder()));
+                prop_assert_eq!(&whole, &Ok(want));
+                prop_assert_eq!(testing::outcome(testing::decode_chunks(testing::split(&body, &cuts), decoder())), whole);
+            }
+
+            /// Garbage ends in one clear error unless it held `[DONE]`, the same however it is cut.
+            #[test]
+            fn garbage_ends_in_one_clear_error(body in testing::garbage(), cuts in testing::cuts()) {
+                let decoded = testing::decode_chunks(vec![body.clone()], decoder());
+                testing::assert_ends_clearly(&decoded, &body, "[DONE]");
+                let cut = testing::decode_chunks(testing::split(&body, &cuts), decoder());
+                prop_assert_eq!(testing::outcome(cut), testing::outcome(decoded));
+            }
+
+            /// Any JSON in an event is chunks or, exactly when it carries `error`, an error; no chunk is empty text.
+            #[test]
+            fn any_json_event_decodes_or_is_the_error_it_reports(
+                chunk in testing::json(&["choices", "delta", "content", "tool_calls", "index", "id", "function",
+                                         "name", "arguments", "finish_reason", "usage", "prompt_tokens",
+                                         "completion_tokens", "error", "message", "type"]),
+            ) {
+                match decode_chunk(&chunk, "sk-test-key") {
+                    Ok(chunks) => {
+                        prop_assert!(chunk.get("error").is_none());
+                        prop_assert!(!chunks.contains(&ChatChunk::Text(String::new())));
+                    }
+                    Err(error) => {
+                        prop_assert!(chunk.get("error").is_some());
+                        prop_assert!(!error.message.is_empty() && !error.message.contains("sk-test-key"));
+                    }
+                }
+            }
+        }
+    }
 }

@@ -411,6 +411,76 @@ mod tests {
         }
     }
 
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Text of every kind a document may hold, in stretches: any text, prose, headings (and seven `#`),
+        /// fences, tables, runs without spaces longer than a window, one letter under thousands of
+        /// combining marks, family emoji (joined graphemes), NUL, CJK sentences, spaces, lines of one word.
+        fn document() -> impl Strategy<Value = String> {
+            let stretch = prop_oneof![
+                "(?s).{0,64}",
+                "[a-z ]{0,40}[.!?] ",
+                "[ ]{0,3}#{1,7}[ \t][a-zA-Z #]{0,16}\n",
+                prop::sample::select(vec!["\n", "\n\n", "```\n", "~~~\n", "# \n", "#\n"]).prop_map(str::to_owned),
+                ("[a-zA-Z0-9_ωü]", 100..6000usize).prop_map(|(letter, count)| letter.repeat(count)),
+                (0..3000usize).prop_map(|count| format!("e{}", "\u{301}".repeat(count))),
+                (0..600usize).prop_map(|count| "👩‍👩‍👧‍👦".repeat(count)),
+                (0..500usize).prop_map(|count| "\0".repeat(count)),
+                (0..400usize).prop_map(|count| "日本語の文です。".repeat(count)),
+                (0..2000usize).prop_map(|count| " ".repeat(count)),
+                (0..300usize).prop_map(|count| "| a | *b* |\n".repeat(count)),
+                (0..300usize).prop_map(|count| "word\n".repeat(count)),
+            ];
+            prop::collection::vec((stretch, 1..4usize), 0..12)
+                .prop_map(|stretches| stretches.into_iter().map(|(text, times)| text.repeat(times)).collect())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::with_cases(48) })]
+
+            /// Any text comes back as numbered, non-blank chunks within the budget that cover it in order, each
+            /// cited under headings of the document.
+            #[test]
+            fn any_text_is_covered_in_order_by_chunks_within_the_budget(markdown in document()) {
+                let chunks = chunk(&markdown);
+                let heading_texts: Vec<String> = headings(&markdown).into_iter().map(|heading| heading.text).collect();
+                for (index, piece) in chunks.iter().enumerate() {
+                    prop_assert_eq!(piece.index, index);
+                    prop_assert!(!piece.content.trim().is_empty(), "chunk {} is blank", index);
+                    prop_assert_eq!(piece.token_count, crate::tokens::count(&piece.content));
+                    prop_assert!(piece.token_count < CHUNK_TOKENS.end, "chunk {}: {} tokens", index, piece.token_count);
+                    prop_assert!(piece.heading_path.len() <= 6);
+                    prop_assert!(piece.heading_path.iter().all(|heading| heading_texts.contains(heading)));
+                }
+                assert_covers(&markdown, &chunks);
+                let _ = title_of(&markdown, "docs/guide.md");
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::with_cases(128) })]
+
+            /// The pieces the splitter is given are consecutive, cover the text, and stay within their bounds.
+            #[test]
+            fn pieces_cover_any_text_within_their_bounds(markdown in document()) {
+                let pieces = pieces(&markdown);
+                prop_assert_eq!(pieces.first().map_or(0, |piece| piece.start), 0);
+                prop_assert_eq!(pieces.last().map_or(0, |piece| piece.end), markdown.len());
+                prop_assert!(pieces.windows(2).all(|pair| pair[0].end == pair[1].start), "consecutive");
+                for piece in &pieces {
+                    prop_assert!(!piece.is_empty());
+                    let text = &markdown[piece.clone()];
+                    prop_assert!(text.len() <= PIECE_BYTES + LINE_BYTES, "{} bytes", text.len());
+                    prop_assert!(elements_in(text) <= PIECE_ELEMENTS + LINE_BYTES, "{} elements", elements_in(text));
+                    prop_assert!(text.split('\n').all(|line| line.len() <= LINE_BYTES), "a line longer than a window");
+                }
+            }
+        }
+    }
+
     #[test]
     fn heading_paths_are_walked_in_order_and_again_when_asked_out_of_order() {
         let markdown = "# A\ntext\n## B\ntext\n### C\ntext\n## D\ntext\n# E\ntext\n";

@@ -2,6 +2,7 @@
 //! (`events.rs`, the vocabulary every door streams) in `run_events`.
 
 pub mod events;
+pub mod executor;
 pub mod store;
 
 use chrono::{DateTime, Utc};
@@ -9,6 +10,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{RunId, SessionId};
 use crate::providers::FinishReason;
+
+/// The number a process's runs carry in `runs.executor`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(transparent)]
+pub struct ExecutorId(i64);
+
+impl ExecutorId {
+    /// A fresh number, positive so that the lock's two 32-bit halves read back the same in `pg_locks`.
+    /// Nobody holds its lock until [`executor::Presence::take`] does: on its own it names a dead process.
+    pub fn random() -> Self {
+        Self(i64::try_from(rand::random::<u64>() >> 2).expect("62 bits fit"))
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
 #[serde(rename_all = "snake_case")]

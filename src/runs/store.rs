@@ -2,7 +2,7 @@
 
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 
-use super::{Run, RunKind, RunStatus};
+use super::{ExecutorId, Run, RunKind, RunStatus};
 use crate::ids::{RunId, SessionId, TenantId};
 use crate::providers::FinishReason;
 use crate::runs::events::{EventKind, RunEvent};
@@ -19,11 +19,12 @@ pub struct NewRun<'a> {
     pub model: &'a str,
     pub is_byok: bool,
     pub trace_id: Option<&'a str>,
+    pub executor: ExecutorId,
 }
 
 pub async fn insert(connection: &mut PgConnection, tenant_id: TenantId, run: &NewRun<'_>) -> Result<Run, sqlx::Error> {
     let mut query = QueryBuilder::<Postgres>::new(
-        "INSERT INTO runs (id, tenant_id, session_id, kind, status, provider, model, is_byok, trace_id) ",
+        "INSERT INTO runs (id, tenant_id, session_id, kind, status, provider, model, is_byok, trace_id, executor) ",
     );
     query.push_values([run], |mut row, run| {
         row.push_bind(run.id)
@@ -34,7 +35,8 @@ pub async fn insert(connection: &mut PgConnection, tenant_id: TenantId, run: &Ne
             .push_bind(run.provider)
             .push_bind(run.model)
             .push_bind(run.is_byok)
-            .push_bind(run.trace_id);
+            .push_bind(run.trace_id)
+            .push_bind(run.executor);
     });
     query.push(" RETURNING ").push(RUN_COLUMNS);
     query.build_query_as().fetch_one(connection).await
@@ -174,7 +176,8 @@ pub async fn heartbeat(connection: &mut PgConnection, id: RunId) -> Result<bool,
     Ok(updated.rows_affected() == 1)
 }
 
-/// Unfinished runs, of any tenant, whose executor has not proved alive for `stale_after`.
+/// Unfinished runs, of any tenant, whose executor died (its lock is gone) or has not proved alive for
+/// `stale_after`.
 pub async fn stale(
     connection: &mut PgConnection,
     stale_after: std::time::Duration,
@@ -183,13 +186,22 @@ pub async fn stale(
     let seconds = f64::from(u32::try_from(stale_after.as_secs()).unwrap_or(u32::MAX));
     let stale = sqlx::query_as(
         "SELECT id, tenant_id FROM runs WHERE (status = 'running' OR (status = 'queued' AND kind = 'chat')) \
-         AND heartbeat_at < now() - make_interval(secs => $1) LIMIT 100",
+         AND (heartbeat_at < now() - make_interval(secs => $1) \
+              OR (status = 'running' AND executor IS NOT NULL AND NOT executor_alive(executor))) \
+         LIMIT 100",
     )
     .bind(seconds)
     .fetch_all(&mut *connection)
     .await?;
     sqlx::query("SELECT set_config('app.run_sweeper', '', true)").execute(&mut *connection).await?;
     Ok(stale)
+}
+
+/// Takes the advisory lock that says the process with this executor number is alive, on a connection
+/// kept for that alone (the lock lives as long as the connection).
+pub async fn lock_executor(connection: &mut PgConnection, executor: ExecutorId) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_lock($1)").bind(executor).execute(connection).await?;
+    Ok(())
 }
 
 /// The run, locked until the transaction ends.
@@ -212,12 +224,17 @@ pub async fn pause(connection: &mut PgConnection, id: RunId, state: &serde_json:
 
 /// Takes a paused run back to `running` for the caller to resume, and returns its saved state. Exactly
 /// one caller wins: another process deciding the same run at the same time gets `None`.
-pub async fn claim_paused(connection: &mut PgConnection, id: RunId) -> Result<Option<serde_json::Value>, sqlx::Error> {
+pub async fn claim_paused(
+    connection: &mut PgConnection,
+    id: RunId,
+    executor: ExecutorId,
+) -> Result<Option<serde_json::Value>, sqlx::Error> {
     sqlx::query_scalar(
-        "UPDATE runs SET status = 'running', heartbeat_at = now() \
+        "UPDATE runs SET status = 'running', heartbeat_at = now(), executor = $2 \
          WHERE id = $1 AND status = 'awaiting_approval' RETURNING tool_state",
     )
     .bind(id)
+    .bind(executor)
     .fetch_optional(connection)
     .await
 }
@@ -251,6 +268,7 @@ pub async fn insert_queued_agent_run(
 pub async fn claim_queued(
     connection: &mut PgConnection,
     worker: &str,
+    executor: ExecutorId,
 ) -> Result<Option<(RunId, TenantId)>, sqlx::Error> {
     sqlx::query("SELECT set_config('app.run_worker', 'on', true)").execute(&mut *connection).await?;
     let claimed: Option<(RunId, TenantId)> = sqlx::query_as(
@@ -261,11 +279,12 @@ pub async fn claim_queued(
     .await?;
     if let Some((id, _)) = claimed {
         sqlx::query(
-            "UPDATE runs SET status = 'running', attempts = attempts + 1, claimed_by = $2, heartbeat_at = now() \
-             WHERE id = $1",
+            "UPDATE runs SET status = 'running', attempts = attempts + 1, claimed_by = $2, executor = $3, \
+             heartbeat_at = now() WHERE id = $1",
         )
         .bind(id)
         .bind(worker)
+        .bind(executor)
         .execute(&mut *connection)
         .await?;
     }

@@ -208,3 +208,32 @@ async fn two_tenants_never_see_each_others_conversations_or_runs() {
     assert_error(delete.send().await.unwrap(), 404, "not_found").await;
     assert_eq!(app.get(&format!("/api/v1/sessions/{session}"), &acme.admin_key).send().await.unwrap().status(), 200);
 }
+
+#[tokio::test]
+async fn a_message_retried_with_its_idempotency_key_is_one_turn_and_the_key_cannot_ask_another_question() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("acme").await;
+    let key = &tenant.admin_key;
+    let session = app.create_session(key).await;
+    let path = format!("/api/v1/sessions/{session}/messages");
+    let ask = |content: &str, idempotency_key: &str| {
+        app.post(&path, key, &json!({ "content": content })).header("idempotency-key", idempotency_key.to_owned())
+    };
+
+    let first: Value = ask("What is Switchboard?", "question-1").send().await.unwrap().json().await.unwrap();
+    // The network dropped the answer; the client asks again with the same key, streamed this time.
+    let again =
+        read_sse(ask("What is Switchboard?", "question-1").header("accept", "text/event-stream").send().await.unwrap())
+            .await;
+    assert_eq!(again[0].data["run_id"], first["run"]["id"], "the retry follows the first turn's run");
+    assert_eq!(again.last().unwrap().event, "run.completed");
+    let messages = app.messages(key, &session).await;
+    assert_eq!(messages.len(), 2, "one question, one answer: {messages:#?}");
+    assert_eq!(messages[0]["id"], first["user_message"]["id"]);
+
+    let reused = ask("Something else entirely", "question-1").send().await.unwrap();
+    assert_error(reused, 422, "idempotency_key_reused").await;
+    let too_long = ask("What is Switchboard?", &"k".repeat(201)).send().await.unwrap();
+    assert_error(too_long, 400, "invalid_request").await;
+    assert_eq!(app.messages(key, &session).await.len(), 2, "nothing refused was recorded");
+}

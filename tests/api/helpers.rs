@@ -62,7 +62,9 @@ async fn serve(
     let providers = ProviderSetup { http, tenant_http, platform: platform(mock), keys: Arc::clone(keys) };
     let toolbox = Toolbox::new(test_tool_settings(), Arc::clone(keys), outbound.clone());
     let prompts = Prompts::load().expect("prompts load");
-    let engine = Engine::new(app_db.clone(), prompts, providers, retriever.clone(), toolbox.clone());
+    let engine = Engine::new(app_db.clone(), prompts, providers, retriever.clone(), toolbox.clone())
+        .await
+        .expect("the engine starts");
     let state = switchboard::http::AppState {
         db: app_db.clone(),
         engine: engine.clone(),

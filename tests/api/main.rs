@@ -7,6 +7,8 @@ mod agent_runs;
 mod api_keys;
 mod audit;
 mod chat;
+mod client_limits;
+mod crash_drill;
 mod database_restart;
 mod docs_corpus;
 mod embedders;

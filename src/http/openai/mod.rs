@@ -24,10 +24,12 @@ pub use models::{list_models, retrieve_model};
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{Json, Tenant};
+use super::sse;
+use super::streams::{self, OpenStreams, StreamSlot};
 use crate::auth::context::Scope;
 use crate::auth::context::TenantContext;
 use crate::conversations;
-use crate::engine::{Answer, Delivery, EventStream, GivenConversation, RunFailure};
+use crate::engine::{Answer, EventStream, GivenConversation, RunFailure};
 use crate::ids::RunId;
 use crate::integration::{self, whole::WholeConversation};
 use crate::runs::events::EventKind;
@@ -37,6 +39,7 @@ use wire::{ASSISTANT_MODEL, CompletionRequest};
 pub async fn completions(
     State(state): State<AppState>,
     Tenant(context): Tenant,
+    open_streams: OpenStreams,
     Json(body): Json<CompletionRequest>,
 ) -> Result<Response, ApiError> {
     context.require(Scope::Chat)?;
@@ -63,15 +66,18 @@ pub async fn completions(
         };
         WholeConversation::PassThrough { model: body.model.clone(), question: parsed.question, given: Box::new(given) }
     };
+    let slot = open_streams.reserve_if(body.stream, &context)?;
     let started = integration::whole::start(&state.db, &state.engine, &context, conversation).await?;
     let reply = Reply {
         id: format!("chatcmpl-{}", started.run.id.0.simple()),
         created: u32::try_from(started.run.created_at.timestamp()).unwrap_or(u32::MAX),
         model: body.model.clone(),
     };
-    let delivery = if body.stream { Delivery::Stream } else { Delivery::Wait };
-    match state.engine.answer(&context, started.run.id, delivery).await? {
-        Answer::Stream(events) => stream(state, context, reply, started.run.id, events, body.include_usage()).await,
+    match state.engine.answer(&context, started.run.id, streams::delivery(slot.as_ref())).await? {
+        Answer::Stream(events) => {
+            let slot = streams::required(slot)?;
+            stream(state, context, reply, started.run.id, events, body.include_usage(), slot).await
+        }
         Answer::Failed(failure) => Err(failure.into()),
         Answer::AwaitingApproval(outcome) => Err(awaiting_approval(outcome.run.id)),
         Answer::Finished(outcome) => {
@@ -101,6 +107,7 @@ async fn stream(
     run_id: RunId,
     mut events: EventStream,
     include_usage: bool,
+    slot: StreamSlot,
 ) -> Result<Response, ApiError> {
     let mut first_text = None;
     let mut early = Vec::new();
@@ -130,7 +137,7 @@ async fn stream(
     let chunks = futures::stream::iter(head)
         .chain(futures::stream::unfold(translation, Translation::next_chunks).flat_map(futures::stream::iter))
         .map(Ok::<_, Infallible>);
-    Ok(Sse::new(chunks).keep_alive(KeepAlive::default()).into_response())
+    Ok(Sse::new(sse::holding(chunks, slot)).keep_alive(KeepAlive::default()).into_response())
 }
 
 /// The rest of a run's events, translated into `chat.completion.chunk`s as the client reads them.

@@ -300,3 +300,249 @@ impl CompletionRequest {
         self.max_completion_tokens.or(self.max_tokens)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::providers::ChatRole;
+
+    const FIELDS: &[&str] = &[
+        "model",
+        "messages",
+        "stream",
+        "stream_options",
+        "include_usage",
+        "tools",
+        "tool_choice",
+        "max_tokens",
+        "max_completion_tokens",
+        "n",
+        "temperature",
+        "top_p",
+        "seed",
+        "stop",
+        "response_format",
+        "parallel_tool_calls",
+        "user",
+        "logprobs",
+        "top_logprobs",
+        "role",
+        "content",
+        "tool_calls",
+        "tool_call_id",
+        "id",
+        "function",
+        "name",
+        "arguments",
+        "type",
+        "text",
+        "description",
+        "parameters",
+        "json_schema",
+        "schema",
+        "system",
+        "assistant",
+        "tool",
+        "developer",
+        "auto",
+        "none",
+        "required",
+        "json_object",
+    ];
+
+    /// Any JSON, its keys and strings often the request's own words.
+    fn json(depth: u32) -> impl Strategy<Value = Value> {
+        let word = || prop_oneof!["(?s).{0,10}", prop::sample::select(FIELDS).prop_map(str::to_owned)];
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            (-3.0..3.0f64).prop_map(Value::from),
+            word().prop_map(Value::from),
+        ];
+        leaf.prop_recursive(depth, 64, 6, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::vec((word(), inner), 0..8)
+                    .prop_map(|fields| Value::Object(fields.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// A request shaped like one (a model, messages of the known roles, options), each part often valid,
+    /// sometimes of any value.
+    fn request_like() -> impl Strategy<Value = Value> {
+        let role = prop::sample::select(vec!["system", "developer", "user", "user", "assistant", "tool", "robot"]);
+        let content = prop_oneof![
+            4 => "(?s).{0,12}".prop_map(Value::from),
+            1 => prop::collection::vec(("text|image_url", "(?s).{0,8}"), 0..3)
+                .prop_map(|parts| parts.into_iter().map(|(kind, text)| json!({"type": kind, "text": text})).collect()),
+            1 => json(2),
+        ];
+        let call = ("call_[0-9]", "[a-z_]{1,8}", "(?s).{0,12}").prop_map(|(id, name, arguments)| {
+            json!({"id": id, "type": "function", "function": {"name": name, "arguments": arguments}})
+        });
+        let message = (role, content, prop::collection::vec(call, 0..3), proptest::option::of("call_[0-9]")).prop_map(
+            |(role, content, calls, answers)| {
+                let mut message = json!({"role": role, "content": content});
+                if !calls.is_empty() {
+                    message["tool_calls"] = json!(calls);
+                }
+                if let Some(id) = answers {
+                    message["tool_call_id"] = json!(id);
+                }
+                message
+            },
+        );
+        let asked = proptest::option::of("(?s).{0,12}")
+            .prop_map(|text| text.map(|text| json!({"role": "user", "content": text})));
+        let tool = ("function|other", "[A-Za-z0-9_.-]{0,10}").prop_map(
+            |(kind, name)| json!({"type": kind, "function": {"name": name, "parameters": {"type": "object"}}}),
+        );
+        let option = prop_oneof![
+            (-1.0..3.0f64).prop_map(|value| ("temperature", json!(value))),
+            (-0.5..1.5f64).prop_map(|value| ("top_p", json!(value))),
+            (0..3u32).prop_map(|value| ("n", json!(value))),
+            any::<i64>().prop_map(|value| ("seed", json!(value))),
+            prop::collection::vec("[a-z]{0,4}", 0..6).prop_map(|stops| ("stop", json!(stops))),
+            "[a-z]{0,4}".prop_map(|stop| ("stop", json!(stop))),
+            prop::sample::select(vec!["auto", "none", "required", "any"]).prop_map(|mode| ("tool_choice", json!(mode))),
+            "[a-z_]{0,8}".prop_map(|name| ("tool_choice", json!({"type": "function", "function": {"name": name}}))),
+            prop::sample::select(vec!["text", "json_object", "json_schema", "yaml"])
+                .prop_map(|kind| ("response_format", json!({"type": kind}))),
+            prop::collection::vec(tool, 0..3).prop_map(|tools| ("tools", json!(tools))),
+            any::<bool>().prop_map(|value| ("stream", json!(value))),
+            any::<bool>().prop_map(|value| ("include_usage", json!({"include_usage": value}))),
+            (0..5000u32).prop_map(|value| ("max_tokens", json!(value))),
+            any::<bool>().prop_map(|value| ("logprobs", json!(value))),
+            (prop::sample::select(FIELDS), json(2)),
+            Just(("frobnicate", Value::Null)),
+        ];
+        (
+            prop_oneof!["[a-z0-9.-]{1,12}", "(?s).{0,12}"],
+            prop::collection::vec(message, 0..6),
+            asked,
+            prop::collection::vec(option, 0..4),
+        )
+            .prop_map(|(model, mut messages, asked, options)| {
+                messages.extend(asked);
+                let mut request = json!({"model": model, "messages": messages});
+                for (field, value) in options {
+                    if field == "include_usage" {
+                        request["stream_options"] = value;
+                    } else if field != "model" && field != "messages" {
+                        request[field] = value;
+                    }
+                }
+                request
+            })
+    }
+
+    /// What must hold of a request that parses: every option within its range, a question, the tool results
+    /// answering earlier calls, no unknown field set.
+    fn assert_understood(body: &Value, request: &CompletionRequest, parsed: &Parsed) {
+        let last = parsed.messages.last().expect("messages");
+        assert_eq!(last.role, ChatRole::User);
+        assert!(!parsed.question.trim().is_empty());
+        if last.tool_results.is_empty() {
+            assert_eq!(parsed.question, last.content);
+        }
+        let options = &parsed.options;
+        assert!(options.temperature.is_none_or(|value| (0.0..=2.0).contains(&value)));
+        assert!(options.top_p.is_none_or(|value| (0.0..=1.0).contains(&value)));
+        assert!(options.stop.len() <= 4);
+        for tool in &parsed.tools {
+            assert!((1..=64).contains(&tool.name.len()), "{}", tool.name);
+            assert!(tool.name.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-'));
+        }
+        let mut calls = std::collections::HashSet::new();
+        for message in &parsed.messages {
+            for result in &message.tool_results {
+                assert!(calls.contains(result.call_id.as_str()), "{} answers no earlier call", result.call_id);
+            }
+            calls.extend(message.tool_calls.iter().map(|call| call.id.as_str()));
+        }
+        let known: Vec<&str> = FIELDS[..19].to_vec();
+        let object = body.as_object().expect("a request is an object");
+        for (field, value) in object {
+            assert!(known.contains(&field.as_str()) || value.is_null(), "`{field}` was ignored");
+        }
+        assert!(!request.model.trim().is_empty());
+    }
+
+    fn parse(body: &Value) -> Result<(CompletionRequest, Parsed), String> {
+        let request: CompletionRequest =
+            serde_json::from_slice(body.to_string().as_bytes()).map_err(|error| error.to_string())?;
+        let parsed = request.parse()?;
+        Ok((request, parsed))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::with_cases(512) })]
+
+        /// Any JSON body is a request understood or a clear error, never a panic.
+        #[test]
+        fn any_json_is_a_request_or_a_clear_error(body in prop_oneof![1 => json(4), 3 => request_like()]) {
+            match parse(&body) {
+                Ok((request, parsed)) => assert_understood(&body, &request, &parsed),
+                Err(message) => prop_assert!(!message.trim().is_empty()),
+            }
+        }
+
+        /// Any bytes are JSON of a request or an error.
+        #[test]
+        fn any_bytes_are_a_request_or_an_error(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+            if let Ok(request) = serde_json::from_slice::<CompletionRequest>(&bytes) {
+                let _ = request.parse();
+            }
+        }
+
+        /// A conversation as clients send it parses to its question, history and system prompt; a field
+        /// Switchboard does not know is refused by name when set, and passes when null.
+        #[test]
+        fn a_valid_conversation_parses_to_what_it_says(
+            system in prop::collection::vec("(?s).{0,16}", 0..3),
+            turns in prop::collection::vec(("(?s).{1,16}", "(?s).{0,16}", 0..3usize), 0..4),
+            question in "\\w(?s:.){0,16}",
+            unknown in prop_oneof![Just(Value::Null), json(1)],
+        ) {
+            let mut messages: Vec<Value> = system.iter().map(|text| json!({"role": "system", "content": text})).collect();
+            let mut history = Vec::new();
+            for (index, (asked, answered, calls)) in turns.iter().enumerate() {
+                messages.push(json!({"role": "user", "content": asked}));
+                history.push((Role::User, asked.clone()));
+                if !answered.is_empty() {
+                    messages.push(json!({"role": "assistant", "content": answered}));
+                    history.push((Role::Assistant, answered.clone()));
+                }
+                let ids: Vec<String> = (0..*calls).map(|call| format!("call_{index}_{call}")).collect();
+                if !ids.is_empty() {
+                    let calls: Vec<Value> = ids.iter().map(|id| json!({"id": id, "type": "function",
+                        "function": {"name": "crm_lookup", "arguments": "{\"id\": 1}"}})).collect();
+                    messages.push(json!({"role": "assistant", "content": null, "tool_calls": calls}));
+                    messages.extend(ids.iter().map(|id| json!({"role": "tool", "tool_call_id": id, "content": "{}"})));
+                }
+            }
+            messages.push(json!({"role": "user", "content": [{"type": "text", "text": question}]}));
+            let body = json!({"model": "gpt-4o-mini", "messages": messages, "frobnicate": unknown});
+            match parse(&body) {
+                Ok((_, parsed)) => {
+                    prop_assert!(unknown.is_null());
+                    prop_assert_eq!(&parsed.question, &question);
+                    prop_assert_eq!(parsed.system, system.join("\n\n"));
+                    prop_assert_eq!(parsed.history, history);
+                    let results: usize = parsed.messages.iter().map(|message| message.tool_results.len()).sum();
+                    prop_assert_eq!(results, turns.iter().map(|(_, _, calls)| calls).sum::<usize>());
+                }
+                Err(message) => {
+                    prop_assert!(!unknown.is_null(), "{}", message);
+                    prop_assert!(message.contains("`frobnicate`"), "{}", message);
+                }
+            }
+        }
+    }
+}

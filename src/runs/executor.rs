@@ -1,0 +1,55 @@
+//! This process as the executor of runs: a random number, recorded on every run it executes and held as
+//! a PostgreSQL advisory lock on a connection of its own for as long as the process lives. A killed
+//! process's connection closes and PostgreSQL drops the lock at once, so any process can tell that its
+//! runs are dead (`executor_alive` in the migrations) without waiting for their heartbeat to grow old.
+
+use sqlx::{Connection as _, PgConnection, PgPool};
+use tokio::sync::Mutex;
+
+use super::{ExecutorId, store};
+
+/// The lock that says this process is alive, and the connection holding it.
+#[derive(Debug)]
+pub struct Presence {
+    id: ExecutorId,
+    pool: PgPool,
+    holder: Mutex<Option<PgConnection>>,
+}
+
+impl Presence {
+    /// Takes a new executor number's lock; the process may execute runs once this returns.
+    pub async fn take(pool: &PgPool) -> Result<Self, sqlx::Error> {
+        let presence = Self { id: ExecutorId::random(), pool: pool.clone(), holder: Mutex::new(None) };
+        presence.keep().await?;
+        Ok(presence)
+    }
+
+    pub fn id(&self) -> ExecutorId {
+        self.id
+    }
+
+    /// Checks that the lock is still held and takes it again on a new connection if it was lost (the
+    /// database restarted). Until then other processes see this one's runs as dead: a run they close
+    /// meanwhile is cancelled here by its next heartbeat.
+    pub async fn keep(&self) -> Result<(), sqlx::Error> {
+        let mut holder = self.holder.lock().await;
+        if let Some(connection) = holder.as_mut() {
+            if connection.ping().await.is_ok() {
+                return Ok(());
+            }
+            tracing::warn!("lost the connection holding this process's executor lock; taking it again");
+        }
+        *holder = None;
+        let mut connection = PgConnection::connect_with(&self.pool.connect_options()).await?;
+        store::lock_executor(&mut connection, self.id).await?;
+        *holder = Some(connection);
+        Ok(())
+    }
+
+    /// Lets the lock go, when the process has nothing left running.
+    pub async fn release(&self) {
+        if let Some(connection) = self.holder.lock().await.take() {
+            let _ = connection.close().await;
+        }
+    }
+}
