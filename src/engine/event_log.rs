@@ -13,6 +13,9 @@ use crate::ids::{RunId, TenantId};
 use crate::runs;
 use crate::runs::events::{EventKind, RunEvent};
 
+/// The wait before writing again after a failed write, doubling up to the most.
+const WRITE_BACKOFF_FIRST: Duration = Duration::from_millis(250);
+const WRITE_BACKOFF_MOST: Duration = Duration::from_secs(5);
 const FLUSH_EVERY_EVENTS: usize = 64;
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
 /// Sequence numbers reserved at a time before publishing: one write per this many events.
@@ -28,6 +31,10 @@ pub struct EventLog {
     reserved_through: i64,
     pending: Vec<RunEvent>,
     last_flush: Instant,
+    /// After a failed write, no other is tried before this (the database is down: each attempt would
+    /// hold the turn for the pool's whole acquire timeout, and its followers would see nothing).
+    write_again_at: Option<Instant>,
+    failed_writes: u32,
 }
 
 impl EventLog {
@@ -41,6 +48,8 @@ impl EventLog {
             reserved_through: next_seq - 1,
             pending: Vec::new(),
             last_flush: Instant::now(),
+            write_again_at: None,
+            failed_writes: 0,
         }
     }
 
@@ -64,12 +73,14 @@ impl EventLog {
     pub async fn emit(&mut self, kind: EventKind) {
         debug_assert!(!kind.is_terminal());
         let event = self.number(kind);
-        if event.seq > self.reserved_through {
+        let may_write = self.write_again_at.is_none_or(|at| Instant::now() >= at);
+        if event.seq > self.reserved_through && may_write {
             self.reserve_and_flush(event.seq + RESERVE_AHEAD - 1).await;
         }
         self.live.publish(event.clone());
         self.pending.push(event);
-        if self.pending.len() >= FLUSH_EVERY_EVENTS || self.last_flush.elapsed() >= FLUSH_EVERY {
+        let due = self.pending.len() >= FLUSH_EVERY_EVENTS || self.last_flush.elapsed() >= FLUSH_EVERY;
+        if due && may_write {
             self.flush().await;
         }
     }
@@ -104,8 +115,15 @@ impl EventLog {
                 self.pending.clear();
                 self.last_flush = Instant::now();
                 self.reserved_through = reserve.unwrap_or(self.reserved_through);
+                (self.write_again_at, self.failed_writes) = (None, 0);
             }
-            Err(error) => tracing::warn!(run_id = %self.run_id, %error, "could not write run events yet"),
+            Err(error) => {
+                self.failed_writes += 1;
+                let backoff =
+                    WRITE_BACKOFF_FIRST.saturating_mul(1 << self.failed_writes.min(5)).min(WRITE_BACKOFF_MOST);
+                self.write_again_at = Some(Instant::now() + backoff);
+                tracing::warn!(run_id = %self.run_id, %error, retry_in_ms = backoff.as_millis(), "could not write run events yet");
+            }
         }
     }
 

@@ -97,6 +97,9 @@ pub async fn insert_events(
             .push_bind(event.kind.name())
             .push_bind(sqlx::types::Json(&event.kind));
     });
+    // A batch whose commit was acknowledged nowhere (the connection broke at that moment) may be
+    // written already: the same events again are no conflict.
+    query.push(" ON CONFLICT (run_id, seq) DO NOTHING");
     query.build().execute(connection).await?;
     Ok(())
 }

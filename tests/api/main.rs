@@ -14,6 +14,7 @@ mod docs_corpus;
 mod embedders;
 mod errors;
 mod everything;
+mod external_database_restart;
 mod finish_reasons;
 mod generation_options;
 mod health;

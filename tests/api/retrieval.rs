@@ -22,8 +22,10 @@ async fn search(app: &TestApp, key: &str, query: &str, k: u32) -> Vec<Value> {
 async fn search_by(app: &TestApp, key: &str, query: &str, k: u32, mode: &str) -> Vec<Value> {
     let body = json!({"query": query, "k": k, "mode": mode});
     let response = app.post("/api/v1/search", key, &body).send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    response.json::<Value>().await.unwrap()["results"].as_array().unwrap().clone()
+    let status = response.status();
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(status, 200, "{answer}");
+    answer["results"].as_array().unwrap().clone()
 }
 
 /// Whether any result's text contains `word`.
