@@ -16,6 +16,7 @@ use crate::embeddings::{EmbeddingModel, EmbeddingProvider, RemoteEndpoint, voyag
 use crate::http::ClientLimits;
 use crate::providers::ProviderKind;
 use crate::providers::credentials::{PlatformCredentials, PlatformProviders};
+use crate::rate_limits::{DEFAULT_MAX_CONCURRENT_RUNS, Limits, MAX_PER_MINUTE, OperatorLimits};
 use crate::tools::settings::{StdioServers, ToolSettings};
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +47,9 @@ pub struct Config {
     /// What one client may hold of the service: request sizes, timeouts, connections, event streams
     /// (`SWITCHBOARD_MAX_BODY_BYTES` and the others read by `client_limits`, below).
     pub limits: ClientLimits,
+    /// The operator's rate limits: defaults for tenants that set none of their own, and the cap on a
+    /// tenant's running runs (read by `rate_limits`, below, and handed to the rate limiter as they are read).
+    pub rate_limits: OperatorLimits,
     /// The model that embeds chunks and questions (`SWITCHBOARD_EMBEDDING_MODEL`, default the local one).
     pub embedding_model: EmbeddingModel,
     /// Where the remote embedding providers are reached: OpenAI and Gemini with the platform's chat keys,
@@ -59,6 +63,8 @@ pub struct Config {
     /// Serve `widget.js` and the demo page from this folder, read on each request, instead of the copies
     /// built into the binary (`SWITCHBOARD_WEB_DIR`): for working on the widget without rebuilding.
     pub web_assets_dir: Option<PathBuf>,
+    /// The model catalog: the built-in one, extended or replaced by `SWITCHBOARD_MODEL_CATALOG`.
+    pub catalog: crate::catalog::Catalog,
     /// How long turns in flight may go on after SIGTERM before they are stopped and recorded as failed
     /// with `shutting_down` (`SWITCHBOARD_SHUTDOWN_GRACE_SECS`, default 10).
     pub shutdown_grace: std::time::Duration,
@@ -118,9 +124,17 @@ impl Config {
             tools.call_timeout = std::time::Duration::from_secs(seconds);
         }
         let demo = demo_mode(&listen)?;
+        let rate_limits = rate_limits()?;
+        crate::rate_limits::install_operator_limits(rate_limits);
         Ok(Self {
             demo,
             web_assets_dir: env("SWITCHBOARD_WEB_DIR").map(PathBuf::from),
+            catalog: match env("SWITCHBOARD_MODEL_CATALOG") {
+                Some(path) => crate::catalog::Catalog::with_operator_file(Path::new(&path)).map_err(|error| {
+                    ConfigError::Invalid { name: "SWITCHBOARD_MODEL_CATALOG", reason: error.to_string() }
+                })?,
+                None => crate::catalog::Catalog::built_in(),
+            },
             shutdown_grace: std::time::Duration::from_secs(match env("SWITCHBOARD_SHUTDOWN_GRACE_SECS") {
                 Some(seconds) => seconds.parse().map_err(|_| ConfigError::Invalid {
                     name: "SWITCHBOARD_SHUTDOWN_GRACE_SECS",
@@ -143,6 +157,7 @@ impl Config {
             platform_providers,
             outbound_allow: list("SWITCHBOARD_OUTBOUND_ALLOW"),
             limits: client_limits()?,
+            rate_limits,
             corpus_dir: PathBuf::from(env("SWITCHBOARD_CORPUS_DIR").unwrap_or_else(|| "docs_corpus".to_owned())),
         })
     }
@@ -284,4 +299,44 @@ fn positive(name: &'static str, unit: &str, default: usize) -> Result<usize, Con
 fn seconds(name: &'static str, default: std::time::Duration) -> Result<std::time::Duration, ConfigError> {
     let seconds = positive(name, "seconds", usize::try_from(default.as_secs()).unwrap_or(usize::MAX))?;
     Ok(std::time::Duration::from_secs(u64::try_from(seconds).unwrap_or(u64::MAX)))
+}
+
+// Rate limits ---------------------------------------------------------------------------------------
+// The operator's defaults for tenants that set no limit of their own (docs_corpus/usage-and-limits.md):
+// requests and tokens per minute per API key, per tenant and per end user, each unlimited when unset;
+// and the cap on a tenant's running runs, 50 when unset.
+
+/// The operator's rate limits, each from its variable.
+fn rate_limits() -> Result<OperatorLimits, ConfigError> {
+    let per_minute = |name: &'static str, unit: &str| -> Result<Option<u64>, ConfigError> {
+        let Some(value) = env(name) else { return Ok(None) };
+        let limit = value.trim().parse().ok().filter(|limit| (1..=MAX_PER_MINUTE).contains(limit));
+        limit.map(Some).ok_or_else(|| ConfigError::Invalid {
+            name,
+            reason: format!("expected a whole number of {unit} per minute, from 1 to {MAX_PER_MINUTE}"),
+        })
+    };
+    let limits = |requests: &'static str, tokens: &'static str| -> Result<Limits, ConfigError> {
+        Ok(Limits {
+            requests_per_minute: per_minute(requests, "requests")?,
+            tokens_per_minute: per_minute(tokens, "tokens")?,
+        })
+    };
+    let default_runs = usize::try_from(DEFAULT_MAX_CONCURRENT_RUNS).unwrap_or(usize::MAX);
+    let max_runs = positive("SWITCHBOARD_MAX_CONCURRENT_RUNS_PER_TENANT", "runs", default_runs)?;
+    Ok(OperatorLimits {
+        api_key: limits(
+            "SWITCHBOARD_RATE_LIMIT_API_KEY_REQUESTS_PER_MINUTE",
+            "SWITCHBOARD_RATE_LIMIT_API_KEY_TOKENS_PER_MINUTE",
+        )?,
+        tenant: limits(
+            "SWITCHBOARD_RATE_LIMIT_TENANT_REQUESTS_PER_MINUTE",
+            "SWITCHBOARD_RATE_LIMIT_TENANT_TOKENS_PER_MINUTE",
+        )?,
+        end_user: limits(
+            "SWITCHBOARD_RATE_LIMIT_END_USER_REQUESTS_PER_MINUTE",
+            "SWITCHBOARD_RATE_LIMIT_END_USER_TOKENS_PER_MINUTE",
+        )?,
+        max_concurrent_runs_per_tenant: u64::try_from(max_runs).unwrap_or(u64::MAX),
+    })
 }

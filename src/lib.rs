@@ -31,10 +31,14 @@ pub mod integration;
 pub mod workspaces;
 /// Idempotency keys: one path for every door that starts runs.
 pub mod idempotency;
+/// Rate limits per API key, tenant and end user, and the cap on running runs: checked before a run starts.
+pub mod rate_limits;
 /// Documents, chunks, hybrid search (BM25 + vectors) and citations.
 pub mod retrieval;
 /// Embedding models: local MiniLM, OpenAI, Voyage, Gemini.
 pub mod embeddings;
+/// The model catalog: context windows, output ceilings and prices, built in and the operator's.
+pub mod catalog;
 /// Model providers: the offline answerer, OpenAI and compatible, Anthropic, Gemini; tenants' own keys.
 pub mod providers;
 /// MCP connectors, tool discovery and calls.
@@ -45,6 +49,8 @@ pub mod policy;
 pub mod prompts;
 /// Token and usage records, written only by the engine.
 pub mod usage;
+/// Budgets per tenant, API key, end user and agent run: reserved before each model call, settled after.
+pub mod budgets;
 
 // Tenants and who acts for them.
 /// Tenants and their settings.

@@ -87,6 +87,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tenant_http: HttpClient::guarded(UpstreamSettings::default(), &outbound),
         platform: config.platform_providers.clone(),
         keys: Arc::clone(&keys),
+        catalog: config.catalog.clone(),
     };
     let toolbox = Toolbox::new(config.tools.clone(), Arc::clone(&keys), outbound.clone());
     let engine = Engine::new(database.app.clone(), prompts, providers, retriever.clone(), toolbox.clone()).await?;

@@ -1,4 +1,4 @@
-//! Token counting with tiktoken-rs (o200k_base). The encoder costs ~0.4 s to build, so it is built once
+//! Token counting with tiktoken-rs (o200k_base), and what a model call used ([`TokenUsage`]). The encoder costs ~0.4 s to build, so it is built once
 //! per process (warmed at start) and shared.
 
 use std::sync::LazyLock;
@@ -18,6 +18,39 @@ pub fn encoder() -> &'static CoreBPE {
 
 pub fn count(text: &str) -> usize {
     ENCODER.encode_ordinary(text).len()
+}
+
+/// The tokens of one model call, the same whatever the provider: `input` is every prompt token (cached
+/// ones included) and `output` every generated token (reasoning included); the other counts are parts of
+/// those two.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TokenUsage {
+    pub input: u64,
+    pub output: u64,
+    /// Prompt tokens read from the provider's cache.
+    pub cached_input: u64,
+    /// Prompt tokens written to the provider's cache.
+    pub cache_write: u64,
+    /// Output tokens the model spent thinking.
+    pub reasoning: u64,
+}
+
+impl TokenUsage {
+    pub fn new(input: u64, output: u64) -> Self {
+        Self { input, output, ..Self::default() }
+    }
+
+    /// The usage of two model calls together.
+    #[must_use]
+    pub fn plus(self, other: Self) -> Self {
+        Self {
+            input: self.input.saturating_add(other.input),
+            output: self.output.saturating_add(other.output),
+            cached_input: self.cached_input.saturating_add(other.cached_input),
+            cache_write: self.cache_write.saturating_add(other.cache_write),
+            reasoning: self.reasoning.saturating_add(other.reasoning),
+        }
+    }
 }
 
 /// Builds the encoder now, so the first turn does not pay for it; call from a blocking thread.

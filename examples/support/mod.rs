@@ -88,6 +88,7 @@ pub async fn set_up(client: &reqwest::Client, outbound_allow: &[String]) -> Setu
         tenant_http: HttpClient::guarded(UpstreamSettings::default(), &OutboundPolicy::new(outbound_allow)),
         platform,
         keys: Arc::clone(&keys),
+        catalog: switchboard::catalog::Catalog::built_in(),
     };
     // The default retriever: every turn embeds its question with the local model, as the service does.
     let factory = EmbedderFactory::new(HashMap::new(), HttpClient::new(UpstreamSettings::default()), &data_dir);

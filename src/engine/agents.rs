@@ -13,6 +13,7 @@ use tokio::sync::Semaphore;
 use super::plan::TurnPlan;
 use super::{Engine, EngineError, Inner, TurnRequest, resolve, turn};
 use crate::auth::context::TenantContext;
+use crate::budgets::{Payer, RunBudgets};
 use crate::conversations::store::NewMessage;
 use crate::conversations::{self, NewSession, SessionType};
 use crate::db;
@@ -60,13 +61,17 @@ impl Engine {
         if !crate::workspaces::store::exists(&mut transaction, workspace_id).await? {
             return Err(EngineError::WorkspaceNotFound);
         }
+        let run_id = RunId::new();
+        // A budget already used up refuses the run before it is queued (the run's own budget is fresh).
+        let payer =
+            Payer { run_id, api_key_id: context.actor().api_key_id(), end_user: context.end_user(), agent_run: true };
+        RunBudgets::of(&mut transaction, payer).await?.check_open(&mut transaction).await??;
         let session = NewSession {
             session_type: SessionType::Workspace,
             workspace_id: Some(workspace_id.0),
             title: Some(conversations::title_from_message(&request.content)),
         };
         let session = conversations::store::insert_session(&mut transaction, context, &session).await?;
-        let run_id = RunId::new();
         let run = runs::store::insert_queued_agent_run(
             &mut transaction,
             tenant_id,
@@ -141,11 +146,16 @@ async fn execute_claimed(inner: Arc<Inner>, run_id: RunId, tenant_id: TenantId) 
     let api_key_id = conversations::store::session_api_key(&mut transaction, session_id).await?;
     let resolved = resolve::resolve(&mut transaction, &inner.providers, tenant_id, None).await?;
     runs::store::set_model(&mut transaction, run_id, resolved.provider_name, &resolved.model, resolved.is_byok).await?;
+    let end_user =
+        conversations::store::get_session(&mut transaction, session_id).await?.and_then(|session| session.user_id);
+    let payer = Payer { run_id, api_key_id, end_user, agent_run: true };
+    let budgets = RunBudgets::of(&mut transaction, payer).await?;
     let started = super::record_start(&mut transaction, tenant_id, run_id, session_id, &resolved).await?;
     transaction.commit().await?;
     let log = super::go_live(&inner, tenant_id, started);
     let mut plan = TurnPlan::new(&run, tenant_id, session_id, api_key_id, resolved, accepted_at);
     plan.workspace_id = Some(workspace_id);
+    plan.budgets = budgets;
     turn::execute(inner, plan, log, None).await;
     Ok(())
 }

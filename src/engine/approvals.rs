@@ -10,6 +10,8 @@ use super::transcript::Transcript;
 use super::{Engine, EngineError, resolve, turn};
 use crate::audit::{self, AuditEntry};
 use crate::auth::context::TenantContext;
+use crate::budgets::{Payer, RunBudgets};
+use crate::conversations;
 use crate::db;
 use crate::ids::ToolCallId;
 use crate::runs::{self, Run, RunStatus};
@@ -88,12 +90,18 @@ impl Engine {
         let resolved =
             resolve::resolve(&mut transaction, &self.inner.providers, tenant_id, run.model.as_deref()).await?;
         let workspace_id = runs::store::agent_work(&mut transaction, run.id).await?.map(|(id, _)| id);
+        let end_user =
+            conversations::store::get_session(&mut transaction, session_id).await?.and_then(|session| session.user_id);
+        let payer =
+            Payer { run_id: run.id, api_key_id: transcript.api_key_id, end_user, agent_run: workspace_id.is_some() };
+        let budgets = RunBudgets::of(&mut transaction, payer).await?;
         transaction.commit().await?;
         let live = self.inner.hub.register(run.id, tenant_id, next_seq);
         let log = EventLog::new(run.id, tenant_id, live, self.inner.db.clone(), next_seq);
         // The key that started the run pays for it and acts in its audit entries, not the approver.
         let mut plan = TurnPlan::new(run, tenant_id, session_id, transcript.api_key_id, resolved, Instant::now());
         plan.workspace_id = workspace_id;
+        plan.budgets = budgets;
         self.inner.background.spawn(turn::execute(Arc::clone(&self.inner), plan, log, Some(transcript)));
         Ok(())
     }

@@ -28,6 +28,7 @@ pub use resolve::ProviderSetup;
 
 use crate::auth::context::TenantContext;
 use crate::background::Background;
+use crate::budgets::{Payer, RunBudgets};
 use crate::conversations::store::NewMessage;
 use crate::conversations::{self, Message};
 use crate::db;
@@ -67,6 +68,8 @@ pub enum EngineError {
     Invalid(String),
     #[error(transparent)]
     Idempotency(#[from] crate::idempotency::IdempotencyError),
+    #[error(transparent)]
+    BudgetExhausted(#[from] crate::budgets::BudgetExhausted),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -262,11 +265,16 @@ impl Engine {
         let accepted_at = Instant::now();
 
         let mut transaction = db::begin_tenant(&self.inner.db, tenant_id).await?;
-        conversations::visible_session(&mut transaction, context, session_id)
+        let session = conversations::visible_session(&mut transaction, context, session_id)
             .await?
             .ok_or(EngineError::SessionNotFound)?;
         let resolved =
             resolve::resolve(&mut transaction, &self.inner.providers, tenant_id, request.model.as_deref()).await?;
+        // A budget already used up refuses the turn before anything is recorded.
+        let payer =
+            Payer { run_id, api_key_id: context.actor().api_key_id(), end_user: session.user_id, agent_run: false };
+        let budgets = RunBudgets::of(&mut transaction, payer).await?;
+        budgets.check_open(&mut transaction).await??;
         let run = runs::store::insert(
             &mut transaction,
             tenant_id,
@@ -299,6 +307,7 @@ impl Engine {
         let log = go_live(&self.inner, tenant_id, started);
         let mut plan = TurnPlan::new(&run, tenant_id, session_id, context.actor().api_key_id(), resolved, accepted_at);
         plan.mode = request.mode;
+        plan.budgets = budgets;
         self.inner.background.spawn(turn::execute(Arc::clone(&self.inner), plan, log, None));
         Ok(StartedTurn { run, user_message })
     }

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use super::TurnMode;
 use super::resolve::Resolved;
+use crate::budgets::{BudgetExhausted, RunBudgets};
 use crate::ids::{ApiKeyId, RunId, SessionId, TenantId, WorkspaceId};
 use crate::providers::{Provider, ProviderError};
 use crate::runs::Run;
@@ -29,6 +30,8 @@ pub(super) struct TurnPlan {
     pub mode: TurnMode,
     /// An agent run's workspace: its built-in tools are offered with the tenant's.
     pub workspace_id: Option<WorkspaceId>,
+    /// The budgets the run is under (none set: nothing is reserved).
+    pub budgets: RunBudgets,
 }
 
 impl TurnPlan {
@@ -57,6 +60,7 @@ impl TurnPlan {
             trace_id: run.trace_id.clone(),
             mode: TurnMode::Assistant,
             workspace_id: None,
+            budgets: RunBudgets::default(),
         }
     }
 }
@@ -73,6 +77,11 @@ pub(super) struct ToolCallDraft {
 
 #[derive(Debug, thiserror::Error)]
 pub(super) enum TurnFailure {
+    /// A budget has no room for the next model call (or an agent run used its steps).
+    #[error(transparent)]
+    Budget(#[from] BudgetExhausted),
+    #[error("this agent run has used its {0} model steps")]
+    StepsExhausted(u32),
     #[error(transparent)]
     Provider(ProviderError),
     #[error(transparent)]

@@ -33,7 +33,7 @@ pub(super) struct Built {
 
 pub(super) async fn build(inner: &Inner, plan: &TurnPlan) -> Result<Built, TurnFailure> {
     if let TurnMode::PassThrough(given) = &plan.mode {
-        return as_given(plan, given).await;
+        return as_given(inner, plan, given).await;
     }
     let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
     let tenant_name = crate::tenants::store::name(&mut transaction, plan.tenant_id).await?;
@@ -73,7 +73,7 @@ pub(super) async fn build(inner: &Inner, plan: &TurnPlan) -> Result<Built, TurnF
             Role::System | Role::Tool => None,
         })
         .collect();
-    let window = providers::context_window(&plan.model);
+    let window = context_window(inner, plan);
     let fitted = history::fit_to_window_off_workers(system.clone(), messages, window, RESERVED_OUTPUT_TOKENS as usize)
         .await
         .map_err(|error| TurnFailure::Internal(Box::new(error)))?;
@@ -92,9 +92,17 @@ pub(super) async fn build(inner: &Inner, plan: &TurnPlan) -> Result<Built, TurnF
 }
 
 /// The caller's conversation as it gave it, trimmed to the model's window like any other.
-async fn as_given(plan: &TurnPlan, given: &GivenConversation) -> Result<Built, TurnFailure> {
+/// The model's context window: the catalog's, else a guess from its family's name.
+fn context_window(inner: &Inner, plan: &TurnPlan) -> usize {
+    match inner.providers.catalog.find(plan.provider_name, &plan.model) {
+        Some(model) => model.context_window as usize,
+        None => providers::context_window(&plan.model),
+    }
+}
+
+async fn as_given(inner: &Inner, plan: &TurnPlan, given: &GivenConversation) -> Result<Built, TurnFailure> {
     let reserved = given.max_output_tokens.unwrap_or(RESERVED_OUTPUT_TOKENS);
-    let window = providers::context_window(&plan.model);
+    let window = context_window(inner, plan);
     let fitted =
         history::fit_to_window_off_workers(given.system.clone(), given.messages.clone(), window, reserved as usize)
             .await

@@ -22,6 +22,8 @@ pub struct ProviderSetup {
     pub tenant_http: HttpClient,
     pub platform: PlatformProviders,
     pub keys: Arc<MasterKeys>,
+    /// Context windows, output ceilings and prices of the models.
+    pub catalog: crate::catalog::Catalog,
 }
 
 #[derive(Debug, Clone)]

@@ -61,6 +61,7 @@ impl Engine {
         let run = &run;
         let seq = runs::store::last_seq(&mut transaction, run.id).await? + 1;
         calls::close_open(&mut transaction, run.id).await?;
+        crate::budgets::release_abandoned(&mut transaction, tenant_id, run.id).await?;
         let outcome = RunOutcome {
             status,
             error,

@@ -23,7 +23,7 @@ use crate::tools::calls::{self, CallOutcome, CallStatus, NewToolCall};
 /// The longest result summary kept on a call's row.
 const SUMMARY_CHARS: usize = 300;
 
-fn audit_by(plan: &TurnPlan) -> Recorder<'_> {
+pub(super) fn audit_by(plan: &TurnPlan) -> Recorder<'_> {
     Recorder {
         tenant_id: plan.tenant_id,
         actor_type: if plan.api_key_id.is_some() { "api_key" } else { "system" },

@@ -22,6 +22,7 @@ use crate::retrieval::Citation;
 use crate::runs::RunStatus;
 use crate::runs::events::EventKind;
 use crate::runs::store::RunOutcome;
+use crate::tokens::TokenUsage;
 use crate::usage::{self, TokenSource, UsageEntry};
 
 /// How a run ends when its database cannot be reached (and a waiting client gets 503 for it).
@@ -46,10 +47,12 @@ struct Answer {
     /// The passages the answer was grounded in.
     citations: Vec<Citation>,
     first_token_at: Option<Instant>,
-    reported_usage: Option<(u32, u32)>,
+    reported_usage: Option<TokenUsage>,
     estimated_input_tokens: u32,
     /// Why the model stopped its last step, as the provider said.
     finish_reason: Option<FinishReason>,
+    /// Model calls made (an agent run may have a most).
+    model_steps: u32,
 }
 
 impl Answer {
@@ -113,6 +116,9 @@ pub async fn execute(inner: Arc<Inner>, plan: TurnPlan, mut log: EventLog, resum
             Ok(_) => Stop::Ended(Ending::Completed),
             Err(TurnFailure::Provider(error)) => {
                 Stop::Ended(Ending::Failed { code: error.code().to_owned(), message: error.message })
+            }
+            Err(failure @ (TurnFailure::Budget(_) | TurnFailure::StepsExhausted(_))) => {
+                Stop::Ended(Ending::Failed { code: "budget_exhausted".to_owned(), message: failure.to_string() })
             }
             Err(TurnFailure::DatabaseUnavailable) => {
                 let (code, message) = DATABASE_UNAVAILABLE;
@@ -266,6 +272,7 @@ async fn stream_step(
     answer: &mut Answer,
 ) -> Result<String, TurnFailure> {
     let provider = plan.provider.as_ref().map_err(|error| TurnFailure::Provider(error.clone()))?;
+    reserve_worst_case(inner, plan, request, answer).await?;
     let settings = &inner.providers.http.settings;
     let mut chunks = match retry::open_with_retries(provider, request, settings).await {
         Ok(chunks) => chunks,
@@ -306,15 +313,45 @@ async fn stream_step(
                 answer.add_tool_call_piece(index, id, name, &arguments);
             }
             // A provider may repeat its (cumulative) report within one answer: the last one counts.
-            Some(Ok(ChatChunk::Usage { input_tokens, output_tokens })) => usage = Some((input_tokens, output_tokens)),
+            Some(Ok(ChatChunk::Usage(reported))) => usage = Some(reported),
             Some(Ok(ChatChunk::Finish(reason))) => answer.finish_reason = Some(reason),
         }
     }
-    if let Some((input, output)) = usage {
-        let (total_input, total_output) = answer.reported_usage.unwrap_or((0, 0));
-        answer.reported_usage = Some((total_input.saturating_add(input), total_output.saturating_add(output)));
+    if let Some(usage) = usage {
+        answer.reported_usage = Some(answer.reported_usage.unwrap_or_default().plus(usage));
     }
     Ok(text)
+}
+
+/// Reserves, against every budget the run is under, the most this model call can cost (every prompt
+/// token uncached, the whole output ceiling written); refuses the call when a budget has no room. An
+/// agent run over its model steps is refused here too.
+async fn reserve_worst_case(
+    inner: &Inner,
+    plan: &TurnPlan,
+    request: &ChatRequest,
+    answer: &mut Answer,
+) -> Result<(), TurnFailure> {
+    answer.model_steps += 1;
+    if let Some(max_steps) = plan.budgets.max_steps
+        && answer.model_steps > max_steps
+    {
+        return Err(TurnFailure::StepsExhausted(max_steps));
+    }
+    if plan.budgets.lines.is_empty() {
+        return Ok(());
+    }
+    let model = inner.providers.catalog.find(plan.provider_name, &request.model);
+    let amount = model.map_or(rust_decimal::Decimal::ZERO, |model| {
+        let prompt = crate::tokens::count(&request.system)
+            + request.messages.iter().map(|message| crate::tokens::count(&message.content)).sum::<usize>();
+        let ceiling = request.max_output_tokens.unwrap_or(model.max_output_tokens);
+        model.prices.worst_case(prompt as u64, u64::from(ceiling))
+    });
+    let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
+    let reserved = plan.budgets.reserve(&mut transaction, plan.tenant_id, plan.run_id, amount).await?;
+    transaction.commit().await?;
+    Ok(reserved?)
 }
 
 /// A fallback model helps when the model failed, not when the key or the provider itself is the problem.
@@ -326,18 +363,18 @@ fn worth_a_fallback(error: &ProviderError) -> bool {
 }
 
 /// The turn's tokens: the provider's report, else our count of what this part of the run produced.
-fn usage_of(answer: &Answer, ending: &Ending) -> (u32, u32, TokenSource) {
+fn usage_of(answer: &Answer, ending: &Ending) -> (TokenUsage, TokenSource) {
     match answer.reported_usage {
-        Some((input, output)) => (input, output, TokenSource::Provider),
+        Some(reported) => (reported, TokenSource::Provider),
         None => {
             let new_text = answer.text.get(answer.billed_text_len..).unwrap_or_default();
-            let output = u32::try_from(crate::tokens::count(new_text)).unwrap_or(u32::MAX);
+            let output = crate::tokens::count(new_text) as u64;
             let input = if answer.estimated_input_tokens > 0 && (output > 0 || matches!(ending, Ending::Completed)) {
-                answer.estimated_input_tokens
+                u64::from(answer.estimated_input_tokens)
             } else {
                 0
             };
-            (input, output, TokenSource::Estimated)
+            (TokenUsage::new(input, output), TokenSource::Estimated)
         }
     }
 }
@@ -345,27 +382,41 @@ fn usage_of(answer: &Answer, ending: &Ending) -> (u32, u32, TokenSource) {
 /// Records the tokens of (this part of) the run and returns its `usage` event.
 async fn record_usage(
     transaction: &mut sqlx::PgConnection,
+    inner: &Inner,
     plan: &TurnPlan,
     model: &str,
-    (input_tokens, output_tokens): (u32, u32),
+    tokens: TokenUsage,
     source: TokenSource,
 ) -> Result<EventKind, sqlx::Error> {
+    let cost = usage::price(&inner.providers.catalog, plan.provider_name, model, &tokens);
     let entry = UsageEntry {
         run_id: plan.run_id,
         api_key_id: plan.api_key_id,
         provider: plan.provider_name,
         model,
-        input_tokens,
-        output_tokens,
+        tokens,
+        cost_usd: cost,
         source,
         is_byok: plan.is_byok,
     };
     usage::store::record(transaction, plan.tenant_id, &entry).await?;
+    let narrow = |count: u64| u32::try_from(count).unwrap_or(u32::MAX);
     Ok(EventKind::Usage {
-        input_tokens,
-        output_tokens,
-        total_tokens: input_tokens.saturating_add(output_tokens),
+        input_tokens: narrow(tokens.input),
+        output_tokens: narrow(tokens.output),
+        total_tokens: narrow(tokens.input.saturating_add(tokens.output)),
+        cached_tokens: narrow(tokens.cached_input),
+        reasoning_tokens: narrow(tokens.reasoning),
+        cost_usd: cost,
         estimated: source == TokenSource::Estimated,
+    })
+}
+
+/// The cost of the usage among these events, if it was priced.
+fn cost_of(events: &[EventKind]) -> Option<rust_decimal::Decimal> {
+    events.iter().find_map(|event| match event {
+        EventKind::Usage { cost_usd, .. } => *cost_usd,
+        _ => None,
     })
 }
 
@@ -383,12 +434,10 @@ async fn record_pause(
         return Ok(());
     }
     let mut closing = Vec::new();
-    if let Some((input_tokens, output_tokens)) = answer.reported_usage {
-        closing.push(
-            record_usage(&mut transaction, plan, &answer.model, (input_tokens, output_tokens), TokenSource::Provider)
-                .await?,
-        );
+    if let Some(tokens) = answer.reported_usage {
+        closing.push(record_usage(&mut transaction, inner, plan, &answer.model, tokens, TokenSource::Provider).await?);
     }
+    plan.budgets.settle(&mut transaction, &tools::audit_by(plan), plan.run_id, cost_of(&closing)).await?;
     closing.extend(tools::awaiting_events(&answer.transcript));
     closing.push(EventKind::RunAwaitingApproval { tool_call_ids: calls.to_vec() });
     let closing = log.write_closing(&mut transaction, closing).await?;
@@ -408,12 +457,12 @@ async fn record(
     answer: &Answer,
     ending: &Ending,
 ) -> Result<(), sqlx::Error> {
-    let (input_tokens, output_tokens, source) = usage_of(answer, ending);
+    let (tokens, source) = usage_of(answer, ending);
     let keep_message = matches!(ending, Ending::Completed) || !answer.text.is_empty();
     let finish_reason = matches!(ending, Ending::Completed).then(|| answer.finish_reason());
     let message_id = keep_message.then(MessageId::new);
     let provider = plan.provider_name;
-    let tokens_i32 = |tokens: u32| i32::try_from(tokens).unwrap_or(i32::MAX);
+    let tokens_i32 = |tokens: u64| i32::try_from(tokens).unwrap_or(i32::MAX);
 
     let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
     if ended_elsewhere(&mut transaction, plan, log).await? {
@@ -433,8 +482,8 @@ async fn record(
                 content: &answer.text,
                 status,
                 finish_reason,
-                input_tokens: Some(tokens_i32(input_tokens)),
-                output_tokens: Some(tokens_i32(output_tokens)),
+                input_tokens: Some(tokens_i32(tokens.input)),
+                output_tokens: Some(tokens_i32(tokens.output)),
                 model_used: Some(&answer.model),
                 provider_used: Some(provider),
                 is_byok: Some(plan.is_byok),
@@ -445,9 +494,10 @@ async fn record(
         .await?;
     }
     let mut closing = Vec::new();
-    if input_tokens > 0 || output_tokens > 0 {
-        closing.push(record_usage(&mut transaction, plan, &answer.model, (input_tokens, output_tokens), source).await?);
+    if tokens.input > 0 || tokens.output > 0 {
+        closing.push(record_usage(&mut transaction, inner, plan, &answer.model, tokens, source).await?);
     }
+    plan.budgets.settle(&mut transaction, &tools::audit_by(plan), plan.run_id, cost_of(&closing)).await?;
     let (status, error) = match ending {
         Ending::Completed => {
             let message_id = message_id.expect("a completed run keeps its answer");

@@ -10,6 +10,7 @@ use super::AppState;
 use super::answer;
 use super::error::ApiError;
 use super::extract::{self, Json, Path, Query, Tenant, next_before, page_limit};
+use super::rate_limits;
 use super::sse;
 use super::streams::{self, OpenStreams};
 use super::views::conversations::{MessageList, SessionList, SessionView};
@@ -18,6 +19,7 @@ use crate::conversations::{self, NewSession, SessionFilter, SessionPatch, Sessio
 use crate::engine::TurnRequest;
 use crate::idempotency::IdempotencyKey;
 use crate::ids::SessionId;
+use crate::rate_limits::Demand;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -132,6 +134,7 @@ pub async fn post_message(
     let slot = open_streams.reserve_if(sse::wants_event_stream(&headers), &context)?;
     let key = extract::idempotency_key(&headers)?.as_deref().map(IdempotencyKey::parse).transpose()?;
     let request = TurnRequest::parse(body.content, body.model)?;
+    rate_limits::admit(&state, &context, &Demand { prompt: &[&request.content], ..Demand::default() }).await?;
     let started = state.engine.start_turn_once(&context, SessionId(id), request, key.as_ref()).await?;
     let answer = state.engine.answer(&context, started.run.id, streams::delivery(slot.as_ref())).await?;
     answer::respond(answer, slot, |outcome| TurnAnswer::new(outcome, &started.user_message))

@@ -17,6 +17,7 @@ use crate::idempotency::IdempotencyError;
 use crate::integration::IntegrationError;
 use crate::policy::profiles::ProfileError;
 use crate::providers::byok::ByokError;
+use crate::rate_limits::RateLimitError;
 use crate::retrieval::RetrievalError;
 use crate::tenants::TenantError;
 use crate::tools::ToolError;
@@ -139,6 +140,7 @@ impl From<RunFailure> for ApiError {
             // The caller asked for an option the chosen provider cannot honour.
             "unsupported_parameter" => StatusCode::BAD_REQUEST,
             "database_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
+            "budget_exhausted" => StatusCode::PAYMENT_REQUIRED,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let message = format!("run {} failed: {}", failure.run_id, failure.message);
@@ -210,6 +212,9 @@ impl From<EngineError> for ApiError {
             EngineError::SessionNotFound => Self::not_found("no such conversation"),
             EngineError::RunNotFound => Self::not_found("no such run"),
             EngineError::Idempotency(error) => error.into(),
+            EngineError::BudgetExhausted(error) => {
+                Self::new(StatusCode::PAYMENT_REQUIRED, "budget_exhausted", error.to_string())
+            }
             EngineError::RunEnded => Self::conflict("run_ended", "the run has already ended"),
             EngineError::ToolCallNotFound => Self::not_found("no such tool call"),
             error @ EngineError::ToolCallDecided => Self::conflict("tool_call_decided", error.to_string()),
@@ -292,6 +297,26 @@ impl From<ProfileError> for ApiError {
             error @ ProfileError::NameTaken(_) => Self::conflict("policy_profile_name_taken", error.to_string()),
             error @ ProfileError::Active => Self::conflict("policy_profile_active", error.to_string()),
             ProfileError::Database(error) => Self::database(&error),
+        }
+    }
+}
+
+impl From<RateLimitError> for ApiError {
+    /// Over a rate limit, 429 `rate_limited`; at the cap on running runs, 429 `too_many_runs`; both with
+    /// `Retry-After`. The message says which limit and when to try again.
+    fn from(error: RateLimitError) -> Self {
+        match error {
+            RateLimitError::Limited(refusal) => Self {
+                retry_after_seconds: Some(refusal.retry_after_seconds()),
+                ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", refusal.to_string())
+            },
+            RateLimitError::TooManyRuns(refusal) => Self {
+                retry_after_seconds: Some(refusal.retry_after_seconds()),
+                ..Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_runs", refusal.to_string())
+            },
+            RateLimitError::Invalid(message) => Self::invalid_code("invalid_rate_limit", message),
+            RateLimitError::ApiKeyNotFound => Self::not_found("no such API key"),
+            RateLimitError::Database(error) => Self::database(&error),
         }
     }
 }

@@ -11,12 +11,14 @@ use super::AppState;
 use super::answer;
 use super::error::ApiError;
 use super::extract::{self, Json, Tenant};
+use super::rate_limits;
 use super::sse;
 use super::streams::{self, OpenStreams};
 use super::views::integration::IntegrationAnswer;
 use crate::auth::context::Scope;
 use crate::ids::SessionId;
 use crate::integration::{self, IntegrationRequest};
+use crate::rate_limits::Demand;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -41,6 +43,9 @@ pub async fn chat(
     let key = extract::idempotency_key(&headers)?;
     let request =
         IntegrationRequest::parse(body.message, body.session_id, body.external_user_id, body.metadata, key.as_deref())?;
+    let end_user = request.external_user_id.as_deref();
+    let demand = Demand { prompt: &[&request.turn.content], max_output_tokens: None, end_user };
+    rate_limits::admit(&state, &context, &demand).await?;
     let accepted = Box::pin(integration::start(&state.db, &state.engine, &context, request)).await?;
     let answer = state.engine.answer(&context, accepted.run_id, streams::delivery(slot.as_ref())).await?;
     answer::respond(answer, slot, |outcome| IntegrationAnswer::new(&accepted, outcome))

@@ -4,6 +4,7 @@
 mod answer;
 mod api_keys;
 mod audit;
+mod budgets;
 mod connectors;
 mod conversations;
 mod documents;
@@ -17,6 +18,7 @@ mod mcp;
 mod openai;
 mod policy_profiles;
 mod providers;
+mod rate_limits;
 pub mod request_id;
 mod runs;
 mod serve;
@@ -88,7 +90,10 @@ pub fn router_with_limits(state: AppState, limits: &ClientLimits) -> Router {
         .route("/tenants", post(tenants::create))
         .route("/api-keys", post(api_keys::create).get(api_keys::list))
         .route("/api-keys/{id}", delete(api_keys::revoke))
+        .route("/api-keys/{id}/rate-limits", get(rate_limits::get_key).put(rate_limits::put_key))
+        .route("/rate-limits", get(rate_limits::get).put(rate_limits::put))
         .route("/tenant/config", get(tenant_config::get).patch(tenant_config::patch))
+        .route("/budgets", get(budgets::list))
         .route("/providers/{provider}", get(providers::get).put(providers::put).delete(providers::delete))
         .route("/audit-events", get(audit::list))
         .route("/documents", post(documents::add).get(documents::list))
@@ -177,7 +182,17 @@ fn cross_origin() -> tower_http::cors::CorsLayer {
         .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
         // Any: SDKs add headers of their own (the OpenAI SDK's `x-stainless-*`); nothing is credentialed.
         .allow_headers(AllowHeaders::any())
-        .expose_headers([HeaderName::from_static("x-request-id"), header::RETRY_AFTER])
+        .expose_headers([
+            HeaderName::from_static("x-request-id"),
+            header::RETRY_AFTER,
+            // `/v1`'s rate-limit headers (`rate_limits::openai_headers`), for browser clients.
+            HeaderName::from_static("x-ratelimit-limit-requests"),
+            HeaderName::from_static("x-ratelimit-remaining-requests"),
+            HeaderName::from_static("x-ratelimit-reset-requests"),
+            HeaderName::from_static("x-ratelimit-limit-tokens"),
+            HeaderName::from_static("x-ratelimit-remaining-tokens"),
+            HeaderName::from_static("x-ratelimit-reset-tokens"),
+        ])
         .max_age(Duration::from_secs(3600))
 }
 

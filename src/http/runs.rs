@@ -27,8 +27,8 @@ pub async fn get(
 ) -> Result<axum::Json<RunDetail>, ApiError> {
     require_chat_or_runs(&context)?;
     let run = state.engine.run(&context, RunId(id)).await?;
-    let (input_tokens, output_tokens) = crate::usage::of_run(&state.db, &context, run.id).await?;
-    Ok(axum::Json(RunDetail::new(&run, input_tokens, output_tokens)))
+    let totals = crate::usage::of_run(&state.db, &context, run.id).await?;
+    Ok(axum::Json(RunDetail::new(&run, &totals)))
 }
 
 #[derive(Debug, Deserialize)]

@@ -8,10 +8,12 @@ use serde::Deserialize;
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{self, Json, Path, Tenant};
+use super::rate_limits;
 use super::views::workspaces::{AgentRunStarted, PatchList, RunPatchView, WorkspaceList, WorkspaceView};
 use crate::auth::context::Scope;
 use crate::idempotency::IdempotencyKey;
 use crate::ids::{RunId, WorkspaceId};
+use crate::rate_limits::Demand;
 use crate::workspaces;
 
 #[derive(Debug, Deserialize)]
@@ -74,6 +76,7 @@ pub async fn start_run(
     context.require(Scope::Runs)?;
     let header = extract::idempotency_key(&headers)?;
     let key = body.idempotency_key.or(header).as_deref().map(IdempotencyKey::parse).transpose()?;
+    rate_limits::admit(&state, &context, &Demand { prompt: &[&body.instruction], ..Demand::default() }).await?;
     let run = state.engine.start_agent_run(&context, id, body.instruction, key.as_ref()).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(AgentRunStarted::from(&run))))
 }

@@ -8,6 +8,7 @@ use super::decode::{self, Decoder};
 use super::http::{self, HttpClient};
 use super::options::{ResponseFormat, ToolChoice, unsupported};
 use super::{ChatChunk, ChatMessage, ChatRequest, ChunkStream, Credentials, FinishReason, ProviderError};
+use crate::tokens::TokenUsage;
 
 const API_VERSION: &str = "2023-06-01";
 
@@ -45,7 +46,7 @@ impl AnthropicProvider {
         let builder =
             self.http.client.post(url).header("x-api-key", key).header("anthropic-version", API_VERSION).json(&body);
         let response = self.http.send(builder, key).await?;
-        let decoder = AnthropicDecoder { input_tokens: 0, done: false, secret: key.to_owned() };
+        let decoder = AnthropicDecoder { usage: TokenUsage::default(), done: false, secret: key.to_owned() };
         Ok(decode::decode_stream(response, decoder, self.http.settings.idle_timeout))
     }
 }
@@ -132,6 +133,17 @@ fn max_output_tokens(model: &str) -> u32 {
     CEILINGS.iter().find(|(prefix, _)| model.starts_with(prefix)).map_or(8_192, |(_, ceiling)| *ceiling)
 }
 
+/// The prompt's tokens as Anthropic reports them: `input_tokens` counts only what was neither read from
+/// nor written to the cache, so the total adds both.
+fn prompt_usage(usage: &Value) -> TokenUsage {
+    let (fresh, read, written) = (
+        decode::tokens(&usage["input_tokens"]),
+        decode::tokens(&usage["cache_read_input_tokens"]),
+        decode::tokens(&usage["cache_creation_input_tokens"]),
+    );
+    TokenUsage { input: fresh + read + written, cached_input: read, cache_write: written, ..TokenUsage::default() }
+}
+
 fn stop_reason(reason: &str) -> FinishReason {
     match reason {
         "max_tokens" | "model_context_window_exceeded" => FinishReason::Length,
@@ -142,7 +154,8 @@ fn stop_reason(reason: &str) -> FinishReason {
 }
 
 struct AnthropicDecoder {
-    input_tokens: u32,
+    /// The prompt's tokens from `message_start`, completed by each `message_delta`.
+    usage: TokenUsage,
     done: bool,
     secret: String,
 }
@@ -152,7 +165,7 @@ impl Decoder for AnthropicDecoder {
         let data = http::parse_json(&event.data)?;
         let mut chunks = Vec::new();
         match data["type"].as_str().unwrap_or(event.event.as_str()) {
-            "message_start" => self.input_tokens = decode::count(&data["message"]["usage"]["input_tokens"]),
+            "message_start" => self.usage = prompt_usage(&data["message"]["usage"]),
             "content_block_start" if data["content_block"]["type"] == "tool_use" => {
                 chunks.push(ChatChunk::ToolCall {
                     index: decode::count(&data["index"]),
@@ -177,10 +190,13 @@ impl Decoder for AnthropicDecoder {
                 _ => {}
             },
             "message_delta" => {
-                chunks.push(ChatChunk::Usage {
-                    input_tokens: self.input_tokens,
-                    output_tokens: decode::count(&data["usage"]["output_tokens"]),
-                });
+                // The totals so far; a delta that repeats the prompt's counts has the last word on them.
+                let usage = &data["usage"];
+                if usage.get("input_tokens").is_some() {
+                    self.usage = prompt_usage(usage);
+                }
+                self.usage.output = decode::tokens(&usage["output_tokens"]);
+                chunks.push(ChatChunk::Usage(self.usage));
                 if let Some(reason) = data["delta"]["stop_reason"].as_str() {
                     chunks.push(ChatChunk::Finish(stop_reason(reason)));
                 }
@@ -207,7 +223,7 @@ mod tests {
 
     #[test]
     fn decodes_a_message_with_text_a_tool_call_and_usage() {
-        let mut decoder = AnthropicDecoder { input_tokens: 0, done: false, secret: "k".into() };
+        let mut decoder = AnthropicDecoder { usage: TokenUsage::default(), done: false, secret: "k".into() };
         let sequence = [
             (
                 "message_start",
@@ -250,7 +266,7 @@ mod tests {
                     arguments: String::new()
                 },
                 ChatChunk::ToolCall { index: 1, id: None, name: None, arguments: "{\"id\": 1}".into() },
-                ChatChunk::Usage { input_tokens: 25, output_tokens: 9 },
+                ChatChunk::Usage(TokenUsage::new(25, 9)),
                 ChatChunk::Finish(FinishReason::ToolCalls),
             ]
         );
@@ -285,7 +301,7 @@ mod tests {
 
     #[test]
     fn an_error_event_is_an_error() {
-        let mut decoder = AnthropicDecoder { input_tokens: 0, done: false, secret: "k".into() };
+        let mut decoder = AnthropicDecoder { usage: TokenUsage::default(), done: false, secret: "k".into() };
         let error = json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}});
         assert_eq!(decoder.decode(&event("error", &error)).unwrap_err().code(), "upstream_unavailable");
     }
@@ -297,7 +313,7 @@ mod tests {
         use crate::providers::decode::testing;
 
         fn decoder() -> AnthropicDecoder {
-            AnthropicDecoder { input_tokens: 0, done: false, secret: "sk-ant-test".into() }
+            AnthropicDecoder { usage: TokenUsage::default(), done: false, secret: "sk-ant-test".into() }
         }
 
         /// One event of a Messages stream.
@@ -398,7 +414,7 @@ mod tests {
                         chunks.push(ChatChunk::ToolCall { index, id: None, name: None, arguments: partial });
                     }
                     Piece::MessageDelta { stop, output_tokens } => {
-                        chunks.push(ChatChunk::Usage { input_tokens: input, output_tokens });
+                        chunks.push(ChatChunk::Usage(TokenUsage::new(u64::from(input), u64::from(output_tokens))));
                         chunks.extend(stop.map(|(_, finish)| ChatChunk::Finish(finish)));
                     }
                     Piece::TextStart { .. } | Piece::Ping | Piece::BlockStop { .. } => {}

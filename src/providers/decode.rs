@@ -46,7 +46,12 @@ pub fn decode_stream<D: Decoder>(response: Response, decoder: D, idle_timeout: D
     .boxed()
 }
 
-/// A JSON number as u32 (token counts), 0 when absent.
+/// A token count in a provider's usage report; absent or not a count: 0.
+pub fn tokens(value: &serde_json::Value) -> u64 {
+    value.as_u64().unwrap_or(0)
+}
+
+/// A JSON number as u32 (an index), 0 when absent.
 pub fn count(value: &serde_json::Value) -> u32 {
     value.as_u64().and_then(|number| u32::try_from(number).ok()).unwrap_or(0)
 }

@@ -12,6 +12,7 @@ use super::{
     ChatChunk, ChatMessage, ChatRequest, ChatRole, ChunkStream, Credentials, FinishReason, ProviderError,
     ProviderErrorKind,
 };
+use crate::tokens::TokenUsage;
 
 #[derive(Debug, Clone)]
 pub struct GeminiProvider {
@@ -188,10 +189,15 @@ impl Decoder for GeminiDecoder {
         }
         let usage = &data["usageMetadata"];
         if usage.is_object() {
-            chunks.push(ChatChunk::Usage {
-                input_tokens: decode::count(&usage["promptTokenCount"]),
-                output_tokens: decode::count(&usage["candidatesTokenCount"]),
-            });
+            // The cached part is inside the prompt count; thinking is billed as output but counted apart.
+            let thoughts = decode::tokens(&usage["thoughtsTokenCount"]);
+            chunks.push(ChatChunk::Usage(TokenUsage {
+                input: decode::tokens(&usage["promptTokenCount"]),
+                output: decode::tokens(&usage["candidatesTokenCount"]) + thoughts,
+                cached_input: decode::tokens(&usage["cachedContentTokenCount"]),
+                cache_write: 0,
+                reasoning: thoughts,
+            }));
         }
         if let Some(reason) = candidate["finishReason"].as_str() {
             chunks.push(ChatChunk::Finish(finish_reason(reason, self.calls > 0)));
@@ -220,7 +226,7 @@ mod tests {
                            "usageMetadata": {"promptTokenCount": 7, "candidatesTokenCount": 1, "totalTokenCount": 8}});
         assert_eq!(
             decoder.decode(&event(&first)).unwrap(),
-            [ChatChunk::Text("Hel".into()), ChatChunk::Usage { input_tokens: 7, output_tokens: 1 }]
+            [ChatChunk::Text("Hel".into()), ChatChunk::Usage(TokenUsage::new(7, 1))]
         );
         assert!(!decoder.finished());
         let last = json!({"candidates": [{"content": {"parts": [{"functionCall": {"name": "crm_lookup", "args": {"id": 1}}}], "role": "model"},
@@ -235,7 +241,7 @@ mod tests {
                     name: Some("crm_lookup".into()),
                     arguments: "{\"id\":1}".into()
                 },
-                ChatChunk::Usage { input_tokens: 7, output_tokens: 4 },
+                ChatChunk::Usage(TokenUsage::new(7, 4)),
                 ChatChunk::Finish(FinishReason::ToolCalls),
             ]
         );
@@ -334,9 +340,9 @@ mod tests {
                         }
                     });
                 }
-                chunks.extend(
-                    usage.map(|(input_tokens, output_tokens)| ChatChunk::Usage { input_tokens, output_tokens }),
-                );
+                chunks.extend(usage.map(|(input_tokens, output_tokens)| {
+                    ChatChunk::Usage(TokenUsage::new(u64::from(input_tokens), u64::from(output_tokens)))
+                }));
             }
             let finish = match finish {
                 "MAX_TOKENS" => FinishReason::Length,

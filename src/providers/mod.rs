@@ -13,6 +13,7 @@ pub mod options;
 pub mod retry;
 pub mod store;
 
+use crate::tokens::TokenUsage;
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -137,11 +138,8 @@ pub enum ChatChunk {
         name: Option<String>,
         arguments: String,
     },
-    /// The provider's own token report.
-    Usage {
-        input_tokens: u32,
-        output_tokens: u32,
-    },
+    /// The provider's own token report, normalised (cached and reasoning tokens apart).
+    Usage(TokenUsage),
     /// Why the model stopped, as the provider said it.
     Finish(FinishReason),
 }

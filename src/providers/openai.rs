@@ -12,6 +12,7 @@ use super::decode::{self, Decoder};
 use super::http::{self, HttpClient};
 use super::options::{ResponseFormat, ToolChoice};
 use super::{ChatChunk, ChatRequest, ChunkStream, Credentials, FinishReason, ProviderError};
+use crate::tokens::TokenUsage;
 
 #[derive(Debug, Clone)]
 pub struct OpenAiProvider {
@@ -165,10 +166,14 @@ fn decode_chunk(chunk: &Value, secret: &str) -> Result<Vec<ChatChunk>, ProviderE
     }
     let usage = &chunk["usage"];
     if usage.is_object() {
-        chunks.push(ChatChunk::Usage {
-            input_tokens: decode::count(&usage["prompt_tokens"]),
-            output_tokens: decode::count(&usage["completion_tokens"]),
-        });
+        // Cached prompt tokens and reasoning tokens are parts of the two totals.
+        chunks.push(ChatChunk::Usage(TokenUsage {
+            input: decode::tokens(&usage["prompt_tokens"]),
+            output: decode::tokens(&usage["completion_tokens"]),
+            cached_input: decode::tokens(&usage["prompt_tokens_details"]["cached_tokens"]),
+            cache_write: 0,
+            reasoning: decode::tokens(&usage["completion_tokens_details"]["reasoning_tokens"]),
+        }));
     }
     Ok(chunks)
 }
@@ -210,7 +215,7 @@ mod tests {
             [ChatChunk::ToolCall { index: 0, id: None, name: None, arguments: "{\"id\"".into() }]
         );
         let usage = json!({"choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}});
-        assert_eq!(decode_chunk(&usage, "k").unwrap(), [ChatChunk::Usage { input_tokens: 12, output_tokens: 5 }]);
+        assert_eq!(decode_chunk(&usage, "k").unwrap(), [ChatChunk::Usage(TokenUsage::new(12, 5))]);
         for (reason, expected) in [
             ("stop", FinishReason::Stop),
             ("length", FinishReason::Length),
@@ -272,7 +277,7 @@ mod tests {
                 (any::<u32>(), any::<u32>()).prop_map(|(input_tokens, output_tokens)| {
                     let usage = json!({"choices": [], "usage": {"prompt_tokens": input_tokens,
                                        "completion_tokens": output_tokens, "total_tokens": 0}});
-                    (usage, vec![ChatChunk::Usage { input_tokens, output_tokens }])
+                    (usage, vec![ChatChunk::Usage(TokenUsage::new(u64::from(input_tokens), u64::from(output_tokens)))])
                 }),
             ]
         }

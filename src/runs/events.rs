@@ -48,7 +48,22 @@ pub enum EventKind {
     #[serde(rename = "run.awaiting_approval")]
     RunAwaitingApproval { tool_call_ids: Vec<ToolCallId> },
     #[serde(rename = "usage")]
-    Usage { input_tokens: u32, output_tokens: u32, total_tokens: u32, estimated: bool },
+    Usage {
+        input_tokens: u32,
+        output_tokens: u32,
+        total_tokens: u32,
+        /// Prompt tokens read from the provider's cache (part of `input_tokens`).
+        #[serde(default)]
+        cached_tokens: u32,
+        /// Output tokens spent thinking (part of `output_tokens`).
+        #[serde(default)]
+        reasoning_tokens: u32,
+        /// What these tokens cost in US dollars (a decimal string); `null` for a model the catalog has
+        /// no price for.
+        #[serde(default)]
+        cost_usd: Option<rust_decimal::Decimal>,
+        estimated: bool,
+    },
     #[serde(rename = "run.completed")]
     RunCompleted {
         message_id: MessageId,

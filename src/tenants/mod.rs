@@ -139,6 +139,24 @@ pub fn parse_config_patch(
             {
                 patch.monthly_budget_usd = Some(Some(amount.to_string()));
             }
+            (
+                column @ ("key_monthly_budget_usd" | "end_user_monthly_budget_usd" | "agent_run_budget_usd"),
+                Value::Null,
+            ) => {
+                patch.budgets.push((static_column(column), None));
+            }
+            (
+                column @ ("key_monthly_budget_usd" | "end_user_monthly_budget_usd" | "agent_run_budget_usd"),
+                Value::Number(amount),
+            ) if amount.as_f64().is_some_and(|usd| (0.0..=99_999_999.999_999).contains(&usd)) => {
+                patch.budgets.push((static_column(column), Some(amount.to_string())));
+            }
+            ("agent_run_max_steps", Value::Null) => patch.agent_run_max_steps = Some(None),
+            ("agent_run_max_steps", Value::Number(steps))
+                if steps.as_i64().is_some_and(|steps| (1..=10_000).contains(&steps)) =>
+            {
+                patch.agent_run_max_steps = Some(steps.as_i64().and_then(|steps| i32::try_from(steps).ok()));
+            }
             ("multi_agent_enabled", Value::Bool(enabled)) => patch.multi_agent_enabled = Some(*enabled),
             (
                 "default_provider"
@@ -146,6 +164,10 @@ pub fn parse_config_patch(
                 | "fallback_model"
                 | "active_policy_profile_id"
                 | "monthly_budget_usd"
+                | "key_monthly_budget_usd"
+                | "end_user_monthly_budget_usd"
+                | "agent_run_budget_usd"
+                | "agent_run_max_steps"
                 | "multi_agent_enabled",
                 _,
             ) => {
@@ -155,6 +177,15 @@ pub fn parse_config_patch(
         }
     }
     Ok(patch)
+}
+
+/// The budget columns a patch may set, as the static names the query is built from.
+fn static_column(column: &str) -> &'static str {
+    match column {
+        "key_monthly_budget_usd" => "key_monthly_budget_usd",
+        "end_user_monthly_budget_usd" => "end_user_monthly_budget_usd",
+        _ => "agent_run_budget_usd",
+    }
 }
 
 pub async fn update_config(

@@ -27,12 +27,19 @@ pub struct TenantConfig {
     pub fallback_model: Option<String>,
     pub active_policy_profile_id: Option<crate::ids::PolicyProfileId>,
     pub monthly_budget_usd: Option<String>,
+    pub key_monthly_budget_usd: Option<String>,
+    pub end_user_monthly_budget_usd: Option<String>,
+    pub agent_run_budget_usd: Option<String>,
+    pub agent_run_max_steps: Option<i32>,
     pub multi_agent_enabled: bool,
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 
 const CONFIG_SELECT: &str = "SELECT default_provider, default_model, fallback_model, active_policy_profile_id, \
-     monthly_budget_usd::text AS monthly_budget_usd, multi_agent_enabled, updated_at FROM tenant_configs";
+     monthly_budget_usd::text AS monthly_budget_usd, key_monthly_budget_usd::text AS key_monthly_budget_usd, \
+     end_user_monthly_budget_usd::text AS end_user_monthly_budget_usd, \
+     agent_run_budget_usd::text AS agent_run_budget_usd, agent_run_max_steps, multi_agent_enabled, updated_at \
+     FROM tenant_configs";
 
 pub async fn get_config(connection: &mut PgConnection) -> Result<TenantConfig, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(CONFIG_SELECT)).fetch_one(connection).await
@@ -46,6 +53,9 @@ pub struct ConfigPatch {
     pub fallback_model: Option<Option<String>>,
     pub active_policy_profile_id: Option<Option<crate::ids::PolicyProfileId>>,
     pub monthly_budget_usd: Option<Option<String>>,
+    /// The other budgets, by column name: each API key's, each end user's and each agent run's.
+    pub budgets: Vec<(&'static str, Option<String>)>,
+    pub agent_run_max_steps: Option<Option<i32>>,
     pub multi_agent_enabled: Option<bool>,
 }
 
@@ -65,6 +75,12 @@ pub async fn update_config(connection: &mut PgConnection, patch: &ConfigPatch) -
     }
     if let Some(budget) = &patch.monthly_budget_usd {
         query.push(", monthly_budget_usd = ").push_bind(budget).push("::numeric");
+    }
+    for (column, budget) in &patch.budgets {
+        query.push(", ").push(*column).push(" = ").push_bind(budget).push("::numeric");
+    }
+    if let Some(steps) = patch.agent_run_max_steps {
+        query.push(", agent_run_max_steps = ").push_bind(steps);
     }
     if let Some(enabled) = patch.multi_agent_enabled {
         query.push(", multi_agent_enabled = ").push_bind(enabled);

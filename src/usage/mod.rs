@@ -1,13 +1,20 @@
-//! Usage records: the tokens each run consumed, from the provider's report or counted here, and whose key
-//! paid. Written in one place, by the engine.
+//! Usage records: the tokens each run consumed (cached and reasoning tokens apart), from the provider's
+//! report or counted here, what they cost by the model catalog, and whose key paid. Written in one
+//! place, by the engine.
 
 pub mod store;
 
+use std::collections::HashSet;
+use std::sync::{LazyLock, Mutex};
+
+use rust_decimal::Decimal;
 use sqlx::PgPool;
 
 use crate::auth::context::TenantContext;
+use crate::catalog::Catalog;
 use crate::db;
 use crate::ids::{ApiKeyId, RunId};
+use crate::tokens::TokenUsage;
 
 /// Where a token count comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,16 +38,51 @@ pub struct UsageEntry<'a> {
     pub api_key_id: Option<ApiKeyId>,
     pub provider: &'a str,
     pub model: &'a str,
-    pub input_tokens: u32,
-    pub output_tokens: u32,
+    pub tokens: TokenUsage,
+    /// `None`: the catalog has no price for the model (recorded as not priced, never as free).
+    pub cost_usd: Option<Decimal>,
     pub source: TokenSource,
     pub is_byok: bool,
 }
 
-/// A run's tokens over all its model calls: (input, output).
-pub async fn of_run(pool: &PgPool, context: &TenantContext, run_id: RunId) -> Result<(i64, i64), sqlx::Error> {
+/// What a run's model calls used and cost, all together.
+#[derive(Debug, Clone, Default, sqlx::FromRow)]
+pub struct RunTotals {
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cached_tokens: i64,
+    pub reasoning_tokens: i64,
+    /// The sum of the priced records; `None` when no record is priced.
+    pub cost_usd: Option<Decimal>,
+    /// False when any record is not priced: the cost then covers only part of the run.
+    pub fully_priced: bool,
+}
+
+/// A run's tokens and cost over all its model calls.
+pub async fn of_run(pool: &PgPool, context: &TenantContext, run_id: RunId) -> Result<RunTotals, sqlx::Error> {
     let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
-    let totals = store::token_totals(&mut transaction, run_id).await?;
+    let totals = store::run_totals(&mut transaction, run_id).await?;
     transaction.commit().await?;
     Ok(totals)
+}
+
+/// The cost of a model call by the catalog's prices; `None` (and one log line per model and process)
+/// when the catalog does not know the model.
+pub fn price(catalog: &Catalog, provider: &str, model: &str, tokens: &TokenUsage) -> Option<Decimal> {
+    static UNPRICED: LazyLock<Mutex<HashSet<(String, String)>>> = LazyLock::new(Mutex::default);
+    if let Some(info) = catalog.find(provider, model) {
+        return Some(info.prices.cost(tokens));
+    }
+    let first_time = UNPRICED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert((provider.to_owned(), model.to_owned()));
+    if first_time {
+        tracing::warn!(
+            provider,
+            model,
+            "the model catalog has no price for this model: its usage is recorded unpriced"
+        );
+    }
+    None
 }

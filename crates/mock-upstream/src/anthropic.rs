@@ -80,7 +80,7 @@ enum Event<'a> {
     Ping,
     ContentBlockDelta { index: usize, delta: Delta<'a> },
     ContentBlockStop { index: usize },
-    MessageDelta { delta: StopDelta<'a>, usage: OutputUsage },
+    MessageDelta { delta: StopDelta<'a>, usage: DeltaUsage },
     MessageStop,
 }
 
@@ -136,15 +136,65 @@ struct StopDelta<'a> {
     stop_sequence: Option<&'a str>,
 }
 
+/// A message's usage. The cache fields come only with a scripted [`crate::UsageDetails`]: `input_tokens` then
+/// counts only the prompt tokens neither read from nor written to the cache.
 #[derive(Serialize)]
 struct Usage {
     input_tokens: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cache_creation_input_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cache_read_input_tokens: Option<u32>,
+    /// The cache writes by lifetime; the mock's are all of the default five minutes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cache_creation: Option<CacheCreation>,
     output_tokens: u32,
 }
 
 #[derive(Serialize)]
-struct OutputUsage {
+struct CacheCreation {
+    ephemeral_5m_input_tokens: u32,
+    ephemeral_1h_input_tokens: u32,
+}
+
+impl Usage {
+    fn of(turn: &Turn, output_tokens: u32) -> Usage {
+        Usage {
+            input_tokens: turn.fresh_input_tokens(),
+            cache_creation_input_tokens: turn.details.map(|details| details.cache_write),
+            cache_read_input_tokens: turn.details.map(|details| details.cache_read),
+            cache_creation: turn.details.map(|details| CacheCreation {
+                ephemeral_5m_input_tokens: details.cache_write,
+                ephemeral_1h_input_tokens: 0,
+            }),
+            output_tokens,
+        }
+    }
+}
+
+/// `message_delta`'s cumulative usage: the output alone, or with a scripted [`crate::UsageDetails`] the
+/// prompt's counts again too, as the current API sends them.
+#[derive(Serialize)]
+#[expect(clippy::struct_field_names, reason = "the field names are the provider's wire format")]
+struct DeltaUsage {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cache_creation_input_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cache_read_input_tokens: Option<u32>,
     output_tokens: u32,
+}
+
+impl DeltaUsage {
+    fn of(turn: &Turn) -> DeltaUsage {
+        DeltaUsage {
+            input_tokens: turn.details.map(|_| turn.fresh_input_tokens()),
+            cache_creation_input_tokens: turn.details.map(|details| details.cache_write),
+            cache_read_input_tokens: turn.details.map(|details| details.cache_read),
+            output_tokens: turn.output_tokens,
+        }
+    }
 }
 
 fn stop_reason(turn: &Turn) -> &'static str {
@@ -175,7 +225,7 @@ fn stream_script(request: &Request, turn: &Turn) -> Script {
         stop_reason: None,
         stop_sequence: None,
         // Like the real API, message_start reports the full input and a placeholder output of 1.
-        usage: Usage { input_tokens: turn.input_tokens, output_tokens: 1 },
+        usage: Usage::of(turn, 1),
     };
     let mut steps = vec![Step::Framing(Event::MessageStart { message: start }.frame())];
     let mut index = 0;
@@ -203,8 +253,7 @@ fn stream_script(request: &Request, turn: &Turn) -> Script {
         index += 1;
     }
     let delta = StopDelta { stop_reason: stop_reason(turn), stop_sequence: None };
-    let usage = OutputUsage { output_tokens: turn.output_tokens };
-    steps.push(Step::Closing(Event::MessageDelta { delta, usage }.frame()));
+    steps.push(Step::Closing(Event::MessageDelta { delta, usage: DeltaUsage::of(turn) }.frame()));
     steps.push(Step::Closing(Event::MessageStop.frame()));
     let malformed =
         "event: content_block_delta\ndata: {\"type\": \"content_block_delta\", \"index\": 0, \"delta\": {\n\n";
@@ -232,7 +281,7 @@ fn message_script(request: &Request, turn: &Turn) -> Script {
         model: &request.model,
         stop_reason: Some(stop_reason(turn)),
         stop_sequence: None,
-        usage: Usage { input_tokens: turn.input_tokens, output_tokens: turn.output_tokens },
+        usage: Usage::of(turn, turn.output_tokens),
     };
     Script {
         content_type: "application/json",
@@ -244,4 +293,57 @@ fn message_script(request: &Request, turn: &Turn) -> Script {
 pub(crate) fn respond(request: &Request, turn: &Turn) -> Response {
     let script = if request.stream { stream_script(request, turn) } else { message_script(request, turn) };
     script.into_response(turn)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::wire::payloads;
+    use crate::{Reply, UsageDetails};
+
+    fn request(stream: bool) -> Request {
+        let model = "claude-sonnet-4-5".into();
+        Request { model, stream, include_usage: false, prompt_words: 3, max_output_tokens: Some(1024) }
+    }
+
+    fn reply(details: Option<UsageDetails>) -> Reply {
+        Reply { text: "Hello big world".into(), usage: Some((100, 20)), details, ..Reply::default() }
+    }
+
+    #[test]
+    fn input_tokens_count_only_what_the_cache_neither_read_nor_wrote() {
+        let details = UsageDetails { cache_read: 60, cache_write: 10, reasoning: 5 };
+        let request = request(true);
+        let events = payloads(stream_script(&request, &turn(reply(Some(details)), &request)));
+        let start = &events[0]["message"]["usage"];
+        let prompt = json!({"input_tokens": 30, "cache_creation_input_tokens": 10, "cache_read_input_tokens": 60});
+        assert_eq!(
+            *start,
+            json!({"input_tokens": 30, "cache_creation_input_tokens": 10, "cache_read_input_tokens": 60,
+                   "cache_creation": {"ephemeral_5m_input_tokens": 10, "ephemeral_1h_input_tokens": 0},
+                   "output_tokens": 1})
+        );
+        let delta = events.iter().find(|event| event["type"] == "message_delta").unwrap();
+        let mut cumulative = prompt.clone();
+        cumulative["output_tokens"] = json!(20);
+        assert_eq!(delta["usage"], cumulative, "the thinking is inside output_tokens");
+
+        let request = self::request(false);
+        let message = payloads(message_script(&request, &turn(reply(Some(details)), &request))).pop().unwrap();
+        assert_eq!(message["usage"]["input_tokens"], 30);
+        assert_eq!(message["usage"]["cache_read_input_tokens"], 60);
+        assert_eq!(message["usage"]["cache_creation_input_tokens"], 10);
+        assert_eq!(message["usage"]["output_tokens"], 20);
+    }
+
+    #[test]
+    fn without_details_the_usage_has_no_cache_fields() {
+        let request = request(true);
+        let events = payloads(stream_script(&request, &turn(reply(None), &request)));
+        assert_eq!(events[0]["message"]["usage"], json!({"input_tokens": 100, "output_tokens": 1}));
+        let delta = events.iter().find(|event| event["type"] == "message_delta").unwrap();
+        assert_eq!(delta["usage"], json!({"output_tokens": 20}));
+    }
 }

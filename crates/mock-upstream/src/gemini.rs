@@ -142,6 +142,9 @@ struct FunctionCall<'a> {
     args: &'a Value,
 }
 
+/// `promptTokenCount` includes the cached tokens; `candidatesTokenCount` excludes the thoughts, which
+/// `totalTokenCount` adds. Like Google's JSON, which leaves out zero counts, the cache and thought counts appear
+/// only when a scripted [`crate::UsageDetails`] makes them more than 0.
 #[derive(Serialize)]
 #[expect(clippy::struct_field_names, reason = "the field names are the provider's wire format")]
 #[serde(rename_all = "camelCase")]
@@ -149,23 +152,46 @@ struct UsageMetadata {
     prompt_token_count: u32,
     candidates_token_count: u32,
     total_token_count: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cached_content_token_count: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thoughts_token_count: Option<u32>,
 }
 
-/// Builds chunks for one response: the same `responseId` and `modelVersion` on each.
+/// Builds chunks for one response: the same `responseId`, `modelVersion` and prompt counts on each.
 struct Chunks<'a> {
     model: &'a str,
     response_id: String,
     prompt_tokens: u32,
+    cached_tokens: Option<u32>,
+    /// The thinking comes before the answer, so every chunk reports all of it.
+    thoughts_tokens: Option<u32>,
 }
 
-impl Chunks<'_> {
-    fn chunk(&self, parts: Vec<Part<'_>>, finish_reason: Option<&'static str>, output_tokens: u32) -> String {
+impl<'a> Chunks<'a> {
+    fn new(request: &'a Request, turn: &Turn) -> Chunks<'a> {
+        let positive = |count: u32| (count > 0).then_some(count);
+        Chunks {
+            model: &request.model,
+            response_id: fresh_id("", 23),
+            prompt_tokens: turn.input_tokens,
+            cached_tokens: turn.details.and_then(|details| positive(details.cache_read)),
+            thoughts_tokens: turn.details.and_then(|details| positive(details.reasoning)),
+        }
+    }
+
+    fn chunk(&self, parts: Vec<Part<'_>>, finish_reason: Option<&'static str>, answer_tokens: u32) -> String {
         json(&Chunk {
             candidates: [Candidate { content: Content { parts, role: "model" }, finish_reason, index: 0 }],
             usage_metadata: UsageMetadata {
                 prompt_token_count: self.prompt_tokens,
-                candidates_token_count: output_tokens,
-                total_token_count: self.prompt_tokens.saturating_add(output_tokens),
+                candidates_token_count: answer_tokens,
+                total_token_count: self
+                    .prompt_tokens
+                    .saturating_add(answer_tokens)
+                    .saturating_add(self.thoughts_tokens.unwrap_or(0)),
+                cached_content_token_count: self.cached_tokens,
+                thoughts_token_count: self.thoughts_tokens,
             },
             model_version: self.model,
             response_id: &self.response_id,
@@ -186,16 +212,16 @@ fn function_calls(turn: &Turn) -> impl Iterator<Item = Part<'_>> {
 /// One chunk per text piece, one per function call (whole), then a closing chunk with an empty text part,
 /// `finishReason` (`STOP`, or `MAX_TOKENS` when cut) and the final usage; the stream then simply ends.
 fn stream_script(request: &Request, turn: &Turn) -> Script {
-    let chunks = Chunks { model: &request.model, response_id: fresh_id("", 23), prompt_tokens: turn.input_tokens };
+    let chunks = Chunks::new(request, turn);
     let mut steps = Vec::new();
     for (sent, piece) in turn.pieces.iter().enumerate() {
-        let chunk = chunks.chunk(vec![Part::Text { text: piece }], None, turn.output_so_far(sent + 1));
+        let chunk = chunks.chunk(vec![Part::Text { text: piece }], None, turn.answer_so_far(sent + 1));
         steps.push(Step::Content(sse(&chunk)));
     }
     for part in function_calls(turn) {
-        steps.push(Step::Content(sse(&chunks.chunk(vec![part], None, turn.output_so_far(turn.pieces.len())))));
+        steps.push(Step::Content(sse(&chunks.chunk(vec![part], None, turn.answer_so_far(turn.pieces.len())))));
     }
-    let last = chunks.chunk(vec![Part::Text { text: "" }], Some(finish_reason(turn)), turn.output_tokens);
+    let last = chunks.chunk(vec![Part::Text { text: "" }], Some(finish_reason(turn)), turn.answer_tokens());
     steps.push(Step::Closing(sse(&last)));
     Script { content_type: "text/event-stream", steps, malformed: "data: {\"candidates\": [\r\n\r\n" }
 }
@@ -207,14 +233,14 @@ fn finish_reason(turn: &Turn) -> &'static str {
 
 /// The non-streaming `generateContent` response: all text in one part, then the function calls.
 fn response_script(request: &Request, turn: &Turn) -> Script {
-    let chunks = Chunks { model: &request.model, response_id: fresh_id("", 23), prompt_tokens: turn.input_tokens };
+    let chunks = Chunks::new(request, turn);
     let text = turn.text();
     let mut parts = Vec::new();
     if !text.is_empty() || turn.tool_calls.is_empty() {
         parts.push(Part::Text { text: &text });
     }
     parts.extend(function_calls(turn));
-    let body = chunks.chunk(parts, Some(finish_reason(turn)), turn.output_tokens);
+    let body = chunks.chunk(parts, Some(finish_reason(turn)), turn.answer_tokens());
     Script {
         content_type: "application/json",
         steps: vec![Step::Closing(Bytes::from(body))],
@@ -225,4 +251,54 @@ fn response_script(request: &Request, turn: &Turn) -> Script {
 pub(crate) fn respond(request: &Request, turn: &Turn) -> Response {
     let script = if request.stream { stream_script(request, turn) } else { response_script(request, turn) };
     script.into_response(turn)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::wire::payloads;
+    use crate::{Reply, UsageDetails};
+
+    fn request(stream: bool) -> Request {
+        let model = "gemini-2.5-flash".into();
+        Request { model, stream, include_usage: false, prompt_words: 3, max_output_tokens: None }
+    }
+
+    fn reply(details: Option<UsageDetails>) -> Reply {
+        Reply { text: "Hello big world".into(), usage: Some((100, 20)), details, ..Reply::default() }
+    }
+
+    #[test]
+    fn cached_tokens_are_inside_the_prompt_and_thoughts_outside_the_candidates() {
+        let details = UsageDetails { cache_read: 60, cache_write: 10, reasoning: 5 };
+        let request = request(true);
+        let chunks = payloads(stream_script(&request, &turn(reply(Some(details)), &request)));
+        assert_eq!(chunks.len(), 4, "three pieces and the closing chunk");
+        for (chunk, candidates) in chunks.iter().zip([1, 2, 3, 15]) {
+            assert_eq!(
+                chunk["usageMetadata"],
+                json!({"promptTokenCount": 100, "candidatesTokenCount": candidates,
+                       "totalTokenCount": 105 + candidates, "cachedContentTokenCount": 60, "thoughtsTokenCount": 5})
+            );
+        }
+        let request = self::request(false);
+        let body = payloads(response_script(&request, &turn(reply(Some(details)), &request))).pop().unwrap();
+        assert_eq!(
+            body["usageMetadata"],
+            json!({"promptTokenCount": 100, "candidatesTokenCount": 15, "totalTokenCount": 120,
+                   "cachedContentTokenCount": 60, "thoughtsTokenCount": 5})
+        );
+    }
+
+    #[test]
+    fn zero_counts_are_left_out_as_google_leaves_them_out() {
+        let request = request(false);
+        for details in [None, Some(UsageDetails::default())] {
+            let body = payloads(response_script(&request, &turn(reply(details), &request))).pop().unwrap();
+            let expected = json!({"promptTokenCount": 100, "candidatesTokenCount": 20, "totalTokenCount": 120});
+            assert_eq!(body["usageMetadata"], expected, "{details:?}");
+        }
+    }
 }

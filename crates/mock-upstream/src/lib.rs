@@ -71,10 +71,37 @@ pub struct Reply {
     /// (input, output) tokens reported. `None`: input = whitespace-separated words in the request's message text,
     /// output = number of text pieces.
     pub usage: Option<(u32, u32)>,
+    /// Prompt-cache and reasoning tokens reported as parts of those totals, each in its provider's fields.
+    /// `None`: the usage carries the totals alone, none of those fields.
+    pub details: Option<UsageDetails>,
     pub fault: Option<Fault>,
     /// The model's own output limit, in text pieces: a longer reply stops there with the provider's "cut at
     /// the limit" finish reason (as a request's own cap does).
     pub limit: Option<usize>,
+}
+
+/// The parts of a reply's token counts that providers report apart, all counted inside the totals (the input
+/// includes the cache reads and writes, the output includes the reasoning), as the providers count them:
+///
+/// - OpenAI: `prompt_tokens` is the input, `prompt_tokens_details.cached_tokens` the cache reads;
+///   `completion_tokens` is the output, `completion_tokens_details.reasoning_tokens` the reasoning. It reports no
+///   cache writes: they are plain prompt tokens there.
+/// - Anthropic: `input_tokens` counts only the prompt tokens neither read from nor written to the cache, beside
+///   `cache_read_input_tokens` and `cache_creation_input_tokens`; `output_tokens` includes the thinking, which
+///   has no count of its own.
+/// - Gemini: `promptTokenCount` is the input, `cachedContentTokenCount` the cache reads within it (no count of
+///   writes); `candidatesTokenCount` is the output *without* the reasoning, `thoughtsTokenCount` the reasoning,
+///   and `totalTokenCount` the sum of all three.
+///
+/// A part larger than its total is the script's mistake: the provider's remainder then counts 0.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UsageDetails {
+    /// Prompt tokens read from the provider's cache.
+    pub cache_read: u32,
+    /// Prompt tokens written to the provider's cache (Anthropic only).
+    pub cache_write: u32,
+    /// Output tokens the model spent thinking.
+    pub reasoning: u32,
 }
 
 /// A tool call the scripted model makes. An empty `id` gets a provider-style generated one.

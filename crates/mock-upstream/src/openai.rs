@@ -66,12 +66,34 @@ pub(crate) fn turn(reply: crate::Reply, request: &Request) -> Turn {
     Turn::new(reply, request, "call_", 24)
 }
 
+/// The usage object; the details come only with a scripted [`crate::UsageDetails`], so a reply without one
+/// reports the three counts alone.
 #[derive(Serialize)]
-#[expect(clippy::struct_field_names, reason = "the field names are the provider's wire format")]
 struct Usage {
     prompt_tokens: u32,
     completion_tokens: u32,
     total_tokens: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prompt_tokens_details: Option<PromptDetails>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    completion_tokens_details: Option<CompletionDetails>,
+}
+
+/// Parts of `prompt_tokens`: `cached_tokens` were read from the cache.
+#[derive(Serialize)]
+struct PromptDetails {
+    cached_tokens: u32,
+    audio_tokens: u32,
+}
+
+/// Parts of `completion_tokens`: `reasoning_tokens` were spent thinking.
+#[derive(Serialize)]
+#[expect(clippy::struct_field_names, reason = "the field names are the provider's wire format")]
+struct CompletionDetails {
+    reasoning_tokens: u32,
+    audio_tokens: u32,
+    accepted_prediction_tokens: u32,
+    rejected_prediction_tokens: u32,
 }
 
 impl Usage {
@@ -80,6 +102,15 @@ impl Usage {
             prompt_tokens: turn.input_tokens,
             completion_tokens: turn.output_tokens,
             total_tokens: turn.input_tokens.saturating_add(turn.output_tokens),
+            prompt_tokens_details: turn
+                .details
+                .map(|details| PromptDetails { cached_tokens: details.cache_read, audio_tokens: 0 }),
+            completion_tokens_details: turn.details.map(|details| CompletionDetails {
+                reasoning_tokens: details.reasoning,
+                audio_tokens: 0,
+                accepted_prediction_tokens: 0,
+                rejected_prediction_tokens: 0,
+            }),
         }
     }
 }
@@ -278,4 +309,47 @@ fn completion_script(request: &Request, turn: &Turn) -> Script {
 pub(crate) fn respond(request: &Request, turn: &Turn) -> Response {
     let script = if request.stream { stream_script(request, turn) } else { completion_script(request, turn) };
     script.into_response(turn)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::wire::payloads;
+    use crate::{Reply, UsageDetails};
+
+    fn request(stream: bool) -> Request {
+        Request { model: "gpt-4o-mini".into(), stream, include_usage: true, prompt_words: 3, max_output_tokens: None }
+    }
+
+    fn reply(details: Option<UsageDetails>) -> Reply {
+        Reply { text: "Hello big world".into(), usage: Some((100, 20)), details, ..Reply::default() }
+    }
+
+    #[test]
+    fn cached_and_reasoning_tokens_are_parts_of_the_totals_streamed_and_not() {
+        let details = UsageDetails { cache_read: 60, cache_write: 10, reasoning: 5 };
+        let expected = json!({
+            "prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120,
+            "prompt_tokens_details": {"cached_tokens": 60, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 5, "audio_tokens": 0,
+                                          "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0},
+        });
+        for stream in [true, false] {
+            let request = request(stream);
+            let turn = turn(reply(Some(details)), &request);
+            let script = if stream { stream_script(&request, &turn) } else { completion_script(&request, &turn) };
+            let last = payloads(script).pop().unwrap();
+            assert_eq!(last["usage"], expected, "stream: {stream}");
+        }
+    }
+
+    #[test]
+    fn without_details_the_usage_has_only_the_three_counts() {
+        let request = request(false);
+        let turn = turn(reply(None), &request);
+        let body = payloads(completion_script(&request, &turn)).pop().unwrap();
+        assert_eq!(body["usage"], json!({"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120}));
+    }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use crate::{Fault, Reply, ToolCall};
+use crate::{Fault, Reply, ToolCall, UsageDetails};
 
 /// What the mock needs from a valid model request, whatever the provider.
 #[derive(Debug)]
@@ -28,8 +28,12 @@ pub(crate) struct Turn {
     pub pieces: Vec<String>,
     /// Tool calls with their ids filled in (generated in the provider's style when the script left them empty).
     pub tool_calls: Vec<ToolCall>,
+    /// Every prompt token, cache reads and writes included.
     pub input_tokens: u32,
+    /// Every output token, reasoning included.
     pub output_tokens: u32,
+    /// The parts of those totals to report apart; `None`: the provider's usage has no such fields.
+    pub details: Option<UsageDetails>,
     pub delay: Duration,
     pub fault: Option<Fault>,
     /// The reply reached the request's output cap: it ends there, without its tool calls.
@@ -62,16 +66,37 @@ impl Turn {
                 )
                 .collect()
         };
-        Turn { pieces, tool_calls, input_tokens, output_tokens, delay: reply.chunk_delay, fault: reply.fault, cut }
+        Turn {
+            pieces,
+            tool_calls,
+            input_tokens,
+            output_tokens,
+            details: reply.details,
+            delay: reply.chunk_delay,
+            fault: reply.fault,
+            cut,
+        }
+    }
+
+    /// The prompt tokens neither read from nor written to the cache (Anthropic's `input_tokens`).
+    pub fn fresh_input_tokens(&self) -> u32 {
+        let details = self.details.unwrap_or_default();
+        self.input_tokens.saturating_sub(details.cache_read).saturating_sub(details.cache_write)
+    }
+
+    /// The output tokens that are not reasoning (Gemini's `candidatesTokenCount`).
+    pub fn answer_tokens(&self) -> u32 {
+        self.output_tokens.saturating_sub(self.details.map_or(0, |details| details.reasoning))
     }
 
     pub fn text(&self) -> String {
         self.pieces.concat()
     }
 
-    /// Output tokens reported after `pieces_sent` text pieces: grows with the stream, never past the final count.
-    pub fn output_so_far(&self, pieces_sent: usize) -> u32 {
-        saturate(pieces_sent).min(self.output_tokens)
+    /// Answer tokens (the output without the reasoning) reported after `pieces_sent` text pieces: grows with
+    /// the stream, never past the final count.
+    pub fn answer_so_far(&self, pieces_sent: usize) -> u32 {
+        saturate(pieces_sent).min(self.answer_tokens())
     }
 }
 

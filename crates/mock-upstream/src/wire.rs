@@ -120,6 +120,26 @@ fn play(actions: VecDeque<Action>) -> impl Stream<Item = io::Result<Bytes>> + Se
     })
 }
 
+/// The JSON payloads a script sends, in order: each `data:` line's (but `[DONE]`), or a one-piece body's.
+#[cfg(test)]
+pub(crate) fn payloads(script: Script) -> Vec<serde_json::Value> {
+    let mut payloads = Vec::new();
+    for step in script.steps {
+        let (Step::Framing(bytes) | Step::Content(bytes) | Step::Closing(bytes)) = step;
+        let text = String::from_utf8(bytes.to_vec()).expect("UTF-8 frames");
+        let data: Vec<&str> = text.lines().filter_map(|line| line.strip_prefix("data: ")).collect();
+        if data.is_empty() {
+            payloads.push(serde_json::from_str(&text).expect("a JSON body"));
+        }
+        payloads.extend(
+            data.into_iter()
+                .filter(|data| *data != "[DONE]")
+                .map(|data| serde_json::from_str::<serde_json::Value>(data.trim_end_matches('\r')).expect("JSON data")),
+        );
+    }
+    payloads
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,6 +24,7 @@ pub use models::{list_models, retrieve_model};
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{Json, Tenant};
+use super::rate_limits;
 use super::sse;
 use super::streams::{self, OpenStreams, StreamSlot};
 use crate::auth::context::Scope;
@@ -32,15 +33,34 @@ use crate::conversations;
 use crate::engine::{Answer, EventStream, GivenConversation, RunFailure};
 use crate::ids::RunId;
 use crate::integration::{self, whole::WholeConversation};
+use crate::rate_limits::{Demand, Standings};
 use crate::runs::events::EventKind;
-use reply::{Reply, StoredCall};
+use reply::{Reply, StoredCall, UsageCounts};
 use wire::{ASSISTANT_MODEL, CompletionRequest};
 
+/// `POST /v1/chat/completions`. Every answer to a request the rate limits admitted carries OpenAI's
+/// `x-ratelimit-*` headers (a refused one carries them already).
 pub async fn completions(
+    state: State<AppState>,
+    tenant: Tenant,
+    open_streams: OpenStreams,
+    body: Json<CompletionRequest>,
+) -> Response {
+    let mut standings = None;
+    let mut response = complete(state, tenant, open_streams, body, &mut standings).await.into_response();
+    if let Some(standings) = standings {
+        response.headers_mut().extend(rate_limits::openai_headers(&standings));
+    }
+    response
+}
+
+/// The completion; `standings` receives the rate limits' standing once the request is admitted.
+async fn complete(
     State(state): State<AppState>,
     Tenant(context): Tenant,
     open_streams: OpenStreams,
     Json(body): Json<CompletionRequest>,
+    standings: &mut Option<Standings>,
 ) -> Result<Response, ApiError> {
     context.require(Scope::Chat)?;
     let parsed = body.parse().map_err(|message| ApiError::bad_request("invalid_request", message))?;
@@ -67,6 +87,12 @@ pub async fn completions(
         WholeConversation::PassThrough { model: body.model.clone(), question: parsed.question, given: Box::new(given) }
     };
     let slot = open_streams.reserve_if(body.stream, &context)?;
+    let prompt = prompt_of(&conversation);
+    let demand = Demand { prompt: &prompt, max_output_tokens: body.max_output_tokens(), end_user: None };
+    match rate_limits::admit_openai(&state, &context, &demand).await {
+        Ok(admission) => *standings = Some(admission.standings),
+        Err(refused) => return Ok(refused),
+    }
     let started = integration::whole::start(&state.db, &state.engine, &context, conversation).await?;
     let reply = Reply {
         id: format!("chatcmpl-{}", started.run.id.0.simple()),
@@ -83,8 +109,23 @@ pub async fn completions(
         Answer::Finished(outcome) => {
             let message =
                 outcome.message.ok_or_else(|| ApiError::conflict("run_cancelled", "the run was cancelled"))?;
-            Ok(axum::Json(reply.completion(&message)).into_response())
+            let totals = crate::usage::of_run(&state.db, &context, outcome.run.id).await?;
+            Ok(axum::Json(reply.completion(&message, &UsageCounts::from(&totals))).into_response())
         }
+    }
+}
+
+/// The prompt as the caller sent it, for the rate limits' token estimate.
+fn prompt_of(conversation: &WholeConversation) -> Vec<&str> {
+    match conversation {
+        WholeConversation::Assistant { history, question } => {
+            history.iter().map(|(_, text)| text.as_str()).chain([question.as_str()]).collect()
+        }
+        WholeConversation::PassThrough { given, .. } => [given.system.as_str()]
+            .into_iter()
+            .filter(|system| !system.is_empty())
+            .chain(given.messages.iter().map(|message| message.content.as_str()))
+            .collect(),
     }
 }
 
@@ -147,7 +188,7 @@ struct Translation {
     reply: Reply,
     include_usage: bool,
     rest: futures::stream::BoxStream<'static, EventKind>,
-    usage: Option<(u32, u32)>,
+    usage: Option<UsageCounts>,
     finished: bool,
 }
 
@@ -167,9 +208,9 @@ impl Translation {
         self.finished = true;
         let mut last = Vec::new();
         if self.include_usage
-            && let Some((input, output)) = self.usage
+            && let Some(counts) = self.usage
         {
-            last.push(event(&self.reply.usage(input, output)));
+            last.push(event(&self.reply.usage(&counts)));
         }
         last.push(Event::default().data("[DONE]"));
         Some((last, self))
@@ -179,8 +220,14 @@ impl Translation {
         let reply = &self.reply;
         match kind {
             EventKind::MessageDelta { text } => vec![event(&reply.text(text))],
-            EventKind::Usage { input_tokens, output_tokens, .. } => {
-                self.usage = Some((input_tokens, output_tokens));
+            EventKind::Usage { input_tokens, output_tokens, cached_tokens, reasoning_tokens, .. } => {
+                let counts = UsageCounts {
+                    input: input_tokens,
+                    output: output_tokens,
+                    cached: cached_tokens,
+                    reasoning: reasoning_tokens,
+                };
+                self.usage = Some(counts);
                 Vec::new()
             }
             EventKind::RunCompleted { message_id, finish_reason: recorded } => {

@@ -3,9 +3,9 @@
 
 use async_openai::types::chat::{
     ChatChoice, ChatChoiceStream, ChatCompletionMessageToolCall, ChatCompletionMessageToolCallChunk,
-    ChatCompletionMessageToolCalls, ChatCompletionResponseMessage, ChatCompletionStreamResponseDelta, CompletionUsage,
-    CreateChatCompletionResponse, CreateChatCompletionStreamResponse, FinishReason as WireFinishReason, FunctionCall,
-    FunctionCallStream, FunctionType, Role,
+    ChatCompletionMessageToolCalls, ChatCompletionResponseMessage, ChatCompletionStreamResponseDelta,
+    CompletionTokensDetails, CompletionUsage, CreateChatCompletionResponse, CreateChatCompletionStreamResponse,
+    FinishReason as WireFinishReason, FunctionCall, FunctionCallStream, FunctionType, PromptTokensDetails, Role,
 };
 use serde_json::Value;
 
@@ -58,17 +58,46 @@ pub fn finish_reason(recorded: Option<FinishReason>, calls: &[StoredCall]) -> Wi
     }
 }
 
-pub fn usage(input_tokens: u32, output_tokens: u32) -> CompletionUsage {
+/// The run's usage as OpenAI reports it, cached prompt tokens and reasoning tokens in their details.
+pub fn usage(tokens: &UsageCounts) -> CompletionUsage {
     CompletionUsage {
-        prompt_tokens: input_tokens,
-        completion_tokens: output_tokens,
-        total_tokens: input_tokens.saturating_add(output_tokens),
-        ..CompletionUsage::default()
+        prompt_tokens: tokens.input,
+        completion_tokens: tokens.output,
+        total_tokens: tokens.input.saturating_add(tokens.output),
+        prompt_tokens_details: Some(PromptTokensDetails {
+            cached_tokens: Some(tokens.cached),
+            ..PromptTokensDetails::default()
+        }),
+        completion_tokens_details: Some(CompletionTokensDetails {
+            reasoning_tokens: Some(tokens.reasoning),
+            ..CompletionTokensDetails::default()
+        }),
+    }
+}
+
+/// A run's token counts, from its `usage` event or its usage records.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UsageCounts {
+    pub input: u32,
+    pub output: u32,
+    pub cached: u32,
+    pub reasoning: u32,
+}
+
+impl From<&crate::usage::RunTotals> for UsageCounts {
+    fn from(totals: &crate::usage::RunTotals) -> Self {
+        let narrow = |count: i64| u32::try_from(count).unwrap_or(u32::MAX);
+        Self {
+            input: narrow(totals.input_tokens),
+            output: narrow(totals.output_tokens),
+            cached: narrow(totals.cached_tokens),
+            reasoning: narrow(totals.reasoning_tokens),
+        }
     }
 }
 
 impl Reply {
-    pub fn completion(&self, message: &Message) -> CreateChatCompletionResponse {
+    pub fn completion(&self, message: &Message, counts: &UsageCounts) -> CreateChatCompletionResponse {
         let calls = StoredCall::all_of(message);
         let tool_calls = calls
             .iter()
@@ -85,7 +114,6 @@ impl Reply {
             role: Role::Assistant,
             ..ChatCompletionResponseMessage::default()
         };
-        let tokens = |count: Option<i32>| count.and_then(|count| u32::try_from(count).ok()).unwrap_or(0);
         CreateChatCompletionResponse {
             id: self.id.clone(),
             object: "chat.completion".to_owned(),
@@ -97,7 +125,7 @@ impl Reply {
                 finish_reason: Some(finish_reason(message.finish_reason, &calls)),
                 logprobs: None,
             }],
-            usage: Some(usage(tokens(message.input_tokens), tokens(message.output_tokens))),
+            usage: Some(usage(counts)),
             ..CreateChatCompletionResponse::default()
         }
     }
@@ -160,10 +188,10 @@ impl Reply {
     }
 
     /// The last chunk when the caller asked for usage: no choices, the run's tokens.
-    pub fn usage(&self, input: u32, output: u32) -> CreateChatCompletionStreamResponse {
+    pub fn usage(&self, counts: &UsageCounts) -> CreateChatCompletionStreamResponse {
         CreateChatCompletionStreamResponse {
             choices: Vec::new(),
-            usage: Some(usage(input, output)),
+            usage: Some(usage(counts)),
             ..self.chunk(ChatCompletionStreamResponseDelta::default(), None)
         }
     }

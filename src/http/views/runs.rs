@@ -1,5 +1,6 @@
 //! Runs as the API shows them: alone, with the tokens they used, or with the message they ended with.
 
+use crate::usage::RunTotals;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -58,18 +59,31 @@ pub struct RunDetail {
 }
 
 impl RunDetail {
-    pub fn new(run: &Run, input_tokens: i64, output_tokens: i64) -> Self {
-        Self {
-            run: RunView::from(run),
-            usage: RunUsage { input_tokens, output_tokens, total_tokens: input_tokens + output_tokens },
-        }
+    pub fn new(run: &Run, totals: &RunTotals) -> Self {
+        let usage = RunUsage {
+            input_tokens: totals.input_tokens,
+            output_tokens: totals.output_tokens,
+            total_tokens: totals.input_tokens + totals.output_tokens,
+            cached_tokens: totals.cached_tokens,
+            reasoning_tokens: totals.reasoning_tokens,
+            cost_usd: totals.cost_usd,
+            priced: totals.fully_priced,
+        };
+        Self { run: RunView::from(run), usage }
     }
 }
 
 #[derive(Debug, Serialize)]
-#[expect(clippy::struct_field_names, reason = "the field names are the API's")]
 pub struct RunUsage {
     pub input_tokens: i64,
     pub output_tokens: i64,
     pub total_tokens: i64,
+    /// Prompt tokens read from the provider's cache (part of `input_tokens`).
+    pub cached_tokens: i64,
+    /// Output tokens spent thinking (part of `output_tokens`).
+    pub reasoning_tokens: i64,
+    /// US dollars, as a decimal string; `null` when no model call of the run has a catalog price.
+    pub cost_usd: Option<rust_decimal::Decimal>,
+    /// False when some model call of the run had no catalog price: `cost_usd` then covers only part.
+    pub priced: bool,
 }

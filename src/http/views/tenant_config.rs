@@ -14,6 +14,11 @@ pub struct TenantConfigView {
     pub active_policy_profile_id: Option<PolicyProfileId>,
     /// A decimal string, so no amount is rounded through a float.
     pub monthly_budget_usd: Option<String>,
+    /// Each API key's monthly budget, each end user's, and each agent run's (decimal strings).
+    pub key_monthly_budget_usd: Option<String>,
+    pub end_user_monthly_budget_usd: Option<String>,
+    pub agent_run_budget_usd: Option<String>,
+    pub agent_run_max_steps: Option<i32>,
     pub multi_agent_enabled: bool,
     pub updated_at: DateTime<Utc>,
 }
@@ -26,6 +31,10 @@ impl From<&TenantConfig> for TenantConfigView {
             fallback_model: config.fallback_model.clone(),
             active_policy_profile_id: config.active_policy_profile_id,
             monthly_budget_usd: config.monthly_budget_usd.clone(),
+            key_monthly_budget_usd: config.key_monthly_budget_usd.clone(),
+            end_user_monthly_budget_usd: config.end_user_monthly_budget_usd.clone(),
+            agent_run_budget_usd: config.agent_run_budget_usd.clone(),
+            agent_run_max_steps: config.agent_run_max_steps,
             multi_agent_enabled: config.multi_agent_enabled,
             updated_at: config.updated_at,
         }

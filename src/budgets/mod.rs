@@ -1,0 +1,270 @@
+//! Budgets: what a tenant, each of its API keys, each of its end users and each agent run may spend, in
+//! US dollars per calendar month (UTC) or per run. Before every model call the worst case is reserved
+//! against every budget the run is under, in one transaction whose row locks order concurrent calls, so
+//! together they never spend past a budget; the run's usage settles the reservations to the actual cost,
+//! and a run that fails, is cancelled or dies releases them. Crossing 50, 80 and 100 % is audited.
+
+pub mod store;
+
+use std::str::FromStr as _;
+
+use chrono::{Datelike as _, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use sqlx::PgConnection;
+
+use crate::audit::Recorder;
+use crate::ids::{ApiKeyId, RunId, TenantId, UserId};
+
+/// Which budget a line is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetKind {
+    /// The tenant's monthly budget.
+    Tenant,
+    /// Each API key's monthly budget.
+    ApiKey,
+    /// Each end user's monthly budget.
+    EndUser,
+    /// Each agent run's budget.
+    AgentRun,
+}
+
+impl BudgetKind {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Tenant => "the tenant's monthly budget",
+            Self::ApiKey => "this API key's monthly budget",
+            Self::EndUser => "this end user's monthly budget",
+            Self::AgentRun => "this agent run's budget",
+        }
+    }
+}
+
+/// One budget a run is under: its kind, the row its spend is counted in, and its limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetLine {
+    pub kind: BudgetKind,
+    pub subject: String,
+    pub limit_usd: Decimal,
+}
+
+/// A call that no budget left room for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{} is used up: {remaining_usd} of {limit_usd} US dollars remain", kind.describe())]
+pub struct BudgetExhausted {
+    pub kind: BudgetKind,
+    pub limit_usd: Decimal,
+    pub remaining_usd: Decimal,
+}
+
+/// The budgets a run is under, and the month its spend counts in.
+#[derive(Debug, Clone, Default)]
+pub struct RunBudgets {
+    pub lines: Vec<BudgetLine>,
+    pub period: NaiveDate,
+    /// An agent run's most model steps.
+    pub max_steps: Option<u32>,
+}
+
+/// Who the run is for, to find the budgets it is under.
+#[derive(Debug, Clone, Copy)]
+pub struct Payer {
+    pub run_id: RunId,
+    pub api_key_id: Option<ApiKeyId>,
+    pub end_user: Option<UserId>,
+    pub agent_run: bool,
+}
+
+/// The first day of the current month (UTC): the period monthly budgets count in.
+pub fn current_period() -> NaiveDate {
+    let today = Utc::now().date_naive();
+    today.with_day(1).expect("every month has a first day")
+}
+
+impl RunBudgets {
+    /// The budgets the tenant's settings put this run under (none set: an empty plan, and no cost per
+    /// call).
+    pub async fn of(connection: &mut PgConnection, payer: Payer) -> Result<Self, sqlx::Error> {
+        let settings = store::settings(connection).await?;
+        let amount = |value: Option<String>| value.and_then(|text| Decimal::from_str(&text).ok());
+        let mut lines = Vec::new();
+        let mut add = |kind, subject: String, limit: Option<Decimal>| {
+            if let Some(limit_usd) = limit {
+                lines.push(BudgetLine { kind, subject, limit_usd });
+            }
+        };
+        add(BudgetKind::Tenant, "tenant".to_owned(), amount(settings.tenant));
+        if let Some(key) = payer.api_key_id {
+            add(BudgetKind::ApiKey, format!("api_key:{key}"), amount(settings.api_key));
+        }
+        if let Some(user) = payer.end_user {
+            add(BudgetKind::EndUser, format!("end_user:{user}"), amount(settings.end_user));
+        }
+        let mut max_steps = None;
+        if payer.agent_run {
+            add(BudgetKind::AgentRun, format!("run:{}", payer.run_id), amount(settings.agent_run));
+            max_steps = settings.agent_run_max_steps.and_then(|steps| u32::try_from(steps).ok());
+        }
+        Ok(Self { lines, period: current_period(), max_steps })
+    }
+
+    /// Refuses a run whose budgets are already used up (checked before anything is recorded).
+    pub async fn check_open(&self, connection: &mut PgConnection) -> Result<Result<(), BudgetExhausted>, sqlx::Error> {
+        for line in &self.lines {
+            let (spent, reserved) = store::spend(connection, &line.subject, self.period).await?;
+            if spent + reserved >= line.limit_usd {
+                return Ok(Err(exhausted(line, spent + reserved)));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// Reserves `amount` against every budget, all or none; the caller commits. A budget is open while
+    /// its spend and reservations are below its limit and the call's worst case fits in what is left.
+    pub async fn reserve(
+        &self,
+        connection: &mut PgConnection,
+        tenant_id: TenantId,
+        run_id: RunId,
+        amount: Decimal,
+    ) -> Result<Result<(), BudgetExhausted>, sqlx::Error> {
+        if self.lines.is_empty() {
+            return Ok(Ok(()));
+        }
+        for line in &self.lines {
+            if !store::reserve(connection, tenant_id, &line.subject, self.period, amount, line.limit_usd).await? {
+                let (spent, reserved) = store::spend(connection, &line.subject, self.period).await?;
+                return Ok(Err(exhausted(line, spent + reserved)));
+            }
+        }
+        let subjects: Vec<&str> = self.lines.iter().map(|line| line.subject.as_str()).collect();
+        store::insert_reservation(connection, tenant_id, run_id, &subjects, self.period, amount).await?;
+        Ok(Ok(()))
+    }
+
+    /// Settles the run's reservations: releases them and counts `actual` (a cost the catalog could
+    /// price, else nothing) as spent against each budget, auditing each threshold crossed. In the
+    /// caller's transaction, with the usage record.
+    pub async fn settle(
+        &self,
+        connection: &mut PgConnection,
+        by: &Recorder<'_>,
+        run_id: RunId,
+        actual: Option<Decimal>,
+    ) -> Result<(), sqlx::Error> {
+        let reserved = store::take_reservations(connection, run_id).await?;
+        let spent = actual.unwrap_or_default();
+        if self.lines.is_empty() && reserved.is_empty() {
+            return Ok(());
+        }
+        for line in &self.lines {
+            let released: Decimal =
+                reserved.iter().filter(|r| r.subjects.contains(&line.subject)).map(|r| r.amount_usd).sum();
+            let (now_spent, audited) =
+                store::settle(connection, by.tenant_id, &line.subject, self.period, released, spent).await?;
+            audit_thresholds(connection, by, line, self.period, now_spent, audited).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Releases what a run reserved, counting nothing as spent (its process died before it knew its usage).
+pub async fn release_abandoned(
+    connection: &mut PgConnection,
+    tenant_id: TenantId,
+    run_id: RunId,
+) -> Result<(), sqlx::Error> {
+    for reservation in store::take_reservations(connection, run_id).await? {
+        for subject in &reservation.subjects {
+            store::settle(connection, tenant_id, subject, reservation.period, reservation.amount_usd, Decimal::ZERO)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+fn exhausted(line: &BudgetLine, used: Decimal) -> BudgetExhausted {
+    BudgetExhausted {
+        kind: line.kind,
+        limit_usd: line.limit_usd,
+        remaining_usd: (line.limit_usd - used).max(Decimal::ZERO),
+    }
+}
+
+const THRESHOLDS: [i16; 3] = [50, 80, 100];
+
+async fn audit_thresholds(
+    connection: &mut PgConnection,
+    by: &Recorder<'_>,
+    line: &BudgetLine,
+    period: NaiveDate,
+    spent: Decimal,
+    audited: i16,
+) -> Result<(), sqlx::Error> {
+    if line.limit_usd.is_zero() {
+        return Ok(());
+    }
+    let percent = spent * Decimal::from(100) / line.limit_usd;
+    let Some(crossed) = THRESHOLDS.into_iter().rev().find(|&threshold| percent >= Decimal::from(threshold)) else {
+        return Ok(());
+    };
+    if crossed <= audited || !store::mark_audited(connection, &line.subject, period, crossed).await? {
+        return Ok(());
+    }
+    let entry = crate::audit::AuditEntry::new("budget.threshold_crossed", "budget", line.subject.clone()).with_details(
+        serde_json::json!({
+            "budget": line.kind, "percent": crossed, "period": period,
+            "spent_usd": spent.normalize().to_string(), "limit_usd": line.limit_usd.normalize().to_string(),
+        }),
+    );
+    crate::audit::store::append(connection, by, &entry).await
+}
+
+/// One budget's state this period, for `GET /api/v1/budgets`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BudgetStatus {
+    pub budget: BudgetKind,
+    /// `tenant`, `api_key:<id>`, `end_user:<id>` or `run:<id>`.
+    pub subject: String,
+    pub limit_usd: Decimal,
+    pub spent_usd: Decimal,
+    pub reserved_usd: Decimal,
+    pub remaining_usd: Decimal,
+}
+
+/// Every budget the tenant set, with what was spent and reserved against it this month: the tenant's
+/// own, and each key, end user and agent run that spent anything.
+pub async fn report(
+    pool: &sqlx::PgPool,
+    context: &crate::auth::context::TenantContext,
+) -> Result<(NaiveDate, Vec<BudgetStatus>), sqlx::Error> {
+    let period = current_period();
+    let mut transaction = crate::db::begin_tenant(pool, context.tenant_id()).await?;
+    let settings = store::settings(&mut transaction).await?;
+    let spends = store::spend_in(&mut transaction, period).await?;
+    transaction.commit().await?;
+    let amount = |value: &Option<String>| value.as_deref().and_then(|text| Decimal::from_str(text).ok());
+    let status = |budget, subject: String, limit_usd: Decimal| {
+        let (spent_usd, reserved_usd) = spends
+            .iter()
+            .find(|(known, _, _)| *known == subject)
+            .map_or((Decimal::ZERO, Decimal::ZERO), |(_, spent, reserved)| (*spent, *reserved));
+        let remaining_usd = (limit_usd - spent_usd - reserved_usd).max(Decimal::ZERO);
+        BudgetStatus { budget, subject, limit_usd, spent_usd, reserved_usd, remaining_usd }
+    };
+    let mut statuses = Vec::new();
+    if let Some(limit) = amount(&settings.tenant) {
+        statuses.push(status(BudgetKind::Tenant, "tenant".to_owned(), limit));
+    }
+    for (prefix, budget, limit) in [
+        ("api_key:", BudgetKind::ApiKey, amount(&settings.api_key)),
+        ("end_user:", BudgetKind::EndUser, amount(&settings.end_user)),
+        ("run:", BudgetKind::AgentRun, amount(&settings.agent_run)),
+    ] {
+        let Some(limit) = limit else { continue };
+        for (subject, _, _) in spends.iter().filter(|(subject, _, _)| subject.starts_with(prefix)) {
+            statuses.push(status(budget, subject.clone(), limit));
+        }
+    }
+    Ok((period, statuses))
+}

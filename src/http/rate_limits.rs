@@ -1,0 +1,248 @@
+//! `/api/v1/rate-limits` and `/api/v1/api-keys/{id}/rate-limits` (admin): the tenant's own limits, its end
+//! users' and one key's. Also the doors' side of rate limiting: [`admit`] before a run starts, and for
+//! `/v1` OpenAI's `x-ratelimit-*` headers and its 429.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse as _, Response};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::{Json, Path, Tenant};
+use crate::auth::context::{Scope, TenantContext};
+use crate::ids::ApiKeyId;
+use crate::rate_limits::{
+    self, Admission, Demand, LimitKind, LimitScope, Limits, RateLimitError, Refusal, Standing, Standings,
+};
+
+#[derive(Debug, Serialize)]
+pub struct LimitsView {
+    requests_per_minute: Option<u64>,
+    tokens_per_minute: Option<u64>,
+}
+
+impl From<Limits> for LimitsView {
+    fn from(limits: Limits) -> Self {
+        Self { requests_per_minute: limits.requests_per_minute, tokens_per_minute: limits.tokens_per_minute }
+    }
+}
+
+/// The operator's defaults: what applies wherever the tenant set nothing.
+#[derive(Debug, Serialize)]
+pub struct DefaultsView {
+    api_key: LimitsView,
+    tenant: LimitsView,
+    end_user: LimitsView,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TenantLimitsView {
+    tenant: LimitsView,
+    end_user: LimitsView,
+    defaults: DefaultsView,
+    /// Set by the operator only.
+    max_concurrent_runs: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct KeyLimitsView {
+    api_key_id: ApiKeyId,
+    requests_per_minute: Option<u64>,
+    tokens_per_minute: Option<u64>,
+    defaults: LimitsView,
+}
+
+fn tenant_view(limits: rate_limits::settings::TenantLimits) -> TenantLimitsView {
+    let operator = rate_limits::operator_limits();
+    TenantLimitsView {
+        tenant: limits.tenant.into(),
+        end_user: limits.end_user.into(),
+        defaults: DefaultsView {
+            api_key: operator.api_key.into(),
+            tenant: operator.tenant.into(),
+            end_user: operator.end_user.into(),
+        },
+        max_concurrent_runs: operator.max_concurrent_runs_per_tenant,
+    }
+}
+
+fn key_view(api_key_id: ApiKeyId, limits: Limits) -> KeyLimitsView {
+    KeyLimitsView {
+        api_key_id,
+        requests_per_minute: limits.requests_per_minute,
+        tokens_per_minute: limits.tokens_per_minute,
+        defaults: rate_limits::operator_limits().api_key.into(),
+    }
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Tenant(context): Tenant,
+) -> Result<axum::Json<TenantLimitsView>, ApiError> {
+    context.require(Scope::Admin)?;
+    Ok(axum::Json(tenant_view(rate_limits::settings::tenant_limits(&state.db, &context).await?)))
+}
+
+/// Replaces the tenant's limits and its end users': `{"tenant": {…}, "end_user": {…}}`.
+pub async fn put(
+    State(state): State<AppState>,
+    Tenant(context): Tenant,
+    Json(fields): Json<Map<String, Value>>,
+) -> Result<axum::Json<TenantLimitsView>, ApiError> {
+    context.require(Scope::Admin)?;
+    Ok(axum::Json(tenant_view(rate_limits::settings::set_tenant_limits(&state.db, &context, &fields).await?)))
+}
+
+pub async fn get_key(
+    State(state): State<AppState>,
+    Tenant(context): Tenant,
+    Path(id): Path<ApiKeyId>,
+) -> Result<axum::Json<KeyLimitsView>, ApiError> {
+    context.require(Scope::Admin)?;
+    Ok(axum::Json(key_view(id, rate_limits::settings::key_limits(&state.db, &context, id).await?)))
+}
+
+/// Replaces one key's limits: `{"requests_per_minute": …, "tokens_per_minute": …}`.
+pub async fn put_key(
+    State(state): State<AppState>,
+    Tenant(context): Tenant,
+    Path(id): Path<ApiKeyId>,
+    Json(fields): Json<Map<String, Value>>,
+) -> Result<axum::Json<KeyLimitsView>, ApiError> {
+    context.require(Scope::Admin)?;
+    Ok(axum::Json(key_view(id, rate_limits::settings::set_key_limits(&state.db, &context, id, &fields).await?)))
+}
+
+/// What a door calls before it starts a run: a refusal is the API's 429, and nothing has been started.
+pub async fn admit(state: &AppState, context: &TenantContext, demand: &Demand<'_>) -> Result<Admission, ApiError> {
+    Ok(rate_limits::admit(&state.db, context, demand).await?)
+}
+
+/// [`admit`] for the `/v1` door: a refusal is the response to send, in OpenAI's shape and with its
+/// `x-ratelimit-*` headers.
+pub async fn admit_openai(
+    state: &AppState,
+    context: &TenantContext,
+    demand: &Demand<'_>,
+) -> Result<Admission, Response> {
+    match rate_limits::admit(&state.db, context, demand).await {
+        Ok(admission) => Ok(admission),
+        Err(RateLimitError::Limited(refusal)) => Err(openai_refusal(&refusal)),
+        Err(RateLimitError::TooManyRuns(refusal)) => {
+            let standings = refusal.standings;
+            let mut response = ApiError::from(RateLimitError::TooManyRuns(refusal)).into_response();
+            response.headers_mut().extend(openai_headers(&standings));
+            Err(response)
+        }
+        Err(error) => Err(ApiError::from(error).into_response()),
+    }
+}
+
+/// OpenAI's rate-limit headers: for requests and for tokens, the tightest limit's size, what is left of
+/// it, and the time until it is whole again (`x-ratelimit-reset-*`, written as OpenAI writes it: `1s`,
+/// `6m0s`, `20ms`). A kind no limit applies to gets no headers.
+pub fn openai_headers(standings: &Standings) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for (kind, standing) in [("requests", standings.requests), ("tokens", standings.tokens)] {
+        let Some(Standing { limit, remaining, reset, .. }) = standing else { continue };
+        for (name, value) in
+            [("limit", limit.to_string()), ("remaining", remaining.to_string()), ("reset", reset_text(reset))]
+        {
+            let name = HeaderName::try_from(format!("x-ratelimit-{name}-{kind}")).expect("a valid header name");
+            headers.insert(name, HeaderValue::try_from(value).expect("a valid header value"));
+        }
+    }
+    headers
+}
+
+/// OpenAI's 429: `type` says which kind of limit (`requests`, `tokens`), `code` is `rate_limit_exceeded`,
+/// and the message reads like OpenAI's; with `Retry-After` and the `x-ratelimit-*` headers.
+fn openai_refusal(refusal: &Refusal) -> Response {
+    let (kind, short) = match refusal.kind {
+        LimitKind::Requests => ("requests", "RPM"),
+        LimitKind::Tokens => ("tokens", "TPM"),
+    };
+    let owner = match refusal.scope {
+        LimitScope::ApiKey => "this API key",
+        LimitScope::Tenant => "the tenant",
+        LimitScope::EndUser => "this end user",
+    };
+    let then = match refusal.retry_after {
+        Some(wait) => format!("Please try again in {}.", reset_text(wait)),
+        None => "The request alone is more than the limit allows in a minute.".to_owned(),
+    };
+    let message = format!(
+        "Rate limit reached for {kind} per min ({short}) of {owner}: Limit {}, Requested {}. {then}",
+        refusal.limit, refusal.requested
+    );
+    let body = json!({ "error": { "message": message, "type": kind, "param": null, "code": "rate_limit_exceeded" } });
+    let mut response = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+    response.headers_mut().extend(openai_headers(&refusal.standings));
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(refusal.retry_after_seconds()));
+    response
+}
+
+/// A duration as OpenAI's headers write it (Go's notation, to the millisecond, rounded up): `20ms`, `1s`,
+/// `1.5s`, `6m0s`, `1h0m0s`; nothing left is `0s`.
+fn reset_text(duration: std::time::Duration) -> String {
+    let millis = duration.as_micros().div_ceil(1000);
+    if millis == 0 {
+        return "0s".to_owned();
+    }
+    if millis < 1000 {
+        return format!("{millis}ms");
+    }
+    let (hours, minutes, seconds_millis) = (millis / 3_600_000, millis / 60_000 % 60, millis % 60_000);
+    let mut seconds = format!("{}.{:03}", seconds_millis / 1000, seconds_millis % 1000);
+    seconds.truncate(seconds.trim_end_matches('0').trim_end_matches('.').len());
+    match (hours, minutes) {
+        (0, 0) => format!("{seconds}s"),
+        (0, minutes) => format!("{minutes}m{seconds}s"),
+        (hours, minutes) => format!("{hours}h{minutes}m{seconds}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn resets_are_written_as_openai_writes_them() {
+        for (duration, text) in [
+            (Duration::ZERO, "0s"),
+            (Duration::from_micros(1), "1ms"),
+            (Duration::from_millis(20), "20ms"),
+            (Duration::from_millis(999), "999ms"),
+            (Duration::from_secs(1), "1s"),
+            (Duration::from_millis(1500), "1.5s"),
+            (Duration::from_millis(30_250), "30.25s"),
+            (Duration::from_secs(60), "1m0s"),
+            (Duration::from_secs(360), "6m0s"),
+            (Duration::from_millis(4 * 3_600_000 + 36 * 60_000 + 54_720), "4h36m54.72s"),
+        ] {
+            assert_eq!(reset_text(duration), text, "{duration:?}");
+        }
+    }
+
+    #[test]
+    fn the_headers_name_each_kind_that_is_limited() {
+        let standing = |limit, remaining, seconds| Standing {
+            scope: LimitScope::Tenant,
+            limit,
+            remaining,
+            reset: Duration::from_secs(seconds),
+        };
+        let headers = openai_headers(&Standings { requests: Some(standing(2, 1, 30)), tokens: None });
+        assert_eq!(headers["x-ratelimit-limit-requests"], "2");
+        assert_eq!(headers["x-ratelimit-remaining-requests"], "1");
+        assert_eq!(headers["x-ratelimit-reset-requests"], "30s");
+        assert!(!headers.contains_key("x-ratelimit-limit-tokens"));
+        let both = openai_headers(&Standings { requests: Some(standing(2, 1, 30)), tokens: Some(standing(9, 0, 360)) });
+        assert_eq!(both.len(), 6);
+        assert_eq!(both["x-ratelimit-reset-tokens"], "6m0s");
+    }
+}
