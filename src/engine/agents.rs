@@ -156,6 +156,7 @@ async fn execute_claimed(inner: Arc<Inner>, run_id: RunId, tenant_id: TenantId) 
     let mut plan = TurnPlan::new(&run, tenant_id, session_id, api_key_id, resolved, accepted_at);
     plan.workspace_id = Some(workspace_id);
     plan.budgets = budgets;
+    plan.end_user = end_user;
     turn::execute(inner, plan, log, None).await;
     Ok(())
 }

@@ -102,6 +102,7 @@ impl Engine {
         let mut plan = TurnPlan::new(run, tenant_id, session_id, transcript.api_key_id, resolved, Instant::now());
         plan.workspace_id = workspace_id;
         plan.budgets = budgets;
+        plan.end_user = end_user;
         self.inner.background.spawn(turn::execute(Arc::clone(&self.inner), plan, log, Some(transcript)));
         Ok(())
     }

@@ -34,6 +34,7 @@ use crate::conversations::{self, Message};
 use crate::db;
 use crate::ids::{RunId, SessionId, TenantId};
 use crate::prompts::Prompts;
+use crate::rate_limits::TokenReservation;
 use crate::retrieval::Retriever;
 use crate::runs::events::{EventKind, RunEvent};
 use crate::runs::store::NewRun;
@@ -95,6 +96,14 @@ async fn record_start(
     Ok(started)
 }
 
+/// Gives a rate-limit reservation back whole (its turn never ran); a failure is logged: the buckets
+/// refill by themselves within the minute.
+async fn rate_limits_give_back(pool: &PgPool, reservation: &TokenReservation) {
+    if let Err(error) = crate::rate_limits::settle_tokens(pool, reservation, 0).await {
+        tracing::warn!(%error, "could not give back a rate-limit reservation");
+    }
+}
+
 /// Registers the run as executed here, publishes its first event, and returns its log for the rest.
 fn go_live(inner: &Inner, tenant_id: TenantId, started: RunEvent) -> EventLog {
     let run_id = started.run_id;
@@ -109,6 +118,9 @@ pub struct TurnRequest {
     pub content: String,
     pub model: Option<String>,
     pub mode: TurnMode,
+    /// The tokens the rate limits reserved for this turn at its door: corrected to what the turn used
+    /// once it is recorded, given back whole if it never starts.
+    pub rate_reservation: Option<TokenReservation>,
 }
 
 /// What a turn is asked to do.
@@ -144,12 +156,18 @@ impl TurnRequest {
         if model.as_deref().is_some_and(|model| model.trim().is_empty() || model.len() > 200) {
             return Err(EngineError::Invalid("model must be 1 to 200 characters".to_owned()));
         }
-        Ok(Self { content, model, mode: TurnMode::Assistant })
+        Ok(Self { content, model, mode: TurnMode::Assistant, rate_reservation: None })
     }
 
     #[must_use]
     pub fn with_mode(mut self, mode: TurnMode) -> Self {
         self.mode = mode;
+        self
+    }
+
+    #[must_use]
+    pub fn with_rate_reservation(mut self, reservation: TokenReservation) -> Self {
+        self.rate_reservation = Some(reservation);
         self
     }
 }
@@ -260,6 +278,24 @@ impl Engine {
         session_id: SessionId,
         request: TurnRequest,
     ) -> Result<StartedTurn, EngineError> {
+        let reservation = request.rate_reservation.clone();
+        // Boxed: the recording's future is large, and every door awaits this one.
+        let started = Box::pin(self.record_turn(context, session_id, request)).await;
+        if started.is_err()
+            && let Some(reservation) = &reservation
+        {
+            // Nothing started: the tokens the door reserved go back whole.
+            rate_limits_give_back(&self.inner.db, reservation).await;
+        }
+        started
+    }
+
+    async fn record_turn(
+        &self,
+        context: &TenantContext,
+        session_id: SessionId,
+        request: TurnRequest,
+    ) -> Result<StartedTurn, EngineError> {
         let tenant_id = context.tenant_id();
         let run_id = RunId::new();
         let accepted_at = Instant::now();
@@ -308,6 +344,8 @@ impl Engine {
         let mut plan = TurnPlan::new(&run, tenant_id, session_id, context.actor().api_key_id(), resolved, accepted_at);
         plan.mode = request.mode;
         plan.budgets = budgets;
+        plan.rate_reservation = request.rate_reservation;
+        plan.end_user = session.user_id;
         self.inner.background.spawn(turn::execute(Arc::clone(&self.inner), plan, log, None));
         Ok(StartedTurn { run, user_message })
     }

@@ -32,6 +32,10 @@ pub(super) struct TurnPlan {
     pub workspace_id: Option<WorkspaceId>,
     /// The budgets the run is under (none set: nothing is reserved).
     pub budgets: RunBudgets,
+    /// The end user the run is for (its conversation's): pays with the key, and is counted in usage.
+    pub end_user: Option<crate::ids::UserId>,
+    /// The tokens the rate limits reserved at the door, corrected when the run is recorded.
+    pub rate_reservation: Option<crate::rate_limits::TokenReservation>,
 }
 
 impl TurnPlan {
@@ -61,6 +65,8 @@ impl TurnPlan {
             mode: TurnMode::Assistant,
             workspace_id: None,
             budgets: RunBudgets::default(),
+            rate_reservation: None,
+            end_user: None,
         }
     }
 }

@@ -392,6 +392,7 @@ async fn record_usage(
     let entry = UsageEntry {
         run_id: plan.run_id,
         api_key_id: plan.api_key_id,
+        end_user: plan.end_user,
         provider: plan.provider_name,
         model,
         tokens,
@@ -532,5 +533,16 @@ async fn record(
     .await?;
     transaction.commit().await?;
     log.publish_closing(closing);
+    settle_rate_limits(inner, plan, tokens).await;
     Ok(())
+}
+
+/// Corrects the tokens the rate limits reserved at the door to what the run used (after the run is
+/// recorded: a failure here only leaves the estimate standing, and is logged).
+async fn settle_rate_limits(inner: &Inner, plan: &TurnPlan, tokens: TokenUsage) {
+    let Some(reservation) = &plan.rate_reservation else { return };
+    let used = tokens.input.saturating_add(tokens.output);
+    if let Err(error) = crate::rate_limits::settle_tokens(&inner.db, reservation, used).await {
+        tracing::warn!(run_id = %plan.run_id, %error, "could not settle the run's rate-limit tokens");
+    }
 }

@@ -134,7 +134,9 @@ pub async fn post_message(
     let slot = open_streams.reserve_if(sse::wants_event_stream(&headers), &context)?;
     let key = extract::idempotency_key(&headers)?.as_deref().map(IdempotencyKey::parse).transpose()?;
     let request = TurnRequest::parse(body.content, body.model)?;
-    rate_limits::admit(&state, &context, &Demand { prompt: &[&request.content], ..Demand::default() }).await?;
+    let admission =
+        rate_limits::admit(&state, &context, &Demand { prompt: &[&request.content], ..Demand::default() }).await?;
+    let request = request.with_rate_reservation(admission.reservation);
     let started = state.engine.start_turn_once(&context, SessionId(id), request, key.as_ref()).await?;
     let answer = state.engine.answer(&context, started.run.id, streams::delivery(slot.as_ref())).await?;
     answer::respond(answer, slot, |outcome| TurnAnswer::new(outcome, &started.user_message))

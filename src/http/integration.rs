@@ -41,11 +41,12 @@ pub async fn chat(
     context.require(Scope::Chat)?;
     let slot = open_streams.reserve_if(body.stream || sse::wants_event_stream(&headers), &context)?;
     let key = extract::idempotency_key(&headers)?;
-    let request =
+    let mut request =
         IntegrationRequest::parse(body.message, body.session_id, body.external_user_id, body.metadata, key.as_deref())?;
     let end_user = request.external_user_id.as_deref();
     let demand = Demand { prompt: &[&request.turn.content], max_output_tokens: None, end_user };
-    rate_limits::admit(&state, &context, &demand).await?;
+    let admission = rate_limits::admit(&state, &context, &demand).await?;
+    request.turn.rate_reservation = Some(admission.reservation);
     let accepted = Box::pin(integration::start(&state.db, &state.engine, &context, request)).await?;
     let answer = state.engine.answer(&context, accepted.run_id, streams::delivery(slot.as_ref())).await?;
     answer::respond(answer, slot, |outcome| IntegrationAnswer::new(&accepted, outcome))

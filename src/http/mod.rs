@@ -27,6 +27,7 @@ mod streams;
 mod tenant_config;
 mod tenants;
 mod tool_calls;
+mod usage;
 mod views;
 mod web;
 mod widget_tokens;
@@ -94,6 +95,7 @@ pub fn router_with_limits(state: AppState, limits: &ClientLimits) -> Router {
         .route("/rate-limits", get(rate_limits::get).put(rate_limits::put))
         .route("/tenant/config", get(tenant_config::get).patch(tenant_config::patch))
         .route("/budgets", get(budgets::list))
+        .route("/usage", get(usage::report))
         .route("/providers/{provider}", get(providers::get).put(providers::put).delete(providers::delete))
         .route("/audit-events", get(audit::list))
         .route("/documents", post(documents::add).get(documents::list))

@@ -9,6 +9,7 @@ use super::IntegrationError;
 use crate::auth::context::TenantContext;
 use crate::conversations::{self, NewSession, Role, SessionType};
 use crate::engine::{Engine, GivenConversation, StartedTurn, TurnMode, TurnRequest};
+use crate::rate_limits::TokenReservation;
 
 #[derive(Debug)]
 pub enum WholeConversation {
@@ -26,6 +27,7 @@ pub async fn start(
     engine: &Engine,
     context: &TenantContext,
     conversation: WholeConversation,
+    rate_reservation: TokenReservation,
 ) -> Result<StartedTurn, IntegrationError> {
     let session = NewSession::parse(Some(SessionType::Integration), None, None)?;
     let session = conversations::create(pool, context, &session).await?;
@@ -38,5 +40,5 @@ pub async fn start(
             TurnRequest::parse(question, Some(model))?.with_mode(TurnMode::PassThrough(Arc::from(given)))
         }
     };
-    Ok(engine.start_turn(context, session.id, request).await?)
+    Ok(engine.start_turn(context, session.id, request.with_rate_reservation(rate_reservation)).await?)
 }

@@ -13,7 +13,7 @@ use sqlx::PgPool;
 use crate::auth::context::TenantContext;
 use crate::catalog::Catalog;
 use crate::db;
-use crate::ids::{ApiKeyId, RunId};
+use crate::ids::{ApiKeyId, RunId, UserId};
 use crate::tokens::TokenUsage;
 
 /// Where a token count comes from.
@@ -36,6 +36,8 @@ impl TokenSource {
 pub struct UsageEntry<'a> {
     pub run_id: RunId,
     pub api_key_id: Option<ApiKeyId>,
+    /// The end user the run was for (a widget user, an integration user).
+    pub end_user: Option<UserId>,
     pub provider: &'a str,
     pub model: &'a str,
     pub tokens: TokenUsage,
@@ -85,4 +87,49 @@ pub fn price(catalog: &Catalog, provider: &str, model: &str, tokens: &TokenUsage
         );
     }
     None
+}
+
+/// What a usage report groups by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupBy {
+    Day,
+    Model,
+    Provider,
+    ApiKey,
+    EndUser,
+    RunKind,
+}
+
+/// One group of a usage report: its key (`""` for records without one: no API key, no end user) and its
+/// totals.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UsageGroup {
+    pub key: String,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cached_tokens: i64,
+    pub reasoning_tokens: i64,
+    /// The priced records' cost.
+    pub cost_usd: Decimal,
+    /// Records the catalog had no price for (their cost is not in `cost_usd`).
+    pub unpriced_records: i64,
+    pub runs: i64,
+}
+
+/// The longest period one report covers.
+pub const MOST_DAYS: i64 = 366;
+
+/// The tenant's usage from `from` to `to` (both days included, UTC), grouped.
+pub async fn report(
+    pool: &PgPool,
+    context: &TenantContext,
+    from: chrono::NaiveDate,
+    to: chrono::NaiveDate,
+    group_by: GroupBy,
+) -> Result<Vec<UsageGroup>, sqlx::Error> {
+    let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
+    let groups = store::report(&mut transaction, from, to, group_by).await?;
+    transaction.commit().await?;
+    Ok(groups)
 }

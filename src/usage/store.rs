@@ -2,7 +2,7 @@
 
 use sqlx::PgConnection;
 
-use super::{RunTotals, UsageEntry};
+use super::{GroupBy, RunTotals, UsageEntry, UsageGroup};
 use crate::ids::{RunId, TenantId, UsageRecordId};
 
 pub async fn record(
@@ -14,7 +14,7 @@ pub async fn record(
     sqlx::query(
         "INSERT INTO usage_records (id, tenant_id, run_id, api_key_id, provider, model, input_tokens, \
          output_tokens, token_source, is_byok, cached_input_tokens, cache_write_tokens, reasoning_tokens, \
-         cost_usd, priced) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+         cost_usd, priced, user_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(UsageRecordId::new())
     .bind(tenant_id)
@@ -31,6 +31,7 @@ pub async fn record(
     .bind(count(entry.tokens.reasoning))
     .bind(entry.cost_usd)
     .bind(entry.cost_usd.is_some())
+    .bind(entry.end_user)
     .execute(connection)
     .await?;
     Ok(())
@@ -48,5 +49,42 @@ pub async fn run_totals(connection: &mut PgConnection, run_id: RunId) -> Result<
     )
     .bind(run_id)
     .fetch_one(connection)
+    .await
+}
+
+/// The report's groups, in key order. The grouping expressions are fixed per [`GroupBy`], never built
+/// from input.
+pub async fn report(
+    connection: &mut PgConnection,
+    from: chrono::NaiveDate,
+    to: chrono::NaiveDate,
+    group_by: GroupBy,
+) -> Result<Vec<UsageGroup>, sqlx::Error> {
+    let key = match group_by {
+        GroupBy::Day => "to_char(u.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+        GroupBy::Model => "u.provider || '/' || u.model",
+        GroupBy::Provider => "u.provider",
+        GroupBy::ApiKey => "coalesce(u.api_key_id::text, '')",
+        GroupBy::EndUser => "coalesce(users.external_id, '')",
+        GroupBy::RunKind => "coalesce(runs.kind, '')",
+    };
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {key} AS key, \
+                coalesce(sum(u.input_tokens), 0)::bigint AS input_tokens, \
+                coalesce(sum(u.output_tokens), 0)::bigint AS output_tokens, \
+                coalesce(sum(u.cached_input_tokens), 0)::bigint AS cached_tokens, \
+                coalesce(sum(u.reasoning_tokens), 0)::bigint AS reasoning_tokens, \
+                coalesce(sum(u.cost_usd), 0) AS cost_usd, \
+                count(*) FILTER (WHERE NOT u.priced) AS unpriced_records, \
+                count(DISTINCT u.run_id) AS runs \
+         FROM usage_records u \
+         LEFT JOIN runs ON runs.id = u.run_id \
+         LEFT JOIN users ON users.id = u.user_id \
+         WHERE u.created_at >= ($1::date AT TIME ZONE 'UTC') AND u.created_at < (($2::date + 1) AT TIME ZONE 'UTC') \
+         GROUP BY 1 ORDER BY 1"
+    )))
+    .bind(from)
+    .bind(to)
+    .fetch_all(connection)
     .await
 }

@@ -40,6 +40,7 @@ mod streaming;
 mod tenants;
 mod tools;
 mod usage_costs;
+mod usage_reports;
 mod web;
 mod widget_browser;
 mod widget_tokens;

@@ -89,11 +89,14 @@ async fn complete(
     let slot = open_streams.reserve_if(body.stream, &context)?;
     let prompt = prompt_of(&conversation);
     let demand = Demand { prompt: &prompt, max_output_tokens: body.max_output_tokens(), end_user: None };
-    match rate_limits::admit_openai(&state, &context, &demand).await {
-        Ok(admission) => *standings = Some(admission.standings),
+    let reservation = match rate_limits::admit_openai(&state, &context, &demand).await {
+        Ok(admission) => {
+            *standings = Some(admission.standings);
+            admission.reservation
+        }
         Err(refused) => return Ok(refused),
-    }
-    let started = integration::whole::start(&state.db, &state.engine, &context, conversation).await?;
+    };
+    let started = integration::whole::start(&state.db, &state.engine, &context, conversation, reservation).await?;
     let reply = Reply {
         id: format!("chatcmpl-{}", started.run.id.0.simple()),
         created: u32::try_from(started.run.created_at.timestamp()).unwrap_or(u32::MAX),

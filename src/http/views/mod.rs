@@ -15,5 +15,6 @@ pub mod tenant_config;
 pub mod tenants;
 pub mod tool_calls;
 pub mod turns;
+pub mod usage;
 pub mod widget_tokens;
 pub mod workspaces;

@@ -1,0 +1,70 @@
+//! `GET /api/v1/usage` (admin): the tenant's tokens and cost over a period, grouped by day, model,
+//! provider, API key, end user or kind of run; JSON, or CSV with `Accept: text/csv`.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse as _, Response};
+use chrono::{Datelike as _, NaiveDate, Utc};
+use serde::Deserialize;
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::{Query, Tenant};
+use super::views::usage::{UsageGroupView, UsageReportView};
+use crate::auth::context::Scope;
+use crate::usage::{self, GroupBy};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageQuery {
+    /// The first day (UTC) included; by default the first day of this month.
+    from: Option<NaiveDate>,
+    /// The last day (UTC) included; by default today.
+    to: Option<NaiveDate>,
+    group_by: Option<GroupBy>,
+}
+
+pub async fn report(
+    State(state): State<AppState>,
+    Tenant(context): Tenant,
+    headers: HeaderMap,
+    Query(query): Query<UsageQuery>,
+) -> Result<Response, ApiError> {
+    context.require(Scope::Admin)?;
+    let today = Utc::now().date_naive();
+    let from = query.from.unwrap_or_else(|| today.with_day(1).expect("every month has a first day"));
+    let to = query.to.unwrap_or(today);
+    if to < from {
+        return Err(ApiError::invalid("`to` must not be before `from`"));
+    }
+    if (to - from).num_days() >= usage::MOST_DAYS {
+        return Err(ApiError::invalid(format!("a report covers at most {} days", usage::MOST_DAYS)));
+    }
+    let group_by = query.group_by.unwrap_or(GroupBy::Day);
+    let groups = usage::report(&state.db, &context, from, to, group_by).await?;
+    let view = UsageReportView::new(from, to, group_by, &groups);
+    if wants_csv(&headers) {
+        return Ok(csv(&view.groups));
+    }
+    Ok(axum::Json(view).into_response())
+}
+
+fn wants_csv(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|value| value.split(',').any(|part| part.trim().starts_with("text/csv")))
+}
+
+/// The groups as CSV: a header line, then one line per group, with the JSON's field names and values.
+fn csv(groups: &[UsageGroupView]) -> Response {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    for group in groups {
+        writer.serialize(group).expect("a usage group serialises to CSV");
+    }
+    let body = writer.into_inner().expect("writing to memory cannot fail");
+    let mut response = body.into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
+    response
+}
