@@ -1,7 +1,8 @@
 //! The model catalog: per provider and model, its context window, its output ceiling and its prices (US
 //! dollars per million tokens, exact decimals). Built in from `models/catalog.toml`; the operator extends or
 //! replaces it with a file of the same shape (`SWITCHBOARD_MODEL_CATALOG`), checked at start: a bad entry
-//! stops the start, naming its line and what is wrong.
+//! stops the start, naming its line and what is wrong. A tenant declares the models of its own
+//! OpenAI-compatible server (`tenant.rs`); a turn finds those first.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -13,7 +14,13 @@ use serde::Deserialize;
 
 use crate::tokens::TokenUsage;
 
+pub mod store;
+pub mod tenant;
+
 const BUILT_IN: &str = include_str!("../../models/catalog.toml");
+
+/// The provider whose models a tenant may declare itself (its own server's).
+pub const TENANT_PROVIDER: &str = "openai_compatible";
 
 #[derive(Debug, thiserror::Error)]
 #[error("{source_name} line {line}: {reason}")]

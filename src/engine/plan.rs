@@ -24,6 +24,8 @@ pub(super) struct TurnPlan {
     pub model: String,
     /// Tried once when the model fails before its first token.
     pub fallback_model: Option<String>,
+    /// The models the tenant declared for its own server, found before the catalog's.
+    pub declared_models: Vec<std::sync::Arc<crate::catalog::ModelInfo>>,
     pub accepted_at: Instant,
     /// The request that started the run: audit entries made in the background carry it.
     pub trace_id: Option<String>,
@@ -60,6 +62,7 @@ impl TurnPlan {
             is_byok: resolved.is_byok,
             model: resolved.model,
             fallback_model: resolved.fallback_model,
+            declared_models: resolved.declared_models,
             accepted_at,
             trace_id: run.trace_id.clone(),
             mode: TurnMode::Assistant,
@@ -68,6 +71,19 @@ impl TurnPlan {
             rate_reservation: None,
             end_user: None,
         }
+    }
+}
+
+impl TurnPlan {
+    /// What is known of `model` (the planned one, or the fallback): the tenant's declaration, else the
+    /// catalog's entry.
+    pub(super) fn model_info(
+        &self,
+        catalog: &crate::catalog::Catalog,
+        model: &str,
+    ) -> Option<std::sync::Arc<crate::catalog::ModelInfo>> {
+        let declared = self.declared_models.iter().find(|known| known.name.eq_ignore_ascii_case(model));
+        declared.cloned().or_else(|| catalog.find(self.provider_name, model))
     }
 }
 

@@ -73,8 +73,8 @@ pub(super) async fn build(inner: &Inner, plan: &TurnPlan) -> Result<Built, TurnF
             Role::System | Role::Tool => None,
         })
         .collect();
-    let window = context_window(inner, plan);
-    let fitted = history::fit_to_window_off_workers(system.clone(), messages, window, RESERVED_OUTPUT_TOKENS as usize)
+    let (window, reserved) = window_and_room(inner, plan);
+    let fitted = history::fit_to_window_off_workers(system.clone(), messages, window, reserved)
         .await
         .map_err(|error| TurnFailure::Internal(Box::new(error)))?;
     let request = ChatRequest {
@@ -93,20 +93,22 @@ pub(super) async fn build(inner: &Inner, plan: &TurnPlan) -> Result<Built, TurnF
 
 /// The caller's conversation as it gave it, trimmed to the model's window like any other.
 /// The model's context window: the catalog's, else a guess from its family's name.
-fn context_window(inner: &Inner, plan: &TurnPlan) -> usize {
-    match inner.providers.catalog.find(plan.provider_name, &plan.model) {
-        Some(model) => model.context_window as usize,
-        None => providers::context_window(&plan.model),
-    }
+/// The model's context window (the tenant's declaration or the catalog's, else a guess from its
+/// family's name), and the room kept in it for the answer: 1,024 tokens, less for a model whose output
+/// ceiling is lower, and never more than half the window.
+fn window_and_room(inner: &Inner, plan: &TurnPlan) -> (usize, usize) {
+    let known = plan.model_info(&inner.providers.catalog, &plan.model);
+    let window = known.as_ref().map_or_else(|| providers::context_window(&plan.model), |m| m.context_window as usize);
+    let ceiling = known.map_or(RESERVED_OUTPUT_TOKENS, |model| model.max_output_tokens.min(RESERVED_OUTPUT_TOKENS));
+    (window, (ceiling as usize).min(window / 2))
 }
 
 async fn as_given(inner: &Inner, plan: &TurnPlan, given: &GivenConversation) -> Result<Built, TurnFailure> {
-    let reserved = given.max_output_tokens.unwrap_or(RESERVED_OUTPUT_TOKENS);
-    let window = context_window(inner, plan);
-    let fitted =
-        history::fit_to_window_off_workers(given.system.clone(), given.messages.clone(), window, reserved as usize)
-            .await
-            .map_err(|error| TurnFailure::Internal(Box::new(error)))?;
+    let (window, room) = window_and_room(inner, plan);
+    let reserved = given.max_output_tokens.map_or(room, |asked| asked as usize);
+    let fitted = history::fit_to_window_off_workers(given.system.clone(), given.messages.clone(), window, reserved)
+        .await
+        .map_err(|error| TurnFailure::Internal(Box::new(error)))?;
     let request = ChatRequest {
         model: plan.model.clone(),
         system: given.system.clone(),

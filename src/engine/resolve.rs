@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use sqlx::PgConnection;
 
+use crate::catalog::ModelInfo;
 use crate::crypto::MasterKeys;
 use crate::ids::TenantId;
 use crate::providers::credentials::{self, CredentialError, PlatformProviders};
@@ -33,6 +34,8 @@ pub struct Resolved {
     pub model: String,
     pub fallback_model: Option<String>,
     pub is_byok: bool,
+    /// The models the tenant declared for its own server (for an OpenAI-compatible provider).
+    pub declared_models: Vec<Arc<ModelInfo>>,
 }
 
 pub async fn resolve(
@@ -50,6 +53,7 @@ pub async fn resolve(
             model: local::MODEL_NAME.to_owned(),
             fallback_model: None,
             is_byok: false,
+            declared_models: Vec::new(),
         });
     }
     let tenant = match credentials::tenant_credential(connection, &setup.keys, tenant_id, kind).await {
@@ -83,6 +87,11 @@ pub async fn resolve(
         model,
         fallback_model: config.fallback_model,
         is_byok,
+        declared_models: if kind == ProviderKind::OpenAiCompatible {
+            crate::catalog::tenant::declared(connection).await?
+        } else {
+            Vec::new()
+        },
     })
 }
 
@@ -93,5 +102,6 @@ fn unusable(kind: ProviderKind, failure: ProviderError, model: Option<&str>) -> 
         model: model.map_or_else(|| kind.default_model().to_owned(), str::to_owned),
         fallback_model: None,
         is_byok: false,
+        declared_models: Vec::new(),
     }
 }

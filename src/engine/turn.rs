@@ -341,7 +341,7 @@ async fn reserve_worst_case(
     if plan.budgets.lines.is_empty() {
         return Ok(());
     }
-    let model = inner.providers.catalog.find(plan.provider_name, &request.model);
+    let model = plan.model_info(&inner.providers.catalog, &request.model);
     let amount = model.map_or(rust_decimal::Decimal::ZERO, |model| {
         let prompt = crate::tokens::count(&request.system)
             + request.messages.iter().map(|message| crate::tokens::count(&message.content)).sum::<usize>();
@@ -388,7 +388,8 @@ async fn record_usage(
     tokens: TokenUsage,
     source: TokenSource,
 ) -> Result<EventKind, sqlx::Error> {
-    let cost = usage::price(&inner.providers.catalog, plan.provider_name, model, &tokens);
+    let cost =
+        usage::price(plan.model_info(&inner.providers.catalog, model).as_deref(), plan.provider_name, model, &tokens);
     let entry = UsageEntry {
         run_id: plan.run_id,
         api_key_id: plan.api_key_id,

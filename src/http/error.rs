@@ -128,6 +128,17 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<crate::catalog::tenant::TenantModelError> for ApiError {
+    fn from(error: crate::catalog::tenant::TenantModelError) -> Self {
+        use crate::catalog::tenant::TenantModelError;
+        match error {
+            TenantModelError::Invalid(message) => Self::invalid(message),
+            TenantModelError::NotFound => Self::not_found("no such model"),
+            TenantModelError::Database(error) => Self::database(&error),
+        }
+    }
+}
+
 impl From<RunFailure> for ApiError {
     /// A run that failed, answered to a client that waited for it: upstream failures are 502 (504 for a
     /// timeout), a refused option 400, with the run's stable code; the run id tells where its events and

@@ -17,6 +17,7 @@ mod limits;
 mod mcp;
 mod openai;
 mod policy_profiles;
+mod provider_models;
 mod providers;
 mod rate_limits;
 pub mod request_id;
@@ -97,6 +98,11 @@ pub fn router_with_limits(state: AppState, limits: &ClientLimits) -> Router {
         .route("/budgets", get(budgets::list))
         .route("/usage", get(usage::report))
         .route("/providers/{provider}", get(providers::get).put(providers::put).delete(providers::delete))
+        .route("/providers/{provider}/models", get(provider_models::list))
+        .route(
+            "/providers/{provider}/models/{name}",
+            axum::routing::put(provider_models::put).delete(provider_models::delete),
+        )
         .route("/audit-events", get(audit::list))
         .route("/documents", post(documents::add).get(documents::list))
         .route("/documents/{id}", delete(documents::delete))

@@ -11,7 +11,7 @@ use rust_decimal::Decimal;
 use sqlx::PgPool;
 
 use crate::auth::context::TenantContext;
-use crate::catalog::Catalog;
+use crate::catalog::ModelInfo;
 use crate::db;
 use crate::ids::{ApiKeyId, RunId, UserId};
 use crate::tokens::TokenUsage;
@@ -68,11 +68,11 @@ pub async fn of_run(pool: &PgPool, context: &TenantContext, run_id: RunId) -> Re
     Ok(totals)
 }
 
-/// The cost of a model call by the catalog's prices; `None` (and one log line per model and process)
-/// when the catalog does not know the model.
-pub fn price(catalog: &Catalog, provider: &str, model: &str, tokens: &TokenUsage) -> Option<Decimal> {
+/// The cost of a model call by the prices known for its model (`known`: the tenant's declaration or the
+/// catalog's entry); `None` (and one log line per model and process) when nothing is known of it.
+pub fn price(known: Option<&ModelInfo>, provider: &str, model: &str, tokens: &TokenUsage) -> Option<Decimal> {
     static UNPRICED: LazyLock<Mutex<HashSet<(String, String)>>> = LazyLock::new(Mutex::default);
-    if let Some(info) = catalog.find(provider, model) {
+    if let Some(info) = known {
         return Some(info.prices.cost(tokens));
     }
     let first_time = UNPRICED

@@ -37,6 +37,7 @@ mod row_level_security;
 mod secrets;
 mod service_process;
 mod streaming;
+mod tenant_models;
 mod tenants;
 mod tools;
 mod usage_costs;

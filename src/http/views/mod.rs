@@ -9,6 +9,7 @@ pub mod documents;
 pub mod health;
 pub mod integration;
 pub mod policy_profiles;
+pub mod provider_models;
 pub mod providers;
 pub mod runs;
 pub mod tenant_config;
