@@ -48,7 +48,7 @@ pub struct Config {
     /// (`SWITCHBOARD_MAX_BODY_BYTES` and the others read by `client_limits`, below).
     pub limits: ClientLimits,
     /// The operator's rate limits: defaults for tenants that set none of their own, and the cap on a
-    /// tenant's running runs (read by `rate_limits`, below, and handed to the rate limiter as they are read).
+    /// tenant's running runs (read by `rate_limits`, below; `serve` hands them to the rate limiter).
     pub rate_limits: OperatorLimits,
     /// The model that embeds chunks and questions (`SWITCHBOARD_EMBEDDING_MODEL`, default the local one).
     pub embedding_model: EmbeddingModel,
@@ -125,7 +125,6 @@ impl Config {
         }
         let demo = demo_mode(&listen)?;
         let rate_limits = rate_limits()?;
-        crate::rate_limits::install_operator_limits(rate_limits);
         Ok(Self {
             demo,
             web_assets_dir: env("SWITCHBOARD_WEB_DIR").map(PathBuf::from),

@@ -74,6 +74,7 @@ const RUN_STALE_AFTER: Duration = Duration::from_secs(60);
 
 /// `switchboard serve`.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    crate::rate_limits::install_operator_limits(config.rate_limits);
     let prompts = Prompts::load()?;
     tokio::task::spawn_blocking(crate::tokens::warm_up);
     let database = Database::open(&config).await?;

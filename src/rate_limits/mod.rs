@@ -166,8 +166,8 @@ impl Default for OperatorLimits {
 
 static OPERATOR_LIMITS: OnceLock<OperatorLimits> = OnceLock::new();
 
-/// Sets the operator's limits for this process, once, as the settings are read at start (`config`); a
-/// process that never calls it (a test harness) has the defaults: no rate limits, 50 running runs.
+/// Sets the operator's limits for this process, once, when `serve` starts; a process that never calls it
+/// (a test harness, `switchboard ingest`) has the defaults: no rate limits, 50 running runs.
 pub fn install_operator_limits(limits: OperatorLimits) {
     if OPERATOR_LIMITS.set(limits).is_err() && OPERATOR_LIMITS.get() != Some(&limits) {
         tracing::warn!("the operator's rate limits were already set; the first ones stay");
