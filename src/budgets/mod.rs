@@ -152,11 +152,12 @@ impl RunBudgets {
         run_id: RunId,
         actual: Option<Decimal>,
     ) -> Result<(), sqlx::Error> {
-        let reserved = store::take_reservations(connection, run_id).await?;
-        let spent = actual.unwrap_or_default();
-        if self.lines.is_empty() && reserved.is_empty() {
+        // A run under no budget reserved nothing: no statement at all.
+        if self.lines.is_empty() {
             return Ok(());
         }
+        let reserved = store::take_reservations(connection, run_id).await?;
+        let spent = actual.unwrap_or_default();
         for line in &self.lines {
             let released: Decimal =
                 reserved.iter().filter(|r| r.subjects.contains(&line.subject)).map(|r| r.amount_usd).sum();
