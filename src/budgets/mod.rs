@@ -6,8 +6,6 @@
 
 pub mod store;
 
-use std::str::FromStr as _;
-
 use chrono::{Datelike as _, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use sqlx::PgConnection;
@@ -86,23 +84,22 @@ impl RunBudgets {
     /// call).
     pub async fn of(connection: &mut PgConnection, payer: Payer) -> Result<Self, sqlx::Error> {
         let settings = store::settings(connection).await?;
-        let amount = |value: Option<String>| value.and_then(|text| Decimal::from_str(&text).ok());
         let mut lines = Vec::new();
         let mut add = |kind, subject: String, limit: Option<Decimal>| {
             if let Some(limit_usd) = limit {
                 lines.push(BudgetLine { kind, subject, limit_usd });
             }
         };
-        add(BudgetKind::Tenant, "tenant".to_owned(), amount(settings.tenant));
+        add(BudgetKind::Tenant, "tenant".to_owned(), settings.tenant);
         if let Some(key) = payer.api_key_id {
-            add(BudgetKind::ApiKey, format!("api_key:{key}"), amount(settings.api_key));
+            add(BudgetKind::ApiKey, format!("api_key:{key}"), settings.api_key);
         }
         if let Some(user) = payer.end_user {
-            add(BudgetKind::EndUser, format!("end_user:{user}"), amount(settings.end_user));
+            add(BudgetKind::EndUser, format!("end_user:{user}"), settings.end_user);
         }
         let mut max_steps = None;
         if payer.agent_run {
-            add(BudgetKind::AgentRun, format!("run:{}", payer.run_id), amount(settings.agent_run));
+            add(BudgetKind::AgentRun, format!("run:{}", payer.run_id), settings.agent_run);
             max_steps = settings.agent_run_max_steps.and_then(|steps| u32::try_from(steps).ok());
         }
         Ok(Self { lines, period: current_period(), max_steps })
@@ -244,7 +241,6 @@ pub async fn report(
     let settings = store::settings(&mut transaction).await?;
     let spends = store::spend_in(&mut transaction, period).await?;
     transaction.commit().await?;
-    let amount = |value: &Option<String>| value.as_deref().and_then(|text| Decimal::from_str(text).ok());
     let status = |budget, subject: String, limit_usd: Decimal| {
         let (spent_usd, reserved_usd) = spends
             .iter()
@@ -254,13 +250,13 @@ pub async fn report(
         BudgetStatus { budget, subject, limit_usd, spent_usd, reserved_usd, remaining_usd }
     };
     let mut statuses = Vec::new();
-    if let Some(limit) = amount(&settings.tenant) {
+    if let Some(limit) = settings.tenant {
         statuses.push(status(BudgetKind::Tenant, "tenant".to_owned(), limit));
     }
     for (prefix, budget, limit) in [
-        ("api_key:", BudgetKind::ApiKey, amount(&settings.api_key)),
-        ("end_user:", BudgetKind::EndUser, amount(&settings.end_user)),
-        ("run:", BudgetKind::AgentRun, amount(&settings.agent_run)),
+        ("api_key:", BudgetKind::ApiKey, settings.api_key),
+        ("end_user:", BudgetKind::EndUser, settings.end_user),
+        ("run:", BudgetKind::AgentRun, settings.agent_run),
     ] {
         let Some(limit) = limit else { continue };
         for (subject, _, _) in spends.iter().filter(|(subject, _, _)| subject.starts_with(prefix)) {

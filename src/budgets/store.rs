@@ -10,17 +10,17 @@ use crate::ids::{RunId, TenantId};
 /// The tenant's budget settings, as stored.
 #[derive(Debug, Clone, Default, sqlx::FromRow)]
 pub struct BudgetSettings {
-    pub tenant: Option<String>,
-    pub api_key: Option<String>,
-    pub end_user: Option<String>,
-    pub agent_run: Option<String>,
+    pub tenant: Option<Decimal>,
+    pub api_key: Option<Decimal>,
+    pub end_user: Option<Decimal>,
+    pub agent_run: Option<Decimal>,
     pub agent_run_max_steps: Option<i32>,
 }
 
 pub async fn settings(connection: &mut PgConnection) -> Result<BudgetSettings, sqlx::Error> {
     sqlx::query_as(
-        "SELECT monthly_budget_usd::text AS tenant, key_monthly_budget_usd::text AS api_key, \
-         end_user_monthly_budget_usd::text AS end_user, agent_run_budget_usd::text AS agent_run, \
+        "SELECT monthly_budget_usd AS tenant, key_monthly_budget_usd AS api_key, \
+         end_user_monthly_budget_usd AS end_user, agent_run_budget_usd AS agent_run, \
          agent_run_max_steps FROM tenant_configs",
     )
     .fetch_one(connection)

@@ -101,10 +101,7 @@ impl Catalog {
         models.retain(|_, known: &mut Arc<ModelInfo>| {
             !operator.values().any(|mine: &Arc<ModelInfo>| mine.provider == known.provider && mine.name == known.name)
         });
-        let overlapping: Vec<_> = operator.keys().filter(|key| models.contains_key(*key)).cloned().collect();
-        for key in overlapping {
-            models.remove(&key);
-        }
+        // A name or alias both use is the operator's.
         models.extend(operator);
         Ok(Self { models: Arc::new(models) })
     }

@@ -218,6 +218,15 @@ impl FromRequestParts<AppState> for Operator {
     }
 }
 
+/// True when the `Accept` header names `media_type` (parameters and the other types aside).
+pub fn accepts(headers: &HeaderMap, media_type: &str) -> bool {
+    headers
+        .get_all(axum::http::header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|value| value.split(',').any(|part| part.trim().starts_with(media_type)))
+}
+
 /// The `Idempotency-Key` header as sent; a value that is not visible ASCII is refused, never ignored.
 pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get("idempotency-key") else { return Ok(None) };

@@ -31,11 +31,7 @@ pub fn holding<S: Stream>(frames: S, slot: StreamSlot) -> impl Stream<Item = S::
 
 /// True when the client asked for an event stream.
 pub fn wants_event_stream(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(axum::http::header::ACCEPT)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .any(|value| value.split(',').any(|part| part.trim().starts_with("text/event-stream")))
+    super::extract::accepts(headers, "text/event-stream")
 }
 
 /// The sequence number to resume after: `Last-Event-ID`, else 0.

@@ -4,12 +4,12 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse as _, Response};
-use chrono::{Datelike as _, NaiveDate, Utc};
+use chrono::{NaiveDate, Utc};
 use serde::Deserialize;
 
 use super::AppState;
 use super::error::ApiError;
-use super::extract::{Query, Tenant};
+use super::extract::{self, Query, Tenant};
 use super::views::usage::{UsageGroupView, UsageReportView};
 use crate::auth::context::Scope;
 use crate::usage::{self, GroupBy};
@@ -31,9 +31,8 @@ pub async fn report(
     Query(query): Query<UsageQuery>,
 ) -> Result<Response, ApiError> {
     context.require(Scope::Admin)?;
-    let today = Utc::now().date_naive();
-    let from = query.from.unwrap_or_else(|| today.with_day(1).expect("every month has a first day"));
-    let to = query.to.unwrap_or(today);
+    let from = query.from.unwrap_or_else(crate::budgets::current_period);
+    let to = query.to.unwrap_or_else(|| Utc::now().date_naive());
     if to < from {
         return Err(ApiError::invalid("`to` must not be before `from`"));
     }
@@ -43,18 +42,10 @@ pub async fn report(
     let group_by = query.group_by.unwrap_or(GroupBy::Day);
     let groups = usage::report(&state.db, &context, from, to, group_by).await?;
     let view = UsageReportView::new(from, to, group_by, &groups);
-    if wants_csv(&headers) {
+    if extract::accepts(&headers, "text/csv") {
         return Ok(csv(&view.groups));
     }
     Ok(axum::Json(view).into_response())
-}
-
-fn wants_csv(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .any(|value| value.split(',').any(|part| part.trim().starts_with("text/csv")))
 }
 
 /// The groups as CSV: a header line, then one line per group, with the JSON's field names and values.
