@@ -37,7 +37,9 @@ pub fn wants_event_stream(headers: &HeaderMap) -> bool {
 /// The sequence number to resume after: `Last-Event-ID`, else 0.
 pub fn last_event_id(headers: &HeaderMap) -> Option<Result<i64, ()>> {
     let value = headers.get("last-event-id")?;
-    Some(value.to_str().ok().and_then(|value| value.trim().parse::<i64>().ok()).filter(|seq| *seq >= 0).ok_or(()))
+    // Unsigned first, so that `-0` is refused like every other signed number.
+    let seq = value.to_str().ok().and_then(|value| value.trim().parse::<u64>().ok());
+    Some(seq.and_then(|seq| i64::try_from(seq).ok()).ok_or(()))
 }
 
 #[cfg(test)]
@@ -67,6 +69,12 @@ mod tests {
     #[test]
     fn without_the_header_there_is_nothing_to_resume_after() {
         assert_eq!(last_event_id(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn a_negative_zero_is_refused_like_any_signed_number() {
+        assert_eq!(read(b"-0"), Some(Err(())));
+        assert_eq!(read(b"+0"), Some(Ok(0)));
     }
 
     proptest! {
