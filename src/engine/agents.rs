@@ -144,7 +144,7 @@ async fn execute_claimed(inner: Arc<Inner>, run_id: RunId, tenant_id: TenantId) 
     let (workspace_id, _) = runs::store::agent_work(&mut transaction, run_id).await?.ok_or(EngineError::RunNotFound)?;
     let session_id: SessionId = run.session_id.ok_or(EngineError::SessionNotFound)?;
     let api_key_id = conversations::store::session_api_key(&mut transaction, session_id).await?;
-    let resolved = resolve::resolve(&mut transaction, &inner.providers, tenant_id, None).await?;
+    let resolved = resolve::resolve(&mut transaction, &inner.providers, tenant_id, None).await??;
     runs::store::set_model(&mut transaction, run_id, resolved.provider_name, &resolved.model, resolved.is_byok).await?;
     let end_user =
         conversations::store::get_session(&mut transaction, session_id).await?.and_then(|session| session.user_id);

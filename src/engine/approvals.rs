@@ -87,8 +87,12 @@ impl Engine {
             .map_err(|error| EngineError::Internal(format!("the paused run's state is unreadable: {error}")))?;
         let session_id = run.session_id.ok_or(EngineError::SessionNotFound)?;
         let mut transaction = db::begin_tenant(&self.inner.db, tenant_id).await?;
-        let resolved =
-            resolve::resolve(&mut transaction, &self.inner.providers, tenant_id, run.model.as_deref()).await?;
+        // The provider the run began on, by name: routing a bare model again could pick another.
+        let model = match (&run.provider, &run.model) {
+            (Some(provider), Some(model)) => Some(format!("{provider}/{model}")),
+            (_, model) => model.clone(),
+        };
+        let resolved = resolve::resolve(&mut transaction, &self.inner.providers, tenant_id, model.as_deref()).await??;
         let workspace_id = runs::store::agent_work(&mut transaction, run.id).await?.map(|(id, _)| id);
         let end_user =
             conversations::store::get_session(&mut transaction, session_id).await?.and_then(|session| session.user_id);

@@ -11,6 +11,7 @@ mod once;
 mod plan;
 mod request;
 mod resolve;
+pub mod routing;
 mod sweeper;
 mod tools;
 mod transcript;
@@ -71,6 +72,9 @@ pub enum EngineError {
     Idempotency(#[from] crate::idempotency::IdempotencyError),
     #[error(transparent)]
     BudgetExhausted(#[from] crate::budgets::BudgetExhausted),
+    /// The request names a model this tenant cannot use.
+    #[error(transparent)]
+    ModelNotFound(#[from] routing::UnknownModel),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -305,7 +309,7 @@ impl Engine {
             .await?
             .ok_or(EngineError::SessionNotFound)?;
         let resolved =
-            resolve::resolve(&mut transaction, &self.inner.providers, tenant_id, request.model.as_deref()).await?;
+            resolve::resolve(&mut transaction, &self.inner.providers, tenant_id, request.model.as_deref()).await??;
         // A budget already used up refuses the turn before anything is recorded.
         let payer =
             Payer { run_id, api_key_id: context.actor().api_key_id(), end_user: session.user_id, agent_run: false };
@@ -409,6 +413,22 @@ impl Engine {
     }
 
     /// The run, if this context may see it (a widget user: only runs of their own conversations).
+    /// Every model this tenant can name in a request (see [`routing`]).
+    pub async fn models(&self, context: &TenantContext) -> Result<Vec<routing::UsableModel>, EngineError> {
+        let mut transaction = db::begin_tenant(&self.inner.db, context.tenant_id()).await?;
+        let models = resolve::usable_models(&mut transaction, &self.inner.providers).await?;
+        transaction.commit().await?;
+        Ok(models)
+    }
+
+    /// Refuses a model this tenant cannot use, before a door records anything for its request.
+    pub async fn check_model(&self, context: &TenantContext, name: &str) -> Result<(), EngineError> {
+        let mut transaction = db::begin_tenant(&self.inner.db, context.tenant_id()).await?;
+        let route = resolve::route(&mut transaction, &self.inner.providers, name).await?;
+        transaction.commit().await?;
+        route.map(|_| ()).map_err(EngineError::from)
+    }
+
     pub async fn run(&self, context: &TenantContext, run_id: RunId) -> Result<Run, EngineError> {
         let mut transaction = db::begin_tenant(&self.inner.db, context.tenant_id()).await?;
         let run = runs::store::get(&mut transaction, run_id).await?.ok_or(EngineError::RunNotFound)?;

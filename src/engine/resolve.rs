@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use sqlx::PgConnection;
 
+use super::routing::{Route, TenantModels, UnknownModel, UsableModel};
 use crate::catalog::ModelInfo;
 use crate::crypto::MasterKeys;
 use crate::ids::TenantId;
@@ -38,24 +39,40 @@ pub struct Resolved {
     pub declared_models: Vec<Arc<ModelInfo>>,
 }
 
+/// The provider, model and key for a turn: the requested model routed (see [`routing`]), else the
+/// tenant's default. A requested model this tenant cannot use is refused before anything is recorded.
 pub async fn resolve(
     connection: &mut PgConnection,
     setup: &ProviderSetup,
     tenant_id: TenantId,
     requested_model: Option<&str>,
-) -> Result<Resolved, sqlx::Error> {
+) -> Result<Result<Resolved, UnknownModel>, sqlx::Error> {
     let config = tenants::store::get_config(connection).await?;
-    let kind = ProviderKind::parse(&config.default_provider).unwrap_or(ProviderKind::Local);
+    let default_kind = ProviderKind::parse(&config.default_provider).unwrap_or(ProviderKind::Local);
+    let mut declared = None;
+    let route = match requested_model {
+        Some(name) => {
+            let declared = declared.insert(crate::catalog::tenant::declared(connection).await?);
+            let usable = credentials::reachable(connection, &setup.platform).await?;
+            match tenant_models(&config, default_kind, declared, &setup.catalog, &usable).route(name) {
+                Ok(route) => Some(route),
+                Err(unknown) => return Ok(Err(unknown)),
+            }
+        }
+        None => None,
+    };
+    let kind = route.as_ref().map_or(default_kind, |route| route.provider);
     if kind == ProviderKind::Local {
-        return Ok(Resolved {
+        return Ok(Ok(Resolved {
             provider: Ok(Provider::Local(local::LocalAnswerer)),
             provider_name: local::PROVIDER_NAME,
             model: local::MODEL_NAME.to_owned(),
             fallback_model: None,
             is_byok: false,
             declared_models: Vec::new(),
-        });
+        }));
     }
+    let requested_model = route.map(|route| route.model);
     let tenant = match credentials::tenant_credential(connection, &setup.keys, tenant_id, kind).await {
         Ok(tenant) => tenant,
         Err(CredentialError::Database(error)) => return Err(error),
@@ -65,12 +82,12 @@ pub async fn resolve(
                 ProviderErrorKind::NotConfigured,
                 "the stored provider key cannot be decrypted with the configured master key",
             );
-            return Ok(unusable(kind, failure, requested_model));
+            return Ok(Ok(unusable(kind, failure, requested_model.as_deref())));
         }
     };
+    let on_default = kind == default_kind;
     let model = requested_model
-        .map(str::to_owned)
-        .or_else(|| (config.default_model != local::MODEL_NAME).then(|| config.default_model.clone()))
+        .or_else(|| (on_default && config.default_model != local::MODEL_NAME).then(|| config.default_model.clone()))
         .or_else(|| tenant.as_ref().and_then(|tenant| tenant.default_model.clone()))
         .unwrap_or_else(|| kind.default_model().to_owned());
     let Some(chosen) = credentials::choose(kind, tenant.as_ref(), &setup.platform) else {
@@ -78,21 +95,63 @@ pub async fn resolve(
             ProviderErrorKind::NotConfigured,
             format!("no {} key is configured for this tenant or for the platform", kind.as_str()),
         );
-        return Ok(unusable(kind, failure, Some(&model)));
+        return Ok(Ok(unusable(kind, failure, Some(&model))));
     };
     let is_byok = chosen.is_byok;
-    Ok(Resolved {
+    Ok(Ok(Resolved {
         provider: Ok(Provider::new(kind, chosen, if is_byok { &setup.tenant_http } else { &setup.http })),
         provider_name: kind.as_str(),
         model,
-        fallback_model: config.fallback_model,
+        fallback_model: config.fallback_model.filter(|_| on_default),
         is_byok,
-        declared_models: if kind == ProviderKind::OpenAiCompatible {
-            crate::catalog::tenant::declared(connection).await?
-        } else {
-            Vec::new()
+        declared_models: match (kind, declared) {
+            (ProviderKind::OpenAiCompatible, Some(declared)) => declared,
+            (ProviderKind::OpenAiCompatible, None) => crate::catalog::tenant::declared(connection).await?,
+            _ => Vec::new(),
         },
-    })
+    }))
+}
+
+/// Where `name` routes for this tenant, or why it cannot be used.
+pub async fn route(
+    connection: &mut PgConnection,
+    setup: &ProviderSetup,
+    name: &str,
+) -> Result<Result<Route, UnknownModel>, sqlx::Error> {
+    let config = tenants::store::get_config(connection).await?;
+    let default_kind = ProviderKind::parse(&config.default_provider).unwrap_or(ProviderKind::Local);
+    let declared = crate::catalog::tenant::declared(connection).await?;
+    let usable = credentials::reachable(connection, &setup.platform).await?;
+    Ok(tenant_models(&config, default_kind, &declared, &setup.catalog, &usable).route(name))
+}
+
+/// Every model this tenant can name, for `/v1/models`.
+pub async fn usable_models(
+    connection: &mut PgConnection,
+    setup: &ProviderSetup,
+) -> Result<Vec<UsableModel>, sqlx::Error> {
+    let config = tenants::store::get_config(connection).await?;
+    let default_kind = ProviderKind::parse(&config.default_provider).unwrap_or(ProviderKind::Local);
+    let declared = crate::catalog::tenant::declared(connection).await?;
+    let usable = credentials::reachable(connection, &setup.platform).await?;
+    Ok(tenant_models(&config, default_kind, &declared, &setup.catalog, &usable).list())
+}
+
+fn tenant_models<'a>(
+    config: &'a tenants::store::TenantConfig,
+    default_provider: ProviderKind,
+    declared: &'a [Arc<ModelInfo>],
+    catalog: &'a crate::catalog::Catalog,
+    usable: &'a [ProviderKind],
+) -> TenantModels<'a> {
+    TenantModels {
+        default_provider,
+        default_model: &config.default_model,
+        fallback_model: config.fallback_model.as_deref(),
+        declared,
+        catalog,
+        usable,
+    }
 }
 
 fn unusable(kind: ProviderKind, failure: ProviderError, model: Option<&str>) -> Resolved {

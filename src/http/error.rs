@@ -226,6 +226,7 @@ impl From<EngineError> for ApiError {
             EngineError::BudgetExhausted(error) => {
                 Self::new(StatusCode::PAYMENT_REQUIRED, "budget_exhausted", error.to_string())
             }
+            EngineError::ModelNotFound(unknown) => Self::new(StatusCode::NOT_FOUND, "model_not_found", unknown.reason),
             EngineError::RunEnded => Self::conflict("run_ended", "the run has already ended"),
             EngineError::ToolCallNotFound => Self::not_found("no such tool call"),
             error @ EngineError::ToolCallDecided => Self::conflict("tool_call_decided", error.to_string()),

@@ -29,6 +29,10 @@ pub async fn start(
     conversation: WholeConversation,
     rate_reservation: TokenReservation,
 ) -> Result<StartedTurn, IntegrationError> {
+    if let WholeConversation::PassThrough { model, .. } = &conversation {
+        // An unknown model leaves no empty conversation behind.
+        engine.check_model(context, model).await?;
+    }
     let session = NewSession::parse(Some(SessionType::Integration), None, None)?;
     let session = conversations::create(pool, context, &session).await?;
     let request = match conversation {

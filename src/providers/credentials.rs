@@ -106,6 +106,18 @@ pub async fn tenant_credential(
     Ok(Some(TenantCredential { api_key, base_url: row.base_url, default_model: row.default_model }))
 }
 
+/// The providers a turn of this tenant can reach: those it has a key for, and those the platform has.
+pub async fn reachable(
+    connection: &mut PgConnection,
+    platform: &PlatformProviders,
+) -> Result<Vec<ProviderKind>, sqlx::Error> {
+    let own = store::providers_with_keys(connection).await?;
+    Ok(ProviderKind::ALL
+        .into_iter()
+        .filter(|kind| platform.contains_key(kind) || own.iter().any(|name| name == kind.as_str()))
+        .collect())
+}
+
 /// Chooses the credentials for a turn: the tenant's key, else the platform's, else none.
 pub fn choose(
     provider: ProviderKind,

@@ -1,5 +1,6 @@
-//! `GET /v1/models` and `GET /v1/models/{id}`: the models a tenant's key may name in `/v1/chat/completions`
-//! (Switchboard's assistant, the tenant's default model and its fallback), as OpenAI's `model` objects.
+//! `GET /v1/models` and `GET /v1/models/{id}`: the models a tenant's key may name in `/v1` (Switchboard's
+//! assistant, and every model the engine can route for this tenant), as OpenAI's `model` objects with
+//! `owned_by` the provider that serves them.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -11,6 +12,9 @@ use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::{Path, Tenant};
 
+/// Models have no creation date of their own here; OpenAI's field is required, so it is Switchboard's epoch.
+const CREATED: i64 = 1_767_225_600;
+
 pub async fn list_models(
     State(state): State<AppState>,
     Tenant(context): Tenant,
@@ -19,13 +23,20 @@ pub async fn list_models(
     Ok(axum::Json(json!({ "object": "list", "data": data })))
 }
 
-/// One model the list shows. The id is everything after `/models/`: a `provider/model` name has a slash.
+/// One model the list shows, by its listed id or as `provider/model`. The id is everything after
+/// `/models/`: a `provider/model` name has a slash.
 pub async fn retrieve_model(
     State(state): State<AppState>,
     Tenant(context): Tenant,
     Path(id): Path<String>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let model = models(&state, &context).await?.into_iter().find(|model| model["id"] == id.as_str());
+    let model = models(&state, &context).await?.into_iter().find_map(|mut model| {
+        let qualified =
+            format!("{}/{}", model["owned_by"].as_str().unwrap_or_default(), model["id"].as_str().unwrap_or_default());
+        let matches = model["id"] == id.as_str() || qualified == id;
+        model["id"] = Value::from(id.as_str());
+        matches.then_some(model)
+    });
     // OpenAI's own words and code, which the SDKs raise as `NotFoundError` (`param` is set from the code).
     let message = format!("The model `{id}` does not exist or you do not have access to it.");
     model.map(axum::Json).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "model_not_found", message))
@@ -33,14 +44,13 @@ pub async fn retrieve_model(
 
 async fn models(state: &AppState, context: &TenantContext) -> Result<Vec<Value>, ApiError> {
     context.require(Scope::Chat)?;
-    let config = crate::tenants::config(&state.db, context).await?;
-    let mut names = vec![ASSISTANT_MODEL.to_owned(), config.default_model.clone()];
-    names.extend(config.fallback_model.clone());
-    names.dedup();
-    let created = config.updated_at.timestamp();
-    let models = names
-        .iter()
-        .map(|name| json!({ "id": name, "object": "model", "created": created, "owned_by": config.default_provider }))
-        .collect();
-    Ok(models)
+    let usable = state.engine.models(context).await?;
+    let assistant = model(ASSISTANT_MODEL, "switchboard");
+    Ok(std::iter::once(assistant)
+        .chain(usable.iter().map(|usable| model(&usable.id, usable.provider.as_str())))
+        .collect())
+}
+
+fn model(id: &str, owned_by: &str) -> Value {
+    json!({ "id": id, "object": "model", "created": CREATED, "owned_by": owned_by })
 }
