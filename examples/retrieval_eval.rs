@@ -86,7 +86,12 @@ async fn main() {
     db::prepare(&owner, &password).await.unwrap();
     let pool = db::connect_app_pool(&owner, &password).await.unwrap();
     let (tenant, _) = tenants::create(&pool, &NewTenant::parse("Eval", "eval").unwrap(), None).await.unwrap();
-    let factory = EmbedderFactory::new(HashMap::new(), HttpClient::new(UpstreamSettings::default()), data_dir);
+    let factory = EmbedderFactory::new(
+        HashMap::new(),
+        HttpClient::new(UpstreamSettings::default()),
+        data_dir,
+        switchboard::catalog::Catalog::built_in(),
+    );
     let retriever = backfill::prepare(&owner, &pool, &factory, EmbeddingModel::local()).await;
 
     // Ingested first without vectors, then embedded by the backfill in batches: two throughputs.

@@ -153,7 +153,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 /// The retriever with the configured embedding model, checked (and the local model installed and loaded)
 /// before the service listens, so the first question does not wait for it.
 async fn open_retriever(config: &Config, database: &Database, http: &HttpClient) -> Retriever {
-    let factory = EmbedderFactory::new(config.embedding_endpoints.clone(), http.clone(), &config.data_dir);
+    let factory = EmbedderFactory::new(
+        config.embedding_endpoints.clone(),
+        http.clone(),
+        &config.data_dir,
+        config.catalog.clone(),
+    );
     crate::retrieval::backfill::prepare(&database.owner, &database.app, &factory, config.embedding_model.clone()).await
 }
 

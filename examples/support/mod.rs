@@ -91,7 +91,12 @@ pub async fn set_up(client: &reqwest::Client, outbound_allow: &[String]) -> Setu
         catalog: switchboard::catalog::Catalog::built_in(),
     };
     // The default retriever: every turn embeds its question with the local model, as the service does.
-    let factory = EmbedderFactory::new(HashMap::new(), HttpClient::new(UpstreamSettings::default()), &data_dir);
+    let factory = EmbedderFactory::new(
+        HashMap::new(),
+        HttpClient::new(UpstreamSettings::default()),
+        &data_dir,
+        switchboard::catalog::Catalog::built_in(),
+    );
     let retriever = backfill::prepare(&owner, &pool, &factory, EmbeddingModel::local()).await;
     let toolbox = Toolbox::new(ToolSettings::default(), Arc::clone(&keys), OutboundPolicy::new(outbound_allow));
     let engine = Engine::new(pool.clone(), Prompts::load().unwrap(), providers, retriever.clone(), toolbox.clone())

@@ -1,11 +1,13 @@
 //! Tenant API keys: `sb_<prefix>_<secret>`. The prefix finds the row; the whole token is stored only as
 //! a SHA-256 digest (the secret has 256 bits of entropy, so a slow hash would add latency and no safety).
-//! A key is shown once, at creation.
+//! A key is shown once, at creation. A key may have a monthly budget of its own, which replaces the
+//! tenant's budget for every key (`budgets`).
 
 pub mod store;
 
 use chrono::{DateTime, Utc};
 use rand::distr::{Alphanumeric, SampleString as _};
+use rust_decimal::Decimal;
 use secrecy::SecretString;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
@@ -41,6 +43,8 @@ pub struct ApiKey {
     pub last_used_at: Option<DateTime<Utc>>,
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The key's own monthly budget in US dollars; `None`: the tenant's budget for every key applies.
+    pub monthly_budget_usd: Option<Decimal>,
 }
 
 /// A non-empty set of scopes, as stored in the database.
@@ -66,6 +70,7 @@ pub struct NewApiKey {
     pub name: String,
     pub scopes: Vec<Scope>,
     pub expires_at: Option<DateTime<Utc>>,
+    pub monthly_budget_usd: Option<Decimal>,
 }
 
 impl NewApiKey {
@@ -83,8 +88,48 @@ impl NewApiKey {
         if expires_at.is_some_and(|expires_at| expires_at <= Utc::now()) {
             return Err(ApiKeyError::Invalid("expires_at must be in the future".to_owned()));
         }
-        Ok(Self { name: name.to_owned(), scopes: parsed, expires_at })
+        Ok(Self { name: name.to_owned(), scopes: parsed, expires_at, monthly_budget_usd: None })
     }
+
+    /// Gives the key a monthly budget of its own, as the API sends it (see [`parse_budget`]).
+    pub fn with_budget(mut self, monthly_budget_usd: &serde_json::Value) -> Result<Self, ApiKeyError> {
+        self.monthly_budget_usd = parse_budget(monthly_budget_usd)?;
+        Ok(self)
+    }
+}
+
+/// A change to a key, given as a JSON object; only its budget can change (`null` removes it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApiKeyChange {
+    /// `None`: left as it is; `Some(None)`: the tenant's budget for every key applies again.
+    pub monthly_budget_usd: Option<Option<Decimal>>,
+}
+
+impl ApiKeyChange {
+    pub fn parse(fields: &serde_json::Map<String, serde_json::Value>) -> Result<Self, ApiKeyError> {
+        let mut change = Self::default();
+        for (name, value) in fields {
+            match name.as_str() {
+                "monthly_budget_usd" => change.monthly_budget_usd = Some(parse_budget(value)?),
+                _ => {
+                    return Err(ApiKeyError::Invalid(format!(
+                        "unknown field `{name}`; only `monthly_budget_usd` can be changed"
+                    )));
+                }
+            }
+        }
+        Ok(change)
+    }
+}
+
+/// A key's budget: a decimal string or a number of US dollars, or null for none.
+fn parse_budget(value: &serde_json::Value) -> Result<Option<Decimal>, ApiKeyError> {
+    crate::budgets::parse_amount(value).map_err(|invalid| ApiKeyError::Invalid(format!("monthly_budget_usd {invalid}")))
+}
+
+/// A budget as the audit trail records it: a decimal string, or null.
+fn audited_budget(budget: Option<Decimal>) -> serde_json::Value {
+    budget.map_or(serde_json::Value::Null, |usd| usd.normalize().to_string().into())
 }
 
 /// A key just created: its secret token exists only in this value.
@@ -112,6 +157,7 @@ pub async fn create(
             "prefix": key.prefix,
             "scopes": key.scopes,
             "expires_at": key.expires_at,
+            "monthly_budget_usd": audited_budget(key.monthly_budget_usd),
         })),
     )
     .await?;
@@ -126,6 +172,39 @@ pub async fn revoke(connection: &mut PgConnection, context: &TenantContext, id: 
             .await?;
     }
     Ok(())
+}
+
+/// Changes a key (its budget), audited with the value before and after. A change that names nothing
+/// leaves the key as it is and records nothing.
+pub async fn update(
+    connection: &mut PgConnection,
+    context: &TenantContext,
+    id: ApiKeyId,
+    change: &ApiKeyChange,
+) -> Result<ApiKey, ApiKeyError> {
+    let Some(budget) = change.monthly_budget_usd else {
+        return store::find(&mut *connection, id).await?.ok_or(ApiKeyError::NotFound);
+    };
+    let (key, before) = store::set_budget(&mut *connection, id, budget).await?.ok_or(ApiKeyError::NotFound)?;
+    let entry = AuditEntry::new("api_key.updated", "api_key", id.to_string()).with_details(serde_json::json!({
+        "monthly_budget_usd": audited_budget(key.monthly_budget_usd),
+        "previous_monthly_budget_usd": audited_budget(before),
+    }));
+    audit::record(&mut *connection, context, &entry).await?;
+    Ok(key)
+}
+
+/// Changes a key in its own transaction.
+pub async fn update_for(
+    pool: &sqlx::PgPool,
+    context: &TenantContext,
+    id: ApiKeyId,
+    change: &ApiKeyChange,
+) -> Result<ApiKey, ApiKeyError> {
+    let mut transaction = crate::db::begin_tenant(pool, context.tenant_id()).await?;
+    let key = update(&mut transaction, context, id, change).await?;
+    transaction.commit().await?;
+    Ok(key)
 }
 
 /// Creates a key in its own transaction (the API's path; tenant creation uses [`create`] inside its own).
@@ -200,5 +279,26 @@ mod tests {
         assert!(NewApiKey::parse("ci", &scopes(&["chat"]), Some(Utc::now() - chrono::Duration::hours(1))).is_err());
         let parsed = NewApiKey::parse("ci", &scopes(&["runs", "chat", "runs"]), None).unwrap();
         assert_eq!(parsed.scopes, vec![Scope::Chat, Scope::Runs]);
+        assert_eq!(parsed.monthly_budget_usd, None);
+        let budgeted = parsed.clone().with_budget(&serde_json::json!("12.50")).unwrap();
+        assert_eq!(budgeted.monthly_budget_usd, Some(Decimal::new(125, 1)));
+        assert!(parsed.with_budget(&serde_json::json!(-1)).is_err());
+    }
+
+    #[test]
+    fn a_change_names_only_the_budget() {
+        let fields = |value: serde_json::Value| value.as_object().unwrap().clone();
+        let change = ApiKeyChange::parse(&fields(serde_json::json!({"monthly_budget_usd": "12.50"}))).unwrap();
+        assert_eq!(change.monthly_budget_usd, Some(Some(Decimal::new(125, 1))));
+        let cleared = ApiKeyChange::parse(&fields(serde_json::json!({"monthly_budget_usd": null}))).unwrap();
+        assert_eq!(cleared.monthly_budget_usd, Some(None));
+        assert_eq!(ApiKeyChange::parse(&fields(serde_json::json!({}))).unwrap(), ApiKeyChange::default());
+        for bad in [
+            serde_json::json!({"monthly_budget_usd": "ten"}),
+            serde_json::json!({"monthly_budget_usd": -0.5}),
+            serde_json::json!({"name": "renamed"}),
+        ] {
+            assert!(matches!(ApiKeyChange::parse(&fields(bad.clone())), Err(ApiKeyError::Invalid(_))), "{bad}");
+        }
     }
 }

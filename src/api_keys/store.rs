@@ -2,6 +2,7 @@
 //! [`find_for_authentication`], which may see exactly the one key it names by prefix.
 
 use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
 use sqlx::PgConnection;
 
 use super::{ApiKey, NewApiKey, Scopes};
@@ -17,9 +18,9 @@ pub async fn insert(
 ) -> Result<ApiKey, sqlx::Error> {
     let scopes: Vec<&str> = new_key.scopes.iter().map(|scope| scope.as_str()).collect();
     sqlx::query_as(
-        "INSERT INTO api_keys (id, tenant_id, name, prefix, secret_hash, scopes, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) \
-         RETURNING id, name, prefix, scopes, created_at, last_used_at, expires_at, revoked_at",
+        "INSERT INTO api_keys (id, tenant_id, name, prefix, secret_hash, scopes, expires_at, monthly_budget_usd) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         RETURNING id, name, prefix, scopes, created_at, last_used_at, expires_at, revoked_at, monthly_budget_usd",
     )
     .bind(ApiKeyId::new())
     .bind(tenant_id)
@@ -28,17 +29,57 @@ pub async fn insert(
     .bind(secret_hash.as_slice())
     .bind(scopes)
     .bind(new_key.expires_at)
+    .bind(new_key.monthly_budget_usd)
     .fetch_one(connection)
     .await
 }
 
 pub async fn list(connection: &mut PgConnection) -> Result<Vec<ApiKey>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, name, prefix, scopes, created_at, last_used_at, expires_at, revoked_at \
+        "SELECT id, name, prefix, scopes, created_at, last_used_at, expires_at, revoked_at, monthly_budget_usd \
          FROM api_keys ORDER BY created_at, id",
     )
     .fetch_all(connection)
     .await
+}
+
+pub async fn find(connection: &mut PgConnection, id: ApiKeyId) -> Result<Option<ApiKey>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, name, prefix, scopes, created_at, last_used_at, expires_at, revoked_at, monthly_budget_usd \
+         FROM api_keys WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(connection)
+    .await
+}
+
+#[derive(sqlx::FromRow)]
+struct BudgetChange {
+    #[sqlx(flatten)]
+    key: ApiKey,
+    previous_monthly_budget_usd: Option<Decimal>,
+}
+
+/// Sets a key's own budget (`None`: none); the key as it is now and its budget before, or `None` when
+/// the key does not exist (for this tenant). The row lock taken by the update makes the value read
+/// before it the one this change replaced, however many admins change it at once.
+pub async fn set_budget(
+    connection: &mut PgConnection,
+    id: ApiKeyId,
+    budget: Option<Decimal>,
+) -> Result<Option<(ApiKey, Option<Decimal>)>, sqlx::Error> {
+    let changed: Option<BudgetChange> = sqlx::query_as(
+        "UPDATE api_keys AS key SET monthly_budget_usd = $2 \
+         FROM (SELECT id, monthly_budget_usd FROM api_keys WHERE id = $1 FOR UPDATE) AS before \
+         WHERE key.id = before.id \
+         RETURNING key.id, key.name, key.prefix, key.scopes, key.created_at, key.last_used_at, key.expires_at, \
+         key.revoked_at, key.monthly_budget_usd, before.monthly_budget_usd AS previous_monthly_budget_usd",
+    )
+    .bind(id)
+    .bind(budget)
+    .fetch_optional(connection)
+    .await?;
+    Ok(changed.map(|changed| (changed.key, changed.previous_monthly_budget_usd)))
 }
 
 /// Sets `revoked_at` once. `None` when the key does not exist (for this tenant), else whether this call

@@ -51,14 +51,7 @@ pub async fn record(
     context: &TenantContext,
     entry: &AuditEntry,
 ) -> Result<(), sqlx::Error> {
-    let actor = context.actor();
-    let by = Recorder {
-        tenant_id: context.tenant_id(),
-        actor_type: actor.kind(),
-        actor_id: actor.id(),
-        request_id: context.request_id(),
-    };
-    store::append(connection, &by, entry).await
+    store::append(connection, &Recorder::of(context), entry).await
 }
 
 /// Who an entry is recorded for when no request is at hand (the engine deciding a tool call in the
@@ -69,6 +62,19 @@ pub struct Recorder<'a> {
     pub actor_type: &'static str,
     pub actor_id: Option<String>,
     pub request_id: Option<&'a str>,
+}
+
+impl<'a> Recorder<'a> {
+    /// Entries for whoever made the request.
+    pub fn of(context: &'a TenantContext) -> Self {
+        let actor = context.actor();
+        Self {
+            tenant_id: context.tenant_id(),
+            actor_type: actor.kind(),
+            actor_id: actor.id(),
+            request_id: context.request_id(),
+        }
+    }
 }
 
 /// The tenant's trail, newest first, in its own transaction.

@@ -73,6 +73,40 @@ pub struct Payer {
     pub agent_run: bool,
 }
 
+/// An amount the API was given for a budget that cannot be one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "must be US dollars from 0 to 99999999.999999, at most six decimal places, as a decimal string (\"12.50\") \
+     or a number; or null for no budget"
+)]
+pub struct InvalidAmount;
+
+/// A budget as the API takes it: a decimal string, or a JSON number read as the decimal it spells (not
+/// through arithmetic on a float); `null` is no budget. Bounded by the columns (`numeric(14, 6)`), and
+/// refused rather than rounded where they would round it.
+pub fn parse_amount(value: &serde_json::Value) -> Result<Option<Decimal>, InvalidAmount> {
+    use std::str::FromStr as _;
+    let amount = match value {
+        serde_json::Value::Null => return Ok(None),
+        serde_json::Value::String(text) => Decimal::from_str_exact(text).map_err(|_| InvalidAmount)?,
+        serde_json::Value::Number(number) => {
+            let text = number.to_string();
+            Decimal::from_str(&text).or_else(|_| Decimal::from_scientific(&text)).map_err(|_| InvalidAmount)?
+        }
+        _ => return Err(InvalidAmount),
+    };
+    let amount = amount.normalize();
+    if amount.is_zero() {
+        // `-0` too: stored as the zero it is.
+        return Ok(Some(Decimal::ZERO));
+    }
+    let most = Decimal::new(99_999_999_999_999, 6);
+    if amount.is_sign_negative() || amount > most || amount.scale() > 6 {
+        return Err(InvalidAmount);
+    }
+    Ok(Some(amount))
+}
+
 /// The first day of the current month (UTC): the period monthly budgets count in.
 pub fn current_period() -> NaiveDate {
     let today = Utc::now().date_naive();
@@ -80,10 +114,10 @@ pub fn current_period() -> NaiveDate {
 }
 
 impl RunBudgets {
-    /// The budgets the tenant's settings put this run under (none set: an empty plan, and no cost per
-    /// call).
+    /// The budgets the tenant's settings and the acting key's own budget put this run under (none set: an
+    /// empty plan, and no cost per call).
     pub async fn of(connection: &mut PgConnection, payer: Payer) -> Result<Self, sqlx::Error> {
-        let settings = store::settings(connection).await?;
+        let settings = store::settings(connection, payer.api_key_id).await?;
         let mut lines = Vec::new();
         let mut add = |kind, subject: String, limit: Option<Decimal>| {
             if let Some(limit_usd) = limit {
@@ -92,7 +126,8 @@ impl RunBudgets {
         };
         add(BudgetKind::Tenant, "tenant".to_owned(), settings.tenant);
         if let Some(key) = payer.api_key_id {
-            add(BudgetKind::ApiKey, format!("api_key:{key}"), settings.api_key);
+            // The key's own budget replaces the tenant's budget for every key, whether tighter or looser.
+            add(BudgetKind::ApiKey, format!("api_key:{key}"), settings.own_api_key.or(settings.api_key));
         }
         if let Some(user) = payer.end_user {
             add(BudgetKind::EndUser, format!("end_user:{user}"), settings.end_user);
@@ -116,8 +151,9 @@ impl RunBudgets {
         Ok(Ok(()))
     }
 
-    /// Reserves `amount` against every budget, all or none; the caller commits. A budget is open while
-    /// its spend and reservations are below its limit and the call's worst case fits in what is left.
+    /// Reserves `amount` against every budget, all or none; the caller commits, refused or not. A budget
+    /// is open while its spend and reservations are below its limit and the call's worst case fits in what
+    /// is left.
     pub async fn reserve(
         &self,
         connection: &mut PgConnection,
@@ -128,8 +164,13 @@ impl RunBudgets {
         if self.lines.is_empty() {
             return Ok(Ok(()));
         }
-        for line in &self.lines {
+        for (index, line) in self.lines.iter().enumerate() {
             if !store::reserve(connection, tenant_id, &line.subject, self.period, amount, line.limit_usd).await? {
+                // No reservation row names what the budgets before this one took, so nothing would ever
+                // release it: it goes back now, in the transaction the caller commits.
+                for taken in &self.lines[..index] {
+                    store::settle(connection, tenant_id, &taken.subject, self.period, amount, Decimal::ZERO).await?;
+                }
                 let (spent, reserved) = store::spend(connection, &line.subject, self.period).await?;
                 return Ok(Err(exhausted(line, spent + reserved)));
             }
@@ -231,15 +272,17 @@ pub struct BudgetStatus {
 }
 
 /// Every budget the tenant set, with what was spent and reserved against it this month: the tenant's
-/// own, and each key, end user and agent run that spent anything.
+/// own, each key with a budget of its own (a revoked one only if it spent this month), and each key, end
+/// user and agent run that spent anything under the tenant's budget for each.
 pub async fn report(
     pool: &sqlx::PgPool,
     context: &crate::auth::context::TenantContext,
 ) -> Result<(NaiveDate, Vec<BudgetStatus>), sqlx::Error> {
     let period = current_period();
     let mut transaction = crate::db::begin_tenant(pool, context.tenant_id()).await?;
-    let settings = store::settings(&mut transaction).await?;
+    let settings = store::settings(&mut transaction, None).await?;
     let spends = store::spend_in(&mut transaction, period).await?;
+    let key_budgets = store::key_budgets(&mut transaction).await?;
     transaction.commit().await?;
     let status = |budget, subject: String, limit_usd: Decimal| {
         let (spent_usd, reserved_usd) = spends
@@ -253,15 +296,71 @@ pub async fn report(
     if let Some(limit) = settings.tenant {
         statuses.push(status(BudgetKind::Tenant, "tenant".to_owned(), limit));
     }
-    for (prefix, budget, limit) in [
-        ("api_key:", BudgetKind::ApiKey, settings.api_key),
-        ("end_user:", BudgetKind::EndUser, settings.end_user),
-        ("run:", BudgetKind::AgentRun, settings.agent_run),
-    ] {
+    let own_budgets: Vec<(String, Decimal, bool)> =
+        key_budgets.iter().map(|key| (format!("api_key:{}", key.id), key.limit_usd, key.revoked)).collect();
+    let own_budget = |subject: &str| own_budgets.iter().find(|(own, _, _)| own == subject).map(|(_, limit, _)| *limit);
+    let mut keys: Vec<&str> = own_budgets
+        .iter()
+        .filter(|(_, _, revoked)| !revoked)
+        .map(|(subject, _, _)| subject.as_str())
+        .chain(spends.iter().map(|(subject, _, _)| subject.as_str()).filter(|subject| subject.starts_with("api_key:")))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    for subject in keys {
+        if let Some(limit) = own_budget(subject).or(settings.api_key) {
+            statuses.push(status(BudgetKind::ApiKey, subject.to_owned(), limit));
+        }
+    }
+    for (prefix, budget, limit) in
+        [("end_user:", BudgetKind::EndUser, settings.end_user), ("run:", BudgetKind::AgentRun, settings.agent_run)]
+    {
         let Some(limit) = limit else { continue };
         for (subject, _, _) in spends.iter().filter(|(subject, _, _)| subject.starts_with(prefix)) {
             statuses.push(status(budget, subject.clone(), limit));
         }
     }
     Ok((period, statuses))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn budget_amounts_are_decimals_the_column_holds_exactly() {
+        let amount = |value: serde_json::Value| parse_amount(&value).map(|amount| amount.map(|usd| usd.to_string()));
+        for (value, expected) in [
+            (json!("12.50"), Some("12.5")),
+            (json!(12.5), Some("12.5")),
+            (json!("0"), Some("0")),
+            (json!("-0"), Some("0")),
+            (json!(0), Some("0")),
+            (json!("0.000001"), Some("0.000001")),
+            (json!("99999999.999999"), Some("99999999.999999")),
+            (json!(99_999_999.99), Some("99999999.99")),
+            (json!(null), None),
+        ] {
+            assert_eq!(amount(value.clone()), Ok(expected.map(str::to_owned)), "{value}");
+        }
+        for bad in [
+            json!(-1),
+            json!("-0.01"),
+            json!("ten"),
+            json!(""),
+            json!(" 5"),
+            json!("1e3"),
+            json!("0.0000001"),
+            json!(1e-7),
+            json!("100000000"),
+            json!(1e12),
+            json!(true),
+            json!({}),
+            json!([1]),
+        ] {
+            assert_eq!(amount(bad.clone()), Err(InvalidAmount), "{bad}");
+        }
+    }
 }

@@ -1,13 +1,14 @@
-//! SQL for budgets: the settings in `tenant_configs`, spend per subject and month in `budget_spend`, and
-//! open reservations in `budget_reservations`; every function runs inside a tenant-bound transaction.
+//! SQL for budgets: the settings in `tenant_configs` and the keys' own in `api_keys`, spend per subject and
+//! month in `budget_spend`, and open reservations in `budget_reservations`; every function runs inside a
+//! tenant-bound transaction.
 
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use sqlx::PgConnection;
 
-use crate::ids::{RunId, TenantId};
+use crate::ids::{ApiKeyId, RunId, TenantId};
 
-/// The tenant's budget settings, as stored.
+/// The tenant's budget settings, as stored, and the acting key's own budget.
 #[derive(Debug, Clone, Default, sqlx::FromRow)]
 pub struct BudgetSettings {
     pub tenant: Option<Decimal>,
@@ -15,15 +16,39 @@ pub struct BudgetSettings {
     pub end_user: Option<Decimal>,
     pub agent_run: Option<Decimal>,
     pub agent_run_max_steps: Option<i32>,
+    /// `api_keys.monthly_budget_usd` of the key named, if any.
+    pub own_api_key: Option<Decimal>,
 }
 
-pub async fn settings(connection: &mut PgConnection) -> Result<BudgetSettings, sqlx::Error> {
+/// The settings, with `key`'s own budget read in the same statement: every turn starts with this, so a
+/// key's budget costs it no extra round trip.
+pub async fn settings(connection: &mut PgConnection, key: Option<ApiKeyId>) -> Result<BudgetSettings, sqlx::Error> {
     sqlx::query_as(
         "SELECT monthly_budget_usd AS tenant, key_monthly_budget_usd AS api_key, \
-         end_user_monthly_budget_usd AS end_user, agent_run_budget_usd AS agent_run, \
-         agent_run_max_steps FROM tenant_configs",
+         end_user_monthly_budget_usd AS end_user, agent_run_budget_usd AS agent_run, agent_run_max_steps, \
+         (SELECT monthly_budget_usd FROM api_keys WHERE id = $1) AS own_api_key \
+         FROM tenant_configs",
     )
+    .bind(key)
     .fetch_one(connection)
+    .await
+}
+
+/// A key's own budget, for the report.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct KeyBudget {
+    pub id: ApiKeyId,
+    pub limit_usd: Decimal,
+    pub revoked: bool,
+}
+
+/// Every key of the tenant that has a budget of its own.
+pub async fn key_budgets(connection: &mut PgConnection) -> Result<Vec<KeyBudget>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, monthly_budget_usd AS limit_usd, revoked_at IS NOT NULL AS revoked FROM api_keys \
+         WHERE monthly_budget_usd IS NOT NULL ORDER BY id",
+    )
+    .fetch_all(connection)
     .await
 }
 

@@ -75,14 +75,18 @@ pub struct ModelInfo {
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     models: Arc<HashMap<(String, String), Arc<ModelInfo>>>,
+    /// Embedding models' prices per million input tokens, by provider and name.
+    embeddings: Arc<HashMap<(String, String), Decimal>>,
 }
 
 impl Catalog {
     /// The catalog built into the binary (`models/catalog.toml`).
     pub fn built_in() -> Self {
         let mut models = HashMap::new();
-        add(&mut models, BUILT_IN, "models/catalog.toml").expect("the built-in catalog is valid (a test checks it)");
-        Self { models: Arc::new(models) }
+        let mut embeddings = HashMap::new();
+        add(&mut models, &mut embeddings, BUILT_IN, "models/catalog.toml")
+            .expect("the built-in catalog is valid (a test checks it)");
+        Self { models: Arc::new(models), embeddings: Arc::new(embeddings) }
     }
 
     /// The built-in catalog extended by the operator's file; a file saying `replace = true` replaces it.
@@ -95,15 +99,24 @@ impl Catalog {
             reason: error.to_string(),
         })?;
         let mut operator = HashMap::new();
-        let replace = add(&mut operator, &text, &source_name)?;
-        let mut models = if replace { HashMap::new() } else { (*Self::built_in().models).clone() };
+        let mut operator_embeddings = HashMap::new();
+        let replace = add(&mut operator, &mut operator_embeddings, &text, &source_name)?;
+        let built_in = Self::built_in();
+        let mut models = if replace { HashMap::new() } else { (*built_in.models).clone() };
+        let mut embeddings = if replace { HashMap::new() } else { (*built_in.embeddings).clone() };
+        embeddings.extend(operator_embeddings);
         // Whatever the operator names (by name or alias) is theirs: drop the built-in entries it overlaps.
         models.retain(|_, known: &mut Arc<ModelInfo>| {
             !operator.values().any(|mine: &Arc<ModelInfo>| mine.provider == known.provider && mine.name == known.name)
         });
         // A name or alias both use is the operator's.
         models.extend(operator);
-        Ok(Self { models: Arc::new(models) })
+        Ok(Self { models: Arc::new(models), embeddings: Arc::new(embeddings) })
+    }
+
+    /// What a million input tokens of an embedding model cost; `None` when the catalog does not say.
+    pub fn embedding_price(&self, provider: &str, model: &str) -> Option<Decimal> {
+        self.embeddings.get(&(provider.to_ascii_lowercase(), model.to_ascii_lowercase())).copied()
     }
 
     /// The model by provider and name or alias.
@@ -131,7 +144,20 @@ struct CatalogFile {
     replace: bool,
     #[serde(default)]
     model: Vec<toml::Spanned<Entry>>,
+    #[serde(default)]
+    embedding: Vec<toml::Spanned<EmbeddingEntry>>,
 }
+
+/// An embedding model: only its input is priced.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmbeddingEntry {
+    provider: String,
+    name: String,
+    input: toml::Value,
+}
+
+const EMBEDDING_PROVIDERS: [&str; 4] = ["local", "openai", "voyage", "gemini"];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -153,6 +179,7 @@ const PROVIDERS: [&str; 5] = ["openai", "anthropic", "gemini", "openai_compatibl
 /// Parses and checks one catalog file into `models`; returns its `replace` flag.
 fn add(
     models: &mut HashMap<(String, String), Arc<ModelInfo>>,
+    embeddings: &mut HashMap<(String, String), Decimal>,
     text: &str,
     source_name: &str,
 ) -> Result<bool, CatalogError> {
@@ -171,6 +198,23 @@ fn add(
             if models.insert(key, Arc::clone(&info)).is_some() {
                 return Err(error_at(line, format!("{}/{name} is in the catalog twice", entry.provider)));
             }
+        }
+    }
+    for spanned in file.embedding {
+        let line = line_of(text, spanned.span().start);
+        let entry = spanned.into_inner();
+        if !EMBEDDING_PROVIDERS.contains(&entry.provider.as_str()) {
+            let reason = format!(
+                "unknown embedding provider `{}` (expected one of {})",
+                entry.provider,
+                EMBEDDING_PROVIDERS.join(", ")
+            );
+            return Err(error_at(line, reason));
+        }
+        let input = price("input", &entry.input).map_err(|reason| error_at(line, reason))?;
+        let key = (entry.provider.to_ascii_lowercase(), entry.name.to_ascii_lowercase());
+        if embeddings.insert(key, input).is_some() {
+            return Err(error_at(line, format!("embedding {}/{} is in the catalog twice", entry.provider, entry.name)));
         }
     }
     Ok(file.replace)
@@ -231,7 +275,7 @@ mod tests {
 
     fn parse(text: &str) -> Result<HashMap<(String, String), Arc<ModelInfo>>, CatalogError> {
         let mut models = HashMap::new();
-        add(&mut models, text, "test.toml").map(|_| models)
+        add(&mut models, &mut HashMap::new(), text, "test.toml").map(|_| models)
     }
 
     const ONE: &str = "[[model]]\nprovider = \"openai\"\nname = \"m\"\ncontext_window = 1000\n\
@@ -248,6 +292,8 @@ mod tests {
         ] {
             assert!(catalog.find(provider, model).is_some(), "{provider}/{model}");
         }
+        assert_eq!(catalog.embedding_price("local", "all-minilm-l6-v2"), Some(Decimal::ZERO));
+        assert!(catalog.embedding_price("openai", "text-embedding-3-small").is_some());
         let snapshot = catalog.find("anthropic", "Claude-Sonnet-4-5-20250929").expect("an alias, any case");
         assert_eq!(snapshot.name, "claude-sonnet-4-5");
     }

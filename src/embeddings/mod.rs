@@ -14,8 +14,10 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use rust_decimal::Decimal;
 use secrecy::SecretString;
 
+use crate::catalog::Catalog;
 use crate::providers::ProviderError;
 use crate::providers::http::HttpClient;
 
@@ -48,7 +50,7 @@ impl EmbeddingProvider {
         }
     }
 
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Local => "local",
             Self::OpenAi => "openai",
@@ -85,10 +87,26 @@ pub struct EmbeddingModel {
 #[error("SWITCHBOARD_EMBEDDING_MODEL is not valid: {0}")]
 pub struct ModelSpecError(String);
 
+impl ModelSpecError {
+    /// What is wrong, without the setting's name (for a request's error).
+    pub fn reason(&self) -> &str {
+        &self.0
+    }
+}
+
 impl EmbeddingModel {
     /// Parses `provider/name` (`local`, `openai/text-embedding-3-small`, `voyage/voyage-3.5`,
     /// `gemini/gemini-embedding-001`) with optional dimensions.
     pub fn parse(spec: &str, dimensions: Option<u32>) -> Result<Self, ModelSpecError> {
+        Self::parse_up_to(spec, dimensions, MAX_DIMENSIONS)
+    }
+
+    /// [`Self::parse`] for vectors that are returned, not indexed: as many dimensions as the model makes.
+    pub fn parse_for_request(spec: &str, dimensions: Option<u32>) -> Result<Self, ModelSpecError> {
+        Self::parse_up_to(spec, dimensions, u32::MAX)
+    }
+
+    fn parse_up_to(spec: &str, dimensions: Option<u32>, most: u32) -> Result<Self, ModelSpecError> {
         let spec = spec.trim();
         let (provider, name) = match spec.split_once('/') {
             Some((provider, name)) => (provider, name),
@@ -112,7 +130,10 @@ impl EmbeddingModel {
             return Err(ModelSpecError(format!("the local model has {native} dimensions")));
         }
         let dimensions = dimensions.unwrap_or(native);
-        if !(1..=MAX_DIMENSIONS).contains(&dimensions) {
+        if dimensions == 0 {
+            return Err(ModelSpecError("dimensions must be at least 1".to_owned()));
+        }
+        if dimensions > most {
             return Err(ModelSpecError(format!(
                 "{dimensions} dimensions: the vector index takes at most {MAX_DIMENSIONS}; set \
                  SWITCHBOARD_EMBEDDING_DIMENSIONS (OpenAI text-embedding-3, Voyage and Gemini can shorten vectors)"
@@ -179,6 +200,23 @@ impl Embedder {
 
     /// One vector per text, in order, each of the model's dimensions. Large inputs go in batches.
     pub async fn embed(&self, texts: &[String], purpose: Purpose) -> Result<Vec<Vec<f32>>, EmbeddingError> {
+        Ok(self.embed_counted(texts, purpose).await?.vectors)
+    }
+
+    /// What a million input tokens cost on this embedder (the local model: nothing); `None` when the
+    /// model catalog does not say.
+    pub fn price(&self) -> Option<Decimal> {
+        match self {
+            Self::Local(_) => Some(Decimal::ZERO),
+            Self::OpenAi(openai::OpenAiEmbedder(remote))
+            | Self::Voyage(voyage::VoyageEmbedder(remote))
+            | Self::Gemini(gemini::GeminiEmbedder(remote)) => remote.price,
+        }
+    }
+
+    /// [`Self::embed`], with the input tokens the provider reported (or counted here when it reports
+    /// none: Gemini, the local model) and their cost.
+    pub async fn embed_counted(&self, texts: &[String], purpose: Purpose) -> Result<Embedded, EmbeddingError> {
         let batch_size = match self {
             // The local embedder batches by length itself.
             Self::Local(_) => usize::MAX,
@@ -187,13 +225,17 @@ impl Embedder {
             Self::Gemini(_) => 100,
         };
         let mut vectors = Vec::with_capacity(texts.len());
+        let mut input_tokens = 0u64;
+        let mut reported = true;
         for batch in texts.chunks(batch_size) {
-            let embedded = match self {
-                Self::Local(local) => local.embed(batch).await?,
+            let (embedded, tokens) = match self {
+                Self::Local(local) => (local.embed(batch).await?, None),
                 Self::OpenAi(openai) => openai.embed(batch).await?,
                 Self::Voyage(voyage) => voyage.embed(batch, purpose).await?,
-                Self::Gemini(gemini) => gemini.embed(batch, purpose).await?,
+                Self::Gemini(gemini) => (gemini.embed(batch, purpose).await?, None),
             };
+            reported &= tokens.is_some();
+            input_tokens += tokens.unwrap_or_else(|| batch.iter().map(|text| crate::tokens::count(text) as u64).sum());
             let dimensions = self.model().dimensions as usize;
             if embedded.len() != batch.len() || embedded.iter().any(|vector| vector.len() != dimensions) {
                 return Err(EmbeddingError::Mismatch {
@@ -205,13 +247,31 @@ impl Embedder {
             }
             vectors.extend(embedded);
         }
-        Ok(vectors)
+        let cost = self.price().map(|price| Decimal::from(input_tokens) * price / Decimal::from(1_000_000));
+        Ok(Embedded { vectors, spend: EmbeddingSpend { input_tokens, reported, cost_usd: cost } })
     }
 
-    pub async fn embed_query(&self, text: &str) -> Result<Vec<f32>, EmbeddingError> {
-        let mut vectors = self.embed(&[text.to_owned()], Purpose::Query).await?;
-        Ok(vectors.pop().expect("one vector for one text"))
+    pub async fn embed_query(&self, text: &str) -> Result<(Vec<f32>, EmbeddingSpend), EmbeddingError> {
+        let mut embedded = self.embed_counted(&[text.to_owned()], Purpose::Query).await?;
+        Ok((embedded.vectors.pop().expect("one vector for one text"), embedded.spend))
     }
+}
+
+/// Vectors with what making them used and cost.
+#[derive(Debug, Clone)]
+pub struct Embedded {
+    pub vectors: Vec<Vec<f32>>,
+    pub spend: EmbeddingSpend,
+}
+
+/// What embedding some texts used and cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmbeddingSpend {
+    pub input_tokens: u64,
+    /// False when the tokens were counted here (with the chat tokenizer: an estimate).
+    pub reported: bool,
+    /// `None`: the model catalog has no price for the model.
+    pub cost_usd: Option<Decimal>,
 }
 
 /// Builds embedders from the deployment's settings: remote endpoints by provider, the HTTP client, and
@@ -221,11 +281,18 @@ pub struct EmbedderFactory {
     pub endpoints: HashMap<EmbeddingProvider, RemoteEndpoint>,
     pub http: HttpClient,
     pub local: Arc<local::LocalEmbedder>,
+    /// Where remote embedders find their price.
+    pub catalog: Catalog,
 }
 
 impl EmbedderFactory {
-    pub fn new(endpoints: HashMap<EmbeddingProvider, RemoteEndpoint>, http: HttpClient, data_dir: &Path) -> Self {
-        Self { endpoints, http, local: Arc::new(local::LocalEmbedder::new(data_dir)) }
+    pub fn new(
+        endpoints: HashMap<EmbeddingProvider, RemoteEndpoint>,
+        http: HttpClient,
+        data_dir: &Path,
+        catalog: Catalog,
+    ) -> Self {
+        Self { endpoints, http, local: Arc::new(local::LocalEmbedder::new(data_dir)), catalog }
     }
 
     pub fn build(&self, model: EmbeddingModel) -> Result<Embedder, EmbeddingError> {
@@ -240,7 +307,8 @@ impl EmbedderFactory {
             .get(&model.provider)
             .cloned()
             .ok_or_else(|| EmbeddingError::NotConfigured(model.id.clone(), key_variable))?;
-        Ok(embedder(Remote { model, endpoint, http: self.http.clone() }))
+        let price = self.catalog.embedding_price(model.provider.as_str(), &model.name);
+        Ok(embedder(Remote { model, endpoint, http: self.http.clone(), price }))
     }
 }
 
@@ -250,6 +318,8 @@ pub struct Remote {
     pub model: EmbeddingModel,
     pub endpoint: RemoteEndpoint,
     pub http: HttpClient,
+    /// US dollars per million input tokens, from the model catalog.
+    pub price: Option<Decimal>,
 }
 
 impl Remote {
@@ -291,11 +361,14 @@ fn vectors_from(values: impl Iterator<Item = Option<Vec<f32>>>) -> Result<Vec<Ve
 }
 
 /// The vectors of an answer in OpenAI's shape (Voyage's too): `data[i].embedding`, put back in `index`
-/// order, which the answer does not promise to keep.
-fn indexed_vectors(answer: &serde_json::Value) -> Result<Vec<Vec<f32>>, ProviderError> {
+/// order, which the answer does not promise to keep; and the input tokens it reports (`usage.prompt_tokens`
+/// for OpenAI, `usage.total_tokens` for Voyage, which has no output either).
+fn indexed_vectors(answer: &serde_json::Value) -> Result<(Vec<Vec<f32>>, Option<u64>), ProviderError> {
     let mut data: Vec<&serde_json::Value> = answer["data"].as_array().into_iter().flatten().collect();
     data.sort_by_key(|item| item["index"].as_u64());
-    vectors_from(data.into_iter().map(|item| floats(&item["embedding"])))
+    let vectors = vectors_from(data.into_iter().map(|item| floats(&item["embedding"])))?;
+    let usage = &answer["usage"];
+    Ok((vectors, usage["prompt_tokens"].as_u64().or_else(|| usage["total_tokens"].as_u64())))
 }
 
 fn floats(value: &serde_json::Value) -> Option<Vec<f32>> {

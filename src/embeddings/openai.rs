@@ -9,7 +9,7 @@ use crate::providers::ProviderError;
 pub struct OpenAiEmbedder(pub Remote);
 
 impl OpenAiEmbedder {
-    pub async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, ProviderError> {
+    pub async fn embed(&self, texts: &[String]) -> Result<(Vec<Vec<f32>>, Option<u64>), ProviderError> {
         let remote = &self.0;
         let mut body = json!({ "model": remote.model.name, "input": texts, "encoding_format": "float" });
         if remote.model.reduced {

@@ -12,7 +12,11 @@ pub const DEFAULT_BASE_URL: &str = "https://api.voyageai.com/v1";
 pub struct VoyageEmbedder(pub Remote);
 
 impl VoyageEmbedder {
-    pub async fn embed(&self, texts: &[String], purpose: Purpose) -> Result<Vec<Vec<f32>>, ProviderError> {
+    pub async fn embed(
+        &self,
+        texts: &[String],
+        purpose: Purpose,
+    ) -> Result<(Vec<Vec<f32>>, Option<u64>), ProviderError> {
         let remote = &self.0;
         let input_type = match purpose {
             Purpose::Query => "query",

@@ -14,6 +14,7 @@ use crate::providers::options::GenerationOptions;
 use crate::providers::{self, ChatMessage, ChatRequest};
 use crate::retrieval::search::SearchMode;
 use crate::retrieval::{self, Citation, Retriever};
+use crate::usage;
 
 /// Room kept for the answer when the history is trimmed to the model's window. It is not a cap: no
 /// limit is sent that the caller did not ask for.
@@ -50,6 +51,11 @@ pub(super) async fn build(inner: &Inner, plan: &TurnPlan) -> Result<Built, TurnF
     let vector = inner.retriever.embed_question(&query).await;
     let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
     let hits = Retriever::search_in(&mut transaction, &query, vector.as_ref(), 8, SearchMode::Hybrid).await?;
+    if let Some(vector) = &vector {
+        let payer =
+            usage::EmbeddingPayer { run_id: Some(plan.run_id), api_key_id: plan.api_key_id, end_user: plan.end_user };
+        usage::record_embedding(&mut transaction, plan.tenant_id, payer, &vector.model, vector.spend).await?;
+    }
     transaction.commit().await?;
     let hits = retrieval::select_passages(hits, PASSAGE_TOKEN_BUDGET, MAX_PASSAGES);
     let citations: Vec<Citation> = hits.iter().zip(1..).map(|(hit, number)| Citation::from_hit(number, hit)).collect();

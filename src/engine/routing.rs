@@ -200,6 +200,7 @@ output = "0"
         }
     }
 
+    #[expect(clippy::unnecessary_wraps, reason = "compared with what `route` answers")]
     fn route(provider: ProviderKind, model: &str) -> Result<Route, UnknownModel> {
         Ok(Route { provider, model: model.to_owned() })
     }

@@ -391,7 +391,8 @@ async fn record_usage(
     let cost =
         usage::price(plan.model_info(&inner.providers.catalog, model).as_deref(), plan.provider_name, model, &tokens);
     let entry = UsageEntry {
-        run_id: plan.run_id,
+        operation: usage::Operation::Chat,
+        run_id: Some(plan.run_id),
         api_key_id: plan.api_key_id,
         end_user: plan.end_user,
         provider: plan.provider_name,

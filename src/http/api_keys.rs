@@ -1,15 +1,17 @@
-//! `/api/v1/api-keys` (admin): create (the key is shown once), list (never the secret), revoke.
+//! `/api/v1/api-keys` (admin): create (the key is shown once), list (never the secret), change (its own
+//! monthly budget), revoke.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use serde_json::{Map, Value};
 
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{Json, Path, Tenant};
-use super::views::api_keys::{ApiKeyList, CreatedApiKeyView};
-use crate::api_keys::{self, NewApiKey};
+use super::views::api_keys::{ApiKeyList, ApiKeyView, CreatedApiKeyView};
+use crate::api_keys::{self, ApiKeyChange, NewApiKey};
 use crate::auth::context::Scope;
 use crate::ids::ApiKeyId;
 
@@ -19,6 +21,9 @@ pub struct CreateApiKey {
     name: String,
     scopes: Vec<String>,
     expires_at: Option<DateTime<Utc>>,
+    /// The key's own monthly budget: a decimal string or a number of US dollars; absent or null for none.
+    #[serde(default)]
+    monthly_budget_usd: Value,
 }
 
 pub async fn create(
@@ -27,7 +32,7 @@ pub async fn create(
     Json(body): Json<CreateApiKey>,
 ) -> Result<(StatusCode, axum::Json<CreatedApiKeyView>), ApiError> {
     context.require(Scope::Admin)?;
-    let new_key = NewApiKey::parse(&body.name, &body.scopes, body.expires_at)?;
+    let new_key = NewApiKey::parse(&body.name, &body.scopes, body.expires_at)?.with_budget(&body.monthly_budget_usd)?;
     let created = api_keys::create_for(&state.db, &context, &new_key).await?;
     Ok((StatusCode::CREATED, axum::Json(CreatedApiKeyView::from(&created))))
 }
@@ -36,6 +41,19 @@ pub async fn list(State(state): State<AppState>, Tenant(context): Tenant) -> Res
     context.require(Scope::Admin)?;
     let keys = api_keys::list(&state.db, &context).await?;
     Ok(axum::Json(ApiKeyList::new(&keys)))
+}
+
+/// `PATCH /api/v1/api-keys/{id}`: `{"monthly_budget_usd": "12.50"}`, or `null` to remove the key's own budget.
+pub async fn update(
+    State(state): State<AppState>,
+    Tenant(context): Tenant,
+    Path(id): Path<ApiKeyId>,
+    Json(fields): Json<Map<String, Value>>,
+) -> Result<axum::Json<ApiKeyView>, ApiError> {
+    context.require(Scope::Admin)?;
+    let change = ApiKeyChange::parse(&fields)?;
+    let key = api_keys::update_for(&state.db, &context, id, &change).await?;
+    Ok(axum::Json(ApiKeyView::from(&key)))
 }
 
 pub async fn revoke(

@@ -344,6 +344,21 @@ impl From<RetrievalError> for ApiError {
             error @ RetrievalError::EmbeddingsUnavailable => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "embeddings_unavailable", error.to_string())
             }
+            RetrievalError::UnknownModel(message) => Self::new(StatusCode::NOT_FOUND, "model_not_found", message),
+            RetrievalError::BudgetExhausted(error) => {
+                Self::new(StatusCode::PAYMENT_REQUIRED, "budget_exhausted", error.to_string())
+            }
+            RetrievalError::Embedding(crate::embeddings::EmbeddingError::Provider(error)) => {
+                let status = if error.code() == "upstream_timeout" {
+                    StatusCode::GATEWAY_TIMEOUT
+                } else {
+                    StatusCode::BAD_GATEWAY
+                };
+                Self::new(status, error.code(), error.to_string())
+            }
+            RetrievalError::Embedding(error) => {
+                Self::new(StatusCode::BAD_GATEWAY, "upstream_bad_response", error.to_string())
+            }
             RetrievalError::Database(error) => Self::database(&error),
         }
     }

@@ -193,13 +193,41 @@ impl FromRequestParts<AppState> for Tenant {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = bearer_token(parts)?;
-        let context = if auth::widget::is_widget_token(token) {
-            auth::authenticate_widget_token(&state.keys, token, request_id(parts))?
-        } else {
-            auth::authenticate_api_key(&state.db, token, request_id(parts)).await?
+        Ok(Self(tenant_of(token, parts, state).await?))
+    }
+}
+
+/// The tenant a token (an API key or a widget token) stands for.
+async fn tenant_of(token: &str, parts: &Parts, state: &AppState) -> Result<TenantContext, ApiError> {
+    let context = if auth::widget::is_widget_token(token) {
+        auth::authenticate_widget_token(&state.keys, token, request_id(parts))?
+    } else {
+        auth::authenticate_api_key(&state.db, token, request_id(parts)).await?
+    };
+    tracing::Span::current().record("tenant_id", tracing::field::display(context.tenant_id()));
+    Ok(context)
+}
+
+/// [`Tenant`], with the token in `x-api-key` (as Anthropic's clients send it) or else as a bearer token.
+#[derive(Debug)]
+pub struct KeyHeaderTenant(pub TenantContext);
+
+impl FromRequestParts<AppState> for KeyHeaderTenant {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = match parts.headers.get("x-api-key") {
+            Some(value) => value.to_str().map_err(|_| AuthError::InvalidToken)?.trim(),
+            None => bearer_token(parts).map_err(|error| match error {
+                AuthError::MissingToken => ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "an x-api-key header (or an Authorization: Bearer token) is required",
+                ),
+                other => other.into(),
+            })?,
         };
-        tracing::Span::current().record("tenant_id", tracing::field::display(context.tenant_id()));
-        Ok(Self(context))
+        Ok(Self(tenant_of(token, parts, state).await?))
     }
 }
 

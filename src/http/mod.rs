@@ -2,6 +2,7 @@
 //! the domain, and convert the result.
 
 mod answer;
+mod anthropic;
 mod api_keys;
 mod audit;
 mod budgets;
@@ -91,7 +92,7 @@ pub fn router_with_limits(state: AppState, limits: &ClientLimits) -> Router {
     let api = Router::new()
         .route("/tenants", post(tenants::create))
         .route("/api-keys", post(api_keys::create).get(api_keys::list))
-        .route("/api-keys/{id}", delete(api_keys::revoke))
+        .route("/api-keys/{id}", delete(api_keys::revoke).patch(api_keys::update))
         .route("/api-keys/{id}/rate-limits", get(rate_limits::get_key).put(rate_limits::put_key))
         .route("/rate-limits", get(rate_limits::get).put(rate_limits::put))
         .route("/tenant/config", get(tenant_config::get).patch(tenant_config::patch))
@@ -134,18 +135,23 @@ pub fn router_with_limits(state: AppState, limits: &ClientLimits) -> Router {
         .fallback_service(mcp::service(&state))
         .layer(axum::middleware::from_fn_with_state(state.clone(), mcp::authenticate));
 
-    // Its errors get OpenAI's shape from `openai_errors`, below, which also covers what no route answers.
-    let openai = Router::new()
+    // OpenAI's door and Anthropic's share `/v1`, where each one's SDKs look. Errors get OpenAI's shape from
+    // `openai_errors`, below, which also covers what no route answers, except under `/v1/messages`, where
+    // `anthropic_errors` gives them Anthropic's.
+    let v1 = Router::new()
         .route("/chat/completions", post(openai::completions))
+        .route("/embeddings", post(openai::embeddings))
         .route("/models", get(openai::list_models))
         .route("/models/{*id}", get(openai::retrieve_model))
+        .route("/messages", post(anthropic::messages))
+        .route("/messages/count_tokens", post(anthropic::count_tokens))
         .fallback(openai::no_route);
 
     Router::new()
         .route("/", get(web::demo_page))
         .route("/widget.js", get(web::widget_script))
         .route("/healthz", get(health::healthz))
-        .nest("/v1", openai)
+        .nest("/v1", v1)
         .nest("/mcp", mcp)
         .route("/readyz", get(health::readyz))
         .nest("/api/v1", api)
@@ -160,8 +166,10 @@ pub fn router_with_limits(state: AppState, limits: &ClientLimits) -> Router {
                 // (Its preflight answers need a body type with a default, which `TraceLayer`'s has not: an
                 // axum middleware must come between them.)
                 .layer(cross_origin())
-                // Outside `json_errors`, so that what it turns into our shape is then OpenAI's under `/v1`.
+                // Outside `json_errors`, so that what it turns into our shape is then OpenAI's under `/v1`
+                // (Anthropic's under `/v1/messages`).
                 .layer(from_fn(openai::openai_errors))
+                .layer(from_fn(anthropic::anthropic_errors))
                 .layer(TraceLayer::new_for_http().make_span_with(request_span))
                 .layer(from_fn(json_errors::middleware))
                 .layer(CatchPanicLayer::new())
@@ -175,8 +183,9 @@ pub fn router_with_limits(state: AppState, limits: &ClientLimits) -> Router {
 }
 
 /// The APIs (`/api/…`, `/v1/…`) answer pages of any origin: the widget runs inside the tenant's own site,
-/// and OpenAI-style browser clients call `/v1`. Safe because they authenticate with bearer tokens, never
-/// cookies, so a foreign page can only use a token it was given. Not the demo page: its token is the
+/// and OpenAI- or Anthropic-style browser clients call `/v1`. Safe because they authenticate with tokens
+/// in headers (bearer, or Anthropic's `x-api-key`), never cookies, so a foreign page can only use a token
+/// it was given. Not the demo page: its token is the
 /// visitor's, and no other site may read it.
 fn cross_origin() -> tower_http::cors::CorsLayer {
     use axum::http::{HeaderName, Method, header};
@@ -200,6 +209,14 @@ fn cross_origin() -> tower_http::cors::CorsLayer {
             HeaderName::from_static("x-ratelimit-limit-tokens"),
             HeaderName::from_static("x-ratelimit-remaining-tokens"),
             HeaderName::from_static("x-ratelimit-reset-tokens"),
+            // And the Anthropic door's (`rate_limits::anthropic_headers`), with its `request-id`.
+            HeaderName::from_static("anthropic-ratelimit-requests-limit"),
+            HeaderName::from_static("anthropic-ratelimit-requests-remaining"),
+            HeaderName::from_static("anthropic-ratelimit-requests-reset"),
+            HeaderName::from_static("anthropic-ratelimit-tokens-limit"),
+            HeaderName::from_static("anthropic-ratelimit-tokens-remaining"),
+            HeaderName::from_static("anthropic-ratelimit-tokens-reset"),
+            HeaderName::from_static("request-id"),
         ])
         .max_age(Duration::from_secs(3600))
 }

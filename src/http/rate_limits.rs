@@ -1,6 +1,6 @@
 //! `/api/v1/rate-limits` and `/api/v1/api-keys/{id}/rate-limits` (admin): the tenant's own limits, its end
 //! users' and one key's. Also the doors' side of rate limiting: [`admit`] before a run starts, and for
-//! `/v1` OpenAI's `x-ratelimit-*` headers and its 429.
+//! `/v1` OpenAI's `x-ratelimit-*` headers and its 429, or Anthropic's `anthropic-ratelimit-*` headers.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
@@ -140,6 +140,54 @@ pub async fn admit_openai(
     }
 }
 
+/// [`admit`] for the Anthropic-compatible door: a refusal is the response to send, the API's 429 (which
+/// that door's errors layer puts in Anthropic's shape) with `Retry-After` and the `anthropic-ratelimit-*`
+/// headers.
+pub async fn admit_anthropic(
+    state: &AppState,
+    context: &TenantContext,
+    demand: &Demand<'_>,
+) -> Result<Admission, Response> {
+    match rate_limits::admit(&state.db, context, demand).await {
+        Ok(admission) => Ok(admission),
+        Err(error) => {
+            let standings = match &error {
+                RateLimitError::Limited(refusal) => Some(refusal.standings),
+                RateLimitError::TooManyRuns(refusal) => Some(refusal.standings),
+                _ => None,
+            };
+            let mut response = ApiError::from(error).into_response();
+            if let Some(standings) = standings {
+                response.headers_mut().extend(anthropic_headers(&standings));
+            }
+            Err(response)
+        }
+    }
+}
+
+/// Anthropic's rate-limit headers: for requests and for tokens, the tightest limit's size, what is left
+/// of it, and when it is whole again (`anthropic-ratelimit-*-reset`, an RFC 3339 time to the second, as
+/// Anthropic writes it, rounded up so that it is never early). A kind no limit applies to gets no headers.
+pub fn anthropic_headers(standings: &Standings) -> HeaderMap {
+    use chrono::DurationRound as _;
+    let now = chrono::Utc::now();
+    let mut headers = HeaderMap::new();
+    for (kind, standing) in [("requests", standings.requests), ("tokens", standings.tokens)] {
+        let Some(Standing { limit, remaining, reset, .. }) = standing else { continue };
+        let reset_at = chrono::TimeDelta::from_std(reset)
+            .ok()
+            .and_then(|wait| now.checked_add_signed(wait))
+            .and_then(|at| at.duration_round_up(chrono::TimeDelta::seconds(1)).ok())
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        for (name, value) in [("limit", limit.to_string()), ("remaining", remaining.to_string()), ("reset", reset_at)] {
+            let name = HeaderName::try_from(format!("anthropic-ratelimit-{kind}-{name}")).expect("a valid header name");
+            headers.insert(name, HeaderValue::try_from(value).expect("a valid header value"));
+        }
+    }
+    headers
+}
+
 /// OpenAI's rate-limit headers: for requests and for tokens, the tightest limit's size, what is left of
 /// it, and the time until it is whole again (`x-ratelimit-reset-*`, written as OpenAI writes it: `1s`,
 /// `6m0s`, `20ms`). A kind no limit applies to gets no headers.
@@ -226,6 +274,21 @@ mod tests {
         ] {
             assert_eq!(reset_text(duration), text, "{duration:?}");
         }
+    }
+
+    #[test]
+    fn anthropics_headers_tell_a_reset_time_never_early() {
+        let standing =
+            Standing { scope: LimitScope::Tenant, limit: 5, remaining: 4, reset: Duration::from_millis(1500) };
+        let before = chrono::Utc::now();
+        let headers = anthropic_headers(&Standings { requests: None, tokens: Some(standing) });
+        assert_eq!(headers.len(), 3);
+        assert_eq!(headers["anthropic-ratelimit-tokens-limit"], "5");
+        assert_eq!(headers["anthropic-ratelimit-tokens-remaining"], "4");
+        let reset = headers["anthropic-ratelimit-tokens-reset"].to_str().unwrap();
+        let reset = chrono::DateTime::parse_from_rfc3339(reset).unwrap();
+        assert!(reset >= before + chrono::TimeDelta::milliseconds(1500), "{reset}");
+        assert!(reset <= chrono::Utc::now() + chrono::TimeDelta::milliseconds(2500), "{reset}");
     }
 
     #[test]

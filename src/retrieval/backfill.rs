@@ -34,6 +34,15 @@ pub async fn prepare(
     factory: &EmbedderFactory,
     configured: EmbeddingModel,
 ) -> Retriever {
+    choose_embedders(owner, pool, factory, configured).await.with_factory(factory.clone())
+}
+
+async fn choose_embedders(
+    owner: &PgConnectOptions,
+    pool: &PgPool,
+    factory: &EmbedderFactory,
+    configured: EmbeddingModel,
+) -> Retriever {
     let documents = match factory.build(configured.clone()) {
         Ok(embedder) => embedder,
         Err(error) => {

@@ -8,6 +8,7 @@ pub mod backfill;
 pub mod chunking;
 pub mod corpus;
 pub mod fusion;
+pub mod on_request;
 mod retriever;
 pub mod search;
 pub mod store;
@@ -23,9 +24,10 @@ use crate::audit::{self, AuditEntry};
 use crate::auth::context::TenantContext;
 use crate::background;
 use crate::db;
-use crate::embeddings::{Embedder, EmbeddingModel, Purpose};
+use crate::embeddings::{Embedded, Embedder, EmbeddingModel, Purpose};
 use crate::ids::TenantId;
 use crate::providers::Passage;
+use crate::usage::{self, EmbeddingPayer};
 
 /// The largest document accepted, in bytes of UTF-8.
 pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
@@ -40,6 +42,14 @@ pub enum RetrievalError {
     NotFound,
     #[error("vector search is unavailable: the embedding model could not be reached (see the server log)")]
     EmbeddingsUnavailable,
+    /// An embedding model the request names that this deployment cannot use.
+    #[error("{0}")]
+    UnknownModel(String),
+    #[error(transparent)]
+    BudgetExhausted(crate::budgets::BudgetExhausted),
+    /// The embedding model failed to answer a request.
+    #[error(transparent)]
+    Embedding(crate::embeddings::EmbeddingError),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -233,7 +243,7 @@ async fn store_document(
     tenant_id: TenantId,
     document: &NewDocument,
     chunks: &[chunking::Chunk],
-    vectors: Option<(&EmbeddingModel, Vec<Vec<f32>>)>,
+    vectors: Option<(&EmbeddingModel, Embedded)>,
     audit_as: Option<&TenantContext>,
 ) -> Result<(Document, IngestOutcome), RetrievalError> {
     let mut transaction = db::begin_tenant(pool, tenant_id).await?;
@@ -253,8 +263,14 @@ async fn store_document(
     };
     let model = vectors.as_ref().map(|(model, _)| *model);
     vectors::mark_others_incomplete(&mut transaction, model).await?;
-    if let Some((model, vectors)) = vectors {
-        vectors::store(&mut transaction, tenant_id, model, &chunk_ids, vectors).await?;
+    if let Some((model, embedded)) = vectors {
+        // Whoever saved the document pays for embedding it; the shared corpus is the platform's.
+        let payer = EmbeddingPayer {
+            api_key_id: audit_as.and_then(|context| context.actor().api_key_id()),
+            ..EmbeddingPayer::default()
+        };
+        usage::record_embedding(&mut transaction, tenant_id, payer, model, embedded.spend).await?;
+        vectors::store(&mut transaction, tenant_id, model, &chunk_ids, embedded.vectors).await?;
     }
     if let Some(context) = audit_as {
         let entry = AuditEntry::new("document.saved", "document", stored.id.to_string()).with_details(
@@ -267,14 +283,14 @@ async fn store_document(
     Ok((stored, outcome))
 }
 
-/// The chunks' vectors, or `None` (logged) when the embedder fails.
+/// The chunks' vectors (with their tokens and cost), or `None` (logged) when the embedder fails.
 async fn embed_chunks<'e>(
     embedder: &'e Embedder,
     chunks: &[chunking::Chunk],
-) -> Option<(&'e EmbeddingModel, Vec<Vec<f32>>)> {
+) -> Option<(&'e EmbeddingModel, Embedded)> {
     let texts: Vec<String> =
         chunks.iter().map(|chunk| vectors::embedding_text(&chunk.heading_path, &chunk.content)).collect();
-    match embedder.embed(&texts, Purpose::Document).await {
+    match embedder.embed_counted(&texts, Purpose::Document).await {
         Ok(vectors) => Some((embedder.model(), vectors)),
         Err(error) => {
             tracing::warn!(%error, model = %embedder.model().id, "embedding failed; the backfill will retry");

@@ -10,7 +10,8 @@ use super::search::{self, SearchHit, SearchMode};
 use super::{RetrievalError, fusion, vectors};
 use crate::auth::context::TenantContext;
 use crate::db;
-use crate::embeddings::{Embedder, EmbeddingModel};
+use crate::embeddings::{Embedder, EmbedderFactory, EmbeddingModel, EmbeddingSpend};
+use crate::usage::{self, EmbeddingPayer};
 
 /// How deep each ranking goes before fusion: fusion needs more than the `k` it returns.
 pub const FUSION_DEPTH: i64 = 100;
@@ -22,6 +23,8 @@ const QUESTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 #[derive(Debug, Clone, Default)]
 pub struct Retriever {
     embedders: Arc<RwLock<Embedders>>,
+    /// Builds the embedders `/v1/embeddings` names besides the deployment's own.
+    factory: Option<EmbedderFactory>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -35,6 +38,8 @@ struct Embedders {
 pub struct QueryVector {
     pub model: EmbeddingModel,
     pub vector: Vec<f32>,
+    /// What embedding the question cost, for its usage record.
+    pub spend: EmbeddingSpend,
 }
 
 impl Retriever {
@@ -46,7 +51,18 @@ impl Retriever {
     /// `documents` embeds new chunks; `questions` embeds questions (the same one unless a model change is
     /// under way).
     pub fn new(documents: Embedder, questions: Embedder) -> Self {
-        Self { embedders: Arc::new(RwLock::new(Embedders { documents: Some(documents), questions: Some(questions) })) }
+        let embedders = Embedders { documents: Some(documents), questions: Some(questions) };
+        Self { embedders: Arc::new(RwLock::new(embedders)), factory: None }
+    }
+
+    /// This retriever, able to build other embedders on request.
+    #[must_use]
+    pub fn with_factory(self, factory: EmbedderFactory) -> Self {
+        Self { factory: Some(factory), ..self }
+    }
+
+    pub fn factory(&self) -> Option<&EmbedderFactory> {
+        self.factory.as_ref()
     }
 
     pub fn document_embedder(&self) -> Option<Embedder> {
@@ -69,7 +85,7 @@ impl Retriever {
     pub async fn embed_question(&self, question: &str) -> Option<QueryVector> {
         let embedder = self.question_embedder()?;
         match tokio::time::timeout(QUESTION_TIMEOUT, embedder.embed_query(question)).await {
-            Ok(Ok(vector)) => Some(QueryVector { model: embedder.model().clone(), vector }),
+            Ok(Ok((vector, spend))) => Some(QueryVector { model: embedder.model().clone(), vector, spend }),
             Ok(Err(error)) => {
                 tracing::warn!(%error, model = %embedder.model().id, "embedding the question failed; full text only");
                 None
@@ -132,6 +148,10 @@ impl Retriever {
         }
         let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
         let hits = Self::search_in(&mut transaction, query, vector.as_ref(), k, mode).await?;
+        if let Some(vector) = &vector {
+            let payer = EmbeddingPayer { api_key_id: context.actor().api_key_id(), ..EmbeddingPayer::default() };
+            usage::record_embedding(&mut transaction, context.tenant_id(), payer, &vector.model, vector.spend).await?;
+        }
         transaction.commit().await?;
         Ok(hits)
     }

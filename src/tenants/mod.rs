@@ -91,6 +91,7 @@ pub async fn create(
         name: "initial admin key".to_owned(),
         scopes: vec![Scope::Admin, Scope::Chat, Scope::Runs],
         expires_at: None,
+        monthly_budget_usd: None,
     };
     let key = api_keys::create(&mut transaction, &context, &first_key).await?;
     transaction.commit().await?;

@@ -32,9 +32,29 @@ impl TokenSource {
     }
 }
 
+/// What the tokens were spent on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// A model call of a run.
+    Chat,
+    /// Texts embedded: a document's chunks, a question, a `/v1/embeddings` request.
+    Embedding,
+}
+
+impl Operation {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Chat => "chat",
+            Self::Embedding => "embedding",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct UsageEntry<'a> {
-    pub run_id: RunId,
+    pub operation: Operation,
+    /// `None` for embeddings made outside any run (ingestion, `/v1/embeddings`).
+    pub run_id: Option<RunId>,
     pub api_key_id: Option<ApiKeyId>,
     /// The end user the run was for (a widget user, an integration user).
     pub end_user: Option<UserId>,
@@ -58,6 +78,37 @@ pub struct RunTotals {
     pub cost_usd: Option<Decimal>,
     /// False when any record is not priced: the cost then covers only part of the run.
     pub fully_priced: bool,
+}
+
+/// Who embedded texts, for the usage record of an embedding.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EmbeddingPayer {
+    pub run_id: Option<RunId>,
+    pub api_key_id: Option<ApiKeyId>,
+    pub end_user: Option<UserId>,
+}
+
+/// Records the input tokens and cost of an embedding (the platform's key: embedders are the deployment's).
+pub async fn record_embedding(
+    connection: &mut sqlx::PgConnection,
+    tenant_id: crate::ids::TenantId,
+    payer: EmbeddingPayer,
+    model: &crate::embeddings::EmbeddingModel,
+    spend: crate::embeddings::EmbeddingSpend,
+) -> Result<(), sqlx::Error> {
+    let entry = UsageEntry {
+        operation: Operation::Embedding,
+        run_id: payer.run_id,
+        api_key_id: payer.api_key_id,
+        end_user: payer.end_user,
+        provider: model.provider.as_str(),
+        model: &model.name,
+        tokens: TokenUsage::new(spend.input_tokens, 0),
+        cost_usd: spend.cost_usd,
+        source: if spend.reported { TokenSource::Provider } else { TokenSource::Estimated },
+        is_byok: false,
+    };
+    store::record(connection, tenant_id, &entry).await
 }
 
 /// A run's tokens and cost over all its model calls.

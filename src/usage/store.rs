@@ -14,7 +14,8 @@ pub async fn record(
     sqlx::query(
         "INSERT INTO usage_records (id, tenant_id, run_id, api_key_id, provider, model, input_tokens, \
          output_tokens, token_source, is_byok, cached_input_tokens, cache_write_tokens, reasoning_tokens, \
-         cost_usd, priced, user_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+         cost_usd, priced, user_id, operation) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
     )
     .bind(UsageRecordId::new())
     .bind(tenant_id)
@@ -32,19 +33,23 @@ pub async fn record(
     .bind(entry.cost_usd)
     .bind(entry.cost_usd.is_some())
     .bind(entry.end_user)
+    .bind(entry.operation.as_str())
     .execute(connection)
     .await?;
     Ok(())
 }
 
-/// A run's tokens and cost over all its model calls.
+/// A run's tokens over all its model calls, and its cost with its embeddings' (the question's vector).
 pub async fn run_totals(connection: &mut PgConnection, run_id: RunId) -> Result<RunTotals, sqlx::Error> {
     sqlx::query_as(
-        "SELECT coalesce(sum(input_tokens), 0)::bigint AS input_tokens, \
-                coalesce(sum(output_tokens), 0)::bigint AS output_tokens, \
-                coalesce(sum(cached_input_tokens), 0)::bigint AS cached_tokens, \
-                coalesce(sum(reasoning_tokens), 0)::bigint AS reasoning_tokens, \
-                sum(cost_usd) AS cost_usd, coalesce(bool_and(priced), true) AS fully_priced \
+        "SELECT coalesce(sum(input_tokens) FILTER (WHERE operation = 'chat'), 0)::bigint AS input_tokens, \
+                coalesce(sum(output_tokens) FILTER (WHERE operation = 'chat'), 0)::bigint AS output_tokens, \
+                coalesce(sum(cached_input_tokens) FILTER (WHERE operation = 'chat'), 0)::bigint AS cached_tokens, \
+                coalesce(sum(reasoning_tokens) FILTER (WHERE operation = 'chat'), 0)::bigint AS reasoning_tokens, \
+                CASE WHEN count(*) FILTER (WHERE operation = 'chat' AND priced) = 0 \
+                     AND count(*) FILTER (WHERE operation = 'chat') > 0 THEN NULL \
+                     ELSE sum(cost_usd) END AS cost_usd, \
+                coalesce(bool_and(priced), true) AS fully_priced \
          FROM usage_records WHERE run_id = $1",
     )
     .bind(run_id)

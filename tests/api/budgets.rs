@@ -1,6 +1,6 @@
 //! Budgets that hold: a used-up budget refuses a turn with 402 before any provider is called; concurrent
 //! turns never spend past a budget together; failed, cancelled and killed turns give back what they
-//! reserved; crossing a threshold is audited.
+//! reserved; crossing a threshold is audited; a key's own budget replaces the tenant's for every key.
 
 use std::str::FromStr as _;
 use std::time::Duration;
@@ -228,4 +228,187 @@ async fn an_agent_run_stops_at_its_step_budget_and_bad_budgets_are_refused() {
             app.client.patch(app.url("/api/v1/tenant/config")).bearer_auth(key).json(&bad).send().await.unwrap();
         assert_error(response, 422, "invalid_request").await;
     }
+}
+
+/// Creates a key for chat with a monthly budget of its own; returns its id and token.
+async fn key_with_budget(app: &TestApp, tenant: &TestTenant, budget: Value) -> (String, String) {
+    let body = json!({ "name": "budgeted", "scopes": ["chat"], "monthly_budget_usd": budget });
+    let response = app.post("/api/v1/api-keys", &tenant.admin_key, &body).send().await.unwrap();
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.unwrap();
+    (body["id"].as_str().unwrap().to_owned(), body["key"].as_str().unwrap().to_owned())
+}
+
+/// The report's line for one key, if it has one.
+async fn key_budget(app: &TestApp, tenant: &TestTenant, key_id: &str) -> Option<Value> {
+    let report = app.get_json("/api/v1/budgets", &tenant.admin_key).await;
+    let subject = format!("api_key:{key_id}");
+    report["budgets"].as_array().unwrap().iter().find(|budget| budget["subject"] == subject.as_str()).cloned()
+}
+
+/// A key as `GET /api/v1/api-keys` shows it.
+async fn listed_key(app: &TestApp, tenant: &TestTenant, key_id: &str) -> Value {
+    let listed = app.get_json("/api/v1/api-keys", &tenant.admin_key).await;
+    listed["api_keys"].as_array().unwrap().iter().find(|key| key["id"] == key_id).cloned().unwrap()
+}
+
+#[tokio::test]
+async fn a_keys_own_budget_refuses_it_once_spent_while_the_tenants_other_keys_answer() {
+    let app = TestApp::spawn().await;
+    // Keys without a budget of their own may spend nothing; a key's own budget replaces that, looser or not.
+    let tenant = metered_tenant(&app, "acme", json!({ "key_monthly_budget_usd": 0 })).await;
+    let (small_id, small) = key_with_budget(&app, &tenant, json!("0.50")).await;
+    let (large_id, large) = key_with_budget(&app, &tenant, json!(50)).await;
+    assert_eq!(usd(&listed_key(&app, &tenant, &small_id).await["monthly_budget_usd"]), Decimal::new(5, 1));
+
+    // The provider reports 500 input and 100 output tokens: 0.60 US dollars, past the small budget.
+    app.mock.push(Reply { text: "Hello there.".to_owned(), usage: Some((500, 100)), ..Reply::default() });
+    let session = app.create_session(&small).await;
+    let path = format!("/api/v1/sessions/{session}/messages");
+    let answered = app.post(&path, &small, &json!({ "content": "Hello?" })).send().await.unwrap();
+    assert_eq!(answered.status(), 200, "{}", answered.text().await.unwrap());
+
+    let refused = app.post(&path, &small, &json!({ "content": "Again?" })).send().await.unwrap();
+    let error = assert_error(refused, 402, "budget_exhausted").await;
+    assert!(error["error"]["message"].as_str().unwrap().contains("this API key's monthly budget"), "{error}");
+    let v1 = json!({ "model": "metered-test-model", "messages": [{ "role": "user", "content": "Again?" }] });
+    let refused = app.post("/v1/chat/completions", &small, &v1).send().await.unwrap();
+    assert_eq!(refused.status(), 402);
+
+    // Another key of the same tenant still gets answers, under its own budget.
+    let session = app.create_session(&large).await;
+    let answered =
+        app.post(&format!("/api/v1/sessions/{session}/messages"), &large, &json!({ "content": "Hello?" })).send();
+    assert_eq!(answered.await.unwrap().status(), 200);
+    // A key without one is under the tenant's budget for every key.
+    let session = app.create_session(&tenant.admin_key).await;
+    let refused = app
+        .post(&format!("/api/v1/sessions/{session}/messages"), &tenant.admin_key, &json!({ "content": "Hello?" }))
+        .send()
+        .await
+        .unwrap();
+    assert_error(refused, 402, "budget_exhausted").await;
+    assert_eq!(chat_requests(&app), 2, "only the answered turns reached the provider");
+
+    let spent = key_budget(&app, &tenant, &small_id).await.unwrap();
+    assert_eq!(spent["budget"], "api_key", "{spent}");
+    assert_eq!(usd(&spent["limit_usd"]), Decimal::new(5, 1), "{spent}");
+    assert_eq!(usd(&spent["spent_usd"]), Decimal::new(6, 1), "{spent}");
+    assert_eq!(usd(&spent["remaining_usd"]), Decimal::ZERO, "{spent}");
+    let open = key_budget(&app, &tenant, &large_id).await.unwrap();
+    assert_eq!(usd(&open["limit_usd"]), Decimal::from(50), "{open}");
+    assert!(usd(&open["spent_usd"]) > Decimal::ZERO, "{open}");
+
+    // The budget is audited with the key it was made with.
+    let audit = app.get_json("/api/v1/audit-events", &tenant.admin_key).await;
+    let created = audit["audit_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|event| event["action"] == "api_key.created" && event["target_id"] == small_id.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(created["details"]["monthly_budget_usd"], "0.5", "{created}");
+
+    // A key cannot be made with a budget that is not one.
+    for bad in [json!(-1), json!("-0.01"), json!("ten"), json!(true), json!("0.0000001"), json!(1e12)] {
+        let body = json!({ "name": "bad", "scopes": ["chat"], "monthly_budget_usd": bad });
+        let response = app.post("/api/v1/api-keys", &tenant.admin_key, &body).send().await.unwrap();
+        let error = assert_error(response, 422, "invalid_request").await;
+        assert!(error["error"]["message"].as_str().unwrap().contains("monthly_budget_usd"), "{error}");
+    }
+}
+
+#[tokio::test]
+async fn a_key_whose_budget_cannot_fit_a_call_leaves_nothing_reserved_against_the_tenants() {
+    let app = TestApp::spawn().await;
+    let tenant = metered_tenant(&app, "acme", json!({ "monthly_budget_usd": 100 })).await;
+    // Open (nothing spent), but smaller than any call's worst case: the output ceiling alone costs 0.10.
+    let (_, key) = key_with_budget(&app, &tenant, json!("0.05")).await;
+    let session = app.create_session(&key).await;
+
+    let events = app.stream_turn(&key, &session, "Hello?").await;
+    let last = events.last().unwrap();
+    assert_eq!((last.event.as_str(), &last.data["code"]), ("run.failed", &json!("budget_exhausted")), "{events:#?}");
+    assert!(last.data.to_string().contains("this API key's monthly budget"), "{last:?}");
+    assert_eq!(chat_requests(&app), 0, "no provider was contacted");
+    // The tenant's budget, reserved first, gave back what the key's refusal left it holding.
+    assert_eq!(reserved(&app, &tenant).await, Decimal::ZERO);
+}
+
+#[tokio::test]
+async fn a_keys_budget_is_set_changed_and_removed_audited_and_bad_amounts_are_refused() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("acme").await;
+    let (key_id, chat_key) = app.create_key(&tenant, &["chat"]).await;
+    let patch = |token: &str, id: &str, body: Value| {
+        app.client.patch(app.url(&format!("/api/v1/api-keys/{id}"))).bearer_auth(token).json(&body).send()
+    };
+    let admin = tenant.admin_key.as_str();
+    assert!(listed_key(&app, &tenant, &key_id).await["monthly_budget_usd"].is_null());
+    assert!(key_budget(&app, &tenant, &key_id).await.is_none(), "no budget applies to the key");
+
+    let response = patch(admin, &key_id, json!({ "monthly_budget_usd": "12.50" })).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let changed: Value = response.json().await.unwrap();
+    assert_eq!(changed["id"], key_id.as_str());
+    assert_eq!(usd(&changed["monthly_budget_usd"]), Decimal::new(1250, 2), "{changed}");
+    assert!(changed.get("key").is_none(), "never the token again");
+    // The report shows the key's budget before it spent anything.
+    let line = key_budget(&app, &tenant, &key_id).await.unwrap();
+    assert_eq!(usd(&line["limit_usd"]), Decimal::new(1250, 2), "{line}");
+    assert_eq!(usd(&line["remaining_usd"]), Decimal::new(1250, 2), "{line}");
+
+    let changed: Value = patch(admin, &key_id, json!({ "monthly_budget_usd": 7 })).await.unwrap().json().await.unwrap();
+    assert_eq!(usd(&changed["monthly_budget_usd"]), Decimal::from(7), "{changed}");
+    let unchanged: Value = patch(admin, &key_id, json!({})).await.unwrap().json().await.unwrap();
+    assert_eq!(usd(&unchanged["monthly_budget_usd"]), Decimal::from(7), "an empty change changes nothing");
+
+    for bad in [
+        json!({ "monthly_budget_usd": -1 }),
+        json!({ "monthly_budget_usd": "-0.01" }),
+        json!({ "monthly_budget_usd": "ten" }),
+        json!({ "monthly_budget_usd": "1e3" }),
+        json!({ "monthly_budget_usd": "0.0000001" }),
+        json!({ "monthly_budget_usd": "100000000" }),
+        json!({ "monthly_budget_usd": 1e12 }),
+        json!({ "monthly_budget_usd": [12] }),
+        json!({ "name": "renamed" }),
+    ] {
+        assert_error(patch(admin, &key_id, bad).await.unwrap(), 422, "invalid_request").await;
+    }
+    assert_eq!(usd(&listed_key(&app, &tenant, &key_id).await["monthly_budget_usd"]), Decimal::from(7));
+
+    let cleared: Value =
+        patch(admin, &key_id, json!({ "monthly_budget_usd": null })).await.unwrap().json().await.unwrap();
+    assert!(cleared["monthly_budget_usd"].is_null(), "{cleared}");
+    assert!(key_budget(&app, &tenant, &key_id).await.is_none(), "no budget applies to the key again");
+
+    // Each change is audited once, with the budget before and after; refused and empty ones are not.
+    let audit = app.get_json("/api/v1/audit-events", admin).await;
+    let audited: Vec<(Value, Value)> = audit["audit_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|event| event["action"] == "api_key.updated")
+        .inspect(|event| assert_eq!(event["target_id"], key_id.as_str()))
+        .map(|event| {
+            (event["details"]["previous_monthly_budget_usd"].clone(), event["details"]["monthly_budget_usd"].clone())
+        })
+        .collect();
+    assert_eq!(
+        audited,
+        [(json!("7"), json!(null)), (json!("12.5"), json!("7")), (json!(null), json!("12.5"))],
+        "newest first"
+    );
+
+    // Only an admin changes a key, and only its own tenant's.
+    let forbidden = patch(&chat_key, &key_id, json!({ "monthly_budget_usd": 1 })).await.unwrap();
+    assert_error(forbidden, 403, "forbidden").await;
+    let other = app.create_tenant("globex").await;
+    let theirs = patch(&other.admin_key, &key_id, json!({ "monthly_budget_usd": 1 })).await.unwrap();
+    assert_error(theirs, 404, "not_found").await;
+    let nobody = patch(admin, &uuid::Uuid::now_v7().to_string(), json!({ "monthly_budget_usd": 1 })).await.unwrap();
+    assert_error(nobody, 404, "not_found").await;
+    assert!(listed_key(&app, &tenant, &key_id).await["monthly_budget_usd"].is_null());
 }

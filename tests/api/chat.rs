@@ -100,13 +100,24 @@ async fn a_turn_without_any_provider_key_streams_an_offline_answer_and_records_e
     assert!(run["latency_ms"].is_number() && run["first_token_ms"].is_number());
 
     let recorded: (i64, String, bool) = sqlx::query_as(
-        "SELECT input_tokens::bigint + output_tokens, token_source, is_byok FROM usage_records WHERE run_id = $1::uuid",
+        "SELECT input_tokens::bigint + output_tokens, token_source, is_byok FROM usage_records \
+         WHERE run_id = $1::uuid AND operation = 'chat'",
     )
     .bind(&run_id)
     .fetch_one(&app.owner_db)
     .await
     .unwrap();
     assert_eq!(recorded, (usage["total_tokens"].as_i64().unwrap(), "estimated".to_owned(), false));
+    // The question's vector is the run's usage too: the local model's tokens, at no cost.
+    let embedded: (String, i32, String) = sqlx::query_as(
+        "SELECT model, input_tokens, cost_usd::text FROM usage_records WHERE run_id = $1::uuid AND operation = 'embedding'",
+    )
+    .bind(&run_id)
+    .fetch_one(&app.owner_db)
+    .await
+    .unwrap();
+    assert_eq!(embedded.0, "all-minilm-l6-v2");
+    assert!(embedded.1 > 0 && embedded.2.parse::<f64>() == Ok(0.0), "{embedded:?}");
 }
 
 #[tokio::test]

@@ -1,5 +1,5 @@
 //! The shared documentation (`docs_corpus/`, which the assistant answers from) shows tokens as the service
-//! really issues them, and documents the `/v1` routes the service serves.
+//! really issues them, and documents the `/v1` routes the service serves (OpenAI's and Anthropic's).
 
 use std::path::PathBuf;
 
@@ -75,7 +75,7 @@ async fn tokens_in_the_docs_look_like_the_ones_the_service_issues() {
 }
 
 #[tokio::test]
-async fn the_docs_name_every_route_of_the_openai_door() {
+async fn the_docs_name_every_route_of_the_openai_and_anthropic_doors() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("acme").await;
     let text: String = corpus().into_iter().map(|(_, text)| text).collect();
@@ -83,6 +83,8 @@ async fn the_docs_name_every_route_of_the_openai_door() {
         ("POST", "/v1/chat/completions", "/v1/chat/completions"),
         ("GET", "/v1/models", "/v1/models"),
         ("GET", "/v1/models/{id}", "/v1/models/switchboard-assistant"),
+        ("POST", "/v1/messages", "/v1/messages"),
+        ("POST", "/v1/messages/count_tokens", "/v1/messages/count_tokens"),
     ] {
         let request = app.client.request(method.parse().unwrap(), app.url(served)).bearer_auth(&tenant.admin_key);
         let status = request.json(&json!({})).send().await.unwrap().status();

@@ -75,7 +75,7 @@ async fn the_local_model_matches_reference_values() {
             assert!((got - want).abs() < 1e-4, "{sentence}[{index}]: {got} against {want}");
         }
     }
-    let alone = embedder.embed_query(REFERENCE[0].0).await.unwrap();
+    let (alone, _) = embedder.embed_query(REFERENCE[0].0).await.unwrap();
     assert!(cosine(&alone, &vectors[0]) > 0.999_999, "a text's vector does not depend on its batch");
 }
 
@@ -138,9 +138,17 @@ async fn a_rate_limited_embedding_call_is_retried_and_a_refused_key_is_not() {
     let embedder =
         app.embedders.build(EmbeddingModel::parse("openai/text-embedding-3-small", Some(256)).unwrap()).unwrap();
     app.mock.fail_embeddings(Fault::Status { status: 429, retry_after: Some(0) });
-    let vector = embedder.embed_query("rotate the master key").await.unwrap();
+    let (vector, spend) = embedder.embed_query("rotate the master key").await.unwrap();
     assert_eq!(vector, mock_upstream::embedding::embed("rotate the master key", 256));
     assert_eq!(app.mock.requests().len(), 2, "one refusal, one retry");
+    // The provider's own count, priced by the catalog (text-embedding-3-small: $0.02 per million tokens).
+    let tokens = u64::from(mock_upstream::embedding::tokens(["rotate the master key"]));
+    assert!(spend.reported && spend.input_tokens == tokens, "{spend:?}");
+    let price = rust_decimal::Decimal::new(2, 2);
+    assert_eq!(
+        spend.cost_usd,
+        Some(rust_decimal::Decimal::from(tokens) * price / rust_decimal::Decimal::from(1_000_000))
+    );
 
     app.mock.fail_embeddings(Fault::Status { status: 401, retry_after: None });
     let error = embedder.embed_query("anything").await.unwrap_err().to_string();

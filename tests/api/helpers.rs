@@ -245,6 +245,7 @@ impl TestApp {
             endpoints: embedding_endpoints(&mock),
             http: http.clone(),
             local: shared_local_embedder(),
+            catalog: test_catalog(),
         };
         let retriever = backfill::prepare(&owner_options, &app_db, &embedders, EmbeddingModel::local()).await;
         let (address, engine) = serve(&app_db, &mock, &keys, &retriever, http).await;

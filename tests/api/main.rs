@@ -4,6 +4,7 @@ mod helpers;
 mod mcp_server;
 
 mod agent_runs;
+mod anthropic_messages;
 mod api_keys;
 mod audit;
 mod budgets;
@@ -25,6 +26,7 @@ mod large_documents;
 mod mcp_auth;
 mod mcp_endpoint;
 mod openai_compat;
+mod openai_embeddings;
 mod openai_errors;
 mod openai_models;
 mod outbound_urls;

@@ -1,5 +1,6 @@
 //! The OpenAI-compatible door, driven by the official `openai` Python SDK (pinned in
 //! tests/openai-sdk/requirements.txt; its virtual environment is made by `.ci/run`, or here when missing).
+//! The same environment holds Anthropic's SDK (tests/anthropic-sdk), for `anthropic_messages.rs`.
 
 use std::path::PathBuf;
 
@@ -13,8 +14,9 @@ fn sdk_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/openai-sdk")
 }
 
-/// The virtual environment's Python, with the SDK installed; made once per test binary.
-async fn sdk_python() -> PathBuf {
+/// The virtual environment's Python, with both SDKs installed; made once per test binary (one pip at a
+/// time in one environment).
+pub async fn sdk_python() -> PathBuf {
     static VENV: OnceCell<PathBuf> = OnceCell::const_new();
     VENV.get_or_init(|| async {
         let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/openai-sdk-venv");
@@ -30,10 +32,15 @@ async fn sdk_python() -> PathBuf {
         let installed = tokio::process::Command::new(&python)
             .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
             .arg(sdk_dir().join("requirements.txt"))
+            .arg("-r")
+            .arg(sdk_dir().with_file_name("anthropic-sdk").join("requirements.txt"))
             .status()
             .await
             .unwrap();
-        assert!(installed.success(), "pip install -r tests/openai-sdk/requirements.txt");
+        assert!(
+            installed.success(),
+            "pip install -r tests/openai-sdk/requirements.txt -r tests/anthropic-sdk/requirements.txt"
+        );
         python
     })
     .await

@@ -30,7 +30,7 @@ async fn unknown_routes_under_v1_answer_openais_404() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("acme").await;
     let body = json!({ "model": "gpt-4o-mini", "input": "hello" });
-    for path in ["/v1/embeddings", "/v1/completions", "/v1/responses", "/v1/nope"] {
+    for path in ["/v1/completions", "/v1/audio/speech", "/v1/images/generations", "/v1/nope"] {
         let response = app.post(path, &tenant.admin_key, &body).send().await.unwrap();
         let error = assert_openai_error(response, 404, "invalid_request_error", "not_found").await;
         assert!(error["param"].is_null(), "{error}");
@@ -42,7 +42,7 @@ async fn unknown_routes_under_v1_answer_openais_404() {
     let error = assert_openai_error(response, 404, "invalid_request_error", "not_found").await;
     assert!(error["message"].as_str().unwrap().contains("GET /v1/nope"), "{error}");
     // Without a key too: the route does not exist whoever asks.
-    let response = app.client.get(app.url("/v1/responses")).send().await.unwrap();
+    let response = app.client.get(app.url("/v1/nope")).send().await.unwrap();
     assert_openai_error(response, 404, "invalid_request_error", "not_found").await;
     let response = app.client.get(app.url("/v1")).send().await.unwrap();
     assert_openai_error(response, 404, "invalid_request_error", "not_found").await;

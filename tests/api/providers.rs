@@ -71,7 +71,8 @@ async fn each_hosted_provider_streams_a_turn_with_the_platform_key_and_its_own_u
         assert_eq!(messages[1]["model_used"], "model-x");
         assert_eq!(messages[1]["is_byok"], false);
         let (tokens, source, byok): (i32, String, bool) = sqlx::query_as(
-            "SELECT input_tokens + output_tokens, token_source, is_byok FROM usage_records WHERE run_id = $1::uuid",
+            "SELECT input_tokens + output_tokens, token_source, is_byok FROM usage_records \
+             WHERE run_id = $1::uuid AND operation = 'chat'",
         )
         .bind(&run_id)
         .fetch_one(&app.owner_db)

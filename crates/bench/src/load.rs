@@ -136,7 +136,7 @@ pub struct Summary {
 }
 
 impl Summary {
-    fn of(outcomes: &[Outcome], elapsed: Duration) -> Self {
+    pub fn of(outcomes: &[Outcome], elapsed: Duration) -> Self {
         let mut first_tokens: Vec<Duration> = Vec::new();
         let mut totals: Vec<Duration> = Vec::new();
         let mut error_examples: Vec<String> = Vec::new();

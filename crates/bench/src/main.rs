@@ -2,7 +2,7 @@
 //! peer proxy, in one run, with one open-loop load generator. See `crates/bench/README.md`.
 //!
 //! Usage: `switchboard-bench [--quick] [--pin] [--only SUITE,…] [--no-peer] [--no-search-index]`
-//! Suites, in the order they run: streams, ingestion, retrieval, turns, passthrough.
+//! Suites, in the order they run: streams, ingestion, retrieval, turns, passthrough, checks.
 
 mod corpus;
 mod env;
@@ -12,7 +12,7 @@ mod procstat;
 mod report;
 mod suites;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -21,9 +21,9 @@ use sqlx::postgres::PgPoolOptions;
 
 use env::{Database, Mock, Pinning, Service, Tenant};
 use report::Results;
-use suites::{ingestion, passthrough, retrieval, streams, turns};
+use suites::{checks, ingestion, passthrough, retrieval, streams, turns};
 
-const SUITES: [&str; 5] = ["streams", "ingestion", "retrieval", "turns", "passthrough"];
+const SUITES: [&str; 6] = ["streams", "ingestion", "retrieval", "turns", "passthrough", "checks"];
 const SEED: u64 = 20_261_129;
 
 /// How big each benchmark is: the full suite, or a smoke test of the harness.
@@ -37,6 +37,7 @@ struct Sizes {
     retrieval_queries: usize,
     turns: turns::Plan,
     passthrough: passthrough::Plan,
+    checks: checks::Plan,
     streams: Vec<usize>,
 }
 
@@ -58,6 +59,7 @@ impl Sizes {
                 saturation: Duration::from_secs(15),
             },
             passthrough: passthrough::Plan { sequential: 200, levels: vec![100, 1000], seconds: 3.0 },
+            checks: checks::Plan { requests: 1000, rounds: 1000 },
             streams: vec![1000, 2000, 4000],
         }
     }
@@ -78,6 +80,7 @@ impl Sizes {
                 saturation: Duration::from_secs(3),
             },
             passthrough: passthrough::Plan { sequential: 20, levels: vec![20], seconds: 1.0 },
+            checks: checks::Plan { requests: 200, rounds: 1000 },
             streams: vec![50],
         }
     }
@@ -244,11 +247,21 @@ async fn run(options: Options) -> anyhow::Result<()> {
         drop(targets.1);
     }
 
+    if wants("checks") {
+        eprintln!("budget and rate-limit checks…");
+        results.checks = Some(checks::run(&client, &service, &fast, &app, &owner, &sizes.checks).await?);
+    }
+
     service.stop().await;
     database.stop().await;
+    write_results(&results, &results_dir)
+}
+
+/// Prints the tables, and writes them with every number in JSON beside the earlier runs'.
+fn write_results(results: &Results, dir: &Path) -> anyhow::Result<()> {
     let markdown = results.markdown();
-    let stem = results_dir.join(format!("bench-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S")));
-    std::fs::write(stem.with_extension("json"), serde_json::to_string_pretty(&results)?)?;
+    let stem = dir.join(format!("bench-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S")));
+    std::fs::write(stem.with_extension("json"), serde_json::to_string_pretty(results)?)?;
     std::fs::write(stem.with_extension("md"), &markdown)?;
     println!("{markdown}");
     eprintln!("results: {}.json and .md", stem.display());

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::load::{Percentiles, Summary};
-use crate::suites::{ingestion, passthrough, retrieval, streams, turns};
+use crate::suites::{checks, ingestion, passthrough, retrieval, streams, turns};
 
 #[derive(Debug, Serialize, Default)]
 pub struct Results {
@@ -19,6 +19,7 @@ pub struct Results {
     pub retrieval: Vec<retrieval::TenantRetrieval>,
     pub turns: Option<turns::Turns>,
     pub passthrough: Vec<passthrough::Run>,
+    pub checks: Option<checks::Checks>,
     /// Why the peer was not measured, when it was not.
     pub peer_missing: Option<String>,
     pub streams: Vec<streams::Level>,
@@ -72,6 +73,7 @@ impl Results {
             if self.quick { " · QUICK (smoke-test sizes)" } else { "" },
         );
         self.passthrough_tables(&mut out);
+        self.checks_tables(&mut out);
         self.turn_tables(&mut out);
         self.stream_table(&mut out);
         self.retrieval_table(&mut out);
@@ -138,6 +140,63 @@ impl Results {
             let _ = writeln!(out, "\nLiteLLM was not measured: {reason}");
         }
         out.push('\n');
+    }
+
+    fn checks_tables(&self, out: &mut String) {
+        let Some(checks) = &self.checks else { return };
+        let _ = writeln!(
+            out,
+            "## 7. Budget and rate-limit checks: none set, and all set (the tenant's and the key's own budget, the tenant's and the key's rate limits), never refusing\n\nEnd to end, non-streamed `/v1/chat/completions` to the fast mock, one at a time, the two tenants in turn:\n\n| checks | total p50 | total p90 | total p99 | total max | errors |\n|---|---|---|---|---|---|"
+        );
+        for side in &checks.end_to_end {
+            let total = side.summary.total_ms;
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {}/{} |",
+                side.checks,
+                p(total, |p| p.p50),
+                p(total, |p| p.p90),
+                p(total, |p| p.p99),
+                p(total, |p| p.max),
+                side.summary.errors,
+                side.summary.requests
+            );
+        }
+        let added = checks.added_end_to_end_ms;
+        let _ = writeln!(
+            out,
+            "| **added** | **{}** | {} | **{}** | – | |\n\nThe checks alone (the library's calls, as a turn makes them, on the database as the application role), to the microsecond:\n\n| checks | rounds | admission p50 / p99 | budgets at start p50 / p99 | reservation p50 / p99 | settlement p50 / p99 | token settlement p50 / p99 | all p50 | all p99 |\n|---|---|---|---|---|---|---|---|---|",
+            p(added, |p| p.p50),
+            p(added, |p| p.p90),
+            p(added, |p| p.p99),
+        );
+        let us = |percentiles: Option<Percentiles>, pick: fn(&Percentiles) -> f64| {
+            percentiles.as_ref().map_or_else(|| "–".to_owned(), |value| format!("{:.3}", pick(value)))
+        };
+        let both = |percentiles: Option<Percentiles>| {
+            format!("{} / {}", us(percentiles, |p| p.p50), us(percentiles, |p| p.p99))
+        };
+        for direct in &checks.direct {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                direct.checks,
+                direct.rounds,
+                both(direct.admission_ms),
+                both(direct.budgets_at_start_ms),
+                both(direct.reservation_ms),
+                both(direct.settlement_ms),
+                both(direct.token_settlement_ms),
+                us(direct.all_ms, |p| p.p50),
+                us(direct.all_ms, |p| p.p99),
+            );
+        }
+        let _ = writeln!(
+            out,
+            "| **added** | | | | | | | **{}** | **{}** |\n",
+            us(checks.added_direct_ms, |p| p.p50),
+            us(checks.added_direct_ms, |p| p.p99),
+        );
     }
 
     fn turn_tables(&self, out: &mut String) {

@@ -74,7 +74,7 @@ pub(crate) fn dimensions(value: Option<&Value>) -> Result<usize, String> {
 }
 
 /// Tokens reported for embedded texts: their whitespace-separated words, as for chat prompts.
-pub(crate) fn tokens<'a>(texts: impl IntoIterator<Item = &'a str>) -> u32 {
+pub fn tokens<'a>(texts: impl IntoIterator<Item = &'a str>) -> u32 {
     texts.into_iter().map(|text| saturate(text.split_whitespace().count())).fold(0, u32::saturating_add)
 }
 

@@ -16,10 +16,10 @@ use crate::http::error::ApiError;
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
 /// Applied around the whole router rather than to the `/v1` routes: a path no route matches, and a body the
-/// size limit refuses, never reach a route's layers.
+/// size limit refuses, never reach a route's layers. `/v1/messages` is Anthropic's door, with its own shape.
 pub async fn openai_errors(request: Request, next: Next) -> Response {
     let path = request.uri().path();
-    if !(path == "/v1" || path.starts_with("/v1/")) {
+    if !(path == "/v1" || path.starts_with("/v1/")) || crate::http::anthropic::is_anthropic_path(path) {
         return next.run(request).await;
     }
     let response = next.run(request).await;
@@ -57,6 +57,13 @@ pub async fn no_route(method: Method, OriginalUri(uri): OriginalUri) -> ApiError
     let message =
         format!("Invalid URL ({method} {}): Switchboard's OpenAI-compatible API has no such route", uri.path());
     ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+}
+
+/// A 400 about one request field, in OpenAI's shape with `param` naming it.
+pub fn invalid_param(param: &str, message: &str) -> Response {
+    let error = json!({ "error": { "message": message, "type": "invalid_request_error", "param": param, "code": "invalid_request" } });
+    (StatusCode::BAD_REQUEST, [(header::CONTENT_TYPE, "application/json")], Body::from(error.to_string()))
+        .into_response()
 }
 
 pub fn body(status: StatusCode, code: &str, message: &str) -> Response {

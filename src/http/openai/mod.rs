@@ -3,6 +3,7 @@
 //! conversation and tools (pass-through); `switchboard-assistant` is Switchboard's assistant (retrieval,
 //! the tenant's tools). Every call is recorded as a turn of a new `integration` conversation.
 
+mod embeddings;
 mod errors;
 mod models;
 mod reply;
@@ -17,6 +18,7 @@ use axum::response::{IntoResponse as _, Response};
 use futures::StreamExt as _;
 use serde_json::json;
 
+pub use embeddings::embeddings;
 pub use errors::no_route;
 pub use errors::openai_errors;
 pub use models::{list_models, retrieve_model};

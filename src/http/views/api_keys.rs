@@ -18,6 +18,9 @@ pub struct ApiKeyView {
     pub last_used_at: Option<DateTime<Utc>>,
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The key's own monthly budget, a decimal string (never a float); null: the tenant's budget for every
+    /// key applies.
+    pub monthly_budget_usd: Option<String>,
 }
 
 impl From<&ApiKey> for ApiKeyView {
@@ -31,6 +34,7 @@ impl From<&ApiKey> for ApiKeyView {
             last_used_at: key.last_used_at,
             expires_at: key.expires_at,
             revoked_at: key.revoked_at,
+            monthly_budget_usd: key.monthly_budget_usd.map(|usd| usd.to_string()),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The benchmarks, one module each.
 
+pub mod checks;
 pub mod ingestion;
 pub mod passthrough;
 pub mod retrieval;
