@@ -3,6 +3,7 @@
 //! neither (a new conversation). An `Idempotency-Key` makes a retried request attach to the run the first
 //! one started, so a message is never answered twice.
 
+pub mod responses;
 pub(crate) mod store;
 pub mod whole;
 

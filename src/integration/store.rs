@@ -1,9 +1,10 @@
-//! SQL for the integration door: end users' conversations and message metadata.
+//! SQL for the integration door: end users' conversations, message metadata, and the requests `/v1/responses`
+//! keeps on its runs.
 
 use sqlx::PgConnection;
 
 use crate::auth::context::TenantContext;
-use crate::ids::{MessageId, SessionId, UserId};
+use crate::ids::{MessageId, RunId, SessionId, UserId};
 
 /// An integration conversation's owner (`Some(None)`: it has none); `None` if there is no such
 /// integration conversation.
@@ -59,4 +60,35 @@ pub async fn set_message_metadata(
         .execute(connection)
         .await?;
     Ok(())
+}
+
+/// Keeps on a run the `/v1/responses` request it answers (see `responses.rs`).
+pub async fn set_response_request(
+    connection: &mut PgConnection,
+    run_id: RunId,
+    request: &serde_json::Value,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE runs SET request = $2 WHERE id = $1").bind(run_id).bind(request).execute(connection).await?;
+    Ok(())
+}
+
+/// The `/v1/responses` request a run answers; `None` for a run of another door, or no such run.
+pub async fn response_request(
+    connection: &mut PgConnection,
+    run_id: RunId,
+) -> Result<Option<serde_json::Value>, sqlx::Error> {
+    sqlx::query_scalar("SELECT request FROM runs WHERE id = $1 AND request IS NOT NULL")
+        .bind(run_id)
+        .fetch_optional(connection)
+        .await
+}
+
+/// The assistant's message of a run, if it recorded one (the latest, should there be several).
+pub async fn answer_of_run(connection: &mut PgConnection, run_id: RunId) -> Result<Option<MessageId>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT id FROM chat_messages WHERE run_id = $1 AND role = 'assistant' ORDER BY created_at DESC, id DESC LIMIT 1",
+    )
+    .bind(run_id)
+    .fetch_optional(connection)
+    .await
 }

@@ -85,6 +85,8 @@ async fn the_docs_name_every_route_of_the_openai_and_anthropic_doors() {
         ("GET", "/v1/models/{id}", "/v1/models/switchboard-assistant"),
         ("POST", "/v1/messages", "/v1/messages"),
         ("POST", "/v1/messages/count_tokens", "/v1/messages/count_tokens"),
+        ("POST", "/v1/embeddings", "/v1/embeddings"),
+        ("POST", "/v1/responses", "/v1/responses"),
     ] {
         let request = app.client.request(method.parse().unwrap(), app.url(served)).bearer_auth(&tenant.admin_key);
         let status = request.json(&json!({})).send().await.unwrap().status();

@@ -29,6 +29,7 @@ mod openai_compat;
 mod openai_embeddings;
 mod openai_errors;
 mod openai_models;
+mod openai_responses;
 mod outbound_urls;
 mod passthrough;
 mod providers;

@@ -51,7 +51,7 @@ pub async fn openai_errors(request: Request, next: Next) -> Response {
     Response::from_parts(parts, rewritten.into_body())
 }
 
-/// What `/v1` answers for a route it does not serve (`/v1/embeddings`, `/v1/responses`…): like OpenAI's
+/// What `/v1` answers for a route it does not serve (`/v1/completions`, `/v1/audio/…`): like OpenAI's
 /// own 404, the message names the method and path, so a client pointed at the wrong door can tell.
 pub async fn no_route(method: Method, OriginalUri(uri): OriginalUri) -> ApiError {
     let message =

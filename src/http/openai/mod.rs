@@ -7,6 +7,7 @@ mod embeddings;
 mod errors;
 mod models;
 mod reply;
+mod responses;
 mod wire;
 
 use std::convert::Infallible;
@@ -22,6 +23,10 @@ pub use embeddings::embeddings;
 pub use errors::no_route;
 pub use errors::openai_errors;
 pub use models::{list_models, retrieve_model};
+pub use responses::{
+    cancel as cancel_response, create as create_response, delete as delete_response,
+    input_items as response_input_items, retrieve as retrieve_response,
+};
 
 use super::AppState;
 use super::error::ApiError;
