@@ -512,7 +512,7 @@ async fn count_tokens_counts_the_prompt_without_calling_a_model() {
 
 #[tokio::test]
 async fn the_official_sdk_parses_every_answer_and_error() {
-    let python = crate::openai_compat::sdk_python().await;
+    crate::openai_compat::sdk_python().await;
     let app = TestApp::spawn().await;
     let tenant = tenant_on_anthropic(&app, "acme").await;
     app.mock.push(Reply { text: "Hello there".into(), usage: Some((11, 2)), ..Reply::default() });
@@ -521,17 +521,7 @@ async fn the_official_sdk_parses_every_answer_and_error() {
     app.mock.push(Reply { text: "It is sunny in Lyon.".into(), ..Reply::default() });
     app.mock.push(Reply { tool_calls: vec![weather_call("Nantes")], ..Reply::default() });
 
-    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/anthropic-sdk/check.py");
-    let output = tokio::process::Command::new(python)
-        .arg(script)
-        .arg(app.url(""))
-        .arg(&tenant.admin_key)
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "the SDK script failed:\n{stderr}");
-    let out: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let out = crate::openai_compat::run_sdk_script("anthropic-sdk/check.py", &app.url(""), &tenant.admin_key).await;
 
     assert_eq!(out["plain"]["type"], "message");
     assert_eq!(out["plain"]["text"], "Hello there");

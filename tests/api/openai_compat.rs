@@ -47,9 +47,20 @@ pub async fn sdk_python() -> PathBuf {
     .clone()
 }
 
+/// Runs one of the SDK scripts (`tests/<path>`) against `base_url` with `key`, and returns the JSON it
+/// prints of what the SDK parsed.
+pub async fn run_sdk_script(path: &str, base_url: &str, key: &str) -> Value {
+    let python = sdk_python().await;
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join(path);
+    let output = tokio::process::Command::new(python).arg(script).arg(base_url).arg(key).output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "the SDK script {path} failed:\n{stderr}");
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|error| panic!("{path} printed no JSON: {error}"))
+}
+
 #[tokio::test]
 async fn the_official_sdk_parses_every_answer_and_error() {
-    let python = sdk_python().await;
+    sdk_python().await;
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("acme").await;
     app.configure(&tenant, json!({ "default_provider": "openai", "default_model": "gpt-4o-mini" })).await;
@@ -61,16 +72,7 @@ async fn the_official_sdk_parses_every_answer_and_error() {
     app.mock.push(Reply { text: "It is sunny in Lyon.".into(), ..Reply::default() });
     app.mock.push(Reply { tool_calls: vec![weather("Nantes")], ..Reply::default() });
 
-    let output = tokio::process::Command::new(python)
-        .arg(sdk_dir().join("check.py"))
-        .arg(app.url("/v1"))
-        .arg(&tenant.admin_key)
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "the SDK script failed:\n{stderr}");
-    let out: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let out = run_sdk_script("openai-sdk/check.py", &app.url("/v1"), &tenant.admin_key).await;
 
     assert_eq!(out["plain"]["object"], "chat.completion");
     assert_eq!(out["plain"]["content"], "Hello there");

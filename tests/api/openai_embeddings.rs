@@ -8,7 +8,7 @@ use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, shared_local_embedder};
-use crate::openai_compat::sdk_python;
+use crate::openai_compat::{run_sdk_script, sdk_python};
 
 #[tokio::test]
 async fn texts_are_embedded_by_the_local_model_as_floats_or_base64_and_recorded() {
@@ -130,19 +130,10 @@ async fn bad_requests_unknown_models_and_spent_budgets_are_refused_before_any_pr
 
 #[tokio::test]
 async fn the_official_sdk_reads_embeddings_in_both_encodings_and_the_errors() {
-    let python = sdk_python().await;
+    sdk_python().await;
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("acme").await;
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/openai-sdk/embeddings.py");
-    let output = tokio::process::Command::new(python)
-        .arg(script)
-        .arg(app.url("/v1"))
-        .arg(&tenant.admin_key)
-        .output()
-        .await
-        .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let parsed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let parsed = run_sdk_script("openai-sdk/embeddings.py", &app.url("/v1"), &tenant.admin_key).await;
     let default = &parsed["default"];
     assert_eq!(default["count"], 2, "{parsed}");
     assert_eq!(default["indexes"], json!([0, 1]));

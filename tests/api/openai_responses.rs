@@ -8,7 +8,7 @@ use mock_upstream::{Fault, Reply, ToolCall};
 use serde_json::{Value, json};
 
 use crate::helpers::{SseEvent, TestApp, TestTenant, read_sse};
-use crate::openai_compat::sdk_python;
+use crate::openai_compat::{run_sdk_script, sdk_python};
 
 async fn tenant(app: &TestApp, slug: &str) -> TestTenant {
     let tenant = app.create_tenant(slug).await;
@@ -485,7 +485,7 @@ async fn responses_in_the_background_answer_at_once_and_are_followed_to_their_en
 
 #[tokio::test]
 async fn the_official_sdk_creates_streams_continues_and_retrieves_responses() {
-    let python = sdk_python().await;
+    sdk_python().await;
     let app = TestApp::spawn().await;
     let tenant = tenant(&app, "acme").await;
     app.mock.push(Reply { text: "Hello there".into(), usage: Some((11, 2)), ..Reply::default() });
@@ -493,17 +493,7 @@ async fn the_official_sdk_creates_streams_continues_and_retrieves_responses() {
     app.mock.push(Reply { tool_calls: vec![weather("Lyon")], ..Reply::default() });
     app.mock.push(Reply { text: "It is sunny in Lyon.".into(), ..Reply::default() });
 
-    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/openai-sdk/responses.py");
-    let output = tokio::process::Command::new(python)
-        .arg(script)
-        .arg(app.url("/v1"))
-        .arg(&tenant.admin_key)
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "the SDK script failed:\n{stderr}");
-    let out: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let out = run_sdk_script("openai-sdk/responses.py", &app.url("/v1"), &tenant.admin_key).await;
 
     assert_eq!(out["plain"]["status"], "completed");
     assert_eq!(out["plain"]["output_text"], "Hello there");
