@@ -492,6 +492,7 @@ async fn the_official_sdk_creates_streams_continues_and_retrieves_responses() {
     app.mock.push(Reply { text: "Streamed answer here".into(), ..Reply::default() });
     app.mock.push(Reply { tool_calls: vec![weather("Lyon")], ..Reply::default() });
     app.mock.push(Reply { text: "It is sunny in Lyon.".into(), ..Reply::default() });
+    app.mock.push(Reply { text: "Done in the background".into(), ..Reply::default() });
 
     let out = run_sdk_script("openai-sdk/responses.py", &app.url("/v1"), &tenant.admin_key).await;
 
@@ -508,6 +509,17 @@ async fn the_official_sdk_creates_streams_continues_and_retrieves_responses() {
     assert_eq!(out["retrieved"]["output_text"], "It is sunny in Lyon.");
     assert_eq!(out["retrieved"]["previous_response_id"], out["tool"]["first_id"]);
     assert_eq!(out["input_items"], json!(["message", "function_call", "function_call_output"]));
+    let background = &out["background"];
+    assert!(matches!(background["first_status"].as_str(), Some("queued" | "in_progress")), "{background}");
+    assert_eq!(background["status"], "completed", "{background}");
+    assert_eq!(background["output_text"], "Done in the background");
+    // Resumed after event 3: every later event once, in order, the text's deltas among them.
+    let numbers: Vec<u64> =
+        background["resumed_numbers"].as_array().unwrap().iter().filter_map(Value::as_u64).collect();
+    assert_eq!(numbers.first(), Some(&4), "{background}");
+    assert!(numbers.windows(2).all(|pair| pair[1] == pair[0] + 1), "{background}");
+    let resumed: String = background["resumed_deltas"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert_eq!(resumed, "Done in the background", "{background}");
     assert_eq!(out["bad_request"]["status"], 400);
     assert_eq!(out["bad_request"]["param"], "reasoning");
     assert_eq!(out["not_found"]["status"], 404);

@@ -4,6 +4,7 @@ Usage: responses.py BASE_URL API_KEY. The Rust test scripts the mock model's rep
 """
 import json
 import sys
+import time
 
 import openai
 
@@ -60,7 +61,26 @@ retrieved = client.responses.retrieve(second.id)
 out["retrieved"] = {"output_text": retrieved.output_text, "previous_response_id": retrieved.previous_response_id}
 out["input_items"] = [item.type for item in client.responses.input_items.list(second.id, order="asc")]
 
-# 5. Refusals in OpenAI's shape.
+# 5. In the background, polled until done; then its stream replayed after a sequence number.
+background = client.responses.create(model="gpt-4o-mini", input="Take your time", background=True)
+polled = client.responses.retrieve(background.id)
+while polled.status in ("queued", "in_progress"):
+    time.sleep(0.05)
+    polled = client.responses.retrieve(background.id)
+resumed, resumed_numbers = [], []
+for event in client.responses.retrieve(background.id, stream=True, starting_after=3):
+    resumed_numbers.append(event.sequence_number)
+    if event.type == "response.output_text.delta":
+        resumed.append(event.delta)
+out["background"] = {
+    "first_status": background.status,
+    "status": polled.status,
+    "output_text": polled.output_text,
+    "resumed_numbers": resumed_numbers,
+    "resumed_deltas": resumed,
+}
+
+# 6. Refusals in OpenAI's shape.
 try:
     client.responses.create(model="gpt-4o-mini", input="hi", reasoning={"effort": "low"})
     out["bad_request"] = None
