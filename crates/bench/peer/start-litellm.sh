@@ -6,7 +6,10 @@
 #
 # The bases are two mock-upstream OpenAI base URLs (the bench starts them). PORT defaults to 4100. Clients POST
 # http://127.0.0.1:PORT/v1/chat/completions with model `mock-fast` or `mock-slow` and `Authorization: Bearer sk-bench`
-# (LITELLM_MASTER_KEY overrides it). Ready when GET /health/liveliness answers 200.
+# (LITELLM_MASTER_KEY overrides it); /v1/messages with `mock-fast-anthropic` or `mock-slow-anthropic` (the same key,
+# as `x-api-key`), sent on to the mocks' Anthropic API at MOCK_FAST_ANTHROPIC_BASE / MOCK_SLOW_ANTHROPIC_BASE (by
+# default the OpenAI bases without their /v1); /v1/responses with `mock-fast-responses` or `mock-slow-responses`,
+# bridged to the mocks' chat completions. Ready when GET /health/liveliness answers 200.
 #
 # Optional environment: NUM_WORKERS (default 1), LITELLM_LOG (default WARNING: no per-request access log),
 # LITELLM_VENV (default target/litellm-venv), PYTHON (default python3), MOCK_API_KEY (what LiteLLM sends upstream,
@@ -74,6 +77,9 @@ workers="${NUM_WORKERS:-1}"
 unset DATABASE_URL DIRECT_URL DATABASE_URL_READ_REPLICA REDIS_URL REDIS_HOST REDIS_PORT REDIS_PASSWORD \
     LITELLM_CONFIG_BUCKET_NAME LITELLM_CONFIG_BUCKET_OBJECT_KEY HOST PORT NUM_WORKERS
 export MOCK_FAST_BASE MOCK_SLOW_BASE
+# The mock serves Anthropic's /v1/messages at its root, which LiteLLM's Anthropic provider appends to api_base.
+export MOCK_FAST_ANTHROPIC_BASE="${MOCK_FAST_ANTHROPIC_BASE:-${MOCK_FAST_BASE%/v1}}"
+export MOCK_SLOW_ANTHROPIC_BASE="${MOCK_SLOW_ANTHROPIC_BASE:-${MOCK_SLOW_BASE%/v1}}"
 export MOCK_API_KEY="${MOCK_API_KEY:-sk-mock}"
 export LITELLM_MASTER_KEY="${LITELLM_MASTER_KEY:-sk-bench}"
 # Without it the proxy fetches its model cost map from the internet at startup (and retries in the background).

@@ -82,6 +82,11 @@ impl Mock {
     pub fn openai_base(&self) -> String {
         format!("{}/v1", self.url)
     }
+
+    /// Anthropic's base URL: clients POST `{base}/v1/messages`.
+    pub fn anthropic_base(&self) -> String {
+        self.url.clone()
+    }
 }
 
 /// The database: one embedded PostgreSQL for the whole run, fresh each time.
@@ -224,6 +229,24 @@ impl Tenant {
             .put(format!("{}/api/v1/providers/openai", service.base))
             .bearer_auth(&self.key)
             .json(&json!({ "api_key": "bench-tenant-key", "base_url": chat.openai_base(), "default_model": "bench-model" }))
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(())
+    }
+
+    /// Gives the tenant an Anthropic key of its own whose base URL is `chat` (in Anthropic's format):
+    /// `anthropic/…` models then reach that mock's `/v1/messages`.
+    pub async fn use_anthropic_mock(
+        &self,
+        client: &reqwest::Client,
+        service: &Service,
+        chat: &Mock,
+    ) -> anyhow::Result<()> {
+        client
+            .put(format!("{}/api/v1/providers/anthropic", service.base))
+            .bearer_auth(&self.key)
+            .json(&json!({ "api_key": "bench-tenant-anthropic-key", "base_url": chat.anthropic_base() }))
             .send()
             .await?
             .error_for_status()?;

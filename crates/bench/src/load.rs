@@ -170,10 +170,25 @@ impl Summary {
 /// How a streamed answer's text arrives, so the first token can be told from the events before it.
 #[derive(Debug, Clone, Copy)]
 pub enum StreamKind {
-    /// OpenAI chat completion chunks: `choices[0].delta.content`.
+    /// OpenAI chat completion chunks: `choices[0].delta.content`; ends with `[DONE]`.
     OpenAi,
+    /// Anthropic Messages events: a `content_block_delta` whose `text_delta` has text; ends with
+    /// `message_stop`, fails with `error`.
+    Anthropic,
+    /// OpenAI Responses events: a `response.output_text.delta` with text; ends with `response.completed`,
+    /// fails with `response.failed`, `response.incomplete` or `error`. Read from each data's `type`, which
+    /// every server sends (not all of them name their SSE events).
+    Responses,
     /// Switchboard's run events: the first `message.delta`.
     Switchboard,
+}
+
+/// What one event of a stream is, as far as timing it goes.
+enum Seen {
+    Text,
+    End,
+    Failure,
+    Other,
 }
 
 /// Sends a request and reads its answer to the end, timing from `intended`.
@@ -193,16 +208,13 @@ pub async fn send(request: reqwest::RequestBuilder, intended: Instant, stream: O
     let mut ended = false;
     while let Some(event) = events.next().await {
         let event = event.map_err(|error| format!("stream: {error}"))?;
-        if first_token.is_none() && carries_text(kind, &event) {
-            first_token = Some(intended.elapsed());
-        }
-        match kind {
-            StreamKind::OpenAi if event.data == "[DONE]" => ended = true,
-            StreamKind::Switchboard if event.event == "run.completed" => ended = true,
-            StreamKind::Switchboard if event.event == "run.failed" => {
-                return Err(format!("run failed: {}", event.data));
+        match classify(kind, &event) {
+            Seen::Text if first_token.is_none() => first_token = Some(intended.elapsed()),
+            Seen::End => ended = true,
+            Seen::Failure => {
+                return Err(format!("failed: {}", event.data.chars().take(160).collect::<String>()));
             }
-            _ => {}
+            Seen::Text | Seen::Other => {}
         }
     }
     if !ended {
@@ -211,14 +223,39 @@ pub async fn send(request: reqwest::RequestBuilder, intended: Instant, stream: O
     Ok(Timing { first_token: Some(first_token.ok_or("no text in the stream")?), total: intended.elapsed() })
 }
 
-fn carries_text(kind: StreamKind, event: &eventsource_stream::Event) -> bool {
+fn classify(kind: StreamKind, event: &eventsource_stream::Event) -> Seen {
+    let json = || serde_json::from_str::<serde_json::Value>(&event.data).unwrap_or_default();
+    let has_text = |text: &serde_json::Value| text.as_str().is_some_and(|text| !text.is_empty());
     match kind {
-        StreamKind::Switchboard => event.event == "message.delta",
-        StreamKind::OpenAi => {
-            event.data.contains("\"content\"")
-                && serde_json::from_str::<serde_json::Value>(&event.data).is_ok_and(|chunk| {
-                    chunk["choices"][0]["delta"]["content"].as_str().is_some_and(|text| !text.is_empty())
-                })
+        StreamKind::Switchboard => match event.event.as_str() {
+            "message.delta" => Seen::Text,
+            "run.completed" => Seen::End,
+            "run.failed" => Seen::Failure,
+            _ => Seen::Other,
+        },
+        StreamKind::OpenAi if event.data == "[DONE]" => Seen::End,
+        // Parsed only when it may carry text: most of a stream is text, but not every chunk.
+        StreamKind::OpenAi if event.data.contains("\"content\"") => {
+            if has_text(&json()["choices"][0]["delta"]["content"]) { Seen::Text } else { Seen::Other }
+        }
+        StreamKind::OpenAi => Seen::Other,
+        StreamKind::Anthropic => {
+            let data = json();
+            match data["type"].as_str().unwrap_or_default() {
+                "content_block_delta" if has_text(&data["delta"]["text"]) => Seen::Text,
+                "message_stop" => Seen::End,
+                "error" => Seen::Failure,
+                _ => Seen::Other,
+            }
+        }
+        StreamKind::Responses => {
+            let data = json();
+            match data["type"].as_str().unwrap_or_default() {
+                "response.output_text.delta" if has_text(&data["delta"]) => Seen::Text,
+                "response.completed" => Seen::End,
+                "response.failed" | "response.incomplete" | "error" => Seen::Failure,
+                _ => Seen::Other,
+            }
         }
     }
 }

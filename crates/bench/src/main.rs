@@ -242,9 +242,10 @@ async fn run(options: Options) -> anyhow::Result<()> {
 
     if wants("passthrough") {
         eprintln!("pass-through…");
-        let targets = passthrough_targets(&client, &service, &fast, &slow, options.peer, pinning, &mut results).await?;
-        results.passthrough = passthrough::run(&client, &targets.0, &sizes.passthrough).await;
-        drop(targets.1);
+        let (doors, peer) =
+            passthrough_doors(&client, &service, &fast, &slow, options.peer, pinning, &mut results).await?;
+        results.passthrough = passthrough::run(&client, &doors, &sizes.passthrough).await;
+        drop(peer);
     }
 
     if wants("checks") {
@@ -304,9 +305,16 @@ async fn build_corpus(
     Ok(report::Ingestion { large, tiny: tiny_ingested, large_document, local_embedding })
 }
 
-/// Direct to the mocks, through Switchboard (a tenant per mock, each with its own key), and through the
+/// Each route both proxies serve, with its targets: direct to the mocks, through Switchboard (a tenant
+/// per mock, each with its own OpenAI and Anthropic keys, both pointing at that mock), and through the
 /// peer when it can run.
-async fn passthrough_targets(
+///
+/// The mock's floor of a route is the request the proxies send upstream: its chat completion for
+/// `/v1/chat/completions`, its Anthropic message for `/v1/messages` (Switchboard over its Anthropic
+/// provider, LiteLLM over an `anthropic/` model), and its chat completion again for `/v1/responses`,
+/// which the mock does not serve: Switchboard answers it over its OpenAI provider's chat completions,
+/// and LiteLLM's `*-responses` models bridge it to chat completions (`use_chat_completions_api`).
+async fn passthrough_doors(
     client: &reqwest::Client,
     service: &Service,
     fast: &Mock,
@@ -314,43 +322,71 @@ async fn passthrough_targets(
     with_peer: bool,
     pinning: Pinning,
     results: &mut Results,
-) -> anyhow::Result<(Vec<passthrough::Target>, Option<peer::Peer>)> {
-    use passthrough::{Route, Target};
+) -> anyhow::Result<(Vec<passthrough::Door>, Option<peer::Peer>)> {
+    use passthrough::{Door, Route, Target, Wire};
     let fast_tenant = Tenant::create(client, service, "pass-fast", fast).await?;
     let slow_tenant = Tenant::create(client, service, "pass-slow", slow).await?;
-    let completions = format!("{}/v1/chat/completions", service.base);
+    fast_tenant.use_anthropic_mock(client, service, fast).await?;
+    slow_tenant.use_anthropic_mock(client, service, slow).await?;
     let route = |url: String, key: &str, model: &str| Route { url, key: key.to_owned(), model: model.to_owned() };
-    let mut targets = vec![
+    let direct = |wire: Wire| {
+        let url = |mock: &Mock| match wire {
+            Wire::ChatCompletions | Wire::Responses => format!("{}/chat/completions", mock.openai_base()),
+            Wire::Messages => format!("{}/v1/messages", mock.anthropic_base()),
+        };
+        // The mock's own answer to what the proxies send it.
+        let wire = if wire == Wire::Messages { Wire::Messages } else { Wire::ChatCompletions };
         Target {
             name: "direct",
-            fast: route(format!("{}/chat/completions", fast.openai_base()), "direct", "bench-model"),
-            slow: route(format!("{}/chat/completions", slow.openai_base()), "direct", "bench-model"),
-        },
+            wire,
+            fast: route(url(fast), "direct", "bench-model"),
+            slow: route(url(slow), "direct", "bench-model"),
+        }
+    };
+    let switchboard = |wire: Wire| {
+        let url = format!("{}{}", service.base, wire.path());
+        // `anthropic/` routes to the tenant's Anthropic key; a bare name to its default, OpenAI.
+        let model = if wire == Wire::Messages { "anthropic/bench-model" } else { "bench-model" };
         Target {
             name: "switchboard",
-            fast: route(completions.clone(), &fast_tenant.key, "bench-model"),
-            slow: route(completions, &slow_tenant.key, "bench-model"),
-        },
-    ];
+            wire,
+            fast: route(url.clone(), &fast_tenant.key, model),
+            slow: route(url, &slow_tenant.key, model),
+        }
+    };
+    let wires = [Wire::ChatCompletions, Wire::Messages, Wire::Responses];
+    let mut doors: Vec<Door> =
+        wires.map(|wire| Door { route: wire, targets: vec![direct(wire), switchboard(wire)] }).to_vec();
     if !with_peer {
         results.peer_missing = Some("--no-peer".to_owned());
-        return Ok((targets, None));
+        return Ok((doors, None));
     }
     eprintln!("starting LiteLLM (the first run installs it)…");
     match peer::Peer::start(fast, slow, pinning).await {
         Ok(peer) => {
-            let url = format!("{}/v1/chat/completions", peer.base);
-            targets.push(Target {
-                name: "litellm",
-                fast: route(url.clone(), peer::KEY, "mock-fast"),
-                slow: route(url, peer::KEY, "mock-slow"),
-            });
-            Ok((targets, Some(peer)))
+            for door in &mut doors {
+                let wire = door.route;
+                let url = format!("{}{}", peer.base, wire.path());
+                // Its models per route (peer/litellm.yaml): `openai/` for chat completions, `anthropic/`
+                // for messages, `openai/` bridged to chat completions for responses.
+                let suffix = match wire {
+                    Wire::ChatCompletions => "",
+                    Wire::Messages => "-anthropic",
+                    Wire::Responses => "-responses",
+                };
+                door.targets.push(Target {
+                    name: "litellm",
+                    wire,
+                    fast: route(url.clone(), peer::KEY, &format!("mock-fast{suffix}")),
+                    slow: route(url, peer::KEY, &format!("mock-slow{suffix}")),
+                });
+            }
+            Ok((doors, Some(peer)))
         }
         Err(reason) => {
             eprintln!("  LiteLLM did not start: {reason}");
             results.peer_missing = Some(reason);
-            Ok((targets, None))
+            Ok((doors, None))
         }
     }
 }

@@ -1,5 +1,7 @@
 //! The peer: the LiteLLM proxy (its own Python virtual environment, pinned in `crates/bench/peer/`),
-//! routing `mock-fast` and `mock-slow` to the same mock upstreams Switchboard talks to.
+//! routing `mock-fast` and `mock-slow` to the same mock upstreams Switchboard talks to: as OpenAI chat
+//! completions, as Anthropic messages (`mock-fast-anthropic`, `mock-slow-anthropic`, for `/v1/messages`)
+//! and as chat completions again for `/v1/responses` (`mock-fast-responses`, `mock-slow-responses`).
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -44,6 +46,8 @@ impl Peer {
             .env("PORT", port.to_string())
             .env("MOCK_FAST_BASE", fast.openai_base())
             .env("MOCK_SLOW_BASE", slow.openai_base())
+            .env("MOCK_FAST_ANTHROPIC_BASE", fast.anthropic_base())
+            .env("MOCK_SLOW_ANTHROPIC_BASE", slow.anthropic_base())
             .env("LITELLM_MASTER_KEY", KEY)
             // Two worker processes: Python serves one request at a time per process, and Switchboard may
             // use both cores too.

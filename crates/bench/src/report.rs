@@ -88,30 +88,51 @@ impl Results {
         if self.passthrough.is_empty() {
             return;
         }
-        let _ =
-            writeln!(out, "## 1 & 6. Pass-through `/v1/chat/completions`: direct to the mock, Switchboard, LiteLLM\n");
-        let _ = writeln!(
-            out,
-            "| stream | concurrency | target | {SUMMARY_HEADER} |\n|---|---|---|---|---|---|---|---|---|---|---|"
-        );
+        let _ = writeln!(out, "## 1 & 6. Pass-through: direct to the mock, Switchboard, LiteLLM, on each route\n");
+        let mut routes: Vec<passthrough::Wire> = Vec::new();
         for run in &self.passthrough {
+            if !routes.contains(&run.route) {
+                routes.push(run.route);
+            }
+        }
+        for &route in &routes {
+            let floor = match route {
+                passthrough::Wire::ChatCompletions => "direct: the mock's chat completion",
+                passthrough::Wire::Messages => {
+                    "direct: the mock's Anthropic message, which Switchboard (the tenant's Anthropic key) and LiteLLM (an `anthropic/` model) both send it"
+                }
+                passthrough::Wire::Responses => {
+                    "direct: the mock's chat completion (it serves no Responses API), which Switchboard (the tenant's OpenAI key) and LiteLLM (`use_chat_completions_api`) both send it for a response"
+                }
+            };
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} |",
-                run.stream,
-                run.concurrency,
-                run.target,
-                summary_cells(&run.summary)
+                "### `{}` ({floor})\n\n| stream | concurrency | target | {SUMMARY_HEADER} |\n|---|---|---|---|---|---|---|---|---|---|---|",
+                route.path()
             );
+            for run in self.passthrough.iter().filter(|run| run.route == route) {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} |",
+                    run.stream,
+                    run.concurrency,
+                    run.target,
+                    summary_cells(&run.summary)
+                );
+            }
+            out.push('\n');
         }
         let _ = writeln!(
             out,
-            "\nAdded over the mock (percentile minus percentile; TTFT for streams, total otherwise), and the peer's added time as a multiple of Switchboard's:\n\n| stream | concurrency | Switchboard p50 | Switchboard p99 | LiteLLM p50 | LiteLLM p99 | LiteLLM ÷ Switchboard (p50) |\n|---|---|---|---|---|---|---|"
+            "Added over the mock on the same route (percentile minus percentile; TTFT for streams, total otherwise), and the peer's added time as a multiple of Switchboard's:\n\n| route | stream | concurrency | Switchboard p50 | Switchboard p99 | LiteLLM p50 | LiteLLM p99 | LiteLLM ÷ Switchboard (p50) |\n|---|---|---|---|---|---|---|---|"
         );
         for direct in self.passthrough.iter().filter(|run| run.target == "direct") {
             let find = |name: &str| {
                 self.passthrough.iter().find(|run| {
-                    run.target == name && run.stream == direct.stream && run.concurrency == direct.concurrency
+                    run.route == direct.route
+                        && run.target == name
+                        && run.stream == direct.stream
+                        && run.concurrency == direct.concurrency
                 })
             };
             let pick = |summary: &Summary| if direct.stream { summary.first_token_ms } else { summary.total_ms };
@@ -126,7 +147,8 @@ impl Results {
                 .map(|(ours, peer)| format!("{:.1}×", peer.p50 / ours.p50));
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} |",
+                "| `{}` | {} | {} | {} | {} | {} | {} | {} |",
+                direct.route.path(),
                 direct.stream,
                 direct.concurrency,
                 p(ours, |p| p.p50),
@@ -135,6 +157,26 @@ impl Results {
                 p(peer, |p| p.p99),
                 ratio.unwrap_or_else(|| "–".to_owned())
             );
+        }
+        let failing: Vec<String> = self
+            .passthrough
+            .iter()
+            .filter_map(|run| {
+                let example = run.summary.error_examples.first()?;
+                Some(format!(
+                    "{} {} stream={} c={}: {example}",
+                    run.route.path(),
+                    run.target,
+                    run.stream,
+                    run.concurrency
+                ))
+            })
+            .collect();
+        if !failing.is_empty() {
+            let _ = writeln!(out, "\nErrors:\n");
+            for line in failing {
+                let _ = writeln!(out, "- {line}");
+            }
         }
         if let Some(reason) = &self.peer_missing {
             let _ = writeln!(out, "\nLiteLLM was not measured: {reason}");
