@@ -30,6 +30,9 @@ pub enum ConfigError {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// `SWITCHBOARD_METRICS_LISTEN`: a second address serving `/metrics` alone, without a token, for
+    /// the operator's network.
+    pub metrics_listen: Option<SocketAddr>,
     pub data_dir: PathBuf,
     /// The owner connection (migrations); `None` runs the embedded server.
     pub database_url: Option<SecretString>,
@@ -123,6 +126,14 @@ impl Config {
                 })?;
             tools.call_timeout = std::time::Duration::from_secs(seconds);
         }
+        let metrics_listen = env("SWITCHBOARD_METRICS_LISTEN")
+            .map(|address| {
+                address.parse().map_err(|error: std::net::AddrParseError| ConfigError::Invalid {
+                    name: "SWITCHBOARD_METRICS_LISTEN",
+                    reason: error.to_string(),
+                })
+            })
+            .transpose()?;
         let demo = demo_mode(&listen)?;
         let rate_limits = rate_limits()?;
         Ok(Self {
@@ -145,6 +156,7 @@ impl Config {
             embedding_endpoints: embedding_endpoints(&platform_providers),
             embedding_model,
             listen,
+            metrics_listen,
             data_dir,
             database_url: env("DATABASE_URL").map(SecretString::from),
             operator_token,

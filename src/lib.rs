@@ -79,5 +79,7 @@ pub mod ids;
 pub mod tokens;
 /// Log output.
 pub mod telemetry;
+/// Prometheus metrics: what is counted and timed, with bounded labels.
+pub mod metrics;
 /// Pinned PyPI wheels: PostgreSQL with pgvector, the local embedding model.
 pub mod wheels;

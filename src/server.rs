@@ -116,8 +116,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         outbound,
         tools: toolbox,
         web: crate::http::WebSettings { demo: config.demo.clone(), assets_dir: config.web_assets_dir.clone() },
+        metrics: crate::metrics::Metrics::install(),
     };
+    let metrics_router = crate::http::metrics_router(state.clone());
     let router = crate::http::router_with_limits(state, &config.limits);
+    let metrics_listener = match config.metrics_listen {
+        Some(address) => Some(tokio::net::TcpListener::bind(address).await?),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let address = listener.local_addr()?;
     if config.database_url.is_none() {
@@ -136,6 +142,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         stopping.cancel();
         served
     };
+    let serving_metrics = async {
+        let Some(listener) = metrics_listener else { return Ok(()) };
+        tracing::info!(address = %listener.local_addr()?, "metrics are served without a token on this address");
+        crate::http::serve_with_limits(listener, metrics_router, &config.limits, stopping.clone().cancelled_owned())
+            .await
+    };
     let stopping_turns = async {
         tokio::select! {
             () = shutdown_signal() => stopping.cancel(),
@@ -144,9 +156,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::info!(grace_secs = config.shutdown_grace.as_secs(), "shutting down");
         engine.shutdown(config.shutdown_grace).await;
     };
-    let (served, ()) = tokio::join!(serving, stopping_turns);
+    let (served, served_metrics, ()) = tokio::join!(serving, serving_metrics, stopping_turns);
     database.close().await;
     served?;
+    served_metrics?;
     Ok(())
 }
 

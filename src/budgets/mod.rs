@@ -1,14 +1,15 @@
 //! Budgets: what a tenant, each of its API keys, each of its end users and each agent run may spend, in
 //! US dollars per calendar month (UTC) or per run. Before every model call the worst case is reserved
-//! against every budget the run is under, in one transaction whose row locks order concurrent calls, so
-//! together they never spend past a budget; the run's usage settles the reservations to the actual cost,
-//! and a run that fails, is cancelled or dies releases them. Crossing 50, 80 and 100 % is audited.
+//! against every budget the run is under, all or none, in one statement whose row locks order concurrent
+//! calls, so together they never spend past a budget; the run's usage settles the reservations to the
+//! actual cost, and a run that fails, is cancelled or dies releases them. Crossing 50, 80 and 100 % is
+//! audited.
 
 pub mod store;
 
 use chrono::{Datelike as _, NaiveDate, Utc};
 use rust_decimal::Decimal;
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 
 use crate::audit::Recorder;
 use crate::ids::{ApiKeyId, RunId, TenantId, UserId};
@@ -62,6 +63,8 @@ pub struct RunBudgets {
     pub period: NaiveDate,
     /// An agent run's most model steps.
     pub max_steps: Option<u32>,
+    /// The first budget that was used up when the budgets were read, if any.
+    used_up: Option<BudgetExhausted>,
 }
 
 /// Who the run is for, to find the budgets it is under.
@@ -115,48 +118,55 @@ pub fn current_period() -> NaiveDate {
 
 impl RunBudgets {
     /// The budgets the tenant's settings and the acting key's own budget put this run under (none set: an
-    /// empty plan, and no cost per call).
+    /// empty plan, and no cost per call), read with what each has spent and reserved, in one statement.
     pub async fn of(connection: &mut PgConnection, payer: Payer) -> Result<Self, sqlx::Error> {
-        let settings = store::settings(connection, payer.api_key_id).await?;
-        let mut lines = Vec::new();
-        let mut add = |kind, subject: String, limit: Option<Decimal>| {
-            if let Some(limit_usd) = limit {
-                lines.push(BudgetLine { kind, subject, limit_usd });
-            }
-        };
-        add(BudgetKind::Tenant, "tenant".to_owned(), settings.tenant);
-        if let Some(key) = payer.api_key_id {
+        let period = current_period();
+        let subjects: Vec<(BudgetKind, String)> = [
+            (BudgetKind::Tenant, Some("tenant".to_owned())),
+            (BudgetKind::ApiKey, payer.api_key_id.map(|key| format!("api_key:{key}"))),
+            (BudgetKind::EndUser, payer.end_user.map(|user| format!("end_user:{user}"))),
+            (BudgetKind::AgentRun, payer.agent_run.then(|| format!("run:{}", payer.run_id))),
+        ]
+        .into_iter()
+        .filter_map(|(kind, subject)| Some((kind, subject?)))
+        .collect();
+        let asked: Vec<&str> = subjects.iter().map(|(_, subject)| subject.as_str()).collect();
+        let settings = store::settings(connection, payer.api_key_id, period, &asked).await?;
+        let limit_of = |kind| match kind {
+            BudgetKind::Tenant => settings.tenant,
             // The key's own budget replaces the tenant's budget for every key, whether tighter or looser.
-            add(BudgetKind::ApiKey, format!("api_key:{key}"), settings.own_api_key.or(settings.api_key));
-        }
-        if let Some(user) = payer.end_user {
-            add(BudgetKind::EndUser, format!("end_user:{user}"), settings.end_user);
-        }
-        let mut max_steps = None;
-        if payer.agent_run {
-            add(BudgetKind::AgentRun, format!("run:{}", payer.run_id), settings.agent_run);
-            max_steps = settings.agent_run_max_steps.and_then(|steps| u32::try_from(steps).ok());
-        }
-        Ok(Self { lines, period: current_period(), max_steps })
-    }
-
-    /// Refuses a run whose budgets are already used up (checked before anything is recorded).
-    pub async fn check_open(&self, connection: &mut PgConnection) -> Result<Result<(), BudgetExhausted>, sqlx::Error> {
-        for line in &self.lines {
-            let (spent, reserved) = store::spend(connection, &line.subject, self.period).await?;
-            if spent + reserved >= line.limit_usd {
-                return Ok(Err(exhausted(line, spent + reserved)));
+            BudgetKind::ApiKey => settings.own_api_key.or(settings.api_key),
+            BudgetKind::EndUser => settings.end_user,
+            BudgetKind::AgentRun => settings.agent_run,
+        };
+        let mut lines = Vec::new();
+        let mut used_up = None;
+        for (position, (kind, subject)) in subjects.into_iter().enumerate() {
+            let Some(limit_usd) = limit_of(kind) else { continue };
+            let used = settings.used.get(position).copied().unwrap_or_default();
+            let line = BudgetLine { kind, subject, limit_usd };
+            if used_up.is_none() && used >= limit_usd {
+                used_up = Some(exhausted(&line, used));
             }
+            lines.push(line);
         }
-        Ok(Ok(()))
+        let max_steps =
+            settings.agent_run_max_steps.filter(|_| payer.agent_run).and_then(|steps| u32::try_from(steps).ok());
+        Ok(Self { lines, period, max_steps, used_up })
     }
 
-    /// Reserves `amount` against every budget, all or none; the caller commits, refused or not. A budget
-    /// is open while its spend and reservations are below its limit and the call's worst case fits in what
-    /// is left.
+    /// Refuses a run whose budgets were already used up when they were read (checked before anything is
+    /// recorded).
+    pub fn check_open(&self) -> Result<(), BudgetExhausted> {
+        self.used_up.clone().map_or(Ok(()), Err)
+    }
+
+    /// Reserves `amount` against every budget, all or none, in one statement that is its own transaction
+    /// (see `store::reserve`): nothing to commit or give back, refused or not. A budget is open while its
+    /// spend and reservations are below its limit and the call's worst case fits in what is left.
     pub async fn reserve(
         &self,
-        connection: &mut PgConnection,
+        pool: &PgPool,
         tenant_id: TenantId,
         run_id: RunId,
         amount: Decimal,
@@ -164,25 +174,17 @@ impl RunBudgets {
         if self.lines.is_empty() {
             return Ok(Ok(()));
         }
-        for (index, line) in self.lines.iter().enumerate() {
-            if !store::reserve(connection, tenant_id, &line.subject, self.period, amount, line.limit_usd).await? {
-                // No reservation row names what the budgets before this one took, so nothing would ever
-                // release it: it goes back now, in the transaction the caller commits.
-                for taken in &self.lines[..index] {
-                    store::settle(connection, tenant_id, &taken.subject, self.period, amount, Decimal::ZERO).await?;
-                }
-                let (spent, reserved) = store::spend(connection, &line.subject, self.period).await?;
-                return Ok(Err(exhausted(line, spent + reserved)));
-            }
-        }
         let subjects: Vec<&str> = self.lines.iter().map(|line| line.subject.as_str()).collect();
-        store::insert_reservation(connection, tenant_id, run_id, &subjects, self.period, amount).await?;
-        Ok(Ok(()))
+        let limits: Vec<Decimal> = self.lines.iter().map(|line| line.limit_usd).collect();
+        let refused = store::reserve(pool, tenant_id, run_id, self.period, amount, &subjects, &limits).await?;
+        let Some((subject, used)) = refused else { return Ok(Ok(())) };
+        let line = self.lines.iter().find(|line| line.subject == subject).expect("the refused line is one of ours");
+        Ok(Err(exhausted(line, used)))
     }
 
     /// Settles the run's reservations: releases them and counts `actual` (a cost the catalog could
-    /// price, else nothing) as spent against each budget, auditing each threshold crossed. In the
-    /// caller's transaction, with the usage record.
+    /// price, else nothing) as spent against each budget, in one statement, auditing each threshold
+    /// crossed. In the caller's transaction, with the usage record.
     pub async fn settle(
         &self,
         connection: &mut PgConnection,
@@ -194,14 +196,12 @@ impl RunBudgets {
         if self.lines.is_empty() {
             return Ok(());
         }
-        let reserved = store::take_reservations(connection, run_id).await?;
+        let subjects: Vec<&str> = self.lines.iter().map(|line| line.subject.as_str()).collect();
         let spent = actual.unwrap_or_default();
+        let settled = store::settle(connection, by.tenant_id, run_id, self.period, &subjects, spent).await?;
         for line in &self.lines {
-            let released: Decimal =
-                reserved.iter().filter(|r| r.subjects.contains(&line.subject)).map(|r| r.amount_usd).sum();
-            let (now_spent, audited) =
-                store::settle(connection, by.tenant_id, &line.subject, self.period, released, spent).await?;
-            audit_thresholds(connection, by, line, self.period, now_spent, audited).await?;
+            let Some(now) = settled.iter().find(|settled| settled.subject == line.subject) else { continue };
+            audit_thresholds(connection, by, line, self.period, now.spent_usd, now.audited_percent).await?;
         }
         Ok(())
     }
@@ -213,13 +213,7 @@ pub async fn release_abandoned(
     tenant_id: TenantId,
     run_id: RunId,
 ) -> Result<(), sqlx::Error> {
-    for reservation in store::take_reservations(connection, run_id).await? {
-        for subject in &reservation.subjects {
-            store::settle(connection, tenant_id, subject, reservation.period, reservation.amount_usd, Decimal::ZERO)
-                .await?;
-        }
-    }
-    Ok(())
+    store::release(connection, tenant_id, run_id).await
 }
 
 fn exhausted(line: &BudgetLine, used: Decimal) -> BudgetExhausted {
@@ -280,7 +274,7 @@ pub async fn report(
 ) -> Result<(NaiveDate, Vec<BudgetStatus>), sqlx::Error> {
     let period = current_period();
     let mut transaction = crate::db::begin_tenant(pool, context.tenant_id()).await?;
-    let settings = store::settings(&mut transaction, None).await?;
+    let settings = store::settings(&mut transaction, None, period, &[]).await?;
     let spends = store::spend_in(&mut transaction, period).await?;
     let key_budgets = store::key_budgets(&mut transaction).await?;
     transaction.commit().await?;

@@ -1,14 +1,16 @@
 //! SQL for budgets: the settings in `tenant_configs` and the keys' own in `api_keys`, spend per subject and
 //! month in `budget_spend`, and open reservations in `budget_reservations`; every function runs inside a
-//! tenant-bound transaction.
+//! tenant-bound transaction, but [`reserve`], one statement that is a transaction of its own, bound to the
+//! tenant by the function it calls (migration 0022).
 
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 
 use crate::ids::{ApiKeyId, RunId, TenantId};
 
-/// The tenant's budget settings, as stored, and the acting key's own budget.
+/// The tenant's budget settings, as stored, the acting key's own budget, and what each subject asked
+/// about has spent and reserved this period.
 #[derive(Debug, Clone, Default, sqlx::FromRow)]
 pub struct BudgetSettings {
     pub tenant: Option<Decimal>,
@@ -18,18 +20,32 @@ pub struct BudgetSettings {
     pub agent_run_max_steps: Option<i32>,
     /// `api_keys.monthly_budget_usd` of the key named, if any.
     pub own_api_key: Option<Decimal>,
+    /// Spent plus reserved of each subject asked about, in the order asked (zero when nothing was counted).
+    pub used: Vec<Decimal>,
 }
 
-/// The settings, with `key`'s own budget read in the same statement: every turn starts with this, so a
-/// key's budget costs it no extra round trip.
-pub async fn settings(connection: &mut PgConnection, key: Option<ApiKeyId>) -> Result<BudgetSettings, sqlx::Error> {
+/// The settings, with `key`'s own budget and the spend of `subjects` in `period` read in the same
+/// statement: every turn starts with this, so neither a key's budget nor the check that a budget is not
+/// used up costs it a round trip of its own.
+pub async fn settings(
+    connection: &mut PgConnection,
+    key: Option<ApiKeyId>,
+    period: NaiveDate,
+    subjects: &[&str],
+) -> Result<BudgetSettings, sqlx::Error> {
     sqlx::query_as(
         "SELECT monthly_budget_usd AS tenant, key_monthly_budget_usd AS api_key, \
          end_user_monthly_budget_usd AS end_user, agent_run_budget_usd AS agent_run, agent_run_max_steps, \
-         (SELECT monthly_budget_usd FROM api_keys WHERE id = $1) AS own_api_key \
+         (SELECT monthly_budget_usd FROM api_keys WHERE id = $1) AS own_api_key, \
+         ARRAY(SELECT coalesce(spend.spent_usd + spend.reserved_usd, 0) \
+               FROM unnest($3::text[]) WITH ORDINALITY AS asked (subject, position) \
+               LEFT JOIN budget_spend spend ON spend.subject = asked.subject AND spend.period = $2 \
+               ORDER BY asked.position) AS used \
          FROM tenant_configs",
     )
     .bind(key)
+    .bind(period)
+    .bind(subjects)
     .fetch_one(connection)
     .await
 }
@@ -52,110 +68,89 @@ pub async fn key_budgets(connection: &mut PgConnection) -> Result<Vec<KeyBudget>
     .await
 }
 
-/// (spent, reserved) of a subject in a period; zero when nothing was ever counted.
-pub async fn spend(
-    connection: &mut PgConnection,
-    subject: &str,
-    period: NaiveDate,
-) -> Result<(Decimal, Decimal), sqlx::Error> {
-    let row: Option<(Decimal, Decimal)> =
-        sqlx::query_as("SELECT spent_usd, reserved_usd FROM budget_spend WHERE subject = $1 AND period = $2")
-            .bind(subject)
-            .bind(period)
-            .fetch_optional(connection)
-            .await?;
-    Ok(row.unwrap_or_default())
-}
-
-/// Adds `amount` to the subject's reservations if the budget is open and the amount fits: one statement,
-/// so the row lock orders concurrent reservations (each sees the others' amounts). False: refused.
+/// Reserves `amount` against every line (`subjects[i]` up to `limits[i]`) and records the reservation,
+/// all or none, in one statement that is its own transaction (`reserve_budgets`, migration 0022: bound to
+/// the tenant, row locks ordering concurrent reservations, committed without waiting for the disk).
+/// `Some((subject, used))`: the line that refused, with what was spent and reserved against it; nothing
+/// was reserved.
 pub async fn reserve(
-    connection: &mut PgConnection,
-    tenant_id: TenantId,
-    subject: &str,
-    period: NaiveDate,
-    amount: Decimal,
-    limit: Decimal,
-) -> Result<bool, sqlx::Error> {
-    let reserved = sqlx::query(
-        "INSERT INTO budget_spend AS spend (tenant_id, subject, period, reserved_usd) \
-         SELECT $1, $2, $3, $4 WHERE $4 <= $5 AND 0 < $5 \
-         ON CONFLICT (tenant_id, subject, period) DO UPDATE SET reserved_usd = spend.reserved_usd + EXCLUDED.reserved_usd \
-         WHERE spend.spent_usd + spend.reserved_usd < $5 \
-           AND spend.spent_usd + spend.reserved_usd + EXCLUDED.reserved_usd <= $5",
-    )
-    .bind(tenant_id)
-    .bind(subject)
-    .bind(period)
-    .bind(amount)
-    .bind(limit)
-    .execute(connection)
-    .await?;
-    Ok(reserved.rows_affected() == 1)
-}
-
-pub async fn insert_reservation(
-    connection: &mut PgConnection,
+    pool: &PgPool,
     tenant_id: TenantId,
     run_id: RunId,
-    subjects: &[&str],
     period: NaiveDate,
     amount: Decimal,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO budget_reservations (id, tenant_id, run_id, subjects, period, amount_usd) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(uuid::Uuid::now_v7())
-    .bind(tenant_id)
-    .bind(run_id)
-    .bind(subjects)
-    .bind(period)
-    .bind(amount)
-    .execute(connection)
-    .await?;
-    Ok(())
-}
-
-/// A reservation a run had not settled yet.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct Reservation {
-    pub subjects: Vec<String>,
-    pub period: NaiveDate,
-    pub amount_usd: Decimal,
-}
-
-/// Removes and returns the run's open reservations.
-pub async fn take_reservations(connection: &mut PgConnection, run_id: RunId) -> Result<Vec<Reservation>, sqlx::Error> {
-    sqlx::query_as("DELETE FROM budget_reservations WHERE run_id = $1 RETURNING subjects, period, amount_usd")
+    subjects: &[&str],
+    limits: &[Decimal],
+) -> Result<Option<(String, Decimal)>, sqlx::Error> {
+    sqlx::query_as("SELECT refused_subject, used_usd FROM reserve_budgets($1, $2, $3, $4, $5, $6, $7)")
+        .bind(tenant_id)
         .bind(run_id)
-        .fetch_all(connection)
+        .bind(uuid::Uuid::now_v7())
+        .bind(period)
+        .bind(amount)
+        .bind(subjects)
+        .bind(limits)
+        .fetch_optional(pool)
         .await
 }
 
-/// Releases `released` of the subject's reservations and counts `spent`; returns the spend now and the
-/// highest threshold already audited.
+/// One line as the settlement left it: the spend now, and the highest threshold already audited.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Settled {
+    pub subject: String,
+    pub spent_usd: Decimal,
+    pub audited_percent: i16,
+}
+
+/// Settles the run's reservations in one statement (`settle_budgets`, migration 0022): removes them,
+/// releases what they reserved from each of `subjects` and counts `spent` against each. Rows are taken
+/// in subject order, as reservations take them.
 pub async fn settle(
     connection: &mut PgConnection,
     tenant_id: TenantId,
-    subject: &str,
+    run_id: RunId,
     period: NaiveDate,
-    released: Decimal,
+    subjects: &[&str],
     spent: Decimal,
-) -> Result<(Decimal, i16), sqlx::Error> {
+) -> Result<Vec<Settled>, sqlx::Error> {
     sqlx::query_as(
-        "INSERT INTO budget_spend AS spend (tenant_id, subject, period, spent_usd) VALUES ($1, $2, $3, $5) \
-         ON CONFLICT (tenant_id, subject, period) DO UPDATE \
-         SET reserved_usd = greatest(spend.reserved_usd - $4, 0), spent_usd = spend.spent_usd + $5 \
-         RETURNING spent_usd, audited_percent",
+        "SELECT settled.subject, settled.spent_usd, settled.audited_percent \
+         FROM settle_budgets($1, $2, $3, $4, $5) AS settled",
     )
     .bind(tenant_id)
-    .bind(subject)
+    .bind(run_id)
     .bind(period)
-    .bind(released)
+    .bind(subjects)
     .bind(spent)
-    .fetch_one(connection)
+    .fetch_all(connection)
     .await
+}
+
+/// Removes the run's open reservations and releases what they reserved, counting nothing as spent, in
+/// one statement; rows are taken in subject order, as reservations take them.
+pub async fn release(connection: &mut PgConnection, tenant_id: TenantId, run_id: RunId) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "WITH taken AS ( \
+             DELETE FROM budget_reservations WHERE tenant_id = $1 AND run_id = $2 \
+             RETURNING subjects, period, amount_usd), \
+         released AS ( \
+             SELECT subject, taken.period, sum(taken.amount_usd) AS amount \
+             FROM taken, unnest(taken.subjects) AS subject GROUP BY subject, taken.period), \
+         locked AS ( \
+             SELECT spend.subject, spend.period, released.amount FROM budget_spend spend \
+             JOIN released ON (released.subject, released.period) = (spend.subject, spend.period) \
+             WHERE spend.tenant_id = $1 \
+             ORDER BY spend.subject, spend.period \
+             FOR UPDATE OF spend) \
+         UPDATE budget_spend spend SET reserved_usd = greatest(spend.reserved_usd - locked.amount, 0) \
+         FROM locked \
+         WHERE spend.tenant_id = $1 AND (spend.subject, spend.period) = (locked.subject, locked.period)",
+    )
+    .bind(tenant_id)
+    .bind(run_id)
+    .execute(connection)
+    .await?;
+    Ok(())
 }
 
 /// Records that `percent` of the budget was audited; false when another process did it first.

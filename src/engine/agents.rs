@@ -65,7 +65,7 @@ impl Engine {
         // A budget already used up refuses the run before it is queued (the run's own budget is fresh).
         let payer =
             Payer { run_id, api_key_id: context.actor().api_key_id(), end_user: context.end_user(), agent_run: true };
-        RunBudgets::of(&mut transaction, payer).await?.check_open(&mut transaction).await??;
+        RunBudgets::of(&mut transaction, payer).await?.check_open()?;
         let session = NewSession {
             session_type: SessionType::Workspace,
             workspace_id: Some(workspace_id.0),

@@ -314,7 +314,7 @@ impl Engine {
         let payer =
             Payer { run_id, api_key_id: context.actor().api_key_id(), end_user: session.user_id, agent_run: false };
         let budgets = RunBudgets::of(&mut transaction, payer).await?;
-        budgets.check_open(&mut transaction).await??;
+        budgets.check_open()?;
         let run = runs::store::insert(
             &mut transaction,
             tenant_id,

@@ -19,9 +19,9 @@ use crate::db;
 use crate::ids::{MessageId, ToolCallId};
 use crate::providers::{ChatChunk, ChatRequest, FinishReason, ProviderError, ProviderErrorKind, retry};
 use crate::retrieval::Citation;
-use crate::runs::RunStatus;
 use crate::runs::events::EventKind;
 use crate::runs::store::RunOutcome;
+use crate::runs::{RunKind, RunStatus};
 use crate::tokens::TokenUsage;
 use crate::usage::{self, TokenSource, UsageEntry};
 
@@ -348,10 +348,7 @@ async fn reserve_worst_case(
         let ceiling = request.max_output_tokens.unwrap_or(model.max_output_tokens);
         model.prices.worst_case(prompt as u64, u64::from(ceiling))
     });
-    let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
-    let reserved = plan.budgets.reserve(&mut transaction, plan.tenant_id, plan.run_id, amount).await?;
-    transaction.commit().await?;
-    Ok(reserved?)
+    Ok(plan.budgets.reserve(&inner.db, plan.tenant_id, plan.run_id, amount).await??)
 }
 
 /// A fallback model helps when the model failed, not when the key or the provider itself is the problem.
@@ -388,8 +385,10 @@ async fn record_usage(
     tokens: TokenUsage,
     source: TokenSource,
 ) -> Result<EventKind, sqlx::Error> {
-    let cost =
-        usage::price(plan.model_info(&inner.providers.catalog, model).as_deref(), plan.provider_name, model, &tokens);
+    let known = plan.model_info(&inner.providers.catalog, model);
+    let cost = usage::price(known.as_deref(), plan.provider_name, model, &tokens);
+    // Only a model something knows is a label: a name from a client could grow the series without end.
+    crate::metrics::model_usage(plan.provider_name, known.as_ref().map_or("other", |_| model), &tokens, cost);
     let entry = UsageEntry {
         operation: usage::Operation::Chat,
         run_id: Some(plan.run_id),
@@ -533,18 +532,24 @@ async fn record(
         },
     )
     .await?;
+    settle_rate_limits(&mut transaction, plan, tokens).await?;
     transaction.commit().await?;
     log.publish_closing(closing);
-    settle_rate_limits(inner, plan, tokens).await;
+    let kind = if plan.workspace_id.is_some() { RunKind::Agent } else { RunKind::Chat };
+    let since_start = |at: Instant| at.duration_since(plan.accepted_at);
+    let first_token = answer.first_token_at.map(since_start);
+    crate::metrics::run_ended(kind.as_str(), status.as_str(), provider, first_token, since_start(Instant::now()));
     Ok(())
 }
 
-/// Corrects the tokens the rate limits reserved at the door to what the run used (after the run is
-/// recorded: a failure here only leaves the estimate standing, and is logged).
-async fn settle_rate_limits(inner: &Inner, plan: &TurnPlan, tokens: TokenUsage) {
-    let Some(reservation) = &plan.rate_reservation else { return };
+/// Corrects the tokens the rate limits reserved at the door to what the run used, in the transaction that
+/// records the run, last: the buckets' rows stay locked only for its commit.
+async fn settle_rate_limits(
+    transaction: &mut sqlx::PgConnection,
+    plan: &TurnPlan,
+    tokens: TokenUsage,
+) -> Result<(), sqlx::Error> {
+    let Some(reservation) = &plan.rate_reservation else { return Ok(()) };
     let used = tokens.input.saturating_add(tokens.output);
-    if let Err(error) = crate::rate_limits::settle_tokens(&inner.db, reservation, used).await {
-        tracing::warn!(run_id = %plan.run_id, %error, "could not settle the run's rate-limit tokens");
-    }
+    crate::rate_limits::settle_tokens_in(transaction, reservation, used).await
 }

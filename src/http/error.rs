@@ -224,6 +224,7 @@ impl From<EngineError> for ApiError {
             EngineError::RunNotFound => Self::not_found("no such run"),
             EngineError::Idempotency(error) => error.into(),
             EngineError::BudgetExhausted(error) => {
+                crate::metrics::refused("budget");
                 Self::new(StatusCode::PAYMENT_REQUIRED, "budget_exhausted", error.to_string())
             }
             EngineError::ModelNotFound(unknown) => Self::new(StatusCode::NOT_FOUND, "model_not_found", unknown.reason),
@@ -346,6 +347,7 @@ impl From<RetrievalError> for ApiError {
             }
             RetrievalError::UnknownModel(message) => Self::new(StatusCode::NOT_FOUND, "model_not_found", message),
             RetrievalError::BudgetExhausted(error) => {
+                crate::metrics::refused("budget");
                 Self::new(StatusCode::PAYMENT_REQUIRED, "budget_exhausted", error.to_string())
             }
             RetrievalError::Embedding(crate::embeddings::EmbeddingError::Provider(error)) => {

@@ -16,6 +16,7 @@ mod integration;
 mod json_errors;
 mod limits;
 mod mcp;
+mod metrics;
 mod openai;
 mod policy_profiles;
 mod provider_models;
@@ -72,6 +73,7 @@ pub struct AppState {
     pub outbound: OutboundPolicy,
     pub tools: Toolbox,
     pub web: WebSettings,
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// What `GET /` and `GET /widget.js` serve: whether the page embeds a live demo widget, and where the
@@ -158,12 +160,16 @@ pub fn router_with_limits(state: AppState, limits: &ClientLimits) -> Router {
         .nest("/v1", v1)
         .nest("/mcp", mcp)
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::metrics))
         .nest("/api/v1", api)
+        .route_layer(from_fn(metrics::tag_route))
         .fallback(|| async { ApiError::from_status(StatusCode::NOT_FOUND) })
         .with_state(state)
         .layer(
             ServiceBuilder::new()
-                // Outermost, so that every answer carries it: CORS preflights, which the next layer answers
+                // Outermost, so that every answer is counted with the status the client got.
+                .layer(from_fn(metrics::count_requests))
+                // So that every answer carries it: CORS preflights, which the next layer answers
                 // itself, and errors made by the layers below.
                 .layer(from_fn(request_id::middleware))
                 // Outside the rest, so that every answer of the APIs carries its headers, errors made below too.
@@ -184,6 +190,11 @@ pub fn router_with_limits(state: AppState, limits: &ClientLimits) -> Router {
                 .layer(DefaultBodyLimit::disable())
                 .layer(axum::Extension(OpenStreams::new(limits.max_streams_per_tenant, limits.max_streams_per_caller))),
         )
+}
+
+/// What the operator's metrics address serves: `/metrics`, no token.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new().route("/metrics", get(metrics::open_metrics)).with_state(state)
 }
 
 /// The APIs (`/api/…`, `/v1/…`) answer pages of any origin: the widget runs inside the tenant's own site,

@@ -117,7 +117,17 @@ pub async fn put_key(
 
 /// What a door calls before it starts a run: a refusal is the API's 429, and nothing has been started.
 pub async fn admit(state: &AppState, context: &TenantContext, demand: &Demand<'_>) -> Result<Admission, ApiError> {
-    Ok(rate_limits::admit(&state.db, context, demand).await?)
+    Ok(counted(rate_limits::admit(&state.db, context, demand).await)?)
+}
+
+/// The admission, its refusals counted in the metrics.
+fn counted(admission: Result<Admission, RateLimitError>) -> Result<Admission, RateLimitError> {
+    match &admission {
+        Err(RateLimitError::Limited(_)) => crate::metrics::refused("rate_limit"),
+        Err(RateLimitError::TooManyRuns(_)) => crate::metrics::refused("too_many_runs"),
+        _ => {}
+    }
+    admission
 }
 
 /// [`admit`] for the `/v1` door: a refusal is the response to send, in OpenAI's shape and with its
@@ -127,7 +137,7 @@ pub async fn admit_openai(
     context: &TenantContext,
     demand: &Demand<'_>,
 ) -> Result<Admission, Response> {
-    match rate_limits::admit(&state.db, context, demand).await {
+    match counted(rate_limits::admit(&state.db, context, demand).await) {
         Ok(admission) => Ok(admission),
         Err(RateLimitError::Limited(refusal)) => Err(openai_refusal(&refusal)),
         Err(RateLimitError::TooManyRuns(refusal)) => {
@@ -148,7 +158,7 @@ pub async fn admit_anthropic(
     context: &TenantContext,
     demand: &Demand<'_>,
 ) -> Result<Admission, Response> {
-    match rate_limits::admit(&state.db, context, demand).await {
+    match counted(rate_limits::admit(&state.db, context, demand).await) {
         Ok(admission) => Ok(admission),
         Err(error) => {
             let standings = match &error {

@@ -63,6 +63,7 @@ impl OpenStreams {
             None
         };
         if let Some(message) = refusal {
+            crate::metrics::refused("too_many_streams");
             tracing::info!(%tenant_id, "an event stream was refused: {message}");
             return Err(ApiError {
                 retry_after_seconds: Some(RETRY_AFTER_SECONDS),
@@ -72,6 +73,7 @@ impl OpenStreams {
         for holder in [tenant, caller] {
             *counts.entry(holder).or_insert(0) += 1;
         }
+        crate::metrics::open_streams(1.0);
         Ok(StreamSlot { streams: self.clone(), holders: [tenant, caller] })
     }
 
@@ -115,6 +117,7 @@ pub struct StreamSlot {
 
 impl Drop for StreamSlot {
     fn drop(&mut self) {
+        crate::metrics::open_streams(-1.0);
         self.streams.release(self.holders);
     }
 }

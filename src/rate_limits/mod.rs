@@ -11,8 +11,9 @@
 //! processes admit at the same moment.
 //!
 //! Tokens are reserved from an estimate at admission ([`estimate_tokens`]: the prompt as the caller sent
-//! it, plus the output ceiling it asked for or [`DEFAULT_OUTPUT_TOKENS`]); [`settle_tokens`] corrects the
-//! reservation once the run's real usage is known.
+//! it, plus the output ceiling it asked for or [`DEFAULT_OUTPUT_TOKENS`]); [`settle_tokens_in`] corrects
+//! the reservation once the run's real usage is known, in the transaction that records the run
+//! ([`settle_tokens`] where nothing is recorded: a turn that never started, an embedding request).
 //!
 //! Concurrent runs are counted, not reserved: admission counts the tenant's runs with status `running`,
 //! in the same statement, and refuses at the cap. The run itself is created later, by the engine, in a
@@ -34,7 +35,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 use crate::auth::context::TenantContext;
 use crate::db;
@@ -316,26 +317,17 @@ pub async fn admit(pool: &PgPool, context: &TenantContext, demand: &Demand<'_>) 
         defaults: operator,
     };
     let tenant_id = context.tenant_id();
-    let mut transaction = db::begin_tenant(pool, tenant_id).await?;
-    let checked = store::admit(&mut transaction, tenant_id, &ask, operator.max_concurrent_runs_per_tenant).await?;
-    transaction.commit().await?;
+    let checked = store::admit(pool, tenant_id, &ask, operator.max_concurrent_runs_per_tenant).await?;
     match decide(&checked, tenant_id, estimated, operator.max_concurrent_runs_per_tenant) {
         Decision::Admitted(admission) => Ok(admission),
         Decision::TooManyRuns(refusal) => Err(RateLimitError::TooManyRuns(Box::new(refusal))),
-        Decision::Refused { refusal, give_back } => {
-            if !give_back.is_empty() {
-                let mut transaction = db::begin_tenant(pool, tenant_id).await?;
-                store::shift(&mut transaction, tenant_id, &give_back).await?;
-                transaction.commit().await?;
-            }
-            Err(RateLimitError::Limited(Box::new(refusal)))
-        }
+        Decision::Refused(refusal) => Err(RateLimitError::Limited(Box::new(refusal))),
     }
 }
 
-/// Corrects a reservation once the run's real usage is known: tokens reserved and not used go back to
-/// every bucket they came from; tokens used beyond the estimate are taken too (a bucket may then be over
-/// its limit for a while, and refuses until it has refilled).
+/// Corrects a reservation once the run's real usage is known, in a transaction of its own: tokens
+/// reserved and not used go back to every bucket they came from; tokens used beyond the estimate are
+/// taken too (a bucket may then be over its limit for a while, and refuses until it has refilled).
 pub async fn settle_tokens(
     pool: &PgPool,
     reservation: &TokenReservation,
@@ -348,6 +340,16 @@ pub async fn settle_tokens(
     let mut transaction = db::begin_tenant(pool, reservation.tenant_id).await?;
     store::shift(&mut transaction, reservation.tenant_id, &shifts).await?;
     transaction.commit().await
+}
+
+/// [`settle_tokens`] in the caller's transaction, bound to the reservation's tenant: the run's record
+/// settles its tokens with its usage, at no commit of their own.
+pub async fn settle_tokens_in(
+    connection: &mut PgConnection,
+    reservation: &TokenReservation,
+    actual_tokens: u64,
+) -> Result<(), sqlx::Error> {
+    store::shift(connection, reservation.tenant_id, &settlement(reservation, actual_tokens)).await
 }
 
 fn settlement(reservation: &TokenReservation, actual_tokens: u64) -> Vec<Shift> {
@@ -468,12 +470,12 @@ fn tightest<'a>(buckets: impl Iterator<Item = (&'a Bucket<'a>, i64)>) -> Standin
 
 enum Decision {
     Admitted(Admission),
-    Refused { refusal: Refusal, give_back: Vec<Shift> },
+    Refused(Refusal),
     TooManyRuns(RunsRefusal),
 }
 
-/// Reads the admission statement's answer: admitted when every bucket took its share; otherwise the
-/// refusal names the limit that is furthest from fitting, and the shares taken in a race go back.
+/// Reads the admission statement's answer: admitted when every bucket took its share (the statement
+/// takes from all or none); otherwise the refusal names the limit that is furthest from fitting.
 fn decide(checked: &store::Checked, tenant_id: TenantId, estimated: u64, max_running: u64) -> Decision {
     let buckets: Vec<Bucket<'_>> =
         checked.buckets.iter().filter_map(|bucket| Bucket::of(bucket, checked.now)).collect();
@@ -505,28 +507,18 @@ fn decide(checked: &store::Checked, tenant_id: TenantId, estimated: u64, max_run
         .filter(|bucket| bucket.backlog_taken.is_none())
         .max_by_key(|bucket| bucket.wait().unwrap_or(Duration::MAX))
         .expect("a refused admission has a bucket that took nothing");
-    let give_back = buckets
-        .iter()
-        .filter(|bucket| bucket.backlog_taken.is_some())
-        .map(|bucket| Shift {
-            scope: bucket.scope,
-            subject: bucket.subject.to_owned(),
-            kind: bucket.kind,
-            micros: -bucket.step,
-        })
-        .collect();
     let refusal = Refusal {
         scope: refused.scope,
         kind: refused.kind,
         limit: refused.per_minute,
         // The statement caps the cost it computes with; the client is told the estimate itself.
         requested: if refused.kind == LimitKind::Tokens { estimated } else { refused.cost },
-        // A bucket that fitted as the snapshot saw it lost a race for its last share: soon, then.
+        // A bucket that fits as the statement last saw it lost a race for its last share: soon, then.
         retry_after: refused.wait().map(|wait| wait.max(Duration::from_secs(1))),
         at: checked.now,
         standings: seen(),
     };
-    Decision::Refused { refusal, give_back }
+    Decision::Refused(refusal)
 }
 
 #[cfg(test)]
@@ -583,32 +575,30 @@ mod tests {
     }
 
     #[test]
-    fn a_refusal_names_the_limit_to_wait_for_and_gives_back_what_a_race_took() {
+    fn a_refusal_names_the_limit_to_wait_for_and_a_lost_race_asks_for_a_second() {
         // The key's requests are used up (60 s ahead, 30 s a request): 30 s to wait. The tenant's tokens
-        // were taken before the key's bucket refused, in a race: they go back.
+        // would fit, but the statement takes from all buckets or none.
         let answer = checked(
             3,
-            &[
-                ("api_key", "requests", 2, 1, Some(60_000_000), None),
-                ("tenant", "tokens", 1000, 10, None, Some(600_000)),
-            ],
+            &[("api_key", "requests", 2, 1, Some(60_000_000), None), ("tenant", "tokens", 1000, 10, None, None)],
         );
-        let Decision::Refused { refusal, give_back } = decide(&answer, TenantId::new(), 10, 50) else {
-            panic!("admitted")
-        };
+        let Decision::Refused(refusal) = decide(&answer, TenantId::new(), 10, 50) else { panic!("admitted") };
         assert_eq!((refusal.scope, refusal.kind, refusal.limit), (LimitScope::ApiKey, LimitKind::Requests, 2));
         assert_eq!(refusal.retry_after, Some(Duration::from_secs(30)));
         assert_eq!(refusal.retry_after_seconds(), 30);
         assert_eq!(refusal.standings.requests.unwrap().remaining, 0);
         assert!(refusal.to_string().contains("this API key's limit of 2 requests per minute"), "{refusal}");
-        assert_eq!(give_back.len(), 1);
-        assert_eq!((give_back[0].kind, give_back[0].micros), (LimitKind::Tokens, -600_000));
+
+        // Every bucket fits as last seen, yet none was taken: another admission took the last share first.
+        let raced = checked(0, &[("tenant", "requests", 2, 1, Some(20_000_000), None)]);
+        let Decision::Refused(refusal) = decide(&raced, TenantId::new(), 1, 50) else { panic!("admitted") };
+        assert_eq!(refusal.retry_after_seconds(), 1);
     }
 
     #[test]
     fn a_request_larger_than_a_limit_never_fits_and_the_run_cap_comes_first() {
         let answer = checked(0, &[("end_user", "tokens", 1000, 1500, None, None)]);
-        let Decision::Refused { refusal, .. } = decide(&answer, TenantId::new(), 1500, 50) else { panic!() };
+        let Decision::Refused(refusal) = decide(&answer, TenantId::new(), 1500, 50) else { panic!() };
         assert_eq!((refusal.retry_after, refusal.retry_after_seconds()), (None, 60));
         assert!(refusal.to_string().contains("1500 tokens are more than this end user's limit"), "{refusal}");
 

@@ -1,8 +1,10 @@
 //! SQL for rate limits: the admission check (one statement), giving tokens back or taking more, and the
-//! limits a tenant's admin set. Every function runs in a transaction bound to the tenant.
+//! limits a tenant's admin set. Every function runs in a transaction bound to the tenant: [`admit`] is one
+//! statement that is a transaction of its own, bound to the tenant by the function it calls (migration
+//! 0022); the others run in the caller's.
 
 use chrono::{DateTime, Utc};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 
 use super::{LimitKind, LimitScope, Limits, MAX_PER_MINUTE, OperatorLimits};
 use crate::ids::{ApiKeyId, TenantId, UserId};
@@ -59,17 +61,19 @@ struct CheckedRow {
     taken_tat: Option<DateTime<Utc>>,
 }
 
-/// The admission check, in one statement: the limits that apply (the tenant's own, else the operator's),
-/// the tenant's running runs, and GCRA on every limited bucket, all or nothing.
+/// The admission check, in one statement that is its own transaction (`admit_rate_limits`, migration
+/// 0022, bound to the tenant and committed without waiting for the disk): the limits that apply (the
+/// tenant's own, else the operator's), the tenant's running runs, and GCRA on every limited bucket, all
+/// or nothing.
 ///
-/// Each bucket is an `INSERT … ON CONFLICT DO UPDATE … WHERE it fits`: PostgreSQL locks the bucket's row
-/// and evaluates the condition on its latest committed version, so two processes admitting at once can
-/// never both take the last of a limit. The snapshot check before it (`verdict`) makes the usual refusal
-/// write nothing at all; only when another transaction takes the last of one bucket between the snapshot
-/// and the row lock can the statement take from some buckets and not others: the caller then gives those
-/// back ([`shift`]). Rows are locked in key order, so concurrent admissions cannot deadlock.
+/// The snapshot decides first, so the usual refusal writes nothing. Each bucket is then taken with an
+/// `INSERT … ON CONFLICT DO UPDATE … WHERE it fits`: PostgreSQL locks the bucket's row and evaluates the
+/// condition on its latest committed version, so two processes admitting at once can never both take
+/// the last of a limit. When another transaction takes the last of one bucket between the snapshot and
+/// the row lock, the function undoes the shares it took and answers with the buckets as they are then,
+/// none taken. Rows are locked in key order, so concurrent admissions cannot deadlock.
 pub async fn admit(
-    connection: &mut PgConnection,
+    pool: &PgPool,
     tenant_id: TenantId,
     ask: &Ask<'_>,
     max_running: u64,
@@ -77,53 +81,9 @@ pub async fn admit(
     let per_minute = |limit: Option<u64>| limit.map(|limit| i64::try_from(limit).unwrap_or(i64::MAX));
     let defaults = &ask.defaults;
     let rows: Vec<CheckedRow> = sqlx::query_as(
-        "WITH \
-         holders (scope, subject, setting) AS ( \
-             SELECT 'api_key', $2::text, $2::text WHERE $2::text IS NOT NULL \
-             UNION ALL SELECT 'tenant', '', 'tenant' \
-             UNION ALL SELECT 'end_user', named.subject, 'end_user' \
-                 FROM (SELECT coalesce($3::text, (SELECT external_id FROM users WHERE id = $4)) AS subject) AS named \
-                 WHERE named.subject IS NOT NULL), \
-         defaults (scope, kind, per_minute) AS (VALUES \
-             ('api_key', 'requests', $6::bigint), ('api_key', 'tokens', $7::bigint), \
-             ('tenant', 'requests', $8::bigint), ('tenant', 'tokens', $9::bigint), \
-             ('end_user', 'requests', $10::bigint), ('end_user', 'tokens', $11::bigint)), \
-         limits AS ( \
-             SELECT h.scope, h.subject, d.kind, \
-                    coalesce(CASE d.kind WHEN 'requests' THEN own.requests_per_minute \
-                                         ELSE own.tokens_per_minute END, d.per_minute) AS per_minute, \
-                    CASE d.kind WHEN 'requests' THEN 1::bigint ELSE $5::bigint END AS cost \
-             FROM holders h \
-             JOIN defaults d ON d.scope = h.scope \
-             LEFT JOIN rate_limits own ON own.subject = h.setting), \
-         wanted AS ( \
-             SELECT l.scope, l.subject, l.kind, l.per_minute, l.cost, \
-                    l.cost * 60000000 / l.per_minute AS step_us, b.tat AS seen_tat \
-             FROM limits l \
-             LEFT JOIN rate_limit_buckets b ON (b.scope, b.subject, b.kind) = (l.scope, l.subject, l.kind) \
-             WHERE l.per_minute IS NOT NULL), \
-         running AS ( \
-             SELECT count(*) AS running FROM runs WHERE tenant_id = $1 AND status = 'running'), \
-         verdict AS ( \
-             SELECT (SELECT running FROM running) < $12 \
-                    AND coalesce(bool_and(greatest(seen_tat, now()) + step_us * interval '1 microsecond' \
-                                          <= now() + interval '1 minute'), true) AS admit \
-             FROM wanted), \
-         taken AS ( \
-             INSERT INTO rate_limit_buckets AS b (tenant_id, scope, subject, kind, tat) \
-             SELECT $1, scope, subject, kind, now() + step_us * interval '1 microsecond' \
-             FROM wanted WHERE (SELECT admit FROM verdict) \
-             ORDER BY scope, subject, kind \
-             ON CONFLICT (tenant_id, scope, subject, kind) DO UPDATE \
-                 SET tat = greatest(b.tat, now()) + (excluded.tat - now()) \
-                 WHERE greatest(b.tat, now()) + (excluded.tat - now()) <= now() + interval '1 minute' \
-             RETURNING b.scope, b.subject, b.kind, b.tat) \
-         SELECT now() AS now, r.running, w.scope, w.subject, w.kind, w.per_minute, w.cost, w.step_us, \
-                w.seen_tat, t.tat AS taken_tat \
-         FROM running r \
-         LEFT JOIN wanted w ON true \
-         LEFT JOIN taken t ON (t.scope, t.subject, t.kind) = (w.scope, w.subject, w.kind) \
-         ORDER BY w.scope, w.kind",
+        "SELECT checked.now, checked.running, checked.scope, checked.subject, checked.kind, checked.per_minute, \
+                checked.cost, checked.step_us, checked.seen_tat, checked.taken_tat \
+         FROM admit_rate_limits($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) AS checked",
     )
     .bind(tenant_id)
     .bind(ask.api_key.map(|id| id.to_string()))
@@ -138,7 +98,7 @@ pub async fn admit(
     .bind(per_minute(defaults.end_user.requests_per_minute))
     .bind(per_minute(defaults.end_user.tokens_per_minute))
     .bind(i64::try_from(max_running).unwrap_or(i64::MAX))
-    .fetch_all(connection)
+    .fetch_all(pool)
     .await?;
     let (now, running) = rows.first().map_or((Utc::now(), 0), |row| (row.now, row.running));
     let buckets = rows

@@ -52,7 +52,7 @@ pub async fn embed(
     let payer = Payer { run_id: charge, api_key_id: context.actor().api_key_id(), end_user: None, agent_run: false };
     let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
     let budgets = RunBudgets::of(&mut transaction, payer).await?;
-    budgets.check_open(&mut transaction).await?.map_err(RetrievalError::BudgetExhausted)?;
+    budgets.check_open().map_err(RetrievalError::BudgetExhausted)?;
     transaction.commit().await?;
 
     let answer = embedder.embed_counted(&request.texts, Purpose::Document).await.map_err(RetrievalError::Embedding)?;

@@ -25,6 +25,7 @@ mod integration;
 mod large_documents;
 mod mcp_auth;
 mod mcp_endpoint;
+mod metrics;
 mod openai_compat;
 mod openai_embeddings;
 mod openai_errors;

@@ -6,11 +6,11 @@
 //! - end to end: the same non-streamed `/v1/chat/completions`, one at a time, to each tenant in turn
 //!   (interleaved, so drift in the machine falls on both alike); the difference of their percentiles;
 //! - the checks alone: the library's own calls, as a turn makes them, on the bench's database as the
-//!   application role: admission (its own transaction), the budgets read and checked at the start (inside
-//!   the turn's first transaction), the reservation before the model call (its own transaction), the
-//!   settlement (inside the record's transaction) and the token settlement (its own transaction).
-//!   Statements inside a transaction the turn opens anyway are timed without that transaction's begin
-//!   and commit.
+//!   application role: admission (one statement, its own transaction), the budgets read and checked at
+//!   the start (inside the turn's first transaction), the reservation before the model call (one
+//!   statement, its own transaction), the settlement and the token settlement (both inside the record's
+//!   transaction), the two tenants in turn, round by round. Statements inside a transaction the turn opens
+//!   anyway are timed without that transaction's begin and commit.
 
 use std::time::{Duration, Instant};
 
@@ -115,15 +115,15 @@ pub async fn run(
         );
     }
 
-    let mut direct = Vec::new();
-    for (checks, tenant, slug) in [("none set", &off, "checks-off"), ("all set", &on, "checks-on")] {
-        let measured = measure(app, owner, tenant, slug, checks, plan.rounds).await?;
+    let direct =
+        measure(app, owner, [("none set", &off, "checks-off"), ("all set", &on, "checks-on")], plan.rounds).await?;
+    for measured in &direct {
         eprintln!(
-            "  checks {checks:<9} alone: p50 {:>6.3} ms, p99 {:>6.3} ms",
+            "  checks {:<9} alone: p50 {:>6.3} ms, p99 {:>6.3} ms",
+            measured.checks,
             measured.all_ms.map_or(f64::NAN, |p| p.p50),
             measured.all_ms.map_or(f64::NAN, |p| p.p99)
         );
-        direct.push(measured);
     }
     let added_direct_ms = direct[1].all_ms.zip(direct[0].all_ms).map(|(a, b)| a.minus(b));
     Ok(Checks { end_to_end, added_end_to_end_ms, direct, added_direct_ms })
@@ -169,38 +169,45 @@ async fn put_checks(client: &reqwest::Client, service: &Service, admin: &Tenant)
     Ok(Tenant { key: key["key"].as_str().context("key token")?.to_owned() })
 }
 
-/// Times `rounds` turns' worth of checks for the tenant whose key is `tenant.key`, against one of its
-/// runs (a reservation names a run that exists).
+/// Times `rounds` turns' worth of checks for each tenant (whose key is `tenant.key`), against one of its
+/// runs (a reservation names a run that exists); the tenants take turns, round by round, so drift in the
+/// machine falls on both alike.
 async fn measure(
     app: &sqlx::PgPool,
     owner: &sqlx::PgPool,
-    tenant: &Tenant,
-    slug: &str,
-    checks: &'static str,
+    tenants: [(&'static str, &Tenant, &str); 2],
     rounds: usize,
-) -> anyhow::Result<Direct> {
-    let context = switchboard::auth::authenticate_api_key(app, &tenant.key, None).await?;
-    let run_id: uuid::Uuid = sqlx::query_scalar(
-        "SELECT runs.id FROM runs JOIN tenants ON tenants.id = runs.tenant_id WHERE tenants.slug = $1 LIMIT 1",
-    )
-    .bind(slug)
-    .fetch_one(owner)
-    .await
-    .context("a run of the tenant (the end-to-end requests make them)")?;
-    let mut times = Times::default();
-    for _ in 0..rounds {
-        one_turn(app, &context, RunId(run_id), &mut times).await?;
+) -> anyhow::Result<Vec<Direct>> {
+    let mut sides = Vec::new();
+    for (checks, tenant, slug) in tenants {
+        let context = switchboard::auth::authenticate_api_key(app, &tenant.key, None).await?;
+        let run_id: uuid::Uuid = sqlx::query_scalar(
+            "SELECT runs.id FROM runs JOIN tenants ON tenants.id = runs.tenant_id WHERE tenants.slug = $1 LIMIT 1",
+        )
+        .bind(slug)
+        .fetch_one(owner)
+        .await
+        .context("a run of the tenant (the end-to-end requests make them)")?;
+        sides.push((checks, context, RunId(run_id), Times::default()));
     }
-    Ok(Direct {
-        checks,
-        rounds,
-        admission_ms: Percentiles::of(&mut times.admission),
-        budgets_at_start_ms: Percentiles::of(&mut times.budgets_at_start),
-        reservation_ms: Percentiles::of(&mut times.reservation),
-        settlement_ms: Percentiles::of(&mut times.settlement),
-        token_settlement_ms: Percentiles::of(&mut times.token_settlement),
-        all_ms: Percentiles::of(&mut times.all),
-    })
+    for _ in 0..rounds {
+        for (_, context, run_id, times) in &mut sides {
+            one_turn(app, context, *run_id, times).await?;
+        }
+    }
+    Ok(sides
+        .into_iter()
+        .map(|(checks, _, _, mut times)| Direct {
+            checks,
+            rounds,
+            admission_ms: Percentiles::of(&mut times.admission),
+            budgets_at_start_ms: Percentiles::of(&mut times.budgets_at_start),
+            reservation_ms: Percentiles::of(&mut times.reservation),
+            settlement_ms: Percentiles::of(&mut times.settlement),
+            token_settlement_ms: Percentiles::of(&mut times.token_settlement),
+            all_ms: Percentiles::of(&mut times.all),
+        })
+        .collect())
 }
 
 #[derive(Default)]
@@ -228,16 +235,12 @@ async fn one_turn(app: &sqlx::PgPool, context: &TenantContext, run_id: RunId, ti
     let started = Instant::now();
     let payer = Payer { run_id, api_key_id: context.actor().api_key_id(), end_user: None, agent_run: false };
     let budgets = RunBudgets::of(&mut transaction, payer).await?;
-    budgets.check_open(&mut transaction).await??;
+    budgets.check_open()?;
     let at_start_took = started.elapsed();
     transaction.commit().await?;
 
     let started = Instant::now();
-    if !budgets.lines.is_empty() {
-        let mut transaction = db::begin_tenant(app, tenant_id).await?;
-        budgets.reserve(&mut transaction, tenant_id, run_id, Decimal::ZERO).await??;
-        transaction.commit().await?;
-    }
+    budgets.reserve(app, tenant_id, run_id, Decimal::ZERO).await??;
     let reservation_took = started.elapsed();
 
     let by =
@@ -246,11 +249,10 @@ async fn one_turn(app: &sqlx::PgPool, context: &TenantContext, run_id: RunId, ti
     let started = Instant::now();
     budgets.settle(&mut transaction, &by, run_id, Some(Decimal::ZERO)).await?;
     let settlement_took = started.elapsed();
-    transaction.commit().await?;
-
     let started = Instant::now();
-    rate_limits::settle_tokens(app, &admission.reservation, USED_TOKENS).await?;
+    rate_limits::settle_tokens_in(&mut transaction, &admission.reservation, USED_TOKENS).await?;
     let token_settlement_took = started.elapsed();
+    transaction.commit().await?;
 
     times.admission.push(admission_took);
     times.budgets_at_start.push(at_start_took);

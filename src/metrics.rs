@@ -1,0 +1,155 @@
+//! Prometheus metrics. One recorder per process, rendered by `GET /metrics`; every series is named here,
+//! with labels from closed sets (route templates, providers, models from the catalog or the tenant's
+//! declaration, outcomes): never an id, a tenant or free text, so cardinality stays bounded. The GenAI
+//! series follow OpenTelemetry's semantic conventions (`gen_ai.client.token.usage` →
+//! `gen_ai_client_token_usage`, …).
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive as _;
+
+use crate::tokens::TokenUsage;
+
+/// Latency buckets in seconds, from a fast request to a slow model call.
+const SECONDS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+/// Token-count buckets, powers of four up to a long context.
+const TOKENS: &[f64] = &[1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262_144.0, 1_048_576.0];
+
+/// The process's metrics, rendered in the Prometheus text format. Cheap to clone.
+#[derive(Clone)]
+pub struct Metrics {
+    handle: PrometheusHandle,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("Metrics")
+    }
+}
+
+impl Metrics {
+    /// The process's recorder, installed on first use (several services in one process, as in the tests,
+    /// share it).
+    pub fn install() -> Self {
+        static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+        let handle = HANDLE.get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), SECONDS)
+                .and_then(|builder| builder.set_buckets_for_metric(Matcher::Full(TOKEN_USAGE.to_owned()), TOKENS))
+                .expect("the buckets are valid")
+                .build_recorder();
+            let handle = recorder.handle();
+            // Another recorder already installed (an embedding program's) keeps its place; ours still renders.
+            drop(metrics::set_global_recorder(recorder));
+            describe();
+            handle
+        });
+        Self { handle: handle.clone() }
+    }
+
+    /// The metrics now, in the Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        self.handle.run_upkeep();
+        self.handle.render()
+    }
+}
+
+const HTTP_REQUESTS: &str = "http_server_requests_total";
+const HTTP_DURATION: &str = "http_server_request_duration_seconds";
+const TOKEN_USAGE: &str = "gen_ai_client_token_usage";
+const OPERATION_DURATION: &str = "gen_ai_client_operation_duration_seconds";
+const TIME_TO_FIRST_TOKEN: &str = "gen_ai_server_time_to_first_token_seconds";
+/// A gauge that only grows: the `metrics` facade's counters are whole numbers, and a call's cost is not.
+const COST: &str = "switchboard_model_cost_usd";
+const UNPRICED: &str = "switchboard_model_calls_unpriced_total";
+const RUNS: &str = "switchboard_runs_total";
+const REFUSALS: &str = "switchboard_refusals_total";
+const OPEN_STREAMS: &str = "switchboard_open_streams";
+const POOL_CONNECTIONS: &str = "switchboard_db_pool_connections";
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(HTTP_REQUESTS, "HTTP requests answered, by route template, method and status.");
+    describe_histogram!(HTTP_DURATION, metrics::Unit::Seconds, "Time to answer an HTTP request (headers sent).");
+    describe_histogram!(TOKEN_USAGE, "Tokens per model call, by provider, model and token type.");
+    describe_histogram!(OPERATION_DURATION, metrics::Unit::Seconds, "A run's time with its model, start to end.");
+    describe_histogram!(TIME_TO_FIRST_TOKEN, metrics::Unit::Seconds, "From a run's start to its first token.");
+    describe_gauge!(COST, "US dollars spent on models since the process started, by provider and model (only grows).");
+    describe_counter!(UNPRICED, "Model usage records the catalog could not price.");
+    describe_counter!(RUNS, "Runs ended, by kind and status.");
+    describe_counter!(REFUSALS, "Requests refused by a budget or a rate limit, by which.");
+    describe_gauge!(OPEN_STREAMS, "Server-Sent Event streams open now.");
+    describe_gauge!(POOL_CONNECTIONS, "Database connections of the application pool, by state.");
+}
+
+/// One HTTP answer. `route` is the route's template (`/api/v1/runs/{id}`), or `unmatched`.
+pub fn http_request(route: &str, method: &str, status: u16, elapsed: Duration) {
+    let labels = [("route", route.to_owned()), ("method", method.to_owned())];
+    counter!(HTTP_REQUESTS, &[labels[0].clone(), labels[1].clone(), ("status", status.to_string())]).increment(1);
+    histogram!(HTTP_DURATION, &labels).record(elapsed.as_secs_f64());
+}
+
+/// The tokens and cost of a model's usage record. `model` must be a known model's name (the caller
+/// passes what the run recorded, which routing bounded to the catalog, the tenant's declarations and its
+/// settings).
+pub fn model_usage(provider: &'static str, model: &str, tokens: &TokenUsage, cost_usd: Option<Decimal>) {
+    let labels = |kind: &'static str| {
+        [
+            ("gen_ai_system", provider.to_owned()),
+            ("gen_ai_request_model", model.to_owned()),
+            ("gen_ai_token_type", kind.to_owned()),
+        ]
+    };
+    #[expect(clippy::cast_precision_loss, reason = "a histogram of counts far below 2^52")]
+    {
+        histogram!(TOKEN_USAGE, &labels("input")).record(tokens.input as f64);
+        histogram!(TOKEN_USAGE, &labels("output")).record(tokens.output as f64);
+        if tokens.cached_input > 0 {
+            histogram!(TOKEN_USAGE, &labels("cached_input")).record(tokens.cached_input as f64);
+        }
+        if tokens.reasoning > 0 {
+            histogram!(TOKEN_USAGE, &labels("reasoning")).record(tokens.reasoning as f64);
+        }
+    }
+    let model_labels = [("gen_ai_system", provider.to_owned()), ("gen_ai_request_model", model.to_owned())];
+    match cost_usd.and_then(|cost| cost.to_f64()) {
+        Some(cost) => gauge!(COST, &model_labels).increment(cost),
+        None => counter!(UNPRICED, &model_labels).increment(1),
+    }
+}
+
+/// A run ended: its kind and status, and the time to its first token and to its end (model runs only).
+pub fn run_ended(
+    kind: &'static str,
+    status: &'static str,
+    provider: &'static str,
+    first_token: Option<Duration>,
+    total: Duration,
+) {
+    counter!(RUNS, &[("kind", kind), ("status", status)]).increment(1);
+    let labels = [("gen_ai_system", provider)];
+    if let Some(first_token) = first_token {
+        histogram!(TIME_TO_FIRST_TOKEN, &labels).record(first_token.as_secs_f64());
+    }
+    histogram!(OPERATION_DURATION, &labels).record(total.as_secs_f64());
+}
+
+/// A request refused by a limit: `budget`, `rate_limit`, `too_many_runs` or `too_many_streams`.
+pub fn refused(which: &'static str) {
+    counter!(REFUSALS, &[("limit", which)]).increment(1);
+}
+
+/// One more (`1.0`) or one fewer (`-1.0`) open event stream.
+pub fn open_streams(change: f64) {
+    gauge!(OPEN_STREAMS).increment(change);
+}
+
+/// The application pool's connections, set when the metrics are read.
+pub fn pool(in_use: u32, idle: u32) {
+    gauge!(POOL_CONNECTIONS, &[("state", "in_use")]).set(f64::from(in_use));
+    gauge!(POOL_CONNECTIONS, &[("state", "idle")]).set(f64::from(idle));
+}
