@@ -133,24 +133,12 @@ pub fn parse_config_patch(
                 let id = uuid::Uuid::parse_str(id).map_err(|_| invalid("active_policy_profile_id must be a UUID"))?;
                 patch.active_policy_profile_id = Some(Some(id.into()));
             }
-            ("monthly_budget_usd", Value::Null) => patch.monthly_budget_usd = Some(None),
-            // The column is numeric(14, 6): an amount that rounds past 99,999,999.999999 cannot be stored.
-            ("monthly_budget_usd", Value::Number(amount))
-                if amount.as_f64().is_some_and(|usd| (0.0..=99_999_999.999_999).contains(&usd)) =>
-            {
-                patch.monthly_budget_usd = Some(Some(amount.to_string()));
+            // A decimal string or a number, as for a key's own budget (`budgets::parse_amount`).
+            ("monthly_budget_usd", amount) => {
+                patch.monthly_budget_usd = Some(budget(name, amount)?);
             }
-            (
-                column @ ("key_monthly_budget_usd" | "end_user_monthly_budget_usd" | "agent_run_budget_usd"),
-                Value::Null,
-            ) => {
-                patch.budgets.push((static_column(column), None));
-            }
-            (
-                column @ ("key_monthly_budget_usd" | "end_user_monthly_budget_usd" | "agent_run_budget_usd"),
-                Value::Number(amount),
-            ) if amount.as_f64().is_some_and(|usd| (0.0..=99_999_999.999_999).contains(&usd)) => {
-                patch.budgets.push((static_column(column), Some(amount.to_string())));
+            (column @ ("key_monthly_budget_usd" | "end_user_monthly_budget_usd" | "agent_run_budget_usd"), amount) => {
+                patch.budgets.push((static_column(column), budget(name, amount)?));
             }
             ("agent_run_max_steps", Value::Null) => patch.agent_run_max_steps = Some(None),
             ("agent_run_max_steps", Value::Number(steps))
@@ -178,6 +166,13 @@ pub fn parse_config_patch(
         }
     }
     Ok(patch)
+}
+
+/// A budget setting as the column stores it (its text), or why the value is refused.
+fn budget(name: &str, amount: &serde_json::Value) -> Result<Option<String>, TenantError> {
+    let amount = crate::budgets::parse_amount(amount)
+        .map_err(|_| TenantError::Invalid(format!("{name} has an invalid value")))?;
+    Ok(amount.map(|amount| amount.to_string()))
 }
 
 /// The budget columns a patch may set, as the static names the query is built from.
@@ -239,5 +234,11 @@ mod tests {
             assert!(parse_config_patch(&fields(serde_json::json!({"monthly_budget_usd": too_much}))).is_err());
         }
         assert!(parse_config_patch(&fields(serde_json::json!({"monthly_budget_usd": 99_999_999.999_999}))).is_ok());
+        // A decimal string, as for a key's own budget.
+        let patch = parse_config_patch(&fields(serde_json::json!({"key_monthly_budget_usd": "12.50"}))).unwrap();
+        assert_eq!(patch.budgets, [("key_monthly_budget_usd", Some("12.5".to_owned()))]);
+        for bad in ["abc", "-1", "1.0000001", ""] {
+            assert!(parse_config_patch(&fields(serde_json::json!({"agent_run_budget_usd": bad}))).is_err(), "{bad}");
+        }
     }
 }
