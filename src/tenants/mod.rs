@@ -152,10 +152,6 @@ pub fn parse_config_patch(
                 | "default_model"
                 | "fallback_model"
                 | "active_policy_profile_id"
-                | "monthly_budget_usd"
-                | "key_monthly_budget_usd"
-                | "end_user_monthly_budget_usd"
-                | "agent_run_budget_usd"
                 | "agent_run_max_steps"
                 | "multi_agent_enabled",
                 _,
