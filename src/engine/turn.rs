@@ -534,11 +534,12 @@ async fn record(
     .await?;
     settle_rate_limits(&mut transaction, plan, tokens).await?;
     transaction.commit().await?;
-    log.publish_closing(closing);
+    // Counted before the closing events go out: a client that saw the run end finds it in the metrics.
     let kind = if plan.workspace_id.is_some() { RunKind::Agent } else { RunKind::Chat };
     let since_start = |at: Instant| at.duration_since(plan.accepted_at);
     let first_token = answer.first_token_at.map(since_start);
     crate::metrics::run_ended(kind.as_str(), status.as_str(), provider, first_token, since_start(Instant::now()));
+    log.publish_closing(closing);
     Ok(())
 }
 

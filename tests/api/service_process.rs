@@ -19,12 +19,18 @@ pub(crate) fn free_port() -> u16 {
 }
 
 pub(crate) fn start_service(data_dir: &Path, port: u16) -> Child {
+    start_service_with(data_dir, port, &[])
+}
+
+/// [`start_service`] with more settings in its environment.
+fn start_service_with(data_dir: &Path, port: u16, settings: &[(&str, &str)]) -> Child {
     std::fs::create_dir_all(data_dir).unwrap();
     let log = std::fs::File::create(data_dir.join("service.log")).unwrap();
     Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .arg("serve")
         .env("SWITCHBOARD_DATA_DIR", data_dir)
         .env("SWITCHBOARD_LISTEN", format!("127.0.0.1:{port}"))
+        .envs(settings.iter().copied())
         .env_remove("DATABASE_URL")
         .stdout(Stdio::null())
         .stderr(log)
@@ -121,7 +127,12 @@ async fn the_service_becomes_ready_and_leaves_no_postgres_behind_when_stopped_or
 #[tokio::test]
 async fn a_fresh_service_answers_about_itself_from_its_documentation_with_citations() {
     let data_dir = fresh_data_dir("answers");
-    let (mut service, base) = start_and_wait(&data_dir).await;
+    // Its metrics on an address of their own, without a token.
+    let (port, metrics_port) = (free_port(), free_port());
+    let metrics_address = format!("127.0.0.1:{metrics_port}");
+    let mut service = start_service_with(&data_dir, port, &[("SWITCHBOARD_METRICS_LISTEN", &metrics_address)]);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_until_ready(&mut service, &data_dir, &base).await;
     let operator = std::fs::read_to_string(data_dir.join("operator-token")).unwrap();
     let client = reqwest::Client::new();
     let created: Value = client
@@ -155,6 +166,13 @@ async fn a_fresh_service_answers_about_itself_from_its_documentation_with_citati
         .await
         .unwrap();
     let events = read_sse(response).await;
+    let metrics = client.get(format!("http://{metrics_address}/metrics")).send().await.unwrap();
+    assert_eq!(metrics.status(), 200, "the metrics address needs no token");
+    let metrics = metrics.text().await.unwrap();
+    assert!(metrics.contains(r#"switchboard_runs_total{kind="chat",status="succeeded"}"#), "{metrics}");
+    assert!(!metrics.contains(operator.trim()) && !metrics.contains(key), "no secret in the metrics");
+    let guarded = client.get(format!("{base}/metrics")).send().await.unwrap();
+    assert_eq!(guarded.status(), 401, "the service's own address asks for the operator's token");
     service.kill().unwrap();
     service.wait().unwrap();
 
