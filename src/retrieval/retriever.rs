@@ -20,6 +20,9 @@ pub const FUSION_DEPTH: i64 = 100;
 /// slow embedding provider must not hold a conversation up.
 const QUESTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// How long a search in `vector` mode waits for its question's vector before it answers 503.
+const VECTOR_SEARCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 #[derive(Debug, Clone, Default)]
 pub struct Retriever {
     embedders: Arc<RwLock<Embedders>>,
@@ -83,8 +86,12 @@ impl Retriever {
     /// Embeds a question for vector search; `None` (logged) when there is no embedder or it fails, and
     /// search falls back to full text rather than failing.
     pub async fn embed_question(&self, question: &str) -> Option<QueryVector> {
+        self.embed_question_within(question, QUESTION_TIMEOUT).await
+    }
+
+    async fn embed_question_within(&self, question: &str, wait: std::time::Duration) -> Option<QueryVector> {
         let embedder = self.question_embedder()?;
-        match tokio::time::timeout(QUESTION_TIMEOUT, embedder.embed_query(question)).await {
+        match tokio::time::timeout(wait, embedder.embed_query(question)).await {
             Ok(Ok((vector, spend))) => Some(QueryVector { model: embedder.model().clone(), vector, spend }),
             Ok(Err(error)) => {
                 tracing::warn!(%error, model = %embedder.model().id, "embedding the question failed; full text only");
@@ -142,7 +149,12 @@ impl Retriever {
         if !(1..=search::MAX_K).contains(&k) {
             return Err(RetrievalError::Invalid(format!("k must be between 1 and {}", search::MAX_K)));
         }
-        let vector = if mode == SearchMode::FullText { None } else { self.embed_question(query).await };
+        let vector = match mode {
+            SearchMode::FullText => None,
+            SearchMode::Hybrid => self.embed_question(query).await,
+            // Asked for by name: there is no full text to fall back on, so a busy embedder is waited for.
+            SearchMode::Vector => self.embed_question_within(query, VECTOR_SEARCH_TIMEOUT).await,
+        };
         if mode == SearchMode::Vector && vector.is_none() {
             return Err(RetrievalError::EmbeddingsUnavailable);
         }
