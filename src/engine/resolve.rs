@@ -47,14 +47,14 @@ pub async fn resolve(
     tenant_id: TenantId,
     requested_model: Option<&str>,
 ) -> Result<Result<Resolved, UnknownModel>, sqlx::Error> {
-    let config = tenants::store::get_config(connection).await?;
-    let default_kind = ProviderKind::parse(&config.default_provider).unwrap_or(ProviderKind::Local);
+    let (config, default_kind) = settings(connection).await?;
     let mut declared = None;
     let route = match requested_model {
         Some(name) => {
-            let declared = declared.insert(crate::catalog::tenant::declared(connection).await?);
-            let usable = credentials::reachable(connection, &setup.platform).await?;
-            match tenant_models(&config, default_kind, declared, &setup.catalog, &usable).route(name) {
+            let known = Known::load(connection, setup).await?;
+            let route = known.models(&config, default_kind, &setup.catalog).route(name);
+            declared = Some(known.declared);
+            match route {
                 Ok(route) => Some(route),
                 Err(unknown) => return Ok(Err(unknown)),
             }
@@ -118,11 +118,9 @@ pub async fn route(
     setup: &ProviderSetup,
     name: &str,
 ) -> Result<Result<Route, UnknownModel>, sqlx::Error> {
-    let config = tenants::store::get_config(connection).await?;
-    let default_kind = ProviderKind::parse(&config.default_provider).unwrap_or(ProviderKind::Local);
-    let declared = crate::catalog::tenant::declared(connection).await?;
-    let usable = credentials::reachable(connection, &setup.platform).await?;
-    Ok(tenant_models(&config, default_kind, &declared, &setup.catalog, &usable).route(name))
+    let (config, default_kind) = settings(connection).await?;
+    let known = Known::load(connection, setup).await?;
+    Ok(known.models(&config, default_kind, &setup.catalog).route(name))
 }
 
 /// Every model this tenant can name, for `/v1/models`.
@@ -130,27 +128,45 @@ pub async fn usable_models(
     connection: &mut PgConnection,
     setup: &ProviderSetup,
 ) -> Result<Vec<UsableModel>, sqlx::Error> {
-    let config = tenants::store::get_config(connection).await?;
-    let default_kind = ProviderKind::parse(&config.default_provider).unwrap_or(ProviderKind::Local);
-    let declared = crate::catalog::tenant::declared(connection).await?;
-    let usable = credentials::reachable(connection, &setup.platform).await?;
-    Ok(tenant_models(&config, default_kind, &declared, &setup.catalog, &usable).list())
+    let (config, default_kind) = settings(connection).await?;
+    let known = Known::load(connection, setup).await?;
+    Ok(known.models(&config, default_kind, &setup.catalog).list())
 }
 
-fn tenant_models<'a>(
-    config: &'a tenants::store::TenantConfig,
-    default_provider: ProviderKind,
-    declared: &'a [Arc<ModelInfo>],
-    catalog: &'a crate::catalog::Catalog,
-    usable: &'a [ProviderKind],
-) -> TenantModels<'a> {
-    TenantModels {
-        default_provider,
-        default_model: &config.default_model,
-        fallback_model: config.fallback_model.as_deref(),
-        declared,
-        catalog,
-        usable,
+/// The tenant's settings and its default provider (the offline one when the setting names none known).
+async fn settings(connection: &mut PgConnection) -> Result<(tenants::store::TenantConfig, ProviderKind), sqlx::Error> {
+    let config = tenants::store::get_config(connection).await?;
+    let default_kind = ProviderKind::parse(&config.default_provider).unwrap_or(ProviderKind::Local);
+    Ok((config, default_kind))
+}
+
+/// What routing reads besides the settings: the tenant's declared models and the providers it can reach.
+struct Known {
+    declared: Vec<Arc<ModelInfo>>,
+    usable: Vec<ProviderKind>,
+}
+
+impl Known {
+    async fn load(connection: &mut PgConnection, setup: &ProviderSetup) -> Result<Self, sqlx::Error> {
+        let declared = crate::catalog::tenant::declared(connection).await?;
+        let usable = credentials::reachable(connection, &setup.platform).await?;
+        Ok(Self { declared, usable })
+    }
+
+    fn models<'a>(
+        &'a self,
+        config: &'a tenants::store::TenantConfig,
+        default_provider: ProviderKind,
+        catalog: &'a crate::catalog::Catalog,
+    ) -> TenantModels<'a> {
+        TenantModels {
+            default_provider,
+            default_model: &config.default_model,
+            fallback_model: config.fallback_model.as_deref(),
+            declared: &self.declared,
+            catalog,
+            usable: &self.usable,
+        }
     }
 }
 

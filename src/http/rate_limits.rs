@@ -140,13 +140,7 @@ pub async fn admit_openai(
     match counted(rate_limits::admit(&state.db, context, demand).await) {
         Ok(admission) => Ok(admission),
         Err(RateLimitError::Limited(refusal)) => Err(openai_refusal(&refusal)),
-        Err(RateLimitError::TooManyRuns(refusal)) => {
-            let standings = refusal.standings;
-            let mut response = ApiError::from(RateLimitError::TooManyRuns(refusal)).into_response();
-            response.headers_mut().extend(openai_headers(&standings));
-            Err(response)
-        }
-        Err(error) => Err(ApiError::from(error).into_response()),
+        Err(error) => Err(refusal_with(error, openai_headers)),
     }
 }
 
@@ -158,21 +152,22 @@ pub async fn admit_anthropic(
     context: &TenantContext,
     demand: &Demand<'_>,
 ) -> Result<Admission, Response> {
-    match counted(rate_limits::admit(&state.db, context, demand).await) {
-        Ok(admission) => Ok(admission),
-        Err(error) => {
-            let standings = match &error {
-                RateLimitError::Limited(refusal) => Some(refusal.standings),
-                RateLimitError::TooManyRuns(refusal) => Some(refusal.standings),
-                _ => None,
-            };
-            let mut response = ApiError::from(error).into_response();
-            if let Some(standings) = standings {
-                response.headers_mut().extend(anthropic_headers(&standings));
-            }
-            Err(response)
-        }
+    counted(rate_limits::admit(&state.db, context, demand).await)
+        .map_err(|error| refusal_with(error, anthropic_headers))
+}
+
+/// The API's answer to a refused admission, with a door's own rate-limit headers when limits decided it.
+fn refusal_with(error: RateLimitError, headers: fn(&Standings) -> HeaderMap) -> Response {
+    let standings = match &error {
+        RateLimitError::Limited(refusal) => Some(refusal.standings),
+        RateLimitError::TooManyRuns(refusal) => Some(refusal.standings),
+        _ => None,
+    };
+    let mut response = ApiError::from(error).into_response();
+    if let Some(standings) = standings {
+        response.headers_mut().extend(headers(&standings));
     }
+    response
 }
 
 /// Anthropic's rate-limit headers: for requests and for tokens, the tightest limit's size, what is left
