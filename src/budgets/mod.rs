@@ -15,7 +15,7 @@ use crate::audit::Recorder;
 use crate::ids::{ApiKeyId, RunId, TenantId, UserId};
 
 /// Which budget a line is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BudgetKind {
     /// The tenant's monthly budget.
@@ -108,6 +108,28 @@ pub fn parse_amount(value: &serde_json::Value) -> Result<Option<Decimal>, Invali
         return Err(InvalidAmount);
     }
     Ok(Some(amount))
+}
+
+/// What [`parse_amount`] takes, for the API's document: a decimal string, a number or null. (The strings
+/// described are those always taken; a few other spellings are too, such as `"+5"` or `"5."`.)
+pub fn amount_schema() -> utoipa::openapi::schema::OneOfBuilder {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(r"^[0-9]{1,8}(\.[0-9]{1,6})?$"))
+                .description(Some("A decimal string, e.g. `\"12.50\"`.")),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Number)
+                .minimum(Some(0))
+                .maximum(Some(99_999_999.999_999))
+                .description(Some("A number, read as the decimal it spells (at most six decimal places).")),
+        )
+        .item(ObjectBuilder::new().schema_type(Type::Null).description(Some("No budget.")))
+        .description(Some("US dollars from 0 to 99999999.999999, at most six decimal places; null for none."))
 }
 
 /// The first day of the current month (UTC): the period monthly budgets count in.
@@ -253,8 +275,8 @@ async fn audit_thresholds(
     crate::audit::store::append(connection, by, &entry).await
 }
 
-/// One budget's state this period, for `GET /api/v1/budgets`.
-#[derive(Debug, Clone, serde::Serialize)]
+/// One budget's state this period, for `GET /api/v1/budgets`. Amounts are US dollars, decimal strings.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct BudgetStatus {
     pub budget: BudgetKind,
     /// `tenant`, `api_key:<id>`, `end_user:<id>` or `run:<id>`.

@@ -25,17 +25,48 @@ pub enum TenantModelError {
 
 /// A declaration as the API receives it: prices in US dollars per million tokens, as decimal strings or
 /// numbers.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = TenantModelDeclaration)]
 pub struct Declaration {
+    /// Tokens in the model's context window.
+    #[schema(minimum = 1, maximum = 2_147_483_647)]
     pub context_window: u32,
+    /// The most tokens an answer may have; below `context_window`.
+    #[schema(minimum = 1, maximum = 2_147_483_646)]
     pub max_output_tokens: u32,
+    #[schema(schema_with = price_schema)]
     pub input_usd_per_million: Value,
+    #[schema(schema_with = price_schema)]
     pub output_usd_per_million: Value,
+    /// Absent or null: as `input_usd_per_million`.
     #[serde(default)]
+    #[schema(schema_with = optional_price_schema)]
     pub cached_input_usd_per_million: Option<Value>,
+    /// Absent or null: as `input_usd_per_million`.
     #[serde(default)]
+    #[schema(schema_with = optional_price_schema)]
     pub cache_write_usd_per_million: Option<Value>,
+}
+
+/// What [`price`] takes, for the API's document: a decimal string or a number, from 0 to 1,000,000,000.
+/// (The strings described are those always taken; a few other spellings are too, such as `"1e3"`.)
+fn price_schema() -> utoipa::openapi::schema::OneOfBuilder {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(r"^([0-9]{1,9}(\.[0-9]{1,10})?|1000000000(\.0{1,10})?)$"))
+                .description(Some("A decimal string, e.g. `\"0.15\"`.")),
+        )
+        .item(ObjectBuilder::new().schema_type(Type::Number).minimum(Some(0)).maximum(Some(1_000_000_000)))
+        .description(Some("US dollars per million tokens, from 0 to 1,000,000,000."))
+}
+
+/// [`price_schema`], or null.
+fn optional_price_schema() -> utoipa::openapi::schema::OneOfBuilder {
+    price_schema().item(utoipa::openapi::schema::ObjectBuilder::new().schema_type(utoipa::openapi::schema::Type::Null))
 }
 
 fn price(field: &str, value: &Value) -> Result<Decimal, TenantModelError> {
@@ -65,6 +96,10 @@ pub async fn declare(
     }
     if declaration.context_window == 0 || declaration.max_output_tokens == 0 {
         return Err(TenantModelError::Invalid("context_window and max_output_tokens must be positive".to_owned()));
+    }
+    // The column is a PostgreSQL `integer`: a larger window would be stored as something else than was said.
+    if i32::try_from(declaration.context_window).is_err() {
+        return Err(TenantModelError::Invalid(format!("context_window must be at most {}", i32::MAX)));
     }
     if declaration.max_output_tokens >= declaration.context_window {
         return Err(TenantModelError::Invalid("max_output_tokens must be below context_window".to_owned()));
@@ -112,6 +147,8 @@ pub async fn list(pool: &PgPool, context: &TenantContext) -> Result<Vec<ModelInf
 }
 
 pub async fn remove(pool: &PgPool, context: &TenantContext, name: &str) -> Result<(), TenantModelError> {
+    // Trimmed as a declaration's name is, so what was declared as ` m ` is removed by the same words.
+    let name = name.trim();
     let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
     if !store::delete(&mut transaction, name).await? {
         return Err(TenantModelError::NotFound);

@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::ApiError;
@@ -15,17 +16,30 @@ use crate::api_keys::{self, ApiKeyChange, NewApiKey};
 use crate::auth::context::Scope;
 use crate::ids::ApiKeyId;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKey {
+    /// 1 to 200 characters, spaces around it trimmed.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     name: String,
+    /// At least one.
+    #[schema(value_type = Vec<Scope>, min_items = 1)]
     scopes: Vec<String>,
+    /// When the key stops working; in the future. Absent or null: never.
     expires_at: Option<DateTime<Utc>>,
     /// The key's own monthly budget: a decimal string or a number of US dollars; absent or null for none.
     #[serde(default)]
+    #[schema(schema_with = crate::budgets::amount_schema)]
     monthly_budget_usd: Value,
 }
 
+/// Creates an API key; its token is in this answer only.
+#[utoipa::path(
+    post, path = "/api-keys", tag = "tenant",
+    request_body = CreateApiKey,
+    responses((status = 201, description = "The key, with its token shown this once.", body = CreatedApiKeyView)),
+    security(("tenant_key" = ["admin"])),
+)]
 pub async fn create(
     State(state): State<AppState>,
     Tenant(context): Tenant,
@@ -37,13 +51,37 @@ pub async fn create(
     Ok((StatusCode::CREATED, axum::Json(CreatedApiKeyView::from(&created))))
 }
 
+/// The tenant's API keys, revoked ones too; never their tokens.
+#[utoipa::path(
+    get, path = "/api-keys", tag = "tenant",
+    responses((status = 200, description = "Every API key of the tenant.", body = ApiKeyList)),
+    security(("tenant_key" = ["admin"])),
+)]
 pub async fn list(State(state): State<AppState>, Tenant(context): Tenant) -> Result<axum::Json<ApiKeyList>, ApiError> {
     context.require(Scope::Admin)?;
     let keys = api_keys::list(&state.db, &context).await?;
     Ok(axum::Json(ApiKeyList::new(&keys)))
 }
 
-/// `PATCH /api/v1/api-keys/{id}`: `{"monthly_budget_usd": "12.50"}`, or `null` to remove the key's own budget.
+/// What `PATCH /api/v1/api-keys/{id}` takes (read as a map, so that an absent field and `null` differ).
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // A schema: the handler reads the object with `ApiKeyChange::parse`.
+pub struct ApiKeyUpdate {
+    /// The key's own monthly budget; null removes it (the tenant's budget for every key applies again);
+    /// absent leaves it as it is.
+    #[schema(schema_with = crate::budgets::amount_schema)]
+    monthly_budget_usd: Option<Value>,
+}
+
+/// Changes an API key's own monthly budget: `{"monthly_budget_usd": "12.50"}`, or `null` to remove it.
+#[utoipa::path(
+    patch, path = "/api-keys/{id}", tag = "tenant",
+    params(("id" = uuid::Uuid, Path, description = "The API key's id.")),
+    request_body = ApiKeyUpdate,
+    responses((status = 200, description = "The key as changed.", body = ApiKeyView)),
+    security(("tenant_key" = ["admin"])),
+)]
 pub async fn update(
     State(state): State<AppState>,
     Tenant(context): Tenant,
@@ -56,6 +94,13 @@ pub async fn update(
     Ok(axum::Json(ApiKeyView::from(&key)))
 }
 
+/// Revokes an API key: it stops working at once, and stays listed with its `revoked_at`.
+#[utoipa::path(
+    delete, path = "/api-keys/{id}", tag = "tenant",
+    params(("id" = uuid::Uuid, Path, description = "The API key's id.")),
+    responses((status = 204, description = "Revoked.")),
+    security(("tenant_key" = ["admin"])),
+)]
 pub async fn revoke(
     State(state): State<AppState>,
     Tenant(context): Tenant,

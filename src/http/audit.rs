@@ -11,12 +11,23 @@ use crate::audit;
 use crate::auth::context::Scope;
 use crate::ids::AuditEventId;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
+    /// How many events (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
+    /// Only events older than this one: the previous page's `next_before`.
     before: Option<uuid::Uuid>,
 }
 
+/// The tenant's audit trail, newest first, a page at a time.
+#[utoipa::path(
+    get, path = "/audit-events", tag = "tenant",
+    params(AuditQuery),
+    responses((status = 200, description = "A page of events.", body = AuditEventList)),
+    security(("tenant_key" = ["admin"])),
+)]
 pub async fn list(
     State(state): State<AppState>,
     Tenant(context): Tenant,

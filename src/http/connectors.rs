@@ -12,6 +12,14 @@ use crate::auth::context::Scope;
 use crate::ids::ConnectorId;
 use crate::tools::{self, connectors::ConnectorInput};
 
+/// Adds an MCP connector and discovers its tools (a server that cannot be reached leaves it `error`).
+#[utoipa::path(
+    post, path = "/mcp-connectors", operation_id = "create_mcp_connector",
+    tag = "tools",
+    request_body = ConnectorInput,
+    responses((status = 201, description = "The new connector, with the tools found.", body = ConnectorView)),
+    security(("tenant_key" = ["admin"])),
+)]
 pub async fn create(
     State(state): State<AppState>,
     Tenant(context): Tenant,
@@ -22,6 +30,13 @@ pub async fn create(
     Ok((StatusCode::CREATED, axum::Json(ConnectorView::from(&connector))))
 }
 
+/// The tenant's MCP connectors and their tools.
+#[utoipa::path(
+    get, path = "/mcp-connectors", operation_id = "list_mcp_connectors",
+    tag = "tools",
+    responses((status = 200, description = "Every connector of the tenant.", body = ConnectorList)),
+    security(("tenant_key" = ["admin"])),
+)]
 pub async fn list(
     State(state): State<AppState>,
     Tenant(context): Tenant,
@@ -30,6 +45,14 @@ pub async fn list(
     Ok(axum::Json(ConnectorList::new(&tools::list(&state.db, &context).await?)))
 }
 
+/// An MCP connector and its tools.
+#[utoipa::path(
+    get, path = "/mcp-connectors/{id}", operation_id = "get_mcp_connector",
+    tag = "tools",
+    params(("id" = uuid::Uuid, Path, description = "The connector's id.")),
+    responses((status = 200, description = "The connector.", body = ConnectorView)),
+    security(("tenant_key" = ["admin"])),
+)]
 pub async fn get(
     State(state): State<AppState>,
     Tenant(context): Tenant,
@@ -39,6 +62,15 @@ pub async fn get(
     Ok(axum::Json(ConnectorView::from(&tools::get(&state.db, &context, id).await?)))
 }
 
+/// Changes an MCP connector: the fields given replace the stored ones.
+#[utoipa::path(
+    patch, path = "/mcp-connectors/{id}", operation_id = "update_mcp_connector",
+    tag = "tools",
+    params(("id" = uuid::Uuid, Path, description = "The connector's id.")),
+    request_body = ConnectorInput,
+    responses((status = 200, description = "The connector as changed.", body = ConnectorView)),
+    security(("tenant_key" = ["admin"])),
+)]
 pub async fn update(
     State(state): State<AppState>,
     Tenant(context): Tenant,
@@ -49,6 +81,14 @@ pub async fn update(
     Ok(axum::Json(ConnectorView::from(&tools::update(&state.db, &state.tools, &context, id, input).await?)))
 }
 
+/// Deletes an MCP connector and its tools.
+#[utoipa::path(
+    delete, path = "/mcp-connectors/{id}", operation_id = "delete_mcp_connector",
+    tag = "tools",
+    params(("id" = uuid::Uuid, Path, description = "The connector's id.")),
+    responses((status = 204, description = "Deleted.")),
+    security(("tenant_key" = ["admin"])),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Tenant(context): Tenant,
@@ -59,6 +99,14 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Reaches an MCP connector's server again and stores the tools it reports now.
+#[utoipa::path(
+    post, path = "/mcp-connectors/{id}/refresh", operation_id = "refresh_mcp_connector",
+    tag = "tools",
+    params(("id" = uuid::Uuid, Path, description = "The connector's id.")),
+    responses((status = 200, description = "The connector, with its status and tools as found.", body = ConnectorView)),
+    security(("tenant_key" = ["admin"])),
+)]
 pub async fn refresh(
     State(state): State<AppState>,
     Tenant(context): Tenant,

@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::answer;
@@ -20,15 +21,25 @@ use crate::engine::TurnRequest;
 use crate::idempotency::IdempotencyKey;
 use crate::ids::SessionId;
 use crate::rate_limits::Demand;
+use crate::runs::events::RunEvent;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSession {
+    /// `chat` unless given; a `workspace` conversation needs a `workspace_id`.
     session_type: Option<SessionType>,
     workspace_id: Option<uuid::Uuid>,
     title: Option<String>,
 }
 
+/// Starts a conversation (a widget token's is its end user's).
+#[utoipa::path(
+    post, path = "/sessions", operation_id = "create_session",
+    tag = "chat",
+    request_body = CreateSession,
+    responses((status = 201, description = "The new conversation.", body = SessionView)),
+    security(("tenant_key" = ["chat"]), ("widget_token" = [])),
+)]
 pub async fn create(
     State(state): State<AppState>,
     Tenant(context): Tenant,
@@ -40,15 +51,30 @@ pub async fn create(
     Ok((StatusCode::CREATED, axum::Json(SessionView::from(&session))))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only conversations of this type.
     session_type: Option<SessionType>,
+    /// Only the conversations of this workspace.
     workspace_id: Option<uuid::Uuid>,
+    /// Only archived (`true`) or only active (`false`) conversations.
     archived: Option<bool>,
+    /// The page's size (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
+    /// The previous page's `next_before`.
     before: Option<uuid::Uuid>,
 }
 
+/// The conversations (a widget token's: its end user's), most recently updated first, a page at a time.
+#[utoipa::path(
+    get, path = "/sessions", operation_id = "list_sessions",
+    tag = "chat",
+    params(ListQuery),
+    responses((status = 200, description = "A page of conversations.", body = SessionList)),
+    security(("tenant_key" = ["chat"]), ("widget_token" = [])),
+)]
 pub async fn list(
     State(state): State<AppState>,
     Tenant(context): Tenant,
@@ -68,6 +94,14 @@ pub async fn list(
     Ok(axum::Json(SessionList::new(&sessions, next_before)))
 }
 
+/// A conversation.
+#[utoipa::path(
+    get, path = "/sessions/{id}", operation_id = "get_session",
+    tag = "chat",
+    params(("id" = uuid::Uuid, Path, description = "The conversation's id.")),
+    responses((status = 200, description = "The conversation.", body = SessionView)),
+    security(("tenant_key" = ["chat"]), ("widget_token" = [])),
+)]
 pub async fn get(
     State(state): State<AppState>,
     Tenant(context): Tenant,
@@ -77,13 +111,23 @@ pub async fn get(
     Ok(axum::Json(SessionView::from(&conversations::get(&state.db, &context, SessionId(id)).await?)))
 }
 
-#[derive(Debug, Deserialize)]
+/// At least one of `title` and `archived`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateSession {
     title: Option<String>,
     archived: Option<bool>,
 }
 
+/// Renames a conversation, or archives or restores it.
+#[utoipa::path(
+    patch, path = "/sessions/{id}", operation_id = "update_session",
+    tag = "chat",
+    params(("id" = uuid::Uuid, Path, description = "The conversation's id.")),
+    request_body = UpdateSession,
+    responses((status = 200, description = "The conversation as changed.", body = SessionView)),
+    security(("tenant_key" = ["chat"]), ("widget_token" = [])),
+)]
 pub async fn update(
     State(state): State<AppState>,
     Tenant(context): Tenant,
@@ -95,6 +139,14 @@ pub async fn update(
     Ok(axum::Json(SessionView::from(&conversations::update(&state.db, &context, SessionId(id), &patch).await?)))
 }
 
+/// Deletes a conversation and its messages.
+#[utoipa::path(
+    delete, path = "/sessions/{id}", operation_id = "delete_session",
+    tag = "chat",
+    params(("id" = uuid::Uuid, Path, description = "The conversation's id.")),
+    responses((status = 204, description = "Deleted.")),
+    security(("tenant_key" = ["chat"]), ("widget_token" = [])),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Tenant(context): Tenant,
@@ -105,6 +157,14 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A conversation's messages, oldest first.
+#[utoipa::path(
+    get, path = "/sessions/{id}/messages", operation_id = "list_messages",
+    tag = "chat",
+    params(("id" = uuid::Uuid, Path, description = "The conversation's id.")),
+    responses((status = 200, description = "The conversation's messages.", body = MessageList)),
+    security(("tenant_key" = ["chat"]), ("widget_token" = [])),
+)]
 pub async fn messages(
     State(state): State<AppState>,
     Tenant(context): Tenant,
@@ -115,13 +175,40 @@ pub async fn messages(
     Ok(axum::Json(MessageList::new(&messages)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PostMessage {
+    #[schema(min_length = 1, max_length = 100_000)]
     content: String,
+    /// A model other than the tenant's default.
+    #[schema(min_length = 1, max_length = 200)]
     model: Option<String>,
 }
 
+/// Posts a message and answers it, as JSON or (with `Accept: text/event-stream`) as its event stream.
+///
+/// The JSON answer comes once the run ends, or pauses for an approval (202).
+#[utoipa::path(
+    post, path = "/sessions/{id}/messages", operation_id = "post_message",
+    tag = "chat",
+    params(
+        ("id" = uuid::Uuid, Path, description = "The conversation's id."),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 200,
+            description = "Makes a retry safe: a second request with the key answers the first one's run."),
+    ),
+    request_body = PostMessage,
+    responses(
+        (status = 200, description = "The answer. As JSON: the run ended (a failed run answers its error \
+            instead). As `text/event-stream` (when the request's `Accept` names it): the run's events as they \
+            happen, each frame with `id` (the event's `seq`), `event` (its `type`) and `data` (the event as \
+            JSON, the schema here); the stream ends with the run, or when it pauses for an approval.",
+            content((TurnAnswer = "application/json"), (RunEvent = "text/event-stream"))),
+        (status = 202, description = "The run waits for a person to approve a tool call (`run.status` is \
+            `awaiting_approval`); decide on `/tool-calls/{id}/approve` or `/deny`, then follow \
+            `/runs/{id}/events`.", body = TurnAnswer),
+    ),
+    security(("tenant_key" = ["chat"]), ("widget_token" = [])),
+)]
 pub async fn post_message(
     State(state): State<AppState>,
     Tenant(context): Tenant,

@@ -4,6 +4,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::ApiError;
@@ -13,7 +14,7 @@ use crate::auth::context::Scope;
 use crate::retrieval::search::SearchMode;
 use crate::retrieval::{self, IngestOutcome, NewDocument};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddDocument {
     source_path: String,
@@ -21,6 +22,16 @@ pub struct AddDocument {
     content: String,
 }
 
+/// Adds a document, or replaces the one at the same `source_path` (200 when it changed or was the same).
+#[utoipa::path(
+    post, path = "/documents", tag = "documents",
+    request_body = AddDocument,
+    responses(
+        (status = 201, description = "A new document, chunked and stored.", body = DocumentAdded),
+        (status = 200, description = "The document at this path, changed or unchanged.", body = DocumentAdded),
+    ),
+    security(("tenant_key" = ["admin"])),
+)]
 pub async fn add(
     State(state): State<AppState>,
     Tenant(context): Tenant,
@@ -33,6 +44,12 @@ pub async fn add(
     Ok((status, axum::Json(DocumentAdded::new(&stored, outcome))))
 }
 
+/// The tenant's documents.
+#[utoipa::path(
+    get, path = "/documents", tag = "documents",
+    responses((status = 200, description = "Every document of the tenant.", body = DocumentList)),
+    security(("tenant_key" = ["admin"])),
+)]
 pub async fn list(
     State(state): State<AppState>,
     Tenant(context): Tenant,
@@ -42,6 +59,13 @@ pub async fn list(
     Ok(axum::Json(DocumentList::new(&documents)))
 }
 
+/// Deletes a document and its chunks.
+#[utoipa::path(
+    delete, path = "/documents/{id}", tag = "documents",
+    params(("id" = uuid::Uuid, Path, description = "The document's id.")),
+    responses((status = 204, description = "Deleted.")),
+    security(("tenant_key" = ["admin"])),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Tenant(context): Tenant,
@@ -52,15 +76,23 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchRequest {
     query: String,
+    /// How many passages (default 10).
     k: Option<i64>,
     #[serde(default)]
     mode: SearchMode,
 }
 
+/// Searches the tenant's documents and the shared corpus.
+#[utoipa::path(
+    post, path = "/search", tag = "documents",
+    request_body = SearchRequest,
+    responses((status = 200, description = "The best passages, best first.", body = SearchResults)),
+    security(("tenant_key" = ["chat"])),
+)]
 pub async fn search(
     State(state): State<AppState>,
     Tenant(context): Tenant,

@@ -9,6 +9,8 @@ use super::AppState;
 use super::error::ApiError;
 use super::views::health::Health;
 
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "service", responses((status = 200, description = "Alive.", body = Health)))]
 pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
@@ -18,6 +20,10 @@ pub async fn healthz() -> Json<Health> {
 const PING_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Ready when the database answers, within [`PING_TIMEOUT`].
+#[utoipa::path(
+    get, path = "/readyz", tag = "service",
+    responses((status = 200, description = "The database answers: ready to serve.", body = Health)),
+)]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     match tokio::time::timeout(PING_TIMEOUT, crate::db::ping(&state.db)).await {
         Ok(Ok(())) => Ok(Json(Health { status: "ready" })),

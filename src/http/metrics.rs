@@ -50,6 +50,11 @@ fn is_standard(method: &axum::http::Method) -> bool {
 }
 
 /// `GET /metrics` on the service's address: the operator's token is required.
+#[utoipa::path(
+    get, path = "/metrics", tag = "service",
+    responses((status = 200, description = "The Prometheus text format.", content_type = "text/plain", body = String)),
+    security(("operator_token" = [])),
+)]
 pub async fn metrics(State(state): State<AppState>, _operator: Operator) -> Result<Response, ApiError> {
     Ok(exposition(&state))
 }
@@ -65,4 +70,9 @@ fn exposition(state: &AppState) -> Response {
     crate::metrics::pool(state.db.size().saturating_sub(idle), idle);
     let content_type = [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")];
     (content_type, state.metrics.render()).into_response()
+}
+
+/// What the operator's metrics address serves: `/metrics`, no token.
+pub fn metrics_router(state: AppState) -> axum::Router {
+    axum::Router::new().route("/metrics", axum::routing::get(open_metrics)).with_state(state)
 }

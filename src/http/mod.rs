@@ -18,6 +18,7 @@ mod limits;
 mod mcp;
 mod metrics;
 mod openai;
+mod openapi;
 mod policy_profiles;
 mod provider_models;
 mod providers;
@@ -43,7 +44,6 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::StatusCode;
 use axum::middleware::{from_fn, from_fn_with_state};
-use axum::routing::{delete, get, post};
 
 use crate::engine::Engine;
 use crate::retrieval::Retriever;
@@ -51,6 +51,8 @@ use sqlx::PgPool;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::OperatorToken;
 use crate::crypto::MasterKeys;
@@ -91,47 +93,41 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
 
 pub fn router_with_limits(state: AppState, limits: &ClientLimits) -> Router {
     // `POST /documents` and `PUT /workspaces/{id}/files/…` take larger bodies (`limits::is_document_upload`).
-    let api = Router::new()
-        .route("/tenants", post(tenants::create))
-        .route("/api-keys", post(api_keys::create).get(api_keys::list))
-        .route("/api-keys/{id}", delete(api_keys::revoke).patch(api_keys::update))
-        .route("/api-keys/{id}/rate-limits", get(rate_limits::get_key).put(rate_limits::put_key))
-        .route("/rate-limits", get(rate_limits::get).put(rate_limits::put))
-        .route("/tenant/config", get(tenant_config::get).patch(tenant_config::patch))
-        .route("/budgets", get(budgets::list))
-        .route("/usage", get(usage::report))
-        .route("/providers/{provider}", get(providers::get).put(providers::put).delete(providers::delete))
-        .route("/providers/{provider}/models", get(provider_models::list))
-        .route(
-            "/providers/{provider}/models/{name}",
-            axum::routing::put(provider_models::put).delete(provider_models::delete),
-        )
-        .route("/audit-events", get(audit::list))
-        .route("/documents", post(documents::add).get(documents::list))
-        .route("/documents/{id}", delete(documents::delete))
-        .route("/search", post(documents::search))
-        .route("/sessions", post(conversations::create).get(conversations::list))
-        .route("/sessions/{id}", get(conversations::get).patch(conversations::update).delete(conversations::delete))
-        .route("/sessions/{id}/messages", get(conversations::messages).post(conversations::post_message))
-        .route("/runs/{id}", get(runs::get))
-        .route("/runs/{id}/events", get(runs::events))
-        .route("/runs/{id}/cancel", post(runs::cancel))
-        .route("/mcp-connectors", post(connectors::create).get(connectors::list))
-        .route("/mcp-connectors/{id}", get(connectors::get).patch(connectors::update).delete(connectors::delete))
-        .route("/mcp-connectors/{id}/refresh", post(connectors::refresh))
-        .route("/policy-profiles", post(policy_profiles::create).get(policy_profiles::list))
-        .route(
-            "/policy-profiles/{id}",
-            get(policy_profiles::get).put(policy_profiles::replace).delete(policy_profiles::delete),
-        )
-        .route("/integration/chat", post(integration::chat))
-        .route("/widget-tokens", post(widget_tokens::mint))
-        .route("/workspaces", post(workspaces::create).get(workspaces::list))
-        .route("/workspaces/{id}/files/{*path}", axum::routing::put(workspaces::put_file))
-        .route("/workspaces/{id}/runs", post(workspaces::start_run))
-        .route("/runs/{id}/patches", get(workspaces::patches))
-        .route("/tool-calls/{id}/approve", post(tool_calls::approve))
-        .route("/tool-calls/{id}/deny", post(tool_calls::deny));
+    let api = OpenApiRouter::new()
+        .routes(routes!(tenants::create))
+        .routes(routes!(api_keys::create, api_keys::list))
+        .routes(routes!(api_keys::revoke, api_keys::update))
+        .routes(routes!(rate_limits::get_key, rate_limits::put_key))
+        .routes(routes!(rate_limits::get, rate_limits::put))
+        .routes(routes!(tenant_config::get, tenant_config::patch))
+        .routes(routes!(budgets::list))
+        .routes(routes!(usage::report))
+        .routes(routes!(providers::get, providers::put, providers::delete))
+        .routes(routes!(provider_models::list))
+        .routes(routes!(provider_models::put, provider_models::delete))
+        .routes(routes!(audit::list))
+        .routes(routes!(documents::add, documents::list))
+        .routes(routes!(documents::delete))
+        .routes(routes!(documents::search))
+        .routes(routes!(conversations::create, conversations::list))
+        .routes(routes!(conversations::get, conversations::update, conversations::delete))
+        .routes(routes!(conversations::messages, conversations::post_message))
+        .routes(routes!(runs::get))
+        .routes(routes!(runs::events))
+        .routes(routes!(runs::cancel))
+        .routes(routes!(connectors::create, connectors::list))
+        .routes(routes!(connectors::get, connectors::update, connectors::delete))
+        .routes(routes!(connectors::refresh))
+        .routes(routes!(policy_profiles::create, policy_profiles::list))
+        .routes(routes!(policy_profiles::get, policy_profiles::replace, policy_profiles::delete))
+        .routes(routes!(integration::chat))
+        .routes(routes!(widget_tokens::mint))
+        .routes(routes!(workspaces::create, workspaces::list))
+        .routes(routes!(workspaces::put_file))
+        .routes(routes!(workspaces::start_run))
+        .routes(routes!(workspaces::patches))
+        .routes(routes!(tool_calls::approve))
+        .routes(routes!(tool_calls::deny));
 
     let mcp = Router::new()
         .fallback_service(mcp::service(&state))
@@ -140,28 +136,32 @@ pub fn router_with_limits(state: AppState, limits: &ClientLimits) -> Router {
     // OpenAI's door and Anthropic's share `/v1`, where each one's SDKs look. Errors get OpenAI's shape from
     // `openai_errors`, below, which also covers what no route answers, except under `/v1/messages`, where
     // `anthropic_errors` gives them Anthropic's.
-    let v1 = Router::new()
-        .route("/chat/completions", post(openai::completions))
-        .route("/embeddings", post(openai::embeddings))
-        .route("/responses", post(openai::create_response))
-        .route("/responses/{id}", get(openai::retrieve_response).delete(openai::delete_response))
-        .route("/responses/{id}/input_items", get(openai::response_input_items))
-        .route("/responses/{id}/cancel", post(openai::cancel_response))
-        .route("/models", get(openai::list_models))
-        .route("/models/{*id}", get(openai::retrieve_model))
-        .route("/messages", post(anthropic::messages))
-        .route("/messages/count_tokens", post(anthropic::count_tokens))
+    let v1 = OpenApiRouter::new()
+        .routes(routes!(openai::completions))
+        .routes(routes!(openai::embeddings))
+        .routes(routes!(openai::create_response))
+        .routes(routes!(openai::retrieve_response, openai::delete_response))
+        .routes(routes!(openai::response_input_items))
+        .routes(routes!(openai::cancel_response))
+        .routes(routes!(openai::list_models))
+        .routes(routes!(openai::retrieve_model))
+        .routes(routes!(anthropic::messages))
+        .routes(routes!(anthropic::count_tokens))
         .fallback(openai::no_route);
 
-    Router::new()
-        .route("/", get(web::demo_page))
-        .route("/widget.js", get(web::widget_script))
-        .route("/healthz", get(health::healthz))
+    let (documented, paths) = OpenApiRouter::new()
+        .routes(routes!(web::demo_page))
+        .routes(routes!(web::widget_script))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(metrics::metrics))
         .nest("/v1", v1)
-        .nest("/mcp", mcp)
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(metrics::metrics))
         .nest("/api/v1", api)
+        .split_for_parts();
+
+    documented
+        .nest("/mcp", mcp)
+        .merge(openapi::routes(openapi::finish(paths)))
         .route_layer(from_fn(metrics::tag_route))
         .fallback(|| async { ApiError::from_status(StatusCode::NOT_FOUND) })
         .with_state(state)
@@ -192,10 +192,7 @@ pub fn router_with_limits(state: AppState, limits: &ClientLimits) -> Router {
         )
 }
 
-/// What the operator's metrics address serves: `/metrics`, no token.
-pub fn metrics_router(state: AppState) -> Router {
-    Router::new().route("/metrics", get(metrics::open_metrics)).with_state(state)
-}
+pub use metrics::metrics_router;
 
 /// The APIs (`/api/…`, `/v1/…`) answer pages of any origin: the widget runs inside the tenant's own site,
 /// and OpenAI- or Anthropic-style browser clients call `/v1`. Safe because they authenticate with tokens

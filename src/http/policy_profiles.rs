@@ -6,6 +6,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::Value;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::{PartialSchema, ToSchema};
 
 use super::AppState;
 use super::error::ApiError;
@@ -13,6 +16,7 @@ use super::extract::{Json, Path, Tenant};
 use super::views::policy_profiles::{PolicyProfileList, PolicyProfileView};
 use crate::auth::context::Scope;
 use crate::ids::PolicyProfileId;
+use crate::policy::PolicyDocument;
 use crate::policy::profiles::{self, NewProfile};
 
 /// `{"name": …}` plus the profile's own fields (`tool_allowlist`, `read_only_mode`, …).
@@ -23,6 +27,36 @@ pub struct ProfileBody {
     document: serde_json::Map<String, Value>,
 }
 
+/// The body's schema: `PolicyDocument`'s fields (no others: the document refuses unknown fields) and `name`.
+impl PartialSchema for ProfileBody {
+    fn schema() -> RefOr<Schema> {
+        let mut schema = PolicyDocument::schema();
+        if let RefOr::T(Schema::Object(body)) = &mut schema {
+            body.description = Some("The profile's `name` and its document's fields, side by side.".to_owned());
+            let name = ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some("1 to 200 characters (spaces around it trimmed), unique in the tenant."));
+            body.properties.insert("name".to_owned(), name.into());
+            body.required.push("name".to_owned());
+        }
+        schema
+    }
+}
+
+impl ToSchema for ProfileBody {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        <PolicyDocument as ToSchema>::schemas(schemas);
+    }
+}
+
+/// Creates a policy profile (checked first: unknown fields and rules are refused).
+#[utoipa::path(
+    post, path = "/policy-profiles", operation_id = "create_policy_profile",
+    tag = "tools",
+    request_body = ProfileBody,
+    responses((status = 201, description = "The new profile, version 1.", body = PolicyProfileView)),
+    security(("tenant_key" = ["admin"])),
+)]
 pub async fn create(
     State(state): State<AppState>,
     Tenant(context): Tenant,
@@ -36,6 +70,13 @@ pub async fn create(
     ))
 }
 
+/// The tenant's policy profiles.
+#[utoipa::path(
+    get, path = "/policy-profiles", operation_id = "list_policy_profiles",
+    tag = "tools",
+    responses((status = 200, description = "Every policy profile of the tenant.", body = PolicyProfileList)),
+    security(("tenant_key" = ["admin"])),
+)]
 pub async fn list(
     State(state): State<AppState>,
     Tenant(context): Tenant,
@@ -44,6 +85,14 @@ pub async fn list(
     Ok(axum::Json(PolicyProfileList::new(&profiles::list(&state.db, &context).await?)))
 }
 
+/// A policy profile.
+#[utoipa::path(
+    get, path = "/policy-profiles/{id}", operation_id = "get_policy_profile",
+    tag = "tools",
+    params(("id" = uuid::Uuid, Path, description = "The policy profile's id.")),
+    responses((status = 200, description = "The profile.", body = PolicyProfileView)),
+    security(("tenant_key" = ["admin"])),
+)]
 pub async fn get(
     State(state): State<AppState>,
     Tenant(context): Tenant,
@@ -53,6 +102,15 @@ pub async fn get(
     Ok(axum::Json(PolicyProfileView::from(&profiles::get(&state.db, &context, id).await?)))
 }
 
+/// Replaces a policy profile's name and document; its version goes up by one.
+#[utoipa::path(
+    put, path = "/policy-profiles/{id}", operation_id = "replace_policy_profile",
+    tag = "tools",
+    params(("id" = uuid::Uuid, Path, description = "The policy profile's id.")),
+    request_body = ProfileBody,
+    responses((status = 200, description = "The profile as replaced.", body = PolicyProfileView)),
+    security(("tenant_key" = ["admin"])),
+)]
 pub async fn replace(
     State(state): State<AppState>,
     Tenant(context): Tenant,
@@ -64,6 +122,14 @@ pub async fn replace(
     Ok(axum::Json(PolicyProfileView::from(&profiles::replace(&state.db, &context, id, &profile).await?)))
 }
 
+/// Deletes a policy profile (not the tenant's active one).
+#[utoipa::path(
+    delete, path = "/policy-profiles/{id}", operation_id = "delete_policy_profile",
+    tag = "tools",
+    params(("id" = uuid::Uuid, Path, description = "The policy profile's id.")),
+    responses((status = 204, description = "Deleted.")),
+    security(("tenant_key" = ["admin"])),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Tenant(context): Tenant,

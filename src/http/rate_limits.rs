@@ -7,6 +7,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse as _, Response};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::ApiError;
@@ -17,7 +18,8 @@ use crate::rate_limits::{
     self, Admission, Demand, LimitKind, LimitScope, Limits, RateLimitError, Refusal, Standing, Standings,
 };
 
-#[derive(Debug, Serialize)]
+/// Requests and tokens per minute; null is no limit.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct LimitsView {
     requests_per_minute: Option<u64>,
     tokens_per_minute: Option<u64>,
@@ -30,14 +32,15 @@ impl From<Limits> for LimitsView {
 }
 
 /// The operator's defaults: what applies wherever the tenant set nothing.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DefaultsView {
     api_key: LimitsView,
     tenant: LimitsView,
     end_user: LimitsView,
 }
 
-#[derive(Debug, Serialize)]
+/// The limits the tenant set for itself and for each of its end users, and the operator's defaults.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TenantLimitsView {
     tenant: LimitsView,
     end_user: LimitsView,
@@ -46,12 +49,37 @@ pub struct TenantLimitsView {
     max_concurrent_runs: u64,
 }
 
-#[derive(Debug, Serialize)]
+/// The limits the tenant set for one API key, and the operator's defaults for keys.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct KeyLimitsView {
+    #[schema(value_type = uuid::Uuid)]
     api_key_id: ApiKeyId,
     requests_per_minute: Option<u64>,
     tokens_per_minute: Option<u64>,
     defaults: LimitsView,
+}
+
+/// What `PUT /api/v1/api-keys/{id}/rate-limits` takes, and each part of `PUT /api/v1/rate-limits`: a
+/// missing or null value is no limit.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // A schema: the handlers read the object with `rate_limits::settings`.
+pub struct LimitsChange {
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
+    requests_per_minute: Option<u64>,
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
+    tokens_per_minute: Option<u64>,
+}
+
+/// What `PUT /api/v1/rate-limits` takes: a missing or null part is no limit of the tenant's own.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // A schema: the handler reads the object with `rate_limits::settings`.
+pub struct TenantLimitsChange {
+    /// The tenant's own limits, for all its requests together.
+    tenant: Option<LimitsChange>,
+    /// The limits of each end user, each apart.
+    end_user: Option<LimitsChange>,
 }
 
 fn tenant_view(limits: rate_limits::settings::TenantLimits) -> TenantLimitsView {
@@ -77,6 +105,12 @@ fn key_view(api_key_id: ApiKeyId, limits: Limits) -> KeyLimitsView {
     }
 }
 
+/// The tenant's rate limits, its end users', and the operator's defaults.
+#[utoipa::path(
+    get, path = "/rate-limits", tag = "tenant",
+    responses((status = 200, description = "The limits.", body = TenantLimitsView)),
+    security(("tenant_key" = ["admin"])),
+)]
 pub async fn get(
     State(state): State<AppState>,
     Tenant(context): Tenant,
@@ -86,6 +120,12 @@ pub async fn get(
 }
 
 /// Replaces the tenant's limits and its end users': `{"tenant": {…}, "end_user": {…}}`.
+#[utoipa::path(
+    put, path = "/rate-limits", tag = "tenant",
+    request_body = TenantLimitsChange,
+    responses((status = 200, description = "The limits as they now are.", body = TenantLimitsView)),
+    security(("tenant_key" = ["admin"])),
+)]
 pub async fn put(
     State(state): State<AppState>,
     Tenant(context): Tenant,
@@ -95,6 +135,13 @@ pub async fn put(
     Ok(axum::Json(tenant_view(rate_limits::settings::set_tenant_limits(&state.db, &context, &fields).await?)))
 }
 
+/// One API key's rate limits, and the operator's defaults for keys.
+#[utoipa::path(
+    get, path = "/api-keys/{id}/rate-limits", tag = "tenant",
+    params(("id" = uuid::Uuid, Path, description = "The API key's id.")),
+    responses((status = 200, description = "The key's limits.", body = KeyLimitsView)),
+    security(("tenant_key" = ["admin"])),
+)]
 pub async fn get_key(
     State(state): State<AppState>,
     Tenant(context): Tenant,
@@ -105,6 +152,13 @@ pub async fn get_key(
 }
 
 /// Replaces one key's limits: `{"requests_per_minute": …, "tokens_per_minute": …}`.
+#[utoipa::path(
+    put, path = "/api-keys/{id}/rate-limits", tag = "tenant",
+    params(("id" = uuid::Uuid, Path, description = "The API key's id.")),
+    request_body = LimitsChange,
+    responses((status = 200, description = "The key's limits as they now are.", body = KeyLimitsView)),
+    security(("tenant_key" = ["admin"])),
+)]
 pub async fn put_key(
     State(state): State<AppState>,
     Tenant(context): Tenant,

@@ -2,6 +2,7 @@
 
 use axum::extract::State;
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::ApiError;
@@ -10,6 +11,64 @@ use super::views::tenant_config::TenantConfigView;
 use crate::auth::context::Scope;
 use crate::tenants;
 
+/// What `PATCH /api/v1/tenant/config` takes (read as a map, so that an absent field and `null` differ):
+/// absent fields stay as they are, `null` clears the clearable ones.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // A schema: the handler reads the object with `tenants::update_config`.
+pub struct TenantConfigPatch {
+    /// The provider turns use unless a request names one.
+    #[schema(required = false)]
+    default_provider: SettingsProvider,
+    /// 1 to 200 bytes, spaces around it trimmed.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S", nullable = false)]
+    default_model: Option<String>,
+    /// The model tried when the default one fails; 1 to 200 bytes, or null for none.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    fallback_model: Option<String>,
+    /// One of the tenant's policy profiles, or null for none.
+    active_policy_profile_id: Option<uuid::Uuid>,
+    /// The tenant's monthly budget.
+    #[schema(schema_with = crate::budgets::amount_schema)]
+    monthly_budget_usd: Option<Value>,
+    /// Each API key's monthly budget (unless the key has its own).
+    #[schema(schema_with = crate::budgets::amount_schema)]
+    key_monthly_budget_usd: Option<Value>,
+    /// Each end user's monthly budget.
+    #[schema(schema_with = crate::budgets::amount_schema)]
+    end_user_monthly_budget_usd: Option<Value>,
+    /// Each agent run's budget.
+    #[schema(schema_with = crate::budgets::amount_schema)]
+    agent_run_budget_usd: Option<Value>,
+    /// The most steps an agent run takes, or null for the default.
+    #[schema(minimum = 1, maximum = 10_000)]
+    agent_run_max_steps: Option<i32>,
+    #[schema(nullable = false)]
+    multi_agent_enabled: Option<bool>,
+}
+
+/// A provider as the settings name it.
+#[derive(ToSchema)]
+#[allow(dead_code)] // A schema: the name is checked by `tenants::update_config`.
+enum SettingsProvider {
+    #[schema(rename = "local")]
+    Local,
+    #[schema(rename = "openai")]
+    OpenAi,
+    #[schema(rename = "anthropic")]
+    Anthropic,
+    #[schema(rename = "gemini")]
+    Gemini,
+    #[schema(rename = "openai_compatible")]
+    OpenAiCompatible,
+}
+
+/// The tenant's settings: its default provider and model, policy profile and budgets.
+#[utoipa::path(
+    get, path = "/tenant/config", tag = "tenant",
+    responses((status = 200, description = "The settings.", body = TenantConfigView)),
+    security(("tenant_key" = ["admin"])),
+)]
 pub async fn get(
     State(state): State<AppState>,
     Tenant(context): Tenant,
@@ -18,6 +77,13 @@ pub async fn get(
     Ok(axum::Json(TenantConfigView::from(&tenants::config(&state.db, &context).await?)))
 }
 
+/// Changes some of the tenant's settings; the fields absent stay as they are.
+#[utoipa::path(
+    patch, path = "/tenant/config", tag = "tenant",
+    request_body = TenantConfigPatch,
+    responses((status = 200, description = "The settings as they now are.", body = TenantConfigView)),
+    security(("tenant_key" = ["admin"])),
+)]
 pub async fn patch(
     State(state): State<AppState>,
     Tenant(context): Tenant,

@@ -10,6 +10,14 @@ use super::views::tool_calls::ToolCallView;
 use crate::auth::context::Scope;
 use crate::ids::ToolCallId;
 
+/// Approves a tool call that waits for a person; the run resumes once none of its calls waits.
+#[utoipa::path(
+    post, path = "/tool-calls/{id}/approve", operation_id = "approve_tool_call",
+    tag = "tools",
+    params(("id" = uuid::Uuid, Path, description = "The tool call's id (from its `tool_call.awaiting_approval` event).")),
+    responses((status = 200, description = "The call as approved (`running`).", body = ToolCallView)),
+    security(("tenant_key" = ["chat"]), ("tenant_key" = ["admin"]), ("widget_token" = [])),
+)]
 pub async fn approve(
     State(state): State<AppState>,
     Tenant(context): Tenant,
@@ -18,6 +26,14 @@ pub async fn approve(
     decide(state, context, id, true).await
 }
 
+/// Denies a tool call that waits for a person; the run resumes once none of its calls waits.
+#[utoipa::path(
+    post, path = "/tool-calls/{id}/deny", operation_id = "deny_tool_call",
+    tag = "tools",
+    params(("id" = uuid::Uuid, Path, description = "The tool call's id (from its `tool_call.awaiting_approval` event).")),
+    responses((status = 200, description = "The call as denied.", body = ToolCallView)),
+    security(("tenant_key" = ["chat"]), ("tenant_key" = ["admin"]), ("widget_token" = [])),
+)]
 pub async fn deny(
     State(state): State<AppState>,
     Tenant(context): Tenant,

@@ -14,16 +14,31 @@ use super::views::usage::{UsageGroupView, UsageReportView};
 use crate::auth::context::Scope;
 use crate::usage::{self, GroupBy};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct UsageQuery {
     /// The first day (UTC) included; by default the first day of this month.
     from: Option<NaiveDate>,
-    /// The last day (UTC) included; by default today.
+    /// The last day (UTC) included; by default today. Not before `from`: a report covers at most 366 days.
     to: Option<NaiveDate>,
+    /// What the groups are; by default `day`.
+    #[param(inline)]
     group_by: Option<GroupBy>,
 }
 
+/// The tenant's tokens and cost over a period, in groups; JSON, or CSV with `Accept: text/csv`.
+#[utoipa::path(
+    get, path = "/usage", tag = "tenant",
+    params(UsageQuery),
+    responses((
+        status = 200,
+        description = "The report. As CSV (`Accept: text/csv`): a header line, then one line per group, with the \
+                       JSON groups' field names and values; no total.",
+        content((UsageReportView = "application/json"), (String = "text/csv")),
+    )),
+    security(("tenant_key" = ["admin"])),
+)]
 pub async fn report(
     State(state): State<AppState>,
     Tenant(context): Tenant,

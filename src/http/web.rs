@@ -22,6 +22,11 @@ const VISITOR_COOKIE: &str = "sb_demo_visitor";
 const PAGE_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
                            img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+/// The embeddable chat widget's script.
+#[utoipa::path(
+    get, path = "/widget.js", tag = "service",
+    responses((status = 200, description = "The widget.", content_type = "text/javascript", body = String)),
+)]
 pub async fn widget_script(State(state): State<AppState>) -> Result<Response, ApiError> {
     let script = asset(&state, "widget.js", WIDGET_SCRIPT).await?;
     let headers = [
@@ -32,6 +37,11 @@ pub async fn widget_script(State(state): State<AppState>) -> Result<Response, Ap
     Ok((headers, script.into_owned()).into_response())
 }
 
+/// The demo page, with a live widget for a browser on the server's own machine (`SWITCHBOARD_DEMO`).
+#[utoipa::path(
+    get, path = "/", tag = "service",
+    responses((status = 200, description = "The page.", content_type = "text/html", body = String)),
+)]
 pub async fn demo_page(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

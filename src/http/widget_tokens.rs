@@ -5,6 +5,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::ApiError;
@@ -13,16 +14,27 @@ use super::views::widget_tokens::IssuedTokenView;
 use crate::auth::context::Scope;
 use crate::auth::widget;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MintBody {
+    /// The end user's id in the tenant's own system: 1 to 200 bytes, spaces around it trimmed.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     external_user_id: String,
+    /// How long the token lasts, in seconds (default 3600, at most a day).
+    #[schema(minimum = 1, maximum = 86_400)]
     ttl_seconds: Option<i64>,
 }
 
 const DEFAULT_TTL: i64 = 3600;
 const MAX_TTL: i64 = 24 * 3600;
 
+/// Mints a short-lived token for one end user of the chat widget, who is created on first use.
+#[utoipa::path(
+    post, path = "/widget-tokens", tag = "tenant",
+    request_body = MintBody,
+    responses((status = 201, description = "The token, and the end user it acts for.", body = IssuedTokenView)),
+    security(("tenant_key" = ["admin"])),
+)]
 pub async fn mint(
     State(state): State<AppState>,
     Tenant(context): Tenant,

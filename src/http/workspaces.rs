@@ -4,6 +4,7 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::ApiError;
@@ -16,12 +17,21 @@ use crate::ids::{RunId, WorkspaceId};
 use crate::rate_limits::Demand;
 use crate::workspaces;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewWorkspace {
+    /// 1 to 200 characters (spaces around it trimmed), unique in the tenant.
     name: String,
 }
 
+/// Creates a workspace.
+#[utoipa::path(
+    post, path = "/workspaces", operation_id = "create_workspace",
+    tag = "workspaces",
+    request_body = NewWorkspace,
+    responses((status = 201, description = "The new workspace.", body = WorkspaceView)),
+    security(("tenant_key" = ["runs"])),
+)]
 pub async fn create(
     State(state): State<AppState>,
     Tenant(context): Tenant,
@@ -34,6 +44,13 @@ pub async fn create(
     ))
 }
 
+/// The tenant's workspaces.
+#[utoipa::path(
+    get, path = "/workspaces", operation_id = "list_workspaces",
+    tag = "workspaces",
+    responses((status = 200, description = "Every workspace of the tenant.", body = WorkspaceList)),
+    security(("tenant_key" = ["runs"])),
+)]
 pub async fn list(
     State(state): State<AppState>,
     Tenant(context): Tenant,
@@ -42,12 +59,26 @@ pub async fn list(
     Ok(axum::Json(WorkspaceList::new(&workspaces::list(&state.db, &context).await?)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileBody {
+    /// The file's text, at most 1 MiB.
     content: String,
 }
 
+/// Creates or replaces a file of a workspace.
+#[utoipa::path(
+    put, path = "/workspaces/{id}/files/{*path}", operation_id = "put_workspace_file",
+    tag = "workspaces",
+    params(
+        ("id" = uuid::Uuid, Path, description = "The workspace's id."),
+        ("path" = String, Path, description = "The file's path in the workspace: relative, `/`-separated, \
+            without `.` or `..` segments, at most 500 bytes."),
+    ),
+    request_body = FileBody,
+    responses((status = 204, description = "Stored.")),
+    security(("tenant_key" = ["runs"])),
+)]
 pub async fn put_file(
     State(state): State<AppState>,
     Tenant(context): Tenant,
@@ -59,13 +90,31 @@ pub async fn put_file(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RunBody {
+    /// What the agent is to do.
+    #[schema(min_length = 1, max_length = 100_000)]
     instruction: String,
+    /// As the `Idempotency-Key` header, which it overrides.
+    #[schema(min_length = 1, max_length = 200)]
     idempotency_key: Option<String>,
 }
 
+/// Queues an agent run on a workspace; follow it on `/runs/{id}/events`, then read its patches.
+#[utoipa::path(
+    post, path = "/workspaces/{id}/runs", operation_id = "start_agent_run",
+    tag = "workspaces",
+    params(
+        ("id" = uuid::Uuid, Path, description = "The workspace's id."),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 200,
+            description = "Makes a retry safe: a second request with the key answers the first one's run."),
+    ),
+    request_body = RunBody,
+    responses((status = 202, description = "The run, queued (or the first request's, for a repeated \
+        `Idempotency-Key`).", body = AgentRunStarted)),
+    security(("tenant_key" = ["runs"])),
+)]
 pub async fn start_run(
     State(state): State<AppState>,
     Tenant(context): Tenant,
@@ -81,6 +130,14 @@ pub async fn start_run(
     Ok((StatusCode::ACCEPTED, axum::Json(AgentRunStarted::from(&run))))
 }
 
+/// The changes a run proposed to its workspace's files, for a person to review.
+#[utoipa::path(
+    get, path = "/runs/{id}/patches", operation_id = "list_run_patches",
+    tag = "workspaces",
+    params(("id" = uuid::Uuid, Path, description = "The run's id.")),
+    responses((status = 200, description = "The run's proposed changes.", body = PatchList)),
+    security(("tenant_key" = ["runs"])),
+)]
 pub async fn patches(
     State(state): State<AppState>,
     Tenant(context): Tenant,

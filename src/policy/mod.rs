@@ -15,7 +15,7 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
 
 /// A profile as the API stores and returns it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyDocument {
     /// Glob patterns over `connector.tool`; empty means no tool may run.
@@ -32,6 +32,7 @@ pub struct PolicyDocument {
     pub blocked_fields: Vec<String>,
     /// Arrays in tool results are cut to this many items, and the model is told.
     #[serde(default)]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 4_294_967_295_i64)]
     pub max_rows_per_query: Option<u32>,
     /// When not empty, a call whose arguments name a `record_type` outside this list is denied.
     #[serde(default)]
@@ -41,7 +42,7 @@ pub struct PolicyDocument {
 }
 
 /// The rule forms a profile may add. Anything else is refused at save time.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum CustomRule {
     /// Deny calls of `tools` whose argument `field` (a dotted path) is a string matching one of `matches`.
@@ -50,7 +51,7 @@ pub enum CustomRule {
     ArgumentLimit { tools: Vec<String>, field: String, max: f64, over: OverLimit, reason: String },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OverLimit {
     Deny,

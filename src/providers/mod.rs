@@ -145,7 +145,7 @@ pub enum ChatChunk {
 }
 
 /// Why a model stopped writing: an answer cut at its token limit must never look complete.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 #[sqlx(type_name = "text", rename_all = "snake_case")]
 pub enum FinishReason {
@@ -221,13 +221,16 @@ impl ProviderError {
 }
 
 /// The providers a tenant can choose.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ProviderKind {
     Local,
+    // Spelled as `as_str` and the API's paths and settings spell them, not `open_ai`.
+    #[serde(rename = "openai")]
     OpenAi,
     Anthropic,
     Gemini,
+    #[serde(rename = "openai_compatible")]
     OpenAiCompatible,
 }
 

@@ -127,7 +127,7 @@ impl From<search::SearchHit> for Passage {
 }
 
 /// A retrieved passage as a citation: numbered as in the prompt, with where it came from.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Citation {
     pub number: u32,
     pub chunk_id: uuid::Uuid,
@@ -184,7 +184,7 @@ impl Citation {
 }
 
 /// What ingesting a document did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum IngestOutcome {
     Created,

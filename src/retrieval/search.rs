@@ -8,7 +8,7 @@ use sqlx::PgConnection;
 use super::fusion::{Fused, Ranked};
 
 /// Which rankings a search uses.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SearchMode {
     #[default]

@@ -8,19 +8,28 @@ use crate::providers::FinishReason;
 use crate::retrieval::Citation;
 
 /// One event of a run, numbered from 1 in the order it happened.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunEvent {
+    #[schema(value_type = uuid::Uuid)]
     pub run_id: RunId,
+    /// The event's sequence number, also the SSE frame's `id`.
+    #[schema(minimum = 1)]
     pub seq: i64,
     #[serde(flatten)]
     pub kind: EventKind,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// What happened, by `type` (also the SSE frame's `event`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type")]
 pub enum EventKind {
     #[serde(rename = "run.started")]
-    RunStarted { session_id: Option<SessionId>, provider: String, model: String },
+    RunStarted {
+        #[schema(value_type = Option<uuid::Uuid>)]
+        session_id: Option<SessionId>,
+        provider: String,
+        model: String,
+    },
     /// The passages the answer is grounded in, numbered as the answer cites them.
     #[serde(rename = "retrieval")]
     Retrieval { citations: Vec<Citation> },
@@ -28,11 +37,22 @@ pub enum EventKind {
     MessageDelta { text: String },
     /// The model asked for a tool; the policy's decision follows in another event.
     #[serde(rename = "tool_call.requested")]
-    ToolCallRequested { tool_call_id: ToolCallId, name: String, arguments: serde_json::Value },
+    ToolCallRequested {
+        #[schema(value_type = uuid::Uuid)]
+        tool_call_id: ToolCallId,
+        name: String,
+        arguments: serde_json::Value,
+    },
     #[serde(rename = "tool_call.awaiting_approval")]
-    ToolCallAwaitingApproval { tool_call_id: ToolCallId, name: String, reason: String },
+    ToolCallAwaitingApproval {
+        #[schema(value_type = uuid::Uuid)]
+        tool_call_id: ToolCallId,
+        name: String,
+        reason: String,
+    },
     #[serde(rename = "tool_call.completed")]
     ToolCallCompleted {
+        #[schema(value_type = uuid::Uuid)]
         tool_call_id: ToolCallId,
         name: String,
         duration_ms: u64,
@@ -40,13 +60,27 @@ pub enum EventKind {
         note: Option<String>,
     },
     #[serde(rename = "tool_call.denied")]
-    ToolCallDenied { tool_call_id: ToolCallId, name: String, reason: String },
+    ToolCallDenied {
+        #[schema(value_type = uuid::Uuid)]
+        tool_call_id: ToolCallId,
+        name: String,
+        reason: String,
+    },
     #[serde(rename = "tool_call.failed")]
-    ToolCallFailed { tool_call_id: ToolCallId, name: String, code: String, message: String },
+    ToolCallFailed {
+        #[schema(value_type = uuid::Uuid)]
+        tool_call_id: ToolCallId,
+        name: String,
+        code: String,
+        message: String,
+    },
     /// The run paused until a person decides the calls named; the stream ends here and continues on
     /// `GET /runs/{id}/events` once they are decided.
     #[serde(rename = "run.awaiting_approval")]
-    RunAwaitingApproval { tool_call_ids: Vec<ToolCallId> },
+    RunAwaitingApproval {
+        #[schema(value_type = Vec<uuid::Uuid>)]
+        tool_call_ids: Vec<ToolCallId>,
+    },
     #[serde(rename = "usage")]
     Usage {
         input_tokens: u32,
@@ -66,6 +100,7 @@ pub enum EventKind {
     },
     #[serde(rename = "run.completed")]
     RunCompleted {
+        #[schema(value_type = uuid::Uuid)]
         message_id: MessageId,
         /// Why the model stopped: `length` means the answer was cut at its token limit. Absent on runs
         /// recorded before it was kept.
@@ -73,9 +108,17 @@ pub enum EventKind {
         finish_reason: Option<FinishReason>,
     },
     #[serde(rename = "run.failed")]
-    RunFailed { code: String, message: String, message_id: Option<MessageId> },
+    RunFailed {
+        code: String,
+        message: String,
+        #[schema(value_type = Option<uuid::Uuid>)]
+        message_id: Option<MessageId>,
+    },
     #[serde(rename = "run.cancelled")]
-    RunCancelled { message_id: Option<MessageId> },
+    RunCancelled {
+        #[schema(value_type = Option<uuid::Uuid>)]
+        message_id: Option<MessageId>,
+    },
 }
 
 impl EventKind {

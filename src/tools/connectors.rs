@@ -44,22 +44,33 @@ pub enum Auth {
 }
 
 /// The API's description of a connector, as posted or patched.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectorInput {
+    /// Required when creating: a lowercase letter, then up to 31 lowercase letters, digits or `_`.
+    #[schema(pattern = "^[a-z][a-z0-9_]{0,31}$")]
     pub name: Option<String>,
+    /// `streamable_http` or `stdio`; required when creating.
     pub transport: Option<String>,
+    /// The server's URL (`streamable_http` only).
     pub url: Option<String>,
+    /// An entry of the operator's allow-list of stdio servers (`stdio` only).
     pub command: Option<String>,
+    /// Appended to the stdio server's command line (`stdio` only).
     pub args: Option<Vec<String>>,
+    /// The credential sent to a `streamable_http` server; never shown again.
     pub auth: Option<AuthInput>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuthInput {
+    /// `none`, `api_key` (the token in `header`) or `bearer` (`Authorization: Bearer`).
     pub kind: String,
+    /// For `api_key`: the header's name (default `x-api-key`).
     pub header: Option<String>,
+    /// For `api_key` and `bearer`: the secret, 1 to 4000 printable characters.
+    #[schema(value_type = Option<String>)]
     pub token: Option<SecretString>,
 }
 

@@ -141,7 +141,7 @@ pub fn price(known: Option<&ModelInfo>, provider: &str, model: &str, tokens: &To
 }
 
 /// What a usage report groups by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum GroupBy {
     Day,

@@ -631,3 +631,26 @@ async fn run_apt_get(sudo: bool, args: &[&str]) -> Result<(), String> {
         String::from_utf8_lossy(&output.stderr)
     ))
 }
+
+/// A virtual environment `target/<name>` with `requirements` installed (each file pinned), made by
+/// `.ci/run` or here when missing; its Python.
+pub async fn python_venv(name: &str, requirements: &[PathBuf]) -> PathBuf {
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target").join(name);
+    let python = venv.join("bin/python");
+    // Without python3-venv, `python3 -m venv` leaves a python but no pip: making it again mends that.
+    if !venv.join("bin/pip").exists() {
+        let why = "Python's venv module, for the tests' virtual environments";
+        let venv_module = || succeeds("python3", &["-c", "import venv, ensurepip"]);
+        debian_package(venv_module, "python3-venv", why).await;
+        let made = tokio::process::Command::new("python3").arg("-m").arg("venv").arg(&venv).status().await.unwrap();
+        assert!(made.success(), "python3 -m venv {}", venv.display());
+    }
+    let mut install = tokio::process::Command::new(&python);
+    install.args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"]);
+    for file in requirements {
+        install.arg("-r").arg(file);
+    }
+    let installed = install.status().await.unwrap();
+    assert!(installed.success(), "pip install -r {requirements:?}");
+    python
+}

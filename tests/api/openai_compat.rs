@@ -8,7 +8,7 @@ use mock_upstream::{Reply, ToolCall};
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
-use crate::helpers::{TestApp, succeeds};
+use crate::helpers::TestApp;
 
 fn sdk_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/openai-sdk")
@@ -19,29 +19,9 @@ fn sdk_dir() -> PathBuf {
 pub async fn sdk_python() -> PathBuf {
     static VENV: OnceCell<PathBuf> = OnceCell::const_new();
     VENV.get_or_init(|| async {
-        let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/openai-sdk-venv");
-        let python = venv.join("bin/python");
-        // Without python3-venv, `python3 -m venv` leaves a python but no pip: making it again mends that.
-        if !venv.join("bin/pip").exists() {
-            let why = "Python's venv module, for the OpenAI SDK's virtual environment";
-            let venv_module = || succeeds("python3", &["-c", "import venv, ensurepip"]);
-            crate::helpers::debian_package(venv_module, "python3-venv", why).await;
-            let made = tokio::process::Command::new("python3").arg("-m").arg("venv").arg(&venv).status().await.unwrap();
-            assert!(made.success(), "python3 -m venv");
-        }
-        let installed = tokio::process::Command::new(&python)
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
-            .arg(sdk_dir().join("requirements.txt"))
-            .arg("-r")
-            .arg(sdk_dir().with_file_name("anthropic-sdk").join("requirements.txt"))
-            .status()
-            .await
-            .unwrap();
-        assert!(
-            installed.success(),
-            "pip install -r tests/openai-sdk/requirements.txt -r tests/anthropic-sdk/requirements.txt"
-        );
-        python
+        let requirements =
+            [sdk_dir().join("requirements.txt"), sdk_dir().with_file_name("anthropic-sdk").join("requirements.txt")];
+        crate::helpers::python_venv("openai-sdk-venv", &requirements).await
     })
     .await
     .clone()

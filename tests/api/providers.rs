@@ -307,3 +307,18 @@ async fn provider_keys_and_settings_are_validated() {
         .unwrap();
     crate::helpers::assert_error(forbidden, 403, "forbidden").await;
 }
+
+#[tokio::test]
+async fn a_stored_credential_names_its_provider_as_the_path_does() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("spelled").await;
+    for provider in ["openai", "openai_compatible"] {
+        let mut body = json!({ "api_key": "sk-spelled-0123456789" });
+        if provider == "openai_compatible" {
+            body["base_url"] = json!(app.mock_base("openai"));
+        }
+        app.put_provider_key(&tenant, provider, body).await;
+        let shown = app.get_json(&format!("/api/v1/providers/{provider}"), &tenant.admin_key).await;
+        assert_eq!(shown["provider"], provider, "{shown}");
+    }
+}

@@ -17,6 +17,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse as _, Response};
 use futures::StreamExt as _;
 use serde_json::json;
+use utoipa::ToSchema;
 
 pub use errors::{anthropic_errors, is_anthropic_path};
 
@@ -35,7 +36,7 @@ use crate::integration::{self, whole::WholeConversation};
 use crate::providers::FinishReason;
 use crate::rate_limits::{Demand, Standings};
 use crate::runs::events::EventKind;
-use reply::{ErrorDetail, Reply, StreamEvent, ToolUse, Usage};
+use reply::{AnthropicEventStream, ErrorDetail, Message, Reply, StreamEvent, ToolUse, Usage};
 use wire::{CountTokensRequest, MessagesRequest, Parsed};
 
 /// How often an idle stream sends a `ping`.
@@ -43,6 +44,25 @@ const PING_INTERVAL: Duration = Duration::from_secs(15);
 
 /// `POST /v1/messages`. Every answer to a request the rate limits admitted carries Anthropic's
 /// `anthropic-ratelimit-*` headers (a refused one carries them already).
+#[utoipa::path(
+    post, path = "/messages", tag = "anthropic", operation_id = "create_message",
+    summary = "Answers a conversation, in Anthropic's Messages format",
+    description = "The conversation goes to the model named, as given (pass-through, with the client's tools), and \
+                   is recorded as a turn of a new `integration` conversation. The key comes in `x-api-key`, as \
+                   Anthropic's SDKs send it, or as a bearer token. `anthropic-version` is not checked; \
+                   `anthropic-beta` is refused (400): this API offers no beta features. A run that fails before \
+                   its first text is an error with its status, even when streamed; a run waiting for a person to \
+                   approve a tool call is 409.",
+    request_body = MessagesRequest,
+    responses(
+        (status = 200, description = "The assistant's message, or with `stream` true, its events.",
+            content(
+                (Message = "application/json"),
+                (AnthropicEventStream = "text/event-stream"),
+            )),
+    ),
+    security(("anthropic_key" = ["chat"]), ("tenant_key" = ["chat"])),
+)]
 pub async fn messages(
     state: State<AppState>,
     tenant: KeyHeaderTenant,
@@ -116,9 +136,28 @@ async fn create(
     }
 }
 
+/// The prompt's tokens.
+#[derive(ToSchema)]
+#[schema(as = AnthropicTokenCount)]
+#[allow(dead_code)] // A schema: the body is built with `json!`.
+pub struct TokenCount {
+    /// By Switchboard's own count: an estimate for any model's tokenizer.
+    input_tokens: usize,
+}
+
 /// `POST /v1/messages/count_tokens`: `{"input_tokens": N}` by Switchboard's own count (tiktoken's
 /// o200k_base, an estimate for any other model's tokenizer). It calls no model, so it is not rate
 /// limited, and the model named is not looked up.
+#[utoipa::path(
+    post, path = "/messages/count_tokens", tag = "anthropic", operation_id = "count_message_tokens",
+    summary = "Counts a conversation's tokens, in Anthropic's format",
+    description = "By Switchboard's own count (tiktoken's o200k_base, the per-message overhead OpenAI documents, and \
+                   the tools): an estimate for any other model's tokenizer. It calls no model, so it is not rate \
+                   limited, and the model named is not looked up. `anthropic-beta` is refused (400).",
+    request_body = CountTokensRequest,
+    responses((status = 200, description = "The prompt's tokens.", body = TokenCount)),
+    security(("anthropic_key" = ["chat"]), ("tenant_key" = ["chat"])),
+)]
 pub async fn count_tokens(
     KeyHeaderTenant(context): KeyHeaderTenant,
     headers: HeaderMap,

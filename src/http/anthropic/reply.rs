@@ -5,8 +5,12 @@
 use axum::response::sse::Event;
 use serde::Serialize;
 use serde_json::value::RawValue;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::{PartialSchema, ToSchema};
 
 use crate::conversations::Message as StoredMessage;
+use crate::http::openai::schema::{AlwaysNull, constant, json_data, reference, register, sse_event};
 use crate::providers::FinishReason;
 
 /// What every object of one answer shares.
@@ -17,23 +21,49 @@ pub struct Reply {
     pub model: String,
 }
 
-#[derive(Debug, Serialize)]
+/// The assistant's message: whole (`stream` false), or as `message_start` opens a stream (no content yet,
+/// `stop_reason` null, and the prompt's tokens by Switchboard's estimate).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = AnthropicMessage)]
 pub struct Message<'a> {
+    /// `msg_` and the run's id.
     id: &'a str,
     #[serde(rename = "type")]
+    #[schema(inline, value_type = MessageType)]
     kind: &'static str,
+    #[schema(inline, value_type = AssistantRole)]
     role: &'static str,
+    /// As the request named it.
     model: &'a str,
+    /// The text (when there is text, or nothing else), then one `tool_use` block per call.
     content: Vec<Block>,
+    /// Set in a whole message; null in `message_start`.
+    #[schema(required = true, value_type = Option<AnthropicStopReason>)]
     stop_reason: Option<&'static str>,
     /// Always null: the engine records a stop sequence's end as a natural one (`end_turn`), not which
     /// sequence it was.
+    #[schema(value_type = AlwaysNull)]
     stop_sequence: Option<String>,
     usage: Usage,
 }
 
-#[derive(Debug, Serialize)]
+constant!(MessageType = "message");
+constant!(AssistantRole = "assistant");
+
+/// `end_turn` (also at a stop sequence), `max_tokens`, `tool_use`, or `refusal` (a content filter).
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // A schema of what `stop_reason` says.
+pub enum AnthropicStopReason {
+    EndTurn,
+    MaxTokens,
+    ToolUse,
+    Refusal,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[schema(as = AnthropicContentBlock)]
 pub enum Block {
     Text {
         text: String,
@@ -42,18 +72,21 @@ pub enum Block {
         id: String,
         name: String,
         /// The arguments' text as the model wrote them, never parsed and written again.
+        #[schema(value_type = Object)]
         input: Box<RawValue>,
     },
 }
 
 /// Anthropic's usage: `input_tokens` counts only the prompt tokens not read from the cache.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 #[expect(clippy::struct_field_names, reason = "the field names are Anthropic's wire format")]
+#[schema(as = AnthropicUsage)]
 pub struct Usage {
     input_tokens: u32,
     output_tokens: u32,
     cache_read_input_tokens: u32,
     /// Always null: Switchboard does not keep cache writes apart, so they are inside `input_tokens`.
+    #[schema(value_type = AlwaysNull)]
     cache_creation_input_tokens: Option<u32>,
 }
 
@@ -76,28 +109,43 @@ impl From<&crate::usage::RunTotals> for Usage {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[schema(as = AnthropicContentBlockDelta)]
 pub enum Delta {
-    TextDelta { text: String },
-    InputJsonDelta { partial_json: String },
+    TextDelta {
+        text: String,
+    },
+    /// A `tool_use` block's whole input, in one delta.
+    InputJsonDelta {
+        partial_json: String,
+    },
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = AnthropicMessageDeltaStop)]
 pub struct StopDelta {
+    #[schema(value_type = AnthropicStopReason)]
     stop_reason: &'static str,
+    /// Always null.
+    #[schema(value_type = AlwaysNull)]
     stop_sequence: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = AnthropicStreamError)]
 pub struct ErrorDetail {
+    /// As in `AnthropicErrorDetail`: `api_error`, `overloaded_error`, `conflict_error`, …
     #[serde(rename = "type")]
+    #[schema(value_type = String)]
     pub kind: &'static str,
     pub message: String,
 }
 
-#[derive(Debug, Serialize)]
+/// One event of a streamed message, as its `data` (its `type` is also the SSE event's name).
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[schema(as = AnthropicStreamEvent)]
 pub enum StreamEvent<'a> {
     MessageStart { message: Message<'a> },
     ContentBlockStart { index: usize, content_block: Block },
@@ -127,6 +175,33 @@ impl StreamEvent<'_> {
             .event(self.name())
             .json_data(self)
             .unwrap_or_else(|_| Event::default().comment("unserialisable event"))
+    }
+}
+
+/// A streamed message (`stream` true): one of its events.
+pub struct AnthropicEventStream;
+
+impl PartialSchema for AnthropicEventStream {
+    fn schema() -> RefOr<Schema> {
+        let ping = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property("type", ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["ping"])))
+            .required("type");
+        sse_event(
+            "Server-sent events, each with `event:` its type and `data:` an `AnthropicStreamEvent` as JSON: \
+             `message_start`, then for each content block `content_block_start`, its `content_block_delta`s \
+             and `content_block_stop`, then `message_delta` (the stop reason and usage) and `message_stop`. A \
+             run that fails, or is cancelled, once the stream has begun ends it with an `error` event instead. \
+             While idle, a `ping` event (`data: {\"type\":\"ping\"}`) every 15 seconds.",
+            false,
+            json_data(OneOfBuilder::new().item(reference::<StreamEvent<'static>>()).item(ping)),
+        )
+    }
+}
+
+impl ToSchema for AnthropicEventStream {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        register::<StreamEvent<'static>>(schemas);
     }
 }
 
@@ -281,6 +356,37 @@ mod tests {
                              "cache_creation_input_tokens": null}})
         );
         assert_eq!(to_json(&StreamEvent::MessageStop), json!({"type": "message_stop"}));
+    }
+
+    #[test]
+    fn what_is_sent_is_what_the_document_says() {
+        use crate::http::openai::schema::conformance::{assert_conforms, stored_message};
+        let reply = Reply { id: "msg_1".into(), model: "claude-sonnet-4-5".into() };
+        let calls =
+            json!([{ "id": "toolu_1", "name": "f", "arguments": "{\"a\": 1}" }, { "name": "g", "arguments": "{\"cu" }]);
+        for stored in [
+            stored_message("Hi", json!([]), Some(FinishReason::Stop)),
+            stored_message("", calls.clone(), None),
+            stored_message("Looking.", calls.clone(), Some(FinishReason::ToolCalls)),
+            stored_message("", json!([]), Some(FinishReason::ContentFilter)),
+            stored_message("Cut", json!([]), Some(FinishReason::Length)),
+        ] {
+            assert_conforms::<Message<'static>>(&reply.message(&stored, Usage::of(12, 3, 4)));
+        }
+        let calls = ToolUse::all_of(&stored_message("", calls, None), &reply);
+        for event in [
+            reply.start(12),
+            StreamEvent::text_start(0),
+            StreamEvent::text(0, "Hi".into()),
+            StreamEvent::ContentBlockStop { index: 0 },
+            StreamEvent::ContentBlockStart { index: 1, content_block: calls[1].opening_block() },
+            StreamEvent::input_json(1, calls[1].input_text()),
+            StreamEvent::finish(stop_reason(None, &calls), Usage::of(12, 3, 0)),
+            StreamEvent::MessageStop,
+            StreamEvent::Error { error: ErrorDetail { kind: "overloaded_error", message: "Busy.".into() } },
+        ] {
+            assert_conforms::<StreamEvent<'static>>(&event);
+        }
     }
 
     #[test]

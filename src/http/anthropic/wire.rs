@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
+use super::super::openai::schema::{UnlistedField, constant, one_of};
 use crate::providers::options::{GenerationOptions, ToolChoice};
 use crate::providers::{ChatMessage, ChatRole, ToolCallMessage, ToolResultMessage, ToolSpec};
 use crate::tokens;
@@ -16,76 +18,216 @@ use crate::tokens;
 /// The `/v1/chat/completions` door's name for Switchboard's assistant, which this door does not offer.
 const ASSISTANT_MODEL: &str = "switchboard-assistant";
 
-#[derive(Debug, Deserialize)]
+/// `POST /v1/messages`: Anthropic's request, every field taken or refused by name (`null` counts as not
+/// sent). The model is one of the tenant's, given the conversation and the client's own tools.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(
+    as = AnthropicMessagesRequest,
+    examples(json!({
+        "model": "switchboard-extractive", "max_tokens": 256,
+        "messages": [{ "role": "user", "content": "How do I get a refund?" }],
+    })),
+)]
 pub struct MessagesRequest {
+    /// One of the tenant's models (`GET /v1/models`), 1 to 200 characters; not `switchboard-assistant`.
     pub model: String,
     /// Required, as Anthropic requires it; optional here so that its absence gets Anthropic's message.
+    #[schema(value_type = u32, minimum = 1)]
     pub max_tokens: Option<u32>,
+    /// The conversation, alternating as the client likes, ending with a user message with text or tool
+    /// results (no assistant prefill).
+    #[schema(min_items = 1)]
     pub messages: Vec<WireMessage>,
+    #[schema(value_type = Option<AnthropicSystem>)]
     pub system: Option<Box<RawValue>>,
     pub tools: Option<Vec<WireTool>>,
     pub tool_choice: Option<WireToolChoice>,
+    #[schema(minimum = 0, maximum = 1)]
     pub temperature: Option<f64>,
+    #[schema(minimum = 0, maximum = 1)]
     pub top_p: Option<f64>,
+    /// Not supported: refused when set.
+    #[schema(value_type = UnlistedField, required = false)]
     pub top_k: Option<Value>,
     pub stop_sequences: Option<Vec<String>>,
+    /// Whether to answer as server-sent events.
     pub stream: Option<bool>,
     pub metadata: Option<WireMetadata>,
     /// Every other field: refused by name unless null, never silently dropped.
     #[serde(flatten)]
+    #[schema(value_type = HashMap<String, UnlistedField>)]
     pub others: Map<String, Value>,
 }
 
 /// `count_tokens` takes the conversation alone: generation options are refused there, as Anthropic does.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(
+    as = AnthropicCountTokensRequest,
+    examples(json!({
+        "model": "claude-sonnet-4-5",
+        "messages": [{ "role": "user", "content": "How do I get a refund?" }],
+    })),
+)]
 pub struct CountTokensRequest {
+    /// Not looked up: the count is Switchboard's own.
     pub model: String,
+    #[schema(min_items = 1)]
     pub messages: Vec<WireMessage>,
+    #[schema(value_type = Option<AnthropicSystem>)]
     pub system: Option<Box<RawValue>>,
     pub tools: Option<Vec<WireTool>>,
     pub tool_choice: Option<WireToolChoice>,
+    /// Every other field, generation options included: refused by name unless null.
     #[serde(flatten)]
+    #[schema(value_type = HashMap<String, UnlistedField>)]
     pub others: Map<String, Value>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = AnthropicMessageParam)]
 pub struct WireMessage {
+    #[schema(value_type = AnthropicRole)]
     pub role: String,
     /// A string or an array of content blocks, read in [`content_of`]; kept raw so that a `tool_use`
     /// block's `input` reaches the model as the client wrote it.
+    #[schema(value_type = AnthropicContent)]
     pub content: Box<RawValue>,
     #[serde(flatten)]
+    #[schema(value_type = HashMap<String, UnlistedField>)]
     pub others: Map<String, Value>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = AnthropicToolParam)]
 pub struct WireTool {
     /// Absent or `custom` for a client tool; Anthropic's server tools (`web_search_…`, `bash_…`) have
     /// their own types.
     #[serde(rename = "type")]
+    #[schema(inline, value_type = Option<CustomType>)]
     pub kind: Option<String>,
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,128}$")]
     pub name: String,
     pub description: Option<String>,
+    /// The input's JSON Schema. Required.
+    #[schema(value_type = Object)]
     pub input_schema: Option<Value>,
     #[serde(flatten)]
+    #[schema(value_type = HashMap<String, UnlistedField>)]
     pub others: Map<String, Value>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = AnthropicToolChoice)]
 pub struct WireToolChoice {
     #[serde(rename = "type")]
+    #[schema(value_type = AnthropicToolChoiceType)]
     pub kind: String,
+    /// The tool the model must call: required with type `tool`, refused with any other.
     pub name: Option<String>,
+    /// `true` asks for one call at a time.
     pub disable_parallel_tool_use: Option<bool>,
     #[serde(flatten)]
+    #[schema(value_type = HashMap<String, UnlistedField>)]
     pub others: Map<String, Value>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = AnthropicMetadata)]
 pub struct WireMetadata {
     pub user_id: Option<String>,
     #[serde(flatten)]
+    #[schema(value_type = HashMap<String, UnlistedField>)]
     pub others: Map<String, Value>,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // Schemas of what the parser takes.
+pub enum AnthropicRole {
+    User,
+    Assistant,
+}
+
+/// `auto`, `any` (some tool), `tool` (the one named) or `none`.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum AnthropicToolChoiceType {
+    Auto,
+    Any,
+    Tool,
+    None,
+}
+
+constant!(CustomType = "custom");
+constant!(TextType = "text");
+constant!(ToolUseType = "tool_use");
+constant!(ToolResultType = "tool_result");
+
+one_of! {
+    /// The system prompt: a string, or text blocks (joined by newlines).
+    AnthropicSystem = String | Vec<AnthropicTextBlockParam>
+}
+
+one_of! {
+    /// A string, or content blocks: text, and `tool_use` in an assistant's message, `tool_result` in a user's.
+    /// Images, documents and other blocks are refused.
+    AnthropicContent = String | AnthropicContentBlocks
+}
+
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct AnthropicContentBlocks(Vec<AnthropicContentBlockParam>);
+
+one_of! {
+    /// A text, `tool_use` or `tool_result` block; any field a block does not list is refused unless null.
+    AnthropicContentBlockParam = AnthropicTextBlockParam | AnthropicToolUseBlockParam | AnthropicToolResultBlockParam
+}
+
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct AnthropicTextBlockParam {
+    #[schema(inline)]
+    r#type: TextType,
+    text: String,
+    #[serde(flatten)]
+    #[schema(value_type = HashMap<String, UnlistedField>)]
+    others: HashMap<String, Value>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct AnthropicToolUseBlockParam {
+    #[schema(inline)]
+    r#type: ToolUseType,
+    id: String,
+    name: String,
+    /// Reaches the model as the client wrote it.
+    #[schema(value_type = Object)]
+    input: Value,
+    #[serde(flatten)]
+    #[schema(value_type = HashMap<String, UnlistedField>)]
+    others: HashMap<String, Value>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct AnthropicToolResultBlockParam {
+    #[schema(inline)]
+    r#type: ToolResultType,
+    /// The `id` of an earlier `tool_use` block.
+    tool_use_id: String,
+    #[schema(value_type = Option<AnthropicToolResultContent>)]
+    content: Option<Value>,
+    is_error: Option<bool>,
+    #[serde(flatten)]
+    #[schema(value_type = HashMap<String, UnlistedField>)]
+    others: HashMap<String, Value>,
+}
+
+one_of! {
+    /// The result's text: a string, or text blocks (joined by newlines).
+    AnthropicToolResultContent = String | Vec<AnthropicTextBlockParam>
 }
 
 /// A conversation understood: what the model is given, and the text recorded as the turn's user message.

@@ -9,8 +9,10 @@ use axum::response::{IntoResponse as _, Response};
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use super::errors::invalid_param;
+use super::schema::{UnlistedField, constant, one_of};
 use crate::auth::context::Scope;
 use crate::http::AppState;
 use crate::http::error::ApiError;
@@ -24,17 +26,110 @@ use crate::retrieval::on_request::{self, EmbeddingRequest};
 const MAX_INPUTS: usize = 2048;
 const MAX_INPUT_TOKENS: usize = 8192;
 
-#[derive(Debug, Deserialize)]
+/// `POST /v1/embeddings`, in OpenAI's shape.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(
+    as = EmbeddingsRequest,
+    examples(json!({ "model": "local", "input": ["bees make honey", "hives in spring"] })),
+)]
 pub struct EmbeddingsBody {
+    /// The deployment's embedding model by its name, `local`, or another model the catalog knows
+    /// (`text-embedding-3-small`, `voyage/voyage-3.5`) that the deployment has a key for.
     model: String,
+    #[schema(value_type = EmbeddingsInput)]
     input: Value,
+    /// `float` (the default) or `base64`: the little-endian bytes of each `f32`.
+    #[schema(value_type = Option<EmbeddingsEncodingFormat>)]
     encoding_format: Option<String>,
+    /// Shorter vectors, where the model can make them.
     dimensions: Option<u32>,
     /// Every other field: refused by name unless null, never silently dropped.
     #[serde(flatten)]
+    #[schema(value_type = HashMap<String, UnlistedField>)]
     others: serde_json::Map<String, Value>,
 }
 
+one_of! {
+    /// A text, an array of texts, an array of token ids (`cl100k_base`, decoded to their text), or an array
+    /// of texts and token arrays: at most 2048 inputs, none empty nor longer than 8192 tokens.
+    EmbeddingsInput = EmbeddingsText | EmbeddingsTokens | EmbeddingsInputList
+}
+
+#[derive(Deserialize, ToSchema)]
+#[schema(min_length = 1)]
+#[allow(dead_code)] // Schemas of what `texts_of` takes.
+pub struct EmbeddingsText(String);
+
+#[derive(Deserialize, ToSchema)]
+#[schema(min_items = 1)]
+#[allow(dead_code)]
+pub struct EmbeddingsTokens(Vec<u32>);
+
+#[derive(Deserialize, ToSchema)]
+#[schema(min_items = 1, max_items = 2048)]
+#[allow(dead_code)]
+pub struct EmbeddingsInputList(Vec<EmbeddingsInputItem>);
+
+one_of! {
+    /// A text, or the token ids of one.
+    EmbeddingsInputItem = EmbeddingsText | EmbeddingsTokens
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum EmbeddingsEncodingFormat {
+    Float,
+    Base64,
+}
+
+constant!(ListObject = "list");
+constant!(EmbeddingObject = "embedding");
+
+/// The vectors, in the order of the inputs.
+#[derive(ToSchema)]
+#[allow(dead_code)] // A schema: the body is built with `json!`.
+pub struct EmbeddingsResponse {
+    #[schema(inline)]
+    object: ListObject,
+    data: Vec<Embedding>,
+    /// As the request named it.
+    model: String,
+    usage: EmbeddingsUsage,
+}
+
+#[derive(ToSchema)]
+#[schema(as = OpenAiEmbedding)]
+#[allow(dead_code)]
+#[expect(clippy::struct_field_names, reason = "the field names are OpenAI's wire format")]
+pub struct Embedding {
+    #[schema(inline)]
+    object: EmbeddingObject,
+    /// The input's position.
+    index: usize,
+    #[schema(value_type = EmbeddingVector)]
+    embedding: Vec<f32>,
+}
+
+one_of! {
+    /// The vector: numbers, or with `encoding_format` `base64`, its little-endian `f32` bytes in base64.
+    EmbeddingVector = Vec<f32> | String
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct EmbeddingsUsage {
+    prompt_tokens: u64,
+    total_tokens: u64,
+}
+
+/// Embeds texts with the model named. Rate limited like the other calls of `/v1`, by the inputs' tokens.
+#[utoipa::path(
+    post, path = "/embeddings", tag = "openai", operation_id = "create_embeddings",
+    request_body = EmbeddingsBody,
+    responses((status = 200, description = "One vector per input.", body = EmbeddingsResponse)),
+    security(("tenant_key" = ["chat"])),
+)]
 pub async fn embeddings(
     State(state): State<AppState>,
     Tenant(context): Tenant,

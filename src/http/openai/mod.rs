@@ -8,6 +8,7 @@ mod errors;
 mod models;
 mod reply;
 mod responses;
+pub(super) mod schema;
 mod wire;
 
 use std::convert::Infallible;
@@ -19,13 +20,15 @@ use axum::response::{IntoResponse as _, Response};
 use futures::StreamExt as _;
 use serde_json::json;
 
-pub use embeddings::embeddings;
+pub use embeddings::{__path_embeddings, embeddings};
 pub use errors::no_route;
 pub use errors::openai_errors;
-pub use models::{list_models, retrieve_model};
+pub use models::{__path_list_models, __path_retrieve_model, list_models, retrieve_model};
 pub use responses::{
-    cancel as cancel_response, create as create_response, delete as delete_response,
-    input_items as response_input_items, retrieve as retrieve_response,
+    __path_cancel as __path_cancel_response, __path_create as __path_create_response,
+    __path_delete as __path_delete_response, __path_input_items as __path_response_input_items,
+    __path_retrieve as __path_retrieve_response, cancel as cancel_response, create as create_response,
+    delete as delete_response, input_items as response_input_items, retrieve as retrieve_response,
 };
 
 use super::AppState;
@@ -47,6 +50,25 @@ use wire::{ASSISTANT_MODEL, CompletionRequest};
 
 /// `POST /v1/chat/completions`. Every answer to a request the rate limits admitted carries OpenAI's
 /// `x-ratelimit-*` headers (a refused one carries them already).
+#[utoipa::path(
+    post, path = "/chat/completions", tag = "openai", operation_id = "create_chat_completion",
+    summary = "Answers a conversation, in OpenAI's Chat Completions format",
+    description = "The conversation goes to the model named, as given (pass-through, with the caller's tools), or \
+                   to `switchboard-assistant`, which answers from the tenant's documents with the tenant's tools. \
+                   Each call is recorded as a turn of a new `integration` conversation. A run that fails before \
+                   its first text is an error with its status, even when streamed; a run waiting for a person to \
+                   approve a tool call is 409 `awaiting_approval`.",
+    request_body = CompletionRequest,
+    responses(
+        (status = 200, description = "The answer: a `chat.completion`, or with `stream` true, server-sent \
+                                      `chat.completion.chunk`s.",
+            content(
+                (reply::schemas::ChatCompletion = "application/json"),
+                (reply::schemas::ChatCompletionStream = "text/event-stream"),
+            )),
+    ),
+    security(("tenant_key" = ["chat"])),
+)]
 pub async fn completions(
     state: State<AppState>,
     tenant: Tenant,

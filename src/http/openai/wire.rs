@@ -3,7 +3,9 @@
 
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
+use super::schema::{UnlistedField, constant, one_of};
 use crate::conversations::Role;
 use crate::providers::options::{GenerationOptions, ResponseFormat, ToolChoice};
 use crate::providers::{ChatMessage, ToolCallMessage, ToolResultMessage, ToolSpec};
@@ -12,76 +14,224 @@ use crate::providers::{ChatMessage, ToolCallMessage, ToolResultMessage, ToolSpec
 /// the bare model.
 pub const ASSISTANT_MODEL: &str = "switchboard-assistant";
 
-#[derive(Debug, Deserialize)]
+/// `POST /v1/chat/completions`: OpenAI's request, of which Switchboard takes the fields listed (`n` only as 1,
+/// `logprobs` only as false). `switchboard-assistant` answers with the tenant's documents and tools, and takes
+/// no `tools` nor generation options.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(
+    as = ChatCompletionRequest,
+    examples(json!({
+        "model": "switchboard-assistant",
+        "messages": [{ "role": "user", "content": "How do I get a refund?" }],
+    })),
+)]
 pub struct CompletionRequest {
+    /// `switchboard-assistant`, or one of the tenant's models (`GET /v1/models`), 1 to 200 characters.
     pub model: String,
+    /// The conversation, ending with a user message with text, or with tool results.
+    #[schema(min_items = 1)]
     pub messages: Vec<WireMessage>,
+    /// Whether to answer as server-sent `chat.completion.chunk`s.
     #[serde(default)]
     pub stream: bool,
     pub stream_options: Option<StreamOptions>,
     #[serde(default)]
     pub tools: Vec<WireTool>,
+    #[schema(value_type = Option<ChatToolChoice>)]
     pub tool_choice: Option<Value>,
+    /// The answer's largest size in tokens (`max_completion_tokens` wins when both are set).
     pub max_tokens: Option<u32>,
     pub max_completion_tokens: Option<u32>,
+    /// Only 1.
+    #[schema(minimum = 1, maximum = 1)]
     pub n: Option<u32>,
+    #[schema(minimum = 0, maximum = 2)]
     pub temperature: Option<f64>,
+    #[schema(minimum = 0, maximum = 1)]
     pub top_p: Option<f64>,
     pub seed: Option<i64>,
+    #[schema(value_type = Option<ChatStop>)]
     pub stop: Option<Value>,
+    #[schema(value_type = Option<ChatResponseFormat>)]
     pub response_format: Option<Value>,
     pub parallel_tool_calls: Option<bool>,
     pub user: Option<String>,
+    /// Not supported: only `false` is taken.
     pub logprobs: Option<bool>,
+    /// Not supported: refused when set.
+    #[schema(value_type = UnlistedField, required = false)]
     pub top_logprobs: Option<u32>,
     /// Every other field: refused by name unless null, never silently dropped.
     #[serde(flatten)]
+    #[schema(value_type = HashMap<String, UnlistedField>)]
     pub others: serde_json::Map<String, Value>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = ChatCompletionStreamOptions)]
 pub struct StreamOptions {
+    /// Whether a last chunk, with no choices, carries the answer's `usage`.
     #[serde(default)]
     pub include_usage: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = ChatCompletionRequestMessage)]
 pub struct WireMessage {
+    #[schema(value_type = ChatMessageRole)]
     pub role: String,
+    /// Text, or text parts (joined by newlines); `null` or absent for an assistant message of tool calls alone.
     #[serde(default)]
+    #[schema(value_type = Option<ChatMessageContent>)]
     pub content: Value,
+    /// An assistant message's calls, whose arguments go on as given (JSON or not).
     #[serde(default)]
     pub tool_calls: Vec<WireToolCall>,
+    /// A `tool` message's answer to an earlier call (required there).
     pub tool_call_id: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = ChatCompletionRequestToolCall)]
 pub struct WireToolCall {
     pub id: String,
     pub function: WireFunctionCall,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = ChatCompletionRequestFunctionCall)]
 pub struct WireFunctionCall {
     pub name: String,
     #[serde(default)]
     pub arguments: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = ChatCompletionTool)]
 pub struct WireTool {
     #[serde(rename = "type")]
+    #[schema(inline, value_type = FunctionType)]
     pub kind: String,
     pub function: WireFunction,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = ChatCompletionFunction)]
 pub struct WireFunction {
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub name: String,
     #[serde(default)]
     pub description: String,
+    /// The arguments' JSON Schema, passed to the model as given (an empty object schema when absent).
     #[serde(default)]
     pub parameters: Option<Value>,
+}
+
+/// Who says a message: `system` and `developer` messages make the system prompt.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum ChatMessageRole {
+    System,
+    Developer,
+    User,
+    Assistant,
+    Tool,
+}
+
+constant!(FunctionType = "function");
+constant!(TextType = "text");
+constant!(JsonObjectType = "json_object");
+constant!(JsonSchemaType = "json_schema");
+
+one_of! {
+    /// A string, or an array of text parts.
+    ChatMessageContent = String | Vec<ChatTextPart>
+}
+
+/// A text part: the only kind taken.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ChatTextPart {
+    #[schema(inline)]
+    r#type: TextType,
+    text: String,
+}
+
+one_of! {
+    /// `auto`, `none`, `required`, or the function the model must call.
+    ChatToolChoice = ChatToolChoiceMode | ChatNamedToolChoice
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum ChatToolChoiceMode {
+    Auto,
+    None,
+    Required,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ChatNamedToolChoice {
+    #[schema(inline)]
+    r#type: FunctionType,
+    function: ChatFunctionName,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ChatFunctionName {
+    name: String,
+}
+
+one_of! {
+    /// A stop sequence, or up to 4.
+    ChatStop = String | ChatStopList
+}
+
+#[derive(Deserialize, ToSchema)]
+#[schema(max_items = 4)]
+#[allow(dead_code)]
+pub struct ChatStopList(Vec<String>);
+
+one_of! {
+    /// Plain text (the default), any JSON object, or JSON matching a schema.
+    ChatResponseFormat = ChatTextFormat | ChatJsonObjectFormat | ChatJsonSchemaFormat
+}
+
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ChatTextFormat {
+    #[schema(inline)]
+    r#type: TextType,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ChatJsonObjectFormat {
+    #[schema(inline)]
+    r#type: JsonObjectType,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ChatJsonSchemaFormat {
+    #[schema(inline)]
+    r#type: JsonSchemaType,
+    json_schema: ChatJsonSchema,
+}
+
+/// Passed to the model as given.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ChatJsonSchema {
+    name: String,
+    #[schema(value_type = Object)]
+    schema: Value,
+    description: Option<String>,
+    strict: Option<bool>,
 }
 
 /// A request understood: the conversation for the model, what to record as the user's message, and the

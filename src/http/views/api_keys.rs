@@ -3,15 +3,18 @@
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret as _;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::api_keys::{ApiKey, CreatedApiKey};
 use crate::auth::context::Scope;
 use crate::ids::ApiKeyId;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ApiKeyView {
+    #[schema(value_type = uuid::Uuid)]
     pub id: ApiKeyId,
     pub name: String,
+    /// The token's lookup part (`sb_<prefix>_…`), to tell keys apart.
     pub prefix: String,
     pub scopes: Vec<Scope>,
     pub created_at: DateTime<Utc>,
@@ -40,10 +43,11 @@ impl From<&ApiKey> for ApiKeyView {
 }
 
 /// The answer to creating a key: the key and, this once, its token.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedApiKeyView {
     #[serde(flatten)]
     pub api_key: ApiKeyView,
+    /// The token (`sb_…`), shown this once.
     pub key: String,
 }
 
@@ -53,7 +57,7 @@ impl From<&CreatedApiKey> for CreatedApiKeyView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ApiKeyList {
     pub api_keys: Vec<ApiKeyView>,
 }

@@ -2,18 +2,24 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::audit::AuditEvent;
 use crate::ids::AuditEventId;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AuditEventView {
+    #[schema(value_type = uuid::Uuid)]
     pub id: AuditEventId,
+    /// Who acted: `operator`, `api_key`, `user` (an end user) or `system`.
     pub actor_type: String,
     pub actor_id: Option<String>,
+    /// What happened, e.g. `api_key.created`.
     pub action: String,
     pub target_type: Option<String>,
     pub target_id: Option<String>,
+    /// What the action needs to be understood; its fields depend on the action.
+    #[schema(value_type = Object)]
     pub details: serde_json::Value,
     pub request_id: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -35,10 +41,11 @@ impl From<&AuditEvent> for AuditEventView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AuditEventList {
     pub audit_events: Vec<AuditEventView>,
     /// Where the next page starts; `null` on the last page.
+    #[schema(value_type = Option<uuid::Uuid>)]
     pub next_before: Option<AuditEventId>,
 }
 

@@ -3,20 +3,28 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::ids::ConnectorId;
 use crate::tools::DiscoveredTool;
 use crate::tools::connectors::{AuthView, Connector};
 
-#[derive(Debug, Serialize)]
+/// An MCP connector: how its server is reached, and the tools it last reported.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ConnectorView {
+    #[schema(value_type = uuid::Uuid)]
     pub id: ConnectorId,
     pub name: String,
+    #[schema(value_type = ConnectorTransport)]
     pub transport: &'static str,
+    /// The server's URL (`streamable_http`).
     pub url: Option<String>,
+    /// The allowed stdio server (`stdio`).
     pub command: Option<String>,
     pub args: Vec<String>,
     pub auth: ConnectorAuthView,
+    /// `pending` until the server is first reached, then `active`, or `error` when the last try failed.
+    #[schema(value_type = ConnectorStatus)]
     pub status: String,
     pub last_error: Option<String>,
     pub refreshed_at: Option<DateTime<Utc>>,
@@ -45,9 +53,12 @@ impl From<&Connector> for ConnectorView {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// The connector's credential, never its secret.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ConnectorAuthView {
+    #[schema(value_type = ConnectorAuthKind)]
     pub kind: &'static str,
+    /// The header an `api_key` is sent in.
     pub header: Option<String>,
     pub token_configured: bool,
 }
@@ -59,12 +70,17 @@ impl From<&AuthView> for ConnectorAuthView {
 }
 
 /// A tool as its server reported it; the connector it belongs to is the object around it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DiscoveredToolView {
     pub name: String,
+    /// `connector.tool`, the name policies match.
     pub qualified_name: String,
     pub description: Option<String>,
+    /// The JSON Schema of the tool's arguments, as its server gave it.
+    #[schema(value_type = Object)]
     pub input_schema: serde_json::Value,
+    /// MCP's tool annotations (`readOnlyHint`, …), as its server gave them.
+    #[schema(value_type = Option<Object>)]
     pub annotations: Option<serde_json::Value>,
     pub read_only: bool,
 }
@@ -82,7 +98,7 @@ impl From<&DiscoveredTool> for DiscoveredToolView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ConnectorList {
     pub connectors: Vec<ConnectorView>,
 }
@@ -91,4 +107,32 @@ impl ConnectorList {
     pub fn new(connectors: &[Connector]) -> Self {
         Self { connectors: connectors.iter().map(ConnectorView::from).collect() }
     }
+}
+
+// Schemas only: the view's fields are the connector's stored text, one of these.
+
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[expect(dead_code, reason = "a schema: `ConnectorView::transport` is text")]
+pub enum ConnectorTransport {
+    StreamableHttp,
+    Stdio,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[expect(dead_code, reason = "a schema: `ConnectorView::status` is text")]
+pub enum ConnectorStatus {
+    Pending,
+    Active,
+    Error,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[expect(dead_code, reason = "a schema: `ConnectorAuthView::kind` is text")]
+pub enum ConnectorAuthKind {
+    None,
+    ApiKey,
+    Bearer,
 }

@@ -2,15 +2,21 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::conversations::{Message, MessageStatus, Role, Session, SessionType};
 use crate::ids::{MessageId, RunId, SessionId, UserId};
 use crate::providers::FinishReason;
+use crate::retrieval::Citation;
 
-#[derive(Debug, Serialize)]
+/// A conversation.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SessionView {
+    #[schema(value_type = uuid::Uuid)]
     pub id: SessionId,
     pub session_type: SessionType,
+    /// The end user whose conversation this is (widget and integration conversations).
+    #[schema(value_type = Option<uuid::Uuid>)]
     pub user_id: Option<UserId>,
     pub workspace_id: Option<uuid::Uuid>,
     pub title: Option<String>,
@@ -34,10 +40,11 @@ impl From<&Session> for SessionView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SessionList {
     pub sessions: Vec<SessionView>,
-    /// Where the next page starts; `null` on the last page.
+    /// Where the next page starts (the `before` of the next request); `null` on the last page.
+    #[schema(value_type = Option<uuid::Uuid>)]
     pub next_before: Option<SessionId>,
 }
 
@@ -47,17 +54,27 @@ impl SessionList {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A message of a conversation.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct MessageView {
+    #[schema(value_type = uuid::Uuid)]
     pub id: MessageId,
+    #[schema(value_type = uuid::Uuid)]
     pub session_id: SessionId,
+    /// The run that wrote (or answers) the message.
+    #[schema(value_type = Option<uuid::Uuid>)]
     pub run_id: Option<RunId>,
     pub role: Role,
     pub content: String,
     pub status: MessageStatus,
     /// Why the model stopped (assistant answers): `length` means the answer was cut at its token limit.
     pub finish_reason: Option<FinishReason>,
+    /// The tool calls of an assistant answer (`id`, `name`, `arguments`, and once run `is_error`); empty
+    /// when none.
+    #[schema(value_type = Vec<Object>)]
     pub tool_calls: serde_json::Value,
+    /// The passages the answer is grounded in, numbered as it cites them; empty when none.
+    #[schema(value_type = Vec<Citation>)]
     pub citations: serde_json::Value,
     pub input_tokens: Option<i32>,
     pub output_tokens: Option<i32>,
@@ -65,6 +82,8 @@ pub struct MessageView {
     pub model_used: Option<String>,
     pub provider_used: Option<String>,
     pub is_byok: Option<bool>,
+    /// The `metadata` object an integration request attached to the message it posted.
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Value>,
     pub created_at: DateTime<Utc>,
 }
@@ -93,7 +112,7 @@ impl From<&Message> for MessageView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct MessageList {
     pub messages: Vec<MessageView>,
 }

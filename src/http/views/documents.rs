@@ -2,11 +2,12 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::retrieval::search::{SearchHit, SearchMode};
 use crate::retrieval::{Document, IngestOutcome};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DocumentView {
     pub id: uuid::Uuid,
     pub source_path: String,
@@ -34,7 +35,7 @@ impl From<&Document> for DocumentView {
 }
 
 /// The answer to adding a document: the document as stored, and whether it was new, changed or the same.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DocumentAdded {
     pub document: DocumentView,
     pub outcome: IngestOutcome,
@@ -46,7 +47,7 @@ impl DocumentAdded {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DocumentList {
     pub documents: Vec<DocumentView>,
 }
@@ -57,7 +58,7 @@ impl DocumentList {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SearchHitView {
     pub chunk_id: uuid::Uuid,
     pub document_id: uuid::Uuid,
@@ -92,7 +93,7 @@ impl From<&SearchHit> for SearchHitView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SearchResults {
     pub results: Vec<SearchHitView>,
     pub mode: SearchMode,

@@ -2,17 +2,23 @@
 //! cost without knowing the run or message objects.
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::conversations::Message;
 use crate::engine::TurnOutcome;
 use crate::ids::{MessageId, RunId, SessionId};
 use crate::integration::Accepted;
 use crate::providers::FinishReason;
+use crate::retrieval::Citation;
 use crate::runs::RunStatus;
 
-#[derive(Debug, Serialize)]
+/// The integration door's answer: the conversation, the run, and the reply with its tokens (`null` when
+/// the run produced none).
+#[derive(Debug, Serialize, ToSchema)]
 pub struct IntegrationAnswer {
+    #[schema(value_type = uuid::Uuid)]
     pub session_id: SessionId,
+    #[schema(value_type = uuid::Uuid)]
     pub run_id: RunId,
     pub status: RunStatus,
     /// The answer of an earlier request with the same `Idempotency-Key`.
@@ -34,13 +40,18 @@ impl IntegrationAnswer {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct IntegrationMessage {
+    #[schema(value_type = uuid::Uuid)]
     pub id: MessageId,
     pub content: String,
     /// Why the model stopped: `length` means the answer was cut at its token limit.
     pub finish_reason: Option<FinishReason>,
+    /// The passages the answer is grounded in, numbered as it cites them; empty when none.
+    #[schema(value_type = Vec<Citation>)]
     pub citations: serde_json::Value,
+    /// The tool calls made (`id`, `name`, `arguments`, and once run `is_error`); empty when none.
+    #[schema(value_type = Vec<Object>)]
     pub tool_calls: serde_json::Value,
     pub model: Option<String>,
     pub provider: Option<String>,
@@ -60,7 +71,7 @@ impl From<&Message> for IntegrationMessage {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[expect(clippy::struct_field_names, reason = "the field names are the API's")]
 pub struct MessageUsage {
     pub input_tokens: Option<i32>,

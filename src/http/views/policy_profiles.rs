@@ -2,15 +2,19 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::ids::PolicyProfileId;
 use crate::policy::profiles::PolicyProfile;
 use crate::policy::{CustomRule, PolicyDocument};
 
-#[derive(Debug, Serialize)]
+/// A policy profile: what the assistant may do with tools.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PolicyProfileView {
+    #[schema(value_type = uuid::Uuid)]
     pub id: PolicyProfileId,
     pub name: String,
+    /// Raised by one on every change.
     pub version: i32,
     pub document: PolicyDocumentView,
     pub created_at: DateTime<Utc>,
@@ -31,7 +35,7 @@ impl From<&PolicyProfile> for PolicyProfileView {
 }
 
 /// A rule the profile document gains is accepted on input at once, but shown here only once named.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PolicyDocumentView {
     pub tool_allowlist: Vec<String>,
     pub read_only_mode: bool,
@@ -56,7 +60,7 @@ impl From<&PolicyDocument> for PolicyDocumentView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PolicyProfileList {
     pub policy_profiles: Vec<PolicyProfileView>,
 }

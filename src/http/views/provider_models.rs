@@ -2,15 +2,19 @@
 
 use rust_decimal::Decimal;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::catalog::ModelInfo;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = TenantModelList)]
 pub struct ModelList {
     pub models: Vec<ModelView>,
 }
 
-#[derive(Debug, Serialize)]
+/// Prices are US dollars per million tokens, decimal strings.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = TenantModelView)]
 pub struct ModelView {
     pub name: String,
     pub context_window: u32,

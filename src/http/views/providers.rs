@@ -2,15 +2,18 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::providers::ProviderKind;
 use crate::providers::credentials::CredentialInfo;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CredentialView {
+    /// The provider, as the path spells it.
     pub provider: ProviderKind,
     pub base_url: Option<String>,
     pub default_model: Option<String>,
+    /// Always true: a key is stored (it is never shown).
     pub key_configured: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

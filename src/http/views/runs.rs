@@ -3,14 +3,18 @@
 use crate::usage::RunTotals;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::ids::{RunId, SessionId};
 use crate::providers::FinishReason;
 use crate::runs::{Run, RunKind, RunStatus};
 
-#[derive(Debug, Serialize)]
+/// A run: one execution of the engine (a chat turn or an agent run).
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RunView {
+    #[schema(value_type = uuid::Uuid)]
     pub id: RunId,
+    #[schema(value_type = Option<uuid::Uuid>)]
     pub session_id: Option<SessionId>,
     pub kind: RunKind,
     pub status: RunStatus,
@@ -51,7 +55,7 @@ impl From<&Run> for RunView {
 }
 
 /// `GET /runs/{id}`: the run's fields, and beside them the tokens it used.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RunDetail {
     #[serde(flatten)]
     pub run: RunView,
@@ -73,7 +77,7 @@ impl RunDetail {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RunUsage {
     pub input_tokens: i64,
     pub output_tokens: i64,

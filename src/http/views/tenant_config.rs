@@ -2,15 +2,18 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::ids::PolicyProfileId;
 use crate::tenants::store::TenantConfig;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TenantConfigView {
+    /// `local`, `openai`, `anthropic`, `gemini` or `openai_compatible`.
     pub default_provider: String,
     pub default_model: String,
     pub fallback_model: Option<String>,
+    #[schema(value_type = Option<uuid::Uuid>)]
     pub active_policy_profile_id: Option<PolicyProfileId>,
     /// A decimal string, so no amount is rounded through a float.
     pub monthly_budget_usd: Option<String>,

@@ -3,13 +3,14 @@
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret as _;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::api_keys::CreatedApiKey;
 use crate::auth::context::Scope;
 use crate::ids::{ApiKeyId, TenantId};
 use crate::tenants::Tenant;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TenantCreated {
     pub tenant: TenantView,
     pub api_key: FirstApiKeyView,
@@ -21,8 +22,9 @@ impl TenantCreated {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TenantView {
+    #[schema(value_type = uuid::Uuid)]
     pub id: TenantId,
     pub name: String,
     pub slug: String,
@@ -36,9 +38,11 @@ impl From<&Tenant> for TenantView {
 }
 
 /// Only what the operator needs to hand the key over; the key's dates are in `GET /api-keys`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct FirstApiKeyView {
+    #[schema(value_type = uuid::Uuid)]
     pub id: ApiKeyId,
+    /// The API key's token (`sb_…`), shown this once.
     pub key: String,
     pub name: String,
     pub prefix: String,

@@ -2,20 +2,30 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::ids::{RunId, ToolCallId};
 use crate::tools::calls::{CallStatus, ToolCallRecord};
 
-#[derive(Debug, Serialize)]
+/// A tool call the model asked for, with the policy's decision and, once decided and run, its outcome.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ToolCallView {
+    #[schema(value_type = uuid::Uuid)]
     pub id: ToolCallId,
+    #[schema(value_type = uuid::Uuid)]
     pub run_id: RunId,
     pub step: i32,
+    /// `connector.tool`.
     pub name: String,
+    /// The arguments as the model gave them.
     pub arguments: serde_json::Value,
+    /// The policy's decision.
+    #[schema(value_type = ToolCallDecision)]
     pub decision: String,
+    /// The policy's reason for its decision.
     pub reason: String,
     pub status: CallStatus,
+    /// `policy`, or who approved or denied the call.
     pub decided_by: Option<String>,
     pub decided_at: Option<DateTime<Utc>>,
     pub result_summary: Option<String>,
@@ -47,4 +57,14 @@ impl From<&ToolCallRecord> for ToolCallView {
             completed_at: call.completed_at,
         }
     }
+}
+
+/// The policy's decision on a call (a schema only: `ToolCallView::decision` is the stored text).
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[expect(dead_code, reason = "a schema: the decision is stored and shown as text")]
+pub enum ToolCallDecision {
+    Allow,
+    RequireApproval,
+    Deny,
 }

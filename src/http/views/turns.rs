@@ -2,6 +2,7 @@
 //! user's message it answers).
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::conversations::MessageView;
 use super::runs::RunView;
@@ -10,7 +11,7 @@ use crate::engine::TurnOutcome;
 
 /// The answer to posting a message once its run ends or pauses: the assistant's reply (`null` when
 /// nothing was produced), the message posted, and the run.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TurnAnswer {
     pub message: Option<MessageView>,
     pub user_message: MessageView,
@@ -28,7 +29,7 @@ impl TurnAnswer {
 }
 
 /// A cancelled run and what its message holds of the answer (`null` when nothing was produced).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RunOutcome {
     pub run: RunView,
     pub message: Option<MessageView>,

@@ -3,19 +3,21 @@
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::usage::{GroupBy, UsageGroup};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct UsageReportView {
     pub from: NaiveDate,
     pub to: NaiveDate,
     pub group_by: GroupBy,
     pub groups: Vec<UsageGroupView>,
+    /// Every group added up, its `group` `total`.
     pub total: UsageGroupView,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct UsageGroupView {
     /// The day (`YYYY-MM-DD`), `provider/model`, provider, API key id, end user's id, or run kind; empty
     /// for records without one (no API key, no end user).

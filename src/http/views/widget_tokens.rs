@@ -2,15 +2,18 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::auth::widget::IssuedToken;
 use crate::ids::UserId;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct IssuedTokenView {
+    /// A bearer token for the widget's requests (`widget_token`).
     pub token: String,
     pub expires_at: DateTime<Utc>,
     /// The end user the token acts for, created on first use of the `external_user_id`.
+    #[schema(value_type = uuid::Uuid)]
     pub user_id: UserId,
 }
 

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::runs::RunView;
 use crate::ids::WorkspaceId;
@@ -9,8 +10,10 @@ use crate::runs::Run;
 use crate::workspaces::Workspace;
 use crate::workspaces::store::RunPatch;
 
-#[derive(Debug, Serialize)]
+/// A workspace of the IDE door: files an agent run reads and proposes changes to.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct WorkspaceView {
+    #[schema(value_type = uuid::Uuid)]
     pub id: WorkspaceId,
     pub name: String,
     pub created_at: DateTime<Utc>,
@@ -22,7 +25,7 @@ impl From<&Workspace> for WorkspaceView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct WorkspaceList {
     pub workspaces: Vec<WorkspaceView>,
 }
@@ -34,7 +37,7 @@ impl WorkspaceList {
 }
 
 /// The answer to queueing an agent run (202): follow it on `/runs/{id}/events`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AgentRunStarted {
     pub run: RunView,
 }
@@ -46,10 +49,12 @@ impl From<&Run> for AgentRunStarted {
 }
 
 /// A change a run proposed, for a person to review.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RunPatchView {
+    /// The workspace file it changes.
     pub path: String,
     pub summary: String,
+    /// The file's proposed content, whole.
     pub content: String,
     pub created_at: DateTime<Utc>,
 }
@@ -65,7 +70,7 @@ impl From<&RunPatch> for RunPatchView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PatchList {
     pub patches: Vec<RunPatchView>,
 }

@@ -17,6 +17,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
+use utoipa::ToSchema;
 
 use super::super::AppState;
 use super::super::error::ApiError;
@@ -25,6 +26,7 @@ use super::super::rate_limits;
 use super::super::sse;
 use super::super::streams::{self, OpenStreams};
 use super::reply::UsageCounts;
+use super::schema::constant;
 use crate::auth::context::{MissingScope, Scope, TenantContext};
 use crate::engine::{Answer, EngineError, GivenConversation};
 use crate::ids::RunId;
@@ -32,12 +34,32 @@ use crate::integration::IntegrationError;
 use crate::integration::responses::{self, StoredResponse};
 use crate::integration::whole::WholeConversation;
 use crate::rate_limits::{Demand, Standings};
-use reply::{Head, Outcome};
+use reply::{Head, Outcome, ResponseEventStream, ResponseObject};
 use stream::Opened;
 use wire::{Checked, CreateRequest, FieldError, Item, StoredRequest};
 
 /// `POST /v1/responses`. Every answer to a request the rate limits admitted carries OpenAI's
 /// `x-ratelimit-*` headers (a refused one carries them already).
+#[utoipa::path(
+    post, path = "/responses", tag = "openai", operation_id = "create_response",
+    summary = "Makes a response, in OpenAI's Responses format",
+    description = "A pass-through turn of its own `integration` conversation: the model named is given the \
+                   conversation (with `previous_response_id`'s before it) and the caller's function tools, whose \
+                   calls come back to the caller. A run that fails before its first text is an error with its \
+                   status, even when streamed; a run waiting for a person to approve a tool call is 409 \
+                   `awaiting_approval`.",
+    request_body = CreateRequest,
+    responses(
+        (status = 200, description = "The response, ended (`completed`, `incomplete`, `failed`); with \
+                                      `background`, as it starts (`queued` or `in_progress`); with `stream`, its \
+                                      events.",
+            content(
+                (ResponseObject = "application/json"),
+                (ResponseEventStream = "text/event-stream"),
+            )),
+    ),
+    security(("tenant_key" = ["chat"])),
+)]
 pub async fn create(
     state: State<AppState>,
     tenant: Tenant,
@@ -212,6 +234,25 @@ pub struct RetrieveQuery {
 
 /// `GET /v1/responses/{id}`: the response as it stands; with `stream=true`, its events from the first
 /// (or after `Last-Event-ID`, else `starting_after`), live until it ends.
+#[utoipa::path(
+    get, path = "/responses/{id}", tag = "openai", operation_id = "retrieve_response",
+    params(
+        ("id" = String, Path, description = "The response's id (`resp_…`); one made with `store` false is not kept."),
+        ("stream" = Option<bool>, Query, description = "Its events instead, from the first, live until it ends."),
+        ("starting_after" = Option<u64>, Query,
+            description = "With `stream`: only the events numbered after this one."),
+        ("Last-Event-ID" = Option<u64>, Header, nullable = false,
+            description = "With `stream`: a reconnecting client's last event; wins over `starting_after`."),
+    ),
+    responses(
+        (status = 200, description = "The response as it stands, or with `stream`, its events.",
+            content(
+                (ResponseObject = "application/json"),
+                (ResponseEventStream = "text/event-stream"),
+            )),
+    ),
+    security(("tenant_key" = ["chat"])),
+)]
 pub async fn retrieve(
     State(state): State<AppState>,
     Tenant(context): Tenant,
@@ -255,8 +296,37 @@ pub struct ItemsQuery {
     others: HashMap<String, String>,
 }
 
+constant!(ListObject = "list");
+constant!(ResponseObjectType = "response");
+
+/// A page of a response's input items.
+#[derive(ToSchema)]
+#[allow(dead_code)] // A schema: the body is built with `json!`.
+pub struct ResponseItemList {
+    #[schema(inline)]
+    object: ListObject,
+    data: Vec<Item>,
+    /// Null when the page is empty.
+    #[schema(required = true)]
+    first_id: Option<String>,
+    #[schema(required = true)]
+    last_id: Option<String>,
+    has_more: bool,
+}
+
 /// `GET /v1/responses/{id}/input_items`: the conversation the response answered, the inherited items
 /// too, newest first unless `order=asc`, paged by item id.
+#[utoipa::path(
+    get, path = "/responses/{id}/input_items", tag = "openai", operation_id = "list_response_input_items",
+    params(
+        ("id" = String, Path, description = "The response's id (`resp_…`)."),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "Items per page (default 20)."),
+        ("order" = inline(Option<ItemsOrder>), Query, description = "`desc` (the default): newest first."),
+        ("after" = Option<String>, Query, description = "The id of the item the page starts after."),
+    ),
+    responses((status = 200, description = "The items, the inherited ones too.", body = ResponseItemList)),
+    security(("tenant_key" = ["chat"])),
+)]
 pub async fn input_items(
     State(state): State<AppState>,
     Tenant(context): Tenant,
@@ -300,8 +370,33 @@ pub async fn input_items(
     Ok(axum::Json(list).into_response())
 }
 
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum ItemsOrder {
+    Asc,
+    Desc,
+}
+
+/// A response deleted.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct DeletedResponse {
+    id: String,
+    #[schema(inline)]
+    object: ResponseObjectType,
+    /// Always true.
+    deleted: bool,
+}
+
 /// `DELETE /v1/responses/{id}`: the response and its conversation are gone; the usage it was billed
 /// stays.
+#[utoipa::path(
+    delete, path = "/responses/{id}", tag = "openai", operation_id = "delete_response",
+    params(("id" = String, Path, description = "The response's id (`resp_…`).")),
+    responses((status = 200, description = "Deleted; the usage it was billed stays.", body = DeletedResponse)),
+    security(("tenant_key" = ["chat"])),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Tenant(context): Tenant,
@@ -316,6 +411,15 @@ pub async fn delete(
 
 /// `POST /v1/responses/{id}/cancel`: stops a response still in progress and answers it as it stands
 /// (`cancelled`, with what it wrote so far).
+#[utoipa::path(
+    post, path = "/responses/{id}/cancel", tag = "openai", operation_id = "cancel_response",
+    params(("id" = String, Path, description = "The response's id (`resp_…`).")),
+    responses(
+        (status = 200, description = "The response as it stands: `cancelled` with what it wrote so far, or as it \
+                                      ended when it already had.", body = ResponseObject),
+    ),
+    security(("tenant_key" = ["chat"])),
+)]
 pub async fn cancel(
     State(state): State<AppState>,
     Tenant(context): Tenant,

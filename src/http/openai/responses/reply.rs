@@ -4,9 +4,13 @@
 use axum::response::sse::Event;
 use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::Schema;
+use utoipa::{PartialSchema, ToSchema};
 
 use super::super::reply::UsageCounts;
-use super::wire::{Item, Part, StoredRequest};
+use super::super::schema::{AlwaysNull, constant, json_data, reference, register, sse_event};
+use super::wire::{Item, Part, ResponseTextFormat, ResponseToolChoice, StoredRequest};
 use crate::conversations::{Message, MessageStatus};
 use crate::providers::FinishReason;
 use crate::runs::{Run, RunStatus};
@@ -93,47 +97,118 @@ impl Outcome {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// A response: the request as it was kept, where it stands, its output and usage. The same object whether
+/// made, polled, cancelled or streamed.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ResponseObject {
+    /// `resp_` and the run's id.
     id: String,
+    #[schema(inline, value_type = ResponseObjectType)]
     object: &'static str,
     created_at: i64,
+    #[schema(value_type = ResponseStatus)]
     status: &'static str,
     background: bool,
+    /// Set when `completed` or `incomplete`.
+    #[schema(required = true)]
     completed_at: Option<i64>,
+    /// Set when `failed`.
+    #[schema(required = true)]
     error: Option<ErrorObject>,
+    /// Set when `incomplete`.
+    #[schema(required = true)]
     incomplete_details: Option<IncompleteDetails>,
+    #[schema(required = true)]
     instructions: Option<String>,
+    #[schema(required = true)]
     max_output_tokens: Option<u32>,
+    #[schema(value_type = HashMap<String, String>)]
     metadata: serde_json::Map<String, Value>,
     model: String,
+    /// The answer's message (when it has text, or nothing else), then the function calls the model made.
     output: Vec<Item>,
     parallel_tool_calls: bool,
+    #[schema(required = true)]
     previous_response_id: Option<String>,
+    #[schema(value_type = ResponseReasoning)]
     reasoning: Value,
     store: bool,
+    #[schema(required = true)]
     temperature: Option<f64>,
+    #[schema(value_type = ResponseTextConfig)]
     text: Value,
+    #[schema(value_type = ResponseToolChoice)]
     tool_choice: Value,
     tools: Vec<super::wire::Tool>,
+    #[schema(required = true)]
     top_p: Option<f64>,
+    #[schema(inline, value_type = TruncationDisabled)]
     truncation: &'static str,
+    /// Set once the response has ended.
+    #[schema(required = true)]
     usage: Option<Usage>,
+    #[schema(required = true)]
     user: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+constant!(ResponseObjectType = "response");
+constant!(TruncationDisabled = "disabled");
+
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // Schemas of what `Outcome::status` and `incomplete_reason` say.
+pub enum ResponseStatus {
+    Queued,
+    InProgress,
+    Completed,
+    /// Cut at `max_output_tokens`, or by a content filter.
+    Incomplete,
+    Failed,
+    Cancelled,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum ResponseIncompleteReason {
+    MaxOutputTokens,
+    ContentFilter,
+}
+
+/// Always `{"effort": null, "summary": null}`: Switchboard asks models for no reasoning.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ResponseReasoning {
+    #[schema(inline)]
+    effort: AlwaysNull,
+    #[schema(inline)]
+    summary: AlwaysNull,
+}
+
+/// The text format the request asked for (`{"type": "text"}` when none).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ResponseTextConfig {
+    format: ResponseTextFormat,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = ResponseError)]
 struct ErrorObject {
     code: String,
     message: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = ResponseIncompleteDetails)]
 struct IncompleteDetails {
+    #[schema(value_type = ResponseIncompleteReason)]
     reason: &'static str,
 }
 
-#[derive(Debug, Clone, Copy, Serialize)]
+/// The response's tokens; `cached_tokens` are among `input_tokens`.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[schema(as = ResponseUsage)]
 pub struct Usage {
     input_tokens: u32,
     input_tokens_details: InputTokensDetails,
@@ -142,12 +217,14 @@ pub struct Usage {
     total_tokens: u32,
 }
 
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[schema(as = ResponseInputTokensDetails)]
 struct InputTokensDetails {
     cached_tokens: u32,
 }
 
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[schema(as = ResponseOutputTokensDetails)]
 struct OutputTokensDetails {
     reasoning_tokens: u32,
 }
@@ -292,8 +369,9 @@ pub fn output_items(head: &Head, answer: &Message) -> Vec<Item> {
 }
 
 /// The stream's events; the SSE event's name is the `type`, and each carries its `sequence_number`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(tag = "type")]
+#[schema(as = ResponseStreamEventBody)]
 pub enum StreamEvent {
     #[serde(rename = "response.created")]
     Created { response: Box<ResponseObject> },
@@ -321,15 +399,49 @@ pub enum StreamEvent {
     FunctionCallArgumentsDelta { item_id: String, output_index: usize, delta: String },
     #[serde(rename = "response.function_call_arguments.done")]
     FunctionCallArgumentsDone { item_id: String, output_index: usize, name: String, arguments: String },
+    /// The stream failed after it began (`code` `server_error` for Switchboard's own faults); it ends here.
     #[serde(rename = "error")]
-    Error { code: String, message: String, param: Option<String> },
+    Error {
+        code: String,
+        message: String,
+        #[schema(required = true)]
+        param: Option<String>,
+    },
 }
 
-#[derive(Serialize)]
+/// One event of a streamed response, as its `data`: the event's fields and its `sequence_number`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ResponseStreamEvent)]
 struct Numbered<'a> {
     #[serde(flatten)]
+    #[schema(value_type = StreamEvent)]
     event: &'a StreamEvent,
+    /// From 0, one after the other; also the SSE event's `id`.
     sequence_number: u64,
+}
+
+/// A streamed response (`stream` true): one of its events.
+pub struct ResponseEventStream;
+
+impl PartialSchema for ResponseEventStream {
+    fn schema() -> RefOr<Schema> {
+        sse_event(
+            "Server-sent events, each with `id:` its sequence number (from 0), `event:` its type, and `data:` a \
+             `ResponseStreamEvent` as JSON: `response.created` and `response.in_progress`, then the output's \
+             items and their deltas (`response.output_item.added`, `response.content_part.added`, \
+             `response.output_text.delta`, `response.function_call_arguments.delta`, … `.done`), and last one of \
+             `response.completed`, `response.incomplete`, `response.failed` (also for a cancelled response) or \
+             `error`. Lines starting with `:` keep the connection alive.",
+            true,
+            json_data(reference::<Numbered<'static>>()),
+        )
+    }
+}
+
+impl ToSchema for ResponseEventStream {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        register::<Numbered<'static>>(schemas);
+    }
 }
 
 impl StreamEvent {
@@ -402,6 +514,85 @@ mod tests {
             r#"{"type":"response.output_text.delta","item_id":"msg_1","output_index":0,"content_index":0,"delta":"Hi","logprobs":[],"sequence_number":4}"#
         );
         assert_eq!(event.name(), "response.output_text.delta");
+    }
+
+    #[test]
+    fn what_is_sent_is_what_the_document_says() {
+        use super::super::super::schema::conformance::{assert_conforms, stored_message};
+        use super::super::wire::CreateRequest;
+        let head = Head { id: "resp_1".into(), run_hex: "1".into(), created_at: 1 };
+        let tools = json!([{ "type": "function", "name": "f", "strict": true, "parameters": { "type": "object" } }]);
+        let requests = [
+            json!({ "model": "m", "input": "Hi" }),
+            json!({ "model": "m", "instructions": "Be brief.", "tools": tools, "metadata": { "a": "b" },
+                    "tool_choice": { "type": "function", "name": "f" }, "temperature": 0.5, "top_p": 1, "user": "u",
+                    "max_output_tokens": 5, "previous_response_id": "resp_0", "background": true,
+                    "text": { "format": { "type": "json_schema", "name": "x", "schema": {}, "strict": true } },
+                    "input": [{ "role": "developer", "content": [{ "type": "input_text", "text": "Hi" }] },
+                              { "type": "function_call", "call_id": "c", "name": "f", "arguments": "{" },
+                              { "type": "function_call_output", "call_id": "c", "output": "ok" }] }),
+        ];
+        let calls = json!([{ "id": "call_1", "name": "f", "arguments": "{\"a\": 1}" }, { "name": "g" }]);
+        let answer = stored_message("Looking.", calls, Some(FinishReason::ToolCalls));
+        let counts = UsageCounts { input: 12, output: 3, cached: 4, reasoning: 1 };
+        let outcomes = [
+            Outcome::Queued,
+            Outcome::InProgress,
+            Outcome::Completed { finish: Some(FinishReason::Length), completed_at: 2 },
+            Outcome::Completed { finish: None, completed_at: 2 },
+            Outcome::Failed { code: "upstream_error".into(), message: "No.".into() },
+            Outcome::Cancelled,
+        ];
+        for request in requests {
+            let request = serde_json::from_value::<CreateRequest>(request).unwrap().check().unwrap().stored;
+            for outcome in &outcomes {
+                for usage in [None, Some(&counts)] {
+                    let made = response(&head, &request, outcome, output_items(&head, &answer), usage);
+                    assert_conforms::<ResponseObject>(&made);
+                }
+            }
+            let made = Box::new(response(&head, &request, &Outcome::InProgress, Vec::new(), None));
+            let call = &FunctionCall::all_of(&head, &answer)[0];
+            for event in [
+                StreamEvent::Created { response: made.clone() },
+                StreamEvent::InProgress { response: made.clone() },
+                StreamEvent::Completed { response: made.clone() },
+                StreamEvent::Incomplete { response: made.clone() },
+                StreamEvent::Failed { response: made },
+                StreamEvent::OutputItemAdded { output_index: 0, item: opening_message_item(&head) },
+                StreamEvent::text_part_added(&head, 0),
+                StreamEvent::text_delta(&head, 0, "Hi".into()),
+                StreamEvent::OutputTextDone {
+                    item_id: head.message_id(),
+                    output_index: 0,
+                    content_index: 0,
+                    text: "Hi".into(),
+                    logprobs: Vec::new(),
+                },
+                StreamEvent::ContentPartDone {
+                    item_id: head.message_id(),
+                    output_index: 0,
+                    content_index: 0,
+                    part: Part::output_text("Hi".into()),
+                },
+                StreamEvent::OutputItemDone { output_index: 0, item: message_item(&head, "Hi".into(), false) },
+                StreamEvent::OutputItemAdded { output_index: 1, item: call.item("in_progress") },
+                StreamEvent::FunctionCallArgumentsDelta {
+                    item_id: call.item_id.clone(),
+                    output_index: 1,
+                    delta: "{".into(),
+                },
+                StreamEvent::FunctionCallArgumentsDone {
+                    item_id: call.item_id.clone(),
+                    output_index: 1,
+                    name: call.name.clone(),
+                    arguments: "{}".into(),
+                },
+                StreamEvent::Error { code: "stream_ended".into(), message: "Early.".into(), param: None },
+            ] {
+                assert_conforms::<Numbered<'static>>(&Numbered { event: &event, sequence_number: 7 });
+            }
+        }
     }
 
     #[test]

@@ -6,7 +6,11 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::{PartialSchema, ToSchema};
 
+use super::super::schema::{UnlistedField, constant, one_of};
 use crate::providers::options::{GenerationOptions, ResponseFormat, ToolChoice};
 use crate::providers::{ChatMessage, ChatRole, ToolCallMessage, ToolResultMessage, ToolSpec};
 
@@ -18,29 +22,293 @@ const METADATA_PAIRS: usize = 16;
 const METADATA_KEY_CHARS: usize = 64;
 const METADATA_VALUE_CHARS: usize = 512;
 
-#[derive(Debug, Deserialize)]
+/// `POST /v1/responses`: OpenAI's request, every field taken or refused by name (`null` counts as not
+/// sent). The model is one of the tenant's, given the conversation and the caller's function tools.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(
+    as = CreateResponseRequest,
+    examples(json!({
+        "model": "switchboard-extractive",
+        "input": "How do I get a refund?",
+        "instructions": "Be brief.",
+    })),
+)]
 pub struct CreateRequest {
+    /// One of the tenant's models (`GET /v1/models`), 1 to 200 characters; not `switchboard-assistant`.
     pub model: String,
+    #[schema(value_type = ResponseInput)]
     pub input: Option<Value>,
+    /// The system prompt (not carried over by `previous_response_id`).
     pub instructions: Option<String>,
+    #[schema(value_type = Option<Vec<ResponseFunctionToolParam>>)]
     pub tools: Option<Vec<Value>>,
+    #[schema(value_type = Option<ResponseToolChoice>)]
     pub tool_choice: Option<Value>,
+    #[schema(minimum = 0, maximum = 2)]
     pub temperature: Option<f64>,
+    #[schema(minimum = 0, maximum = 1)]
     pub top_p: Option<f64>,
+    #[schema(minimum = 1)]
     pub max_output_tokens: Option<u32>,
     pub parallel_tool_calls: Option<bool>,
+    /// Whether the response is kept, to be shown and continued (default true).
     pub store: Option<bool>,
+    /// Answer at once (`queued` or `in_progress`) and run on; poll `GET /v1/responses/{id}` (needs `store`).
     pub background: Option<bool>,
+    /// Whether to answer as server-sent events.
     pub stream: Option<bool>,
+    #[schema(value_type = Option<ResponseMetadata>)]
     pub metadata: Option<Value>,
     pub user: Option<String>,
+    /// A stored response to continue: its input and output come before this `input`.
     pub previous_response_id: Option<String>,
+    #[schema(value_type = Option<ResponseTextParam>)]
     pub text: Option<Value>,
+    /// Nothing to include: only an empty array.
+    #[schema(max_items = 0)]
     pub include: Option<Vec<Value>>,
+    #[schema(value_type = Option<ResponseTruncation>)]
     pub truncation: Option<String>,
     /// Every other field: refused by name unless null, never silently dropped.
     #[serde(flatten)]
+    #[schema(value_type = HashMap<String, UnlistedField>)]
     pub others: Map<String, Value>,
+}
+
+one_of! {
+    /// A string (one user message), or the conversation's items. Required.
+    ResponseInput = String | ResponseInputItems
+}
+
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ResponseInputItems(Vec<ResponseInputItem>);
+
+one_of! {
+    /// A message (`type` `message`, or none), a function call the model made, or a call's output. Items as
+    /// the API showed them may be sent back with their `id` and `status`.
+    ResponseInputItem = ResponseInputMessage | ResponseInputFunctionCall | ResponseInputFunctionCallOutput
+}
+
+constant!(MessageType = "message");
+constant!(FunctionCallType = "function_call");
+constant!(FunctionCallOutputType = "function_call_output");
+constant!(FunctionType = "function");
+constant!(TextType = "text");
+constant!(JsonObjectType = "json_object");
+constant!(JsonSchemaType = "json_schema");
+
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)] // Schemas of what `input_item` takes.
+pub struct ResponseInputMessage {
+    #[schema(inline)]
+    r#type: Option<MessageType>,
+    /// Kept when a string.
+    id: Option<Value>,
+    status: Option<Value>,
+    #[schema(value_type = ResponseInputRole)]
+    role: String,
+    #[schema(value_type = ResponseInputContent)]
+    content: Value,
+    #[serde(flatten)]
+    #[schema(value_type = HashMap<String, UnlistedField>)]
+    others: HashMap<String, Value>,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum ResponseInputRole {
+    User,
+    Assistant,
+    System,
+    Developer,
+}
+
+one_of! {
+    /// Text, or text parts: an assistant's are its `output_text`, anyone else's `input_text`.
+    ResponseInputContent = String | Vec<ResponseInputTextPart>
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum ResponseTextPartType {
+    InputText,
+    OutputText,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ResponseInputTextPart {
+    #[schema(inline, value_type = ResponseTextPartType)]
+    r#type: String,
+    text: String,
+    /// Taken and dropped, as sent back from an output.
+    annotations: Option<Value>,
+    logprobs: Option<Value>,
+    #[serde(flatten)]
+    #[schema(value_type = HashMap<String, UnlistedField>)]
+    others: HashMap<String, Value>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ResponseInputFunctionCall {
+    #[schema(inline)]
+    r#type: FunctionCallType,
+    id: Option<Value>,
+    status: Option<Value>,
+    call_id: String,
+    name: String,
+    /// As the model wrote them, JSON or not.
+    arguments: String,
+    #[serde(flatten)]
+    #[schema(value_type = HashMap<String, UnlistedField>)]
+    others: HashMap<String, Value>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ResponseInputFunctionCallOutput {
+    #[schema(inline)]
+    r#type: FunctionCallOutputType,
+    id: Option<Value>,
+    status: Option<Value>,
+    /// The `call_id` of an earlier `function_call`.
+    call_id: String,
+    #[schema(value_type = ResponseFunctionCallOutputContent)]
+    output: Value,
+    #[serde(flatten)]
+    #[schema(value_type = HashMap<String, UnlistedField>)]
+    others: HashMap<String, Value>,
+}
+
+one_of! {
+    /// The function's output, byte for byte: a string, or text parts (concatenated).
+    ResponseFunctionCallOutputContent = String | Vec<ResponseOutputTextPart>
+}
+
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ResponseOutputTextPart {
+    #[schema(inline, value_type = ResponseTextPartType)]
+    r#type: String,
+    text: String,
+    #[serde(flatten)]
+    #[schema(value_type = HashMap<String, UnlistedField>)]
+    others: HashMap<String, Value>,
+}
+
+/// A function tool of the caller's: its calls come back to the caller.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ResponseFunctionToolParam {
+    #[schema(inline)]
+    r#type: FunctionType,
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    name: String,
+    description: Option<String>,
+    /// The arguments' JSON Schema (an empty object schema when absent).
+    #[schema(value_type = Option<Object>)]
+    parameters: Option<Value>,
+    strict: Option<bool>,
+    #[serde(flatten)]
+    #[schema(value_type = HashMap<String, UnlistedField>)]
+    others: HashMap<String, Value>,
+}
+
+one_of! {
+    /// `auto` (the default), `none`, `required`, or the function the model must call.
+    ResponseToolChoice = ResponseToolChoiceMode | ResponseNamedToolChoice
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum ResponseToolChoiceMode {
+    Auto,
+    None,
+    Required,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct ResponseNamedToolChoice {
+    #[schema(inline)]
+    r#type: FunctionType,
+    name: String,
+}
+
+/// Up to 16 pairs: keys of at most 64 characters, string values of at most 512.
+pub struct ResponseMetadata;
+
+impl PartialSchema for ResponseMetadata {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .max_properties(Some(METADATA_PAIRS))
+            .property_names(Some(ObjectBuilder::new().schema_type(Type::String).max_length(Some(METADATA_KEY_CHARS))))
+            .additional_properties(Some(
+                ObjectBuilder::new().schema_type(Type::String).max_length(Some(METADATA_VALUE_CHARS)),
+            ))
+            .description(Some("Up to 16 pairs: keys of at most 64 characters, string values of at most 512."))
+            .into()
+    }
+}
+
+impl ToSchema for ResponseMetadata {}
+
+/// How the model writes its text.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ResponseTextParam {
+    #[schema(value_type = Option<ResponseTextFormat>)]
+    format: Option<Value>,
+    #[serde(flatten)]
+    #[schema(value_type = HashMap<String, UnlistedField>)]
+    others: HashMap<String, Value>,
+}
+
+one_of! {
+    /// Plain text (the default), any JSON object, or JSON matching a schema; shown again as given.
+    ResponseTextFormat = ResponseTextFormatText | ResponseTextFormatJsonObject | ResponseTextFormatJsonSchema
+}
+
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ResponseTextFormatText {
+    #[schema(inline)]
+    r#type: TextType,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ResponseTextFormatJsonObject {
+    #[schema(inline)]
+    r#type: JsonObjectType,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ResponseTextFormatJsonSchema {
+    #[schema(inline)]
+    r#type: JsonSchemaType,
+    name: String,
+    #[schema(value_type = Object)]
+    schema: Value,
+    /// Passed to the model as given.
+    strict: Option<bool>,
+    description: Option<String>,
+}
+
+/// Only `disabled`: the conversation is sent whole, never cut.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum ResponseTruncation {
+    Disabled,
 }
 
 /// A refusal naming the request field at fault, as OpenAI's `param` does (`input[2].content[0].type`).
@@ -55,24 +323,62 @@ fn refuse(param: impl Into<String>, message: impl Into<String>) -> FieldError {
 }
 
 /// One item of a conversation, in the form a response keeps and shows it (`input_items`, `output`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[schema(as = ResponseItem)]
 pub enum Item {
-    Message { id: String, role: String, content: Vec<Part>, status: String },
-    FunctionCall { id: String, call_id: String, name: String, arguments: String, status: String },
-    FunctionCallOutput { id: String, call_id: String, output: String, status: String },
+    Message {
+        id: String,
+        #[schema(value_type = ResponseInputRole)]
+        role: String,
+        content: Vec<Part>,
+        #[schema(value_type = ResponseItemStatus)]
+        status: String,
+    },
+    FunctionCall {
+        id: String,
+        call_id: String,
+        name: String,
+        /// As the model wrote them, JSON or not (empty while the call is `in_progress`).
+        arguments: String,
+        #[schema(value_type = ResponseItemStatus)]
+        status: String,
+    },
+    FunctionCallOutput {
+        id: String,
+        call_id: String,
+        output: String,
+        #[schema(value_type = ResponseItemStatus)]
+        status: String,
+    },
+}
+
+/// An item's state: input items are `completed`; the answer's message is `incomplete` when it was cut short.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum ResponseItemStatus {
+    InProgress,
+    Completed,
+    Incomplete,
 }
 
 /// A text part: `input_text` in what the client says, `output_text` (with its annotations) in what the
 /// model said.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(as = ResponseContentPart)]
 pub struct Part {
     #[serde(rename = "type")]
+    #[schema(inline, value_type = ResponseTextPartType)]
     pub kind: String,
     pub text: String,
+    /// In `output_text` parts, always empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub annotations: Option<Vec<Value>>,
+    /// In `output_text` parts, always empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub logprobs: Option<Vec<Value>>,
 }
 
@@ -95,13 +401,18 @@ impl Item {
 }
 
 /// A function tool as the response shows it again.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(as = ResponseFunctionTool)]
 pub struct Tool {
     #[serde(rename = "type")]
+    #[schema(inline, value_type = FunctionType)]
     pub kind: String,
     pub name: String,
+    #[schema(required = true)]
     pub description: Option<String>,
+    #[schema(required = true, value_type = Option<Object>)]
     pub parameters: Option<Value>,
+    #[schema(required = true)]
     pub strict: Option<bool>,
 }
 
