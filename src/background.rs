@@ -26,7 +26,8 @@ impl Background {
 
     /// Runs `task` in the background; shutdown waits for it.
     pub fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
-        self.tasks.spawn(task);
+        // In the span that started it (a turn in its request's), so its logs and trace say what it belongs to.
+        self.tasks.spawn(tracing::Instrument::in_current_span(task));
     }
 
     /// Cancelled when shutdown begins: loops end at it, turns get a grace period.

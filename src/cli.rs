@@ -31,15 +31,17 @@ enum Command {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    crate::telemetry::init();
+    let telemetry = crate::telemetry::init()?;
     let config = Config::from_env()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => crate::server::serve(config).await,
             Command::Migrate => crate::server::migrate(config).await,
             Command::RotateMasterKey => crate::server::rotate_master_key(config).await,
             Command::Ingest { path, tenant } => crate::server::ingest(config, path, tenant).await,
         }
-    })
+    });
+    telemetry.shutdown();
+    result
 }

@@ -216,6 +216,7 @@ impl Embedder {
 
     /// [`Self::embed`], with the input tokens the provider reported (or counted here when it reports
     /// none: Gemini, the local model) and their cost.
+    #[tracing::instrument(name = "embedding", skip_all, fields(gen_ai.operation.name = "embeddings", texts = texts.len(), purpose = ?purpose))]
     pub async fn embed_counted(&self, texts: &[String], purpose: Purpose) -> Result<Embedded, EmbeddingError> {
         let batch_size = match self {
             // The local embedder batches by length itself.

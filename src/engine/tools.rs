@@ -202,6 +202,7 @@ async fn builtin(
 }
 
 /// One call to its server (or a built-in tool), with how long it took.
+#[tracing::instrument(name = "tool", skip_all, fields(otel.name = format!("execute_tool {}", call.name), gen_ai.operation.name = "execute_tool", gen_ai.tool.name = %call.name, gen_ai.tool.call.id = %call.id))]
 async fn call_tool(
     inner: &Inner,
     plan: &TurnPlan,

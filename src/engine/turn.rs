@@ -104,6 +104,7 @@ enum Ending {
 }
 
 /// Runs a turn from its start, or (`resume`) from the step where it paused for an approval.
+#[tracing::instrument(name = "turn", skip_all, fields(run_id = %plan.run_id, tenant_id = %plan.tenant_id))]
 pub async fn execute(inner: Arc<Inner>, plan: TurnPlan, mut log: EventLog, resume: Option<Transcript>) {
     let cancelled = log.cancellation();
     let mut answer = Answer { model: plan.model.clone(), ..Answer::default() };
@@ -263,7 +264,21 @@ async fn stream_answer(
 }
 
 /// One model request, streamed into the answer (with a fallback model if the first fails before any
-/// token); returns the text of this step.
+/// token); returns the text of this step. Its span carries OpenTelemetry's GenAI attributes.
+#[tracing::instrument(
+    name = "chat",
+    skip_all,
+    fields(
+        otel.name = format!("chat {}", request.model),
+        otel.kind = "client",
+        gen_ai.operation.name = "chat",
+        gen_ai.system = plan.provider.as_ref().map_or("none", |provider| provider.name()),
+        gen_ai.request.model = %request.model,
+        gen_ai.response.model = tracing::field::Empty,
+        gen_ai.usage.input_tokens = tracing::field::Empty,
+        gen_ai.usage.output_tokens = tracing::field::Empty,
+    )
+)]
 async fn stream_step(
     inner: &Inner,
     plan: &TurnPlan,
@@ -317,7 +332,11 @@ async fn stream_step(
             Some(Ok(ChatChunk::Finish(reason))) => answer.finish_reason = Some(reason),
         }
     }
+    let span = tracing::Span::current();
+    span.record("gen_ai.response.model", request.model.as_str());
     if let Some(usage) = usage {
+        span.record("gen_ai.usage.input_tokens", usage.input);
+        span.record("gen_ai.usage.output_tokens", usage.output);
         answer.reported_usage = Some(answer.reported_usage.unwrap_or_default().plus(usage));
     }
     Ok(text)

@@ -236,13 +236,19 @@ fn cross_origin() -> tower_http::cors::CorsLayer {
 /// The request's log span: method, path and request id; never headers (they carry tokens) nor query strings.
 fn request_span(request: &Request) -> tracing::Span {
     let request_id = request.extensions().get::<request_id::RequestId>().map_or("", |id| id.0.as_str());
-    tracing::info_span!(
+    let route = request.extensions().get::<axum::extract::MatchedPath>().map_or("unmatched", |route| route.as_str());
+    let span = tracing::info_span!(
         "request",
+        otel.name = format!("{} {route}", request.method()),
+        otel.kind = "server",
         method = %request.method(),
         path = %request.uri().path(),
+        route,
         request_id,
         tenant_id = tracing::field::Empty,
-    )
+    );
+    crate::telemetry::continue_trace(&span, request.headers());
+    span
 }
 
 /// Serves with the default limits (see [`serve_with_limits`]).

@@ -73,7 +73,8 @@ impl HttpClient {
 
     /// Sends the request and returns the response once its status is a success.
     pub async fn send(&self, request: reqwest::RequestBuilder, secret: &str) -> Result<Response, ProviderError> {
-        let request = request.build().map_err(|error| transport_error(&error))?;
+        let mut request = request.build().map_err(|error| transport_error(&error))?;
+        crate::telemetry::propagate(request.headers_mut());
         if let Some(outbound) = &self.outbound {
             outbound
                 .check_when_connecting(request.url())

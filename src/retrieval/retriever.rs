@@ -106,6 +106,7 @@ impl Retriever {
 
     /// The `k` best chunks for `query` among those the transaction's tenant sees, by `mode`. Without a
     /// question vector, hybrid search is full text alone.
+    #[tracing::instrument(name = "retrieval", skip_all, fields(mode = ?mode, k, vector = vector.is_some()))]
     pub async fn search_in(
         connection: &mut PgConnection,
         query: &str,

@@ -28,6 +28,7 @@ mod mcp_auth;
 mod mcp_endpoint;
 mod metrics;
 mod openapi;
+mod otlp;
 mod openai_compat;
 mod openai_embeddings;
 mod openai_errors;

@@ -13,6 +13,7 @@ use switchboard::db::embedded::{self, Layout};
 use serde_json::{Value, json};
 
 use crate::helpers::{read_sse, streamed_text, test_data_dir};
+use crate::otlp::{OtlpReceiver, ReceivedSpan};
 
 pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -23,7 +24,7 @@ pub(crate) fn start_service(data_dir: &Path, port: u16) -> Child {
 }
 
 /// [`start_service`] with more settings in its environment.
-fn start_service_with(data_dir: &Path, port: u16, settings: &[(&str, &str)]) -> Child {
+pub(crate) fn start_service_with(data_dir: &Path, port: u16, settings: &[(&str, &str)]) -> Child {
     std::fs::create_dir_all(data_dir).unwrap();
     let log = std::fs::File::create(data_dir.join("service.log")).unwrap();
     Command::new(env!("CARGO_BIN_EXE_switchboard"))
@@ -124,13 +125,20 @@ async fn the_service_becomes_ready_and_leaves_no_postgres_behind_when_stopped_or
     let _ = std::fs::remove_dir_all(server_dir);
 }
 
+/// The trace a client says it is in (W3C trace context): the service's spans continue it.
+const CLIENT_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const CLIENT_SPAN: &str = "00f067aa0ba902b7";
+
 #[tokio::test]
-async fn a_fresh_service_answers_about_itself_from_its_documentation_with_citations() {
+async fn a_fresh_service_answers_about_itself_from_its_documentation_with_citations_and_traces_the_turn() {
     let data_dir = fresh_data_dir("answers");
-    // Its metrics on an address of their own, without a token.
+    // Its metrics on an address of their own, without a token; its traces to a real OTLP/HTTP receiver.
     let (port, metrics_port) = (free_port(), free_port());
     let metrics_address = format!("127.0.0.1:{metrics_port}");
-    let mut service = start_service_with(&data_dir, port, &[("SWITCHBOARD_METRICS_LISTEN", &metrics_address)]);
+    let (collector, collector_url) = OtlpReceiver::start().await;
+    let settings =
+        [("SWITCHBOARD_METRICS_LISTEN", metrics_address.as_str()), ("SWITCHBOARD_OTLP_ENDPOINT", &collector_url)];
+    let mut service = start_service_with(&data_dir, port, &settings);
     let base = format!("http://127.0.0.1:{port}");
     wait_until_ready(&mut service, &data_dir, &base).await;
     let operator = std::fs::read_to_string(data_dir.join("operator-token")).unwrap();
@@ -161,6 +169,7 @@ async fn a_fresh_service_answers_about_itself_from_its_documentation_with_citati
         .post(format!("{base}/api/v1/sessions/{session}/messages"))
         .bearer_auth(key)
         .header("accept", "text/event-stream")
+        .header("traceparent", format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"))
         .json(&json!({ "content": "How do I rotate the master key?" }))
         .send()
         .await
@@ -173,8 +182,11 @@ async fn a_fresh_service_answers_about_itself_from_its_documentation_with_citati
     assert!(!metrics.contains(operator.trim()) && !metrics.contains(key), "no secret in the metrics");
     let guarded = client.get(format!("{base}/metrics")).send().await.unwrap();
     assert_eq!(guarded.status(), 401, "the service's own address asks for the operator's token");
-    service.kill().unwrap();
-    service.wait().unwrap();
+    // A polite stop sends the spans still batched.
+    kill(Pid::from_raw(i32::try_from(service.id()).unwrap()), Signal::SIGTERM).unwrap();
+    let status = tokio::task::spawn_blocking(move || service.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "{status}");
+    assert_turn_traced(&collector.spans(), &[operator.trim(), key]);
 
     let retrieval = events.iter().find(|event| event.event == "retrieval").expect("a retrieval event");
     let citations = retrieval.data["citations"].as_array().unwrap();
@@ -186,4 +198,135 @@ async fn a_fresh_service_answers_about_itself_from_its_documentation_with_citati
     let server_dir = Layout::for_data_dir(&data_dir).unwrap().cluster_dir.parent().unwrap().to_path_buf();
     let _ = std::fs::remove_dir_all(&data_dir);
     let _ = std::fs::remove_dir_all(server_dir);
+}
+
+/// The turn is one trace, the client's: its request's span is the client span's child, the turn the
+/// request's, and the model call (with OpenTelemetry's GenAI attributes), retrieval and the question's
+/// embedding lie within it. No secret is in any span.
+fn assert_turn_traced(spans: &[ReceivedSpan], secrets: &[&str]) {
+    let turn_spans: Vec<&ReceivedSpan> = spans.iter().filter(|span| span.trace_id == CLIENT_TRACE).collect();
+    let named = |name: &str| {
+        turn_spans
+            .iter()
+            .copied()
+            .find(|span| span.name == name)
+            .unwrap_or_else(|| panic!("no span {name}: {turn_spans:#?}"))
+    };
+    let request = named("POST /api/v1/sessions/{id}/messages");
+    assert_eq!(request.parent_span_id, CLIENT_SPAN, "{request:?}");
+    assert_eq!(request.attribute("route"), Some("/api/v1/sessions/{id}/messages"));
+    let turn = named("turn");
+    assert_eq!(turn.parent_span_id, request.span_id, "{turn:?}");
+    let chat = turn_spans.iter().find(|span| span.name.starts_with("chat ")).expect("a model call's span");
+    assert_eq!(chat.parent_span_id, turn.span_id, "{chat:?}");
+    assert_eq!(chat.attribute("gen_ai.operation.name"), Some("chat"));
+    assert_eq!(chat.attribute("gen_ai.system"), Some("local"), "{chat:?}");
+    assert!(chat.attribute("gen_ai.request.model").is_some_and(|model| !model.is_empty()), "{chat:?}");
+    let ids: Vec<&str> = turn_spans.iter().map(|span| span.span_id.as_str()).collect();
+    for name in ["retrieval", "embedding"] {
+        let span = named(name);
+        assert!(ids.contains(&span.parent_span_id.as_str()), "{name} is not within the turn's trace: {span:?}");
+    }
+    for span in spans {
+        for (key, value) in &span.attributes {
+            assert!(!secrets.iter().any(|secret| value.contains(secret)), "a secret in span {}'s {key}", span.name);
+        }
+    }
+}
+
+/// A turn of the real binary that calls a tool is one trace: the model calls (to a provider speaking
+/// OpenAI's wire format, which receives the trace in `traceparent`) and the tool call are the turn's
+/// children.
+#[tokio::test]
+async fn a_turn_with_a_tool_call_is_one_trace_carried_on_to_the_provider() {
+    let mock = mock_upstream::MockUpstream::start().await;
+    let crm = crate::mcp_server::McpTestServer::start().await;
+    let (collector, collector_url) = OtlpReceiver::start().await;
+    let data_dir = fresh_data_dir("traced-tools");
+    let port = free_port();
+    let (openai_base, platform_key) = (mock.openai_base(), crate::helpers::platform_key("openai"));
+    let settings = [
+        ("SWITCHBOARD_OTLP_ENDPOINT", collector_url.as_str()),
+        ("OPENAI_BASE_URL", openai_base.as_str()),
+        ("OPENAI_API_KEY", platform_key.as_str()),
+        // The test's MCP server listens on loopback, which tenant-supplied URLs may not reach otherwise.
+        ("SWITCHBOARD_OUTBOUND_ALLOW", "127.0.0.1"),
+    ];
+    let mut service = start_service_with(&data_dir, port, &settings);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_until_ready(&mut service, &data_dir, &base).await;
+    let operator = std::fs::read_to_string(data_dir.join("operator-token")).unwrap();
+    let client = reqwest::Client::new();
+    let send = async |method: reqwest::Method, path: &str, token: &str, body: Value| -> Value {
+        let response =
+            client.request(method, format!("{base}{path}")).bearer_auth(token).json(&body).send().await.unwrap();
+        assert!(response.status().is_success(), "{path}: {}", response.status());
+        response.json().await.unwrap()
+    };
+    let created =
+        send(reqwest::Method::POST, "/api/v1/tenants", operator.trim(), json!({ "name": "Traced", "slug": "traced" }))
+            .await;
+    let key = created["api_key"]["key"].as_str().unwrap().to_owned();
+    let config = json!({ "default_provider": "openai", "default_model": "gpt-4o-mini" });
+    send(reqwest::Method::PATCH, "/api/v1/tenant/config", &key, config).await;
+    let connector = json!({ "name": "crm", "transport": "streamable_http", "url": crm.url });
+    send(reqwest::Method::POST, "/api/v1/mcp-connectors", &key, connector).await;
+    let profile = send(
+        reqwest::Method::POST,
+        "/api/v1/policy-profiles",
+        &key,
+        json!({ "name": "default", "tool_allowlist": ["crm.find_*"] }),
+    )
+    .await;
+    send(reqwest::Method::PATCH, "/api/v1/tenant/config", &key, json!({ "active_policy_profile_id": profile["id"] }))
+        .await;
+    mock.push(mock_upstream::Reply {
+        tool_calls: vec![crate::tools::call("crm__find_customers", json!({ "query": "Dupont" }))],
+        ..mock_upstream::Reply::default()
+    });
+    mock.push(mock_upstream::Reply { text: "Two customers match.".into(), ..mock_upstream::Reply::default() });
+    let session = send(reqwest::Method::POST, "/api/v1/sessions", &key, json!({})).await;
+    let session = session["id"].as_str().unwrap();
+    let response = client
+        .post(format!("{base}/api/v1/sessions/{session}/messages"))
+        .bearer_auth(&key)
+        .header("accept", "text/event-stream")
+        .header("traceparent", format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"))
+        .json(&json!({ "content": "Who is Dupont?" }))
+        .send()
+        .await
+        .unwrap();
+    let events = read_sse(response).await;
+    assert_eq!(events.last().unwrap().event, "run.completed", "{events:#?}");
+    kill(Pid::from_raw(i32::try_from(service.id()).unwrap()), Signal::SIGTERM).unwrap();
+    let status = tokio::task::spawn_blocking(move || service.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "{status}");
+
+    let spans: Vec<ReceivedSpan> = collector.spans().into_iter().filter(|span| span.trace_id == CLIENT_TRACE).collect();
+    let turn = spans.iter().find(|span| span.name == "turn").unwrap_or_else(|| panic!("no turn span: {spans:#?}"));
+    let chats: Vec<&ReceivedSpan> = spans.iter().filter(|span| span.name == "chat gpt-4o-mini").collect();
+    assert_eq!(chats.len(), 2, "a model call before the tool and one after: {spans:#?}");
+    assert!(
+        chats
+            .iter()
+            .all(|chat| chat.parent_span_id == turn.span_id && chat.attribute("gen_ai.system") == Some("openai"))
+    );
+    assert!(chats.iter().all(|chat| chat.attribute("gen_ai.usage.input_tokens").is_some()), "{chats:#?}");
+    let tool = spans
+        .iter()
+        .find(|span| span.name == "execute_tool crm.find_customers")
+        .unwrap_or_else(|| panic!("{spans:#?}"));
+    assert_eq!(tool.parent_span_id, turn.span_id, "{tool:?}");
+    // The provider was told the trace, each time under the span of the model call that asked.
+    let told: Vec<String> =
+        mock.requests().iter().filter_map(|request| request.headers.get("traceparent").cloned()).collect();
+    assert_eq!(told.len(), 2, "{told:?}");
+    for (traceparent, chat) in told.iter().zip(&chats) {
+        assert!(traceparent.starts_with(&format!("00-{CLIENT_TRACE}-")), "{traceparent}");
+        assert!(
+            chats.iter().any(|chat| traceparent.contains(&chat.span_id)),
+            "{traceparent} names no model call ({chat:?})"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&data_dir);
 }
