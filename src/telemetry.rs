@@ -73,6 +73,14 @@ pub fn continue_trace(span: &tracing::Span, headers: &reqwest::header::HeaderMap
     let _ = span.set_parent(parent);
 }
 
+/// The trace `span` belongs to, in hex; `None` when traces are off.
+pub fn trace_id(span: &tracing::Span) -> Option<String> {
+    use opentelemetry::trace::TraceContextExt as _;
+    let context = span.context();
+    let span_context = context.span().span_context().clone();
+    span_context.is_valid().then(|| span_context.trace_id().to_string())
+}
+
 /// Adds the current span's `traceparent` to a request going out (to a provider), so the trace goes on there.
 pub fn propagate(headers: &mut reqwest::header::HeaderMap) {
     let context = tracing::Span::current().context();

@@ -180,7 +180,12 @@ pub fn router_with_limits(state: AppState, limits: &ClientLimits) -> Router {
                 // (Anthropic's under `/v1/messages`).
                 .layer(from_fn(openai::openai_errors))
                 .layer(from_fn(anthropic::anthropic_errors))
-                .layer(TraceLayer::new_for_http().make_span_with(request_span))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(request_span)
+                        // One line per request with its status and latency.
+                        .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO)),
+                )
                 .layer(from_fn(json_errors::middleware))
                 .layer(CatchPanicLayer::new())
                 // Limits per client (`limits.rs`): headers (431), the route's body size (413) and pace (408).
@@ -246,8 +251,13 @@ fn request_span(request: &Request) -> tracing::Span {
         route,
         request_id,
         tenant_id = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
     );
     crate::telemetry::continue_trace(&span, request.headers());
+    // In every log line of the request, so a log can be found from its trace and back.
+    if let Some(trace_id) = crate::telemetry::trace_id(&span) {
+        span.record("trace_id", trace_id);
+    }
     span
 }
 

@@ -136,8 +136,11 @@ async fn a_fresh_service_answers_about_itself_from_its_documentation_with_citati
     let (port, metrics_port) = (free_port(), free_port());
     let metrics_address = format!("127.0.0.1:{metrics_port}");
     let (collector, collector_url) = OtlpReceiver::start().await;
-    let settings =
-        [("SWITCHBOARD_METRICS_LISTEN", metrics_address.as_str()), ("SWITCHBOARD_OTLP_ENDPOINT", &collector_url)];
+    let settings = [
+        ("SWITCHBOARD_METRICS_LISTEN", metrics_address.as_str()),
+        ("SWITCHBOARD_OTLP_ENDPOINT", &collector_url),
+        ("SWITCHBOARD_LOG_FORMAT", "json"),
+    ];
     let mut service = start_service_with(&data_dir, port, &settings);
     let base = format!("http://127.0.0.1:{port}");
     wait_until_ready(&mut service, &data_dir, &base).await;
@@ -187,6 +190,7 @@ async fn a_fresh_service_answers_about_itself_from_its_documentation_with_citati
     let status = tokio::task::spawn_blocking(move || service.wait()).await.unwrap().unwrap();
     assert!(status.success(), "{status}");
     assert_turn_traced(&collector.spans(), &[operator.trim(), key]);
+    assert_request_logged(&std::fs::read_to_string(data_dir.join("service.log")).unwrap(), &[operator.trim(), key]);
 
     let retrieval = events.iter().find(|event| event.event == "retrieval").expect("a retrieval event");
     let citations = retrieval.data["citations"].as_array().unwrap();
@@ -329,4 +333,22 @@ async fn a_turn_with_a_tool_call_is_one_trace_carried_on_to_the_provider() {
         );
     }
     let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+/// The JSON log has one line for the turn's request with its status and latency, under its route, tenant
+/// and trace; no line holds a secret.
+fn assert_request_logged(log: &str, secrets: &[&str]) {
+    assert!(!secrets.iter().any(|secret| log.contains(secret)), "a secret in the log");
+    let lines: Vec<Value> = log.lines().filter_map(|line| serde_json::from_str(line).ok()).collect();
+    let finished = lines
+        .iter()
+        .find(|line| line["message"] == "finished processing request" && line["span"]["trace_id"] == CLIENT_TRACE)
+        .unwrap_or_else(|| panic!("no request line in the client's trace:\n{log}"));
+    assert_eq!(finished["status"], 200, "{finished}");
+    assert!(finished["latency"].is_string(), "{finished}");
+    assert_eq!(finished["span"]["route"], "/api/v1/sessions/{id}/messages", "{finished}");
+    assert!(
+        finished["span"]["tenant_id"].as_str().is_some_and(|tenant| uuid::Uuid::parse_str(tenant).is_ok()),
+        "{finished}"
+    );
 }
