@@ -70,6 +70,11 @@ const RUNS: &str = "switchboard_runs_total";
 const REFUSALS: &str = "switchboard_refusals_total";
 const OPEN_STREAMS: &str = "switchboard_open_streams";
 const POOL_CONNECTIONS: &str = "switchboard_db_pool_connections";
+const TOOL_DECISIONS: &str = "switchboard_tool_call_decisions_total";
+const TOOL_CALLS: &str = "switchboard_tool_calls_total";
+const TOOL_DURATION: &str = "switchboard_tool_call_duration_seconds";
+const RETRIEVAL_DURATION: &str = "switchboard_retrieval_duration_seconds";
+const EMBEDDING_DURATION: &str = "switchboard_embedding_duration_seconds";
 
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
@@ -84,6 +89,11 @@ fn describe() {
     describe_counter!(REFUSALS, "Requests refused by a budget or a rate limit, by which.");
     describe_gauge!(OPEN_STREAMS, "Server-Sent Event streams open now.");
     describe_gauge!(POOL_CONNECTIONS, "Database connections of the application pool, by state.");
+    describe_counter!(TOOL_DECISIONS, "Tool calls a model asked for, by the policy's decision.");
+    describe_counter!(TOOL_CALLS, "Tool calls that ran, by outcome.");
+    describe_histogram!(TOOL_DURATION, metrics::Unit::Seconds, "A tool call's time, by outcome.");
+    describe_histogram!(RETRIEVAL_DURATION, metrics::Unit::Seconds, "A search's time in the database, by mode.");
+    describe_histogram!(EMBEDDING_DURATION, metrics::Unit::Seconds, "Embedding texts, by purpose (query, document).");
 }
 
 /// One HTTP answer. `route` is the route's template (`/api/v1/runs/{id}`), or `unmatched`.
@@ -152,4 +162,25 @@ pub fn open_streams(change: f64) {
 pub fn pool(in_use: u32, idle: u32) {
     gauge!(POOL_CONNECTIONS, &[("state", "in_use")]).set(f64::from(in_use));
     gauge!(POOL_CONNECTIONS, &[("state", "idle")]).set(f64::from(idle));
+}
+
+/// The policy decided a tool call: `allow`, `approval` or `deny`.
+pub fn tool_decided(decision: &'static str) {
+    counter!(TOOL_DECISIONS, &[("decision", decision)]).increment(1);
+}
+
+/// A tool call ran: `completed` or `failed`, and how long it took.
+pub fn tool_ran(outcome: &'static str, elapsed: Duration) {
+    counter!(TOOL_CALLS, &[("outcome", outcome)]).increment(1);
+    histogram!(TOOL_DURATION, &[("outcome", outcome)]).record(elapsed.as_secs_f64());
+}
+
+/// A search ran in the database: `hybrid`, `full_text` or `vector`.
+pub fn retrieval(mode: &'static str, elapsed: Duration) {
+    histogram!(RETRIEVAL_DURATION, &[("mode", mode)]).record(elapsed.as_secs_f64());
+}
+
+/// Texts were embedded, for a `query` or a `document`.
+pub fn embedding(purpose: &'static str, elapsed: Duration) {
+    histogram!(EMBEDDING_DURATION, &[("purpose", purpose)]).record(elapsed.as_secs_f64());
 }

@@ -225,6 +225,7 @@ impl Embedder {
             Self::Voyage(_) => 128,
             Self::Gemini(_) => 100,
         };
+        let started = std::time::Instant::now();
         let mut vectors = Vec::with_capacity(texts.len());
         let mut input_tokens = 0u64;
         let mut reported = true;
@@ -249,6 +250,11 @@ impl Embedder {
             vectors.extend(embedded);
         }
         let cost = self.price().map(|price| Decimal::from(input_tokens) * price / Decimal::from(1_000_000));
+        let purpose_label = match purpose {
+            Purpose::Query => "query",
+            Purpose::Document => "document",
+        };
+        crate::metrics::embedding(purpose_label, started.elapsed());
         Ok(Embedded { vectors, spend: EmbeddingSpend { input_tokens, reported, cost_usd: cost } })
     }
 

@@ -65,11 +65,12 @@ pub(super) async fn decide_step(
         let active = tools.policy.as_ref().map(|(policy, _, _)| policy);
         let decision = policy::decide_call(active, &name, target, parsed.as_ref().ok());
         let arguments = parsed.unwrap_or_else(|_| Value::String(draft.arguments.chars().take(2000).collect()));
-        let status = match decision.verdict {
-            Verdict::Allow => CallStatus::Running,
-            Verdict::RequireApproval => CallStatus::AwaitingApproval,
-            Verdict::Deny => CallStatus::Denied,
+        let (status, counted) = match decision.verdict {
+            Verdict::Allow => (CallStatus::Running, "allow"),
+            Verdict::RequireApproval => (CallStatus::AwaitingApproval, "approval"),
+            Verdict::Deny => (CallStatus::Denied, "deny"),
         };
+        crate::metrics::tool_decided(counted);
         let call = StepCall {
             id: ToolCallId::new(),
             provider_call_id: draft.id.unwrap_or_else(|| format!("call_{number}_{position}")),
@@ -158,6 +159,10 @@ pub(super) async fn run_allowed(
     for (&index, (outcome, duration)) in pending.iter().zip(outcomes) {
         let call = &mut step.calls[index];
         let settled = settle(tools, call, outcome, duration);
+        crate::metrics::tool_ran(
+            if settled.status == CallStatus::Completed { "completed" } else { "failed" },
+            duration,
+        );
         let record = CallOutcome {
             status: settled.status,
             result: settled.recorded.as_ref(),

@@ -114,6 +114,7 @@ impl Retriever {
         k: i64,
         mode: SearchMode,
     ) -> Result<Vec<SearchHit>, sqlx::Error> {
+        let started = std::time::Instant::now();
         let depth = FUSION_DEPTH.max(k);
         let full_text = if mode == SearchMode::Vector {
             Vec::new()
@@ -132,7 +133,9 @@ impl Retriever {
             SearchMode::Vector => fusion::single(&nearest, false),
         };
         ranking.truncate(usize::try_from(k).unwrap_or(0));
-        search::hits(connection, &ranking).await
+        let hits = search::hits(connection, &ranking).await;
+        crate::metrics::retrieval(mode.as_str(), started.elapsed());
+        hits
     }
 
     /// `POST /api/v1/search`: validates, embeds the question, searches as the tenant.

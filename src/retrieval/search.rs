@@ -17,6 +17,17 @@ pub enum SearchMode {
     FullText,
 }
 
+impl SearchMode {
+    /// As the API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hybrid => "hybrid",
+            Self::Vector => "vector",
+            Self::FullText => "full_text",
+        }
+    }
+}
+
 /// One chunk of a search's answer.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct SearchHit {

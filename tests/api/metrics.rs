@@ -68,3 +68,49 @@ async fn only_the_operator_reads_the_metrics() {
     let anonymous = app.client.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(anonymous.status(), 401);
 }
+
+/// The count of `series` now (0 when it has no sample yet).
+fn count(text: &str, series: &str) -> f64 {
+    sample(text, series).unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn searches_embeddings_and_tool_calls_are_timed_and_counted_by_mode_purpose_decision_and_outcome() {
+    let app = TestApp::spawn().await;
+    let server = crate::mcp_server::McpTestServer::start().await;
+    let profile = json!({ "tool_allowlist": ["crm.find_*"] });
+    let tenant = crate::tools::tenant_with_tools(&app, "timed", &server, profile).await;
+    let series = [
+        r#"switchboard_retrieval_duration_seconds_count{mode="full_text"}"#,
+        r#"switchboard_retrieval_duration_seconds_count{mode="hybrid"}"#,
+        r#"switchboard_embedding_duration_seconds_count{purpose="query"}"#,
+        r#"switchboard_tool_call_decisions_total{decision="allow"}"#,
+        r#"switchboard_tool_call_decisions_total{decision="deny"}"#,
+        r#"switchboard_tool_calls_total{outcome="completed"}"#,
+        r#"switchboard_tool_call_duration_seconds_count{outcome="completed"}"#,
+    ];
+    let before = scrape(&app).await;
+    let before: Vec<f64> = series.iter().map(|series| count(&before, series)).collect();
+
+    for mode in ["full_text", "hybrid"] {
+        let body = json!({ "query": "rotate the master key", "mode": mode });
+        let response = app.post("/api/v1/search", &tenant.admin_key, &body).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{mode}");
+    }
+    app.mock.push(Reply {
+        tool_calls: vec![
+            crate::tools::call("crm__find_customers", json!({ "query": "Dupont" })),
+            crate::tools::call("crm__delete_customer", json!({ "id": 1 })),
+        ],
+        ..Reply::default()
+    });
+    app.mock.push(Reply { text: "Found them.".into(), ..Reply::default() });
+    let session = app.create_session(&tenant.admin_key).await;
+    let events = app.stream_turn(&tenant.admin_key, &session, "Who is Dupont?").await;
+    assert_eq!(events.last().unwrap().event, "run.completed", "{events:#?}");
+
+    let after = scrape(&app).await;
+    for (series, before) in series.iter().zip(before) {
+        assert!(count(&after, series) >= before + 1.0, "{series} did not grow from {before}:\n{after}");
+    }
+}
