@@ -81,6 +81,11 @@ pub fn trace_id(span: &tracing::Span) -> Option<String> {
     span_context.is_valid().then(|| span_context.trace_id().to_string())
 }
 
+/// The trace of the work going on now (a request, a turn): stored with what it records.
+pub fn current_trace_id() -> Option<String> {
+    trace_id(&tracing::Span::current())
+}
+
 /// Adds the current span's `traceparent` to a request going out (to a provider), so the trace goes on there.
 pub fn propagate(headers: &mut reqwest::header::HeaderMap) {
     let context = tracing::Span::current().context();

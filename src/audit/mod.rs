@@ -43,6 +43,7 @@ pub struct AuditEvent {
     pub target_id: Option<String>,
     pub details: serde_json::Value,
     pub request_id: Option<String>,
+    pub trace_id: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -62,6 +63,8 @@ pub struct Recorder<'a> {
     pub actor_type: &'static str,
     pub actor_id: Option<String>,
     pub request_id: Option<&'a str>,
+    /// The OpenTelemetry trace the entry is made in, when traces are on.
+    pub trace_id: Option<String>,
 }
 
 impl<'a> Recorder<'a> {
@@ -73,6 +76,7 @@ impl<'a> Recorder<'a> {
             actor_type: actor.kind(),
             actor_id: actor.id(),
             request_id: context.request_id(),
+            trace_id: crate::telemetry::current_trace_id(),
         }
     }
 }

@@ -8,8 +8,8 @@ use crate::ids::AuditEventId;
 pub async fn append(connection: &mut PgConnection, by: &Recorder<'_>, entry: &AuditEntry) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO audit_events \
-         (id, tenant_id, actor_type, actor_id, action, target_type, target_id, details, request_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         (id, tenant_id, actor_type, actor_id, action, target_type, target_id, details, request_id, trace_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(AuditEventId::new())
     .bind(by.tenant_id)
@@ -20,6 +20,7 @@ pub async fn append(connection: &mut PgConnection, by: &Recorder<'_>, entry: &Au
     .bind(&entry.target_id)
     .bind(&entry.details)
     .bind(by.request_id)
+    .bind(by.trace_id.as_deref())
     .execute(connection)
     .await?;
     Ok(())
@@ -32,7 +33,7 @@ pub async fn list(
     before: Option<AuditEventId>,
 ) -> Result<Vec<AuditEvent>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, actor_type, actor_id, action, target_type, target_id, details, request_id, created_at \
+        "SELECT id, actor_type, actor_id, action, target_type, target_id, details, request_id, trace_id, created_at \
          FROM audit_events WHERE ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT $1",
     )
     .bind(limit)

@@ -79,7 +79,7 @@ impl Engine {
             session.id,
             workspace_id,
             &request.content,
-            context.request_id(),
+            (context.request_id(), crate::telemetry::current_trace_id().as_deref()),
         )
         .await?;
         conversations::store::insert_message(

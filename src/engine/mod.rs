@@ -315,6 +315,7 @@ impl Engine {
             Payer { run_id, api_key_id: context.actor().api_key_id(), end_user: session.user_id, agent_run: false };
         let budgets = RunBudgets::of(&mut transaction, payer).await?;
         budgets.check_open()?;
+        let trace_id = crate::telemetry::current_trace_id();
         let run = runs::store::insert(
             &mut transaction,
             tenant_id,
@@ -325,7 +326,8 @@ impl Engine {
                 provider: resolved.provider_name,
                 model: &resolved.model,
                 is_byok: resolved.is_byok,
-                trace_id: context.request_id(),
+                request_id: context.request_id(),
+                trace_id: trace_id.as_deref(),
                 executor: self.inner.presence.id(),
             },
         )

@@ -28,7 +28,8 @@ pub(super) struct TurnPlan {
     pub declared_models: Vec<std::sync::Arc<crate::catalog::ModelInfo>>,
     pub accepted_at: Instant,
     /// The request that started the run: audit entries made in the background carry it.
-    pub trace_id: Option<String>,
+    /// The `x-request-id` of the request that started the run (its audit entries carry it).
+    pub request_id: Option<String>,
     pub mode: TurnMode,
     /// An agent run's workspace: its built-in tools are offered with the tenant's.
     pub workspace_id: Option<WorkspaceId>,
@@ -64,7 +65,7 @@ impl TurnPlan {
             fallback_model: resolved.fallback_model,
             declared_models: resolved.declared_models,
             accepted_at,
-            trace_id: run.trace_id.clone(),
+            request_id: run.request_id.clone(),
             mode: TurnMode::Assistant,
             workspace_id: None,
             budgets: RunBudgets::default(),

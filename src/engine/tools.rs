@@ -28,7 +28,8 @@ pub(super) fn audit_by(plan: &TurnPlan) -> Recorder<'_> {
         tenant_id: plan.tenant_id,
         actor_type: if plan.api_key_id.is_some() { "api_key" } else { "system" },
         actor_id: plan.api_key_id.map(|id| id.to_string()),
-        request_id: plan.trace_id.as_deref(),
+        request_id: plan.request_id.as_deref(),
+        trace_id: crate::telemetry::current_trace_id(),
     }
 }
 

@@ -419,6 +419,7 @@ async fn record_usage(
         cost_usd: cost,
         source,
         is_byok: plan.is_byok,
+        trace_id: crate::telemetry::current_trace_id(),
     };
     usage::store::record(transaction, plan.tenant_id, &entry).await?;
     let narrow = |count: u64| u32::try_from(count).unwrap_or(u32::MAX);

@@ -83,6 +83,9 @@ pub struct Run {
     pub error_message: Option<String>,
     /// Why the model stopped, for a run that completed.
     pub finish_reason: Option<FinishReason>,
+    /// The `x-request-id` of the request that started the run.
+    pub request_id: Option<String>,
+    /// Its OpenTelemetry trace, when traces are on.
     pub trace_id: Option<String>,
     pub first_token_ms: Option<i32>,
     pub latency_ms: Option<i32>,

@@ -8,7 +8,7 @@ use crate::providers::FinishReason;
 use crate::runs::events::{EventKind, RunEvent};
 
 const RUN_COLUMNS: &str = "id, session_id, kind, status, provider, model, is_byok, error_code, error_message, \
-     finish_reason, trace_id, first_token_ms, latency_ms, created_at, finished_at";
+     finish_reason, request_id, trace_id, first_token_ms, latency_ms, created_at, finished_at";
 
 #[derive(Debug, Clone)]
 pub struct NewRun<'a> {
@@ -18,13 +18,15 @@ pub struct NewRun<'a> {
     pub provider: &'a str,
     pub model: &'a str,
     pub is_byok: bool,
+    pub request_id: Option<&'a str>,
     pub trace_id: Option<&'a str>,
     pub executor: ExecutorId,
 }
 
 pub async fn insert(connection: &mut PgConnection, tenant_id: TenantId, run: &NewRun<'_>) -> Result<Run, sqlx::Error> {
     let mut query = QueryBuilder::<Postgres>::new(
-        "INSERT INTO runs (id, tenant_id, session_id, kind, status, provider, model, is_byok, trace_id, executor) ",
+        "INSERT INTO runs (id, tenant_id, session_id, kind, status, provider, model, is_byok, request_id, trace_id, \
+         executor) ",
     );
     query.push_values([run], |mut row, run| {
         row.push_bind(run.id)
@@ -35,6 +37,7 @@ pub async fn insert(connection: &mut PgConnection, tenant_id: TenantId, run: &Ne
             .push_bind(run.provider)
             .push_bind(run.model)
             .push_bind(run.is_byok)
+            .push_bind(run.request_id)
             .push_bind(run.trace_id)
             .push_bind(run.executor);
     });
@@ -250,17 +253,18 @@ pub async fn insert_queued_agent_run(
     session_id: SessionId,
     workspace_id: crate::ids::WorkspaceId,
     instruction: &str,
-    trace_id: Option<&str>,
+    (request_id, trace_id): (Option<&str>, Option<&str>),
 ) -> Result<Run, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO runs (id, tenant_id, session_id, kind, status, workspace_id, instruction, trace_id) \
-         VALUES ($1, $2, $3, 'agent', 'queued', $4, $5, $6) RETURNING {RUN_COLUMNS}"
+        "INSERT INTO runs (id, tenant_id, session_id, kind, status, workspace_id, instruction, request_id, \
+         trace_id) VALUES ($1, $2, $3, 'agent', 'queued', $4, $5, $6, $7) RETURNING {RUN_COLUMNS}"
     )))
     .bind(id)
     .bind(tenant_id)
     .bind(session_id)
     .bind(workspace_id)
     .bind(instruction)
+    .bind(request_id)
     .bind(trace_id)
     .fetch_one(connection)
     .await

@@ -65,6 +65,8 @@ pub struct UsageEntry<'a> {
     pub cost_usd: Option<Decimal>,
     pub source: TokenSource,
     pub is_byok: bool,
+    /// The OpenTelemetry trace the usage was recorded in, when traces are on.
+    pub trace_id: Option<String>,
 }
 
 /// What a run's model calls used and cost, all together.
@@ -107,6 +109,7 @@ pub async fn record_embedding(
         cost_usd: spend.cost_usd,
         source: if spend.reported { TokenSource::Provider } else { TokenSource::Estimated },
         is_byok: false,
+        trace_id: crate::telemetry::current_trace_id(),
     };
     store::record(connection, tenant_id, &entry).await
 }

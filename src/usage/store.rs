@@ -14,8 +14,8 @@ pub async fn record(
     sqlx::query(
         "INSERT INTO usage_records (id, tenant_id, run_id, api_key_id, provider, model, input_tokens, \
          output_tokens, token_source, is_byok, cached_input_tokens, cache_write_tokens, reasoning_tokens, \
-         cost_usd, priced, user_id, operation) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+         cost_usd, priced, user_id, operation, trace_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
     )
     .bind(UsageRecordId::new())
     .bind(tenant_id)
@@ -34,6 +34,7 @@ pub async fn record(
     .bind(entry.cost_usd.is_some())
     .bind(entry.end_user)
     .bind(entry.operation.as_str())
+    .bind(entry.trace_id.as_deref())
     .execute(connection)
     .await?;
     Ok(())

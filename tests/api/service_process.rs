@@ -259,37 +259,23 @@ async fn a_turn_with_a_tool_call_is_one_trace_carried_on_to_the_provider() {
     let mut service = start_service_with(&data_dir, port, &settings);
     let base = format!("http://127.0.0.1:{port}");
     wait_until_ready(&mut service, &data_dir, &base).await;
-    let operator = std::fs::read_to_string(data_dir.join("operator-token")).unwrap();
+    let key = tenant_with_crm(&base, &data_dir, &crm.url).await;
     let client = reqwest::Client::new();
-    let send = async |method: reqwest::Method, path: &str, token: &str, body: Value| -> Value {
-        let response =
-            client.request(method, format!("{base}{path}")).bearer_auth(token).json(&body).send().await.unwrap();
-        assert!(response.status().is_success(), "{path}: {}", response.status());
-        response.json().await.unwrap()
-    };
-    let created =
-        send(reqwest::Method::POST, "/api/v1/tenants", operator.trim(), json!({ "name": "Traced", "slug": "traced" }))
-            .await;
-    let key = created["api_key"]["key"].as_str().unwrap().to_owned();
-    let config = json!({ "default_provider": "openai", "default_model": "gpt-4o-mini" });
-    send(reqwest::Method::PATCH, "/api/v1/tenant/config", &key, config).await;
-    let connector = json!({ "name": "crm", "transport": "streamable_http", "url": crm.url });
-    send(reqwest::Method::POST, "/api/v1/mcp-connectors", &key, connector).await;
-    let profile = send(
-        reqwest::Method::POST,
-        "/api/v1/policy-profiles",
-        &key,
-        json!({ "name": "default", "tool_allowlist": ["crm.find_*"] }),
-    )
-    .await;
-    send(reqwest::Method::PATCH, "/api/v1/tenant/config", &key, json!({ "active_policy_profile_id": profile["id"] }))
-        .await;
     mock.push(mock_upstream::Reply {
         tool_calls: vec![crate::tools::call("crm__find_customers", json!({ "query": "Dupont" }))],
         ..mock_upstream::Reply::default()
     });
     mock.push(mock_upstream::Reply { text: "Two customers match.".into(), ..mock_upstream::Reply::default() });
-    let session = send(reqwest::Method::POST, "/api/v1/sessions", &key, json!({})).await;
+    let session: Value = client
+        .post(format!("{base}/api/v1/sessions"))
+        .bearer_auth(&key)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let session = session["id"].as_str().unwrap();
     let response = client
         .post(format!("{base}/api/v1/sessions/{session}/messages"))
@@ -300,8 +286,26 @@ async fn a_turn_with_a_tool_call_is_one_trace_carried_on_to_the_provider() {
         .send()
         .await
         .unwrap();
+    let request_id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
     let events = read_sse(response).await;
     assert_eq!(events.last().unwrap().event, "run.completed", "{events:#?}");
+    // The run and the audit entries of its tool call keep the trace, and the run its request's id.
+    let run_id = events[0].data["run_id"].as_str().unwrap();
+    let run: Value = client
+        .get(format!("{base}/api/v1/runs/{run_id}"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(run["trace_id"], CLIENT_TRACE, "{run}");
+    assert_eq!(run["request_id"], request_id.as_str(), "{run}");
+    let audit: Value =
+        client.get(format!("{base}/api/v1/audit-events")).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+    let decided = audit["audit_events"].as_array().unwrap().iter().find(|event| event["action"] == "tool_call.decided");
+    assert_eq!(decided.expect("the call's decision is audited")["trace_id"], CLIENT_TRACE, "{audit}");
     kill(Pid::from_raw(i32::try_from(service.id()).unwrap()), Signal::SIGTERM).unwrap();
     let status = tokio::task::spawn_blocking(move || service.wait()).await.unwrap().unwrap();
     assert!(status.success(), "{status}");
@@ -351,4 +355,35 @@ fn assert_request_logged(log: &str, secrets: &[&str]) {
         finished["span"]["tenant_id"].as_str().is_some_and(|tenant| uuid::Uuid::parse_str(tenant).is_ok()),
         "{finished}"
     );
+}
+
+/// A tenant of the real binary answering with OpenAI's model, with a connector `crm` at `crm_url` and a
+/// policy allowing its searches; its admin key.
+async fn tenant_with_crm(base: &str, data_dir: &Path, crm_url: &str) -> String {
+    let operator = std::fs::read_to_string(data_dir.join("operator-token")).unwrap();
+    let client = reqwest::Client::new();
+    let send = async |method: reqwest::Method, path: &str, token: &str, body: Value| -> Value {
+        let response =
+            client.request(method, format!("{base}{path}")).bearer_auth(token).json(&body).send().await.unwrap();
+        assert!(response.status().is_success(), "{path}: {}", response.status());
+        response.json().await.unwrap()
+    };
+    let created =
+        send(reqwest::Method::POST, "/api/v1/tenants", operator.trim(), json!({ "name": "Traced", "slug": "traced" }))
+            .await;
+    let key = created["api_key"]["key"].as_str().unwrap().to_owned();
+    let config = json!({ "default_provider": "openai", "default_model": "gpt-4o-mini" });
+    send(reqwest::Method::PATCH, "/api/v1/tenant/config", &key, config).await;
+    let connector = json!({ "name": "crm", "transport": "streamable_http", "url": crm_url });
+    send(reqwest::Method::POST, "/api/v1/mcp-connectors", &key, connector).await;
+    let profile = send(
+        reqwest::Method::POST,
+        "/api/v1/policy-profiles",
+        &key,
+        json!({ "name": "default", "tool_allowlist": ["crm.find_*"] }),
+    )
+    .await;
+    send(reqwest::Method::PATCH, "/api/v1/tenant/config", &key, json!({ "active_policy_profile_id": profile["id"] }))
+        .await;
+    key
 }

@@ -22,6 +22,8 @@ pub struct AuditEventView {
     #[schema(value_type = Object)]
     pub details: serde_json::Value,
     pub request_id: Option<String>,
+    /// The OpenTelemetry trace the entry was made in, when the service exports traces.
+    pub trace_id: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -36,6 +38,7 @@ impl From<&AuditEvent> for AuditEventView {
             target_id: event.target_id.clone(),
             details: event.details.clone(),
             request_id: event.request_id.clone(),
+            trace_id: event.trace_id.clone(),
             created_at: event.created_at,
         }
     }

@@ -25,6 +25,9 @@ pub struct RunView {
     pub is_byok: bool,
     pub error_code: Option<String>,
     pub error_message: Option<String>,
+    /// The `x-request-id` of the request that started the run.
+    pub request_id: Option<String>,
+    /// Its OpenTelemetry trace, when the service exports traces.
     pub trace_id: Option<String>,
     pub first_token_ms: Option<i32>,
     pub latency_ms: Option<i32>,
@@ -45,6 +48,7 @@ impl From<&Run> for RunView {
             is_byok: run.is_byok,
             error_code: run.error_code.clone(),
             error_message: run.error_message.clone(),
+            request_id: run.request_id.clone(),
             trace_id: run.trace_id.clone(),
             first_token_ms: run.first_token_ms,
             latency_ms: run.latency_ms,

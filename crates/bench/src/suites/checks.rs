@@ -243,8 +243,13 @@ async fn one_turn(app: &sqlx::PgPool, context: &TenantContext, run_id: RunId, ti
     budgets.reserve(app, tenant_id, run_id, Decimal::ZERO).await??;
     let reservation_took = started.elapsed();
 
-    let by =
-        Recorder { tenant_id, actor_type: context.actor().kind(), actor_id: context.actor().id(), request_id: None };
+    let by = Recorder {
+        tenant_id,
+        actor_type: context.actor().kind(),
+        actor_id: context.actor().id(),
+        request_id: None,
+        trace_id: None,
+    };
     let mut transaction = db::begin_tenant(app, tenant_id).await?;
     let started = Instant::now();
     budgets.settle(&mut transaction, &by, run_id, Some(Decimal::ZERO)).await?;
