@@ -43,11 +43,14 @@ pub fn init() -> anyhow::Result<Telemetry> {
         Ok(endpoint) if !endpoint.trim().is_empty() => Some(exporting_to(endpoint.trim())?),
         _ => None,
     };
-    let spans =
-        traces.as_ref().map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer("switchboard")));
+    // Traces keep the service's own spans whatever `RUST_LOG` lets the logs show (`warn` still traces).
+    let spans = traces.as_ref().map(|provider| {
+        let ours = tracing_subscriber::filter::Targets::new().with_target("switchboard", tracing::Level::INFO);
+        tracing_opentelemetry::layer().with_tracer(provider.tracer("switchboard")).with_filter(ours)
+    });
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     // A second initialisation (tests, embedding) keeps the first subscriber.
-    drop(tracing_subscriber::registry().with(filter).with(logs).with(spans).try_init());
+    drop(tracing_subscriber::registry().with(logs.with_filter(filter)).with(spans).try_init());
     Ok(Telemetry { traces })
 }
 

@@ -255,6 +255,8 @@ async fn a_turn_with_a_tool_call_is_one_trace_carried_on_to_the_provider() {
         ("OPENAI_API_KEY", platform_key.as_str()),
         // The test's MCP server listens on loopback, which tenant-supplied URLs may not reach otherwise.
         ("SWITCHBOARD_OUTBOUND_ALLOW", "127.0.0.1"),
+        // Quiet logs still trace.
+        ("RUST_LOG", "warn"),
     ];
     let mut service = start_service_with(&data_dir, port, &settings);
     let base = format!("http://127.0.0.1:{port}");

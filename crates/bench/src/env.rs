@@ -151,6 +151,10 @@ impl Service {
             .env("OPENAI_API_KEY", "bench-platform-key")
             .env("OPENAI_BASE_URL", embeddings.openai_base())
             .env("RUST_LOG", "warn")
+            // Traces to a collector, when the benchmark is run with one (their cost is measured so).
+            .envs(
+                std::env::var("SWITCHBOARD_OTLP_ENDPOINT").ok().map(|endpoint| ("SWITCHBOARD_OTLP_ENDPOINT", endpoint)),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
