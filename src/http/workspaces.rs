@@ -123,8 +123,10 @@ pub async fn start_run(
     Json(body): Json<RunBody>,
 ) -> Result<(StatusCode, axum::Json<AgentRunStarted>), ApiError> {
     context.require(Scope::Runs)?;
-    let header = extract::idempotency_key(&headers)?;
-    let key = body.idempotency_key.or(header).as_deref().map(IdempotencyKey::parse).transpose()?;
+    // Each checked, even when the body's wins: a malformed key is refused wherever it is.
+    let header = extract::idempotency_key(&headers)?.as_deref().map(IdempotencyKey::parse).transpose()?;
+    let in_body = body.idempotency_key.as_deref().map(IdempotencyKey::parse).transpose()?;
+    let key = in_body.or(header);
     rate_limits::admit(&state, &context, &Demand { prompt: &[&body.instruction], ..Demand::default() }).await?;
     let run = state.engine.start_agent_run(&context, id, body.instruction, key.as_ref()).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(AgentRunStarted::from(&run))))

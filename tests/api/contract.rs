@@ -50,7 +50,7 @@ async fn schemathesis_finds_no_answer_that_breaks_the_contract() {
              response_schema_conformance,negative_data_rejection",
         ])
         .args(["--phases", "examples,coverage,fuzzing"])
-        .args(["--max-examples", CASES_PER_OPERATION, "--seed", SEED, "--workers", "2"])
+        .args(["--max-examples", CASES_PER_OPERATION, "--seed", SEED, "--workers", "1"])
         .args(["--request-timeout", "60", "--no-shrink", "--output-truncate", "true"])
         .args(["--report", "ndjson", "--report-ndjson-path"])
         .arg(&events)

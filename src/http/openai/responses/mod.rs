@@ -262,6 +262,16 @@ pub async fn retrieve(
     Query(query): Query<RetrieveQuery>,
 ) -> Result<Response, DoorError> {
     refuse_others(&query.others)?;
+    // A reconnecting client says where it was; sequence numbers are never negative. A malformed one is
+    // refused whether or not the answer is a stream, as every malformed part of a request is.
+    let last_event_id = match sse::last_event_id(&headers) {
+        Some(Ok(seq)) => Some(seq.unsigned_abs()),
+        Some(Err(())) => {
+            let message = "Last-Event-ID must be a sequence number";
+            return Err(ApiError::bad_request("invalid_last_event_id", message).into());
+        }
+        None => None,
+    };
     let found = found(&state, &context, &id).await?;
     if query.stream != Some(true) {
         if query.starting_after.is_some() {
@@ -270,15 +280,7 @@ pub async fn retrieve(
         }
         return Ok(axum::Json(shown(&state, &context, &found).await?).into_response());
     }
-    // A reconnecting client says where it was; sequence numbers are never negative.
-    let starting_after = match sse::last_event_id(&headers) {
-        Some(Ok(seq)) => Some(seq.unsigned_abs()),
-        Some(Err(())) => {
-            let message = "Last-Event-ID must be a sequence number";
-            return Err(ApiError::bad_request("invalid_last_event_id", message).into());
-        }
-        None => query.starting_after,
-    };
+    let starting_after = last_event_id.or(query.starting_after);
     let slot = open_streams.reserve(&context)?;
     let run_id = found.response.run.id;
     let events = state.engine.follow(&context, run_id, 0).await?;
