@@ -19,7 +19,7 @@ use crate::tenants;
 pub struct TenantConfigPatch {
     /// The provider turns use unless a request names one.
     #[schema(required = false)]
-    default_provider: SettingsProvider,
+    default_provider: crate::providers::ProviderKind,
     /// 1 to 200 bytes, spaces around it trimmed.
     #[schema(min_length = 1, max_length = 200, pattern = r"\S", nullable = false)]
     default_model: Option<String>,
@@ -45,22 +45,6 @@ pub struct TenantConfigPatch {
     agent_run_max_steps: Option<i32>,
     #[schema(nullable = false)]
     multi_agent_enabled: Option<bool>,
-}
-
-/// A provider as the settings name it.
-#[derive(ToSchema)]
-#[allow(dead_code)] // A schema: the name is checked by `tenants::update_config`.
-enum SettingsProvider {
-    #[schema(rename = "local")]
-    Local,
-    #[schema(rename = "openai")]
-    OpenAi,
-    #[schema(rename = "anthropic")]
-    Anthropic,
-    #[schema(rename = "gemini")]
-    Gemini,
-    #[schema(rename = "openai_compatible")]
-    OpenAiCompatible,
 }
 
 /// The tenant's settings: its default provider and model, policy profile and budgets.

@@ -72,15 +72,10 @@ async fn schemathesis_finds_no_answer_that_breaks_the_contract() {
 }
 
 fn documented_operations(document: &Value) -> BTreeSet<String> {
-    let mut found = BTreeSet::new();
-    for (path, item) in document["paths"].as_object().unwrap() {
-        for method in ["get", "post", "put", "patch", "delete"] {
-            if item.get(method).is_some() {
-                found.insert(format!("{} {path}", method.to_uppercase()));
-            }
-        }
-    }
-    found
+    crate::openapi::operations(document)
+        .into_iter()
+        .map(|(method, path, _)| format!("{} {path}", method.to_uppercase()))
+        .collect()
 }
 
 /// From schemathesis's event log: how many requests it sent, and to which operations (`METHOD /path`).

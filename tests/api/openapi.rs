@@ -15,7 +15,7 @@ async fn document(app: &TestApp) -> Value {
 }
 
 /// Every operation of the document, as (method, path template, operation).
-fn operations(document: &Value) -> Vec<(String, String, Value)> {
+pub fn operations(document: &Value) -> Vec<(String, String, Value)> {
     let mut found = Vec::new();
     for (path, item) in document["paths"].as_object().expect("paths") {
         for method in METHODS {

@@ -10,6 +10,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use switchboard::db::embedded::{self, Layout};
 
+use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::helpers::{read_sse, streamed_text, test_data_dir};
@@ -146,27 +147,10 @@ async fn a_fresh_service_answers_about_itself_from_its_documentation_with_citati
     wait_until_ready(&mut service, &data_dir, &base).await;
     let operator = std::fs::read_to_string(data_dir.join("operator-token")).unwrap();
     let client = reqwest::Client::new();
-    let created: Value = client
-        .post(format!("{base}/api/v1/tenants"))
-        .bearer_auth(operator.trim())
-        .json(&json!({ "name": "Newcomer", "slug": "newcomer" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tenant = json!({ "name": "Newcomer", "slug": "newcomer" });
+    let created = call(&base, Method::POST, "/api/v1/tenants", operator.trim(), Some(tenant)).await;
     let key = created["api_key"]["key"].as_str().unwrap();
-    let session: Value = client
-        .post(format!("{base}/api/v1/sessions"))
-        .bearer_auth(key)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let session = call(&base, Method::POST, "/api/v1/sessions", key, Some(json!({}))).await;
     let session = session["id"].as_str().unwrap();
     let response = client
         .post(format!("{base}/api/v1/sessions/{session}/messages"))
@@ -268,16 +252,7 @@ async fn a_turn_with_a_tool_call_is_one_trace_carried_on_to_the_provider() {
         ..mock_upstream::Reply::default()
     });
     mock.push(mock_upstream::Reply { text: "Two customers match.".into(), ..mock_upstream::Reply::default() });
-    let session: Value = client
-        .post(format!("{base}/api/v1/sessions"))
-        .bearer_auth(&key)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let session = call(&base, Method::POST, "/api/v1/sessions", &key, Some(json!({}))).await;
     let session = session["id"].as_str().unwrap();
     let response = client
         .post(format!("{base}/api/v1/sessions/{session}/messages"))
@@ -293,19 +268,10 @@ async fn a_turn_with_a_tool_call_is_one_trace_carried_on_to_the_provider() {
     assert_eq!(events.last().unwrap().event, "run.completed", "{events:#?}");
     // The run and the audit entries of its tool call keep the trace, and the run its request's id.
     let run_id = events[0].data["run_id"].as_str().unwrap();
-    let run: Value = client
-        .get(format!("{base}/api/v1/runs/{run_id}"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let run = call(&base, Method::GET, &format!("/api/v1/runs/{run_id}"), &key, None).await;
     assert_eq!(run["trace_id"], CLIENT_TRACE, "{run}");
     assert_eq!(run["request_id"], request_id.as_str(), "{run}");
-    let audit: Value =
-        client.get(format!("{base}/api/v1/audit-events")).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+    let audit = call(&base, Method::GET, "/api/v1/audit-events", &key, None).await;
     let decided = audit["audit_events"].as_array().unwrap().iter().find(|event| event["action"] == "tool_call.decided");
     assert_eq!(decided.expect("the call's decision is audited")["trace_id"], CLIENT_TRACE, "{audit}");
     kill(Pid::from_raw(i32::try_from(service.id()).unwrap()), Signal::SIGTERM).unwrap();
@@ -363,29 +329,40 @@ fn assert_request_logged(log: &str, secrets: &[&str]) {
 /// policy allowing its searches; its admin key.
 async fn tenant_with_crm(base: &str, data_dir: &Path, crm_url: &str) -> String {
     let operator = std::fs::read_to_string(data_dir.join("operator-token")).unwrap();
-    let client = reqwest::Client::new();
-    let send = async |method: reqwest::Method, path: &str, token: &str, body: Value| -> Value {
-        let response =
-            client.request(method, format!("{base}{path}")).bearer_auth(token).json(&body).send().await.unwrap();
-        assert!(response.status().is_success(), "{path}: {}", response.status());
-        response.json().await.unwrap()
-    };
-    let created =
-        send(reqwest::Method::POST, "/api/v1/tenants", operator.trim(), json!({ "name": "Traced", "slug": "traced" }))
-            .await;
-    let key = created["api_key"]["key"].as_str().unwrap().to_owned();
-    let config = json!({ "default_provider": "openai", "default_model": "gpt-4o-mini" });
-    send(reqwest::Method::PATCH, "/api/v1/tenant/config", &key, config).await;
-    let connector = json!({ "name": "crm", "transport": "streamable_http", "url": crm_url });
-    send(reqwest::Method::POST, "/api/v1/mcp-connectors", &key, connector).await;
-    let profile = send(
-        reqwest::Method::POST,
-        "/api/v1/policy-profiles",
-        &key,
-        json!({ "name": "default", "tool_allowlist": ["crm.find_*"] }),
+    let created = call(
+        base,
+        Method::POST,
+        "/api/v1/tenants",
+        operator.trim(),
+        Some(json!({ "name": "Traced", "slug": "traced" })),
     )
     .await;
-    send(reqwest::Method::PATCH, "/api/v1/tenant/config", &key, json!({ "active_policy_profile_id": profile["id"] }))
-        .await;
+    let key = created["api_key"]["key"].as_str().unwrap().to_owned();
+    let config = json!({ "default_provider": "openai", "default_model": "gpt-4o-mini" });
+    call(base, Method::PATCH, "/api/v1/tenant/config", &key, Some(config)).await;
+    let connector = json!({ "name": "crm", "transport": "streamable_http", "url": crm_url });
+    call(base, Method::POST, "/api/v1/mcp-connectors", &key, Some(connector)).await;
+    let profile = json!({ "name": "default", "tool_allowlist": ["crm.find_*"] });
+    let profile = call(base, Method::POST, "/api/v1/policy-profiles", &key, Some(profile)).await;
+    call(
+        base,
+        Method::PATCH,
+        "/api/v1/tenant/config",
+        &key,
+        Some(json!({ "active_policy_profile_id": profile["id"] })),
+    )
+    .await;
     key
+}
+
+/// One call to the service that must succeed (2xx); its JSON answer. No body for a GET.
+async fn call(base: &str, method: Method, path: &str, token: &str, body: Option<Value>) -> Value {
+    let request = reqwest::Client::new().request(method, format!("{base}{path}")).bearer_auth(token);
+    let request = match body {
+        Some(body) => request.json(&body),
+        None => request,
+    };
+    let response = request.send().await.unwrap();
+    assert!(response.status().is_success(), "{path}: {}", response.status());
+    response.json().await.unwrap()
 }
