@@ -33,6 +33,9 @@ pub struct Config {
     /// `SWITCHBOARD_METRICS_LISTEN`: a second address serving `/metrics` alone, without a token, for
     /// the operator's network.
     pub metrics_listen: Option<SocketAddr>,
+    /// `SWITCHBOARD_METRICS_TENANTS`: how many tenants get their own `tenant` label on the model and run
+    /// series (0, the default: none; the rest are `other`), so cardinality stays the operator's choice.
+    pub metrics_tenants: usize,
     pub data_dir: PathBuf,
     /// The owner connection (migrations); `None` runs the embedded server.
     pub database_url: Option<SecretString>,
@@ -134,6 +137,17 @@ impl Config {
                 })
             })
             .transpose()?;
+        let metrics_tenants = env("SWITCHBOARD_METRICS_TENANTS")
+            .map(|limit| {
+                limit.trim().parse::<usize>().ok().filter(|limit| *limit <= 10_000).ok_or_else(|| {
+                    ConfigError::Invalid {
+                        name: "SWITCHBOARD_METRICS_TENANTS",
+                        reason: "expected a number of tenants from 0 to 10000".to_owned(),
+                    }
+                })
+            })
+            .transpose()?
+            .unwrap_or(0);
         let demo = demo_mode(&listen)?;
         let rate_limits = rate_limits()?;
         Ok(Self {
@@ -157,6 +171,7 @@ impl Config {
             embedding_model,
             listen,
             metrics_listen,
+            metrics_tenants,
             data_dir,
             database_url: env("DATABASE_URL").map(SecretString::from),
             operator_token,

@@ -1,17 +1,21 @@
 //! Prometheus metrics. One recorder per process, rendered by `GET /metrics`; every series is named here,
 //! with labels from closed sets (route templates, providers, models from the catalog or the tenant's
-//! declaration, outcomes): never an id, a tenant or free text, so cardinality stays bounded. The GenAI
+//! declaration, outcomes): never an id or free text, so cardinality stays bounded. A `tenant` label on
+//! the model and run series only when the operator opts in (`SWITCHBOARD_METRICS_TENANTS=N`: the first N
+//! tenants seen by this process by id, every other one as `other`). The GenAI
 //! series follow OpenTelemetry's semantic conventions (`gen_ai.client.token.usage` →
 //! `gen_ai_client_token_usage`, …).
 
-use std::sync::OnceLock;
+use std::collections::HashSet;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use metrics::{counter, gauge, histogram};
+use metrics::{Label, counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive as _;
 
+use crate::ids::TenantId;
 use crate::tokens::TokenUsage;
 
 /// Latency buckets in seconds, from a fast request to a slow model call.
@@ -75,6 +79,10 @@ const TOOL_CALLS: &str = "switchboard_tool_calls_total";
 const TOOL_DURATION: &str = "switchboard_tool_call_duration_seconds";
 const RETRIEVAL_DURATION: &str = "switchboard_retrieval_duration_seconds";
 const EMBEDDING_DURATION: &str = "switchboard_embedding_duration_seconds";
+const EMBEDDING_QUEUE: &str = "switchboard_embedding_batches_waiting";
+const TURN_ADDED: &str = "switchboard_turn_added_seconds";
+const AGENT_QUEUE: &str = "switchboard_agent_runs_queued";
+const AGENT_QUEUE_AGE: &str = "switchboard_agent_runs_oldest_queued_seconds";
 
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
@@ -94,6 +102,50 @@ fn describe() {
     describe_histogram!(TOOL_DURATION, metrics::Unit::Seconds, "A tool call's time, by outcome.");
     describe_histogram!(RETRIEVAL_DURATION, metrics::Unit::Seconds, "A search's time in the database, by mode.");
     describe_histogram!(EMBEDDING_DURATION, metrics::Unit::Seconds, "Embedding texts, by purpose (query, document).");
+    describe_gauge!(EMBEDDING_QUEUE, "Batches of texts waiting for the local embedding model now.");
+    describe_histogram!(
+        TURN_ADDED,
+        metrics::Unit::Seconds,
+        "A run's own time: its whole time less the time spent waiting for providers and tool servers."
+    );
+    describe_gauge!(AGENT_QUEUE, "Agent runs queued in the database, waiting for a worker of any process.");
+    describe_gauge!(AGENT_QUEUE_AGE, metrics::Unit::Seconds, "How long the oldest queued agent run has waited.");
+}
+
+/// Which tenants have their own `tenant` label: the first `limit` seen; none when `limit` is 0.
+#[derive(Debug, Default)]
+struct TenantLabels {
+    limit: usize,
+    labelled: HashSet<TenantId>,
+}
+
+impl TenantLabels {
+    /// The label for `tenant`: its id while fewer than the limit have one, `other` after.
+    fn label(&mut self, tenant: TenantId) -> Option<Label> {
+        if self.limit == 0 {
+            return None;
+        }
+        let known =
+            self.labelled.contains(&tenant) || (self.labelled.len() < self.limit && self.labelled.insert(tenant));
+        Some(Label::new("tenant", if known { tenant.to_string() } else { "other".to_owned() }))
+    }
+}
+
+static TENANT_LABELS: Mutex<Option<TenantLabels>> = Mutex::new(None);
+
+/// Turns on the `tenant` label for up to `limit` tenants (`SWITCHBOARD_METRICS_TENANTS`).
+pub fn label_tenants(limit: usize) {
+    let mut labels = TENANT_LABELS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    *labels = (limit > 0).then(|| TenantLabels { limit, labelled: HashSet::new() });
+}
+
+fn tenant_label(tenant: TenantId) -> Option<Label> {
+    TENANT_LABELS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_mut()?.label(tenant)
+}
+
+/// `labels`, with the tenant's label when there is one.
+fn with_tenant<const N: usize>(labels: [(&'static str, String); N], tenant: TenantId) -> Vec<Label> {
+    labels.into_iter().map(|(key, value)| Label::new(key, value)).chain(tenant_label(tenant)).collect()
 }
 
 /// One HTTP answer. `route` is the route's template (`/api/v1/runs/{id}`), or `unmatched`.
@@ -106,46 +158,74 @@ pub fn http_request(route: &str, method: &str, status: u16, elapsed: Duration) {
 /// The tokens and cost of a model's usage record. `model` must be a known model's name (the caller
 /// passes what the run recorded, which routing bounded to the catalog, the tenant's declarations and its
 /// settings).
-pub fn model_usage(provider: &'static str, model: &str, tokens: &TokenUsage, cost_usd: Option<Decimal>) {
+pub fn model_usage(
+    tenant: TenantId,
+    provider: &'static str,
+    model: &str,
+    tokens: &TokenUsage,
+    cost_usd: Option<Decimal>,
+) {
     let labels = |kind: &'static str| {
-        [
-            ("gen_ai_system", provider.to_owned()),
-            ("gen_ai_request_model", model.to_owned()),
-            ("gen_ai_token_type", kind.to_owned()),
-        ]
+        with_tenant(
+            [
+                ("gen_ai_system", provider.to_owned()),
+                ("gen_ai_request_model", model.to_owned()),
+                ("gen_ai_token_type", kind.to_owned()),
+            ],
+            tenant,
+        )
     };
     #[expect(clippy::cast_precision_loss, reason = "a histogram of counts far below 2^52")]
     {
-        histogram!(TOKEN_USAGE, &labels("input")).record(tokens.input as f64);
-        histogram!(TOKEN_USAGE, &labels("output")).record(tokens.output as f64);
+        histogram!(TOKEN_USAGE, labels("input")).record(tokens.input as f64);
+        histogram!(TOKEN_USAGE, labels("output")).record(tokens.output as f64);
         if tokens.cached_input > 0 {
-            histogram!(TOKEN_USAGE, &labels("cached_input")).record(tokens.cached_input as f64);
+            histogram!(TOKEN_USAGE, labels("cached_input")).record(tokens.cached_input as f64);
         }
         if tokens.reasoning > 0 {
-            histogram!(TOKEN_USAGE, &labels("reasoning")).record(tokens.reasoning as f64);
+            histogram!(TOKEN_USAGE, labels("reasoning")).record(tokens.reasoning as f64);
         }
     }
-    let model_labels = [("gen_ai_system", provider.to_owned()), ("gen_ai_request_model", model.to_owned())];
+    let model_labels =
+        with_tenant([("gen_ai_system", provider.to_owned()), ("gen_ai_request_model", model.to_owned())], tenant);
     match cost_usd.and_then(|cost| cost.to_f64()) {
-        Some(cost) => gauge!(COST, &model_labels).increment(cost),
-        None => counter!(UNPRICED, &model_labels).increment(1),
+        Some(cost) => gauge!(COST, model_labels).increment(cost),
+        None => counter!(UNPRICED, model_labels).increment(1),
     }
 }
 
 /// A run ended: its kind and status, and the time to its first token and to its end (model runs only).
 pub fn run_ended(
+    tenant: TenantId,
     kind: &'static str,
     status: &'static str,
     provider: &'static str,
     first_token: Option<Duration>,
     total: Duration,
 ) {
-    counter!(RUNS, &[("kind", kind), ("status", status)]).increment(1);
+    counter!(RUNS, with_tenant([("kind", kind.to_owned()), ("status", status.to_owned())], tenant)).increment(1);
     let labels = [("gen_ai_system", provider)];
     if let Some(first_token) = first_token {
         histogram!(TIME_TO_FIRST_TOKEN, &labels).record(first_token.as_secs_f64());
     }
     histogram!(OPERATION_DURATION, &labels).record(total.as_secs_f64());
+}
+
+/// A run's own time (`kind`: `chat` or `agent`): its whole time less its waits for providers and tools.
+pub fn turn_added(kind: &'static str, own: Duration) {
+    histogram!(TURN_ADDED, &[("kind", kind)]).record(own.as_secs_f64());
+}
+
+/// The agent-run queue, read when the metrics are: how many wait, and for how long the oldest has.
+pub fn agent_queue(queued: i64, oldest: Duration) {
+    #[expect(clippy::cast_precision_loss, reason = "a gauge of counts far below 2^52")]
+    gauge!(AGENT_QUEUE).set(queued as f64);
+    gauge!(AGENT_QUEUE_AGE).set(oldest.as_secs_f64());
+}
+
+/// One more (`1.0`) or one fewer (`-1.0`) batch waiting for the local embedding model.
+pub fn embedding_queue(change: f64) {
+    gauge!(EMBEDDING_QUEUE).increment(change);
 }
 
 /// A request refused by a limit: `budget`, `rate_limit`, `too_many_runs` or `too_many_streams`.
@@ -183,4 +263,20 @@ pub fn retrieval(mode: &'static str, elapsed: Duration) {
 /// Texts were embedded, for a `query` or a `document`.
 pub fn embedding(purpose: &'static str, elapsed: Duration) {
     histogram!(EMBEDDING_DURATION, &[("purpose", purpose)]).record(elapsed.as_secs_f64());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenants_get_a_label_only_when_asked_and_only_up_to_the_limit() {
+        let (first, second) = (TenantId::new(), TenantId::new());
+        let value = |label: Option<Label>| label.map(|label| label.value().to_owned());
+        assert_eq!(value(TenantLabels::default().label(first)), None, "no tenant label unless asked");
+        let mut labels = TenantLabels { limit: 1, labelled: HashSet::new() };
+        assert_eq!(value(labels.label(first)), Some(first.to_string()));
+        assert_eq!(value(labels.label(second)), Some("other".to_owned()), "past the limit");
+        assert_eq!(value(labels.label(first)), Some(first.to_string()), "a labelled tenant keeps its label");
+    }
 }

@@ -116,7 +116,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         outbound,
         tools: toolbox,
         web: crate::http::WebSettings { demo: config.demo.clone(), assets_dir: config.web_assets_dir.clone() },
-        metrics: crate::metrics::Metrics::install(),
+        metrics: {
+            crate::metrics::label_tenants(config.metrics_tenants);
+            crate::metrics::Metrics::install()
+        },
     };
     let metrics_router = crate::http::metrics_router(state.clone());
     let router = crate::http::router_with_limits(state, &config.limits);

@@ -89,6 +89,17 @@ pub fn current_trace_id() -> Option<String> {
     trace_id(&tracing::Span::current())
 }
 
+/// The current span's W3C trace context (`traceparent`, and `tracestate` when there is one), for a message
+/// that carries it in its body rather than its headers (MCP's `_meta`); empty when traces are off.
+pub fn current_trace_context() -> Vec<(String, String)> {
+    let context = tracing::Span::current().context();
+    let mut fields = std::collections::HashMap::new();
+    opentelemetry::global::get_text_map_propagator(|propagator| propagator.inject_context(&context, &mut fields));
+    let mut fields: Vec<(String, String)> = fields.into_iter().collect();
+    fields.sort();
+    fields
+}
+
 /// Adds the current span's `traceparent` to a request going out (to a provider), so the trace goes on there.
 pub fn propagate(headers: &mut reqwest::header::HeaderMap) {
     let context = tracing::Span::current().context();

@@ -57,7 +57,10 @@ impl LocalEmbedder {
         for batch in by_length.chunks(BATCH_SIZE) {
             let batch_texts: Vec<String> = batch.iter().map(|&index| texts[index].clone()).collect();
             let minilm = Arc::clone(&minilm);
-            let _turn = self.one_batch_at_a_time.acquire().await.expect("the semaphore is never closed");
+            crate::metrics::embedding_queue(1.0);
+            let turn = self.one_batch_at_a_time.acquire().await;
+            crate::metrics::embedding_queue(-1.0);
+            let _turn = turn.expect("the semaphore is never closed");
             let embedded = crate::background::cpu_bound(move || minilm.embed(batch_texts))
                 .await
                 .map_err(|error| EmbeddingError::Local(format!("the embedding task failed: {error}")))??;

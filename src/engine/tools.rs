@@ -72,6 +72,19 @@ pub(super) async fn decide_step(
             Verdict::Deny => (CallStatus::Denied, "deny"),
         };
         crate::metrics::tool_decided(counted);
+        if decision.verdict != Verdict::Allow {
+            // A call that does not run now is still a tool span of the trace, with the decision on it.
+            let connector = offered.map_or("unknown", |offered| offered.connector.name.as_str());
+            tracing::info_span!(
+                "tool",
+                otel.name = format!("execute_tool {name}"),
+                gen_ai.operation.name = "execute_tool",
+                gen_ai.tool.name = %name,
+                switchboard.tool.connector = connector,
+                switchboard.tool.decision = counted,
+            )
+            .in_scope(|| {});
+        }
         let call = StepCall {
             id: ToolCallId::new(),
             provider_call_id: draft.id.unwrap_or_else(|| format!("call_{number}_{position}")),
@@ -79,6 +92,7 @@ pub(super) async fn decide_step(
             name,
             arguments,
             awaiting_approval: status == CallStatus::AwaitingApproval,
+            approved: false,
             reason: decision.reason.clone(),
             result: (status == CallStatus::Denied).then(|| CallResult {
                 content: json!({ "error": format!("denied by policy: {}", decision.reason) }),
@@ -142,19 +156,22 @@ pub(super) fn awaiting_events(transcript: &Transcript) -> Vec<EventKind> {
 }
 
 /// Runs the last step's allowed calls that have no result yet, all at once; each result passes the
-/// policy's shaping (blocked fields, row limits) before it is recorded or shown to the model.
+/// policy's shaping (blocked fields, row limits) before it is recorded or shown to the model. Returns the
+/// time spent waiting for the calls (the service's own time excluded).
 pub(super) async fn run_allowed(
     inner: &Inner,
     plan: &TurnPlan,
     log: &mut EventLog,
     tools: &TurnTools,
     step: &mut Step,
-) -> Result<(), TurnFailure> {
+) -> Result<std::time::Duration, TurnFailure> {
     let pending: Vec<usize> = (0..step.calls.len())
         .filter(|&index| step.calls[index].result.is_none() && !step.calls[index].awaiting_approval)
         .collect();
     let runs = pending.iter().map(|&index| call_tool(inner, plan, tools, &step.calls[index]));
+    let waiting = Instant::now();
     let outcomes = futures::future::join_all(runs).await;
+    let waited = waiting.elapsed();
     let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
     let mut events = Vec::new();
     for (&index, (outcome, duration)) in pending.iter().zip(outcomes) {
@@ -179,7 +196,7 @@ pub(super) async fn run_allowed(
     for event in events {
         log.emit(event).await;
     }
-    Ok(())
+    Ok(waited)
 }
 
 /// A built-in workspace tool, in the run's tenant.
@@ -208,7 +225,18 @@ async fn builtin(
 }
 
 /// One call to its server (or a built-in tool), with how long it took.
-#[tracing::instrument(name = "tool", skip_all, fields(otel.name = format!("execute_tool {}", call.name), gen_ai.operation.name = "execute_tool", gen_ai.tool.name = %call.name, gen_ai.tool.call.id = %call.id))]
+#[tracing::instrument(
+    name = "tool",
+    skip_all,
+    fields(
+        otel.name = format!("execute_tool {}", call.name),
+        gen_ai.operation.name = "execute_tool",
+        gen_ai.tool.name = %call.name,
+        gen_ai.tool.call.id = %call.id,
+        switchboard.tool.connector = connector_of(tools, &call.name),
+        switchboard.tool.decision = if call.approved { "approved" } else { "allow" },
+    )
+)]
 async fn call_tool(
     inner: &Inner,
     plan: &TurnPlan,
@@ -227,6 +255,14 @@ async fn call_tool(
     let arguments = call.arguments.clone();
     let outcome = toolbox.clients.call(id, version, &offered.connector, &toolbox.settings, tool, arguments).await;
     (outcome, started.elapsed())
+}
+
+/// The connector a call goes to, as its span names it: built-in tools are the workspace's.
+fn connector_of<'a>(tools: &'a TurnTools, name: &str) -> &'a str {
+    if tools.builtin.contains_key(name) {
+        return "workspace";
+    }
+    tools.offered.get(name).map_or("unknown", |offered| offered.connector.name.as_str())
 }
 
 /// How a call ended, as recorded, streamed and told to the model.
@@ -322,7 +358,10 @@ pub(super) async fn apply_decisions(
     for call in step.calls.iter_mut().filter(|call| call.awaiting_approval) {
         let Some(record) = records.iter().find(|record| record.id == call.id) else { continue };
         match record.status {
-            CallStatus::Running => call.awaiting_approval = false,
+            CallStatus::Running => {
+                call.awaiting_approval = false;
+                call.approved = true;
+            }
             CallStatus::Denied => {
                 call.awaiting_approval = false;
                 let by = record.decided_by.clone().unwrap_or_default();

@@ -33,6 +33,9 @@ pub(super) struct StepCall {
     pub name: String,
     pub arguments: Value,
     pub awaiting_approval: bool,
+    /// A person approved it (it waited for approval, then ran).
+    #[serde(default)]
+    pub approved: bool,
     /// The policy's reason for its decision.
     #[serde(default)]
     pub reason: String,

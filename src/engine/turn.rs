@@ -53,6 +53,8 @@ struct Answer {
     finish_reason: Option<FinishReason>,
     /// Model calls made (an agent run may have a most).
     model_steps: u32,
+    /// Time spent waiting for providers and tool servers: the rest of the run's time is the service's own.
+    waited: Duration,
 }
 
 impl Answer {
@@ -238,7 +240,7 @@ async fn stream_answer(
     }
     loop {
         if let Some(step) = answer.transcript.steps.last_mut() {
-            tools::run_allowed(inner, plan, log, &tools, step).await?;
+            answer.waited += tools::run_allowed(inner, plan, log, &tools, step).await?;
         }
         request.messages = conversation.iter().cloned().chain(answer.transcript.messages()).collect();
         if answer.transcript.steps.len() >= inner.tools.settings.max_steps as usize {
@@ -289,7 +291,10 @@ async fn stream_step(
     let provider = plan.provider.as_ref().map_err(|error| TurnFailure::Provider(error.clone()))?;
     reserve_worst_case(inner, plan, request, answer).await?;
     let settings = &inner.providers.http.settings;
-    let mut chunks = match retry::open_with_retries(provider, request, settings).await {
+    let opening = Instant::now();
+    let opened = retry::open_with_retries(provider, request, settings).await;
+    answer.waited += opening.elapsed();
+    let mut chunks = match opened {
         Ok(chunks) => chunks,
         Err(error) => {
             let fallback = plan.fallback_model.as_ref().filter(|fallback| **fallback != request.model);
@@ -299,14 +304,20 @@ async fn stream_step(
             tracing::warn!(run_id = %plan.run_id, code = error.code(), %fallback, "the model failed; trying the fallback");
             request.model.clone_from(fallback);
             answer.model.clone_from(fallback);
-            retry::open_with_retries(provider, request, settings).await.map_err(TurnFailure::Provider)?
+            let opening = Instant::now();
+            let opened = retry::open_with_retries(provider, request, settings).await;
+            answer.waited += opening.elapsed();
+            opened.map_err(TurnFailure::Provider)?
         }
     };
     let mut text = String::new();
     let mut usage = None;
     answer.finish_reason = None;
     loop {
-        let next = tokio::time::timeout(CHUNK_TIMEOUT, chunks.next()).await.map_err(|_| {
+        let waiting = Instant::now();
+        let next = tokio::time::timeout(CHUNK_TIMEOUT, chunks.next()).await;
+        answer.waited += waiting.elapsed();
+        let next = next.map_err(|_| {
             TurnFailure::Provider(ProviderError::new(
                 ProviderErrorKind::Timeout,
                 format!("the model sent nothing for {} s", CHUNK_TIMEOUT.as_secs()),
@@ -407,7 +418,13 @@ async fn record_usage(
     let known = plan.model_info(&inner.providers.catalog, model);
     let cost = usage::price(known.as_deref(), plan.provider_name, model, &tokens);
     // Only a model something knows is a label: a name from a client could grow the series without end.
-    crate::metrics::model_usage(plan.provider_name, known.as_ref().map_or("other", |_| model), &tokens, cost);
+    crate::metrics::model_usage(
+        plan.tenant_id,
+        plan.provider_name,
+        known.as_ref().map_or("other", |_| model),
+        &tokens,
+        cost,
+    );
     let entry = UsageEntry {
         operation: usage::Operation::Chat,
         run_id: Some(plan.run_id),
@@ -558,7 +575,9 @@ async fn record(
     let kind = if plan.workspace_id.is_some() { RunKind::Agent } else { RunKind::Chat };
     let since_start = |at: Instant| at.duration_since(plan.accepted_at);
     let first_token = answer.first_token_at.map(since_start);
-    crate::metrics::run_ended(kind.as_str(), status.as_str(), provider, first_token, since_start(Instant::now()));
+    let total = since_start(Instant::now());
+    crate::metrics::run_ended(plan.tenant_id, kind.as_str(), status.as_str(), provider, first_token, total);
+    crate::metrics::turn_added(kind.as_str(), total.saturating_sub(answer.waited));
     log.publish_closing(closing);
     Ok(())
 }

@@ -56,18 +56,24 @@ fn is_standard(method: &axum::http::Method) -> bool {
     security(("operator_token" = [])),
 )]
 pub async fn metrics(State(state): State<AppState>, _operator: Operator) -> Result<Response, ApiError> {
-    Ok(exposition(&state))
+    Ok(exposition(&state).await)
 }
 
 /// `GET /metrics` on the operator's metrics address (`SWITCHBOARD_METRICS_LISTEN`), which only the
 /// operator's network reaches: no token.
 pub async fn open_metrics(State(state): State<AppState>) -> Response {
-    exposition(&state)
+    exposition(&state).await
 }
 
-fn exposition(state: &AppState) -> Response {
+/// The metrics now; the gauges read from elsewhere (the pool, the queue in the database) are read first.
+async fn exposition(state: &AppState) -> Response {
     let idle = u32::try_from(state.db.num_idle()).unwrap_or(u32::MAX);
     crate::metrics::pool(state.db.size().saturating_sub(idle), idle);
+    // Without the database the queue's gauges keep their last values; the rest is still worth serving.
+    match crate::runs::agent_queue(&state.db).await {
+        Ok((queued, oldest)) => crate::metrics::agent_queue(queued, oldest),
+        Err(error) => tracing::warn!(%error, "could not read the agent-run queue for the metrics"),
+    }
     let content_type = [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")];
     (content_type, state.metrics.render()).into_response()
 }

@@ -327,3 +327,14 @@ pub async fn set_model(
         .await?;
     Ok(())
 }
+
+/// The agent-run queue of every tenant: how many runs wait for a worker, and the oldest one's wait in
+/// seconds (0 with none). Seen as the workers see it (`app.run_worker`), counts only.
+pub async fn agent_queue(connection: &mut PgConnection) -> Result<(i64, f64), sqlx::Error> {
+    sqlx::query("SELECT set_config('app.run_worker', 'on', true)").execute(&mut *connection).await?;
+    sqlx::query_as(
+        "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at))::float8, 0) \
+         FROM runs WHERE kind = 'agent' AND status = 'queued'",
+    )
+    .fetch_one(&mut *connection)
+    .await

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use reqwest::header::{HeaderName, HeaderValue};
-use rmcp::model::{CallToolRequestParams, CallToolResult, ContentBlock, Tool};
+use rmcp::model::{CallToolRequestParams, CallToolResult, ContentBlock, MetaObject, RequestMetaObject, Tool};
 use rmcp::service::RunningService;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
@@ -21,6 +21,7 @@ use tokio::sync::Mutex;
 use super::DiscoveredTool;
 use super::connectors::{Auth, ConnectorSpec, Transport};
 use super::settings::ToolSettings;
+use super::traced_http::TracedHttp;
 use crate::ids::ConnectorId;
 use crate::outbound::OutboundPolicy;
 
@@ -149,6 +150,13 @@ impl McpClients {
         if let Value::Object(arguments) = arguments {
             params = params.with_arguments(arguments);
         }
+        // The trace goes on to the server in the request's `_meta` (MCP's SEP-414), and in the HTTP
+        // headers too (`traced_http.rs`).
+        let trace = crate::telemetry::current_trace_context();
+        if !trace.is_empty() {
+            let fields = trace.into_iter().map(|(field, value)| (field, Value::String(value))).collect();
+            params.meta = Some(RequestMetaObject(MetaObject(fields)));
+        }
         match within(settings.call_timeout, session.peer().call_tool(params)).await {
             Ok(result) => result_value(&result).map_err(|failure| failure.redacted(secret)),
             Err(failure) => {
@@ -238,7 +246,7 @@ async fn connect(
                     config = config.custom_headers(HashMap::from([(name, value)]));
                 }
             }
-            let transport = StreamableHttpClientTransport::with_client(http.clone(), config);
+            let transport = StreamableHttpClientTransport::with_client(TracedHttp(http.clone()), config);
             ().serve(transport).await.map_err(|error| unreachable(&error))
         }
         Transport::Stdio { server, args } => {

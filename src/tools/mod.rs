@@ -8,6 +8,7 @@ mod mcp;
 pub mod names;
 pub mod settings;
 pub mod store;
+mod traced_http;
 
 use std::sync::Arc;
 

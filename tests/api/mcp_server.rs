@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::RequestMetaObject;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{schemars, tool, tool_router};
@@ -27,13 +28,16 @@ pub struct DeleteCustomer {
 pub struct CrmServer {
     /// How many calls reached a tool: a denied call must never get here.
     pub calls: Arc<AtomicUsize>,
+    /// The `traceparent` each search's `_meta` carried (MCP's SEP-414), if any.
+    pub meta_traceparents: Arc<Mutex<Vec<Option<String>>>>,
 }
 
 #[tool_router(server_handler)]
 impl CrmServer {
     #[tool(description = "Find customers by name.", annotations(read_only_hint = true, destructive_hint = false))]
-    async fn find_customers(&self, Parameters(request): Parameters<FindCustomers>) -> String {
+    async fn find_customers(&self, Parameters(request): Parameters<FindCustomers>, meta: RequestMetaObject) -> String {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        self.meta_traceparents.lock().unwrap().push(meta.get_traceparent().map(str::to_owned));
         let customers: Vec<Value> = (1..=5)
             .map(|id| {
                 json!({
@@ -67,6 +71,10 @@ pub struct McpTestServer {
     pub url: String,
     pub calls: Arc<AtomicUsize>,
     pub authorizations: Arc<Mutex<Vec<String>>>,
+    /// The `traceparent` headers of the requests it was sent.
+    pub traceparent_headers: Arc<Mutex<Vec<String>>>,
+    /// The `traceparent` in each search's `_meta`.
+    pub meta_traceparents: Arc<Mutex<Vec<Option<String>>>>,
     /// (requests without a session id: handshakes, `DELETE`s: sessions the client ended)
     traffic: Arc<Mutex<(usize, usize)>>,
 }
@@ -75,6 +83,7 @@ impl McpTestServer {
     pub async fn start() -> Self {
         let server = CrmServer::default();
         let calls = Arc::clone(&server.calls);
+        let meta_traceparents = Arc::clone(&server.meta_traceparents);
         let service = StreamableHttpService::new(
             move || Ok(server.clone()),
             LocalSessionManager::default().into(),
@@ -82,12 +91,17 @@ impl McpTestServer {
         );
         let authorizations = Arc::new(Mutex::new(Vec::new()));
         let traffic = Arc::new(Mutex::new((0, 0)));
+        let traceparent_headers = Arc::new(Mutex::new(Vec::new()));
         let (seen, counted) = (Arc::clone(&authorizations), Arc::clone(&traffic));
+        let traced = Arc::clone(&traceparent_headers);
         let router = axum::Router::new().nest_service("/mcp", service).layer(axum::middleware::from_fn(
             move |request: axum::extract::Request, next: axum::middleware::Next| {
                 let header = request.headers().get("authorization").and_then(|value| value.to_str().ok());
                 if let Some(header) = header {
                     seen.lock().unwrap().push(header.to_owned());
+                }
+                if let Some(traceparent) = request.headers().get("traceparent").and_then(|value| value.to_str().ok()) {
+                    traced.lock().unwrap().push(traceparent.to_owned());
                 }
                 let mut counts = counted.lock().unwrap();
                 if request.method() == axum::http::Method::DELETE {
@@ -104,7 +118,7 @@ impl McpTestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}/mcp", listener.local_addr().expect("address"));
         tokio::spawn(async move { axum::serve(listener, router).await });
-        Self { url, calls, authorizations, traffic }
+        Self { url, calls, authorizations, traceparent_headers, meta_traceparents, traffic }
     }
 
     pub fn calls(&self) -> usize {

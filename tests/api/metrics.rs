@@ -51,6 +51,11 @@ async fn a_turn_shows_its_tokens_cost_and_first_token_time_under_bounded_labels(
     assert!(text.contains(r#"route="unmatched""#), "an unknown path counts as unmatched");
     assert!(!text.contains("0123456789abcdef"), "no path or id becomes a label");
     assert!(text.contains(r#"switchboard_db_pool_connections{state="idle"}"#), "{text}");
+    let own_time = sample(&text, r#"switchboard_turn_added_seconds_count{kind="chat"}"#);
+    assert!(own_time.is_some_and(|count| count >= 1.0), "the turn's own time: {own_time:?}");
+    let queued = sample(&text, "switchboard_agent_runs_queued ");
+    assert!(queued.is_some_and(|queued| queued >= 0.0), "the agent-run queue: {queued:?}");
+    assert!(!text.contains("tenant=\""), "no tenant label unless the operator asks");
 
     for secret in [OPERATOR_TOKEN.to_owned(), tenant.admin_key.clone(), platform_key("openai")] {
         assert!(!text.contains(&secret), "a secret in the metrics");

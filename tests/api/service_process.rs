@@ -241,11 +241,13 @@ async fn a_turn_with_a_tool_call_is_one_trace_carried_on_to_the_provider() {
         ("SWITCHBOARD_OUTBOUND_ALLOW", "127.0.0.1"),
         // Quiet logs still trace.
         ("RUST_LOG", "warn"),
+        // The operator asked for a tenant label on the model and run series.
+        ("SWITCHBOARD_METRICS_TENANTS", "5"),
     ];
     let mut service = start_service_with(&data_dir, port, &settings);
     let base = format!("http://127.0.0.1:{port}");
     wait_until_ready(&mut service, &data_dir, &base).await;
-    let key = tenant_with_crm(&base, &data_dir, &crm.url).await;
+    let (key, tenant_id) = tenant_with_crm(&base, &data_dir, &crm.url).await;
     let client = reqwest::Client::new();
     mock.push(mock_upstream::Reply {
         tool_calls: vec![crate::tools::call("crm__find_customers", json!({ "query": "Dupont" }))],
@@ -274,6 +276,7 @@ async fn a_turn_with_a_tool_call_is_one_trace_carried_on_to_the_provider() {
     let audit = call(&base, Method::GET, "/api/v1/audit-events", &key, None).await;
     let decided = audit["audit_events"].as_array().unwrap().iter().find(|event| event["action"] == "tool_call.decided");
     assert_eq!(decided.expect("the call's decision is audited")["trace_id"], CLIENT_TRACE, "{audit}");
+    assert_tenant_labelled(&base, &data_dir, &tenant_id).await;
     kill(Pid::from_raw(i32::try_from(service.id()).unwrap()), Signal::SIGTERM).unwrap();
     let status = tokio::task::spawn_blocking(move || service.wait()).await.unwrap().unwrap();
     assert!(status.success(), "{status}");
@@ -293,6 +296,13 @@ async fn a_turn_with_a_tool_call_is_one_trace_carried_on_to_the_provider() {
         .find(|span| span.name == "execute_tool crm.find_customers")
         .unwrap_or_else(|| panic!("{spans:#?}"));
     assert_eq!(tool.parent_span_id, turn.span_id, "{tool:?}");
+    assert_eq!(tool.attribute("switchboard.tool.connector"), Some("crm"), "{tool:?}");
+    assert_eq!(tool.attribute("switchboard.tool.decision"), Some("allow"), "{tool:?}");
+    // The tool server was told the trace under the tool call's span, in `_meta` and in the headers.
+    let in_meta = crm.meta_traceparents.lock().unwrap().clone();
+    let expected = format!("00-{CLIENT_TRACE}-{}-01", tool.span_id);
+    assert_eq!(in_meta, [Some(expected.clone())], "the search's _meta");
+    assert!(crm.traceparent_headers.lock().unwrap().contains(&expected), "the tools/call request's headers");
     // The provider was told the trace, each time under the span of the model call that asked.
     let told: Vec<String> =
         mock.requests().iter().filter_map(|request| request.headers.get("traceparent").cloned()).collect();
@@ -325,9 +335,24 @@ fn assert_request_logged(log: &str, secrets: &[&str]) {
     );
 }
 
+/// With `SWITCHBOARD_METRICS_TENANTS` set, the run and its tokens are counted under the tenant's id.
+async fn assert_tenant_labelled(base: &str, data_dir: &Path, tenant_id: &str) {
+    let operator = std::fs::read_to_string(data_dir.join("operator-token")).unwrap();
+    let response = reqwest::Client::new().get(format!("{base}/metrics")).bearer_auth(operator.trim()).send().await;
+    let text = response.unwrap().text().await.unwrap();
+    let label = format!(r#"tenant="{tenant_id}""#);
+    for series in ["switchboard_runs_total{", "gen_ai_client_token_usage_sum{", "switchboard_model_cost_usd{"] {
+        assert!(
+            text.lines().any(|line| line.starts_with(series) && line.contains(&label)),
+            "{series} has no {label}:\n{text}"
+        );
+    }
+    assert!(text.contains("switchboard_turn_added_seconds_count{kind=\"chat\"}"), "{text}");
+}
+
 /// A tenant of the real binary answering with OpenAI's model, with a connector `crm` at `crm_url` and a
-/// policy allowing its searches; its admin key.
-async fn tenant_with_crm(base: &str, data_dir: &Path, crm_url: &str) -> String {
+/// policy allowing its searches; its admin key and its id.
+async fn tenant_with_crm(base: &str, data_dir: &Path, crm_url: &str) -> (String, String) {
     let operator = std::fs::read_to_string(data_dir.join("operator-token")).unwrap();
     let created = call(
         base,
@@ -338,6 +363,7 @@ async fn tenant_with_crm(base: &str, data_dir: &Path, crm_url: &str) -> String {
     )
     .await;
     let key = created["api_key"]["key"].as_str().unwrap().to_owned();
+    let tenant_id = created["tenant"]["id"].as_str().unwrap().to_owned();
     let config = json!({ "default_provider": "openai", "default_model": "gpt-4o-mini" });
     call(base, Method::PATCH, "/api/v1/tenant/config", &key, Some(config)).await;
     let connector = json!({ "name": "crm", "transport": "streamable_http", "url": crm_url });
@@ -352,7 +378,7 @@ async fn tenant_with_crm(base: &str, data_dir: &Path, crm_url: &str) -> String {
         Some(json!({ "active_policy_profile_id": profile["id"] })),
     )
     .await;
-    key
+    (key, tenant_id)
 }
 
 /// One call to the service that must succeed (2xx); its JSON answer. No body for a GET.
