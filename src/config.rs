@@ -74,6 +74,9 @@ pub struct Config {
     /// How long turns in flight may go on after SIGTERM before they are stopped and recorded as failed
     /// with `shutting_down` (`SWITCHBOARD_SHUTDOWN_GRACE_SECS`, default 10).
     pub shutdown_grace: std::time::Duration,
+    /// How often this process sweeps what tenants' retention settings no longer keep
+    /// (`SWITCHBOARD_RETENTION_INTERVAL_SECS`, default 3600).
+    pub retention_interval: std::time::Duration,
 }
 
 impl Config {
@@ -137,17 +140,7 @@ impl Config {
                 })
             })
             .transpose()?;
-        let metrics_tenants = env("SWITCHBOARD_METRICS_TENANTS")
-            .map(|limit| {
-                limit.trim().parse::<usize>().ok().filter(|limit| *limit <= 10_000).ok_or_else(|| {
-                    ConfigError::Invalid {
-                        name: "SWITCHBOARD_METRICS_TENANTS",
-                        reason: "expected a number of tenants from 0 to 10000".to_owned(),
-                    }
-                })
-            })
-            .transpose()?
-            .unwrap_or(0);
+        let metrics_tenants = metrics_tenants()?;
         let demo = demo_mode(&listen)?;
         let rate_limits = rate_limits()?;
         Ok(Self {
@@ -166,6 +159,7 @@ impl Config {
                 })?,
                 None => 10,
             }),
+            retention_interval: seconds("SWITCHBOARD_RETENTION_INTERVAL_SECS", std::time::Duration::from_secs(3600))?,
             tools,
             embedding_endpoints: embedding_endpoints(&platform_providers),
             embedding_model,
@@ -219,6 +213,15 @@ fn demo_mode(listen: &SocketAddr) -> Result<DemoMode, ConfigError> {
             reason: format!("expected on, off or auto, not {other:?}"),
         }),
     }
+}
+
+/// `SWITCHBOARD_METRICS_TENANTS`: 0 to 10000, default 0.
+fn metrics_tenants() -> Result<usize, ConfigError> {
+    let Some(limit) = env("SWITCHBOARD_METRICS_TENANTS") else { return Ok(0) };
+    limit.trim().parse::<usize>().ok().filter(|limit| *limit <= 10_000).ok_or_else(|| ConfigError::Invalid {
+        name: "SWITCHBOARD_METRICS_TENANTS",
+        reason: "expected a number of tenants from 0 to 10000".to_owned(),
+    })
 }
 
 fn env(name: &str) -> Option<String> {

@@ -5,12 +5,14 @@
 //! take a [`auth::context::TenantContext`] and run their SQL in their `store.rs`.
 
 // Starting and serving.
-/// The command line: `serve`, `migrate`, `rotate-master-key`, `ingest`.
+/// The command line: `serve`, `migrate`, `rotate-master-key`, `ingest`, `backup`, `restore`.
 pub mod cli;
 /// Opens the database, wires the service together, serves until a signal, shuts down in order.
 pub mod server;
 /// Settings read once from the environment.
 pub mod config;
+/// `backup` and `restore`: a pg_dump with a manifest (the master key's fingerprint), restored into a new data directory.
+pub mod backup;
 
 // The doors.
 /// The HTTP doors: the one route table, thin handlers, wire formats, the one API error type.
@@ -57,8 +59,10 @@ pub mod budgets;
 pub mod tenants;
 /// Tenant API keys.
 pub mod api_keys;
-/// End users, known by the tenant's own ids.
+/// End users, known by the tenant's own ids; erasing one.
 pub mod users;
+/// Retention: deleting conversations, usage and audit past each tenant's settings, in every process.
+pub mod retention;
 /// Authentication: API keys, widget tokens, the operator; the tenant context every domain takes.
 pub mod auth;
 /// The append-only audit trail.

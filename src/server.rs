@@ -107,6 +107,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         Duration::from_secs(60),
     );
     engine.start_workers(4);
+    crate::retention::spawn(engine.background(), database.app.clone(), config.retention_interval);
     let state = crate::http::AppState {
         db: database.app.clone(),
         engine: engine.clone(),

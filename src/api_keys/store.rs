@@ -110,6 +110,8 @@ pub struct StoredKey {
     pub scopes: Vec<Scope>,
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// Whether the operator suspended its tenant, read with the key: one query authenticates.
+    pub tenant_suspended: bool,
 }
 
 #[derive(sqlx::FromRow)]
@@ -121,6 +123,7 @@ struct StoredKeyRow {
     scopes: Scopes,
     expires_at: Option<DateTime<Utc>>,
     revoked_at: Option<DateTime<Utc>>,
+    tenant_suspended: bool,
 }
 
 /// Finds a key by prefix before any tenant is known, through the `api_key_lookup` policy. The setting is
@@ -131,7 +134,8 @@ pub async fn find_for_authentication(
 ) -> Result<Option<StoredKey>, sqlx::Error> {
     sqlx::query("SELECT set_config('app.api_key_prefix', $1, true)").bind(prefix).execute(&mut *connection).await?;
     let row: Option<StoredKeyRow> = sqlx::query_as(
-        "SELECT id, tenant_id, secret_hash, scopes, expires_at, revoked_at FROM api_keys WHERE prefix = $1",
+        "SELECT k.id, k.tenant_id, k.secret_hash, k.scopes, k.expires_at, k.revoked_at, t.status = 'suspended' AS tenant_suspended \
+         FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.prefix = $1",
     )
     .bind(prefix)
     .fetch_optional(&mut *connection)
@@ -143,6 +147,7 @@ pub async fn find_for_authentication(
         scopes: row.scopes.0,
         expires_at: row.expires_at,
         revoked_at: row.revoked_at,
+        tenant_suspended: row.tenant_suspended,
     }))
 }
 

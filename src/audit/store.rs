@@ -41,3 +41,36 @@ pub async fn list(
     .fetch_all(connection)
     .await
 }
+
+/// Replaces an erased end user's identifiers in the tenant's trail by their pseudonym: the one exception
+/// to the trail's being append-only that erasure needs (migration 0025, `pseudonymise_audit_events`, which
+/// records that it ran). Only within the erasure's transaction, after the pseudonymous row is made and the
+/// old one deleted. Returns how many events changed.
+pub async fn pseudonymise(
+    connection: &mut PgConnection,
+    old_user: crate::ids::UserId,
+    external_id: &str,
+    new_user: crate::ids::UserId,
+    pseudonym: &str,
+) -> Result<u64, sqlx::Error> {
+    let changed: i64 = sqlx::query_scalar("SELECT pseudonymise_audit_events($1, $2, $3, $4, $5)")
+        .bind(old_user)
+        .bind(external_id)
+        .bind(new_user)
+        .bind(pseudonym)
+        .bind(AuditEventId::new())
+        .fetch_one(connection)
+        .await?;
+    Ok(u64::try_from(changed).unwrap_or_default())
+}
+
+/// Deletes up to `batch` of the tenant's events older than its audit retention (migration 0025,
+/// `expire_audit_events`, which records how many). Returns how many.
+pub async fn expire(connection: &mut PgConnection, batch: i64) -> Result<u64, sqlx::Error> {
+    let removed: i64 = sqlx::query_scalar("SELECT expire_audit_events($1, $2)")
+        .bind(i32::try_from(batch).unwrap_or(i32::MAX))
+        .bind(AuditEventId::new())
+        .fetch_one(connection)
+        .await?;
+    Ok(u64::try_from(removed).unwrap_or_default())
+}

@@ -13,6 +13,7 @@ use sqlx::PgPool;
 use subtle::ConstantTimeEq as _;
 
 use crate::api_keys;
+use crate::tenants::TenantStatus;
 use context::{Actor, MissingScope, TenantContext};
 
 #[derive(Debug, thiserror::Error)]
@@ -23,18 +24,54 @@ pub enum AuthError {
     InvalidToken,
     #[error(transparent)]
     MissingScope(#[from] MissingScope),
+    /// The token is good, but the operator has suspended its tenant.
+    #[error("this tenant is suspended; its keys and widget tokens are refused until the operator resumes it")]
+    TenantSuspended,
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
 
-/// A widget token's context: its signature and expiry checked, acting for its end user only.
-pub fn authenticate_widget_token(
+/// The context a bearer token stands for: a widget token or an API key, checked, of a tenant that is
+/// not suspended. Every door authenticates tenants through here, so a suspension holds on all of them.
+pub async fn authenticate(
+    pool: &PgPool,
+    keys: &crate::crypto::MasterKeys,
+    token: &str,
+    request_id: Option<String>,
+) -> Result<TenantContext, AuthError> {
+    if widget::is_widget_token(token) {
+        authenticate_widget_token(pool, keys, token, request_id).await
+    } else {
+        authenticate_api_key(pool, token, request_id).await
+    }
+}
+
+/// A widget token's context: its signature and expiry checked, its tenant not suspended, acting for its
+/// end user only.
+pub async fn authenticate_widget_token(
+    pool: &PgPool,
     keys: &crate::crypto::MasterKeys,
     token: &str,
     request_id: Option<String>,
 ) -> Result<TenantContext, AuthError> {
     let claims = widget::verify(keys, token, Utc::now()).ok_or(AuthError::InvalidToken)?;
+    // Tokens are not stored: a token outlives an erasure of its end user (or a deletion of its tenant)
+    // until it expires, and must then stand for nobody.
+    let mut transaction = crate::db::begin_tenant(pool, claims.tenant_id).await?;
+    let status = crate::tenants::store::status(&mut transaction, claims.tenant_id).await?;
+    let user_exists = crate::users::store::exists(&mut transaction, claims.user_id).await?;
+    transaction.commit().await?;
+    refuse_unless_active(status.filter(|_| user_exists))?;
     Ok(TenantContext::authenticated(claims.tenant_id, Actor::EndUser(claims.user_id), Vec::new(), request_id))
+}
+
+/// A tenant deleted since its credential was made has no credentials left; a suspended one is refused.
+fn refuse_unless_active(status: Option<TenantStatus>) -> Result<(), AuthError> {
+    match status {
+        Some(TenantStatus::Active) => Ok(()),
+        Some(TenantStatus::Suspended) => Err(AuthError::TenantSuspended),
+        None => Err(AuthError::InvalidToken),
+    }
 }
 
 /// Finds the key a bearer token names and checks it; records its use.
@@ -56,6 +93,9 @@ pub async fn authenticate_api_key(
     let usable = stored.revoked_at.is_none() && stored.expires_at.is_none_or(|expires_at| expires_at > now);
     if !hash_matches || !usable {
         return Err(AuthError::InvalidToken);
+    }
+    if stored.tenant_suspended {
+        return Err(AuthError::TenantSuspended);
     }
     crate::db::set_tenant(&mut transaction, stored.tenant_id).await?;
     api_keys::store::record_use(&mut transaction, stored.id).await?;

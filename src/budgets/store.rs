@@ -181,3 +181,16 @@ pub async fn spend_in(
         .fetch_all(connection)
         .await
 }
+
+/// Deletes an erased end user's own budget rows (`end_user:<id>`, every period); the tenant's and the
+/// keys' rows keep what they spent.
+pub async fn delete_end_user_spend(
+    connection: &mut PgConnection,
+    user_id: crate::ids::UserId,
+) -> Result<u64, sqlx::Error> {
+    let deleted = sqlx::query("DELETE FROM budget_spend WHERE subject = 'end_user:' || $1::text")
+        .bind(user_id)
+        .execute(connection)
+        .await?;
+    Ok(deleted.rows_affected())
+}

@@ -222,3 +222,45 @@ pub async fn insert_message_with_id(
 pub async fn session_api_key(connection: &mut PgConnection, id: SessionId) -> Result<Option<ApiKeyId>, sqlx::Error> {
     sqlx::query_scalar("SELECT api_key_id FROM chat_sessions WHERE id = $1").bind(id).fetch_one(connection).await
 }
+
+/// The end user's conversations, locked (a turn starting in one waits until the caller's transaction
+/// ends, then finds it gone): for erasing them.
+pub async fn lock_sessions_of_user(
+    connection: &mut PgConnection,
+    user_id: crate::ids::UserId,
+) -> Result<Vec<SessionId>, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM chat_sessions WHERE user_id = $1 ORDER BY id FOR UPDATE")
+        .bind(user_id)
+        .fetch_all(connection)
+        .await
+}
+
+/// Up to `batch` conversations with no activity for `days` and no run still going, oldest first, locked;
+/// those another transaction holds (a turn in them) are skipped, not waited for.
+pub async fn lock_expired_sessions(
+    connection: &mut PgConnection,
+    days: i32,
+    batch: i64,
+) -> Result<Vec<SessionId>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT s.id FROM chat_sessions s \
+         WHERE s.updated_at < now() - make_interval(days => $1) \
+           AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.session_id = s.id \
+                           AND r.status IN ('queued', 'running', 'awaiting_approval')) \
+         ORDER BY s.updated_at LIMIT $2 FOR UPDATE OF s SKIP LOCKED",
+    )
+    .bind(days)
+    .bind(batch)
+    .fetch_all(connection)
+    .await
+}
+
+/// Deletes conversations with their messages (and citations, which messages hold), and the idempotency
+/// keys that point at them (a request's hash is of its text); returns how many conversations. Their runs'
+/// text goes first: `runs::store::strip_runs_of_sessions`.
+pub async fn delete_sessions(connection: &mut PgConnection, ids: &[SessionId]) -> Result<u64, sqlx::Error> {
+    let ids: Vec<uuid::Uuid> = ids.iter().map(|id| id.0).collect();
+    sqlx::query("DELETE FROM idempotency_keys WHERE session_id = ANY($1)").bind(&ids).execute(&mut *connection).await?;
+    let deleted = sqlx::query("DELETE FROM chat_sessions WHERE id = ANY($1)").bind(&ids).execute(connection).await?;
+    Ok(deleted.rows_affected())
+}

@@ -109,8 +109,41 @@ impl Layout {
         })
     }
 
-    fn bin(&self, program: &str) -> PathBuf {
+    /// One of the bundled programs (`postgres`, `pg_dump`, `pg_restore`, …).
+    pub fn bin(&self, program: &str) -> PathBuf {
         self.install_dir.join("pgserver/pginstall/bin").join(program)
+    }
+
+    /// True once `initdb` has created the cluster.
+    pub fn has_cluster(&self) -> bool {
+        self.cluster_dir.join("PG_VERSION").exists()
+    }
+
+    /// The port of a server running on this cluster, whichever process started it (the service, for a
+    /// backup taken while it runs): the fourth line of `postmaster.pid`, if its first names a live
+    /// PostgreSQL.
+    pub fn running_port(&self) -> Option<u16> {
+        let contents = fs::read_to_string(self.cluster_dir.join("postmaster.pid")).ok()?;
+        let mut lines = contents.lines();
+        let pid = lines.next()?.trim().parse::<i32>().ok()?;
+        let port = lines.nth(2)?.trim().parse::<u16>().ok()?;
+        is_live_postgres(pid).then_some(port)
+    }
+
+    /// The owner's connection options for a server of this cluster on `port` (see [`Self::running_port`]).
+    pub fn owner_options_at(&self, port: u16) -> Result<PgConnectOptions, EmbeddedError> {
+        Ok(PgConnectOptions::new()
+            .host("127.0.0.1")
+            .port(port)
+            .username(OWNER_ROLE)
+            .password(self.owner_password()?.expose_secret())
+            .database(DATABASE_NAME))
+    }
+
+    /// The owner role's password, generated when the cluster was created.
+    pub fn owner_password(&self) -> Result<SecretString, EmbeddedError> {
+        let password = fs::read_to_string(&self.password_file).map_err(io_error(&self.password_file))?;
+        Ok(SecretString::from(password.trim().to_owned()))
     }
 }
 
@@ -376,6 +409,11 @@ impl EmbeddedPostgres {
             .database("postgres")
     }
 
+    /// The loopback port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// The current postmaster's process id (its backends are its children).
     pub fn pid(&self) -> Option<u32> {
         u32::try_from(self.process().pid.as_raw()).ok()
@@ -491,20 +529,20 @@ fn log_since(path: &Path, from: u64) -> String {
 fn wait_for_previous_postmaster(layout: &Layout) {
     let Ok(contents) = fs::read_to_string(layout.cluster_dir.join("postmaster.pid")) else { return };
     let Some(pid) = contents.lines().next().and_then(|line| line.trim().parse::<i32>().ok()) else { return };
-    let is_live_postgres = || {
-        let alive = fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| !stat.contains(") Z "));
-        alive
-            && fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|cmdline| cmdline.windows(8).any(|w| w == b"postgres"))
-    };
-    if !is_live_postgres() {
+    if !is_live_postgres(pid) {
         return;
     }
     tracing::info!(pid, "waiting for the previous PostgreSQL of this data directory to finish stopping");
     let deadline = Instant::now() + Duration::from_mins(1);
-    while is_live_postgres() && Instant::now() < deadline {
+    while is_live_postgres(pid) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// True when `pid` is a running (not zombie) PostgreSQL process.
+fn is_live_postgres(pid: i32) -> bool {
+    let alive = fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| !stat.contains(") Z "));
+    alive && fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| cmdline.windows(8).any(|w| w == b"postgres"))
 }
 
 fn launch(layout: &Layout, durability: Durability, user: ServerUser, port: u16) -> Result<Postmaster, EmbeddedError> {
@@ -557,3 +595,5 @@ fn free_loopback_port() -> std::io::Result<u16> {
 }
 
 pub const EMBEDDED_DATABASE_NAME: &str = DATABASE_NAME;
+/// The role that owns the embedded cluster and Switchboard's database (a superuser, made by `initdb`).
+pub const EMBEDDED_OWNER_ROLE: &str = OWNER_ROLE;

@@ -176,6 +176,9 @@ impl From<AuthError> for ApiError {
                 Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "the token is invalid, expired or revoked")
             }
             AuthError::MissingScope(missing) => missing.into(),
+            error @ AuthError::TenantSuspended => {
+                Self::new(StatusCode::FORBIDDEN, "tenant_suspended", error.to_string())
+            }
             AuthError::Database(error) => Self::database(&error),
         }
     }
@@ -196,6 +199,10 @@ impl From<TenantError> for ApiError {
         match error {
             TenantError::Invalid(message) => Self::invalid(message),
             error @ TenantError::SlugTaken(_) => Self::conflict("slug_taken", error.to_string()),
+            TenantError::NotFound => Self::not_found("no such tenant"),
+            error @ TenantError::SystemTenant => Self::conflict("system_tenant", error.to_string()),
+            error @ TenantError::ConfirmationRequired => Self::invalid_code("confirmation_required", error.to_string()),
+            error @ TenantError::NotSuspended => Self::conflict("tenant_not_suspended", error.to_string()),
             TenantError::Database(error) => Self::database(&error),
         }
     }

@@ -199,11 +199,7 @@ impl FromRequestParts<AppState> for Tenant {
 
 /// The tenant a token (an API key or a widget token) stands for.
 async fn tenant_of(token: &str, parts: &Parts, state: &AppState) -> Result<TenantContext, ApiError> {
-    let context = if auth::widget::is_widget_token(token) {
-        auth::authenticate_widget_token(&state.keys, token, request_id(parts))?
-    } else {
-        auth::authenticate_api_key(&state.db, token, request_id(parts)).await?
-    };
+    let context = auth::authenticate(&state.db, &state.keys, token, request_id(parts)).await?;
     tracing::Span::current().record("tenant_id", tracing::field::display(context.tenant_id()));
     Ok(context)
 }

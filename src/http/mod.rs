@@ -9,6 +9,7 @@ mod budgets;
 mod connectors;
 mod conversations;
 mod documents;
+mod end_users;
 pub mod error;
 mod extract;
 mod health;
@@ -29,6 +30,7 @@ mod serve;
 mod sse;
 mod streams;
 mod tenant_config;
+mod tenant_export;
 mod tenants;
 mod tool_calls;
 mod usage;
@@ -94,7 +96,9 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
 pub fn router_with_limits(state: AppState, limits: &ClientLimits) -> Router {
     // `POST /documents` and `PUT /workspaces/{id}/files/…` take larger bodies (`limits::is_document_upload`).
     let api = OpenApiRouter::new()
-        .routes(routes!(tenants::create))
+        .routes(routes!(tenants::create, tenants::list))
+        .routes(routes!(tenants::get, tenants::update, tenants::delete))
+        .routes(routes!(tenant_export::export))
         .routes(routes!(api_keys::create, api_keys::list))
         .routes(routes!(api_keys::revoke, api_keys::update))
         .routes(routes!(rate_limits::get_key, rate_limits::put_key))
@@ -122,6 +126,7 @@ pub fn router_with_limits(state: AppState, limits: &ClientLimits) -> Router {
         .routes(routes!(policy_profiles::get, policy_profiles::replace, policy_profiles::delete))
         .routes(routes!(integration::chat))
         .routes(routes!(widget_tokens::mint))
+        .routes(routes!(end_users::erase))
         .routes(routes!(workspaces::create, workspaces::list))
         .routes(routes!(workspaces::put_file))
         .routes(routes!(workspaces::start_run))

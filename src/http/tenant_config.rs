@@ -45,9 +45,21 @@ pub struct TenantConfigPatch {
     agent_run_max_steps: Option<i32>,
     #[schema(nullable = false)]
     multi_agent_enabled: Option<bool>,
+    /// Days after their last activity that conversations, with their runs' text, are kept (1 to 36500),
+    /// or null for forever. Deleted by a background job in every process.
+    #[schema(minimum = 1, maximum = 36_500)]
+    conversation_retention_days: Option<i32>,
+    /// Days usage records are kept (31, a budget period, to 36500), or null for forever; at least
+    /// `conversation_retention_days`, and null while that is null.
+    #[schema(minimum = 31, maximum = 36_500)]
+    usage_retention_days: Option<i32>,
+    /// Days audit events are kept (31 to 36500), or null for forever; at least
+    /// `conversation_retention_days`, and null while that is null.
+    #[schema(minimum = 31, maximum = 36_500)]
+    audit_retention_days: Option<i32>,
 }
 
-/// The tenant's settings: its default provider and model, policy profile and budgets.
+/// The tenant's settings: its default provider and model, policy profile, budgets and retention.
 #[utoipa::path(
     get, path = "/tenant/config", tag = "tenant",
     responses((status = 200, description = "The settings.", body = TenantConfigView)),

@@ -216,3 +216,12 @@ pub async fn put_setting(
     .await?;
     Ok(())
 }
+
+/// Deletes an erased end user's rate-limit buckets, which name them by the tenant's own id.
+pub async fn delete_end_user_buckets(connection: &mut PgConnection, external_id: &str) -> Result<u64, sqlx::Error> {
+    let deleted = sqlx::query("DELETE FROM rate_limit_buckets WHERE scope = 'end_user' AND subject = $1")
+        .bind(external_id)
+        .execute(connection)
+        .await?;
+    Ok(deleted.rows_affected())
+}

@@ -271,7 +271,8 @@ pub async fn insert_queued_agent_run(
 }
 
 /// A queued agent run claimed for this worker: the oldest one nobody else is claiming (`SKIP LOCKED`),
-/// moved to `running` in the same transaction, so that no two workers ever take the same run.
+/// moved to `running` in the same transaction, so that no two workers ever take the same run. A suspended
+/// tenant's runs are passed over: they stay queued until the tenant is resumed.
 pub async fn claim_queued(
     connection: &mut PgConnection,
     worker: &str,
@@ -280,7 +281,8 @@ pub async fn claim_queued(
     sqlx::query("SELECT set_config('app.run_worker', 'on', true)").execute(&mut *connection).await?;
     let claimed: Option<(RunId, TenantId)> = sqlx::query_as(
         "SELECT id, tenant_id FROM runs WHERE kind = 'agent' AND status = 'queued' \
-         ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED",
+         AND NOT EXISTS (SELECT 1 FROM tenants WHERE tenants.id = runs.tenant_id AND tenants.status = 'suspended') \
+         ORDER BY created_at LIMIT 1 FOR UPDATE OF runs SKIP LOCKED",
     )
     .fetch_optional(&mut *connection)
     .await?;
@@ -338,3 +340,53 @@ pub async fn agent_queue(connection: &mut PgConnection) -> Result<(i64, f64), sq
     )
     .fetch_one(&mut *connection)
     .await
+}
+
+/// Whether a run of these conversations has not ended (queued, running or waiting for an approval).
+pub async fn any_unfinished_in(connection: &mut PgConnection, sessions: &[SessionId]) -> Result<bool, sqlx::Error> {
+    let sessions: Vec<uuid::Uuid> = sessions.iter().map(|id| id.0).collect();
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM runs WHERE session_id = ANY($1) \
+                        AND status IN ('queued', 'running', 'awaiting_approval'))",
+    )
+    .bind(&sessions)
+    .fetch_one(connection)
+    .await
+}
+
+/// Removes the text of these conversations' runs and detaches the runs from them, so the conversations can
+/// go while the runs stay for the usage records that point at them (which run, of which kind, by which
+/// model, when): their events (the streamed text), tool calls (arguments and results), proposed patches,
+/// idempotency keys, request, instruction, paused state and error message. Returns how many runs.
+pub async fn strip_runs_of_sessions(connection: &mut PgConnection, sessions: &[SessionId]) -> Result<u64, sqlx::Error> {
+    let sessions: Vec<uuid::Uuid> = sessions.iter().map(|id| id.0).collect();
+    let runs: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "UPDATE runs SET session_id = NULL, request = NULL, instruction = NULL, tool_state = NULL, \
+         error_message = NULL WHERE session_id = ANY($1) RETURNING id",
+    )
+    .bind(&sessions)
+    .fetch_all(&mut *connection)
+    .await?;
+    sqlx::query("DELETE FROM run_events WHERE run_id = ANY($1)").bind(&runs).execute(&mut *connection).await?;
+    sqlx::query("DELETE FROM tool_calls WHERE run_id = ANY($1)").bind(&runs).execute(&mut *connection).await?;
+    sqlx::query("DELETE FROM run_patches WHERE run_id = ANY($1)").bind(&runs).execute(&mut *connection).await?;
+    // A retried request's key holds the hash of its text.
+    sqlx::query("DELETE FROM idempotency_keys WHERE run_id = ANY($1)").bind(&runs).execute(&mut *connection).await?;
+    Ok(runs.len() as u64)
+}
+
+/// Deletes up to `batch` runs stripped of their conversation (see [`strip_runs_of_sessions`]) that started
+/// more than `days` ago: they outlived their usage records. Returns how many.
+pub async fn delete_stripped(connection: &mut PgConnection, days: i32, batch: i64) -> Result<u64, sqlx::Error> {
+    let deleted = sqlx::query(
+        "DELETE FROM runs WHERE id IN ( \
+             SELECT id FROM runs WHERE session_id IS NULL AND status IN ('succeeded', 'failed', 'cancelled') \
+               AND created_at < now() - make_interval(days => $1) \
+             ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)",
+    )
+    .bind(days)
+    .bind(batch)
+    .execute(connection)
+    .await?;
+    Ok(deleted.rows_affected())
+}

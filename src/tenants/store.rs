@@ -1,17 +1,117 @@
-//! SQL for tenants and their settings rows.
+//! SQL for tenants, their settings rows, and the operator's trail. `tenants` and
+//! `operator_audit_events` are not tenant-scoped; the rest runs in a transaction bound to the tenant.
 
 use sqlx::PgConnection;
 
-use super::{NewTenant, Tenant};
+use super::{MonthUsage, NewTenant, OperatorEvent, Tenant, TenantStatus};
 use crate::ids::TenantId;
 
 pub async fn insert(connection: &mut PgConnection, new_tenant: &NewTenant) -> Result<Tenant, sqlx::Error> {
-    sqlx::query_as("INSERT INTO tenants (id, name, slug) VALUES ($1, $2, $3) RETURNING id, name, slug, created_at")
-        .bind(TenantId::new())
-        .bind(&new_tenant.name)
-        .bind(&new_tenant.slug)
-        .fetch_one(connection)
-        .await
+    sqlx::query_as(
+        "INSERT INTO tenants (id, name, slug) VALUES ($1, $2, $3) \
+         RETURNING id, name, slug, status, suspended_at, created_at",
+    )
+    .bind(TenantId::new())
+    .bind(&new_tenant.name)
+    .bind(&new_tenant.slug)
+    .fetch_one(connection)
+    .await
+}
+
+/// Tenants newest first (ids are UUIDv7; the system tenant's nil id comes last), after `before`.
+pub async fn page(
+    connection: &mut PgConnection,
+    limit: i64,
+    before: Option<TenantId>,
+) -> Result<Vec<Tenant>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, name, slug, status, suspended_at, created_at FROM tenants \
+         WHERE ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT $1",
+    )
+    .bind(limit)
+    .bind(before)
+    .fetch_all(connection)
+    .await
+}
+
+/// One tenant; with `for_update`, its row locked until the transaction ends.
+pub async fn find(
+    connection: &mut PgConnection,
+    id: TenantId,
+    for_update: bool,
+) -> Result<Option<Tenant>, sqlx::Error> {
+    let query = if for_update {
+        "SELECT id, name, slug, status, suspended_at, created_at FROM tenants WHERE id = $1 FOR UPDATE"
+    } else {
+        "SELECT id, name, slug, status, suspended_at, created_at FROM tenants WHERE id = $1"
+    };
+    sqlx::query_as(query).bind(id).fetch_optional(connection).await
+}
+
+/// The tenant's status, for authentication; `None` when it no longer exists.
+pub async fn status(connection: &mut PgConnection, id: TenantId) -> Result<Option<TenantStatus>, sqlx::Error> {
+    sqlx::query_scalar("SELECT status FROM tenants WHERE id = $1").bind(id).fetch_optional(connection).await
+}
+
+pub async fn rename(connection: &mut PgConnection, id: TenantId, name: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE tenants SET name = $2 WHERE id = $1").bind(id).bind(name).execute(connection).await?;
+    Ok(())
+}
+
+/// Suspends (since now) or resumes the tenant.
+pub async fn set_status(connection: &mut PgConnection, id: TenantId, status: TenantStatus) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE tenants SET status = $2, \
+         suspended_at = CASE WHEN $2 = 'suspended' THEN now() ELSE NULL END WHERE id = $1",
+    )
+    .bind(id)
+    .bind(status.as_str())
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+/// The bound tenant's usage since `since` (a UTC day).
+pub async fn usage_since(connection: &mut PgConnection, since: chrono::NaiveDate) -> Result<MonthUsage, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT coalesce(sum(input_tokens), 0)::bigint AS input_tokens, \
+                coalesce(sum(output_tokens), 0)::bigint AS output_tokens, \
+                coalesce(sum(cost_usd), 0) AS cost_usd, \
+                count(*) FILTER (WHERE NOT priced) AS unpriced_records \
+         FROM usage_records WHERE created_at >= ($1::date AT TIME ZONE 'UTC')",
+    )
+    .bind(since)
+    .fetch_one(connection)
+    .await
+}
+
+/// Deletes the tenant the transaction is bound to, with every row it owns (`erase_tenant`, migration 0024:
+/// its audit trail, then the tenant, which every other table's rows follow by cascade).
+pub async fn erase(connection: &mut PgConnection, id: TenantId) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT erase_tenant($1)").bind(id).execute(connection).await?;
+    Ok(())
+}
+
+/// Appends to the operator's trail, which the application role may insert into and read, never change.
+pub async fn append_operator_event(
+    connection: &mut PgConnection,
+    event: &OperatorEvent<'_>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO operator_audit_events \
+         (id, action, target_tenant_id, target_tenant_slug, details, request_id, trace_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(uuid::Uuid::now_v7())
+    .bind(event.action)
+    .bind(event.tenant_id)
+    .bind(event.tenant_slug)
+    .bind(&event.details)
+    .bind(event.request_id)
+    .bind(crate::telemetry::current_trace_id())
+    .execute(connection)
+    .await?;
+    Ok(())
 }
 
 pub async fn insert_default_config(connection: &mut PgConnection, tenant_id: TenantId) -> Result<(), sqlx::Error> {
@@ -32,13 +132,20 @@ pub struct TenantConfig {
     pub agent_run_budget_usd: Option<String>,
     pub agent_run_max_steps: Option<i32>,
     pub multi_agent_enabled: bool,
+    /// Days after their last activity that conversations (and their runs' text) are kept; `None`: forever.
+    pub conversation_retention_days: Option<i32>,
+    /// Days usage records are kept; `None`: forever.
+    pub usage_retention_days: Option<i32>,
+    /// Days audit events are kept; `None`: forever.
+    pub audit_retention_days: Option<i32>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 
 const CONFIG_SELECT: &str = "SELECT default_provider, default_model, fallback_model, active_policy_profile_id, \
      monthly_budget_usd::text AS monthly_budget_usd, key_monthly_budget_usd::text AS key_monthly_budget_usd, \
      end_user_monthly_budget_usd::text AS end_user_monthly_budget_usd, \
-     agent_run_budget_usd::text AS agent_run_budget_usd, agent_run_max_steps, multi_agent_enabled, updated_at \
+     agent_run_budget_usd::text AS agent_run_budget_usd, agent_run_max_steps, multi_agent_enabled, \
+     conversation_retention_days, usage_retention_days, audit_retention_days, updated_at \
      FROM tenant_configs";
 
 pub async fn get_config(connection: &mut PgConnection) -> Result<TenantConfig, sqlx::Error> {
@@ -57,6 +164,8 @@ pub struct ConfigPatch {
     pub budgets: Vec<(&'static str, Option<String>)>,
     pub agent_run_max_steps: Option<Option<i32>>,
     pub multi_agent_enabled: Option<bool>,
+    /// The retention settings, by column name (`conversation_retention_days`, …), in days or `None`.
+    pub retention: Vec<(&'static str, Option<i32>)>,
 }
 
 pub async fn update_config(connection: &mut PgConnection, patch: &ConfigPatch) -> Result<TenantConfig, sqlx::Error> {
@@ -84,6 +193,9 @@ pub async fn update_config(connection: &mut PgConnection, patch: &ConfigPatch) -
     }
     if let Some(enabled) = patch.multi_agent_enabled {
         query.push(", multi_agent_enabled = ").push_bind(enabled);
+    }
+    for (column, days) in &patch.retention {
+        query.push(", ").push(*column).push(" = ").push_bind(*days);
     }
     query.build().execute(&mut *connection).await?;
     get_config(connection).await

@@ -94,3 +94,33 @@ pub async fn report(
     .fetch_all(connection)
     .await
 }
+
+/// Points an erased end user's usage records at their pseudonymous row: counts and costs stay, grouped
+/// as before. Returns how many records.
+pub async fn reassign_end_user(
+    connection: &mut PgConnection,
+    from: crate::ids::UserId,
+    to: crate::ids::UserId,
+) -> Result<u64, sqlx::Error> {
+    let moved = sqlx::query("UPDATE usage_records SET user_id = $2 WHERE user_id = $1")
+        .bind(from)
+        .bind(to)
+        .execute(connection)
+        .await?;
+    Ok(moved.rows_affected())
+}
+
+/// Deletes up to `batch` usage records older than `days`, oldest first, skipping rows another transaction
+/// holds. Returns how many.
+pub async fn delete_expired(connection: &mut PgConnection, days: i32, batch: i64) -> Result<u64, sqlx::Error> {
+    let deleted = sqlx::query(
+        "DELETE FROM usage_records WHERE id IN ( \
+             SELECT id FROM usage_records WHERE created_at < now() - make_interval(days => $1) \
+             ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)",
+    )
+    .bind(days)
+    .bind(batch)
+    .execute(connection)
+    .await?;
+    Ok(deleted.rows_affected())
+}

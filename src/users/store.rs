@@ -20,3 +20,42 @@ pub async fn end_user(
     .fetch_one(connection)
     .await
 }
+
+/// Whether the end user exists (a widget token may name one erased since it was signed).
+pub async fn exists(connection: &mut PgConnection, id: UserId) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)").bind(id).fetch_one(connection).await
+}
+
+/// The end user the tenant calls `external_id`, locked for their erasure; `None` if there is none (or
+/// only the pseudonym of one already erased).
+pub async fn lock_for_erasure(connection: &mut PgConnection, external_id: &str) -> Result<Option<UserId>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT id FROM users WHERE external_id = $1 AND actor_type = 'user' AND erased_at IS NULL FOR UPDATE",
+    )
+    .bind(external_id)
+    .fetch_optional(connection)
+    .await
+}
+
+/// The pseudonymous row an erased end user's usage records point to from now on.
+pub async fn insert_erased(
+    connection: &mut PgConnection,
+    tenant_id: TenantId,
+    id: UserId,
+    pseudonym: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO users (id, tenant_id, actor_type, external_id, erased_at) VALUES ($1, $2, 'user', $3, now())",
+    )
+    .bind(id)
+    .bind(tenant_id)
+    .bind(pseudonym)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+pub async fn delete(connection: &mut PgConnection, id: UserId) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(connection).await?;
+    Ok(())
+}

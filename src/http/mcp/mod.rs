@@ -57,11 +57,18 @@ fn refusal(error: &ApiError, presented: bool) -> Response {
     let challenge = match error.status {
         StatusCode::UNAUTHORIZED if presented => Some(format!("Bearer error=\"invalid_token\", scope=\"{needed}\"")),
         StatusCode::UNAUTHORIZED => Some(format!("Bearer scope=\"{needed}\"")),
+        // A suspended tenant's key is good, and no other scope would help: no challenge.
+        StatusCode::FORBIDDEN if error.code == "tenant_suspended" => None,
         StatusCode::FORBIDDEN => Some(format!("Bearer error=\"insufficient_scope\", scope=\"{needed}\"")),
         _ => None,
     };
     let code = if error.status.is_server_error() { INTERNAL_ERROR } else { NOT_AUTHORIZED };
-    let body = json!({ "jsonrpc": "2.0", "id": null, "error": { "code": code, "message": error.message } });
+    // The API's stable code rides along in `data`, so a client can tell a suspension from a missing scope.
+    let body = json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": { "code": code, "message": error.message, "data": { "code": error.code } },
+    });
     let mut response = (error.status, axum::Json(body)).into_response();
     if let Some(value) = challenge.and_then(|challenge| HeaderValue::from_str(&challenge).ok()) {
         response.headers_mut().insert(header::WWW_AUTHENTICATE, value);

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod connectors;
 pub mod conversations;
 pub mod documents;
+pub mod end_users;
 pub mod health;
 pub mod integration;
 pub mod policy_profiles;

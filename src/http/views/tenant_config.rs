@@ -23,6 +23,12 @@ pub struct TenantConfigView {
     pub agent_run_budget_usd: Option<String>,
     pub agent_run_max_steps: Option<i32>,
     pub multi_agent_enabled: bool,
+    /// Days after their last activity that conversations, with their runs' text, are kept; null: forever.
+    pub conversation_retention_days: Option<i32>,
+    /// Days usage records are kept; null: forever.
+    pub usage_retention_days: Option<i32>,
+    /// Days audit events are kept; null: forever.
+    pub audit_retention_days: Option<i32>,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -39,6 +45,9 @@ impl From<&TenantConfig> for TenantConfigView {
             agent_run_budget_usd: config.agent_run_budget_usd.clone(),
             agent_run_max_steps: config.agent_run_max_steps,
             multi_agent_enabled: config.multi_agent_enabled,
+            conversation_retention_days: config.conversation_retention_days,
+            usage_retention_days: config.usage_retention_days,
+            audit_retention_days: config.audit_retention_days,
             updated_at: config.updated_at,
         }
     }

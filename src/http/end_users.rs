@@ -1,0 +1,49 @@
+//! `DELETE /api/v1/end-users/{external_user_id}` (admin): erasing one end user, known by the tenant's own
+//! id, with their conversations and their runs' text; usage and audit keep a pseudonym in their place.
+
+use axum::extract::State;
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::{Path, Tenant};
+use super::views::end_users::ErasureView;
+use crate::auth::context::Scope;
+use crate::users::{self, EndUserError};
+
+impl From<EndUserError> for ApiError {
+    fn from(error: EndUserError) -> Self {
+        match error {
+            error @ EndUserError::NotFound => {
+                Self::new(axum::http::StatusCode::NOT_FOUND, "end_user_not_found", error.to_string())
+            }
+            error @ EndUserError::Busy => Self::conflict("end_user_busy", error.to_string()),
+            EndUserError::Database(error) => Self::database(&error),
+        }
+    }
+}
+
+/// Erases an end user: their conversations, messages and runs' text are deleted, and their id in usage
+/// records and the audit trail is replaced by a pseudonym (counts and costs stay). One transaction: all
+/// or nothing. Erasing the same id again answers 404 `end_user_not_found`; while a run of theirs has not
+/// ended, 409 `end_user_busy`.
+#[utoipa::path(
+    delete, path = "/end-users/{external_user_id}", tag = "tenant",
+    params((
+        "external_user_id" = String, Path, min_length = 1, max_length = 200,
+        description = "The end user's id in the tenant's own system, as the integration API and widget tokens named them.",
+    )),
+    responses((status = 200, description = "What was erased, and the pseudonym that replaces them.", body = ErasureView)),
+    security(("tenant_key" = ["admin"])),
+)]
+pub async fn erase(
+    State(state): State<AppState>,
+    Tenant(context): Tenant,
+    Path(external_user_id): Path<String>,
+) -> Result<axum::Json<ErasureView>, ApiError> {
+    context.require(Scope::Admin)?;
+    if external_user_id.is_empty() || external_user_id.len() > 200 {
+        return Err(ApiError::invalid("external_user_id must be 1 to 200 bytes"));
+    }
+    let erasure = users::erase(&state.db, &context, &external_user_id).await?;
+    Ok(axum::Json(ErasureView::from(&erasure)))
+}

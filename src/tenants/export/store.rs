@@ -1,0 +1,130 @@
+//! SQL for the tenant export: one query per kind of line, each a keyset page (`key` after the cursor, in
+//! order) whose rows are built as JSON by PostgreSQL, field by field: a column added later reaches the
+//! archive only once a query here names it, and no secret column is ever named (provider keys, connector
+//! credentials, API key hashes). Runs in the export's one read-only transaction, bound to the tenant.
+
+use sqlx::PgConnection;
+
+/// One page of a kind: `(key, line)` rows after `after`, at most `limit`. `query` is one of the constants
+/// below; `$1` is the cursor (text, `NULL` for the first page), `$2` the page size.
+pub async fn page(
+    connection: &mut PgConnection,
+    query: &'static str,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<(String, serde_json::Value)>, sqlx::Error> {
+    sqlx::query_as(query).bind(after).bind(limit).fetch_all(connection).await
+}
+
+/// The tenant itself, for the manifest.
+pub const TENANT: &str = "SELECT jsonb_build_object('id', id, 'name', name, 'slug', slug, 'status', status, \
+     'suspended_at', suspended_at, 'created_at', created_at) FROM tenants WHERE id = current_tenant_id()";
+
+pub async fn tenant(connection: &mut PgConnection) -> Result<serde_json::Value, sqlx::Error> {
+    sqlx::query_scalar(TENANT).fetch_one(connection).await
+}
+
+pub const SETTINGS: &str = "SELECT tenant_id::text, jsonb_build_object('type', 'settings', \
+     'default_provider', default_provider, 'default_model', default_model, 'fallback_model', fallback_model, \
+     'active_policy_profile_id', active_policy_profile_id, \
+     'monthly_budget_usd', monthly_budget_usd::text, 'key_monthly_budget_usd', key_monthly_budget_usd::text, \
+     'end_user_monthly_budget_usd', end_user_monthly_budget_usd::text, \
+     'agent_run_budget_usd', agent_run_budget_usd::text, 'agent_run_max_steps', agent_run_max_steps, \
+     'multi_agent_enabled', multi_agent_enabled, \
+     'conversation_retention_days', conversation_retention_days, 'usage_retention_days', usage_retention_days, \
+     'audit_retention_days', audit_retention_days, 'updated_at', updated_at) \
+     FROM tenant_configs WHERE ($1::text IS NULL OR tenant_id::text > $1) ORDER BY tenant_id LIMIT $2";
+
+pub const USERS: &str = "SELECT id::text, jsonb_build_object('type', 'user', 'id', id, \
+     'actor_type', actor_type, 'external_id', external_id, 'display_name', display_name, 'email', email, \
+     'created_at', created_at) \
+     FROM users WHERE ($1::uuid IS NULL OR id > $1::uuid) ORDER BY id LIMIT $2";
+
+/// Never `secret_hash`.
+pub const API_KEYS: &str = "SELECT id::text, jsonb_build_object('type', 'api_key', 'id', id, 'name', name, \
+     'prefix', prefix, 'scopes', to_jsonb(scopes), 'user_id', user_id, \
+     'monthly_budget_usd', monthly_budget_usd::text, 'created_at', created_at, 'last_used_at', last_used_at, \
+     'expires_at', expires_at, 'revoked_at', revoked_at) \
+     FROM api_keys WHERE ($1::uuid IS NULL OR id > $1::uuid) ORDER BY id LIMIT $2";
+
+/// Never the sealed key (`key_ciphertext`, `key_nonce`, `key_id`).
+pub const PROVIDERS: &str = "SELECT provider, jsonb_build_object('type', 'provider', 'provider', provider, \
+     'base_url', base_url, 'default_model', default_model, 'created_at', created_at, 'updated_at', updated_at) \
+     FROM provider_credentials WHERE ($1::text IS NULL OR provider > $1) ORDER BY provider LIMIT $2";
+
+/// A conversation with its messages in order, each with its citations and tool calls.
+pub const CONVERSATIONS: &str = "SELECT s.id::text, jsonb_build_object('type', 'conversation', 'id', s.id, \
+     'session_type', s.session_type, 'workspace_id', s.workspace_id, 'title', s.title, 'archived', s.archived, \
+     'api_key_id', s.api_key_id, 'user_id', s.user_id, 'created_at', s.created_at, 'updated_at', s.updated_at, \
+     'messages', coalesce((SELECT jsonb_agg(jsonb_build_object('id', m.id, 'run_id', m.run_id, \
+         'role', m.role, 'content', m.content, 'status', m.status, 'finish_reason', m.finish_reason, \
+         'citations', m.citations, 'tool_calls', m.tool_calls, 'input_tokens', m.input_tokens, \
+         'output_tokens', m.output_tokens, 'total_tokens', m.total_tokens, 'model', m.model_used, \
+         'provider', m.provider_used, 'is_byok', m.is_byok, 'metadata', m.metadata, \
+         'created_at', m.created_at) ORDER BY m.created_at, m.id) \
+       FROM chat_messages m WHERE m.session_id = s.id), '[]'::jsonb)) \
+     FROM chat_sessions s WHERE ($1::uuid IS NULL OR s.id > $1::uuid) ORDER BY s.id LIMIT $2";
+
+/// A document with its text, as the chunks it was cut into, in order.
+pub const DOCUMENTS: &str = "SELECT d.id::text, jsonb_build_object('type', 'document', 'id', d.id, \
+     'source_path', d.source_path, 'title', d.title, 'content_hash', d.content_hash, 'byte_size', d.byte_size, \
+     'chunk_count', d.chunk_count, 'created_at', d.created_at, 'updated_at', d.updated_at, \
+     'chunks', coalesce((SELECT jsonb_agg(jsonb_build_object('index', c.chunk_index, 'content', c.content, \
+         'token_count', c.token_count, 'heading_path', to_jsonb(c.heading_path)) ORDER BY c.chunk_index) \
+       FROM doc_chunks c WHERE c.document_id = d.id), '[]'::jsonb)) \
+     FROM documents d WHERE d.tenant_id = current_tenant_id() AND ($1::uuid IS NULL OR d.id > $1::uuid) \
+     ORDER BY d.id LIMIT $2";
+
+/// A policy profile with every version it had.
+pub const POLICY_PROFILES: &str = "SELECT p.id::text, jsonb_build_object('type', 'policy_profile', 'id', p.id, \
+     'name', p.name, 'version', p.version, 'document', p.document, 'created_at', p.created_at, \
+     'updated_at', p.updated_at, \
+     'versions', coalesce((SELECT jsonb_agg(jsonb_build_object('version', v.version, 'document', v.document, \
+         'created_at', v.created_at) ORDER BY v.version) \
+       FROM policy_profile_versions v WHERE v.profile_id = p.id), '[]'::jsonb)) \
+     FROM policy_profiles p WHERE ($1::uuid IS NULL OR p.id > $1::uuid) ORDER BY p.id LIMIT $2";
+
+/// A connector and the tools it offered; whether it has a credential, never the credential.
+pub const CONNECTORS: &str = "SELECT c.id::text, jsonb_build_object('type', 'connector', 'id', c.id, \
+     'name', c.name, 'transport', c.transport, 'url', c.url, 'command', c.command, 'args', c.args, \
+     'auth_kind', c.auth_kind, 'auth_header', c.auth_header, 'has_secret', c.secret_ciphertext IS NOT NULL, \
+     'status', c.status, 'last_error', c.last_error, 'refreshed_at', c.refreshed_at, \
+     'created_at', c.created_at, 'updated_at', c.updated_at, \
+     'tools', coalesce((SELECT jsonb_agg(jsonb_build_object('name', t.name, 'description', t.description, \
+         'read_only', t.read_only) ORDER BY t.name) \
+       FROM discovered_tools t WHERE t.connector_id = c.id), '[]'::jsonb)) \
+     FROM mcp_connectors c WHERE ($1::uuid IS NULL OR c.id > $1::uuid) ORDER BY c.id LIMIT $2";
+
+/// A workspace; its files follow as lines of their own (`workspace_file`).
+pub const WORKSPACES: &str = "SELECT id::text, jsonb_build_object('type', 'workspace', 'id', id, 'name', name, \
+     'created_at', created_at) \
+     FROM workspaces WHERE ($1::uuid IS NULL OR id > $1::uuid) ORDER BY id LIMIT $2";
+
+/// One file of a workspace; the cursor is `workspace_id/path`.
+pub const WORKSPACE_FILES: &str = "SELECT workspace_id::text || '/' || path, jsonb_build_object( \
+     'type', 'workspace_file', 'workspace_id', workspace_id, 'path', path, 'content', content, \
+     'updated_at', updated_at) \
+     FROM workspace_files WHERE ($1::text IS NULL OR (workspace_id::text || '/' || path) > $1) \
+     ORDER BY workspace_id::text || '/' || path LIMIT $2";
+
+/// Usage records; the cost an exact decimal string (`null` when the model had no price).
+pub const USAGE: &str = "SELECT id::text, jsonb_build_object('type', 'usage', 'id', id, 'operation', operation, \
+     'run_id', run_id, 'api_key_id', api_key_id, 'user_id', user_id, 'provider', provider, 'model', model, \
+     'input_tokens', input_tokens, 'output_tokens', output_tokens, 'cached_input_tokens', cached_input_tokens, \
+     'cache_write_tokens', cache_write_tokens, 'reasoning_tokens', reasoning_tokens, \
+     'token_source', token_source, 'is_byok', is_byok, 'priced', priced, 'cost_usd', cost_usd::text, \
+     'created_at', created_at) \
+     FROM usage_records WHERE ($1::uuid IS NULL OR id > $1::uuid) ORDER BY id LIMIT $2";
+
+/// The audit trail, oldest first.
+pub const AUDIT_EVENTS: &str = "SELECT id::text, jsonb_build_object('type', 'audit_event', 'id', id, \
+     'actor_type', actor_type, 'actor_id', actor_id, 'action', action, 'target_type', target_type, \
+     'target_id', target_id, 'details', details, 'request_id', request_id, 'trace_id', trace_id, \
+     'created_at', created_at) \
+     FROM audit_events WHERE ($1::uuid IS NULL OR id > $1::uuid) ORDER BY id LIMIT $2";
+
+/// Makes the open transaction a read-only snapshot: every page sees the tenant as it was at the start.
+pub async fn snapshot(connection: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(connection).await?;
+    Ok(())
+}
