@@ -46,7 +46,15 @@ pub fn init() -> anyhow::Result<Telemetry> {
     // Traces keep the service's own spans whatever `RUST_LOG` lets the logs show (`warn` still traces).
     let spans = traces.as_ref().map(|provider| {
         let ours = tracing_subscriber::filter::Targets::new().with_target("switchboard", tracing::Level::INFO);
-        tracing_opentelemetry::layer().with_tracer(provider.tracer("switchboard")).with_filter(ours)
+        // A turn's spans are entered at every poll (each streamed piece): no busy/idle timing and no
+        // OpenTelemetry context attached on entry (nothing here reads it; `propagate` asks the span), which
+        // were most of what traces cost per turn.
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("switchboard"))
+            .with_tracked_inactivity(false)
+            .with_context_activation(false)
+            .with_threads(false)
+            .with_filter(ours)
     });
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     // A second initialisation (tests, embedding) keeps the first subscriber.
