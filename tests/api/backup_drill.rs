@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{read_sse, streamed_text};
 use crate::mcp_server::McpTestServer;
-use crate::service_process::{free_port, fresh_data_dir, start_service_with, wait_for, wait_until_ready};
+use crate::service_process::{call, free_port, fresh_data_dir, start_service_with, wait_for, wait_until_ready};
 
 const MASTER_KEY: &str = "drill-master-key-0123456789abcdef";
 const TENANT_PROVIDER_KEY: &str = "tenant-sealed-openai-key";
@@ -101,20 +101,6 @@ async fn switchboard(args: &[&str], data_dir: &Path, master_key: &str) -> Output
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// One call that must succeed (2xx); its JSON answer, `Null` for an empty one.
-async fn call(base: &str, method: Method, path: &str, token: &str, body: Option<Value>) -> Value {
-    let request = reqwest::Client::new().request(method, format!("{base}{path}")).bearer_auth(token);
-    let request = match body {
-        Some(body) => request.json(&body),
-        None => request,
-    };
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    assert!(status.is_success(), "{path}: {status} {text}");
-    if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() }
 }
 
 /// A turn streamed to its end; its closing event's name and the whole text.

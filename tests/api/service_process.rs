@@ -381,14 +381,17 @@ async fn tenant_with_crm(base: &str, data_dir: &Path, crm_url: &str) -> (String,
     (key, tenant_id)
 }
 
-/// One call to the service that must succeed (2xx); its JSON answer. No body for a GET.
-async fn call(base: &str, method: Method, path: &str, token: &str, body: Option<Value>) -> Value {
+/// One call to the service that must succeed (2xx); its JSON answer, `Null` for an empty one. No body
+/// for a GET.
+pub(crate) async fn call(base: &str, method: Method, path: &str, token: &str, body: Option<Value>) -> Value {
     let request = reqwest::Client::new().request(method, format!("{base}{path}")).bearer_auth(token);
     let request = match body {
         Some(body) => request.json(&body),
         None => request,
     };
     let response = request.send().await.unwrap();
-    assert!(response.status().is_success(), "{path}: {}", response.status());
-    response.json().await.unwrap()
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    assert!(status.is_success(), "{path}: {status} {text}");
+    if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() }
 }
