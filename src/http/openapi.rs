@@ -22,7 +22,7 @@ use super::AppState;
                        doors. Every error of `/api/v1` has the shape `ApiErrorBody`, with a stable `code`.",
     ),
     modifiers(&SecuritySchemes),
-    components(schemas(ApiErrorBody, ApiErrorDetail, OpenAiErrorBody, OpenAiErrorDetail, AnthropicErrorBody, AnthropicErrorDetail, McpErrorBody, McpErrorDetail)),
+    components(schemas(ApiErrorBody, ApiErrorDetail, OpenAiErrorBody, OpenAiErrorDetail, AnthropicErrorBody, AnthropicErrorDetail, McpErrorBody, McpErrorDetail, McpErrorData)),
     tags(
         (name = "operator", description = "The operator's routes (the operator token)."),
         (name = "tenant", description = "A tenant's keys, settings, limits and records."),
@@ -106,9 +106,18 @@ pub struct McpErrorBody {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct McpErrorDetail {
-    /// -32001 refused (no key, or not of scope `chat`), -32603 internal.
+    /// -32001 refused (no key, not of scope `chat`, or its tenant suspended), -32603 internal.
     code: i32,
     message: String,
+    /// On a refusal at the door, the API's stable error code (`unauthorized`, `forbidden`,
+    /// `tenant_suspended`, …), so a client can tell why.
+    data: Option<McpErrorData>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct McpErrorData {
+    code: String,
 }
 
 /// The names the operations' `security(…)` use.
