@@ -125,12 +125,14 @@ pub struct Service {
 
 impl Service {
     /// Starts the release binary on `database`, with `embeddings` (a mock) as its OpenAI endpoint for
-    /// embeddings, and waits until it is ready (migrations applied, corpus ingested).
+    /// embeddings and `traces` (an OTLP/HTTP endpoint) to export its spans to, if any, and waits until it is
+    /// ready (migrations applied, corpus ingested).
     pub async fn start(
         database: &Database,
         embeddings: &Mock,
         data_dir: &Path,
         pinning: Pinning,
+        traces: Option<&str>,
     ) -> anyhow::Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let mut child = Command::new(binary("switchboard")?)
@@ -151,10 +153,8 @@ impl Service {
             .env("OPENAI_API_KEY", "bench-platform-key")
             .env("OPENAI_BASE_URL", embeddings.openai_base())
             .env("RUST_LOG", "warn")
-            // Traces to a collector, when the benchmark is run with one (their cost is measured so).
-            .envs(
-                std::env::var("SWITCHBOARD_OTLP_ENDPOINT").ok().map(|endpoint| ("SWITCHBOARD_OTLP_ENDPOINT", endpoint)),
-            )
+            // Traces to a collector with `--traces` (their cost is measured so).
+            .envs(traces.map(|endpoint| ("SWITCHBOARD_OTLP_ENDPOINT", endpoint)))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)

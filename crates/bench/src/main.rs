@@ -1,7 +1,7 @@
 //! `switchboard-bench`: Switchboard measured against the mock upstream (its physical floor) and against a
 //! peer proxy, in one run, with one open-loop load generator. See `crates/bench/README.md`.
 //!
-//! Usage: `switchboard-bench [--quick] [--pin] [--only SUITE,…] [--no-peer] [--no-search-index]`
+//! Usage: `switchboard-bench [--quick] [--pin] [--only SUITE,…] [--no-peer] [--no-search-index] [--traces]`
 //! Suites, in the order they run: streams, ingestion, retrieval, turns, passthrough, checks.
 
 mod corpus;
@@ -11,6 +11,7 @@ mod peer;
 mod procstat;
 mod report;
 mod suites;
+mod trace_sink;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -94,6 +95,8 @@ struct Options {
     no_search_index: bool,
     pin: bool,
     peer: bool,
+    /// Export the service's traces to a stand-in collector (`trace_sink.rs`): what tracing costs.
+    traces: bool,
     suites: Vec<String>,
 }
 
@@ -103,6 +106,7 @@ fn parse_options() -> anyhow::Result<Options> {
         no_search_index: false,
         pin: false,
         peer: true,
+        traces: false,
         suites: SUITES.map(str::to_owned).to_vec(),
     };
     let mut args = std::env::args().skip(1);
@@ -112,6 +116,7 @@ fn parse_options() -> anyhow::Result<Options> {
             "--pin" => options.pin = true,
             "--no-peer" => options.peer = false,
             "--no-search-index" => options.no_search_index = true,
+            "--traces" => options.traces = true,
             "--only" => {
                 let list = args.next().context("--only needs a comma-separated list of suites")?;
                 options.suites = list.split(',').map(str::to_owned).collect();
@@ -121,7 +126,7 @@ fn parse_options() -> anyhow::Result<Options> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: switchboard-bench [--quick] [--pin] [--no-peer] [--no-search-index] [--only {}]",
+                    "usage: switchboard-bench [--quick] [--pin] [--no-peer] [--no-search-index] [--traces] [--only {}]",
                     SUITES.join(",")
                 );
                 std::process::exit(0);
@@ -154,15 +159,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
     let results_dir = root.join("bench-results");
     std::fs::create_dir_all(&results_dir)?;
 
-    let mut results = Results {
-        started_at: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
-        commit: git_commit(),
-        cpu: cpu_model(),
-        cores,
-        quick: options.quick,
-        pinned: options.pin,
-        ..Results::default()
-    };
+    let mut results = results_of_this_run(&options, cores);
 
     eprintln!("starting PostgreSQL, the mocks and Switchboard…");
     let database = Database::start(&data_dir).await?;
@@ -181,7 +178,10 @@ async fn run(options: Options) -> anyhow::Result<()> {
     let turn_mock = Mock::start(40, Duration::from_millis(25), pinning).await?;
     // 200 tokens 20 ms apart: a four-second stream.
     let stream_mock = Mock::start(200, Duration::from_millis(20), pinning).await?;
-    let service = Service::start(&database, &fast, &data_dir, pinning).await?;
+    let trace_sink = trace_sink::TraceSink::start_if(options.traces).await?;
+    let service =
+        Service::start(&database, &fast, &data_dir, pinning, trace_sink.as_ref().map(|sink| sink.endpoint.as_str()))
+            .await?;
     let client = env::client();
     let owner = PgPoolOptions::new().max_connections(4).connect_with(database.owner_options()).await?;
     let app_password = switchboard::config::app_database_password(&SecretString::from(env::MASTER_KEY));
@@ -254,11 +254,26 @@ async fn run(options: Options) -> anyhow::Result<()> {
     }
 
     service.stop().await;
+    // After the service stopped: it sends what it still had batched when it stops.
+    results.notes.extend(trace_sink.as_ref().map(trace_sink::TraceSink::summary).inspect(|note| eprintln!("{note}")));
     database.stop().await;
     write_results(&results, &results_dir)
 }
 
 /// Prints the tables, and writes them with every number in JSON beside the earlier runs'.
+/// What is known of the run before it starts: when, at which commit, on what machine, how.
+fn results_of_this_run(options: &Options, cores: usize) -> Results {
+    Results {
+        started_at: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
+        commit: git_commit(),
+        cpu: cpu_model(),
+        cores,
+        quick: options.quick,
+        pinned: options.pin,
+        ..Results::default()
+    }
+}
+
 fn write_results(results: &Results, dir: &Path) -> anyhow::Result<()> {
     let markdown = results.markdown();
     let stem = dir.join(format!("bench-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S")));
