@@ -117,6 +117,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         outbound,
         tools: toolbox,
         web: crate::http::WebSettings { demo: config.demo.clone(), assets_dir: config.web_assets_dir.clone() },
+        exports: crate::tenants::export::Exports::default(),
         metrics: {
             crate::metrics::label_tenants(config.metrics_tenants);
             crate::metrics::Metrics::install()

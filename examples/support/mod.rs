@@ -111,6 +111,7 @@ pub async fn set_up(client: &reqwest::Client, outbound_allow: &[String]) -> Setu
         outbound: OutboundPolicy::new(outbound_allow),
         tools: toolbox,
         web: switchboard::http::WebSettings { demo: switchboard::demo::DemoMode::Off, assets_dir: None },
+        exports: switchboard::tenants::export::Exports::default(),
         metrics: switchboard::metrics::Metrics::install(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -74,8 +74,19 @@ impl Connection {
     }
 }
 
-/// A `postgres://user:password@host/db` URL without its password, and the password (percent-decoded).
+/// A `postgres://user:password@host/db?password=…` URL without its password (in the user part or the
+/// query), and the password (percent-decoded): a command line is readable by every user of the machine.
 fn split_password(url: &str) -> (String, Option<String>) {
+    let (url, in_user_part) = split_user_password(url);
+    let Some((base, query)) = url.split_once('?') else { return (url, in_user_part) };
+    let (passwords, kept): (Vec<&str>, Vec<&str>) = query.split('&').partition(|pair| pair.starts_with("password="));
+    let Some(in_query) = passwords.last() else { return (url, in_user_part) };
+    let password = percent_decode(&in_query["password=".len()..].replace('+', " "));
+    let url = if kept.is_empty() { base.to_owned() } else { format!("{base}?{}", kept.join("&")) };
+    (url, Some(password))
+}
+
+fn split_user_password(url: &str) -> (String, Option<String>) {
     let Some(scheme_end) = url.find("://").map(|at| at + 3) else { return (url.to_owned(), None) };
     let rest = &url[scheme_end..];
     let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
@@ -128,6 +139,12 @@ mod tests {
             ("postgres://owner@host/db", "postgres://owner@host/db", None),
             ("postgres://host/db?user=me", "postgres://host/db?user=me", None),
             ("postgres://owner:pw@host", "postgres://owner@host", Some("pw")),
+            (
+                "postgres://owner@host/db?password=p%26w&sslmode=require",
+                "postgres://owner@host/db?sslmode=require",
+                Some("p&w"),
+            ),
+            ("postgres://owner@host/db?password=pw", "postgres://owner@host/db", Some("pw")),
         ] {
             let (url, found) = split_password(url);
             assert_eq!(url, stripped);

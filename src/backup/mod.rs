@@ -65,6 +65,12 @@ pub enum BackupError {
     )]
     KeyNotDatabase,
     #[error(
+        "the database role of DATABASE_URL can neither bypass row-level security nor is a superuser, and every \
+         tenant table forces it, so a dump would fail (or, told to obey it, be empty): back up with a role that \
+         has BYPASSRLS (ALTER ROLE ... BYPASSRLS), or with your provider's own backups"
+    )]
+    RoleCannotReadEveryRow,
+    #[error(
         "the master key does not match this backup: its fingerprint is {found}, the backup was taken under the key \
          with fingerprint {expected}; set SWITCHBOARD_MASTER_KEY (or DATA_DIR/master-key) to that key. Nothing was \
          restored"
@@ -272,6 +278,9 @@ async fn write_backup(origin: &Origin, key: &SecretString, staging: &Path) -> Re
     let mut connection = PgConnection::connect_with(&origin.owner).await?;
     let postgres_version = store::server_version(&mut connection).await?;
     let schema_version = store::schema_version(&mut connection).await?;
+    if !store::reads_past_row_security(&mut connection).await? {
+        return Err(BackupError::RoleCannotReadEveryRow);
+    }
     connection.close().await?;
     // The fingerprint must be of the key the database runs under, or the backup could never be restored:
     // the application role logs in only with the password derived from that key.

@@ -8,6 +8,14 @@ pub async fn server_version(connection: &mut PgConnection) -> Result<String, sql
     sqlx::query_scalar("SHOW server_version").fetch_one(connection).await
 }
 
+/// Whether the role connected may read every row whatever row-level security says (a superuser, or
+/// `BYPASSRLS`): `pg_dump` must, since every tenant table forces it.
+pub async fn reads_past_row_security(connection: &mut PgConnection) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user")
+        .fetch_one(connection)
+        .await
+}
+
 /// The last migration applied successfully, 0 for an empty database.
 pub async fn schema_version(connection: &mut PgConnection) -> Result<i64, sqlx::Error> {
     let applied: Option<i64> =

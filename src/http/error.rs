@@ -203,6 +203,10 @@ impl From<TenantError> for ApiError {
             error @ TenantError::SystemTenant => Self::conflict("system_tenant", error.to_string()),
             error @ TenantError::ConfirmationRequired => Self::invalid_code("confirmation_required", error.to_string()),
             error @ TenantError::NotSuspended => Self::conflict("tenant_not_suspended", error.to_string()),
+            error @ TenantError::ExportsBusy => Self {
+                retry_after_seconds: Some(30),
+                ..Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_exports", error.to_string())
+            },
             TenantError::Database(error) => Self::database(&error),
         }
     }

@@ -78,6 +78,8 @@ pub struct AppState {
     pub tools: Toolbox,
     pub web: WebSettings,
     pub metrics: crate::metrics::Metrics,
+    /// The places for tenant exports being read (each holds a connection while its client reads).
+    pub exports: crate::tenants::export::Exports,
 }
 
 /// What `GET /` and `GET /widget.js` serve: whether the page embeds a live demo widget, and where the

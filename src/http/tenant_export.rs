@@ -30,7 +30,7 @@ use crate::tenants::export;
 )]
 pub async fn export(State(state): State<AppState>, Tenant(context): Tenant) -> Result<Response, ApiError> {
     context.require(Scope::Admin)?;
-    let archive = export::open(&state.db, &context).await?;
+    let archive = export::open(&state.db, &state.exports, &context).await?;
     let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{}-export.ndjson\"", archive.slug))
         .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
     let body = Body::from_stream(archive.lines().map_ok(axum::body::Bytes::from).inspect_err(|error| {

@@ -42,8 +42,8 @@ pub async fn mint(
 ) -> Result<(StatusCode, axum::Json<IssuedTokenView>), ApiError> {
     context.require(Scope::Admin)?;
     let external = body.external_user_id.trim();
-    if external.is_empty() || external.len() > 200 {
-        return Err(ApiError::invalid("external_user_id must be 1 to 200 characters"));
+    if let Some(reason) = crate::users::refuse_external_id(external) {
+        return Err(ApiError::invalid(reason));
     }
     let ttl = body.ttl_seconds.unwrap_or(DEFAULT_TTL);
     if !(1..=MAX_TTL).contains(&ttl) {

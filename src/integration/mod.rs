@@ -60,8 +60,8 @@ impl IntegrationRequest {
         idempotency_key: Option<&str>,
     ) -> Result<Self, IntegrationError> {
         let invalid = |message: &str| IntegrationError::Invalid(message.to_owned());
-        if external_user_id.as_deref().is_some_and(|id| id.trim().is_empty() || id.len() > 200) {
-            return Err(invalid("external_user_id must be 1 to 200 characters"));
+        if let Some(reason) = external_user_id.as_deref().and_then(crate::users::refuse_external_id) {
+            return Err(invalid(reason));
         }
         if metadata.as_ref().is_some_and(|metadata| !metadata.is_object() || metadata.to_string().len() > 16_384) {
             return Err(invalid("metadata must be a JSON object of at most 16 KiB"));

@@ -32,6 +32,8 @@ pub enum TenantError {
     ConfirmationRequired,
     #[error("only a suspended tenant can be deleted: suspend it first (PATCH `status: suspended`)")]
     NotSuspended,
+    #[error("{} exports are being read already, the most at once; try again when one has finished", export::AT_ONCE)]
+    ExportsBusy,
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }

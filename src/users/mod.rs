@@ -13,6 +13,20 @@ use crate::auth::context::TenantContext;
 use crate::db;
 use crate::ids::UserId;
 
+/// What erased end users' pseudonyms start with. No live end user may be called so: a pseudonym reused as
+/// an id would attach new conversations to an erased person's records, where no erasure reaches them.
+pub const PSEUDONYM_PREFIX: &str = "erased-";
+
+/// Why `external_id` cannot name an end user, if it cannot: 1 to 200 characters, not a pseudonym.
+pub fn refuse_external_id(external_id: &str) -> Option<&'static str> {
+    if external_id.trim().is_empty() || external_id.len() > 200 {
+        return Some("external_user_id must be 1 to 200 characters");
+    }
+    external_id
+        .starts_with(PSEUDONYM_PREFIX)
+        .then_some("external_user_id may not start with `erased-`: such ids name erased end users")
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum EndUserError {
     #[error("no end user with this id (or they were already erased)")]
@@ -64,7 +78,7 @@ pub async fn erase(pool: &PgPool, context: &TenantContext, external_id: &str) ->
     let conversations = crate::conversations::store::delete_sessions(&mut transaction, &sessions).await?;
 
     let pseudonymous = UserId::new();
-    let pseudonym = format!("erased-{}", uuid::Uuid::new_v4().simple());
+    let pseudonym = format!("{PSEUDONYM_PREFIX}{}", uuid::Uuid::new_v4().simple());
     store::insert_erased(&mut transaction, context.tenant_id(), pseudonymous, &pseudonym).await?;
     let usage_records = crate::usage::store::reassign_end_user(&mut transaction, user, pseudonymous).await?;
     crate::budgets::store::delete_end_user_spend(&mut transaction, user).await?;

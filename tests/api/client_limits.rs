@@ -41,6 +41,7 @@ async fn serve_with(app: &TestApp, limits: &ClientLimits) -> SocketAddr {
         tools: Toolbox::new(ToolSettings::default(), Arc::clone(&app.keys), outbound.clone()),
         outbound,
         web: WebSettings { demo: DemoMode::Off, assets_dir: None },
+        exports: switchboard::tenants::export::Exports::default(),
         metrics: switchboard::metrics::Metrics::install(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -231,6 +231,10 @@ async fn an_erased_end_user_leaves_nothing_but_a_pseudonym_and_others_keep_every
     let events_before = audit_count().await;
     assert_error(erase(&app, &tenant.admin_key, ERASED).send().await.unwrap(), 404, "end_user_not_found").await;
     assert_error(erase(&app, &tenant.admin_key, &pseudonym).send().await.unwrap(), 404, "end_user_not_found").await;
+    // Nor can the pseudonym become a live end user, whose conversations no erasure would reach.
+    let as_pseudonym = json!({ "external_user_id": pseudonym });
+    let minted = app.post("/api/v1/widget-tokens", &tenant.admin_key, &as_pseudonym).send().await.unwrap();
+    assert_error(minted, 422, "invalid_request").await;
     assert_eq!(audit_count().await, events_before);
 }
 

@@ -78,6 +78,7 @@ async fn serve(
             demo: switchboard::demo::DemoMode::On { tenant_slug: "demo".to_owned(), local_only: true },
             assets_dir: None,
         },
+        exports: switchboard::tenants::export::Exports::default(),
         metrics: switchboard::metrics::Metrics::install(),
     };
     let router = switchboard::http::router(state, 64 * 1024);

@@ -534,3 +534,22 @@ async fn the_export_holds_every_kind_of_the_tenants_data_and_no_secret() {
     let trail = app.get_json("/api/v1/audit-events?limit=5", &acme.admin_key).await;
     assert!(trail["audit_events"].as_array().unwrap().iter().any(|event| event["action"] == "tenant.exported"));
 }
+
+/// Each export being read holds a database connection: a few stalled downloads must not drain the pool
+/// every tenant shares. Two are read at once; a third is refused (429 `too_many_exports` at the door) until
+/// one of them ends. An archive small enough for the sockets' buffers is sent whole at once, so the
+/// stalled readers are archives opened and not read.
+#[tokio::test]
+async fn exports_read_at_once_are_capped_and_an_ended_one_frees_its_place() {
+    use switchboard::tenants::{TenantError, export};
+    let app = TestApp::spawn().await;
+    let acme = app.create_tenant("acme").await;
+    let context = switchboard::auth::authenticate_api_key(&app.app_db, &acme.admin_key, None).await.unwrap();
+    let exports = export::Exports::default();
+    let first = export::open(&app.app_db, &exports, &context).await.unwrap();
+    let _second = export::open(&app.app_db, &exports, &context).await.unwrap();
+    let refused = export::open(&app.app_db, &exports, &context).await;
+    assert!(matches!(refused, Err(TenantError::ExportsBusy)), "{refused:?}");
+    drop(first);
+    assert!(export::open(&app.app_db, &exports, &context).await.is_ok());
+}

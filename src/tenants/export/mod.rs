@@ -7,10 +7,13 @@
 pub mod store;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use futures::{Stream, StreamExt as _};
 use sqlx::{PgPool, Postgres, Transaction};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::TenantError;
 use crate::audit::{self, AuditEntry};
 use crate::auth::context::TenantContext;
 
@@ -21,6 +24,21 @@ pub const VERSION: u32 = 1;
 
 /// Rows per query.
 const PAGE: i64 = 200;
+
+/// Exports read at once, in this process. Each holds a database connection and a snapshot for as long as
+/// its client takes to read it, so a few slow or stalled downloads must not drain the pool every tenant
+/// shares.
+pub const AT_ONCE: usize = 2;
+
+/// The places for exports being read in one service: [`AT_ONCE`] of them.
+#[derive(Debug, Clone)]
+pub struct Exports(Arc<Semaphore>);
+
+impl Default for Exports {
+    fn default() -> Self {
+        Self(Arc::new(Semaphore::new(AT_ONCE)))
+    }
+}
 
 /// The kinds of line, in the order they come, and the query each is read with.
 const KINDS: &[(&str, &str)] = &[
@@ -41,6 +59,8 @@ const KINDS: &[(&str, &str)] = &[
 /// An export opened: its snapshot taken and its manifest written, ready to be read.
 pub struct Export {
     transaction: Transaction<'static, Postgres>,
+    /// Its place among the [`AT_ONCE`] exports, given back when the archive is dropped.
+    slot: OwnedSemaphorePermit,
     manifest: String,
     pub slug: String,
 }
@@ -51,8 +71,10 @@ impl std::fmt::Debug for Export {
     }
 }
 
-/// Records the export in the tenant's audit trail, then opens the snapshot it is read from.
-pub async fn open(pool: &PgPool, context: &TenantContext) -> Result<Export, sqlx::Error> {
+/// Records the export in the tenant's audit trail, then opens the snapshot it is read from; refused while
+/// [`AT_ONCE`] exports are being read.
+pub async fn open(pool: &PgPool, exports: &Exports, context: &TenantContext) -> Result<Export, TenantError> {
+    let slot = Arc::clone(&exports.0).try_acquire_owned().map_err(|_| TenantError::ExportsBusy)?;
     let mut transaction = crate::db::begin_tenant(pool, context.tenant_id()).await?;
     let entry = AuditEntry::new("tenant.exported", "tenant", context.tenant_id().to_string())
         .with_details(serde_json::json!({ "format": FORMAT, "version": VERSION }));
@@ -72,14 +94,15 @@ pub async fn open(pool: &PgPool, context: &TenantContext) -> Result<Export, sqlx
         "exported_at": chrono::Utc::now(),
         "types": KINDS.iter().map(|(kind, _)| *kind).collect::<Vec<_>>(),
     });
-    Ok(Export { transaction, manifest: line(&manifest), slug })
+    Ok(Export { transaction, slot, manifest: line(&manifest), slug })
 }
 
 impl Export {
     /// The archive, a chunk of lines at a time: the manifest, a page of each kind in turn, the `end`
     /// line. A database error ends the stream with that error (and without the `end` line).
     pub fn lines(self) -> impl Stream<Item = Result<String, sqlx::Error>> + Send + 'static {
-        let reading = Reading { transaction: self.transaction, kind: 0, after: None, counts: BTreeMap::new() };
+        let reading =
+            Reading { transaction: self.transaction, _slot: self.slot, kind: 0, after: None, counts: BTreeMap::new() };
         let first = futures::stream::once(std::future::ready(Ok(self.manifest)));
         let rest = futures::stream::unfold(Some(reading), |reading| async move {
             let mut reading = reading?;
@@ -115,6 +138,7 @@ impl Export {
 
 struct Reading {
     transaction: Transaction<'static, Postgres>,
+    _slot: OwnedSemaphorePermit,
     kind: usize,
     after: Option<String>,
     counts: BTreeMap<&'static str, usize>,
