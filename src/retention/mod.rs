@@ -54,14 +54,16 @@ impl Swept {
     }
 }
 
-/// Deletes, in every tenant, what its retention settings no longer keep, `batch` rows per transaction
+/// Deletes, in every active tenant, what its retention settings no longer keep, `batch` rows per transaction
 /// until none is left. Row-level security is forced, so it works tenant by tenant, in transactions bound
 /// to each (the list of tenants is not tenant data). A tenant that fails is logged and the others go on;
 /// the first error is returned at the end.
 pub async fn sweep(pool: &PgPool, batch: i64) -> Result<Swept, sqlx::Error> {
     let mut swept = Swept::default();
     let mut failure = None;
-    for tenant in crate::tenants::store::all_ids(pool).await? {
+    // A suspended tenant keeps what it has until it is resumed, or deleted: a sweep would only race the
+    // deletion's locks.
+    for tenant in crate::tenants::store::active_ids(pool).await? {
         match sweep_tenant(pool, tenant, batch).await {
             Ok(tenant_swept) => swept.add(tenant_swept),
             Err(error) => {

@@ -320,6 +320,7 @@ pub async fn update_config(
         return Err(TenantError::Invalid("active_policy_profile_id names no policy profile of this tenant".to_owned()));
     }
     if !patch.retention.is_empty() {
+        store::lock_config(&mut transaction).await?;
         let current = store::get_config(&mut transaction).await?;
         let after = |column: &str, now: Option<i32>| {
             patch.retention.iter().rev().find(|(name, _)| *name == column).map_or(now, |(_, days)| *days)

@@ -215,3 +215,15 @@ pub async fn find_by_slug(pool: &sqlx::PgPool, slug: &str) -> Result<Option<Tena
 pub async fn all_ids(pool: &sqlx::PgPool) -> Result<Vec<TenantId>, sqlx::Error> {
     sqlx::query_scalar("SELECT id FROM tenants ORDER BY id").fetch_all(pool).await
 }
+
+/// Every tenant that is not suspended (a suspended one may be being deleted).
+pub async fn active_ids(pool: &sqlx::PgPool) -> Result<Vec<TenantId>, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM tenants WHERE status = 'active' ORDER BY id").fetch_all(pool).await
+}
+
+/// Locks the tenant's settings row until the transaction ends: a change checked against the settings
+/// (retention's rules) sees them as no concurrent change can make them meanwhile.
+pub async fn lock_config(connection: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT 1 FROM tenant_configs FOR UPDATE").execute(connection).await?;
+    Ok(())
+}

@@ -4,7 +4,7 @@
 use serde_json::json;
 use switchboard::retention::{self, Swept};
 
-use crate::helpers::{TestApp, TestTenant, assert_error};
+use crate::helpers::{OPERATOR_TOKEN, TestApp, TestTenant, assert_error};
 
 async fn patch_config(app: &TestApp, tenant: &TestTenant, settings: serde_json::Value) -> reqwest::Response {
     app.client
@@ -145,10 +145,18 @@ async fn the_sweep_deletes_what_each_tenant_no_longer_keeps_in_batches_and_nothi
     let app = TestApp::spawn().await;
     let acme = app.create_tenant("acme").await;
     let globex = app.create_tenant("globex").await;
+    let initech = app.create_tenant("initech").await;
     let kept_by_acme = arrange(&app, &acme).await;
     arrange(&app, &globex).await;
+    arrange(&app, &initech).await;
     let settings = json!({ "conversation_retention_days": 7, "usage_retention_days": 60, "audit_retention_days": 60 });
-    assert_eq!(patch_config(&app, &acme, settings).await.status(), 200);
+    assert_eq!(patch_config(&app, &acme, settings.clone()).await.status(), 200);
+    // A suspended tenant keeps what it has (it may be about to be deleted, or resumed), whatever its settings.
+    assert_eq!(patch_config(&app, &initech, settings).await.status(), 200);
+    let suspend = json!({ "status": "suspended" });
+    let suspended = app.client.patch(app.url(&format!("/api/v1/tenants/{}", initech.id))).bearer_auth(OPERATOR_TOKEN);
+    assert_eq!(suspended.json(&suspend).send().await.unwrap().status(), 200);
+    let initech_before = counts(&app, &initech).await;
     let acme_before = counts(&app, &acme).await;
     let globex_before = counts(&app, &globex).await;
     assert_eq!(acme_before[4], 7);
@@ -196,8 +204,9 @@ async fn the_sweep_deletes_what_each_tenant_no_longer_keeps_in_batches_and_nothi
     .unwrap();
     assert_eq!(expired.iter().map(|details| details["events"].as_i64().unwrap()).collect::<Vec<_>>(), [3, 2]);
 
-    // Another tenant, with no retention set, keeps everything.
+    // Another tenant, with no retention set, keeps everything; so does the suspended one.
     assert_eq!(counts(&app, &globex).await, globex_before);
+    assert_eq!(counts(&app, &initech).await, initech_before);
     // A second sweep finds nothing more.
     assert_eq!(retention::sweep(&app.app_db, 3).await.unwrap(), Swept::default());
     // The trail is still append-only outside the sweep.
