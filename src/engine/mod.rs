@@ -305,6 +305,7 @@ impl Engine {
         let accepted_at = Instant::now();
 
         let mut transaction = db::begin_tenant(&self.inner.db, tenant_id).await?;
+        conversations::store::hold_session(&mut transaction, session_id).await?;
         let session = conversations::visible_session(&mut transaction, context, session_id)
             .await?
             .ok_or(EngineError::SessionNotFound)?;
