@@ -144,8 +144,8 @@ fn tenant_label(tenant: TenantId) -> Option<Label> {
 }
 
 /// `labels`, with the tenant's label when there is one.
-fn with_tenant<const N: usize>(labels: [(&'static str, String); N], tenant: TenantId) -> Vec<Label> {
-    labels.into_iter().map(|(key, value)| Label::new(key, value)).chain(tenant_label(tenant)).collect()
+fn with_tenant<const N: usize>(labels: [(&'static str, String); N], tenant: Option<&Label>) -> Vec<Label> {
+    labels.into_iter().map(|(key, value)| Label::new(key, value)).chain(tenant.cloned()).collect()
 }
 
 /// One HTTP answer. `route` is the route's template (`/api/v1/runs/{id}`), or `unmatched`.
@@ -165,6 +165,9 @@ pub fn model_usage(
     tokens: &TokenUsage,
     cost_usd: Option<Decimal>,
 ) {
+    // Looked up once: the lookup takes the labels' lock.
+    let tenant = tenant_label(tenant);
+    let tenant = tenant.as_ref();
     let labels = |kind: &'static str| {
         with_tenant(
             [
@@ -203,7 +206,9 @@ pub fn run_ended(
     first_token: Option<Duration>,
     total: Duration,
 ) {
-    counter!(RUNS, with_tenant([("kind", kind.to_owned()), ("status", status.to_owned())], tenant)).increment(1);
+    let tenant = tenant_label(tenant);
+    counter!(RUNS, with_tenant([("kind", kind.to_owned()), ("status", status.to_owned())], tenant.as_ref()))
+        .increment(1);
     let labels = [("gen_ai_system", provider)];
     if let Some(first_token) = first_token {
         histogram!(TIME_TO_FIRST_TOKEN, &labels).record(first_token.as_secs_f64());

@@ -74,13 +74,12 @@ pub(super) async fn decide_step(
         crate::metrics::tool_decided(counted);
         if decision.verdict != Verdict::Allow {
             // A call that does not run now is still a tool span of the trace, with the decision on it.
-            let connector = offered.map_or("unknown", |offered| offered.connector.name.as_str());
             tracing::info_span!(
                 "tool",
                 otel.name = format!("execute_tool {name}"),
                 gen_ai.operation.name = "execute_tool",
                 gen_ai.tool.name = %name,
-                switchboard.tool.connector = connector,
+                switchboard.tool.connector = connector_of(tools, &name),
                 switchboard.tool.decision = counted,
             )
             .in_scope(|| {});

@@ -291,9 +291,7 @@ async fn stream_step(
     let provider = plan.provider.as_ref().map_err(|error| TurnFailure::Provider(error.clone()))?;
     reserve_worst_case(inner, plan, request, answer).await?;
     let settings = &inner.providers.http.settings;
-    let opening = Instant::now();
-    let opened = retry::open_with_retries(provider, request, settings).await;
-    answer.waited += opening.elapsed();
+    let opened = waiting_for(&mut answer.waited, retry::open_with_retries(provider, request, settings)).await;
     let mut chunks = match opened {
         Ok(chunks) => chunks,
         Err(error) => {
@@ -304,19 +302,16 @@ async fn stream_step(
             tracing::warn!(run_id = %plan.run_id, code = error.code(), %fallback, "the model failed; trying the fallback");
             request.model.clone_from(fallback);
             answer.model.clone_from(fallback);
-            let opening = Instant::now();
-            let opened = retry::open_with_retries(provider, request, settings).await;
-            answer.waited += opening.elapsed();
-            opened.map_err(TurnFailure::Provider)?
+            waiting_for(&mut answer.waited, retry::open_with_retries(provider, request, settings))
+                .await
+                .map_err(TurnFailure::Provider)?
         }
     };
     let mut text = String::new();
     let mut usage = None;
     answer.finish_reason = None;
     loop {
-        let waiting = Instant::now();
-        let next = tokio::time::timeout(CHUNK_TIMEOUT, chunks.next()).await;
-        answer.waited += waiting.elapsed();
+        let next = waiting_for(&mut answer.waited, tokio::time::timeout(CHUNK_TIMEOUT, chunks.next())).await;
         let next = next.map_err(|_| {
             TurnFailure::Provider(ProviderError::new(
                 ProviderErrorKind::Timeout,
@@ -351,6 +346,14 @@ async fn stream_step(
         answer.reported_usage = Some(answer.reported_usage.unwrap_or_default().plus(usage));
     }
     Ok(text)
+}
+
+/// Awaits `work` (a provider's), adding its time to `waited`: time the run spent on others, not its own.
+async fn waiting_for<T>(waited: &mut Duration, work: impl Future<Output = T>) -> T {
+    let started = Instant::now();
+    let output = work.await;
+    *waited += started.elapsed();
+    output
 }
 
 /// Reserves, against every budget the run is under, the most this model call can cost (every prompt

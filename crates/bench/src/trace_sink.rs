@@ -28,17 +28,13 @@ impl TraceSink {
         if !wanted {
             return Ok(None);
         }
-        Ok(Some(Self::start().await?))
-    }
-
-    pub async fn start() -> anyhow::Result<Self> {
         let received = Arc::new(Received::default());
         let router =
             axum::Router::new().route("/v1/traces", axum::routing::post(export)).with_state(Arc::clone(&received));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let endpoint = format!("http://{}", listener.local_addr()?);
         tokio::spawn(async move { axum::serve(listener, router).await });
-        Ok(Self { endpoint, received })
+        Ok(Some(Self { endpoint, received }))
     }
 
     /// What arrived, for the report's notes.
