@@ -385,9 +385,11 @@ async fn bad_backup_and_restore_input_is_refused_with_clear_errors_and_leaves_no
     let settings = settings(&data_dir.join("no-corpus"));
     let (service, base) = start(&data_dir, &settings).await;
     create_tenant(&base, &data_dir, "refusals").await;
-    let parent = data_dir.parent().unwrap().to_path_buf();
-    let backup_dir = parent.join(format!("refusals-backup-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&backup_dir);
+    // A directory of this test's own: the drill beside it stages its backups in the shared one meanwhile.
+    let parent = data_dir.parent().unwrap().join(format!("refusals-backups-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&parent);
+    std::fs::create_dir_all(&parent).unwrap();
+    let backup_dir = parent.join("backup");
     let made = switchboard(&["backup", backup_dir.to_str().unwrap()], &data_dir, MASTER_KEY).await;
     assert!(made.status.success(), "{}", stderr(&made));
 
@@ -399,7 +401,7 @@ async fn bad_backup_and_restore_input_is_refused_with_clear_errors_and_leaves_no
     assert_eq!(entries(&backup_dir), before);
     assert!(!entries(&parent).iter().any(|name| name.contains(".partial-")), "{:?}", entries(&parent));
     // A backup under a key that is not the database's is refused: it could never be restored.
-    let other_path = parent.join(format!("refusals-other-{}", std::process::id()));
+    let other_path = parent.join("other");
     let wrong = switchboard(&["backup", other_path.to_str().unwrap()], &data_dir, "not-the-key").await;
     assert!(!wrong.status.success());
     assert!(stderr(&wrong).contains("not this database's"), "{}", stderr(&wrong));
@@ -424,7 +426,7 @@ async fn bad_backup_and_restore_input_is_refused_with_clear_errors_and_leaves_no
     std::fs::remove_file(target.join("notes.txt")).unwrap();
     assert_eq!(entries(&target), untouched);
     // A damaged dump.
-    let damaged = parent.join(format!("refusals-damaged-{}", std::process::id()));
+    let damaged = parent.join("damaged");
     let _ = std::fs::remove_dir_all(&damaged);
     std::fs::create_dir(&damaged).unwrap();
     for name in ["manifest.json", "switchboard.dump"] {
@@ -443,7 +445,7 @@ async fn bad_backup_and_restore_input_is_refused_with_clear_errors_and_leaves_no
     let restored = restore(target.clone(), MASTER_KEY, backup_dir.clone()).await;
     assert!(restored.status.success(), "{}", stderr(&restored));
 
-    for dir in [&data_dir, &target, &backup_dir, &damaged] {
+    for dir in [&data_dir, &target, &parent] {
         let _ = std::fs::remove_dir_all(dir);
     }
 }
