@@ -2,17 +2,25 @@
 //! `../shared/data/vaswani/`): ingests every document as one tenant's documents, runs every query
 //! through Switchboard's search (full text, vector and hybrid, as `POST /api/v1/search` runs them), and
 //! reports nDCG@10, Recall@100 and MRR@10 against the relevance judgments, search latency, and the
-//! throughput of ingestion and of embedding with the local model.
+//! throughput of ingestion and of embedding with the local model. Then 200 long questions (the first 60
+//! words of documents of at least 60 words, picked by a seeded generator, as tests/api/bm25_reference.rs
+//! makes them), as users paste a paragraph: they have no judgments, so each mode's latency is reported
+//! with how many of its top 10 are full text's (exact BM25, which that test checks against a reference).
 //!
 //! `cargo run --release --example retrieval_eval -- ../shared/data/vaswani`
 //! (`EVAL_FULL_TEXT_ONLY=1`: no embedding, full-text search only, in a minute instead of many.)
 #![expect(clippy::cast_precision_loss, reason = "metrics over counts far below 2^52")]
 
+#[path = "common/trec.rs"]
+mod trec;
+
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Instant;
 
+use rand::SeedableRng as _;
 use secrecy::SecretString;
+use switchboard::auth::context::CollectionScope;
 use switchboard::db::{self, embedded};
 use switchboard::embeddings::{EmbedderFactory, EmbeddingModel};
 use switchboard::ids::TenantId;
@@ -20,36 +28,7 @@ use switchboard::providers::http::{HttpClient, UpstreamSettings};
 use switchboard::retrieval::search::SearchMode;
 use switchboard::retrieval::{self, NewDocument, Retriever, backfill, search};
 use switchboard::tenants::{self, NewTenant};
-
-/// `<DOC><DOCNO>id</DOCNO> text </DOC>` records (queries use the same shape with `<TOP><NUM>`).
-fn trec_records(text: &str, record: &str, id_tag: &str) -> Vec<(String, String)> {
-    let open = format!("<{record}>");
-    let close = format!("</{record}>");
-    let (id_open, id_close) = (format!("<{id_tag}>"), format!("</{id_tag}>"));
-    text.split(&open)
-        .filter_map(|chunk| chunk.split(&close).next())
-        .filter_map(|body| {
-            let start = body.find(&id_open)? + id_open.len();
-            let end = body.find(&id_close)?;
-            let id = body[start..end].trim().to_owned();
-            let rest = body[end + id_close.len()..].replace("<title>", " ").replace("</title>", " ");
-            Some((id, rest.trim().to_owned()))
-        })
-        .collect()
-}
-
-fn qrels(text: &str) -> HashMap<String, HashSet<String>> {
-    let mut relevant: HashMap<String, HashSet<String>> = HashMap::new();
-    for line in text.lines() {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        if let [query, _, document, grade] = fields[..]
-            && grade != "0"
-        {
-            relevant.entry(query.to_owned()).or_default().insert(document.to_owned());
-        }
-    }
-    relevant
-}
+use trec::{qrels, trec_records};
 
 /// nDCG@10, Recall@100 and reciprocal rank@10 of one ranking with binary relevance.
 fn metrics(ranking: &[String], relevant: &HashSet<String>) -> (f64, f64, f64) {
@@ -61,6 +40,81 @@ fn metrics(ranking: &[String], relevant: &HashSet<String>) -> (f64, f64, f64) {
     let reciprocal =
         ranking.iter().take(10).position(|id| relevant.contains(id)).map_or(0.0, |rank| 1.0 / (rank as f64 + 1.0));
     (if ideal > 0.0 { dcg / ideal } else { 0.0 }, found as f64 / relevant.len() as f64, reciprocal)
+}
+
+/// The 200 long questions: the first 60 words of documents of at least 60 words, picked with seed 19.
+fn long_questions(documents: &[(String, String)]) -> Vec<String> {
+    let long_enough: Vec<&(String, String)> =
+        documents.iter().filter(|(_, text)| text.split_whitespace().count() >= 60).collect();
+    let mut random = rand::rngs::StdRng::seed_from_u64(19);
+    rand::seq::index::sample(&mut random, long_enough.len(), 200)
+        .into_iter()
+        .map(|at| long_enough[at].1.split_whitespace().take(60).collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+/// The nearest-rank percentile of sorted latencies, in milliseconds.
+fn percentile(sorted: &[std::time::Duration], per_mille: usize) -> f64 {
+    sorted[(sorted.len() * per_mille).div_ceil(1000).clamp(1, sorted.len()) - 1].as_secs_f64() * 1e3
+}
+
+/// One search as a request is served (the question embedded, then both rankings and fusion), timed; the
+/// results' source paths, best first.
+async fn search_timed(
+    pool: &sqlx::PgPool,
+    tenant: TenantId,
+    retriever: &Retriever,
+    text: &str,
+    mode: SearchMode,
+) -> (Vec<String>, std::time::Duration) {
+    let asked = Instant::now();
+    let vector = if mode == SearchMode::FullText { None } else { retriever.embed_question(text).await };
+    let mut transaction = db::begin_tenant(pool, tenant).await.unwrap();
+    let hits =
+        Retriever::search_in(&mut transaction, text, vector.as_ref(), search::MAX_K, mode, &CollectionScope::All)
+            .await
+            .unwrap();
+    transaction.commit().await.unwrap();
+    (hits.into_iter().map(|hit| hit.source_path).collect(), asked.elapsed())
+}
+
+/// The long questions' table: each mode's latency, and how many of its top 10 are full text's.
+async fn long_question_table(
+    pool: &sqlx::PgPool,
+    tenant_id: TenantId,
+    retriever: &Retriever,
+    documents: &[(String, String)],
+    modes: &[(SearchMode, &str)],
+) {
+    let long = long_questions(documents);
+    let mut exact: Vec<Vec<String>> = Vec::new();
+    println!();
+    println!(
+        "| method, {} questions of 60 words | top 10 shared with full text | search p50 | search p99 |",
+        long.len()
+    );
+    println!("|---|---|---|---|");
+    for (mode, name) in modes {
+        let mut shared = 0;
+        let mut latencies = Vec::new();
+        for (index, text) in long.iter().enumerate() {
+            let (ranking, took) = search_timed(pool, tenant_id, retriever, text, *mode).await;
+            latencies.push(took);
+            let top: Vec<String> = ranking.into_iter().take(10).collect();
+            // Full text runs first: its top 10 are what the other modes are compared with.
+            if *mode == SearchMode::FullText {
+                exact.push(top.clone());
+            }
+            shared += top.iter().filter(|path| exact[index].contains(path)).count();
+        }
+        latencies.sort();
+        println!(
+            "| {name} | {:.2} of 10 | {:.1} ms | {:.1} ms |",
+            shared as f64 / long.len() as f64,
+            percentile(&latencies, 500),
+            percentile(&latencies, 990)
+        );
+    }
 }
 
 #[tokio::main]
@@ -118,45 +172,40 @@ async fn main() {
         embedded as f64 / elapsed
     );
 
+    let tenant_id = TenantId(tenant.id.0);
+    let modes = [
+        (SearchMode::FullText, "full text (BM25 k1 1.2 b 0.75 k3 8, exact)"),
+        (SearchMode::Vector, "vector (all-MiniLM-L6-v2, HNSW cosine)"),
+        (SearchMode::Hybrid, "hybrid (reciprocal-rank fusion, k = 60)"),
+    ];
+    let modes: Vec<_> =
+        modes.into_iter().filter(|(mode, _)| !full_text_only || *mode == SearchMode::FullText).collect();
+
     let judged: Vec<_> = queries.iter().filter(|(id, _)| judgments.contains_key(id)).collect();
     println!("| method | nDCG@10 | Recall@100 | MRR@10 | search p50 | search p99 |");
     println!("|---|---|---|---|---|---|");
-    for (mode, name) in [
-        (SearchMode::FullText, "full text (stemmed terms OR-ed, BM25 k1 1.2 b 0.75)"),
-        (SearchMode::Vector, "vector (all-MiniLM-L6-v2, HNSW cosine)"),
-        (SearchMode::Hybrid, "hybrid (reciprocal-rank fusion, k = 60)"),
-    ] {
-        if full_text_only && mode != SearchMode::FullText {
-            continue;
-        }
+    for (mode, name) in &modes {
         let mut totals = (0.0, 0.0, 0.0);
         let mut latencies = Vec::new();
         for (id, text) in &judged {
-            // Timed as a search request is served: the question embedded, then both rankings and fusion.
-            let asked = Instant::now();
-            let vector = if mode == SearchMode::FullText { None } else { retriever.embed_question(text).await };
-            let mut transaction = db::begin_tenant(&pool, TenantId(tenant.id.0)).await.unwrap();
-            let hits =
-                Retriever::search_in(&mut transaction, text, vector.as_ref(), search::MAX_K, mode).await.unwrap();
-            transaction.commit().await.unwrap();
-            latencies.push(asked.elapsed());
-            let ranking: Vec<String> = hits.into_iter().map(|hit| hit.source_path).collect();
+            let (ranking, took) = search_timed(&pool, tenant_id, &retriever, text, *mode).await;
+            latencies.push(took);
             let (ndcg, recall, rr) = metrics(&ranking, &judgments[id.as_str()]);
             totals = (totals.0 + ndcg, totals.1 + recall, totals.2 + rr);
         }
         latencies.sort();
-        let at =
-            |per_mille: usize| latencies[(latencies.len() * per_mille).div_ceil(1000).clamp(1, latencies.len()) - 1];
         let count = judged.len() as f64;
         println!(
             "| {name} | {:.3} | {:.3} | {:.3} | {:.1} ms | {:.1} ms |",
             totals.0 / count,
             totals.1 / count,
             totals.2 / count,
-            at(500).as_secs_f64() * 1e3,
-            at(990).as_secs_f64() * 1e3
+            percentile(&latencies, 500),
+            percentile(&latencies, 990)
         );
     }
     println!("{} queries with judgments, {} documents", judged.len(), documents.len());
+
+    long_question_table(&pool, tenant_id, &retriever, &documents, &modes).await;
     server.stop();
 }

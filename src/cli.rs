@@ -20,7 +20,8 @@ enum Command {
     /// Re-seal every stored secret with SWITCHBOARD_MASTER_KEY; previous keys go in
     /// SWITCHBOARD_PREVIOUS_MASTER_KEYS (comma-separated) until this has run.
     RotateMasterKey,
-    /// Mirror a folder of markdown files into the shared corpus (or a tenant's documents).
+    /// Add or update the documents in a folder (Markdown, plain text, HTML, CSV, PDF, DOCX; by extension)
+    /// in the shared corpus (or a tenant's documents).
     Ingest {
         /// The folder to ingest.
         path: std::path::PathBuf,

@@ -5,6 +5,7 @@
 use chrono::Duration;
 use sqlx::PgPool;
 
+use crate::auth::context::{CollectionScope, TenantContext};
 use crate::auth::widget::{self, IssuedToken};
 use crate::crypto::MasterKeys;
 use crate::ids::TenantId;
@@ -36,7 +37,7 @@ pub async fn visitor_token(
     let tenant_id = demo_tenant(pool, slug).await?;
     let external_user_id = format!("demo-visitor-{visitor_id}");
     let ttl = Duration::hours(VISITOR_TOKEN_TTL_HOURS);
-    Ok(widget::issue(pool, keys, tenant_id, &external_user_id, ttl).await?)
+    Ok(widget::issue(pool, keys, tenant_id, &external_user_id, ttl, &CollectionScope::All).await?)
 }
 
 async fn demo_tenant(pool: &PgPool, slug: &str) -> Result<TenantId, TenantError> {
@@ -46,7 +47,13 @@ async fn demo_tenant(pool: &PgPool, slug: &str) -> Result<TenantId, TenantError>
     match tenants::create(pool, &NewTenant::parse("Demo", slug)?, None).await {
         // The first admin key is not shown to anyone: the demo needs none, and an operator who wants to
         // configure the tenant makes a key for it like for any other.
-        Ok((tenant, _first_key)) => Ok(tenant.id),
+        Ok((tenant, _first_key)) => {
+            // The demo answers from Switchboard's own documentation: the one tenant made to show it.
+            let operator = TenantContext::operator(tenant.id, None);
+            let enable = serde_json::json!({ "shared_corpus": true });
+            tenants::update_config(pool, &operator, enable.as_object().expect("an object")).await?;
+            Ok(tenant.id)
+        }
         // Two first visits at once: the other one made it.
         Err(TenantError::SlugTaken(_)) => {
             tenants::store::find_by_slug(pool, slug).await?.ok_or_else(|| TenantError::SlugTaken(slug.to_owned()))

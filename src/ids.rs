@@ -63,3 +63,12 @@ define_id!(PolicyProfileId);
 define_id!(ConnectorId);
 define_id!(ToolCallId);
 define_id!(WorkspaceId);
+define_id!(
+    /// A named set of a tenant's documents, which callers may be limited to.
+    CollectionId
+);
+
+impl CollectionId {
+    /// The shared corpus's one collection, which a tenant enables in its settings.
+    pub const SHARED_CORPUS: Self = Self(uuid::Uuid::from_u128(0xc0de));
+}

@@ -37,6 +37,8 @@ pub mod idempotency;
 pub mod rate_limits;
 /// Documents, chunks, hybrid search (BM25 + vectors) and citations.
 pub mod retrieval;
+/// Collections of a tenant's documents, and the scopes that limit who searches which.
+pub mod collections;
 /// Embedding models: local MiniLM, OpenAI, Voyage, Gemini.
 pub mod embeddings;
 /// The model catalog: context windows, output ceilings and prices, built in and the operator's.

@@ -78,6 +78,7 @@ const TOOL_DECISIONS: &str = "switchboard_tool_call_decisions_total";
 const TOOL_CALLS: &str = "switchboard_tool_calls_total";
 const TOOL_DURATION: &str = "switchboard_tool_call_duration_seconds";
 const RETRIEVAL_DURATION: &str = "switchboard_retrieval_duration_seconds";
+const MARKERS_DROPPED: &str = "switchboard_citation_markers_dropped_total";
 const EMBEDDING_DURATION: &str = "switchboard_embedding_duration_seconds";
 const EMBEDDING_QUEUE: &str = "switchboard_embedding_batches_waiting";
 const TURN_ADDED: &str = "switchboard_turn_added_seconds";
@@ -101,6 +102,7 @@ fn describe() {
     describe_counter!(TOOL_CALLS, "Tool calls that ran, by outcome.");
     describe_histogram!(TOOL_DURATION, metrics::Unit::Seconds, "A tool call's time, by outcome.");
     describe_histogram!(RETRIEVAL_DURATION, metrics::Unit::Seconds, "A search's time in the database, by mode.");
+    describe_counter!(MARKERS_DROPPED, "Citation markers in answers that named no passage the answer was given.");
     describe_histogram!(EMBEDDING_DURATION, metrics::Unit::Seconds, "Embedding texts, by purpose (query, document).");
     describe_gauge!(EMBEDDING_QUEUE, "Batches of texts waiting for the local embedding model now.");
     describe_histogram!(
@@ -263,6 +265,13 @@ pub fn tool_ran(outcome: &'static str, elapsed: Duration) {
 /// A search ran in the database: `hybrid`, `full_text` or `vector`.
 pub fn retrieval(mode: &'static str, elapsed: Duration) {
     histogram!(RETRIEVAL_DURATION, &[("mode", mode)]).record(elapsed.as_secs_f64());
+}
+
+/// An answer's citation markers named `count` passages it was not given (`[9]` of five).
+pub fn citation_markers_dropped(count: usize) {
+    if count > 0 {
+        counter!(MARKERS_DROPPED).increment(count as u64);
+    }
 }
 
 /// Texts were embedded, for a `query` or a `document`.

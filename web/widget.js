@@ -857,7 +857,10 @@
         case 'run.started':
           if (!this.sessionId) this.sessionId = data.session_id;
           break;
-        case 'retrieval':
+        case 'retrieval': // what the model was given: markers link to these while the answer streams
+          view.setCitations(data.citations);
+          break;
+        case 'citations': // the answer is written: only the passages it cites are its sources
           view.setCitations(data.citations);
           break;
         case 'message.delta':

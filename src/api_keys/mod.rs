@@ -27,6 +27,9 @@ pub enum ApiKeyError {
     Invalid(String),
     #[error("no such API key")]
     NotFound,
+    /// The key would reach a collection that does not exist, or one its maker may not search.
+    #[error(transparent)]
+    Collection(#[from] crate::collections::CollectionError),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -45,6 +48,9 @@ pub struct ApiKey {
     pub revoked_at: Option<DateTime<Utc>>,
     /// The key's own monthly budget in US dollars; `None`: the tenant's budget for every key applies.
     pub monthly_budget_usd: Option<Decimal>,
+    /// The collections the key may search (`None`: every one), by id and by name.
+    pub collection_ids: Option<Vec<uuid::Uuid>>,
+    pub collections: Vec<String>,
 }
 
 /// A non-empty set of scopes, as stored in the database.
@@ -71,6 +77,8 @@ pub struct NewApiKey {
     pub scopes: Vec<Scope>,
     pub expires_at: Option<DateTime<Utc>>,
     pub monthly_budget_usd: Option<Decimal>,
+    /// The collections (by name) it may search, within its creator's; `None`: all its creator may.
+    pub collections: Option<Vec<String>>,
 }
 
 impl NewApiKey {
@@ -88,7 +96,14 @@ impl NewApiKey {
         if expires_at.is_some_and(|expires_at| expires_at <= Utc::now()) {
             return Err(ApiKeyError::Invalid("expires_at must be in the future".to_owned()));
         }
-        Ok(Self { name: name.to_owned(), scopes: parsed, expires_at, monthly_budget_usd: None })
+        Ok(Self { name: name.to_owned(), scopes: parsed, expires_at, monthly_budget_usd: None, collections: None })
+    }
+
+    /// Limits the key to these collections (by name).
+    #[must_use]
+    pub fn in_collections(mut self, names: Option<Vec<String>>) -> Self {
+        self.collections = names;
+        self
     }
 
     /// Gives the key a monthly budget of its own, as the API sends it (see [`parse_budget`]).
@@ -103,6 +118,8 @@ impl NewApiKey {
 pub struct ApiKeyChange {
     /// `None`: left as it is; `Some(None)`: the tenant's budget for every key applies again.
     pub monthly_budget_usd: Option<Option<Decimal>>,
+    /// `None`: left as it is; `Some(None)`: every collection its changer may search; else these names.
+    pub collections: Option<Option<Vec<String>>>,
 }
 
 impl ApiKeyChange {
@@ -111,14 +128,29 @@ impl ApiKeyChange {
         for (name, value) in fields {
             match name.as_str() {
                 "monthly_budget_usd" => change.monthly_budget_usd = Some(parse_budget(value)?),
+                "collections" => change.collections = Some(parse_collections(value)?),
                 _ => {
                     return Err(ApiKeyError::Invalid(format!(
-                        "unknown field `{name}`; only `monthly_budget_usd` can be changed"
+                        "unknown field `{name}`; only `monthly_budget_usd` and `collections` can be changed"
                     )));
                 }
             }
         }
         Ok(change)
+    }
+}
+
+/// A key's collections: null (all) or an array of names.
+fn parse_collections(value: &serde_json::Value) -> Result<Option<Vec<String>>, ApiKeyError> {
+    match value {
+        serde_json::Value::Null => Ok(None),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .map(|item| item.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .map(Some)
+            .ok_or_else(|| ApiKeyError::Invalid("collections must be null or an array of names".to_owned())),
+        _ => Err(ApiKeyError::Invalid("collections must be null or an array of names".to_owned())),
     }
 }
 
@@ -148,7 +180,11 @@ pub async fn create(
     let prefix = Alphanumeric.sample_string(&mut rand::rng(), PREFIX_LEN);
     let secret = Alphanumeric.sample_string(&mut rand::rng(), SECRET_LEN);
     let token = format!("{TOKEN_PREFIX}{prefix}_{secret}");
-    let key = store::insert(&mut *connection, context.tenant_id(), new_key, &prefix, &hash_token(&token)).await?;
+    // A key never reaches further than the key that makes it.
+    let collections =
+        crate::collections::narrow(&mut *connection, context.collections(), new_key.collections.as_deref()).await?;
+    let key = store::insert(&mut *connection, context.tenant_id(), new_key, &prefix, &hash_token(&token), &collections)
+        .await?;
     audit::record(
         &mut *connection,
         context,
@@ -158,6 +194,7 @@ pub async fn create(
             "scopes": key.scopes,
             "expires_at": key.expires_at,
             "monthly_budget_usd": audited_budget(key.monthly_budget_usd),
+            "collections": key.collection_ids.as_ref().map(|_| &key.collections),
         })),
     )
     .await?;
@@ -182,6 +219,16 @@ pub async fn update(
     id: ApiKeyId,
     change: &ApiKeyChange,
 ) -> Result<ApiKey, ApiKeyError> {
+    if let Some(names) = &change.collections {
+        let scope = crate::collections::narrow(&mut *connection, context.collections(), names.as_deref()).await?;
+        let (key, before) = store::set_collections(&mut *connection, id, &scope).await?.ok_or(ApiKeyError::NotFound)?;
+        let before = crate::collections::names_of(&mut *connection, &before).await?;
+        let entry = AuditEntry::new("api_key.updated", "api_key", id.to_string()).with_details(serde_json::json!({
+            "collections": key.collection_ids.as_ref().map(|_| &key.collections),
+            "previous_collections": before,
+        }));
+        audit::record(&mut *connection, context, &entry).await?;
+    }
     let Some(budget) = change.monthly_budget_usd else {
         return store::find(&mut *connection, id).await?.ok_or(ApiKeyError::NotFound);
     };

@@ -6,7 +6,7 @@ use rust_decimal::Decimal;
 use sqlx::PgConnection;
 
 use super::{ApiKey, NewApiKey, Scopes};
-use crate::auth::context::Scope;
+use crate::auth::context::{CollectionScope, Scope};
 use crate::ids::{ApiKeyId, TenantId};
 
 pub async fn insert(
@@ -15,12 +15,15 @@ pub async fn insert(
     new_key: &NewApiKey,
     prefix: &str,
     secret_hash: &[u8; 32],
+    collections: &CollectionScope,
 ) -> Result<ApiKey, sqlx::Error> {
     let scopes: Vec<&str> = new_key.scopes.iter().map(|scope| scope.as_str()).collect();
     sqlx::query_as(
-        "INSERT INTO api_keys (id, tenant_id, name, prefix, secret_hash, scopes, expires_at, monthly_budget_usd) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-         RETURNING id, name, prefix, scopes, created_at, last_used_at, expires_at, revoked_at, monthly_budget_usd",
+        "INSERT INTO api_keys (id, tenant_id, name, prefix, secret_hash, scopes, expires_at, monthly_budget_usd, \
+         collection_ids) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         RETURNING id, name, prefix, scopes, created_at, last_used_at, expires_at, revoked_at, monthly_budget_usd, \
+         collection_ids, ARRAY(SELECT c.name FROM collections AS c WHERE c.id = ANY(collection_ids) ORDER BY c.name) \
+         AS collections",
     )
     .bind(ApiKeyId::new())
     .bind(tenant_id)
@@ -30,14 +33,16 @@ pub async fn insert(
     .bind(scopes)
     .bind(new_key.expires_at)
     .bind(new_key.monthly_budget_usd)
+    .bind(collections.to_stored())
     .fetch_one(connection)
     .await
 }
 
 pub async fn list(connection: &mut PgConnection) -> Result<Vec<ApiKey>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, name, prefix, scopes, created_at, last_used_at, expires_at, revoked_at, monthly_budget_usd \
-         FROM api_keys ORDER BY created_at, id",
+        "SELECT id, name, prefix, scopes, created_at, last_used_at, expires_at, revoked_at, monthly_budget_usd, \
+         collection_ids, ARRAY(SELECT c.name FROM collections AS c WHERE c.id = ANY(collection_ids) ORDER BY c.name) \
+         AS collections FROM api_keys ORDER BY created_at, id",
     )
     .fetch_all(connection)
     .await
@@ -45,8 +50,9 @@ pub async fn list(connection: &mut PgConnection) -> Result<Vec<ApiKey>, sqlx::Er
 
 pub async fn find(connection: &mut PgConnection, id: ApiKeyId) -> Result<Option<ApiKey>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, name, prefix, scopes, created_at, last_used_at, expires_at, revoked_at, monthly_budget_usd \
-         FROM api_keys WHERE id = $1",
+        "SELECT id, name, prefix, scopes, created_at, last_used_at, expires_at, revoked_at, monthly_budget_usd, \
+         collection_ids, ARRAY(SELECT c.name FROM collections AS c WHERE c.id = ANY(collection_ids) ORDER BY c.name) \
+         AS collections FROM api_keys WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(connection)
@@ -73,7 +79,9 @@ pub async fn set_budget(
          FROM (SELECT id, monthly_budget_usd FROM api_keys WHERE id = $1 FOR UPDATE) AS before \
          WHERE key.id = before.id \
          RETURNING key.id, key.name, key.prefix, key.scopes, key.created_at, key.last_used_at, key.expires_at, \
-         key.revoked_at, key.monthly_budget_usd, before.monthly_budget_usd AS previous_monthly_budget_usd",
+         key.revoked_at, key.monthly_budget_usd, key.collection_ids, \
+         ARRAY(SELECT c.name FROM collections AS c WHERE c.id = ANY(key.collection_ids) ORDER BY c.name) AS collections, \
+         before.monthly_budget_usd AS previous_monthly_budget_usd",
     )
     .bind(id)
     .bind(budget)
@@ -112,6 +120,7 @@ pub struct StoredKey {
     pub revoked_at: Option<DateTime<Utc>>,
     /// Whether the operator suspended its tenant, read with the key: one query authenticates.
     pub tenant_suspended: bool,
+    pub collections: CollectionScope,
 }
 
 #[derive(sqlx::FromRow)]
@@ -124,6 +133,7 @@ struct StoredKeyRow {
     expires_at: Option<DateTime<Utc>>,
     revoked_at: Option<DateTime<Utc>>,
     tenant_suspended: bool,
+    collection_ids: Option<Vec<uuid::Uuid>>,
 }
 
 /// Finds a key by prefix before any tenant is known, through the `api_key_lookup` policy. The setting is
@@ -134,7 +144,8 @@ pub async fn find_for_authentication(
 ) -> Result<Option<StoredKey>, sqlx::Error> {
     sqlx::query("SELECT set_config('app.api_key_prefix', $1, true)").bind(prefix).execute(&mut *connection).await?;
     let row: Option<StoredKeyRow> = sqlx::query_as(
-        "SELECT k.id, k.tenant_id, k.secret_hash, k.scopes, k.expires_at, k.revoked_at, t.status = 'suspended' AS tenant_suspended \
+        "SELECT k.id, k.tenant_id, k.secret_hash, k.scopes, k.expires_at, k.revoked_at, k.collection_ids, \
+                t.status = 'suspended' AS tenant_suspended \
          FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.prefix = $1",
     )
     .bind(prefix)
@@ -148,6 +159,7 @@ pub async fn find_for_authentication(
         expires_at: row.expires_at,
         revoked_at: row.revoked_at,
         tenant_suspended: row.tenant_suspended,
+        collections: CollectionScope::from_stored(row.collection_ids),
     }))
 }
 
@@ -161,4 +173,26 @@ pub async fn record_use(connection: &mut PgConnection, id: ApiKeyId) -> Result<(
     .execute(connection)
     .await?;
     Ok(())
+}
+
+/// Limits a key to `collections`; the key as it is now and its scope before, or `None` when the key
+/// does not exist (for this tenant).
+pub async fn set_collections(
+    connection: &mut PgConnection,
+    id: ApiKeyId,
+    collections: &CollectionScope,
+) -> Result<Option<(ApiKey, CollectionScope)>, sqlx::Error> {
+    let before: Option<Option<Vec<uuid::Uuid>>> =
+        sqlx::query_scalar("SELECT collection_ids FROM api_keys WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *connection)
+            .await?;
+    let Some(before) = before else { return Ok(None) };
+    sqlx::query("UPDATE api_keys SET collection_ids = $2 WHERE id = $1")
+        .bind(id)
+        .bind(collections.to_stored())
+        .execute(&mut *connection)
+        .await?;
+    let key = find(connection, id).await?;
+    Ok(key.map(|key| (key, CollectionScope::from_stored(before))))
 }

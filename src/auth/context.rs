@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{ApiKeyId, TenantId, UserId};
+use crate::ids::{ApiKeyId, CollectionId, TenantId, UserId};
 
 /// What an API key may do: `admin` (the tenant's settings, keys and records), `chat`, `runs`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -82,12 +82,55 @@ impl Actor {
     }
 }
 
+/// Which of its tenant's collections a caller, a conversation or a run may search. Scopes only narrow:
+/// [`Self::within`] keeps what both allow.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CollectionScope {
+    /// Every collection the tenant can read (its own, and the shared corpus once enabled).
+    #[default]
+    All,
+    /// These only (none: nothing is searchable).
+    Only(Vec<CollectionId>),
+}
+
+impl CollectionScope {
+    /// As stored: `None` is every collection.
+    pub fn from_stored(ids: Option<Vec<uuid::Uuid>>) -> Self {
+        ids.map_or(Self::All, |ids| Self::Only(ids.into_iter().map(CollectionId).collect()))
+    }
+
+    pub fn to_stored(&self) -> Option<Vec<uuid::Uuid>> {
+        match self {
+            Self::All => None,
+            Self::Only(ids) => Some(ids.iter().map(|id| id.0).collect()),
+        }
+    }
+
+    pub fn allows(&self, id: CollectionId) -> bool {
+        match self {
+            Self::All => true,
+            Self::Only(ids) => ids.contains(&id),
+        }
+    }
+
+    /// What both scopes allow.
+    #[must_use]
+    pub fn within(&self, outer: &Self) -> Self {
+        match (self, outer) {
+            (Self::All, other) | (other, Self::All) => other.clone(),
+            (Self::Only(ids), outer) => Self::Only(ids.iter().copied().filter(|id| outer.allows(*id)).collect()),
+        }
+    }
+}
+
 /// An authenticated request acting for one tenant.
 #[derive(Clone)]
 pub struct TenantContext {
     tenant_id: TenantId,
     actor: Actor,
     scopes: Vec<Scope>,
+    collections: CollectionScope,
     request_id: Option<String>,
 }
 
@@ -98,6 +141,7 @@ impl fmt::Debug for TenantContext {
             .field("tenant_id", &self.tenant_id)
             .field("actor", &self.actor)
             .field("scopes", &self.scopes)
+            .field("collections", &self.collections)
             .finish_non_exhaustive()
     }
 }
@@ -117,6 +161,11 @@ impl TenantContext {
 
     pub fn scopes(&self) -> &[Scope] {
         &self.scopes
+    }
+
+    /// The collections these credentials may search.
+    pub fn collections(&self) -> &CollectionScope {
+        &self.collections
     }
 
     /// Succeeds when the credentials carry `scope`; `admin` does not imply the others. A widget token
@@ -141,7 +190,13 @@ impl TenantContext {
 
     /// The operator acting inside a tenant it has just created.
     pub(crate) fn operator(tenant_id: TenantId, request_id: Option<String>) -> Self {
-        Self { tenant_id, actor: Actor::Operator, scopes: vec![Scope::Admin], request_id }
+        Self {
+            tenant_id,
+            actor: Actor::Operator,
+            scopes: vec![Scope::Admin],
+            collections: CollectionScope::All,
+            request_id,
+        }
     }
 
     /// Made only by authentication (`auth`), once the credentials are verified.
@@ -149,8 +204,28 @@ impl TenantContext {
         tenant_id: TenantId,
         actor: Actor,
         scopes: Vec<Scope>,
+        collections: CollectionScope,
         request_id: Option<String>,
     ) -> Self {
-        Self { tenant_id, actor, scopes, request_id }
+        Self { tenant_id, actor, scopes, collections, request_id }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scope_within_another_keeps_only_what_both_allow() {
+        let [a, b, c] = [CollectionId::new(), CollectionId::new(), CollectionId::new()];
+        let only = |ids: &[CollectionId]| CollectionScope::Only(ids.to_vec());
+        assert_eq!(CollectionScope::All.within(&CollectionScope::All), CollectionScope::All);
+        assert_eq!(only(&[a]).within(&CollectionScope::All), only(&[a]));
+        assert_eq!(CollectionScope::All.within(&only(&[a, b])), only(&[a, b]));
+        assert_eq!(only(&[a, c]).within(&only(&[a, b])), only(&[a]));
+        assert_eq!(only(&[c]).within(&only(&[a, b])), only(&[]), "nothing in common: nothing");
+        assert!(!only(&[]).allows(a));
+        assert_eq!(CollectionScope::from_stored(None), CollectionScope::All);
+        assert_eq!(CollectionScope::from_stored(only(&[b]).to_stored()), only(&[b]));
     }
 }

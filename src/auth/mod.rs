@@ -62,7 +62,14 @@ pub async fn authenticate_widget_token(
     let user_exists = crate::users::store::exists(&mut transaction, claims.user_id).await?;
     transaction.commit().await?;
     refuse_unless_active(status.filter(|_| user_exists))?;
-    Ok(TenantContext::authenticated(claims.tenant_id, Actor::EndUser(claims.user_id), Vec::new(), request_id))
+    let collections = claims.collections();
+    Ok(TenantContext::authenticated(
+        claims.tenant_id,
+        Actor::EndUser(claims.user_id),
+        Vec::new(),
+        collections,
+        request_id,
+    ))
 }
 
 /// A tenant deleted since its credential was made has no credentials left; a suspended one is refused.
@@ -100,7 +107,13 @@ pub async fn authenticate_api_key(
     crate::db::set_tenant(&mut transaction, stored.tenant_id).await?;
     api_keys::store::record_use(&mut transaction, stored.id).await?;
     transaction.commit().await?;
-    Ok(TenantContext::authenticated(stored.tenant_id, Actor::ApiKey(stored.id), stored.scopes, request_id))
+    Ok(TenantContext::authenticated(
+        stored.tenant_id,
+        Actor::ApiKey(stored.id),
+        stored.scopes,
+        stored.collections,
+        request_id,
+    ))
 }
 
 /// The operator's token, kept only as a digest so comparisons take constant time whatever its length.

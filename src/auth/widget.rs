@@ -8,6 +8,7 @@ use hmac::Mac as _;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq as _;
 
+use crate::auth::context::CollectionScope;
 use crate::crypto::MasterKeys;
 use crate::db;
 use crate::ids::{TenantId, UserId};
@@ -19,6 +20,15 @@ pub struct Claims {
     pub tenant_id: TenantId,
     pub user_id: UserId,
     pub expires_at: DateTime<Utc>,
+    /// The collections the token may search; absent: every collection of the tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collections: Option<Vec<uuid::Uuid>>,
+}
+
+impl Claims {
+    pub fn collections(&self) -> CollectionScope {
+        CollectionScope::from_stored(self.collections.clone())
+    }
 }
 
 fn signature(keys: &MasterKeys, payload: &[u8]) -> Vec<u8> {
@@ -51,12 +61,13 @@ pub async fn issue(
     tenant_id: TenantId,
     external_user_id: &str,
     ttl: chrono::Duration,
+    collections: &CollectionScope,
 ) -> Result<IssuedToken, sqlx::Error> {
     let mut transaction = db::begin_tenant(pool, tenant_id).await?;
     let user_id = crate::users::store::end_user(&mut transaction, tenant_id, external_user_id).await?;
     transaction.commit().await?;
     let expires_at = Utc::now() + ttl;
-    let token = sign(keys, &Claims { tenant_id, user_id, expires_at });
+    let token = sign(keys, &Claims { tenant_id, user_id, expires_at, collections: collections.to_stored() });
     Ok(IssuedToken { token, expires_at, user_id })
 }
 
@@ -92,6 +103,7 @@ mod tests {
             tenant_id: TenantId::new(),
             user_id: UserId::new(),
             expires_at: now + chrono::Duration::minutes(5),
+            collections: None,
         };
         let token = sign(&keys, &claims);
         assert_eq!(verify(&keys, &token, now).unwrap().user_id, claims.user_id);
@@ -115,6 +127,7 @@ mod tests {
             tenant_id: TenantId::new(),
             user_id: UserId::new(),
             expires_at: now + chrono::Duration::minutes(5),
+            collections: None,
         };
         let token = sign(&keys, &claims);
         let (payload, signature) = token.rsplit_once('.').unwrap();
@@ -145,6 +158,7 @@ mod tests {
                         tenant_id: TenantId(uuid::Uuid::from_u128(tenant)),
                         user_id: UserId(uuid::Uuid::from_u128(user)),
                         expires_at,
+                        collections: None,
                     };
                     (claims, now)
                 })

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use sqlx::PgPool;
 
-use crate::auth::context::TenantContext;
+use crate::auth::context::{CollectionScope, TenantContext};
 use crate::db;
 use crate::ids::{MessageId, RunId, SessionId};
 use crate::providers::FinishReason;
@@ -19,6 +19,8 @@ pub enum ConversationError {
     NotFound,
     #[error("{0}")]
     Invalid(String),
+    #[error(transparent)]
+    Collection(#[from] crate::collections::CollectionError),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -41,9 +43,18 @@ pub struct Session {
     pub user_id: Option<crate::ids::UserId>,
     pub workspace_id: Option<uuid::Uuid>,
     pub title: Option<String>,
+    /// The collections its turns may search (`None`: all its callers may), by id and by name.
+    pub collection_ids: Option<Vec<uuid::Uuid>>,
+    pub collections: Vec<String>,
     pub archived: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+impl Session {
+    pub fn collections(&self) -> CollectionScope {
+        CollectionScope::from_stored(self.collection_ids.clone())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema)]
@@ -77,6 +88,8 @@ pub struct Message {
     pub finish_reason: Option<FinishReason>,
     pub tool_calls: sqlx::types::Json<serde_json::Value>,
     pub citations: sqlx::types::Json<serde_json::Value>,
+    /// The passages an answer was given but did not cite.
+    pub retrieved: sqlx::types::Json<serde_json::Value>,
     pub input_tokens: Option<i32>,
     pub output_tokens: Option<i32>,
     pub total_tokens: Option<i32>,
@@ -94,6 +107,10 @@ pub struct NewSession {
     pub session_type: SessionType,
     pub workspace_id: Option<uuid::Uuid>,
     pub title: Option<String>,
+    /// The collections its turns may search, within its creator's.
+    pub collections: CollectionScope,
+    /// The collections asked for by name, resolved when it is made.
+    pub collection_names: Option<Vec<String>>,
 }
 
 impl NewSession {
@@ -106,7 +123,15 @@ impl NewSession {
         if session_type == SessionType::Workspace && workspace_id.is_none() {
             return Err(ConversationError::Invalid("a workspace conversation needs a workspace_id".to_owned()));
         }
-        Ok(Self { session_type, workspace_id, title: title.map(|title| parse_title(&title)).transpose()? })
+        let title = title.map(|title| parse_title(&title)).transpose()?;
+        Ok(Self { session_type, workspace_id, title, collections: CollectionScope::All, collection_names: None })
+    }
+
+    /// Limits the conversation's turns to these collections (by name).
+    #[must_use]
+    pub fn in_collections(mut self, names: Option<Vec<String>>) -> Self {
+        self.collection_names = names;
+        self
     }
 }
 
@@ -157,7 +182,15 @@ pub async fn create(
     {
         return Err(ConversationError::Invalid("no such workspace".to_owned()));
     }
-    let session = store::insert_session(&mut transaction, context, new_session).await?;
+    let session = match &new_session.collection_names {
+        None => store::insert_session(&mut transaction, context, new_session).await?,
+        Some(names) => {
+            // A conversation reaches no further than the credentials that start it.
+            let collections = crate::collections::narrow(&mut transaction, context.collections(), Some(names)).await?;
+            let new_session = NewSession { collections, ..new_session.clone() };
+            store::insert_session(&mut transaction, context, &new_session).await?
+        }
+    };
     transaction.commit().await?;
     Ok(session)
 }

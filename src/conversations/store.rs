@@ -6,8 +6,11 @@ use super::{Message, MessageStatus, NewSession, Role, Session, SessionFilter, Se
 use crate::ids::{ApiKeyId, MessageId, RunId, SessionId, TenantId};
 use crate::providers::FinishReason;
 
-const SESSION_COLUMNS: &str = "id, session_type, user_id, workspace_id, title, archived, created_at, updated_at";
+const SESSION_COLUMNS: &str = "id, session_type, user_id, workspace_id, title, collection_ids, \
+     ARRAY(SELECT c.name FROM collections AS c WHERE c.id = ANY(collection_ids) ORDER BY c.name) AS collections, \
+     archived, created_at, updated_at";
 const MESSAGE_COLUMNS: &str = "id, session_id, run_id, role, content, status, finish_reason, tool_calls, citations, \
+     retrieved, \
      input_tokens, output_tokens, total_tokens, model_used, provider_used, is_byok, metadata, created_at";
 
 /// A new conversation of the context's tenant, owned by its key (and its end user, for a widget user).
@@ -18,7 +21,8 @@ pub async fn insert_session(
 ) -> Result<Session, sqlx::Error> {
     let (tenant_id, api_key_id) = (context.tenant_id(), context.actor().api_key_id());
     let mut query = QueryBuilder::<Postgres>::new(
-        "INSERT INTO chat_sessions (id, tenant_id, session_type, workspace_id, title, api_key_id, user_id) VALUES (",
+        "INSERT INTO chat_sessions (id, tenant_id, session_type, workspace_id, title, api_key_id, user_id, \
+         collection_ids) VALUES (",
     );
     query
         .push_bind(SessionId::new())
@@ -34,6 +38,8 @@ pub async fn insert_session(
         .push_bind(api_key_id)
         .push(", ")
         .push_bind(context.end_user())
+        .push(", ")
+        .push_bind(new_session.collections.to_stored())
         .push(") RETURNING ")
         .push(SESSION_COLUMNS);
     query.build_query_as().fetch_one(connection).await
@@ -162,6 +168,8 @@ pub struct NewMessage<'a> {
     pub is_byok: Option<bool>,
     pub tool_calls: Option<serde_json::Value>,
     pub citations: Option<serde_json::Value>,
+    /// The passages an answer was given but did not cite.
+    pub retrieved: Option<serde_json::Value>,
 }
 
 impl<'a> NewMessage<'a> {
@@ -180,6 +188,7 @@ impl<'a> NewMessage<'a> {
             is_byok: None,
             tool_calls: None,
             citations: None,
+            retrieved: None,
         }
     }
 }
@@ -202,7 +211,8 @@ pub async fn insert_message_with_id(
     let total_tokens = message.input_tokens.zip(message.output_tokens).map(|(input, output)| input + output);
     let mut query = QueryBuilder::<Postgres>::new(
         "INSERT INTO chat_messages (id, tenant_id, session_id, run_id, role, content, status, finish_reason, \
-         input_tokens, output_tokens, total_tokens, model_used, provider_used, is_byok, tool_calls, citations) ",
+         input_tokens, output_tokens, total_tokens, model_used, provider_used, is_byok, tool_calls, citations, \
+         retrieved) ",
     );
     query.push_values([message], |mut row, message| {
         row.push_bind(id)
@@ -220,7 +230,8 @@ pub async fn insert_message_with_id(
             .push_bind(message.provider_used)
             .push_bind(message.is_byok)
             .push_bind(sqlx::types::Json(message.tool_calls.clone().unwrap_or_else(|| serde_json::json!([]))))
-            .push_bind(sqlx::types::Json(message.citations.clone().unwrap_or_else(|| serde_json::json!([]))));
+            .push_bind(sqlx::types::Json(message.citations.clone().unwrap_or_else(|| serde_json::json!([]))))
+            .push_bind(sqlx::types::Json(message.retrieved.clone().unwrap_or_else(|| serde_json::json!([]))));
     });
     query.push(" RETURNING ").push(MESSAGE_COLUMNS);
     query.build_query_as().fetch_one(connection).await

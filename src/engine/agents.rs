@@ -70,18 +70,21 @@ impl Engine {
             session_type: SessionType::Workspace,
             workspace_id: Some(workspace_id.0),
             title: Some(conversations::title_from_message(&request.content)),
+            collections: context.collections().clone(),
+            collection_names: None,
         };
         let session = conversations::store::insert_session(&mut transaction, context, &session).await?;
-        let run = runs::store::insert_queued_agent_run(
-            &mut transaction,
-            tenant_id,
-            run_id,
-            session.id,
+        let trace_id = crate::telemetry::current_trace_id();
+        let queued = runs::store::QueuedAgentRun {
+            id: run_id,
+            session_id: session.id,
             workspace_id,
-            &request.content,
-            (context.request_id(), crate::telemetry::current_trace_id().as_deref()),
-        )
-        .await?;
+            instruction: &request.content,
+            request_id: context.request_id(),
+            trace_id: trace_id.as_deref(),
+            collection_ids: context.collections().to_stored(),
+        };
+        let run = runs::store::insert_queued_agent_run(&mut transaction, tenant_id, &queued).await?;
         conversations::store::insert_message(
             &mut transaction,
             tenant_id,

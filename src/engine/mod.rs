@@ -30,6 +30,7 @@ pub use resolve::ProviderSetup;
 use crate::auth::context::TenantContext;
 use crate::background::Background;
 use crate::budgets::{Payer, RunBudgets};
+use crate::collections;
 use crate::conversations::store::NewMessage;
 use crate::conversations::{self, Message};
 use crate::db;
@@ -75,6 +76,9 @@ pub enum EngineError {
     /// The request names a model this tenant cannot use.
     #[error(transparent)]
     ModelNotFound(#[from] routing::UnknownModel),
+    /// The request names a collection it may not search, or none that exists.
+    #[error(transparent)]
+    Collection(#[from] crate::collections::CollectionError),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -125,6 +129,8 @@ pub struct TurnRequest {
     /// The tokens the rate limits reserved for this turn at its door: corrected to what the turn used
     /// once it is recorded, given back whole if it never starts.
     pub rate_reservation: Option<TokenReservation>,
+    /// The collections (by name) the turn may search; `None`: all its caller and conversation may.
+    pub collections: Option<Vec<String>>,
 }
 
 /// What a turn is asked to do.
@@ -160,7 +166,15 @@ impl TurnRequest {
         if model.as_deref().is_some_and(|model| model.trim().is_empty() || model.len() > 200) {
             return Err(EngineError::Invalid("model must be 1 to 200 characters".to_owned()));
         }
-        Ok(Self { content, model, mode: TurnMode::Assistant, rate_reservation: None })
+        Ok(Self { content, model, mode: TurnMode::Assistant, rate_reservation: None, collections: None })
+    }
+
+    /// Limits the turn's retrieval to these collections (by name), within its caller's and its
+    /// conversation's.
+    #[must_use]
+    pub fn in_collections(mut self, names: Option<Vec<String>>) -> Self {
+        self.collections = names;
+        self
     }
 
     #[must_use]
@@ -311,6 +325,8 @@ impl Engine {
             .ok_or(EngineError::SessionNotFound)?;
         let resolved =
             resolve::resolve(&mut transaction, &self.inner.providers, tenant_id, request.model.as_deref()).await??;
+        let reach = context.collections().within(&session.collections());
+        let collections = collections::narrow(&mut transaction, &reach, request.collections.as_deref()).await?;
         // A budget already used up refuses the turn before anything is recorded.
         let payer =
             Payer { run_id, api_key_id: context.actor().api_key_id(), end_user: session.user_id, agent_run: false };
@@ -330,6 +346,7 @@ impl Engine {
                 request_id: context.request_id(),
                 trace_id: trace_id.as_deref(),
                 executor: self.inner.presence.id(),
+                collection_ids: collections.to_stored(),
             },
         )
         .await?;

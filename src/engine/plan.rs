@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use super::TurnMode;
 use super::resolve::Resolved;
+use crate::auth::context::CollectionScope;
 use crate::budgets::{BudgetExhausted, RunBudgets};
 use crate::ids::{ApiKeyId, RunId, SessionId, TenantId, WorkspaceId};
 use crate::providers::{Provider, ProviderError};
@@ -39,6 +40,8 @@ pub(super) struct TurnPlan {
     pub end_user: Option<crate::ids::UserId>,
     /// The tokens the rate limits reserved at the door, corrected when the run is recorded.
     pub rate_reservation: Option<crate::rate_limits::TokenReservation>,
+    /// The collections its retrieval may search, as the run recorded them when it started.
+    pub collections: CollectionScope,
 }
 
 impl TurnPlan {
@@ -71,6 +74,7 @@ impl TurnPlan {
             budgets: RunBudgets::default(),
             rate_reservation: None,
             end_user: None,
+            collections: CollectionScope::from_stored(run.collection_ids.clone()),
         }
     }
 }

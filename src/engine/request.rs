@@ -12,6 +12,7 @@ use crate::prompts::SystemPromptContext;
 use crate::providers::Passage;
 use crate::providers::options::GenerationOptions;
 use crate::providers::{self, ChatMessage, ChatRequest};
+use crate::retrieval::relevance::Floors;
 use crate::retrieval::search::SearchMode;
 use crate::retrieval::{self, Citation, Retriever};
 use crate::usage;
@@ -50,7 +51,11 @@ pub(super) async fn build(inner: &Inner, plan: &TurnPlan) -> Result<Built, TurnF
     // Embedded with no connection held: the local model takes milliseconds of CPU.
     let vector = inner.retriever.embed_question(&query).await;
     let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
-    let hits = Retriever::search_in(&mut transaction, &query, vector.as_ref(), 8, SearchMode::Hybrid).await?;
+    let mut hits =
+        Retriever::search_in(&mut transaction, &query, vector.as_ref(), 8, SearchMode::Hybrid, &plan.collections)
+            .await?;
+    // Passages below the tenant's floor are not given to the model: with none left, the prompt says so.
+    Floors::from(retrieval::store::tenant_floors(&mut transaction).await?).judge(&mut hits, SearchMode::Hybrid);
     if let Some(vector) = &vector {
         let payer =
             usage::EmbeddingPayer { run_id: Some(plan.run_id), api_key_id: plan.api_key_id, end_user: plan.end_user };

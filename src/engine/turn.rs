@@ -18,7 +18,7 @@ use crate::conversations::{self, MessageStatus, Role};
 use crate::db;
 use crate::ids::{MessageId, ToolCallId};
 use crate::providers::{ChatChunk, ChatRequest, FinishReason, ProviderError, ProviderErrorKind, retry};
-use crate::retrieval::Citation;
+use crate::retrieval::{self, Citation};
 use crate::runs::events::EventKind;
 use crate::runs::store::RunOutcome;
 use crate::runs::{RunKind, RunStatus};
@@ -44,7 +44,7 @@ struct Answer {
     transcript: Transcript,
     /// Text from before a pause, whose usage was recorded then: estimates count only what follows.
     billed_text_len: usize,
-    /// The passages the answer was grounded in.
+    /// The passages the model was given, numbered as the prompt numbers them.
     citations: Vec<Citation>,
     first_token_at: Option<Instant>,
     reported_usage: Option<TokenUsage>,
@@ -506,6 +506,9 @@ async fn record(
     let provider = plan.provider_name;
     let tokens_i32 = |tokens: u64| i32::try_from(tokens).unwrap_or(i32::MAX);
 
+    // The passages the answer cites (with where), apart from those it was given and did not cite.
+    let sources = retrieval::citations::attribute(&answer.text, &answer.citations);
+
     let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
     if ended_elsewhere(&mut transaction, plan, log).await? {
         return Ok(());
@@ -530,12 +533,16 @@ async fn record(
                 provider_used: Some(provider),
                 is_byok: Some(plan.is_byok),
                 tool_calls: answer.recorded_tool_calls(),
-                citations: (!answer.citations.is_empty()).then(|| serde_json::json!(answer.citations)),
+                citations: Some(serde_json::json!(sources.cited)),
+                retrieved: Some(serde_json::json!(sources.retrieved)),
             },
         )
         .await?;
     }
     let mut closing = Vec::new();
+    if keep_message && !answer.citations.is_empty() {
+        closing.push(EventKind::Citations { citations: sources.cited, retrieved: sources.retrieved });
+    }
     if tokens.input > 0 || tokens.output > 0 {
         closing.push(record_usage(&mut transaction, inner, plan, &answer.model, tokens, source).await?);
     }
@@ -581,6 +588,7 @@ async fn record(
     let total = since_start(Instant::now());
     crate::metrics::run_ended(plan.tenant_id, kind.as_str(), status.as_str(), provider, first_token, total);
     crate::metrics::turn_added(kind.as_str(), total.saturating_sub(answer.waited));
+    crate::metrics::citation_markers_dropped(sources.dropped);
     log.publish_closing(closing);
     Ok(())
 }

@@ -31,6 +31,10 @@ pub struct CreateApiKey {
     #[serde(default)]
     #[schema(schema_with = crate::budgets::amount_schema)]
     monthly_budget_usd: Value,
+    /// The collections (by name) the key may search, among those of the key creating it; absent: the
+    /// creating key's (every collection, for an unlimited key).
+    #[schema(min_items = 1, max_items = 32)]
+    collections: Option<Vec<String>>,
 }
 
 /// Creates an API key; its token is in this answer only.
@@ -46,7 +50,9 @@ pub async fn create(
     Json(body): Json<CreateApiKey>,
 ) -> Result<(StatusCode, axum::Json<CreatedApiKeyView>), ApiError> {
     context.require(Scope::Admin)?;
-    let new_key = NewApiKey::parse(&body.name, &body.scopes, body.expires_at)?.with_budget(&body.monthly_budget_usd)?;
+    let new_key = NewApiKey::parse(&body.name, &body.scopes, body.expires_at)?
+        .with_budget(&body.monthly_budget_usd)?
+        .in_collections(body.collections);
     let created = api_keys::create_for(&state.db, &context, &new_key).await?;
     Ok((StatusCode::CREATED, axum::Json(CreatedApiKeyView::from(&created))))
 }
@@ -72,9 +78,14 @@ pub struct ApiKeyUpdate {
     /// absent leaves it as it is.
     #[schema(schema_with = crate::budgets::amount_schema)]
     monthly_budget_usd: Option<Value>,
+    /// The collections (by name) the key may search, among those of the key making the change; null: all
+    /// that key may search; absent leaves them as they are.
+    #[schema(min_items = 1, max_items = 32)]
+    collections: Option<Vec<String>>,
 }
 
-/// Changes an API key's own monthly budget: `{"monthly_budget_usd": "12.50"}`, or `null` to remove it.
+/// Changes an API key's own monthly budget (`{"monthly_budget_usd": "12.50"}`, or `null` to remove it) or
+/// the collections it may search (`{"collections": ["public"]}`).
 #[utoipa::path(
     patch, path = "/api-keys/{id}", tag = "tenant",
     params(("id" = uuid::Uuid, Path, description = "The API key's id.")),

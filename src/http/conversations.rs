@@ -30,6 +30,10 @@ pub struct CreateSession {
     session_type: Option<SessionType>,
     workspace_id: Option<uuid::Uuid>,
     title: Option<String>,
+    /// The collections (by name) its turns may search, among those the credentials may; absent: all of
+    /// them.
+    #[schema(min_items = 1, max_items = 32)]
+    collections: Option<Vec<String>>,
 }
 
 /// Starts a conversation (a widget token's is its end user's).
@@ -46,7 +50,8 @@ pub async fn create(
     Json(body): Json<CreateSession>,
 ) -> Result<(StatusCode, axum::Json<SessionView>), ApiError> {
     context.require_conversations()?;
-    let new_session = NewSession::parse(body.session_type, body.workspace_id, body.title)?;
+    let new_session =
+        NewSession::parse(body.session_type, body.workspace_id, body.title)?.in_collections(body.collections);
     let session = conversations::create(&state.db, &context, &new_session).await?;
     Ok((StatusCode::CREATED, axum::Json(SessionView::from(&session))))
 }
@@ -183,6 +188,10 @@ pub struct PostMessage {
     /// A model other than the tenant's default.
     #[schema(min_length = 1, max_length = 200)]
     model: Option<String>,
+    /// Search only these collections (by name) for this answer, among those the credentials and the
+    /// conversation may search.
+    #[schema(min_items = 1, max_items = 32)]
+    collections: Option<Vec<String>>,
 }
 
 /// Posts a message and answers it, as JSON or (with `Accept: text/event-stream`) as its event stream.
@@ -220,7 +229,7 @@ pub async fn post_message(
     context.require_conversations()?;
     let slot = open_streams.reserve_if(sse::wants_event_stream(&headers), &context)?;
     let key = extract::idempotency_key(&headers)?.as_deref().map(IdempotencyKey::parse).transpose()?;
-    let request = TurnRequest::parse(body.content, body.model)?;
+    let request = TurnRequest::parse(body.content, body.model)?.in_collections(body.collections);
     let admission =
         rate_limits::admit(&state, &context, &Demand { prompt: &[&request.content], ..Demand::default() }).await?;
     let request = request.with_rate_reservation(admission.reservation);

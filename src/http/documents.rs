@@ -9,8 +9,10 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{Json, Path, Tenant};
+use super::uploads::{self, JsonOrUpload, UploadDocument};
 use super::views::documents::{DocumentAdded, DocumentList, SearchResults};
 use crate::auth::context::Scope;
+use crate::collections;
 use crate::retrieval::search::SearchMode;
 use crate::retrieval::{self, IngestOutcome, NewDocument};
 
@@ -20,12 +22,17 @@ pub struct AddDocument {
     source_path: String,
     title: Option<String>,
     content: String,
+    /// The collections (by name) it belongs to; absent: `default`, made on first use. Sending a document
+    /// again with other collections moves it.
+    #[schema(min_items = 1, max_items = 32)]
+    collections: Option<Vec<String>>,
 }
 
-/// Adds a document, or replaces the one at the same `source_path` (200 when it changed or was the same).
+/// Adds a document, or replaces the one at the same `source_path` (200 when it changed or was the same):
+/// its text as JSON, or a file (PDF, DOCX, HTML, CSV, Markdown, plain text) as `multipart/form-data`.
 #[utoipa::path(
     post, path = "/documents", tag = "documents",
-    request_body = AddDocument,
+    request_body(content((AddDocument = "application/json"), (UploadDocument = "multipart/form-data"))),
     responses(
         (status = 201, description = "A new document, chunked and stored.", body = DocumentAdded),
         (status = 200, description = "The document at this path, changed or unchanged.", body = DocumentAdded),
@@ -35,10 +42,17 @@ pub struct AddDocument {
 pub async fn add(
     State(state): State<AppState>,
     Tenant(context): Tenant,
-    Json(body): Json<AddDocument>,
+    body: JsonOrUpload<AddDocument>,
 ) -> Result<(StatusCode, axum::Json<DocumentAdded>), ApiError> {
     context.require(Scope::Admin)?;
-    let document = NewDocument::parse(&body.source_path, body.title.as_deref(), body.content)?;
+    let body = match body {
+        JsonOrUpload::Json(body) => body,
+        JsonOrUpload::Upload(upload) => return uploads::add(&state, &context, upload).await,
+    };
+    let mut document = NewDocument::parse(&body.source_path, body.title.as_deref(), body.content)?;
+    if let Some(names) = &body.collections {
+        document = document.in_collections(names)?;
+    }
     let (stored, outcome) = retrieval::add_document(&state.db, &state.retriever, &context, &document).await?;
     let status = if outcome == IngestOutcome::Created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, axum::Json(DocumentAdded::new(&stored, outcome))))
@@ -84,9 +98,14 @@ pub struct SearchRequest {
     k: Option<i64>,
     #[serde(default)]
     mode: SearchMode,
+    /// Search only these collections (by name), among those the credentials may search; absent: all of
+    /// them. Naming one they may not search is refused (403 `collection_forbidden`).
+    #[schema(min_items = 1, max_items = 32)]
+    collections: Option<Vec<String>>,
 }
 
-/// Searches the tenant's documents and the shared corpus.
+/// Searches the tenant's documents (and the shared corpus, once enabled) within the credentials'
+/// collections.
 #[utoipa::path(
     post, path = "/search", tag = "documents",
     request_body = SearchRequest,
@@ -100,6 +119,7 @@ pub async fn search(
 ) -> Result<axum::Json<SearchResults>, ApiError> {
     context.require(Scope::Chat)?;
     let k = body.k.unwrap_or(10);
-    let results = state.retriever.search(&state.db, &context, &body.query, k, body.mode).await?;
+    let scope = collections::narrow_for(&state.db, &context, body.collections.as_deref()).await?;
+    let results = state.retriever.search(&state.db, &context, &body.query, k, body.mode, &scope).await?;
     Ok(axum::Json(SearchResults::new(&results, body.mode)))
 }

@@ -11,6 +11,7 @@ use super::request_id;
 use crate::api_keys::ApiKeyError;
 use crate::auth::AuthError;
 use crate::auth::context::MissingScope;
+use crate::collections::CollectionError;
 use crate::conversations::ConversationError;
 use crate::engine::{EngineError, RunFailure};
 use crate::idempotency::IdempotencyError;
@@ -19,6 +20,7 @@ use crate::policy::profiles::ProfileError;
 use crate::providers::byok::ByokError;
 use crate::rate_limits::RateLimitError;
 use crate::retrieval::RetrievalError;
+use crate::retrieval::formats::FormatError;
 use crate::tenants::TenantError;
 use crate::tools::ToolError;
 use crate::workspaces::WorkspaceError;
@@ -189,6 +191,7 @@ impl From<ApiKeyError> for ApiError {
         match error {
             ApiKeyError::Invalid(message) => Self::invalid(message),
             ApiKeyError::NotFound => Self::not_found("no such API key"),
+            ApiKeyError::Collection(error) => error.into(),
             ApiKeyError::Database(error) => Self::database(&error),
         }
     }
@@ -223,6 +226,7 @@ impl From<ConversationError> for ApiError {
         match error {
             ConversationError::NotFound => Self::not_found("no such conversation"),
             ConversationError::Invalid(message) => Self::invalid(message),
+            ConversationError::Collection(error) => error.into(),
             ConversationError::Database(error) => Self::database(&error),
         }
     }
@@ -246,6 +250,7 @@ impl From<EngineError> for ApiError {
             EngineError::WorkspaceNotFound => Self::not_found("no such workspace"),
             EngineError::Internal(message) => Self::internal(&std::io::Error::other(message)),
             EngineError::Invalid(message) => Self::invalid(message),
+            EngineError::Collection(error) => error.into(),
             EngineError::Database(error) => Self::database(&error),
         }
     }
@@ -372,7 +377,40 @@ impl From<RetrievalError> for ApiError {
             RetrievalError::Embedding(error) => {
                 Self::new(StatusCode::BAD_GATEWAY, "upstream_bad_response", error.to_string())
             }
+            RetrievalError::Collection(error) => error.into(),
             RetrievalError::Database(error) => Self::database(&error),
+        }
+    }
+}
+
+impl From<CollectionError> for ApiError {
+    fn from(error: CollectionError) -> Self {
+        match error {
+            CollectionError::Invalid(message) => Self::invalid_code("invalid_collection", message),
+            error @ CollectionError::Unknown(_) => Self::invalid_code("unknown_collection", error.to_string()),
+            CollectionError::NotFound => Self::not_found("no such collection"),
+            error @ CollectionError::NameTaken(_) => Self::conflict("collection_exists", error.to_string()),
+            error @ CollectionError::NotEmpty(_) => Self::conflict("collection_not_empty", error.to_string()),
+            error @ CollectionError::Shared => Self::conflict("shared_collection", error.to_string()),
+            error @ CollectionError::Forbidden(_) => {
+                Self::new(StatusCode::FORBIDDEN, "collection_forbidden", error.to_string())
+            }
+            CollectionError::Database(error) => Self::database(&error),
+        }
+    }
+}
+
+impl From<FormatError> for ApiError {
+    /// A file the service cannot read is refused with what kind of file it is: 422 and a code per reason;
+    /// 413 for one too large.
+    fn from(error: FormatError) -> Self {
+        match error {
+            FormatError::Unsupported(message) => Self::invalid_code("unsupported_document_format", message),
+            FormatError::Unreadable(message) => Self::invalid_code("unreadable_document", message),
+            FormatError::Encrypted(message) => Self::invalid_code("encrypted_document", message),
+            error @ (FormatError::TooLarge { .. } | FormatError::TooMuchText) => {
+                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", error.to_string())
+            }
         }
     }
 }

@@ -40,6 +40,10 @@ pub struct ChatBody {
     /// Kept with the posted message (a JSON object of at most 16 KiB).
     #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
+    /// Search only these collections (by name), among those the key may search. A conversation this
+    /// request starts keeps them for every later message; in an existing one they narrow this answer.
+    #[schema(min_items = 1, max_items = 32)]
+    collections: Option<Vec<String>>,
 }
 
 /// Sends one message from an external system and answers it, as JSON or as its event stream.
@@ -84,6 +88,7 @@ pub async fn chat(
     let demand = Demand { prompt: &[&request.turn.content], max_output_tokens: None, end_user };
     let admission = rate_limits::admit(&state, &context, &demand).await?;
     request.turn.rate_reservation = Some(admission.reservation);
+    request.turn.collections = body.collections;
     let accepted = Box::pin(integration::start(&state.db, &state.engine, &context, request)).await?;
     let answer = state.engine.answer(&context, accepted.run_id, streams::delivery(slot.as_ref())).await?;
     answer::respond(answer, slot, |outcome| IntegrationAnswer::new(&accepted, outcome))

@@ -6,6 +6,7 @@ mod anthropic;
 mod api_keys;
 mod audit;
 mod budgets;
+mod collections;
 mod connectors;
 mod conversations;
 mod documents;
@@ -33,6 +34,7 @@ mod tenant_config;
 mod tenant_export;
 mod tenants;
 mod tool_calls;
+mod uploads;
 mod usage;
 mod views;
 mod web;
@@ -115,6 +117,8 @@ pub fn router_with_limits(state: AppState, limits: &ClientLimits) -> Router {
         .routes(routes!(documents::add, documents::list))
         .routes(routes!(documents::delete))
         .routes(routes!(documents::search))
+        .routes(routes!(collections::create, collections::list))
+        .routes(routes!(collections::get, collections::update, collections::delete))
         .routes(routes!(conversations::create, conversations::list))
         .routes(routes!(conversations::get, conversations::update, conversations::delete))
         .routes(routes!(conversations::messages, conversations::post_message))

@@ -45,6 +45,10 @@ pub struct TenantConfigPatch {
     agent_run_max_steps: Option<i32>,
     #[schema(nullable = false)]
     multi_agent_enabled: Option<bool>,
+    /// Whether searches and turns also read the shared corpus (Switchboard's own documentation, the
+    /// `switchboard-docs` collection). Off for a new tenant.
+    #[schema(nullable = false)]
+    shared_corpus: Option<bool>,
     /// Days after their last activity that conversations, with their runs' text, are kept (1 to 36500),
     /// or null for forever. Deleted by a background job in every process.
     #[schema(minimum = 1, maximum = 36_500)]
@@ -57,6 +61,25 @@ pub struct TenantConfigPatch {
     /// `conversation_retention_days`, and null while that is null.
     #[schema(minimum = 31, maximum = 36_500)]
     audit_retention_days: Option<i32>,
+    /// The tenant's own relevance floors, or null for every default. Passages below their search mode's
+    /// floor are not given to the model.
+    relevance_floor: Option<RelevanceFloorPatch>,
+}
+
+/// Some of the modes' floors, each from 0 (no floor) to 1, or null for that mode's default.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // A schema: the handler reads the object with `tenants::update_config`.
+pub struct RelevanceFloorPatch {
+    /// Cosine similarity to the question.
+    #[schema(minimum = 0, maximum = 1, required = false)]
+    hybrid: Option<f64>,
+    /// Cosine similarity to the question.
+    #[schema(minimum = 0, maximum = 1, required = false)]
+    vector: Option<f64>,
+    /// The share of the question's BM25 ceiling a passage scores.
+    #[schema(minimum = 0, maximum = 1, required = false)]
+    full_text: Option<f64>,
 }
 
 /// The tenant's settings: its default provider and model, policy profile, budgets and retention.

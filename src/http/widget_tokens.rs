@@ -13,6 +13,7 @@ use super::extract::{Json, Tenant};
 use super::views::widget_tokens::IssuedTokenView;
 use crate::auth::context::Scope;
 use crate::auth::widget;
+use crate::collections;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -23,6 +24,10 @@ pub struct MintBody {
     /// How long the token lasts, in seconds (default 3600, at most a day).
     #[schema(minimum = 1, maximum = 86_400)]
     ttl_seconds: Option<i64>,
+    /// The collections (by name) the widget may search, among those of the key minting the token;
+    /// absent: the key's.
+    #[schema(min_items = 1, max_items = 32)]
+    collections: Option<Vec<String>>,
 }
 
 const DEFAULT_TTL: i64 = 3600;
@@ -49,7 +54,8 @@ pub async fn mint(
     if !(1..=MAX_TTL).contains(&ttl) {
         return Err(ApiError::invalid(format!("ttl_seconds must be between 1 and {MAX_TTL}")));
     }
-    let issued =
-        widget::issue(&state.db, &state.keys, context.tenant_id(), external, chrono::Duration::seconds(ttl)).await?;
+    let collections = collections::narrow_for(&state.db, &context, body.collections.as_deref()).await?;
+    let ttl = chrono::Duration::seconds(ttl);
+    let issued = widget::issue(&state.db, &state.keys, context.tenant_id(), external, ttl, &collections).await?;
     Ok((StatusCode::CREATED, axum::Json(IssuedTokenView::from(&issued))))
 }

@@ -31,11 +31,18 @@ pub enum IntegrationError {
     Database(#[from] sqlx::Error),
 }
 
+impl From<crate::collections::CollectionError> for IntegrationError {
+    fn from(error: crate::collections::CollectionError) -> Self {
+        Self::Engine(EngineError::Collection(error))
+    }
+}
+
 impl From<ConversationError> for IntegrationError {
     fn from(error: ConversationError) -> Self {
         match error {
             ConversationError::NotFound => Self::SessionNotFound,
             ConversationError::Invalid(message) => Self::Invalid(message),
+            ConversationError::Collection(error) => error.into(),
             ConversationError::Database(error) => Self::Database(error),
         }
     }
@@ -76,6 +83,7 @@ impl IntegrationRequest {
         let canonical = serde_json::json!({
             "message": self.turn.content, "session_id": self.session_id,
             "external_user_id": self.external_user_id, "metadata": self.metadata,
+            "collections": self.turn.collections,
         });
         Sha256::digest(canonical.to_string().as_bytes()).to_vec()
     }
@@ -132,6 +140,11 @@ async fn conversation(
         Some(external) => Some(crate::users::store::end_user(&mut transaction, context.tenant_id(), external).await?),
         None => None,
     };
+    // A new conversation keeps the collections its first request names, within the key's.
+    let collections = match &request.turn.collections {
+        Some(names) => crate::collections::narrow(&mut transaction, context.collections(), Some(names)).await?,
+        None => crate::auth::context::CollectionScope::All,
+    };
     let session_id = match (request.session_id, user_id) {
         (Some(session_id), user_id) => {
             let found = store::integration_session(&mut transaction, session_id).await?;
@@ -142,9 +155,9 @@ async fn conversation(
         }
         (None, Some(user_id)) => match store::latest_session_of(&mut transaction, user_id).await? {
             Some(session_id) => session_id,
-            None => store::new_session(&mut transaction, context, Some(user_id)).await?,
+            None => store::new_session(&mut transaction, context, Some(user_id), &collections).await?,
         },
-        (None, None) => store::new_session(&mut transaction, context, None).await?,
+        (None, None) => store::new_session(&mut transaction, context, None, &collections).await?,
     };
     transaction.commit().await?;
     Ok(session_id)

@@ -36,15 +36,17 @@ pub async fn new_session(
     connection: &mut PgConnection,
     context: &TenantContext,
     user_id: Option<UserId>,
+    collections: &crate::auth::context::CollectionScope,
 ) -> Result<SessionId, sqlx::Error> {
     sqlx::query_scalar(
-        "INSERT INTO chat_sessions (id, tenant_id, session_type, api_key_id, user_id) \
-         VALUES ($1, $2, 'integration', $3, $4) RETURNING id",
+        "INSERT INTO chat_sessions (id, tenant_id, session_type, api_key_id, user_id, collection_ids) \
+         VALUES ($1, $2, 'integration', $3, $4, $5) RETURNING id",
     )
     .bind(SessionId::new())
     .bind(context.tenant_id())
     .bind(context.actor().api_key_id())
     .bind(user_id)
+    .bind(collections.to_stored())
     .fetch_one(connection)
     .await
 }

@@ -95,6 +95,8 @@ mod tests {
             })
             .unwrap();
         assert!(!bare.contains("About Example") && !bare.contains("[1]"));
+        assert!(bare.contains("could not find it in the documents"), "{bare}");
+        assert!(!full.contains("could not find it in the documents"));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The offline default: a built-in answerer that needs no key and no network. It streams a deterministic
-//! answer assembled from the question and the retrieved passages, and says plainly that no model wrote
-//! it. It honours a caller's length cap; generation options it cannot honour are refused.
+//! answer assembled from the question and the retrieved passages, each quoted under its citation marker
+//! (`[1]`, as a model is asked to cite), and says plainly that no model wrote it, or that nothing relevant
+//! was found when no passage passed the relevance floor. It honours a caller's length cap; generation
+//! options it cannot honour are refused.
 
 use std::fmt::Write as _;
 
@@ -48,8 +50,9 @@ fn compose_answer(question: &str, passages: &[Passage]) -> String {
     );
     if passages.is_empty() {
         answer.push_str(
-            "No document matched this question, so there is nothing to quote. Add documents to ground answers, \
-             or configure a model provider (PUT /api/v1/providers/{provider}) for generated answers.",
+            "Nothing relevant to this question was found in the documents, so there is nothing to quote. Add \
+             documents to ground answers, or configure a model provider (PUT /api/v1/providers/{provider}) for \
+             generated answers.",
         );
         return answer;
     }
@@ -140,6 +143,7 @@ mod tests {
     fn the_answer_says_it_is_offline_and_quotes_the_question() {
         let answer = compose_answer("What is RLS?", &[]);
         assert!(answer.starts_with("[Offline answer"));
+        assert!(answer.contains("Nothing relevant to this question was found"), "{answer}");
         assert!(answer.contains("\"What is RLS?\""));
         assert_eq!(answer, compose_answer("What is RLS?", &[]), "deterministic");
         let passage = Passage {

@@ -15,8 +15,15 @@ use std::sync::LazyLock;
 use text_splitter::{ChunkConfig, MarkdownSplitter};
 use tiktoken_rs::CoreBPE;
 
-/// Chunks aim for 150 to 350 tokens: big enough to answer from, small enough to cite precisely.
-const CHUNK_TOKENS: Range<usize> = 150..350;
+/// Chunks aim for 100 to 200 tokens (tiktoken's, as everything else here counts them): big enough to
+/// answer from, small enough to cite precisely, and within what the local embedding model reads at once
+/// (256 of its own word pieces, `embeddings::local::WINDOW`) with the heading path that is embedded with
+/// each chunk. English prose runs about 1.1 word pieces per token, so a full chunk fits; text denser in
+/// word pieces (code, tables, numbers) may not, and the local embedder reads that in overlapping windows
+/// rather than cut it. Remote embedders read thousands of tokens, but one size serves every embedder: the
+/// shared corpus is chunked once, and BM25 and citations want passages of a paragraph or two whatever
+/// the embedder (at 350 tokens the local model never saw the last quarter of a full chunk).
+pub const CHUNK_TOKENS: Range<usize> = 100..200;
 
 /// The largest piece of a document the splitter sees at once, in bytes and in markdown elements (it lists
 /// the elements left after each chunk it makes, so a piece of many tiny lines costs it as much as a long

@@ -1,11 +1,13 @@
-//! The shared documentation corpus: every markdown file under a folder, ingested into the system tenant.
+//! The shared documentation corpus: every document file under a folder (Markdown, and the other formats
+//! `formats` reads: PDF, DOCX, HTML, CSV, plain text), ingested into the system tenant.
 //! Unchanged files cost a hash lookup, changed ones are replaced, removed ones are removed.
 
 use std::path::Path;
 
 use sqlx::PgPool;
 
-use super::{IngestOutcome, NewDocument, RetrievalError, ingest, store};
+use super::formats::{self, Format, FormatError, Hints};
+use super::{IngestOutcome, NewDocument, Original, RetrievalError, ingest, store};
 use crate::db;
 use crate::embeddings::Embedder;
 use crate::ids::TenantId;
@@ -25,11 +27,14 @@ pub enum CorpusError {
     Io { path: String, source: std::io::Error },
     #[error("{path}: {source}")]
     Document { path: String, source: RetrievalError },
+    /// A file that could not be made Markdown (encrypted, damaged, too large).
+    #[error("{path}: {source}")]
+    Format { path: String, source: FormatError },
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
 
-/// Ingests the markdown files under `folder` (paths relative to it) into `tenant`'s documents, with
+/// Ingests the document files under `folder` (paths relative to it) into `tenant`'s documents, with
 /// `embedder`'s vectors, one transaction per document (each document changes atomically; a long single
 /// transaction would make the BM25 statistics rows it updates again and again ever slower to update); with
 /// `remove_missing`, documents without a file are removed, so the documents mirror the folder. `progress` is called after
@@ -42,14 +47,22 @@ pub async fn sync(
     remove_missing: bool,
     mut progress: impl FnMut(usize, usize, &str),
 ) -> Result<SyncReport, CorpusError> {
-    let files = markdown_files(folder)?;
+    let files = document_files(folder)?;
     let mut report = SyncReport::default();
     let mut seen = std::collections::HashSet::new();
     let total = files.len();
     for (done, (relative, path)) in (1..).zip(files) {
-        let content = std::fs::read_to_string(&path)
-            .map_err(|source| CorpusError::Io { path: path.display().to_string(), source })?;
+        let (content, original) = read_file(&path, &relative).await?;
         let document = NewDocument::parse(&relative, None, content)
+            .map(|document| document.with_original(original))
+            .and_then(|document| {
+                // The shared corpus has one collection, which tenants enable.
+                if tenant == TenantId::SYSTEM {
+                    document.in_collections(&[crate::collections::SHARED_CORPUS.to_owned()])
+                } else {
+                    Ok(document)
+                }
+            })
             .map_err(|source| CorpusError::Document { path: relative.clone(), source })?;
         let (_, outcome) = ingest(pool, tenant, &document, embedder, None)
             .await
@@ -73,8 +86,25 @@ pub async fn sync(
     Ok(report)
 }
 
-/// Markdown files under `folder`, as (path relative to it with `/`, full path), sorted.
-fn markdown_files(folder: &Path) -> Result<Vec<(String, std::path::PathBuf)>, CorpusError> {
+/// A file as Markdown (as an upload would be converted, off the async workers), and what it was.
+async fn read_file(path: &Path, relative: &str) -> Result<(String, Original), CorpusError> {
+    use std::io::Read as _;
+    let io_error = |source| CorpusError::Io { path: path.display().to_string(), source };
+    // One byte past the largest file of any format is enough to refuse it: a huge file is not read whole.
+    let mut bytes = Vec::new();
+    let file = std::fs::File::open(path).map_err(io_error)?;
+    file.take(formats::MAX_FILE_BYTES as u64 + 1).read_to_end(&mut bytes).map_err(io_error)?;
+    let byte_size = i64::try_from(bytes.len()).unwrap_or(i64::MAX);
+    let hints = Hints { file_name: Some(relative.to_owned()), media_type: None };
+    let converted = formats::convert_in_background(bytes, hints)
+        .await
+        .map_err(|source| CorpusError::Format { path: relative.to_owned(), source })?;
+    Ok((converted.markdown, Original { media_type: converted.format.media_type().to_owned(), byte_size }))
+}
+
+/// The files under `folder` of a format we read (by extension), as (path relative to it with `/`, full
+/// path), sorted.
+fn document_files(folder: &Path) -> Result<Vec<(String, std::path::PathBuf)>, CorpusError> {
     let mut files = Vec::new();
     let mut pending = vec![folder.to_path_buf()];
     while let Some(directory) = pending.pop() {
@@ -85,7 +115,7 @@ fn markdown_files(folder: &Path) -> Result<Vec<(String, std::path::PathBuf)>, Co
             let path = entry.path();
             if path.is_dir() {
                 pending.push(path);
-            } else if path.extension().is_some_and(|extension| extension == "md" || extension == "markdown") {
+            } else if path.file_name().is_some_and(|name| Format::is_known_file_name(&name.to_string_lossy())) {
                 let relative = path.strip_prefix(folder).unwrap_or(&path);
                 let relative =
                     relative.components().map(|part| part.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");

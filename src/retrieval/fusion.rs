@@ -23,6 +23,8 @@ pub struct Fused {
     pub vector_rank: Option<u32>,
     /// The cosine similarity, when the vector ranking found the chunk.
     pub similarity: Option<f64>,
+    /// The BM25 score, when the full-text ranking found the chunk (the relevance floor weighs it).
+    pub full_text_score: Option<f64>,
 }
 
 /// Fuses the two rankings, best first; ties go to the lower chunk id so results are stable.
@@ -36,10 +38,12 @@ pub fn reciprocal_rank(full_text: &[Ranked], vector: &[Ranked]) -> Vec<Fused> {
                 full_text_rank: None,
                 vector_rank: None,
                 similarity: None,
+                full_text_score: None,
             });
             entry.score += 1.0 / (RRF_K + f64::from(rank));
             if is_full_text {
                 entry.full_text_rank = Some(rank);
+                entry.full_text_score = Some(ranked.score);
             } else {
                 entry.vector_rank = Some(rank);
                 entry.similarity = Some(ranked.score);
@@ -61,6 +65,7 @@ pub fn single(ranking: &[Ranked], is_full_text: bool) -> Vec<Fused> {
             full_text_rank: is_full_text.then_some(rank),
             vector_rank: (!is_full_text).then_some(rank),
             similarity: (!is_full_text).then_some(ranked.score),
+            full_text_score: is_full_text.then_some(ranked.score),
         })
         .collect()
 }

@@ -6,9 +6,12 @@
 
 pub mod backfill;
 pub mod chunking;
+pub mod citations;
 pub mod corpus;
+pub mod formats;
 pub mod fusion;
 pub mod on_request;
+pub mod relevance;
 mod retriever;
 pub mod search;
 pub mod store;
@@ -23,6 +26,7 @@ use sha2::{Digest as _, Sha256};
 use crate::audit::{self, AuditEntry};
 use crate::auth::context::TenantContext;
 use crate::background;
+use crate::collections::{self, CollectionError};
 use crate::db;
 use crate::embeddings::{Embedded, Embedder, EmbeddingModel, Purpose};
 use crate::ids::TenantId;
@@ -50,6 +54,9 @@ pub enum RetrievalError {
     /// The embedding model failed to answer a request.
     #[error(transparent)]
     Embedding(crate::embeddings::EmbeddingError),
+    /// The document names a collection that does not exist.
+    #[error(transparent)]
+    Collection(#[from] CollectionError),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -59,11 +66,18 @@ pub struct Document {
     pub id: uuid::Uuid,
     pub source_path: String,
     pub title: String,
+    /// The collections it belongs to, by id and by name.
+    pub collection_ids: Vec<uuid::Uuid>,
+    pub collections: Vec<String>,
     pub content_hash: String,
     pub byte_size: i32,
     pub chunk_count: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The file the text came from: its media type and size (`text/markdown` of `byte_size` for text
+    /// sent as such).
+    pub original_media_type: String,
+    pub original_byte_size: i64,
 }
 
 /// A validated document to ingest.
@@ -73,6 +87,17 @@ pub struct NewDocument {
     pub title: String,
     pub content: String,
     pub content_hash: String,
+    /// The collections it joins, by name (checked); none given: `default`.
+    pub collections: Vec<String>,
+    /// The file the content was converted from (`formats`), when it was not sent as text.
+    pub original: Option<Original>,
+}
+
+/// An uploaded file's media type and size, recorded with the document made from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Original {
+    pub media_type: String,
+    pub byte_size: i64,
 }
 
 impl NewDocument {
@@ -95,7 +120,36 @@ impl NewDocument {
             None => chunking::title_of(&content, &source_path),
         };
         let content_hash = hex::encode(Sha256::digest(format!("{title}\u{0}{content}").as_bytes()));
-        Ok(Self { source_path, title, content, content_hash })
+        Ok(Self {
+            source_path,
+            title,
+            content,
+            content_hash,
+            collections: vec![collections::DEFAULT.to_owned()],
+            original: None,
+        })
+    }
+
+    /// The document as converted from `original`. The hash covers the original's type and size too (unless
+    /// it was the same Markdown), so a file uploaded again in another format, or changed in what its text
+    /// does not show, is recorded as it now is.
+    #[must_use]
+    pub fn with_original(mut self, original: Original) -> Self {
+        let same_as_text = original.media_type == formats::Format::Markdown.media_type()
+            && usize::try_from(original.byte_size).is_ok_and(|size| size == self.content.len());
+        if !same_as_text {
+            let covered = format!("{}\u{0}{}\u{0}{}", self.content_hash, original.media_type, original.byte_size);
+            self.content_hash = hex::encode(Sha256::digest(covered.as_bytes()));
+        }
+        self.original = Some(original);
+        self
+    }
+
+    /// The document, in the collections `names` rather than `default`.
+    pub fn in_collections(mut self, names: &[String]) -> Result<Self, RetrievalError> {
+        self.collections =
+            collections::parse_names(names).map_err(|error| RetrievalError::Invalid(error.to_string()))?;
+        Ok(self)
     }
 }
 
@@ -126,7 +180,8 @@ impl From<search::SearchHit> for Passage {
     }
 }
 
-/// A retrieved passage as a citation: numbered as in the prompt, with where it came from.
+/// A retrieved passage as a citation: numbered as in the prompt, with where it came from and, once the
+/// answer cites it, where (`citations::attribute`).
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Citation {
     pub number: u32,
@@ -136,24 +191,24 @@ pub struct Citation {
     pub title: String,
     pub heading_path: Vec<String>,
     pub score: f64,
+    /// What the relevance floor measured (cosine similarity to the question, or the share of its BM25
+    /// ceiling); absent on answers recorded before the floor.
+    #[serde(default)]
+    pub relevance: Option<f64>,
     /// The start of the passage, for display.
     pub excerpt: String,
+    /// The parts of the answer that cite this passage, in bytes of its UTF-8 text (`citations`); absent
+    /// before the answer is written and on passages it did not cite.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spans: Vec<citations::Span>,
 }
 
-/// Below this cosine similarity a chunk that only the vector ranking found is not worth citing: vector
-/// search always returns its nearest chunks, however far. For all-MiniLM-L6-v2 a paraphrase scores about
-/// 0.6 and an unrelated sentence about 0 (tests/api/embedders.rs).
-pub const MIN_CITED_SIMILARITY: f64 = 0.25;
-
-/// The passages a turn grounds its answer in: the best relevant hits that fit `token_budget`, at most
-/// `limit`. Relevant: matched by full text, or similar enough by vector.
+/// The passages a turn grounds its answer in: the best hits that pass the relevance floor (judged before,
+/// `relevance::Floors::judge`) and fit `token_budget`, at most `limit`.
 pub fn select_passages(hits: Vec<search::SearchHit>, token_budget: usize, limit: usize) -> Vec<search::SearchHit> {
     let mut used = 0;
     let mut kept = Vec::new();
-    let relevant = |hit: &search::SearchHit| {
-        hit.full_text_rank.is_some() || hit.similarity.is_some_and(|similarity| similarity >= MIN_CITED_SIMILARITY)
-    };
-    for hit in hits.into_iter().filter(relevant) {
+    for hit in hits.into_iter().filter(relevance::passes) {
         if kept.len() == limit {
             break;
         }
@@ -178,7 +233,9 @@ impl Citation {
             title: hit.title.clone(),
             heading_path: hit.heading_path.clone(),
             score: hit.score,
+            relevance: hit.relevance.map(|relevance| relevance.value),
             excerpt,
+            spans: Vec::new(),
         }
     }
 }
@@ -205,13 +262,31 @@ pub async fn ingest(
     audit_as: Option<&TenantContext>,
 ) -> Result<(Document, IngestOutcome), RetrievalError> {
     let mut transaction = db::begin_tenant(pool, tenant_id).await?;
+    let collection_ids = collections::resolve(&mut transaction, &document.collections).await?;
     let existing = store::find_by_path(&mut transaction, &document.source_path).await?;
-    transaction.commit().await?;
     if let Some(existing) = existing
         && existing.content_hash == document.content_hash
     {
-        return Ok((existing, IngestOutcome::Unchanged));
+        // The same content: at most its collections change (its chunks and vectors follow, in SQL).
+        let outcome = if same_collections(&existing.collection_ids, &collection_ids) {
+            IngestOutcome::Unchanged
+        } else {
+            IngestOutcome::Updated
+        };
+        let stored = match outcome {
+            IngestOutcome::Updated => {
+                let moved = store::set_collections(&mut transaction, existing.id, &collection_ids).await?;
+                if let Some(context) = audit_as {
+                    audit_saved(&mut transaction, context, &moved, outcome).await?;
+                }
+                moved
+            }
+            _ => existing,
+        };
+        transaction.commit().await?;
+        return Ok((stored, outcome));
     }
+    transaction.commit().await?;
     // CPU work linear in the document, up to seconds for a megabyte: on the blocking pool, within the
     // process-wide bound, so that one tenant's large documents hold no async worker.
     let content = document.content.clone();
@@ -229,7 +304,8 @@ pub async fn ingest(
     // replacement takes its old terms' rows first, its new ones last); PostgreSQL aborts one: run it again.
     let mut attempt = 1;
     loop {
-        match store_document(pool, tenant_id, document, &chunks, vectors.clone(), audit_as).await {
+        let written = Written { collection_ids: &collection_ids, chunks: &chunks, vectors: vectors.clone() };
+        match store_document(pool, tenant_id, document, written, audit_as).await {
             Err(RetrievalError::Database(error)) if db::is_deadlock(&error) && attempt < 3 => attempt += 1,
             outcome => return outcome,
         }
@@ -242,10 +318,10 @@ async fn store_document(
     pool: &sqlx::PgPool,
     tenant_id: TenantId,
     document: &NewDocument,
-    chunks: &[chunking::Chunk],
-    vectors: Option<(&EmbeddingModel, Embedded)>,
+    written: Written<'_>,
     audit_as: Option<&TenantContext>,
 ) -> Result<(Document, IngestOutcome), RetrievalError> {
+    let Written { collection_ids, chunks, vectors } = written;
     let mut transaction = db::begin_tenant(pool, tenant_id).await?;
     // Looked up again: another writer may have stored the same path meanwhile.
     let (stored, chunk_ids, outcome) = match store::find_by_path(&mut transaction, &document.source_path).await? {
@@ -253,11 +329,12 @@ async fn store_document(
             return Ok((existing, IngestOutcome::Unchanged));
         }
         Some(existing) => {
-            let (updated, ids) = store::replace(&mut transaction, tenant_id, existing.id, document, chunks).await?;
+            let (updated, ids) =
+                store::replace(&mut transaction, tenant_id, existing.id, (document, collection_ids), chunks).await?;
             (updated, ids, IngestOutcome::Updated)
         }
         None => {
-            let (created, ids) = store::insert(&mut transaction, tenant_id, document, chunks).await?;
+            let (created, ids) = store::insert(&mut transaction, tenant_id, (document, collection_ids), chunks).await?;
             (created, ids, IngestOutcome::Created)
         }
     };
@@ -273,14 +350,41 @@ async fn store_document(
         vectors::store(&mut transaction, tenant_id, model, &chunk_ids, embedded.vectors).await?;
     }
     if let Some(context) = audit_as {
-        let entry = AuditEntry::new("document.saved", "document", stored.id.to_string()).with_details(
-            serde_json::json!({ "source_path": stored.source_path, "outcome": outcome, "chunks": stored.chunk_count }),
-        );
-        audit::record(&mut transaction, context, &entry).await?;
+        audit_saved(&mut transaction, context, &stored, outcome).await?;
     }
     store::add_to_statistics(&mut transaction, tenant_id, stored.id).await?;
     transaction.commit().await?;
     Ok((stored, outcome))
+}
+
+/// What [`store_document`] writes besides the document itself.
+struct Written<'a> {
+    collection_ids: &'a [crate::ids::CollectionId],
+    chunks: &'a [chunking::Chunk],
+    vectors: Option<(&'a EmbeddingModel, Embedded)>,
+}
+
+fn same_collections(stored: &[uuid::Uuid], wanted: &[crate::ids::CollectionId]) -> bool {
+    let mut stored = stored.to_vec();
+    let mut wanted: Vec<uuid::Uuid> = wanted.iter().map(|id| id.0).collect();
+    stored.sort_unstable();
+    wanted.sort_unstable();
+    stored == wanted
+}
+
+async fn audit_saved(
+    connection: &mut sqlx::PgConnection,
+    context: &TenantContext,
+    stored: &Document,
+    outcome: IngestOutcome,
+) -> Result<(), sqlx::Error> {
+    let entry = AuditEntry::new("document.saved", "document", stored.id.to_string()).with_details(serde_json::json!({
+        "source_path": stored.source_path,
+        "outcome": outcome,
+        "chunks": stored.chunk_count,
+        "collection_ids": stored.collection_ids,
+    }));
+    audit::record(connection, context, &entry).await
 }
 
 /// The chunks' vectors (with their tokens and cost), or `None` (logged) when the embedder fails.

@@ -6,9 +6,11 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use sqlx::PgConnection;
 
+use super::relevance::Floors;
 use super::search::{self, SearchHit, SearchMode};
-use super::{RetrievalError, fusion, vectors};
-use crate::auth::context::TenantContext;
+use super::{RetrievalError, fusion, store, vectors};
+use crate::auth::context::{CollectionScope, TenantContext};
+use crate::collections;
 use crate::db;
 use crate::embeddings::{Embedder, EmbedderFactory, EmbeddingModel, EmbeddingSpend};
 use crate::usage::{self, EmbeddingPayer};
@@ -104,8 +106,9 @@ impl Retriever {
         }
     }
 
-    /// The `k` best chunks for `query` among those the transaction's tenant sees, by `mode`. Without a
-    /// question vector, hybrid search is full text alone.
+    /// The `k` best chunks for `query` among those the transaction's tenant sees within `scope`, by
+    /// `mode`. Without a question vector, hybrid search is full text alone. The scope holds for the rest
+    /// of the transaction: PostgreSQL hides every chunk outside it.
     #[tracing::instrument(name = "retrieval", skip_all, fields(mode = ?mode, k, vector = vector.is_some()))]
     pub async fn search_in(
         connection: &mut PgConnection,
@@ -113,8 +116,10 @@ impl Retriever {
         vector: Option<&QueryVector>,
         k: i64,
         mode: SearchMode,
+        scope: &CollectionScope,
     ) -> Result<Vec<SearchHit>, sqlx::Error> {
         let started = std::time::Instant::now();
+        collections::store::limit_reads(&mut *connection, scope).await?;
         let depth = FUSION_DEPTH.max(k);
         let full_text = if mode == SearchMode::Vector {
             Vec::new()
@@ -133,12 +138,15 @@ impl Retriever {
             SearchMode::Vector => fusion::single(&nearest, false),
         };
         ranking.truncate(usize::try_from(k).unwrap_or(0));
-        let hits = search::hits(connection, &ranking).await;
+        let question =
+            search::Asked { text: query, vector: vector.map(|vector| (&vector.model, vector.vector.as_slice())) };
+        let hits = search::hits(connection, &ranking, question).await;
         crate::metrics::retrieval(mode.as_str(), started.elapsed());
         hits
     }
 
-    /// `POST /api/v1/search`: validates, embeds the question, searches as the tenant.
+    /// `POST /api/v1/search`: validates, embeds the question, searches as the tenant within `scope` (the
+    /// caller's, or narrower).
     pub async fn search(
         &self,
         pool: &sqlx::PgPool,
@@ -146,6 +154,7 @@ impl Retriever {
         query: &str,
         k: i64,
         mode: SearchMode,
+        scope: &CollectionScope,
     ) -> Result<Vec<SearchHit>, RetrievalError> {
         if query.trim().is_empty() || query.len() > 10_000 {
             return Err(RetrievalError::Invalid("query must be 1 to 10000 characters".to_owned()));
@@ -163,7 +172,9 @@ impl Retriever {
             return Err(RetrievalError::EmbeddingsUnavailable);
         }
         let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
-        let hits = Self::search_in(&mut transaction, query, vector.as_ref(), k, mode).await?;
+        let mut hits = Self::search_in(&mut transaction, query, vector.as_ref(), k, mode, scope).await?;
+        // Reported, not applied: a search shows what a turn would give the model and what it would not.
+        Floors::from(store::tenant_floors(&mut transaction).await?).judge(&mut hits, mode);
         if let Some(vector) = &vector {
             let payer = EmbeddingPayer { api_key_id: context.actor().api_key_id(), ..EmbeddingPayer::default() };
             usage::record_embedding(&mut transaction, context.tenant_id(), payer, &vector.model, vector.spend).await?;

@@ -46,83 +46,658 @@ pub struct SearchHit {
     pub full_text_rank: Option<u32>,
     #[sqlx(skip)]
     pub vector_rank: Option<u32>,
-    /// Cosine similarity to the question, when the vector ranking found the chunk.
+    /// Cosine similarity to the question, whenever the question has a vector and the chunk one of the
+    /// same model (measured exactly for every hit, also those only full text found).
     #[sqlx(skip)]
     pub similarity: Option<f64>,
+    /// The BM25 score, when the full-text ranking found the chunk.
+    #[sqlx(skip)]
+    pub full_text_score: Option<f64>,
+    /// The BM25 score as a share of the most the question could score ([`full_text_ceiling`]): how much
+    /// of the question's term weight the chunk matches, from 0 to 1.
+    #[sqlx(skip)]
+    pub term_coverage: Option<f64>,
+    /// What the relevance floor judged the chunk by, and whether it passed (`relevance::Floors::judge`).
+    #[sqlx(skip)]
+    pub relevance: Option<Relevance>,
     /// Whether the chunk belongs to the shared corpus rather than the tenant.
     pub shared: bool,
+}
+
+/// What a hit was judged by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Measure {
+    /// Cosine similarity between the question's vector and the chunk's.
+    Similarity,
+    /// The chunk's BM25 score over the most the question could score: the share of its term weight matched.
+    TermCoverage,
+}
+
+/// A hit's relevance on the search's scale, and whether it reaches the floor (`relevance::Floors::judge`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Relevance {
+    pub measure: Measure,
+    pub value: f64,
+    pub floor: f64,
+    pub passes: bool,
 }
 
 /// The most results one search returns.
 pub const MAX_K: i64 = 100;
 
 /// The `depth` best chunks for `query` (fewer only when fewer match), visible to the transaction's tenant,
-/// ranked by BM25 (k1 = 1.2, b = 0.75). PostgreSQL's own `ts_rank` has no inverse document frequency and
-/// ranks far worse (nDCG@10 0.357 against 0.43 on the Vaswani collection: examples/retrieval_eval.rs), so
-/// BM25 is computed here: chunk frequencies, corpus size and average length from the statistics ingestion
-/// maintains (`term_stats`, `corpus_stats`: the tenant's and the shared corpus's, as RLS shows them), term
-/// frequencies from the tsvector positions, lengths from the chunk's token count. BM25 rescores the best
-/// candidates by `ts_rank` (at least 500): scoring every matching chunk cost ten times as much for the
-/// same quality. Candidates come from the query's selective terms (in at most a tenth of the chunks) when
-/// those match enough chunks: a common word matched half of a 100k-chunk corpus and ranking all of those
-/// was most of the search's time (benchmark suite), while BM25 gives such words little weight anyway; only
-/// when the selective terms match too few chunks are the common ones used too. The statistics are
-/// MATERIALIZED so they are computed once, not per candidate row.
+/// ranked by BM25 exactly as if every chunk were scored, ties by chunk id. PostgreSQL's own `ts_rank` has
+/// no inverse document frequency and ranks far worse (nDCG@10 0.357 against 0.43 on the Vaswani
+/// collection: examples/retrieval_eval.rs), so BM25 is computed here, textbook Okapi with Robertson's
+/// query-term saturation:
+///
+/// ```text
+/// score(chunk) = Σ over the question's distinct terms t that the chunk holds:
+///     idf(t) · tf·(k1 + 1) / (tf + k1·(1 − b + b·len/avglen)) · qtf·(k3 + 1) / (qtf + k3)
+/// idf(t) = ln(1 + (N − df + 0.5) / (df + 0.5))
+/// ```
+///
+/// tf is how often the chunk holds t (its tsvector positions), qtf how often the question does (a word a
+/// user repeats weighs more: 1.8 times for twice, 2.45 for three times), len the chunk's token count,
+/// avglen their mean, N the chunks and df those holding t (from the statistics ingestion maintains,
+/// `term_stats` and `corpus_stats`, the tenant's and the shared corpus's as RLS shows them). k1 = 1.2,
+/// b = 0.75, k3 = 8: Robertson's Okapi runs used k3 between 7 and 1000; 8 saturates a word repeated in a
+/// pasted paragraph (ten times weighs 5×, not 10×) and was taken from the literature, not tuned here.
+///
+/// Scoring every chunk that holds a question's word is exact but slow (3 s for a 60-word question at
+/// 100k chunks: its common words are in most chunks), and cutting candidates by a cheaper ranking is not
+/// exact. So the cut is made by score bounds (MaxScore-style, [`bm25`]): no chunk scores more from a term
+/// than its weight × (k1 + 1). A first query scores chunks holding two of the heaviest terms and takes
+/// the `depth`-th best score as a bar; every chunk that could reach the bar holds at least k of the
+/// heaviest terms (the others together stay below the bar), which the GIN index answers as one boolean
+/// tsquery; those are scored too. A chunk left out scores below `depth` chunks already scored, so the
+/// result is the exhaustive one. Scores are computed in Rust from each candidate's tsvector cut to the
+/// question's terms (`setweight` + `ts_filter`: unnesting tsvectors in SQL cost 30 µs a chunk).
 pub async fn full_text(connection: &mut PgConnection, query: &str, depth: i64) -> Result<Vec<Ranked>, sqlx::Error> {
-    sqlx::query_as(
-        "WITH terms AS MATERIALIZED ( \
-             SELECT DISTINCT lexeme FROM unnest(tsvector_to_array(to_tsvector('english', $1))) AS lexeme \
-         ), any_term AS ( \
-             SELECT to_tsquery('simple', string_agg(quote_literal(lexeme), ' | ')) AS query FROM terms \
+    let depth = usize::try_from(depth.clamp(1, 1000)).unwrap_or(1);
+    let terms: Vec<(String, i32, f64, f64, f64)> = sqlx::query_as(
+        "WITH question AS MATERIALIZED ( \
+             SELECT lexeme, coalesce(array_length(positions, 1), 1) AS occurrences \
+             FROM unnest(to_tsvector('english', $1)) \
          ), corpus AS MATERIALIZED ( \
              SELECT coalesce(sum(chunks), 0)::float8 AS size, \
                     greatest(coalesce(sum(tokens)::float8 / nullif(sum(chunks), 0), 1), 1) AS average_length \
              FROM corpus_stats \
-         ), frequencies AS MATERIALIZED ( \
-             SELECT lexeme, sum(chunks)::float8 AS chunks FROM term_stats \
-             WHERE lexeme IN (SELECT lexeme FROM terms) GROUP BY lexeme \
-         ), selective AS ( \
-             SELECT to_tsquery('simple', string_agg(quote_literal(lexeme), ' | ')) AS query \
-             FROM frequencies, corpus WHERE frequencies.chunks <= corpus.size * 0.1 \
-         ), narrow AS MATERIALIZED ( \
-             SELECT c.id, c.token_count, c.search_vector FROM doc_chunks AS c, selective \
-             WHERE selective.query IS NOT NULL AND c.search_vector @@ selective.query \
-             ORDER BY ts_rank(c.search_vector, selective.query) DESC \
-             LIMIT greatest($2 * 5, 500) \
-         ), candidates AS MATERIALIZED ( \
-             SELECT * FROM narrow \
-             UNION ALL ( \
-                 SELECT c.id, c.token_count, c.search_vector FROM doc_chunks AS c, any_term \
-                 WHERE (SELECT count(*) FROM narrow) < $2 \
-                   AND any_term.query IS NOT NULL AND c.search_vector @@ any_term.query \
-                   AND c.id NOT IN (SELECT id FROM narrow) \
-                 ORDER BY ts_rank(c.search_vector, any_term.query) DESC \
-                 LIMIT greatest($2 * 5, 500) \
-             ) \
-         ), scored AS ( \
-             SELECT candidates.id, sum( \
-                        ln(1 + (corpus.size - frequencies.chunks + 0.5) / (frequencies.chunks + 0.5)) \
-                        * (entry.occurrences * 2.2) \
-                        / (entry.occurrences + 1.2 * (0.25 + 0.75 * candidates.token_count / corpus.average_length)) \
-                    ) AS score \
-             FROM candidates \
-             CROSS JOIN LATERAL ( \
-                 SELECT lexeme, coalesce(array_length(positions, 1), 1) AS occurrences FROM unnest(candidates.search_vector) \
-             ) AS entry \
-             JOIN frequencies ON frequencies.lexeme = entry.lexeme \
-             CROSS JOIN corpus \
-             GROUP BY candidates.id \
          ) \
-         SELECT id AS chunk_id, score FROM scored ORDER BY score DESC, id LIMIT $2",
+         SELECT q.lexeme, q.occurrences, f.chunks, corpus.size, corpus.average_length \
+         FROM question AS q \
+         JOIN LATERAL (SELECT sum(s.chunks)::float8 AS chunks FROM term_stats AS s WHERE s.lexeme = q.lexeme) AS f \
+           ON f.chunks > 0 \
+         CROSS JOIN corpus",
     )
     .bind(query)
-    .bind(depth.clamp(1, 1000))
+    .fetch_all(&mut *connection)
+    .await?;
+    let Some(question) = bm25::Question::new(terms) else {
+        return Ok(Vec::new());
+    };
+    if question.visible_chunks() <= SMALL_CORPUS_CHUNKS {
+        return Ok(bm25::best(every_chunk(connection, &question).await?, depth));
+    }
+    let limit = i64::try_from(depth * 2).unwrap_or(i64::MAX);
+    let mut scored = candidates(connection, &question, &question.seed(), &[], Some(limit)).await?;
+    if scored.len() < depth {
+        let seen: Vec<uuid::Uuid> = scored.iter().map(|ranked| ranked.chunk_id).collect();
+        scored.extend(candidates(connection, &question, &question.any_heavy(), &seen, Some(limit)).await?);
+    }
+    let bar = bm25::bar(&scored, depth);
+    let seen: Vec<uuid::Uuid> = scored.iter().map(|ranked| ranked.chunk_id).collect();
+    scored.extend(candidates(connection, &question, &question.necessary(bar), &seen, None).await?);
+    Ok(bm25::best(scored, depth))
+}
+
+/// Up to this many visible chunks, every one is scored: the GIN index is shared by all tenants, so a small
+/// tenant's index queries next to a large tenant read the large tenant's postings only for row-level
+/// security to throw them away (p50 242 ms for a 60-word question of a 66-chunk tenant beside 100k
+/// chunks), while reading a few thousand chunks through the tenant's own index takes milliseconds.
+const SMALL_CORPUS_CHUNKS: f64 = 2_000.0;
+
+/// Every chunk the transaction's tenant sees (its own and, when enabled, the shared corpus's) that holds a
+/// term of the question, scored exactly; no tsquery, so PostgreSQL reads them through the tenant index.
+async fn every_chunk(connection: &mut PgConnection, question: &bm25::Question) -> Result<Vec<Ranked>, sqlx::Error> {
+    let rows: Vec<(uuid::Uuid, i32, String)> = sqlx::query_as(
+        "SELECT c.id, c.token_count, ts_filter(setweight(c.search_vector, 'b', $1), '{b}')::text \
+         FROM doc_chunks AS c \
+         WHERE c.tenant_id IN (current_tenant_id(), '00000000-0000-0000-0000-000000000000')",
+    )
+    .bind(question.lexemes())
     .fetch_all(connection)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter(|(_, _, terms)| !terms.is_empty())
+        .map(|(chunk_id, tokens, terms)| Ranked { chunk_id, score: question.score(&terms, tokens) })
+        .collect())
+}
+
+/// The chunks `condition` matches (a tsquery: the GIN index answers it), but those in `seen`, at most
+/// `limit` of them in no particular order, each scored exactly.
+async fn candidates(
+    connection: &mut PgConnection,
+    question: &bm25::Question,
+    condition: &str,
+    seen: &[uuid::Uuid],
+    limit: Option<i64>,
+) -> Result<Vec<Ranked>, sqlx::Error> {
+    // Ingestion weighs only headings (A) and the rest is D, so B marks the question's terms alone.
+    let rows: Vec<(uuid::Uuid, i32, String)> = sqlx::query_as(
+        "SELECT c.id, c.token_count, ts_filter(setweight(c.search_vector, 'b', $1), '{b}')::text \
+         FROM doc_chunks AS c \
+         WHERE c.search_vector @@ $2::tsquery AND c.id <> ALL($3) \
+         LIMIT $4",
+    )
+    .bind(question.lexemes())
+    .bind(condition)
+    .bind(seen)
+    .bind(limit)
+    .fetch_all(connection)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(chunk_id, tokens, terms)| Ranked { chunk_id, score: question.score(&terms, tokens) })
+        .collect())
+}
+
+/// BM25 arithmetic and the bounds that make [`full_text`]'s cut exact; pure, tested here.
+mod bm25 {
+    use std::collections::HashMap;
+
+    use super::Ranked;
+
+    pub(super) const K1: f64 = 1.2;
+    const B: f64 = 0.75;
+    pub(super) const K3: f64 = 8.0;
+    /// The seed query looks among chunks holding two of this many heaviest terms.
+    const SEED_TERMS: usize = 8;
+    /// "At least k of these terms" is asked for k up to this (a larger k holds too, but its tsquery
+    /// grows as its binomial); a smaller k only lets more chunks through.
+    const MAX_REQUIRED: usize = 3;
+    /// Larger tsqueries cost more to evaluate per index entry than they save.
+    const MAX_LEAVES: usize = 1500;
+    /// Measured at 100k chunks (benchmark corpus): reading one posting in the GIN index, evaluating one
+    /// leaf of the tsquery for it, and fetching and scoring one candidate chunk, in microseconds.
+    const COST_POSTING: f64 = 0.4;
+    const COST_LEAF: f64 = 0.04;
+    const COST_CHUNK: f64 = 10.0;
+    /// Bars are lowered by this share before bounds are compared with them: a bound computed by summing
+    /// in another order may differ from a score in its last bits.
+    const MARGIN: f64 = 1e-9;
+
+    #[derive(Debug, Clone, PartialEq)]
+    pub(super) struct Term {
+        pub lexeme: String,
+        /// idf × the question's saturated term frequency: the chunk's tf part multiplies it.
+        pub weight: f64,
+        /// Chunks holding the term, and their share of all.
+        pub chunks: f64,
+        pub share: f64,
+    }
+
+    impl Term {
+        /// The most one chunk can score from this term: tf·(k1 + 1)/(tf + …) stays below k1 + 1.
+        pub fn bound(&self) -> f64 {
+            self.weight * (K1 + 1.0)
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    pub(super) struct Question {
+        /// Heaviest bound first (ties by lexeme, so every run builds the same tsqueries).
+        pub terms: Vec<Term>,
+        index: HashMap<String, usize>,
+        size: f64,
+        average_length: f64,
+    }
+
+    impl Question {
+        /// From (lexeme, occurrences in the question, chunks holding it, corpus size, average length);
+        /// `None` without a term any visible chunk holds.
+        pub fn new(rows: Vec<(String, i32, f64, f64, f64)>) -> Option<Self> {
+            let (size, average_length) = rows.first().map(|row| (row.3, row.4))?;
+            let mut terms: Vec<Term> = rows
+                .into_iter()
+                .map(|(lexeme, occurrences, chunks, size, _)| {
+                    let idf = (1.0 + (size - chunks + 0.5) / (chunks + 0.5)).ln();
+                    let qtf = f64::from(occurrences.max(1));
+                    let weight = idf * qtf * (K3 + 1.0) / (qtf + K3);
+                    Term { lexeme, weight, chunks, share: (chunks / size.max(1.0)).min(1.0) }
+                })
+                .collect();
+            terms.sort_by(|a, b| b.bound().total_cmp(&a.bound()).then_with(|| a.lexeme.cmp(&b.lexeme)));
+            let index = terms.iter().enumerate().map(|(i, term)| (term.lexeme.clone(), i)).collect();
+            Some(Self { terms, index, size, average_length })
+        }
+
+        /// How many chunks the transaction sees, by the statistics.
+        pub fn visible_chunks(&self) -> f64 {
+            self.size
+        }
+
+        pub fn lexemes(&self) -> Vec<&str> {
+            self.terms.iter().map(|term| term.lexeme.as_str()).collect()
+        }
+
+        /// BM25 of a chunk of `tokens` tokens whose tsvector, cut to the question's terms, reads `vector`.
+        pub fn score(&self, vector: &str, tokens: i32) -> f64 {
+            let norm = K1 * (1.0 - B + B * f64::from(tokens) / self.average_length);
+            occurrences(vector)
+                .filter_map(|(lexeme, tf)| {
+                    let term = &self.terms[*self.index.get(&lexeme)?];
+                    let tf = f64::from(tf);
+                    Some(term.weight * tf * (K1 + 1.0) / (tf + norm))
+                })
+                .sum()
+        }
+
+        /// Chunks holding two of the heaviest terms (one, for a one-word question): likely the best.
+        pub fn seed(&self) -> String {
+            let heavy = self.heaviest(SEED_TERMS);
+            at_least(heavy.len().min(2), &heavy).render()
+        }
+
+        /// Chunks holding any of the heaviest terms.
+        pub fn any_heavy(&self) -> String {
+            at_least(1, &self.heaviest(SEED_TERMS)).render()
+        }
+
+        fn heaviest(&self, count: usize) -> Vec<&str> {
+            self.terms.iter().take(count).map(|term| term.lexeme.as_str()).collect()
+        }
+
+        /// A tsquery every chunk whose bound reaches `bar` matches: at least k of the p heaviest terms,
+        /// where the other terms' bounds with the k − 1 heaviest stay below the bar. Of the (p, k) that
+        /// hold, the cheapest by the cost model; with no bar, any term.
+        pub fn necessary(&self, bar: f64) -> String {
+            let bar = bar * (1.0 - MARGIN);
+            let lexemes = self.lexemes();
+            if bar <= 0.0 {
+                return at_least(1, &lexemes).render();
+            }
+            let bounds: Vec<f64> = self.terms.iter().map(Term::bound).collect();
+            let mut memo = HashMap::new();
+            let mut best: Option<(f64, usize, usize)> = None;
+            for heavy in 1..=bounds.len() {
+                let others: f64 = bounds[heavy..].iter().sum();
+                if others >= bar {
+                    continue;
+                }
+                // The fewest heavy terms with which the others' bounds can reach the bar.
+                let mut reach = others;
+                let mut required = 0;
+                while required < heavy && reach < bar {
+                    reach += bounds[required];
+                    required += 1;
+                }
+                // Asking for fewer is weaker, so still lets every such chunk through.
+                let mut required = required.clamp(1, MAX_REQUIRED);
+                while required > 1 && leaves(required, heavy, &mut memo) > MAX_LEAVES {
+                    required -= 1;
+                }
+                let terms = &self.terms[..heavy];
+                let postings: f64 = terms.iter().map(|term| term.chunks).sum();
+                let matches = self.size * chance_of_at_least(required, terms.iter().map(|term| term.share));
+                #[expect(clippy::cast_precision_loss, reason = "a tsquery's leaves are far below 2^52")]
+                let leaves = leaves(required, heavy, &mut memo) as f64;
+                let cost = postings * (COST_POSTING + COST_LEAF * leaves) + matches * COST_CHUNK;
+                if best.is_none_or(|(least, _, _)| cost < least) {
+                    best = Some((cost, heavy, required));
+                }
+            }
+            // All terms, at least one, always holds (no other term is left): kept for safety.
+            let (_, heavy, required) = best.unwrap_or((0.0, lexemes.len(), 1));
+            at_least(required, &lexemes[..heavy]).render()
+        }
+    }
+
+    /// The `depth`-th best score among `scored`: `depth` chunks reach it, so no chunk below it can be in
+    /// the answer. 0 when fewer were scored.
+    pub fn bar(scored: &[Ranked], depth: usize) -> f64 {
+        if scored.len() < depth {
+            return 0.0;
+        }
+        let mut best_first: Vec<f64> = scored.iter().map(|ranked| ranked.score).collect();
+        best_first.sort_by(|a, b| b.total_cmp(a));
+        best_first[depth - 1]
+    }
+
+    /// The `depth` best, ties by chunk id.
+    pub fn best(mut scored: Vec<Ranked>, depth: usize) -> Vec<Ranked> {
+        scored.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.chunk_id.cmp(&b.chunk_id)));
+        scored.truncate(depth);
+        scored
+    }
+
+    /// The chance that a chunk holds at least `required` (≥ 1) of terms it holds independently with
+    /// these chances: an estimate of how many chunks a condition lets through.
+    fn chance_of_at_least(required: usize, shares: impl Iterator<Item = f64>) -> f64 {
+        // held[j]: the chance of holding j of the terms so far; the last entry, `required` or more.
+        let mut held = vec![0.0; required + 1];
+        held[0] = 1.0;
+        for share in shares {
+            held[required] += held[required - 1] * share;
+            for j in (1..required).rev() {
+                held[j] = held[j] * (1.0 - share) + held[j - 1] * share;
+            }
+            held[0] *= 1.0 - share;
+        }
+        held[required]
+    }
+
+    /// The leaves of `at_least(required, n lexemes)`, without building it.
+    fn leaves(required: usize, n: usize, memo: &mut HashMap<(usize, usize), usize>) -> usize {
+        if required == 0 || n < required {
+            return 0;
+        }
+        if required == 1 || n == required {
+            return n;
+        }
+        if let Some(known) = memo.get(&(required, n)) {
+            return *known;
+        }
+        let (first, second) = (n / 2, n - n / 2);
+        let total = (0..=required)
+            .filter(|from_first| *from_first <= first && required - from_first <= second)
+            .map(|from_first| leaves(from_first, first, memo) + leaves(required - from_first, second, memo))
+            .sum();
+        memo.insert((required, n), total);
+        total
+    }
+
+    /// A boolean tsquery over lexemes.
+    #[derive(Debug, Clone, PartialEq)]
+    pub(super) enum Formula {
+        Always,
+        Never,
+        Holds(String),
+        All(Vec<Formula>),
+        Any(Vec<Formula>),
+    }
+
+    impl Formula {
+        #[cfg(test)]
+        pub fn leaves(&self) -> usize {
+            match self {
+                Self::Always | Self::Never => 0,
+                Self::Holds(_) => 1,
+                Self::All(parts) | Self::Any(parts) => parts.iter().map(Self::leaves).sum(),
+            }
+        }
+
+        /// As tsquery input: lexemes quoted (a quote doubled, a backslash escaped), so none is parsed.
+        pub fn render(&self) -> String {
+            match self {
+                // Never used: `at_least` with at least one required term gives neither.
+                Self::Always | Self::Never => String::new(),
+                Self::Holds(lexeme) => format!("'{}'", lexeme.replace('\\', "\\\\").replace('\'', "''")),
+                Self::All(parts) => format!("({})", parts.iter().map(Self::render).collect::<Vec<_>>().join(" & ")),
+                Self::Any(parts) => format!("({})", parts.iter().map(Self::render).collect::<Vec<_>>().join(" | ")),
+            }
+        }
+
+        #[cfg(test)]
+        pub fn holds(&self, present: &dyn Fn(&str) -> bool) -> bool {
+            match self {
+                Self::Always => true,
+                Self::Never => false,
+                Self::Holds(lexeme) => present(lexeme),
+                Self::All(parts) => parts.iter().all(|part| part.holds(present)),
+                Self::Any(parts) => parts.iter().any(|part| part.holds(present)),
+            }
+        }
+    }
+
+    /// "At least `required` of `lexemes`", split in halves (at least i of the first and the rest of the
+    /// second, for each i), so its size grows as n·log(n)^(required − 1) rather than as the binomial.
+    pub(super) fn at_least(required: usize, lexemes: &[&str]) -> Formula {
+        if required == 0 {
+            return Formula::Always;
+        }
+        if lexemes.len() < required {
+            return Formula::Never;
+        }
+        if required == 1 {
+            return match lexemes {
+                [one] => Formula::Holds((*one).to_owned()),
+                _ => Formula::Any(lexemes.iter().map(|lexeme| Formula::Holds((*lexeme).to_owned())).collect()),
+            };
+        }
+        if lexemes.len() == required {
+            return Formula::All(lexemes.iter().map(|lexeme| Formula::Holds((*lexeme).to_owned())).collect());
+        }
+        let (first, second) = lexemes.split_at(lexemes.len() / 2);
+        let mut ways = Vec::new();
+        for from_first in 0..=required {
+            let parts = [at_least(from_first, first), at_least(required - from_first, second)];
+            if parts.contains(&Formula::Never) {
+                continue;
+            }
+            let mut parts: Vec<Formula> = parts.into_iter().filter(|part| *part != Formula::Always).collect();
+            ways.push(if parts.len() == 1 { parts.remove(0) } else { Formula::All(parts) });
+        }
+        match ways.len() {
+            0 => Formula::Never,
+            1 => ways.remove(0),
+            _ => Formula::Any(ways),
+        }
+    }
+
+    /// (lexeme, occurrences) of a tsvector's text form: `'lexeme':1B,7B 'it''s':3B`; a lexeme stored
+    /// without positions counts once.
+    pub(super) fn occurrences(vector: &str) -> impl Iterator<Item = (String, u32)> + '_ {
+        let mut rest = vector;
+        std::iter::from_fn(move || {
+            rest = rest.trim_start().strip_prefix('\'')?;
+            let mut lexeme = String::new();
+            let mut chars = rest.char_indices();
+            let end = loop {
+                match chars.next()? {
+                    (_, '\\') => lexeme.push(chars.next()?.1),
+                    (at, '\'') if rest[at + 1..].starts_with('\'') => {
+                        lexeme.push('\'');
+                        chars.next();
+                    }
+                    (at, '\'') => break at + 1,
+                    (_, other) => lexeme.push(other),
+                }
+            };
+            rest = &rest[end..];
+            let positions = match rest.strip_prefix(':') {
+                Some(after) => {
+                    let stop = after.find(' ').unwrap_or(after.len());
+                    let count = after[..stop].split(',').count();
+                    rest = &after[stop..];
+                    count
+                }
+                None => 1,
+            };
+            Some((lexeme, u32::try_from(positions).unwrap_or(u32::MAX)))
+        })
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn tsvector_text_is_read_with_its_quotes_and_positions() {
+            let read: Vec<(String, u32)> = occurrences("'it''s':3B 'a\\\\b':1B,2B,9B 'plain'").collect();
+            assert_eq!(read, [("it's".to_owned(), 1), ("a\\b".to_owned(), 3), ("plain".to_owned(), 1)]);
+            assert_eq!(occurrences("").count(), 0);
+        }
+
+        #[test]
+        fn lexemes_are_quoted_for_tsquery_input() {
+            assert_eq!(Formula::Holds("it's".to_owned()).render(), "'it''s'");
+            assert_eq!(Formula::Holds("a\\b".to_owned()).render(), "'a\\\\b'");
+        }
+
+        #[test]
+        fn at_least_k_holds_exactly_when_k_terms_are_present() {
+            let lexemes = ["a", "b", "c", "d", "e", "f", "g"];
+            for required in 1..=4 {
+                let formula = at_least(required, &lexemes);
+                for present in 0u32..(1 << lexemes.len()) {
+                    let holds = formula.holds(&|lexeme: &str| {
+                        let at = lexemes.iter().position(|l| *l == lexeme).unwrap();
+                        present & (1 << at) != 0
+                    });
+                    let count = usize::try_from(present.count_ones()).unwrap();
+                    assert_eq!(holds, count >= required, "at least {required} of {present:b}");
+                }
+            }
+        }
+
+        fn question(weights: &[(&str, i32)]) -> Question {
+            // Corpus of 1000 chunks; each term in 100 of them.
+            let rows =
+                weights.iter().map(|(lexeme, occurrences)| ((*lexeme).to_owned(), *occurrences, 100.0, 1000.0, 50.0));
+            Question::new(rows.collect()).unwrap()
+        }
+
+        #[test]
+        fn the_necessary_condition_lets_through_every_chunk_that_could_reach_the_bar() {
+            let question = question(&[("a", 3), ("b", 2), ("c", 1), ("d", 1), ("e", 1), ("f", 2)]);
+            let lexemes = question.lexemes();
+            for bar in [0.0, 1.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0] {
+                let rendered = question.necessary(bar);
+                for present in 0u32..(1 << lexemes.len()) {
+                    let holds = |lexeme: &str| present & (1 << lexemes.iter().position(|l| *l == lexeme).unwrap()) != 0;
+                    let bound: f64 = question.terms.iter().filter(|term| holds(&term.lexeme)).map(Term::bound).sum();
+                    if present == 0 || bound < bar {
+                        continue;
+                    }
+                    // The rendered tsquery, read back by the shape `render` gives it.
+                    let formula = reparse(&rendered);
+                    assert!(formula.holds(&holds), "bar {bar}: {present:b} (bound {bound}) missed by {rendered}");
+                }
+            }
+        }
+
+        /// Parses what `render` writes (no escapes in these tests' lexemes).
+        fn reparse(text: &str) -> Formula {
+            fn expression(tokens: &mut std::iter::Peekable<std::vec::IntoIter<String>>) -> Formula {
+                let mut any = vec![conjunction(tokens)];
+                while tokens.peek().is_some_and(|token| token == "|") {
+                    tokens.next();
+                    any.push(conjunction(tokens));
+                }
+                if any.len() == 1 { any.remove(0) } else { Formula::Any(any) }
+            }
+            fn conjunction(tokens: &mut std::iter::Peekable<std::vec::IntoIter<String>>) -> Formula {
+                let mut all = vec![atom(tokens)];
+                while tokens.peek().is_some_and(|token| token == "&") {
+                    tokens.next();
+                    all.push(atom(tokens));
+                }
+                if all.len() == 1 { all.remove(0) } else { Formula::All(all) }
+            }
+            fn atom(tokens: &mut std::iter::Peekable<std::vec::IntoIter<String>>) -> Formula {
+                let token = tokens.next().unwrap();
+                if token == "(" {
+                    let inner = expression(tokens);
+                    assert_eq!(tokens.next().as_deref(), Some(")"));
+                    inner
+                } else {
+                    Formula::Holds(token.trim_matches('\'').to_owned())
+                }
+            }
+            let spaced = text.replace('(', " ( ").replace(')', " ) ");
+            let tokens: Vec<String> = spaced.split_whitespace().map(str::to_owned).collect();
+            expression(&mut tokens.into_iter().peekable())
+        }
+
+        #[test]
+        fn leaves_are_counted_without_building_the_formula() {
+            let lexemes: Vec<String> = (0..40).map(|i| format!("t{i}")).collect();
+            let lexemes: Vec<&str> = lexemes.iter().map(String::as_str).collect();
+            let mut memo = HashMap::new();
+            for n in 1..=lexemes.len() {
+                for required in 1..=MAX_REQUIRED {
+                    assert_eq!(
+                        leaves(required, n, &mut memo),
+                        at_least(required, &lexemes[..n]).leaves(),
+                        "{required} of {n}"
+                    );
+                }
+            }
+        }
+
+        #[test]
+        fn chance_of_at_least_matches_the_binomial() {
+            let chance = chance_of_at_least(2, [0.5, 0.5, 0.5].into_iter());
+            assert!((chance - 0.5).abs() < 1e-12, "{chance}");
+            assert!((chance_of_at_least(1, [0.1, 0.2].into_iter()) - 0.28).abs() < 1e-12);
+        }
+
+        #[test]
+        fn repeated_question_terms_weigh_more_but_saturate() {
+            let question = question(&[("once", 1), ("twice", 2), ("often", 10)]);
+            let weight = |lexeme: &str| question.terms.iter().find(|term| term.lexeme == lexeme).unwrap().weight;
+            assert!((weight("twice") / weight("once") - 1.8).abs() < 1e-12);
+            assert!((weight("often") / weight("once") - 5.0).abs() < 1e-12);
+        }
+
+        #[test]
+        fn the_bar_is_the_depth_th_best_score() {
+            let ranked = |score| Ranked { chunk_id: uuid::Uuid::now_v7(), score };
+            let scored = vec![ranked(1.0), ranked(5.0), ranked(3.0)];
+            assert!((bar(&scored, 2) - 3.0).abs() < f64::EPSILON);
+            assert!(bar(&scored, 4).abs() < f64::EPSILON);
+        }
+    }
+}
+
+/// The most a chunk could score for `query` by [`full_text`]'s BM25: every term of the question at its
+/// weight (idf × the question's saturated term frequency) × (k1 + 1), the limit of a term a chunk repeats
+/// without end. Terms no visible chunk holds count with a chunk frequency of 0: a question about things
+/// the corpus never mentions is weighed as such, so one shared word ("spring" in a question about
+/// jackets) is a small share of it. `None` when the question has no searchable term.
+pub async fn full_text_ceiling(connection: &mut PgConnection, query: &str) -> Result<Option<f64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "WITH question AS ( \
+             SELECT lexeme, coalesce(array_length(positions, 1), 1)::float8 AS occurrences \
+             FROM unnest(to_tsvector('english', $1)) \
+         ), corpus AS ( \
+             SELECT coalesce(sum(chunks), 0)::float8 AS size FROM corpus_stats \
+         ) \
+         SELECT sum(ln(1 + (corpus.size - f.chunks + 0.5) / (f.chunks + 0.5)) \
+                    * q.occurrences * ($3 + 1) / (q.occurrences + $3) * ($2 + 1)) \
+         FROM question AS q \
+         CROSS JOIN LATERAL ( \
+             SELECT coalesce(sum(s.chunks), 0)::float8 AS chunks FROM term_stats AS s WHERE s.lexeme = q.lexeme \
+         ) AS f \
+         CROSS JOIN corpus",
+    )
+    .bind(query)
+    .bind(bm25::K1)
+    .bind(bm25::K3)
+    .fetch_one(connection)
     .await
 }
 
-/// The chunks of a fused ranking with their documents, in the ranking's order.
-pub async fn hits(connection: &mut PgConnection, ranking: &[Fused]) -> Result<Vec<SearchHit>, sqlx::Error> {
+/// The question a ranking answered, as the relevance floor needs it: its text (for the full-text
+/// ceiling) and, when it was embedded, its vector with the model that made it.
+#[derive(Debug, Clone, Copy)]
+pub struct Asked<'a> {
+    pub text: &'a str,
+    pub vector: Option<(&'a crate::embeddings::EmbeddingModel, &'a [f32])>,
+}
+
+/// The chunks of a fused ranking with their documents, in the ranking's order, each with what the
+/// relevance floor weighs: its exact cosine similarity to the question (when the question has a vector:
+/// at most [`MAX_K`] chunks, so measured directly rather than through the index) and its share of the
+/// question's BM25 ceiling (when full text found it).
+pub async fn hits(
+    connection: &mut PgConnection,
+    ranking: &[Fused],
+    question: Asked<'_>,
+) -> Result<Vec<SearchHit>, sqlx::Error> {
     let ids: Vec<uuid::Uuid> = ranking.iter().map(|fused| fused.chunk_id).collect();
     let mut found: std::collections::HashMap<uuid::Uuid, SearchHit> = sqlx::query_as::<_, SearchHit>(
         "SELECT c.id AS chunk_id, c.document_id, d.source_path, d.title, c.heading_path, c.content, c.token_count, \
@@ -130,11 +705,29 @@ pub async fn hits(connection: &mut PgConnection, ranking: &[Fused]) -> Result<Ve
          FROM doc_chunks AS c JOIN documents AS d ON d.id = c.document_id WHERE c.id = ANY($1)",
     )
     .bind(&ids)
-    .fetch_all(connection)
+    .fetch_all(&mut *connection)
     .await?
     .into_iter()
     .map(|hit| (hit.chunk_id, hit))
     .collect();
+    let similarities: std::collections::HashMap<uuid::Uuid, f64> = match question.vector {
+        Some((model, vector)) if !ids.is_empty() => sqlx::query_as::<_, (uuid::Uuid, f64)>(
+            "SELECT chunk_id, 1 - (embedding <=> $1) FROM chunk_embeddings WHERE model = $2 AND chunk_id = ANY($3)",
+        )
+        .bind(pgvector::Vector::from(vector.to_vec()))
+        .bind(&model.id)
+        .bind(&ids)
+        .fetch_all(&mut *connection)
+        .await?
+        .into_iter()
+        .collect(),
+        _ => std::collections::HashMap::new(),
+    };
+    let ceiling = if ranking.iter().any(|fused| fused.full_text_score.is_some()) {
+        full_text_ceiling(connection, question.text).await?.filter(|ceiling| *ceiling > 0.0)
+    } else {
+        None
+    };
     // A chunk deleted since it was ranked is simply left out.
     Ok(ranking
         .iter()
@@ -143,7 +736,9 @@ pub async fn hits(connection: &mut PgConnection, ranking: &[Fused]) -> Result<Ve
             hit.score = fused.score;
             hit.full_text_rank = fused.full_text_rank;
             hit.vector_rank = fused.vector_rank;
-            hit.similarity = fused.similarity;
+            hit.similarity = similarities.get(&fused.chunk_id).copied().or(fused.similarity);
+            hit.full_text_score = fused.full_text_score;
+            hit.term_coverage = fused.full_text_score.zip(ceiling).map(|(score, ceiling)| (score / ceiling).min(1.0));
             Some(hit)
         })
         .collect())

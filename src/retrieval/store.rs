@@ -4,9 +4,13 @@ use sqlx::{PgConnection, Postgres, QueryBuilder};
 
 use super::chunking::Chunk;
 use super::{Document, NewDocument};
-use crate::ids::TenantId;
+use crate::ids::{CollectionId, TenantId};
 
-const DOCUMENT_COLUMNS: &str = "id, source_path, title, content_hash, byte_size, chunk_count, created_at, updated_at";
+/// `original_byte_size` is null where a writer did not set it (text sent as such): the text's own size.
+const DOCUMENT_COLUMNS: &str = "id, source_path, title, collection_ids, \
+     ARRAY(SELECT name FROM collections WHERE collections.id = ANY(collection_ids) ORDER BY name) AS collections, \
+     content_hash, byte_size, chunk_count, \
+     created_at, updated_at, original_media_type, coalesce(original_byte_size, byte_size) AS original_byte_size";
 
 /// The tenant's own document at `source_path` (never a shared one: the caller writes its own tenant).
 pub async fn find_by_path(connection: &mut PgConnection, source_path: &str) -> Result<Option<Document>, sqlx::Error> {
@@ -28,6 +32,14 @@ fn byte_size(document: &NewDocument) -> i32 {
     i32::try_from(document.content.len()).unwrap_or(i32::MAX)
 }
 
+/// The original file's media type and size; text sent as such is Markdown of its own size.
+fn original(document: &NewDocument) -> (&str, i64) {
+    match &document.original {
+        Some(original) => (&original.media_type, original.byte_size),
+        None => (super::formats::Format::Markdown.media_type(), i64::from(byte_size(document))),
+    }
+}
+
 fn chunk_count(chunks: &[Chunk]) -> i32 {
     i32::try_from(chunks.len()).unwrap_or(i32::MAX)
 }
@@ -37,21 +49,26 @@ fn chunk_count(chunks: &[Chunk]) -> i32 {
 pub async fn insert(
     connection: &mut PgConnection,
     tenant_id: TenantId,
-    document: &NewDocument,
+    (document, collection_ids): (&NewDocument, &[CollectionId]),
     chunks: &[Chunk],
 ) -> Result<(Document, Vec<uuid::Uuid>), sqlx::Error> {
     let mut query = QueryBuilder::<Postgres>::new(
-        "INSERT INTO documents (id, tenant_id, source_path, title, content_hash, byte_size, chunk_count) VALUES (",
+        "INSERT INTO documents (id, tenant_id, source_path, title, collection_ids, content_hash, byte_size, \
+         chunk_count, original_media_type, original_byte_size) VALUES (",
     );
+    let (media_type, original_size) = original(document);
     let mut values = query.separated(", ");
     values
         .push_bind(uuid::Uuid::now_v7())
         .push_bind(tenant_id)
         .push_bind(&document.source_path)
         .push_bind(&document.title)
+        .push_bind(collection_ids)
         .push_bind(&document.content_hash)
         .push_bind(byte_size(document))
-        .push_bind(chunk_count(chunks));
+        .push_bind(chunk_count(chunks))
+        .push_bind(media_type)
+        .push_bind(original_size);
     query.push(") RETURNING ").push(DOCUMENT_COLUMNS);
     let created: Document = query.build_query_as().fetch_one(&mut *connection).await?;
     let chunk_ids = insert_chunks(connection, tenant_id, created.id, chunks).await?;
@@ -64,20 +81,27 @@ pub async fn replace(
     connection: &mut PgConnection,
     tenant_id: TenantId,
     id: uuid::Uuid,
-    document: &NewDocument,
+    (document, collection_ids): (&NewDocument, &[CollectionId]),
     chunks: &[Chunk],
 ) -> Result<(Document, Vec<uuid::Uuid>), sqlx::Error> {
     remove_from_statistics(&mut *connection, tenant_id, id).await?;
     sqlx::query("DELETE FROM doc_chunks WHERE document_id = $1").bind(id).execute(&mut *connection).await?;
+    // The collections change before the new chunks are written, which take them from the document.
     let mut query = QueryBuilder::<Postgres>::new("UPDATE documents SET updated_at = now(), title = ");
     query
         .push_bind(&document.title)
+        .push(", collection_ids = ")
+        .push_bind(collection_ids)
         .push(", content_hash = ")
         .push_bind(&document.content_hash)
         .push(", byte_size = ")
         .push_bind(byte_size(document))
         .push(", chunk_count = ")
         .push_bind(chunk_count(chunks))
+        .push(", original_media_type = ")
+        .push_bind(original(document).0)
+        .push(", original_byte_size = ")
+        .push_bind(original(document).1)
         .push(" WHERE id = ")
         .push_bind(id)
         .push(" RETURNING ")
@@ -188,6 +212,17 @@ async fn remove_from_statistics(
     Ok(())
 }
 
+/// Moves a document into `collection_ids`; its chunks and vectors follow (a trigger, migration 0026).
+pub async fn set_collections(
+    connection: &mut PgConnection,
+    id: uuid::Uuid,
+    collection_ids: &[CollectionId],
+) -> Result<Document, sqlx::Error> {
+    let mut query = QueryBuilder::<Postgres>::new("UPDATE documents SET updated_at = now(), collection_ids = ");
+    query.push_bind(collection_ids).push(" WHERE id = ").push_bind(id).push(" RETURNING ").push(DOCUMENT_COLUMNS);
+    query.build_query_as().fetch_one(connection).await
+}
+
 /// Deletes one of the tenant's own documents with its chunks.
 pub async fn delete(connection: &mut PgConnection, id: uuid::Uuid) -> Result<bool, sqlx::Error> {
     let owner: Option<TenantId> =
@@ -204,4 +239,14 @@ pub async fn delete(connection: &mut PgConnection, id: uuid::Uuid) -> Result<boo
         .execute(connection)
         .await?;
     Ok(deleted.rows_affected() == 1)
+}
+
+/// The transaction tenant's own relevance floors (`None` where it keeps the default).
+pub async fn tenant_floors(connection: &mut PgConnection) -> Result<super::relevance::TenantFloors, sqlx::Error> {
+    let floors = sqlx::query_as(
+        "SELECT relevance_floor_hybrid, relevance_floor_vector, relevance_floor_full_text FROM tenant_configs",
+    )
+    .fetch_optional(connection)
+    .await?;
+    Ok(floors.unwrap_or_default())
 }

@@ -35,6 +35,11 @@ pub enum EventKind {
     Retrieval { citations: Vec<Citation> },
     #[serde(rename = "message.delta")]
     MessageDelta { text: String },
+    /// The answer's sources once it is written: the passages it cites, each with the spans of the answer
+    /// (bytes of its UTF-8 text) that cite it, and the passages retrieved but not cited. Sent before
+    /// `usage` and the run's end when the turn was given passages; the stored message carries the same.
+    #[serde(rename = "citations")]
+    Citations { citations: Vec<Citation>, retrieved: Vec<Citation> },
     /// The model asked for a tool; the policy's decision follows in another event.
     #[serde(rename = "tool_call.requested")]
     ToolCallRequested {
@@ -128,6 +133,7 @@ impl EventKind {
             Self::RunStarted { .. } => "run.started",
             Self::Retrieval { .. } => "retrieval",
             Self::MessageDelta { .. } => "message.delta",
+            Self::Citations { .. } => "citations",
             Self::ToolCallRequested { .. } => "tool_call.requested",
             Self::ToolCallAwaitingApproval { .. } => "tool_call.awaiting_approval",
             Self::ToolCallCompleted { .. } => "tool_call.completed",

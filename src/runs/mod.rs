@@ -87,6 +87,8 @@ pub struct Run {
     pub request_id: Option<String>,
     /// Its OpenTelemetry trace, when traces are on.
     pub trace_id: Option<String>,
+    /// The collections it may search (`None`: all of the tenant's), fixed when it started.
+    pub collection_ids: Option<Vec<uuid::Uuid>>,
     pub first_token_ms: Option<i32>,
     pub latency_ms: Option<i32>,
     pub created_at: DateTime<Utc>,

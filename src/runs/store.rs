@@ -8,7 +8,7 @@ use crate::providers::FinishReason;
 use crate::runs::events::{EventKind, RunEvent};
 
 const RUN_COLUMNS: &str = "id, session_id, kind, status, provider, model, is_byok, error_code, error_message, \
-     finish_reason, request_id, trace_id, first_token_ms, latency_ms, created_at, finished_at";
+     finish_reason, request_id, trace_id, collection_ids, first_token_ms, latency_ms, created_at, finished_at";
 
 #[derive(Debug, Clone)]
 pub struct NewRun<'a> {
@@ -21,12 +21,14 @@ pub struct NewRun<'a> {
     pub request_id: Option<&'a str>,
     pub trace_id: Option<&'a str>,
     pub executor: ExecutorId,
+    /// The collections the run may search (`None`: all of the tenant's).
+    pub collection_ids: Option<Vec<uuid::Uuid>>,
 }
 
 pub async fn insert(connection: &mut PgConnection, tenant_id: TenantId, run: &NewRun<'_>) -> Result<Run, sqlx::Error> {
     let mut query = QueryBuilder::<Postgres>::new(
         "INSERT INTO runs (id, tenant_id, session_id, kind, status, provider, model, is_byok, request_id, trace_id, \
-         executor) ",
+         executor, collection_ids) ",
     );
     query.push_values([run], |mut row, run| {
         row.push_bind(run.id)
@@ -39,7 +41,8 @@ pub async fn insert(connection: &mut PgConnection, tenant_id: TenantId, run: &Ne
             .push_bind(run.is_byok)
             .push_bind(run.request_id)
             .push_bind(run.trace_id)
-            .push_bind(run.executor);
+            .push_bind(run.executor)
+            .push_bind(&run.collection_ids);
     });
     query.push(" RETURNING ").push(RUN_COLUMNS);
     query.build_query_as().fetch_one(connection).await
@@ -245,27 +248,37 @@ pub async fn claim_paused(
     .await
 }
 
+/// An agent run to queue on a workspace conversation.
+#[derive(Debug, Clone)]
+pub struct QueuedAgentRun<'a> {
+    pub id: RunId,
+    pub session_id: SessionId,
+    pub workspace_id: crate::ids::WorkspaceId,
+    pub instruction: &'a str,
+    pub request_id: Option<&'a str>,
+    pub trace_id: Option<&'a str>,
+    /// The collections it may search (`None`: all of the tenant's).
+    pub collection_ids: Option<Vec<uuid::Uuid>>,
+}
+
 /// Queues an agent run on a workspace conversation; a worker claims it.
 pub async fn insert_queued_agent_run(
     connection: &mut PgConnection,
     tenant_id: TenantId,
-    id: RunId,
-    session_id: SessionId,
-    workspace_id: crate::ids::WorkspaceId,
-    instruction: &str,
-    (request_id, trace_id): (Option<&str>, Option<&str>),
+    run: &QueuedAgentRun<'_>,
 ) -> Result<Run, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO runs (id, tenant_id, session_id, kind, status, workspace_id, instruction, request_id, \
-         trace_id) VALUES ($1, $2, $3, 'agent', 'queued', $4, $5, $6, $7) RETURNING {RUN_COLUMNS}"
+         trace_id, collection_ids) VALUES ($1, $2, $3, 'agent', 'queued', $4, $5, $6, $7, $8) RETURNING {RUN_COLUMNS}"
     )))
-    .bind(id)
+    .bind(run.id)
     .bind(tenant_id)
-    .bind(session_id)
-    .bind(workspace_id)
-    .bind(instruction)
-    .bind(request_id)
-    .bind(trace_id)
+    .bind(run.session_id)
+    .bind(run.workspace_id)
+    .bind(run.instruction)
+    .bind(run.request_id)
+    .bind(run.trace_id)
+    .bind(&run.collection_ids)
     .fetch_one(connection)
     .await
 }

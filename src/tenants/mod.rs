@@ -155,6 +155,7 @@ pub async fn create(
         scopes: vec![Scope::Admin, Scope::Chat, Scope::Runs],
         expires_at: None,
         monthly_budget_usd: None,
+        collections: None,
     };
     let key = api_keys::create(&mut transaction, &context, &first_key).await?;
     transaction.commit().await?;
@@ -210,16 +211,19 @@ pub fn parse_config_patch(
                 patch.agent_run_max_steps = Some(steps.as_i64().and_then(|steps| i32::try_from(steps).ok()));
             }
             ("multi_agent_enabled", Value::Bool(enabled)) => patch.multi_agent_enabled = Some(*enabled),
+            ("shared_corpus", Value::Bool(enabled)) => patch.shared_corpus = Some(*enabled),
             (column @ ("conversation_retention_days" | "usage_retention_days" | "audit_retention_days"), days) => {
                 patch.retention.push((retention_column(column), retention_days(column, days)?));
             }
+            ("relevance_floor", floors) => patch.relevance_floors = relevance_floors(floors)?,
             (
                 "default_provider"
                 | "default_model"
                 | "fallback_model"
                 | "active_policy_profile_id"
                 | "agent_run_max_steps"
-                | "multi_agent_enabled",
+                | "multi_agent_enabled"
+                | "shared_corpus",
                 _,
             ) => {
                 return Err(TenantError::Invalid(format!("{name} has an invalid value")));
@@ -235,6 +239,43 @@ fn budget(name: &str, amount: &serde_json::Value) -> Result<Option<String>, Tena
     let amount = crate::budgets::parse_amount(amount)
         .map_err(|_| TenantError::Invalid(format!("{name} has an invalid value")))?;
     Ok(amount.map(|amount| amount.to_string()))
+}
+
+/// `relevance_floor`: `null` (every mode's default) or an object naming some of `hybrid`, `vector` and
+/// `full_text`, each a number from 0 to 1 or `null` (that mode's default); as the columns to set.
+fn relevance_floors(floors: &serde_json::Value) -> Result<Vec<(&'static str, Option<f64>)>, TenantError> {
+    const COLUMNS: [(&str, &str); 3] = [
+        ("hybrid", "relevance_floor_hybrid"),
+        ("vector", "relevance_floor_vector"),
+        ("full_text", "relevance_floor_full_text"),
+    ];
+    let invalid = || {
+        TenantError::Invalid(
+            "relevance_floor must be null or an object of hybrid, vector and full_text, each null (the default) or \
+             a number from 0 to 1"
+                .to_owned(),
+        )
+    };
+    let fields = match floors {
+        serde_json::Value::Null => return Ok(COLUMNS.iter().map(|(_, column)| (*column, None)).collect()),
+        serde_json::Value::Object(fields) => fields,
+        _ => return Err(invalid()),
+    };
+    fields
+        .iter()
+        .map(|(mode, floor)| {
+            let column =
+                COLUMNS.iter().find(|(name, _)| name == mode).map(|(_, column)| *column).ok_or_else(invalid)?;
+            match floor {
+                serde_json::Value::Null => Ok((column, None)),
+                floor => floor
+                    .as_f64()
+                    .filter(|floor| (0.0..=1.0).contains(floor))
+                    .map(|floor| (column, Some(floor)))
+                    .ok_or_else(invalid),
+            }
+        })
+        .collect()
 }
 
 /// The budget columns a patch may set, as the static names the query is built from.

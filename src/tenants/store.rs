@@ -132,12 +132,18 @@ pub struct TenantConfig {
     pub agent_run_budget_usd: Option<String>,
     pub agent_run_max_steps: Option<i32>,
     pub multi_agent_enabled: bool,
+    /// Whether the tenant's searches read the shared corpus (the operator's documentation).
+    pub shared_corpus: bool,
     /// Days after their last activity that conversations (and their runs' text) are kept; `None`: forever.
     pub conversation_retention_days: Option<i32>,
     /// Days usage records are kept; `None`: forever.
     pub usage_retention_days: Option<i32>,
     /// Days audit events are kept; `None`: forever.
     pub audit_retention_days: Option<i32>,
+    /// The tenant's own relevance floor per search mode; `None`: the default.
+    pub relevance_floor_hybrid: Option<f64>,
+    pub relevance_floor_vector: Option<f64>,
+    pub relevance_floor_full_text: Option<f64>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -145,7 +151,8 @@ const CONFIG_SELECT: &str = "SELECT default_provider, default_model, fallback_mo
      monthly_budget_usd::text AS monthly_budget_usd, key_monthly_budget_usd::text AS key_monthly_budget_usd, \
      end_user_monthly_budget_usd::text AS end_user_monthly_budget_usd, \
      agent_run_budget_usd::text AS agent_run_budget_usd, agent_run_max_steps, multi_agent_enabled, \
-     conversation_retention_days, usage_retention_days, audit_retention_days, updated_at \
+     shared_corpus, conversation_retention_days, usage_retention_days, audit_retention_days, \
+     relevance_floor_hybrid, relevance_floor_vector, relevance_floor_full_text, updated_at \
      FROM tenant_configs";
 
 pub async fn get_config(connection: &mut PgConnection) -> Result<TenantConfig, sqlx::Error> {
@@ -164,8 +171,11 @@ pub struct ConfigPatch {
     pub budgets: Vec<(&'static str, Option<String>)>,
     pub agent_run_max_steps: Option<Option<i32>>,
     pub multi_agent_enabled: Option<bool>,
+    pub shared_corpus: Option<bool>,
     /// The retention settings, by column name (`conversation_retention_days`, …), in days or `None`.
     pub retention: Vec<(&'static str, Option<i32>)>,
+    /// The relevance floors, by column name (`relevance_floor_hybrid`, …), or `None` for the default.
+    pub relevance_floors: Vec<(&'static str, Option<f64>)>,
 }
 
 pub async fn update_config(connection: &mut PgConnection, patch: &ConfigPatch) -> Result<TenantConfig, sqlx::Error> {
@@ -194,8 +204,14 @@ pub async fn update_config(connection: &mut PgConnection, patch: &ConfigPatch) -
     if let Some(enabled) = patch.multi_agent_enabled {
         query.push(", multi_agent_enabled = ").push_bind(enabled);
     }
+    if let Some(enabled) = patch.shared_corpus {
+        query.push(", shared_corpus = ").push_bind(enabled);
+    }
     for (column, days) in &patch.retention {
         query.push(", ").push(*column).push(" = ").push_bind(*days);
+    }
+    for (column, floor) in &patch.relevance_floors {
+        query.push(", ").push(*column).push(" = ").push_bind(*floor);
     }
     query.build().execute(&mut *connection).await?;
     get_config(connection).await

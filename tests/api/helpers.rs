@@ -312,6 +312,10 @@ impl TestApp {
         self.client.delete(self.url(path)).bearer_auth(token)
     }
 
+    pub fn patch(&self, path: &str, token: &str, body: &Value) -> reqwest::RequestBuilder {
+        self.client.patch(self.url(path)).bearer_auth(token).json(body)
+    }
+
     pub async fn create_tenant(&self, slug: &str) -> TestTenant {
         let response = self
             .post("/api/v1/tenants", OPERATOR_TOKEN, &json!({ "name": format!("Tenant {slug}"), "slug": slug }))

@@ -3,6 +3,7 @@
 
 use mock_upstream::Fault;
 use serde_json::json;
+use switchboard::auth::context::CollectionScope;
 use switchboard::ids::TenantId;
 use switchboard::retrieval::search::SearchMode;
 use switchboard::retrieval::{self, IngestOutcome, NewDocument, Retriever, backfill};
@@ -24,7 +25,10 @@ async fn vectors_of(app: &TestApp, tenant: &TestTenant, model: &str) -> i64 {
 async fn vector_search(app: &TestApp, retriever: &Retriever, tenant: &TestTenant, query: &str) -> Vec<String> {
     let vector = retriever.embed_question(query).await.expect("the question embeds");
     let mut transaction = switchboard::db::begin_tenant(&app.app_db, TenantId(tenant.id)).await.unwrap();
-    let hits = Retriever::search_in(&mut transaction, query, Some(&vector), 5, SearchMode::Vector).await.unwrap();
+    let hits =
+        Retriever::search_in(&mut transaction, query, Some(&vector), 5, SearchMode::Vector, &CollectionScope::All)
+            .await
+            .unwrap();
     transaction.commit().await.unwrap();
     hits.into_iter().map(|hit| hit.source_path).collect()
 }

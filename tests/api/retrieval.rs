@@ -140,7 +140,7 @@ async fn bad_searches_are_refused_with_a_clear_error() {
 }
 
 #[tokio::test]
-async fn tenants_see_their_own_documents_and_the_shared_corpus_but_never_each_other() {
+async fn tenants_see_their_own_documents_and_the_shared_corpus_once_enabled_but_never_each_other() {
     let app = TestApp::spawn().await;
     let acme = app.create_tenant("acme").await;
     let globex = app.create_tenant("globex").await;
@@ -152,6 +152,20 @@ async fn tenants_see_their_own_documents_and_the_shared_corpus_but_never_each_ot
     assert_eq!(report.created, 1);
     add_document(&app, &acme, "secret.md", "# Secret\n\nThe narwhal launch date is private to acme.").await;
 
+    // The shared corpus is opt-in: a new tenant's searches never reach it, in any mode.
+    for mode in ["hybrid", "vector", "full_text"] {
+        let found = search_by(&app, &acme.admin_key, "quokka escalation", 5, mode).await;
+        assert!(!any_mentions(&found, "quokka"), "not enabled yet ({mode}): {found:?}");
+    }
+    for tenant in [&acme, &globex] {
+        let enabled = app
+            .patch("/api/v1/tenant/config", &tenant.admin_key, &json!({ "shared_corpus": true }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(enabled.status(), 200);
+        assert_eq!(enabled.json::<Value>().await.unwrap()["shared_corpus"], true);
+    }
     for tenant in [&acme, &globex] {
         let shared = search(&app, &tenant.admin_key, "quokka escalation", 5).await;
         assert_eq!(shared[0]["shared"], true);
@@ -274,8 +288,13 @@ async fn answers_cite_their_passages_in_the_stream_and_on_the_stored_message() {
         "{text}"
     );
 
+    // The offline answer quotes (and so cites) every passage: stored with the spans that cite them.
     let messages = app.messages(&tenant.admin_key, &session).await;
-    assert_eq!(messages[1]["citations"], retrieval.data["citations"]);
+    let stored = messages[1]["citations"].as_array().unwrap();
+    assert_eq!(stored.len(), citations.len());
+    assert_eq!(stored[0]["chunk_id"], citations[0]["chunk_id"]);
+    assert!(stored[0]["spans"].as_array().is_some_and(|spans| !spans.is_empty()), "{stored:?}");
+    assert_eq!(messages[1]["retrieved"], json!([]));
 }
 
 /// A folder under the test binary's temp dir holding `files`.

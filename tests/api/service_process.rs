@@ -150,6 +150,8 @@ async fn a_fresh_service_answers_about_itself_from_its_documentation_with_citati
     let tenant = json!({ "name": "Newcomer", "slug": "newcomer" });
     let created = call(&base, Method::POST, "/api/v1/tenants", operator.trim(), Some(tenant)).await;
     let key = created["api_key"]["key"].as_str().unwrap();
+    // The shared corpus is opt-in: the newcomer asks for Switchboard's documentation.
+    call(&base, Method::PATCH, "/api/v1/tenant/config", key, Some(json!({ "shared_corpus": true }))).await;
     let session = call(&base, Method::POST, "/api/v1/sessions", key, Some(json!({}))).await;
     let session = session["id"].as_str().unwrap();
     let response = client

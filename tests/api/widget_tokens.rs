@@ -76,8 +76,10 @@ async fn a_widget_token_reaches_only_its_users_own_conversations_and_expires() {
     // Expired or forged tokens are refused.
     let tenant_id = TenantId(tenant.id);
     let user_id: UserId = serde_json::from_value(alice["user_id"].clone()).unwrap();
-    let expired =
-        widget::sign(&app.keys, &Claims { tenant_id, user_id, expires_at: Utc::now() - Duration::seconds(1) });
+    let expired = widget::sign(
+        &app.keys,
+        &Claims { tenant_id, user_id, expires_at: Utc::now() - Duration::seconds(1), collections: None },
+    );
     assert_error(app.get("/api/v1/sessions", &expired).send().await.unwrap(), 401, "unauthorized").await;
     // The signature's last hex digit changed (to another digit, whatever it was).
     let (kept, last) = alice_token.split_at(alice_token.len() - 1);

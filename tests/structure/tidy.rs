@@ -64,7 +64,10 @@ fn is_store(path: &str) -> bool {
 
 /// Files whose SQL is their substance rather than storage, each with its reason.
 const SQL_OUTSIDE_STORES: &[(&str, &str)] = &[
-    ("src/retrieval/search.rs", "BM25 is computed in SQL: the query is the ranking itself, not storage"),
+    (
+        "src/retrieval/search.rs",
+        "search's queries are the ranking itself (candidates chosen by the GIN index under score bounds), not storage",
+    ),
     (
         "src/retrieval/vectors.rs",
         "pgvector's per-model partial HNSW indexes and nearest-neighbour scans are the module",

@@ -55,7 +55,7 @@ impl KnowledgeServer {
 #[tool_router]
 impl KnowledgeServer {
     #[tool(
-        description = "Search the organisation's documents (and Switchboard's own documentation) for passages relevant to a question. Returns the best passages with their source.",
+        description = "Search the organisation's documents (those this key may read) for passages relevant to a question. Returns the best passages that pass the relevance floor, with their source; none when nothing relevant is found.",
         annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
     )]
     async fn search_docs(
@@ -68,17 +68,21 @@ impl KnowledgeServer {
             .get::<TenantContext>()
             .ok_or_else(|| ErrorData::invalid_request("not authenticated", None))?;
         let limit = i64::from(request.limit.unwrap_or(5).clamp(1, 20));
-        let hits = self.retriever.search(&self.db, context, &request.query, limit, SearchMode::Hybrid).await.map_err(
-            |error| match error {
+        let hits = self
+            .retriever
+            .search(&self.db, context, &request.query, limit, SearchMode::Hybrid, context.collections())
+            .await
+            .map_err(|error| match error {
                 crate::retrieval::RetrievalError::Invalid(message) => ErrorData::invalid_params(message, None),
                 other => {
                     tracing::error!(error = %other, "search_docs failed");
                     ErrorData::internal_error("the search failed", None)
                 }
-            },
-        )?;
+            })?;
+        // As a turn is: a passage below the tenant's relevance floor is not an answer.
         let results = hits
             .into_iter()
+            .filter(crate::retrieval::relevance::passes)
             .map(|hit| Passage {
                 source_path: hit.source_path,
                 title: hit.title,

@@ -218,6 +218,7 @@ pub mod conformance {
             finish_reason,
             tool_calls: sqlx::types::Json(tool_calls),
             citations: sqlx::types::Json(Value::Array(Vec::new())),
+            retrieved: sqlx::types::Json(Value::Array(Vec::new())),
             input_tokens: None,
             output_tokens: None,
             total_tokens: None,

@@ -24,6 +24,8 @@ pub struct ApiKeyView {
     /// The key's own monthly budget, a decimal string (never a float); null: the tenant's budget for every
     /// key applies.
     pub monthly_budget_usd: Option<String>,
+    /// The collections (by name) the key may search; null: every collection of the tenant.
+    pub collections: Option<Vec<String>>,
 }
 
 impl From<&ApiKey> for ApiKeyView {
@@ -38,6 +40,7 @@ impl From<&ApiKey> for ApiKeyView {
             expires_at: key.expires_at,
             revoked_at: key.revoked_at,
             monthly_budget_usd: key.monthly_budget_usd.map(|usd| usd.to_string()),
+            collections: key.collection_ids.as_ref().map(|_| key.collections.clone()),
         }
     }
 }

@@ -20,6 +20,8 @@ pub struct SessionView {
     pub user_id: Option<UserId>,
     pub workspace_id: Option<uuid::Uuid>,
     pub title: Option<String>,
+    /// The collections (by name) its turns may search; null: all its callers may.
+    pub collections: Option<Vec<String>>,
     pub archived: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -32,6 +34,7 @@ impl From<&Session> for SessionView {
             session_type: session.session_type,
             user_id: session.user_id,
             workspace_id: session.workspace_id,
+            collections: session.collection_ids.as_ref().map(|_| session.collections.clone()),
             title: session.title.clone(),
             archived: session.archived,
             created_at: session.created_at,
@@ -73,9 +76,14 @@ pub struct MessageView {
     /// when none.
     #[schema(value_type = Vec<Object>)]
     pub tool_calls: serde_json::Value,
-    /// The passages the answer is grounded in, numbered as it cites them; empty when none.
+    /// The passages the answer cites, each with the `spans` of the answer (bytes of its UTF-8 text) that
+    /// cite it, numbered as the prompt numbered them; empty when it cites none. (Answers recorded before
+    /// issue 26 list every passage they were given here.)
     #[schema(value_type = Vec<Citation>)]
     pub citations: serde_json::Value,
+    /// The passages the answer was given but does not cite.
+    #[schema(value_type = Vec<Citation>)]
+    pub retrieved: serde_json::Value,
     pub input_tokens: Option<i32>,
     pub output_tokens: Option<i32>,
     pub total_tokens: Option<i32>,
@@ -100,6 +108,7 @@ impl From<&Message> for MessageView {
             finish_reason: message.finish_reason,
             tool_calls: message.tool_calls.0.clone(),
             citations: message.citations.0.clone(),
+            retrieved: message.retrieved.0.clone(),
             input_tokens: message.input_tokens,
             output_tokens: message.output_tokens,
             total_tokens: message.total_tokens,

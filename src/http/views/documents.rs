@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::retrieval::relevance::{self, Measure};
 use crate::retrieval::search::{SearchHit, SearchMode};
 use crate::retrieval::{Document, IngestOutcome};
 
@@ -12,11 +13,17 @@ pub struct DocumentView {
     pub id: uuid::Uuid,
     pub source_path: String,
     pub title: String,
+    /// The collections it belongs to, by name.
+    pub collections: Vec<String>,
     pub content_hash: String,
     pub byte_size: i32,
     pub chunk_count: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The media type of the file the document was made from (`text/markdown` for text sent as JSON).
+    pub original_media_type: String,
+    /// The size of that file in bytes (`byte_size`, the text's, for text sent as JSON).
+    pub original_byte_size: i64,
 }
 
 impl From<&Document> for DocumentView {
@@ -25,11 +32,14 @@ impl From<&Document> for DocumentView {
             id: document.id,
             source_path: document.source_path.clone(),
             title: document.title.clone(),
+            collections: document.collections.clone(),
             content_hash: document.content_hash.clone(),
             byte_size: document.byte_size,
             chunk_count: document.chunk_count,
             created_at: document.created_at,
             updated_at: document.updated_at,
+            original_media_type: document.original_media_type.clone(),
+            original_byte_size: document.original_byte_size,
         }
     }
 }
@@ -72,6 +82,14 @@ pub struct SearchHitView {
     pub vector_rank: Option<u32>,
     pub similarity: Option<f64>,
     pub shared: bool,
+    /// What the relevance floor judged the passage by: `similarity` (cosine similarity to the question,
+    /// when it has a vector) or `term_coverage` (the share of the question's BM25 ceiling it scores).
+    pub relevance_measure: Option<Measure>,
+    /// The passage's value on that measure, and the floor of the search's mode (the tenant's or the default).
+    pub relevance: Option<f64>,
+    pub floor: Option<f64>,
+    /// Whether a turn would give this passage to the model.
+    pub passes_floor: bool,
 }
 
 impl From<&SearchHit> for SearchHitView {
@@ -89,6 +107,10 @@ impl From<&SearchHit> for SearchHitView {
             vector_rank: hit.vector_rank,
             similarity: hit.similarity,
             shared: hit.shared,
+            relevance_measure: hit.relevance.map(|relevance| relevance.measure),
+            relevance: hit.relevance.map(|relevance| relevance.value),
+            floor: hit.relevance.map(|relevance| relevance.floor),
+            passes_floor: relevance::passes(hit),
         }
     }
 }

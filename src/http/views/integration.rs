@@ -47,9 +47,14 @@ pub struct IntegrationMessage {
     pub content: String,
     /// Why the model stopped: `length` means the answer was cut at its token limit.
     pub finish_reason: Option<FinishReason>,
-    /// The passages the answer is grounded in, numbered as it cites them; empty when none.
+    /// The passages the answer cites, each with the `spans` of the answer (bytes of its UTF-8 text) that
+    /// cite it, numbered as the prompt numbered them; empty when it cites none. (Answers recorded before
+    /// issue 26 list every passage they were given here.)
     #[schema(value_type = Vec<Citation>)]
     pub citations: serde_json::Value,
+    /// The passages the answer was given but does not cite.
+    #[schema(value_type = Vec<Citation>)]
+    pub retrieved: serde_json::Value,
     /// The tool calls made (`id`, `name`, `arguments`, and once run `is_error`); empty when none.
     #[schema(value_type = Vec<Object>)]
     pub tool_calls: serde_json::Value,
@@ -64,6 +69,7 @@ impl From<&Message> for IntegrationMessage {
             content: message.content.clone(),
             finish_reason: message.finish_reason,
             citations: message.citations.0.clone(),
+            retrieved: message.retrieved.0.clone(),
             tool_calls: message.tool_calls.0.clone(),
             model: message.model_used.clone(),
             provider: message.provider_used.clone(),

@@ -3,6 +3,7 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod collections;
 pub mod connectors;
 pub mod conversations;
 pub mod documents;

@@ -30,9 +30,11 @@ pub const SETTINGS: &str = "SELECT tenant_id::text, jsonb_build_object('type', '
      'monthly_budget_usd', monthly_budget_usd::text, 'key_monthly_budget_usd', key_monthly_budget_usd::text, \
      'end_user_monthly_budget_usd', end_user_monthly_budget_usd::text, \
      'agent_run_budget_usd', agent_run_budget_usd::text, 'agent_run_max_steps', agent_run_max_steps, \
-     'multi_agent_enabled', multi_agent_enabled, \
+     'multi_agent_enabled', multi_agent_enabled, 'shared_corpus', shared_corpus, \
      'conversation_retention_days', conversation_retention_days, 'usage_retention_days', usage_retention_days, \
-     'audit_retention_days', audit_retention_days, 'updated_at', updated_at) \
+     'audit_retention_days', audit_retention_days, 'relevance_floor_hybrid', relevance_floor_hybrid, \
+     'relevance_floor_vector', relevance_floor_vector, 'relevance_floor_full_text', relevance_floor_full_text, \
+     'updated_at', updated_at) \
      FROM tenant_configs WHERE ($1::text IS NULL OR tenant_id::text > $1) ORDER BY tenant_id LIMIT $2";
 
 pub const USERS: &str = "SELECT id::text, jsonb_build_object('type', 'user', 'id', id, \
@@ -44,7 +46,8 @@ pub const USERS: &str = "SELECT id::text, jsonb_build_object('type', 'user', 'id
 pub const API_KEYS: &str = "SELECT id::text, jsonb_build_object('type', 'api_key', 'id', id, 'name', name, \
      'prefix', prefix, 'scopes', to_jsonb(scopes), 'user_id', user_id, \
      'monthly_budget_usd', monthly_budget_usd::text, 'created_at', created_at, 'last_used_at', last_used_at, \
-     'expires_at', expires_at, 'revoked_at', revoked_at) \
+     'expires_at', expires_at, 'revoked_at', revoked_at, 'collections', CASE WHEN collection_ids IS NOT NULL THEN \
+         to_jsonb(ARRAY(SELECT k.name FROM collections AS k WHERE k.id = ANY(collection_ids) ORDER BY k.name)) END) \
      FROM api_keys WHERE ($1::uuid IS NULL OR id > $1::uuid) ORDER BY id LIMIT $2";
 
 /// Never the sealed key (`key_ciphertext`, `key_nonce`, `key_id`).
@@ -58,7 +61,7 @@ pub const CONVERSATIONS: &str = "SELECT s.id::text, jsonb_build_object('type', '
      'api_key_id', s.api_key_id, 'user_id', s.user_id, 'created_at', s.created_at, 'updated_at', s.updated_at, \
      'messages', coalesce((SELECT jsonb_agg(jsonb_build_object('id', m.id, 'run_id', m.run_id, \
          'role', m.role, 'content', m.content, 'status', m.status, 'finish_reason', m.finish_reason, \
-         'citations', m.citations, 'tool_calls', m.tool_calls, 'input_tokens', m.input_tokens, \
+         'citations', m.citations, 'retrieved', m.retrieved, 'tool_calls', m.tool_calls, 'input_tokens', m.input_tokens, \
          'output_tokens', m.output_tokens, 'total_tokens', m.total_tokens, 'model', m.model_used, \
          'provider', m.provider_used, 'is_byok', m.is_byok, 'metadata', m.metadata, \
          'created_at', m.created_at) ORDER BY m.created_at, m.id) \
@@ -68,6 +71,9 @@ pub const CONVERSATIONS: &str = "SELECT s.id::text, jsonb_build_object('type', '
 /// A document with its text, as the chunks it was cut into, in order.
 pub const DOCUMENTS: &str = "SELECT d.id::text, jsonb_build_object('type', 'document', 'id', d.id, \
      'source_path', d.source_path, 'title', d.title, 'content_hash', d.content_hash, 'byte_size', d.byte_size, \
+     'collections', to_jsonb(ARRAY(SELECT k.name FROM collections AS k WHERE k.id = ANY(d.collection_ids) \
+         ORDER BY k.name)), 'original_media_type', d.original_media_type, \
+     'original_byte_size', coalesce(d.original_byte_size, d.byte_size), \
      'chunk_count', d.chunk_count, 'created_at', d.created_at, 'updated_at', d.updated_at, \
      'chunks', coalesce((SELECT jsonb_agg(jsonb_build_object('index', c.chunk_index, 'content', c.content, \
          'token_count', c.token_count, 'heading_path', to_jsonb(c.heading_path)) ORDER BY c.chunk_index) \

@@ -1,7 +1,8 @@
 //! Ingestion: documents per second and chunks per second through `POST /api/v1/documents` (chunk, count
 //! tokens, embed with the mock, store with full-text and vector indexes), which also builds the corpus the
 //! retrieval and turn benchmarks search; one megabyte-sized document without whitespace, the worst shape
-//! for the chunker, with `/healthz` asked meanwhile; and the local embedding model's speed on the same text.
+//! for the chunker, with `/healthz` asked meanwhile; and the local embedding model's speed on the same text
+//! and on questions, one at a time and many at once.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -129,13 +130,29 @@ pub async fn large_document(
 pub struct LocalEmbedding {
     pub documents: usize,
     pub chunks: usize,
+    /// Words per chunk on average (a Vaswani abstract has about 34).
+    pub words_per_chunk: f64,
     pub elapsed_s: f64,
     pub documents_per_s: f64,
     pub chunks_per_s: f64,
+    /// One question at a time, as a turn embeds it before searching.
+    pub question_ms: Option<Percentiles>,
+    /// [`CONCURRENT_QUESTIONS`] questions asked at once, again and again: each one's latency, and
+    /// questions answered per second (they share passes of the model).
+    pub concurrent_questions: usize,
+    pub concurrent_question_ms: Option<Percentiles>,
+    pub concurrent_questions_per_s: f64,
 }
 
+/// Questions in flight at once in the concurrent measurement.
+const CONCURRENT_QUESTIONS: usize = 16;
+/// Questions asked one at a time, and rounds of concurrent ones.
+const QUESTIONS: usize = 100;
+const ROUNDS: usize = 10;
+
 /// The local all-MiniLM-L6-v2 embedding `documents` generated documents' chunks, in the backfill's
-/// batches of 32, in this process (the model loads first and is not timed).
+/// batches of 32, in this process (the model loads first and is not timed); then questions, one at a
+/// time and [`CONCURRENT_QUESTIONS`] at once.
 pub async fn local_embedding(data_dir: &Path, seed: u64, documents: usize) -> anyhow::Result<LocalEmbedding> {
     let embedder = Arc::new(LocalEmbedder::new(data_dir));
     embedder.embed(&["warm up".to_owned()]).await?;
@@ -143,16 +160,48 @@ pub async fn local_embedding(data_dir: &Path, seed: u64, documents: usize) -> an
         .flat_map(|index| chunking::chunk(&corpus::document(seed, index).1))
         .map(|chunk| chunk.content)
         .collect();
+    let words: usize = texts.iter().map(|text| text.split_whitespace().count()).sum();
     let started = Instant::now();
     for batch in texts.chunks(32) {
         embedder.embed(batch).await?;
     }
     let elapsed = started.elapsed().as_secs_f64();
+
+    let mut question_times = Vec::with_capacity(QUESTIONS);
+    for index in 0..QUESTIONS {
+        let question = [corpus::question(seed, index)];
+        let asked = Instant::now();
+        embedder.embed(&question).await?;
+        question_times.push(asked.elapsed());
+    }
+    let mut concurrent_times = Vec::with_capacity(ROUNDS * CONCURRENT_QUESTIONS);
+    let concurrent_started = Instant::now();
+    for round in 0..ROUNDS {
+        let asked: Vec<_> = (0..CONCURRENT_QUESTIONS)
+            .map(|index| {
+                let embedder = Arc::clone(&embedder);
+                let question = [corpus::question(seed, QUESTIONS + round * CONCURRENT_QUESTIONS + index)];
+                async move {
+                    let asked = Instant::now();
+                    embedder.embed(&question).await.map(|_| asked.elapsed())
+                }
+            })
+            .collect();
+        for time in futures::future::join_all(asked).await {
+            concurrent_times.push(time?);
+        }
+    }
+    let concurrent_elapsed = concurrent_started.elapsed().as_secs_f64();
     Ok(LocalEmbedding {
         documents,
         chunks: texts.len(),
+        words_per_chunk: words as f64 / texts.len().max(1) as f64,
         elapsed_s: elapsed,
         documents_per_s: documents as f64 / elapsed,
         chunks_per_s: texts.len() as f64 / elapsed,
+        question_ms: Percentiles::of(&mut question_times),
+        concurrent_questions: CONCURRENT_QUESTIONS,
+        concurrent_question_ms: Percentiles::of(&mut concurrent_times),
+        concurrent_questions_per_s: concurrent_times.len() as f64 / concurrent_elapsed,
     })
 }

@@ -1,6 +1,8 @@
 //! Retrieval: hybrid search latency through `POST /api/v1/search`, for a tenant with the large corpus and
-//! for tiny tenants beside it; and recall@10 of the approximate vector search (HNSW with iterative scans,
-//! under row-level security, exactly the service's query) against exact search over the same rows.
+//! for tiny tenants beside it; recall@10 of the approximate vector search (HNSW with iterative scans,
+//! under row-level security, exactly the service's query) against exact search over the same rows; and
+//! full-text search alone (exact BM25), for the short questions and for long ones (60 words of a corpus
+//! document, as a user pasting a paragraph asks).
 
 use std::collections::HashSet;
 use std::time::Instant;
@@ -11,7 +13,7 @@ use serde_json::json;
 use switchboard::db;
 use switchboard::embeddings::EmbeddingModel;
 use switchboard::ids::TenantId;
-use switchboard::retrieval::{FUSION_DEPTH, vectors};
+use switchboard::retrieval::{FUSION_DEPTH, search, vectors};
 
 use crate::corpus;
 use crate::env::{self, Service, Tenant};
@@ -28,6 +30,53 @@ pub struct TenantRetrieval {
     pub vector_search_p99_ms: f64,
     pub recall_at_10: f64,
     pub queries: usize,
+    /// `search::full_text` alone, in the database, as deep as a search asks: one row per kind of question.
+    pub full_text: Vec<FullTextSearch>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FullTextSearch {
+    pub questions: &'static str,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub queries: usize,
+}
+
+/// Words in a long question.
+const LONG_QUESTION_WORDS: usize = 60;
+
+/// Long question `index`: the first words of the text of a document of the corpus picked by `seed`.
+fn long_question(seed: u64, index: usize, documents: usize) -> String {
+    let mut random = corpus::Seeded::new(seed ^ 0x1019_0000 ^ u64::try_from(index).unwrap_or(u64::MAX));
+    let picked = usize::try_from(random.next() % u64::try_from(documents.max(1)).unwrap_or(1)).unwrap_or(0);
+    let (_, content) = corpus::document(seed, picked);
+    let words: Vec<&str> = content
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .flat_map(str::split_whitespace)
+        .take(LONG_QUESTION_WORDS)
+        .collect();
+    words.join(" ")
+}
+
+/// Times `search::full_text` for each question, as the tenant, in a transaction of its own.
+async fn full_text(
+    app: &sqlx::PgPool,
+    tenant_id: uuid::Uuid,
+    kind: &'static str,
+    questions: &[String],
+) -> anyhow::Result<FullTextSearch> {
+    let mut latencies = Vec::with_capacity(questions.len());
+    for question in questions {
+        let started = Instant::now();
+        let mut transaction = db::begin_tenant(app, TenantId(tenant_id)).await?;
+        search::full_text(&mut transaction, question, FUSION_DEPTH).await?;
+        transaction.commit().await?;
+        latencies.push(started.elapsed());
+    }
+    let percentiles = Percentiles::of(&mut latencies).unwrap_or_default();
+    eprintln!("  full text, {kind} questions: p50 {:.2} ms, p99 {:.2} ms", percentiles.p50, percentiles.p99);
+    Ok(FullTextSearch { questions: kind, p50_ms: percentiles.p50, p99_ms: percentiles.p99, queries: questions.len() })
 }
 
 /// Measures one tenant: `queries` searches over HTTP, then `queries` vector searches with recall.
@@ -73,6 +122,15 @@ pub async fn measure(
         expected_total += exact.len();
     }
     let vector_search = Percentiles::of(&mut latencies).unwrap_or_default();
+    // The tenant's documents, from its chunks: each document of the corpus is about that many chunks.
+    let documents = usize::try_from(chunks).unwrap_or(0).div_ceil(corpus::SECTIONS_PER_DOCUMENT);
+    let short: Vec<String> = (0..queries).map(|i| corpus::question(seed, i)).collect();
+    let long: Vec<String> = (0..queries).map(|i| long_question(seed, i, documents)).collect();
+    eprintln!("  {slug}: {chunks} chunks");
+    let full_text = vec![
+        full_text(app, tenant_id, "short (5 words)", &short).await?,
+        full_text(app, tenant_id, "long (60 words)", &long).await?,
+    ];
     Ok(TenantRetrieval {
         tenant: slug.to_owned(),
         chunks,
@@ -81,6 +139,7 @@ pub async fn measure(
         vector_search_p99_ms: vector_search.p99,
         recall_at_10: found_total as f64 / expected_total.max(1) as f64,
         queries,
+        full_text,
     })
 }
 
