@@ -122,7 +122,7 @@ impl Retriever {
         collections::store::limit_reads(&mut *connection, scope).await?;
         let depth = FUSION_DEPTH.max(k);
         let full_text = if mode == SearchMode::Vector {
-            Vec::new()
+            search::FullText::default()
         } else {
             search::full_text(&mut *connection, query, depth).await?
         };
@@ -133,13 +133,15 @@ impl Retriever {
             _ => Vec::new(),
         };
         let mut ranking = match mode {
-            SearchMode::Hybrid => fusion::reciprocal_rank(&full_text, &nearest),
-            SearchMode::FullText => fusion::single(&full_text, true),
+            SearchMode::Hybrid => fusion::reciprocal_rank(&full_text.ranked, &nearest),
+            SearchMode::FullText => fusion::single(&full_text.ranked, true),
             SearchMode::Vector => fusion::single(&nearest, false),
         };
         ranking.truncate(usize::try_from(k).unwrap_or(0));
-        let question =
-            search::Asked { text: query, vector: vector.map(|vector| (&vector.model, vector.vector.as_slice())) };
+        let question = search::Asked {
+            ceiling: full_text.ceiling,
+            vector: vector.map(|vector| (&vector.model, vector.vector.as_slice())),
+        };
         let hits = search::hits(connection, &ranking, question).await;
         crate::metrics::retrieval(mode.as_str(), started.elapsed());
         hits

@@ -53,7 +53,7 @@ pub struct SearchHit {
     /// The BM25 score, when the full-text ranking found the chunk.
     #[sqlx(skip)]
     pub full_text_score: Option<f64>,
-    /// The BM25 score as a share of the most the question could score ([`full_text_ceiling`]): how much
+    /// The BM25 score as a share of the most the question could score ([`FullText::ceiling`]): how much
     /// of the question's term weight the chunk matches, from 0 to 1.
     #[sqlx(skip)]
     pub term_coverage: Option<f64>,
@@ -114,7 +114,7 @@ pub const MAX_K: i64 = 100;
 /// tsquery; those are scored too. A chunk left out scores below `depth` chunks already scored, so the
 /// result is the exhaustive one. Scores are computed in Rust from each candidate's tsvector cut to the
 /// question's terms (`setweight` + `ts_filter`: unnesting tsvectors in SQL cost 30 µs a chunk).
-pub async fn full_text(connection: &mut PgConnection, query: &str, depth: i64) -> Result<Vec<Ranked>, sqlx::Error> {
+pub async fn full_text(connection: &mut PgConnection, query: &str, depth: i64) -> Result<FullText, sqlx::Error> {
     let depth = usize::try_from(depth.clamp(1, 1000)).unwrap_or(1);
     let terms: Vec<(String, i32, f64, f64, f64)> = sqlx::query_as(
         "WITH question AS MATERIALIZED ( \
@@ -127,28 +127,51 @@ pub async fn full_text(connection: &mut PgConnection, query: &str, depth: i64) -
          ) \
          SELECT q.lexeme, q.occurrences, f.chunks, corpus.size, corpus.average_length \
          FROM question AS q \
-         JOIN LATERAL (SELECT sum(s.chunks)::float8 AS chunks FROM term_stats AS s WHERE s.lexeme = q.lexeme) AS f \
-           ON f.chunks > 0 \
+         CROSS JOIN LATERAL ( \
+             SELECT coalesce(sum(s.chunks), 0)::float8 AS chunks FROM term_stats AS s WHERE s.lexeme = q.lexeme \
+         ) AS f \
          CROSS JOIN corpus",
     )
     .bind(query)
     .fetch_all(&mut *connection)
     .await?;
     let Some(question) = bm25::Question::new(terms) else {
-        return Ok(Vec::new());
+        return Ok(FullText::default());
     };
-    if question.visible_chunks() <= SMALL_CORPUS_CHUNKS {
-        return Ok(bm25::best(every_chunk(connection, &question).await?, depth));
-    }
+    let ranked = if question.visible_chunks() <= SMALL_CORPUS_CHUNKS {
+        bm25::best(every_chunk(connection, &question).await?, depth)
+    } else {
+        exact_best(connection, &question, depth).await?
+    };
+    Ok(FullText { ranked, ceiling: Some(question.ceiling()).filter(|ceiling| *ceiling > 0.0) })
+}
+
+/// A full-text ranking, and the most a chunk could score for its question (the relevance floor's scale).
+#[derive(Debug, Clone, Default)]
+pub struct FullText {
+    pub ranked: Vec<Ranked>,
+    /// Every term of the question at its weight × (k1 + 1), the limit of a term a chunk repeats without
+    /// end; terms no visible chunk holds count with a chunk frequency of 0, so a question about things the
+    /// corpus never mentions is weighed as such, and one shared word ("spring" in a question about
+    /// jackets) is a small share of it. `None` without a term any visible chunk holds.
+    pub ceiling: Option<f64>,
+}
+
+/// The bounded search of [`full_text`] for a corpus too large to score whole.
+async fn exact_best(
+    connection: &mut PgConnection,
+    question: &bm25::Question,
+    depth: usize,
+) -> Result<Vec<Ranked>, sqlx::Error> {
     let limit = i64::try_from(depth * 2).unwrap_or(i64::MAX);
-    let mut scored = candidates(connection, &question, &question.seed(), &[], Some(limit)).await?;
+    let mut scored = candidates(connection, question, &question.seed(), &[], Some(limit)).await?;
     if scored.len() < depth {
         let seen: Vec<uuid::Uuid> = scored.iter().map(|ranked| ranked.chunk_id).collect();
-        scored.extend(candidates(connection, &question, &question.any_heavy(), &seen, Some(limit)).await?);
+        scored.extend(candidates(connection, question, &question.any_heavy(), &seen, Some(limit)).await?);
     }
     let bar = bm25::bar(&scored, depth);
     let seen: Vec<uuid::Uuid> = scored.iter().map(|ranked| ranked.chunk_id).collect();
-    scored.extend(candidates(connection, &question, &question.necessary(bar), &seen, None).await?);
+    scored.extend(candidates(connection, question, &question.necessary(bar), &seen, None).await?);
     Ok(bm25::best(scored, depth))
 }
 
@@ -210,9 +233,9 @@ mod bm25 {
 
     use super::Ranked;
 
-    pub(super) const K1: f64 = 1.2;
+    const K1: f64 = 1.2;
     const B: f64 = 0.75;
-    pub(super) const K3: f64 = 8.0;
+    const K3: f64 = 8.0;
     /// The seed query looks among chunks holding two of this many heaviest terms.
     const SEED_TERMS: usize = 8;
     /// "At least k of these terms" is asked for k up to this (a larger k holds too, but its tsquery
@@ -253,11 +276,13 @@ mod bm25 {
         index: HashMap<String, usize>,
         size: f64,
         average_length: f64,
+        /// The sum of every question term's bound, also of terms no chunk holds (`FullText::ceiling`).
+        ceiling: f64,
     }
 
     impl Question {
-        /// From (lexeme, occurrences in the question, chunks holding it, corpus size, average length);
-        /// `None` without a term any visible chunk holds.
+        /// From (lexeme, occurrences in the question, chunks holding it, corpus size, average length), a
+        /// row for every term of the question; `None` without a term any visible chunk holds.
         pub fn new(rows: Vec<(String, i32, f64, f64, f64)>) -> Option<Self> {
             let (size, average_length) = rows.first().map(|row| (row.3, row.4))?;
             let mut terms: Vec<Term> = rows
@@ -269,9 +294,19 @@ mod bm25 {
                     Term { lexeme, weight, chunks, share: (chunks / size.max(1.0)).min(1.0) }
                 })
                 .collect();
+            let ceiling = terms.iter().map(Term::bound).sum();
+            // A term no chunk holds bounds nothing: only the ceiling counts it.
+            terms.retain(|term| term.chunks > 0.0);
+            if terms.is_empty() {
+                return None;
+            }
             terms.sort_by(|a, b| b.bound().total_cmp(&a.bound()).then_with(|| a.lexeme.cmp(&b.lexeme)));
             let index = terms.iter().enumerate().map(|(i, term)| (term.lexeme.clone(), i)).collect();
-            Some(Self { terms, index, size, average_length })
+            Some(Self { terms, index, size, average_length, ceiling })
+        }
+
+        pub fn ceiling(&self) -> f64 {
+            self.ceiling
         }
 
         /// How many chunks the transaction sees, by the statistics.
@@ -653,39 +688,11 @@ mod bm25 {
     }
 }
 
-/// The most a chunk could score for `query` by [`full_text`]'s BM25: every term of the question at its
-/// weight (idf × the question's saturated term frequency) × (k1 + 1), the limit of a term a chunk repeats
-/// without end. Terms no visible chunk holds count with a chunk frequency of 0: a question about things
-/// the corpus never mentions is weighed as such, so one shared word ("spring" in a question about
-/// jackets) is a small share of it. `None` when the question has no searchable term.
-pub async fn full_text_ceiling(connection: &mut PgConnection, query: &str) -> Result<Option<f64>, sqlx::Error> {
-    sqlx::query_scalar(
-        "WITH question AS ( \
-             SELECT lexeme, coalesce(array_length(positions, 1), 1)::float8 AS occurrences \
-             FROM unnest(to_tsvector('english', $1)) \
-         ), corpus AS ( \
-             SELECT coalesce(sum(chunks), 0)::float8 AS size FROM corpus_stats \
-         ) \
-         SELECT sum(ln(1 + (corpus.size - f.chunks + 0.5) / (f.chunks + 0.5)) \
-                    * q.occurrences * ($3 + 1) / (q.occurrences + $3) * ($2 + 1)) \
-         FROM question AS q \
-         CROSS JOIN LATERAL ( \
-             SELECT coalesce(sum(s.chunks), 0)::float8 AS chunks FROM term_stats AS s WHERE s.lexeme = q.lexeme \
-         ) AS f \
-         CROSS JOIN corpus",
-    )
-    .bind(query)
-    .bind(bm25::K1)
-    .bind(bm25::K3)
-    .fetch_one(connection)
-    .await
-}
-
-/// The question a ranking answered, as the relevance floor needs it: its text (for the full-text
-/// ceiling) and, when it was embedded, its vector with the model that made it.
+/// The question a ranking answered, as the relevance floor needs it: its full-text ceiling
+/// ([`FullText::ceiling`]) and, when it was embedded, its vector with the model that made it.
 #[derive(Debug, Clone, Copy)]
 pub struct Asked<'a> {
-    pub text: &'a str,
+    pub ceiling: Option<f64>,
     pub vector: Option<(&'a crate::embeddings::EmbeddingModel, &'a [f32])>,
 }
 
@@ -723,11 +730,7 @@ pub async fn hits(
         .collect(),
         _ => std::collections::HashMap::new(),
     };
-    let ceiling = if ranking.iter().any(|fused| fused.full_text_score.is_some()) {
-        full_text_ceiling(connection, question.text).await?.filter(|ceiling| *ceiling > 0.0)
-    } else {
-        None
-    };
+    let ceiling = question.ceiling;
     // A chunk deleted since it was ranked is simply left out.
     Ok(ranking
         .iter()
