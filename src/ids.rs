@@ -72,3 +72,8 @@ impl CollectionId {
     /// The shared corpus's one collection, which a tenant enables in its settings.
     pub const SHARED_CORPUS: Self = Self(uuid::Uuid::from_u128(0xc0de));
 }
+define_id!(
+    /// Changes proposed to a workspace's files, reviewed and applied together.
+    ChangesetId
+);
+define_id!(ArtifactId);

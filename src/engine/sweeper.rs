@@ -7,6 +7,7 @@ use std::time::Duration;
 use sqlx::PgConnection;
 
 use super::{Engine, EngineError};
+use crate::audit::Recorder;
 use crate::conversations::store::{self as conversation_store, NewMessage};
 use crate::conversations::{MessageStatus, Role};
 use crate::db;
@@ -78,8 +79,16 @@ impl Engine {
                 EventKind::RunCancelled { .. } => EventKind::RunCancelled { message_id: kept },
                 other => other,
             };
-            let event = RunEvent { run_id: run.id, seq, kind: closing };
-            runs::store::insert_events(&mut transaction, tenant_id, &[event]).await?;
+            // An agent run's changeset awaits review however the run ended; its event goes before the end.
+            let by = Recorder { tenant_id, actor_type: "system", actor_id: None, request_id: None, trace_id: None };
+            let submitted = super::turn::submit_changeset(&mut transaction, &by, run.id).await?;
+            let events: Vec<RunEvent> = submitted
+                .into_iter()
+                .chain([closing])
+                .zip(seq..)
+                .map(|(kind, seq)| RunEvent { run_id: run.id, seq, kind })
+                .collect();
+            runs::store::insert_events(&mut transaction, tenant_id, &events).await?;
         }
         transaction.commit().await?;
         Ok(())

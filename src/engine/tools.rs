@@ -19,6 +19,7 @@ use crate::policy::{self, CallTarget, Verdict};
 use crate::runs::events::EventKind;
 use crate::tools::CallFailure;
 use crate::tools::calls::{self, CallOutcome, CallStatus, NewToolCall};
+use crate::workspaces::tools as workspace_tools;
 
 /// The longest result summary kept on a call's row.
 const SUMMARY_CHARS: usize = 300;
@@ -173,7 +174,7 @@ pub(super) async fn run_allowed(
     let waited = waiting.elapsed();
     let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
     let mut events = Vec::new();
-    for (&index, (outcome, duration)) in pending.iter().zip(outcomes) {
+    for (&index, (outcome, duration, proposed)) in pending.iter().zip(outcomes) {
         let call = &mut step.calls[index];
         let settled = settle(tools, call, outcome, duration);
         crate::metrics::tool_ran(
@@ -188,6 +189,8 @@ pub(super) async fn run_allowed(
             duration_ms: Some(i32::try_from(duration.as_millis()).unwrap_or(i32::MAX)),
         };
         calls::finish(&mut transaction, call.id, &record).await?;
+        // The patches a workspace edit touched, then the call's own end.
+        events.extend(proposed);
         events.push(settled.event);
         call.result = Some(settled.for_model);
     }
@@ -198,29 +201,34 @@ pub(super) async fn run_allowed(
     Ok(waited)
 }
 
-/// A built-in workspace tool, in the run's tenant.
+/// A built-in workspace tool, in the run's tenant, in one transaction: a tool error rolls it back, so a
+/// refused edit records nothing. Returns the `changeset.patch` events of the patches it touched.
 async fn builtin(
     inner: &Inner,
     plan: &TurnPlan,
     workspace_id: WorkspaceId,
     tool: &str,
     arguments: &Value,
-) -> Result<Value, CallFailure> {
+) -> (Result<Value, CallFailure>, Vec<EventKind>) {
+    if tool == workspace_tools::RUN_CHECKS {
+        let ran = super::checks::for_agent(inner, plan.tenant_id, &audit_by(plan), plan.run_id, workspace_id).await;
+        return (ran.map_err(|message| CallFailure::Tool(Value::String(message))), Vec::new());
+    }
+    let scope = workspace_tools::RunScope { tenant_id: plan.tenant_id, run_id: plan.run_id, workspace_id };
     let ran = async {
-        let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await.map_err(|error| error.to_string())?;
-        let result = crate::workspaces::tools::run_tool(
-            &mut transaction,
-            plan.tenant_id,
-            plan.run_id,
-            workspace_id,
-            tool,
-            arguments,
-        )
-        .await;
-        transaction.commit().await.map_err(|error| error.to_string())?;
-        result
+        let unavailable = |error: sqlx::Error| {
+            tracing::error!(%error, "a workspace tool failed");
+            "the workspace could not be read".to_owned()
+        };
+        let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await.map_err(unavailable)?;
+        let outcome = workspace_tools::run_tool(&mut transaction, scope, tool, arguments).await?;
+        transaction.commit().await.map_err(unavailable)?;
+        Ok::<_, String>(outcome)
     };
-    ran.await.map_err(|message| CallFailure::Tool(Value::String(message)))
+    match ran.await {
+        Ok(outcome) => (Ok(outcome.value), outcome.events),
+        Err(message) => (Err(CallFailure::Tool(Value::String(message))), Vec::new()),
+    }
 }
 
 /// One call to its server (or a built-in tool), with how long it took.
@@ -241,19 +249,21 @@ async fn call_tool(
     plan: &TurnPlan,
     tools: &TurnTools,
     call: &StepCall,
-) -> (Result<Value, CallFailure>, std::time::Duration) {
+) -> (Result<Value, CallFailure>, std::time::Duration, Vec<EventKind>) {
     let toolbox = &inner.tools;
     let started = Instant::now();
     if let Some((workspace_id, tool)) = tools.builtin.get(&call.name) {
-        return (builtin(inner, plan, *workspace_id, tool, &call.arguments).await, started.elapsed());
+        let (outcome, proposed) = builtin(inner, plan, *workspace_id, tool, &call.arguments).await;
+        return (outcome, started.elapsed(), proposed);
     }
     let Some(offered) = tools.offered.get(&call.name) else {
-        return (Err(CallFailure::Unreachable(format!("`{}` is no longer offered", call.name))), started.elapsed());
+        let gone = CallFailure::Unreachable(format!("`{}` is no longer offered", call.name));
+        return (Err(gone), started.elapsed(), Vec::new());
     };
     let (id, version, tool) = (offered.connector_id, offered.connector_version, &offered.tool);
     let arguments = call.arguments.clone();
     let outcome = toolbox.clients.call(id, version, &offered.connector, &toolbox.settings, tool, arguments).await;
-    (outcome, started.elapsed())
+    (outcome, started.elapsed(), Vec::new())
 }
 
 /// The connector a call goes to, as its span names it: built-in tools are the workspace's.

@@ -547,6 +547,11 @@ async fn record(
         closing.push(record_usage(&mut transaction, inner, plan, &answer.model, tokens, source).await?);
     }
     plan.budgets.settle(&mut transaction, &tools::audit_by(plan), plan.run_id, cost_of(&closing)).await?;
+    if plan.workspace_id.is_some()
+        && let Some(submitted) = submit_changeset(&mut transaction, &tools::audit_by(plan), plan.run_id).await?
+    {
+        closing.push(submitted);
+    }
     let (status, error) = match ending {
         Ending::Completed => {
             let message_id = message_id.expect("a completed run keeps its answer");
@@ -603,4 +608,28 @@ async fn settle_rate_limits(
     let Some(reservation) = &plan.rate_reservation else { return Ok(()) };
     let used = tokens.input.saturating_add(tokens.output);
     crate::rate_limits::settle_tokens_in(transaction, reservation, used).await
+}
+
+/// An agent run's changeset, `draft` while the run works, awaits review once the run ends (however it
+/// ends), in the transaction that ends it; returns its `changeset.pending_review` event, to go before the
+/// terminal one.
+pub(super) async fn submit_changeset(
+    transaction: &mut sqlx::PgConnection,
+    by: &crate::audit::Recorder<'_>,
+    run_id: crate::ids::RunId,
+) -> Result<Option<EventKind>, sqlx::Error> {
+    use crate::workspaces::changesets::{Status, store};
+    let Some(changeset) = store::for_run(&mut *transaction, run_id).await? else { return Ok(None) };
+    let locked = store::lock(&mut *transaction, changeset.id).await?;
+    let Some(changeset) = locked.filter(|changeset| changeset.status == Status::Draft) else { return Ok(None) };
+    store::set_status(&mut *transaction, changeset.id, Status::PendingReview, None).await?;
+    let entry = crate::audit::AuditEntry::new("changeset.submitted", "changeset", changeset.id.to_string())
+        .with_details(serde_json::json!({
+            "workspace_id": changeset.workspace_id, "run_id": run_id, "from": Status::Draft,
+            "to": Status::PendingReview, "paths": [], "has_comment": false,
+        }));
+    crate::audit::store::append(&mut *transaction, by, &entry).await?;
+    let transition =
+        crate::runs::events::ChangesetTransition { changeset_id: changeset.id, comment: None, paths: Vec::new() };
+    Ok(Some(EventKind::ChangesetPendingReview(transition)))
 }

@@ -1,6 +1,6 @@
 //! The tools a turn may use: the tenant's active policy profile over its connectors' discovered tools
 //! (what the model is shown, and what it is refused with the policy's own reason), plus an agent run's
-//! built-in workspace tools.
+//! built-in workspace tools (`run_checks` among them when its workspace has checks).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -43,15 +43,17 @@ impl TurnTools {
     /// No active policy profile means no tools: tools are something a tenant turns on.
     pub async fn load(inner: &Inner, plan: &TurnPlan) -> Result<Self, TurnFailure> {
         let mut tools = Self::default();
+        let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
         if let Some(workspace_id) = plan.workspace_id {
-            for (tool, spec) in crate::workspaces::tools::tool_specs() {
+            let workspace = crate::workspaces::store::get(&mut transaction, workspace_id).await?;
+            let has_checks = workspace.is_some_and(|workspace| !workspace.checks.is_empty());
+            for (tool, spec) in crate::workspaces::tools::tool_specs(has_checks) {
                 let qualified = names::qualified("workspace", tool);
                 let wire = tools.names.add(&qualified);
                 tools.specs.push(ToolSpec { name: wire, ..spec });
                 tools.builtin.insert(qualified, (workspace_id, tool));
             }
         }
-        let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
         let Some(profile) = policy::store::active(&mut transaction).await? else {
             transaction.commit().await?;
             return Ok(tools);

@@ -24,6 +24,8 @@ use crate::retrieval::formats::FormatError;
 use crate::tenants::TenantError;
 use crate::tools::ToolError;
 use crate::workspaces::WorkspaceError;
+use crate::workspaces::archive::ArchiveError;
+use crate::workspaces::changesets::ChangesetError;
 
 /// How long a client is asked to wait while the database is unavailable: an embedded server that died is
 /// back within a few seconds.
@@ -36,11 +38,13 @@ pub struct ApiError {
     pub code: Cow<'static, str>,
     pub message: String,
     pub retry_after_seconds: Option<u64>,
+    /// More for a client to act on, as `error.details` (a changeset's conflicting paths).
+    pub details: Option<serde_json::Value>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code: Cow::Borrowed(code), message: message.into(), retry_after_seconds: None }
+        Self { status, code: Cow::Borrowed(code), message: message.into(), retry_after_seconds: None, details: None }
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -112,13 +116,16 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({
+        let mut body = json!({
             "error": {
                 "code": self.code,
                 "message": self.message,
                 "request_id": request_id::current(),
             }
         });
+        if let Some(details) = self.details {
+            body["error"]["details"] = details;
+        }
         let mut response = (self.status, axum::Json(body)).into_response();
         if let Some(seconds) = self.retry_after_seconds {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
@@ -158,7 +165,7 @@ impl From<RunFailure> for ApiError {
         };
         let message = format!("run {} failed: {}", failure.run_id, failure.message);
         let retry_after_seconds = (status == StatusCode::SERVICE_UNAVAILABLE).then_some(DATABASE_RETRY_AFTER_SECONDS);
-        Self { status, code: Cow::Owned(failure.code), message, retry_after_seconds }
+        Self { status, code: Cow::Owned(failure.code), message, retry_after_seconds, details: None }
     }
 }
 
@@ -297,7 +304,60 @@ impl From<WorkspaceError> for ApiError {
             WorkspaceError::Invalid(message) => Self::invalid(message),
             WorkspaceError::NotFound => Self::not_found("no such workspace"),
             error @ WorkspaceError::NameTaken(_) => Self::conflict("workspace_name_taken", error.to_string()),
+            error @ WorkspaceError::FileNotFound(_) => {
+                Self::new(StatusCode::NOT_FOUND, "file_not_found", error.to_string())
+            }
+            error @ WorkspaceError::PreconditionFailed(_) => {
+                Self::new(StatusCode::PRECONDITION_FAILED, "precondition_failed", error.to_string())
+            }
+            error @ WorkspaceError::FileExists(_) => Self::conflict("file_exists", error.to_string()),
+            error @ WorkspaceError::QuotaExceeded { .. } => {
+                Self::conflict("workspace_quota_exceeded", error.to_string())
+            }
+            error @ WorkspaceError::FileTooLarge => {
+                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "file_too_large", error.to_string())
+            }
+            WorkspaceError::Archive(error) => error.into(),
             WorkspaceError::Database(error) => Self::database(&error),
+        }
+    }
+}
+
+impl From<ChangesetError> for ApiError {
+    fn from(error: ChangesetError) -> Self {
+        let message = error.to_string();
+        match error {
+            ChangesetError::NotFound => Self::new(StatusCode::NOT_FOUND, "changeset_not_found", message),
+            ChangesetError::WorkspaceNotFound => Self::not_found(message),
+            ChangesetError::Invalid(_) => Self::invalid(message),
+            ChangesetError::InvalidDiff(_) => Self::invalid_code("invalid_diff", message),
+            ChangesetError::Refused(_) => Self::invalid_code("invalid_change", message),
+            ChangesetError::InvalidTransition { .. } => Self::conflict("invalid_transition", message),
+            ChangesetError::RunInProgress => Self::conflict("run_in_progress", message),
+            ChangesetError::Conflict { conflicts } => Self {
+                details: Some(json!({ "conflicts": conflicts })),
+                ..Self::conflict("changeset_conflict", message)
+            },
+            ChangesetError::Workspace(error) => error.into(),
+            ChangesetError::Database(error) => Self::database(&error),
+        }
+    }
+}
+
+impl From<ArchiveError> for ApiError {
+    /// An archive refused, with a code per reason: 422 for what it holds, 413 for its size.
+    fn from(error: ArchiveError) -> Self {
+        let message = error.to_string();
+        match error {
+            ArchiveError::Invalid(_) => Self::invalid_code("invalid_archive", message),
+            ArchiveError::UnsafePath(_) => Self::invalid_code("archive_unsafe_path", message),
+            ArchiveError::Link(_) => Self::invalid_code("archive_link", message),
+            ArchiveError::Binary(_) => Self::invalid_code("binary_file", message),
+            ArchiveError::TooManyEntries => {
+                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "archive_too_many_entries", message)
+            }
+            ArchiveError::EntryTooLarge(_) => Self::new(StatusCode::PAYLOAD_TOO_LARGE, "file_too_large", message),
+            ArchiveError::TooLarge => Self::new(StatusCode::PAYLOAD_TOO_LARGE, "archive_too_large", message),
         }
     }
 }

@@ -70,14 +70,30 @@ impl ClientLimits {
         Self { max_body_bytes, max_document_bytes: max_body_bytes, ..Self::default() }
     }
 
-    /// The body limit of a route: the document limit for the uploads of documents and workspace files.
+    /// The body limit of a route: the document limit for the uploads of documents and workspace files, and
+    /// [`MAX_ARCHIVE_BYTES`] for a workspace's archive import.
     fn body_limit(&self, method: &Method, path: &str) -> usize {
-        if is_document_upload(method, path) {
+        if is_archive_upload(method, path) {
+            MAX_ARCHIVE_BYTES.max(self.max_document_bytes).max(self.max_body_bytes)
+        } else if is_document_upload(method, path) {
             self.max_document_bytes.max(self.max_body_bytes)
         } else {
             self.max_body_bytes
         }
     }
+}
+
+/// The largest body of `POST /api/v1/workspaces/{id}/import`: an archive of a source tree (compressed,
+/// whose content is then bounded as it is inflated, `workspaces::archive`). Not a setting: the import's
+/// own limits are the domain's.
+pub const MAX_ARCHIVE_BYTES: usize = 32 * 1024 * 1024;
+
+fn is_archive_upload(method: &Method, path: &str) -> bool {
+    *method == Method::POST
+        && path
+            .strip_prefix("/api/v1/workspaces/")
+            .and_then(|rest| rest.strip_suffix("/import"))
+            .is_some_and(|id| !id.contains('/'))
 }
 
 /// The routes that take documents (see the route table in `mod.rs`).

@@ -6,6 +6,8 @@ mod anthropic;
 mod api_keys;
 mod audit;
 mod budgets;
+mod changeset_checks;
+mod changesets;
 mod collections;
 mod connectors;
 mod conversations;
@@ -97,8 +99,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     router_with_limits(state, &ClientLimits::with_one_body_limit(max_body_bytes))
 }
 
+#[expect(clippy::too_many_lines, reason = "the one route table: a line per path reads better than pieces")]
 pub fn router_with_limits(state: AppState, limits: &ClientLimits) -> Router {
-    // `POST /documents` and `PUT /workspaces/{id}/files/…` take larger bodies (`limits::is_document_upload`).
+    // `POST /documents` and `PUT /workspaces/{id}/files/…` take larger bodies (`limits::is_document_upload`),
+    // `POST /workspaces/{id}/import` larger still (`limits::MAX_ARCHIVE_BYTES`).
     let api = OpenApiRouter::new()
         .routes(routes!(tenants::create, tenants::list))
         .routes(routes!(tenants::get, tenants::update, tenants::delete))
@@ -134,9 +138,25 @@ pub fn router_with_limits(state: AppState, limits: &ClientLimits) -> Router {
         .routes(routes!(widget_tokens::mint))
         .routes(routes!(end_users::erase))
         .routes(routes!(workspaces::create, workspaces::list))
-        .routes(routes!(workspaces::put_file))
+        .routes(routes!(workspaces::get))
+        .routes(routes!(workspaces::list_files))
+        .routes(routes!(workspaces::get_file, workspaces::put_file, workspaces::delete_file))
+        .routes(routes!(workspaces::rename))
+        .routes(routes!(workspaces::import))
+        .routes(routes!(workspaces::export))
         .routes(routes!(workspaces::start_run))
         .routes(routes!(workspaces::patches))
+        .routes(routes!(changesets::create, changesets::list))
+        .routes(routes!(changesets::get))
+        .routes(routes!(changesets::add_patches))
+        .routes(routes!(changesets::submit))
+        .routes(routes!(changesets::approve))
+        .routes(routes!(changesets::reject))
+        .routes(routes!(changesets::supersede))
+        .routes(routes!(changesets::apply))
+        .routes(routes!(changeset_checks::run))
+        .routes(routes!(changeset_checks::list))
+        .routes(routes!(changeset_checks::get))
         .routes(routes!(tool_calls::approve))
         .routes(routes!(tool_calls::deny));
 
@@ -230,6 +250,8 @@ fn cross_origin() -> tower_http::cors::CorsLayer {
         .expose_headers([
             HeaderName::from_static("x-request-id"),
             header::RETRY_AFTER,
+            // A workspace file's version, which an IDE sends back in `If-Match`.
+            header::ETAG,
             // `/v1`'s rate-limit headers (`rate_limits::openai_headers`), for browser clients.
             HeaderName::from_static("x-ratelimit-limit-requests"),
             HeaderName::from_static("x-ratelimit-remaining-requests"),

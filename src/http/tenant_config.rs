@@ -64,6 +64,13 @@ pub struct TenantConfigPatch {
     /// The tenant's own relevance floors, or null for every default. Passages below their search mode's
     /// floor are not given to the model.
     relevance_floor: Option<RelevanceFloorPatch>,
+    /// The most files each workspace may hold (1 to 100000; 5000 for a new tenant). Lowering it removes
+    /// nothing: a workspace past it may only shrink.
+    #[schema(minimum = 1, maximum = 100_000, nullable = false)]
+    workspace_max_files: Option<i32>,
+    /// The most bytes each workspace's files may hold together (1 to 1 GiB; 50 MiB for a new tenant).
+    #[schema(minimum = 1, maximum = 1_073_741_824, nullable = false)]
+    workspace_max_bytes: Option<i64>,
 }
 
 /// Some of the modes' floors, each from 0 (no floor) to 1, or null for that mode's default.

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{MessageId, RunId, SessionId, ToolCallId};
+use crate::ids::{ChangesetId, MessageId, RunId, SessionId, ToolCallId};
 use crate::providers::FinishReason;
 use crate::retrieval::Citation;
 
@@ -86,6 +86,30 @@ pub enum EventKind {
         #[schema(value_type = Vec<uuid::Uuid>)]
         tool_call_ids: Vec<ToolCallId>,
     },
+    /// An agent run proposed a change: the file's patch in the run's changeset as it stands now (edits of
+    /// one file stack into one patch). `operation` is `create`, `modify`, `delete` or `rename`, `null` when
+    /// the change undid the path's patch; `diff` is its unified diff (empty when there is no patch).
+    #[serde(rename = "changeset.patch")]
+    ChangesetPatch {
+        #[schema(value_type = uuid::Uuid)]
+        changeset_id: ChangesetId,
+        path: String,
+        operation: Option<String>,
+        new_path: Option<String>,
+        diff: String,
+    },
+    /// The run's changeset awaits review (its run ended). The transitions that follow, by a reviewer,
+    /// are appended after the run's end (follow the run with `Last-Event-ID` to see them).
+    #[serde(rename = "changeset.pending_review")]
+    ChangesetPendingReview(ChangesetTransition),
+    #[serde(rename = "changeset.approved")]
+    ChangesetApproved(ChangesetTransition),
+    #[serde(rename = "changeset.rejected")]
+    ChangesetRejected(ChangesetTransition),
+    #[serde(rename = "changeset.applied")]
+    ChangesetApplied(ChangesetTransition),
+    #[serde(rename = "changeset.superseded")]
+    ChangesetSuperseded(ChangesetTransition),
     #[serde(rename = "usage")]
     Usage {
         input_tokens: u32,
@@ -126,6 +150,20 @@ pub enum EventKind {
     },
 }
 
+/// A changeset's move to another status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ChangesetTransition {
+    #[schema(value_type = uuid::Uuid)]
+    pub changeset_id: ChangesetId,
+    /// The reviewer's comment, if any.
+    #[serde(default)]
+    pub comment: Option<String>,
+    /// The paths of the patches decided, when a reviewer decided single patches; empty for the whole
+    /// changeset.
+    #[serde(default)]
+    pub paths: Vec<String>,
+}
+
 impl EventKind {
     /// The SSE `event:` name, also stored as `run_events.event_type`.
     pub fn name(&self) -> &'static str {
@@ -140,6 +178,12 @@ impl EventKind {
             Self::ToolCallDenied { .. } => "tool_call.denied",
             Self::ToolCallFailed { .. } => "tool_call.failed",
             Self::RunAwaitingApproval { .. } => "run.awaiting_approval",
+            Self::ChangesetPatch { .. } => "changeset.patch",
+            Self::ChangesetPendingReview(_) => "changeset.pending_review",
+            Self::ChangesetApproved(_) => "changeset.approved",
+            Self::ChangesetRejected(_) => "changeset.rejected",
+            Self::ChangesetApplied(_) => "changeset.applied",
+            Self::ChangesetSuperseded(_) => "changeset.superseded",
             Self::Usage { .. } => "usage",
             Self::RunCompleted { .. } => "run.completed",
             Self::RunFailed { .. } => "run.failed",

@@ -144,6 +144,38 @@ pub async fn last_seq(connection: &mut PgConnection, run_id: RunId) -> Result<i6
     .await
 }
 
+/// Appends an event to a run that has ended (a reviewer's decision on its changeset), numbered after
+/// everything the run used or reserved; a run still going is left alone (returns `None`: it numbers its own
+/// events). The run's row is locked first, so appends queue and each statement after sees the one before.
+pub async fn append_event_after_end(
+    connection: &mut PgConnection,
+    tenant_id: TenantId,
+    run_id: RunId,
+    kind: &EventKind,
+) -> Result<Option<i64>, sqlx::Error> {
+    let ended: Option<bool> =
+        sqlx::query_scalar("SELECT status IN ('succeeded', 'failed', 'cancelled') FROM runs WHERE id = $1 FOR UPDATE")
+            .bind(run_id)
+            .fetch_optional(&mut *connection)
+            .await?;
+    if ended != Some(true) {
+        return Ok(None);
+    }
+    let seq: i64 = sqlx::query_scalar(
+        "INSERT INTO run_events (tenant_id, run_id, seq, event_type, data) \
+         SELECT $1, $2, GREATEST((SELECT coalesce(max(seq), 0) FROM run_events WHERE run_id = $2), \
+                                 (SELECT reserved_seq FROM runs WHERE id = $2)) + 1, $3, $4 \
+         RETURNING seq",
+    )
+    .bind(tenant_id)
+    .bind(run_id)
+    .bind(kind.name())
+    .bind(sqlx::types::Json(kind))
+    .fetch_one(connection)
+    .await?;
+    Ok(Some(seq))
+}
+
 /// Reserves sequence numbers up to `through` before events numbered so are published.
 pub async fn reserve_seq(connection: &mut PgConnection, run_id: RunId, through: i64) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE runs SET reserved_seq = GREATEST(reserved_seq, $2) WHERE id = $1")
@@ -382,7 +414,8 @@ pub async fn strip_runs_of_sessions(connection: &mut PgConnection, sessions: &[S
     .await?;
     sqlx::query("DELETE FROM run_events WHERE run_id = ANY($1)").bind(&runs).execute(&mut *connection).await?;
     sqlx::query("DELETE FROM tool_calls WHERE run_id = ANY($1)").bind(&runs).execute(&mut *connection).await?;
-    sqlx::query("DELETE FROM run_patches WHERE run_id = ANY($1)").bind(&runs).execute(&mut *connection).await?;
+    // The changes they proposed (titled by their instruction), with their patches and check artifacts.
+    sqlx::query("DELETE FROM changesets WHERE run_id = ANY($1)").bind(&runs).execute(&mut *connection).await?;
     // A retried request's key holds the hash of its text.
     sqlx::query("DELETE FROM idempotency_keys WHERE run_id = ANY($1)").bind(&runs).execute(&mut *connection).await?;
     Ok(runs.len() as u64)

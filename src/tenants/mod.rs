@@ -216,6 +216,26 @@ pub fn parse_config_patch(
                 patch.retention.push((retention_column(column), retention_days(column, days)?));
             }
             ("relevance_floor", floors) => patch.relevance_floors = relevance_floors(floors)?,
+            ("workspace_max_files", Value::Number(files))
+                if files.as_i64().is_some_and(|files| (1..=MAX_WORKSPACE_FILES).contains(&files)) =>
+            {
+                patch.workspace_max_files = files.as_i64().and_then(|files| i32::try_from(files).ok());
+            }
+            ("workspace_max_bytes", Value::Number(bytes))
+                if bytes.as_i64().is_some_and(|bytes| (1..=MAX_WORKSPACE_BYTES).contains(&bytes)) =>
+            {
+                patch.workspace_max_bytes = bytes.as_i64();
+            }
+            ("workspace_max_files", _) => {
+                return Err(TenantError::Invalid(format!(
+                    "workspace_max_files must be a whole number from 1 to {MAX_WORKSPACE_FILES}"
+                )));
+            }
+            ("workspace_max_bytes", _) => {
+                return Err(TenantError::Invalid(format!(
+                    "workspace_max_bytes must be a whole number from 1 to {MAX_WORKSPACE_BYTES}"
+                )));
+            }
             (
                 "default_provider"
                 | "default_model"
@@ -233,6 +253,10 @@ pub fn parse_config_patch(
     }
     Ok(patch)
 }
+
+/// The highest quotas per workspace a tenant may set (migration 0030's checks): files, and bytes (1 GiB).
+pub const MAX_WORKSPACE_FILES: i64 = 100_000;
+pub const MAX_WORKSPACE_BYTES: i64 = 1024 * 1024 * 1024;
 
 /// A budget setting as the column stores it (its text), or why the value is refused.
 fn budget(name: &str, amount: &serde_json::Value) -> Result<Option<String>, TenantError> {

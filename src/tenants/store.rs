@@ -144,6 +144,9 @@ pub struct TenantConfig {
     pub relevance_floor_hybrid: Option<f64>,
     pub relevance_floor_vector: Option<f64>,
     pub relevance_floor_full_text: Option<f64>,
+    /// The most files, and bytes of them, each of the tenant's workspaces may hold.
+    pub workspace_max_files: i32,
+    pub workspace_max_bytes: i64,
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -152,7 +155,8 @@ const CONFIG_SELECT: &str = "SELECT default_provider, default_model, fallback_mo
      end_user_monthly_budget_usd::text AS end_user_monthly_budget_usd, \
      agent_run_budget_usd::text AS agent_run_budget_usd, agent_run_max_steps, multi_agent_enabled, \
      shared_corpus, conversation_retention_days, usage_retention_days, audit_retention_days, \
-     relevance_floor_hybrid, relevance_floor_vector, relevance_floor_full_text, updated_at \
+     relevance_floor_hybrid, relevance_floor_vector, relevance_floor_full_text, workspace_max_files, \
+     workspace_max_bytes, updated_at \
      FROM tenant_configs";
 
 pub async fn get_config(connection: &mut PgConnection) -> Result<TenantConfig, sqlx::Error> {
@@ -176,6 +180,8 @@ pub struct ConfigPatch {
     pub retention: Vec<(&'static str, Option<i32>)>,
     /// The relevance floors, by column name (`relevance_floor_hybrid`, …), or `None` for the default.
     pub relevance_floors: Vec<(&'static str, Option<f64>)>,
+    pub workspace_max_files: Option<i32>,
+    pub workspace_max_bytes: Option<i64>,
 }
 
 pub async fn update_config(connection: &mut PgConnection, patch: &ConfigPatch) -> Result<TenantConfig, sqlx::Error> {
@@ -212,6 +218,12 @@ pub async fn update_config(connection: &mut PgConnection, patch: &ConfigPatch) -
     }
     for (column, floor) in &patch.relevance_floors {
         query.push(", ").push(*column).push(" = ").push_bind(*floor);
+    }
+    if let Some(files) = patch.workspace_max_files {
+        query.push(", workspace_max_files = ").push_bind(files);
+    }
+    if let Some(bytes) = patch.workspace_max_bytes {
+        query.push(", workspace_max_bytes = ").push_bind(bytes);
     }
     query.build().execute(&mut *connection).await?;
     get_config(connection).await

@@ -1,7 +1,12 @@
-//! Workspaces of the IDE door: named sets of files, and the built-in tools an agent run uses on them
-//! (`tools`: list, read, search, propose a change). A run never writes a file: it records the change it
-//! proposes (`run_patches`), for a person to apply.
+//! Workspaces of the IDE door: named sets of files (`files`: versions named by their content hash; `archive`:
+//! trees in and out), the built-in tools an agent run uses on them (`tools`), the changes proposed to them
+//! (`changesets`: a run never writes a file, a person applies its changeset) and the checks run on those
+//! (`checks`).
 
+pub mod archive;
+pub mod changesets;
+pub mod checks;
+pub mod files;
 pub mod store;
 pub mod tools;
 
@@ -11,8 +16,7 @@ use sqlx::PgPool;
 
 use crate::auth::context::TenantContext;
 use crate::db;
-use crate::ids::{RunId, WorkspaceId};
-use store::RunPatch;
+use crate::ids::WorkspaceId;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkspaceError {
@@ -22,6 +26,20 @@ pub enum WorkspaceError {
     NotFound,
     #[error("a workspace named `{0}` already exists")]
     NameTaken(String),
+    #[error("no file `{0}` in the workspace")]
+    FileNotFound(String),
+    /// An `If-Match` or `If-None-Match` condition did not hold: the file changed, appeared or went away.
+    #[error("the file `{0}` is not in the state the request's condition names")]
+    PreconditionFailed(String),
+    #[error("a file `{0}` already exists")]
+    FileExists(String),
+    /// A write would take the workspace past one of the tenant's quotas (`setting` is its name).
+    #[error("the workspace would go past its quota `{setting}` of {limit}")]
+    QuotaExceeded { setting: &'static str, limit: i64 },
+    #[error("a file may hold at most {MAX_FILE_BYTES} bytes")]
+    FileTooLarge,
+    #[error(transparent)]
+    Archive(#[from] archive::ArchiveError),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -30,10 +48,20 @@ pub enum WorkspaceError {
 pub struct Workspace {
     pub id: WorkspaceId,
     pub name: String,
+    /// The MCP tools (`connector.tool`) run as the workspace's checks.
+    pub checks: Vec<String>,
     pub created_at: DateTime<Utc>,
 }
 
-const MAX_FILE_BYTES: usize = 1024 * 1024;
+/// The most bytes one file may hold.
+pub const MAX_FILE_BYTES: usize = 1024 * 1024;
+
+/// The hash that names a file's content: lowercase hex SHA-256 of its UTF-8 bytes (an `ETag`, and the base a
+/// patch is made against).
+pub fn content_hash(content: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(content.as_bytes()))
+}
 
 /// A file path inside a workspace: relative, `/`-separated, no `.` or `..` segments.
 pub fn check_path(path: &str) -> Result<(), WorkspaceError> {
@@ -66,33 +94,4 @@ pub async fn list(pool: &PgPool, context: &TenantContext) -> Result<Vec<Workspac
     let workspaces = store::list(&mut transaction).await?;
     transaction.commit().await?;
     Ok(workspaces)
-}
-
-/// Creates or replaces a file.
-pub async fn put_file(
-    pool: &PgPool,
-    context: &TenantContext,
-    id: WorkspaceId,
-    path: &str,
-    text: &str,
-) -> Result<(), WorkspaceError> {
-    check_path(path)?;
-    if text.len() > MAX_FILE_BYTES {
-        return Err(WorkspaceError::Invalid(format!("a file may hold at most {MAX_FILE_BYTES} bytes")));
-    }
-    let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
-    if !store::exists(&mut transaction, id).await? {
-        return Err(WorkspaceError::NotFound);
-    }
-    store::upsert_file(&mut transaction, context.tenant_id(), id, path, text).await?;
-    transaction.commit().await?;
-    Ok(())
-}
-
-/// The changes a run proposed.
-pub async fn patches(pool: &PgPool, context: &TenantContext, run_id: RunId) -> Result<Vec<RunPatch>, WorkspaceError> {
-    let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
-    let patches = store::run_patches(&mut transaction, run_id).await?;
-    transaction.commit().await?;
-    Ok(patches)
 }

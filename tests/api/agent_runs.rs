@@ -57,7 +57,7 @@ async fn a_workspace_run_completes_in_the_background_with_its_tools_and_its_even
     });
     app.mock.push(Reply {
         tool_calls: vec![call(
-            "workspace__propose_change",
+            "workspace__write_file",
             json!({ "path": "src/main.rs", "content": "fn main() {\n    println!(\"hello\");\n}\n", "summary": "Fix the typo" }),
         )],
         ..Reply::default()

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Output};
+use std::process::Output;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -18,7 +18,9 @@ use serde_json::{Value, json};
 
 use crate::helpers::{read_sse, streamed_text};
 use crate::mcp_server::McpTestServer;
-use crate::service_process::{call, free_port, fresh_data_dir, start_service_with, wait_for, wait_until_ready};
+use crate::service_process::{
+    Service, call, free_port, fresh_data_dir, start_service_with, wait_for, wait_until_ready,
+};
 
 const MASTER_KEY: &str = "drill-master-key-0123456789abcdef";
 const TENANT_PROVIDER_KEY: &str = "tenant-sealed-openai-key";
@@ -57,32 +59,19 @@ fn settings(corpus_dir: &Path) -> Vec<(String, String)> {
     .collect()
 }
 
-/// A running service, killed if a failed assertion leaves it running.
-struct Service(Option<Child>);
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 async fn start(data_dir: &Path, settings: &[(String, String)]) -> (Service, String) {
     let port = free_port();
     let pairs: Vec<(&str, &str)> = settings.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect();
     let mut service = start_service_with(data_dir, port, &pairs);
     let base = format!("http://127.0.0.1:{port}");
     wait_until_ready(&mut service, data_dir, &base).await;
-    (Service(Some(service)), base)
+    (service, base)
 }
 
 /// Stops the service politely and waits for it.
 async fn stop(mut service: Service) {
-    let mut child = service.0.take().expect("a running service");
-    kill(Pid::from_raw(i32::try_from(child.id()).unwrap()), Signal::SIGTERM).unwrap();
-    tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    kill(Pid::from_raw(i32::try_from(service.id()).unwrap()), Signal::SIGTERM).unwrap();
+    tokio::task::spawn_blocking(move || service.wait()).await.unwrap().unwrap();
 }
 
 /// `switchboard ARGS` with the data directory and master key given; its output.

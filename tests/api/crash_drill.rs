@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use futures::StreamExt as _;
@@ -38,7 +38,7 @@ enum Kind {
 
 /// The service as a child process, with the mock upstream as the platform's OpenAI.
 struct Service {
-    child: Child,
+    child: crate::service_process::Service,
     base: String,
     data_dir: PathBuf,
     port: u16,
@@ -62,6 +62,7 @@ impl Service {
             .stderr(log)
             .spawn()
             .expect("the switchboard binary starts");
+        let child = crate::service_process::Service(child);
         let mut service = Self { child, base: format!("http://127.0.0.1:{port}"), data_dir: data_dir.to_owned(), port };
         wait_until_ready(&mut service.child, data_dir, &service.base).await;
         service

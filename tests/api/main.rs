@@ -3,6 +3,7 @@
 mod helpers;
 mod mcp_server;
 
+mod agent_edits;
 mod agent_runs;
 mod anthropic_messages;
 mod api_keys;
@@ -10,6 +11,7 @@ mod audit;
 mod backup_drill;
 mod bm25_reference;
 mod budgets;
+mod changesets;
 mod chat;
 mod chunk_fit;
 mod client_limits;
@@ -60,3 +62,4 @@ mod usage_reports;
 mod web;
 mod widget_browser;
 mod widget_tokens;
+mod workspace_files;

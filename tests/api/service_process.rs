@@ -20,15 +20,42 @@ pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-pub(crate) fn start_service(data_dir: &Path, port: u16) -> Child {
+/// A running service, killed when dropped while it still runs: a test that fails before it stops its
+/// service must not leave it running (and busy) for the rest of the run.
+pub(crate) struct Service(pub(crate) Child);
+
+impl std::ops::Deref for Service {
+    type Target = Child;
+
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Service {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+pub(crate) fn start_service(data_dir: &Path, port: u16) -> Service {
     start_service_with(data_dir, port, &[])
 }
 
 /// [`start_service`] with more settings in its environment.
-pub(crate) fn start_service_with(data_dir: &Path, port: u16, settings: &[(&str, &str)]) -> Child {
+pub(crate) fn start_service_with(data_dir: &Path, port: u16, settings: &[(&str, &str)]) -> Service {
     std::fs::create_dir_all(data_dir).unwrap();
     let log = std::fs::File::create(data_dir.join("service.log")).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_switchboard"))
+    let child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .arg("serve")
         .env("SWITCHBOARD_DATA_DIR", data_dir)
         .env("SWITCHBOARD_LISTEN", format!("127.0.0.1:{port}"))
@@ -37,7 +64,8 @@ pub(crate) fn start_service_with(data_dir: &Path, port: u16, settings: &[(&str, 
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
-        .expect("the switchboard binary starts")
+        .expect("the switchboard binary starts");
+    Service(child)
 }
 
 /// Polls until `condition` holds; the deadline only bounds a hang, it asserts no speed.
@@ -78,7 +106,7 @@ pub(crate) fn fresh_data_dir(name: &str) -> PathBuf {
 }
 
 /// Starts the service and waits until it is ready; returns it with its base URL.
-async fn start_and_wait(data_dir: &Path) -> (Child, String) {
+async fn start_and_wait(data_dir: &Path) -> (Service, String) {
     let port = free_port();
     let mut service = start_service(data_dir, port);
     let base = format!("http://127.0.0.1:{port}");

@@ -92,7 +92,8 @@ fn connector_canary(slug: &str) -> String {
 
 /// A tenant with rows in as many tables as the API reaches: settings and budgets, keys, a BYOK key, a
 /// declared model, rate limits, documents, chats (API, integration with an idempotency key, widget),
-/// a policy profile, a connector with its discovered tools, a workspace with a file and a queued run.
+/// a policy profile, a connector with its discovered tools, a workspace with a file, a changeset and a queued
+/// run.
 async fn populated_tenant(app: &TestApp, slug: &str, tools_url: &str) -> TestTenant {
     let tenant = app.create_tenant(slug).await;
     let key = tenant.admin_key.clone();
@@ -146,6 +147,11 @@ async fn populated_tenant(app: &TestApp, slug: &str, tools_url: &str) -> TestTen
     let url = app.url(&format!("/api/v1/workspaces/{workspace}/files/src/main.rs"));
     let response = app.client.put(url).bearer_auth(&key).json(&json!({ "content": "fn main() {}\n" })).send().await;
     assert_eq!(response.unwrap().status(), 204);
+    let changeset = json!({ "title": "Say hello", "patches": [
+        { "path": "src/hello.rs", "operation": "create", "content": "// hello\n" },
+    ]});
+    let response = app.post(&format!("/api/v1/workspaces/{workspace}/changesets"), &key, &changeset).send().await;
+    assert_eq!(response.unwrap().status(), 201);
     let run = app.post(&format!("/api/v1/workspaces/{workspace}/runs"), &key, &json!({ "instruction": "Tidy up" }));
     assert_eq!(run.send().await.unwrap().status(), 202);
     tenant
@@ -371,6 +377,8 @@ async fn deleting_a_tenant_leaves_no_row_of_it_in_any_table_and_every_other_tena
         "api_keys",
         "audit_events",
         "budget_spend",
+        "changeset_patches",
+        "changesets",
         "chat_messages",
         "chat_sessions",
         "chunk_embeddings",
@@ -487,6 +495,7 @@ async fn the_export_holds_every_kind_of_the_tenants_data_and_no_secret() {
         "document",
         "workspace",
         "workspace_file",
+        "changeset",
         "conversation",
         "usage",
         "audit_event",

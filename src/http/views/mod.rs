@@ -3,6 +3,8 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod changeset_checks;
+pub mod changesets;
 pub mod collections;
 pub mod connectors;
 pub mod conversations;

@@ -34,6 +34,10 @@ pub struct TenantConfigView {
     pub audit_retention_days: Option<i32>,
     /// The relevance floor of each search mode in force (the tenant's own or the default), and the defaults.
     pub relevance_floor: RelevanceFloorView,
+    /// The most files each workspace may hold.
+    pub workspace_max_files: i32,
+    /// The most bytes each workspace's files may hold together.
+    pub workspace_max_bytes: i64,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -94,6 +98,8 @@ impl From<&TenantConfig> for TenantConfigView {
             usage_retention_days: config.usage_retention_days,
             audit_retention_days: config.audit_retention_days,
             relevance_floor: RelevanceFloorView::from(config),
+            workspace_max_files: config.workspace_max_files,
+            workspace_max_bytes: config.workspace_max_bytes,
             updated_at: config.updated_at,
         }
     }

@@ -51,6 +51,7 @@ const KINDS: &[(&str, &str)] = &[
     ("document", store::DOCUMENTS),
     ("workspace", store::WORKSPACES),
     ("workspace_file", store::WORKSPACE_FILES),
+    ("changeset", store::CHANGESETS),
     ("conversation", store::CONVERSATIONS),
     ("usage", store::USAGE),
     ("audit_event", store::AUDIT_EVENTS),

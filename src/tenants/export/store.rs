@@ -34,6 +34,7 @@ pub const SETTINGS: &str = "SELECT tenant_id::text, jsonb_build_object('type', '
      'conversation_retention_days', conversation_retention_days, 'usage_retention_days', usage_retention_days, \
      'audit_retention_days', audit_retention_days, 'relevance_floor_hybrid', relevance_floor_hybrid, \
      'relevance_floor_vector', relevance_floor_vector, 'relevance_floor_full_text', relevance_floor_full_text, \
+     'workspace_max_files', workspace_max_files, 'workspace_max_bytes', workspace_max_bytes, \
      'updated_at', updated_at) \
      FROM tenant_configs WHERE ($1::text IS NULL OR tenant_id::text > $1) ORDER BY tenant_id LIMIT $2";
 
@@ -103,15 +104,32 @@ pub const CONNECTORS: &str = "SELECT c.id::text, jsonb_build_object('type', 'con
 
 /// A workspace; its files follow as lines of their own (`workspace_file`).
 pub const WORKSPACES: &str = "SELECT id::text, jsonb_build_object('type', 'workspace', 'id', id, 'name', name, \
-     'created_at', created_at) \
+     'checks', checks, 'created_at', created_at) \
      FROM workspaces WHERE ($1::uuid IS NULL OR id > $1::uuid) ORDER BY id LIMIT $2";
 
 /// One file of a workspace; the cursor is `workspace_id/path`.
 pub const WORKSPACE_FILES: &str = "SELECT workspace_id::text || '/' || path, jsonb_build_object( \
      'type', 'workspace_file', 'workspace_id', workspace_id, 'path', path, 'content', content, \
-     'updated_at', updated_at) \
+     'content_hash', content_hash, 'updated_at', updated_at) \
      FROM workspace_files WHERE ($1::text IS NULL OR (workspace_id::text || '/' || path) > $1) \
      ORDER BY workspace_id::text || '/' || path LIMIT $2";
+
+/// A changeset with its patches (diffs and contents) and its checks' artifacts.
+pub const CHANGESETS: &str = "SELECT c.id::text, jsonb_build_object('type', 'changeset', 'id', c.id, \
+     'workspace_id', c.workspace_id, 'run_id', c.run_id, 'title', c.title, 'status', c.status, \
+     'created_by', c.created_by, 'reviewed_by', c.reviewed_by, 'review_comment', c.review_comment, \
+     'created_at', c.created_at, 'updated_at', c.updated_at, 'applied_at', c.applied_at, \
+     'patches', coalesce((SELECT jsonb_agg(jsonb_build_object('path', p.path, 'operation', p.operation, \
+         'new_path', p.new_path, 'base_hash', p.base_hash, 'base_content', p.base_content, 'content', p.content, \
+         'diff', p.diff, 'summary', p.summary, 'review', p.review, 'review_comment', p.review_comment, \
+         'created_at', p.created_at, 'updated_at', p.updated_at) ORDER BY p.position) \
+       FROM changeset_patches p WHERE p.changeset_id = c.id), '[]'::jsonb), \
+     'artifacts', coalesce((SELECT jsonb_agg(jsonb_build_object('id', a.id, 'run_id', a.run_id, \
+         'check_name', a.check_name, 'status', a.status, 'stdout', a.stdout, 'stderr', a.stderr, \
+         'report', a.report, 'content_type', a.content_type, 'truncated', a.truncated, \
+         'created_at', a.created_at) ORDER BY a.created_at, a.id) \
+       FROM changeset_artifacts a WHERE a.changeset_id = c.id), '[]'::jsonb)) \
+     FROM changesets c WHERE ($1::uuid IS NULL OR c.id > $1::uuid) ORDER BY c.id LIMIT $2";
 
 /// Usage records; the cost an exact decimal string (`null` when the model had no price).
 pub const USAGE: &str = "SELECT id::text, jsonb_build_object('type', 'usage', 'id', id, 'operation', operation, \
