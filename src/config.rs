@@ -37,8 +37,14 @@ pub struct Config {
     /// series (0, the default: none; the rest are `other`), so cardinality stays the operator's choice.
     pub metrics_tenants: usize,
     pub data_dir: PathBuf,
-    /// The owner connection (migrations); `None` runs the embedded server.
+    /// The owner connection (migrations), or the pooler when `database_direct_url` is set; `None` runs the
+    /// embedded server.
     pub database_url: Option<SecretString>,
+    /// `SWITCHBOARD_DATABASE_DIRECT_URL`: the same database reached directly, not through the connection
+    /// pooler `DATABASE_URL` then names (PgBouncer, say). Migrations, the executor lock and LISTEN, which
+    /// need a session of their own, use it; only the pool goes through the pooler. Only with `DATABASE_URL`;
+    /// checked to be a PostgreSQL URL at start.
+    pub database_direct_url: Option<SecretString>,
     pub operator_token: SecretString,
     /// Encrypts tenants' provider keys at rest and derives the application role's database password.
     pub master_key: SecretString,
@@ -168,6 +174,7 @@ impl Config {
             metrics_tenants,
             data_dir,
             database_url: env("DATABASE_URL").map(SecretString::from),
+            database_direct_url: database_direct_url()?,
             operator_token,
             master_key,
             previous_master_keys: list("SWITCHBOARD_PREVIOUS_MASTER_KEYS")
@@ -222,6 +229,25 @@ fn metrics_tenants() -> Result<usize, ConfigError> {
         name: "SWITCHBOARD_METRICS_TENANTS",
         reason: "expected a number of tenants from 0 to 10000".to_owned(),
     })
+}
+
+/// `SWITCHBOARD_DATABASE_DIRECT_URL`, refused unless it parses as a PostgreSQL URL and `DATABASE_URL` is set
+/// (without it the service runs its embedded server, which no pooler stands in front of).
+fn database_direct_url() -> Result<Option<SecretString>, ConfigError> {
+    const NAME: &str = "SWITCHBOARD_DATABASE_DIRECT_URL";
+    let Some(url) = env(NAME) else { return Ok(None) };
+    if env("DATABASE_URL").is_none() {
+        return Err(ConfigError::Invalid {
+            name: NAME,
+            reason: "it goes with DATABASE_URL (the pooler's address); without DATABASE_URL the embedded server \
+                     is used"
+                .to_owned(),
+        });
+    }
+    // The URL is a secret (it may hold a password): the reason never quotes it.
+    url.parse::<sqlx::postgres::PgConnectOptions>()
+        .map_err(|_| ConfigError::Invalid { name: NAME, reason: "expected a postgres:// URL".to_owned() })?;
+    Ok(Some(SecretString::from(url)))
 }
 
 fn env(name: &str) -> Option<String> {

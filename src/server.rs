@@ -23,8 +23,11 @@ use crate::tools::Toolbox;
 /// The database the service runs on, and the embedded server when there is one.
 #[derive(Debug)]
 pub struct Database {
+    /// The owner, connected directly (never through a pooler): migrations and role setup.
     pub owner: PgConnectOptions,
     pub app: PgPool,
+    /// The application role, connected directly: for what needs a session of its own.
+    direct: PgConnectOptions,
     /// Shared with its supervisor ([`embedded::supervise`]), which starts it again if it dies.
     pub embedded: Option<Arc<embedded::EmbeddedPostgres>>,
 }
@@ -32,9 +35,11 @@ pub struct Database {
 impl Database {
     /// Starts (or reaches) the database, prepares it and connects the application pool.
     pub async fn open(config: &Config) -> anyhow::Result<Self> {
-        let (owner, embedded) = match &config.database_url {
-            Some(url) => (url.expose_secret().parse::<PgConnectOptions>()?, None),
-            None => {
+        // With a pooler in front (`SWITCHBOARD_DATABASE_DIRECT_URL` set), the owner's work goes around it.
+        let (owner, embedded) = match (&config.database_direct_url, &config.database_url) {
+            (Some(direct), _) => (direct.expose_secret().parse::<PgConnectOptions>()?, None),
+            (None, Some(url)) => (url.expose_secret().parse::<PgConnectOptions>()?, None),
+            (None, None) => {
                 let data_dir = config.data_dir.clone();
                 let server = tokio::task::spawn_blocking(move || {
                     let layout = embedded::Layout::for_data_dir(&data_dir)?;
@@ -47,8 +52,20 @@ impl Database {
         };
         let app_password = config.app_database_password();
         db::prepare(&owner, &app_password).await?;
-        let app = db::connect_app_pool(&owner, &app_password).await?;
-        Ok(Self { owner, app, embedded })
+        let pooled = match (&config.database_direct_url, &config.database_url) {
+            (Some(_), Some(pooler)) => db::through_pooler(pooler.expose_secret().parse::<PgConnectOptions>()?),
+            _ => owner.clone(),
+        };
+        let app = db::connect_app_pool(&pooled, &app_password).await?;
+        let direct = db::app_options(&owner, &app_password);
+        Ok(Self { owner, app, direct, embedded })
+    }
+
+    /// The application role's connection options straight to PostgreSQL, for what holds a session of its
+    /// own (the executor lock, LISTEN): `SWITCHBOARD_DATABASE_DIRECT_URL` when the pool goes through a
+    /// pooler, else the very server the pool connects to.
+    pub fn session_options(&self) -> PgConnectOptions {
+        self.direct.clone()
     }
 
     /// Closes the pool, then stops the embedded server and waits for it.
@@ -91,7 +108,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         catalog: config.catalog.clone(),
     };
     let toolbox = Toolbox::new(config.tools.clone(), Arc::clone(&keys), outbound.clone());
+    crate::runs::executor::connect_directly(database.session_options());
     let engine = Engine::new(database.app.clone(), prompts, providers, retriever.clone(), toolbox.clone()).await?;
+    engine.listen_to_other_processes(database.session_options()).await?;
     database.supervise(engine.background());
     // The runs a killed predecessor left are closed before anyone can ask for them.
     match engine.sweep_stale_runs(RUN_STALE_AFTER).await {

@@ -128,7 +128,7 @@ const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// The pool the service queries through, logged in as [`APP_ROLE`].
 pub async fn connect_app_pool(owner: &PgConnectOptions, app_password: &SecretString) -> Result<PgPool, DbError> {
-    let options = owner.clone().username(APP_ROLE).password(app_password.expose_secret());
+    let options = app_options(owner, app_password);
     let pool = PgPoolOptions::new()
         .max_connections(20)
         .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -136,6 +136,24 @@ pub async fn connect_app_pool(owner: &PgConnectOptions, app_password: &SecretStr
         .connect_with(options)
         .await?;
     Ok(pool)
+}
+
+/// The application role's options on `server`: how the pool, the executor lock and LISTEN log in.
+pub fn app_options(server: &PgConnectOptions, app_password: &SecretString) -> PgConnectOptions {
+    server.clone().username(APP_ROLE).password(app_password.expose_secret())
+}
+
+/// `server` reached through a connection pooler (PgBouncer): the `extra_float_digits` start-up parameter
+/// is not sent, since PgBouncer refuses a log-in that carries it unless told to ignore it (PostgreSQL 12 and
+/// later send floats exactly without it).
+///
+/// sqlx's statement cache stays on. In transaction mode, consecutive transactions of one client connection
+/// may run on different server connections, so the pooler must carry its clients' prepared statements
+/// between them (PgBouncer 1.21 and later with `max_prepared_statements`). Turning the cache off does not
+/// help an older pooler: sqlx 0.9 still names every prepared statement (`sqlx_s_N`, counted per client
+/// connection, so two clients collide on one server connection) and, with no cache, never closes them.
+pub fn through_pooler(server: PgConnectOptions) -> PgConnectOptions {
+    server.extra_float_digits(None::<i8>)
 }
 
 /// Begins a transaction bound to one tenant: row-level security shows and accepts only that tenant's rows.

@@ -91,6 +91,8 @@ impl Engine {
             &NewMessage::user(session.id, run_id, &request.content),
         )
         .await?;
+        // Every process's workers hear of it at commit, not at their next look.
+        runs::store::notify_queued(&mut transaction).await?;
         transaction.commit().await?;
         self.inner.work_queued.notify_one();
         Ok(run)

@@ -1,20 +1,19 @@
 //! Following a run's events from a sequence number: from memory while this process runs it, else from
-//! `run_events` (polled while another process may still be writing it). Every event after `after` is
-//! delivered once, in order, and the stream ends after the terminal event (or the pause for an approval).
+//! `run_events`, read again whenever the process writing them notifies (`notify.rs`; a slow poll in case
+//! a notice is lost). Every event after `after` is delivered once, in order, and the stream ends after
+//! the terminal event (or the pause for an approval).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::stream::{self, BoxStream, StreamExt as _};
 use sqlx::PgPool;
 
 use super::hub::LiveRun;
+use super::notify::Notices;
 use crate::db;
 use crate::ids::{RunId, TenantId};
 use crate::runs;
 use crate::runs::events::RunEvent;
-
-const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 pub type EventStream = BoxStream<'static, RunEvent>;
 
@@ -63,24 +62,28 @@ fn live(run: Arc<LiveRun>, after: i64) -> EventStream {
     .boxed()
 }
 
-pub fn stored(db: PgPool, tenant_id: TenantId, run_id: RunId, after: i64) -> EventStream {
-    stream::unfold(Some(after), move |state| {
+pub fn stored(db: PgPool, notices: &Arc<Notices>, tenant_id: TenantId, run_id: RunId, after: i64) -> EventStream {
+    let watch = notices.watch(run_id);
+    stream::unfold(Some((after, watch)), move |state| {
         let db = db.clone();
         async move {
-            let mut after = state?;
+            let (mut after, mut watch) = state?;
             let mut first = true;
             loop {
                 if !first {
-                    tokio::time::sleep(POLL_INTERVAL).await;
+                    watch.wait().await;
                 }
                 first = false;
+                // Seen before reading, so a notice that arrives during the read wakes the next wait.
+                watch.mark_seen();
                 let Ok((batch, run_ended)) = read(&db, tenant_id, run_id, after).await else {
                     continue;
                 };
                 let ends_here = batch.last().is_some_and(|event| event.kind.ends_stream());
                 if let Some(last) = batch.last() {
                     after = last.seq;
-                    return Some((stream::iter(batch), (!ends_here && !run_ended).then_some(after)));
+                    let next = (!ends_here && !run_ended).then_some((after, watch));
+                    return Some((stream::iter(batch), next));
                 }
                 if run_ended {
                     return None;

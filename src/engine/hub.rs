@@ -83,6 +83,12 @@ impl Hub {
         runs.get(&run_id).filter(|live| live.tenant_id == tenant_id).cloned()
     }
 
+    /// Cancels the run if this process executes it (another process was asked to cancel it); true if so.
+    pub fn cancel_if_here(&self, run_id: RunId) -> bool {
+        let live = self.runs.lock().unwrap_or_else(PoisonError::into_inner).get(&run_id).cloned();
+        live.inspect(|live| live.cancel.cancel()).is_some()
+    }
+
     /// Removes the run if `live` is still its entry: a run that paused here may already be resumed
     /// (and registered anew) by the time the paused task lets go of it.
     pub fn remove(&self, run_id: RunId, live: &Arc<LiveRun>) {

@@ -8,6 +8,7 @@ pub mod event_log;
 mod follow;
 mod history;
 pub mod hub;
+mod notify;
 mod once;
 mod plan;
 mod request;
@@ -24,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 use sqlx::PgPool;
+use sqlx::postgres::PgConnectOptions;
 
 pub use follow::EventStream;
 pub use resolve::ProviderSetup;
@@ -48,6 +50,11 @@ use hub::Hub;
 use plan::TurnPlan;
 
 const MAX_MESSAGE_CHARS: usize = 100_000;
+/// How long a cancel waits for another process to end the run before it asks again.
+const CANCEL_ASK_AGAIN: Duration = Duration::from_secs(2);
+/// How many times it asks before it closes the run itself (that process does not listen: its listener is
+/// down, or it is an older version); the executor then learns it at its next heartbeat.
+const CANCEL_ASKS: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -256,6 +263,8 @@ struct Inner {
     work_queued: tokio::sync::Notify,
     /// This process as the executor of its runs, alive to every other process while it holds its lock.
     presence: runs::executor::Presence,
+    /// Wakes followers here of runs other processes execute (`notify.rs`).
+    notices: Arc<notify::Notices>,
 }
 
 #[derive(Debug, Clone)]
@@ -283,6 +292,7 @@ impl Engine {
             prompts,
             providers,
             work_queued: tokio::sync::Notify::new(),
+            notices: Arc::default(),
         };
         let engine = Self { inner: Arc::new(inner) };
         engine.keep_presence();
@@ -386,7 +396,7 @@ impl Engine {
             return Ok(follow::live_with_history(self.inner.db.clone(), run_id, live, after));
         }
         self.run(context, run_id).await?;
-        Ok(follow::stored(self.inner.db.clone(), tenant_id, run_id, after))
+        Ok(follow::stored(self.inner.db.clone(), &self.inner.notices, tenant_id, run_id, after))
     }
 
     /// The answer to a started turn, delivered as the door asks.
@@ -464,20 +474,59 @@ impl Engine {
         Ok(run)
     }
 
-    /// Stops a run and waits until its cancellation is recorded. A run this process is not executing
-    /// (its process died) is closed as cancelled directly.
+    /// Stops a run and waits until its cancellation is recorded. A run another live process executes is
+    /// cancelled there (asked by a notice, a few times); a run nobody executes any more (its process
+    /// died), or whose executor does not answer, is closed as cancelled directly.
     pub async fn cancel(&self, context: &TenantContext, run_id: RunId) -> Result<TurnOutcome, EngineError> {
-        self.run(context, run_id).await?;
-        if let Some(live) = self.inner.hub.get(run_id, context.tenant_id()) {
-            live.cancel.cancel();
-            return self.wait(context, run_id).await;
+        let tenant_id = context.tenant_id();
+        let mut asked = 0;
+        loop {
+            self.run(context, run_id).await?;
+            if let Some(live) = self.inner.hub.get(run_id, tenant_id) {
+                live.cancel.cancel();
+                return self.wait(context, run_id).await;
+            }
+            let (run, executor) = self.run_and_executor(context, run_id).await?;
+            if run.status.is_terminal() {
+                // Ended since it was asked (cancelled there, or it finished first): its outcome stands.
+                return if asked > 0 { self.wait(context, run_id).await } else { Err(EngineError::RunEnded) };
+            }
+            let elsewhere = run.status == RunStatus::Running
+                && executor.is_some_and(|(executor, alive)| alive && executor != self.inner.presence.id());
+            if !elsewhere || asked == CANCEL_ASKS {
+                self.close_abandoned(tenant_id, &run, EventKind::RunCancelled { message_id: None }).await?;
+                return self.wait(context, run_id).await;
+            }
+            // The notice may arrive before that process registered the run (it has just started or
+            // resumed it), or be lost with a connection: asked again.
+            let mut transaction = db::begin_tenant(&self.inner.db, tenant_id).await?;
+            runs::store::notify(&mut transaction, runs::store::CANCEL_CHANNEL, run_id).await?;
+            transaction.commit().await?;
+            asked += 1;
+            if let Ok(outcome) = tokio::time::timeout(CANCEL_ASK_AGAIN, self.wait(context, run_id)).await {
+                return outcome;
+            }
         }
-        let run = self.run(context, run_id).await?;
-        if run.status.is_terminal() {
-            return Err(EngineError::RunEnded);
-        }
-        self.close_abandoned(context.tenant_id(), &run, EventKind::RunCancelled { message_id: None }).await?;
-        self.wait(context, run_id).await
+    }
+
+    async fn run_and_executor(
+        &self,
+        context: &TenantContext,
+        run_id: RunId,
+    ) -> Result<(Run, Option<(runs::ExecutorId, bool)>), EngineError> {
+        let mut transaction = db::begin_tenant(&self.inner.db, context.tenant_id()).await?;
+        let run = runs::store::get(&mut transaction, run_id).await?.ok_or(EngineError::RunNotFound)?;
+        let executor = runs::store::executor(&mut transaction, run_id).await?;
+        transaction.commit().await?;
+        Ok((run, executor))
+    }
+
+    /// Listens for other processes' notices (`options`: a direct connection to the database, not through
+    /// a pooler) until shutdown: their runs' new events, cancels of runs executing here, queued agent runs.
+    pub async fn listen_to_other_processes(&self, options: PgConnectOptions) -> Result<(), EngineError> {
+        let listener = notify::connect(options).await?;
+        self.inner.background.spawn(notify::listen(Arc::clone(&self.inner), listener));
+        Ok(())
     }
 
     /// The service's tracked background work, for loops outside the engine (the embedding backfill).

@@ -2,11 +2,28 @@
 //! a PostgreSQL advisory lock on a connection of its own for as long as the process lives. A killed
 //! process's connection closes and PostgreSQL drops the lock at once, so any process can tell that its
 //! runs are dead (`executor_alive` in the migrations) without waiting for their heartbeat to grow old.
+//!
+//! The lock belongs to a session, so its connection must reach PostgreSQL itself: through a pooler in
+//! transaction mode it would be taken on whichever server connection the pooler lent, and held there for
+//! other clients. `serve` names the direct connection ([`connect_directly`]).
 
+use std::sync::OnceLock;
+
+use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection as _, PgConnection, PgPool};
 use tokio::sync::Mutex;
 
 use super::{ExecutorId, store};
+
+/// Where the lock's connection goes, when not where the pool's do; set once at start.
+static DIRECT: OnceLock<PgConnectOptions> = OnceLock::new();
+
+/// Makes every [`Presence`] of this process hold its lock on a connection made with `options` (a direct
+/// connection to PostgreSQL, as the application role) rather than with the pool's options. Called once,
+/// before the engine starts; a later call is ignored.
+pub fn connect_directly(options: PgConnectOptions) {
+    let _ = DIRECT.set(options);
+}
 
 /// The lock that says this process is alive, and the connection holding it.
 #[derive(Debug)]
@@ -40,7 +57,8 @@ impl Presence {
             tracing::warn!("lost the connection holding this process's executor lock; taking it again");
         }
         *holder = None;
-        let mut connection = PgConnection::connect_with(&self.pool.connect_options()).await?;
+        let options = DIRECT.get().cloned().unwrap_or_else(|| (*self.pool.connect_options()).clone());
+        let mut connection = PgConnection::connect_with(&options).await?;
         store::lock_executor(&mut connection, self.id).await?;
         *holder = Some(connection);
         Ok(())

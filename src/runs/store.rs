@@ -106,8 +106,42 @@ pub async fn insert_events(
     // A batch whose commit was acknowledged nowhere (the connection broke at that moment) may be
     // written already: the same events again are no conflict.
     query.push(" ON CONFLICT (run_id, seq) DO NOTHING");
-    query.build().execute(connection).await?;
+    query.build().execute(&mut *connection).await?;
+    let runs: std::collections::BTreeSet<RunId> = events.iter().map(|event| event.run_id).collect();
+    for run_id in runs {
+        notify(&mut *connection, EVENTS_CHANNEL, run_id).await?;
+    }
     Ok(())
+}
+
+/// Followers in other processes learn of a run's new events on this channel (the payload: its id).
+pub const EVENTS_CHANNEL: &str = "switchboard_run_events";
+/// The process executing a run cancels it when its id arrives on this channel.
+pub const CANCEL_CHANNEL: &str = "switchboard_run_cancel";
+/// Every process's workers look for queued agent runs when this channel speaks.
+pub const QUEUED_CHANNEL: &str = "switchboard_agent_queued";
+
+/// Tells every listening process about `run_id` on `channel`, when the transaction commits (at once
+/// outside one). PostgreSQL folds the same notice sent twice in a transaction into one.
+pub async fn notify(connection: &mut PgConnection, channel: &str, run_id: RunId) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify($1, $2)").bind(channel).bind(run_id.to_string()).execute(connection).await?;
+    Ok(())
+}
+
+/// Wakes the agent-run workers of every process, when the transaction commits.
+pub async fn notify_queued(connection: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify($1, '')").bind(QUEUED_CHANNEL).execute(connection).await?;
+    Ok(())
+}
+
+/// The process executing the run, if any, and whether it is alive (holds its executor lock).
+pub async fn executor(connection: &mut PgConnection, id: RunId) -> Result<Option<(ExecutorId, bool)>, sqlx::Error> {
+    let row: Option<(Option<ExecutorId>, bool)> =
+        sqlx::query_as("SELECT executor, executor IS NOT NULL AND executor_alive(executor) FROM runs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(connection)
+            .await?;
+    Ok(row.and_then(|(executor, alive)| executor.map(|executor| (executor, alive))))
 }
 
 #[derive(sqlx::FromRow)]
@@ -171,8 +205,9 @@ pub async fn append_event_after_end(
     .bind(run_id)
     .bind(kind.name())
     .bind(sqlx::types::Json(kind))
-    .fetch_one(connection)
+    .fetch_one(&mut *connection)
     .await?;
+    notify(connection, EVENTS_CHANNEL, run_id).await?;
     Ok(Some(seq))
 }
 

@@ -302,8 +302,8 @@ async fn cancelling_a_run_that_another_process_executes_stops_it_there() {
         first.post(&format!("/api/v1/runs/{run_id}/cancel"), &tenant.admin_key, &json!({})).send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(first.get_json(&format!("/api/v1/runs/{run_id}"), &tenant.admin_key).await["status"], "cancelled");
-    // The executing process learns it at its next heartbeat and stops on its own, well within a
-    // minute (the answer needs two): no turn is left for shutdown to cut.
+    // The executing process is told at once (a notice) and stops the run as a local cancel would,
+    // well within a minute (the answer needs two): no turn is left for shutdown to cut.
     assert!(second.engine.shutdown(Duration::from_secs(60)).await, "the second process stopped the cancelled run");
     let all = events(&first, &tenant.admin_key, &run_id).await;
     let terminal: Vec<&str> = all

@@ -66,6 +66,8 @@ async fn serve(
     let engine = Engine::new(app_db.clone(), prompts, providers, retriever.clone(), toolbox.clone())
         .await
         .expect("the engine starts");
+    // As `serve` does: each test process hears the others' notices on one database.
+    engine.listen_to_other_processes((*app_db.connect_options()).clone()).await.expect("the engine listens");
     let state = switchboard::http::AppState {
         db: app_db.clone(),
         engine: engine.clone(),
