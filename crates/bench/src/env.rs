@@ -148,6 +148,13 @@ impl Service {
             .env("SWITCHBOARD_OUTBOUND_ALLOW", "127.0.0.1")
             .env("SWITCHBOARD_DEMO", "off")
             .env("SWITCHBOARD_MAX_BODY_BYTES", (8 * 1024 * 1024).to_string())
+            // The streams suite opens thousands at once with one key: the per-caller and per-tenant
+            // limits (100 and 1,000 by default) would refuse most of them.
+            .env("SWITCHBOARD_MAX_STREAMS_PER_CALLER", "20000")
+            .env("SWITCHBOARD_MAX_STREAMS_PER_TENANT", "20000")
+            .env("SWITCHBOARD_MAX_CONNECTIONS", "20000")
+            // And the runs one tenant may have at once (50 by default).
+            .env("SWITCHBOARD_MAX_CONCURRENT_RUNS_PER_TENANT", "20000")
             .env("SWITCHBOARD_EMBEDDING_MODEL", EMBEDDING_MODEL)
             .env("SWITCHBOARD_EMBEDDING_DIMENSIONS", EMBEDDING_DIMENSIONS.to_string())
             .env("OPENAI_API_KEY", "bench-platform-key")
