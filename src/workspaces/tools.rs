@@ -457,7 +457,7 @@ async fn propose(
         .map(|patch| EventKind::ChangesetPatch {
             changeset_id: changeset.id,
             path: patch.path.clone(),
-            operation: Some(operation_name(patch.operation).to_owned()),
+            operation: Some(patch.operation.as_str().to_owned()),
             new_path: patch.new_path.clone(),
             diff: patch.diff.clone(),
         })
@@ -475,7 +475,7 @@ async fn propose(
     let patches: Vec<Value> = touched
         .iter()
         .map(|patch| {
-            json!({ "path": patch.path, "operation": operation_name(patch.operation), "new_path": patch.new_path,
+            json!({ "path": patch.path, "operation": patch.operation.as_str(), "new_path": patch.new_path,
                     "diff": patch.diff })
         })
         .collect();
@@ -492,15 +492,6 @@ pub async fn proposed(pool: &PgPool, context: &TenantContext, run_id: RunId) -> 
     };
     transaction.commit().await?;
     Ok(patches)
-}
-
-pub fn operation_name(operation: Operation) -> &'static str {
-    match operation {
-        Operation::Create => "create",
-        Operation::Modify => "modify",
-        Operation::Delete => "delete",
-        Operation::Rename => "rename",
-    }
 }
 
 /// The run's changeset, opened on its first change; titled by the first line of its instruction. Two
