@@ -11,16 +11,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use mock_upstream::{Fault, MockUpstream, Reply};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::helpers::{read_sse, streamed_text};
 use crate::mcp_server::McpTestServer;
-use crate::service_process::{
-    Service, call, free_port, fresh_data_dir, start_service_with, wait_for, wait_until_ready,
-};
+use crate::service_process::{Service, call, fresh_data_dir, start_ready_with, wait_for};
 
 const MASTER_KEY: &str = "drill-master-key-0123456789abcdef";
 const TENANT_PROVIDER_KEY: &str = "tenant-sealed-openai-key";
@@ -60,18 +56,13 @@ fn settings(corpus_dir: &Path) -> Vec<(String, String)> {
 }
 
 async fn start(data_dir: &Path, settings: &[(String, String)]) -> (Service, String) {
-    let port = free_port();
     let pairs: Vec<(&str, &str)> = settings.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect();
-    let mut service = start_service_with(data_dir, port, &pairs);
-    let base = format!("http://127.0.0.1:{port}");
-    wait_until_ready(&mut service, data_dir, &base).await;
-    (service, base)
+    start_ready_with(data_dir, &pairs).await
 }
 
 /// Stops the service politely and waits for it.
 async fn stop(mut service: Service) {
-    kill(Pid::from_raw(i32::try_from(service.id()).unwrap()), Signal::SIGTERM).unwrap();
-    tokio::task::spawn_blocking(move || service.wait()).await.unwrap().unwrap();
+    service.stop().await;
 }
 
 /// `switchboard ARGS` with the data directory and master key given; its output.

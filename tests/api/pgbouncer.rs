@@ -17,7 +17,7 @@ use sqlx::postgres::PgConnectOptions;
 use switchboard::db::embedded::{Durability, EMBEDDED_DATABASE_NAME, EmbeddedPostgres, Layout};
 
 use crate::helpers::{debian_package, read_sse, streamed_text};
-use crate::service_process::{Service, free_port, fresh_data_dir, wait_for, wait_until_ready};
+use crate::service_process::{Service, free_port, fresh_data_dir, start_ready_with, wait_for};
 
 const PGBOUNCER: &str = "/usr/sbin/pgbouncer";
 
@@ -226,7 +226,7 @@ async fn turns_stream_and_tenants_stay_apart_behind_pgbouncer_with_sessions_held
     let log = std::fs::read_to_string(service_dir.join("service.log")).unwrap();
     assert!(!log.contains("ERROR"), "no error in the service's log:\n{log}");
 
-    kill_politely(&mut service).await;
+    assert!(service.stop().await.success(), "a polite stop exits cleanly");
     drop(bouncer);
     tokio::task::spawn_blocking(move || server.stop()).await.unwrap();
     let _ = std::fs::remove_dir_all(&bouncer_dir);
@@ -284,38 +284,16 @@ async fn start_service(
     master_key: &SecretString,
     upstream: &MockUpstream,
 ) -> (Service, String) {
-    let port = free_port();
-    let log = std::fs::File::create(service_dir.join("service.log")).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .arg("serve")
-        .env("SWITCHBOARD_DATA_DIR", service_dir)
-        .env("SWITCHBOARD_LISTEN", format!("127.0.0.1:{port}"))
-        .env("SWITCHBOARD_MASTER_KEY", master_key.expose_secret())
-        .env("DATABASE_URL", database_url)
-        .env("SWITCHBOARD_DATABASE_DIRECT_URL", direct_url)
-        .env("OPENAI_API_KEY", "sk-platform-pgbouncer")
-        .env("OPENAI_BASE_URL", upstream.openai_base())
-        // No shared documentation: ingesting it would only slow the start.
-        .env("SWITCHBOARD_CORPUS_DIR", service_dir.join("no-corpus"))
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("the switchboard binary starts");
-    let mut service = Service(child);
-    let base = format!("http://127.0.0.1:{port}");
-    wait_until_ready(&mut service, service_dir, &base).await;
-    (service, base)
-}
-
-/// Stops the service with SIGTERM and checks that it exits cleanly.
-async fn kill_politely(service: &mut Service) {
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(service.id()).unwrap());
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    let mut status = None;
-    wait_for("the service to stop", async || {
-        status = service.try_wait().unwrap();
-        status.is_some()
-    })
-    .await;
-    assert!(status.unwrap().success(), "a polite stop exits cleanly");
+    // No shared documentation: ingesting it would only slow the start.
+    let no_corpus = service_dir.join("no-corpus");
+    let upstream_url = upstream.openai_base();
+    let settings = [
+        ("SWITCHBOARD_MASTER_KEY", master_key.expose_secret()),
+        ("DATABASE_URL", database_url),
+        ("SWITCHBOARD_DATABASE_DIRECT_URL", direct_url),
+        ("OPENAI_API_KEY", "sk-platform-pgbouncer"),
+        ("OPENAI_BASE_URL", upstream_url.as_str()),
+        ("SWITCHBOARD_CORPUS_DIR", no_corpus.to_str().unwrap()),
+    ];
+    start_ready_with(service_dir, &settings).await
 }

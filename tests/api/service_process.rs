@@ -38,6 +38,20 @@ impl std::ops::DerefMut for Service {
     }
 }
 
+impl Service {
+    /// Stops it politely (SIGTERM) and waits for it; returns how it exited.
+    pub(crate) async fn stop(&mut self) -> std::process::ExitStatus {
+        kill(Pid::from_raw(i32::try_from(self.0.id()).unwrap()), Signal::SIGTERM).unwrap();
+        let mut status = None;
+        wait_for("the service to stop", async || {
+            status = self.0.try_wait().unwrap();
+            status.is_some()
+        })
+        .await;
+        status.unwrap()
+    }
+}
+
 impl Drop for Service {
     fn drop(&mut self) {
         if matches!(self.0.try_wait(), Ok(None)) {
@@ -59,8 +73,9 @@ pub(crate) fn start_service_with(data_dir: &Path, port: u16, settings: &[(&str, 
         .arg("serve")
         .env("SWITCHBOARD_DATA_DIR", data_dir)
         .env("SWITCHBOARD_LISTEN", format!("127.0.0.1:{port}"))
-        .envs(settings.iter().copied())
+        // Removed before the settings, which may name a database of their own.
         .env_remove("DATABASE_URL")
+        .envs(settings.iter().copied())
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
@@ -107,8 +122,13 @@ pub(crate) fn fresh_data_dir(name: &str) -> PathBuf {
 
 /// Starts the service and waits until it is ready; returns it with its base URL.
 async fn start_and_wait(data_dir: &Path) -> (Service, String) {
+    start_ready_with(data_dir, &[]).await
+}
+
+/// [`start_service_with`] on a free port, waited for until it is ready; returns it with its base URL.
+pub(crate) async fn start_ready_with(data_dir: &Path, settings: &[(&str, &str)]) -> (Service, String) {
     let port = free_port();
-    let mut service = start_service(data_dir, port);
+    let mut service = start_service_with(data_dir, port, settings);
     let base = format!("http://127.0.0.1:{port}");
     wait_until_ready(&mut service, data_dir, &base).await;
     (service, base)

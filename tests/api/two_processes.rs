@@ -4,7 +4,6 @@
 //! both. Nothing here depends on speed: each step waits for a state, never for a time.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +15,7 @@ use switchboard::db::embedded::{Durability, EMBEDDED_DATABASE_NAME, EmbeddedPost
 
 use crate::helpers::{SseEvent, streamed_text, to_sse_event};
 use crate::mcp_server::McpTestServer;
-use crate::service_process::{free_port, fresh_data_dir, wait_for, wait_until_ready};
+use crate::service_process::{fresh_data_dir, start_ready_with};
 
 /// Bounds a hang (a stream that never ends); no speed is asserted.
 const HANG: Duration = Duration::from_mins(2);
@@ -34,27 +33,19 @@ struct Process {
 impl Process {
     async fn start(name: &str, database_url: &str, upstream: &MockUpstream) -> Self {
         let data_dir = fresh_data_dir(name);
-        let port = free_port();
-        let log = std::fs::File::create(data_dir.join("service.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-            .arg("serve")
-            .env("SWITCHBOARD_DATA_DIR", &data_dir)
-            .env("SWITCHBOARD_LISTEN", format!("127.0.0.1:{port}"))
-            .env("DATABASE_URL", database_url)
-            .env("SWITCHBOARD_OPERATOR_TOKEN", OPERATOR_TOKEN)
-            .env("SWITCHBOARD_MASTER_KEY", MASTER_KEY)
-            .env("SWITCHBOARD_OUTBOUND_ALLOW", "127.0.0.1")
-            .env("OPENAI_API_KEY", "sk-platform-two-processes")
-            .env("OPENAI_BASE_URL", upstream.openai_base())
-            // No shared documentation: ingesting it would only slow the start.
-            .env("SWITCHBOARD_CORPUS_DIR", data_dir.join("no-corpus"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("the switchboard binary starts");
-        let mut child = crate::service_process::Service(child);
-        let base = format!("http://127.0.0.1:{port}");
-        wait_until_ready(&mut child, &data_dir, &base).await;
+        // No shared documentation: ingesting it would only slow the start.
+        let no_corpus = data_dir.join("no-corpus");
+        let upstream_url = upstream.openai_base();
+        let settings = [
+            ("DATABASE_URL", database_url),
+            ("SWITCHBOARD_OPERATOR_TOKEN", OPERATOR_TOKEN),
+            ("SWITCHBOARD_MASTER_KEY", MASTER_KEY),
+            ("SWITCHBOARD_OUTBOUND_ALLOW", "127.0.0.1"),
+            ("OPENAI_API_KEY", "sk-platform-two-processes"),
+            ("OPENAI_BASE_URL", upstream_url.as_str()),
+            ("SWITCHBOARD_CORPUS_DIR", no_corpus.to_str().unwrap()),
+        ];
+        let (child, base) = start_ready_with(&data_dir, &settings).await;
         Self { child, base, data_dir }
     }
 
@@ -304,16 +295,5 @@ async fn two_processes_on_one_database_follow_cancel_approve_queue_and_limit_eac
 
 /// SIGTERM, then waits for a clean exit.
 async fn stop(mut process: Process) {
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(i32::try_from(process.child.id()).unwrap()),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let mut status = None;
-    wait_for("the service to stop", async || {
-        status = process.child.try_wait().unwrap();
-        status.is_some()
-    })
-    .await;
-    assert!(status.unwrap().success(), "a polite stop exits cleanly");
+    assert!(process.child.stop().await.success(), "a polite stop exits cleanly");
 }
