@@ -100,8 +100,8 @@ impl Engine {
             Payer { run_id: run.id, api_key_id: transcript.api_key_id, end_user, agent_run: workspace_id.is_some() };
         let budgets = RunBudgets::of(&mut transaction, payer).await?;
         transaction.commit().await?;
-        let live = self.inner.hub.register(run.id, tenant_id, next_seq);
-        let log = EventLog::new(run.id, tenant_id, live, self.inner.db.clone(), next_seq);
+        let live = self.inner.hub.register(run.id, tenant_id, next_seq, next_seq - 1);
+        let log = EventLog::new(live, self.inner.db.clone(), next_seq, next_seq - 1);
         // The key that started the run pays for it and acts in its audit entries, not the approver.
         let mut plan = TurnPlan::new(run, tenant_id, session_id, transcript.api_key_id, resolved, Instant::now());
         plan.workspace_id = workspace_id;

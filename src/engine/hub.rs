@@ -1,64 +1,94 @@
 //! Runs being executed by this process: their events so far (in memory, so followers never wait on the
-//! database) and their cancellation switch. A run leaves the hub once its terminal event is persisted;
-//! from then on followers read `run_events`.
+//! database; deltas joined, so a long answer costs little more than its text) and their cancellation
+//! switch. A run leaves the hub once its terminal event is persisted; from then on followers read
+//! `run_events`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use tokio::sync::watch;
+use tokio::sync::{OwnedMutexGuard, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::ids::{RunId, TenantId};
+use crate::runs::coalesce::{Coalesced, Entry};
 use crate::runs::events::RunEvent;
 
 #[derive(Debug)]
 pub struct LiveRun {
+    pub run_id: RunId,
     pub tenant_id: TenantId,
     /// The first event this process publishes: 1, or where a resumed run continues. Earlier events are
     /// only in `run_events`.
     pub first_seq: i64,
-    events: Mutex<Vec<RunEvent>>,
-    /// The number of events published; followers wait for it to change.
-    published: watch::Sender<usize>,
+    events: Mutex<Coalesced>,
+    /// The number of the last event published; followers wait for it to change.
+    published: watch::Sender<i64>,
     pub cancel: CancellationToken,
+    /// The number of the last event in `run_events`. Whoever writes the run's events holds it for the
+    /// whole transaction: the process's writer, or the turn's closing write, which so waits for a write
+    /// under way and starts where it ended.
+    stored_through: Arc<tokio::sync::Mutex<i64>>,
+    /// Set once the run's own closing write began (or the run ended elsewhere): the writer leaves it.
+    writer_done: AtomicBool,
 }
 
 impl LiveRun {
-    fn new(tenant_id: TenantId, first_seq: i64) -> Self {
+    fn new(run_id: RunId, tenant_id: TenantId, first_seq: i64, stored_through: i64) -> Self {
         Self {
+            run_id,
             tenant_id,
             first_seq,
-            events: Mutex::new(Vec::new()),
+            events: Mutex::new(Coalesced::default()),
             published: watch::Sender::new(0),
             cancel: CancellationToken::new(),
+            stored_through: Arc::new(tokio::sync::Mutex::new(stored_through)),
+            writer_done: AtomicBool::new(false),
         }
     }
 
     pub fn publish(&self, event: RunEvent) {
-        let count = {
-            let mut events = self.events.lock().unwrap_or_else(PoisonError::into_inner);
-            events.push(event);
-            events.len()
-        };
-        self.published.send_replace(count);
+        let seq = event.seq;
+        self.events.lock().unwrap_or_else(PoisonError::into_inner).push(event);
+        self.published.send_replace(seq);
     }
 
-    /// Events with `seq > after`. Events are published in increasing `seq`, so this is a binary search,
-    /// not a scan: followers call it on every wake-up of a long stream.
+    /// Events with `seq > after`, one by one as they were published.
     pub fn events_after(&self, after: i64) -> Vec<RunEvent> {
-        let events = self.events.lock().unwrap_or_else(PoisonError::into_inner);
-        let start = events.partition_point(|event| event.seq <= after);
-        events[start..].to_vec()
+        self.events.lock().unwrap_or_else(PoisonError::into_inner).events_after(after)
+    }
+
+    /// The published events with `seq > after` as a write stores them (deltas joined).
+    pub fn entries_after(&self, after: i64) -> Vec<Entry> {
+        self.events.lock().unwrap_or_else(PoisonError::into_inner).entries_after(after)
     }
 
     /// The sequence number of the last published event (0 before any).
     pub fn last_seq(&self) -> i64 {
-        self.events.lock().unwrap_or_else(PoisonError::into_inner).last().map_or(0, |event| event.seq)
+        self.events.lock().unwrap_or_else(PoisonError::into_inner).last_seq()
     }
 
-    pub fn subscribe(&self) -> watch::Receiver<usize> {
+    pub fn subscribe(&self) -> watch::Receiver<i64> {
         self.published.subscribe()
+    }
+
+    /// The right to write the run's events, once no write is under way; holds what is stored already.
+    pub async fn write_turn(&self) -> OwnedMutexGuard<i64> {
+        Arc::clone(&self.stored_through).lock_owned().await
+    }
+
+    /// The right to write, if nobody is writing now (the writer does not wait for a closing run).
+    pub fn try_write_turn(&self) -> Option<OwnedMutexGuard<i64>> {
+        Arc::clone(&self.stored_through).try_lock_owned().ok()
+    }
+
+    /// From now on the process's writer leaves this run alone: its closing write takes over.
+    pub fn end_writer(&self) {
+        self.writer_done.store(true, Ordering::SeqCst);
+    }
+
+    pub fn writer_done(&self) -> bool {
+        self.writer_done.load(Ordering::SeqCst)
     }
 }
 
@@ -71,8 +101,9 @@ pub struct Hub {
 }
 
 impl Hub {
-    pub fn register(&self, run_id: RunId, tenant_id: TenantId, first_seq: i64) -> Arc<LiveRun> {
-        let live = Arc::new(LiveRun::new(tenant_id, first_seq));
+    /// Registers a run executed here from `first_seq` on, its events through `stored_through` written.
+    pub fn register(&self, run_id: RunId, tenant_id: TenantId, first_seq: i64, stored_through: i64) -> Arc<LiveRun> {
+        let live = Arc::new(LiveRun::new(run_id, tenant_id, first_seq, stored_through));
         self.runs.lock().unwrap_or_else(PoisonError::into_inner).insert(run_id, Arc::clone(&live));
         live
     }
@@ -81,6 +112,15 @@ impl Hub {
     pub fn get(&self, run_id: RunId, tenant_id: TenantId) -> Option<Arc<LiveRun>> {
         let runs = self.runs.lock().unwrap_or_else(PoisonError::into_inner);
         runs.get(&run_id).filter(|live| live.tenant_id == tenant_id).cloned()
+    }
+
+    /// Every run executing here now.
+    pub fn live_runs(&self) -> Vec<Arc<LiveRun>> {
+        self.runs.lock().unwrap_or_else(PoisonError::into_inner).values().cloned().collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.runs.lock().unwrap_or_else(PoisonError::into_inner).is_empty()
     }
 
     /// Cancels the run if this process executes it (another process was asked to cancel it); true if so.

@@ -5,6 +5,7 @@ mod agents;
 mod approvals;
 mod checks;
 pub mod event_log;
+mod event_writer;
 mod follow;
 mod history;
 pub mod hub;
@@ -91,7 +92,8 @@ pub enum EngineError {
     Database(#[from] sqlx::Error),
 }
 
-/// Writes a run's first event (in the caller's transaction, committed with the run's start).
+/// Writes a run's first event (in the caller's transaction, committed with the run's start) and reserves
+/// the numbers of the events after it, so that its answer streams without waiting on the database.
 async fn record_start(
     transaction: &mut sqlx::PgConnection,
     tenant_id: TenantId,
@@ -108,7 +110,8 @@ async fn record_start(
             model: resolved.model.clone(),
         },
     };
-    runs::store::insert_events(transaction, tenant_id, std::slice::from_ref(&started)).await?;
+    runs::store::insert_events(&mut *transaction, tenant_id, std::slice::from_ref(&started)).await?;
+    runs::store::reserve_seq(transaction, run_id, started.seq + event_log::RESERVE_AHEAD).await?;
     Ok(started)
 }
 
@@ -123,9 +126,10 @@ async fn rate_limits_give_back(pool: &PgPool, reservation: &TokenReservation) {
 /// Registers the run as executed here, publishes its first event, and returns its log for the rest.
 fn go_live(inner: &Inner, tenant_id: TenantId, started: RunEvent) -> EventLog {
     let run_id = started.run_id;
-    let live = inner.hub.register(run_id, tenant_id, started.seq);
+    let (first, reserved_through) = (started.seq, started.seq + event_log::RESERVE_AHEAD);
+    let live = inner.hub.register(run_id, tenant_id, first, first);
     live.publish(started);
-    EventLog::new(run_id, tenant_id, live, inner.db.clone(), 2)
+    EventLog::new(live, inner.db.clone(), first + 1, reserved_through)
 }
 
 /// A validated user message for a turn.
@@ -296,6 +300,7 @@ impl Engine {
         };
         let engine = Self { inner: Arc::new(inner) };
         engine.keep_presence();
+        engine.inner.background.spawn(event_writer::run(Arc::clone(&engine.inner)));
         Ok(engine)
     }
 

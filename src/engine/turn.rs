@@ -113,7 +113,6 @@ pub async fn execute(inner: Arc<Inner>, plan: TurnPlan, mut log: EventLog, resum
     let stop = tokio::select! {
         biased;
         () = cancelled.cancelled() => Stop::Ended(Ending::Cancelled),
-        never = keep_alive(&inner, &plan, &cancelled) => match never {},
         result = stream_answer(&inner, &plan, &mut log, &mut answer, resume) => match result {
             Ok(paused) if !paused.is_empty() => Stop::Paused(paused),
             Ok(_) => Stop::Ended(Ending::Completed),
@@ -145,9 +144,24 @@ pub async fn execute(inner: Arc<Inner>, plan: TurnPlan, mut log: EventLog, resum
         Stop::Paused(_) if cancelled.is_cancelled() && !inner.hub.is_shutting_down() => Stop::Ended(Ending::Cancelled),
         stop => stop,
     };
-    let recorded = match &stop {
-        Stop::Paused(calls) => record_pause(&inner, &plan, &mut log, &answer, calls).await,
-        Stop::Ended(ending) => record(&inner, &plan, &mut log, &answer, ending).await,
+    log.take_over_writing().await;
+    // The outcome is only in memory until recorded: a database that is briefly out of reach (its pool
+    // exhausted under a burst, or a restart) is waited for a little before the run is given up as
+    // failed. A try whose commit was acknowledged nowhere is found by the next (`ended_elsewhere`).
+    let mut retry_in = RECORD_RETRY_FIRST;
+    let recorded = loop {
+        let recorded = match &stop {
+            Stop::Paused(calls) => record_pause(&inner, &plan, &mut log, &answer, calls).await,
+            Stop::Ended(ending) => record(&inner, &plan, &mut log, &answer, ending).await,
+        };
+        match recorded {
+            Err(error) if crate::db::is_unavailable(&error) && retry_in <= RECORD_RETRY_LAST => {
+                tracing::warn!(run_id = %plan.run_id, %error, retry_in_ms = retry_in.as_millis(), "could not record the end of a run yet");
+                tokio::time::sleep(retry_in).await;
+                retry_in *= 2;
+            }
+            recorded => break recorded,
+        }
     };
     if let Err(error) = recorded {
         tracing::error!(run_id = %plan.run_id, %error, "could not record the end of a run");
@@ -161,31 +175,9 @@ pub async fn execute(inner: Arc<Inner>, plan: TurnPlan, mut log: EventLog, resum
     inner.hub.remove(plan.run_id, log.live());
 }
 
-/// How often a running turn proves it is alive; the sweeper closes runs silent for a minute.
-const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
-
-/// Refreshes the run's heartbeat until the turn ends (it never returns by itself). A run that ended
-/// meanwhile (cancelled from another process) is cancelled here too.
-async fn keep_alive(
-    inner: &Inner,
-    plan: &TurnPlan,
-    cancel: &tokio_util::sync::CancellationToken,
-) -> std::convert::Infallible {
-    loop {
-        tokio::time::sleep(HEARTBEAT_EVERY).await;
-        let beat = async {
-            let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
-            let open = crate::runs::store::heartbeat(&mut transaction, plan.run_id).await?;
-            transaction.commit().await?;
-            Ok::<_, sqlx::Error>(open)
-        };
-        match beat.await {
-            Ok(true) => {}
-            Ok(false) => cancel.cancel(),
-            Err(error) => tracing::warn!(run_id = %plan.run_id, %error, "could not record the run's heartbeat"),
-        }
-    }
-}
+/// The waits between tries to record a run's end while the database is out of reach: 0.5, 1, 2 and 4 s.
+const RECORD_RETRY_FIRST: Duration = Duration::from_millis(500);
+const RECORD_RETRY_LAST: Duration = Duration::from_secs(4);
 
 /// When another process already ended the run (a cancel of a run executing here), nothing more is
 /// recorded; followers here get its terminal event. True when that was the case.

@@ -1,6 +1,7 @@
 //! Runs: one execution of the engine (a chat turn or an agent run), its status, and its ordered events
 //! (`events.rs`, the vocabulary every door streams) in `run_events`.
 
+pub mod coalesce;
 pub mod events;
 pub mod executor;
 pub mod store;

@@ -5,6 +5,7 @@ use sqlx::{PgConnection, Postgres, QueryBuilder};
 use super::{ExecutorId, Run, RunKind, RunStatus};
 use crate::ids::{RunId, SessionId, TenantId};
 use crate::providers::FinishReason;
+use crate::runs::coalesce::{self, Deltas, Entry};
 use crate::runs::events::{EventKind, RunEvent};
 
 const RUN_COLUMNS: &str = "id, session_id, kind, status, provider, model, is_byok, error_code, error_message, \
@@ -92,25 +93,64 @@ pub async fn insert_events(
     tenant_id: TenantId,
     events: &[RunEvent],
 ) -> Result<(), sqlx::Error> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    let mut query = QueryBuilder::<Postgres>::new("INSERT INTO run_events (tenant_id, run_id, seq, event_type, data) ");
-    query.push_values(events, |mut row, event| {
-        row.push_bind(tenant_id)
-            .push_bind(event.run_id)
-            .push_bind(event.seq)
-            .push_bind(event.kind.name())
-            .push_bind(sqlx::types::Json(&event.kind));
-    });
-    // A batch whose commit was acknowledged nowhere (the connection broke at that moment) may be
-    // written already: the same events again are no conflict.
-    query.push(" ON CONFLICT (run_id, seq) DO NOTHING");
-    query.build().execute(&mut *connection).await?;
+    let entries: Vec<Entry> = events.iter().cloned().map(Entry::Event).collect();
+    insert_entries(connection, tenant_id, &entries).await?;
     let runs: std::collections::BTreeSet<RunId> = events.iter().map(|event| event.run_id).collect();
     for run_id in runs {
         notify(&mut *connection, EVENTS_CHANNEL, run_id).await?;
     }
+    Ok(())
+}
+
+/// Writes events and joined deltas (one row each), without notifying anyone: the caller does, once.
+pub async fn insert_entries(
+    connection: &mut PgConnection,
+    tenant_id: TenantId,
+    entries: &[Entry],
+) -> Result<(), sqlx::Error> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let mut query = QueryBuilder::<Postgres>::new(
+        "INSERT INTO run_events (tenant_id, run_id, seq, event_type, data, delta_pieces) ",
+    );
+    query.push_values(entries, |mut row, entry| {
+        row.push_bind(tenant_id);
+        match entry {
+            Entry::Event(event) => row
+                .push_bind(event.run_id)
+                .push_bind(event.seq)
+                .push_bind(event.kind.name())
+                .push_bind(sqlx::types::Json(&event.kind))
+                .push_bind(None::<Vec<i32>>),
+            Entry::Deltas(deltas) => {
+                let joined = EventKind::MessageDelta { text: deltas.text.clone() };
+                row.push_bind(deltas.run_id)
+                    .push_bind(deltas.last_seq())
+                    .push_bind(joined.name())
+                    .push_bind(sqlx::types::Json(joined))
+                    .push_bind(Some(deltas.piece_lengths()))
+            }
+        };
+    });
+    // A batch whose commit was acknowledged nowhere (the connection broke at that moment) may be
+    // written already: the same rows again are no conflict, and readers skip what overlaps.
+    query.push(" ON CONFLICT (run_id, seq) DO NOTHING");
+    query.build().execute(&mut *connection).await?;
+    Ok(())
+}
+
+/// Tells the followers of each run, in every process, that it has new events (at commit).
+pub async fn notify_events(connection: &mut PgConnection, runs: &[RunId]) -> Result<(), sqlx::Error> {
+    if runs.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = runs.iter().map(ToString::to_string).collect();
+    sqlx::query("SELECT pg_notify($1, id) FROM unnest($2::text[]) AS id")
+        .bind(EVENTS_CHANNEL)
+        .bind(ids)
+        .execute(connection)
+        .await?;
     Ok(())
 }
 
@@ -149,20 +189,37 @@ struct EventRow {
     run_id: RunId,
     seq: i64,
     data: sqlx::types::Json<EventKind>,
+    delta_pieces: Option<Vec<i32>>,
 }
 
+impl EventRow {
+    fn into_entry(self) -> Result<Entry, sqlx::Error> {
+        match (self.data.0, self.delta_pieces) {
+            (EventKind::MessageDelta { text }, Some(pieces)) => {
+                let deltas = Deltas::from_stored(self.run_id, self.seq, text, &pieces)
+                    .map_err(|error| sqlx::Error::Decode(Box::new(error)))?;
+                Ok(Entry::Deltas(deltas))
+            }
+            (kind, _) => Ok(Entry::Event(RunEvent { run_id: self.run_id, seq: self.seq, kind })),
+        }
+    }
+}
+
+/// The run's events numbered after `after`, one by one (joined deltas given back piece by piece).
 pub async fn events_after(
     connection: &mut PgConnection,
     run_id: RunId,
     after: i64,
 ) -> Result<Vec<RunEvent>, sqlx::Error> {
-    let rows: Vec<EventRow> =
-        sqlx::query_as("SELECT run_id, seq, data FROM run_events WHERE run_id = $1 AND seq > $2 ORDER BY seq")
-            .bind(run_id)
-            .bind(after)
-            .fetch_all(connection)
-            .await?;
-    Ok(rows.into_iter().map(|row| RunEvent { run_id: row.run_id, seq: row.seq, kind: row.data.0 }).collect())
+    let rows: Vec<EventRow> = sqlx::query_as(
+        "SELECT run_id, seq, data, delta_pieces FROM run_events WHERE run_id = $1 AND seq > $2 ORDER BY seq",
+    )
+    .bind(run_id)
+    .bind(after)
+    .fetch_all(connection)
+    .await?;
+    let entries = rows.into_iter().map(EventRow::into_entry).collect::<Result<Vec<_>, _>>()?;
+    Ok(coalesce::expand(entries, after))
 }
 
 /// The next sequence number for a run whose events are only in the database.
@@ -231,25 +288,26 @@ pub async fn settle_reserved_seq(connection: &mut PgConnection, run_id: RunId, l
 /// The text a run streamed, as far as its events were written (for the answer of a run whose process
 /// died mid-way).
 pub async fn streamed_text(connection: &mut PgConnection, run_id: RunId) -> Result<String, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT coalesce(string_agg(data->>'text', '' ORDER BY seq), '') FROM run_events \
-         WHERE run_id = $1 AND event_type = 'message.delta'",
-    )
-    .bind(run_id)
-    .fetch_one(connection)
-    .await
+    let events = events_after(connection, run_id, 0).await?;
+    Ok(events
+        .into_iter()
+        .filter_map(|event| match event.kind {
+            EventKind::MessageDelta { text } => Some(text),
+            _ => None,
+        })
+        .collect())
 }
 
-/// Marks a run as still being executed; false when it has ended meanwhile (another process cancelled
-/// or closed it), and its executor should stop.
-pub async fn heartbeat(connection: &mut PgConnection, id: RunId) -> Result<bool, sqlx::Error> {
-    let updated = sqlx::query(
-        "UPDATE runs SET heartbeat_at = now() WHERE id = $1 AND status NOT IN ('succeeded', 'failed', 'cancelled')",
+/// Marks runs of the transaction's tenant as still being executed; returns those still open (a run
+/// another process ended meanwhile is not, and its executor should stop).
+pub async fn heartbeat_all(connection: &mut PgConnection, ids: &[RunId]) -> Result<Vec<RunId>, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE runs SET heartbeat_at = now() \
+         WHERE id = ANY($1) AND status NOT IN ('succeeded', 'failed', 'cancelled') RETURNING id",
     )
-    .bind(id)
-    .execute(connection)
-    .await?;
-    Ok(updated.rows_affected() == 1)
+    .bind(ids)
+    .fetch_all(connection)
+    .await
 }
 
 /// Unfinished runs, of any tenant, whose executor died (its lock is gone) or has not proved alive for

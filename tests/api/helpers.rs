@@ -359,7 +359,7 @@ pub async fn assert_error(response: reqwest::Response, status: u16, code: &str) 
 }
 
 /// One Server-Sent Event as a client sees it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SseEvent {
     pub id: String,
     pub event: String,

@@ -60,6 +60,40 @@ async fn a_client_that_disconnects_mid_stream_resumes_with_last_event_id_without
     assert_eq!(messages[1]["content"], expected.join(" "), "the run finished and was recorded without its client");
 }
 
+/// Deltas are stored joined (a row per write, not per token), yet a finished run's stream, replayed from
+/// any `Last-Event-ID`, is exactly the live stream from there: the same ids, events and text.
+#[tokio::test]
+async fn a_finished_run_replays_exactly_as_it_streamed_from_every_last_event_id() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("acme").await;
+    app.configure(&tenant, json!({"default_provider": "openai"})).await;
+    let session = app.create_session(&tenant.admin_key).await;
+    let words: Vec<String> = (0..60).map(|index| format!("naïve{index}🦀")).collect();
+    app.mock.push(Reply { text: words.join(" "), chunk_delay: Duration::from_millis(5), ..Reply::default() });
+
+    let live = app.stream_turn(&tenant.admin_key, &session, "tell me a story").await;
+    let run_id = live[0].data["run_id"].as_str().unwrap().to_owned();
+    assert_well_formed(&live, &run_id, 1);
+    assert_eq!(streamed_text(&live), words.join(" "));
+    let deltas = live.iter().filter(|event| event.event == "message.delta").count();
+
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM run_events WHERE run_id = $1::uuid")
+        .bind(&run_id)
+        .fetch_one(&app.owner_db)
+        .await
+        .unwrap();
+    assert!(rows < i64::try_from(deltas / 4).unwrap(), "{deltas} deltas stored in {rows} rows");
+
+    for after in 0..=live.len() {
+        let mut request = app.get(&format!("/api/v1/runs/{run_id}/events"), &tenant.admin_key);
+        if after > 0 {
+            request = request.header("last-event-id", after.to_string());
+        }
+        let replayed = read_sse(request.send().await.unwrap()).await;
+        assert_eq!(replayed, live[after..].to_vec(), "replayed after event {after}");
+    }
+}
+
 #[tokio::test]
 async fn a_run_whose_client_left_still_completes_and_is_recorded() {
     let app = TestApp::spawn().await;

@@ -60,7 +60,7 @@ fn binary(name: &str) -> anyhow::Result<PathBuf> {
 pub struct Mock {
     pub url: String,
     /// Killed when dropped.
-    _child: Child,
+    child: Child,
 }
 
 impl Mock {
@@ -76,7 +76,11 @@ impl Mock {
         if let Some(pid) = child.id() {
             pinning.pin(pid, Pinning::CLIENT_CORE).await;
         }
-        Ok(Self { url, _child: child })
+        Ok(Self { url, child })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().unwrap_or_default()
     }
 
     pub fn openai_base(&self) -> String {

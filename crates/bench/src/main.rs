@@ -2,7 +2,7 @@
 //! peer proxy, in one run, with one open-loop load generator. See `crates/bench/README.md`.
 //!
 //! Usage: `switchboard-bench [--quick] [--pin] [--only SUITE,…] [--no-peer] [--no-search-index] [--traces]`
-//! Suites, in the order they run: streams, ingestion, retrieval, turns, passthrough, checks.
+//! Suites, in the order they run: streams, memory, ingestion, retrieval, turns, passthrough, checks.
 
 mod corpus;
 mod env;
@@ -24,7 +24,7 @@ use env::{Database, Mock, Pinning, Service, Tenant};
 use report::Results;
 use suites::{checks, ingestion, passthrough, retrieval, streams, turns};
 
-const SUITES: [&str; 6] = ["streams", "ingestion", "retrieval", "turns", "passthrough", "checks"];
+const SUITES: [&str; 7] = ["streams", "memory", "ingestion", "retrieval", "turns", "passthrough", "checks"];
 const SEED: u64 = 20_261_129;
 
 /// How big each benchmark is: the full suite, or a smoke test of the harness.
@@ -40,6 +40,7 @@ struct Sizes {
     passthrough: passthrough::Plan,
     checks: checks::Plan,
     streams: Vec<usize>,
+    memory_streams: Vec<usize>,
 }
 
 impl Sizes {
@@ -62,6 +63,7 @@ impl Sizes {
             passthrough: passthrough::Plan { sequential: 200, levels: vec![100, 1000], seconds: 3.0 },
             checks: checks::Plan { requests: 1000, rounds: 1000 },
             streams: vec![1000, 2000, 4000],
+            memory_streams: vec![1000, 5000, 10_000],
         }
     }
 
@@ -83,6 +85,7 @@ impl Sizes {
             passthrough: passthrough::Plan { sequential: 20, levels: vec![20], seconds: 1.0 },
             checks: checks::Plan { requests: 200, rounds: 1000 },
             streams: vec![50],
+            memory_streams: vec![100],
         }
     }
 }
@@ -199,11 +202,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
     }
 
     // First, on a fresh service, so that its memory growth is the streams' alone.
-    if wants("streams") {
-        eprintln!("concurrent streams…");
-        let tenant = Tenant::create(&client, &service, "streams", &stream_mock).await?;
-        results.streams = streams::run(&client, &service, &tenant, &sizes.streams).await?;
-    }
+    stream_suites(&client, &service, &database, &stream_mock, &sizes, pinning, &wants, &mut results).await?;
 
     if wants("ingestion") {
         let one_word = Tenant::create(&client, &service, "one-word", &fast).await?;
@@ -424,4 +423,34 @@ fn cpu_model() -> String {
             })
         })
         .unwrap_or_else(|| "unknown CPU".to_owned())
+}
+
+/// The streams and memory suites, each on a tenant of its own.
+#[expect(clippy::too_many_arguments, reason = "the run's shared parts, passed as they are")]
+async fn stream_suites(
+    client: &reqwest::Client,
+    service: &Service,
+    database: &Database,
+    stream_mock: &Mock,
+    sizes: &Sizes,
+    pinning: Pinning,
+    wants: &impl Fn(&str) -> bool,
+    results: &mut Results,
+) -> anyhow::Result<()> {
+    let postmaster = database.server.pid().unwrap_or_default();
+    if wants("streams") {
+        eprintln!("concurrent streams…");
+        let tenant = Tenant::create(client, service, "streams", stream_mock).await?;
+        results.streams = streams::run(client, service, &tenant, stream_mock, postmaster, &sizes.streams, None).await?;
+    }
+    if wants("memory") {
+        eprintln!("many open streams…");
+        // 60 tokens 1.5 s apart: a 90-second answer, open while the level's other streams start.
+        let long_mock = Mock::start(60, Duration::from_millis(1500), pinning).await?;
+        let tenant = Tenant::create(client, service, "memory", &long_mock).await?;
+        let rate = Some(streams::MEMORY_STARTS_PER_SECOND);
+        results.memory =
+            streams::run(client, service, &tenant, &long_mock, postmaster, &sizes.memory_streams, rate).await?;
+    }
+    Ok(())
 }

@@ -23,6 +23,7 @@ pub struct Results {
     /// Why the peer was not measured, when it was not.
     pub peer_missing: Option<String>,
     pub streams: Vec<streams::Level>,
+    pub memory: Vec<streams::Level>,
     pub notes: Vec<String>,
 }
 
@@ -75,7 +76,19 @@ impl Results {
         self.passthrough_tables(&mut out);
         self.checks_tables(&mut out);
         self.turn_tables(&mut out);
-        self.stream_table(&mut out);
+        stream_table(
+            &mut out,
+            "## 3. Concurrent slow streams (200 tokens, 20 ms apart; all started within 1 s)",
+            &self.streams,
+        );
+        stream_table(
+            &mut out,
+            &format!(
+                "## 3b. Many open streams (60 tokens, 1.5 s apart; {} started per second, so each level's are open together)",
+                crate::suites::streams::MEMORY_STARTS_PER_SECOND
+            ),
+            &self.memory,
+        );
         self.retrieval_table(&mut out);
         self.ingestion_table(&mut out);
         for note in &self.notes {
@@ -271,34 +284,6 @@ impl Results {
         );
     }
 
-    fn stream_table(&self, out: &mut String) {
-        if self.streams.is_empty() {
-            return;
-        }
-        let _ = writeln!(
-            out,
-            "## 3. Concurrent slow streams (200 tokens, 20 ms apart; all started within 1 s)\n\n| streams | errors | total p50 | total p99 | RSS before (MiB) | RSS peak (MiB) | KiB per stream |\n|---|---|---|---|---|---|---|"
-        );
-        for level in &self.streams {
-            let _ = writeln!(
-                out,
-                "| {} | {}/{} | {} | {} | {:.0} | {:.0} | {:.1} |",
-                level.streams,
-                level.summary.errors,
-                level.summary.requests,
-                p(level.summary.total_ms, |p| p.p50),
-                p(level.summary.total_ms, |p| p.p99),
-                level.rss_before_mib,
-                level.rss_peak_mib,
-                level.kib_per_stream
-            );
-        }
-        if let Some(level) = self.streams.iter().find(|level| !level.summary.error_examples.is_empty()) {
-            let _ = writeln!(out, "\nErrors at {}: {:?}", level.streams, level.summary.error_examples);
-        }
-        out.push('\n');
-    }
-
     fn retrieval_table(&self, out: &mut String) {
         if self.retrieval.is_empty() {
             return;
@@ -363,4 +348,36 @@ impl Results {
         }
         out.push('\n');
     }
+}
+
+fn stream_table(out: &mut String, title: &str, levels: &[streams::Level]) {
+    if levels.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "{title}\n\n| streams | errors | total p50 | total p99 | RSS before (MiB) | RSS peak (MiB) | KiB per stream | CPU ms per stream: service | database | mock | generator |\n|---|---|---|---|---|---|---|---|---|---|---|"
+    );
+    for level in levels {
+        let _ = writeln!(
+            out,
+            "| {} | {}/{} | {} | {} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            level.streams,
+            level.summary.errors,
+            level.summary.requests,
+            p(level.summary.total_ms, |p| p.p50),
+            p(level.summary.total_ms, |p| p.p99),
+            level.rss_before_mib,
+            level.rss_peak_mib,
+            level.kib_per_stream,
+            level.service_cpu_ms,
+            level.database_cpu_ms,
+            level.mock_cpu_ms,
+            level.generator_cpu_ms
+        );
+    }
+    if let Some(level) = levels.iter().find(|level| !level.summary.error_examples.is_empty()) {
+        let _ = writeln!(out, "\nErrors at {}: {:?}", level.streams, level.summary.error_examples);
+    }
+    out.push('\n');
 }
