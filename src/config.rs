@@ -83,6 +83,9 @@ pub struct Config {
     /// How often this process sweeps what tenants' retention settings no longer keep
     /// (`SWITCHBOARD_RETENTION_INTERVAL_SECS`, default 3600).
     pub retention_interval: std::time::Duration,
+    /// How webhook deliveries are sent and retried: the first wait after a failed attempt is
+    /// `SWITCHBOARD_WEBHOOK_RETRY_BASE_MS` (default 30000), doubling to at most 4 hours, for 24 hours.
+    pub webhooks: crate::webhooks::deliver::WebhookSettings,
 }
 
 impl Config {
@@ -147,8 +150,7 @@ impl Config {
             })
             .transpose()?;
         let metrics_tenants = metrics_tenants()?;
-        let demo = demo_mode(&listen)?;
-        let rate_limits = rate_limits()?;
+        let (demo, rate_limits) = (demo_mode(&listen)?, rate_limits()?);
         Ok(Self {
             demo,
             web_assets_dir: env("SWITCHBOARD_WEB_DIR").map(PathBuf::from),
@@ -166,6 +168,7 @@ impl Config {
                 None => 10,
             }),
             retention_interval: seconds("SWITCHBOARD_RETENTION_INTERVAL_SECS", std::time::Duration::from_secs(3600))?,
+            webhooks: webhook_settings()?,
             tools,
             embedding_endpoints: embedding_endpoints(&platform_providers),
             embedding_model,
@@ -348,6 +351,16 @@ fn positive(name: &'static str, unit: &str, default: usize) -> Result<usize, Con
         .ok()
         .filter(|number| *number > 0)
         .ok_or_else(|| ConfigError::Invalid { name, reason: format!("expected a positive number of {unit}") })
+}
+
+/// How webhook deliveries are retried: `SWITCHBOARD_WEBHOOK_RETRY_BASE_MS` (a positive number of milliseconds,
+/// default 30000) is the first wait after a failed attempt; the rest are the defaults.
+fn webhook_settings() -> Result<crate::webhooks::deliver::WebhookSettings, ConfigError> {
+    let base = positive("SWITCHBOARD_WEBHOOK_RETRY_BASE_MS", "milliseconds", 30_000)?;
+    Ok(crate::webhooks::deliver::WebhookSettings {
+        retry_base: std::time::Duration::from_millis(u64::try_from(base).unwrap_or(u64::MAX)),
+        ..crate::webhooks::deliver::WebhookSettings::default()
+    })
 }
 
 /// A positive whole number of seconds from `name`, or `default` when it is unset.

@@ -77,3 +77,15 @@ define_id!(
     ChangesetId
 );
 define_id!(ArtifactId);
+define_id!(
+    /// Someone's rating of an answer (`message_feedback`).
+    FeedbackId
+);
+define_id!(
+    /// A tenant's webhook destination.
+    WebhookId
+);
+define_id!(
+    /// One event queued for one webhook destination; its `webhook-id` header is derived from it.
+    DeliveryId
+);

@@ -27,6 +27,8 @@ pub mod engine;
 pub mod runs;
 /// Conversations and their messages.
 pub mod conversations;
+/// Feedback on answers (thumbs up or down, comment, tags), kept with what made the answer; exported as JSONL.
+pub mod feedback;
 /// The integration door's domain: conversations per external user, conversations sent whole.
 pub mod integration;
 /// Workspaces of the IDE door, their files and the agent runs' built-in tools.
@@ -69,6 +71,8 @@ pub mod retention;
 pub mod auth;
 /// The append-only audit trail.
 pub mod audit;
+/// Webhooks: tenants' destinations, deliveries queued with each fact, signed, retried and logged by every process.
+pub mod webhooks;
 
 // Leaves.
 /// Connections, tenant-bound transactions, migrations, the embedded PostgreSQL.

@@ -127,6 +127,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     );
     engine.start_workers(4);
     crate::retention::spawn(engine.background(), database.app.clone(), config.retention_interval);
+    crate::webhooks::deliver::spawn(
+        engine.background(),
+        database.app.clone(),
+        Arc::clone(&keys),
+        &outbound,
+        config.webhooks.clone(),
+    );
     let state = crate::http::AppState {
         db: database.app.clone(),
         engine: engine.clone(),

@@ -316,9 +316,13 @@
       this.sourceList = el('ol', { class: 'source-list' });
       this.sources = el('div', { class: 'sources', hidden: true }, el('div', { class: 'sources-title' }, 'Sources'), this.sourceList);
       this.note = el('div', { class: 'note', hidden: true });
+      // Thumbs up and down, shown once the answer is stored (its message id is known).
+      this.feedbackNote = el('span', { class: 'feedback-note', role: 'status', 'data-testid': 'feedback-note' });
+      this.feedback = el('div', { class: 'feedback', role: 'group', 'aria-label': 'Was this answer helpful?',
+        'data-testid': 'feedback', hidden: true });
       // aria-busy: screen readers wait for the finished answer instead of reading every frame's re-render.
       this.root = el('div', { class: 'msg assistant', 'data-testid': 'message', 'data-role': 'assistant', 'aria-busy': 'true' },
-        this.toolList, this.bubble, this.note, this.sources);
+        this.toolList, this.bubble, this.note, this.sources, this.feedback);
       this.frame = null;
     }
 
@@ -351,6 +355,34 @@
       if (!this.text) this.sources.hidden = true;
       this.root.hidden = !this.text && !note && this.tools.size === 0;
       if (follow) this.widget.scrollToBottom();
+    }
+
+    /**
+     * Offers thumbs up and down on the stored answer `messageId`. A second click replaces the first
+     * rating (the server keeps one per answer per person); the pressed one says which is recorded.
+     */
+    offerFeedback(messageId) {
+      if (!messageId || !this.text) return;
+      const rate = async (rating) => {
+        const buttons = [...this.feedback.querySelectorAll('button')];
+        buttons.forEach((b) => { b.disabled = true; });
+        try {
+          await this.widget.api.json('POST', `/api/v1/messages/${encodeURIComponent(messageId)}/feedback`, { rating });
+          buttons.forEach((b) => b.setAttribute('aria-pressed', String(b.dataset.rating === rating)));
+          this.feedbackNote.textContent = 'Thanks for your feedback.';
+        } catch (error) {
+          this.feedbackNote.textContent = `Your feedback was not saved: ${this.widget.describe(error)}`;
+        } finally {
+          buttons.forEach((b) => { b.disabled = false; });
+        }
+      };
+      // Text glyphs, not SVG: the message list holds no element but text and buttons (the XSS scenario checks).
+      const button = (rating, label, glyph) => el('button', { type: 'button', class: 'rate', 'data-testid': `feedback-${rating}`,
+        'data-rating': rating, 'aria-pressed': 'false', 'aria-label': label, title: label, onclick: () => rate(rating) },
+      el('span', { 'aria-hidden': 'true' }, glyph));
+      this.feedback.replaceChildren(button('up', 'Helpful', '\u{1F44D}'), button('down', 'Not helpful', '\u{1F44E}'),
+        this.feedbackNote);
+      this.feedback.hidden = false;
     }
 
     setCitations(citations) {
@@ -679,6 +711,7 @@
         }
         view.setText(message.content || '');
         view.finish(message.status === 'incomplete' ? 'This answer is incomplete.' : cutNote(message.finish_reason));
+        view.offerFeedback(message.id);
         this.log.append(view.root);
       }
     }
@@ -887,6 +920,7 @@
     endTurn(turn, name, data) {
       turn.ended = true;
       turn.view.finish(name === 'run.cancelled' ? 'Stopped.' : cutNote(data.finish_reason));
+      if (name === 'run.completed') turn.view.offerFeedback(data.message_id);
       this.turn = null;
       if (name === 'run.failed') this.showError(`The answer failed: ${data.message || data.code}`);
       else this.setState('idle');
@@ -1017,6 +1051,11 @@ header { display: flex; align-items: center; gap: 6px; padding: 10px 10px 10px 8
 .tool-detail { color: var(--muted); font-size: 12.5px; margin-top: 3px; overflow-wrap: anywhere; }
 .tool details { margin-top: 4px; font-size: 12px; } .tool summary { color: var(--muted); cursor: pointer; }
 .tool pre { margin: 4px 0 0; padding: 6px 8px; font-size: 11.5px; }
+.feedback { display: flex; align-items: center; gap: 2px; margin: 4px 2px 0; }
+.rate { display: inline-grid; place-items: center; border: 0; background: none; border-radius: 8px; padding: 4px; color: var(--muted); }
+.rate { font-size: 14px; line-height: 1; filter: grayscale(1); opacity: .7; } .rate:hover { background: var(--soft); color: var(--text); }
+.rate:hover, .rate[aria-pressed="true"] { filter: none; opacity: 1; } .rate[aria-pressed="true"] { outline: 1px solid var(--accent); }
+.feedback-note { font-size: 12px; color: var(--muted); margin-left: 6px; }
 .tool-actions { display: flex; gap: 8px; margin-top: 8px; }
 .primary, .secondary { border-radius: 8px; padding: 5px 14px; font-size: 13px; font-weight: 500; border: 1px solid var(--accent); }
 .primary { background: var(--accent); color: var(--accent-text); } .secondary { background: none; color: var(--accent); }

@@ -3,7 +3,7 @@
 //! against every budget the run is under, all or none, in one statement whose row locks order concurrent
 //! calls, so together they never spend past a budget; the run's usage settles the reservations to the
 //! actual cost, and a run that fails, is cancelled or dies releases them. Crossing 50, 80 and 100 % is
-//! audited.
+//! audited, and sent to the tenant's webhooks (`budget.threshold`).
 
 pub mod store;
 
@@ -272,7 +272,27 @@ async fn audit_thresholds(
             "spent_usd": spent.normalize().to_string(), "limit_usd": line.limit_usd.normalize().to_string(),
         }),
     );
-    crate::audit::store::append(connection, by, &entry).await
+    crate::audit::store::append(connection, by, &entry).await?;
+    let threshold = crate::webhooks::events::Event::budget_threshold(
+        budget_name(line.kind),
+        &line.subject,
+        crossed,
+        &period.to_string(),
+        &spent.normalize().to_string(),
+        &line.limit_usd.normalize().to_string(),
+    );
+    crate::webhooks::store::enqueue(connection, by.tenant_id, &[threshold]).await?;
+    Ok(())
+}
+
+/// A budget kind as its JSON names it (`tenant`, `api_key`, `end_user`, `agent_run`).
+fn budget_name(kind: BudgetKind) -> &'static str {
+    match kind {
+        BudgetKind::Tenant => "tenant",
+        BudgetKind::ApiKey => "api_key",
+        BudgetKind::EndUser => "end_user",
+        BudgetKind::AgentRun => "agent_run",
+    }
 }
 
 /// One budget's state this period, for `GET /api/v1/budgets`. Amounts are US dollars, decimal strings.

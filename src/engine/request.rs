@@ -39,6 +39,8 @@ pub(super) async fn build(inner: &Inner, plan: &TurnPlan) -> Result<Built, TurnF
     }
     let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
     let tenant_name = crate::tenants::store::name(&mut transaction, plan.tenant_id).await?;
+    // What the tenant says about itself (`PUT /api/v1/tenant/profile`), in every turn's system prompt.
+    let business_context = crate::tenants::profile::business_context(&mut transaction).await?;
     let mut stored = conversations::store::list_messages(&mut transaction, plan.session_id).await?;
     transaction.commit().await?;
     // A run resumed after an approval answers its own question: later messages are not its history.
@@ -71,7 +73,7 @@ pub(super) async fn build(inner: &Inner, plan: &TurnPlan) -> Result<Built, TurnF
         .system_prompt(&SystemPromptContext {
             tenant_name,
             today: Utc::now().format("%Y-%m-%d").to_string(),
-            business_context: None,
+            business_context,
             citations: &passages,
         })
         .map_err(|error| TurnFailure::Internal(Box::new(error)))?;

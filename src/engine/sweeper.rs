@@ -89,6 +89,9 @@ impl Engine {
                 .map(|(kind, seq)| RunEvent { run_id: run.id, seq, kind })
                 .collect();
             runs::store::insert_events(&mut transaction, tenant_id, &events).await?;
+            let kinds: Vec<EventKind> = events.into_iter().map(|event| event.kind).collect();
+            let run_webhooks = crate::webhooks::of_run(run.id, run.session_id, &kinds);
+            crate::webhooks::store::enqueue(&mut transaction, tenant_id, &run_webhooks).await?;
         }
         transaction.commit().await?;
         Ok(())

@@ -474,6 +474,8 @@ async fn record_pause(
     plan.budgets.settle(&mut transaction, &tools::audit_by(plan), plan.run_id, cost_of(&closing)).await?;
     closing.extend(tools::awaiting_events(&answer.transcript));
     closing.push(EventKind::RunAwaitingApproval { tool_call_ids: calls.to_vec() });
+    let run_webhooks = crate::webhooks::of_run(plan.run_id, Some(plan.session_id), &closing);
+    crate::webhooks::store::enqueue(&mut transaction, plan.tenant_id, &run_webhooks).await?;
     let closing = log.write_closing(&mut transaction, closing).await?;
     let state = serde_json::to_value(&answer.transcript).expect("a transcript serialises");
     crate::runs::store::pause(&mut transaction, plan.run_id, &state).await?;
@@ -560,6 +562,8 @@ async fn record(
         }
     };
     crate::tools::calls::close_open(&mut transaction, plan.run_id).await?;
+    let run_webhooks = crate::webhooks::of_run(plan.run_id, Some(plan.session_id), &closing);
+    crate::webhooks::store::enqueue(&mut transaction, plan.tenant_id, &run_webhooks).await?;
     let closing = log.write_closing(&mut transaction, closing).await?;
     let millis = |since: Instant| i32::try_from(since.duration_since(plan.accepted_at).as_millis()).unwrap_or(i32::MAX);
     crate::runs::store::finish(

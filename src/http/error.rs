@@ -23,6 +23,7 @@ use crate::retrieval::RetrievalError;
 use crate::retrieval::formats::FormatError;
 use crate::tenants::TenantError;
 use crate::tools::ToolError;
+use crate::webhooks::WebhookError;
 use crate::workspaces::WorkspaceError;
 use crate::workspaces::archive::ArchiveError;
 use crate::workspaces::changesets::ChangesetError;
@@ -208,6 +209,7 @@ impl From<TenantError> for ApiError {
     fn from(error: TenantError) -> Self {
         match error {
             TenantError::Invalid(message) => Self::invalid(message),
+            TenantError::Unsupported(message) => Self::bad_request("unsupported_setting", message),
             error @ TenantError::SlugTaken(_) => Self::conflict("slug_taken", error.to_string()),
             TenantError::NotFound => Self::not_found("no such tenant"),
             error @ TenantError::SystemTenant => Self::conflict("system_tenant", error.to_string()),
@@ -218,6 +220,29 @@ impl From<TenantError> for ApiError {
                 ..Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_exports", error.to_string())
             },
             TenantError::Database(error) => Self::database(&error),
+        }
+    }
+}
+
+impl From<crate::tenants::profile::ProfileError> for ApiError {
+    fn from(error: crate::tenants::profile::ProfileError) -> Self {
+        use crate::tenants::profile::ProfileError;
+        match error {
+            ProfileError::Invalid(message) => Self::invalid_code("invalid_profile", message),
+            error @ ProfileError::TooLarge(_) => Self::invalid_code("profile_too_large", error.to_string()),
+            ProfileError::Database(error) => Self::database(&error),
+        }
+    }
+}
+
+impl From<crate::feedback::FeedbackError> for ApiError {
+    fn from(error: crate::feedback::FeedbackError) -> Self {
+        use crate::feedback::FeedbackError;
+        match error {
+            FeedbackError::Invalid(message) => Self::invalid_code("invalid_feedback", message),
+            FeedbackError::MessageNotFound => Self::not_found("no such message"),
+            error @ FeedbackError::NotAnAnswer => Self::invalid_code("not_an_answer", error.to_string()),
+            FeedbackError::Database(error) => Self::database(&error),
         }
     }
 }
@@ -471,6 +496,21 @@ impl From<FormatError> for ApiError {
             error @ (FormatError::TooLarge { .. } | FormatError::TooMuchText) => {
                 Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", error.to_string())
             }
+        }
+    }
+}
+
+impl From<WebhookError> for ApiError {
+    fn from(error: WebhookError) -> Self {
+        match error {
+            WebhookError::Invalid(message) => Self::invalid(message),
+            error @ WebhookError::UnknownEvent(_) => Self::bad_request("unknown_webhook_event", error.to_string()),
+            error @ WebhookError::TooMany => Self::conflict("too_many_webhooks", error.to_string()),
+            WebhookError::NotFound => Self::not_found("no such webhook"),
+            WebhookError::DeliveryNotFound => Self::not_found("no such delivery of this webhook"),
+            error @ WebhookError::Disabled => Self::conflict("webhook_disabled", error.to_string()),
+            WebhookError::Crypto(error) => Self::internal(&error),
+            WebhookError::Database(error) => Self::database(&error),
         }
     }
 }

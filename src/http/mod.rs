@@ -15,6 +15,7 @@ mod documents;
 mod end_users;
 pub mod error;
 mod extract;
+mod feedback;
 mod health;
 mod integration;
 mod json_errors;
@@ -34,12 +35,14 @@ mod sse;
 mod streams;
 mod tenant_config;
 mod tenant_export;
+mod tenant_profile;
 mod tenants;
 mod tool_calls;
 mod uploads;
 mod usage;
 mod views;
 mod web;
+mod webhooks;
 mod widget_tokens;
 mod workspaces;
 
@@ -112,6 +115,7 @@ pub fn router_with_limits(state: AppState, limits: &ClientLimits) -> Router {
         .routes(routes!(rate_limits::get_key, rate_limits::put_key))
         .routes(routes!(rate_limits::get, rate_limits::put))
         .routes(routes!(tenant_config::get, tenant_config::patch))
+        .routes(routes!(tenant_profile::get, tenant_profile::put))
         .routes(routes!(budgets::list))
         .routes(routes!(usage::report))
         .routes(routes!(providers::get, providers::put, providers::delete))
@@ -126,6 +130,8 @@ pub fn router_with_limits(state: AppState, limits: &ClientLimits) -> Router {
         .routes(routes!(conversations::create, conversations::list))
         .routes(routes!(conversations::get, conversations::update, conversations::delete))
         .routes(routes!(conversations::messages, conversations::post_message))
+        .routes(routes!(feedback::give))
+        .routes(routes!(feedback::export))
         .routes(routes!(runs::get))
         .routes(routes!(runs::events))
         .routes(routes!(runs::cancel))
@@ -158,7 +164,11 @@ pub fn router_with_limits(state: AppState, limits: &ClientLimits) -> Router {
         .routes(routes!(changeset_checks::list))
         .routes(routes!(changeset_checks::get))
         .routes(routes!(tool_calls::approve))
-        .routes(routes!(tool_calls::deny));
+        .routes(routes!(tool_calls::deny))
+        .routes(routes!(webhooks::create, webhooks::list))
+        .routes(routes!(webhooks::get, webhooks::update, webhooks::delete))
+        .routes(routes!(webhooks::deliveries))
+        .routes(routes!(webhooks::redeliver));
 
     let mcp = Router::new()
         .fallback_service(mcp::service(&state))

@@ -33,6 +33,7 @@ use super::AppState;
         (name = "workspaces", description = "The IDE door: workspaces, agent runs and their patches."),
         (name = "openai", description = "The OpenAI-compatible door (`/v1`)."),
         (name = "anthropic", description = "The Anthropic-compatible door (`/v1/messages`)."),
+        (name = "webhooks", description = "Webhook destinations, their deliveries and redelivery."),
         (name = "service", description = "Health, metrics and the service's own pages."),
     ),
 )]

@@ -43,6 +43,8 @@ pub struct TenantConfigPatch {
     /// The most steps an agent run takes, or null for the default.
     #[schema(minimum = 1, maximum = 10_000)]
     agent_run_max_steps: Option<i32>,
+    /// Only `false`: runs coordinating several agents are planned, not built, so `true` is refused
+    /// (400 `unsupported_setting`).
     #[schema(nullable = false)]
     multi_agent_enabled: Option<bool>,
     /// Whether searches and turns also read the shared corpus (Switchboard's own documentation, the

@@ -11,6 +11,15 @@ use crate::providers::Passage;
 const SYSTEM: &str = "system.md.j2";
 const TEMPLATES: &[(&str, &str)] = &[(SYSTEM, include_str!("../../prompts/system.md.j2"))];
 
+/// The system prompt template built into this binary, as `name@` and the first 16 hex digits of its
+/// content's SHA-256: what feedback records as the prompt an answer was made with, until tenants have
+/// versioned templates of their own.
+pub fn system_template_id() -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(include_str!("../../prompts/system.md.j2").as_bytes());
+    format!("{SYSTEM}@{}", &hex::encode(digest)[..16])
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("prompt template {template}: {source}")]
 pub struct PromptError {

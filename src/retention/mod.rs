@@ -1,6 +1,7 @@
 //! Retention: what a tenant keeps, and for how long. Conversations (with their runs' text) are deleted a
 //! number of days after their last activity; usage records and audit events after their own, longer
-//! settings (`tenant_configs`, set through `PATCH /api/v1/tenant/config`, checked in `tenants`).
+//! settings (`tenant_configs`, set through `PATCH /api/v1/tenant/config`, checked in `tenants`). Webhook
+//! deliveries that ended (delivered or given up) go with their attempt log after [`WEBHOOK_LOG_DAYS`].
 //!
 //! [`sweep`] is safe in every process at once: each batch is one short transaction that takes its rows
 //! with `FOR UPDATE SKIP LOCKED`, so two sweepers share the work instead of waiting for each other, and a
@@ -20,6 +21,9 @@ use crate::ids::TenantId;
 /// How many rows one transaction deletes: small enough to hold its locks for milliseconds.
 pub const BATCH: i64 = 500;
 
+/// How long a finished webhook delivery and its attempts are kept, for every tenant.
+pub const WEBHOOK_LOG_DAYS: i32 = 30;
+
 /// A tenant's retention, in days; `None` keeps forever.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct Settings {
@@ -38,6 +42,8 @@ pub struct Swept {
     /// Runs without a conversation deleted after the usage retention.
     pub runs_deleted: u64,
     pub audit_events: u64,
+    /// Finished webhook deliveries (with their attempts) past [`WEBHOOK_LOG_DAYS`].
+    pub webhook_deliveries: u64,
 }
 
 impl Swept {
@@ -47,6 +53,7 @@ impl Swept {
         self.usage_records += other.usage_records;
         self.runs_deleted += other.runs_deleted;
         self.audit_events += other.audit_events;
+        self.webhook_deliveries += other.webhook_deliveries;
     }
 
     pub fn is_empty(&self) -> bool {
@@ -110,6 +117,10 @@ pub async fn sweep_tenant(pool: &PgPool, tenant: TenantId, batch: i64) -> Result
         })
         .await?;
     }
+    swept.webhook_deliveries += in_batches(pool, tenant, batch, |transaction| {
+        Box::pin(crate::webhooks::store::delete_finished(transaction, WEBHOOK_LOG_DAYS, batch))
+    })
+    .await?;
     if settings.audit.is_some() {
         swept.audit_events +=
             in_batches(pool, tenant, batch, |transaction| Box::pin(crate::audit::store::expire(transaction, batch)))

@@ -353,6 +353,15 @@ async fn store_document(
         audit_saved(&mut transaction, context, &stored, outcome).await?;
     }
     store::add_to_statistics(&mut transaction, tenant_id, stored.id).await?;
+    let ingested = crate::webhooks::events::Event::document_ingested(&crate::webhooks::events::IngestedDocument {
+        id: stored.id,
+        source_path: &stored.source_path,
+        title: &stored.title,
+        outcome: if outcome == IngestOutcome::Created { "created" } else { "updated" },
+        chunk_count: stored.chunk_count,
+        collection_ids: &stored.collection_ids,
+    });
+    crate::webhooks::store::enqueue(&mut transaction, tenant_id, &[ingested]).await?;
     transaction.commit().await?;
     Ok((stored, outcome))
 }

@@ -5,6 +5,7 @@
 //! own, which outlives the tenant.
 
 pub mod export;
+pub mod profile;
 pub mod secrets;
 pub mod store;
 
@@ -22,6 +23,9 @@ use crate::ids::TenantId;
 pub enum TenantError {
     #[error("{0}")]
     Invalid(String),
+    /// A setting the service knows but cannot honour yet.
+    #[error("{0}")]
+    Unsupported(String),
     #[error("a tenant with slug `{0}` already exists")]
     SlugTaken(String),
     #[error("no such tenant")]
@@ -210,7 +214,15 @@ pub fn parse_config_patch(
             {
                 patch.agent_run_max_steps = Some(steps.as_i64().and_then(|steps| i32::try_from(steps).ok()));
             }
-            ("multi_agent_enabled", Value::Bool(enabled)) => patch.multi_agent_enabled = Some(*enabled),
+            // No coordinator runs several agents yet: a switch that did nothing would be believed.
+            ("multi_agent_enabled", Value::Bool(true)) => {
+                return Err(TenantError::Unsupported(
+                    "multi_agent_enabled cannot be turned on yet: multi-agent runs are planned, not built; only \
+                     false is accepted"
+                        .to_owned(),
+                ));
+            }
+            ("multi_agent_enabled", Value::Bool(false)) => patch.multi_agent_enabled = Some(false),
             ("shared_corpus", Value::Bool(enabled)) => patch.shared_corpus = Some(*enabled),
             (column @ ("conversation_retention_days" | "usage_retention_days" | "audit_retention_days"), days) => {
                 patch.retention.push((retention_column(column), retention_days(column, days)?));
@@ -581,6 +593,12 @@ mod tests {
         assert_eq!(patch.monthly_budget_usd, Some(Some("12.5".to_owned())));
         assert!(parse_config_patch(&fields(serde_json::json!({"default_model": ""}))).is_err());
         assert!(parse_config_patch(&fields(serde_json::json!({"multi_agent_enabled": "yes"}))).is_err());
+        assert!(matches!(
+            parse_config_patch(&fields(serde_json::json!({"multi_agent_enabled": true}))),
+            Err(TenantError::Unsupported(_))
+        ));
+        let off = parse_config_patch(&fields(serde_json::json!({"multi_agent_enabled": false}))).unwrap();
+        assert_eq!(off.multi_agent_enabled, Some(false));
         for too_much in [99_999_999.999_999_9, 1e8, -0.01] {
             assert!(parse_config_patch(&fields(serde_json::json!({"monthly_budget_usd": too_much}))).is_err());
         }

@@ -1,4 +1,4 @@
-//! Re-sealing every stored secret (tenants' provider keys and connector credentials) under the current
+//! Re-sealing every stored secret (tenants' provider keys, connector credentials and webhook secrets) under the current
 //! master key, one tenant at a time, each in one transaction: one path for every kind of secret.
 
 use sqlx::PgPool;
@@ -7,6 +7,7 @@ use crate::crypto::MasterKeys;
 use crate::db;
 use crate::providers::credentials::{self, CredentialError};
 use crate::tools::{ToolError, connectors};
+use crate::webhooks::{self, WebhookError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResealError {
@@ -14,6 +15,8 @@ pub enum ResealError {
     Credential(#[from] CredentialError),
     #[error(transparent)]
     Connector(#[from] ToolError),
+    #[error(transparent)]
+    Webhook(#[from] WebhookError),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -25,6 +28,7 @@ pub async fn reseal_all(pool: &PgPool, keys: &MasterKeys) -> Result<usize, Resea
         let mut transaction = db::begin_tenant(pool, tenant_id).await?;
         resealed += credentials::reseal(&mut transaction, keys, tenant_id).await?;
         resealed += connectors::reseal(&mut transaction, keys, tenant_id).await?;
+        resealed += webhooks::reseal(&mut transaction, keys, tenant_id).await?;
         transaction.commit().await?;
     }
     Ok(resealed)

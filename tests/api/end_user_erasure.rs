@@ -111,6 +111,11 @@ async fn two_end_users(app: &TestApp) -> People {
     let session = app.create_session(token).await;
     let events = app.stream_turn(token, &session, &format!("And the {ERASED_WORDS} in the widget?")).await;
     assert_eq!(events.last().unwrap().event, "run.completed");
+    // Their feedback on the answer, in their own words, goes with them too.
+    let answer = app.messages(token, &session).await[1]["id"].as_str().unwrap().to_owned();
+    let said = json!({ "rating": "down", "comment": format!("Nothing about the {ERASED_WORDS}") });
+    let rated = app.post(&format!("/api/v1/messages/{answer}/feedback"), token, &said).send().await.unwrap();
+    assert_eq!(rated.status(), 201);
     let kept_user_id: String = sqlx::query_scalar("SELECT id::text FROM users WHERE external_id = $1")
         .bind(KEPT)
         .fetch_one(&app.owner_db)

@@ -68,6 +68,13 @@ async fn serve(
         .expect("the engine starts");
     // As `serve` does: each test process hears the others' notices on one database.
     engine.listen_to_other_processes((*app_db.connect_options()).clone()).await.expect("the engine listens");
+    switchboard::webhooks::deliver::spawn(
+        engine.background(),
+        app_db.clone(),
+        Arc::clone(keys),
+        &outbound,
+        test_webhook_settings(),
+    );
     let state = switchboard::http::AppState {
         db: app_db.clone(),
         engine: engine.clone(),
@@ -88,6 +95,18 @@ async fn serve(
     let address = listener.local_addr().expect("address");
     tokio::spawn(switchboard::http::serve(listener, router, std::future::pending()));
     (address, engine)
+}
+
+/// Webhook retries a few milliseconds apart, looked for often, so a retry test waits on the log, not on a
+/// schedule; the 24-hour window stays (a test moves a round's start back to reach its end).
+fn test_webhook_settings() -> switchboard::webhooks::deliver::WebhookSettings {
+    switchboard::webhooks::deliver::WebhookSettings {
+        retry_base: Duration::from_millis(20),
+        retry_cap: Duration::from_millis(200),
+        timeout: Duration::from_secs(5),
+        poll_every: Duration::from_millis(200),
+        ..switchboard::webhooks::deliver::WebhookSettings::default()
+    }
 }
 
 /// Tool calls and MCP handshakes time out after 2 s here, so the hung-server tests end soon; it asserts the timeout, not speed.

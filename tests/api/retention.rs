@@ -166,7 +166,14 @@ async fn the_sweep_deletes_what_each_tenant_no_longer_keeps_in_batches_and_nothi
     let swept = retention::sweep(&app.app_db, 3).await.unwrap();
     assert_eq!(
         swept,
-        Swept { conversations: 4, runs_stripped: 4, usage_records: 7, runs_deleted: 4, audit_events: 5 },
+        Swept {
+            conversations: 4,
+            runs_stripped: 4,
+            usage_records: 7,
+            runs_deleted: 4,
+            audit_events: 5,
+            webhook_deliveries: 0,
+        },
         "{swept:?}"
     );
 

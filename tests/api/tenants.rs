@@ -117,6 +117,11 @@ async fn populated_tenant(app: &TestApp, slug: &str, tools_url: &str) -> TestTen
     let response = app.client.put(path).bearer_auth(&key).json(&declaration).send().await.unwrap();
     assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
     app.create_key(&tenant, &["chat"]).await;
+    // A webhook destination (nobody listens on port 9: its deliveries fail and are retried until it is
+    // disabled, below).
+    let webhook = json!({ "url": "http://127.0.0.1:9/hooks", "events": ["run.completed", "document.ingested"] });
+    let webhook: Value = app.post("/api/v1/webhooks", &key, &webhook).send().await.unwrap().json().await.unwrap();
+    let webhook = format!("/api/v1/webhooks/{}", webhook["id"].as_str().unwrap());
 
     let document =
         json!({ "source_path": "hives.md", "content": "# Hives\n\nA hive holds one queen and many workers." });
@@ -125,6 +130,12 @@ async fn populated_tenant(app: &TestApp, slug: &str, tools_url: &str) -> TestTen
     let session = app.create_session(&key).await;
     let events = app.stream_turn(&key, &session, "How many queens does a hive hold?").await;
     assert_eq!(events.last().unwrap().event, "run.completed", "{events:#?}");
+    let answer = app.messages(&key, &session).await[1]["id"].as_str().unwrap().to_owned();
+    let rated = app.post(&format!("/api/v1/messages/{answer}/feedback"), &key, &json!({ "rating": "up" }));
+    assert_eq!(rated.send().await.unwrap().status(), 201);
+    let profile = json!({ "industry": "Beekeeping", "glossary": [{ "term": "Nuc", "meaning": "a small colony" }] });
+    let response = app.client.put(app.url("/api/v1/tenant/profile")).bearer_auth(&key).json(&profile).send().await;
+    assert_eq!(response.unwrap().status(), 200);
     let chat = json!({ "message": "hello", "external_user_id": "customer-1" });
     let response = app.post("/api/v1/integration/chat", &key, &chat).header("idempotency-key", "first").send().await;
     assert_eq!(response.unwrap().status(), 200);
@@ -154,7 +165,19 @@ async fn populated_tenant(app: &TestApp, slug: &str, tools_url: &str) -> TestTen
     assert_eq!(response.unwrap().status(), 201);
     let run = app.post(&format!("/api/v1/workspaces/{workspace}/runs"), &key, &json!({ "instruction": "Tidy up" }));
     assert_eq!(run.send().await.unwrap().status(), 202);
-    tenant
+
+    // The webhook's deliveries given up once it is disabled, so that its rows stop changing.
+    let disabled = app.patch(&webhook, &key, &json!({ "enabled": false })).send().await.unwrap();
+    assert_eq!(disabled.status(), 200);
+    for _ in 0..600 {
+        let log = app.get_json(&format!("{webhook}/deliveries"), &key).await;
+        let deliveries = log["deliveries"].as_array().unwrap();
+        if !deliveries.is_empty() && deliveries.iter().all(|delivery| delivery["status"] != "pending") {
+            return tenant;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the disabled webhook's deliveries were never given up");
 }
 
 async fn patch_tenant(app: &TestApp, id: uuid::Uuid, body: &Value) -> reqwest::Response {
@@ -388,6 +411,7 @@ async fn deleting_a_tenant_leaves_no_row_of_it_in_any_table_and_every_other_tena
         "documents",
         "idempotency_keys",
         "mcp_connectors",
+        "message_feedback",
         "policy_profile_versions",
         "policy_profiles",
         "provider_credentials",
@@ -397,9 +421,12 @@ async fn deleting_a_tenant_leaves_no_row_of_it_in_any_table_and_every_other_tena
         "runs",
         "tenant_configs",
         "tenant_models",
+        "tenant_profiles",
         "term_stats",
         "usage_records",
         "users",
+        "webhook_deliveries",
+        "webhook_endpoints",
         "workspace_files",
         "workspaces",
     ] {
@@ -487,16 +514,19 @@ async fn the_export_holds_every_kind_of_the_tenants_data_and_no_secret() {
     }
     for kind in [
         "settings",
+        "profile",
         "user",
         "api_key",
         "provider",
         "policy_profile",
         "connector",
+        "webhook",
         "document",
         "workspace",
         "workspace_file",
         "changeset",
         "conversation",
+        "feedback",
         "usage",
         "audit_event",
     ] {
@@ -517,6 +547,15 @@ async fn the_export_holds_every_kind_of_the_tenants_data_and_no_secret() {
     assert!(!profile["versions"].as_array().unwrap().is_empty());
     let connector = of("connector").next().unwrap();
     assert_eq!((connector["auth_kind"].as_str(), connector["has_secret"].as_bool()), (Some("bearer"), Some(true)));
+    let about = of("profile").next().unwrap();
+    assert_eq!((about["industry"].as_str(), about["glossary"][0]["term"].as_str()), (Some("Beekeeping"), Some("Nuc")));
+    let feedback = of("feedback").next().unwrap();
+    assert_eq!(feedback["rating"], "up");
+    let rated = of("conversation")
+        .flat_map(|line| line["messages"].as_array().unwrap())
+        .find(|message| message["id"] == feedback["message_id"])
+        .expect("the rated answer is in its conversation's line");
+    assert_eq!(rated["role"], "assistant");
     let usage = of("usage").next().unwrap();
     assert!(usage["cost_usd"].is_string(), "an exact decimal string: {usage}");
 

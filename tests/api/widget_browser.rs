@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use mock_upstream::Reply;
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::sync::{Mutex, OnceCell};
 
 use crate::helpers::{TestApp, TestTenant};
@@ -158,4 +158,21 @@ async fn a_dropped_connection_resumes_without_lost_or_doubled_text() {
     app.mock.push(slow_reply(&answer, Duration::from_millis(60)));
     run_scenario(&app, "resume", &[("EXPECT_ANSWER", &answer)]).await;
     assert_eq!(stored_answers(&app, &tenant).await, vec![answer]);
+}
+
+#[tokio::test]
+async fn a_thumbs_down_in_the_widget_is_stored_as_feedback_on_the_answer() {
+    let app = TestApp::spawn().await;
+    let server = McpTestServer::start().await;
+    let tenant = demo_tenant(&app, &server).await;
+    let answer = "Embed the script tag with a widget token [1].";
+    app.mock.push(slow_reply(answer, Duration::from_millis(5)));
+    run_scenario(&app, "feedback", &[("EXPECT_ANSWER", answer)]).await;
+    let export = app.get("/api/v1/feedback/export", &tenant.admin_key).send().await.unwrap().text().await.unwrap();
+    let lines: Vec<Value> = export.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    assert_eq!(lines.len(), 1, "{export}");
+    assert_eq!(
+        (lines[0]["rating"].as_str(), lines[0]["answer"].as_str(), lines[0]["giver_type"].as_str()),
+        (Some("down"), Some(answer), Some("user"))
+    );
 }

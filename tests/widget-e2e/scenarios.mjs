@@ -1,10 +1,10 @@
 // Browser end-to-end scenarios for the chat widget (web/widget.js), run against a live Switchboard whose
 // model is the scripted mock upstream. The Rust test that starts them sets the expectations in env.
 //
-//   node tests/widget-e2e/scenarios.mjs <stream|xss|approval|resume>
+//   node tests/widget-e2e/scenarios.mjs <stream|xss|approval|resume|feedback>
 //
 // Env: SWITCHBOARD_URL (the demo page `/` embeds the widget, open, with a valid token), SCREENSHOT_DIR
-// (optional), EXPECT_ANSWER, EXPECT_SOURCE (stream), EXPECT_TOOL (approval), WIDGET_WAIT_MS (default 30000),
+// (optional), EXPECT_ANSWER (every scenario but resume's proxy setup), EXPECT_SOURCE (stream), EXPECT_TOOL (approval), WIDGET_WAIT_MS (default 30000),
 // CHROMIUM_PATH (default /usr/bin/chromium). Exit 0 on success; 1 with a message saying what was expected
 // and what was seen.
 
@@ -51,6 +51,7 @@ function snapshotInPage() {
     status: root.querySelector('[data-testid="status"]')?.innerText ?? '',
     errors: all('[data-testid="error"]').map((node) => node.innerText),
     citations: all('[data-testid="citation"]').map((node) => node.innerText),
+    feedback: all('[data-testid="feedback-note"]').map((node) => node.innerText).join(' | '),
     toolCalls: all('[data-testid="tool-call"]').map((node) => ({ status: node.dataset.status, text: node.innerText })),
     visibleText: root.querySelector('[data-testid="panel"]')?.innerText ?? '',
   };
@@ -249,6 +250,27 @@ async function resume(page) {
   }
 }
 
+async function feedback(page) {
+  const expected = env('EXPECT_ANSWER');
+  const url = env('SWITCHBOARD_URL');
+  await openDemo(page, url);
+  await ask(page, 'How do I embed the widget?');
+  const done = await waitFor(page, 'the whole answer', finished);
+  expectAnswer(done.answer, expected, 'the answer to rate');
+  const down = page.locator('[data-testid="feedback-down"]').last();
+  await down.waitFor({ state: 'visible', timeout: WAIT_MS });
+  await down.click();
+  await waitFor(page, 'the widget to say the feedback was saved', (s) => s.feedback.includes('Thanks'));
+  if (await down.getAttribute('aria-pressed') !== 'true') throw new Failure('the thumbs down is not shown as pressed');
+  await screenshot(page, 'widget-feedback.png');
+  // After a reload, the stored answer offers its thumbs again.
+  await page.reload({ waitUntil: 'load', timeout: WAIT_MS });
+  await openDemo(page, url);
+  await waitFor(page, 'the stored answer', (s) => s.answer !== null && normalise(s.answer) === normalise(expected));
+  await page.locator('[data-testid="feedback-up"]').last().waitFor({ state: 'visible', timeout: WAIT_MS });
+  console.log('rated the answer down; after a reload the stored answer offers feedback again');
+}
+
 // ---------------------------------------------------------------- a TCP proxy that can cut connections
 
 /** Forwards 127.0.0.1:<random> to target, records every HTTP request head, and can drop all connections. */
@@ -314,7 +336,7 @@ function requestHeadParser(onHead) {
 
 // ---------------------------------------------------------------- main
 
-const SCENARIOS = { stream, xss, approval, resume };
+const SCENARIOS = { stream, xss, approval, resume, feedback };
 
 async function main() {
   const name = process.argv[2];

@@ -43,16 +43,19 @@ impl Default for Exports {
 /// The kinds of line, in the order they come, and the query each is read with.
 const KINDS: &[(&str, &str)] = &[
     ("settings", store::SETTINGS),
+    ("profile", store::PROFILE),
     ("user", store::USERS),
     ("api_key", store::API_KEYS),
     ("provider", store::PROVIDERS),
     ("policy_profile", store::POLICY_PROFILES),
     ("connector", store::CONNECTORS),
+    ("webhook", store::WEBHOOKS),
     ("document", store::DOCUMENTS),
     ("workspace", store::WORKSPACES),
     ("workspace_file", store::WORKSPACE_FILES),
     ("changeset", store::CHANGESETS),
     ("conversation", store::CONVERSATIONS),
+    ("feedback", store::FEEDBACK),
     ("usage", store::USAGE),
     ("audit_event", store::AUDIT_EVENTS),
 ];

@@ -1,7 +1,8 @@
 //! SQL for the tenant export: one query per kind of line, each a keyset page (`key` after the cursor, in
 //! order) whose rows are built as JSON by PostgreSQL, field by field: a column added later reaches the
 //! archive only once a query here names it, and no secret column is ever named (provider keys, connector
-//! credentials, API key hashes). Runs in the export's one read-only transaction, bound to the tenant.
+//! credentials, API key hashes, webhook secrets). Runs in the export's one read-only transaction, bound to the
+//! tenant.
 
 use sqlx::PgConnection;
 
@@ -37,6 +38,12 @@ pub const SETTINGS: &str = "SELECT tenant_id::text, jsonb_build_object('type', '
      'workspace_max_files', workspace_max_files, 'workspace_max_bytes', workspace_max_bytes, \
      'updated_at', updated_at) \
      FROM tenant_configs WHERE ($1::text IS NULL OR tenant_id::text > $1) ORDER BY tenant_id LIMIT $2";
+
+/// The tenant's profile (`PUT /api/v1/tenant/profile`), when it set one.
+pub const PROFILE: &str = "SELECT tenant_id::text, jsonb_build_object('type', 'profile', 'industry', industry, \
+     'description', description, 'products', to_jsonb(products), 'glossary', glossary, 'tone', tone, \
+     'languages', to_jsonb(languages), 'free_text', free_text, 'updated_at', updated_at) \
+     FROM tenant_profiles WHERE ($1::text IS NULL OR tenant_id::text > $1) ORDER BY tenant_id LIMIT $2";
 
 pub const USERS: &str = "SELECT id::text, jsonb_build_object('type', 'user', 'id', id, \
      'actor_type', actor_type, 'external_id', external_id, 'display_name', display_name, 'email', email, \
@@ -102,6 +109,13 @@ pub const CONNECTORS: &str = "SELECT c.id::text, jsonb_build_object('type', 'con
        FROM discovered_tools t WHERE t.connector_id = c.id), '[]'::jsonb)) \
      FROM mcp_connectors c WHERE ($1::uuid IS NULL OR c.id > $1::uuid) ORDER BY c.id LIMIT $2";
 
+/// A webhook destination: never its secret (`secret_ciphertext`, `secret_nonce`, `secret_key_id`), nor its
+/// deliveries (a log that retention sweeps).
+pub const WEBHOOKS: &str = "SELECT id::text, jsonb_build_object('type', 'webhook', 'id', id, 'url', url, \
+     'events', to_jsonb(events), 'description', description, 'enabled', enabled, \
+     'disabled_reason', disabled_reason, 'created_at', created_at, 'updated_at', updated_at) \
+     FROM webhook_endpoints WHERE ($1::uuid IS NULL OR id > $1::uuid) ORDER BY id LIMIT $2";
+
 /// A workspace; its files follow as lines of their own (`workspace_file`).
 pub const WORKSPACES: &str = "SELECT id::text, jsonb_build_object('type', 'workspace', 'id', id, 'name', name, \
      'checks', checks, 'created_at', created_at) \
@@ -130,6 +144,16 @@ pub const CHANGESETS: &str = "SELECT c.id::text, jsonb_build_object('type', 'cha
          'created_at', a.created_at) ORDER BY a.created_at, a.id) \
        FROM changeset_artifacts a WHERE a.changeset_id = c.id), '[]'::jsonb)) \
      FROM changesets c WHERE ($1::uuid IS NULL OR c.id > $1::uuid) ORDER BY c.id LIMIT $2";
+
+/// Feedback on answers, with what made each answer; its message is in its `conversation` line.
+pub const FEEDBACK: &str = "SELECT f.id::text, jsonb_build_object('type', 'feedback', 'id', f.id, \
+     'message_id', f.message_id, 'conversation_id', m.session_id, 'run_id', f.run_id, \
+     'giver_type', f.giver_type, 'giver_id', f.giver_id, 'rating', f.rating, 'comment', f.comment, \
+     'tags', to_jsonb(f.tags), 'model', f.model, 'provider', f.provider, 'prompt_template', f.prompt_template, \
+     'prompt_version', f.prompt_version, 'cited_chunk_ids', to_jsonb(f.cited_chunk_ids), \
+     'created_at', f.created_at, 'updated_at', f.updated_at) \
+     FROM message_feedback f JOIN chat_messages m ON m.id = f.message_id \
+     WHERE ($1::uuid IS NULL OR f.id > $1::uuid) ORDER BY f.id LIMIT $2";
 
 /// Usage records; the cost an exact decimal string (`null` when the model had no price).
 pub const USAGE: &str = "SELECT id::text, jsonb_build_object('type', 'usage', 'id', id, 'operation', operation, \
