@@ -74,6 +74,8 @@ const RUNS: &str = "switchboard_runs_total";
 const REFUSALS: &str = "switchboard_refusals_total";
 const OPEN_STREAMS: &str = "switchboard_open_streams";
 const POOL_CONNECTIONS: &str = "switchboard_db_pool_connections";
+const POOL_WAITING: &str = "switchboard_db_pool_waiting";
+const POOL_ACQUIRE: &str = "switchboard_db_pool_acquire_seconds";
 const TOOL_DECISIONS: &str = "switchboard_tool_call_decisions_total";
 const TOOL_CALLS: &str = "switchboard_tool_calls_total";
 const TOOL_DURATION: &str = "switchboard_tool_call_duration_seconds";
@@ -98,6 +100,8 @@ fn describe() {
     describe_counter!(REFUSALS, "Requests refused by a budget or a rate limit, by which.");
     describe_gauge!(OPEN_STREAMS, "Server-Sent Event streams open now.");
     describe_gauge!(POOL_CONNECTIONS, "Database connections of the application pool, by state.");
+    describe_gauge!(POOL_WAITING, "Transactions waiting for a connection of the application pool.");
+    describe_histogram!(POOL_ACQUIRE, "Time a transaction waited for its connection and its BEGIN.");
     describe_counter!(TOOL_DECISIONS, "Tool calls a model asked for, by the policy's decision.");
     describe_counter!(TOOL_CALLS, "Tool calls that ran, by outcome.");
     describe_histogram!(TOOL_DURATION, metrics::Unit::Seconds, "A tool call's time, by outcome.");
@@ -249,6 +253,38 @@ pub fn open_streams(change: f64) {
 pub fn pool(in_use: u32, idle: u32) {
     gauge!(POOL_CONNECTIONS, &[("state", "in_use")]).set(f64::from(in_use));
     gauge!(POOL_CONNECTIONS, &[("state", "idle")]).set(f64::from(idle));
+}
+
+/// A transaction waiting for a pool connection: counted from `start` until `done` (or until dropped,
+/// when the wait was abandoned).
+pub struct PoolWaiter {
+    since: std::time::Instant,
+    counted: bool,
+}
+
+impl PoolWaiter {
+    pub fn start() -> Self {
+        gauge!(POOL_WAITING).increment(1.0);
+        Self { since: std::time::Instant::now(), counted: true }
+    }
+
+    /// The wait ended with a connection (or the pool's error): its time goes to the histogram.
+    pub fn done(mut self) {
+        histogram!(POOL_ACQUIRE).record(self.since.elapsed().as_secs_f64());
+        self.stop_counting();
+    }
+
+    fn stop_counting(&mut self) {
+        if std::mem::take(&mut self.counted) {
+            gauge!(POOL_WAITING).decrement(1.0);
+        }
+    }
+}
+
+impl Drop for PoolWaiter {
+    fn drop(&mut self) {
+        self.stop_counting();
+    }
 }
 
 /// The policy decided a tool call: `allow`, `approval` or `deny`.

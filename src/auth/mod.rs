@@ -90,7 +90,7 @@ pub async fn authenticate_api_key(
     let Some(prefix) = api_keys::token_prefix(token) else {
         return Err(AuthError::InvalidToken);
     };
-    let mut transaction = pool.begin().await?;
+    let mut transaction = crate::db::begin(pool).await?;
     let Some(stored) = api_keys::store::find_for_authentication(&mut transaction, prefix).await? else {
         return Err(AuthError::InvalidToken);
     };

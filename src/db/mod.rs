@@ -158,9 +158,18 @@ pub fn through_pooler(server: PgConnectOptions) -> PgConnectOptions {
 
 /// Begins a transaction bound to one tenant: row-level security shows and accepts only that tenant's rows.
 pub async fn begin_tenant(pool: &PgPool, tenant: TenantId) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-    let mut transaction = pool.begin().await?;
+    let mut transaction = begin(pool).await?;
     set_tenant(&mut transaction, tenant).await?;
     Ok(transaction)
+}
+
+/// A transaction from the pool, counted in the metrics while it waits for a connection and timed until
+/// it has one: a pool too small for the load shows there before requests fail.
+pub async fn begin(pool: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    let waiting = crate::metrics::PoolWaiter::start();
+    let transaction = pool.begin().await;
+    waiting.done();
+    transaction
 }
 
 /// Binds an open transaction to a tenant (used where the tenant becomes known inside the transaction).

@@ -110,7 +110,7 @@ impl Engine {
                     permit = Arc::clone(&slots).acquire_owned() => permit.expect("the semaphore is never closed"),
                 };
                 let claimed = async {
-                    let mut transaction = engine.inner.db.begin().await?;
+                    let mut transaction = db::begin(&engine.inner.db).await?;
                     let claimed =
                         runs::store::claim_queued(&mut transaction, &worker, engine.inner.presence.id()).await?;
                     transaction.commit().await?;

@@ -122,7 +122,7 @@ async fn write_together(db: &PgPool, batch: &[Unwritten]) -> Result<(), sqlx::Er
     for unwritten in batch {
         by_tenant.entry(unwritten.live.tenant_id).or_default().extend(&unwritten.entries);
     }
-    let mut transaction = db.begin().await?;
+    let mut transaction = db::begin(db).await?;
     for (tenant_id, entries) in by_tenant {
         db::set_tenant(&mut transaction, tenant_id).await?;
         for chunk in entries.chunks(ROWS_PER_STATEMENT) {
@@ -152,7 +152,7 @@ async fn heartbeat(hub: &Hub, db: &PgPool) -> Result<(), sqlx::Error> {
     if by_tenant.is_empty() {
         return Ok(());
     }
-    let mut transaction = db.begin().await?;
+    let mut transaction = db::begin(db).await?;
     let mut ended = Vec::new();
     for (tenant_id, runs) in &by_tenant {
         db::set_tenant(&mut transaction, *tenant_id).await?;

@@ -112,7 +112,7 @@ impl Engine {
     }
 
     async fn sweep_batch(&self, stale_after: Duration) -> Result<usize, EngineError> {
-        let mut transaction = self.inner.db.begin().await?;
+        let mut transaction = db::begin(&self.inner.db).await?;
         let stale = runs::store::stale(&mut transaction, stale_after).await?;
         transaction.commit().await?;
         let mut closed = 0;

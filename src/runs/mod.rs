@@ -98,7 +98,7 @@ pub struct Run {
 
 /// The agent-run queue now: how many runs wait for a worker (of any process), and the oldest one's wait.
 pub async fn agent_queue(pool: &sqlx::PgPool) -> Result<(i64, std::time::Duration), sqlx::Error> {
-    let mut transaction = pool.begin().await?;
+    let mut transaction = crate::db::begin(pool).await?;
     let (queued, oldest) = store::agent_queue(&mut transaction).await?;
     transaction.commit().await?;
     Ok((queued, std::time::Duration::try_from_secs_f64(oldest).unwrap_or_default()))

@@ -154,7 +154,7 @@ pub fn spawn(
 }
 
 async fn claim(sender: &Sender) -> Result<Option<(DeliveryId, TenantId)>, sqlx::Error> {
-    let mut transaction = sender.pool.begin().await?;
+    let mut transaction = db::begin(&sender.pool).await?;
     let claimed = store::claim_due(&mut transaction, sender.worker, sender.settings.lease().as_secs_f64()).await?;
     transaction.commit().await?;
     Ok(claimed)

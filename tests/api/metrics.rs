@@ -51,6 +51,10 @@ async fn a_turn_shows_its_tokens_cost_and_first_token_time_under_bounded_labels(
     assert!(text.contains(r#"route="unmatched""#), "an unknown path counts as unmatched");
     assert!(!text.contains("0123456789abcdef"), "no path or id becomes a label");
     assert!(text.contains(r#"switchboard_db_pool_connections{state="idle"}"#), "{text}");
+    let waiting = sample(&text, "switchboard_db_pool_waiting ");
+    assert!(waiting.is_some_and(|waiting| waiting >= 0.0), "transactions waiting for the pool: {waiting:?}");
+    let acquired = sample(&text, "switchboard_db_pool_acquire_seconds_count ");
+    assert!(acquired.is_some_and(|count| count >= 1.0), "the pool's waits are timed: {acquired:?}");
     let own_time = sample(&text, r#"switchboard_turn_added_seconds_count{kind="chat"}"#);
     assert!(own_time.is_some_and(|count| count >= 1.0), "the turn's own time: {own_time:?}");
     let queued = sample(&text, "switchboard_agent_runs_queued ");
