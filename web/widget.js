@@ -5,6 +5,9 @@
  *
  * Everything lives in a shadow root; the only global is `window.Switchboard`. Model and document text
  * reach the DOM only through textContent and text nodes, never through an HTML parser.
+ *
+ * A conversation is a tree: editing a question or regenerating an answer makes another version of it,
+ * and the widget shows one branch, with ‹ 1/2 › on a message that has versions to switch between.
  */
 (() => {
   'use strict';
@@ -320,9 +323,11 @@
       this.feedbackNote = el('span', { class: 'feedback-note', role: 'status', 'data-testid': 'feedback-note' });
       this.feedback = el('div', { class: 'feedback', role: 'group', 'aria-label': 'Was this answer helpful?',
         'data-testid': 'feedback', hidden: true });
+      // Versions and regenerate, once the answer is stored (Widget.decorate).
+      this.actions = el('div', { class: 'msg-actions', hidden: true });
       // aria-busy: screen readers wait for the finished answer instead of reading every frame's re-render.
       this.root = el('div', { class: 'msg assistant', 'data-testid': 'message', 'data-role': 'assistant', 'aria-busy': 'true' },
-        this.toolList, this.bubble, this.note, this.sources, this.feedback);
+        this.toolList, this.bubble, this.note, this.sources, this.feedback, this.actions);
       this.frame = null;
     }
 
@@ -686,23 +691,158 @@
       this.setState('idle', 'Loading conversation…');
       let messages;
       try {
-        ({ messages } = await this.api.json('GET', `/api/v1/sessions/${encodeURIComponent(id)}/messages`));
+        messages = await this.branch(id);
       } catch (error) {
         this.showError(`Cannot load this conversation: ${this.describe(error)}`, () => this.selectSession(id));
         return;
       }
       if (this.sessionId !== id) return; // another conversation was chosen meanwhile
-      this.log.replaceChildren();
       this.setState('idle');
+      this.renderBranch(messages);
+      await this.followUnfinished(messages);
+    }
+
+    /** The conversation's active branch, each message with its versions' ids. */
+    async branch(id) {
+      return (await this.api.json('GET', `/api/v1/sessions/${encodeURIComponent(id)}/messages?include=siblings`)).messages || [];
+    }
+
+    renderBranch(messages) {
+      this.log.replaceChildren();
       for (const message of messages) this.renderStoredMessage(message);
       if (!messages.length) this.showEmptyState();
       this.scrollToBottom();
-      await this.followUnfinished(messages);
+    }
+
+    /**
+     * After a turn: the messages shown get their stored ids, versions and actions. Should what is shown
+     * differ from the stored branch (an answer that failed before any text), the branch is shown again.
+     */
+    async syncBranch() {
+      const id = this.sessionId;
+      if (!id) return;
+      let messages;
+      try { messages = await this.branch(id); } catch { return; } // the actions come with the next load
+      if (this.sessionId !== id || this.turn) return;
+      const nodes = [...this.log.children].filter((node) => node.dataset.role && !node.hidden);
+      const same = nodes.length === messages.length && nodes.every((node, i) => node.dataset.role === messages[i].role);
+      if (!same) { this.renderBranch(messages); return; }
+      nodes.forEach((node, i) => this.decorate(node, messages[i]));
+    }
+
+    /** A stored message's actions: ‹ n/m › between its versions; edit (a question) or regenerate (an answer). */
+    decorate(node, message) {
+      const actions = node.querySelector(':scope > .msg-actions');
+      if (!actions || !message || !message.id) return;
+      const button = (props, glyph, label) => el('button', { type: 'button', class: 'msg-action', ...props },
+        el('span', { 'aria-hidden': 'true' }, glyph), label ? el('span', { class: 'msg-action-label' }, label) : null);
+      const parts = [];
+      const siblings = message.siblings || {};
+      const ids = Array.isArray(siblings.ids) ? siblings.ids : [];
+      if (siblings.count > 1 && ids.length === siblings.count) {
+        const at = siblings.index;
+        parts.push(el('span', { class: 'versions', role: 'group', 'aria-label': 'Versions', 'data-testid': 'versions' },
+          button({ 'data-testid': 'version-prev', 'aria-label': 'Previous version', title: 'Previous version', disabled: at <= 1,
+            onclick: () => this.switchTo(ids[at - 2]) }, '\u2039'),
+          el('span', { class: 'version', 'data-testid': 'version' }, `${at}/${siblings.count}`),
+          button({ 'data-testid': 'version-next', 'aria-label': 'Next version', title: 'Next version', disabled: at >= siblings.count,
+            onclick: () => this.switchTo(ids[at]) }, '\u203A')));
+      }
+      if (message.role === 'user') {
+        parts.push(button({ 'data-testid': 'edit', 'aria-label': 'Edit this question', title: 'Edit',
+          onclick: () => this.startEdit(node, message) }, '\u270E', 'Edit'));
+      } else if (message.role === 'assistant' && message.parent_message_id) {
+        parts.push(button({ 'data-testid': 'regenerate', 'aria-label': 'Regenerate this answer', title: 'Regenerate',
+          onclick: () => this.regenerate(node, message) }, '\u21BB', 'Regenerate'));
+      }
+      actions.replaceChildren(...parts);
+      actions.hidden = parts.length === 0;
+    }
+
+    /** Whether a new turn may start now; says why not in the status line. */
+    idleForBranching() {
+      if (!this.turn) return true;
+      this.status.textContent = this.turn.paused ? 'Approve or deny the tool call first.' : 'Wait for the answer, or stop it.';
+      return false;
+    }
+
+    /** Shows another version: the branch through message `id`. */
+    async switchTo(id) {
+      if (!id || !this.sessionId || !this.idleForBranching()) return;
+      const sessionId = this.sessionId;
+      try {
+        const { messages } = await this.api.json('POST', `/api/v1/sessions/${encodeURIComponent(sessionId)}/active-leaf`, { message_id: id });
+        if (this.sessionId !== sessionId || this.turn) return;
+        this.renderBranch(messages || []);
+      } catch (error) {
+        this.showError(`Cannot show that version: ${this.describe(error)}`, null, { transient: true });
+      }
+    }
+
+    /** The question becomes a small editor in place; sending it asks the edited question on a new branch. */
+    startEdit(node, message) {
+      if (!this.idleForBranching()) return;
+      const bubble = node.querySelector(':scope > .bubble');
+      const actions = node.querySelector(':scope > .msg-actions');
+      if (!bubble || node.querySelector('.editor')) return;
+      const area = el('textarea', { class: 'edit-input', rows: '3', 'data-testid': 'edit-input', 'aria-label': 'Edit your question' });
+      area.value = message.content || '';
+      const cancel = () => { editor.replaceWith(bubble); actions.hidden = false; };
+      const editor = el('form', { class: 'editor', onsubmit: (event) => {
+        event.preventDefault();
+        const content = area.value.trim();
+        if (content) this.sendEdit(node, message, content);
+      } }, area, el('div', { class: 'editor-actions' },
+        el('button', { type: 'button', class: 'secondary', 'data-testid': 'edit-cancel', onclick: cancel }, 'Cancel'),
+        el('button', { type: 'submit', class: 'primary', 'data-testid': 'edit-send' }, 'Send')));
+      area.addEventListener('keydown', (event) => {
+        if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) { event.preventDefault(); editor.requestSubmit(); }
+        if (event.key === 'Escape') { event.stopPropagation(); cancel(); }
+      });
+      bubble.replaceWith(editor);
+      actions.hidden = true;
+      area.focus();
+    }
+
+    /** Removes `node` and everything shown after it: the part of the branch being replaced. */
+    removeFrom(node) {
+      while (node.nextSibling) node.nextSibling.remove();
+      node.remove();
+    }
+
+    sendEdit(node, message, content) {
+      if (!this.idleForBranching()) return;
+      this.removeFrom(node);
+      this.log.append(this.userBubble(content));
+      this.scrollToBottom();
+      this.setState('streaming', 'Thinking…');
+      this.postTurn(this.sessionId, `/api/v1/messages/${encodeURIComponent(message.id)}/edit`, { content },
+        (error) => this.branchNotStarted(error));
+    }
+
+    regenerate(node, message) {
+      if (!this.idleForBranching()) return;
+      this.removeFrom(node);
+      this.setState('streaming', 'Thinking…');
+      this.postTurn(this.sessionId, `/api/v1/messages/${encodeURIComponent(message.id)}/regenerate`, {},
+        (error) => this.branchNotStarted(error));
+    }
+
+    /** An edit or a regeneration was refused: the conversation as stored, and why. */
+    async branchNotStarted(error) {
+      const id = this.sessionId;
+      try {
+        const messages = await this.branch(id);
+        if (this.sessionId === id && !this.turn) this.renderBranch(messages);
+      } catch { /* the error below says enough */ }
+      this.showError(`That was not sent: ${this.describe(error)}`, null, { transient: true });
     }
 
     renderStoredMessage(message) {
       if (message.role === 'user') {
-        this.log.append(this.userBubble(message.content));
+        const node = this.userBubble(message.content);
+        this.log.append(node);
+        this.decorate(node, message);
       } else if (message.role === 'assistant') {
         const view = new AnswerView(this);
         view.setCitations(message.citations);
@@ -713,6 +853,7 @@
         view.finish(message.status === 'incomplete' ? 'This answer is incomplete.' : cutNote(message.finish_reason));
         view.offerFeedback(message.id);
         this.log.append(view.root);
+        this.decorate(view.root, message);
       }
     }
 
@@ -735,7 +876,8 @@
     }
 
     userBubble(text) {
-      return el('div', { class: 'msg user', 'data-testid': 'message', 'data-role': 'user' }, el('div', { class: 'bubble' }, text));
+      return el('div', { class: 'msg user', 'data-testid': 'message', 'data-role': 'user' }, el('div', { class: 'bubble' }, text),
+        el('div', { class: 'msg-actions', hidden: true }));
     }
 
     // ---- sending and following a turn
@@ -782,6 +924,14 @@
         }
         this.sessionId = sessionId;
       }
+      await this.postTurn(sessionId, `/api/v1/sessions/${encodeURIComponent(sessionId)}/messages`, { content }, restore);
+    }
+
+    /**
+     * Starts a turn with `POST path` (a question, an edit or a regeneration) and follows it; `restore(error)`
+     * when the server does not accept it.
+     */
+    async postTurn(sessionId, path, body, restore) {
       const turn = this.newTurn(sessionId);
       // One key per question: when the network fails before the answer starts, the question is sent
       // again with it, and the server gives the turn the first attempt started, never a second one.
@@ -789,8 +939,7 @@
       let response;
       for (let attempt = 0; !response; attempt += 1) {
         try {
-          response = await this.api.stream('POST', `/api/v1/sessions/${encodeURIComponent(sessionId)}/messages`,
-            { body: { content }, idempotencyKey, signal: turn.abort.signal });
+          response = await this.api.stream('POST', path, { body, idempotencyKey, signal: turn.abort.signal });
         } catch (error) {
           if (turn.abort.signal.aborted) return;
           const networkFailed = !(error instanceof ApiError) || error.code === 'idempotency_key_in_progress';
@@ -925,6 +1074,7 @@
       if (name === 'run.failed') this.showError(`The answer failed: ${data.message || data.code}`);
       else this.setState('idle');
       this.loadSessions(); // the conversation's title and order changed
+      this.syncBranch(); // the messages' ids: their versions, edit and regenerate
     }
 
     /** Sends a decision; resolves true once the server has one (ours, or an earlier one: 409). */
@@ -1056,6 +1206,15 @@ header { display: flex; align-items: center; gap: 6px; padding: 10px 10px 10px 8
 .rate { font-size: 14px; line-height: 1; filter: grayscale(1); opacity: .7; } .rate:hover { background: var(--soft); color: var(--text); }
 .rate:hover, .rate[aria-pressed="true"] { filter: none; opacity: 1; } .rate[aria-pressed="true"] { outline: 1px solid var(--accent); }
 .feedback-note { font-size: 12px; color: var(--muted); margin-left: 6px; }
+.msg-actions { display: flex; align-items: center; gap: 2px; margin: 2px 2px 0; font-size: 12px; color: var(--muted); }
+.msg-action { display: inline-flex; align-items: center; gap: 3px; border: 0; background: none; border-radius: 8px;
+  padding: 2px 6px; color: var(--muted); font-size: 12px; line-height: 1.4; }
+.msg-action:hover:not(:disabled) { background: var(--soft); color: var(--text); }
+.versions { display: inline-flex; align-items: center; } .version { min-width: 2.4em; text-align: center; font-variant-numeric: tabular-nums; }
+.editor { width: 88%; display: grid; gap: 6px; }
+.edit-input { width: 100%; resize: vertical; border: 1px solid var(--line); border-radius: 12px; padding: 8px 12px;
+  background: var(--bg); line-height: 1.4; }
+.editor-actions { display: flex; justify-content: flex-end; gap: 8px; }
 .tool-actions { display: flex; gap: 8px; margin-top: 8px; }
 .primary, .secondary { border-radius: 8px; padding: 5px 14px; font-size: 13px; font-weight: 500; border: 1px solid var(--accent); }
 .primary { background: var(--accent); color: var(--accent-text); } .secondary { background: none; color: var(--accent); }

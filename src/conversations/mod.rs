@@ -1,5 +1,7 @@
 //! Conversations (`chat_sessions`) and their messages. The engine appends messages; people list, rename,
-//! archive and delete conversations.
+//! archive and delete conversations. Messages form a tree (`parent_message_id`): editing a question or
+//! regenerating an answer adds a sibling, on a branch of its own; a conversation shows and continues its
+//! active branch (from the root to its `active_leaf_id`), and a turn's history is its question's branch.
 
 pub mod store;
 
@@ -17,6 +19,14 @@ use crate::providers::FinishReason;
 pub enum ConversationError {
     #[error("no such conversation")]
     NotFound,
+    #[error("no such message")]
+    MessageNotFound,
+    /// Regenerating is asked of an answer (an assistant message that answers a user's message).
+    #[error("only an answer of the assistant to a user's message can be regenerated")]
+    NotAnAnswer,
+    /// Editing is asked of a user's message.
+    #[error("only a user's message can be edited")]
+    NotAUserMessage,
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
@@ -80,6 +90,9 @@ pub enum MessageStatus {
 pub struct Message {
     pub id: MessageId,
     pub session_id: SessionId,
+    /// The message it follows: a question's, the answer before it on its branch (none for the first); an
+    /// answer's, the question it answers.
+    pub parent_message_id: Option<MessageId>,
     pub run_id: Option<RunId>,
     pub role: Role,
     pub content: String,
@@ -99,6 +112,23 @@ pub struct Message {
     /// What an external system attached to the message (integration API).
     pub metadata: Option<sqlx::types::Json<serde_json::Value>>,
     pub created_at: DateTime<Utc>,
+}
+
+/// A message of a conversation's branch, with its siblings (itself among them).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct BranchMessage {
+    #[sqlx(flatten)]
+    pub message: Message,
+    /// The messages with the same parent (the versions of this one), oldest first.
+    pub sibling_ids: Vec<MessageId>,
+}
+
+impl BranchMessage {
+    /// Which of its versions it is (from 1) and how many there are.
+    pub fn version(&self) -> (usize, usize) {
+        let index = self.sibling_ids.iter().position(|id| *id == self.message.id).unwrap_or_default();
+        (index + 1, self.sibling_ids.len().max(1))
+    }
 }
 
 /// A validated new conversation.
@@ -247,16 +277,79 @@ pub async fn delete(pool: &PgPool, context: &TenantContext, id: SessionId) -> Re
     Ok(())
 }
 
+/// The conversation's active branch, from its first message to its active leaf.
 pub async fn messages(
     pool: &PgPool,
     context: &TenantContext,
     id: SessionId,
-) -> Result<Vec<Message>, ConversationError> {
+) -> Result<Vec<BranchMessage>, ConversationError> {
     let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
     visible_session(&mut transaction, context, id).await?.ok_or(ConversationError::NotFound)?;
-    let messages = store::list_messages(&mut transaction, id).await?;
+    let messages = match store::active_leaf(&mut transaction, id).await? {
+        Some(leaf) => store::branch(&mut transaction, id, leaf).await?,
+        None => Vec::new(),
+    };
     transaction.commit().await?;
     Ok(messages)
+}
+
+/// What a run answering in this conversation is given as history: the branch that ends at its question
+/// (the active branch when it has none), oldest first.
+pub async fn history_of_run(
+    connection: &mut sqlx::PgConnection,
+    id: SessionId,
+    run_id: RunId,
+) -> Result<Vec<Message>, sqlx::Error> {
+    let leaf = match store::user_message_of_run(connection, run_id).await? {
+        Some(question) => Some(question.id),
+        None => store::active_leaf(connection, id).await?,
+    };
+    let Some(leaf) = leaf else { return Ok(Vec::new()) };
+    Ok(store::branch(connection, id, leaf).await?.into_iter().map(|message| message.message).collect())
+}
+
+/// Makes the branch through `message` (one of the conversation's) the active one, continuing down its
+/// most recent messages, and returns that branch.
+pub async fn switch_branch(
+    pool: &PgPool,
+    context: &TenantContext,
+    id: SessionId,
+    message: MessageId,
+) -> Result<Vec<BranchMessage>, ConversationError> {
+    let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
+    visible_session(&mut transaction, context, id).await?.ok_or(ConversationError::NotFound)?;
+    let leaf = store::switch_branch(&mut transaction, id, message).await?.ok_or(ConversationError::MessageNotFound)?;
+    let messages = store::branch(&mut transaction, id, leaf).await?;
+    transaction.commit().await?;
+    Ok(messages)
+}
+
+/// The user message to branch from: the question an answer (`Role::Assistant`) answers, to regenerate it,
+/// or a user's message (`Role::User`) itself, to edit it. A message of another tenant, or of another end
+/// user's conversation for a widget user, does not exist.
+pub async fn branch_point(
+    pool: &PgPool,
+    context: &TenantContext,
+    id: MessageId,
+    role: Role,
+) -> Result<Message, ConversationError> {
+    let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
+    let message = store::get_message(&mut transaction, id).await?.ok_or(ConversationError::MessageNotFound)?;
+    visible_session(&mut transaction, context, message.session_id).await?.ok_or(ConversationError::MessageNotFound)?;
+    let question = match role {
+        Role::User if message.role == Role::User => message,
+        Role::User => return Err(ConversationError::NotAUserMessage),
+        _ if message.role != Role::Assistant => return Err(ConversationError::NotAnAnswer),
+        _ => match message.parent_message_id {
+            Some(parent) => store::get_message(&mut transaction, parent)
+                .await?
+                .filter(|parent| parent.role == Role::User)
+                .ok_or(ConversationError::NotAnAnswer)?,
+            None => return Err(ConversationError::NotAnAnswer),
+        },
+    };
+    transaction.commit().await?;
+    Ok(question)
 }
 
 /// One message, if it is this tenant's.

@@ -2,15 +2,15 @@
 
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 
-use super::{Message, MessageStatus, NewSession, Role, Session, SessionFilter, SessionPatch};
+use super::{BranchMessage, Message, MessageStatus, NewSession, Role, Session, SessionFilter, SessionPatch};
 use crate::ids::{ApiKeyId, MessageId, RunId, SessionId, TenantId};
 use crate::providers::FinishReason;
 
 const SESSION_COLUMNS: &str = "id, session_type, user_id, workspace_id, title, collection_ids, \
      ARRAY(SELECT c.name FROM collections AS c WHERE c.id = ANY(collection_ids) ORDER BY c.name) AS collections, \
      archived, created_at, updated_at";
-const MESSAGE_COLUMNS: &str = "id, session_id, run_id, role, content, status, finish_reason, tool_calls, citations, \
-     retrieved, \
+const MESSAGE_COLUMNS: &str = "id, session_id, parent_message_id, run_id, role, content, status, finish_reason, \
+     tool_calls, citations, retrieved, \
      input_tokens, output_tokens, total_tokens, model_used, provider_used, is_byok, metadata, created_at";
 
 /// A new conversation of the context's tenant, owned by its key (and its end user, for a widget user).
@@ -124,31 +124,179 @@ pub async fn touch_session(
     Ok(())
 }
 
-pub async fn list_messages(connection: &mut PgConnection, session_id: SessionId) -> Result<Vec<Message>, sqlx::Error> {
-    let mut query = QueryBuilder::<Postgres>::new("SELECT ");
-    query
-        .push(MESSAGE_COLUMNS)
-        .push(" FROM chat_messages WHERE session_id = ")
-        .push_bind(session_id)
-        .push(" ORDER BY created_at, id");
-    query.build_query_as().fetch_all(connection).await
-}
-
 pub async fn get_message(connection: &mut PgConnection, id: MessageId) -> Result<Option<Message>, sqlx::Error> {
     let mut query = QueryBuilder::<Postgres>::new("SELECT ");
     query.push(MESSAGE_COLUMNS).push(" FROM chat_messages WHERE id = ").push_bind(id);
     query.build_query_as().fetch_optional(connection).await
 }
 
-/// The user message that started a run.
+/// The user message a run answers: the one it was started with, or the one it answers again (a
+/// regenerated answer, `runs.user_message_id`).
 pub async fn user_message_of_run(connection: &mut PgConnection, run_id: RunId) -> Result<Option<Message>, sqlx::Error> {
     let mut query = QueryBuilder::<Postgres>::new("SELECT ");
     query
         .push(MESSAGE_COLUMNS)
-        .push(" FROM chat_messages WHERE role = 'user' AND run_id = ")
+        .push(" FROM chat_messages WHERE id = coalesce((SELECT user_message_id FROM runs WHERE id = ")
         .push_bind(run_id)
-        .push(" ORDER BY created_at LIMIT 1");
+        .push("), (SELECT q.id FROM chat_messages AS q WHERE q.role = 'user' AND q.run_id = ")
+        .push_bind(run_id)
+        .push(" ORDER BY q.created_at, q.id LIMIT 1))");
     query.build_query_as().fetch_optional(connection).await
+}
+
+/// The branch that ends at `leaf`, from its root: what a turn answering `leaf` is given as history, and
+/// what a conversation shows. Each message comes with its siblings (the messages with its parent).
+pub async fn branch(
+    connection: &mut PgConnection,
+    session_id: SessionId,
+    leaf: MessageId,
+) -> Result<Vec<BranchMessage>, sqlx::Error> {
+    let mut query = QueryBuilder::<Postgres>::new(
+        "WITH RECURSIVE branch AS ( \
+             SELECT m.*, 0 AS depth FROM chat_messages AS m WHERE m.id = ",
+    );
+    query
+        .push_bind(leaf)
+        .push(" AND m.session_id = ")
+        .push_bind(session_id)
+        .push(
+            " UNION ALL \
+             SELECT p.*, b.depth + 1 FROM chat_messages AS p JOIN branch AS b ON p.id = b.parent_message_id \
+             WHERE p.session_id = b.session_id) \
+         SELECT ",
+        )
+        .push(MESSAGE_COLUMNS)
+        .push(
+            ", ARRAY(SELECT s.id FROM chat_messages AS s WHERE s.session_id = branch.session_id \
+                 AND s.parent_message_id IS NOT DISTINCT FROM branch.parent_message_id \
+                 ORDER BY s.created_at, s.id) AS sibling_ids \
+             FROM branch ORDER BY depth DESC",
+        );
+    query.build_query_as().fetch_all(connection).await
+}
+
+/// The conversation's active leaf: the last message of the branch it shows and continues. A conversation
+/// without one (its messages written by a version before branches) ends with its latest message.
+macro_rules! active_leaf_sql {
+    () => {
+        "SELECT coalesce(s.active_leaf_id, (SELECT m.id FROM chat_messages AS m WHERE m.session_id = s.id \
+         ORDER BY m.created_at DESC, m.id DESC LIMIT 1)) FROM chat_sessions AS s WHERE s.id = $1"
+    };
+}
+
+pub async fn active_leaf(
+    connection: &mut PgConnection,
+    session_id: SessionId,
+) -> Result<Option<MessageId>, sqlx::Error> {
+    let leaf: Option<Option<MessageId>> =
+        sqlx::query_scalar(active_leaf_sql!()).bind(session_id).fetch_optional(connection).await?;
+    Ok(leaf.flatten())
+}
+
+/// Makes the branch through `message` the conversation's active one: its leaf is found by following the
+/// most recent child down from `message`. Returns the new leaf; `None` when `message` is not one of the
+/// conversation's.
+pub async fn switch_branch(
+    connection: &mut PgConnection,
+    session_id: SessionId,
+    message: MessageId,
+) -> Result<Option<MessageId>, sqlx::Error> {
+    sqlx::query_scalar(
+        "WITH RECURSIVE down AS ( \
+             SELECT id, 0 AS depth FROM chat_messages WHERE id = $2 AND session_id = $1 \
+             UNION ALL \
+             SELECT (SELECT c.id FROM chat_messages AS c WHERE c.parent_message_id = d.id \
+                     ORDER BY c.created_at DESC, c.id DESC LIMIT 1), d.depth + 1 \
+             FROM down AS d WHERE d.id IS NOT NULL) \
+         UPDATE chat_sessions SET active_leaf_id = \
+             (SELECT id FROM down WHERE id IS NOT NULL ORDER BY depth DESC LIMIT 1) \
+         WHERE id = $1 AND EXISTS (SELECT 1 FROM down) RETURNING active_leaf_id",
+    )
+    .bind(session_id)
+    .bind(message)
+    .fetch_optional(connection)
+    .await
+}
+
+/// A new user message beside `edited` (a sibling: the same parent), on a branch of its own that becomes
+/// the conversation's active one. `None` when `edited` is not a user message of the conversation.
+pub async fn insert_edit(
+    connection: &mut PgConnection,
+    tenant_id: TenantId,
+    edited: MessageId,
+    message: &NewMessage<'_>,
+) -> Result<Option<Message>, sqlx::Error> {
+    let parent: Option<Option<MessageId>> = sqlx::query_scalar(
+        "SELECT parent_message_id FROM chat_messages WHERE id = $1 AND session_id = $2 AND role = 'user'",
+    )
+    .bind(edited)
+    .bind(message.session_id)
+    .fetch_optional(&mut *connection)
+    .await?;
+    let Some(parent) = parent else { return Ok(None) };
+    let stored = insert_under(connection, tenant_id, MessageId::new(), message, parent).await?;
+    move_leaf(connection, message.session_id, stored.id, LeafMove::Always).await?;
+    Ok(Some(stored))
+}
+
+/// Starts answering `question` again (a regenerated answer): `run` records that it answers it, and the
+/// conversation's active branch ends at the question until the new answer is recorded beside the earlier
+/// ones. Returns the question; `None` when it is not a user message of the conversation.
+pub async fn answer_again(
+    connection: &mut PgConnection,
+    session_id: SessionId,
+    question: MessageId,
+    run: RunId,
+) -> Result<Option<Message>, sqlx::Error> {
+    let mut query = QueryBuilder::<Postgres>::new("SELECT ");
+    query
+        .push(MESSAGE_COLUMNS)
+        .push(" FROM chat_messages WHERE role = 'user' AND id = ")
+        .push_bind(question)
+        .push(" AND session_id = ")
+        .push_bind(session_id);
+    let Some(question) = query.build_query_as::<Message>().fetch_optional(&mut *connection).await? else {
+        return Ok(None);
+    };
+    sqlx::query("UPDATE runs SET user_message_id = $2 WHERE id = $1")
+        .bind(run)
+        .bind(question.id)
+        .execute(&mut *connection)
+        .await?;
+    move_leaf(connection, session_id, question.id, LeafMove::Always).await?;
+    Ok(Some(question))
+}
+
+/// When a new message becomes the conversation's active leaf.
+#[derive(Debug, Clone, Copy)]
+enum LeafMove {
+    Always,
+    /// Only if the leaf is this message: an answer continues the branch of its question, unless the
+    /// person moved to another branch meanwhile.
+    IfAt(Option<MessageId>),
+}
+
+async fn move_leaf(
+    connection: &mut PgConnection,
+    session_id: SessionId,
+    leaf: MessageId,
+    when: LeafMove,
+) -> Result<(), sqlx::Error> {
+    let (conditional, from) = match when {
+        LeafMove::IfAt(from) => (true, from),
+        LeafMove::Always => (false, None),
+    };
+    sqlx::query(
+        "UPDATE chat_sessions SET active_leaf_id = $2 \
+         WHERE id = $1 AND (NOT $3 OR active_leaf_id IS NOT DISTINCT FROM $4)",
+    )
+    .bind(session_id)
+    .bind(leaf)
+    .bind(conditional)
+    .bind(from)
+    .execute(connection)
+    .await?;
+    Ok(())
 }
 
 /// A message as the engine records it.
@@ -201,23 +349,57 @@ pub async fn insert_message(
     insert_message_with_id(connection, tenant_id, MessageId::new(), message).await
 }
 
-/// Inserts a message whose id was chosen beforehand (the engine names it in events first).
+/// Inserts a message whose id was chosen beforehand (the engine names it in events first), where it goes
+/// in the conversation's tree: an answer of a run under the question the run answers, the active branch
+/// moving on to it if it ended at that question; any other message (a user's, or one a caller brings
+/// with it) after the active leaf, becoming the leaf.
 pub async fn insert_message_with_id(
     connection: &mut PgConnection,
     tenant_id: TenantId,
     id: MessageId,
     message: &NewMessage<'_>,
 ) -> Result<Message, sqlx::Error> {
+    let question = match message.run_id {
+        Some(run_id) if message.role != Role::User => {
+            user_message_of_run(&mut *connection, run_id).await?.map(|question| question.id)
+        }
+        _ => None,
+    };
+    let (parent, when) = match question {
+        Some(question) => (Some(question), LeafMove::IfAt(Some(question))),
+        // Locked until commit: two messages posted at once follow one another, not the same leaf.
+        None => {
+            let leaf: Option<Option<MessageId>> =
+                sqlx::query_scalar(concat!(active_leaf_sql!(), " FOR NO KEY UPDATE OF s"))
+                    .bind(message.session_id)
+                    .fetch_optional(&mut *connection)
+                    .await?;
+            (leaf.flatten(), LeafMove::Always)
+        }
+    };
+    let stored = insert_under(connection, tenant_id, id, message, parent).await?;
+    move_leaf(connection, message.session_id, stored.id, when).await?;
+    Ok(stored)
+}
+
+async fn insert_under(
+    connection: &mut PgConnection,
+    tenant_id: TenantId,
+    id: MessageId,
+    message: &NewMessage<'_>,
+    parent: Option<MessageId>,
+) -> Result<Message, sqlx::Error> {
     let total_tokens = message.input_tokens.zip(message.output_tokens).map(|(input, output)| input + output);
     let mut query = QueryBuilder::<Postgres>::new(
-        "INSERT INTO chat_messages (id, tenant_id, session_id, run_id, role, content, status, finish_reason, \
-         input_tokens, output_tokens, total_tokens, model_used, provider_used, is_byok, tool_calls, citations, \
-         retrieved) ",
+        "INSERT INTO chat_messages (id, tenant_id, session_id, parent_message_id, run_id, role, content, status, \
+         finish_reason, input_tokens, output_tokens, total_tokens, model_used, provider_used, is_byok, tool_calls, \
+         citations, retrieved) ",
     );
     query.push_values([message], |mut row, message| {
         row.push_bind(id)
             .push_bind(tenant_id)
             .push_bind(message.session_id)
+            .push_bind(parent)
             .push_bind(message.run_id)
             .push_bind(message.role)
             .push_bind(message.content)

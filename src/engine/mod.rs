@@ -143,6 +143,20 @@ pub struct TurnRequest {
     pub rate_reservation: Option<TokenReservation>,
     /// The collections (by name) the turn may search; `None`: all its caller and conversation may.
     pub collections: Option<Vec<String>>,
+    /// Where the question goes in the conversation's tree of messages.
+    pub branch: Branch,
+}
+
+/// Where a turn's question goes in its conversation's tree of messages (see `conversations`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Branch {
+    /// A new message after the active branch's last one.
+    #[default]
+    Continue,
+    /// A new message beside this user message (an edit): the same parent, a branch of its own.
+    Edit(crate::ids::MessageId),
+    /// No new message: the turn answers this user message again, its answer a sibling of the earlier ones.
+    Regenerate(crate::ids::MessageId),
 }
 
 /// What a turn is asked to do.
@@ -178,7 +192,21 @@ impl TurnRequest {
         if model.as_deref().is_some_and(|model| model.trim().is_empty() || model.len() > 200) {
             return Err(EngineError::Invalid("model must be 1 to 200 characters".to_owned()));
         }
-        Ok(Self { content, model, mode: TurnMode::Assistant, rate_reservation: None, collections: None })
+        Ok(Self {
+            content,
+            model,
+            mode: TurnMode::Assistant,
+            rate_reservation: None,
+            collections: None,
+            branch: Branch::Continue,
+        })
+    }
+
+    /// Places the question elsewhere than after the active branch: an edit, or an answer regenerated.
+    #[must_use]
+    pub fn on_branch(mut self, branch: Branch) -> Self {
+        self.branch = branch;
+        self
     }
 
     /// Limits the turn's retrieval to these collections (by name), within its caller's and its
@@ -366,12 +394,20 @@ impl Engine {
             },
         )
         .await?;
-        let user_message = conversations::store::insert_message(
-            &mut transaction,
-            tenant_id,
-            &NewMessage::user(session_id, run_id, &request.content),
-        )
-        .await?;
+        let question = NewMessage::user(session_id, run_id, &request.content);
+        let user_message = match request.branch {
+            Branch::Continue => conversations::store::insert_message(&mut transaction, tenant_id, &question).await?,
+            Branch::Edit(edited) => {
+                conversations::store::insert_edit(&mut transaction, tenant_id, edited, &question).await?.ok_or_else(
+                    || EngineError::Invalid("only a user's message of this conversation can be edited".into()),
+                )?
+            }
+            Branch::Regenerate(answered) => {
+                conversations::store::answer_again(&mut transaction, session_id, answered, run_id).await?.ok_or_else(
+                    || EngineError::Invalid("only a user's message of this conversation can be answered again".into()),
+                )?
+            }
+        };
         conversations::store::touch_session(
             &mut transaction,
             session_id,

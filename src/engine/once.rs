@@ -3,7 +3,7 @@
 
 use sha2::{Digest as _, Sha256};
 
-use super::{Engine, EngineError, StartedTurn, TurnRequest};
+use super::{Branch, Engine, EngineError, StartedTurn, TurnRequest};
 use crate::auth::context::TenantContext;
 use crate::conversations;
 use crate::db;
@@ -23,9 +23,15 @@ impl Engine {
         request: TurnRequest,
         key: Option<&IdempotencyKey>,
     ) -> Result<StartedTurn, EngineError> {
-        let canonical = serde_json::json!({
+        let mut canonical = serde_json::json!({
             "session_id": session_id, "content": request.content, "model": request.model,
         });
+        // An edit or a regenerated answer is another request than the same text posted after the branch.
+        match request.branch {
+            Branch::Continue => {}
+            Branch::Edit(id) => canonical["edits"] = serde_json::json!(id),
+            Branch::Regenerate(id) => canonical["answers_again"] = serde_json::json!(id),
+        }
         let fingerprint = Sha256::digest(canonical.to_string().as_bytes()).to_vec();
         let once = Once { scope: IDEMPOTENCY_SCOPE, key, fingerprint: &fingerprint };
         let start = self.start_turn(context, session_id, request);

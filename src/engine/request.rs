@@ -8,10 +8,10 @@ use super::plan::{TurnFailure, TurnPlan};
 use super::{GivenConversation, Inner, TurnMode};
 use crate::conversations::{self, Role};
 use crate::db;
-use crate::prompts::SystemPromptContext;
+use crate::prompts::{PromptTool, SystemPromptContext};
 use crate::providers::Passage;
 use crate::providers::options::GenerationOptions;
-use crate::providers::{self, ChatMessage, ChatRequest};
+use crate::providers::{self, ChatMessage, ChatRequest, ToolSpec};
 use crate::retrieval::relevance::Floors;
 use crate::retrieval::search::SearchMode;
 use crate::retrieval::{self, Citation, Retriever};
@@ -33,7 +33,8 @@ pub(super) struct Built {
     pub estimated_input_tokens: usize,
 }
 
-pub(super) async fn build(inner: &Inner, plan: &TurnPlan) -> Result<Built, TurnFailure> {
+/// `offered`: the tools the model is offered in this turn, which its system prompt may list.
+pub(super) async fn build(inner: &Inner, plan: &TurnPlan, offered: &[ToolSpec]) -> Result<Built, TurnFailure> {
     if let TurnMode::PassThrough(given) = &plan.mode {
         return as_given(inner, plan, given).await;
     }
@@ -41,14 +42,12 @@ pub(super) async fn build(inner: &Inner, plan: &TurnPlan) -> Result<Built, TurnF
     let tenant_name = crate::tenants::store::name(&mut transaction, plan.tenant_id).await?;
     // What the tenant says about itself (`PUT /api/v1/tenant/profile`), in every turn's system prompt.
     let business_context = crate::tenants::profile::business_context(&mut transaction).await?;
-    let mut stored = conversations::store::list_messages(&mut transaction, plan.session_id).await?;
+    // The tenant's template in force (or the built-in one), recorded on the run.
+    let prompt = crate::prompts::tenant::for_turn(&mut transaction, plan.run_id, plan.end_user).await?;
+    // The branch that ends at the run's question: not another branch's messages (an edit's history leaves
+    // out what it replaces), nor those posted after it (a run resumed after an approval).
+    let stored = conversations::history_of_run(&mut transaction, plan.session_id, plan.run_id).await?;
     transaction.commit().await?;
-    // A run resumed after an approval answers its own question: later messages are not its history.
-    if let Some(own) =
-        stored.iter().position(|message| message.run_id == Some(plan.run_id) && message.role == Role::User)
-    {
-        stored.truncate(own + 1);
-    }
     let query = retrieval_query(&stored);
     // Embedded with no connection held: the local model takes milliseconds of CPU.
     let vector = inner.retriever.embed_question(&query).await;
@@ -68,15 +67,24 @@ pub(super) async fn build(inner: &Inner, plan: &TurnPlan) -> Result<Built, TurnF
     let citations: Vec<Citation> = hits.iter().zip(1..).map(|(hit, number)| Citation::from_hit(number, hit)).collect();
     let passages: Vec<Passage> = hits.into_iter().map(Passage::from).collect();
 
-    let system = inner
-        .prompts
-        .system_prompt(&SystemPromptContext {
-            tenant_name,
-            today: Utc::now().format("%Y-%m-%d").to_string(),
-            business_context,
-            citations: &passages,
-        })
-        .map_err(|error| TurnFailure::Internal(Box::new(error)))?;
+    let variables = SystemPromptContext {
+        tenant_name,
+        today: Utc::now().format("%Y-%m-%d").to_string(),
+        business_context,
+        policy_summary: prompt.policy_summary,
+        citations: &passages,
+        tools: offered
+            .iter()
+            .map(|tool| PromptTool { name: tool.name.clone(), description: tool.description.clone() })
+            .collect(),
+        end_user: prompt.end_user,
+    };
+    let system = match &prompt.template {
+        Some((_, body)) => {
+            crate::prompts::render_tenant(body, &variables).map_err(|error| TurnFailure::Internal(Box::new(error)))?
+        }
+        None => inner.prompts.system_prompt(&variables).map_err(|error| TurnFailure::Internal(Box::new(error)))?,
+    };
     let messages: Vec<ChatMessage> = stored
         .into_iter()
         .filter(|message| !message.content.is_empty())

@@ -205,7 +205,13 @@ async fn stream_answer(
     answer: &mut Answer,
     resume: Option<Transcript>,
 ) -> Result<Vec<ToolCallId>, TurnFailure> {
-    let request::Built { mut request, citations, estimated_input_tokens } = request::build(inner, plan).await?;
+    // Loaded first: the system prompt may list the tools the model is offered.
+    let tools = match &plan.mode {
+        TurnMode::PassThrough(_) => TurnTools::default(),
+        TurnMode::Assistant => TurnTools::load(inner, plan).await?,
+    };
+    let request::Built { mut request, citations, estimated_input_tokens } =
+        request::build(inner, plan, &tools.specs).await?;
     answer.citations.clone_from(&citations);
     answer.estimated_input_tokens = u32::try_from(estimated_input_tokens).unwrap_or(u32::MAX);
     if let TurnMode::PassThrough(_) = &plan.mode {
@@ -213,7 +219,6 @@ async fn stream_answer(
         stream_step(inner, plan, log, &mut request, answer).await?;
         return Ok(Vec::new());
     }
-    let tools = TurnTools::load(inner, plan).await?;
     request.tools.clone_from(&tools.specs);
     let conversation = request.messages.clone();
     match resume {

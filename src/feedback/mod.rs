@@ -145,6 +145,12 @@ pub async fn give(
     if message.role != Role::Assistant {
         return Err(FeedbackError::NotAnAnswer);
     }
+    // The template and version the answer's run recorded when its system prompt was built.
+    let run = match message.run_id {
+        Some(run_id) => crate::runs::store::get(&mut transaction, run_id).await?,
+        None => None,
+    };
+    let (prompt_template, prompt_version) = run.map_or((None, None), |run| (run.prompt_template, run.prompt_version));
     let row = store::NewRow {
         message_id,
         run_id: message.run_id,
@@ -152,7 +158,8 @@ pub async fn give(
         feedback,
         model: message.model_used.as_deref(),
         provider: message.provider_used.as_deref(),
-        prompt_template: crate::prompts::system_template_id(),
+        prompt_template,
+        prompt_version,
         cited_chunk_ids: cited_chunk_ids(&message.citations.0),
     };
     let saved = store::upsert(&mut transaction, context.tenant_id(), &row).await?;

@@ -15,7 +15,9 @@ pub struct NewRow<'a> {
     pub feedback: &'a NewFeedback,
     pub model: Option<&'a str>,
     pub provider: Option<&'a str>,
-    pub prompt_template: String,
+    /// The run's recorded template and version (`runs.prompt_template`, `runs.prompt_version`).
+    pub prompt_template: Option<String>,
+    pub prompt_version: Option<i32>,
     pub cited_chunk_ids: Vec<uuid::Uuid>,
 }
 
@@ -34,12 +36,12 @@ pub async fn upsert(
     }
     let saved: Saved = sqlx::query_as(
         "INSERT INTO message_feedback (id, tenant_id, message_id, run_id, giver_type, giver_id, rating, comment, \
-             tags, model, provider, prompt_template, cited_chunk_ids) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+             tags, model, provider, prompt_template, prompt_version, cited_chunk_ids) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
          ON CONFLICT (tenant_id, message_id, giver_type, giver_id) DO UPDATE SET rating = EXCLUDED.rating, \
              comment = EXCLUDED.comment, tags = EXCLUDED.tags, model = EXCLUDED.model, \
              provider = EXCLUDED.provider, prompt_template = EXCLUDED.prompt_template, \
-             cited_chunk_ids = EXCLUDED.cited_chunk_ids, updated_at = now() \
+             prompt_version = EXCLUDED.prompt_version, cited_chunk_ids = EXCLUDED.cited_chunk_ids, updated_at = now() \
          RETURNING id, message_id, run_id, rating, comment, tags, model, provider, prompt_template, \
              prompt_version, cited_chunk_ids, created_at, updated_at, (xmax = 0) AS inserted",
     )
@@ -55,6 +57,7 @@ pub async fn upsert(
     .bind(row.model)
     .bind(row.provider)
     .bind(&row.prompt_template)
+    .bind(row.prompt_version)
     .bind(&row.cited_chunk_ids)
     .fetch_one(connection)
     .await?;
@@ -62,8 +65,8 @@ pub async fn upsert(
 }
 
 /// One page of the export: `(id, line)` after `after`, oldest first. A line holds the feedback, the
-/// answer it is about and the question that answer answers (the user message of the same run, else the
-/// last one before it), and the passages the answer cited.
+/// answer it is about and the question that answer answers (its parent; else the user message of the same
+/// run, else the last one before it), and the passages the answer cited.
 pub async fn export_page(
     connection: &mut PgConnection,
     after: Option<uuid::Uuid>,
@@ -73,6 +76,7 @@ pub async fn export_page(
         "SELECT f.id, jsonb_build_object('id', f.id, 'message_id', f.message_id, 'conversation_id', m.session_id, \
              'run_id', f.run_id, \
              'question', coalesce( \
+                 (SELECT q.content FROM chat_messages q WHERE q.id = m.parent_message_id AND q.role = 'user'), \
                  (SELECT q.content FROM chat_messages q WHERE q.session_id = m.session_id AND q.role = 'user' \
                     AND q.run_id = m.run_id ORDER BY q.created_at, q.id LIMIT 1), \
                  (SELECT q.content FROM chat_messages q WHERE q.session_id = m.session_id AND q.role = 'user' \

@@ -1,5 +1,7 @@
 //! `/api/v1/sessions` (chat): conversations, their messages, and posting a message (a turn), streamed
-//! as SSE when the client accepts `text/event-stream`.
+//! as SSE when the client accepts `text/event-stream`; editing a question and regenerating an answer
+//! (`/api/v1/messages/{id}/edit`, `/regenerate`), each a turn on a branch of its own, answered the same
+//! way; and choosing which branch a conversation shows (`/api/v1/sessions/{id}/active-leaf`).
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -16,10 +18,10 @@ use super::sse;
 use super::streams::{self, OpenStreams};
 use super::views::conversations::{MessageList, SessionList, SessionView};
 use super::views::turns::TurnAnswer;
-use crate::conversations::{self, NewSession, SessionFilter, SessionPatch, SessionType};
-use crate::engine::TurnRequest;
+use crate::conversations::{self, NewSession, Role, SessionFilter, SessionPatch, SessionType};
+use crate::engine::{Branch, TurnRequest};
 use crate::idempotency::IdempotencyKey;
-use crate::ids::SessionId;
+use crate::ids::{MessageId, SessionId};
 use crate::rate_limits::Demand;
 use crate::runs::events::RunEvent;
 
@@ -162,22 +164,68 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// A conversation's messages, oldest first.
+/// What a listing of messages may add.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Include {
+    /// Each message's versions by id (`siblings.ids`), to switch to another.
+    Siblings,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MessagesQuery {
+    /// `siblings`: list each message's versions by id.
+    include: Option<Include>,
+}
+
+/// A conversation's active branch, oldest first: from its first message to its active leaf, each message
+/// with `parent_message_id` and which of its versions it is (`siblings`).
 #[utoipa::path(
     get, path = "/sessions/{id}/messages", operation_id = "list_messages",
     tag = "chat",
-    params(("id" = uuid::Uuid, Path, description = "The conversation's id.")),
-    responses((status = 200, description = "The conversation's messages.", body = MessageList)),
+    params(("id" = uuid::Uuid, Path, description = "The conversation's id."), MessagesQuery),
+    responses((status = 200, description = "The conversation's active branch.", body = MessageList)),
     security(("tenant_key" = ["chat"]), ("widget_token" = [])),
 )]
 pub async fn messages(
     State(state): State<AppState>,
     Tenant(context): Tenant,
     Path(id): Path<uuid::Uuid>,
+    Query(query): Query<MessagesQuery>,
 ) -> Result<axum::Json<MessageList>, ApiError> {
     context.require_conversations()?;
     let messages = conversations::messages(&state.db, &context, SessionId(id)).await?;
-    Ok(axum::Json(MessageList::new(&messages)))
+    Ok(axum::Json(MessageList::new(&messages, query.include == Some(Include::Siblings))))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChooseBranch {
+    /// A message of the conversation: the branch through it becomes the active one, continuing down its
+    /// most recent messages to a leaf.
+    message_id: uuid::Uuid,
+}
+
+/// Switches the conversation to another branch (another version of a message) and returns that branch,
+/// each message with its versions' ids.
+#[utoipa::path(
+    post, path = "/sessions/{id}/active-leaf", operation_id = "choose_branch",
+    tag = "chat",
+    params(("id" = uuid::Uuid, Path, description = "The conversation's id.")),
+    request_body = ChooseBranch,
+    responses((status = 200, description = "The conversation's new active branch.", body = MessageList)),
+    security(("tenant_key" = ["chat"]), ("widget_token" = [])),
+)]
+pub async fn choose_branch(
+    State(state): State<AppState>,
+    Tenant(context): Tenant,
+    Path(id): Path<uuid::Uuid>,
+    Json(body): Json<ChooseBranch>,
+) -> Result<axum::Json<MessageList>, ApiError> {
+    context.require_conversations()?;
+    let branch = conversations::switch_branch(&state.db, &context, SessionId(id), MessageId(body.message_id)).await?;
+    Ok(axum::Json(MessageList::new(&branch, true)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -228,12 +276,107 @@ pub async fn post_message(
 ) -> Result<Response, ApiError> {
     context.require_conversations()?;
     let slot = open_streams.reserve_if(sse::wants_event_stream(&headers), &context)?;
-    let key = extract::idempotency_key(&headers)?.as_deref().map(IdempotencyKey::parse).transpose()?;
     let request = TurnRequest::parse(body.content, body.model)?.in_collections(body.collections);
+    Box::pin(start_and_answer(&state, &context, SessionId(id), request, slot, &headers)).await
+}
+
+/// Starts the turn (once per `Idempotency-Key`) and answers it as JSON or as its event stream (`slot`).
+async fn start_and_answer(
+    state: &AppState,
+    context: &crate::auth::context::TenantContext,
+    session_id: SessionId,
+    request: TurnRequest,
+    slot: Option<streams::StreamSlot>,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let key = extract::idempotency_key(headers)?.as_deref().map(IdempotencyKey::parse).transpose()?;
     let admission =
-        rate_limits::admit(&state, &context, &Demand { prompt: &[&request.content], ..Demand::default() }).await?;
+        rate_limits::admit(state, context, &Demand { prompt: &[&request.content], ..Demand::default() }).await?;
     let request = request.with_rate_reservation(admission.reservation);
-    let started = state.engine.start_turn_once(&context, SessionId(id), request, key.as_ref()).await?;
-    let answer = state.engine.answer(&context, started.run.id, streams::delivery(slot.as_ref())).await?;
+    let started = Box::pin(state.engine.start_turn_once(context, session_id, request, key.as_ref())).await?;
+    let answer = state.engine.answer(context, started.run.id, streams::delivery(slot.as_ref())).await?;
     answer::respond(answer, slot, |outcome| TurnAnswer::new(outcome, &started.user_message))
+}
+
+/// Options of a regenerated answer; `{}` for none.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Regenerate {
+    /// A model other than the tenant's default.
+    #[schema(min_length = 1, max_length = 200)]
+    model: Option<String>,
+    /// Search only these collections (by name) for this answer.
+    #[schema(min_items = 1, max_items = 32)]
+    collections: Option<Vec<String>>,
+}
+
+/// Answers an answer's question again: the new answer is a sibling of this one (another version of it)
+/// and the conversation's active branch moves to it. Answered like posting a message: JSON, or (with
+/// `Accept: text/event-stream`) the run's events; `user_message` is the question answered again.
+#[utoipa::path(
+    post, path = "/messages/{id}/regenerate", operation_id = "regenerate_answer",
+    tag = "chat",
+    params(
+        ("id" = uuid::Uuid, Path, description = "The assistant message (the answer) to regenerate."),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 200,
+            description = "Makes a retry safe: a second request with the key answers the first one's run."),
+    ),
+    request_body = Regenerate,
+    responses(
+        (status = 200, description = "The new answer, as JSON or as the run's events (see `post_message`).",
+            content((TurnAnswer = "application/json"), (RunEvent = "text/event-stream"))),
+        (status = 202, description = "The run waits for a person to approve a tool call.", body = TurnAnswer),
+    ),
+    security(("tenant_key" = ["chat"]), ("widget_token" = [])),
+)]
+pub async fn regenerate(
+    State(state): State<AppState>,
+    Tenant(context): Tenant,
+    Path(id): Path<uuid::Uuid>,
+    open_streams: OpenStreams,
+    headers: HeaderMap,
+    Json(body): Json<Regenerate>,
+) -> Result<Response, ApiError> {
+    context.require_conversations()?;
+    let slot = open_streams.reserve_if(sse::wants_event_stream(&headers), &context)?;
+    let question = conversations::branch_point(&state.db, &context, MessageId(id), Role::Assistant).await?;
+    let request = TurnRequest::parse(question.content, body.model)?
+        .in_collections(body.collections)
+        .on_branch(Branch::Regenerate(question.id));
+    Box::pin(start_and_answer(&state, &context, question.session_id, request, slot, &headers)).await
+}
+
+/// Edits a user's message: a new message with `content` beside it (the same parent), on a branch of its
+/// own that becomes the active one, answered like a posted message. The earlier version and its branch
+/// stay.
+#[utoipa::path(
+    post, path = "/messages/{id}/edit", operation_id = "edit_message",
+    tag = "chat",
+    params(
+        ("id" = uuid::Uuid, Path, description = "The user's message to edit."),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 200,
+            description = "Makes a retry safe: a second request with the key answers the first one's run."),
+    ),
+    request_body = PostMessage,
+    responses(
+        (status = 200, description = "The answer to the edited message, as JSON or as the run's events (see \
+            `post_message`).", content((TurnAnswer = "application/json"), (RunEvent = "text/event-stream"))),
+        (status = 202, description = "The run waits for a person to approve a tool call.", body = TurnAnswer),
+    ),
+    security(("tenant_key" = ["chat"]), ("widget_token" = [])),
+)]
+pub async fn edit(
+    State(state): State<AppState>,
+    Tenant(context): Tenant,
+    Path(id): Path<uuid::Uuid>,
+    open_streams: OpenStreams,
+    headers: HeaderMap,
+    Json(body): Json<PostMessage>,
+) -> Result<Response, ApiError> {
+    context.require_conversations()?;
+    let slot = open_streams.reserve_if(sse::wants_event_stream(&headers), &context)?;
+    let request = TurnRequest::parse(body.content, body.model)?.in_collections(body.collections);
+    let edited = conversations::branch_point(&state.db, &context, MessageId(id), Role::User).await?;
+    let request = request.on_branch(Branch::Edit(edited.id));
+    Box::pin(start_and_answer(&state, &context, edited.session_id, request, slot, &headers)).await
 }

@@ -235,6 +235,21 @@ impl From<crate::tenants::profile::ProfileError> for ApiError {
     }
 }
 
+impl From<crate::prompts::tenant::PromptTemplateError> for ApiError {
+    fn from(error: crate::prompts::tenant::PromptTemplateError) -> Self {
+        use crate::prompts::tenant::PromptTemplateError;
+        match error {
+            PromptTemplateError::Invalid(error) => Self {
+                details: Some(serde_json::json!({ "line": error.line })),
+                ..Self::invalid_code("invalid_template", error.message)
+            },
+            PromptTemplateError::BadRequest(message) => Self::invalid(message),
+            PromptTemplateError::NotFound => Self::not_found("no such prompt template version"),
+            PromptTemplateError::Database(error) => Self::database(&error),
+        }
+    }
+}
+
 impl From<crate::feedback::FeedbackError> for ApiError {
     fn from(error: crate::feedback::FeedbackError) -> Self {
         use crate::feedback::FeedbackError;
@@ -257,6 +272,9 @@ impl From<ConversationError> for ApiError {
     fn from(error: ConversationError) -> Self {
         match error {
             ConversationError::NotFound => Self::not_found("no such conversation"),
+            ConversationError::MessageNotFound => Self::not_found("no such message"),
+            error @ ConversationError::NotAnAnswer => Self::invalid_code("not_an_answer", error.to_string()),
+            error @ ConversationError::NotAUserMessage => Self::invalid_code("not_a_user_message", error.to_string()),
             ConversationError::Invalid(message) => Self::invalid(message),
             ConversationError::Collection(error) => error.into(),
             ConversationError::Database(error) => Self::database(&error),

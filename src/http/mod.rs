@@ -25,6 +25,7 @@ mod metrics;
 mod openai;
 mod openapi;
 mod policy_profiles;
+mod prompt_templates;
 mod provider_models;
 mod providers;
 mod rate_limits;
@@ -130,6 +131,9 @@ pub fn router_with_limits(state: AppState, limits: &ClientLimits) -> Router {
         .routes(routes!(conversations::create, conversations::list))
         .routes(routes!(conversations::get, conversations::update, conversations::delete))
         .routes(routes!(conversations::messages, conversations::post_message))
+        .routes(routes!(conversations::choose_branch))
+        .routes(routes!(conversations::regenerate))
+        .routes(routes!(conversations::edit))
         .routes(routes!(feedback::give))
         .routes(routes!(feedback::export))
         .routes(routes!(runs::get))
@@ -140,6 +144,10 @@ pub fn router_with_limits(state: AppState, limits: &ClientLimits) -> Router {
         .routes(routes!(connectors::refresh))
         .routes(routes!(policy_profiles::create, policy_profiles::list))
         .routes(routes!(policy_profiles::get, policy_profiles::replace, policy_profiles::delete))
+        .routes(routes!(prompt_templates::create, prompt_templates::list))
+        .routes(routes!(prompt_templates::get_active, prompt_templates::put_active))
+        .routes(routes!(prompt_templates::preview))
+        .routes(routes!(prompt_templates::get))
         .routes(routes!(integration::chat))
         .routes(routes!(widget_tokens::mint))
         .routes(routes!(end_users::erase))

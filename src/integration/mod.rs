@@ -42,6 +42,10 @@ impl From<ConversationError> for IntegrationError {
         match error {
             ConversationError::NotFound => Self::SessionNotFound,
             ConversationError::Invalid(message) => Self::Invalid(message),
+            // The integration door neither edits nor regenerates.
+            error @ (ConversationError::MessageNotFound
+            | ConversationError::NotAnAnswer
+            | ConversationError::NotAUserMessage) => Self::Invalid(error.to_string()),
             ConversationError::Collection(error) => error.into(),
             ConversationError::Database(error) => Self::Database(error),
         }

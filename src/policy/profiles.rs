@@ -109,6 +109,28 @@ pub async fn delete(pool: &PgPool, context: &TenantContext, id: PolicyProfileId)
     Ok(())
 }
 
+/// The active profile in one line, for the system prompt's `policy_summary`: its name and version, whether
+/// it is read-only, how many tool patterns it allows and how many wait for approval.
+pub fn summary(active: Option<&PolicyProfile>) -> String {
+    let Some(profile) = active else {
+        return "No policy profile is active: no tools may be used.".to_owned();
+    };
+    let document = &profile.document;
+    let count = |number: usize, one: &str| match number {
+        0 => "none".to_owned(),
+        1 => format!("1 {one}"),
+        _ => format!("{number} {one}s"),
+    };
+    format!(
+        "Policy profile \"{}\" (version {}){}: {} allowed, {} waiting for approval.",
+        profile.name,
+        profile.version,
+        if document.read_only_mode { ", read-only" } else { "" },
+        count(document.tool_allowlist.len(), "tool pattern"),
+        count(document.approval_required.len(), "pattern"),
+    )
+}
+
 async fn audited(
     connection: &mut PgConnection,
     context: &TenantContext,
@@ -119,4 +141,32 @@ async fn audited(
         serde_json::json!({ "name": profile.name, "version": profile.version, "document": profile.document }),
     );
     audit::record(connection, context, &entry).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_names_the_profile_its_mode_and_its_counts() {
+        assert_eq!(summary(None), "No policy profile is active: no tools may be used.");
+        let document = PolicyDocument {
+            tool_allowlist: vec!["crm.*".to_owned(), "docs.search".to_owned()],
+            read_only_mode: true,
+            approval_required: vec!["crm.update_*".to_owned()],
+            ..PolicyDocument::default()
+        };
+        let profile = PolicyProfile {
+            id: PolicyProfileId::new(),
+            name: "support".to_owned(),
+            version: 3,
+            document,
+            created_at: chrono::Utc::now(),
+            updated_at: chrono::Utc::now(),
+        };
+        assert_eq!(
+            summary(Some(&profile)),
+            "Policy profile \"support\" (version 3), read-only: 2 tool patterns allowed, 1 pattern waiting for approval."
+        );
+    }
 }

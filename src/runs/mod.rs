@@ -90,6 +90,11 @@ pub struct Run {
     pub trace_id: Option<String>,
     /// The collections it may search (`None`: all of the tenant's), fixed when it started.
     pub collection_ids: Option<Vec<uuid::Uuid>>,
+    /// The system prompt template its turn was built with: the built-in one's id (`system.md.j2@…`) or
+    /// `tenant`, with the tenant's version in `prompt_version`; `None` before the prompt is built, or when
+    /// the caller sent its own.
+    pub prompt_template: Option<String>,
+    pub prompt_version: Option<i32>,
     pub first_token_ms: Option<i32>,
     pub latency_ms: Option<i32>,
     pub created_at: DateTime<Utc>,

@@ -9,7 +9,8 @@ use crate::runs::coalesce::{self, Deltas, Entry};
 use crate::runs::events::{EventKind, RunEvent};
 
 const RUN_COLUMNS: &str = "id, session_id, kind, status, provider, model, is_byok, error_code, error_message, \
-     finish_reason, request_id, trace_id, collection_ids, first_token_ms, latency_ms, created_at, finished_at";
+     finish_reason, request_id, trace_id, collection_ids, prompt_template, prompt_version, first_token_ms, latency_ms, \
+     created_at, finished_at";
 
 #[derive(Debug, Clone)]
 pub struct NewRun<'a> {
@@ -53,6 +54,22 @@ pub async fn get(connection: &mut PgConnection, id: RunId) -> Result<Option<Run>
     let mut query = QueryBuilder::<Postgres>::new("SELECT ");
     query.push(RUN_COLUMNS).push(" FROM runs WHERE id = ").push_bind(id);
     query.build_query_as().fetch_optional(connection).await
+}
+
+/// Records the system prompt template a run's turn was built with (`prompts::tenant::for_turn`).
+pub async fn set_prompt(
+    connection: &mut PgConnection,
+    id: RunId,
+    template: &str,
+    version: Option<i32>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE runs SET prompt_template = $2, prompt_version = $3 WHERE id = $1")
+        .bind(id)
+        .bind(template)
+        .bind(version)
+        .execute(connection)
+        .await?;
+    Ok(())
 }
 
 /// How a run ended.

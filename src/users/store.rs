@@ -59,3 +59,14 @@ pub async fn delete(connection: &mut PgConnection, id: UserId) -> Result<(), sql
     sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(connection).await?;
     Ok(())
 }
+
+/// The tenant's own id and the display name of an end user, for the system prompt (`None`: no such user).
+pub async fn identity(
+    connection: &mut PgConnection,
+    id: UserId,
+) -> Result<Option<(Option<String>, Option<String>)>, sqlx::Error> {
+    sqlx::query_as("SELECT external_id, display_name FROM users WHERE id = $1 AND erased_at IS NULL")
+        .bind(id)
+        .fetch_optional(connection)
+        .await
+}

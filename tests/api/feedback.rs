@@ -74,8 +74,10 @@ async fn feedback_keeps_what_made_the_answer_a_second_one_replaces_it_and_the_ex
     assert_eq!(first["tags"], json!(["incomplete", "drones"]));
     assert_eq!((&first["model"], &first["provider"]), (&answer["model_used"], &answer["provider_used"]));
     assert!(first["model"].is_string(), "{first}");
+    // The template the answer's run recorded: the built-in one (the tenant saved none), without a version.
+    let run = app.get_json(&format!("/api/v1/runs/{}", answer["run_id"].as_str().unwrap()), &chat_key).await;
     assert!(first["prompt_template"].as_str().unwrap().starts_with("system.md.j2@"), "{first}");
-    assert_eq!(first["prompt_version"], Value::Null, "no versioned templates yet");
+    assert_eq!((&first["prompt_template"], &first["prompt_version"]), (&run["prompt_template"], &Value::Null));
     assert_eq!(first["cited_chunk_ids"], json!(cited));
 
     // The same giver again: the same feedback, replaced (200), not a second one.

@@ -136,6 +136,8 @@ async fn populated_tenant(app: &TestApp, slug: &str, tools_url: &str) -> TestTen
     let profile = json!({ "industry": "Beekeeping", "glossary": [{ "term": "Nuc", "meaning": "a small colony" }] });
     let response = app.client.put(app.url("/api/v1/tenant/profile")).bearer_auth(&key).json(&profile).send().await;
     assert_eq!(response.unwrap().status(), 200);
+    let template = json!({ "body": "You answer for {{ tenant_name }}.", "note": "short" });
+    assert_eq!(app.post("/api/v1/prompt-templates", &key, &template).send().await.unwrap().status(), 201);
     let chat = json!({ "message": "hello", "external_user_id": "customer-1" });
     let response = app.post("/api/v1/integration/chat", &key, &chat).header("idempotency-key", "first").send().await;
     assert_eq!(response.unwrap().status(), 200);
@@ -397,6 +399,7 @@ async fn deleting_a_tenant_leaves_no_row_of_it_in_any_table_and_every_other_tena
     let globex_before = rows_by_table(&app, globex.id).await;
     let empty: Vec<&String> = before.iter().filter(|(_, count)| **count == 0).map(|(table, _)| table).collect();
     for table in [
+        "active_prompt_templates",
         "api_keys",
         "audit_events",
         "budget_spend",
@@ -414,6 +417,7 @@ async fn deleting_a_tenant_leaves_no_row_of_it_in_any_table_and_every_other_tena
         "message_feedback",
         "policy_profile_versions",
         "policy_profiles",
+        "prompt_templates",
         "provider_credentials",
         "rate_limit_buckets",
         "rate_limits",
@@ -519,6 +523,7 @@ async fn the_export_holds_every_kind_of_the_tenants_data_and_no_secret() {
         "api_key",
         "provider",
         "policy_profile",
+        "prompt_template",
         "connector",
         "webhook",
         "document",
@@ -545,6 +550,11 @@ async fn the_export_holds_every_kind_of_the_tenants_data_and_no_secret() {
     assert!(document["chunks"][0]["content"].as_str().unwrap().contains("queen"));
     let profile = of("policy_profile").next().unwrap();
     assert!(!profile["versions"].as_array().unwrap().is_empty());
+    let template = of("prompt_template").next().unwrap();
+    assert_eq!(
+        (template["version"].as_i64(), template["body"].as_str(), template["active"].as_bool()),
+        (Some(1), Some("You answer for {{ tenant_name }}."), Some(true))
+    );
     let connector = of("connector").next().unwrap();
     assert_eq!((connector["auth_kind"].as_str(), connector["has_secret"].as_bool()), (Some("bearer"), Some(true)));
     let about = of("profile").next().unwrap();

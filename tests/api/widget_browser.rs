@@ -176,3 +176,46 @@ async fn a_thumbs_down_in_the_widget_is_stored_as_feedback_on_the_answer() {
         (Some("down"), Some(answer), Some("user"))
     );
 }
+
+#[tokio::test]
+async fn an_answer_regenerated_and_a_question_edited_in_the_widget_are_versions_to_switch_between() {
+    let app = TestApp::spawn().await;
+    let server = McpTestServer::start().await;
+    let tenant = demo_tenant(&app, &server).await;
+    let (first, regenerated, edited) =
+        ("Embed the script tag.", "Add the script tag with a widget token.", "Mint a token for each user.");
+    for answer in [first, regenerated, edited] {
+        app.mock.push(slow_reply(answer, Duration::from_millis(5)));
+    }
+    let edited_question = "How do I mint a widget token?";
+    let expectations = [
+        ("EXPECT_ANSWER", first),
+        ("EXPECT_REGENERATED", regenerated),
+        ("EDITED_QUESTION", edited_question),
+        ("EXPECT_EDITED_ANSWER", edited),
+    ];
+    run_scenario(&app, "branches", &expectations).await;
+
+    // The model answered the edited question alone: the first branch is not its history.
+    let chats: Vec<Value> = app
+        .mock
+        .requests()
+        .into_iter()
+        .filter(|request| request.path.ends_with("/chat/completions"))
+        .map(|request| request.body)
+        .collect();
+    assert_eq!(chats.len(), 3);
+    let asked = |body: &Value| -> Vec<String> {
+        body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["role"] != "system")
+            .map(|m| m["content"].to_string())
+            .collect()
+    };
+    assert_eq!(asked(&chats[1]), asked(&chats[0]), "regenerating gives the model the same history");
+    assert_eq!(asked(&chats[2]), vec![json!(edited_question).to_string()]);
+    // The conversation shows the branch the person switched back to: the first question, its latest answer.
+    assert_eq!(stored_answers(&app, &tenant).await, vec![regenerated.to_owned()]);
+}

@@ -1,10 +1,11 @@
 // Browser end-to-end scenarios for the chat widget (web/widget.js), run against a live Switchboard whose
 // model is the scripted mock upstream. The Rust test that starts them sets the expectations in env.
 //
-//   node tests/widget-e2e/scenarios.mjs <stream|xss|approval|resume|feedback>
+//   node tests/widget-e2e/scenarios.mjs <stream|xss|approval|resume|feedback|branches>
 //
 // Env: SWITCHBOARD_URL (the demo page `/` embeds the widget, open, with a valid token), SCREENSHOT_DIR
-// (optional), EXPECT_ANSWER (every scenario but resume's proxy setup), EXPECT_SOURCE (stream), EXPECT_TOOL (approval), WIDGET_WAIT_MS (default 30000),
+// (optional), EXPECT_ANSWER (every scenario but resume's proxy setup), EXPECT_SOURCE (stream), EXPECT_TOOL (approval),
+// EXPECT_REGENERATED, EDITED_QUESTION and EXPECT_EDITED_ANSWER (branches), WIDGET_WAIT_MS (default 30000),
 // CHROMIUM_PATH (default /usr/bin/chromium). Exit 0 on success; 1 with a message saying what was expected
 // and what was seen.
 
@@ -52,6 +53,9 @@ function snapshotInPage() {
     errors: all('[data-testid="error"]').map((node) => node.innerText),
     citations: all('[data-testid="citation"]').map((node) => node.innerText),
     feedback: all('[data-testid="feedback-note"]').map((node) => node.innerText).join(' | '),
+    questions: all('[data-testid="message"][data-role="user"] .bubble').map((node) => node.innerText),
+    // The versions shown, per message of the branch ('' for a message with one version).
+    versions: all('[data-testid="message"][data-role]').map((node) => node.querySelector('[data-testid="version"]')?.innerText ?? ''),
     toolCalls: all('[data-testid="tool-call"]').map((node) => ({ status: node.dataset.status, text: node.innerText })),
     visibleText: root.querySelector('[data-testid="panel"]')?.innerText ?? '',
   };
@@ -271,6 +275,52 @@ async function feedback(page) {
   console.log('rated the answer down; after a reload the stored answer offers feedback again');
 }
 
+/** Regenerates an answer, switches between its versions, edits the question, and switches back. */
+async function branches(page) {
+  const first = env('EXPECT_ANSWER');
+  const regenerated = env('EXPECT_REGENERATED');
+  const editedQuestion = env('EDITED_QUESTION');
+  const editedAnswer = env('EXPECT_EDITED_ANSWER');
+  const question = 'How do I embed the widget?';
+  await openDemo(page, env('SWITCHBOARD_URL'));
+  await ask(page, question);
+  const done = await waitFor(page, 'the first answer', finished);
+  expectAnswer(done.answer, first, 'the first answer');
+
+  const regenerate = page.locator('[data-testid="regenerate"]').last();
+  await regenerate.waitFor({ state: 'visible', timeout: WAIT_MS });
+  await regenerate.click();
+  const again = await waitFor(page, 'the regenerated answer, version 2/2',
+    (s) => finished(s) && s.versions.join(',') === ',2/2' && normalise(s.answer) === normalise(regenerated));
+  console.log(`regenerated: versions ${show(again.versions)}`);
+  await screenshot(page, 'widget-regenerated.png');
+
+  await page.locator('[data-testid="version-prev"]').last().click();
+  await waitFor(page, 'the first answer again, version 1/2',
+    (s) => finished(s) && s.versions.join(',') === ',1/2' && normalise(s.answer) === normalise(first));
+
+  await page.locator('[data-testid="edit"]').last().click();
+  const editor = page.locator('[data-testid="edit-input"]');
+  await editor.waitFor({ state: 'visible', timeout: WAIT_MS });
+  await editor.fill(editedQuestion);
+  await page.locator('[data-testid="edit-send"]').click();
+  const edited = await waitFor(page, 'the answer to the edited question, the question at version 2/2',
+    (s) => finished(s) && s.versions.join(',') === '2/2,' && normalise(s.answer) === normalise(editedAnswer));
+  if (edited.questions.length !== 1 || normalise(edited.questions[0]) !== normalise(editedQuestion)) {
+    throw new Failure(`expected only the edited question on its branch; questions shown: ${show(edited.questions)}`);
+  }
+  await screenshot(page, 'widget-edited.png');
+
+  // Back to the first question: its branch, down to its most recent answer (the regenerated one).
+  await page.locator('[data-testid="version-prev"]').first().click();
+  const back = await waitFor(page, 'the first question again, version 1/2, with its latest answer',
+    (s) => finished(s) && s.versions.join(',') === '1/2,2/2' && normalise(s.answer) === normalise(regenerated));
+  if (normalise(back.questions[0]) !== normalise(question)) {
+    throw new Failure(`expected the first question back; questions shown: ${show(back.questions)}`);
+  }
+  console.log(`switched versions: ${show(back.versions)}`);
+}
+
 // ---------------------------------------------------------------- a TCP proxy that can cut connections
 
 /** Forwards 127.0.0.1:<random> to target, records every HTTP request head, and can drop all connections. */
@@ -336,7 +386,7 @@ function requestHeadParser(onHead) {
 
 // ---------------------------------------------------------------- main
 
-const SCENARIOS = { stream, xss, approval, resume, feedback };
+const SCENARIOS = { stream, xss, approval, resume, feedback, branches };
 
 async function main() {
   const name = process.argv[2];

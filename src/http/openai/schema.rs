@@ -211,6 +211,7 @@ pub mod conformance {
         Message {
             id: crate::ids::MessageId::new(),
             session_id: crate::ids::SessionId::new(),
+            parent_message_id: None,
             run_id: None,
             role: Role::Assistant,
             content: content.to_owned(),

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::conversations::{Message, MessageStatus, Role, Session, SessionType};
+use crate::conversations::{BranchMessage, Message, MessageStatus, Role, Session, SessionType};
 use crate::ids::{MessageId, RunId, SessionId, UserId};
 use crate::providers::FinishReason;
 use crate::retrieval::Citation;
@@ -64,6 +64,10 @@ pub struct MessageView {
     pub id: MessageId,
     #[schema(value_type = uuid::Uuid)]
     pub session_id: SessionId,
+    /// The message it follows: a user's message's, the answer before it on its branch (`null` for the
+    /// first); an answer's, the question it answers.
+    #[schema(value_type = Option<uuid::Uuid>)]
+    pub parent_message_id: Option<MessageId>,
     /// The run that wrote (or answers) the message.
     #[schema(value_type = Option<uuid::Uuid>)]
     pub run_id: Option<RunId>,
@@ -101,6 +105,7 @@ impl From<&Message> for MessageView {
         Self {
             id: message.id,
             session_id: message.session_id,
+            parent_message_id: message.parent_message_id,
             run_id: message.run_id,
             role: message.role,
             content: message.content.clone(),
@@ -121,13 +126,44 @@ impl From<&Message> for MessageView {
     }
 }
 
+/// Where a message stands among its versions: the messages with the same parent (an edited question's
+/// versions, or a regenerated answer's).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SiblingsView {
+    /// Which version this message is, from 1 (oldest first).
+    pub index: usize,
+    /// How many versions there are (1: none but itself).
+    pub count: usize,
+    /// Every version's id, oldest first: only with `include=siblings`, or when a branch was chosen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<uuid::Uuid>>)]
+    pub ids: Option<Vec<MessageId>>,
+}
+
+/// A message of the conversation's active branch, with its versions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BranchMessageView {
+    #[serde(flatten)]
+    pub message: MessageView,
+    pub siblings: SiblingsView,
+}
+
+/// A conversation's active branch, oldest first.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MessageList {
-    pub messages: Vec<MessageView>,
+    pub messages: Vec<BranchMessageView>,
 }
 
 impl MessageList {
-    pub fn new(messages: &[Message]) -> Self {
-        Self { messages: messages.iter().map(MessageView::from).collect() }
+    /// The branch; `with_ids` lists each message's versions by id.
+    pub fn new(messages: &[BranchMessage], with_ids: bool) -> Self {
+        let view = |message: &BranchMessage| {
+            let (index, count) = message.version();
+            BranchMessageView {
+                message: MessageView::from(&message.message),
+                siblings: SiblingsView { index, count, ids: with_ids.then(|| message.sibling_ids.clone()) },
+            }
+        };
+        Self { messages: messages.iter().map(view).collect() }
     }
 }

@@ -21,9 +21,10 @@ pub struct FeedbackView {
     /// The model and provider that wrote the answer.
     pub model: Option<String>,
     pub provider: Option<String>,
-    /// The system prompt template the service had built in (`name@` and a hash of its content).
+    /// The system prompt template the answer's run was built with: the built-in one's id (`system.md.j2@`
+    /// and a hash of its content) or `tenant`; null when the run recorded none.
     pub prompt_template: Option<String>,
-    /// The version of the tenant's own prompt template; null until tenants have versioned templates.
+    /// The version of the tenant's own template the run used; null for the built-in one.
     pub prompt_version: Option<i32>,
     /// The chunks the answer cited.
     pub cited_chunk_ids: Vec<uuid::Uuid>,

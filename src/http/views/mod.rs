@@ -14,6 +14,7 @@ pub mod feedback;
 pub mod health;
 pub mod integration;
 pub mod policy_profiles;
+pub mod prompt_templates;
 pub mod provider_models;
 pub mod providers;
 pub mod runs;

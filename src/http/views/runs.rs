@@ -29,6 +29,12 @@ pub struct RunView {
     pub request_id: Option<String>,
     /// Its OpenTelemetry trace, when the service exports traces.
     pub trace_id: Option<String>,
+    /// The system prompt template its turn was built with: the built-in one's id (`system.md.j2@` and a
+    /// hash of its text) or `tenant`; null when the caller sent its own system prompt, or before the
+    /// prompt was built.
+    pub prompt_template: Option<String>,
+    /// The version of the tenant's own template; null for the built-in one.
+    pub prompt_version: Option<i32>,
     pub first_token_ms: Option<i32>,
     pub latency_ms: Option<i32>,
     pub created_at: DateTime<Utc>,
@@ -50,6 +56,8 @@ impl From<&Run> for RunView {
             error_message: run.error_message.clone(),
             request_id: run.request_id.clone(),
             trace_id: run.trace_id.clone(),
+            prompt_template: run.prompt_template.clone(),
+            prompt_version: run.prompt_version,
             first_token_ms: run.first_token_ms,
             latency_ms: run.latency_ms,
             created_at: run.created_at,

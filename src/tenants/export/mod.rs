@@ -48,6 +48,7 @@ const KINDS: &[(&str, &str)] = &[
     ("api_key", store::API_KEYS),
     ("provider", store::PROVIDERS),
     ("policy_profile", store::POLICY_PROFILES),
+    ("prompt_template", store::PROMPT_TEMPLATES),
     ("connector", store::CONNECTORS),
     ("webhook", store::WEBHOOKS),
     ("document", store::DOCUMENTS),

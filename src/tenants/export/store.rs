@@ -63,11 +63,14 @@ pub const PROVIDERS: &str = "SELECT provider, jsonb_build_object('type', 'provid
      'base_url', base_url, 'default_model', default_model, 'created_at', created_at, 'updated_at', updated_at) \
      FROM provider_credentials WHERE ($1::text IS NULL OR provider > $1) ORDER BY provider LIMIT $2";
 
-/// A conversation with its messages in order, each with its citations and tool calls.
+/// A conversation with its messages in order (each with its parent: they form a tree), each with its
+/// citations and tool calls.
 pub const CONVERSATIONS: &str = "SELECT s.id::text, jsonb_build_object('type', 'conversation', 'id', s.id, \
      'session_type', s.session_type, 'workspace_id', s.workspace_id, 'title', s.title, 'archived', s.archived, \
      'api_key_id', s.api_key_id, 'user_id', s.user_id, 'created_at', s.created_at, 'updated_at', s.updated_at, \
-     'messages', coalesce((SELECT jsonb_agg(jsonb_build_object('id', m.id, 'run_id', m.run_id, \
+     'active_leaf_id', s.active_leaf_id, \
+     'messages', coalesce((SELECT jsonb_agg(jsonb_build_object('id', m.id, \
+         'parent_message_id', m.parent_message_id, 'run_id', m.run_id, \
          'role', m.role, 'content', m.content, 'status', m.status, 'finish_reason', m.finish_reason, \
          'citations', m.citations, 'retrieved', m.retrieved, 'tool_calls', m.tool_calls, 'input_tokens', m.input_tokens, \
          'output_tokens', m.output_tokens, 'total_tokens', m.total_tokens, 'model', m.model_used, \
@@ -99,6 +102,15 @@ pub const POLICY_PROFILES: &str = "SELECT p.id::text, jsonb_build_object('type',
      FROM policy_profiles p WHERE ($1::uuid IS NULL OR p.id > $1::uuid) ORDER BY p.id LIMIT $2";
 
 /// A connector and the tools it offered; whether it has a credential, never the credential.
+/// A version of the tenant's own system prompt template, and whether it is the one in force.
+pub const PROMPT_TEMPLATES: &str = "SELECT t.name || '@' || lpad(t.version::text, 10, '0'), \
+     jsonb_build_object('type', 'prompt_template', 'name', t.name, 'version', t.version, 'body', t.body, \
+     'note', t.note, 'created_at', t.created_at, 'active', a.version IS NOT NULL) \
+     FROM prompt_templates t LEFT JOIN active_prompt_templates a \
+         ON a.tenant_id = t.tenant_id AND a.name = t.name AND a.version = t.version \
+     WHERE ($1::text IS NULL OR t.name || '@' || lpad(t.version::text, 10, '0') > $1) \
+     ORDER BY t.name || '@' || lpad(t.version::text, 10, '0') LIMIT $2";
+
 pub const CONNECTORS: &str = "SELECT c.id::text, jsonb_build_object('type', 'connector', 'id', c.id, \
      'name', c.name, 'transport', c.transport, 'url', c.url, 'command', c.command, 'args', c.args, \
      'auth_kind', c.auth_kind, 'auth_header', c.auth_header, 'has_secret', c.secret_ciphertext IS NOT NULL, \
