@@ -46,6 +46,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
         if holds_nul(&bytes) {
             return Err(nul_refused());
         }
+        if is_json_but_not_an_object(&bytes) {
+            // serde fills a struct from an array by position: `[null, null]` would pass as `{}`.
+            return Err(ApiError::invalid("the request body must be a JSON object"));
+        }
         let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
         Ok(Self(value))
     }
@@ -79,6 +83,13 @@ fn holds_nul(body: &[u8]) -> bool {
     }
     let escaped = body.windows(6).any(|window| window.eq_ignore_ascii_case(b"\\u0000"));
     escaped && serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|value| walk(&value))
+}
+
+/// Well-formed JSON whose top level is an array, a string, a number, a boolean or null. Malformed JSON is
+/// left to the parser, which says where it broke.
+fn is_json_but_not_an_object(body: &[u8]) -> bool {
+    let starts_an_object = body.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'{');
+    !starts_an_object && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok()
 }
 
 fn nul_refused() -> ApiError {

@@ -1,5 +1,6 @@
 //! Input PostgreSQL cannot store is refused at the edge with a 422 and a stable code, on every route:
-//! NUL characters in any text, an amount past its column, a workspace that does not exist.
+//! NUL characters in any text, an amount past its column, a workspace that does not exist; and a body
+//! that is JSON but not an object (which serde would read into a struct by position).
 
 use serde_json::{Value, json};
 
@@ -72,4 +73,36 @@ async fn a_budget_past_its_column_and_a_workspace_that_does_not_exist_are_refuse
     let theirs = app.create_workspace(&other.admin_key, "theirs").await;
     let session = json!({ "session_type": "workspace", "workspace_id": theirs });
     assert_error(app.post("/api/v1/sessions", key, &session).send().await.unwrap(), 422, "invalid_request").await;
+}
+
+#[tokio::test]
+async fn a_body_that_is_json_but_not_an_object_is_refused_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("acme").await;
+    let key = &tenant.admin_key;
+    for body in ["[]", "[null, null]", "null", "42", "\"title\"", "true"] {
+        let response = app
+            .client
+            .post(app.url("/api/v1/sessions"))
+            .bearer_auth(key)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_error(response, 422, "invalid_request").await;
+    }
+    let sessions = app.get_json("/api/v1/sessions", key).await;
+    assert_eq!(sessions["sessions"], json!([]), "no session was made from an array: {sessions}");
+    // Malformed JSON is still told apart from JSON of the wrong shape.
+    let response = app
+        .client
+        .post(app.url("/api/v1/sessions"))
+        .bearer_auth(key)
+        .header("content-type", "application/json")
+        .body("[1,")
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 400, "malformed_json").await;
 }
