@@ -85,10 +85,14 @@ impl Deltas {
         &self.text[start..self.ends[index] as usize]
     }
 
+    /// How many pieces are numbered `after` or lower.
+    fn pieces_up_to(&self, after: i64) -> usize {
+        usize::try_from(after.saturating_sub(self.first_seq - 1)).unwrap_or(0).min(self.ends.len())
+    }
+
     /// The pieces numbered after `after`, each its own event.
     pub fn events_after(&self, after: i64) -> impl Iterator<Item = RunEvent> + '_ {
-        let skip = usize::try_from(after.saturating_sub(self.first_seq - 1)).unwrap_or(0);
-        (skip..self.ends.len()).map(move |index| RunEvent {
+        (self.pieces_up_to(after)..self.ends.len()).map(move |index| RunEvent {
             run_id: self.run_id,
             seq: self.first_seq + as_seq(index),
             kind: EventKind::MessageDelta { text: self.piece(index).to_owned() },
@@ -97,7 +101,7 @@ impl Deltas {
 
     /// The pieces numbered after `after`, still joined (`None` when there are none).
     fn after(&self, after: i64) -> Option<Self> {
-        let skip = usize::try_from(after.saturating_sub(self.first_seq - 1)).unwrap_or(0);
+        let skip = self.pieces_up_to(after);
         if skip >= self.ends.len() {
             return None;
         }

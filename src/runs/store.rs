@@ -113,10 +113,7 @@ pub async fn insert_events(
     let entries: Vec<Entry> = events.iter().cloned().map(Entry::Event).collect();
     insert_entries(connection, tenant_id, &entries).await?;
     let runs: std::collections::BTreeSet<RunId> = events.iter().map(|event| event.run_id).collect();
-    for run_id in runs {
-        notify(&mut *connection, EVENTS_CHANNEL, run_id).await?;
-    }
-    Ok(())
+    notify_events(connection, &runs.into_iter().collect::<Vec<_>>()).await
 }
 
 /// Writes events and joined deltas (one row each), without notifying anyone: the caller does, once.
