@@ -8,7 +8,10 @@
 //! with how many of its top 10 are full text's (exact BM25, which that test checks against a reference).
 //!
 //! `cargo run --release --example retrieval_eval -- ../shared/data/vaswani`
-//! (`EVAL_FULL_TEXT_ONLY=1`: no embedding, full-text search only, in a minute instead of many.)
+//! (`EVAL_FULL_TEXT_ONLY=1`: no embedding, full-text search only, in a minute instead of many.) With
+//! `SWITCHBOARD_RERANK_MODEL` and its provider's key set (as for the service), a `hybrid + rerank` row too:
+//! the best 30 hybrid candidates of each query reranked by the hosted model (the collection's text is sent
+//! to the provider, and each query costs a rerank call).
 #![expect(clippy::cast_precision_loss, reason = "metrics over counts far below 2^52")]
 
 #[path = "common/trec.rs"]
@@ -26,7 +29,7 @@ use switchboard::embeddings::{EmbedderFactory, EmbeddingModel};
 use switchboard::ids::TenantId;
 use switchboard::providers::http::{HttpClient, UpstreamSettings};
 use switchboard::retrieval::search::SearchMode;
-use switchboard::retrieval::{self, NewDocument, Retriever, backfill, search};
+use switchboard::retrieval::{self, NewDocument, RerankBill, Retriever, backfill, search};
 use switchboard::tenants::{self, NewTenant};
 use trec::{qrels, trec_records};
 
@@ -58,14 +61,14 @@ fn percentile(sorted: &[std::time::Duration], per_mille: usize) -> f64 {
     sorted[(sorted.len() * per_mille).div_ceil(1000).clamp(1, sorted.len()) - 1].as_secs_f64() * 1e3
 }
 
-/// One search as a request is served (the question embedded, then both rankings and fusion), timed; the
-/// results' source paths, best first.
+/// One search as a request is served (the question embedded, then both rankings and fusion, then the
+/// reranker when `rerank`), timed; the results' source paths, best first.
 async fn search_timed(
     pool: &sqlx::PgPool,
     tenant: TenantId,
     retriever: &Retriever,
     text: &str,
-    mode: SearchMode,
+    (mode, rerank): (SearchMode, bool),
 ) -> (Vec<String>, std::time::Duration) {
     let asked = Instant::now();
     let vector = if mode == SearchMode::FullText { None } else { retriever.embed_question(text).await };
@@ -75,6 +78,22 @@ async fn search_timed(
             .await
             .unwrap();
     transaction.commit().await.unwrap();
+    let hits = if rerank {
+        let by = switchboard::audit::Recorder {
+            tenant_id: tenant,
+            actor_type: "system",
+            actor_id: None,
+            request_id: None,
+            trace_id: None,
+        };
+        let bill = RerankBill { tenant_id: tenant, payer: switchboard::usage::EmbeddingPayer::default(), by };
+        let k = usize::try_from(search::MAX_K).unwrap_or(usize::MAX);
+        let searched = retriever.rerank(pool, &bill, text, hits, k).await.unwrap();
+        assert!(searched.reranked, "the reranker failed ({:?}): see the log", searched.fallback);
+        searched.hits
+    } else {
+        hits
+    };
     (hits.into_iter().map(|hit| hit.source_path).collect(), asked.elapsed())
 }
 
@@ -98,7 +117,7 @@ async fn long_question_table(
         let mut shared = 0;
         let mut latencies = Vec::new();
         for (index, text) in long.iter().enumerate() {
-            let (ranking, took) = search_timed(pool, tenant_id, retriever, text, *mode).await;
+            let (ranking, took) = search_timed(pool, tenant_id, retriever, text, (*mode, false)).await;
             latencies.push(took);
             let top: Vec<String> = ranking.into_iter().take(10).collect();
             // Full text runs first: its top 10 are what the other modes are compared with.
@@ -147,6 +166,12 @@ async fn main() {
         switchboard::catalog::Catalog::built_in(),
     );
     let retriever = backfill::prepare(&owner, &pool, &factory, EmbeddingModel::local()).await;
+    let reranker = switchboard::config::rerank_settings().expect("the rerank settings are valid").map(|settings| {
+        let http = HttpClient::new(UpstreamSettings::default());
+        switchboard::retrieval::rerank::Reranker::new(settings, http, &switchboard::catalog::Catalog::built_in())
+    });
+    let reranking = reranker.is_some();
+    let retriever = retriever.with_reranker(reranker);
 
     // Ingested first without vectors, then embedded by the backfill in batches: two throughputs.
     let started = Instant::now();
@@ -180,11 +205,18 @@ async fn main() {
     ];
     let modes: Vec<_> =
         modes.into_iter().filter(|(mode, _)| !full_text_only || *mode == SearchMode::FullText).collect();
+    // The judged queries' table also has the reranked row when a reranker is configured.
+    let mut judged_modes: Vec<((SearchMode, bool), String)> =
+        modes.iter().map(|(mode, name)| ((*mode, false), (*name).to_owned())).collect();
+    if reranking && !full_text_only {
+        let reranker_id = retriever.reranker().map(|reranker| reranker.model().id()).unwrap_or_default();
+        judged_modes.push(((SearchMode::Hybrid, true), format!("hybrid + rerank ({reranker_id}, best 30)")));
+    }
 
     let judged: Vec<_> = queries.iter().filter(|(id, _)| judgments.contains_key(id)).collect();
     println!("| method | nDCG@10 | Recall@100 | MRR@10 | search p50 | search p99 |");
     println!("|---|---|---|---|---|---|");
-    for (mode, name) in &modes {
+    for (mode, name) in &judged_modes {
         let mut totals = (0.0, 0.0, 0.0);
         let mut latencies = Vec::new();
         for (id, text) in &judged {

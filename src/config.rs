@@ -17,6 +17,7 @@ use crate::http::ClientLimits;
 use crate::providers::ProviderKind;
 use crate::providers::credentials::{PlatformCredentials, PlatformProviders};
 use crate::rate_limits::{DEFAULT_MAX_CONCURRENT_RUNS, Limits, MAX_PER_MINUTE, OperatorLimits};
+use crate::retrieval::rerank::{self, RerankModel, RerankSettings};
 use crate::tools::settings::{StdioServers, ToolSettings};
 
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +68,10 @@ pub struct Config {
     /// Where the remote embedding providers are reached: OpenAI and Gemini with the platform's chat keys,
     /// Voyage with `VOYAGE_API_KEY`.
     pub embedding_endpoints: HashMap<EmbeddingProvider, RemoteEndpoint>,
+    /// The reranker searches and turns may use (`SWITCHBOARD_RERANK_MODEL`: `cohere/…`, `voyage/…` or
+    /// `jina/…`, with the provider's key and optional base URL, and `SWITCHBOARD_RERANK_TIMEOUT_MS`);
+    /// unset: none.
+    pub reranker: Option<RerankSettings>,
     /// Stdio MCP servers tenants may use (`SWITCHBOARD_MCP_STDIO_SERVERS`) and tool-call deadlines
     /// (`SWITCHBOARD_TOOL_TIMEOUT_SECS`).
     pub tools: ToolSettings,
@@ -149,8 +154,7 @@ impl Config {
                 })
             })
             .transpose()?;
-        let metrics_tenants = metrics_tenants()?;
-        let (demo, rate_limits) = (demo_mode(&listen)?, rate_limits()?);
+        let (demo, rate_limits, metrics_tenants) = (demo_mode(&listen)?, rate_limits()?, metrics_tenants()?);
         Ok(Self {
             demo,
             web_assets_dir: env("SWITCHBOARD_WEB_DIR").map(PathBuf::from),
@@ -171,6 +175,7 @@ impl Config {
             webhooks: webhook_settings()?,
             tools,
             embedding_endpoints: embedding_endpoints(&platform_providers),
+            reranker: rerank_settings()?,
             embedding_model,
             listen,
             metrics_listen,
@@ -294,6 +299,35 @@ fn embedding_endpoints(platform: &PlatformProviders) -> HashMap<EmbeddingProvide
         endpoints.insert(EmbeddingProvider::Voyage, RemoteEndpoint { api_key: SecretString::from(api_key), base_url });
     }
     endpoints
+}
+
+/// `SWITCHBOARD_RERANK_MODEL` (unset: no reranker) with its provider's key (`COHERE_API_KEY`,
+/// `VOYAGE_API_KEY` or `JINA_API_KEY`, required), base URL (`*_BASE_URL`, optional) and
+/// `SWITCHBOARD_RERANK_TIMEOUT_MS` (default 2000). The key is never quoted.
+pub fn rerank_settings() -> Result<Option<RerankSettings>, ConfigError> {
+    const NAME: &str = "SWITCHBOARD_RERANK_MODEL";
+    let Some(spec) = env(NAME) else { return Ok(None) };
+    let model = RerankModel::parse(&spec).map_err(|reason| ConfigError::Invalid { name: NAME, reason })?;
+    let provider = model.provider;
+    let api_key = env(provider.key_variable()).ok_or_else(|| ConfigError::Invalid {
+        name: NAME,
+        reason: format!("{} needs {}, which is not set", model.id(), provider.key_variable()),
+    })?;
+    let base_url = env(provider.base_url_variable()).unwrap_or_else(|| provider.default_base_url().to_owned());
+    let valid_url = reqwest::Url::parse(&base_url).is_ok_and(|url| matches!(url.scheme(), "http" | "https"));
+    if !valid_url {
+        return Err(ConfigError::Invalid {
+            name: provider.base_url_variable(),
+            reason: "expected an http:// or https:// URL".to_owned(),
+        });
+    }
+    let default_ms = usize::try_from(rerank::DEFAULT_TIMEOUT.as_millis()).unwrap_or(usize::MAX);
+    let timeout_ms = positive("SWITCHBOARD_RERANK_TIMEOUT_MS", "milliseconds", default_ms)?;
+    Ok(Some(RerankSettings {
+        model,
+        endpoint: RemoteEndpoint { api_key: SecretString::from(api_key), base_url },
+        timeout: std::time::Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(u64::MAX)),
+    }))
 }
 
 /// Reads a secret from `path`, or generates 32 random bytes, stores them hex-encoded (mode 600) and logs

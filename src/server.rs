@@ -203,7 +203,14 @@ async fn open_retriever(config: &Config, database: &Database, http: &HttpClient)
         &config.data_dir,
         config.catalog.clone(),
     );
-    crate::retrieval::backfill::prepare(&database.owner, &database.app, &factory, config.embedding_model.clone()).await
+    let retriever =
+        crate::retrieval::backfill::prepare(&database.owner, &database.app, &factory, config.embedding_model.clone())
+            .await;
+    let reranker = config.reranker.clone().map(|settings| {
+        tracing::info!(model = %settings.model.id(), "searches may be reranked");
+        crate::retrieval::rerank::Reranker::new(settings, http.clone(), &config.catalog)
+    });
+    retriever.with_reranker(reranker)
 }
 
 /// Brings the system tenant's documentation in line with the corpus folder; a failure is logged, not fatal.

@@ -1,7 +1,8 @@
 //! Tenant API keys: `sb_<prefix>_<secret>`. The prefix finds the row; the whole token is stored only as
 //! a SHA-256 digest (the secret has 256 bits of entropy, so a slow hash would add latency and no safety).
 //! A key is shown once, at creation. A key may have a monthly budget of its own, which replaces the
-//! tenant's budget for every key (`budgets`).
+//! tenant's budget for every key (`budgets`). A key may name a policy profile of its own, which replaces
+//! the profile its runs would otherwise inherit (`policy::store::effective`).
 
 pub mod store;
 
@@ -15,7 +16,7 @@ use sqlx::PgConnection;
 
 use crate::audit::{self, AuditEntry};
 use crate::auth::context::{Scope, TenantContext};
-use crate::ids::ApiKeyId;
+use crate::ids::{ApiKeyId, PolicyProfileId};
 
 const TOKEN_PREFIX: &str = "sb_";
 const PREFIX_LEN: usize = 12;
@@ -30,8 +31,24 @@ pub enum ApiKeyError {
     /// The key would reach a collection that does not exist, or one its maker may not search.
     #[error(transparent)]
     Collection(#[from] crate::collections::CollectionError),
+    /// The key was given a policy profile id the tenant has no profile of.
+    #[error("no policy profile of this tenant has the id {0}")]
+    UnknownProfile(PolicyProfileId),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+}
+
+/// A foreign key violation on the key's profile means the tenant has no such profile.
+fn unknown_profile_if_missing<T>(
+    result: Result<T, sqlx::Error>,
+    id: Option<PolicyProfileId>,
+) -> Result<T, ApiKeyError> {
+    result.map_err(|error| match (&error, id) {
+        (sqlx::Error::Database(database), Some(id)) if database.is_foreign_key_violation() => {
+            ApiKeyError::UnknownProfile(id)
+        }
+        _ => ApiKeyError::Database(error),
+    })
 }
 
 /// What may be shown about a key: everything but its secret.
@@ -51,6 +68,8 @@ pub struct ApiKey {
     /// The collections the key may search (`None`: every one), by id and by name.
     pub collection_ids: Option<Vec<uuid::Uuid>>,
     pub collections: Vec<String>,
+    /// The key's own policy profile; `None`: it inherits (its end user's group's, else the tenant's).
+    pub policy_profile_id: Option<PolicyProfileId>,
 }
 
 /// A non-empty set of scopes, as stored in the database.
@@ -113,13 +132,16 @@ impl NewApiKey {
     }
 }
 
-/// A change to a key, given as a JSON object; only its budget can change (`null` removes it).
+/// A change to a key, given as a JSON object: its budget, its collections, its policy profile (`null`
+/// removes each).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApiKeyChange {
     /// `None`: left as it is; `Some(None)`: the tenant's budget for every key applies again.
     pub monthly_budget_usd: Option<Option<Decimal>>,
     /// `None`: left as it is; `Some(None)`: every collection its changer may search; else these names.
     pub collections: Option<Option<Vec<String>>>,
+    /// `None`: left as it is; `Some(None)`: the key inherits its profile again; else this profile.
+    pub policy_profile_id: Option<Option<PolicyProfileId>>,
 }
 
 impl ApiKeyChange {
@@ -129,9 +151,11 @@ impl ApiKeyChange {
             match name.as_str() {
                 "monthly_budget_usd" => change.monthly_budget_usd = Some(parse_budget(value)?),
                 "collections" => change.collections = Some(parse_collections(value)?),
+                "policy_profile_id" => change.policy_profile_id = Some(parse_profile(value)?),
                 _ => {
                     return Err(ApiKeyError::Invalid(format!(
-                        "unknown field `{name}`; only `monthly_budget_usd` and `collections` can be changed"
+                        "unknown field `{name}`; only `monthly_budget_usd`, `collections` and `policy_profile_id` \
+                         can be changed"
                     )));
                 }
             }
@@ -151,6 +175,17 @@ fn parse_collections(value: &serde_json::Value) -> Result<Option<Vec<String>>, A
             .map(Some)
             .ok_or_else(|| ApiKeyError::Invalid("collections must be null or an array of names".to_owned())),
         _ => Err(ApiKeyError::Invalid("collections must be null or an array of names".to_owned())),
+    }
+}
+
+/// A key's policy profile: null (inherit) or a profile's id.
+fn parse_profile(value: &serde_json::Value) -> Result<Option<PolicyProfileId>, ApiKeyError> {
+    match value {
+        serde_json::Value::Null => Ok(None),
+        serde_json::Value::String(text) => uuid::Uuid::parse_str(text)
+            .map(|id| Some(PolicyProfileId(id)))
+            .map_err(|_| ApiKeyError::Invalid("policy_profile_id must be null or a policy profile's id".to_owned())),
+        _ => Err(ApiKeyError::Invalid("policy_profile_id must be null or a policy profile's id".to_owned())),
     }
 }
 
@@ -177,14 +212,26 @@ pub async fn create(
     context: &TenantContext,
     new_key: &NewApiKey,
 ) -> Result<CreatedApiKey, ApiKeyError> {
+    create_with_profile(connection, context, new_key, None).await
+}
+
+/// [`create`], the key naming a policy profile of its own (`None`: it inherits).
+pub async fn create_with_profile(
+    connection: &mut PgConnection,
+    context: &TenantContext,
+    new_key: &NewApiKey,
+    policy_profile_id: Option<PolicyProfileId>,
+) -> Result<CreatedApiKey, ApiKeyError> {
     let prefix = Alphanumeric.sample_string(&mut rand::rng(), PREFIX_LEN);
     let secret = Alphanumeric.sample_string(&mut rand::rng(), SECRET_LEN);
     let token = format!("{TOKEN_PREFIX}{prefix}_{secret}");
     // A key never reaches further than the key that makes it.
     let collections =
         crate::collections::narrow(&mut *connection, context.collections(), new_key.collections.as_deref()).await?;
-    let key = store::insert(&mut *connection, context.tenant_id(), new_key, &prefix, &hash_token(&token), &collections)
-        .await?;
+    let (tenant_id, hash) = (context.tenant_id(), hash_token(&token));
+    let inserted =
+        store::insert(&mut *connection, tenant_id, new_key, &prefix, &hash, &collections, policy_profile_id).await;
+    let key = unknown_profile_if_missing(inserted, policy_profile_id)?;
     audit::record(
         &mut *connection,
         context,
@@ -195,6 +242,7 @@ pub async fn create(
             "expires_at": key.expires_at,
             "monthly_budget_usd": audited_budget(key.monthly_budget_usd),
             "collections": key.collection_ids.as_ref().map(|_| &key.collections),
+            "policy_profile_id": key.policy_profile_id,
         })),
     )
     .await?;
@@ -211,7 +259,7 @@ pub async fn revoke(connection: &mut PgConnection, context: &TenantContext, id: 
     Ok(())
 }
 
-/// Changes a key (its budget), audited with the value before and after. A change that names nothing
+/// Changes a key (its collections, policy profile, budget), audited with the value before and after. A change that names nothing
 /// leaves the key as it is and records nothing.
 pub async fn update(
     connection: &mut PgConnection,
@@ -226,6 +274,15 @@ pub async fn update(
         let entry = AuditEntry::new("api_key.updated", "api_key", id.to_string()).with_details(serde_json::json!({
             "collections": key.collection_ids.as_ref().map(|_| &key.collections),
             "previous_collections": before,
+        }));
+        audit::record(&mut *connection, context, &entry).await?;
+    }
+    if let Some(profile) = change.policy_profile_id {
+        let set = store::set_policy_profile(&mut *connection, id, profile).await;
+        let (key, before) = unknown_profile_if_missing(set, profile)?.ok_or(ApiKeyError::NotFound)?;
+        let entry = AuditEntry::new("api_key.updated", "api_key", id.to_string()).with_details(serde_json::json!({
+            "policy_profile_id": key.policy_profile_id,
+            "previous_policy_profile_id": before,
         }));
         audit::record(&mut *connection, context, &entry).await?;
     }
@@ -259,9 +316,10 @@ pub async fn create_for(
     pool: &sqlx::PgPool,
     context: &TenantContext,
     new_key: &NewApiKey,
+    policy_profile_id: Option<PolicyProfileId>,
 ) -> Result<CreatedApiKey, ApiKeyError> {
     let mut transaction = crate::db::begin_tenant(pool, context.tenant_id()).await?;
-    let created = create(&mut transaction, context, new_key).await?;
+    let created = create_with_profile(&mut transaction, context, new_key, policy_profile_id).await?;
     transaction.commit().await?;
     Ok(created)
 }
@@ -333,14 +391,21 @@ mod tests {
     }
 
     #[test]
-    fn a_change_names_only_the_budget() {
+    fn a_change_names_the_budget_the_collections_or_the_policy_profile() {
         let fields = |value: serde_json::Value| value.as_object().unwrap().clone();
         let change = ApiKeyChange::parse(&fields(serde_json::json!({"monthly_budget_usd": "12.50"}))).unwrap();
         assert_eq!(change.monthly_budget_usd, Some(Some(Decimal::new(125, 1))));
         let cleared = ApiKeyChange::parse(&fields(serde_json::json!({"monthly_budget_usd": null}))).unwrap();
         assert_eq!(cleared.monthly_budget_usd, Some(None));
         assert_eq!(ApiKeyChange::parse(&fields(serde_json::json!({}))).unwrap(), ApiKeyChange::default());
+        let id = uuid::Uuid::now_v7();
+        let named = ApiKeyChange::parse(&fields(serde_json::json!({"policy_profile_id": id.to_string()}))).unwrap();
+        assert_eq!(named.policy_profile_id, Some(Some(PolicyProfileId(id))));
+        let inherits = ApiKeyChange::parse(&fields(serde_json::json!({"policy_profile_id": null}))).unwrap();
+        assert_eq!(inherits.policy_profile_id, Some(None));
         for bad in [
+            serde_json::json!({"policy_profile_id": "support"}),
+            serde_json::json!({"policy_profile_id": 7}),
             serde_json::json!({"monthly_budget_usd": "ten"}),
             serde_json::json!({"monthly_budget_usd": -0.5}),
             serde_json::json!({"name": "renamed"}),

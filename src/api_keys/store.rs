@@ -7,7 +7,7 @@ use sqlx::PgConnection;
 
 use super::{ApiKey, NewApiKey, Scopes};
 use crate::auth::context::{CollectionScope, Scope};
-use crate::ids::{ApiKeyId, TenantId};
+use crate::ids::{ApiKeyId, PolicyProfileId, TenantId};
 
 pub async fn insert(
     connection: &mut PgConnection,
@@ -16,13 +16,14 @@ pub async fn insert(
     prefix: &str,
     secret_hash: &[u8; 32],
     collections: &CollectionScope,
+    policy_profile_id: Option<PolicyProfileId>,
 ) -> Result<ApiKey, sqlx::Error> {
     let scopes: Vec<&str> = new_key.scopes.iter().map(|scope| scope.as_str()).collect();
     sqlx::query_as(
         "INSERT INTO api_keys (id, tenant_id, name, prefix, secret_hash, scopes, expires_at, monthly_budget_usd, \
-         collection_ids) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         collection_ids, policy_profile_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
          RETURNING id, name, prefix, scopes, created_at, last_used_at, expires_at, revoked_at, monthly_budget_usd, \
-         collection_ids, ARRAY(SELECT c.name FROM collections AS c WHERE c.id = ANY(collection_ids) ORDER BY c.name) \
+         policy_profile_id, collection_ids, ARRAY(SELECT c.name FROM collections AS c WHERE c.id = ANY(collection_ids) ORDER BY c.name) \
          AS collections",
     )
     .bind(ApiKeyId::new())
@@ -34,6 +35,7 @@ pub async fn insert(
     .bind(new_key.expires_at)
     .bind(new_key.monthly_budget_usd)
     .bind(collections.to_stored())
+    .bind(policy_profile_id)
     .fetch_one(connection)
     .await
 }
@@ -41,7 +43,7 @@ pub async fn insert(
 pub async fn list(connection: &mut PgConnection) -> Result<Vec<ApiKey>, sqlx::Error> {
     sqlx::query_as(
         "SELECT id, name, prefix, scopes, created_at, last_used_at, expires_at, revoked_at, monthly_budget_usd, \
-         collection_ids, ARRAY(SELECT c.name FROM collections AS c WHERE c.id = ANY(collection_ids) ORDER BY c.name) \
+         policy_profile_id, collection_ids, ARRAY(SELECT c.name FROM collections AS c WHERE c.id = ANY(collection_ids) ORDER BY c.name) \
          AS collections FROM api_keys ORDER BY created_at, id",
     )
     .fetch_all(connection)
@@ -51,7 +53,7 @@ pub async fn list(connection: &mut PgConnection) -> Result<Vec<ApiKey>, sqlx::Er
 pub async fn find(connection: &mut PgConnection, id: ApiKeyId) -> Result<Option<ApiKey>, sqlx::Error> {
     sqlx::query_as(
         "SELECT id, name, prefix, scopes, created_at, last_used_at, expires_at, revoked_at, monthly_budget_usd, \
-         collection_ids, ARRAY(SELECT c.name FROM collections AS c WHERE c.id = ANY(collection_ids) ORDER BY c.name) \
+         policy_profile_id, collection_ids, ARRAY(SELECT c.name FROM collections AS c WHERE c.id = ANY(collection_ids) ORDER BY c.name) \
          AS collections FROM api_keys WHERE id = $1",
     )
     .bind(id)
@@ -79,7 +81,7 @@ pub async fn set_budget(
          FROM (SELECT id, monthly_budget_usd FROM api_keys WHERE id = $1 FOR UPDATE) AS before \
          WHERE key.id = before.id \
          RETURNING key.id, key.name, key.prefix, key.scopes, key.created_at, key.last_used_at, key.expires_at, \
-         key.revoked_at, key.monthly_budget_usd, key.collection_ids, \
+         key.revoked_at, key.monthly_budget_usd, key.policy_profile_id, key.collection_ids, \
          ARRAY(SELECT c.name FROM collections AS c WHERE c.id = ANY(key.collection_ids) ORDER BY c.name) AS collections, \
          before.monthly_budget_usd AS previous_monthly_budget_usd",
     )
@@ -195,4 +197,27 @@ pub async fn set_collections(
         .await?;
     let key = find(connection, id).await?;
     Ok(key.map(|key| (key, CollectionScope::from_stored(before))))
+}
+
+/// Names the key's own policy profile (`None`: it inherits); the key as it is now and the profile it
+/// named before, or `None` when the key does not exist (for this tenant). A profile id the tenant has no
+/// profile of is a foreign key violation.
+pub async fn set_policy_profile(
+    connection: &mut PgConnection,
+    id: ApiKeyId,
+    profile: Option<PolicyProfileId>,
+) -> Result<Option<(ApiKey, Option<PolicyProfileId>)>, sqlx::Error> {
+    let before: Option<Option<PolicyProfileId>> =
+        sqlx::query_scalar("SELECT policy_profile_id FROM api_keys WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *connection)
+            .await?;
+    let Some(before) = before else { return Ok(None) };
+    sqlx::query("UPDATE api_keys SET policy_profile_id = $2 WHERE id = $1")
+        .bind(id)
+        .bind(profile)
+        .execute(&mut *connection)
+        .await?;
+    let key = find(connection, id).await?;
+    Ok(key.map(|key| (key, before)))
 }

@@ -71,12 +71,35 @@ pub struct ModelInfo {
     pub prices: Prices,
 }
 
+/// What a rerank call costs: by the tokens it reads (Voyage, Jina) or by the searches it makes (Cohere:
+/// one search unit is a query with up to 100 documents).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RerankPrice {
+    /// US dollars per million tokens.
+    PerMillionTokens(Decimal),
+    /// US dollars per thousand search units.
+    PerThousandSearches(Decimal),
+}
+
+impl RerankPrice {
+    /// The cost of one call that read `tokens` and was billed `search_units`; `None` when the call did not
+    /// report what this price counts.
+    pub fn cost(self, tokens: Option<u64>, search_units: Option<u64>) -> Option<Decimal> {
+        match self {
+            Self::PerMillionTokens(price) => Some(Decimal::from(tokens?) * price / Decimal::from(1_000_000)),
+            Self::PerThousandSearches(price) => Some(Decimal::from(search_units?) * price / Decimal::from(1_000)),
+        }
+    }
+}
+
 /// The catalog: models by provider and by name or alias (case-insensitive). Cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     models: Arc<HashMap<(String, String), Arc<ModelInfo>>>,
     /// Embedding models' prices per million input tokens, by provider and name.
     embeddings: Arc<HashMap<(String, String), Decimal>>,
+    /// Rerank models' prices, by provider and name.
+    reranks: Arc<HashMap<(String, String), RerankPrice>>,
 }
 
 impl Catalog {
@@ -84,9 +107,10 @@ impl Catalog {
     pub fn built_in() -> Self {
         let mut models = HashMap::new();
         let mut embeddings = HashMap::new();
-        add(&mut models, &mut embeddings, BUILT_IN, "models/catalog.toml")
+        let mut reranks = HashMap::new();
+        add(&mut models, &mut embeddings, &mut reranks, BUILT_IN, "models/catalog.toml")
             .expect("the built-in catalog is valid (a test checks it)");
-        Self { models: Arc::new(models), embeddings: Arc::new(embeddings) }
+        Self { models: Arc::new(models), embeddings: Arc::new(embeddings), reranks: Arc::new(reranks) }
     }
 
     /// The built-in catalog extended by the operator's file; a file saying `replace = true` replaces it.
@@ -100,18 +124,26 @@ impl Catalog {
         })?;
         let mut operator = HashMap::new();
         let mut operator_embeddings = HashMap::new();
-        let replace = add(&mut operator, &mut operator_embeddings, &text, &source_name)?;
+        let mut operator_reranks = HashMap::new();
+        let replace = add(&mut operator, &mut operator_embeddings, &mut operator_reranks, &text, &source_name)?;
         let built_in = Self::built_in();
         let mut models = if replace { HashMap::new() } else { (*built_in.models).clone() };
         let mut embeddings = if replace { HashMap::new() } else { (*built_in.embeddings).clone() };
         embeddings.extend(operator_embeddings);
+        let mut reranks = if replace { HashMap::new() } else { (*built_in.reranks).clone() };
+        reranks.extend(operator_reranks);
         // Whatever the operator names (by name or alias) is theirs: drop the built-in entries it overlaps.
         models.retain(|_, known: &mut Arc<ModelInfo>| {
             !operator.values().any(|mine: &Arc<ModelInfo>| mine.provider == known.provider && mine.name == known.name)
         });
         // A name or alias both use is the operator's.
         models.extend(operator);
-        Ok(Self { models: Arc::new(models), embeddings: Arc::new(embeddings) })
+        Ok(Self { models: Arc::new(models), embeddings: Arc::new(embeddings), reranks: Arc::new(reranks) })
+    }
+
+    /// What a rerank model's calls cost; `None` when the catalog does not say.
+    pub fn rerank_price(&self, provider: &str, model: &str) -> Option<RerankPrice> {
+        self.reranks.get(&(provider.to_ascii_lowercase(), model.to_ascii_lowercase())).copied()
     }
 
     /// What a million input tokens of an embedding model cost; `None` when the catalog does not say.
@@ -146,7 +178,21 @@ struct CatalogFile {
     model: Vec<toml::Spanned<Entry>>,
     #[serde(default)]
     embedding: Vec<toml::Spanned<EmbeddingEntry>>,
+    #[serde(default)]
+    rerank: Vec<toml::Spanned<RerankEntry>>,
 }
+
+/// A rerank model: priced per million tokens or per thousand searches, one of the two.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RerankEntry {
+    provider: String,
+    name: String,
+    per_million_tokens: Option<toml::Value>,
+    per_thousand_searches: Option<toml::Value>,
+}
+
+const RERANK_PROVIDERS: [&str; 3] = ["cohere", "voyage", "jina"];
 
 /// An embedding model: only its input is priced.
 #[derive(Debug, Deserialize)]
@@ -180,6 +226,7 @@ const PROVIDERS: [&str; 5] = ["openai", "anthropic", "gemini", "openai_compatibl
 fn add(
     models: &mut HashMap<(String, String), Arc<ModelInfo>>,
     embeddings: &mut HashMap<(String, String), Decimal>,
+    reranks: &mut HashMap<(String, String), RerankPrice>,
     text: &str,
     source_name: &str,
 ) -> Result<bool, CatalogError> {
@@ -217,7 +264,28 @@ fn add(
             return Err(error_at(line, format!("embedding {}/{} is in the catalog twice", entry.provider, entry.name)));
         }
     }
+    for spanned in file.rerank {
+        let line = line_of(text, spanned.span().start);
+        let entry = spanned.into_inner();
+        let rerank_price = rerank_price(&entry).map_err(|reason| error_at(line, reason))?;
+        let key = (entry.provider.to_ascii_lowercase(), entry.name.to_ascii_lowercase());
+        if reranks.insert(key, rerank_price).is_some() {
+            return Err(error_at(line, format!("rerank {}/{} is in the catalog twice", entry.provider, entry.name)));
+        }
+    }
     Ok(file.replace)
+}
+
+fn rerank_price(entry: &RerankEntry) -> Result<RerankPrice, String> {
+    if !RERANK_PROVIDERS.contains(&entry.provider.as_str()) {
+        let expected = RERANK_PROVIDERS.join(", ");
+        return Err(format!("unknown rerank provider `{}` (expected one of {expected})", entry.provider));
+    }
+    match (&entry.per_million_tokens, &entry.per_thousand_searches) {
+        (Some(tokens), None) => Ok(RerankPrice::PerMillionTokens(price("per_million_tokens", tokens)?)),
+        (None, Some(searches)) => Ok(RerankPrice::PerThousandSearches(price("per_thousand_searches", searches)?)),
+        _ => Err("a rerank model has one price: per_million_tokens or per_thousand_searches".to_owned()),
+    }
 }
 
 fn model_info(entry: &Entry) -> Result<ModelInfo, String> {
@@ -275,7 +343,7 @@ mod tests {
 
     fn parse(text: &str) -> Result<HashMap<(String, String), Arc<ModelInfo>>, CatalogError> {
         let mut models = HashMap::new();
-        add(&mut models, &mut HashMap::new(), text, "test.toml").map(|_| models)
+        add(&mut models, &mut HashMap::new(), &mut HashMap::new(), text, "test.toml").map(|_| models)
     }
 
     const ONE: &str = "[[model]]\nprovider = \"openai\"\nname = \"m\"\ncontext_window = 1000\n\
@@ -294,6 +362,10 @@ mod tests {
         }
         assert_eq!(catalog.embedding_price("local", "all-minilm-l6-v2"), Some(Decimal::ZERO));
         assert!(catalog.embedding_price("openai", "text-embedding-3-small").is_some());
+        let two = Decimal::from(2);
+        assert_eq!(catalog.rerank_price("cohere", "rerank-v3.5"), Some(RerankPrice::PerThousandSearches(two)));
+        assert!(matches!(catalog.rerank_price("voyage", "rerank-2.5"), Some(RerankPrice::PerMillionTokens(_))));
+        assert!(catalog.rerank_price("jina", "jina-reranker-v2-base-multilingual").is_some());
         let snapshot = catalog.find("anthropic", "Claude-Sonnet-4-5-20250929").expect("an alias, any case");
         assert_eq!(snapshot.name, "claude-sonnet-4-5");
     }
@@ -312,6 +384,20 @@ mod tests {
         let tenth = Prices { input: Decimal::from_str("0.1").unwrap(), ..prices.clone() };
         let three = TokenUsage { input: 3, ..TokenUsage::default() };
         assert_eq!(tenth.cost(&three) * Decimal::from(1_000_000), Decimal::from_str("0.3").unwrap(), "no float drift");
+    }
+
+    #[test]
+    fn a_rerank_call_costs_by_what_its_price_counts() {
+        let per_search = RerankPrice::PerThousandSearches(Decimal::from(2));
+        assert_eq!(per_search.cost(Some(900), Some(1)), Some(Decimal::from_str("0.002").unwrap()));
+        assert_eq!(per_search.cost(Some(900), None), None, "not billed in searches: unknown, never free");
+        let per_token = RerankPrice::PerMillionTokens(Decimal::from_str("0.05").unwrap());
+        assert_eq!(per_token.cost(Some(1_000), None), Some(Decimal::from_str("0.00005").unwrap()));
+        let mut reranks = HashMap::new();
+        let both = "[[rerank]]\nprovider = \"jina\"\nname = \"r\"\nper_million_tokens = \"1\"\n\
+                    per_thousand_searches = \"1\"\n";
+        let error = add(&mut HashMap::new(), &mut HashMap::new(), &mut reranks, both, "t.toml").unwrap_err();
+        assert!(error.reason.contains("one price"), "{error}");
     }
 
     #[test]

@@ -21,8 +21,8 @@ use crate::catalog::Catalog;
 use crate::providers::ProviderError;
 use crate::providers::http::HttpClient;
 
-/// pgvector's HNSW indexes `vector` columns of at most this many dimensions.
-pub const MAX_DIMENSIONS: u32 = 2000;
+/// pgvector's HNSW indexes `halfvec`, which the vector index stores, of at most this many dimensions.
+pub const MAX_DIMENSIONS: u32 = 4000;
 
 /// Which side of a search a text is on: Voyage and Gemini embed questions and passages differently.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -398,7 +398,9 @@ mod tests {
         );
         let cut = EmbeddingModel::parse("openai/text-embedding-3-large", Some(1024)).unwrap();
         assert_eq!((cut.id.as_str(), cut.reduced), ("openai/text-embedding-3-large@1024", true));
-        assert!(EmbeddingModel::parse("openai/text-embedding-3-large", None).is_err(), "3072 > HNSW limit");
+        let large = EmbeddingModel::parse("openai/text-embedding-3-large", None).unwrap();
+        assert_eq!(large.dimensions, 3072, "indexed in half precision, up to 4,000 dimensions");
+        assert!(EmbeddingModel::parse("openai/text-embedding-3-large", Some(4001)).is_err(), "4001 > HNSW limit");
         assert!(EmbeddingModel::parse("cohere/embed", None).is_err());
         assert!(EmbeddingModel::parse("openai/a'b", None).is_err());
         assert!(EmbeddingModel::parse("local/other", None).is_err());

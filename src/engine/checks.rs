@@ -1,5 +1,6 @@
 //! Running a workspace's checks on a changeset: each check (`connector.tool`, an MCP tool of the
-//! tenant's connectors) is decided by the tenant's policy profile exactly as a model's call would be
+//! tenant's connectors) is decided by the policy profile in force for the caller (the key's own, else the
+//! end user's group's, else the tenant's active one) exactly as a model's call would be
 //! (`policy::decide_call`), called through the pooled MCP clients with the changeset's version of the
 //! files, its result shaped by the policy, and kept as an immutable artifact. A check that needs a
 //! person's approval is not held (nobody waits on it): it is recorded `denied` with reason
@@ -11,7 +12,7 @@ use super::{Engine, Inner};
 use crate::audit::{self, AuditEntry, Recorder};
 use crate::auth::context::TenantContext;
 use crate::db;
-use crate::ids::{ChangesetId, RunId, TenantId, WorkspaceId};
+use crate::ids::{ApiKeyId, ChangesetId, RunId, TenantId, UserId, WorkspaceId};
 use crate::policy::{self, CallTarget, Policy, Verdict};
 use crate::tools::CallFailure;
 use crate::tools::store as connector_store;
@@ -28,7 +29,8 @@ impl Engine {
         workspace_id: WorkspaceId,
         changeset_id: ChangesetId,
     ) -> Result<Vec<Artifact>, CheckError> {
-        run(&self.inner, context.tenant_id(), &Recorder::of(context), workspace_id, changeset_id, None).await
+        let caller = (context.actor().api_key_id(), context.end_user());
+        run(&self.inner, context.tenant_id(), &Recorder::of(context), caller, workspace_id, changeset_id, None).await
     }
 }
 
@@ -37,6 +39,7 @@ pub(super) async fn for_agent(
     inner: &Inner,
     tenant_id: TenantId,
     by: &Recorder<'_>,
+    caller: (Option<ApiKeyId>, Option<UserId>),
     run_id: RunId,
     workspace_id: WorkspaceId,
 ) -> Result<Value, String> {
@@ -53,14 +56,15 @@ pub(super) async fn for_agent(
     let Some(changeset) = changeset else {
         return Err("you have changed nothing yet: the checks run on your changes".to_owned());
     };
-    let artifacts =
-        run(inner, tenant_id, by, workspace_id, changeset.id, Some(run_id)).await.map_err(|error| match error {
+    let artifacts = run(inner, tenant_id, by, caller, workspace_id, changeset.id, Some(run_id)).await.map_err(
+        |error| match error {
             CheckError::Database(error) => {
                 tracing::error!(%error, "could not run a run's checks");
                 "the checks could not be run".to_owned()
             }
             other => other.to_string(),
-        })?;
+        },
+    )?;
     let told = |text: &str| -> String { text.chars().take(TOLD_CHARS).collect() };
     let results: Vec<Value> = artifacts
         .iter()
@@ -83,6 +87,7 @@ async fn run(
     inner: &Inner,
     tenant_id: TenantId,
     by: &Recorder<'_>,
+    (api_key_id, end_user): (Option<ApiKeyId>, Option<UserId>),
     workspace_id: WorkspaceId,
     changeset_id: ChangesetId,
     run_id: Option<RunId>,
@@ -92,11 +97,12 @@ async fn run(
     if input.checks.is_empty() {
         return Err(CheckError::NoChecks);
     }
-    let profile = policy::store::active(&mut transaction).await?;
+    let profile = policy::store::effective(&mut transaction, api_key_id, end_user).await?;
     let connectors = connector_store::list_connectors(&mut transaction).await?;
     let discovered = connector_store::discovered_tools(&mut transaction, None).await?;
     transaction.commit().await?;
-    let active = profile.and_then(|profile| match Policy::parse(profile.document) {
+    let applied = profile.as_ref().map(|(profile, source)| (profile.id, profile.version, *source));
+    let active = profile.and_then(|(profile, _)| match Policy::parse(profile.document) {
         Ok(policy) => Some(policy),
         Err(error) => {
             tracing::warn!(%error, "the active policy profile cannot be read; checks are denied");
@@ -134,6 +140,9 @@ async fn run(
         let entry = AuditEntry::new("changeset.checked", "changeset", changeset_id.to_string()).with_details(json!({
             "check": artifact.check_name, "artifact_id": artifact.id, "status": artifact.status, "run_id": run_id,
             "decision": decision.verdict, "reason": decision.reason,
+            "policy_profile_id": applied.map(|(id, _, _)| id),
+            "policy_version": applied.map(|(_, version, _)| version),
+            "policy_source": applied.map(|(_, _, source)| source),
         }));
         audit::store::append(&mut transaction, by, &entry).await?;
     }

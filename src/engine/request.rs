@@ -13,13 +13,17 @@ use crate::providers::Passage;
 use crate::providers::options::GenerationOptions;
 use crate::providers::{self, ChatMessage, ChatRequest, ToolSpec};
 use crate::retrieval::relevance::Floors;
+use crate::retrieval::rerank::RERANK_CANDIDATES;
 use crate::retrieval::search::SearchMode;
-use crate::retrieval::{self, Citation, Retriever};
+use crate::retrieval::{self, Citation, RerankBill, Retriever};
 use crate::usage;
 
 /// Room kept for the answer when the history is trimmed to the model's window. It is not a cap: no
 /// limit is sent that the caller did not ask for.
 const RESERVED_OUTPUT_TOKENS: u32 = 1024;
+
+/// How many passages a turn's search finds, before the relevance floor and the token budget choose.
+const PASSAGES_SEARCHED: i64 = 8;
 
 /// Retrieval keeps at most this many passages, within this many tokens.
 const MAX_PASSAGES: usize = 5;
@@ -43,7 +47,8 @@ pub(super) async fn build(inner: &Inner, plan: &TurnPlan, offered: &[ToolSpec]) 
     // What the tenant says about itself (`PUT /api/v1/tenant/profile`), in every turn's system prompt.
     let business_context = crate::tenants::profile::business_context(&mut transaction).await?;
     // The tenant's template in force (or the built-in one), recorded on the run.
-    let prompt = crate::prompts::tenant::for_turn(&mut transaction, plan.run_id, plan.end_user).await?;
+    let prompt =
+        crate::prompts::tenant::for_turn(&mut transaction, plan.run_id, plan.api_key_id, plan.end_user).await?;
     // The branch that ends at the run's question: not another branch's messages (an edit's history leaves
     // out what it replaces), nor those posted after it (a run resumed after an approval).
     let stored = conversations::history_of_run(&mut transaction, plan.session_id, plan.run_id).await?;
@@ -52,17 +57,32 @@ pub(super) async fn build(inner: &Inner, plan: &TurnPlan, offered: &[ToolSpec]) 
     // Embedded with no connection held: the local model takes milliseconds of CPU.
     let vector = inner.retriever.embed_question(&query).await;
     let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
+    // The tenant's reranker setting applies to its turns: more candidates are fetched for it to reorder.
+    let rerank = inner.retriever.reranker().is_some() && retrieval::store::tenant_rerank(&mut transaction).await?;
+    let depth = if rerank {
+        PASSAGES_SEARCHED.max(i64::try_from(RERANK_CANDIDATES).unwrap_or(i64::MAX))
+    } else {
+        PASSAGES_SEARCHED
+    };
     let mut hits =
-        Retriever::search_in(&mut transaction, &query, vector.as_ref(), 8, SearchMode::Hybrid, &plan.collections)
+        Retriever::search_in(&mut transaction, &query, vector.as_ref(), depth, SearchMode::Hybrid, &plan.collections)
             .await?;
     // Passages below the tenant's floor are not given to the model: with none left, the prompt says so.
     Floors::from(retrieval::store::tenant_floors(&mut transaction).await?).judge(&mut hits, SearchMode::Hybrid);
+    let payer =
+        usage::EmbeddingPayer { run_id: Some(plan.run_id), api_key_id: plan.api_key_id, end_user: plan.end_user };
     if let Some(vector) = &vector {
-        let payer =
-            usage::EmbeddingPayer { run_id: Some(plan.run_id), api_key_id: plan.api_key_id, end_user: plan.end_user };
         usage::record_embedding(&mut transaction, plan.tenant_id, payer, &vector.model, vector.spend).await?;
     }
     transaction.commit().await?;
+    let hits = if rerank {
+        // Outside any transaction: the reranker may take up to its timeout, and keeps the fused order if so.
+        let bill = RerankBill { tenant_id: plan.tenant_id, payer, by: super::tools::audit_by(plan) };
+        let limit = usize::try_from(PASSAGES_SEARCHED).unwrap_or(usize::MAX);
+        inner.retriever.rerank(&inner.db, &bill, &query, hits, limit).await?.hits
+    } else {
+        hits
+    };
     let hits = retrieval::select_passages(hits, PASSAGE_TOKEN_BUDGET, MAX_PASSAGES);
     let citations: Vec<Citation> = hits.iter().zip(1..).map(|(hit, number)| Citation::from_hit(number, hit)).collect();
     let passages: Vec<Passage> = hits.into_iter().map(Passage::from).collect();

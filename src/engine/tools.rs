@@ -46,6 +46,7 @@ pub(super) async fn decide_step(
     drafts: Vec<ToolCallDraft>,
 ) -> Result<Step, TurnFailure> {
     let mut decided = Vec::new();
+    let applied = tools.policy.as_ref().map(|(_, applied)| *applied);
     let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
     for (position, draft) in drafts.into_iter().enumerate() {
         let wire_name = draft.name.unwrap_or_default();
@@ -64,7 +65,7 @@ pub(super) async fn decide_step(
                 None => CallTarget::Unknown,
             }
         };
-        let active = tools.policy.as_ref().map(|(policy, _, _)| policy);
+        let active = tools.policy.as_ref().map(|(policy, _)| policy);
         let decision = policy::decide_call(active, &name, target, parsed.as_ref().ok());
         let arguments = parsed.unwrap_or_else(|_| Value::String(draft.arguments.chars().take(2000).collect()));
         let (status, counted) = match decision.verdict {
@@ -113,15 +114,16 @@ pub(super) async fn decide_step(
                 arguments: &call.arguments,
                 verdict: decision.verdict,
                 reason: &decision.reason,
-                policy: tools.policy.as_ref().map(|(_, id, version)| (*id, *version)),
+                policy: tools.policy.as_ref().map(|(_, applied)| (applied.profile_id, applied.version, applied.source)),
                 status,
             },
         )
         .await?;
         let entry = AuditEntry::new("tool_call.decided", "tool_call", call.id.to_string()).with_details(json!({
             "run_id": plan.run_id, "name": call.name, "decision": decision.verdict, "reason": decision.reason,
-            "policy_profile_id": tools.policy.as_ref().map(|(_, id, _)| id),
-            "policy_version": tools.policy.as_ref().map(|(_, _, version)| version),
+            "policy_profile_id": applied.map(|applied| applied.profile_id),
+            "policy_version": applied.map(|applied| applied.version),
+            "policy_source": applied.map(|applied| applied.source),
         }));
         audit::store::append(&mut transaction, &audit_by(plan), &entry).await?;
         decided.push(call);
@@ -130,8 +132,8 @@ pub(super) async fn decide_step(
     // `tool_call.awaiting_approval` is sent with the pause itself (see `turn::record_pause`): nobody can
     // decide a call before its run is recorded as waiting.
     for call in &decided {
-        let (tool_call_id, name) = (call.id, call.name.clone());
-        log.emit(EventKind::ToolCallRequested { tool_call_id, name, arguments: call.arguments.clone() }).await;
+        let (tool_call_id, name, arguments) = (call.id, call.name.clone(), call.arguments.clone());
+        log.emit(EventKind::ToolCallRequested { tool_call_id, name, arguments, policy: applied }).await;
         if call.result.is_some() {
             let reason = call.reason.clone();
             log.emit(EventKind::ToolCallDenied { tool_call_id, name: call.name.clone(), reason }).await;
@@ -211,7 +213,9 @@ async fn builtin(
     arguments: &Value,
 ) -> (Result<Value, CallFailure>, Vec<EventKind>) {
     if tool == workspace_tools::RUN_CHECKS {
-        let ran = super::checks::for_agent(inner, plan.tenant_id, &audit_by(plan), plan.run_id, workspace_id).await;
+        let caller = (plan.api_key_id, plan.end_user);
+        let ran =
+            super::checks::for_agent(inner, plan.tenant_id, &audit_by(plan), caller, plan.run_id, workspace_id).await;
         return (ran.map_err(|message| CallFailure::Tool(Value::String(message))), Vec::new());
     }
     let scope = workspace_tools::RunScope { tenant_id: plan.tenant_id, run_id: plan.run_id, workspace_id };
@@ -331,7 +335,7 @@ const MAX_RESULT_CHARS: usize = 32_768;
 /// anything too long cut with a note of its own.
 fn shaped(tools: &TurnTools, value: Value) -> (Value, Option<String>) {
     let (value, mut note) = match &tools.policy {
-        Some((policy, _, _)) => {
+        Some((policy, _)) => {
             let shaped = policy::shape(policy, value);
             let note = shaped.note(policy);
             (shaped.value, note)

@@ -1,6 +1,7 @@
-//! The tools a turn may use: the tenant's active policy profile over its connectors' discovered tools
-//! (what the model is shown, and what it is refused with the policy's own reason), plus an agent run's
-//! built-in workspace tools (`run_checks` among them when its workspace has checks).
+//! The tools a turn may use: the policy profile in force for its run (its key's own, else its end user's
+//! group's, else the tenant's active one: `policy::store::effective`) over the tenant's connectors'
+//! discovered tools (what the model is shown, and what it is refused with the policy's own reason), plus
+//! an agent run's built-in workspace tools (`run_checks` among them when its workspace has checks).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,9 +11,10 @@ use chrono::{DateTime, Utc};
 use super::Inner;
 use super::plan::{TurnFailure, TurnPlan};
 use crate::db;
-use crate::ids::{ConnectorId, PolicyProfileId, WorkspaceId};
+use crate::ids::{ConnectorId, WorkspaceId};
 use crate::policy::{self, Policy};
 use crate::providers::ToolSpec;
+use crate::runs::events::AppliedPolicy;
 use crate::tools::connectors::ConnectorSpec;
 use crate::tools::names::{self, WireNames};
 use crate::tools::store as connector_store;
@@ -20,7 +22,8 @@ use crate::tools::store as connector_store;
 /// What a turn may use: the policy and the tools it lets the model see.
 #[derive(Default)]
 pub(super) struct TurnTools {
-    pub policy: Option<(Policy, PolicyProfileId, i32)>,
+    /// The profile in force, its id and version, and where it came from (key, group or tenant).
+    pub policy: Option<(Policy, AppliedPolicy)>,
     pub names: WireNames,
     pub offered: HashMap<String, Offered>,
     /// Tools the connectors have but the policy hides, by qualified name, with their read-only hint: a
@@ -40,7 +43,8 @@ pub(super) struct Offered {
 }
 
 impl TurnTools {
-    /// No active policy profile means no tools: tools are something a tenant turns on.
+    /// No policy profile in force means no tools: tools are something a tenant turns on. The profile is
+    /// resolved once here, for every step of the turn, from the run's key and end user.
     pub async fn load(inner: &Inner, plan: &TurnPlan) -> Result<Self, TurnFailure> {
         let mut tools = Self::default();
         let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
@@ -54,7 +58,8 @@ impl TurnTools {
                 tools.builtin.insert(qualified, (workspace_id, tool));
             }
         }
-        let Some(profile) = policy::store::active(&mut transaction).await? else {
+        let effective = policy::store::effective(&mut transaction, plan.api_key_id, plan.end_user).await?;
+        let Some((profile, source)) = effective else {
             transaction.commit().await?;
             return Ok(tools);
         };
@@ -100,7 +105,7 @@ impl TurnTools {
                 tools.offered.insert(qualified, offered);
             }
         }
-        tools.policy = Some((policy, profile.id, profile.version));
+        tools.policy = Some((policy, AppliedPolicy { profile_id: profile.id, version: profile.version, source }));
         Ok(tools)
     }
 }

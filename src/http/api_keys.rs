@@ -1,5 +1,5 @@
 //! `/api/v1/api-keys` (admin): create (the key is shown once), list (never the secret), change (its own
-//! monthly budget), revoke.
+//! monthly budget, collections, policy profile), revoke.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -14,7 +14,7 @@ use super::extract::{Json, Path, Tenant};
 use super::views::api_keys::{ApiKeyList, ApiKeyView, CreatedApiKeyView};
 use crate::api_keys::{self, ApiKeyChange, NewApiKey};
 use crate::auth::context::Scope;
-use crate::ids::ApiKeyId;
+use crate::ids::{ApiKeyId, PolicyProfileId};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -35,6 +35,10 @@ pub struct CreateApiKey {
     /// creating key's (every collection, for an unlimited key).
     #[schema(min_items = 1, max_items = 32)]
     collections: Option<Vec<String>>,
+    /// The key's own policy profile, which its runs use whatever their end user's group or the tenant's
+    /// active profile; absent or null: the key inherits them.
+    #[schema(value_type = Option<uuid::Uuid>)]
+    policy_profile_id: Option<PolicyProfileId>,
 }
 
 /// Creates an API key; its token is in this answer only.
@@ -53,7 +57,7 @@ pub async fn create(
     let new_key = NewApiKey::parse(&body.name, &body.scopes, body.expires_at)?
         .with_budget(&body.monthly_budget_usd)?
         .in_collections(body.collections);
-    let created = api_keys::create_for(&state.db, &context, &new_key).await?;
+    let created = api_keys::create_for(&state.db, &context, &new_key, body.policy_profile_id).await?;
     Ok((StatusCode::CREATED, axum::Json(CreatedApiKeyView::from(&created))))
 }
 
@@ -82,10 +86,15 @@ pub struct ApiKeyUpdate {
     /// that key may search; absent leaves them as they are.
     #[schema(min_items = 1, max_items = 32)]
     collections: Option<Vec<String>>,
+    /// The key's own policy profile; null: the key inherits (its end user's group's profile, else the
+    /// tenant's active one); absent leaves it as it is.
+    #[schema(value_type = Option<uuid::Uuid>)]
+    policy_profile_id: Option<Value>,
 }
 
-/// Changes an API key's own monthly budget (`{"monthly_budget_usd": "12.50"}`, or `null` to remove it) or
-/// the collections it may search (`{"collections": ["public"]}`).
+/// Changes an API key's own monthly budget (`{"monthly_budget_usd": "12.50"}`, or `null` to remove it),
+/// the collections it may search (`{"collections": ["public"]}`) or its policy profile
+/// (`{"policy_profile_id": "…"}`, or `null` to inherit).
 #[utoipa::path(
     patch, path = "/api-keys/{id}", tag = "tenant",
     params(("id" = uuid::Uuid, Path, description = "The API key's id.")),

@@ -102,6 +102,10 @@ pub struct SearchRequest {
     /// them. Naming one they may not search is refused (403 `collection_forbidden`).
     #[schema(min_items = 1, max_items = 32)]
     collections: Option<Vec<String>>,
+    /// Reorder the best candidates with the deployment's reranker (`true`), or not (`false`); absent: the
+    /// tenant's `rerank` setting. `true` on a deployment without a reranker is refused (422
+    /// `reranker_unavailable`). The candidates' text is sent to the reranking provider.
+    rerank: Option<bool>,
 }
 
 /// Searches the tenant's documents (and the shared corpus, once enabled) within the credentials'
@@ -120,6 +124,6 @@ pub async fn search(
     context.require(Scope::Chat)?;
     let k = body.k.unwrap_or(10);
     let scope = collections::narrow_for(&state.db, &context, body.collections.as_deref()).await?;
-    let results = state.retriever.search(&state.db, &context, &body.query, k, body.mode, &scope).await?;
-    Ok(axum::Json(SearchResults::new(&results, body.mode)))
+    let searched = state.retriever.search(&state.db, &context, &body.query, k, body.mode, &scope, body.rerank).await?;
+    Ok(axum::Json(SearchResults::new(&searched, body.mode)))
 }

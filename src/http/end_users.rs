@@ -1,12 +1,15 @@
-//! `DELETE /api/v1/end-users/{external_user_id}` (admin): erasing one end user, known by the tenant's own
-//! id, with their conversations and their runs' text; usage and audit keep a pseudonym in their place.
+//! `/api/v1/end-users/{external_user_id}` (admin), end users known by the tenant's own id: erasing one,
+//! with their conversations and their runs' text (usage and audit keep a pseudonym in their place); and
+//! `…/policy-group`, the group whose policy profile their runs use.
 
 use axum::extract::State;
+use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::ApiError;
-use super::extract::{Path, Tenant};
-use super::views::end_users::ErasureView;
+use super::extract::{Json, Path, Tenant};
+use super::views::end_users::{EndUserGroupView, ErasureView};
 use crate::auth::context::Scope;
 use crate::users::{self, EndUserError};
 
@@ -17,6 +20,7 @@ impl From<EndUserError> for ApiError {
                 Self::new(axum::http::StatusCode::NOT_FOUND, "end_user_not_found", error.to_string())
             }
             error @ EndUserError::Busy => Self::conflict("end_user_busy", error.to_string()),
+            EndUserError::Invalid(message) => Self::invalid(message),
             EndUserError::Database(error) => Self::database(&error),
         }
     }
@@ -46,4 +50,38 @@ pub async fn erase(
     }
     let erasure = users::erase(&state.db, &context, &external_user_id).await?;
     Ok(axum::Json(ErasureView::from(&erasure)))
+}
+
+/// What `PUT /api/v1/end-users/{external_user_id}/policy-group` takes.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyGroupBody {
+    /// The group (1 to 64 characters: lower-case letters, digits, `_`, `.`, `-`), or null for none. The
+    /// profile the tenant maps to it (`PUT /api/v1/policy-groups/{group}`) applies to the end user's runs,
+    /// unless the calling key names its own; a group mapped to no profile: the tenant's active one.
+    #[schema(pattern = r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
+    group: Option<String>,
+}
+
+/// Puts an end user in a policy group (or in none, with `null`); the end user is made on first sight, as
+/// the integration API and widget tokens make them.
+#[utoipa::path(
+    put, path = "/end-users/{external_user_id}/policy-group", tag = "tools",
+    params((
+        "external_user_id" = String, Path, min_length = 1, max_length = 200,
+        description = "The end user's id in the tenant's own system, as the integration API and widget tokens name them.",
+    )),
+    request_body = PolicyGroupBody,
+    responses((status = 200, description = "The end user's group as set.", body = EndUserGroupView)),
+    security(("tenant_key" = ["admin"])),
+)]
+pub async fn set_policy_group(
+    State(state): State<AppState>,
+    Tenant(context): Tenant,
+    Path(external_user_id): Path<String>,
+    Json(body): Json<PolicyGroupBody>,
+) -> Result<axum::Json<EndUserGroupView>, ApiError> {
+    context.require(Scope::Admin)?;
+    let set = users::set_group(&state.db, &context, &external_user_id, body.group.as_deref()).await?;
+    Ok(axum::Json(EndUserGroupView::from(&set)))
 }

@@ -200,6 +200,7 @@ impl From<ApiKeyError> for ApiError {
             ApiKeyError::Invalid(message) => Self::invalid(message),
             ApiKeyError::NotFound => Self::not_found("no such API key"),
             ApiKeyError::Collection(error) => error.into(),
+            error @ ApiKeyError::UnknownProfile(_) => Self::invalid_code("unknown_policy_profile", error.to_string()),
             ApiKeyError::Database(error) => Self::database(&error),
         }
     }
@@ -215,6 +216,7 @@ impl From<TenantError> for ApiError {
             error @ TenantError::SystemTenant => Self::conflict("system_tenant", error.to_string()),
             error @ TenantError::ConfirmationRequired => Self::invalid_code("confirmation_required", error.to_string()),
             error @ TenantError::NotSuspended => Self::conflict("tenant_not_suspended", error.to_string()),
+            error @ TenantError::RerankerUnavailable => Self::invalid_code("reranker_unavailable", error.to_string()),
             error @ TenantError::ExportsBusy => Self {
                 retry_after_seconds: Some(30),
                 ..Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_exports", error.to_string())
@@ -428,6 +430,12 @@ impl From<ProfileError> for ApiError {
             ProfileError::NotFound => Self::not_found("no such policy profile"),
             error @ ProfileError::NameTaken(_) => Self::conflict("policy_profile_name_taken", error.to_string()),
             error @ ProfileError::Active => Self::conflict("policy_profile_active", error.to_string()),
+            ProfileError::GroupNotFound => Self::not_found("no such policy group"),
+            error @ ProfileError::UnknownProfile(_) => Self::invalid_code("unknown_policy_profile", error.to_string()),
+            ProfileError::InUse { ref keys, ref groups } => Self {
+                details: Some(serde_json::json!({ "api_key_ids": keys, "policy_groups": groups })),
+                ..Self::conflict("policy_profile_in_use", error.to_string())
+            },
             ProfileError::Database(error) => Self::database(&error),
         }
     }
@@ -465,6 +473,9 @@ impl From<RetrievalError> for ApiError {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "embeddings_unavailable", error.to_string())
             }
             RetrievalError::UnknownModel(message) => Self::new(StatusCode::NOT_FOUND, "model_not_found", message),
+            error @ RetrievalError::RerankerUnavailable => {
+                Self::invalid_code("reranker_unavailable", error.to_string())
+            }
             RetrievalError::BudgetExhausted(error) => {
                 crate::metrics::refused("budget");
                 Self::new(StatusCode::PAYMENT_REQUIRED, "budget_exhausted", error.to_string())

@@ -24,6 +24,7 @@ mod mcp;
 mod metrics;
 mod openai;
 mod openapi;
+mod policy_groups;
 mod policy_profiles;
 mod prompt_templates;
 mod provider_models;
@@ -144,6 +145,8 @@ pub fn router_with_limits(state: AppState, limits: &ClientLimits) -> Router {
         .routes(routes!(connectors::refresh))
         .routes(routes!(policy_profiles::create, policy_profiles::list))
         .routes(routes!(policy_profiles::get, policy_profiles::replace, policy_profiles::delete))
+        .routes(routes!(policy_groups::list))
+        .routes(routes!(policy_groups::put, policy_groups::delete))
         .routes(routes!(prompt_templates::create, prompt_templates::list))
         .routes(routes!(prompt_templates::get_active, prompt_templates::put_active))
         .routes(routes!(prompt_templates::preview))
@@ -151,6 +154,7 @@ pub fn router_with_limits(state: AppState, limits: &ClientLimits) -> Router {
         .routes(routes!(integration::chat))
         .routes(routes!(widget_tokens::mint))
         .routes(routes!(end_users::erase))
+        .routes(routes!(end_users::set_policy_group))
         .routes(routes!(workspaces::create, workspaces::list))
         .routes(routes!(workspaces::get))
         .routes(routes!(workspaces::list_files))

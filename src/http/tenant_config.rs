@@ -51,6 +51,12 @@ pub struct TenantConfigPatch {
     /// `switchboard-docs` collection). Off for a new tenant.
     #[schema(nullable = false)]
     shared_corpus: Option<bool>,
+    /// Whether searches and turns reorder their best passages with the deployment's reranker when a request
+    /// does not say (`POST /api/v1/search` takes `rerank`). Off for a new tenant. `true` on a deployment
+    /// without a reranker is refused (422 `reranker_unavailable`). The passages' text is sent to the
+    /// reranking provider.
+    #[schema(nullable = false)]
+    rerank: Option<bool>,
     /// Days after their last activity that conversations, with their runs' text, are kept (1 to 36500),
     /// or null for forever. Deleted by a background job in every process.
     #[schema(minimum = 1, maximum = 36_500)]
@@ -118,5 +124,6 @@ pub async fn patch(
     Json(fields): Json<Map<String, Value>>,
 ) -> Result<axum::Json<TenantConfigView>, ApiError> {
     context.require(Scope::Admin)?;
-    Ok(axum::Json(TenantConfigView::from(&tenants::update_config(&state.db, &context, &fields).await?)))
+    let deployment = tenants::Deployment { reranker: state.retriever.reranker().is_some() };
+    Ok(axum::Json(TenantConfigView::from(&tenants::update_config_on(&state.db, &context, &fields, deployment).await?)))
 }

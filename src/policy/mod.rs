@@ -62,6 +62,30 @@ pub enum OverLimit {
 #[error("{0}")]
 pub struct PolicyError(pub String);
 
+/// Where the profile in force for a call came from: the most specific assignment wins, whole (a key's
+/// profile over its end user's group's, a group's over the tenant's active one). Nothing is merged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum PolicySource {
+    /// The tenant's active profile (`tenant_config.active_policy_profile_id`).
+    Tenant,
+    /// The profile mapped to the end user's group (`/api/v1/policy-groups/{group}`).
+    Group,
+    /// The API key's own profile (`api_keys.policy_profile_id`).
+    Key,
+}
+
+impl PolicySource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tenant => "tenant",
+            Self::Group => "group",
+            Self::Key => "key",
+        }
+    }
+}
+
 /// A profile ready to apply.
 #[derive(Debug, Clone)]
 pub struct Policy {

@@ -8,9 +8,9 @@ use super::{Policy, PolicyDocument, PolicyError};
 use crate::audit::{self, AuditEntry};
 use crate::auth::context::TenantContext;
 use crate::db;
-use crate::ids::PolicyProfileId;
+use crate::ids::{ApiKeyId, PolicyProfileId};
 
-pub use super::store::PolicyProfile;
+pub use super::store::{PolicyGroup, PolicyProfile};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
@@ -18,10 +18,18 @@ pub enum ProfileError {
     Invalid(#[from] PolicyError),
     #[error("no such policy profile")]
     NotFound,
+    #[error("no such policy group")]
+    GroupNotFound,
     #[error("a policy profile named `{0}` already exists")]
     NameTaken(String),
     #[error("this policy profile is the tenant's active one; activate another first")]
     Active,
+    /// Keys or groups name the profile: they must name another (or inherit) before it can go.
+    #[error("API keys or policy groups use this policy profile; give them another one (or none, to inherit) first")]
+    InUse { keys: Vec<ApiKeyId>, groups: Vec<String> },
+    /// A key or a group was given a profile id the tenant has no profile of.
+    #[error("no policy profile of this tenant has the id {0}")]
+    UnknownProfile(PolicyProfileId),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -90,10 +98,25 @@ pub async fn get(pool: &PgPool, context: &TenantContext, id: PolicyProfileId) ->
     Ok(profile)
 }
 
+/// Deletes a profile, unless the tenant's active profile or a live key or a group uses it (revoked keys let
+/// go of it first: they never act again).
 pub async fn delete(pool: &PgPool, context: &TenantContext, id: PolicyProfileId) -> Result<(), ProfileError> {
     let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
+    store::find(&mut transaction, id).await?.ok_or(ProfileError::NotFound)?;
+    let released = store::release_from_revoked_keys(&mut transaction, id).await?;
+    let (keys, groups) = store::users_of(&mut transaction, id).await?;
+    if !keys.is_empty() || !groups.is_empty() {
+        return Err(ProfileError::InUse { keys, groups });
+    }
     let deleted = store::delete(&mut transaction, id).await.map_err(|error| match &error {
-        sqlx::Error::Database(database) if database.is_foreign_key_violation() => ProfileError::Active,
+        sqlx::Error::Database(database) if database.is_foreign_key_violation() => {
+            if database.constraint() == Some("tenant_configs_active_policy_profile_fk") {
+                ProfileError::Active
+            } else {
+                // A key or group named it meanwhile.
+                ProfileError::InUse { keys: Vec::new(), groups: Vec::new() }
+            }
+        }
         _ => ProfileError::Database(error),
     })?;
     if !deleted {
@@ -102,14 +125,77 @@ pub async fn delete(pool: &PgPool, context: &TenantContext, id: PolicyProfileId)
     audit::record(
         &mut transaction,
         context,
-        &AuditEntry::new("policy_profile.deleted", "policy_profile", id.to_string()),
+        &AuditEntry::new("policy_profile.deleted", "policy_profile", id.to_string())
+            .with_details(serde_json::json!({ "released_from_revoked_api_keys": released })),
     )
     .await?;
     transaction.commit().await?;
     Ok(())
 }
 
-/// The active profile in one line, for the system prompt's `policy_summary`: its name and version, whether
+/// A group's name: 1 to 64 characters of lower-case letters, digits, `_`, `.` and `-`, starting with a
+/// letter or a digit (the database checks the same).
+pub fn parse_group(name: &str) -> Result<&str, ProfileError> {
+    let mut bytes = name.bytes();
+    let first_ok = bytes.next().is_some_and(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit());
+    let rest_ok = bytes.all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || b"_.-".contains(&byte));
+    if !first_ok || !rest_ok || name.len() > 64 {
+        return Err(PolicyError(
+            "a group is 1 to 64 characters: lower-case letters, digits, `_`, `.` and `-`, starting with a letter or a digit"
+                .to_owned(),
+        )
+        .into());
+    }
+    Ok(name)
+}
+
+/// A foreign key violation on a profile id means the tenant has no such profile.
+pub fn unknown_profile_if_missing<T>(result: Result<T, sqlx::Error>, id: PolicyProfileId) -> Result<T, ProfileError> {
+    result.map_err(|error| match &error {
+        sqlx::Error::Database(database) if database.is_foreign_key_violation() => ProfileError::UnknownProfile(id),
+        _ => ProfileError::Database(error),
+    })
+}
+
+/// Gives a group's end users a profile (the group is made on first use), audited with the profile before.
+pub async fn put_group(
+    pool: &PgPool,
+    context: &TenantContext,
+    name: &str,
+    profile: PolicyProfileId,
+) -> Result<PolicyGroup, ProfileError> {
+    let name = parse_group(name)?;
+    let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
+    let put = store::put_group(&mut transaction, context.tenant_id(), name, profile).await;
+    let (group, before) = unknown_profile_if_missing(put, profile)?;
+    let entry = AuditEntry::new("policy_group.updated", "policy_group", name.to_owned()).with_details(
+        serde_json::json!({ "policy_profile_id": group.policy_profile_id, "previous_policy_profile_id": before }),
+    );
+    audit::record(&mut transaction, context, &entry).await?;
+    transaction.commit().await?;
+    Ok(group)
+}
+
+pub async fn list_groups(pool: &PgPool, context: &TenantContext) -> Result<Vec<PolicyGroup>, ProfileError> {
+    let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
+    let groups = store::list_groups(&mut transaction).await?;
+    transaction.commit().await?;
+    Ok(groups)
+}
+
+/// Removes a group's profile: its end users inherit the tenant's active profile again.
+pub async fn delete_group(pool: &PgPool, context: &TenantContext, name: &str) -> Result<(), ProfileError> {
+    let name = parse_group(name)?;
+    let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
+    let before = store::delete_group(&mut transaction, name).await?.ok_or(ProfileError::GroupNotFound)?;
+    let entry = AuditEntry::new("policy_group.deleted", "policy_group", name.to_owned())
+        .with_details(serde_json::json!({ "previous_policy_profile_id": before }));
+    audit::record(&mut transaction, context, &entry).await?;
+    transaction.commit().await?;
+    Ok(())
+}
+
+/// The profile in force in one line, for the system prompt's `policy_summary`: its name and version, whether
 /// it is read-only, how many tool patterns it allows and how many wait for approval.
 pub fn summary(active: Option<&PolicyProfile>) -> String {
     let Some(profile) = active else {
@@ -146,6 +232,16 @@ async fn audited(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn group_names_are_short_lower_case_labels() {
+        for good in ["support", "tier-2", "eu.agents", "0", "a_b", &"g".repeat(64)] {
+            assert_eq!(parse_group(good).ok(), Some(good), "{good}");
+        }
+        for bad in ["", "Support", "-x", "_x", ".x", "a b", "a/b", "é", &"g".repeat(65)] {
+            assert!(matches!(parse_group(bad), Err(ProfileError::Invalid(_))), "{bad}");
+        }
+    }
 
     #[test]
     fn the_summary_names_the_profile_its_mode_and_its_counts() {

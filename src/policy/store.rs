@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgConnection;
 
-use super::PolicyDocument;
-use crate::ids::{PolicyProfileId, TenantId};
+use super::{PolicyDocument, PolicySource};
+use crate::ids::{ApiKeyId, PolicyProfileId, TenantId, UserId};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct PolicyProfile {
@@ -96,6 +96,116 @@ pub async fn active(connection: &mut PgConnection) -> Result<Option<PolicyProfil
     )))
     .fetch_optional(connection)
     .await
+}
+
+/// The profile in force for a caller, and where it came from: the key's own profile, else the one mapped
+/// to the end user's group, else the tenant's active one; `None` when none of them names a profile.
+pub async fn effective(
+    connection: &mut PgConnection,
+    api_key_id: Option<ApiKeyId>,
+    end_user: Option<UserId>,
+) -> Result<Option<(PolicyProfile, PolicySource)>, sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct Found {
+        #[sqlx(flatten)]
+        profile: PolicyProfile,
+        source: PolicySource,
+    }
+    let found: Option<Found> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "WITH assigned (rank, source, profile_id) AS ( \
+             SELECT 1, 'key', policy_profile_id FROM api_keys WHERE id = $1 \
+             UNION ALL \
+             SELECT 2, 'group', g.policy_profile_id FROM users AS u \
+                 JOIN policy_groups AS g ON g.name = u.policy_group WHERE u.id = $2 \
+             UNION ALL \
+             SELECT 3, 'tenant', active_policy_profile_id FROM tenant_configs) \
+         SELECT {COLUMNS}, assigned.source FROM assigned JOIN policy_profiles ON policy_profiles.id = assigned.profile_id \
+         ORDER BY assigned.rank LIMIT 1"
+    )))
+    .bind(api_key_id)
+    .bind(end_user)
+    .fetch_optional(connection)
+    .await?;
+    Ok(found.map(|found| (found.profile, found.source)))
+}
+
+/// What names a profile: the live (unrevoked) keys and the groups that use it.
+pub async fn users_of(
+    connection: &mut PgConnection,
+    id: PolicyProfileId,
+) -> Result<(Vec<ApiKeyId>, Vec<String>), sqlx::Error> {
+    let keys = sqlx::query_scalar(
+        "SELECT id FROM api_keys WHERE policy_profile_id = $1 AND revoked_at IS NULL ORDER BY created_at, id",
+    )
+    .bind(id)
+    .fetch_all(&mut *connection)
+    .await?;
+    let groups = sqlx::query_scalar("SELECT name FROM policy_groups WHERE policy_profile_id = $1 ORDER BY name")
+        .bind(id)
+        .fetch_all(connection)
+        .await?;
+    Ok((keys, groups))
+}
+
+/// Revoked keys can never act again: the profile they named is let go, so that it may be deleted. How
+/// many keys let go of it.
+pub async fn release_from_revoked_keys(connection: &mut PgConnection, id: PolicyProfileId) -> Result<u64, sqlx::Error> {
+    let released = sqlx::query(
+        "UPDATE api_keys SET policy_profile_id = NULL WHERE policy_profile_id = $1 AND revoked_at IS NOT NULL",
+    )
+    .bind(id)
+    .execute(connection)
+    .await?;
+    Ok(released.rows_affected())
+}
+
+/// A group's profile, as the API shows it.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct PolicyGroup {
+    pub name: String,
+    pub policy_profile_id: PolicyProfileId,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Maps a group to a profile (made, or changed); the row as it is now and the profile it had before.
+/// A profile of no such id (for this tenant) is a foreign key violation.
+pub async fn put_group(
+    connection: &mut PgConnection,
+    tenant_id: TenantId,
+    name: &str,
+    profile: PolicyProfileId,
+) -> Result<(PolicyGroup, Option<PolicyProfileId>), sqlx::Error> {
+    let before: Option<PolicyProfileId> =
+        sqlx::query_scalar("SELECT policy_profile_id FROM policy_groups WHERE name = $1 FOR UPDATE")
+            .bind(name)
+            .fetch_optional(&mut *connection)
+            .await?;
+    let group = sqlx::query_as(
+        "INSERT INTO policy_groups (tenant_id, name, policy_profile_id) VALUES ($1, $2, $3) \
+         ON CONFLICT (tenant_id, name) DO UPDATE SET policy_profile_id = EXCLUDED.policy_profile_id, updated_at = now() \
+         RETURNING name, policy_profile_id, created_at, updated_at",
+    )
+    .bind(tenant_id)
+    .bind(name)
+    .bind(profile)
+    .fetch_one(connection)
+    .await?;
+    Ok((group, before))
+}
+
+pub async fn list_groups(connection: &mut PgConnection) -> Result<Vec<PolicyGroup>, sqlx::Error> {
+    sqlx::query_as("SELECT name, policy_profile_id, created_at, updated_at FROM policy_groups ORDER BY name")
+        .fetch_all(connection)
+        .await
+}
+
+/// The profile the deleted group had; `None` when there was no such group.
+pub async fn delete_group(connection: &mut PgConnection, name: &str) -> Result<Option<PolicyProfileId>, sqlx::Error> {
+    sqlx::query_scalar("DELETE FROM policy_groups WHERE name = $1 RETURNING policy_profile_id")
+        .bind(name)
+        .fetch_optional(connection)
+        .await
 }
 
 /// Whether a profile was deleted; the tenant's active profile cannot be (a foreign key violation).

@@ -229,6 +229,7 @@ pub struct ForTurn {
 pub async fn for_turn(
     connection: &mut PgConnection,
     run_id: RunId,
+    api_key_id: Option<crate::ids::ApiKeyId>,
     end_user: Option<UserId>,
 ) -> Result<ForTurn, sqlx::Error> {
     let recorded = crate::runs::store::get(&mut *connection, run_id).await?;
@@ -248,7 +249,8 @@ pub async fn for_turn(
             active
         }
     };
-    let policy = crate::policy::store::active(&mut *connection).await?;
+    // The profile in force for this run (its key's, its end user's group's, or the tenant's), as its tools.
+    let policy = crate::policy::store::effective(&mut *connection, api_key_id, end_user).await?.map(|(found, _)| found);
     let end_user = match end_user {
         Some(id) => {
             crate::users::store::identity(&mut *connection, id).await?.map(|(id, name)| PromptEndUser { id, name })

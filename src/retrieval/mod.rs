@@ -12,12 +12,13 @@ pub mod formats;
 pub mod fusion;
 pub mod on_request;
 pub mod relevance;
+pub mod rerank;
 mod retriever;
 pub mod search;
 pub mod store;
 pub mod vectors;
 
-pub use retriever::{FUSION_DEPTH, Retriever};
+pub use retriever::{FUSION_DEPTH, RerankBill, Retriever, Searched};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -49,6 +50,11 @@ pub enum RetrievalError {
     /// An embedding model the request names that this deployment cannot use.
     #[error("{0}")]
     UnknownModel(String),
+    /// A search asked to be reranked on a deployment with no reranker.
+    #[error(
+        "this deployment has no reranker (the operator sets SWITCHBOARD_RERANK_MODEL): search without `rerank: true`"
+    )]
+    RerankerUnavailable,
     #[error(transparent)]
     BudgetExhausted(crate::budgets::BudgetExhausted),
     /// The embedding model failed to answer a request.

@@ -1,18 +1,24 @@
 //! The retriever: which embedder embeds new chunks, which one embeds questions, and the search that uses
 //! them. During a change of embedding model the two differ: chunks get the new model's vectors while
 //! questions are still answered from a complete earlier model, until the backfill completes the new one.
+//! With a reranker configured, the best fused candidates of a search a tenant or request wants reranked
+//! are reordered by it (`rerank.rs`), within its timeout; if it fails, the fused order stands.
 
 use std::sync::{Arc, PoisonError, RwLock};
 
 use sqlx::PgConnection;
 
 use super::relevance::Floors;
+use super::rerank::{RERANK_CANDIDATES, RerankError, RerankFallback, Reranker};
 use super::search::{self, SearchHit, SearchMode};
 use super::{RetrievalError, fusion, store, vectors};
+use crate::audit::Recorder;
 use crate::auth::context::{CollectionScope, TenantContext};
+use crate::budgets::{Payer, RunBudgets};
 use crate::collections;
 use crate::db;
 use crate::embeddings::{Embedder, EmbedderFactory, EmbeddingModel, EmbeddingSpend};
+use crate::ids::{RunId, TenantId};
 use crate::usage::{self, EmbeddingPayer};
 
 /// How deep each ranking goes before fusion: fusion needs more than the `k` it returns.
@@ -30,6 +36,8 @@ pub struct Retriever {
     embedders: Arc<RwLock<Embedders>>,
     /// Builds the embedders `/v1/embeddings` names besides the deployment's own.
     factory: Option<EmbedderFactory>,
+    /// The deployment's reranker (`SWITCHBOARD_RERANK_MODEL`), if any.
+    reranker: Option<Reranker>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -57,7 +65,17 @@ impl Retriever {
     /// under way).
     pub fn new(documents: Embedder, questions: Embedder) -> Self {
         let embedders = Embedders { documents: Some(documents), questions: Some(questions) };
-        Self { embedders: Arc::new(RwLock::new(embedders)), factory: None }
+        Self { embedders: Arc::new(RwLock::new(embedders)), factory: None, reranker: None }
+    }
+
+    /// This retriever, reranking with `reranker` the searches that want it.
+    #[must_use]
+    pub fn with_reranker(self, reranker: Option<Reranker>) -> Self {
+        Self { reranker, ..self }
+    }
+
+    pub fn reranker(&self) -> Option<&Reranker> {
+        self.reranker.as_ref()
     }
 
     /// This retriever, able to build other embedders on request.
@@ -148,7 +166,9 @@ impl Retriever {
     }
 
     /// `POST /api/v1/search`: validates, embeds the question, searches as the tenant within `scope` (the
-    /// caller's, or narrower).
+    /// caller's, or narrower), and reranks the best candidates when `rerank` says so (absent: the
+    /// tenant's setting). `Some(true)` on a deployment without a reranker is refused.
+    #[expect(clippy::too_many_arguments, reason = "a search's every parameter, named by the API")]
     pub async fn search(
         &self,
         pool: &sqlx::PgPool,
@@ -157,12 +177,16 @@ impl Retriever {
         k: i64,
         mode: SearchMode,
         scope: &CollectionScope,
-    ) -> Result<Vec<SearchHit>, RetrievalError> {
+        rerank: Option<bool>,
+    ) -> Result<Searched, RetrievalError> {
         if query.trim().is_empty() || query.len() > 10_000 {
             return Err(RetrievalError::Invalid("query must be 1 to 10000 characters".to_owned()));
         }
         if !(1..=search::MAX_K).contains(&k) {
             return Err(RetrievalError::Invalid(format!("k must be between 1 and {}", search::MAX_K)));
+        }
+        if rerank == Some(true) && self.reranker.is_none() {
+            return Err(RetrievalError::RerankerUnavailable);
         }
         let vector = match mode {
             SearchMode::FullText => None,
@@ -174,14 +198,124 @@ impl Retriever {
             return Err(RetrievalError::EmbeddingsUnavailable);
         }
         let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
-        let mut hits = Self::search_in(&mut transaction, query, vector.as_ref(), k, mode, scope).await?;
+        let wanted = match rerank {
+            Some(asked) => asked,
+            None => store::tenant_rerank(&mut transaction).await?,
+        };
+        let depth = if wanted && self.reranker.is_some() {
+            k.max(i64::try_from(RERANK_CANDIDATES).unwrap_or(i64::MAX))
+        } else {
+            k
+        };
+        let mut hits = Self::search_in(&mut transaction, query, vector.as_ref(), depth, mode, scope).await?;
         // Reported, not applied: a search shows what a turn would give the model and what it would not.
         Floors::from(store::tenant_floors(&mut transaction).await?).judge(&mut hits, mode);
+        let payer = EmbeddingPayer { api_key_id: context.actor().api_key_id(), ..EmbeddingPayer::default() };
         if let Some(vector) = &vector {
-            let payer = EmbeddingPayer { api_key_id: context.actor().api_key_id(), ..EmbeddingPayer::default() };
             usage::record_embedding(&mut transaction, context.tenant_id(), payer, &vector.model, vector.spend).await?;
         }
         transaction.commit().await?;
-        Ok(hits)
+        let k = usize::try_from(k).unwrap_or(usize::MAX);
+        if !wanted {
+            return Ok(Searched::fused(hits, k, None));
+        }
+        let bill = RerankBill { tenant_id: context.tenant_id(), payer, by: Recorder::of(context) };
+        Ok(self.rerank(pool, &bill, query, hits, k).await?)
+    }
+
+    /// Reorders the best [`RERANK_CANDIDATES`] of `hits` (fused, best first) by the reranker's scores and
+    /// keeps `k`. The call is refused before it is made when one of the payer's budgets is used up, and
+    /// recorded as usage (and spent against the budgets) when made. When there is no reranker, or it fails
+    /// or times out, the fused order stands (logged, and said in [`Searched::fallback`]): a search is
+    /// never failed for its reranker.
+    pub async fn rerank(
+        &self,
+        pool: &sqlx::PgPool,
+        bill: &RerankBill<'_>,
+        query: &str,
+        hits: Vec<SearchHit>,
+        k: usize,
+    ) -> Result<Searched, sqlx::Error> {
+        let Some(reranker) = &self.reranker else {
+            return Ok(Searched::fused(hits, k, Some(RerankFallback::Unavailable)));
+        };
+        if hits.is_empty() {
+            // Nothing to reorder: no call, nothing to pay.
+            return Ok(Searched { hits, rerank_scores: Vec::new(), reranked: true, fallback: None });
+        }
+        // Charged like a request outside any run: its own id holds no reservation, so settling it counts
+        // the cost without touching a turn's reservation.
+        let charge = RunId::new();
+        let budget_payer = Payer {
+            run_id: charge,
+            api_key_id: bill.payer.api_key_id,
+            end_user: bill.payer.end_user,
+            agent_run: false,
+        };
+        let mut transaction = db::begin_tenant(pool, bill.tenant_id).await?;
+        let budgets = RunBudgets::of(&mut transaction, budget_payer).await?;
+        transaction.commit().await?;
+        if let Err(exhausted) = budgets.check_open() {
+            tracing::warn!(reason = %exhausted, "a budget is used up: the fused order is kept without reranking");
+            return Ok(Searched::fused(hits, k, Some(RerankFallback::BudgetExhausted)));
+        }
+        let mut hits = hits;
+        let rest = hits.split_off(RERANK_CANDIDATES.min(hits.len()));
+        let texts: Vec<String> =
+            hits.iter().map(|hit| vectors::embedding_text(&hit.heading_path, &hit.content)).collect();
+        let scores = match reranker.score(query, &texts).await {
+            Ok(scores) => scores,
+            Err(error) => {
+                let model = reranker.model().id();
+                let fallback = match &error {
+                    RerankError::Timeout(_) => RerankFallback::Timeout,
+                    RerankError::Provider(_) => RerankFallback::ProviderError,
+                };
+                tracing::warn!(%error, %model, "reranking failed: the fused order is kept");
+                hits.extend(rest);
+                return Ok(Searched::fused(hits, k, Some(fallback)));
+            }
+        };
+        let model = reranker.model();
+        let mut transaction = db::begin_tenant(pool, bill.tenant_id).await?;
+        let used = (model.provider.as_str(), model.name.as_str());
+        usage::record_rerank(&mut transaction, bill.tenant_id, bill.payer, used, scores.spend).await?;
+        budgets.settle(&mut transaction, &bill.by, charge, scores.spend.cost_usd).await?;
+        transaction.commit().await?;
+        let (mut hits, mut rerank_scores): (Vec<SearchHit>, Vec<Option<f64>>) =
+            super::rerank::reorder(hits, &scores.scores).into_iter().unzip();
+        rerank_scores.extend(rest.iter().map(|_| None));
+        hits.extend(rest);
+        hits.truncate(k);
+        rerank_scores.truncate(k);
+        Ok(Searched { hits, rerank_scores, reranked: true, fallback: None })
+    }
+}
+
+/// Who pays for a rerank call: its usage record's payer, and who its budget thresholds are audited as.
+#[derive(Debug)]
+pub struct RerankBill<'a> {
+    pub tenant_id: TenantId,
+    pub payer: EmbeddingPayer,
+    pub by: Recorder<'a>,
+}
+
+/// A search's hits, best first, with the reranker's score of each (when reranked).
+#[derive(Debug, Clone)]
+pub struct Searched {
+    pub hits: Vec<SearchHit>,
+    /// One per hit: its relevance score by the reranker, `None` when it was not reranked.
+    pub rerank_scores: Vec<Option<f64>>,
+    /// Whether the hits are in the reranker's order.
+    pub reranked: bool,
+    /// Why reranking was asked for and not done: the hits are in the fused order.
+    pub fallback: Option<RerankFallback>,
+}
+
+impl Searched {
+    /// The fused order, cut to `k`.
+    fn fused(mut hits: Vec<SearchHit>, k: usize, fallback: Option<RerankFallback>) -> Self {
+        hits.truncate(k);
+        Self { rerank_scores: vec![None; hits.len()], hits, reranked: false, fallback }
     }
 }

@@ -241,6 +241,12 @@ pub async fn delete(connection: &mut PgConnection, id: uuid::Uuid) -> Result<boo
     Ok(deleted.rows_affected() == 1)
 }
 
+/// Whether the transaction tenant's searches and turns are reranked when a request does not say.
+pub async fn tenant_rerank(connection: &mut PgConnection) -> Result<bool, sqlx::Error> {
+    let rerank = sqlx::query_scalar("SELECT rerank FROM tenant_configs").fetch_optional(connection).await?;
+    Ok(rerank.unwrap_or(false))
+}
+
 /// The transaction tenant's own relevance floors (`None` where it keeps the default).
 pub async fn tenant_floors(connection: &mut PgConnection) -> Result<super::relevance::TenantFloors, sqlx::Error> {
     let floors = sqlx::query_as(

@@ -3,7 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{ChangesetId, MessageId, RunId, SessionId, ToolCallId};
+use crate::ids::{ChangesetId, MessageId, PolicyProfileId, RunId, SessionId, ToolCallId};
+use crate::policy::PolicySource;
 use crate::providers::FinishReason;
 use crate::retrieval::Citation;
 
@@ -17,6 +18,16 @@ pub struct RunEvent {
     pub seq: i64,
     #[serde(flatten)]
     pub kind: EventKind,
+}
+
+/// The policy profile a tool call was decided under: its id and version, and whether it is the calling
+/// key's own, its end user's group's, or the tenant's active one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AppliedPolicy {
+    #[schema(value_type = uuid::Uuid)]
+    pub profile_id: PolicyProfileId,
+    pub version: i32,
+    pub source: PolicySource,
 }
 
 /// What happened, by `type` (also the SSE frame's `event`).
@@ -47,6 +58,8 @@ pub enum EventKind {
         tool_call_id: ToolCallId,
         name: String,
         arguments: serde_json::Value,
+        /// The policy profile the call is decided under; null: none is in force (every call is denied).
+        policy: Option<AppliedPolicy>,
     },
     #[serde(rename = "tool_call.awaiting_approval")]
     ToolCallAwaitingApproval {

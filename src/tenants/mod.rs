@@ -36,6 +36,9 @@ pub enum TenantError {
     ConfirmationRequired,
     #[error("only a suspended tenant can be deleted: suspend it first (PATCH `status: suspended`)")]
     NotSuspended,
+    /// `rerank: true` on a deployment with no reranker: the setting would do nothing.
+    #[error("this deployment has no reranker (the operator sets SWITCHBOARD_RERANK_MODEL): rerank cannot be turned on")]
+    RerankerUnavailable,
     #[error("{} exports are being read already, the most at once; try again when one has finished", export::AT_ONCE)]
     ExportsBusy,
     #[error(transparent)]
@@ -224,6 +227,7 @@ pub fn parse_config_patch(
             }
             ("multi_agent_enabled", Value::Bool(false)) => patch.multi_agent_enabled = Some(false),
             ("shared_corpus", Value::Bool(enabled)) => patch.shared_corpus = Some(*enabled),
+            ("rerank", Value::Bool(enabled)) => patch.rerank = Some(*enabled),
             (column @ ("conversation_retention_days" | "usage_retention_days" | "audit_retention_days"), days) => {
                 patch.retention.push((retention_column(column), retention_days(column, days)?));
             }
@@ -255,7 +259,8 @@ pub fn parse_config_patch(
                 | "active_policy_profile_id"
                 | "agent_run_max_steps"
                 | "multi_agent_enabled"
-                | "shared_corpus",
+                | "shared_corpus"
+                | "rerank",
                 _,
             ) => {
                 return Err(TenantError::Invalid(format!("{name} has an invalid value")));
@@ -383,12 +388,34 @@ pub fn check_retention(conversations: Option<i32>, usage: Option<i32>, audit: Op
     Ok(())
 }
 
+/// What the deployment can do, which some settings depend on.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Deployment {
+    /// A reranker is configured (`SWITCHBOARD_RERANK_MODEL`).
+    pub reranker: bool,
+}
+
+/// Changes the settings as a deployment without optional capabilities (no reranker) allows.
 pub async fn update_config(
     pool: &PgPool,
     context: &TenantContext,
     fields: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<store::TenantConfig, TenantError> {
+    update_config_on(pool, context, fields, Deployment::default()).await
+}
+
+/// Changes the settings; a setting the deployment cannot honour (`rerank: true` without a reranker) is
+/// refused rather than accepted and ignored.
+pub async fn update_config_on(
+    pool: &PgPool,
+    context: &TenantContext,
+    fields: &serde_json::Map<String, serde_json::Value>,
+    deployment: Deployment,
+) -> Result<store::TenantConfig, TenantError> {
     let patch = parse_config_patch(fields)?;
+    if patch.rerank == Some(true) && !deployment.reranker {
+        return Err(TenantError::RerankerUnavailable);
+    }
     let mut transaction = crate::db::begin_tenant(pool, context.tenant_id()).await?;
     // A foreign key sees every tenant's profiles; only this tenant's may be named.
     if let Some(Some(profile)) = patch.active_policy_profile_id

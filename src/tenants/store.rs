@@ -134,6 +134,9 @@ pub struct TenantConfig {
     pub multi_agent_enabled: bool,
     /// Whether the tenant's searches read the shared corpus (the operator's documentation).
     pub shared_corpus: bool,
+    /// Whether the tenant's searches and turns are reranked by the deployment's reranker (when a request
+    /// does not say).
+    pub rerank: bool,
     /// Days after their last activity that conversations (and their runs' text) are kept; `None`: forever.
     pub conversation_retention_days: Option<i32>,
     /// Days usage records are kept; `None`: forever.
@@ -154,7 +157,7 @@ const CONFIG_SELECT: &str = "SELECT default_provider, default_model, fallback_mo
      monthly_budget_usd::text AS monthly_budget_usd, key_monthly_budget_usd::text AS key_monthly_budget_usd, \
      end_user_monthly_budget_usd::text AS end_user_monthly_budget_usd, \
      agent_run_budget_usd::text AS agent_run_budget_usd, agent_run_max_steps, multi_agent_enabled, \
-     shared_corpus, conversation_retention_days, usage_retention_days, audit_retention_days, \
+     shared_corpus, rerank, conversation_retention_days, usage_retention_days, audit_retention_days, \
      relevance_floor_hybrid, relevance_floor_vector, relevance_floor_full_text, workspace_max_files, \
      workspace_max_bytes, updated_at \
      FROM tenant_configs";
@@ -176,6 +179,7 @@ pub struct ConfigPatch {
     pub agent_run_max_steps: Option<Option<i32>>,
     pub multi_agent_enabled: Option<bool>,
     pub shared_corpus: Option<bool>,
+    pub rerank: Option<bool>,
     /// The retention settings, by column name (`conversation_retention_days`, …), in days or `None`.
     pub retention: Vec<(&'static str, Option<i32>)>,
     /// The relevance floors, by column name (`relevance_floor_hybrid`, …), or `None` for the default.
@@ -212,6 +216,9 @@ pub async fn update_config(connection: &mut PgConnection, patch: &ConfigPatch) -
     }
     if let Some(enabled) = patch.shared_corpus {
         query.push(", shared_corpus = ").push_bind(enabled);
+    }
+    if let Some(enabled) = patch.rerank {
+        query.push(", rerank = ").push_bind(enabled);
     }
     for (column, days) in &patch.retention {
         query.push(", ").push(*column).push(" = ").push_bind(*days);

@@ -10,7 +10,7 @@ use sqlx::PgConnection;
 use super::DiscoveredTool;
 use crate::crypto::Sealed;
 use crate::ids::{ConnectorId, PolicyProfileId, RunId, TenantId, ToolCallId};
-use crate::policy::Verdict;
+use crate::policy::{PolicySource, Verdict};
 
 /// A connector as stored. The settings and credential columns are visible inside `tools` only: the
 /// credential leaves through `connectors`, opened for a connection, never as stored.
@@ -217,7 +217,8 @@ pub struct NewToolCall<'a> {
     pub arguments: &'a serde_json::Value,
     pub verdict: Verdict,
     pub reason: &'a str,
-    pub policy: Option<(PolicyProfileId, i32)>,
+    /// The profile in force (its id, version, and where it came from); `None`: no profile, so denied.
+    pub policy: Option<(PolicyProfileId, i32, PolicySource)>,
     pub status: CallStatus,
 }
 
@@ -250,10 +251,14 @@ pub struct ToolCallRecord {
     pub duration_ms: Option<i32>,
     pub created_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
+    pub policy_profile_id: Option<PolicyProfileId>,
+    pub policy_version: Option<i32>,
+    pub policy_source: Option<PolicySource>,
 }
 
 const TOOL_CALL_COLUMNS: &str = "id, run_id, step, name, arguments, decision, reason, status, decided_by, decided_at, \
-     result_summary, error_code, error, duration_ms, created_at, completed_at";
+     result_summary, error_code, error, duration_ms, created_at, completed_at, policy_profile_id, policy_version, \
+     policy_source";
 
 pub async fn insert_tool_call(
     connection: &mut PgConnection,
@@ -267,8 +272,9 @@ pub async fn insert_tool_call(
     };
     sqlx::query(
         "INSERT INTO tool_calls (id, tenant_id, run_id, step, position, provider_call_id, connector_id, name, \
-             arguments, decision, reason, policy_profile_id, policy_version, status, decided_by, decided_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+             arguments, decision, reason, policy_profile_id, policy_version, status, policy_source, decided_by, \
+             decided_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
              CASE WHEN $10 = 'require_approval' THEN NULL ELSE 'policy' END, \
              CASE WHEN $10 = 'require_approval' THEN NULL ELSE now() END)",
     )
@@ -283,9 +289,10 @@ pub async fn insert_tool_call(
     .bind(call.arguments)
     .bind(decision)
     .bind(call.reason)
-    .bind(call.policy.map(|(id, _)| id))
-    .bind(call.policy.map(|(_, version)| version))
+    .bind(call.policy.map(|(id, _, _)| id))
+    .bind(call.policy.map(|(_, version, _)| version))
     .bind(call.status)
+    .bind(call.policy.map(|(_, _, source)| source))
     .execute(connection)
     .await?;
     Ok(())

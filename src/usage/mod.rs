@@ -39,6 +39,8 @@ pub enum Operation {
     Chat,
     /// Texts embedded: a document's chunks, a question, a `/v1/embeddings` request.
     Embedding,
+    /// Passages reranked for a question (a search or a turn's retrieval).
+    Rerank,
 }
 
 impl Operation {
@@ -46,6 +48,7 @@ impl Operation {
         match self {
             Self::Chat => "chat",
             Self::Embedding => "embedding",
+            Self::Rerank => "rerank",
         }
     }
 }
@@ -112,6 +115,43 @@ pub async fn record_embedding(
         trace_id: crate::telemetry::current_trace_id(),
     };
     store::record(connection, tenant_id, &entry).await
+}
+
+/// What a rerank call read and cost, for its usage record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RerankSpend {
+    /// The tokens the provider reported (Voyage, Jina), else counted here.
+    pub tokens: u64,
+    /// False when the tokens were counted here (with the chat tokenizer: an estimate).
+    pub reported: bool,
+    /// What Cohere bills instead of tokens.
+    pub search_units: Option<u64>,
+    /// `None`: the model catalog has no price for the model (recorded as not priced, never as free).
+    pub cost_usd: Option<Decimal>,
+}
+
+/// Records a rerank call (the platform's key: the reranker is the deployment's).
+pub async fn record_rerank(
+    connection: &mut sqlx::PgConnection,
+    tenant_id: crate::ids::TenantId,
+    payer: EmbeddingPayer,
+    (provider, model): (&str, &str),
+    spend: RerankSpend,
+) -> Result<(), sqlx::Error> {
+    let entry = UsageEntry {
+        operation: Operation::Rerank,
+        run_id: payer.run_id,
+        api_key_id: payer.api_key_id,
+        end_user: payer.end_user,
+        provider,
+        model,
+        tokens: TokenUsage::new(spend.tokens, 0),
+        cost_usd: spend.cost_usd,
+        source: if spend.reported { TokenSource::Provider } else { TokenSource::Estimated },
+        is_byok: false,
+        trace_id: crate::telemetry::current_trace_id(),
+    };
+    store::record_with_search_units(connection, tenant_id, &entry, spend.search_units).await
 }
 
 /// A run's tokens and cost over all its model calls.

@@ -10,12 +10,22 @@ pub async fn record(
     tenant_id: TenantId,
     entry: &UsageEntry<'_>,
 ) -> Result<(), sqlx::Error> {
+    record_with_search_units(connection, tenant_id, entry, None).await
+}
+
+/// [`record`], with the search units a provider billed instead of tokens (Cohere's rerank).
+pub async fn record_with_search_units(
+    connection: &mut PgConnection,
+    tenant_id: TenantId,
+    entry: &UsageEntry<'_>,
+    search_units: Option<u64>,
+) -> Result<(), sqlx::Error> {
     let count = |tokens: u64| i32::try_from(tokens).unwrap_or(i32::MAX);
     sqlx::query(
         "INSERT INTO usage_records (id, tenant_id, run_id, api_key_id, provider, model, input_tokens, \
          output_tokens, token_source, is_byok, cached_input_tokens, cache_write_tokens, reasoning_tokens, \
-         cost_usd, priced, user_id, operation, trace_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+         cost_usd, priced, user_id, operation, trace_id, search_units) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
     )
     .bind(UsageRecordId::new())
     .bind(tenant_id)
@@ -35,6 +45,7 @@ pub async fn record(
     .bind(entry.end_user)
     .bind(entry.operation.as_str())
     .bind(entry.trace_id.as_deref())
+    .bind(search_units.map(count))
     .execute(connection)
     .await?;
     Ok(())

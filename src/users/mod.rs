@@ -1,7 +1,8 @@
 //! End users: the people of a tenant that its integration calls and widget tokens act for, each known by
 //! the tenant's own `external_id` and made on first sight. Their conversations belong to them. Erasing
 //! one ([`erase`]) removes what they said and what was said to them, and leaves a pseudonym where the
-//! accounting and the audit trail named them.
+//! accounting and the audit trail named them. An end user may belong to a policy group ([`set_group`]):
+//! the profile the tenant maps to that group applies to their runs, unless their key names its own.
 
 pub mod store;
 
@@ -29,6 +30,8 @@ pub fn refuse_external_id(external_id: &str) -> Option<&'static str> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum EndUserError {
+    #[error("{0}")]
+    Invalid(String),
     #[error("no end user with this id (or they were already erased)")]
     NotFound,
     #[error(
@@ -96,4 +99,37 @@ pub async fn erase(pool: &PgPool, context: &TenantContext, external_id: &str) ->
     audit::record(&mut transaction, context, &entry).await?;
     transaction.commit().await?;
     Ok(erasure)
+}
+
+/// An end user's policy group, as just set.
+#[derive(Debug, Clone, Serialize)]
+pub struct EndUserGroup {
+    pub external_user_id: String,
+    pub policy_group: Option<String>,
+}
+
+/// Puts the end user the tenant calls `external_id` in a policy group (`None`: in none), made on first
+/// sight like the integration API and widget tokens make them; audited with the group before. A group the
+/// tenant maps to no profile changes nothing until it does.
+pub async fn set_group(
+    pool: &PgPool,
+    context: &TenantContext,
+    external_id: &str,
+    group: Option<&str>,
+) -> Result<EndUserGroup, EndUserError> {
+    if let Some(refused) = refuse_external_id(external_id) {
+        return Err(EndUserError::Invalid(refused.to_owned()));
+    }
+    if let Some(group) = group {
+        crate::policy::profiles::parse_group(group).map_err(|error| EndUserError::Invalid(error.to_string()))?;
+    }
+    let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
+    let user = store::end_user(&mut transaction, context.tenant_id(), external_id).await?;
+    let before = store::set_group(&mut transaction, user, group).await?;
+    let entry = AuditEntry::new("end_user.policy_group_set", "end_user", user.to_string()).with_details(
+        serde_json::json!({ "external_user_id": external_id, "policy_group": group, "previous_policy_group": before }),
+    );
+    audit::record(&mut transaction, context, &entry).await?;
+    transaction.commit().await?;
+    Ok(EndUserGroup { external_user_id: external_id.to_owned(), policy_group: group.map(str::to_owned) })
 }

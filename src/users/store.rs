@@ -70,3 +70,17 @@ pub async fn identity(
         .fetch_optional(connection)
         .await
 }
+
+/// Sets an end user's policy group (`None`: none); the group they had before.
+pub async fn set_group(
+    connection: &mut PgConnection,
+    id: UserId,
+    group: Option<&str>,
+) -> Result<Option<String>, sqlx::Error> {
+    let before: Option<String> = sqlx::query_scalar("SELECT policy_group FROM users WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .fetch_one(&mut *connection)
+        .await?;
+    sqlx::query("UPDATE users SET policy_group = $2 WHERE id = $1").bind(id).bind(group).execute(connection).await?;
+    Ok(before)
+}

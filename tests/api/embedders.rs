@@ -127,7 +127,7 @@ async fn remote_embedders_speak_each_providers_wire_format() {
                 assert_eq!(query.body["requests"][0]["taskType"], "RETRIEVAL_QUERY");
                 assert_eq!(documents.body["requests"][0]["outputDimensionality"], 256);
             }
-            Api::Anthropic => unreachable!(),
+            Api::Anthropic | Api::Cohere | Api::Jina => unreachable!(),
         }
     }
 }

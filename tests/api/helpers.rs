@@ -305,6 +305,25 @@ impl TestApp {
         }
     }
 
+    /// The same service with `retriever` instead (one with a reranker, say), on the same database and
+    /// mock: another process configured otherwise.
+    pub async fn with_retriever(&self, retriever: Retriever) -> Self {
+        let http = HttpClient::new(test_upstream_settings());
+        let (address, engine) = serve(&self.app_db, &self.mock, &self.keys, &retriever, http).await;
+        Self {
+            address,
+            mock: self.mock.clone(),
+            keys: Arc::clone(&self.keys),
+            client: reqwest::Client::new(),
+            app_db: self.app_db.clone(),
+            owner_db: self.owner_db.clone(),
+            owner_options: self.owner_options.clone(),
+            engine,
+            retriever,
+            embedders: self.embedders.clone(),
+        }
+    }
+
     /// A retriever for `model` on this app's database, as a service configured with it would start. The
     /// mock's vectors have 256 dimensions unless asked for others.
     pub async fn retriever_for(&self, model: &str, dimensions: Option<u32>) -> Retriever {

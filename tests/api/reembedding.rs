@@ -100,3 +100,67 @@ async fn a_document_is_kept_when_embedding_fails_and_embedded_later() {
     assert_eq!(backfill::sweep(&app.app_db, &remote).await.unwrap(), usize::try_from(stored.chunk_count).unwrap());
     assert_eq!(vectors_of(&app, &tenant, &new_id).await, i64::from(stored.chunk_count));
 }
+
+/// The model's HNSW indexes on `chunk_embeddings`: name and definition.
+async fn vector_indexes(app: &TestApp) -> Vec<(String, String)> {
+    sqlx::query_as(
+        "SELECT indexname::text, indexdef FROM pg_indexes WHERE tablename = 'chunk_embeddings' \
+         AND indexname LIKE 'chunk_embeddings_hnsw_%' ORDER BY indexname",
+    )
+    .fetch_all(&app.owner_db)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn an_index_of_an_earlier_layout_is_replaced_at_start_and_search_goes_on() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("acme").await;
+    let body = json!({ "source_path": "keys.md", "content": "# Keys\n\nRotate the master key with the rotate-master-key command." });
+    assert_eq!(app.post("/api/v1/documents", &tenant.admin_key, &body).send().await.unwrap().status(), 201);
+    let indexes = vector_indexes(&app).await;
+    assert_eq!(indexes.len(), 1, "{indexes:?}");
+    let (current, definition) = &indexes[0];
+    assert!(definition.contains("halfvec_cosine_ops") && definition.contains("m='16'"), "{definition}");
+
+    // As a deployment of the full-precision layout left it: that index alone, under the old name.
+    let digest = &current[current.len() - 16..];
+    let local = app.retriever.document_embedder().unwrap().model().id.clone();
+    for statement in [
+        format!("DROP INDEX {current}"),
+        format!(
+            "CREATE INDEX chunk_embeddings_hnsw_{digest} ON chunk_embeddings \
+             USING hnsw ((embedding::vector(384)) vector_cosine_ops) WHERE model = '{local}'"
+        ),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&app.owner_db).await.unwrap();
+    }
+
+    let restarted = app.retriever_for("local", None).await;
+    let indexes = vector_indexes(&app).await;
+    assert_eq!(indexes.len(), 1, "the old index is dropped once the new one is built: {indexes:?}");
+    assert_eq!(&indexes[0].0, current);
+    assert_eq!(vector_search(&app, &restarted, &tenant, "how do I rotate the master key").await, ["keys.md"]);
+}
+
+/// Past the 2,000 dimensions pgvector indexes at full precision (the mock answers the dimensions asked).
+#[tokio::test]
+async fn vectors_of_more_than_2000_dimensions_are_indexed_and_searched() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("acme").await;
+    for (path, content) in [
+        ("keys.md", "# Keys\n\nRotate the master key with the rotate-master-key command."),
+        ("backups.md", "# Backups\n\nBackups of the cluster run nightly and are kept for a month."),
+    ] {
+        let body = json!({ "source_path": path, "content": content });
+        assert_eq!(app.post("/api/v1/documents", &tenant.admin_key, &body).send().await.unwrap().status(), 201);
+    }
+    let large = app.retriever_for("openai/text-embedding-3-large", Some(3000)).await;
+    assert_eq!(large.document_embedder().expect("the model is usable").model().dimensions, 3000);
+    assert_eq!(backfill::sweep(&app.app_db, &large).await.unwrap(), 2);
+    assert_eq!(vectors_of(&app, &tenant, "openai/text-embedding-3-large@3000").await, 2);
+    let indexes = vector_indexes(&app).await;
+    assert!(indexes.iter().any(|(_, definition)| definition.contains("halfvec(3000)")), "{indexes:?}");
+    let found = vector_search(&app, &large, &tenant, "when do backups of the cluster run").await;
+    assert_eq!(found[0], "backups.md");
+}

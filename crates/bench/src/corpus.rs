@@ -80,16 +80,33 @@ fn topical(topic: usize, random: &mut Seeded, words: usize) -> String {
 
 /// Document `index` of a corpus: a title and [`SECTIONS_PER_DOCUMENT`] sections.
 pub fn document(seed: u64, index: usize) -> (String, String) {
+    let (title, sections) = sections(seed, index);
+    let mut content = format!("# {title}\n\n");
+    for (heading, text) in sections {
+        let _ = write!(content, "## {heading}\n\n{text}.\n\n");
+    }
+    (format!("handbook/{index:06}.md"), content)
+}
+
+/// The texts document `index`'s chunks are embedded from (heading path, then the section), as the service
+/// makes them, without going through it: the vector benchmark's data.
+pub fn chunk_texts(seed: u64, index: usize) -> Vec<String> {
+    let (title, sections) = sections(seed, index);
+    sections.into_iter().map(|(heading, text)| format!("{title} > {heading}\n\n{text}.")).collect()
+}
+
+/// Document `index`'s title and its sections' headings and texts.
+fn sections(seed: u64, index: usize) -> (String, Vec<(String, String)>) {
     let mut random = Seeded::new(seed ^ (index as u64).wrapping_mul(0x2545_F491_4F6C_DD1D));
     let topic = (random.next() % TOPICS as u64) as usize;
     let title = format!("Handbook {index}: {}", topical(topic, &mut random, 3));
-    let mut content = format!("# {title}\n\n");
-    for section in 0..SECTIONS_PER_DOCUMENT {
-        let _ = write!(content, "## Part {section}: {}\n\n", sentence(&mut random, 3));
-        content.push_str(&topical(topic, &mut random, WORDS_PER_SECTION));
-        content.push_str(".\n\n");
-    }
-    (format!("handbook/{index:06}.md"), content)
+    let sections = (0..SECTIONS_PER_DOCUMENT)
+        .map(|section| {
+            let heading = format!("Part {section}: {}", sentence(&mut random, 3));
+            (heading, topical(topic, &mut random, WORDS_PER_SECTION))
+        })
+        .collect();
+    (title, sections)
 }
 
 /// Question `index`: four words of a topic and a general one, as a person's query would be.

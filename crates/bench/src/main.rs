@@ -1,8 +1,9 @@
 //! `switchboard-bench`: Switchboard measured against the mock upstream (its physical floor) and against a
 //! peer proxy, in one run, with one open-loop load generator. See `crates/bench/README.md`.
 //!
-//! Usage: `switchboard-bench [--quick] [--pin] [--only SUITE,…] [--no-peer] [--no-search-index] [--traces]`
-//! Suites, in the order they run: streams, memory, ingestion, retrieval, turns, passthrough, checks.
+//! Usage: `switchboard-bench [--quick] [--pin] [--only SUITE,…] [--no-peer] [--no-search-index] [--traces]
+//! [--vectors N]`. Suites, in the order they run: streams, memory, ingestion, retrieval, turns, passthrough,
+//! checks, vectors.
 
 mod corpus;
 mod env;
@@ -22,9 +23,9 @@ use sqlx::postgres::PgPoolOptions;
 
 use env::{Database, Mock, Pinning, Service, Tenant};
 use report::Results;
-use suites::{checks, ingestion, passthrough, retrieval, streams, turns};
+use suites::{checks, ingestion, passthrough, retrieval, streams, turns, vectors};
 
-const SUITES: [&str; 7] = ["streams", "memory", "ingestion", "retrieval", "turns", "passthrough", "checks"];
+const SUITES: [&str; 8] = ["streams", "memory", "ingestion", "retrieval", "turns", "passthrough", "checks", "vectors"];
 const SEED: u64 = 20_261_129;
 
 /// How big each benchmark is: the full suite, or a smoke test of the harness.
@@ -41,6 +42,7 @@ struct Sizes {
     checks: checks::Plan,
     streams: Vec<usize>,
     memory_streams: Vec<usize>,
+    vectors: vectors::Plan,
 }
 
 impl Sizes {
@@ -64,6 +66,18 @@ impl Sizes {
             checks: checks::Plan { requests: 1000, rounds: 1000 },
             streams: vec![1000, 2000, 4000],
             memory_streams: vec![1000, 5000, 10_000],
+            vectors: vectors::Plan {
+                vectors: 100_000,
+                queries: 200,
+                indexes: vec![
+                    vectors::IndexKind { half: false, m: 16, ef_construction: 64 },
+                    vectors::IndexKind { half: true, m: 16, ef_construction: 64 },
+                    vectors::IndexKind::SERVICE,
+                    vectors::IndexKind { half: true, m: 24, ef_construction: 64 },
+                    vectors::IndexKind { half: true, m: 24, ef_construction: 128 },
+                ],
+                ef_search: vec![100, 200, 400],
+            },
         }
     }
 
@@ -86,6 +100,15 @@ impl Sizes {
             checks: checks::Plan { requests: 200, rounds: 1000 },
             streams: vec![50],
             memory_streams: vec![100],
+            vectors: vectors::Plan {
+                vectors: 5_000,
+                queries: 20,
+                indexes: vec![
+                    vectors::IndexKind { half: false, m: 16, ef_construction: 64 },
+                    vectors::IndexKind::SERVICE,
+                ],
+                ef_search: vec![100, 200],
+            },
         }
     }
 }
@@ -100,6 +123,8 @@ struct Options {
     peer: bool,
     /// Export the service's traces to a stand-in collector (`trace_sink.rs`): what tracing costs.
     traces: bool,
+    /// How many vectors the vectors suite indexes, with the service's index only (1,000,000 for the large run).
+    vectors: Option<usize>,
     suites: Vec<String>,
 }
 
@@ -110,6 +135,7 @@ fn parse_options() -> anyhow::Result<Options> {
         pin: false,
         peer: true,
         traces: false,
+        vectors: None,
         suites: SUITES.map(str::to_owned).to_vec(),
     };
     let mut args = std::env::args().skip(1);
@@ -120,6 +146,10 @@ fn parse_options() -> anyhow::Result<Options> {
             "--no-peer" => options.peer = false,
             "--no-search-index" => options.no_search_index = true,
             "--traces" => options.traces = true,
+            "--vectors" => {
+                let count = args.next().context("--vectors needs a count")?;
+                options.vectors = Some(count.parse().context("--vectors needs a count")?);
+            }
             "--only" => {
                 let list = args.next().context("--only needs a comma-separated list of suites")?;
                 options.suites = list.split(',').map(str::to_owned).collect();
@@ -129,7 +159,7 @@ fn parse_options() -> anyhow::Result<Options> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: switchboard-bench [--quick] [--pin] [--no-peer] [--no-search-index] [--traces] [--only {}]",
+                    "usage: switchboard-bench [--quick] [--pin] [--no-peer] [--no-search-index] [--traces] [--vectors N] [--only {}]",
                     SUITES.join(",")
                 );
                 std::process::exit(0);
@@ -151,7 +181,12 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn run(options: Options) -> anyhow::Result<()> {
-    let sizes = if options.quick { Sizes::quick() } else { Sizes::full() };
+    let mut sizes = if options.quick { Sizes::quick() } else { Sizes::full() };
+    if let Some(count) = options.vectors {
+        // At scale, the service's own index alone: each build takes long.
+        sizes.vectors.vectors = count;
+        sizes.vectors.indexes = vec![vectors::IndexKind::SERVICE];
+    }
     let wants = |suite: &str| options.suites.iter().any(|wanted| wanted == suite);
     // Counted before this process is pinned to one of them.
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
@@ -253,6 +288,10 @@ async fn run(options: Options) -> anyhow::Result<()> {
     }
 
     service.stop().await;
+    if wants("vectors") {
+        eprintln!("vectors: {} in a table of their own…", sizes.vectors.vectors);
+        results.vectors = vectors::run(&database.server.maintenance_options(), SEED, &sizes.vectors).await?;
+    }
     // After the service stopped: it sends what it still had batched when it stops.
     results.notes.extend(trace_sink.as_ref().map(trace_sink::TraceSink::summary).inspect(|note| eprintln!("{note}")));
     database.stop().await;

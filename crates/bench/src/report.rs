@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::load::{Percentiles, Summary};
-use crate::suites::{checks, ingestion, passthrough, retrieval, streams, turns};
+use crate::suites::{checks, ingestion, passthrough, retrieval, streams, turns, vectors};
 
 #[derive(Debug, Serialize, Default)]
 pub struct Results {
@@ -24,6 +24,7 @@ pub struct Results {
     pub peer_missing: Option<String>,
     pub streams: Vec<streams::Level>,
     pub memory: Vec<streams::Level>,
+    pub vectors: Vec<vectors::IndexRun>,
     pub notes: Vec<String>,
 }
 
@@ -91,6 +92,7 @@ impl Results {
         );
         self.retrieval_table(&mut out);
         self.ingestion_table(&mut out);
+        self.vectors_table(&mut out);
         for note in &self.notes {
             let _ = writeln!(out, "- {note}");
         }
@@ -282,6 +284,38 @@ impl Results {
             turns.service_cpu_ms_per_turn,
             turns.database_cpu_ms_per_turn
         );
+    }
+
+    fn vectors_table(&self, out: &mut String) {
+        let Some(first) = self.vectors.first() else { return };
+        let _ = writeln!(
+            out,
+            "## 4b. Vector indexes ({} vectors × 384, the corpus's; HNSW, cosine; {} found, ordered by exact distance, recall of the first 10; the service's index is halfvec, m {}, ef_construction {}, searched at ef_search {})\n\n| stored in the index | m | ef_construction | build s | index MiB | ef_search | recall@10 | p50 | p99 | searches/s (2 at once) |\n|---|---|---|---|---|---|---|---|---|---|",
+            first.vectors,
+            switchboard::retrieval::FUSION_DEPTH,
+            switchboard::retrieval::vectors::HNSW_M,
+            switchboard::retrieval::vectors::HNSW_EF_CONSTRUCTION,
+            switchboard::retrieval::vectors::ef_search(switchboard::retrieval::FUSION_DEPTH),
+        );
+        for run in &self.vectors {
+            for searches in &run.searches {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {:.1} | {:.1} | {} | {:.3} | {:.2} | {:.2} | {:.0} |",
+                    if run.index.half { "halfvec" } else { "vector" },
+                    run.index.m,
+                    run.index.ef_construction,
+                    run.build_s,
+                    run.index_mib,
+                    searches.ef_search,
+                    searches.recall_at_10,
+                    searches.latency.p50,
+                    searches.latency.p99,
+                    searches.per_second,
+                );
+            }
+        }
+        out.push('\n');
     }
 
     fn retrieval_table(&self, out: &mut String) {

@@ -9,6 +9,10 @@
 //! and similar exactly when texts share words, so retrieval tests can both rank and compute the expected vectors.
 //! Embedding requests never take the scripted chat replies; [`MockUpstream::fail_embeddings`] scripts their
 //! failures.
+//!
+//! It serves the rerank endpoints of Cohere (`/v2/rerank`), Voyage ([`MockUpstream::voyage_base`]) and Jina
+//! ([`MockUpstream::jina_base`]), scoring with [`rerank::score`]; [`MockUpstream::fail_reranks`] scripts their
+//! failures, a stall among them.
 
 mod anthropic;
 pub mod embedding;
@@ -16,6 +20,7 @@ mod gemini;
 mod gemini_embeddings;
 mod openai;
 mod openai_embeddings;
+pub mod rerank;
 mod script;
 mod server;
 mod voyage;
@@ -40,8 +45,12 @@ pub enum Api {
     OpenAi,
     Anthropic,
     Gemini,
-    /// Voyage AI, which has embeddings only.
+    /// Voyage AI: embeddings and rerank.
     Voyage,
+    /// Cohere, rerank only.
+    Cohere,
+    /// Jina AI, rerank only.
+    Jina,
 }
 
 /// One request as the mock received it, recorded even when it was refused.
@@ -54,7 +63,7 @@ pub struct RecordedRequest {
     pub headers: BTreeMap<String, String>,
     /// The JSON body; `Null` when empty, a JSON string holding the raw text when it was not JSON.
     pub body: serde_json::Value,
-    /// The credential the client sent: OpenAI and Voyage `Authorization: Bearer X` -> X; Anthropic `x-api-key`;
+    /// The credential the client sent: OpenAI, Voyage, Cohere and Jina `Authorization: Bearer X` -> X; Anthropic `x-api-key`;
     /// Gemini `x-goog-api-key` header or `key` query parameter.
     pub api_key: Option<String>,
 }
@@ -153,6 +162,7 @@ pub(crate) struct State {
     queue: Mutex<VecDeque<Reply>>,
     /// Apart from `queue` so that embedding calls made while a chat is scripted do not eat its replies.
     embedding_faults: Mutex<VecDeque<Fault>>,
+    rerank_faults: Mutex<VecDeque<Fault>>,
     requests: Mutex<Vec<RecordedRequest>>,
 }
 
@@ -166,6 +176,11 @@ impl State {
     /// The oldest queued embedding fault, if any.
     pub(crate) fn take_embedding_fault(&self) -> Option<Fault> {
         self.embedding_faults.lock().unwrap_or_else(PoisonError::into_inner).pop_front()
+    }
+
+    /// The oldest queued rerank fault, if any.
+    pub(crate) fn take_rerank_fault(&self) -> Option<Fault> {
+        self.rerank_faults.lock().unwrap_or_else(PoisonError::into_inner).pop_front()
     }
 
     pub(crate) fn record(&self, request: RecordedRequest) {
@@ -188,6 +203,7 @@ impl MockUpstream {
             defaults,
             queue: Mutex::new(VecDeque::new()),
             embedding_faults: Mutex::new(VecDeque::new()),
+            rerank_faults: Mutex::new(VecDeque::new()),
             requests: Mutex::new(Vec::new()),
         });
         let router = server::router(Arc::clone(&state));
@@ -228,6 +244,16 @@ impl MockUpstream {
         format!("{}/voyage/v1", self.url())
     }
 
+    /// Cohere base URL, standing for `https://api.cohere.com`: clients POST `{base}/v2/rerank`.
+    pub fn cohere_base(&self) -> String {
+        self.url()
+    }
+
+    /// Jina AI base URL, standing for `https://api.jina.ai/v1`: clients POST `{base}/rerank`.
+    pub fn jina_base(&self) -> String {
+        format!("{}/jina/v1", self.url())
+    }
+
     /// Queues a scripted reply; each incoming model request (any provider) takes the oldest one. Embedding requests
     /// do not.
     pub fn push(&self, reply: Reply) {
@@ -241,6 +267,14 @@ impl MockUpstream {
     /// JSON answer: they answer 500.
     pub fn fail_embeddings(&self, fault: Fault) {
         self.state.embedding_faults.lock().unwrap_or_else(PoisonError::into_inner).push_back(fault);
+    }
+
+    /// Queues a fault for rerank requests only (any provider); each valid, authorised one takes the oldest.
+    ///
+    /// [`Fault::Status`] answers that status with the provider's error body; [`Fault::StallAfter`] never
+    /// answers (the connection stays open), for a client's timeout; the other faults answer 500.
+    pub fn fail_reranks(&self, fault: Fault) {
+        self.state.rerank_faults.lock().unwrap_or_else(PoisonError::into_inner).push_back(fault);
     }
 
     /// Every request received so far, in order.

@@ -17,7 +17,8 @@ use serde_json::Value;
 
 use crate::script::{Request, Turn};
 use crate::{
-    Api, Fault, RecordedRequest, Reply, State, anthropic, gemini, gemini_embeddings, openai, openai_embeddings, voyage,
+    Api, Fault, RecordedRequest, Reply, State, anthropic, gemini, gemini_embeddings, openai, openai_embeddings, rerank,
+    voyage,
 };
 
 /// Builds a provider's embedding answer from the request, or gives the message of the 400 refusing it.
@@ -28,6 +29,7 @@ type EmbeddingAnswer = fn(&Uri, &Value) -> Result<Response, String>;
 enum Endpoint {
     Chat,
     Embeddings(EmbeddingAnswer),
+    Rerank,
 }
 
 /// How a provider's chat module turns a scripted reply into its answer.
@@ -42,6 +44,10 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         .route("/v1beta/models/{*rest}", post(gemini_handler))
         // Under a prefix of its own: Voyage's real path, /v1/embeddings, is OpenAI's.
         .route("/voyage/v1/embeddings", post(voyage_handler))
+        .route("/v2/rerank", post(cohere_rerank_handler))
+        // Voyage and Jina share the real path /v1/rerank: each under its own prefix.
+        .route("/voyage/v1/rerank", post(voyage_rerank_handler))
+        .route("/jina/v1/rerank", post(jina_rerank_handler))
         // Benchmarks send long RAG prompts; the default 2 MB limit would turn them into 413s the real APIs accept.
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
@@ -97,9 +103,50 @@ async fn voyage_handler(
     handle(&state, Api::Voyage, Endpoint::Embeddings(voyage::answer), &uri, &headers, &body)
 }
 
+async fn cohere_rerank_handler(
+    AxumState(state): AxumState<Arc<State>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    rerank_handler(&state, Api::Cohere, &uri, &headers, &body).await
+}
+
+async fn voyage_rerank_handler(
+    AxumState(state): AxumState<Arc<State>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    rerank_handler(&state, Api::Voyage, &uri, &headers, &body).await
+}
+
+async fn jina_rerank_handler(
+    AxumState(state): AxumState<Arc<State>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    rerank_handler(&state, Api::Jina, &uri, &headers, &body).await
+}
+
+/// A rerank request: refused, answered, or (a scripted stall) never answered.
+async fn rerank_handler(state: &State, api: Api, uri: &Uri, headers: &HeaderMap, raw: &[u8]) -> Response {
+    let response = handle(state, api, Endpoint::Rerank, uri, headers, raw);
+    if response.status() != StatusCode::OK {
+        return response;
+    }
+    match state.take_rerank_fault() {
+        None => response,
+        Some(Fault::Status { status, retry_after }) => status_fault(api, status, retry_after),
+        Some(Fault::StallAfter(_)) => std::future::pending().await,
+        Some(Fault::CutAfter(_) | Fault::MalformedAfter(_)) => status_fault(api, 500, None),
+    }
+}
+
 fn handle(state: &State, api: Api, endpoint: Endpoint, uri: &Uri, headers: &HeaderMap, raw: &[u8]) -> Response {
     let api_key = match api {
-        Api::OpenAi | Api::Voyage => openai::api_key(headers),
+        Api::OpenAi | Api::Voyage | Api::Cohere | Api::Jina => openai::api_key(headers),
         Api::Anthropic => anthropic::api_key(headers),
         Api::Gemini => gemini::api_key(headers, uri),
     };
@@ -125,6 +172,10 @@ fn handle(state: &State, api: Api, endpoint: Endpoint, uri: &Uri, headers: &Head
     match endpoint {
         Endpoint::Chat => chat(state, api, uri, headers, &body),
         Endpoint::Embeddings(answer) => embeddings(state, api, uri, &body, answer),
+        Endpoint::Rerank => match rerank::answer(api, &body) {
+            Ok(response) => response,
+            Err((status, message)) => error(api, status, &message),
+        },
     }
 }
 
@@ -134,7 +185,9 @@ fn chat(state: &State, api: Api, uri: &Uri, headers: &HeaderMap, body: &Value) -
         Api::OpenAi => (openai::parse(body).map_err(bad_request), (openai::turn, openai::respond)),
         Api::Anthropic => (anthropic::parse(headers, body).map_err(bad_request), (anthropic::turn, anthropic::respond)),
         Api::Gemini => (gemini::parse(uri, body), (gemini::turn, gemini::respond)),
-        Api::Voyage => return error(api, StatusCode::NOT_FOUND, "mock-upstream: Voyage serves embeddings only"),
+        Api::Voyage | Api::Cohere | Api::Jina => {
+            return error(api, StatusCode::NOT_FOUND, "mock-upstream: no chat API for this provider");
+        }
     };
     let request: Request = match parsed {
         Ok(request) => request,
@@ -201,6 +254,7 @@ fn error(api: Api, status: StatusCode, message: &str) -> Response {
         Api::Anthropic => anthropic::error_body(status, message),
         Api::Gemini => gemini::error_body(status, message),
         Api::Voyage => voyage::error_body(status, message),
+        Api::Cohere | Api::Jina => rerank::error_body(api, message),
     };
     (status, [(CONTENT_TYPE, "application/json")], body).into_response()
 }

@@ -49,7 +49,7 @@ fn request(
             let url = format!("{}/v1beta/models/gemini-embedding-001:batchEmbedContents", mock.gemini_base());
             client.post(url).json(&json!({"requests": requests}))
         }
-        Api::Anthropic => unreachable!("Anthropic has no embeddings API"),
+        Api::Anthropic | Api::Cohere | Api::Jina => unreachable!("no embeddings API"),
     };
     match (api, key) {
         (_, None) => builder,
@@ -80,7 +80,7 @@ async fn vectors(api: Api, response: reqwest::Response) -> Vec<Vec<f32>> {
             assert!(embeddings.iter().all(|item| item.as_object().unwrap().len() == 1));
             embeddings.iter().map(|item| item["values"].clone()).collect()
         }
-        Api::Anthropic => unreachable!(),
+        Api::Anthropic | Api::Cohere | Api::Jina => unreachable!(),
     };
     items.iter().map(floats).collect()
 }
@@ -362,7 +362,7 @@ async fn missing_or_invalid_key_gives_401_in_each_shape() {
                 Api::OpenAi => assert_eq!(error["error"]["code"], "invalid_api_key"),
                 Api::Voyage => assert!(error["detail"].is_string(), "{error}"),
                 Api::Gemini => assert_eq!(error["error"]["status"], "UNAUTHENTICATED"),
-                Api::Anthropic => unreachable!(),
+                Api::Anthropic | Api::Cohere | Api::Jina => unreachable!(),
             }
         }
     }
@@ -383,7 +383,7 @@ async fn embedding_fault_strikes_once_and_leaves_chat_replies_alone() {
             Api::OpenAi => assert_eq!(error["error"]["type"], "rate_limit_exceeded"),
             Api::Voyage => assert!(error["detail"].is_string(), "{error}"),
             Api::Gemini => assert_eq!(error["error"]["status"], "RESOURCE_EXHAUSTED"),
-            Api::Anthropic => unreachable!(),
+            Api::Anthropic | Api::Cohere | Api::Jina => unreachable!(),
         }
         let retried = request(&mock, api, &["some text"], None, Some("k")).send().await.unwrap();
         assert_eq!(vectors(api, retried).await.len(), 1);

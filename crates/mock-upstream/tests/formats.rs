@@ -47,11 +47,11 @@ fn request(mock: &MockUpstream, api: Api, key: Option<&str>) -> reqwest::Request
         Api::Gemini => client
             .post(format!("{}/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse", mock.gemini_base()))
             .json(&json!({"contents": [{"role": "user", "parts": [{"text": prompt}]}]})),
-        Api::Voyage => unreachable!("Voyage has no chat API; embeddings.rs tests it"),
+        Api::Voyage | Api::Cohere | Api::Jina => unreachable!("no chat API; embeddings.rs tests Voyage"),
     };
     match (api, key) {
         (_, None) => builder,
-        (Api::OpenAi | Api::Voyage, Some(key)) => builder.bearer_auth(key),
+        (Api::OpenAi | Api::Voyage | Api::Cohere | Api::Jina, Some(key)) => builder.bearer_auth(key),
         (Api::Anthropic, Some(key)) => builder.header("x-api-key", key),
         (Api::Gemini, Some(key)) => builder.header("x-goog-api-key", key),
     }
@@ -94,7 +94,7 @@ fn text_pieces(api: Api, body: &str) -> Vec<String> {
         Api::OpenAi => "/choices/0/delta/content",
         Api::Anthropic => "/delta/text",
         Api::Gemini => "/candidates/0/content/parts/0/text",
-        Api::Voyage => unreachable!("Voyage has no chat API; embeddings.rs tests it"),
+        Api::Voyage | Api::Cohere | Api::Jina => unreachable!("no chat API; embeddings.rs tests Voyage"),
     };
     events(body)
         .iter()
@@ -122,7 +122,7 @@ fn has_terminator(api: Api, body: &str) -> bool {
         Api::OpenAi => body.contains("data: [DONE]"),
         Api::Anthropic => body.contains("event: message_stop"),
         Api::Gemini => body.contains("\"finishReason\":\"STOP\""),
-        Api::Voyage => unreachable!("Voyage has no chat API; embeddings.rs tests it"),
+        Api::Voyage | Api::Cohere | Api::Jina => unreachable!("no chat API; embeddings.rs tests Voyage"),
     }
 }
 
@@ -452,7 +452,7 @@ async fn status_fault_gives_status_retry_after_and_provider_error() {
                 assert_eq!(error["error"]["status"], "RESOURCE_EXHAUSTED");
                 assert!(error["error"]["message"].is_string());
             }
-            Api::Voyage => unreachable!("Voyage has no chat API; embeddings.rs tests it"),
+            Api::Voyage | Api::Cohere | Api::Jina => unreachable!("no chat API; embeddings.rs tests Voyage"),
         }
     }
     mock.push(faulty(Fault::Status { status: 503, retry_after: None }));
@@ -478,7 +478,7 @@ async fn bad_or_missing_key_gives_401_without_taking_the_queued_reply() {
                 }
                 Api::Anthropic => assert_eq!(error["error"]["type"], "authentication_error"),
                 Api::Gemini => assert_eq!(error["error"]["status"], "UNAUTHENTICATED"),
-                Api::Voyage => unreachable!("Voyage has no chat API; embeddings.rs tests it"),
+                Api::Voyage | Api::Cohere | Api::Jina => unreachable!("no chat API; embeddings.rs tests Voyage"),
             }
         }
     }

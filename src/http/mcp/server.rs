@@ -70,8 +70,10 @@ impl KnowledgeServer {
         let limit = i64::from(request.limit.unwrap_or(5).clamp(1, 20));
         let hits = self
             .retriever
-            .search(&self.db, context, &request.query, limit, SearchMode::Hybrid, context.collections())
+            // The tenant's reranker setting applies, as in its turns.
+            .search(&self.db, context, &request.query, limit, SearchMode::Hybrid, context.collections(), None)
             .await
+            .map(|searched| searched.hits)
             .map_err(|error| match error {
                 crate::retrieval::RetrievalError::Invalid(message) => ErrorData::invalid_params(message, None),
                 other => {

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use crate::api_keys::{ApiKey, CreatedApiKey};
 use crate::auth::context::Scope;
-use crate::ids::ApiKeyId;
+use crate::ids::{ApiKeyId, PolicyProfileId};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ApiKeyView {
@@ -26,6 +26,9 @@ pub struct ApiKeyView {
     pub monthly_budget_usd: Option<String>,
     /// The collections (by name) the key may search; null: every collection of the tenant.
     pub collections: Option<Vec<String>>,
+    /// The key's own policy profile; null: it inherits (its end user's group's, else the tenant's active).
+    #[schema(value_type = Option<uuid::Uuid>)]
+    pub policy_profile_id: Option<PolicyProfileId>,
 }
 
 impl From<&ApiKey> for ApiKeyView {
@@ -41,6 +44,7 @@ impl From<&ApiKey> for ApiKeyView {
             revoked_at: key.revoked_at,
             monthly_budget_usd: key.monthly_budget_usd.map(|usd| usd.to_string()),
             collections: key.collection_ids.as_ref().map(|_| key.collections.clone()),
+            policy_profile_id: key.policy_profile_id,
         }
     }
 }

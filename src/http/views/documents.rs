@@ -5,8 +5,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::retrieval::relevance::{self, Measure};
+use crate::retrieval::rerank::RerankFallback;
 use crate::retrieval::search::{SearchHit, SearchMode};
-use crate::retrieval::{Document, IngestOutcome};
+use crate::retrieval::{Document, IngestOutcome, Searched};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DocumentView {
@@ -90,10 +91,13 @@ pub struct SearchHitView {
     pub floor: Option<f64>,
     /// Whether a turn would give this passage to the model.
     pub passes_floor: bool,
+    /// The reranker's relevance score (higher is better; its scale is the provider's), or null when the
+    /// passage was not reranked.
+    pub rerank_score: Option<f64>,
 }
 
-impl From<&SearchHit> for SearchHitView {
-    fn from(hit: &SearchHit) -> Self {
+impl SearchHitView {
+    fn new(hit: &SearchHit, rerank_score: Option<f64>) -> Self {
         Self {
             chunk_id: hit.chunk_id,
             document_id: hit.document_id,
@@ -111,6 +115,7 @@ impl From<&SearchHit> for SearchHitView {
             relevance: hit.relevance.map(|relevance| relevance.value),
             floor: hit.relevance.map(|relevance| relevance.floor),
             passes_floor: relevance::passes(hit),
+            rerank_score,
         }
     }
 }
@@ -119,10 +124,49 @@ impl From<&SearchHit> for SearchHitView {
 pub struct SearchResults {
     pub results: Vec<SearchHitView>,
     pub mode: SearchMode,
+    /// Whether the results are in the reranker's order. False when reranking was not asked for, or was and
+    /// could not be done (`rerank_fallback` says why): the results are then in the fused order.
+    pub reranked: bool,
+    /// Why reranking was asked for and not done; null otherwise.
+    pub rerank_fallback: Option<RerankFallbackView>,
+}
+
+/// Why a search kept the fused order: the reranker did not answer in time (`timeout`), answered an error
+/// (`provider_error`), a budget is used up (`budget_exhausted`: no paid call was made), or the tenant's
+/// setting is on and the deployment has no reranker (`reranker_unavailable`).
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RerankFallbackView {
+    Timeout,
+    ProviderError,
+    BudgetExhausted,
+    RerankerUnavailable,
+}
+
+impl From<RerankFallback> for RerankFallbackView {
+    fn from(fallback: RerankFallback) -> Self {
+        match fallback {
+            RerankFallback::Timeout => Self::Timeout,
+            RerankFallback::ProviderError => Self::ProviderError,
+            RerankFallback::BudgetExhausted => Self::BudgetExhausted,
+            RerankFallback::Unavailable => Self::RerankerUnavailable,
+        }
+    }
 }
 
 impl SearchResults {
-    pub fn new(hits: &[SearchHit], mode: SearchMode) -> Self {
-        Self { results: hits.iter().map(SearchHitView::from).collect(), mode }
+    pub fn new(searched: &Searched, mode: SearchMode) -> Self {
+        let results = searched
+            .hits
+            .iter()
+            .zip(searched.rerank_scores.iter().copied().chain(std::iter::repeat(None)))
+            .map(|(hit, score)| SearchHitView::new(hit, score))
+            .collect();
+        Self {
+            results,
+            mode,
+            reranked: searched.reranked,
+            rerank_fallback: searched.fallback.map(RerankFallbackView::from),
+        }
     }
 }

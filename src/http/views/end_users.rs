@@ -1,9 +1,9 @@
-//! An end user's erasure, as the API reports it.
+//! An end user's erasure, and their policy group, as the API reports them.
 
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::users::Erasure;
+use crate::users::{EndUserGroup, Erasure};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErasureView {
@@ -28,5 +28,19 @@ impl From<&Erasure> for ErasureView {
             usage_records: erasure.usage_records,
             audit_events: erasure.audit_events,
         }
+    }
+}
+
+/// An end user's policy group.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndUserGroupView {
+    pub external_user_id: String,
+    /// Null: in no group (their runs use the calling key's profile, else the tenant's active one).
+    pub policy_group: Option<String>,
+}
+
+impl From<&EndUserGroup> for EndUserGroupView {
+    fn from(set: &EndUserGroup) -> Self {
+        Self { external_user_id: set.external_user_id.clone(), policy_group: set.policy_group.clone() }
     }
 }

@@ -13,6 +13,7 @@ pub mod end_users;
 pub mod feedback;
 pub mod health;
 pub mod integration;
+pub mod policy_groups;
 pub mod policy_profiles;
 pub mod prompt_templates;
 pub mod provider_models;

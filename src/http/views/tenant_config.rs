@@ -26,6 +26,8 @@ pub struct TenantConfigView {
     pub multi_agent_enabled: bool,
     /// Whether searches and turns also read the shared corpus (the `switchboard-docs` collection).
     pub shared_corpus: bool,
+    /// Whether searches and turns are reranked by the deployment's reranker when a request does not say.
+    pub rerank: bool,
     /// Days after their last activity that conversations, with their runs' text, are kept; null: forever.
     pub conversation_retention_days: Option<i32>,
     /// Days usage records are kept; null: forever.
@@ -94,6 +96,7 @@ impl From<&TenantConfig> for TenantConfigView {
             agent_run_max_steps: config.agent_run_max_steps,
             multi_agent_enabled: config.multi_agent_enabled,
             shared_corpus: config.shared_corpus,
+            rerank: config.rerank,
             conversation_retention_days: config.conversation_retention_days,
             usage_retention_days: config.usage_retention_days,
             audit_retention_days: config.audit_retention_days,

@@ -4,7 +4,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::ids::{RunId, ToolCallId};
+use crate::ids::{PolicyProfileId, RunId, ToolCallId};
+use crate::policy::PolicySource;
 use crate::tools::calls::{CallStatus, ToolCallRecord};
 
 /// A tool call the model asked for, with the policy's decision and, once decided and run, its outcome.
@@ -34,6 +35,13 @@ pub struct ToolCallView {
     pub duration_ms: Option<i32>,
     pub created_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// The policy profile the call was decided under (null: none was in force), its version then, and
+    /// where it came from: the calling key's own (`key`), its end user's group's (`group`), or the
+    /// tenant's active profile (`tenant`).
+    #[schema(value_type = Option<uuid::Uuid>)]
+    pub policy_profile_id: Option<PolicyProfileId>,
+    pub policy_version: Option<i32>,
+    pub policy_source: Option<PolicySource>,
 }
 
 impl From<&ToolCallRecord> for ToolCallView {
@@ -55,6 +63,9 @@ impl From<&ToolCallRecord> for ToolCallView {
             duration_ms: call.duration_ms,
             created_at: call.created_at,
             completed_at: call.completed_at,
+            policy_profile_id: call.policy_profile_id,
+            policy_version: call.policy_version,
+            policy_source: call.policy_source,
         }
     }
 }

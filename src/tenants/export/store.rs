@@ -31,7 +31,7 @@ pub const SETTINGS: &str = "SELECT tenant_id::text, jsonb_build_object('type', '
      'monthly_budget_usd', monthly_budget_usd::text, 'key_monthly_budget_usd', key_monthly_budget_usd::text, \
      'end_user_monthly_budget_usd', end_user_monthly_budget_usd::text, \
      'agent_run_budget_usd', agent_run_budget_usd::text, 'agent_run_max_steps', agent_run_max_steps, \
-     'multi_agent_enabled', multi_agent_enabled, 'shared_corpus', shared_corpus, \
+     'multi_agent_enabled', multi_agent_enabled, 'shared_corpus', shared_corpus, 'rerank', rerank, \
      'conversation_retention_days', conversation_retention_days, 'usage_retention_days', usage_retention_days, \
      'audit_retention_days', audit_retention_days, 'relevance_floor_hybrid', relevance_floor_hybrid, \
      'relevance_floor_vector', relevance_floor_vector, 'relevance_floor_full_text', relevance_floor_full_text, \

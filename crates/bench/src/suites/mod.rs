@@ -6,3 +6,4 @@ pub mod passthrough;
 pub mod retrieval;
 pub mod streams;
 pub mod turns;
+pub mod vectors;
