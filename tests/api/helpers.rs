@@ -289,20 +289,7 @@ impl TestApp {
     /// The same service started again on the same database and upstream: a new process with nothing in
     /// memory (the old one keeps running, idle). Runs paused or stored are all it can know of.
     pub async fn restarted(&self) -> Self {
-        let http = HttpClient::new(test_upstream_settings());
-        let (address, engine) = serve(&self.app_db, &self.mock, &self.keys, &self.retriever, http).await;
-        Self {
-            address,
-            mock: self.mock.clone(),
-            keys: Arc::clone(&self.keys),
-            client: reqwest::Client::new(),
-            app_db: self.app_db.clone(),
-            owner_db: self.owner_db.clone(),
-            owner_options: self.owner_options.clone(),
-            engine,
-            retriever: self.retriever.clone(),
-            embedders: self.embedders.clone(),
-        }
+        self.with_retriever(self.retriever.clone()).await
     }
 
     /// The same service with `retriever` instead (one with a reranker, say), on the same database and

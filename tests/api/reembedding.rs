@@ -33,10 +33,8 @@ async fn vector_search(app: &TestApp, retriever: &Retriever, tenant: &TestTenant
     hits.into_iter().map(|hit| hit.source_path).collect()
 }
 
-#[tokio::test]
-async fn a_new_embedding_model_fills_in_while_the_old_one_serves() {
-    let app = TestApp::spawn().await;
-    let tenant = app.create_tenant("acme").await;
+/// Two documents through the API, embedded by the app's model.
+async fn store_keys_and_backups(app: &TestApp, tenant: &TestTenant) {
     for (path, content) in [
         ("keys.md", "# Keys\n\nRotate the master key with the rotate-master-key command."),
         ("backups.md", "# Backups\n\nBackups of the cluster run nightly and are kept for a month."),
@@ -44,6 +42,13 @@ async fn a_new_embedding_model_fills_in_while_the_old_one_serves() {
         let body = json!({ "source_path": path, "content": content });
         assert_eq!(app.post("/api/v1/documents", &tenant.admin_key, &body).send().await.unwrap().status(), 201);
     }
+}
+
+#[tokio::test]
+async fn a_new_embedding_model_fills_in_while_the_old_one_serves() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("acme").await;
+    store_keys_and_backups(&app, &tenant).await;
     assert_eq!(backfill::sweep(&app.app_db, &app.retriever).await.unwrap(), 0, "ingestion embedded every chunk");
     let local = app.retriever.document_embedder().unwrap().model().id.clone();
 
@@ -148,13 +153,7 @@ async fn an_index_of_an_earlier_layout_is_replaced_at_start_and_search_goes_on()
 async fn vectors_of_more_than_2000_dimensions_are_indexed_and_searched() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("acme").await;
-    for (path, content) in [
-        ("keys.md", "# Keys\n\nRotate the master key with the rotate-master-key command."),
-        ("backups.md", "# Backups\n\nBackups of the cluster run nightly and are kept for a month."),
-    ] {
-        let body = json!({ "source_path": path, "content": content });
-        assert_eq!(app.post("/api/v1/documents", &tenant.admin_key, &body).send().await.unwrap().status(), 201);
-    }
+    store_keys_and_backups(&app, &tenant).await;
     let large = app.retriever_for("openai/text-embedding-3-large", Some(3000)).await;
     assert_eq!(large.document_embedder().expect("the model is usable").model().dimensions, 3000);
     assert_eq!(backfill::sweep(&app.app_db, &large).await.unwrap(), 2);
