@@ -13,7 +13,6 @@ use crate::providers::Passage;
 use crate::providers::options::GenerationOptions;
 use crate::providers::{self, ChatMessage, ChatRequest, ToolSpec};
 use crate::retrieval::relevance::Floors;
-use crate::retrieval::rerank::RERANK_CANDIDATES;
 use crate::retrieval::search::SearchMode;
 use crate::retrieval::{self, Citation, RerankBill, Retriever};
 use crate::usage;
@@ -57,18 +56,15 @@ pub(super) async fn build(inner: &Inner, plan: &TurnPlan, offered: &[ToolSpec]) 
     // Embedded with no connection held: the local model takes milliseconds of CPU.
     let vector = inner.retriever.embed_question(&query).await;
     let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
+    let settings = retrieval::store::search_settings(&mut transaction).await?;
     // The tenant's reranker setting applies to its turns: more candidates are fetched for it to reorder.
-    let rerank = inner.retriever.reranker().is_some() && retrieval::store::tenant_rerank(&mut transaction).await?;
-    let depth = if rerank {
-        PASSAGES_SEARCHED.max(i64::try_from(RERANK_CANDIDATES).unwrap_or(i64::MAX))
-    } else {
-        PASSAGES_SEARCHED
-    };
+    let rerank = inner.retriever.reranker().is_some() && settings.rerank;
+    let depth = inner.retriever.candidates(PASSAGES_SEARCHED, rerank);
     let mut hits =
         Retriever::search_in(&mut transaction, &query, vector.as_ref(), depth, SearchMode::Hybrid, &plan.collections)
             .await?;
     // Passages below the tenant's floor are not given to the model: with none left, the prompt says so.
-    Floors::from(retrieval::store::tenant_floors(&mut transaction).await?).judge(&mut hits, SearchMode::Hybrid);
+    Floors::from(settings.floors).judge(&mut hits, SearchMode::Hybrid);
     let payer =
         usage::EmbeddingPayer { run_id: Some(plan.run_id), api_key_id: plan.api_key_id, end_user: plan.end_user };
     if let Some(vector) = &vector {

@@ -78,6 +78,16 @@ impl Retriever {
         self.reranker.as_ref()
     }
 
+    /// How many fused candidates a search of `k` fetches: enough for the reranker to reorder when the
+    /// search is to be reranked and there is one.
+    pub fn candidates(&self, k: i64, reranked: bool) -> i64 {
+        if reranked && self.reranker.is_some() {
+            k.max(i64::try_from(RERANK_CANDIDATES).unwrap_or(i64::MAX))
+        } else {
+            k
+        }
+    }
+
     /// This retriever, able to build other embedders on request.
     #[must_use]
     pub fn with_factory(self, factory: EmbedderFactory) -> Self {
@@ -198,18 +208,12 @@ impl Retriever {
             return Err(RetrievalError::EmbeddingsUnavailable);
         }
         let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
-        let wanted = match rerank {
-            Some(asked) => asked,
-            None => store::tenant_rerank(&mut transaction).await?,
-        };
-        let depth = if wanted && self.reranker.is_some() {
-            k.max(i64::try_from(RERANK_CANDIDATES).unwrap_or(i64::MAX))
-        } else {
-            k
-        };
+        let settings = store::search_settings(&mut transaction).await?;
+        let wanted = rerank.unwrap_or(settings.rerank);
+        let depth = self.candidates(k, wanted);
         let mut hits = Self::search_in(&mut transaction, query, vector.as_ref(), depth, mode, scope).await?;
         // Reported, not applied: a search shows what a turn would give the model and what it would not.
-        Floors::from(store::tenant_floors(&mut transaction).await?).judge(&mut hits, mode);
+        Floors::from(settings.floors).judge(&mut hits, mode);
         let payer = EmbeddingPayer { api_key_id: context.actor().api_key_id(), ..EmbeddingPayer::default() };
         if let Some(vector) = &vector {
             usage::record_embedding(&mut transaction, context.tenant_id(), payer, &vector.model, vector.spend).await?;

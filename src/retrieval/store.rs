@@ -241,18 +241,22 @@ pub async fn delete(connection: &mut PgConnection, id: uuid::Uuid) -> Result<boo
     Ok(deleted.rows_affected() == 1)
 }
 
-/// Whether the transaction tenant's searches and turns are reranked when a request does not say.
-pub async fn tenant_rerank(connection: &mut PgConnection) -> Result<bool, sqlx::Error> {
-    let rerank = sqlx::query_scalar("SELECT rerank FROM tenant_configs").fetch_optional(connection).await?;
-    Ok(rerank.unwrap_or(false))
+/// What the transaction tenant set for its searches and turns: its own relevance floors (`None` where it
+/// keeps the default), and whether they are reranked when a request does not say.
+#[derive(Debug, Clone, Copy, Default, sqlx::FromRow)]
+pub struct SearchSettings {
+    #[sqlx(flatten)]
+    pub floors: super::relevance::TenantFloors,
+    pub rerank: bool,
 }
 
-/// The transaction tenant's own relevance floors (`None` where it keeps the default).
-pub async fn tenant_floors(connection: &mut PgConnection) -> Result<super::relevance::TenantFloors, sqlx::Error> {
-    let floors = sqlx::query_as(
-        "SELECT relevance_floor_hybrid, relevance_floor_vector, relevance_floor_full_text FROM tenant_configs",
+/// The transaction tenant's [`SearchSettings`], in one read.
+pub async fn search_settings(connection: &mut PgConnection) -> Result<SearchSettings, sqlx::Error> {
+    let settings = sqlx::query_as(
+        "SELECT relevance_floor_hybrid, relevance_floor_vector, relevance_floor_full_text, rerank \
+         FROM tenant_configs",
     )
     .fetch_optional(connection)
     .await?;
-    Ok(floors.unwrap_or_default())
+    Ok(settings.unwrap_or_default())
 }

@@ -56,19 +56,16 @@ const REGISTRATION_LOCK: i64 = 0x5357_4944_5845_4e31;
 
 async fn build_index(owner: &mut PgConnection, model: &EmbeddingModel) -> Result<(), sqlx::Error> {
     let name = index_name(model);
-    let invalid: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM pg_index WHERE indexrelid = to_regclass($1) AND NOT indisvalid)",
-    )
-    .bind(&name)
-    .fetch_one(&mut *owner)
-    .await?;
-    if invalid {
+    // `None`: no such index; `Some(false)`: left invalid by an interrupted build.
+    let valid: Option<bool> = sqlx::query_scalar("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass($1)")
+        .bind(&name)
+        .fetch_optional(&mut *owner)
+        .await?;
+    if valid == Some(false) {
         tracing::warn!(index = %name, "the vector index was left invalid by an interrupted build: building it again");
         sqlx::query(AssertSqlSafe(format!("DROP INDEX CONCURRENTLY IF EXISTS {name}"))).execute(&mut *owner).await?;
     }
-    let exists: bool =
-        sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL").bind(&name).fetch_one(&mut *owner).await?;
-    if !exists {
+    if valid != Some(true) {
         // After an upgrade from the full-precision index, the vectors already stored are indexed now.
         tracing::info!(index = %name, model = %model.id, "building the vector index (once; about a minute per 100,000 chunks)");
     }
