@@ -61,6 +61,10 @@ define_id!(
 define_id!(UsageRecordId);
 define_id!(PolicyProfileId);
 define_id!(ConnectorId);
+define_id!(
+    /// An MCP resource attached to a conversation.
+    AttachmentId
+);
 define_id!(ToolCallId);
 define_id!(WorkspaceId);
 define_id!(

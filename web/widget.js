@@ -8,6 +8,9 @@
  *
  * A conversation is a tree: editing a question or regenerating an answer makes another version of it,
  * and the widget shows one branch, with ‹ 1/2 › on a message that has versions to switch between.
+ *
+ * The prompts of the tenant's MCP servers are offered in the composer: a picked one is filled in by its
+ * server and put in the message box, for the person to edit and send; nothing is sent for them.
  */
 (() => {
   'use strict';
@@ -67,6 +70,7 @@
     list: ['M4 6h16', 'M4 12h16', 'M4 18h10'],
     send: ['M5 12h14', 'M13 6l6 6-6 6'],
     stop: ['M7 7h10v10H7z'],
+    prompt: ['M14 3H6a2 2 0 0 0-2 2v14a2 2 0 0 0 2 2h12a2 2 0 0 0 2-2V9z', 'M14 3v6h6', 'M8 13h8', 'M8 17h5'],
   };
 
   /** Calls fn on the next frame; in a hidden tab frames stop, so a timer stands in. */
@@ -484,6 +488,8 @@
       this.sessionId = null;
       this.turn = null; // the run being followed: {runId, lastSeq, view, ...}
       this.loaded = false;
+      this.prompts = []; // the tenant's MCP prompts, fetched once when the widget first opens
+      this.promptsShown = 0; // counts the prompt panel's openings and closings: a fill answers only the one it began in
       this.build(container || document.body);
       // Opened by the page, not by a person: the host page keeps its focus.
       if (open || this.inline) this.open({ focus: false });
@@ -515,13 +521,20 @@
       this.sendButton = el('button', { type: 'submit', class: 'send', 'data-testid': 'send', 'aria-label': 'Send' }, icon('send'));
       this.stopButton = el('button', { type: 'button', class: 'send stop', 'data-testid': 'stop', 'aria-label': 'Stop answering',
         hidden: true, onclick: () => this.cancelRun() }, icon('stop'));
+      // Shown once the tenant is known to have prompts (loadPrompts).
+      this.promptsButton = el('button', { type: 'button', class: 'icon-button prompts-button', 'data-testid': 'prompts-button',
+        'aria-label': 'Prompts', title: 'Start from a prompt', 'aria-expanded': 'false', 'aria-controls': 'sb-prompts', hidden: true,
+        onclick: () => this.togglePrompts() }, icon('prompt'));
+      this.promptsPanel = el('section', { id: 'sb-prompts', class: 'prompts', 'data-testid': 'prompts', 'aria-label': 'Prompts',
+        hidden: true });
       const form = el('form', { class: 'composer', onsubmit: (event) => { event.preventDefault(); this.send(); } },
-        el('label', { for: 'sb-input', class: 'visually-hidden' }, 'Message'), this.input, this.sendButton, this.stopButton,
+        el('label', { for: 'sb-input', class: 'visually-hidden' }, 'Message'), this.promptsButton, this.input, this.sendButton,
+        this.stopButton,
         el('div', { id: 'sb-hint', class: 'visually-hidden' }, 'Enter sends, Shift+Enter adds a line.'));
       this.panel = el('section', { id: panelId, class: 'panel', role: 'dialog', 'aria-label': 'Switchboard chat', 'data-testid': 'panel',
         hidden: true, onkeydown: (event) => this.onPanelKey(event) },
       el('header', {}, this.sessionsButton, el('div', { class: 'title' }, 'Assistant'), this.newButton, closeButton),
-      el('div', { class: 'body' }, this.log, this.sessionsPanel), this.status, form);
+      el('div', { class: 'body' }, this.log, this.sessionsPanel, this.promptsPanel), this.status, form);
       this.root = el('div', { class: this.inline ? 'root inline' : 'root' }, this.panel, this.inline ? null : this.launcher);
       this.applyStyles();
       this.shadow.append(this.root);
@@ -557,11 +570,13 @@
       if (!this.loaded) {
         this.loaded = true;
         this.loadSessions({ resumeLatest: true });
+        this.loadPrompts();
       }
     }
 
     close() {
       if (this.inline) return;
+      this.closePrompts({ focus: false });
       this.panel.hidden = true;
       this.root.classList.remove('open');
       this.launcher.setAttribute('aria-expanded', 'false');
@@ -575,7 +590,8 @@
     onPanelKey(event) {
       if (event.key !== 'Escape') return;
       event.stopPropagation();
-      if (!this.sessionsPanel.hidden) this.toggleSessions(false);
+      if (!this.promptsPanel.hidden) this.closePrompts();
+      else if (!this.sessionsPanel.hidden) this.toggleSessions(false);
       else this.close();
     }
 
@@ -637,6 +653,7 @@
       this.sessionsPanel.hidden = !show;
       this.sessionsButton.setAttribute('aria-expanded', String(show));
       if (!show) return this.sessionsButton.focus();
+      this.closePrompts({ focus: false });
       const focusFirst = () => (this.sessionList.querySelector('button') || this.newButton).focus();
       focusFirst();
       // The fresh list replaces the buttons: focus goes back into it unless the person moved on.
@@ -878,6 +895,136 @@
     userBubble(text) {
       return el('div', { class: 'msg user', 'data-testid': 'message', 'data-role': 'user' }, el('div', { class: 'bubble' }, text),
         el('div', { class: 'msg-actions', hidden: true }));
+    }
+
+    // ---- prompts: message templates of the tenant's MCP servers, filled in into the composer
+
+    /** Once per page: the button shows only when the tenant has prompts; a failure only leaves it hidden. */
+    async loadPrompts() {
+      try {
+        const { prompts } = await this.api.json('GET', '/api/v1/mcp-prompts');
+        this.prompts = (Array.isArray(prompts) ? prompts : []).filter((prompt) => prompt && prompt.qualified_name);
+      } catch {
+        this.prompts = [];
+      }
+      this.promptsButton.hidden = this.prompts.length === 0;
+    }
+
+    togglePrompts(show = this.promptsPanel.hidden) {
+      if (!show) return this.closePrompts();
+      // One overlay at a time: the conversations list goes (focus is about to move into the prompts).
+      this.sessionsPanel.hidden = true;
+      this.sessionsButton.setAttribute('aria-expanded', 'false');
+      this.promptsShown += 1;
+      this.promptsPanel.hidden = false;
+      this.promptsButton.setAttribute('aria-expanded', 'true');
+      return this.showPromptList();
+    }
+
+    /** Closes the prompts; a fill still under way is dropped. Focus goes back to the button that opened them. */
+    closePrompts({ focus = true } = {}) {
+      if (this.promptsPanel.hidden) return;
+      this.promptsShown += 1;
+      this.promptsPanel.hidden = true;
+      this.promptsPanel.replaceChildren();
+      this.promptsButton.setAttribute('aria-expanded', 'false');
+      if (focus) this.promptsButton.focus();
+    }
+
+    /** The panel's heading (a prompt's own name keeps its case), its close button, and a live line (this.promptNote). */
+    promptsView(title, titleClass, ...content) {
+      this.promptNote = el('div', { class: 'prompt-note', role: 'status', 'aria-live': 'polite', 'data-testid': 'prompt-note' });
+      this.promptsPanel.replaceChildren(el('div', { class: 'prompts-head' },
+        el('div', { id: 'sb-prompts-title', class: titleClass }, title),
+        el('button', { type: 'button', class: 'icon-button', 'data-testid': 'prompts-close', 'aria-label': 'Close prompts',
+          title: 'Close', onclick: () => this.closePrompts() }, icon('close'))), ...content, this.promptNote);
+    }
+
+    showPromptList() {
+      const items = this.prompts.map((prompt) => el('li', {}, el('button', { type: 'button', class: 'prompt', 'data-testid': 'prompt',
+        'data-name': prompt.qualified_name, title: prompt.qualified_name, onclick: () => this.pickPrompt(prompt) },
+      el('span', { class: 'prompt-title' }, prompt.title || prompt.name || prompt.qualified_name),
+      prompt.description ? el('span', { class: 'prompt-description' }, prompt.description) : null)));
+      this.promptsView('Prompts', 'prompts-title', el('ul', { class: 'prompt-items', 'aria-labelledby': 'sb-prompts-title' }, ...items));
+      this.promptsPanel.querySelector('.prompt')?.focus();
+    }
+
+    /** A prompt without arguments is filled in at once; one with arguments asks for them first. */
+    pickPrompt(prompt) {
+      const args = (Array.isArray(prompt.arguments) ? prompt.arguments : []).filter((argument) => argument && argument.name);
+      if (args.length) this.showPromptForm(prompt, args);
+      else this.fillPrompt(prompt, {}, [...this.promptsPanel.querySelectorAll('button.prompt')]);
+    }
+
+    /** One labelled field per argument; Insert waits until every required one has a value. */
+    showPromptForm(prompt, args) {
+      const fields = args.map((argument, index) => {
+        const id = `sb-prompt-argument-${index}`; // our ids, never the server's names
+        const hint = argument.description ? el('div', { id: `${id}-hint`, class: 'prompt-hint' }, argument.description) : null;
+        const input = el('input', { id, type: 'text', class: 'prompt-input', 'data-testid': 'prompt-argument',
+          'data-name': argument.name, required: Boolean(argument.required), autocomplete: 'off',
+          'aria-describedby': hint ? hint.id : null, oninput: () => update() });
+        const label = el('label', { for: id }, argument.name,
+          argument.required ? el('span', { class: 'required', 'aria-hidden': 'true' }, ' *') : null);
+        return { argument, input, node: el('div', { class: 'prompt-field' }, label, input, hint) };
+      });
+      const insert = el('button', { type: 'submit', class: 'primary', 'data-testid': 'prompt-insert', disabled: true }, 'Insert');
+      const back = el('button', { type: 'button', class: 'secondary', 'data-testid': 'prompt-back',
+        onclick: () => this.showPromptList() }, 'Back');
+      const missing = () => fields.some(({ argument, input }) => argument.required && !input.value.trim());
+      const update = () => { insert.disabled = missing(); };
+      const form = el('form', { class: 'prompt-form', 'data-testid': 'prompt-form', 'aria-labelledby': 'sb-prompts-title',
+        onsubmit: (event) => {
+          event.preventDefault();
+          if (missing()) return;
+          // An optional argument left empty is not sent: the server's default applies.
+          const values = Object.fromEntries(fields.map(({ argument, input }) => [argument.name, input.value.trim()])
+            .filter(([, value]) => value));
+          this.fillPrompt(prompt, values, [insert, back, ...fields.map(({ input }) => input)]);
+        } },
+      prompt.description ? el('p', { class: 'prompt-description' }, prompt.description) : null,
+      ...fields.map(({ node }) => node),
+      fields.some(({ argument }) => argument.required) ? el('p', { class: 'prompt-legend', 'aria-hidden': 'true' }, '* required') : null,
+      el('div', { class: 'editor-actions' }, back, insert));
+      this.promptsView(prompt.title || prompt.name || prompt.qualified_name, 'prompt-heading', form);
+      fields[0].input.focus();
+    }
+
+    /**
+     * Asks the prompt's server to fill it in, and puts its user messages, a blank line between them, in the
+     * message box (after anything already typed). Assistant messages are left out: what is sent goes as the
+     * person's own message, and words the server wrote for the assistant are not theirs to say.
+     */
+    async fillPrompt(prompt, values, controls) {
+      const shown = this.promptsShown;
+      controls.forEach((control) => { control.disabled = true; });
+      this.promptNote.textContent = 'Filling in the prompt…';
+      const failed = (message) => {
+        const [state, status] = [this.host.dataset.state, this.status.textContent];
+        this.closePrompts({ focus: false });
+        this.showError(message, null, { transient: true });
+        if (this.turn) this.setState(state, status); // an answer under way goes on, with its Stop button
+        this.promptsButton.focus();
+      };
+      let messages;
+      try {
+        const path = `/api/v1/mcp-prompts/${encodeURIComponent(prompt.qualified_name)}/fill`;
+        ({ messages } = await this.api.json('POST', path, { arguments: values }));
+      } catch (error) {
+        if (shown === this.promptsShown) failed(`The prompt was not filled in: ${this.describe(error)}`);
+        return;
+      }
+      if (shown !== this.promptsShown) return; // closed meanwhile: the person changed their mind
+      const text = (Array.isArray(messages) ? messages : [])
+        .filter((message) => message && message.role === 'user' && typeof message.text === 'string' && message.text.trim())
+        .map((message) => message.text.trim()).join('\n\n');
+      if (!text) { failed('This prompt has no text for you to send.'); return; }
+      this.closePrompts({ focus: false });
+      const typed = this.input.value.trimEnd();
+      this.input.value = typed ? `${typed}\n\n${text}` : text;
+      this.resizeInput();
+      this.input.focus();
+      this.input.setSelectionRange(this.input.value.length, this.input.value.length);
     }
 
     // ---- sending and following a turn
@@ -1135,7 +1282,7 @@
   --line: #2c303a; --soft: #23262e; --code: #2b2f39; --error-bg: #3a1518; --error-line: #6b2228; --error-text: #fecaca; } }
 *, *::before, *::after { box-sizing: border-box; }
 [hidden] { display: none !important; }
-button, textarea { font: inherit; color: inherit; }
+button, textarea, input { font: inherit; color: inherit; }
 button { cursor: pointer; } button:disabled { cursor: default; opacity: .55; }
 :focus-visible { outline: 2px solid var(--accent); outline-offset: 2px; }
 .visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
@@ -1159,12 +1306,28 @@ header { display: flex; align-items: center; gap: 6px; padding: 10px 10px 10px 8
 .empty { margin: auto; text-align: center; color: var(--muted); display: grid; gap: 4px; padding: 24px; }
 .empty strong { color: var(--text); font-size: 16px; }
 .sessions { position: absolute; inset: 0; background: var(--bg); overflow-y: auto; padding: 10px; }
-.sessions-title, .sources-title { font-size: 11.5px; font-weight: 600; text-transform: uppercase; letter-spacing: .04em; color: var(--muted); }
+.sessions-title, .sources-title, .prompts-title { font-size: 11.5px; font-weight: 600; text-transform: uppercase; letter-spacing: .04em; color: var(--muted); }
 .sessions-title { margin: 4px 6px 8px; }
 .session-items { list-style: none; margin: 0; padding: 0; display: grid; gap: 2px; }
 .session { width: 100%; text-align: left; border: 0; background: none; border-radius: 10px; padding: 8px 10px; display: grid; }
 .session:hover, .session[aria-current="true"] { background: var(--soft); }
 .session-title { font-weight: 500; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.prompts { position: absolute; left: 8px; right: 8px; bottom: 6px; max-height: calc(100% - 12px); overflow-y: auto;
+  background: var(--bg); border: 1px solid var(--line); border-radius: 12px; box-shadow: 0 6px 24px rgba(0,0,0,.14); padding: 6px 8px 8px; }
+.prompts-head { display: flex; align-items: center; justify-content: space-between; gap: 8px; margin-left: 6px; }
+.prompt-heading { font-weight: 600; overflow-wrap: anywhere; }
+.prompts-head .icon-button svg { width: 16px; height: 16px; }
+.prompt-items { list-style: none; margin: 0; padding: 0; display: grid; gap: 2px; }
+.prompt { width: 100%; text-align: left; border: 0; background: none; border-radius: 10px; padding: 7px 10px; display: grid; gap: 1px; }
+.prompt:hover:not(:disabled) { background: var(--soft); }
+.prompt-title { font-weight: 500; overflow-wrap: anywhere; }
+.prompt-description, .prompt-hint, .prompt-legend { font-size: 12px; color: var(--muted); overflow-wrap: anywhere; }
+.prompt-form { display: grid; gap: 10px; padding: 4px 6px 0; } .prompt-form p { margin: 0; }
+.prompt-field { display: grid; gap: 3px; } .prompt-field label { font-size: 13px; font-weight: 500; overflow-wrap: anywhere; }
+.prompt-input { width: 100%; border: 1px solid var(--line); border-radius: 8px; padding: 6px 10px; background: var(--bg); }
+.prompt-input:focus-visible { outline-offset: 0; border-color: transparent; }
+.required { color: var(--error-text); }
+.prompt-note { font-size: 12px; color: var(--muted); margin: 4px 6px 0; } .prompt-note:empty { display: none; }
 .session-date, .muted { font-size: 12px; color: var(--muted); } .muted { padding: 8px 10px; }
 .msg { display: flex; flex-direction: column; max-width: 100%; } .msg.user { align-items: flex-end; }
 .bubble { max-width: 88%; padding: 9px 13px; border-radius: 16px; overflow-wrap: anywhere; }
@@ -1226,6 +1389,8 @@ header { display: flex; align-items: center; gap: 6px; padding: 10px 10px 10px 8
 .composer textarea { flex: 1; resize: none; border: 1px solid var(--line); border-radius: 12px; padding: 9px 12px;
   background: var(--bg); max-height: 140px; line-height: 1.4; }
 .composer textarea:focus-visible { outline: 2px solid var(--accent); outline-offset: 0; border-color: transparent; }
+.prompts-button { flex: none; width: 38px; height: 38px; justify-content: center; border-radius: 50%; }
+.prompts-button[aria-expanded="true"] { background: var(--soft); color: var(--text); }
 .send { flex: none; width: 38px; height: 38px; border: 0; border-radius: 50%; background: var(--accent);
   color: var(--accent-text); display: grid; place-items: center; }
 .stop { background: var(--text); color: var(--bg); }

@@ -15,7 +15,8 @@ use crate::conversations;
 use crate::db;
 use crate::ids::ToolCallId;
 use crate::runs::{self, Run, RunStatus};
-use crate::tools::calls::{self, ToolCallRecord};
+use crate::tools::calls::{self, CallStatus, ToolCallRecord};
+use crate::tools::elicitation::{InputAction, InputNeeded};
 
 impl Engine {
     /// A person's decision on a call waiting for approval. Once no call of its run waits any more, the
@@ -27,15 +28,65 @@ impl Engine {
         id: ToolCallId,
         approve: bool,
     ) -> Result<ToolCallRecord, EngineError> {
+        let by = decided_by(context);
+        self.settle_waiting(context, id, CallStatus::AwaitingApproval, async |transaction, _| {
+            let record = calls::decide(transaction, id, approve, &by).await?.ok_or(EngineError::ToolCallDecided)?;
+            let action = if approve { "tool_call.approved" } else { "tool_call.denied" };
+            let entry = AuditEntry::new(action, "tool_call", id.to_string())
+                .with_details(serde_json::json!({ "run_id": record.run_id, "name": record.name }));
+            Ok((record, entry))
+        })
+        .await
+    }
+
+    /// A person's answer to the input a call's server asked for (MCP elicitation), checked against the
+    /// question's schema. Once no call of its run waits any more, the run resumes here and the call is
+    /// made again with the answer.
+    pub async fn answer_tool_input(
+        &self,
+        context: &TenantContext,
+        id: ToolCallId,
+        action: InputAction,
+        answer: Option<serde_json::Map<String, serde_json::Value>>,
+    ) -> Result<ToolCallRecord, EngineError> {
+        let by = decided_by(context);
+        self.settle_waiting(context, id, CallStatus::AwaitingInput, async |transaction, waiting| {
+            let asked: InputNeeded = waiting
+                .input_request
+                .clone()
+                .and_then(|asked| serde_json::from_value(asked).ok())
+                .ok_or_else(|| EngineError::Internal("the call's question is unreadable".to_owned()))?;
+            let given = asked.answer(action, answer).map_err(EngineError::Invalid)?;
+            let response = serde_json::to_value(&given).expect("an answer serialises");
+            let record =
+                calls::answer_input(transaction, id, &response, &by).await?.ok_or(EngineError::ToolCallDecided)?;
+            // The action only: what the person typed stays on the call, out of the trail.
+            let entry = AuditEntry::new("tool_call.input_given", "tool_call", id.to_string())
+                .with_details(serde_json::json!({ "run_id": record.run_id, "name": record.name, "action": action }));
+            Ok((record, entry))
+        })
+        .await
+    }
+
+    /// Settles a call waiting for a person (`waiting_as`) with `settle`, audited, and resumes its run
+    /// once no call of it waits any more.
+    async fn settle_waiting(
+        &self,
+        context: &TenantContext,
+        id: ToolCallId,
+        waiting_as: CallStatus,
+        settle: impl AsyncFnOnce(
+            &mut sqlx::PgConnection,
+            &ToolCallRecord,
+        ) -> Result<(ToolCallRecord, AuditEntry), EngineError>,
+    ) -> Result<ToolCallRecord, EngineError> {
         let tenant_id = context.tenant_id();
-        let decided_by =
-            context.actor().id().map_or_else(|| context.actor().kind().to_owned(), |id| format!("api_key:{id}"));
         let mut transaction = db::begin_tenant(&self.inner.db, tenant_id).await?;
         let Some(waiting) = calls::get(&mut transaction, id).await? else { return Err(EngineError::ToolCallNotFound) };
         if self.run(context, waiting.run_id).await.is_err() {
             return Err(EngineError::ToolCallNotFound);
         }
-        if waiting.status != calls::CallStatus::AwaitingApproval {
+        if waiting.status != waiting_as {
             return Err(EngineError::ToolCallDecided);
         }
         // The run's row is the lock that orders decisions on its calls (two people deciding its last
@@ -50,17 +101,12 @@ impl Engine {
         if run.status != RunStatus::AwaitingApproval {
             return Err(EngineError::RunNotWaiting);
         }
-        let Some(record) = calls::decide(&mut transaction, id, approve, &decided_by).await? else {
-            return Err(EngineError::ToolCallDecided);
-        };
-        let action = if approve { "tool_call.approved" } else { "tool_call.denied" };
-        let entry = AuditEntry::new(action, "tool_call", id.to_string())
-            .with_details(serde_json::json!({ "run_id": record.run_id, "name": record.name }));
+        let (record, entry) = settle(&mut transaction, &waiting).await?;
         audit::record(&mut transaction, context, &entry).await?;
         let still_waiting = calls::for_run(&mut transaction, record.run_id)
             .await?
             .iter()
-            .any(|call| call.status == calls::CallStatus::AwaitingApproval);
+            .any(|call| matches!(call.status, CallStatus::AwaitingApproval | CallStatus::AwaitingInput));
         let state = if still_waiting {
             None
         } else {
@@ -110,4 +156,9 @@ impl Engine {
         self.inner.background.spawn(turn::execute(Arc::clone(&self.inner), plan, log, Some(transcript)));
         Ok(())
     }
+}
+
+/// Who settled a waiting call, as its row and the trail name them.
+fn decided_by(context: &TenantContext) -> String {
+    context.actor().id().map_or_else(|| context.actor().kind().to_owned(), |id| format!("api_key:{id}"))
 }

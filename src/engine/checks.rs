@@ -14,8 +14,8 @@ use crate::auth::context::TenantContext;
 use crate::db;
 use crate::ids::{ApiKeyId, ChangesetId, RunId, TenantId, UserId, WorkspaceId};
 use crate::policy::{self, CallTarget, Policy, Verdict};
-use crate::tools::CallFailure;
 use crate::tools::store as connector_store;
+use crate::tools::{CallFailure, Called, ToolRequest};
 use crate::workspaces::checks::{self, Artifact, CheckError, NewArtifact};
 
 /// The most characters of each output an agent is told (the artifact keeps more).
@@ -167,13 +167,18 @@ async fn call(
         }
     };
     let toolbox = &inner.tools;
-    let outcome = toolbox.clients.call(row.id, row.updated_at, &spec, &toolbox.settings, tool, arguments.clone()).await;
+    let request = ToolRequest { tool, arguments: arguments.clone(), input: None };
+    let outcome = toolbox.clients.call(row.id, row.updated_at, &spec, &toolbox.settings, request).await;
     let shaped = |value: Value| match active {
         Some(policy) => policy::shape(policy, value).value,
         None => value,
     };
     match outcome {
-        Ok(value) => checks::artifact_from(name, Ok(&shaped(value))),
+        Ok(Called::Done(value)) => checks::artifact_from(name, Ok(&shaped(value))),
+        // A check runs with nobody to ask: its question is its error.
+        Ok(Called::NeedsInput(asked)) => {
+            checks::errored(name, &format!("the check asked for input, which checks cannot give: {}", asked.message))
+        }
         Err(CallFailure::Tool(said)) => checks::artifact_from(name, Err(&shaped(said))),
         Err(other) => checks::errored(name, &other.to_string()),
     }

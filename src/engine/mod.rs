@@ -67,7 +67,7 @@ pub enum EngineError {
     RunEnded,
     #[error("no such tool call")]
     ToolCallNotFound,
-    #[error("this tool call is not waiting for a decision")]
+    #[error("this tool call is not waiting for a person (decided or answered already)")]
     ToolCallDecided,
     #[error("the run is not waiting for an approval")]
     RunNotWaiting,

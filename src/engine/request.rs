@@ -51,6 +51,8 @@ pub(super) async fn build(inner: &Inner, plan: &TurnPlan, offered: &[ToolSpec]) 
     // The branch that ends at the run's question: not another branch's messages (an edit's history leaves
     // out what it replaces), nor those posted after it (a run resumed after an approval).
     let stored = conversations::history_of_run(&mut transaction, plan.session_id, plan.run_id).await?;
+    // MCP resources attached to the conversation, as the policy left them when they were attached.
+    let attached = crate::tools::attachments::for_turn(&mut transaction, plan.session_id).await?;
     transaction.commit().await?;
     let query = retrieval_query(&stored);
     // Embedded with no connection held: the local model takes milliseconds of CPU.
@@ -95,12 +97,18 @@ pub(super) async fn build(inner: &Inner, plan: &TurnPlan, offered: &[ToolSpec]) 
             .collect(),
         end_user: prompt.end_user,
     };
-    let system = match &prompt.template {
+    let mut system = match &prompt.template {
         Some((_, body)) => {
             crate::prompts::render_tenant(body, &variables).map_err(|error| TurnFailure::Internal(Box::new(error)))?
         }
         None => inner.prompts.system_prompt(&variables).map_err(|error| TurnFailure::Internal(Box::new(error)))?,
     };
+    let (window, reserved) = window_and_room(inner, plan);
+    // After the template's text, whatever template the tenant uses: attaching a resource is the
+    // conversation's choice, which no template can drop.
+    if let Some(block) = crate::tools::attachments::prompt_block(&attached, window) {
+        system = format!("{system}\n\n{block}");
+    }
     let messages: Vec<ChatMessage> = stored
         .into_iter()
         .filter(|message| !message.content.is_empty())
@@ -110,7 +118,6 @@ pub(super) async fn build(inner: &Inner, plan: &TurnPlan, offered: &[ToolSpec]) 
             Role::System | Role::Tool => None,
         })
         .collect();
-    let (window, reserved) = window_and_room(inner, plan);
     let fitted = history::fit_to_window_off_workers(system.clone(), messages, window, reserved)
         .await
         .map_err(|error| TurnFailure::Internal(Box::new(error)))?;
@@ -128,8 +135,6 @@ pub(super) async fn build(inner: &Inner, plan: &TurnPlan, offered: &[ToolSpec]) 
     Ok(Built { request, citations, estimated_input_tokens: fitted.input_tokens })
 }
 
-/// The caller's conversation as it gave it, trimmed to the model's window like any other.
-/// The model's context window: the catalog's, else a guess from its family's name.
 /// The model's context window (the tenant's declaration or the catalog's, else a guess from its
 /// family's name), and the room kept in it for the answer: 1,024 tokens, less for a model whose output
 /// ceiling is lower, and never more than half the window.
@@ -140,6 +145,7 @@ fn window_and_room(inner: &Inner, plan: &TurnPlan) -> (usize, usize) {
     (window, (ceiling as usize).min(window / 2))
 }
 
+/// The caller's conversation as it gave it, trimmed to the model's window like any other.
 async fn as_given(inner: &Inner, plan: &TurnPlan, given: &GivenConversation) -> Result<Built, TurnFailure> {
     let (window, room) = window_and_room(inner, plan);
     let reserved = given.max_output_tokens.map_or(room, |asked| asked as usize);

@@ -17,8 +17,8 @@ use crate::db;
 use crate::ids::{ToolCallId, WorkspaceId};
 use crate::policy::{self, CallTarget, Verdict};
 use crate::runs::events::EventKind;
-use crate::tools::CallFailure;
 use crate::tools::calls::{self, CallOutcome, CallStatus, NewToolCall};
+use crate::tools::{CallFailure, Called, ToolRequest};
 use crate::workspaces::tools as workspace_tools;
 
 /// The longest result summary kept on a call's row.
@@ -95,6 +95,8 @@ pub(super) async fn decide_step(
             awaiting_approval: status == CallStatus::AwaitingApproval,
             approved: false,
             reason: decision.reason.clone(),
+            awaiting_input: None,
+            input: None,
             result: (status == CallStatus::Denied).then(|| CallResult {
                 content: json!({ "error": format!("denied by policy: {}", decision.reason) }),
                 is_error: true,
@@ -143,16 +145,24 @@ pub(super) async fn decide_step(
     Ok(step)
 }
 
-/// The events announcing the calls of the last step that wait for a person.
+/// The events announcing the calls of the last step that wait for a person: for a decision, or for
+/// the input their server asked for.
 pub(super) fn awaiting_events(transcript: &Transcript) -> Vec<EventKind> {
     let Some(step) = transcript.steps.last() else { return Vec::new() };
     step.calls
         .iter()
-        .filter(|call| call.awaiting_approval)
-        .map(|call| EventKind::ToolCallAwaitingApproval {
-            tool_call_id: call.id,
-            name: call.name.clone(),
-            reason: call.reason.clone(),
+        .filter_map(|call| match &call.awaiting_input {
+            Some(asked) => Some(EventKind::ToolCallAwaitingInput {
+                tool_call_id: call.id,
+                name: call.name.clone(),
+                message: asked.message.clone(),
+                requested_schema: asked.requested_schema.clone(),
+            }),
+            None => call.awaiting_approval.then(|| EventKind::ToolCallAwaitingApproval {
+                tool_call_id: call.id,
+                name: call.name.clone(),
+                reason: call.reason.clone(),
+            }),
         })
         .collect()
 }
@@ -168,7 +178,7 @@ pub(super) async fn run_allowed(
     step: &mut Step,
 ) -> Result<std::time::Duration, TurnFailure> {
     let pending: Vec<usize> = (0..step.calls.len())
-        .filter(|&index| step.calls[index].result.is_none() && !step.calls[index].awaiting_approval)
+        .filter(|&index| step.calls[index].result.is_none() && !step.calls[index].waits())
         .collect();
     let runs = pending.iter().map(|&index| call_tool(inner, plan, tools, &step.calls[index]));
     let waiting = Instant::now();
@@ -178,6 +188,18 @@ pub(super) async fn run_allowed(
     let mut events = Vec::new();
     for (&index, (outcome, duration, proposed)) in pending.iter().zip(outcomes) {
         let call = &mut step.calls[index];
+        call.input = None;
+        let outcome = match outcome {
+            Ok(Called::NeedsInput(asked)) => {
+                // Its server asked the person something: the call waits, and is announced with the pause.
+                let request = serde_json::to_value(&asked).expect("a question serialises");
+                calls::await_input(&mut transaction, call.id, &request).await?;
+                call.awaiting_input = Some(asked);
+                continue;
+            }
+            Ok(Called::Done(value)) => Ok(value),
+            Err(failure) => Err(failure),
+        };
         let settled = settle(tools, call, outcome, duration);
         crate::metrics::tool_ran(
             if settled.status == CallStatus::Completed { "completed" } else { "failed" },
@@ -253,20 +275,20 @@ async fn call_tool(
     plan: &TurnPlan,
     tools: &TurnTools,
     call: &StepCall,
-) -> (Result<Value, CallFailure>, std::time::Duration, Vec<EventKind>) {
+) -> (Result<Called, CallFailure>, std::time::Duration, Vec<EventKind>) {
     let toolbox = &inner.tools;
     let started = Instant::now();
     if let Some((workspace_id, tool)) = tools.builtin.get(&call.name) {
         let (outcome, proposed) = builtin(inner, plan, *workspace_id, tool, &call.arguments).await;
-        return (outcome, started.elapsed(), proposed);
+        return (outcome.map(Called::Done), started.elapsed(), proposed);
     }
     let Some(offered) = tools.offered.get(&call.name) else {
         let gone = CallFailure::Unreachable(format!("`{}` is no longer offered", call.name));
         return (Err(gone), started.elapsed(), Vec::new());
     };
     let (id, version, tool) = (offered.connector_id, offered.connector_version, &offered.tool);
-    let arguments = call.arguments.clone();
-    let outcome = toolbox.clients.call(id, version, &offered.connector, &toolbox.settings, tool, arguments).await;
+    let request = ToolRequest { tool, arguments: call.arguments.clone(), input: call.input.as_ref() };
+    let outcome = toolbox.clients.call(id, version, &offered.connector, &toolbox.settings, request).await;
     (outcome, started.elapsed(), Vec::new())
 }
 
@@ -358,7 +380,8 @@ fn shaped(tools: &TurnTools, value: Value) -> (Value, Option<String>) {
 }
 
 /// After a person decided the waiting calls of the last step: approved ones become runnable, denied
-/// ones are answered with the denial, so the model is told.
+/// ones are answered with the denial, so the model is told; those that waited for input are made again
+/// with the answer.
 pub(super) async fn apply_decisions(
     inner: &Inner,
     plan: &TurnPlan,
@@ -368,8 +391,15 @@ pub(super) async fn apply_decisions(
     let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
     let records = calls::for_run(&mut transaction, plan.run_id).await?;
     transaction.commit().await?;
-    for call in step.calls.iter_mut().filter(|call| call.awaiting_approval) {
+    for call in step.calls.iter_mut().filter(|call| call.waits()) {
         let Some(record) = records.iter().find(|record| record.id == call.id) else { continue };
+        if call.awaiting_input.is_some() {
+            if record.status == CallStatus::Running {
+                call.awaiting_input = None;
+                call.input = record.input_response.clone().and_then(|given| serde_json::from_value(given).ok());
+            }
+            continue;
+        }
         match record.status {
             CallStatus::Running => {
                 call.awaiting_approval = false;

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use crate::ids::{ApiKeyId, ToolCallId};
 use crate::providers::{ChatMessage, ToolCallMessage, ToolResultMessage};
+use crate::tools::elicitation::{InputGiven, InputNeeded};
 
 /// The tool steps so far, as the model must see them again; saved on the run while it is paused.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -39,8 +40,21 @@ pub(super) struct StepCall {
     /// The policy's reason for its decision.
     #[serde(default)]
     pub reason: String,
+    /// What its server asked the person, while the call waits for the answer (MCP elicitation).
+    #[serde(default)]
+    pub awaiting_input: Option<InputNeeded>,
+    /// The person's answer, sent when the call is made again.
+    #[serde(default)]
+    pub input: Option<InputGiven>,
     /// What the model is told: the shaped result, or an error.
     pub result: Option<CallResult>,
+}
+
+impl StepCall {
+    /// Whether the call waits for a person: a decision, or input its server asked for.
+    pub fn waits(&self) -> bool {
+        self.awaiting_approval || self.awaiting_input.is_some()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -90,11 +104,11 @@ impl Transcript {
         messages
     }
 
-    /// The calls of the last step still waiting for a person.
+    /// The calls of the last step still waiting for a person: for a decision, or for input.
     pub fn awaiting(&self) -> Vec<ToolCallId> {
-        self.steps.last().map_or_else(Vec::new, |step| {
-            step.calls.iter().filter(|call| call.awaiting_approval).map(|call| call.id).collect()
-        })
+        self.steps
+            .last()
+            .map_or_else(Vec::new, |step| step.calls.iter().filter(|call| call.waits()).map(|call| call.id).collect())
     }
 
     /// The calls as the assistant's message records them.

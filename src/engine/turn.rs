@@ -238,6 +238,11 @@ async fn stream_answer(
     loop {
         if let Some(step) = answer.transcript.steps.last_mut() {
             answer.waited += tools::run_allowed(inner, plan, log, &tools, step).await?;
+            // A call whose server asked the person for input waits for the answer.
+            let awaiting = answer.transcript.awaiting();
+            if !awaiting.is_empty() {
+                return Ok(awaiting);
+            }
         }
         request.messages = conversation.iter().cloned().chain(answer.transcript.messages()).collect();
         if answer.transcript.steps.len() >= inner.tools.settings.max_steps as usize {

@@ -325,6 +325,15 @@ impl From<ToolError> for ApiError {
             ToolError::Invalid(message) => Self::invalid(message),
             ToolError::NotFound => Self::not_found("no such connector"),
             error @ ToolError::NameTaken(_) => Self::conflict("connector_name_taken", error.to_string()),
+            ToolError::SessionNotFound => Self::not_found("no such conversation"),
+            ToolError::AttachmentNotFound => Self::not_found("no such attached resource"),
+            ToolError::PromptNotFound => Self::not_found("no such prompt"),
+            ToolError::ResourceNotAllowed(message) => Self::new(StatusCode::FORBIDDEN, "resource_not_allowed", message),
+            ToolError::UnsupportedResource(message) => Self::invalid_code("unsupported_resource", message),
+            error @ ToolError::ResourceTooLarge { .. } => Self::invalid_code("resource_too_large", error.to_string()),
+            error @ ToolError::TooManyResources(_) => Self::conflict("too_many_resources", error.to_string()),
+            // The server's failure, under its own code (`tool_unreachable`, `tool_timeout`, …).
+            ToolError::Upstream(failure) => Self::new(StatusCode::BAD_GATEWAY, failure.code(), failure.to_string()),
             ToolError::Crypto(error) => Self::internal(&error),
             ToolError::Database(error) => Self::database(&error),
         }

@@ -4,6 +4,7 @@
 mod answer;
 mod anthropic;
 mod api_keys;
+mod attachments;
 mod audit;
 mod budgets;
 mod changeset_checks;
@@ -21,6 +22,7 @@ mod integration;
 mod json_errors;
 mod limits;
 mod mcp;
+mod mcp_prompts;
 mod metrics;
 mod openai;
 mod openapi;
@@ -135,6 +137,8 @@ pub fn router_with_limits(state: AppState, limits: &ClientLimits) -> Router {
         .routes(routes!(conversations::choose_branch))
         .routes(routes!(conversations::regenerate))
         .routes(routes!(conversations::edit))
+        .routes(routes!(attachments::attach, attachments::list))
+        .routes(routes!(attachments::detach))
         .routes(routes!(feedback::give))
         .routes(routes!(feedback::export))
         .routes(routes!(runs::get))
@@ -143,6 +147,8 @@ pub fn router_with_limits(state: AppState, limits: &ClientLimits) -> Router {
         .routes(routes!(connectors::create, connectors::list))
         .routes(routes!(connectors::get, connectors::update, connectors::delete))
         .routes(routes!(connectors::refresh))
+        .routes(routes!(mcp_prompts::list))
+        .routes(routes!(mcp_prompts::fill))
         .routes(routes!(policy_profiles::create, policy_profiles::list))
         .routes(routes!(policy_profiles::get, policy_profiles::replace, policy_profiles::delete))
         .routes(routes!(policy_groups::list))
@@ -177,6 +183,7 @@ pub fn router_with_limits(state: AppState, limits: &ClientLimits) -> Router {
         .routes(routes!(changeset_checks::get))
         .routes(routes!(tool_calls::approve))
         .routes(routes!(tool_calls::deny))
+        .routes(routes!(tool_calls::input))
         .routes(routes!(webhooks::create, webhooks::list))
         .routes(routes!(webhooks::get, webhooks::update, webhooks::delete))
         .routes(routes!(webhooks::deliveries))

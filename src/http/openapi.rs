@@ -176,7 +176,8 @@ fn add_default_errors(openapi: &mut OpenApi) {
 }
 
 /// `/mcp` is rmcp's service, not a handler of ours: its operations are described here. The bodies are
-/// JSON-RPC messages of the Model Context Protocol (streamable HTTP transport), whose schema is MCP's own.
+/// JSON-RPC messages of the Model Context Protocol (streamable HTTP transport), whose schema is MCP's own;
+/// both revisions are answered: 2026-07-28 (each request on its own) and 2025-11-25 (sessions).
 fn add_mcp(openapi: &mut OpenApi) {
     use utoipa::openapi::path::{HttpMethod, OperationBuilder, PathItem};
     use utoipa::openapi::request_body::RequestBodyBuilder;
@@ -215,6 +216,12 @@ fn add_mcp(openapi: &mut OpenApi) {
     let post = operation(
         "Sends an MCP message (JSON-RPC) to Switchboard's MCP server: its tool searches the tenant's documents.",
     )
+    .description(Some(
+        "Both MCP revisions are answered. 2026-07-28: every request stands alone, with the \
+         `MCP-Protocol-Version`, `Mcp-Method` (and `Mcp-Name`) headers and no session; `server/discover` \
+         says what the server offers. 2025-11-25: `initialize` opens a session (`Mcp-Session-Id`) that \
+         later messages name.",
+    ))
     .request_body(Some(
         RequestBodyBuilder::new()
             .content("application/json", json_rpc())
@@ -224,7 +231,7 @@ fn add_mcp(openapi: &mut OpenApi) {
     .response("200", answered)
     .response("202", ResponseBuilder::new().description("A notification or response, accepted.").build())
     .build();
-    let get = operation("Opens the session's stream of server messages.")
+    let get = operation("Opens the session's stream of server messages (revision 2025-11-25 only).")
         .response(
             "200",
             ResponseBuilder::new()
@@ -236,7 +243,7 @@ fn add_mcp(openapi: &mut OpenApi) {
                 .build(),
         )
         .build();
-    let delete = operation("Ends an MCP session (`Mcp-Session-Id`).")
+    let delete = operation("Ends an MCP session (`Mcp-Session-Id`; revision 2025-11-25 only).")
         .response("200", ResponseBuilder::new().description("Ended.").build())
         .build();
     let mut item = PathItem::new(HttpMethod::Post, post);

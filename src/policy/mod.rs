@@ -39,6 +39,10 @@ pub struct PolicyDocument {
     pub allowed_record_types: Vec<String>,
     #[serde(default)]
     pub custom_rules: Vec<CustomRule>,
+    /// Glob patterns over `connector:uri`: the MCP resources that may be attached to a conversation (read
+    /// through `blocked_fields` and `max_rows_per_query` like a tool's result); empty means none.
+    #[serde(default)]
+    pub resource_allowlist: Vec<String>,
 }
 
 /// The rule forms a profile may add. Anything else is refused at save time.
@@ -92,6 +96,7 @@ pub struct Policy {
     document: PolicyDocument,
     allowlist: GlobSet,
     approval: GlobSet,
+    resources: GlobSet,
     /// `blocked_fields` in lower and in upper case (see `shape::blocks`).
     blocked_fields: Vec<(String, String)>,
     rules: Vec<CompiledRule>,
@@ -161,6 +166,7 @@ impl Policy {
         Ok(Self {
             allowlist: patterns("tool_allowlist", &document.tool_allowlist)?,
             approval: patterns("approval_required", &document.approval_required)?,
+            resources: patterns("resource_allowlist", &document.resource_allowlist)?,
             blocked_fields: document
                 .blocked_fields
                 .iter()
@@ -181,6 +187,17 @@ impl Policy {
     pub fn document(&self) -> &PolicyDocument {
         &self.document
     }
+
+    /// Whether a connector's resource may be read into a conversation (`connector:uri`, see
+    /// [`resource_name`]).
+    pub fn may_read_resource(&self, name: &str) -> bool {
+        self.resources.is_match(name)
+    }
+}
+
+/// The name `resource_allowlist` patterns match: `connector:uri`.
+pub fn resource_name(connector: &str, uri: &str) -> String {
+    format!("{connector}:{uri}")
 }
 
 #[cfg(test)]

@@ -68,6 +68,19 @@ pub enum EventKind {
         name: String,
         reason: String,
     },
+    /// The tool's server asked the person for input (MCP elicitation): answer on
+    /// `POST /api/v1/tool-calls/{id}/input`; the call is then made again with the answer.
+    #[serde(rename = "tool_call.awaiting_input")]
+    ToolCallAwaitingInput {
+        #[schema(value_type = uuid::Uuid)]
+        tool_call_id: ToolCallId,
+        name: String,
+        /// The server's question.
+        message: String,
+        /// The JSON Schema the answer's `content` must fit (a flat object of primitive fields).
+        #[schema(value_type = Object)]
+        requested_schema: serde_json::Value,
+    },
     #[serde(rename = "tool_call.completed")]
     ToolCallCompleted {
         #[schema(value_type = uuid::Uuid)]
@@ -187,6 +200,7 @@ impl EventKind {
             Self::Citations { .. } => "citations",
             Self::ToolCallRequested { .. } => "tool_call.requested",
             Self::ToolCallAwaitingApproval { .. } => "tool_call.awaiting_approval",
+            Self::ToolCallAwaitingInput { .. } => "tool_call.awaiting_input",
             Self::ToolCallCompleted { .. } => "tool_call.completed",
             Self::ToolCallDenied { .. } => "tool_call.denied",
             Self::ToolCallFailed { .. } => "tool_call.failed",

@@ -35,6 +35,25 @@ pub async fn decide(
     store::decide_tool_call(connection, id, approved, decided_by).await
 }
 
+/// A call whose server asked for input (`tools::elicitation::InputNeeded`) now waits for a person.
+pub async fn await_input(
+    connection: &mut PgConnection,
+    id: ToolCallId,
+    request: &serde_json::Value,
+) -> Result<(), sqlx::Error> {
+    store::await_input(connection, id, request).await
+}
+
+/// A person's answer to a call waiting for input; `None` when the call is not waiting for input.
+pub async fn answer_input(
+    connection: &mut PgConnection,
+    id: ToolCallId,
+    response: &serde_json::Value,
+    answered_by: &str,
+) -> Result<Option<ToolCallRecord>, sqlx::Error> {
+    store::answer_input(connection, id, response, answered_by).await
+}
+
 pub async fn get(connection: &mut PgConnection, id: ToolCallId) -> Result<Option<ToolCallRecord>, sqlx::Error> {
     store::find_tool_call(connection, id).await
 }

@@ -210,7 +210,10 @@ fn parse_auth(input: &AuthInput) -> Result<Auth, ToolError> {
             let valid = !header.is_empty()
                 && header.len() <= 100
                 && header.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                && !matches!(header.as_str(), "host" | "content-length" | "content-type" | "mcp-session-id");
+                && !matches!(header.as_str(), "host" | "content-length" | "content-type" | "mcp-session-id")
+                // The 2026-07-28 revision's own headers, which rmcp sets per request.
+                && !matches!(header.as_str(), "mcp-protocol-version" | "mcp-method" | "mcp-name")
+                && !header.starts_with("mcp-param-");
             if !valid {
                 return Err(invalid("auth.header must be an HTTP header name"));
             }
@@ -233,9 +236,13 @@ pub struct Connector {
     pub status: String,
     pub last_error: Option<String>,
     pub refreshed_at: Option<DateTime<Utc>>,
+    /// The MCP revision its server negotiated in the last discovery.
+    pub protocol_version: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub tools: Vec<super::DiscoveredTool>,
+    pub resources: Vec<super::DiscoveredResource>,
+    pub prompts: Vec<super::DiscoveredPrompt>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -256,7 +263,7 @@ impl ConnectorRow {
         self.status == "active"
     }
 
-    pub(crate) fn view(&self, tools: Vec<super::DiscoveredTool>) -> Connector {
+    pub(crate) fn view(&self, offerings: super::Offerings) -> Connector {
         Connector {
             id: self.id,
             name: self.name.clone(),
@@ -276,9 +283,12 @@ impl ConnectorRow {
             status: self.status.clone(),
             last_error: self.last_error.clone(),
             refreshed_at: self.refreshed_at,
+            protocol_version: self.protocol_version.clone(),
             created_at: self.created_at,
             updated_at: self.updated_at,
-            tools,
+            tools: offerings.tools,
+            resources: offerings.resources,
+            prompts: offerings.prompts,
         }
     }
 

@@ -9,23 +9,29 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use reqwest::header::{HeaderName, HeaderValue};
-use rmcp::model::{CallToolRequestParams, CallToolResult, ContentBlock, MetaObject, RequestMetaObject, Tool};
-use rmcp::service::RunningService;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ElicitRequestParams, GetPromptRequestParams,
+    InputRequest, InputRequiredResult, MetaObject, Prompt, ReadResourceRequestParams, RequestMetaObject,
+    ResourceContents, Tool,
+};
+use rmcp::service::{ClientInitializeError, RunningService};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
-use rmcp::{RoleClient, ServiceExt as _};
+use rmcp::{ClientLifecycleMode, ClientServiceExt as _, RoleClient};
 use secrecy::ExposeSecret as _;
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-use super::DiscoveredTool;
 use super::connectors::{Auth, ConnectorSpec, Transport};
+use super::elicitation::{Asker, InputGiven, InputNeeded};
+use super::mcp_revision::{self, Revisions};
 use super::settings::ToolSettings;
 use super::traced_http::TracedHttp;
+use super::{DiscoveredPrompt, DiscoveredResource, DiscoveredTool, Offerings, PromptArgumentInfo, PromptMessage};
 use crate::ids::ConnectorId;
 use crate::outbound::OutboundPolicy;
 
-type Session = RunningService<RoleClient, ()>;
+type Session = RunningService<RoleClient, Asker>;
 
 /// Why a call (or a discovery) produced no result. The texts are safe to show: they never hold a
 /// credential (rmcp's errors name the URL at most, and connector URLs carry no secrets).
@@ -84,6 +90,8 @@ const IDLE: Duration = Duration::from_mins(10);
 #[derive(Clone)]
 pub struct McpClients {
     sessions: Arc<Mutex<HashMap<ConnectorId, Pooled>>>,
+    /// The MCP revision each connector's server speaks, so a new session need not probe for it.
+    revisions: Revisions,
     /// Resolves names through the outbound policy: a connector's host cannot be re-pointed inside.
     http: reqwest::Client,
     outbound: OutboundPolicy,
@@ -109,62 +117,175 @@ impl McpClients {
             .connect_timeout(std::time::Duration::from_secs(10))
             .build()
             .expect("the HTTP client builds with rustls");
-        Self { sessions: Arc::default(), http, outbound: outbound.clone() }
+        Self { sessions: Arc::default(), revisions: Revisions::default(), http, outbound: outbound.clone() }
     }
 
-    /// Every tool the server lists (all pages), as stored for discovery.
-    pub async fn list_tools(
-        &self,
-        id: ConnectorId,
-        version: DateTime<Utc>,
-        spec: &ConnectorSpec,
-        settings: &ToolSettings,
-    ) -> Result<Vec<DiscoveredTool>, CallFailure> {
-        let secret = spec.secret();
-        let session = self.session(id, version, spec, settings).await.map_err(|failure| failure.redacted(secret))?;
-        let tools = within(settings.call_timeout, session.peer().list_all_tools()).await;
-        if tools.is_err() {
-            self.close(id).await;
-        }
-        let mut tools = tools.map_err(|failure| failure.redacted(secret))?;
-        // A server listing a name twice gets its first entry kept.
-        let mut seen = std::collections::HashSet::new();
-        tools.retain(|tool| seen.insert(tool.name.clone()));
-        Ok(tools.into_iter().map(|tool| discovered(id, tool)).collect())
-    }
-
-    /// Calls `tool` and returns what it produced as JSON: its structured content when it gives one, else
-    /// its text (parsed when it is JSON).
+    /// Calls a tool. It produces JSON (its structured content when it gives one, else its text, parsed
+    /// when it is JSON), or asks the person for input (MCP elicitation under the 2026-07-28 revision):
+    /// the call is then made again with `request.input`, however much later.
     pub async fn call(
         &self,
         id: ConnectorId,
         version: DateTime<Utc>,
         spec: &ConnectorSpec,
         settings: &ToolSettings,
-        tool: &str,
-        arguments: Value,
-    ) -> Result<Value, CallFailure> {
+        request: ToolRequest<'_>,
+    ) -> Result<Called, CallFailure> {
+        self.request(id, version, spec, settings, |session| async move {
+            let mut params = CallToolRequestParams::new(request.tool.to_owned());
+            if let Value::Object(arguments) = request.arguments {
+                params = params.with_arguments(arguments);
+            }
+            if let Some(given) = request.input {
+                params.input_responses = Some([(given.key.clone(), given.result.clone())].into_iter().collect());
+                params.request_state.clone_from(&given.request_state);
+            }
+            // The trace goes on to the server in the request's `_meta` (MCP's SEP-414), and in the HTTP
+            // headers too (`traced_http.rs`).
+            let trace = crate::telemetry::current_trace_context();
+            if !trace.is_empty() {
+                let fields = trace.into_iter().map(|(field, value)| (field, Value::String(value))).collect();
+                params.meta = Some(RequestMetaObject(MetaObject(fields)));
+            }
+            match within(settings.call_timeout, session.peer().call_tool_once(params)).await? {
+                CallToolResponse::Complete(result) => result_value(&result).map(Called::Done),
+                CallToolResponse::InputRequired(asked) => question(asked).map(Called::NeedsInput),
+                _ => {
+                    Err(CallFailure::Protocol("the server answered with a task, which Switchboard does not use".into()))
+                }
+            }
+        })
+        .await
+    }
+
+    /// Everything the server offers (every page of each list): its tools, and its resources, resource
+    /// templates and prompts when its capabilities say it has them.
+    pub async fn discover(
+        &self,
+        id: ConnectorId,
+        version: DateTime<Utc>,
+        spec: &ConnectorSpec,
+        settings: &ToolSettings,
+    ) -> Result<Offerings, CallFailure> {
+        self.request(id, version, spec, settings, |session| async move {
+            let peer = session.peer();
+            let limit = settings.call_timeout;
+            let mut tools = within(limit, peer.list_all_tools()).await?;
+            // A server listing a name twice gets its first entry kept.
+            let mut seen = std::collections::HashSet::new();
+            tools.retain(|tool| seen.insert(tool.name.clone()));
+            let capabilities = peer.peer_info().map(|info| info.capabilities.clone()).unwrap_or_default();
+            let mut resources = Vec::new();
+            if capabilities.resources.is_some() {
+                let listed = within(limit, peer.list_all_resources()).await?;
+                resources.extend(listed.into_iter().map(|resource| DiscoveredResource {
+                    connector_id: id,
+                    uri: resource.uri,
+                    template: false,
+                    name: resource.name,
+                    title: resource.title,
+                    description: resource.description,
+                    mime_type: resource.mime_type,
+                    size_bytes: resource.size.and_then(|size| i64::try_from(size).ok()),
+                }));
+                let templates = within(limit, peer.list_all_resource_templates()).await?;
+                resources.extend(templates.into_iter().map(|template| DiscoveredResource {
+                    connector_id: id,
+                    uri: template.uri_template,
+                    template: true,
+                    name: template.name,
+                    title: template.title,
+                    description: template.description,
+                    mime_type: template.mime_type,
+                    size_bytes: None,
+                }));
+                let mut seen = std::collections::HashSet::new();
+                resources.retain(|resource| seen.insert((resource.template, resource.uri.clone())));
+            }
+            let mut prompts = Vec::new();
+            if capabilities.prompts.is_some() {
+                let mut seen = std::collections::HashSet::new();
+                for prompt in within(limit, peer.list_all_prompts()).await? {
+                    if seen.insert(prompt.name.clone()) {
+                        prompts.push(discovered_prompt(id, prompt));
+                    }
+                }
+            }
+            Ok(Offerings { tools: tools.into_iter().map(|tool| discovered(id, tool)).collect(), resources, prompts })
+        })
+        .await
+    }
+
+    /// Reads a resource: each of its parts, text or binary.
+    pub async fn read_resource(
+        &self,
+        id: ConnectorId,
+        version: DateTime<Utc>,
+        spec: &ConnectorSpec,
+        settings: &ToolSettings,
+        uri: &str,
+    ) -> Result<Vec<ResourcePart>, CallFailure> {
+        self.request(id, version, spec, settings, |session| async move {
+            let params = ReadResourceRequestParams::new(uri.to_owned());
+            let read = within(settings.call_timeout, session.peer().read_resource(params)).await?;
+            Ok(read.contents.into_iter().map(ResourcePart::from).collect())
+        })
+        .await
+    }
+
+    /// A prompt filled with `arguments`: its messages, text only (anything else is named, not passed on:
+    /// an embedded resource would bypass the policy that attaching one goes through).
+    pub async fn get_prompt(
+        &self,
+        id: ConnectorId,
+        version: DateTime<Utc>,
+        spec: &ConnectorSpec,
+        settings: &ToolSettings,
+        (name, arguments): (&str, serde_json::Map<String, Value>),
+    ) -> Result<Vec<PromptMessage>, CallFailure> {
+        self.request(id, version, spec, settings, |session| async move {
+            let mut params = GetPromptRequestParams::new(name.to_owned());
+            if !arguments.is_empty() {
+                params = params.with_arguments(arguments);
+            }
+            let prompt = within(settings.call_timeout, session.peer().get_prompt(params)).await?;
+            Ok(prompt
+                .messages
+                .into_iter()
+                .map(|message| PromptMessage {
+                    role: if message.role == rmcp::model::Role::Assistant { "assistant" } else { "user" },
+                    text: match message.content {
+                        ContentBlock::Text(text) => text.text,
+                        _ => "[non-text content omitted]".to_owned(),
+                    },
+                })
+                .collect())
+        })
+        .await
+    }
+
+    /// Runs `operation` on the connector's session. A failure other than the tool's own error closes the
+    /// session (it may be wedged: the next request opens a new one); its text loses the credential.
+    async fn request<T, Operation, Done>(
+        &self,
+        id: ConnectorId,
+        version: DateTime<Utc>,
+        spec: &ConnectorSpec,
+        settings: &ToolSettings,
+        operation: Operation,
+    ) -> Result<T, CallFailure>
+    where
+        Operation: FnOnce(Arc<Session>) -> Done,
+        Done: Future<Output = Result<T, CallFailure>>,
+    {
         let secret = spec.secret();
         let session = self.session(id, version, spec, settings).await.map_err(|failure| failure.redacted(secret))?;
-        let mut params = CallToolRequestParams::new(tool.to_owned());
-        if let Value::Object(arguments) = arguments {
-            params = params.with_arguments(arguments);
+        let outcome = operation(session).await;
+        // A tool that reported an error (`isError`) did answer: its session is sound.
+        if outcome.as_ref().is_err_and(|failure| !matches!(failure, CallFailure::Tool(_))) {
+            self.close(id).await;
         }
-        // The trace goes on to the server in the request's `_meta` (MCP's SEP-414), and in the HTTP
-        // headers too (`traced_http.rs`).
-        let trace = crate::telemetry::current_trace_context();
-        if !trace.is_empty() {
-            let fields = trace.into_iter().map(|(field, value)| (field, Value::String(value))).collect();
-            params.meta = Some(RequestMetaObject(MetaObject(fields)));
-        }
-        match within(settings.call_timeout, session.peer().call_tool(params)).await {
-            Ok(result) => result_value(&result).map_err(|failure| failure.redacted(secret)),
-            Err(failure) => {
-                // A session that timed out or broke may be wedged: the next call opens a new one.
-                self.close(id).await;
-                Err(failure.redacted(secret))
-            }
-        }
+        outcome.map_err(|failure| failure.redacted(secret))
     }
 
     /// Closes the connector's session, if one is open.
@@ -176,6 +297,12 @@ impl McpClients {
             // Others still using it keep it alive; the last holder's drop closes it.
             let _ = session.cancel().await;
         }
+    }
+
+    /// The MCP revision the connector's server negotiated last (`2026-07-28`, `2025-11-25`, …), if it
+    /// was reached since the connector last changed.
+    pub fn protocol_version(&self, id: ConnectorId, version: DateTime<Utc>) -> Option<String> {
+        self.revisions.known(id, version).map(|protocol| protocol.to_string())
     }
 
     async fn session(
@@ -200,16 +327,7 @@ impl McpClients {
         if let Transport::StreamableHttp { url } = &spec.transport {
             self.outbound.check(url).await.map_err(|error| CallFailure::Unreachable(error.to_string()))?;
         }
-        let session = Arc::new(
-            tokio::time::timeout(settings.connect_timeout, connect(&self.http, spec, settings)).await.map_err(
-                |_| {
-                    CallFailure::Unreachable(format!(
-                        "no MCP handshake within {} s",
-                        settings.connect_timeout.as_secs()
-                    ))
-                },
-            )??,
-        );
+        let session = Arc::new(connect(&self.http, spec, settings, (&self.revisions, id, version)).await?);
         let pooled = Pooled { version, session: Arc::clone(&session), last_used: std::time::Instant::now() };
         self.sessions.lock().await.insert(id, pooled);
         Ok(session)
@@ -227,10 +345,57 @@ async fn within<T, E: std::fmt::Display>(
     }
 }
 
+/// Opens a session in the revision the server speaks: the one it spoke last time when that is known,
+/// else the 2026-07-28 revision when the server answers `server/discover`, else 2025-11-25's
+/// `initialize`. A server that no longer speaks the remembered revision is probed again, once.
 async fn connect(
     http: &reqwest::Client,
     spec: &ConnectorSpec,
     settings: &ToolSettings,
+    (revisions, id, version): (&Revisions, ConnectorId, DateTime<Utc>),
+) -> Result<Session, CallFailure> {
+    let no_answer =
+        || CallFailure::Unreachable(format!("no MCP handshake within {} s", settings.connect_timeout.as_secs()));
+    if let Some(known) = revisions.known(id, version) {
+        match open(http, spec, settings, mcp_revision::lifecycle(Some(&known))).await {
+            Ok(Ok(session)) => return Ok(session),
+            // It answered, but not in that revision: it may have been upgraded or replaced.
+            Ok(Err(_)) => revisions.forget(id),
+            // Silence says nothing of the revision; the next session probes again.
+            Err(_) => {
+                revisions.forget(id);
+                return Err(no_answer());
+            }
+        }
+    }
+    let session = match open(http, spec, settings, mcp_revision::lifecycle(None)).await {
+        Ok(opened) => opened?,
+        // rmcp waits a fixed 10 s for a `server/discover` answer before it falls back to `initialize`, and
+        // a server of the previous revision may ignore that method rather than refuse it (a stdio one
+        // can): past our own deadline the previous revision's handshake gets a try of its own.
+        Err(_) => open(http, spec, settings, ClientLifecycleMode::Initialize).await.map_err(|_| no_answer())??,
+    };
+    if let Some(info) = session.peer().peer_info() {
+        revisions.record(id, version, info.protocol_version.clone());
+    }
+    Ok(session)
+}
+
+/// One handshake, under `lifecycle`, within the connect deadline (`Err`: the deadline passed).
+async fn open(
+    http: &reqwest::Client,
+    spec: &ConnectorSpec,
+    settings: &ToolSettings,
+    lifecycle: ClientLifecycleMode,
+) -> Result<Result<Session, CallFailure>, tokio::time::error::Elapsed> {
+    tokio::time::timeout(settings.connect_timeout, handshake(http, spec, settings, lifecycle)).await
+}
+
+async fn handshake(
+    http: &reqwest::Client,
+    spec: &ConnectorSpec,
+    settings: &ToolSettings,
+    lifecycle: ClientLifecycleMode,
 ) -> Result<Session, CallFailure> {
     let unreachable = |error: &dyn std::fmt::Display| CallFailure::Unreachable(error.to_string());
     match &spec.transport {
@@ -247,7 +412,7 @@ async fn connect(
                 }
             }
             let transport = StreamableHttpClientTransport::with_client(TracedHttp(http.clone()), config);
-            ().serve(transport).await.map_err(|error| unreachable(&error))
+            Asker.serve_with_lifecycle(transport, lifecycle).await.map_err(|error| refused(&error))
         }
         Transport::Stdio { server, args } => {
             let command_line = settings
@@ -266,8 +431,92 @@ async fn connect(
                 .stderr(std::process::Stdio::null())
                 .spawn()
                 .map_err(|error| unreachable(&error))?;
-            ().serve(transport).await.map_err(|error| unreachable(&error))
+            Asker.serve_with_lifecycle(transport, lifecycle).await.map_err(|error| refused(&error))
         }
+    }
+}
+
+/// A handshake's failure. rmcp's text for a probe and a fallback that both failed names neither cause.
+fn refused(error: &ClientInitializeError) -> CallFailure {
+    match error {
+        ClientInitializeError::LegacyFallbackFailed { discover, fallback } => {
+            CallFailure::Unreachable(format!("{fallback} (server/discover: {discover})"))
+        }
+        other => CallFailure::Unreachable(other.to_string()),
+    }
+}
+
+/// A tool call as made: the tool, its arguments, and the person's answer when its server asked for one.
+#[derive(Debug, Clone)]
+pub struct ToolRequest<'a> {
+    pub tool: &'a str,
+    pub arguments: Value,
+    pub input: Option<&'a InputGiven>,
+}
+
+/// What a call produced: a result, or a question for the person.
+#[derive(Debug, Clone)]
+pub enum Called {
+    Done(Value),
+    NeedsInput(InputNeeded),
+}
+
+/// The one form question an `input_required` result asks. Anything else (several questions at once, a
+/// URL to open, sampling, roots) is not something a person can answer here: the call fails, saying so.
+fn question(asked: InputRequiredResult) -> Result<InputNeeded, CallFailure> {
+    let unsupported =
+        |what: &str| CallFailure::Protocol(format!("the server asked for {what}, which Switchboard does not give"));
+    let mut requests = asked.input_requests.unwrap_or_default().into_iter();
+    let (Some((key, request)), None) = (requests.next(), requests.next()) else {
+        return Err(unsupported("several inputs at once (or none)"));
+    };
+    let InputRequest::Elicitation(request) = request else { return Err(unsupported("sampling or roots")) };
+    match request.params {
+        ElicitRequestParams::FormElicitationParams { message, requested_schema, .. } => Ok(InputNeeded {
+            key,
+            message,
+            requested_schema: serde_json::to_value(requested_schema).unwrap_or_default(),
+            request_state: asked.request_state,
+        }),
+        _ => Err(unsupported("a URL to open")),
+    }
+}
+
+/// One part of a read resource: its text, or `None` for binary content (a blob).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourcePart {
+    pub mime_type: Option<String>,
+    pub text: Option<String>,
+}
+
+impl From<ResourceContents> for ResourcePart {
+    fn from(contents: ResourceContents) -> Self {
+        match contents {
+            ResourceContents::TextResourceContents { mime_type, text, .. } => Self { mime_type, text: Some(text) },
+            ResourceContents::BlobResourceContents { mime_type, .. } => Self { mime_type, text: None },
+            _ => Self { mime_type: None, text: None },
+        }
+    }
+}
+
+fn discovered_prompt(connector_id: ConnectorId, prompt: Prompt) -> DiscoveredPrompt {
+    let arguments = prompt
+        .arguments
+        .unwrap_or_default()
+        .into_iter()
+        .map(|argument| PromptArgumentInfo {
+            name: argument.name,
+            description: argument.description,
+            required: argument.required.unwrap_or(false),
+        })
+        .collect();
+    DiscoveredPrompt {
+        connector_id,
+        name: prompt.name,
+        qualified_name: String::new(),
+        title: prompt.title,
+        description: prompt.description,
+        arguments: sqlx::types::Json(arguments),
     }
 }
 

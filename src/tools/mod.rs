@@ -2,9 +2,13 @@
 //! this module which tools a turn may offer and runs the calls the policy allows; the policy itself lives
 //! in `policy`, the HTTP doors in `http::connectors`.
 
+pub mod attachments;
 pub mod calls;
 pub mod connectors;
+pub mod elicitation;
 mod mcp;
+mod mcp_revision;
+pub mod prompts;
 pub mod names;
 pub mod settings;
 pub mod store;
@@ -22,7 +26,7 @@ use crate::db;
 use crate::ids::ConnectorId;
 use crate::outbound::OutboundPolicy;
 use connectors::{Connector, ConnectorInput, ConnectorSpec, Rules};
-pub use mcp::{CallFailure, McpClients};
+pub use mcp::{CallFailure, Called, McpClients, ToolRequest};
 use settings::ToolSettings;
 use store::ConnectorRow;
 
@@ -34,6 +38,23 @@ pub enum ToolError {
     NotFound,
     #[error("a connector named `{0}` already exists")]
     NameTaken(String),
+    #[error("no such conversation")]
+    SessionNotFound,
+    #[error("no such attached resource")]
+    AttachmentNotFound,
+    #[error("no such prompt")]
+    PromptNotFound,
+    #[error("{0}")]
+    ResourceNotAllowed(String),
+    #[error("{0}")]
+    UnsupportedResource(String),
+    #[error("the resource holds {bytes} bytes of text after the policy; at most {limit} may be attached")]
+    ResourceTooLarge { bytes: usize, limit: usize },
+    #[error("a conversation may have at most {0} resources attached")]
+    TooManyResources(i64),
+    /// The connector's server failed the request (its text holds no credential).
+    #[error("{0}")]
+    Upstream(CallFailure),
     #[error("a stored connector credential cannot be opened: {0}")]
     Crypto(#[from] CryptoError),
     #[error(transparent)]
@@ -53,6 +74,58 @@ pub struct DiscoveredTool {
     pub input_schema: serde_json::Value,
     pub annotations: Option<serde_json::Value>,
     pub read_only: bool,
+}
+
+/// A resource a connector lists, or a template of resource URIs (RFC 6570) it reads on demand.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct DiscoveredResource {
+    #[serde(skip)]
+    pub connector_id: ConnectorId,
+    /// The resource's URI, or the template's (`template`).
+    pub uri: String,
+    pub template: bool,
+    pub name: String,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub mime_type: Option<String>,
+    pub size_bytes: Option<i64>,
+}
+
+/// A prompt a connector offers: a message template that people (the widget, the IDE) fill in.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct DiscoveredPrompt {
+    #[serde(skip)]
+    pub connector_id: ConnectorId,
+    pub name: String,
+    /// `connector.prompt`, the name the prompts API takes.
+    #[sqlx(default)]
+    pub qualified_name: String,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub arguments: sqlx::types::Json<Vec<PromptArgumentInfo>>,
+}
+
+/// One argument a prompt takes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct PromptArgumentInfo {
+    pub name: String,
+    pub description: Option<String>,
+    pub required: bool,
+}
+
+/// A message of a filled-in prompt: its role (`user` or `assistant`) and its text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PromptMessage {
+    pub role: &'static str,
+    pub text: String,
+}
+
+/// What discovery found on a server.
+#[derive(Debug, Clone, Default)]
+pub struct Offerings {
+    pub tools: Vec<DiscoveredTool>,
+    pub resources: Vec<DiscoveredResource>,
+    pub prompts: Vec<DiscoveredPrompt>,
 }
 
 /// Everything tools need from the service: the operator's settings, the pooled MCP sessions, the keys
@@ -135,14 +208,18 @@ pub async fn delete(
 pub async fn list(pool: &PgPool, context: &TenantContext) -> Result<Vec<Connector>, ToolError> {
     let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
     let rows = store::list_connectors(&mut transaction).await?;
-    let mut tools = store::discovered_tools(&mut transaction, None).await?;
+    let mut offerings = store::offerings(&mut transaction, None).await?;
     transaction.commit().await?;
     Ok(rows
         .into_iter()
         .map(|row| {
-            let (mine, rest) = tools.drain(..).partition(|tool| tool.connector_id == row.id);
-            tools = rest;
-            row.view(with_qualified_names(&row.name, mine))
+            let (tools, rest) = offerings.tools.drain(..).partition(|tool| tool.connector_id == row.id);
+            offerings.tools = rest;
+            let (resources, rest) = offerings.resources.drain(..).partition(|resource| resource.connector_id == row.id);
+            offerings.resources = rest;
+            let (prompts, rest) = offerings.prompts.drain(..).partition(|prompt| prompt.connector_id == row.id);
+            offerings.prompts = rest;
+            row.view(with_qualified_names(&row.name, Offerings { tools, resources, prompts }))
         })
         .collect())
 }
@@ -150,12 +227,13 @@ pub async fn list(pool: &PgPool, context: &TenantContext) -> Result<Vec<Connecto
 pub async fn get(pool: &PgPool, context: &TenantContext, id: ConnectorId) -> Result<Connector, ToolError> {
     let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
     let row = store::find_connector(&mut transaction, id).await?.ok_or(ToolError::NotFound)?;
-    let tools = store::discovered_tools(&mut transaction, Some(id)).await?;
+    let offerings = store::offerings(&mut transaction, Some(id)).await?;
     transaction.commit().await?;
-    Ok(row.view(with_qualified_names(&row.name, tools)))
+    Ok(row.view(with_qualified_names(&row.name, offerings)))
 }
 
-/// Connects (afresh), lists the server's tools with their annotations and stores them; a failure is
+/// Connects (afresh), lists the server's tools (with their annotations), resources and prompts, and stores
+/// them; a failure is
 /// stored as the connector's status and last error, and the connector is returned either way.
 pub async fn refresh(
     pool: &PgPool,
@@ -168,12 +246,14 @@ pub async fn refresh(
     transaction.commit().await?;
     let spec = row.spec(&toolbox.keys)?;
     toolbox.clients.close(id).await;
-    let listed = toolbox.clients.list_tools(id, row.updated_at, &spec, &toolbox.settings).await;
+    let listed = toolbox.clients.discover(id, row.updated_at, &spec, &toolbox.settings).await;
     let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
     match &listed {
-        Ok(tools) => {
-            store::replace_discovered_tools(&mut transaction, context.tenant_id(), id, tools).await?;
+        Ok(offerings) => {
+            store::replace_offerings(&mut transaction, context.tenant_id(), id, offerings).await?;
             store::set_connector_status(&mut transaction, id, None).await?;
+            let protocol_version = toolbox.clients.protocol_version(id, row.updated_at);
+            store::set_connector_protocol_version(&mut transaction, id, protocol_version.as_deref()).await?;
         }
         Err(error) => {
             tracing::warn!(connector_id = %id, %error, "tool discovery failed");
@@ -181,7 +261,10 @@ pub async fn refresh(
         }
     }
     let details = match &listed {
-        Ok(tools) => serde_json::json!({ "status": "active", "tools": tools.len() }),
+        Ok(offerings) => serde_json::json!({
+            "status": "active", "tools": offerings.tools.len(), "resources": offerings.resources.len(),
+            "prompts": offerings.prompts.len(),
+        }),
         Err(error) => serde_json::json!({ "status": "error", "error": error.to_string() }),
     };
     let entry = AuditEntry::new("mcp_connector.refreshed", "mcp_connector", id.to_string()).with_details(details);
@@ -190,11 +273,18 @@ pub async fn refresh(
     get(pool, context, id).await
 }
 
-fn with_qualified_names(connector: &str, tools: Vec<DiscoveredTool>) -> Vec<DiscoveredTool> {
-    tools
+fn with_qualified_names(connector: &str, offerings: Offerings) -> Offerings {
+    let tools = offerings
+        .tools
         .into_iter()
         .map(|tool| DiscoveredTool { qualified_name: names::qualified(connector, &tool.name), ..tool })
-        .collect()
+        .collect();
+    let prompts = offerings
+        .prompts
+        .into_iter()
+        .map(|prompt| DiscoveredPrompt { qualified_name: names::qualified(connector, &prompt.name), ..prompt })
+        .collect();
+    Offerings { tools, prompts, ..offerings }
 }
 
 async fn audited(
@@ -204,7 +294,7 @@ async fn audited(
     row: &ConnectorRow,
     spec: &ConnectorSpec,
 ) -> Result<(), sqlx::Error> {
-    let view = row.view(Vec::new());
+    let view = row.view(Offerings::default());
     // Names, address and auth kind only: the credential never reaches the trail.
     let details = serde_json::json!({
         "name": spec.name, "transport": view.transport, "url": view.url, "command": view.command,

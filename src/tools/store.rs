@@ -1,4 +1,5 @@
-//! SQL for tools: MCP connectors and the tools they last reported (`mcp_connectors`, `discovered_tools`),
+//! SQL for tools: MCP connectors and what they last reported (`mcp_connectors`, `discovered_tools`,
+//! `discovered_resources`, `discovered_prompts`),
 //! and the calls models made (`tool_calls`). Every function runs inside a tenant-bound transaction, except
 //! [`tenant_ids`], which lists the tenants that key rotation visits. The rows' types live here with their
 //! SQL because `connectors` and `calls` call this file, and a store names no module that calls it.
@@ -7,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgConnection;
 
-use super::DiscoveredTool;
+use super::{DiscoveredTool, Offerings};
 use crate::crypto::Sealed;
 use crate::ids::{ConnectorId, PolicyProfileId, RunId, TenantId, ToolCallId};
 use crate::policy::{PolicySource, Verdict};
@@ -31,6 +32,7 @@ pub struct ConnectorRow {
     pub(super) status: String,
     pub(super) last_error: Option<String>,
     pub(super) refreshed_at: Option<DateTime<Utc>>,
+    pub(super) protocol_version: Option<String>,
     pub(super) created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -51,7 +53,8 @@ pub struct ConnectorColumns<'a> {
 }
 
 const CONNECTOR_COLUMNS: &str = "id, tenant_id, name, transport, url, command, args, auth_kind, auth_header, \
-     secret_ciphertext, secret_nonce, secret_key_id, status, last_error, refreshed_at, created_at, updated_at";
+     secret_ciphertext, secret_nonce, secret_key_id, status, last_error, refreshed_at, protocol_version, created_at, \
+     updated_at";
 
 /// Inserts a connector, or replaces one (`id` exists); a taken name is a unique violation.
 pub async fn upsert_connector(
@@ -64,7 +67,7 @@ pub async fn upsert_connector(
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
          ON CONFLICT (id) DO UPDATE SET name = $3, transport = $4, url = $5, command = $6, args = $7, \
              auth_kind = $8, auth_header = $9, secret_ciphertext = $10, secret_nonce = $11, secret_key_id = $12, \
-             status = 'pending', last_error = NULL, updated_at = now() \
+             status = 'pending', last_error = NULL, protocol_version = NULL, updated_at = now() \
          RETURNING {CONNECTOR_COLUMNS}"
     )))
     .bind(columns.id)
@@ -122,6 +125,20 @@ pub async fn set_connector_status(
     Ok(())
 }
 
+/// Records the MCP revision the connector's server negotiated in its last discovery.
+pub async fn set_connector_protocol_version(
+    connection: &mut PgConnection,
+    id: ConnectorId,
+    protocol_version: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE mcp_connectors SET protocol_version = $2 WHERE id = $1")
+        .bind(id)
+        .bind(protocol_version)
+        .execute(connection)
+        .await?;
+    Ok(())
+}
+
 /// The connectors whose credential another key sealed, locked so that a concurrent save is not
 /// overwritten with the credential it replaced.
 pub async fn connectors_to_reseal(
@@ -153,15 +170,20 @@ pub async fn set_connector_secret(
     Ok(())
 }
 
-/// Replaces the connector's discovered tools with what its server just listed.
-pub async fn replace_discovered_tools(
+/// Replaces what a connector offers with what discovery found now.
+pub async fn replace_offerings(
     connection: &mut PgConnection,
     tenant_id: TenantId,
     id: ConnectorId,
-    tools: &[DiscoveredTool],
+    offerings: &Offerings,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM discovered_tools WHERE connector_id = $1").bind(id).execute(&mut *connection).await?;
-    for tool in tools {
+    for table in ["discovered_tools", "discovered_resources", "discovered_prompts"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE connector_id = $1")))
+            .bind(id)
+            .execute(&mut *connection)
+            .await?;
+    }
+    for tool in &offerings.tools {
         sqlx::query(
             "INSERT INTO discovered_tools (tenant_id, connector_id, name, description, input_schema, annotations, \
                  read_only) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -176,7 +198,61 @@ pub async fn replace_discovered_tools(
         .execute(&mut *connection)
         .await?;
     }
+    for resource in &offerings.resources {
+        sqlx::query(
+            "INSERT INTO discovered_resources (tenant_id, connector_id, uri, template, name, title, description, \
+                 mime_type, size_bytes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(tenant_id)
+        .bind(id)
+        .bind(&resource.uri)
+        .bind(resource.template)
+        .bind(&resource.name)
+        .bind(&resource.title)
+        .bind(&resource.description)
+        .bind(&resource.mime_type)
+        .bind(resource.size_bytes)
+        .execute(&mut *connection)
+        .await?;
+    }
+    for prompt in &offerings.prompts {
+        sqlx::query(
+            "INSERT INTO discovered_prompts (tenant_id, connector_id, name, title, description, arguments) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(tenant_id)
+        .bind(id)
+        .bind(&prompt.name)
+        .bind(&prompt.title)
+        .bind(&prompt.description)
+        .bind(&prompt.arguments)
+        .execute(&mut *connection)
+        .await?;
+    }
     Ok(())
+}
+
+/// What every connector offers, or one.
+pub async fn offerings(
+    connection: &mut PgConnection,
+    connector: Option<ConnectorId>,
+) -> Result<Offerings, sqlx::Error> {
+    let tools = discovered_tools(&mut *connection, connector).await?;
+    let resources = sqlx::query_as(
+        "SELECT connector_id, uri, template, name, title, description, mime_type, size_bytes \
+         FROM discovered_resources WHERE $1::uuid IS NULL OR connector_id = $1 ORDER BY connector_id, template, uri",
+    )
+    .bind(connector)
+    .fetch_all(&mut *connection)
+    .await?;
+    let prompts = sqlx::query_as(
+        "SELECT connector_id, name, title, description, arguments FROM discovered_prompts \
+         WHERE $1::uuid IS NULL OR connector_id = $1 ORDER BY connector_id, name",
+    )
+    .bind(connector)
+    .fetch_all(&mut *connection)
+    .await?;
+    Ok(Offerings { tools, resources, prompts })
 }
 
 /// The discovered tools of every connector, or of one.
@@ -198,6 +274,8 @@ pub async fn discovered_tools(
 #[sqlx(type_name = "text", rename_all = "snake_case")]
 pub enum CallStatus {
     AwaitingApproval,
+    /// Its server asked the person for input (MCP elicitation); made again with the answer.
+    AwaitingInput,
     Running,
     Completed,
     Denied,
@@ -254,11 +332,15 @@ pub struct ToolCallRecord {
     pub policy_profile_id: Option<PolicyProfileId>,
     pub policy_version: Option<i32>,
     pub policy_source: Option<PolicySource>,
+    /// What the server asked the person, when it asked (`tools::elicitation::InputNeeded`).
+    pub input_request: Option<serde_json::Value>,
+    /// The person's answer (`tools::elicitation::InputGiven`).
+    pub input_response: Option<serde_json::Value>,
 }
 
 const TOOL_CALL_COLUMNS: &str = "id, run_id, step, name, arguments, decision, reason, status, decided_by, decided_at, \
      result_summary, error_code, error, duration_ms, created_at, completed_at, policy_profile_id, policy_version, \
-     policy_source";
+     policy_source, input_request, input_response";
 
 pub async fn insert_tool_call(
     connection: &mut PgConnection,
@@ -319,6 +401,40 @@ pub async fn finish_tool_call(
     Ok(())
 }
 
+/// A call whose server asked for input now waits for a person's answer.
+pub async fn await_input(
+    connection: &mut PgConnection,
+    id: ToolCallId,
+    request: &serde_json::Value,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE tool_calls SET status = 'awaiting_input', input_request = $2, input_response = NULL WHERE id = $1",
+    )
+    .bind(id)
+    .bind(request)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+/// A person's answer to a call waiting for input: it runs again with it. `None` when the call is not
+/// waiting for input (answered already, or not this tenant's).
+pub async fn answer_input(
+    connection: &mut PgConnection,
+    id: ToolCallId,
+    response: &serde_json::Value,
+    answered_by: &str,
+) -> Result<Option<ToolCallRecord>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE tool_calls SET status = 'running', input_response = $2, decided_by = $3, decided_at = now()          WHERE id = $1 AND status = 'awaiting_input' RETURNING {TOOL_CALL_COLUMNS}"
+    )))
+    .bind(id)
+    .bind(response)
+    .bind(answered_by)
+    .fetch_optional(connection)
+    .await
+}
+
 /// `None` when the call is not waiting (decided already, or not this tenant's).
 pub async fn decide_tool_call(
     connection: &mut PgConnection,
@@ -367,10 +483,11 @@ pub async fn close_open_tool_calls(connection: &mut PgConnection, run_id: RunId)
         "UPDATE tool_calls SET \
              status = CASE WHEN status = 'awaiting_approval' THEN 'denied' ELSE 'failed' END, \
              reason = CASE WHEN status = 'awaiting_approval' THEN reason || '; the run ended first' ELSE reason END, \
-             error_code = CASE WHEN status = 'running' THEN 'interrupted' END, \
-             error = CASE WHEN status = 'running' THEN 'the run ended before the call did' END, \
+             error_code = CASE WHEN status <> 'awaiting_approval' THEN 'interrupted' END, \
+             error = CASE WHEN status = 'running' THEN 'the run ended before the call did' \
+                 WHEN status = 'awaiting_input' THEN 'the run ended before the input came' END, \
              completed_at = now() \
-         WHERE run_id = $1 AND status IN ('awaiting_approval', 'running')",
+         WHERE run_id = $1 AND status IN ('awaiting_approval', 'awaiting_input', 'running')",
     )
     .bind(run_id)
     .execute(connection)

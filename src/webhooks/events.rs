@@ -19,6 +19,9 @@ pub enum EventType {
     /// A tool call waits for a person's decision (`/tool-calls/{id}/approve` or `/deny`).
     #[serde(rename = "tool_call.awaiting_approval")]
     ToolCallAwaitingApproval,
+    /// A tool's server asked a person for input (`/tool-calls/{id}/input`).
+    #[serde(rename = "tool_call.awaiting_input")]
+    ToolCallAwaitingInput,
     /// A document was stored (created, or its content replaced) with its chunks.
     #[serde(rename = "document.ingested")]
     DocumentIngested,
@@ -28,10 +31,11 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::RunCompleted,
         Self::RunFailed,
         Self::ToolCallAwaitingApproval,
+        Self::ToolCallAwaitingInput,
         Self::DocumentIngested,
         Self::BudgetThreshold,
     ];
@@ -41,6 +45,7 @@ impl EventType {
             Self::RunCompleted => "run.completed",
             Self::RunFailed => "run.failed",
             Self::ToolCallAwaitingApproval => "tool_call.awaiting_approval",
+            Self::ToolCallAwaitingInput => "tool_call.awaiting_input",
             Self::DocumentIngested => "document.ingested",
             Self::BudgetThreshold => "budget.threshold",
         }

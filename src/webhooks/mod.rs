@@ -351,6 +351,14 @@ pub fn of_run(run_id: RunId, session_id: Option<SessionId>, recorded: &[EventKin
                     "reason": reason,
                 }),
             )),
+            // The question, never the answer: an answer may hold what the person typed.
+            EventKind::ToolCallAwaitingInput { tool_call_id, name, message, .. } => Some(Event::new(
+                EventType::ToolCallAwaitingInput,
+                json!({
+                    "run_id": run_id, "session_id": session_id, "tool_call_id": tool_call_id, "name": name,
+                    "message": message,
+                }),
+            )),
             _ => None,
         })
         .collect()

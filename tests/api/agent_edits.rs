@@ -5,15 +5,11 @@
 //! MCP server written with the official Python SDK leave artifacts, and a check the policy denies leaves a
 //! `denied` one.
 
-use std::path::PathBuf;
-use std::process::Stdio;
-
 use mock_upstream::{Fault, Reply, ToolCall};
 use serde_json::{Value, json};
-use tokio::io::AsyncBufReadExt as _;
-use tokio::sync::OnceCell;
 
 use crate::helpers::{SseEvent, TestApp, TestTenant, read_sse};
+use crate::python_mcp::PythonMcpServer;
 
 const APP: &str = "def greet():\n    return 'helo'\n\n\ndef main():\n    print(greet())\n";
 const CONFIG: &str = "[cache]\nenabled = false\n\n[search]\nenabled = false\n";
@@ -279,54 +275,11 @@ async fn a_paused_run_cancelled_leaves_its_changes_for_review_announced_before_i
     assert_eq!(names[names.len() - 2..], ["changeset.pending_review", "run.cancelled"], "{names:?}");
 }
 
-/// The virtual environment with the official MCP Python SDK (tests/mcp-python/requirements.txt), made by
-/// `.ci/run` or here when missing; once per test binary.
-async fn mcp_python() -> PathBuf {
-    static VENV: OnceCell<PathBuf> = OnceCell::const_new();
-    VENV.get_or_init(|| async {
-        let requirements = [mcp_python_dir().join("requirements.txt")];
-        crate::helpers::python_venv("mcp-python-venv", &requirements).await
-    })
-    .await
-    .clone()
-}
-
-fn mcp_python_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mcp-python")
-}
-
-/// tests/mcp-python/check_server.py, serving on 127.0.0.1 until dropped.
-struct PythonCheckServer {
-    url: String,
-    _child: tokio::process::Child,
-}
-
-impl PythonCheckServer {
-    async fn start() -> Self {
-        let python = mcp_python().await;
-        let mut child = tokio::process::Command::new(python)
-            .arg(mcp_python_dir().join("check_server.py"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        let port = loop {
-            let line = lines.next_line().await.unwrap().expect("the check server stopped before it listened");
-            if let Some(port) = line.strip_prefix("PORT ") {
-                break port.trim().parse::<u16>().unwrap();
-            }
-        };
-        Self { url: format!("http://127.0.0.1:{port}/mcp"), _child: child }
-    }
-}
-
 #[tokio::test]
 async fn checks_on_a_python_mcp_server_leave_artifacts_and_a_denied_check_leaves_a_denied_one() {
     let app = TestApp::spawn().await;
     app.engine.start_workers(1);
-    let server = PythonCheckServer::start().await;
+    let server = PythonMcpServer::start("check_server.py").await;
     let (tenant, workspace) = tenant_with_workspace(&app, "acme").await;
     let key = tenant.admin_key.as_str();
     let response = app

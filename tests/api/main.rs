@@ -2,6 +2,7 @@
 
 mod helpers;
 mod mcp_server;
+mod python_mcp;
 
 mod agent_edits;
 mod agent_runs;
@@ -37,6 +38,8 @@ mod integration;
 mod large_documents;
 mod mcp_auth;
 mod mcp_endpoint;
+mod mcp_resources;
+mod mcp_revisions;
 mod metrics;
 mod openapi;
 mod otlp;
@@ -64,6 +67,7 @@ mod tenant_config;
 mod tenant_models;
 mod tenant_profile;
 mod tenants;
+mod tool_input;
 mod tools;
 mod two_processes;
 mod usage_costs;

@@ -1,10 +1,12 @@
 //! A real MCP server for the tool tests, written with rmcp and served over streamable HTTP on 127.0.0.1:
 //! a read-only customer search whose rows carry a field policies block, a destructive delete, and a tool
-//! that never answers.
+//! that never answers. rmcp speaks both MCP revisions, 2026-07-28 and 2025-11-25; started with
+//! [`McpTestServer::start_legacy`], it refuses the newer one as a 2025-11-25 server does.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use axum::response::IntoResponse as _;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::RequestMetaObject;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -75,12 +77,26 @@ pub struct McpTestServer {
     pub traceparent_headers: Arc<Mutex<Vec<String>>>,
     /// The `traceparent` in each search's `_meta`.
     pub meta_traceparents: Arc<Mutex<Vec<Option<String>>>>,
-    /// (requests without a session id: handshakes, `DELETE`s: sessions the client ended)
-    traffic: Arc<Mutex<(usize, usize)>>,
+    /// (handshakes: `server/discover`, or `initialize` (a 2025-11-25 request without a session id yet);
+    /// `DELETE`s: sessions the client ended; `server/discover` requests)
+    traffic: Arc<Mutex<(usize, usize, usize)>>,
+    /// Whether it refuses the 2026-07-28 revision (as a server of the previous one does).
+    legacy: Arc<AtomicBool>,
 }
 
 impl McpTestServer {
+    /// A server of both revisions.
     pub async fn start() -> Self {
+        Self::start_speaking(false).await
+    }
+
+    /// A server of the 2025-11-25 revision only: a 2026-07-28 request (one with an `Mcp-Method` header)
+    /// gets the answer the TypeScript SDK 1.x gives, a 400 with a JSON-RPC error of code -32000.
+    pub async fn start_legacy() -> Self {
+        Self::start_speaking(true).await
+    }
+
+    async fn start_speaking(legacy_only: bool) -> Self {
         let server = CrmServer::default();
         let calls = Arc::clone(&server.calls);
         let meta_traceparents = Arc::clone(&server.meta_traceparents);
@@ -90,7 +106,9 @@ impl McpTestServer {
             StreamableHttpServerConfig::default(),
         );
         let authorizations = Arc::new(Mutex::new(Vec::new()));
-        let traffic = Arc::new(Mutex::new((0, 0)));
+        let traffic = Arc::new(Mutex::new((0, 0, 0)));
+        let legacy = Arc::new(AtomicBool::new(legacy_only));
+        let refusing = Arc::clone(&legacy);
         let traceparent_headers = Arc::new(Mutex::new(Vec::new()));
         let (seen, counted) = (Arc::clone(&authorizations), Arc::clone(&traffic));
         let traced = Arc::clone(&traceparent_headers);
@@ -103,31 +121,53 @@ impl McpTestServer {
                 if let Some(traceparent) = request.headers().get("traceparent").and_then(|value| value.to_str().ok()) {
                     traced.lock().unwrap().push(traceparent.to_owned());
                 }
+                let method = request.headers().get("mcp-method").and_then(|value| value.to_str().ok());
+                let discover = method == Some("server/discover");
                 let mut counts = counted.lock().unwrap();
                 if request.method() == axum::http::Method::DELETE {
                     counts.1 += 1;
                 } else if request.method() == axum::http::Method::POST
-                    && !request.headers().contains_key("mcp-session-id")
+                    && (discover || (method.is_none() && !request.headers().contains_key("mcp-session-id")))
                 {
                     counts.0 += 1;
                 }
+                counts.2 += usize::from(discover);
                 drop(counts);
-                next.run(request)
+                let refused = method.is_some() && refusing.load(Ordering::SeqCst);
+                async move {
+                    if refused {
+                        let body = json!({ "jsonrpc": "2.0", "id": null,
+                                           "error": { "code": -32000, "message": "Bad Request: Server not initialized" } });
+                        return (axum::http::StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+                    }
+                    next.run(request).await
+                }
             },
         ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}/mcp", listener.local_addr().expect("address"));
         tokio::spawn(async move { axum::serve(listener, router).await });
-        Self { url, calls, authorizations, traceparent_headers, meta_traceparents, traffic }
+        Self { url, calls, authorizations, traceparent_headers, meta_traceparents, traffic, legacy }
+    }
+
+    /// From now on, refuses the 2026-07-28 revision, as a server replaced by one of the previous revision.
+    pub fn downgrade(&self) {
+        self.legacy.store(true, Ordering::SeqCst);
     }
 
     pub fn calls(&self) -> usize {
         self.calls.load(Ordering::SeqCst)
     }
 
-    /// MCP handshakes: `initialize` requests, which carry no session id yet.
+    /// MCP handshakes: `server/discover` requests (2026-07-28), and `initialize` requests (2025-11-25),
+    /// which carry no session id yet.
     pub fn handshakes(&self) -> usize {
         self.traffic.lock().unwrap().0
+    }
+
+    /// `server/discover` requests, answered or refused.
+    pub fn discovers(&self) -> usize {
+        self.traffic.lock().unwrap().2
     }
 
     /// Sessions the client ended with `DELETE`.

@@ -203,7 +203,8 @@ async fn anthropic_and_gemini_get_tools_and_results_in_their_own_formats() {
 #[tokio::test]
 async fn sessions_with_a_server_are_reused_across_turns_and_closed_when_the_connector_goes() {
     let app = TestApp::spawn().await;
-    let server = McpTestServer::start().await;
+    // Sessions are the 2025-11-25 revision's; a 2026-07-28 server has none to end.
+    let server = McpTestServer::start_legacy().await;
     let tenant = tenant_with_tools(&app, "acme", &server, json!({ "tool_allowlist": ["crm.*"] })).await;
     let handshakes_after_discovery = server.handshakes();
     let session = app.create_session(&tenant.admin_key).await;

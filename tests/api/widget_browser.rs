@@ -1,6 +1,6 @@
 //! The chat widget in a real browser: Debian's headless Chromium, driven by Playwright (`playwright-core`,
 //! pinned in `tests/widget-e2e`), loads the demo page `GET /` of a running service whose model is the
-//! mock and whose tools are a real MCP server. Each scenario is a script in `tests/widget-e2e/scenarios.mjs`;
+//! mock and whose tools (and prompts) are a real MCP server. Each scenario is a script in `tests/widget-e2e/scenarios.mjs`;
 //! this side scripts the model and checks what was recorded.
 
 use std::path::{Path, PathBuf};
@@ -12,6 +12,7 @@ use tokio::sync::{Mutex, OnceCell};
 
 use crate::helpers::{TestApp, TestTenant};
 use crate::mcp_server::McpTestServer;
+use crate::python_mcp::PythonMcpServer;
 use crate::tools::{call, tenant_with_tools};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -83,6 +84,19 @@ async fn demo_tenant(app: &TestApp, server: &McpTestServer) -> TestTenant {
     });
     let response = app.post("/api/v1/documents", &tenant.admin_key, &document).send().await.unwrap();
     assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    tenant
+}
+
+/// The demo tenant, answering with the mock, with a `records` connector whose server offers the prompt
+/// `summarize_customer(customer_id, tone = "neutral")`.
+async fn demo_tenant_with_prompts(app: &TestApp, server: &PythonMcpServer) -> TestTenant {
+    let tenant = app.create_tenant("demo").await;
+    app.configure(&tenant, json!({ "default_provider": "openai", "default_model": "gpt-4o-mini" })).await;
+    let body = json!({ "name": "records", "transport": "streamable_http", "url": server.url });
+    let response = app.post("/api/v1/mcp-connectors", &tenant.admin_key, &body).send().await.unwrap();
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    let connector: Value = response.json().await.unwrap();
+    assert_eq!(connector["status"], "active", "{connector}");
     tenant
 }
 
@@ -218,4 +232,41 @@ async fn an_answer_regenerated_and_a_question_edited_in_the_widget_are_versions_
     assert_eq!(asked(&chats[2]), vec![json!(edited_question).to_string()]);
     // The conversation shows the branch the person switched back to: the first question, its latest answer.
     assert_eq!(stored_answers(&app, &tenant).await, vec![regenerated.to_owned()]);
+}
+
+#[tokio::test]
+async fn a_prompt_picked_in_the_widget_is_filled_into_the_message_box_and_sent_by_the_person() {
+    let app = TestApp::spawn().await;
+    let server = PythonMcpServer::start("records_server.py").await;
+    let tenant = demo_tenant_with_prompts(&app, &server).await;
+    // `tone` is left empty in the form: the server's default fills it.
+    let filled = "Summarize customer 42 in a neutral tone.";
+    let answer = "Customer 42 is a steady account with two open orders.";
+    app.mock.push(slow_reply(answer, Duration::from_millis(5)));
+    let expectations = [
+        ("PROMPT", "records.summarize_customer"),
+        ("PROMPT_ARGUMENTS", r#"{"customer_id": "42"}"#),
+        ("EXPECT_PROMPT_TEXT", filled),
+        ("EXPECT_ANSWER", answer),
+    ];
+    run_scenario(&app, "prompts", &expectations).await;
+
+    // The model was asked once, the filled-in prompt as the person's own message.
+    let questions: Vec<Vec<String>> = app
+        .mock
+        .requests()
+        .into_iter()
+        .filter(|request| request.path.ends_with("/chat/completions"))
+        .map(|request| {
+            request.body["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|m| m["role"] == "user")
+                .map(|m| m["content"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .collect();
+    assert_eq!(questions, vec![vec![filled.to_owned()]]);
+    assert_eq!(stored_answers(&app, &tenant).await, vec![answer.to_owned()]);
 }

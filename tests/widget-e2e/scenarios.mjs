@@ -1,11 +1,12 @@
 // Browser end-to-end scenarios for the chat widget (web/widget.js), run against a live Switchboard whose
 // model is the scripted mock upstream. The Rust test that starts them sets the expectations in env.
 //
-//   node tests/widget-e2e/scenarios.mjs <stream|xss|approval|resume|feedback|branches>
+//   node tests/widget-e2e/scenarios.mjs <stream|xss|approval|resume|feedback|branches|prompts>
 //
 // Env: SWITCHBOARD_URL (the demo page `/` embeds the widget, open, with a valid token), SCREENSHOT_DIR
 // (optional), EXPECT_ANSWER (every scenario but resume's proxy setup), EXPECT_SOURCE (stream), EXPECT_TOOL (approval),
-// EXPECT_REGENERATED, EDITED_QUESTION and EXPECT_EDITED_ANSWER (branches), WIDGET_WAIT_MS (default 30000),
+// EXPECT_REGENERATED, EDITED_QUESTION and EXPECT_EDITED_ANSWER (branches), PROMPT, PROMPT_ARGUMENTS (JSON) and
+// EXPECT_PROMPT_TEXT (prompts), WIDGET_WAIT_MS (default 30000),
 // CHROMIUM_PATH (default /usr/bin/chromium). Exit 0 on success; 1 with a message saying what was expected
 // and what was seen.
 
@@ -321,6 +322,74 @@ async function branches(page) {
   console.log(`switched versions: ${show(back.versions)}`);
 }
 
+/** Picks a prompt in the composer, fills in its arguments, and sends what it puts in the message box. */
+async function prompts(page) {
+  const expected = env('EXPECT_ANSWER');
+  const name = env('PROMPT');
+  const argumentsGiven = JSON.parse(env('PROMPT_ARGUMENTS'));
+  const filled = env('EXPECT_PROMPT_TEXT');
+  await openDemo(page, env('SWITCHBOARD_URL'));
+  const button = page.locator('[data-testid="prompts-button"]');
+  await button.waitFor({ state: 'visible', timeout: WAIT_MS });
+  const panel = page.locator('[data-testid="prompts"]');
+  const focused = () => page.evaluate(() => {
+    const active = document.querySelector('#switchboard-widget, .switchboard-widget').shadowRoot.activeElement;
+    return active ? active.dataset.testid || active.tagName : null;
+  });
+
+  // Escape closes the list, and focus goes back to the button that opened it.
+  await button.click();
+  await panel.waitFor({ state: 'visible', timeout: WAIT_MS });
+  if (await button.getAttribute('aria-expanded') !== 'true') throw new Failure('the open prompts button is not aria-expanded');
+  if (await focused() !== 'prompt') throw new Failure(`opening the prompts should focus the first one; focus is on ${show(await focused())}`);
+  await page.keyboard.press('Escape');
+  await panel.waitFor({ state: 'hidden', timeout: WAIT_MS });
+  if (!(await snapshot(page)).panelVisible) throw new Failure('Escape in the prompts closed the whole chat');
+  if (await focused() !== 'prompts-button') throw new Failure(`after Escape, focus is on ${show(await focused())}`);
+
+  await button.click();
+  const picked = page.locator(`[data-testid="prompt"][data-name="${name}"]`);
+  await picked.waitFor({ state: 'visible', timeout: WAIT_MS });
+  await screenshot(page, 'widget-prompts.png');
+  await picked.click();
+  const insert = page.locator('[data-testid="prompt-insert"]');
+  await insert.waitFor({ state: 'visible', timeout: WAIT_MS });
+  if (!(await insert.isDisabled())) throw new Failure('Insert is enabled before the required arguments are filled in');
+  const fields = await page.locator('[data-testid="prompt-argument"]').evaluateAll((inputs) => inputs.map((input) => ({
+    name: input.dataset.name, required: input.required, label: input.labels[0]?.innerText ?? '' })));
+  console.log(`arguments asked for: ${show(fields)}`);
+  for (const field of fields) {
+    if (!field.label.includes(field.name)) throw new Failure(`the field ${show(field.name)} has no label naming it: ${show(fields)}`);
+  }
+  await screenshot(page, 'widget-prompt-arguments.png');
+  for (const [argument, value] of Object.entries(argumentsGiven)) {
+    await page.locator(`[data-testid="prompt-argument"][data-name="${argument}"]`).fill(value);
+  }
+  if (await insert.isDisabled()) throw new Failure('Insert is still disabled with the required arguments filled in');
+  await insert.click();
+
+  // The filled-in prompt waits in the message box: nothing is sent until the person sends it.
+  const input = page.locator('[data-testid="input"]');
+  const deadline = Date.now() + WAIT_MS;
+  while (normalise(await input.inputValue()) !== normalise(filled)) {
+    const seen = await snapshot(page);
+    if (seen.errors.length) throw new Failure(`filling in the prompt showed an error: ${show(seen.errors.join(' | '))}`);
+    if (Date.now() > deadline) throw new Failure(`expected the message box to hold ${show(filled)}; it holds ${show(await input.inputValue())}`);
+    await sleep(POLL_MS);
+  }
+  await panel.waitFor({ state: 'hidden', timeout: WAIT_MS });
+  if (await focused() !== 'input') throw new Failure(`after inserting the prompt, focus is on ${show(await focused())}`);
+  const before = await snapshot(page);
+  if (before.questions.length || before.answers) throw new Failure(`the prompt was sent without the person: ${show(before.questions)}`);
+  await screenshot(page, 'widget-prompt-filled.png');
+  console.log(`the message box holds ${show(await input.inputValue())}`);
+
+  await input.press('Enter');
+  const done = await waitFor(page, 'the answer to the prompt', (s) => finished(s) && s.questions.length === 1);
+  if (normalise(done.questions[0]) !== normalise(filled)) throw new Failure(`the question sent was ${show(done.questions[0])}`);
+  expectAnswer(done.answer, expected, 'the answer to the prompt');
+}
+
 // ---------------------------------------------------------------- a TCP proxy that can cut connections
 
 /** Forwards 127.0.0.1:<random> to target, records every HTTP request head, and can drop all connections. */
@@ -386,7 +455,7 @@ function requestHeadParser(onHead) {
 
 // ---------------------------------------------------------------- main
 
-const SCENARIOS = { stream, xss, approval, resume, feedback, branches };
+const SCENARIOS = { stream, xss, approval, resume, feedback, branches, prompts };
 
 async function main() {
   const name = process.argv[2];

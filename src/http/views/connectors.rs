@@ -6,8 +6,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::ids::ConnectorId;
-use crate::tools::DiscoveredTool;
 use crate::tools::connectors::{AuthView, Connector};
+use crate::tools::{DiscoveredPrompt, DiscoveredResource, DiscoveredTool, PromptArgumentInfo, PromptMessage};
 
 /// An MCP connector: how its server is reached, and the tools it last reported.
 #[derive(Debug, Serialize, ToSchema)]
@@ -28,9 +28,16 @@ pub struct ConnectorView {
     pub status: String,
     pub last_error: Option<String>,
     pub refreshed_at: Option<DateTime<Utc>>,
+    /// The MCP revision its server spoke in the last discovery: `2026-07-28` when it answers that
+    /// revision, else what its `initialize` settled on (`2025-11-25` or older). None until it is reached.
+    pub protocol_version: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub tools: Vec<DiscoveredToolView>,
+    /// The resources and resource templates it lists (when its server has resources).
+    pub resources: Vec<DiscoveredResourceView>,
+    /// The prompts it offers (when its server has prompts).
+    pub prompts: Vec<PromptView>,
 }
 
 impl From<&Connector> for ConnectorView {
@@ -46,9 +53,12 @@ impl From<&Connector> for ConnectorView {
             status: connector.status.clone(),
             last_error: connector.last_error.clone(),
             refreshed_at: connector.refreshed_at,
+            protocol_version: connector.protocol_version.clone(),
             created_at: connector.created_at,
             updated_at: connector.updated_at,
             tools: connector.tools.iter().map(DiscoveredToolView::from).collect(),
+            resources: connector.resources.iter().map(DiscoveredResourceView::from).collect(),
+            prompts: connector.prompts.iter().map(PromptView::from).collect(),
         }
     }
 }
@@ -94,6 +104,107 @@ impl From<&DiscoveredTool> for DiscoveredToolView {
             input_schema: tool.input_schema.clone(),
             annotations: tool.annotations.clone(),
             read_only: tool.read_only,
+        }
+    }
+}
+
+/// A resource a connector's server lists, or a template of the URIs it reads (`template`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DiscoveredResourceView {
+    /// The resource's URI, or an RFC 6570 URI template (`template`); attach it to a conversation with
+    /// `POST /api/v1/sessions/{id}/resources`.
+    pub uri: String,
+    pub template: bool,
+    pub name: String,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub mime_type: Option<String>,
+    pub size_bytes: Option<i64>,
+}
+
+impl From<&DiscoveredResource> for DiscoveredResourceView {
+    fn from(resource: &DiscoveredResource) -> Self {
+        Self {
+            uri: resource.uri.clone(),
+            template: resource.template,
+            name: resource.name.clone(),
+            title: resource.title.clone(),
+            description: resource.description.clone(),
+            mime_type: resource.mime_type.clone(),
+            size_bytes: resource.size_bytes,
+        }
+    }
+}
+
+/// A prompt a connector's server offers: a message template a person fills in.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PromptView {
+    pub name: String,
+    /// `connector.prompt`, the name `POST /api/v1/mcp-prompts/{name}/fill` takes.
+    pub qualified_name: String,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub arguments: Vec<PromptArgumentView>,
+}
+
+impl From<&DiscoveredPrompt> for PromptView {
+    fn from(prompt: &DiscoveredPrompt) -> Self {
+        Self {
+            name: prompt.name.clone(),
+            qualified_name: prompt.qualified_name.clone(),
+            title: prompt.title.clone(),
+            description: prompt.description.clone(),
+            arguments: prompt.arguments.iter().map(PromptArgumentView::from).collect(),
+        }
+    }
+}
+
+/// An argument of a prompt: always a string.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PromptArgumentView {
+    pub name: String,
+    pub description: Option<String>,
+    pub required: bool,
+}
+
+impl From<&PromptArgumentInfo> for PromptArgumentView {
+    fn from(argument: &PromptArgumentInfo) -> Self {
+        Self { name: argument.name.clone(), description: argument.description.clone(), required: argument.required }
+    }
+}
+
+/// The prompts of the tenant's active connectors.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PromptList {
+    pub prompts: Vec<PromptView>,
+}
+
+impl PromptList {
+    pub fn new(prompts: &[DiscoveredPrompt]) -> Self {
+        Self { prompts: prompts.iter().map(PromptView::from).collect() }
+    }
+}
+
+/// A filled-in prompt: the messages to put in the composer, in order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FilledPrompt {
+    pub messages: Vec<PromptMessageView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PromptMessageView {
+    /// `user` or `assistant`.
+    pub role: &'static str,
+    pub text: String,
+}
+
+impl FilledPrompt {
+    pub fn new(messages: Vec<PromptMessage>) -> Self {
+        Self {
+            messages: messages
+                .into_iter()
+                .map(|message| PromptMessageView { role: message.role, text: message.text })
+                .collect(),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! added to a table reaches clients only once a view names it.
 
 pub mod api_keys;
+pub mod attachments;
 pub mod audit;
 pub mod changeset_checks;
 pub mod changesets;

@@ -42,6 +42,12 @@ pub struct ToolCallView {
     pub policy_profile_id: Option<PolicyProfileId>,
     pub policy_version: Option<i32>,
     pub policy_source: Option<PolicySource>,
+    /// What the tool's server asked the person (MCP elicitation): `{key, message, requested_schema}`.
+    #[schema(value_type = Option<Object>)]
+    pub input_request: Option<serde_json::Value>,
+    /// The answer given: `{action, content?}`.
+    #[schema(value_type = Option<Object>)]
+    pub input_response: Option<serde_json::Value>,
 }
 
 impl From<&ToolCallRecord> for ToolCallView {
@@ -66,6 +72,13 @@ impl From<&ToolCallRecord> for ToolCallView {
             policy_profile_id: call.policy_profile_id,
             policy_version: call.policy_version,
             policy_source: call.policy_source,
+            // The server's opaque `request_state` stays inside: it is the server's, not the client's.
+            input_request: call.input_request.as_ref().map(|asked| {
+                serde_json::json!({
+                    "key": asked["key"], "message": asked["message"], "requested_schema": asked["requested_schema"],
+                })
+            }),
+            input_response: call.input_response.as_ref().map(|given| given["result"].clone()),
         }
     }
 }

@@ -64,7 +64,7 @@ pub const PROVIDERS: &str = "SELECT provider, jsonb_build_object('type', 'provid
      FROM provider_credentials WHERE ($1::text IS NULL OR provider > $1) ORDER BY provider LIMIT $2";
 
 /// A conversation with its messages in order (each with its parent: they form a tree), each with its
-/// citations and tool calls.
+/// citations and tool calls, and the MCP resources attached to it as they were read.
 pub const CONVERSATIONS: &str = "SELECT s.id::text, jsonb_build_object('type', 'conversation', 'id', s.id, \
      'session_type', s.session_type, 'workspace_id', s.workspace_id, 'title', s.title, 'archived', s.archived, \
      'api_key_id', s.api_key_id, 'user_id', s.user_id, 'created_at', s.created_at, 'updated_at', s.updated_at, \
@@ -76,7 +76,13 @@ pub const CONVERSATIONS: &str = "SELECT s.id::text, jsonb_build_object('type', '
          'output_tokens', m.output_tokens, 'total_tokens', m.total_tokens, 'model', m.model_used, \
          'provider', m.provider_used, 'is_byok', m.is_byok, 'metadata', m.metadata, \
          'created_at', m.created_at) ORDER BY m.created_at, m.id) \
-       FROM chat_messages m WHERE m.session_id = s.id), '[]'::jsonb)) \
+       FROM chat_messages m WHERE m.session_id = s.id), '[]'::jsonb), \
+     'resources', coalesce((SELECT jsonb_agg(jsonb_build_object('id', r.id, 'connector_id', r.connector_id, \
+         'uri', r.uri, 'name', r.name, 'mime_type', r.mime_type, 'content', r.content, \
+         'removed_fields', r.removed_fields, 'truncated_arrays', r.truncated_arrays, \
+         'policy_profile_id', r.policy_profile_id, 'policy_version', r.policy_version, \
+         'policy_source', r.policy_source, 'attached_at', r.attached_at) ORDER BY r.attached_at, r.id) \
+       FROM session_resources r WHERE r.session_id = s.id), '[]'::jsonb)) \
      FROM chat_sessions s WHERE ($1::uuid IS NULL OR s.id > $1::uuid) ORDER BY s.id LIMIT $2";
 
 /// A document with its text, as the chunks it was cut into, in order.
