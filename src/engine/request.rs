@@ -8,6 +8,7 @@ use super::plan::{TurnFailure, TurnPlan};
 use super::{GivenConversation, Inner, TurnMode};
 use crate::conversations::{self, Role};
 use crate::db;
+use crate::ids::RunId;
 use crate::prompts::{PromptTool, SystemPromptContext};
 use crate::providers::Passage;
 use crate::providers::options::GenerationOptions;
@@ -71,6 +72,12 @@ pub(super) async fn build(inner: &Inner, plan: &TurnPlan, offered: &[ToolSpec]) 
         usage::EmbeddingPayer { run_id: Some(plan.run_id), api_key_id: plan.api_key_id, end_user: plan.end_user };
     if let Some(vector) = &vector {
         usage::record_embedding(&mut transaction, plan.tenant_id, payer, &vector.model, vector.spend).await?;
+        // Spent against the run's budgets with the record, as a charge of its own: settling it under the
+        // run's id would release what the run reserved for its model calls.
+        if vector.spend.cost_usd.is_some_and(|cost| !cost.is_zero()) {
+            let by = super::tools::audit_by(plan);
+            plan.budgets.settle(&mut transaction, &by, RunId::new(), vector.spend.cost_usd).await?;
+        }
     }
     transaction.commit().await?;
     let hits = if rerank {

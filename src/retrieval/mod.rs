@@ -1,8 +1,9 @@
 //! Retrieval: documents, their chunks, and search over them. The shared documentation corpus belongs to
 //! the system tenant and is readable by every tenant; each tenant's own documents only by it.
 //!
-//! Search is hybrid: BM25 over PostgreSQL full text and cosine similarity over pgvector, fused by
-//! reciprocal rank (`fusion`); the `Retriever` holds the embedders and runs it.
+//! Search is hybrid: BM25 over PostgreSQL full text and cosine similarity over pgvector, fused by their
+//! standardised scores, each ranking weighed by how sure it is (`fusion`); the `Retriever` holds the
+//! embedders and runs it.
 
 pub mod backfill;
 pub mod chunking;

@@ -161,7 +161,7 @@ impl Retriever {
             _ => Vec::new(),
         };
         let mut ranking = match mode {
-            SearchMode::Hybrid => fusion::reciprocal_rank(&full_text.ranked, &nearest),
+            SearchMode::Hybrid => fusion::hybrid(&full_text.ranked, &nearest),
             SearchMode::FullText => fusion::single(&full_text.ranked, true),
             SearchMode::Vector => fusion::single(&nearest, false),
         };

@@ -125,6 +125,32 @@ async fn fifty_concurrent_turns_never_spend_past_the_budget() {
     assert_eq!(audited.iter().filter(|percent| *percent == "50").count(), 1, "{audited:?}");
 }
 
+#[tokio::test]
+async fn a_turns_question_embedded_by_a_priced_model_is_spent_against_the_budget_with_its_model_calls() {
+    let first = TestApp::spawn().await;
+    // A service whose questions are embedded by the mock's OpenAI model, priced by the catalog.
+    let retriever = first.retriever_for("openai/text-embedding-3-small", Some(256)).await;
+    retriever.promote_document_model();
+    let app = first.with_retriever(retriever).await;
+    let tenant = metered_tenant(&app, "acme", json!({ "monthly_budget_usd": 2 })).await;
+    let session = app.create_session(&tenant.admin_key).await;
+    let events = app.stream_turn(&tenant.admin_key, &session, "How do I rotate the master key?").await;
+    assert_eq!(events.last().unwrap().event, "run.completed", "{events:#?}");
+
+    let (embedding, all): (Decimal, Decimal) = sqlx::query_as(
+        "SELECT coalesce(sum(cost_usd) FILTER (WHERE operation = 'embedding'), 0), coalesce(sum(cost_usd), 0) \
+         FROM usage_records WHERE tenant_id = $1",
+    )
+    .bind(tenant.id)
+    .fetch_one(&app.owner_db)
+    .await
+    .unwrap();
+    assert!(embedding > Decimal::ZERO, "the question's embedding is priced");
+    let status = tenant_budget(&app, &tenant).await;
+    assert_eq!(usd(&status["spent_usd"]), all, "the budget counts the embedding too: {status}");
+    assert_eq!(usd(&status["reserved_usd"]), Decimal::ZERO, "{status}");
+}
+
 async fn reserved(app: &TestApp, tenant: &TestTenant) -> Decimal {
     usd(&tenant_budget(app, tenant).await["reserved_usd"])
 }
