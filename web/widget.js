@@ -29,12 +29,18 @@
   const RECONNECT_DELAYS_MS = [500, 1000, 2000, 4000, 8000];
   const SAFE_PROTOCOLS = new Set(['http:', 'https:', 'mailto:']);
   const TOOL_STATUS = { // event → the status a tool call shows (data-status)
-    'tool_call.requested': 'running', 'tool_call.awaiting_approval': 'awaiting-approval', 'tool_call.completed': 'done',
-    'tool_call.denied': 'denied', 'tool_call.failed': 'failed',
+    'tool_call.requested': 'running', 'tool_call.awaiting_approval': 'awaiting-approval',
+    'tool_call.awaiting_input': 'awaiting-input', 'tool_call.completed': 'done', 'tool_call.denied': 'denied',
+    'tool_call.failed': 'failed',
   };
   const STATUS_LABELS = {
-    running: 'Running…', 'awaiting-approval': 'Needs your approval', done: 'Done', denied: 'Denied', failed: 'Failed',
+    running: 'Running…', 'awaiting-approval': 'Needs your approval', 'awaiting-input': 'Needs your answer', done: 'Done',
+    denied: 'Denied', failed: 'Failed',
   };
+  /** The statuses in which a call waits for a person, its buttons (or form) live. */
+  const WAITING = new Set(['awaiting-approval', 'awaiting-input']);
+  /** String formats of a question's field that have an input type of their own. */
+  const STRING_INPUT_TYPES = { email: 'email', uri: 'url', date: 'date' };
 
   // ---------------------------------------------------------------- small DOM helpers
 
@@ -308,6 +314,66 @@
     return i;
   }
 
+  // ---------------------------------------------------------------- a tool's question, as a form
+
+  let questionForms = 0; // numbers each question's form: our ids, never the server's names
+
+  /** A field's choices, [{value, label}], when it is an enum (labels from enumNames or oneOf titles); else null. */
+  function choicesOf(property) {
+    if (Array.isArray(property.enum)) {
+      const names = Array.isArray(property.enumNames) ? property.enumNames : [];
+      return property.enum.map((value, index) => ({ value, label: String(names[index] ?? value) }));
+    }
+    if (Array.isArray(property.oneOf) && property.oneOf.length && property.oneOf.every((option) => option && 'const' in option)) {
+      return property.oneOf.map((option) => ({ value: option.const, label: String(option.title ?? option.const) }));
+    }
+    return null;
+  }
+
+  /**
+   * One field of a question's form, from its schema (MCP allows strings, numbers, integers and booleans,
+   * with enums and bounds): {name, label, control, node, read}, where read() gives {value}, or null when
+   * the field is empty. A field of another type gives {name, unsupported: true}.
+   */
+  function questionField(id, name, property, required) {
+    const type = property.type || 'string'; // as the server reads a field without a type
+    const label = typeof property.title === 'string' && property.title ? property.title : name;
+    const hint = typeof property.description === 'string' && property.description
+      ? el('div', { id: `${id}-hint`, class: 'prompt-hint' }, property.description) : null;
+    const common = { id, 'data-testid': 'input-field', 'data-name': name, 'aria-describedby': hint ? hint.id : null };
+    const choices = choicesOf(property);
+    let control;
+    let read;
+    if (choices) {
+      control = el('select', { ...common, class: 'prompt-input', required },
+        el('option', { value: '' }, required ? 'Choose…' : '—'),
+        ...choices.map((choice, index) => el('option', { value: String(index), selected: choice.value === property.default },
+          choice.label)));
+      // By position: an enum of numbers answers numbers.
+      read = () => (control.selectedIndex > 0 ? { value: choices[control.selectedIndex - 1].value } : null);
+    } else if (type === 'boolean') {
+      // A checkbox always has an answer, so it is never marked required (that would mean "must be ticked").
+      control = el('input', { ...common, type: 'checkbox', checked: property.default === true });
+      read = () => ({ value: control.checked });
+      return { name, label, control, read,
+        node: el('div', { class: 'input-check' }, control, el('label', { for: id }, label), hint) };
+    } else if (type === 'number' || type === 'integer') {
+      control = el('input', { ...common, type: 'number', class: 'prompt-input', required, min: property.minimum,
+        max: property.maximum, step: type === 'integer' ? 1 : 'any', inputmode: type === 'integer' ? 'numeric' : 'decimal',
+        value: typeof property.default === 'number' ? property.default : null });
+      read = () => (control.value === '' ? null : { value: Number(control.value) });
+    } else if (type === 'string') {
+      control = el('input', { ...common, type: STRING_INPUT_TYPES[property.format] || 'text', class: 'prompt-input', required,
+        minlength: property.minLength, maxlength: property.maxLength, autocomplete: 'off',
+        value: typeof property.default === 'string' ? property.default : null });
+      read = () => (control.value === '' ? null : { value: control.value });
+    } else {
+      return { name, unsupported: true };
+    }
+    const labelNode = el('label', { for: id }, label, required ? el('span', { class: 'required', 'aria-hidden': 'true' }, ' *') : null);
+    return { name, label, control, read, node: el('div', { class: 'prompt-field' }, labelNode, control, hint) };
+  }
+
   // ---------------------------------------------------------------- one assistant answer
 
   /** An assistant message: tool calls, the answer (re-rendered at most once per frame), its sources. */
@@ -449,9 +515,9 @@
       call.status.textContent = STATUS_LABELS[status] || status;
       if (detail) Object.assign(call.detail, { hidden: false, textContent: detail });
       else if (status === 'done') call.detail.hidden = true; // the approval's reason is past
-      if (call.actions && status !== 'awaiting-approval') {
-        // Decided: the buttons stay, disabled, until the call's outcome; then they go.
-        if (status === 'running') call.actions.querySelectorAll('button').forEach((b) => { b.disabled = true; });
+      if (call.actions && !WAITING.has(status)) {
+        // Decided or answered: the buttons (or the form) stay, disabled, until the call's outcome; then they go.
+        if (status === 'running') call.actions.querySelectorAll('button, fieldset').forEach((b) => { b.disabled = true; });
         else { call.actions.remove(); call.actions = null; }
       }
       return call;
@@ -474,6 +540,65 @@
           if (!(await decide(approve))) call.actions?.querySelectorAll('button').forEach((b) => { b.disabled = false; });
         } }, label);
       call.actions = el('div', { class: 'tool-actions' }, button('Approve', true, 'approve'), button('Deny', false, 'deny'));
+      call.item.append(call.actions);
+    }
+
+    /**
+     * The question a call's server asks (`asked`: message and requested_schema) as a form: Submit (accept),
+     * Decline, Cancel. answer(action, content) resolves to null once the server has the answer, else to
+     * what to say by the form (the server's reason when the answer does not fit); the form stays for another try.
+     */
+    askInput(id, asked, answer) {
+      const call = this.toolCall(id);
+      if (call.actions) return;
+      const schema = asked.requested_schema && typeof asked.requested_schema === 'object' ? asked.requested_schema : {};
+      const properties = schema.properties && typeof schema.properties === 'object' ? schema.properties : {};
+      const required = new Set(Array.isArray(schema.required) ? schema.required : []);
+      questionForms += 1;
+      const formId = `sb-question-${questionForms}`;
+      const built = Object.entries(properties).map(([name, property], index) =>
+        questionField(`${formId}-${index}`, name, property && typeof property === 'object' ? property : {}, required.has(name)));
+      // An optional field the widget cannot show is left out; a required one leaves only Decline and Cancel.
+      const fields = built.filter((field) => !field.unsupported);
+      const answerable = !built.some((field) => field.unsupported && required.has(field.name));
+      const note = el('div', { class: 'input-note', role: 'alert', 'data-testid': 'input-error' });
+      const send = async (action, content) => {
+        note.textContent = '';
+        fieldset.disabled = true;
+        const refused = await answer(action, content);
+        if (refused == null) return; // answered: disabled until the call's outcome
+        fieldset.disabled = false;
+        note.textContent = refused;
+      };
+      const submit = (event) => {
+        event.preventDefault();
+        if (!answerable) return; // Enter in a field submits even without a Submit button
+        fields.forEach(({ control }) => control.removeAttribute('aria-invalid'));
+        // The browser's own checks (required, bounds, lengths, whole numbers), said by the form.
+        const invalid = fields.find(({ control }) => !control.checkValidity());
+        if (invalid) {
+          invalid.control.setAttribute('aria-invalid', 'true');
+          note.textContent = `${invalid.label}: ${invalid.control.validationMessage}`;
+          invalid.control.focus();
+          return;
+        }
+        // An empty optional field is not sent.
+        const content = Object.fromEntries(fields.map(({ name, read }) => [name, read()]).filter(([, given]) => given)
+          .map(([name, given]) => [name, given.value]));
+        send('accept', content);
+      };
+      const button = (label, action, props) => el('button', { class: action === 'accept' ? 'primary' : 'secondary',
+        'data-testid': `input-${action === 'accept' ? 'submit' : action}`, ...props }, label);
+      const fieldset = el('fieldset', {},
+        el('legend', { class: 'input-question', 'data-testid': 'input-question' }, String(asked.message ?? '')),
+        ...fields.map(({ node }) => node),
+        answerable ? null : el('p', { class: 'prompt-hint' }, 'This question asks for something the chat cannot show: decline or cancel it.'),
+        note,
+        el('div', { class: 'tool-actions' },
+          answerable ? button('Submit', 'accept', { type: 'submit' }) : null,
+          button('Decline', 'decline', { type: 'button', onclick: () => send('decline') }),
+          button('Cancel', 'cancel', { type: 'button', onclick: () => send('cancel') })));
+      call.actions = el('form', { class: 'input-form', 'data-testid': 'input-form', novalidate: true, onsubmit: submit }, fieldset);
       call.item.append(call.actions);
     }
   }
@@ -779,7 +904,7 @@
     /** Whether a new turn may start now; says why not in the status line. */
     idleForBranching() {
       if (!this.turn) return true;
-      this.status.textContent = this.turn.paused ? 'Approve or deny the tool call first.' : 'Wait for the answer, or stop it.';
+      this.status.textContent = this.busyNote(this.turn);
       return false;
     }
 
@@ -1032,7 +1157,7 @@
     newTurn(sessionId) {
       const view = new AnswerView(this);
       const turn = { sessionId, runId: null, lastSeq: 0, view, ended: false, paused: false,
-        waitingFor: [], decided: new Set(), abort: new AbortController() };
+        waitingFor: [], decided: new Set(), asked: new Set(), abort: new AbortController() };
       this.turn = turn;
       this.log.querySelector('.empty')?.remove();
       this.log.append(view.root);
@@ -1044,7 +1169,7 @@
       const content = this.input.value.trim();
       if (!content) return;
       if (this.turn) { // one answer at a time; the typed text stays in the box
-        this.status.textContent = this.turn.paused ? 'Approve or deny the tool call first.' : 'Wait for the answer, or stop it.';
+        this.status.textContent = this.busyNote(this.turn);
         return;
       }
       // The empty state, and errors about a message that is being sent again, are past.
@@ -1175,10 +1300,16 @@
         this.setState('streaming', view.text ? '' : 'Thinking…');
       }
       if (TOOL_STATUS[name]) { // what the call shows: its status, and the reason, note or error given
-        view.setToolStatus(data.tool_call_id, data.name, TOOL_STATUS[name], data.reason || data.note || data.message || data.code);
+        // A question is shown in its form, not as the call's detail.
+        const detail = name === 'tool_call.awaiting_input' ? null : data.reason || data.note || data.message || data.code;
+        view.setToolStatus(data.tool_call_id, data.name, TOOL_STATUS[name], detail);
         if (name === 'tool_call.requested') view.showArguments(data.tool_call_id, data.arguments);
         if (name === 'tool_call.awaiting_approval') {
           view.askApproval(data.tool_call_id, (approve) => this.decide(turn, data.tool_call_id, approve));
+        }
+        if (name === 'tool_call.awaiting_input') {
+          turn.asked.add(data.tool_call_id);
+          view.askInput(data.tool_call_id, data, (action, content) => this.giveInput(turn, data.tool_call_id, action, content));
         }
         return;
       }
@@ -1201,7 +1332,7 @@
           // This stream is over: whoever resumes the run follows it from here, not the loop that read it.
           turn.awaitedApproval = true;
           turn.waitingFor = data.tool_call_ids || [];
-          this.setState('awaiting-approval', 'Waiting for your decision on a tool call.');
+          this.setState('awaiting-approval', this.pausedNote(turn));
           this.resumeIfDecided(turn);
           break;
         case 'run.completed':
@@ -1236,7 +1367,7 @@
           if (error instanceof ApiError && error.code === 'run_not_waiting' && attempt < 5) { await sleep(400); continue; }
           if (!(error instanceof ApiError && error.status === 409)) {
             this.showError(`Your decision was not saved: ${this.describe(error)}`);
-            this.setState('awaiting-approval', 'Waiting for your decision on a tool call.');
+            this.setState('awaiting-approval', this.pausedNote(turn));
             return false;
           }
           break; // already decided, or the run ended: its events tell the rest
@@ -1246,6 +1377,46 @@
       turn.view.setToolStatus(toolCallId, null, approve ? 'running' : 'denied');
       this.resumeIfDecided(turn);
       return true;
+    }
+
+    /**
+     * Sends the answer to a call's question; resolves to null once the server has one (ours, or an earlier
+     * one: 409), else to what to say by the form: the server's reason when the answer does not fit (422).
+     */
+    async giveInput(turn, toolCallId, action, content) {
+      const path = `/api/v1/tool-calls/${encodeURIComponent(toolCallId)}/input`;
+      for (let attempt = 0; ; attempt += 1) {
+        try {
+          await this.api.json('POST', path, action === 'accept' ? { action, content } : { action });
+          break;
+        } catch (error) {
+          // The pause is recorded a moment after the question is announced: ask again shortly.
+          if (error instanceof ApiError && error.code === 'run_not_waiting' && attempt < 5) { await sleep(400); continue; }
+          if (error instanceof ApiError && error.status === 422) return error.message;
+          if (!(error instanceof ApiError && error.status === 409)) {
+            this.showError(`Your answer was not saved: ${this.describe(error)}`);
+            this.setState('awaiting-approval', this.pausedNote(turn));
+            return '';
+          }
+          break; // already answered, or the run ended: its events tell the rest
+        }
+      }
+      turn.decided.add(toolCallId);
+      turn.view.setToolStatus(toolCallId, null, 'running');
+      this.resumeIfDecided(turn);
+      return null;
+    }
+
+    /** What a paused run waits for, in the status line. */
+    pausedNote(turn) {
+      return turn.waitingFor.some((id) => turn.asked.has(id)) ? 'A tool call is waiting for your answer.'
+        : 'Waiting for your decision on a tool call.';
+    }
+
+    /** Why a new question cannot be sent while `turn` goes on. */
+    busyNote(turn) {
+      if (!turn.paused) return 'Wait for the answer, or stop it.';
+      return turn.waitingFor.some((id) => turn.asked.has(id)) ? 'Answer the tool call first.' : 'Approve or deny the tool call first.';
     }
 
     /** Once the run has paused and every call it waits for is decided, follow the rest of its events. */
@@ -1282,7 +1453,7 @@
   --line: #2c303a; --soft: #23262e; --code: #2b2f39; --error-bg: #3a1518; --error-line: #6b2228; --error-text: #fecaca; } }
 *, *::before, *::after { box-sizing: border-box; }
 [hidden] { display: none !important; }
-button, textarea, input { font: inherit; color: inherit; }
+button, textarea, input, select { font: inherit; color: inherit; }
 button { cursor: pointer; } button:disabled { cursor: default; opacity: .55; }
 :focus-visible { outline: 2px solid var(--accent); outline-offset: 2px; }
 .visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
@@ -1355,7 +1526,7 @@ header { display: flex; align-items: center; gap: 6px; padding: 10px 10px 10px 8
 @keyframes flash { from { background: color-mix(in srgb, var(--accent) 25%, transparent); } }
 .tools { list-style: none; margin: 0 0 6px; padding: 0; display: grid; gap: 6px; max-width: 88%; }
 .tool { border: 1px solid var(--line); border-radius: 10px; padding: 7px 10px; font-size: 13px; }
-.tool[data-status="awaiting-approval"] { border-color: var(--accent); }
+.tool[data-status="awaiting-approval"], .tool[data-status="awaiting-input"] { border-color: var(--accent); }
 .tool-head { display: flex; justify-content: space-between; gap: 8px; align-items: center; }
 .tool-name { overflow-wrap: anywhere; } .tool-status { font-size: 12px; color: var(--muted); white-space: nowrap; }
 .tool-status::before { content: "●"; margin-right: 4px; color: #d97706; }
@@ -1379,6 +1550,11 @@ header { display: flex; align-items: center; gap: 6px; padding: 10px 10px 10px 8
   background: var(--bg); line-height: 1.4; }
 .editor-actions { display: flex; justify-content: flex-end; gap: 8px; }
 .tool-actions { display: flex; gap: 8px; margin-top: 8px; }
+.input-form { margin-top: 6px; } .input-form fieldset { border: 0; margin: 0; padding: 0; min-width: 0; display: grid; gap: 8px; }
+.input-question { padding: 0; margin-bottom: 8px; font-weight: 500; overflow-wrap: anywhere; white-space: pre-wrap; }
+.input-check { display: flex; flex-wrap: wrap; align-items: center; gap: 6px; } .input-check .prompt-hint { flex-basis: 100%; }
+.input-note { font-size: 12.5px; color: var(--error-text); overflow-wrap: anywhere; } .input-note:empty { display: none; }
+.input-form .tool-actions { margin-top: 0; }
 .primary, .secondary { border-radius: 8px; padding: 5px 14px; font-size: 13px; font-weight: 500; border: 1px solid var(--accent); }
 .primary { background: var(--accent); color: var(--accent-text); } .secondary { background: none; color: var(--accent); }
 .msg.error { flex-direction: row; align-items: center; gap: 10px; justify-content: space-between; background: var(--error-bg);

@@ -435,6 +435,22 @@ pub fn streamed_text(events: &[SseEvent]) -> String {
 }
 
 impl TestApp {
+    /// The tool results the model was sent in its last chat request (OpenAI `tool` messages), each
+    /// parsed when it is JSON.
+    pub fn tool_results_sent(&self) -> Vec<Value> {
+        let requests = self.mock.requests();
+        let last = requests.iter().rev().find(|request| request.path.ends_with("/chat/completions")).unwrap();
+        last.body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|message| message["role"] == "tool")
+            .map(|message| {
+                serde_json::from_str(message["content"].as_str().unwrap()).unwrap_or(message["content"].clone())
+            })
+            .collect()
+    }
+
     /// Creates a workspace through the API; returns its id.
     pub async fn create_workspace(&self, key: &str, name: &str) -> String {
         let response = self.post("/api/v1/workspaces", key, &json!({ "name": name })).send().await.unwrap();

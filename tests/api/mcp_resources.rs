@@ -9,24 +9,13 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, TestTenant, assert_error};
 use crate::python_mcp::PythonMcpServer;
+use crate::tools::tenant_with_connector;
 
 /// A tenant answering with the mock's OpenAI model, a connector `records` to `url`, and an active policy
 /// profile with these settings.
 async fn tenant_with_records(app: &TestApp, slug: &str, url: &str, profile: Value) -> (TestTenant, Value) {
-    let tenant = app.create_tenant(slug).await;
-    app.configure(&tenant, json!({ "default_provider": "openai", "default_model": "gpt-4o-mini" })).await;
-    let body = json!({ "name": "records", "transport": "streamable_http", "url": url });
-    let response = app.post("/api/v1/mcp-connectors", &tenant.admin_key, &body).send().await.unwrap();
-    assert_eq!(response.status(), 201);
-    let connector: Value = response.json().await.unwrap();
-    assert_eq!(connector["status"], "active", "{connector}");
-    let mut body = profile;
-    body["name"] = json!("default");
-    let response = app.post("/api/v1/policy-profiles", &tenant.admin_key, &body).send().await.unwrap();
-    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
-    let profile: Value = response.json().await.unwrap();
-    app.configure(&tenant, json!({ "active_policy_profile_id": profile["id"] })).await;
-    (tenant, connector)
+    let connector = json!({ "name": "records", "transport": "streamable_http", "url": url });
+    tenant_with_connector(app, slug, ("openai", "gpt-4o-mini"), connector, profile).await
 }
 
 async fn attach(app: &TestApp, key: &str, session: &str, connector: &Value, uri: &str) -> reqwest::Response {

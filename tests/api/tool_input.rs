@@ -9,36 +9,16 @@ use serde_json::{Value, json};
 
 use crate::helpers::{SseEvent, TestApp, TestTenant, assert_error, read_sse};
 use crate::python_mcp::{PythonMcpServer, Sdk};
+use crate::tools::tenant_with_connector;
 
 async fn tenant_with_booking(app: &TestApp, url: &str) -> TestTenant {
-    let tenant = app.create_tenant("acme").await;
-    app.configure(&tenant, json!({ "default_provider": "openai", "default_model": "gpt-4o-mini" })).await;
-    let body = json!({ "name": "booking", "transport": "streamable_http", "url": url });
-    let response = app.post("/api/v1/mcp-connectors", &tenant.admin_key, &body).send().await.unwrap();
-    let connector: Value = response.json().await.unwrap();
-    assert_eq!(connector["status"], "active", "{connector}");
-    let profile = json!({ "name": "default", "tool_allowlist": ["booking.*"] });
-    let profile: Value =
-        app.post("/api/v1/policy-profiles", &tenant.admin_key, &profile).send().await.unwrap().json().await.unwrap();
-    app.configure(&tenant, json!({ "active_policy_profile_id": profile["id"] })).await;
-    tenant
+    let connector = json!({ "name": "booking", "transport": "streamable_http", "url": url });
+    let profile = json!({ "tool_allowlist": ["booking.*"] });
+    tenant_with_connector(app, "acme", ("openai", "gpt-4o-mini"), connector, profile).await.0
 }
 
 fn named<'a>(events: &'a [SseEvent], name: &str) -> Vec<&'a SseEvent> {
     events.iter().filter(|event| event.event == name).collect()
-}
-
-/// The tool results the model was sent in its last request (OpenAI `tool` messages).
-fn tool_results_sent(app: &TestApp) -> Vec<Value> {
-    let requests = app.mock.requests();
-    let last = requests.iter().rev().find(|request| request.path.ends_with("/chat/completions")).unwrap();
-    last.body["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|message| message["role"] == "tool")
-        .map(|message| serde_json::from_str(message["content"].as_str().unwrap()).unwrap())
-        .collect()
 }
 
 /// A turn whose model books a room for Ada: it pauses for the server's question. Returns the pause's
@@ -108,7 +88,7 @@ async fn a_question_from_the_tool_pauses_the_run_and_the_answer_given_after_a_re
     assert_eq!(rest.last().unwrap().event, "run.completed", "{rest:#?}");
     assert_eq!(named(&rest, "tool_call.completed").len(), 1, "{rest:#?}");
     assert_eq!(
-        tool_results_sent(app),
+        app.tool_results_sent(),
         [json!({ "booked": true, "guest": "Ada", "room": "double", "nights": 3 })],
         "the server got the answer"
     );
@@ -140,5 +120,5 @@ async fn a_declined_question_lets_the_tool_go_on_without_the_input_and_other_ten
     assert_eq!(response.status(), 200);
     let rest = rest_of(&app, key, &run_id, &events.last().unwrap().id).await;
     assert_eq!(rest.last().unwrap().event, "run.completed", "{rest:#?}");
-    assert_eq!(tool_results_sent(&app), [json!({ "booked": false, "guest": "Ada", "reason": "decline" })]);
+    assert_eq!(app.tool_results_sent(), [json!({ "booked": false, "guest": "Ada", "reason": "decline" })]);
 }

@@ -21,17 +21,23 @@ async fn tenant_with_tools_on(
     provider: &str,
     model: &str,
 ) -> TestTenant {
+    let connector = json!({ "name": "crm", "transport": "streamable_http", "url": server.url });
+    tenant_with_connector(app, slug, (provider, model), connector, profile).await.0
+}
+
+/// A tenant answering with the mock's `provider` and `model`, with one MCP connector (`connector`, the
+/// body that creates it: it must come up active) and an active policy profile with these settings.
+/// Returns the connector as created.
+pub(crate) async fn tenant_with_connector(
+    app: &TestApp,
+    slug: &str,
+    (provider, model): (&str, &str),
+    connector: Value,
+    profile: Value,
+) -> (TestTenant, Value) {
     let tenant = app.create_tenant(slug).await;
     app.configure(&tenant, json!({ "default_provider": provider, "default_model": model })).await;
-    let response = app
-        .post(
-            "/api/v1/mcp-connectors",
-            &tenant.admin_key,
-            &json!({ "name": "crm", "transport": "streamable_http", "url": server.url }),
-        )
-        .send()
-        .await
-        .unwrap();
+    let response = app.post("/api/v1/mcp-connectors", &tenant.admin_key, &connector).send().await.unwrap();
     assert_eq!(response.status(), 201);
     let connector: Value = response.json().await.unwrap();
     assert_eq!(connector["status"], "active", "{connector}");
@@ -41,7 +47,7 @@ async fn tenant_with_tools_on(
     assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
     let profile: Value = response.json().await.unwrap();
     app.configure(&tenant, json!({ "active_policy_profile_id": profile["id"] })).await;
-    tenant
+    (tenant, connector)
 }
 
 pub(crate) fn call(name: &str, arguments: Value) -> ToolCall {
@@ -50,19 +56,6 @@ pub(crate) fn call(name: &str, arguments: Value) -> ToolCall {
 
 fn events_named<'a>(events: &'a [SseEvent], name: &str) -> Vec<&'a SseEvent> {
     events.iter().filter(|event| event.event == name).collect()
-}
-
-/// The tool results the model was sent in its last request (OpenAI `tool` messages).
-fn tool_results_sent(app: &TestApp) -> Vec<Value> {
-    let requests = app.mock.requests();
-    let last = requests.iter().rev().find(|request| request.path.ends_with("/chat/completions")).unwrap();
-    last.body["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|message| message["role"] == "tool")
-        .map(|message| serde_json::from_str(message["content"].as_str().unwrap()).unwrap_or(message["content"].clone()))
-        .collect()
 }
 
 #[tokio::test]
@@ -120,7 +113,7 @@ async fn an_allowed_call_runs_and_its_shaped_result_reaches_the_model() {
     assert_eq!(server.calls(), 1);
 
     // What the model saw: two rows, no ssn at any depth, and the note.
-    let results = tool_results_sent(&app);
+    let results = app.tool_results_sent();
     assert_eq!(results.len(), 1);
     let sent = results[0].to_string();
     assert!(!sent.contains("SSN"), "{sent}");
@@ -248,7 +241,7 @@ async fn calls_outside_the_allow_list_or_read_only_mode_are_denied_and_never_rea
     assert_eq!(server.calls(), 0);
     assert!(denied[0].data["reason"].as_str().unwrap().contains("read-only"), "{:?}", denied[0].data);
     assert!(denied[1].data["reason"].as_str().unwrap().contains("allow-list"), "{:?}", denied[1].data);
-    let results = tool_results_sent(&app);
+    let results = app.tool_results_sent();
     assert!(results.iter().all(|result| result["error"].as_str().unwrap().contains("denied")), "{results:?}");
 
     let request = app.mock.requests().into_iter().find(|r| r.path.ends_with("/chat/completions")).unwrap();
@@ -283,7 +276,7 @@ async fn parallel_calls_all_run_and_a_hung_tool_times_out_without_failing_the_tu
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].data["code"], "tool_timeout");
     assert_eq!(failed[0].data["name"], "crm.hang");
-    let results = tool_results_sent(&app);
+    let results = app.tool_results_sent();
     assert_eq!(results.len(), 3);
     assert_eq!(results[0]["customers"][0]["name"], "A 1");
     assert_eq!(results[1]["customers"][0]["name"], "B 1");
@@ -373,7 +366,7 @@ async fn a_denied_approval_is_told_to_the_model_which_answers() {
     assert_eq!(all.last().unwrap().event, "run.completed", "{all:#?}");
     assert_eq!(events_named(&all, "tool_call.denied").len(), 1);
     assert_eq!(server.calls(), 0);
-    let results = tool_results_sent(&app);
+    let results = app.tool_results_sent();
     assert!(results[0]["error"].as_str().unwrap().contains("denied"), "{results:?}");
     let messages = app.messages(&tenant.admin_key, &session).await;
     assert_eq!(messages[1]["content"], "I did not delete it.");
@@ -521,7 +514,7 @@ async fn the_public_everything_server_works_over_stdio_and_streamable_http() {
     let events = app.stream_turn(&tenant.admin_key, &session, "Echo twice").await;
     assert_eq!(events.last().unwrap().event, "run.completed", "{events:#?}");
     assert_eq!(events_named(&events, "tool_call.completed").len(), 2, "{events:#?}");
-    let results = tool_results_sent(&app);
+    let results = app.tool_results_sent();
     assert_eq!(results, [json!("Echo: over stdio"), json!("Echo: over http")]);
 }
 

@@ -1,6 +1,6 @@
 //! The chat widget in a real browser: Debian's headless Chromium, driven by Playwright (`playwright-core`,
 //! pinned in `tests/widget-e2e`), loads the demo page `GET /` of a running service whose model is the
-//! mock and whose tools (and prompts) are a real MCP server. Each scenario is a script in `tests/widget-e2e/scenarios.mjs`;
+//! mock and whose tools (their prompts and questions too) are a real MCP server. Each scenario is a script in `tests/widget-e2e/scenarios.mjs`;
 //! this side scripts the model and checks what was recorded.
 
 use std::path::{Path, PathBuf};
@@ -12,8 +12,8 @@ use tokio::sync::{Mutex, OnceCell};
 
 use crate::helpers::{TestApp, TestTenant};
 use crate::mcp_server::McpTestServer;
-use crate::python_mcp::PythonMcpServer;
-use crate::tools::{call, tenant_with_tools};
+use crate::python_mcp::{PythonMcpServer, Sdk};
+use crate::tools::{call, tenant_with_connector, tenant_with_tools};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 /// The document the answers cite.
@@ -87,17 +87,19 @@ async fn demo_tenant(app: &TestApp, server: &McpTestServer) -> TestTenant {
     tenant
 }
 
-/// The demo tenant, answering with the mock, with a `records` connector whose server offers the prompt
+/// The demo tenant with a `records` connector whose server offers the prompt
 /// `summarize_customer(customer_id, tone = "neutral")`.
 async fn demo_tenant_with_prompts(app: &TestApp, server: &PythonMcpServer) -> TestTenant {
-    let tenant = app.create_tenant("demo").await;
-    app.configure(&tenant, json!({ "default_provider": "openai", "default_model": "gpt-4o-mini" })).await;
-    let body = json!({ "name": "records", "transport": "streamable_http", "url": server.url });
-    let response = app.post("/api/v1/mcp-connectors", &tenant.admin_key, &body).send().await.unwrap();
-    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
-    let connector: Value = response.json().await.unwrap();
-    assert_eq!(connector["status"], "active", "{connector}");
-    tenant
+    let connector = json!({ "name": "records", "transport": "streamable_http", "url": server.url });
+    tenant_with_connector(app, "demo", ("openai", "gpt-4o-mini"), connector, json!({})).await.0
+}
+
+/// The demo tenant with a `booking` connector, allowed by its active policy profile, whose server asks which
+/// room and how many nights before it books (MCP elicitation).
+async fn demo_tenant_with_booking(app: &TestApp, server: &PythonMcpServer) -> TestTenant {
+    let connector = json!({ "name": "booking", "transport": "streamable_http", "url": server.url });
+    let profile = json!({ "tool_allowlist": ["booking.*"] });
+    tenant_with_connector(app, "demo", ("openai", "gpt-4o-mini"), connector, profile).await.0
 }
 
 fn slow_reply(text: &str, per_piece: Duration) -> Reply {
@@ -268,5 +270,26 @@ async fn a_prompt_picked_in_the_widget_is_filled_into_the_message_box_and_sent_b
         })
         .collect();
     assert_eq!(questions, vec![vec![filled.to_owned()]]);
+    assert_eq!(stored_answers(&app, &tenant).await, vec![answer.to_owned()]);
+}
+
+#[tokio::test]
+async fn a_question_from_a_tool_is_answered_in_a_form_in_the_widget_even_after_a_reload() {
+    let app = TestApp::spawn().await;
+    let server = PythonMcpServer::start_with(Sdk::V2, "booking_server.py").await;
+    let tenant = demo_tenant_with_booking(&app, &server).await;
+    let book = call("booking__book_room", json!({ "guest": "Ada" }));
+    app.mock.push(Reply { tool_calls: vec![book], ..Reply::default() });
+    let answer = "Ada has a double room for 3 nights.";
+    app.mock.push(slow_reply(answer, Duration::from_millis(5)));
+    let expectations = [
+        ("EXPECT_QUESTION", "Which room, and for how many nights, for Ada?"),
+        ("INPUT_ANSWER", r#"{"room": "double", "nights": "3"}"#),
+        ("EXPECT_ANSWER", answer),
+    ];
+    run_scenario(&app, "input", &expectations).await;
+
+    // The server got the typed answer (nights a number), and the model its result.
+    assert_eq!(app.tool_results_sent(), [json!({ "booked": true, "guest": "Ada", "room": "double", "nights": 3 })]);
     assert_eq!(stored_answers(&app, &tenant).await, vec![answer.to_owned()]);
 }

@@ -5,13 +5,11 @@ listens, and serves until it is killed. Its tools follow Switchboard's check con
 `{"files": [{"path", "content"}, ...]}`, they answer `{status, stdout, stderr, report}`.
 """
 
-import socket
-import sys
-
-import uvicorn
 from mcp.server.fastmcp import FastMCP
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel
+
+from listen import serve
 
 server = FastMCP("checks", host="127.0.0.1", log_level="WARNING")
 
@@ -46,18 +44,5 @@ def run_tests(files: list[File]) -> dict:
     return {"status": "passed", "stdout": f"{len(files)} files\n", "stderr": "", "report": None}
 
 
-def main() -> None:
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", 0))
-    # Listening before the port is told: a connection made at once waits in the backlog until the server
-    # accepts it, rather than being refused.
-    listener.listen(128)
-    port = listener.getsockname()[1]
-    config = uvicorn.Config(server.streamable_http_app(), log_level="warning")
-    print(f"PORT {port}", flush=True)
-    uvicorn.Server(config).run(sockets=[listener])
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    serve(server.streamable_http_app())

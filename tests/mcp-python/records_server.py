@@ -7,11 +7,10 @@ template of customer records, and a prompt with one required and one optional ar
 """
 
 import json
-import socket
-import sys
 
-import uvicorn
 from mcp.server.fastmcp import FastMCP
+
+from listen import serve
 
 server = FastMCP("records", host="127.0.0.1", log_level="WARNING")
 
@@ -53,18 +52,5 @@ def summarize_customer(customer_id: str, tone: str = "neutral") -> str:
     return f"Summarize customer {customer_id} in a {tone} tone."
 
 
-def main() -> None:
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", 0))
-    # Listening before the port is told: a connection made at once waits in the backlog until the server
-    # accepts it, rather than being refused.
-    listener.listen(128)
-    port = listener.getsockname()[1]
-    config = uvicorn.Config(server.streamable_http_app(), log_level="warning")
-    print(f"PORT {port}", flush=True)
-    uvicorn.Server(config).run(sockets=[listener])
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    serve(server.streamable_http_app())

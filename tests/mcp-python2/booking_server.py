@@ -7,15 +7,17 @@ listens, and serves until it is killed. Its tool `book_room` asks which room and
 the call again), then books it, or says it booked nothing when the person declined.
 """
 
-import socket
 import sys
+from pathlib import Path
 from typing import Annotated, Literal
 
-import uvicorn
 from mcp.server.elicitation import AcceptedElicitation, ElicitationResult
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.resolve import Elicit, Resolve
 from pydantic import BaseModel, Field
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "mcp-python"))
+from listen import serve  # noqa: E402
 
 server = MCPServer("booking")
 
@@ -36,18 +38,5 @@ def book_room(guest: str, stay: Annotated[ElicitationResult[Stay], Resolve(ask_s
     return {"booked": False, "guest": guest, "reason": stay.action}
 
 
-def main() -> None:
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", 0))
-    # Listening before the port is told: a connection made at once waits in the backlog until the server
-    # accepts it, rather than being refused.
-    listener.listen(128)
-    port = listener.getsockname()[1]
-    config = uvicorn.Config(server.streamable_http_app(), log_level="warning")
-    print(f"PORT {port}", flush=True)
-    uvicorn.Server(config).run(sockets=[listener])
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    serve(server.streamable_http_app())

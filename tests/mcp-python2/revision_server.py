@@ -6,11 +6,13 @@ listens, and serves until it is killed. The SDK answers 2026-07-28 requests (eac
 which revision the request that called it was made in, as the server saw it.
 """
 
-import socket
 import sys
+from pathlib import Path
 
-import uvicorn
 from mcp.server.mcpserver import Context, MCPServer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "mcp-python"))
+from listen import serve  # noqa: E402
 
 server = MCPServer("revisions")
 
@@ -20,18 +22,5 @@ def protocol_version(ctx: Context) -> str:
     return ctx.protocol_version or "unknown"
 
 
-def main() -> None:
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", 0))
-    # Listening before the port is told: a connection made at once waits in the backlog until the server
-    # accepts it, rather than being refused.
-    listener.listen(128)
-    port = listener.getsockname()[1]
-    config = uvicorn.Config(server.streamable_http_app(), log_level="warning")
-    print(f"PORT {port}", flush=True)
-    uvicorn.Server(config).run(sockets=[listener])
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    serve(server.streamable_http_app())

@@ -1,12 +1,12 @@
 // Browser end-to-end scenarios for the chat widget (web/widget.js), run against a live Switchboard whose
 // model is the scripted mock upstream. The Rust test that starts them sets the expectations in env.
 //
-//   node tests/widget-e2e/scenarios.mjs <stream|xss|approval|resume|feedback|branches|prompts>
+//   node tests/widget-e2e/scenarios.mjs <stream|xss|approval|resume|feedback|branches|prompts|input>
 //
 // Env: SWITCHBOARD_URL (the demo page `/` embeds the widget, open, with a valid token), SCREENSHOT_DIR
 // (optional), EXPECT_ANSWER (every scenario but resume's proxy setup), EXPECT_SOURCE (stream), EXPECT_TOOL (approval),
 // EXPECT_REGENERATED, EDITED_QUESTION and EXPECT_EDITED_ANSWER (branches), PROMPT, PROMPT_ARGUMENTS (JSON) and
-// EXPECT_PROMPT_TEXT (prompts), WIDGET_WAIT_MS (default 30000),
+// EXPECT_PROMPT_TEXT (prompts), EXPECT_QUESTION and INPUT_ANSWER (JSON; input), WIDGET_WAIT_MS (default 30000),
 // CHROMIUM_PATH (default /usr/bin/chromium). Exit 0 on success; 1 with a message saying what was expected
 // and what was seen.
 
@@ -390,6 +390,114 @@ async function prompts(page) {
   expectAnswer(done.answer, expected, 'the answer to the prompt');
 }
 
+/**
+ * A tool's server asks a question (the booking server: which room, how many nights): the widget shows it
+ * as a form, again after a reload; answers that do not fit are refused by the form, or by the server
+ * (its 422 said by the form, which stays); INPUT_ANSWER fills it in and the run goes on to the answer.
+ */
+async function input(page) {
+  const expected = env('EXPECT_ANSWER');
+  const question = env('EXPECT_QUESTION');
+  const answer = JSON.parse(env('INPUT_ANSWER'));
+  const url = env('SWITCHBOARD_URL');
+  const sent = []; // the bodies of POST /api/v1/tool-calls/{id}/input
+  page.on('request', (request) => {
+    if (request.method() === 'POST' && /\/api\/v1\/tool-calls\/[^/]+\/input$/.test(new URL(request.url()).pathname)) {
+      sent.push(request.postDataJSON());
+    }
+  });
+  const asking = async (what) => {
+    const seen = await waitFor(page, what, (s) => s.state === 'awaiting-approval'
+      && s.toolCalls.some((call) => call.status === 'awaiting-input' && normalise(call.text).includes(normalise(question))));
+    await page.locator('[data-testid="input-form"]').waitFor({ state: 'visible', timeout: WAIT_MS });
+    return seen;
+  };
+  await openDemo(page, url);
+  await ask(page, 'Book a room for Ada, please.');
+  const first = await asking(`the question ${show(question)} in a form`);
+  console.log(`asked: ${show(first.toolCalls)}; status: ${show(first.status)}`);
+
+  // A reload in the middle of the pause finds the question again (the run's events are replayed).
+  await page.reload({ waitUntil: 'load', timeout: WAIT_MS });
+  await openDemo(page, url);
+  await asking('the question again after a reload');
+  const shownQuestion = await page.locator('[data-testid="input-question"]').innerText();
+  if (normalise(shownQuestion) !== normalise(question)) throw new Failure(`the form asks ${show(shownQuestion)}, not ${show(question)}`);
+
+  // One labelled control per field: a select for the enum, a whole-number input within the bounds.
+  const fields = await page.locator('[data-testid="input-field"]').evaluateAll((controls) => controls.map((control) => ({
+    name: control.dataset.name, tag: control.tagName.toLowerCase(), type: control.type, required: control.required,
+    min: control.min, max: control.max, step: control.step, label: control.labels[0]?.innerText ?? '',
+    options: control.tagName === 'SELECT' ? [...control.options].map((option) => option.text) : null })));
+  console.log(`fields: ${show(fields)}`);
+  for (const name of Object.keys(answer)) {
+    const field = fields.find((f) => f.name === name);
+    if (!field) throw new Failure(`no field ${show(name)} in the form: ${show(fields)}`);
+    if (!field.label || !field.required) throw new Failure(`the field ${show(name)} should be labelled and required: ${show(field)}`);
+  }
+  const room = fields.find((f) => f.name === 'room');
+  const nights = fields.find((f) => f.name === 'nights');
+  if (room && (room.tag !== 'select' || !room.options.includes('double'))) throw new Failure(`room should be a select with its choices: ${show(room)}`);
+  if (nights && (nights.type !== 'number' || nights.step !== '1' || nights.max !== '14')) {
+    throw new Failure(`nights should be a whole-number input up to 14: ${show(nights)}`);
+  }
+  await screenshot(page, 'widget-awaiting-input.png');
+
+  const submit = page.locator('[data-testid="input-submit"]');
+  const note = page.locator('[data-testid="input-error"]');
+  const fill = async (values) => {
+    for (const [name, value] of Object.entries(values)) {
+      const control = page.locator(`[data-testid="input-field"][data-name="${name}"]`);
+      const tag = await control.evaluate((node) => node.tagName);
+      if (tag === 'SELECT') await control.selectOption({ label: String(value) });
+      else if (await control.getAttribute('type') === 'checkbox') await control.setChecked(value === true || value === 'true');
+      else await control.fill(String(value));
+    }
+  };
+  const refusedByTheForm = async (what) => {
+    await submit.click();
+    const said = normalise(await note.innerText());
+    if (!said) throw new Failure(`${what}: the form said nothing`);
+    if (sent.length) throw new Failure(`${what}: the answer was sent anyway: ${show(sent)}`);
+    console.log(`${what}: ${show(said)}`);
+    return said;
+  };
+  // Nothing chosen: the required fields are missing.
+  await refusedByTheForm('an empty form');
+  // Out of bounds: the browser's own check.
+  await fill({ ...answer, nights: 30 });
+  const local = await refusedByTheForm('30 nights');
+  // The server checks too: with the form's bound taken away, 30 goes to it, and its refusal is said by the
+  // form, which stays for another try.
+  await page.locator('[data-testid="input-field"][data-name="nights"]').evaluate((node) => node.removeAttribute('max'));
+  await submit.click();
+  const deadline = Date.now() + WAIT_MS;
+  for (;;) {
+    const said = normalise(await note.innerText());
+    if (sent.length === 1 && said && said !== local && !(await submit.isDisabled())) break;
+    const seen = await snapshot(page);
+    if (seen.errors.length) throw new Failure(`sending 30 nights showed an error: ${show(seen.errors.join(' | '))}`);
+    if (Date.now() > deadline) throw new Failure(`the server's refusal of 30 nights was not shown by the form (sent: ${show(sent)}; the form says ${show(said)})`);
+    await sleep(POLL_MS);
+  }
+  console.log(`the server refused ${show(sent[0])}: ${show(normalise(await note.innerText()))}`);
+  await screenshot(page, 'widget-input-refused.png');
+
+  await fill(answer);
+  await submit.click();
+  const done = await waitFor(page, `the answer after the question ${show(expected)}`, finished);
+  expectAnswer(done.answer, expected, 'answer after the question');
+  const accepted = sent[sent.length - 1];
+  if (accepted.action !== 'accept' || typeof accepted.content?.nights !== 'number') {
+    throw new Failure(`expected an accepted answer with nights as a number; sent: ${show(accepted)}`);
+  }
+  const call = done.toolCalls[0];
+  if (!call || call.status !== 'done') throw new Failure(`expected the tool call shown as done; tool calls: ${show(done.toolCalls)}`);
+  if (await page.locator('[data-testid="input-form"]').count()) throw new Failure('the form is still shown after the call completed');
+  console.log(`answered ${show(accepted)}; tool call: ${show(call)}`);
+  await screenshot(page, 'widget-input-answered.png');
+}
+
 // ---------------------------------------------------------------- a TCP proxy that can cut connections
 
 /** Forwards 127.0.0.1:<random> to target, records every HTTP request head, and can drop all connections. */
@@ -455,7 +563,7 @@ function requestHeadParser(onHead) {
 
 // ---------------------------------------------------------------- main
 
-const SCENARIOS = { stream, xss, approval, resume, feedback, branches, prompts };
+const SCENARIOS = { stream, xss, approval, resume, feedback, branches, prompts, input };
 
 async function main() {
   const name = process.argv[2];

@@ -9,8 +9,6 @@ pub mod store;
 
 use std::fmt::Write as _;
 
-use chrono::{DateTime, Utc};
-use serde::Serialize;
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 
@@ -20,9 +18,10 @@ use crate::audit::{self, AuditEntry};
 use crate::auth::context::TenantContext;
 use crate::conversations;
 use crate::db;
-use crate::ids::{AttachmentId, ConnectorId, PolicyProfileId, SessionId};
-use crate::policy::{self, Policy, PolicySource};
-use store::{AttachmentRow, NewAttachment};
+use crate::ids::{AttachmentId, ConnectorId, SessionId};
+use crate::policy::{self, Policy};
+pub use store::Attachment;
+use store::NewAttachment;
 
 /// The most text one attached resource may hold, after the policy's shaping.
 pub const MAX_RESOURCE_BYTES: usize = 64 * 1024;
@@ -31,47 +30,6 @@ pub const MAX_PER_CONVERSATION: i64 = 16;
 /// Attached resources take at most this share of a model's context window in a turn's prompt; the
 /// newest that do not fit are left out of that turn, and the prompt says so.
 const WINDOW_SHARE: usize = 4;
-
-/// A resource attached to a conversation.
-#[derive(Debug, Clone, Serialize)]
-pub struct Attachment {
-    pub id: AttachmentId,
-    pub session_id: SessionId,
-    pub connector_id: ConnectorId,
-    pub connector: String,
-    pub uri: String,
-    pub name: Option<String>,
-    pub mime_type: Option<String>,
-    /// The text the model is given: the resource as the policy left it.
-    pub content: String,
-    pub removed_fields: i32,
-    pub truncated_arrays: i32,
-    pub policy_profile_id: PolicyProfileId,
-    pub policy_version: i32,
-    pub policy_source: PolicySource,
-    pub attached_at: DateTime<Utc>,
-}
-
-impl From<AttachmentRow> for Attachment {
-    fn from(row: AttachmentRow) -> Self {
-        Self {
-            id: row.id,
-            session_id: row.session_id,
-            connector_id: row.connector_id,
-            connector: row.connector,
-            uri: row.uri,
-            name: row.name,
-            mime_type: row.mime_type,
-            content: row.content,
-            removed_fields: row.removed_fields,
-            truncated_arrays: row.truncated_arrays,
-            policy_profile_id: row.policy_profile_id,
-            policy_version: row.policy_version,
-            policy_source: row.policy_source,
-            attached_at: row.attached_at,
-        }
-    }
-}
 
 /// Reads `uri` from the connector's server through the caller's policy and attaches what is left to
 /// the conversation.
@@ -144,16 +102,16 @@ pub async fn attach(
     audit::record(&mut transaction, context, &entry).await?;
     let attachment = store::find(&mut transaction, session_id, id).await?.ok_or(ToolError::AttachmentNotFound)?;
     transaction.commit().await?;
-    Ok(attachment.into())
+    Ok(attachment)
 }
 
 /// The resources attached to a conversation the caller may see, oldest first.
 pub async fn list(pool: &PgPool, context: &TenantContext, session_id: SessionId) -> Result<Vec<Attachment>, ToolError> {
     let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
     conversations::visible_session(&mut transaction, context, session_id).await?.ok_or(ToolError::SessionNotFound)?;
-    let rows = store::of_session(&mut transaction, session_id).await?;
+    let attachments = store::of_session(&mut transaction, session_id).await?;
     transaction.commit().await?;
-    Ok(rows.into_iter().map(Attachment::from).collect())
+    Ok(attachments)
 }
 
 /// Detaches a resource: later turns no longer see it.
@@ -177,7 +135,7 @@ pub async fn detach(
 
 /// A turn's attached resources, in the turn's own transaction.
 pub async fn for_turn(connection: &mut PgConnection, session_id: SessionId) -> Result<Vec<Attachment>, sqlx::Error> {
-    Ok(store::of_session(connection, session_id).await?.into_iter().map(Attachment::from).collect())
+    store::of_session(connection, session_id).await
 }
 
 /// What a read resource became after the policy.
@@ -272,9 +230,12 @@ pub fn prompt_block(attachments: &[Attachment], window: usize) -> Option<String>
 
 #[cfg(test)]
 mod tests {
+    use chrono::Utc;
     use serde_json::json;
 
     use super::*;
+    use crate::ids::PolicyProfileId;
+    use crate::policy::PolicySource;
 
     fn part(mime: &str, text: &str) -> ResourcePart {
         ResourcePart { mime_type: Some(mime.to_owned()), text: Some(text.to_owned()) }

@@ -7,9 +7,9 @@ use sqlx::PgConnection;
 use crate::ids::{AttachmentId, ConnectorId, PolicyProfileId, SessionId, TenantId};
 use crate::policy::PolicySource;
 
-/// An attached resource as stored, with its connector's name.
+/// A resource attached to a conversation, with its connector's name.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct AttachmentRow {
+pub struct Attachment {
     pub id: AttachmentId,
     pub session_id: SessionId,
     pub connector_id: ConnectorId,
@@ -17,7 +17,9 @@ pub struct AttachmentRow {
     pub uri: String,
     pub name: Option<String>,
     pub mime_type: Option<String>,
+    /// The text the model is given: the resource as the policy left it.
     pub content: String,
+    /// Fields the policy's `blocked_fields` removed, and lists its row limit cut.
     pub removed_fields: i32,
     pub truncated_arrays: i32,
     pub policy_profile_id: PolicyProfileId,
@@ -93,7 +95,7 @@ pub async fn count_others(
 }
 
 /// A conversation's attached resources, oldest first.
-pub async fn of_session(connection: &mut PgConnection, session: SessionId) -> Result<Vec<AttachmentRow>, sqlx::Error> {
+pub async fn of_session(connection: &mut PgConnection, session: SessionId) -> Result<Vec<Attachment>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM session_resources a JOIN mcp_connectors c ON c.id = a.connector_id \
          WHERE a.session_id = $1 ORDER BY a.attached_at, a.id"
@@ -107,7 +109,7 @@ pub async fn find(
     connection: &mut PgConnection,
     session: SessionId,
     id: AttachmentId,
-) -> Result<Option<AttachmentRow>, sqlx::Error> {
+) -> Result<Option<Attachment>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM session_resources a JOIN mcp_connectors c ON c.id = a.connector_id \
          WHERE a.session_id = $1 AND a.id = $2"
