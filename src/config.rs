@@ -72,8 +72,9 @@ pub struct Config {
     /// `jina/…`, with the provider's key and optional base URL, and `SWITCHBOARD_RERANK_TIMEOUT_MS`);
     /// unset: none.
     pub reranker: Option<RerankSettings>,
-    /// Stdio MCP servers tenants may use (`SWITCHBOARD_MCP_STDIO_SERVERS`) and tool-call deadlines
-    /// (`SWITCHBOARD_TOOL_TIMEOUT_SECS`).
+    /// Stdio MCP servers tenants may use (`SWITCHBOARD_MCP_STDIO_SERVERS`), tool-call deadlines
+    /// (`SWITCHBOARD_TOOL_TIMEOUT_SECS`) and the address browsers and authorization servers reach this
+    /// service at, for OAuth connectors' redirect URI and client metadata document (`SWITCHBOARD_PUBLIC_URL`).
     pub tools: ToolSettings,
     /// Whether `GET /` embeds a live chat widget for a demo tenant (`SWITCHBOARD_DEMO`).
     pub demo: DemoMode,
@@ -173,7 +174,7 @@ impl Config {
             }),
             retention_interval: seconds("SWITCHBOARD_RETENTION_INTERVAL_SECS", std::time::Duration::from_secs(3600))?,
             webhooks: webhook_settings()?,
-            tools,
+            tools: ToolSettings { public_url: Some(public_url(&listen)?), ..tools },
             embedding_endpoints: embedding_endpoints(&platform_providers),
             reranker: rerank_settings()?,
             embedding_model,
@@ -211,6 +212,27 @@ pub fn app_database_password(master_key: &SecretString) -> SecretString {
         .expect("HMAC takes keys of any length");
     mac.update(b"switchboard_app database password");
     SecretString::from(hex::encode(mac.finalize().into_bytes()))
+}
+
+/// `SWITCHBOARD_PUBLIC_URL`: the service's address as browsers reach it (`https://switchboard.example.com`),
+/// without a trailing slash; by default `http://` and the listen address (`localhost` for an unspecified one).
+fn public_url(listen: &SocketAddr) -> Result<String, ConfigError> {
+    let Some(url) = env("SWITCHBOARD_PUBLIC_URL") else {
+        let host = if listen.ip().is_unspecified() { "localhost".to_owned() } else { listen.ip().to_string() };
+        let host = if listen.ip().is_ipv6() && !listen.ip().is_unspecified() { format!("[{host}]") } else { host };
+        return Ok(format!("http://{host}:{}", listen.port()));
+    };
+    let url = url.trim_end_matches('/').to_owned();
+    let valid = reqwest::Url::parse(&url).is_ok_and(|parsed| {
+        matches!(parsed.scheme(), "http" | "https") && parsed.query().is_none() && parsed.fragment().is_none()
+    });
+    if !valid {
+        return Err(ConfigError::Invalid {
+            name: "SWITCHBOARD_PUBLIC_URL",
+            reason: "expected an http or https URL without query or fragment".to_owned(),
+        });
+    }
+    Ok(url)
 }
 
 /// `SWITCHBOARD_DEMO`: `auto` (the default: when listening on a loopback address, the page hands a token

@@ -107,7 +107,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         keys: Arc::clone(&keys),
         catalog: config.catalog.clone(),
     };
-    let toolbox = Toolbox::new(config.tools.clone(), Arc::clone(&keys), outbound.clone());
+    let toolbox = Toolbox::new(config.tools.clone(), Arc::clone(&keys), outbound.clone()).with_database(&database.app);
     crate::runs::executor::connect_directly(database.session_options());
     let engine = Engine::new(database.app.clone(), prompts, providers, retriever.clone(), toolbox.clone()).await?;
     engine.listen_to_other_processes(database.session_options()).await?;

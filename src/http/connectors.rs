@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{Json, Path, Tenant};
-use super::views::connectors::{ConnectorList, ConnectorView};
+use super::views::connectors::{AuthorizationView, ConnectorList, ConnectorView};
 use crate::auth::context::Scope;
 use crate::ids::ConnectorId;
 use crate::tools::{self, connectors::ConnectorInput};
@@ -114,4 +114,26 @@ pub async fn refresh(
 ) -> Result<axum::Json<ConnectorView>, ApiError> {
     context.require(Scope::Admin)?;
     Ok(axum::Json(ConnectorView::from(&tools::refresh(&state.db, &state.tools, &context, id).await?)))
+}
+
+/// Starts an OAuth connector's authorization: finds its authorization server, registers Switchboard with
+/// it, and answers the URL an admin opens in a browser (valid once, for 10 minutes); the authorization
+/// server sends the browser back to `/api/v1/oauth/callback`, which completes it.
+#[utoipa::path(
+    post, path = "/mcp-connectors/{id}/authorize", operation_id = "authorize_mcp_connector",
+    tag = "tools",
+    params(("id" = uuid::Uuid, Path, description = "The connector's id.")),
+    responses((status = 200, description = "The URL to open.", body = AuthorizationView)),
+    security(("tenant_key" = ["admin"])),
+)]
+pub async fn authorize(
+    State(state): State<AppState>,
+    Tenant(context): Tenant,
+    Path(id): Path<ConnectorId>,
+    headers: axum::http::HeaderMap,
+) -> Result<axum::Json<AuthorizationView>, ApiError> {
+    context.require(Scope::Admin)?;
+    let urls = super::oauth::client_urls(&state, &headers);
+    let started = tools::authorization::start(&state.db, &state.tools, &context, id, &urls).await?;
+    Ok(axum::Json(AuthorizationView { authorization_url: started.authorization_url, expires_at: started.expires_at }))
 }

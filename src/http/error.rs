@@ -334,6 +334,11 @@ impl From<ToolError> for ApiError {
             error @ ToolError::TooManyResources(_) => Self::conflict("too_many_resources", error.to_string()),
             // The server's failure, under its own code (`tool_unreachable`, `tool_timeout`, …).
             ToolError::Upstream(failure) => Self::new(StatusCode::BAD_GATEWAY, failure.code(), failure.to_string()),
+            // The authorization server's failure, or one of its answers Switchboard cannot use.
+            ToolError::OAuth(message) => Self::new(StatusCode::BAD_GATEWAY, "oauth_failed", message),
+            error @ ToolError::OAuthState => {
+                Self::new(StatusCode::BAD_REQUEST, "oauth_state_invalid", error.to_string())
+            }
             ToolError::Crypto(error) => Self::internal(&error),
             ToolError::Database(error) => Self::database(&error),
         }

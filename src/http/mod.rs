@@ -23,6 +23,7 @@ mod json_errors;
 mod limits;
 mod mcp;
 mod mcp_prompts;
+mod oauth;
 mod metrics;
 mod openai;
 mod openapi;
@@ -147,6 +148,9 @@ pub fn router_with_limits(state: AppState, limits: &ClientLimits) -> Router {
         .routes(routes!(connectors::create, connectors::list))
         .routes(routes!(connectors::get, connectors::update, connectors::delete))
         .routes(routes!(connectors::refresh))
+        .routes(routes!(connectors::authorize))
+        .routes(routes!(oauth::callback))
+        .routes(routes!(oauth::client_metadata))
         .routes(routes!(mcp_prompts::list))
         .routes(routes!(mcp_prompts::fill))
         .routes(routes!(policy_profiles::create, policy_profiles::list))

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 
 use super::ToolError;
+use super::oauth::{GrantInfo, Tokens};
 use super::settings::StdioServers;
 use super::store::{self, ConnectorColumns, ConnectorRow};
 use crate::crypto::{MasterKeys, Sealed};
@@ -41,6 +42,20 @@ pub enum Auth {
     Bearer {
         secret: SecretString,
     },
+    /// OAuth 2.1 (`oauth.rs`): an access token an admin's authorization granted, refreshed before it
+    /// expires.
+    OAuth(OAuthAuth),
+}
+
+/// An OAuth connector's grant as stored: `tokens` is `None` until an admin authorizes it (and again once
+/// the authorization server refuses a refresh).
+#[derive(Debug, Clone)]
+pub struct OAuthAuth {
+    /// The row's tenant (`None` while being parsed): a token is refreshed in its transaction.
+    pub tenant_id: Option<TenantId>,
+    pub info: GrantInfo,
+    pub tokens: Option<Tokens>,
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// The API's description of a connector, as posted or patched.
@@ -72,6 +87,8 @@ pub struct AuthInput {
     /// For `api_key` and `bearer`: the secret, 1 to 4000 printable characters.
     #[schema(value_type = Option<String>)]
     pub token: Option<SecretString>,
+    /// For `oauth`: the scope to ask for (space-separated); by default the server's `scopes_supported`.
+    pub scope: Option<String>,
 }
 
 /// A validated connector, ready to store.
@@ -88,6 +105,7 @@ impl ConnectorSpec {
         match &self.auth {
             Auth::None => None,
             Auth::ApiKey { secret, .. } | Auth::Bearer { secret } => Some(secret.expose_secret()),
+            Auth::OAuth(oauth) => oauth.tokens.as_ref().map(|tokens| tokens.access.expose_secret()),
         }
     }
 }
@@ -202,8 +220,25 @@ fn parse_auth(input: &AuthInput) -> Result<Auth, ToolError> {
         }
         Ok(token)
     };
+    if input.kind != "oauth" && input.scope.is_some() {
+        return Err(invalid("auth.scope is for the oauth kind"));
+    }
     match input.kind.as_str() {
         "none" => Ok(Auth::None),
+        "oauth" => {
+            if input.token.is_some() || input.header.is_some() {
+                return Err(invalid("an oauth connector takes no token or header: an admin authorizes it"));
+            }
+            let scope = input.scope.clone().filter(|scope| !scope.trim().is_empty());
+            if scope.as_ref().is_some_and(|scope| {
+                scope.len() > 1000
+                    || !scope.chars().all(|c| c == ' ' || (c.is_ascii_graphic() && c != '"' && c != '\\'))
+            }) {
+                return Err(invalid("auth.scope must be space-separated scope names (at most 1000 characters)"));
+            }
+            let info = GrantInfo { scope, ..GrantInfo::default() };
+            Ok(Auth::OAuth(OAuthAuth { tenant_id: None, info, tokens: None, expires_at: None }))
+        }
         "bearer" => Ok(Auth::Bearer { secret: token()? }),
         "api_key" => {
             let header = input.header.clone().unwrap_or_else(|| "x-api-key".to_owned()).to_ascii_lowercase();
@@ -219,7 +254,7 @@ fn parse_auth(input: &AuthInput) -> Result<Auth, ToolError> {
             }
             Ok(Auth::ApiKey { header, secret: token()? })
         }
-        _ => Err(invalid("auth.kind must be none, api_key or bearer")),
+        _ => Err(invalid("auth.kind must be none, api_key, bearer or oauth")),
     }
 }
 
@@ -250,10 +285,13 @@ pub struct AuthView {
     pub kind: &'static str,
     pub header: Option<String>,
     pub token_configured: bool,
+    /// For `oauth`: the scope asked for, and when the access token expires (it is refreshed before).
+    pub scope: Option<String>,
+    pub token_expires_at: Option<DateTime<Utc>>,
 }
 
 /// Binds a sealed connector credential to its row.
-fn associated_data(tenant_id: TenantId, id: ConnectorId) -> String {
+pub(super) fn associated_data(tenant_id: TenantId, id: ConnectorId) -> String {
     format!("mcp_connectors/{tenant_id}/{id}")
 }
 
@@ -275,10 +313,13 @@ impl ConnectorRow {
                 kind: match self.auth_kind.as_str() {
                     "api_key" => "api_key",
                     "bearer" => "bearer",
+                    "oauth" => "oauth",
                     _ => "none",
                 },
                 header: self.auth_header.clone(),
                 token_configured: self.secret_ciphertext.is_some(),
+                scope: self.grant_info().scope,
+                token_expires_at: self.token_expires_at,
             },
             status: self.status.clone(),
             last_error: self.last_error.clone(),
@@ -299,6 +340,10 @@ impl ConnectorRow {
             (None, Some(server)) => Transport::Stdio { server: server.clone(), args: self.args.0.clone() },
             (None, None) => return Err(ToolError::Invalid("the connector has neither url nor command".to_owned())),
         };
+        if self.auth_kind == "oauth" {
+            let name = self.name.clone();
+            return Ok(ConnectorSpec { name, transport, auth: Auth::OAuth(self.oauth_grant(keys)?) });
+        }
         let secret = self
             .sealed_secret()
             .map(|sealed| keys.open(&sealed, &associated_data(self.tenant_id, self.id)))
@@ -311,6 +356,26 @@ impl ConnectorRow {
             _ => Auth::None,
         };
         Ok(ConnectorSpec { name: self.name.clone(), transport, auth })
+    }
+
+    /// What is not secret about the connector's OAuth grant.
+    pub(super) fn grant_info(&self) -> GrantInfo {
+        self.oauth.as_ref().and_then(|json| serde_json::from_value(json.0.clone()).ok()).unwrap_or_default()
+    }
+
+    /// The connector's OAuth grant, its tokens opened.
+    pub(super) fn oauth_grant(&self, keys: &MasterKeys) -> Result<OAuthAuth, ToolError> {
+        let tokens = self
+            .sealed_secret()
+            .map(|sealed| Tokens::open(keys, &sealed, &associated_data(self.tenant_id, self.id)))
+            .transpose()?
+            .filter(|tokens| !tokens.access.expose_secret().is_empty());
+        Ok(OAuthAuth {
+            tenant_id: Some(self.tenant_id),
+            info: self.grant_info(),
+            tokens,
+            expires_at: self.token_expires_at,
+        })
     }
 
     /// The stored credential, when the connector has one.
@@ -337,12 +402,19 @@ pub(crate) async fn save(
         Transport::StreamableHttp { url } => ("streamable_http", Some(url.as_str()), None, Vec::new()),
         Transport::Stdio { server, args } => ("stdio", None, Some(server.as_str()), args.clone()),
     };
-    let (auth_kind, auth_header, secret) = match &spec.auth {
+    let associated_data = associated_data(tenant_id, id);
+    let (auth_kind, auth_header, sealed) = match &spec.auth {
         Auth::None => ("none", None, None),
-        Auth::ApiKey { header, secret } => ("api_key", Some(header.as_str()), Some(secret)),
-        Auth::Bearer { secret } => ("bearer", None, Some(secret)),
+        Auth::ApiKey { header, secret } => {
+            ("api_key", Some(header.as_str()), Some(keys.seal(secret, &associated_data)))
+        }
+        Auth::Bearer { secret } => ("bearer", None, Some(keys.seal(secret, &associated_data))),
+        Auth::OAuth(oauth) => ("oauth", None, oauth.tokens.as_ref().map(|tokens| tokens.seal(keys, &associated_data))),
     };
-    let sealed = secret.map(|secret| keys.seal(secret, &associated_data(tenant_id, id)));
+    let (oauth, token_expires_at) = match &spec.auth {
+        Auth::OAuth(oauth) => (Some(serde_json::to_value(&oauth.info).unwrap_or_default()), oauth.expires_at),
+        _ => (None, None),
+    };
     let columns = ConnectorColumns {
         id,
         tenant_id,
@@ -354,6 +426,8 @@ pub(crate) async fn save(
         auth_kind,
         auth_header,
         sealed: sealed.as_ref(),
+        oauth: oauth.as_ref(),
+        token_expires_at,
     };
     db::none_if_unique_violation(store::upsert_connector(connection, &columns).await)
 }

@@ -22,7 +22,8 @@ use secrecy::ExposeSecret as _;
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-use super::connectors::{Auth, ConnectorSpec, Transport};
+use super::authorization::{NoToken, TokenKeeper};
+use super::connectors::{Auth, ConnectorSpec, OAuthAuth, Transport};
 use super::elicitation::{Asker, InputGiven, InputNeeded};
 use super::mcp_revision::{self, Revisions};
 use super::settings::ToolSettings;
@@ -47,6 +48,9 @@ pub enum CallFailure {
     Tool(Value),
     #[error("the tool server broke the protocol: {0}")]
     Protocol(String),
+    /// An OAuth connector without a working grant: an admin must authorize it (again).
+    #[error("the connector needs authorization: {0}")]
+    NeedsAuthorization(String),
 }
 
 impl CallFailure {
@@ -61,6 +65,7 @@ impl CallFailure {
                 Self::Tool(serde_json::from_str(&text).unwrap_or(Value::String(text)))
             }
             Self::Protocol(text) => Self::Protocol(clean(text)),
+            Self::NeedsAuthorization(text) => Self::NeedsAuthorization(clean(text)),
             timeout @ Self::Timeout(_) => timeout,
         }
     }
@@ -72,6 +77,7 @@ impl CallFailure {
             Self::Timeout(_) => "tool_timeout",
             Self::Tool(_) => "tool_error",
             Self::Protocol(_) => "tool_protocol_error",
+            Self::NeedsAuthorization(_) => "tool_needs_authorization",
         }
     }
 }
@@ -79,6 +85,8 @@ impl CallFailure {
 struct Pooled {
     /// The connector's `updated_at` when the session was opened: a changed connector gets a new session.
     version: DateTime<Utc>,
+    /// The SHA-256 of the credential it was opened with: a refreshed OAuth token gets a new session.
+    credential: Option<Vec<u8>>,
     session: Arc<Session>,
     last_used: std::time::Instant,
 }
@@ -95,6 +103,8 @@ pub struct McpClients {
     /// Resolves names through the outbound policy: a connector's host cannot be re-pointed inside.
     http: reqwest::Client,
     outbound: OutboundPolicy,
+    /// Reads and refreshes OAuth connectors' tokens (`Toolbox::with_database`).
+    keeper: Option<TokenKeeper>,
 }
 
 impl std::fmt::Debug for McpClients {
@@ -117,7 +127,22 @@ impl McpClients {
             .connect_timeout(std::time::Duration::from_secs(10))
             .build()
             .expect("the HTTP client builds with rustls");
-        Self { sessions: Arc::default(), revisions: Revisions::default(), http, outbound: outbound.clone() }
+        Self {
+            sessions: Arc::default(),
+            revisions: Revisions::default(),
+            http,
+            outbound: outbound.clone(),
+            keeper: None,
+        }
+    }
+
+    pub(super) fn with_token_keeper(self, keeper: TokenKeeper) -> Self {
+        Self { keeper: Some(keeper), ..self }
+    }
+
+    /// The connectors' HTTP client (the outbound policy's resolver, no redirects), which OAuth uses too.
+    pub(super) fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
     /// Calls a tool. It produces JSON (its structured content when it gives one, else its text, parsed
@@ -278,9 +303,44 @@ impl McpClients {
         Operation: FnOnce(Arc<Session>) -> Done,
         Done: Future<Output = Result<T, CallFailure>>,
     {
+        let refreshed;
+        let oauth = match (&spec.auth, &self.keeper) {
+            (Auth::OAuth(grant), Some(keeper)) => grant.tenant_id.map(|tenant_id| (tenant_id, keeper)),
+            _ => None,
+        };
+        let spec = match (&spec.auth, oauth) {
+            (Auth::OAuth(grant), Some((tenant_id, keeper))) => {
+                let tokens = keeper.fresh(tenant_id, id).await.map_err(|missing| match missing {
+                    NoToken::NeedsAuthorization(reason) => CallFailure::NeedsAuthorization(reason),
+                    NoToken::Unreachable(reason) => CallFailure::Unreachable(reason),
+                })?;
+                let auth = Auth::OAuth(OAuthAuth { tokens: Some(tokens), ..grant.clone() });
+                refreshed = ConnectorSpec { auth, ..spec.clone() };
+                &refreshed
+            }
+            _ => spec,
+        };
         let secret = spec.secret();
-        let session = self.session(id, version, spec, settings).await.map_err(|failure| failure.redacted(secret))?;
+        // A server that refuses an OAuth token before its time (revoked, or the server forgot it) gets a
+        // refreshed one on the next request; a refused refresh then asks for authorization.
+        let refused = async |failure: &CallFailure| {
+            if let Some((tenant_id, keeper)) = oauth
+                && failure.to_string().contains("Auth required")
+            {
+                keeper.expire(tenant_id, id).await;
+            }
+        };
+        let session = match self.session(id, version, spec, settings).await {
+            Ok(session) => session,
+            Err(failure) => {
+                refused(&failure).await;
+                return Err(failure.redacted(secret));
+            }
+        };
         let outcome = operation(session).await;
+        if let Err(failure) = &outcome {
+            refused(failure).await;
+        }
         // A tool that reported an error (`isError`) did answer: its session is sound.
         if outcome.as_ref().is_err_and(|failure| !matches!(failure, CallFailure::Tool(_))) {
             self.close(id).await;
@@ -315,7 +375,9 @@ impl McpClients {
         {
             let mut sessions = self.sessions.lock().await;
             sessions.retain(|_, pooled| pooled.last_used.elapsed() < IDLE);
-            if let Some(pooled) = sessions.get_mut(&id).filter(|pooled| pooled.version == version)
+            let credential = credential_of(spec);
+            if let Some(pooled) =
+                sessions.get_mut(&id).filter(|pooled| pooled.version == version && pooled.credential == credential)
                 && !pooled.session.peer().is_transport_closed()
             {
                 pooled.last_used = std::time::Instant::now();
@@ -328,10 +390,17 @@ impl McpClients {
             self.outbound.check(url).await.map_err(|error| CallFailure::Unreachable(error.to_string()))?;
         }
         let session = Arc::new(connect(&self.http, spec, settings, (&self.revisions, id, version)).await?);
-        let pooled = Pooled { version, session: Arc::clone(&session), last_used: std::time::Instant::now() };
+        let credential = credential_of(spec);
+        let pooled =
+            Pooled { version, credential, session: Arc::clone(&session), last_used: std::time::Instant::now() };
         self.sessions.lock().await.insert(id, pooled);
         Ok(session)
     }
+}
+
+fn credential_of(spec: &ConnectorSpec) -> Option<Vec<u8>> {
+    use sha2::Digest as _;
+    spec.secret().map(|secret| sha2::Sha256::digest(secret.as_bytes()).to_vec())
 }
 
 async fn within<T, E: std::fmt::Display>(
@@ -404,6 +473,13 @@ async fn handshake(
             match &spec.auth {
                 Auth::None => {}
                 Auth::Bearer { secret } => config = config.auth_header(secret.expose_secret().to_owned()),
+                // `request` has put a fresh access token here (`authorization::TokenKeeper`).
+                Auth::OAuth(grant) => {
+                    let tokens = grant.tokens.as_ref().ok_or_else(|| {
+                        CallFailure::NeedsAuthorization("the connector has not been authorized".to_owned())
+                    })?;
+                    config = config.auth_header(tokens.access.expose_secret().to_owned());
+                }
                 Auth::ApiKey { header, secret } => {
                     let name = HeaderName::try_from(header.as_str()).map_err(|error| unreachable(&error))?;
                     let value = HeaderValue::try_from(secret.expose_secret())

@@ -3,11 +3,13 @@
 //! in `policy`, the HTTP doors in `http::connectors`.
 
 pub mod attachments;
+pub mod authorization;
 pub mod calls;
 pub mod connectors;
 pub mod elicitation;
 mod mcp;
 mod mcp_revision;
+pub mod oauth;
 pub mod prompts;
 pub mod names;
 pub mod settings;
@@ -19,11 +21,11 @@ use std::sync::Arc;
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 
-use crate::audit::{self, AuditEntry};
+use crate::audit::{self, AuditEntry, Recorder};
 use crate::auth::context::TenantContext;
 use crate::crypto::{CryptoError, MasterKeys};
 use crate::db;
-use crate::ids::ConnectorId;
+use crate::ids::{ConnectorId, TenantId};
 use crate::outbound::OutboundPolicy;
 use connectors::{Connector, ConnectorInput, ConnectorSpec, Rules};
 pub use mcp::{CallFailure, Called, McpClients, ToolRequest};
@@ -55,6 +57,12 @@ pub enum ToolError {
     /// The connector's server failed the request (its text holds no credential).
     #[error("{0}")]
     Upstream(CallFailure),
+    /// An OAuth authorization could not start or complete (the text names no secret).
+    #[error("{0}")]
+    OAuth(String),
+    /// The callback's `state` is unknown, used already or expired.
+    #[error("this authorization link is unknown, used already or expired: start the authorization again")]
+    OAuthState,
     #[error("a stored connector credential cannot be opened: {0}")]
     Crypto(#[from] CryptoError),
     #[error(transparent)]
@@ -143,6 +151,20 @@ impl Toolbox {
         Self { settings: Arc::new(settings), clients: McpClients::new(&outbound), keys, outbound }
     }
 
+    /// Lets OAuth connectors' connections read, refresh and store their grant's tokens. Without it (a
+    /// service without a database, as some tests build), they send the token their spec was read with.
+    #[must_use]
+    pub fn with_database(mut self, db: &PgPool) -> Self {
+        let keeper = authorization::TokenKeeper {
+            db: db.clone(),
+            keys: Arc::clone(&self.keys),
+            http: self.clients.http().clone(),
+            outbound: self.outbound.clone(),
+        };
+        self.clients = self.clients.with_token_keeper(keeper);
+        self
+    }
+
     fn rules(&self) -> Rules<'_> {
         Rules { outbound: &self.outbound, stdio: &self.settings.stdio_servers }
     }
@@ -225,7 +247,11 @@ pub async fn list(pool: &PgPool, context: &TenantContext) -> Result<Vec<Connecto
 }
 
 pub async fn get(pool: &PgPool, context: &TenantContext, id: ConnectorId) -> Result<Connector, ToolError> {
-    let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
+    get_of(pool, context.tenant_id(), id).await
+}
+
+async fn get_of(pool: &PgPool, tenant_id: TenantId, id: ConnectorId) -> Result<Connector, ToolError> {
+    let mut transaction = db::begin_tenant(pool, tenant_id).await?;
     let row = store::find_connector(&mut transaction, id).await?.ok_or(ToolError::NotFound)?;
     let offerings = store::offerings(&mut transaction, Some(id)).await?;
     transaction.commit().await?;
@@ -241,19 +267,41 @@ pub async fn refresh(
     context: &TenantContext,
     id: ConnectorId,
 ) -> Result<Connector, ToolError> {
-    let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
+    rediscover(pool, toolbox, &Recorder::of(context), id).await
+}
+
+/// [`refresh`] for whoever `recorder` names (the OAuth callback has no request context).
+async fn rediscover(
+    pool: &PgPool,
+    toolbox: &Toolbox,
+    recorder: &Recorder<'_>,
+    id: ConnectorId,
+) -> Result<Connector, ToolError> {
+    let tenant_id = recorder.tenant_id;
+    let mut transaction = db::begin_tenant(pool, tenant_id).await?;
     let row = store::find_connector(&mut transaction, id).await?.ok_or(ToolError::NotFound)?;
     transaction.commit().await?;
     let spec = row.spec(&toolbox.keys)?;
     toolbox.clients.close(id).await;
-    let listed = toolbox.clients.discover(id, row.updated_at, &spec, &toolbox.settings).await;
-    let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
+    // An OAuth connector nobody has authorized yet is not reached: it waits for an admin.
+    let unauthorized = matches!(&spec.auth, connectors::Auth::OAuth(grant) if grant.tokens.is_none());
+    let listed = if unauthorized {
+        let reason = row.last_error.clone().filter(|_| row.status == "needs_authorization");
+        Err(CallFailure::NeedsAuthorization(reason.unwrap_or_else(|| authorization::not_yet_authorized(id))))
+    } else {
+        toolbox.clients.discover(id, row.updated_at, &spec, &toolbox.settings).await
+    };
+    let mut transaction = db::begin_tenant(pool, tenant_id).await?;
     match &listed {
         Ok(offerings) => {
-            store::replace_offerings(&mut transaction, context.tenant_id(), id, offerings).await?;
+            store::replace_offerings(&mut transaction, tenant_id, id, offerings).await?;
             store::set_connector_status(&mut transaction, id, None).await?;
             let protocol_version = toolbox.clients.protocol_version(id, row.updated_at);
             store::set_connector_protocol_version(&mut transaction, id, protocol_version.as_deref()).await?;
+        }
+        Err(CallFailure::NeedsAuthorization(reason)) => {
+            store::replace_offerings(&mut transaction, tenant_id, id, &Offerings::default()).await?;
+            store::set_connector_needs_authorization(&mut transaction, id, reason).await?;
         }
         Err(error) => {
             tracing::warn!(connector_id = %id, %error, "tool discovery failed");
@@ -265,12 +313,15 @@ pub async fn refresh(
             "status": "active", "tools": offerings.tools.len(), "resources": offerings.resources.len(),
             "prompts": offerings.prompts.len(),
         }),
+        Err(error @ CallFailure::NeedsAuthorization(_)) => {
+            serde_json::json!({ "status": "needs_authorization", "error": error.to_string() })
+        }
         Err(error) => serde_json::json!({ "status": "error", "error": error.to_string() }),
     };
     let entry = AuditEntry::new("mcp_connector.refreshed", "mcp_connector", id.to_string()).with_details(details);
-    audit::record(&mut transaction, context, &entry).await?;
+    audit::store::append(&mut transaction, recorder, &entry).await?;
     transaction.commit().await?;
-    get(pool, context, id).await
+    get_of(pool, tenant_id, id).await
 }
 
 fn with_qualified_names(connector: &str, offerings: Offerings) -> Offerings {

@@ -1,5 +1,5 @@
-//! The operator's settings for tools: which stdio servers tenants may start, and how long connecting and
-//! calling may take.
+//! The operator's settings for tools: which stdio servers tenants may start, how long connecting and
+//! calling may take, and where OAuth sends browsers back.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -44,6 +44,10 @@ pub struct ToolSettings {
     pub call_timeout: Duration,
     /// Model steps in one turn: a model that keeps calling tools is stopped here.
     pub max_steps: u32,
+    /// Where browsers and authorization servers reach this service (`SWITCHBOARD_PUBLIC_URL`): OAuth
+    /// connectors' redirect URI and client metadata document are under it. `None`: the admin's request's
+    /// own `Host`, over http (a service embedded in tests).
+    pub public_url: Option<String>,
 }
 
 impl Default for ToolSettings {
@@ -53,6 +57,7 @@ impl Default for ToolSettings {
             connect_timeout: Duration::from_secs(10),
             call_timeout: Duration::from_secs(30),
             max_steps: 8,
+            public_url: None,
         }
     }
 }

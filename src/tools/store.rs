@@ -33,6 +33,9 @@ pub struct ConnectorRow {
     pub(super) last_error: Option<String>,
     pub(super) refreshed_at: Option<DateTime<Utc>>,
     pub(super) protocol_version: Option<String>,
+    /// What is not secret about an OAuth grant (`oauth::GrantInfo`); the tokens are in `secret_*`.
+    pub(super) oauth: Option<sqlx::types::Json<serde_json::Value>>,
+    pub(super) token_expires_at: Option<DateTime<Utc>>,
     pub(super) created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -50,11 +53,13 @@ pub struct ConnectorColumns<'a> {
     pub auth_kind: &'a str,
     pub auth_header: Option<&'a str>,
     pub sealed: Option<&'a Sealed>,
+    pub oauth: Option<&'a serde_json::Value>,
+    pub token_expires_at: Option<DateTime<Utc>>,
 }
 
 const CONNECTOR_COLUMNS: &str = "id, tenant_id, name, transport, url, command, args, auth_kind, auth_header, \
-     secret_ciphertext, secret_nonce, secret_key_id, status, last_error, refreshed_at, protocol_version, created_at, \
-     updated_at";
+     secret_ciphertext, secret_nonce, secret_key_id, status, last_error, refreshed_at, protocol_version, oauth, \
+     token_expires_at, created_at, updated_at";
 
 /// Inserts a connector, or replaces one (`id` exists); a taken name is a unique violation.
 pub async fn upsert_connector(
@@ -63,11 +68,11 @@ pub async fn upsert_connector(
 ) -> Result<ConnectorRow, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO mcp_connectors (id, tenant_id, name, transport, url, command, args, auth_kind, auth_header, \
-             secret_ciphertext, secret_nonce, secret_key_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+             secret_ciphertext, secret_nonce, secret_key_id, oauth, token_expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
          ON CONFLICT (id) DO UPDATE SET name = $3, transport = $4, url = $5, command = $6, args = $7, \
              auth_kind = $8, auth_header = $9, secret_ciphertext = $10, secret_nonce = $11, secret_key_id = $12, \
-             status = 'pending', last_error = NULL, protocol_version = NULL, updated_at = now() \
+             oauth = $13, token_expires_at = $14, status = 'pending', last_error = NULL, protocol_version = NULL, updated_at = now() \
          RETURNING {CONNECTOR_COLUMNS}"
     )))
     .bind(columns.id)
@@ -82,6 +87,8 @@ pub async fn upsert_connector(
     .bind(columns.sealed.map(|sealed| &sealed.ciphertext))
     .bind(columns.sealed.map(|sealed| &sealed.nonce))
     .bind(columns.sealed.map(|sealed| &sealed.key_id))
+    .bind(columns.oauth)
+    .bind(columns.token_expires_at)
     .fetch_one(connection)
     .await
 }
@@ -94,6 +101,138 @@ pub async fn find_connector(
         .bind(id)
         .fetch_optional(connection)
         .await
+}
+
+/// The connector, its row locked until the transaction ends: an OAuth token is refreshed by one
+/// process at a time, and the others then use what it stored.
+pub async fn lock_connector(
+    connection: &mut PgConnection,
+    id: ConnectorId,
+) -> Result<Option<ConnectorRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {CONNECTOR_COLUMNS} FROM mcp_connectors WHERE id = $1 FOR UPDATE"
+    )))
+    .bind(id)
+    .fetch_optional(connection)
+    .await
+}
+
+/// Stores an OAuth grant: what is not secret, the sealed tokens and when the access token expires. The
+/// connector's `updated_at` stays: its sessions are renewed by the token, not by the row's version.
+pub async fn set_connector_grant(
+    connection: &mut PgConnection,
+    id: ConnectorId,
+    oauth: &serde_json::Value,
+    sealed: &Sealed,
+    token_expires_at: Option<DateTime<Utc>>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE mcp_connectors SET oauth = $2, secret_ciphertext = $3, secret_nonce = $4, secret_key_id = $5, \
+             token_expires_at = $6 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(oauth)
+    .bind(&sealed.ciphertext)
+    .bind(&sealed.nonce)
+    .bind(&sealed.key_id)
+    .bind(token_expires_at)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+/// The OAuth access token is treated as expired: the next connection refreshes it.
+pub async fn expire_connector_token(connection: &mut PgConnection, id: ConnectorId) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE mcp_connectors SET token_expires_at = now() - interval '1 hour' \
+         WHERE id = $1 AND auth_kind = 'oauth' AND secret_ciphertext IS NOT NULL",
+    )
+    .bind(id)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+/// An OAuth connector whose grant is missing or no longer works: its tools are not offered until an admin
+/// authorizes it again. Its tokens are forgotten.
+pub async fn set_connector_needs_authorization(
+    connection: &mut PgConnection,
+    id: ConnectorId,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE mcp_connectors SET status = 'needs_authorization', last_error = $2, secret_ciphertext = NULL, \
+             secret_nonce = NULL, secret_key_id = NULL, token_expires_at = NULL WHERE id = $1 AND auth_kind = 'oauth'",
+    )
+    .bind(id)
+    .bind(reason)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+/// An authorization started by an admin, waiting for its callback.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OAuthStateRow {
+    pub tenant_id: TenantId,
+    pub connector_id: ConnectorId,
+    pub actor_type: String,
+    pub actor_id: Option<String>,
+    pub flow: sqlx::types::Json<serde_json::Value>,
+    pub sealed_ciphertext: Vec<u8>,
+    pub sealed_nonce: Vec<u8>,
+    pub sealed_key_id: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Records a started authorization, replacing the connector's earlier ones (only the newest link works).
+pub async fn insert_oauth_state(
+    connection: &mut PgConnection,
+    state_hash: &[u8],
+    row: &OAuthStateRow,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM mcp_oauth_states WHERE connector_id = $1 OR expires_at < now()")
+        .bind(row.connector_id)
+        .execute(&mut *connection)
+        .await?;
+    sqlx::query(
+        "INSERT INTO mcp_oauth_states (state_hash, tenant_id, connector_id, actor_type, actor_id, flow, \
+             sealed_ciphertext, sealed_nonce, sealed_key_id, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(state_hash)
+    .bind(row.tenant_id)
+    .bind(row.connector_id)
+    .bind(&row.actor_type)
+    .bind(&row.actor_id)
+    .bind(&row.flow)
+    .bind(&row.sealed_ciphertext)
+    .bind(&row.sealed_nonce)
+    .bind(&row.sealed_key_id)
+    .bind(row.expires_at)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+/// Takes the started authorization whose state hashes to `state_hash`, before any tenant is known
+/// (through the `mcp_oauth_state_lookup` and `_consume` policies): deleted as it is read, so a state works
+/// once. The setting is transaction-local.
+pub async fn consume_oauth_state(
+    connection: &mut PgConnection,
+    state_hash: &[u8],
+) -> Result<Option<OAuthStateRow>, sqlx::Error> {
+    sqlx::query("SELECT set_config('app.oauth_state_hash', $1, true)")
+        .bind(hex::encode(state_hash))
+        .execute(&mut *connection)
+        .await?;
+    sqlx::query_as(
+        "DELETE FROM mcp_oauth_states WHERE state_hash = $1 RETURNING tenant_id, connector_id, actor_type, \
+             actor_id, flow, sealed_ciphertext, sealed_nonce, sealed_key_id, expires_at",
+    )
+    .bind(state_hash)
+    .fetch_optional(connection)
+    .await
 }
 
 pub async fn list_connectors(connection: &mut PgConnection) -> Result<Vec<ConnectorRow>, sqlx::Error> {

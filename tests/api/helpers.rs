@@ -61,7 +61,7 @@ async fn serve(
     let tenant_http = HttpClient::guarded(http.settings.clone(), &outbound);
     let providers =
         ProviderSetup { http, tenant_http, platform: platform(mock), keys: Arc::clone(keys), catalog: test_catalog() };
-    let toolbox = Toolbox::new(test_tool_settings(), Arc::clone(keys), outbound.clone());
+    let toolbox = Toolbox::new(test_tool_settings(), Arc::clone(keys), outbound.clone()).with_database(app_db);
     let prompts = Prompts::load().expect("prompts load");
     let engine = Engine::new(app_db.clone(), prompts, providers, retriever.clone(), toolbox.clone())
         .await

@@ -38,6 +38,7 @@ mod integration;
 mod large_documents;
 mod mcp_auth;
 mod mcp_endpoint;
+mod mcp_oauth;
 mod mcp_resources;
 mod mcp_revisions;
 mod metrics;

@@ -38,7 +38,10 @@ async fn the_document_is_openapi_3_1_with_the_security_schemes_and_an_error_shap
     }
     let operations = operations(&document);
     assert!(operations.len() >= 60, "only {} operations", operations.len());
-    let public = ["/", "/widget.js", "/healthz", "/readyz"];
+    // The OAuth callback is reached by an admin's browser (its `state` is the credential), and the client
+    // metadata document by authorization servers.
+    let public =
+        ["/", "/widget.js", "/healthz", "/readyz", "/api/v1/oauth/callback", "/api/v1/oauth/client-metadata.json"];
     for (method, path, operation) in &operations {
         let responses = operation["responses"].as_object().unwrap();
         assert!(responses.contains_key("default"), "{method} {path} has no error response");

@@ -158,3 +158,36 @@ async fn a_connector_canary_token_never_appears_in_logs_responses_or_the_audit_t
     let logged = String::from_utf8_lossy(&logs.0.lock().unwrap()).to_string();
     assert!(!logged.contains(canary), "a log line carried the token");
 }
+
+#[tokio::test]
+async fn an_oauth_connectors_tokens_never_appear_in_logs_responses_or_the_audit_trail() {
+    let logs = captured_logs();
+    let app = TestApp::spawn().await;
+    let server = crate::python_mcp::PythonMcpServer::start_with(crate::python_mcp::Sdk::V2, "oauth_server.py").await;
+    let tenant = app.create_tenant("acme").await;
+    app.configure(&tenant, json!({"default_provider": "openai", "default_model": "gpt-4o-mini"})).await;
+    let profile = json!({ "name": "p", "tool_allowlist": ["auth.*"] });
+    let profile: serde_json::Value =
+        app.post("/api/v1/policy-profiles", &tenant.admin_key, &profile).send().await.unwrap().json().await.unwrap();
+    app.configure(&tenant, json!({ "active_policy_profile_id": profile["id"] })).await;
+    let connector = crate::mcp_oauth::authorized_connector(&app, &tenant, &server).await;
+    let mut seen = connector.to_string();
+    let call =
+        mock_upstream::ToolCall { id: String::new(), name: "auth__echo".into(), arguments: json!({ "text": "x" }) };
+    app.mock.push(Reply { tool_calls: vec![call], ..Reply::default() });
+    let session = app.create_session(&tenant.admin_key).await;
+    let events = app.stream_turn(&tenant.admin_key, &session, "echo x").await;
+    assert!(events.iter().any(|event| event.event == "tool_call.completed"), "{events:#?}");
+    seen.extend(events.iter().map(|event| event.data.to_string()));
+    for path in ["/api/v1/mcp-connectors", "/api/v1/audit-events"] {
+        seen.push_str(&app.get(path, &tenant.admin_key).send().await.unwrap().text().await.unwrap());
+    }
+    let origin = server.url.trim_end_matches("/mcp");
+    let issued: Vec<String> = reqwest::get(format!("{origin}/test/tokens")).await.unwrap().json().await.unwrap();
+    assert!(issued.len() >= 2, "an access and a refresh token were issued");
+    let logged = String::from_utf8_lossy(&logs.0.lock().unwrap()).to_string();
+    for token in &issued {
+        assert!(!seen.contains(token.as_str()), "a response carried a token");
+        assert!(!logged.contains(token.as_str()), "a log line carried a token");
+    }
+}

@@ -70,13 +70,32 @@ pub struct ConnectorAuthView {
     pub kind: &'static str,
     /// The header an `api_key` is sent in.
     pub header: Option<String>,
+    /// Whether a credential is stored: for `oauth`, whether an admin has authorized it.
     pub token_configured: bool,
+    /// For `oauth`: the scope asked for (by default the server's `scopes_supported`).
+    pub scope: Option<String>,
+    /// For `oauth`: when the access token expires; it is refreshed before.
+    pub token_expires_at: Option<DateTime<Utc>>,
 }
 
 impl From<&AuthView> for ConnectorAuthView {
     fn from(auth: &AuthView) -> Self {
-        Self { kind: auth.kind, header: auth.header.clone(), token_configured: auth.token_configured }
+        Self {
+            kind: auth.kind,
+            header: auth.header.clone(),
+            token_configured: auth.token_configured,
+            scope: auth.scope.clone(),
+            token_expires_at: auth.token_expires_at,
+        }
     }
+}
+
+/// An OAuth authorization started: open `authorization_url` in a browser.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuthorizationView {
+    pub authorization_url: String,
+    /// The URL works once, until then.
+    pub expires_at: DateTime<Utc>,
 }
 
 /// A tool as its server reported it; the connector it belongs to is the object around it.
@@ -237,6 +256,8 @@ pub enum ConnectorStatus {
     Pending,
     Active,
     Error,
+    /// An OAuth connector not authorized yet, or whose grant the authorization server no longer honours.
+    NeedsAuthorization,
 }
 
 #[derive(ToSchema)]
@@ -246,4 +267,5 @@ pub enum ConnectorAuthKind {
     None,
     ApiKey,
     Bearer,
+    Oauth,
 }
