@@ -85,7 +85,7 @@ pub(crate) fn start_service_with(data_dir: &Path, port: u16, settings: &[(&str, 
 
 /// Polls until `condition` holds; the deadline only bounds a hang, it asserts no speed.
 pub(crate) async fn wait_for(what: &str, mut condition: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_mins(2);
+    let deadline = Instant::now() + Duration::from_mins(5);
     while !condition().await {
         assert!(Instant::now() < deadline, "gave up waiting for {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -15,11 +15,10 @@ Serves on 127.0.0.1, on a port the system picks, and prints `PORT <n>` once it l
 """
 
 import secrets
-import socket
 import sys
 import time
+from pathlib import Path
 
-import uvicorn
 from mcp.server.auth.provider import (
     AccessToken,
     AuthorizationCode,
@@ -33,6 +32,9 @@ from mcp.server.mcpserver import MCPServer
 from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "mcp-python"))
+from listen import listener, serve  # noqa: E402
 
 ACCESS_TOKEN_SECONDS = 3
 
@@ -120,11 +122,8 @@ class Provider:
 
 
 def main() -> None:
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(128)
-    port = listener.getsockname()[1]
+    listening = listener()
+    port = listening.getsockname()[1]
     origin = f"http://127.0.0.1:{port}"
     provider = Provider()
     server = MCPServer(
@@ -163,9 +162,7 @@ def main() -> None:
         provider.reject_refresh = True
         return JSONResponse({"reject_refresh": True})
 
-    config = uvicorn.Config(server.streamable_http_app(), log_level="warning")
-    print(f"PORT {port}", flush=True)
-    uvicorn.Server(config).run(sockets=[listener])
+    serve(server.streamable_http_app(), listening)
 
 
 if __name__ == "__main__":
