@@ -43,6 +43,10 @@ pub struct PolicyDocument {
     /// through `blocked_fields` and `max_rows_per_query` like a tool's result); empty means none.
     #[serde(default)]
     pub resource_allowlist: Vec<String>,
+    /// Glob patterns over `connector.prompt`: the MCP prompts listed and filled for the caller (the
+    /// widget, the IDE); empty means none.
+    #[serde(default)]
+    pub prompt_allowlist: Vec<String>,
 }
 
 /// The rule forms a profile may add. Anything else is refused at save time.
@@ -97,6 +101,7 @@ pub struct Policy {
     allowlist: GlobSet,
     approval: GlobSet,
     resources: GlobSet,
+    prompts: GlobSet,
     /// `blocked_fields` in lower and in upper case (see `shape::blocks`).
     blocked_fields: Vec<(String, String)>,
     rules: Vec<CompiledRule>,
@@ -167,6 +172,7 @@ impl Policy {
             allowlist: patterns("tool_allowlist", &document.tool_allowlist)?,
             approval: patterns("approval_required", &document.approval_required)?,
             resources: patterns("resource_allowlist", &document.resource_allowlist)?,
+            prompts: patterns("prompt_allowlist", &document.prompt_allowlist)?,
             blocked_fields: document
                 .blocked_fields
                 .iter()
@@ -192,6 +198,11 @@ impl Policy {
     /// [`resource_name`]).
     pub fn may_read_resource(&self, name: &str) -> bool {
         self.resources.is_match(name)
+    }
+
+    /// Whether a connector's prompt (`connector.prompt`) is offered to the caller.
+    pub fn may_use_prompt(&self, name: &str) -> bool {
+        self.prompts.is_match(name)
     }
 }
 

@@ -1,5 +1,6 @@
 //! The prompts connectors offer (MCP `prompts/list`): message templates for people to pick, listed for
-//! the widget and the IDE by `connector.prompt`, and filled in by the connector's server
+//! the widget and the IDE by `connector.prompt` as the caller's policy profile allows
+//! (`prompt_allowlist`), and filled in by the connector's server
 //! (`prompts/get`) with the arguments the person gives. A filled prompt is text for the composer: it
 //! becomes a message only when the person sends it.
 
@@ -8,13 +9,18 @@ use sqlx::PgPool;
 use super::{DiscoveredPrompt, PromptMessage, ToolError, Toolbox, store};
 use crate::auth::context::TenantContext;
 use crate::db;
+use crate::policy::{self, Policy};
 
-/// The prompts of the tenant's active connectors, by connector then name.
+/// The prompts of the tenant's active connectors that the caller's policy profile offers it
+/// (`prompt_allowlist`; none when no profile is in force), by connector then name.
 pub async fn list(pool: &PgPool, context: &TenantContext) -> Result<Vec<DiscoveredPrompt>, ToolError> {
     let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
+    let profile = policy::store::effective(&mut transaction, context.actor().api_key_id(), context.end_user()).await?;
     let connectors = store::list_connectors(&mut transaction).await?;
     let offerings = store::offerings(&mut transaction, None).await?;
     transaction.commit().await?;
+    let Some((profile, _)) = profile else { return Ok(Vec::new()) };
+    let policy = Policy::parse(profile.document).map_err(|error| ToolError::Invalid(error.0))?;
     let mut prompts: Vec<DiscoveredPrompt> = offerings
         .prompts
         .into_iter()
@@ -22,6 +28,7 @@ pub async fn list(pool: &PgPool, context: &TenantContext) -> Result<Vec<Discover
             let connector = connectors.iter().find(|row| row.id == prompt.connector_id && row.is_active())?;
             Some(DiscoveredPrompt { qualified_name: super::names::qualified(&connector.name, &prompt.name), ..prompt })
         })
+        .filter(|prompt| policy.may_use_prompt(&prompt.qualified_name))
         .collect();
     prompts.sort_by(|a, b| a.qualified_name.cmp(&b.qualified_name));
     Ok(prompts)

@@ -117,10 +117,11 @@ async fn an_attached_resource_goes_through_the_policy_and_reaches_every_later_tu
 }
 
 #[tokio::test]
-async fn prompts_are_listed_and_filled_for_widget_users_and_a_profile_without_resources_reads_none() {
+async fn prompts_are_listed_and_filled_as_the_profile_allows_and_a_profile_without_resources_reads_none() {
     let app = TestApp::spawn().await;
     let server = PythonMcpServer::start("records_server.py").await;
-    let (tenant, connector) = tenant_with_records(&app, "acme", &server.url, json!({ "tool_allowlist": ["*"] })).await;
+    let profile = json!({ "tool_allowlist": ["*"], "prompt_allowlist": ["records.summarize_*"] });
+    let (tenant, connector) = tenant_with_records(&app, "acme", &server.url, profile).await;
     let minted: Value = app
         .post("/api/v1/widget-tokens", &tenant.admin_key, &json!({ "external_user_id": "ada", "ttl_seconds": 600 }))
         .send()
@@ -146,6 +147,17 @@ async fn prompts_are_listed_and_filled_for_widget_users_and_a_profile_without_re
     assert_error(fill(json!({ "customer_id": "42", "colour": "red" })).await.unwrap(), 422, "invalid_request").await;
     let response = app.post("/api/v1/mcp-prompts/records.nothing/fill", widget, &json!({})).send().await.unwrap();
     assert_error(response, 404, "not_found").await;
+
+    // A profile without `prompt_allowlist` offers no prompt: none listed, none filled.
+    let profiles = app.get_json("/api/v1/policy-profiles", &tenant.admin_key).await;
+    let id = profiles["policy_profiles"][0]["id"].as_str().unwrap().to_owned();
+    let replaced = json!({ "name": "default", "tool_allowlist": ["*"] });
+    let url = app.url(&format!("/api/v1/policy-profiles/{id}"));
+    let response = app.client.put(url).bearer_auth(&tenant.admin_key).json(&replaced).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let listed: Value = app.get("/api/v1/mcp-prompts", widget).send().await.unwrap().json().await.unwrap();
+    assert_eq!(listed["prompts"], json!([]));
+    assert_error(fill(json!({ "customer_id": "42" })).await.unwrap(), 404, "not_found").await;
 
     // The widget user's own conversation: their profile has no resource_allowlist, so nothing is read.
     let session = app.create_session(widget).await;

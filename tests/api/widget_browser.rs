@@ -91,7 +91,8 @@ async fn demo_tenant(app: &TestApp, server: &McpTestServer) -> TestTenant {
 /// `summarize_customer(customer_id, tone = "neutral")`.
 async fn demo_tenant_with_prompts(app: &TestApp, server: &PythonMcpServer) -> TestTenant {
     let connector = json!({ "name": "records", "transport": "streamable_http", "url": server.url });
-    tenant_with_connector(app, "demo", ("openai", "gpt-4o-mini"), connector, json!({})).await.0
+    let profile = json!({ "prompt_allowlist": ["records.*"] });
+    tenant_with_connector(app, "demo", ("openai", "gpt-4o-mini"), connector, profile).await.0
 }
 
 /// The demo tenant with a `booking` connector, allowed by its active policy profile, whose server asks which
