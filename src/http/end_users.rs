@@ -63,6 +63,28 @@ pub struct PolicyGroupBody {
     group: Option<String>,
 }
 
+/// An end user's policy group.
+#[utoipa::path(
+    get, path = "/end-users/{external_user_id}/policy-group", tag = "tools",
+    params((
+        "external_user_id" = String, Path, min_length = 1, max_length = 200,
+        description = "The end user's id in the tenant's own system, as the integration API and widget tokens name them.",
+    )),
+    responses(
+        (status = 200, description = "The end user's group (null: none).", body = EndUserGroupView),
+        (status = 404, description = "`end_user_not_found`: no end user of that id."),
+    ),
+    security(("tenant_key" = ["admin"])),
+)]
+pub async fn get_policy_group(
+    State(state): State<AppState>,
+    Tenant(context): Tenant,
+    Path(external_user_id): Path<String>,
+) -> Result<axum::Json<EndUserGroupView>, ApiError> {
+    context.require(Scope::Admin)?;
+    Ok(axum::Json(EndUserGroupView::from(&users::group(&state.db, &context, &external_user_id).await?)))
+}
+
 /// Puts an end user in a policy group (or in none, with `null`); the end user is made on first sight, as
 /// the integration API and widget tokens make them.
 #[utoipa::path(

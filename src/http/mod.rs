@@ -164,7 +164,7 @@ pub fn router_with_limits(state: AppState, limits: &ClientLimits) -> Router {
         .routes(routes!(integration::chat))
         .routes(routes!(widget_tokens::mint))
         .routes(routes!(end_users::erase))
-        .routes(routes!(end_users::set_policy_group))
+        .routes(routes!(end_users::get_policy_group, end_users::set_policy_group))
         .routes(routes!(workspaces::create, workspaces::list))
         .routes(routes!(workspaces::get))
         .routes(routes!(workspaces::list_files))

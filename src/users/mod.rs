@@ -111,6 +111,14 @@ pub struct EndUserGroup {
 /// Puts the end user the tenant calls `external_id` in a policy group (`None`: in none), made on first
 /// sight like the integration API and widget tokens make them; audited with the group before. A group the
 /// tenant maps to no profile changes nothing until it does.
+/// An end user's policy group (`NotFound`: no end user of that id).
+pub async fn group(pool: &PgPool, context: &TenantContext, external_id: &str) -> Result<EndUserGroup, EndUserError> {
+    let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
+    let group = store::group_of(&mut transaction, external_id).await?.ok_or(EndUserError::NotFound)?;
+    transaction.commit().await?;
+    Ok(EndUserGroup { external_user_id: external_id.to_owned(), policy_group: group })
+}
+
 pub async fn set_group(
     pool: &PgPool,
     context: &TenantContext,

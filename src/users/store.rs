@@ -71,6 +71,16 @@ pub async fn identity(
         .await
 }
 
+/// An end user's policy group: `None` when there is no such end user, `Some(None)` when they are in none.
+pub async fn group_of(connection: &mut PgConnection, external_id: &str) -> Result<Option<Option<String>>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT policy_group FROM users WHERE external_id = $1 AND actor_type = 'user' AND erased_at IS NULL",
+    )
+    .bind(external_id)
+    .fetch_optional(connection)
+    .await
+}
+
 /// Sets an end user's policy group (`None`: none); the group they had before.
 pub async fn set_group(
     connection: &mut PgConnection,

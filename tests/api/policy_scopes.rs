@@ -205,6 +205,10 @@ async fn a_groups_profile_applies_to_its_end_users_on_every_door_and_a_keys_prof
     assert_eq!(response.status(), 200);
     let set: Value = response.json().await.unwrap();
     assert_eq!(set, json!({ "external_user_id": "cust-1", "policy_group": "support" }));
+    let read = app.get_json("/api/v1/end-users/cust-1/policy-group", &tenant.admin_key).await;
+    assert_eq!(read, set, "the group reads back");
+    let response = app.get("/api/v1/end-users/nobody/policy-group", &tenant.admin_key).send().await.unwrap();
+    assert_error(response, 404, "end_user_not_found").await;
     let listed = app.get_json("/api/v1/policy-groups", &tenant.admin_key).await;
     assert_eq!(listed["policy_groups"].as_array().unwrap().len(), 1, "{listed}");
 
