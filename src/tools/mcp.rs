@@ -372,10 +372,10 @@ impl McpClients {
         spec: &ConnectorSpec,
         settings: &ToolSettings,
     ) -> Result<Arc<Session>, CallFailure> {
+        let credential = credential_of(spec);
         {
             let mut sessions = self.sessions.lock().await;
             sessions.retain(|_, pooled| pooled.last_used.elapsed() < IDLE);
-            let credential = credential_of(spec);
             if let Some(pooled) =
                 sessions.get_mut(&id).filter(|pooled| pooled.version == version && pooled.credential == credential)
                 && !pooled.session.peer().is_transport_closed()
@@ -390,7 +390,6 @@ impl McpClients {
             self.outbound.check(url).await.map_err(|error| CallFailure::Unreachable(error.to_string()))?;
         }
         let session = Arc::new(connect(&self.http, spec, settings, (&self.revisions, id, version)).await?);
-        let credential = credential_of(spec);
         let pooled =
             Pooled { version, credential, session: Arc::clone(&session), last_used: std::time::Instant::now() };
         self.sessions.lock().await.insert(id, pooled);

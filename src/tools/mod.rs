@@ -136,6 +136,17 @@ pub struct Offerings {
     pub prompts: Vec<DiscoveredPrompt>,
 }
 
+impl Offerings {
+    /// Takes out what one connector offers (of what several offer).
+    fn take(&mut self, connector: ConnectorId) -> Self {
+        Self {
+            tools: self.tools.extract_if(.., |tool| tool.connector_id == connector).collect(),
+            resources: self.resources.extract_if(.., |resource| resource.connector_id == connector).collect(),
+            prompts: self.prompts.extract_if(.., |prompt| prompt.connector_id == connector).collect(),
+        }
+    }
+}
+
 /// Everything tools need from the service: the operator's settings, the pooled MCP sessions, the keys
 /// that open connector credentials and the rule for outbound URLs.
 #[derive(Debug, Clone)]
@@ -232,18 +243,7 @@ pub async fn list(pool: &PgPool, context: &TenantContext) -> Result<Vec<Connecto
     let rows = store::list_connectors(&mut transaction).await?;
     let mut offerings = store::offerings(&mut transaction, None).await?;
     transaction.commit().await?;
-    Ok(rows
-        .into_iter()
-        .map(|row| {
-            let (tools, rest) = offerings.tools.drain(..).partition(|tool| tool.connector_id == row.id);
-            offerings.tools = rest;
-            let (resources, rest) = offerings.resources.drain(..).partition(|resource| resource.connector_id == row.id);
-            offerings.resources = rest;
-            let (prompts, rest) = offerings.prompts.drain(..).partition(|prompt| prompt.connector_id == row.id);
-            offerings.prompts = rest;
-            row.view(with_qualified_names(&row.name, Offerings { tools, resources, prompts }))
-        })
-        .collect())
+    Ok(rows.into_iter().map(|row| row.view(with_qualified_names(&row.name, offerings.take(row.id)))).collect())
 }
 
 pub async fn get(pool: &PgPool, context: &TenantContext, id: ConnectorId) -> Result<Connector, ToolError> {

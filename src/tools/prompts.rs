@@ -16,18 +16,14 @@ use crate::policy::{self, Policy};
 pub async fn list(pool: &PgPool, context: &TenantContext) -> Result<Vec<DiscoveredPrompt>, ToolError> {
     let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
     let profile = policy::store::effective(&mut transaction, context.actor().api_key_id(), context.end_user()).await?;
-    let connectors = store::list_connectors(&mut transaction).await?;
-    let offerings = store::offerings(&mut transaction, None).await?;
     transaction.commit().await?;
     let Some((profile, _)) = profile else { return Ok(Vec::new()) };
     let policy = Policy::parse(profile.document).map_err(|error| ToolError::Invalid(error.0))?;
-    let mut prompts: Vec<DiscoveredPrompt> = offerings
-        .prompts
+    let mut prompts: Vec<DiscoveredPrompt> = super::list(pool, context)
+        .await?
         .into_iter()
-        .filter_map(|prompt| {
-            let connector = connectors.iter().find(|row| row.id == prompt.connector_id && row.is_active())?;
-            Some(DiscoveredPrompt { qualified_name: super::names::qualified(&connector.name, &prompt.name), ..prompt })
-        })
+        .filter(|connector| connector.status == "active")
+        .flat_map(|connector| connector.prompts)
         .filter(|prompt| policy.may_use_prompt(&prompt.qualified_name))
         .collect();
     prompts.sort_by(|a, b| a.qualified_name.cmp(&b.qualified_name));

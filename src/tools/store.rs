@@ -371,6 +371,20 @@ pub async fn replace_offerings(
     Ok(())
 }
 
+/// The name a connector's server lists for the resource at `uri` (`None`: not listed, as a URI a template
+/// makes).
+pub async fn listed_resource_name(
+    connection: &mut PgConnection,
+    connector: ConnectorId,
+    uri: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT name FROM discovered_resources WHERE connector_id = $1 AND NOT template AND uri = $2")
+        .bind(connector)
+        .bind(uri)
+        .fetch_optional(connection)
+        .await
+}
+
 /// What every connector offers, or one.
 pub async fn offerings(
     connection: &mut PgConnection,

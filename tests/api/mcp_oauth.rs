@@ -9,18 +9,11 @@ use serde_json::{Value, json};
 
 use crate::helpers::{SseEvent, TestApp, TestTenant};
 use crate::python_mcp::{PythonMcpServer, Sdk};
-use crate::tools::call;
+use crate::tools::{call, tenant_with_profile};
 
 /// A tenant answering with the mock's OpenAI model, whose active policy profile allows every tool.
 async fn tenant(app: &TestApp, slug: &str) -> TestTenant {
-    let tenant = app.create_tenant(slug).await;
-    app.configure(&tenant, json!({ "default_provider": "openai", "default_model": "gpt-4o-mini" })).await;
-    let profile = json!({ "name": "default", "tool_allowlist": ["*"] });
-    let response = app.post("/api/v1/policy-profiles", &tenant.admin_key, &profile).send().await.unwrap();
-    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
-    let profile: Value = response.json().await.unwrap();
-    app.configure(&tenant, json!({ "active_policy_profile_id": profile["id"] })).await;
-    tenant
+    tenant_with_profile(app, slug, ("openai", "gpt-4o-mini"), json!({ "tool_allowlist": ["*"] })).await
 }
 
 /// The test server's own endpoints, beside `/mcp`.

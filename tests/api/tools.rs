@@ -31,23 +31,35 @@ async fn tenant_with_tools_on(
 pub(crate) async fn tenant_with_connector(
     app: &TestApp,
     slug: &str,
-    (provider, model): (&str, &str),
+    answering: (&str, &str),
     connector: Value,
     profile: Value,
 ) -> (TestTenant, Value) {
-    let tenant = app.create_tenant(slug).await;
-    app.configure(&tenant, json!({ "default_provider": provider, "default_model": model })).await;
+    let tenant = tenant_with_profile(app, slug, answering, profile).await;
     let response = app.post("/api/v1/mcp-connectors", &tenant.admin_key, &connector).send().await.unwrap();
     assert_eq!(response.status(), 201);
     let connector: Value = response.json().await.unwrap();
     assert_eq!(connector["status"], "active", "{connector}");
+    (tenant, connector)
+}
+
+/// A tenant answering with the mock's `provider` and `model`, whose active policy profile (`default`) has
+/// these settings.
+pub(crate) async fn tenant_with_profile(
+    app: &TestApp,
+    slug: &str,
+    (provider, model): (&str, &str),
+    profile: Value,
+) -> TestTenant {
+    let tenant = app.create_tenant(slug).await;
+    app.configure(&tenant, json!({ "default_provider": provider, "default_model": model })).await;
     let mut body = profile;
     body["name"] = json!("default");
     let response = app.post("/api/v1/policy-profiles", &tenant.admin_key, &body).send().await.unwrap();
     assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
     let profile: Value = response.json().await.unwrap();
     app.configure(&tenant, json!({ "active_policy_profile_id": profile["id"] })).await;
-    (tenant, connector)
+    tenant
 }
 
 pub(crate) fn call(name: &str, arguments: Value) -> ToolCall {

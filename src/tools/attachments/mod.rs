@@ -78,14 +78,13 @@ pub async fn attach(
     let read = shaped(&policy, parts)?;
 
     let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
-    let listed = connector_store::offerings(&mut transaction, Some(connector_id)).await?;
-    let listed = listed.resources.into_iter().find(|resource| !resource.template && resource.uri == uri);
+    let listed = connector_store::listed_resource_name(&mut transaction, connector_id, uri).await?;
     let new = NewAttachment {
         tenant_id: context.tenant_id(),
         session_id,
         connector_id,
         uri,
-        name: listed.as_ref().map(|resource| resource.name.as_str()),
+        name: listed.as_deref(),
         mime_type: read.mime_type.as_deref(),
         content: &read.text,
         removed_fields: read.removed_fields,
