@@ -535,7 +535,7 @@ impl Engine {
             let elsewhere = run.status == RunStatus::Running
                 && executor.is_some_and(|(executor, alive)| alive && executor != self.inner.presence.id());
             if !elsewhere || asked == CANCEL_ASKS {
-                self.close_abandoned(tenant_id, &run, EventKind::RunCancelled { message_id: None }).await?;
+                self.close_abandoned(tenant_id, run.id, EventKind::RunCancelled { message_id: None }).await?;
                 return self.wait(context, run_id).await;
             }
             // The notice may arrive before that process registered the run (it has just started or

@@ -11,7 +11,7 @@ use crate::audit::Recorder;
 use crate::conversations::store::{self as conversation_store, NewMessage};
 use crate::conversations::{MessageStatus, Role};
 use crate::db;
-use crate::ids::{MessageId, TenantId};
+use crate::ids::{MessageId, RunId, TenantId};
 use crate::runs::events::{EventKind, RunEvent};
 use crate::runs::store::RunOutcome;
 use crate::runs::{self, Run, RunStatus};
@@ -45,11 +45,11 @@ async fn keep_partial_answer(
 }
 
 impl Engine {
-    /// Closes a run nobody executes any more, with `closing` as its last event.
+    /// Closes a run nobody executes any more, with `closing` as its last event (nothing if it has ended).
     pub(super) async fn close_abandoned(
         &self,
         tenant_id: TenantId,
-        run: &Run,
+        run_id: RunId,
         closing: EventKind,
     ) -> Result<(), EngineError> {
         let (status, error) = match &closing {
@@ -58,7 +58,7 @@ impl Engine {
         };
         let mut transaction = db::begin_tenant(&self.inner.db, tenant_id).await?;
         // Locked: a decision resuming the run and this closing it are ordered, never both.
-        let Some(run) = runs::store::get_for_update(&mut transaction, run.id).await? else { return Ok(()) };
+        let Some(run) = runs::store::get_for_update(&mut transaction, run_id).await? else { return Ok(()) };
         let run = &run;
         let seq = runs::store::last_seq(&mut transaction, run.id).await? + 1;
         calls::close_open(&mut transaction, run.id).await?;
@@ -129,7 +129,7 @@ impl Engine {
                 message: "the process running this turn stopped before it finished".to_owned(),
                 message_id: None,
             };
-            self.close_abandoned(tenant_id, &run, closing).await?;
+            self.close_abandoned(tenant_id, run.id, closing).await?;
             tracing::warn!(%run_id, %tenant_id, "closed a run whose process stopped");
             closed += 1;
         }

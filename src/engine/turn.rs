@@ -165,14 +165,39 @@ pub async fn execute(inner: Arc<Inner>, plan: TurnPlan, mut log: EventLog, resum
     };
     if let Err(error) = recorded {
         tracing::error!(run_id = %plan.run_id, %error, "could not record the end of a run");
-        if crate::db::is_unavailable(&error) {
-            let (code, message) = DATABASE_UNAVAILABLE;
-            log.publish_failure_in_memory(code, message);
+        let (code, message) = if crate::db::is_unavailable(&error) {
+            DATABASE_UNAVAILABLE
         } else {
-            log.publish_failure_in_memory("internal_error", "the run's outcome could not be recorded");
-        }
+            ("internal_error", "the run's outcome could not be recorded")
+        };
+        log.publish_failure_in_memory(code, message);
+        close_when_the_database_returns(&inner, &plan, code, message).await;
     }
     inner.hub.remove(plan.run_id, log.live());
+}
+
+/// How often a run whose end could not be recorded tries again to close itself.
+const CLOSE_RETRY_EVERY: Duration = Duration::from_secs(1);
+
+/// Closes, as failed with what its followers here were told, a run whose end could not be recorded: in
+/// the database it is still running, and whoever follows it there (another process, a client that
+/// reconnects) would otherwise wait for the sweeper to call it `interrupted`. It stays registered here
+/// meanwhile, so the sweeper leaves it alone; a shutdown first leaves it to the next process's sweep.
+async fn close_when_the_database_returns(inner: &Arc<Inner>, plan: &TurnPlan, code: &str, message: &str) {
+    let engine = super::Engine { inner: Arc::clone(inner) };
+    let closing = || EventKind::RunFailed { code: code.to_owned(), message: message.to_owned(), message_id: None };
+    loop {
+        tokio::select! {
+            () = inner.background.stopping().cancelled() => return,
+            () = tokio::time::sleep(CLOSE_RETRY_EVERY) => {}
+        }
+        match engine.close_abandoned(plan.tenant_id, plan.run_id, closing()).await {
+            Err(super::EngineError::Database(error)) if crate::db::is_unavailable(&error) => continue,
+            Err(error) => tracing::error!(run_id = %plan.run_id, %error, "could not close a run as failed"),
+            Ok(()) => tracing::info!(run_id = %plan.run_id, code, "closed a run whose end could not be recorded"),
+        }
+        return;
+    }
 }
 
 /// The waits between tries to record a run's end while the database is out of reach: 0.5, 1, 2 and 4 s.

@@ -1,7 +1,8 @@
 //! The real binary on an external PostgreSQL (`DATABASE_URL`) that is killed while turns stream and then
 //! started again: while it is down `/readyz` and every request answer 503 `database_unavailable` with
-//! `Retry-After` (never a hang, never a 500), in-flight runs complete or fail with that code; once it is
-//! back the same process is ready again, nothing acknowledged is lost, and turns and agent runs go on.
+//! `Retry-After` (never a hang, never a 500), in-flight runs complete or fail with that code (a failure is
+//! recorded as such once it is back); once it is back the same process is ready again, nothing
+//! acknowledged is lost, and turns and agent runs go on.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -79,6 +80,16 @@ impl Drop for Service {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // The service's side of a failure, after the panic's own message and backtrace.
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(self.data_dir.join("service.log")).unwrap_or_default();
+            let warnings: Vec<&str> =
+                log.lines().filter(|line| line.contains("WARN") || line.contains("ERROR")).collect();
+            eprintln!(
+                "the service's warnings and errors:\n{}",
+                warnings[warnings.len().saturating_sub(40)..].join("\n")
+            );
+        }
     }
 }
 
@@ -306,7 +317,17 @@ async fn check_in_flight(service: &Service, tenant: &Tenant, turn: InFlight) -> 
         });
         assert!(answered, "the answer of run {run_id} is stored as it was streamed: {messages:#?}\n{events:#?}");
     } else {
-        eprintln!("run {run_id} failed with database_unavailable; stored status now: {}", run["status"]);
+        // Its end is recorded once the database is back, as its client was told: not left running for a
+        // sweeper to call interrupted, which is what a client following it from the database would see.
+        let path = format!("/api/v1/runs/{run_id}");
+        let mut stored = run;
+        wait_for("the failed run's end to be recorded", async || {
+            stored = tenant.get(service, &path).await;
+            stored["status"] != "running"
+        })
+        .await;
+        assert_eq!((&stored["status"], &stored["error_code"]), (&json!("failed"), &json!("database_unavailable")));
+        eprintln!("run {run_id} failed with database_unavailable, and is stored so");
     }
     ending
 }
@@ -340,6 +361,11 @@ async fn the_service_survives_its_external_postgres_being_killed_mid_answer() {
 
     let busy_session = in_flight[0].session.clone().unwrap();
     assert_outage_is_answered(&mut service, &tenant, &busy_session).await;
+    // Kept down until the chat turns' clients are told their runs failed (their ends could not be
+    // recorded): no client waits forever on a database, and each such run is closed once it is back.
+    for turn in &in_flight[..3] {
+        wait_for("a chat turn's stream to end while the database is down", async || turn.events.is_finished()).await;
+    }
 
     // The database comes back on the same port; the same service process becomes ready again.
     let started_again = Instant::now();
@@ -358,6 +384,7 @@ async fn the_service_survives_its_external_postgres_being_killed_mid_answer() {
     for turn in in_flight {
         endings.push(check_in_flight(&service, &tenant, turn).await);
     }
+    assert_eq!(endings[..3], ["failed: database_unavailable"; 3], "the chat turns ended while it was down");
 
     // New turns complete, and an agent run queued now is claimed and run: the worker resumed.
     let (told, _) = oneshot::channel();
