@@ -19,6 +19,7 @@ use crate::conversations::{self, NewSession, SessionType};
 use crate::db;
 use crate::idempotency::{self, IdempotencyKey, Once, Started};
 use crate::ids::{RunId, SessionId, TenantId, WorkspaceId};
+use crate::rate_limits::TokenReservation;
 use crate::runs::{self, Run};
 
 /// How often an idle worker looks for queued runs it was not told about (runs queued by other
@@ -30,19 +31,25 @@ const IDEMPOTENCY_SCOPE: &str = "workspace_run";
 
 impl Engine {
     /// Queues an agent run on a workspace; with an idempotency key, a retry returns the run the first
-    /// request queued.
+    /// request queued. The tokens its request reserved from the rate limits (`reservation`) are kept with
+    /// the run, corrected by whichever worker executes it; a request that queued nothing gives them back.
     pub async fn start_agent_run(
         &self,
         context: &TenantContext,
         workspace_id: WorkspaceId,
         instruction: String,
         key: Option<&IdempotencyKey>,
+        reservation: TokenReservation,
     ) -> Result<Run, EngineError> {
         let fingerprint = Sha256::digest(format!("{workspace_id}\n{instruction}").as_bytes()).to_vec();
         let once = Once { scope: IDEMPOTENCY_SCOPE, key, fingerprint: &fingerprint };
-        let start = self.enqueue_agent_run(context, workspace_id, instruction);
+        let start = self.enqueue_agent_run(context, workspace_id, instruction, &reservation);
         let ids = |run: &Run| (run.session_id.expect("an agent run has its conversation"), run.id);
-        match idempotency::start_once(&self.inner.db, context, once, start, ids).await? {
+        let started = idempotency::start_once(&self.inner.db, context, once, start, ids).await;
+        if !matches!(started, Ok(Started::New(_))) {
+            super::rate_limits_give_back(&self.inner.db, &reservation).await;
+        }
+        match started? {
             Started::New(run) => Ok(run),
             Started::Replayed { run_id, .. } => self.run(context, run_id).await,
         }
@@ -54,6 +61,7 @@ impl Engine {
         context: &TenantContext,
         workspace_id: WorkspaceId,
         instruction: String,
+        reservation: &TokenReservation,
     ) -> Result<Run, EngineError> {
         let request = TurnRequest::parse(instruction, None)?;
         let tenant_id = context.tenant_id();
@@ -83,6 +91,7 @@ impl Engine {
             request_id: context.request_id(),
             trace_id: trace_id.as_deref(),
             collection_ids: context.collections().to_stored(),
+            rate_reservation: Some(serde_json::json!(reservation)),
         };
         let run = runs::store::insert_queued_agent_run(&mut transaction, tenant_id, &queued).await?;
         conversations::store::insert_message(
@@ -155,6 +164,7 @@ async fn execute_claimed(inner: Arc<Inner>, run_id: RunId, tenant_id: TenantId) 
         conversations::store::get_session(&mut transaction, session_id).await?.and_then(|session| session.user_id);
     let payer = Payer { run_id, api_key_id, end_user, agent_run: true };
     let budgets = RunBudgets::of(&mut transaction, payer).await?;
+    let reservation = runs::store::rate_reservation(&mut transaction, run_id).await?;
     let started = super::record_start(&mut transaction, tenant_id, run_id, session_id, &resolved).await?;
     transaction.commit().await?;
     let log = super::go_live(&inner, tenant_id, started);
@@ -162,6 +172,8 @@ async fn execute_claimed(inner: Arc<Inner>, run_id: RunId, tenant_id: TenantId) 
     plan.workspace_id = Some(workspace_id);
     plan.budgets = budgets;
     plan.end_user = end_user;
+    // A reservation that cannot be read (kept by another version) is left to refill by itself.
+    plan.rate_reservation = reservation.and_then(|kept| serde_json::from_value(kept).ok());
     turn::execute(inner, plan, log, None).await;
     Ok(())
 }

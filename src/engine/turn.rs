@@ -615,7 +615,6 @@ async fn record(
         },
     )
     .await?;
-    settle_rate_limits(&mut transaction, plan, tokens).await?;
     transaction.commit().await?;
     // Counted before the closing events go out: a client that saw the run end finds it in the metrics.
     let kind = if plan.workspace_id.is_some() { RunKind::Agent } else { RunKind::Chat };
@@ -626,19 +625,18 @@ async fn record(
     crate::metrics::turn_added(kind.as_str(), total.saturating_sub(answer.waited));
     crate::metrics::citation_markers_dropped(sources.dropped);
     log.publish_closing(closing);
+    settle_rate_limits(inner, plan, tokens).await;
     Ok(())
 }
 
-/// Corrects the tokens the rate limits reserved at the door to what the run used, in the transaction that
-/// records the run, last: the buckets' rows stay locked only for its commit.
-async fn settle_rate_limits(
-    transaction: &mut sqlx::PgConnection,
-    plan: &TurnPlan,
-    tokens: TokenUsage,
-) -> Result<(), sqlx::Error> {
-    let Some(reservation) = &plan.rate_reservation else { return Ok(()) };
+/// Corrects the tokens the rate limits reserved at the door to what the run used, once its followers
+/// have its end: not on anyone's path. A failure is logged: the buckets refill by themselves.
+async fn settle_rate_limits(inner: &Inner, plan: &TurnPlan, tokens: TokenUsage) {
+    let Some(reservation) = &plan.rate_reservation else { return };
     let used = tokens.input.saturating_add(tokens.output);
-    crate::rate_limits::settle_tokens_in(transaction, reservation, used).await
+    if let Err(error) = crate::rate_limits::settle_tokens(&inner.db, reservation, used).await {
+        tracing::warn!(run_id = %plan.run_id, %error, "could not correct the run's rate-limit tokens");
+    }
 }
 
 /// An agent run's changeset, `draft` while the run works, awaits review once the run ends (however it

@@ -476,8 +476,10 @@ pub async fn start_run(
     let header = extract::idempotency_key(&headers)?.as_deref().map(IdempotencyKey::parse).transpose()?;
     let in_body = body.idempotency_key.as_deref().map(IdempotencyKey::parse).transpose()?;
     let key = in_body.or(header);
-    rate_limits::admit(&state, &context, &Demand { prompt: &[&body.instruction], ..Demand::default() }).await?;
-    let run = state.engine.start_agent_run(&context, id, body.instruction, key.as_ref()).await?;
+    let admission =
+        rate_limits::admit(&state, &context, &Demand { prompt: &[&body.instruction], ..Demand::default() }).await?;
+    let reservation = admission.reservation;
+    let run = state.engine.start_agent_run(&context, id, body.instruction, key.as_ref(), reservation).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(AgentRunStarted::from(&run))))
 }
 

@@ -11,9 +11,9 @@
 //! processes admit at the same moment.
 //!
 //! Tokens are reserved from an estimate at admission ([`estimate_tokens`]: the prompt as the caller sent
-//! it, plus the output ceiling it asked for or [`DEFAULT_OUTPUT_TOKENS`]); [`settle_tokens_in`] corrects
-//! the reservation once the run's real usage is known, in the transaction that records the run
-//! ([`settle_tokens`] where nothing is recorded: a turn that never started, an embedding request).
+//! it, plus the output ceiling it asked for or [`DEFAULT_OUTPUT_TOKENS`]); [`settle_tokens`] corrects
+//! the reservation once the real usage is known: just after a run's end is recorded (off its followers'
+//! path), or at once where nothing is recorded (a turn that never started, an embedding request).
 //!
 //! Concurrent runs are counted, not reserved: admission counts the tenant's runs with status `running`,
 //! in the same statement, and refuses at the cap. The run itself is created later, by the engine, in a
@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 
 use crate::auth::context::TenantContext;
 use crate::db;
@@ -340,16 +340,6 @@ pub async fn settle_tokens(
     let mut transaction = db::begin_tenant(pool, reservation.tenant_id).await?;
     store::shift(&mut transaction, reservation.tenant_id, &shifts).await?;
     transaction.commit().await
-}
-
-/// [`settle_tokens`] in the caller's transaction, bound to the reservation's tenant: the run's record
-/// settles its tokens with its usage, at no commit of their own.
-pub async fn settle_tokens_in(
-    connection: &mut PgConnection,
-    reservation: &TokenReservation,
-    actual_tokens: u64,
-) -> Result<(), sqlx::Error> {
-    store::shift(connection, reservation.tenant_id, &settlement(reservation, actual_tokens)).await
 }
 
 fn settlement(reservation: &TokenReservation, actual_tokens: u64) -> Vec<Shift> {

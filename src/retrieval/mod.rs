@@ -28,6 +28,7 @@ use sha2::{Digest as _, Sha256};
 use crate::audit::{self, AuditEntry};
 use crate::auth::context::TenantContext;
 use crate::background;
+use crate::budgets::{Payer, RunBudgets};
 use crate::collections::{self, CollectionError};
 use crate::db;
 use crate::embeddings::{Embedded, Embedder, EmbeddingModel, Purpose};
@@ -293,6 +294,7 @@ pub async fn ingest(
         transaction.commit().await?;
         return Ok((stored, outcome));
     }
+    let budgets = embedding_budgets(&mut transaction, embedder, audit_as).await?;
     transaction.commit().await?;
     // CPU work linear in the document, up to seconds for a megabyte: on the blocking pool, within the
     // process-wide bound, so that one tenant's large documents hold no async worker.
@@ -311,7 +313,12 @@ pub async fn ingest(
     // replacement takes its old terms' rows first, its new ones last); PostgreSQL aborts one: run it again.
     let mut attempt = 1;
     loop {
-        let written = Written { collection_ids: &collection_ids, chunks: &chunks, vectors: vectors.clone() };
+        let written = Written {
+            collection_ids: &collection_ids,
+            chunks: &chunks,
+            vectors: vectors.clone(),
+            budgets: budgets.as_ref(),
+        };
         match store_document(pool, tenant_id, document, written, audit_as).await {
             Err(RetrievalError::Database(error)) if db::is_deadlock(&error) && attempt < 3 => attempt += 1,
             outcome => return outcome,
@@ -328,7 +335,7 @@ async fn store_document(
     written: Written<'_>,
     audit_as: Option<&TenantContext>,
 ) -> Result<(Document, IngestOutcome), RetrievalError> {
-    let Written { collection_ids, chunks, vectors } = written;
+    let Written { collection_ids, chunks, vectors, budgets } = written;
     let mut transaction = db::begin_tenant(pool, tenant_id).await?;
     // Looked up again: another writer may have stored the same path meanwhile.
     let (stored, chunk_ids, outcome) = match store::find_by_path(&mut transaction, &document.source_path).await? {
@@ -354,6 +361,11 @@ async fn store_document(
             ..EmbeddingPayer::default()
         };
         usage::record_embedding(&mut transaction, tenant_id, payer, model, embedded.spend).await?;
+        if let (Some(budgets), Some(context)) = (budgets, audit_as) {
+            // A charge of its own: no reservation is held for it.
+            let by = audit::Recorder::of(context);
+            budgets.settle(&mut transaction, &by, crate::ids::RunId::new(), embedded.spend.cost_usd).await?;
+        }
         vectors::store(&mut transaction, tenant_id, model, &chunk_ids, embedded.vectors).await?;
     }
     if let Some(context) = audit_as {
@@ -378,6 +390,30 @@ struct Written<'a> {
     collection_ids: &'a [crate::ids::CollectionId],
     chunks: &'a [chunking::Chunk],
     vectors: Option<(&'a EmbeddingModel, Embedded)>,
+    /// The saver's budgets, when embedding is priced: its cost is spent against them.
+    budgets: Option<&'a RunBudgets>,
+}
+
+/// The budgets of whoever saves a document, when embedding it has a price: one already used up refuses
+/// the document before anything is stored or any provider is asked, as `/v1/embeddings` refuses. Nothing
+/// is reserved (a document's embedding costs cents): concurrent saves may pass a budget by their own cost.
+/// The shared corpus and the backfill are the platform's.
+async fn embedding_budgets(
+    connection: &mut sqlx::PgConnection,
+    embedder: Option<&Embedder>,
+    saver: Option<&TenantContext>,
+) -> Result<Option<RunBudgets>, RetrievalError> {
+    let priced = embedder.and_then(Embedder::price).is_some_and(|price| !price.is_zero());
+    let Some(context) = saver.filter(|_| priced) else { return Ok(None) };
+    let payer = Payer {
+        run_id: crate::ids::RunId::new(),
+        api_key_id: context.actor().api_key_id(),
+        end_user: None,
+        agent_run: false,
+    };
+    let budgets = RunBudgets::of(connection, payer).await?;
+    budgets.check_open().map_err(RetrievalError::BudgetExhausted)?;
+    Ok(Some(budgets))
 }
 
 fn same_collections(stored: &[uuid::Uuid], wanted: &[crate::ids::CollectionId]) -> bool {

@@ -217,6 +217,14 @@ impl Retriever {
         let payer = EmbeddingPayer { api_key_id: context.actor().api_key_id(), ..EmbeddingPayer::default() };
         if let Some(vector) = &vector {
             usage::record_embedding(&mut transaction, context.tenant_id(), payer, &vector.model, vector.spend).await?;
+            // Spent against the searcher's budgets, as a charge of its own (nothing was reserved for it).
+            if vector.spend.cost_usd.is_some_and(|cost| !cost.is_zero()) {
+                let charge = RunId::new();
+                let budget_payer =
+                    Payer { run_id: charge, api_key_id: payer.api_key_id, end_user: None, agent_run: false };
+                let budgets = RunBudgets::of(&mut transaction, budget_payer).await?;
+                budgets.settle(&mut transaction, &Recorder::of(context), charge, vector.spend.cost_usd).await?;
+            }
         }
         transaction.commit().await?;
         let k = usize::try_from(k).unwrap_or(usize::MAX);

@@ -398,6 +398,8 @@ pub struct QueuedAgentRun<'a> {
     pub trace_id: Option<&'a str>,
     /// The collections it may search (`None`: all of the tenant's).
     pub collection_ids: Option<Vec<uuid::Uuid>>,
+    /// The rate-limit reservation its request made, for its executor to correct.
+    pub rate_reservation: Option<serde_json::Value>,
 }
 
 /// Queues an agent run on a workspace conversation; a worker claims it.
@@ -408,7 +410,8 @@ pub async fn insert_queued_agent_run(
 ) -> Result<Run, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO runs (id, tenant_id, session_id, kind, status, workspace_id, instruction, request_id, \
-         trace_id, collection_ids) VALUES ($1, $2, $3, 'agent', 'queued', $4, $5, $6, $7, $8) RETURNING {RUN_COLUMNS}"
+         trace_id, collection_ids, rate_reservation) VALUES ($1, $2, $3, 'agent', 'queued', $4, $5, $6, $7, $8, $9) \
+         RETURNING {RUN_COLUMNS}"
     )))
     .bind(run.id)
     .bind(tenant_id)
@@ -418,8 +421,21 @@ pub async fn insert_queued_agent_run(
     .bind(run.request_id)
     .bind(run.trace_id)
     .bind(&run.collection_ids)
+    .bind(&run.rate_reservation)
     .fetch_one(connection)
     .await
+}
+
+/// The rate-limit reservation an agent run's request made, if it was kept.
+pub async fn rate_reservation(
+    connection: &mut PgConnection,
+    id: RunId,
+) -> Result<Option<serde_json::Value>, sqlx::Error> {
+    let kept: Option<Option<serde_json::Value>> = sqlx::query_scalar("SELECT rate_reservation FROM runs WHERE id = $1")
+        .bind(id)
+        .fetch_optional(connection)
+        .await?;
+    Ok(kept.flatten())
 }
 
 /// A queued agent run claimed for this worker: the oldest one nobody else is claiming (`SKIP LOCKED`),

@@ -151,6 +151,43 @@ async fn a_turns_question_embedded_by_a_priced_model_is_spent_against_the_budget
     assert_eq!(usd(&status["reserved_usd"]), Decimal::ZERO, "{status}");
 }
 
+#[tokio::test]
+async fn a_document_embedded_by_a_priced_model_is_spent_against_the_budget_and_refused_once_it_is_used_up() {
+    let first = TestApp::spawn().await;
+    // A service whose documents are embedded by the mock's OpenAI model, priced by the catalog.
+    let retriever = first.retriever_for("openai/text-embedding-3-small", Some(256)).await;
+    retriever.promote_document_model();
+    let app = first.with_retriever(retriever).await;
+    let tenant = metered_tenant(&app, "acme", json!({ "monthly_budget_usd": 2 })).await;
+    let document = |path: &str| json!({ "source_path": path, "content": "# Rotation\n\nThe master key is rotated with `switchboard rotate-key`." });
+    let embedding_calls = || app.mock.requests().iter().filter(|request| request.path.ends_with("/embeddings")).count();
+
+    let saved = app.post("/api/v1/documents", &tenant.admin_key, &document("notes/rotation.md")).send().await.unwrap();
+    assert_eq!(saved.status(), 201);
+    let cost: Decimal = sqlx::query_scalar(
+        "SELECT coalesce(sum(cost_usd), 0) FROM usage_records WHERE tenant_id = $1 AND operation = 'embedding'",
+    )
+    .bind(tenant.id)
+    .fetch_one(&app.owner_db)
+    .await
+    .unwrap();
+    assert!(cost > Decimal::ZERO, "the document's embedding is priced");
+    let status = tenant_budget(&app, &tenant).await;
+    assert_eq!(usd(&status["spent_usd"]), cost, "the budget counts the document's embedding: {status}");
+
+    // A budget already used up refuses the next document before the embedder is asked or anything stored.
+    app.configure(&tenant, json!({ "monthly_budget_usd": 0 })).await;
+    let asked = embedding_calls();
+    let refused = app.post("/api/v1/documents", &tenant.admin_key, &document("notes/again.md")).send().await.unwrap();
+    let body = assert_error(refused, 402, "budget_exhausted").await;
+    assert!(body["error"]["message"].as_str().unwrap().contains("the tenant's monthly budget"), "{body}");
+    assert_eq!(embedding_calls(), asked, "no provider was asked");
+    let listed = app.get_json("/api/v1/documents", &tenant.admin_key).await;
+    let paths: Vec<&str> =
+        listed["documents"].as_array().unwrap().iter().filter_map(|d| d["source_path"].as_str()).collect();
+    assert_eq!(paths, ["notes/rotation.md"], "nothing of the refused document is stored");
+}
+
 async fn reserved(app: &TestApp, tenant: &TestTenant) -> Decimal {
     usd(&tenant_budget(app, tenant).await["reserved_usd"])
 }

@@ -342,3 +342,34 @@ async fn the_cap_on_running_runs_refuses_new_runs_with_too_many_runs() {
     let admitted = app.post(&path, &tenant.admin_key, &json!({ "content": "one more" })).send().await.unwrap();
     assert_eq!(admitted.status(), 200);
 }
+
+#[tokio::test]
+async fn an_agent_runs_tokens_are_corrected_to_what_it_used_by_the_worker_that_ran_it() {
+    let app = TestApp::spawn().await;
+    app.engine.start_workers(1);
+    let tenant = tenant_on_openai(&app, "acme").await;
+    set_limits(&app, &tenant, "/api/v1/rate-limits", json!({ "tenant": { "tokens_per_minute": 4000 } })).await;
+    let workspace = app.post("/api/v1/workspaces", &tenant.admin_key, &json!({ "name": "shop" })).send().await.unwrap();
+    let workspace: Value = workspace.json().await.unwrap();
+    let runs = format!("/api/v1/workspaces/{}/runs", workspace["id"].as_str().unwrap());
+    let queue = async |instruction: &str| {
+        app.post(&runs, &tenant.admin_key, &json!({ "instruction": instruction })).send().await.unwrap()
+    };
+
+    // Admitted on its estimate (about 1,000 tokens of the 4,000), it turns out to use 20,100.
+    app.mock.push(Reply { text: "Done, at length.".into(), usage: Some((20_000, 100)), ..Reply::default() });
+    let first = queue("Tidy the shop").await;
+    assert_eq!(first.status(), 202);
+    let first: Value = first.json().await.unwrap();
+    let events = app.get(&format!("/api/v1/runs/{}/events", first["run"]["id"].as_str().unwrap()), &tenant.admin_key);
+    let events = crate::helpers::read_sse(events.send().await.unwrap()).await;
+    assert_eq!(events.last().map(|event| event.event.as_str()), Some("run.completed"), "{events:#?}");
+
+    // Two estimates would fit in the minute; what the first really used does not leave room for a second.
+    let second = queue("Tidy it again").await;
+    // 20,100 tokens charged to a limit of 4,000 a minute: over it for minutes, not for the usual one.
+    let seconds: u64 = second.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(seconds > 60, "{seconds}");
+    let body = assert_error(second, 429, "rate_limited").await;
+    assert!(body["error"]["message"].as_str().unwrap().contains("tokens"), "{body}");
+}

@@ -222,7 +222,7 @@ impl Results {
         let added = checks.added_end_to_end_ms;
         let _ = writeln!(
             out,
-            "| **added** | **{}** | {} | **{}** | – | |\n\nThe checks alone (the library's calls, as a turn makes them, on the database as the application role), to the microsecond:\n\n| checks | rounds | admission p50 / p99 | budgets at start p50 / p99 | reservation p50 / p99 | settlement p50 / p99 | token settlement p50 / p99 | all p50 | all p99 |\n|---|---|---|---|---|---|---|---|---|",
+            "| **added** | **{}** | {} | **{}** | – | |\n\nThe checks alone (the library's calls, as a turn makes them, on the database as the application role), to the microsecond:\n\n| checks | rounds | admission p50 / p99 | budgets at start p50 / p99 | reservation p50 / p99 | settlement p50 / p99 | token settlement (off the path) p50 / p99 | all on the path p50 | all on the path p99 |\n|---|---|---|---|---|---|---|---|---|",
             p(added, |p| p.p50),
             p(added, |p| p.p90),
             p(added, |p| p.p99),
