@@ -163,6 +163,45 @@ pub async fn begin_tenant(pool: &PgPool, tenant: TenantId) -> Result<Transaction
     Ok(transaction)
 }
 
+/// How long work already accepted (a run's next step) waits for a connection beyond the pool's own
+/// time-out while the pool is only busy.
+const BUSY_POOL_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// [`begin_tenant`] for work already accepted, such as a run under way: when the pool times out with every
+/// connection lent out and alive (it is busy, under a burst of turns), waiting goes on, up to
+/// [`BUSY_POOL_PATIENCE`]; a request can be refused with 503 and asked again, a run half-streamed cannot.
+/// A database that cannot be reached still fails at the pool's time-out: its connections are closed, so the
+/// pool is not full.
+pub async fn begin_tenant_patiently(
+    pool: &PgPool,
+    tenant: TenantId,
+) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    patiently(pool, || begin_tenant(pool, tenant)).await
+}
+
+/// Runs `acquiring` (something that takes a connection from `pool` first) again while it fails only
+/// because the pool is busy, up to [`BUSY_POOL_PATIENCE`]. Safe to repeat: a time-out means no connection
+/// was taken, so nothing ran.
+pub async fn patiently<T, F>(pool: &PgPool, mut acquiring: impl FnMut() -> F) -> Result<T, sqlx::Error>
+where
+    F: Future<Output = Result<T, sqlx::Error>>,
+{
+    let deadline = std::time::Instant::now() + BUSY_POOL_PATIENCE;
+    loop {
+        match acquiring().await {
+            Err(sqlx::Error::PoolTimedOut) if is_busy(pool) && std::time::Instant::now() < deadline => {
+                tracing::debug!("every database connection is busy; still waiting for one");
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// Every connection the pool may open is open and lent out.
+fn is_busy(pool: &PgPool) -> bool {
+    pool.size() >= pool.options().get_max_connections() && pool.num_idle() == 0
+}
+
 /// A transaction from the pool, counted in the metrics while it waits for a connection and timed until
 /// it has one: a pool too small for the load shows there before requests fail.
 pub async fn begin(pool: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx::Error> {

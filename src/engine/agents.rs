@@ -153,7 +153,7 @@ impl Engine {
 /// Runs a claimed agent run to its end in this task.
 async fn execute_claimed(inner: Arc<Inner>, run_id: RunId, tenant_id: TenantId) -> Result<(), EngineError> {
     let accepted_at = Instant::now();
-    let mut transaction = db::begin_tenant(&inner.db, tenant_id).await?;
+    let mut transaction = db::begin_tenant_patiently(&inner.db, tenant_id).await?;
     let run = runs::store::get(&mut transaction, run_id).await?.ok_or(EngineError::RunNotFound)?;
     let (workspace_id, _) = runs::store::agent_work(&mut transaction, run_id).await?.ok_or(EngineError::RunNotFound)?;
     let session_id: SessionId = run.session_id.ok_or(EngineError::SessionNotFound)?;

@@ -42,7 +42,7 @@ pub(super) async fn build(inner: &Inner, plan: &TurnPlan, offered: &[ToolSpec]) 
     if let TurnMode::PassThrough(given) = &plan.mode {
         return as_given(inner, plan, given).await;
     }
-    let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
+    let mut transaction = db::begin_tenant_patiently(&inner.db, plan.tenant_id).await?;
     let tenant_name = crate::tenants::store::name(&mut transaction, plan.tenant_id).await?;
     // What the tenant says about itself (`PUT /api/v1/tenant/profile`), in every turn's system prompt.
     let business_context = crate::tenants::profile::business_context(&mut transaction).await?;
@@ -58,7 +58,7 @@ pub(super) async fn build(inner: &Inner, plan: &TurnPlan, offered: &[ToolSpec]) 
     let query = retrieval_query(&stored);
     // Embedded with no connection held: the local model takes milliseconds of CPU.
     let vector = inner.retriever.embed_question(&query).await;
-    let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
+    let mut transaction = db::begin_tenant_patiently(&inner.db, plan.tenant_id).await?;
     let settings = retrieval::store::search_settings(&mut transaction).await?;
     // The tenant's reranker setting applies to its turns: more candidates are fetched for it to reorder.
     let rerank = inner.retriever.reranker().is_some() && settings.rerank;

@@ -47,7 +47,7 @@ pub(super) async fn decide_step(
 ) -> Result<Step, TurnFailure> {
     let mut decided = Vec::new();
     let applied = tools.policy.as_ref().map(|(_, applied)| *applied);
-    let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
+    let mut transaction = db::begin_tenant_patiently(&inner.db, plan.tenant_id).await?;
     for (position, draft) in drafts.into_iter().enumerate() {
         let wire_name = draft.name.unwrap_or_default();
         let name = tools.names.qualified(&wire_name).map_or_else(|| wire_name.clone(), str::to_owned);
@@ -184,7 +184,7 @@ pub(super) async fn run_allowed(
     let waiting = Instant::now();
     let outcomes = futures::future::join_all(runs).await;
     let waited = waiting.elapsed();
-    let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
+    let mut transaction = db::begin_tenant_patiently(&inner.db, plan.tenant_id).await?;
     let mut events = Vec::new();
     for (&index, (outcome, duration, proposed)) in pending.iter().zip(outcomes) {
         let call = &mut step.calls[index];
@@ -246,7 +246,7 @@ async fn builtin(
             tracing::error!(%error, "a workspace tool failed");
             "the workspace could not be read".to_owned()
         };
-        let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await.map_err(unavailable)?;
+        let mut transaction = db::begin_tenant_patiently(&inner.db, plan.tenant_id).await.map_err(unavailable)?;
         let outcome = workspace_tools::run_tool(&mut transaction, scope, tool, arguments).await?;
         transaction.commit().await.map_err(unavailable)?;
         Ok::<_, String>(outcome)
@@ -388,7 +388,7 @@ pub(super) async fn apply_decisions(
     log: &mut EventLog,
     step: &mut Step,
 ) -> Result<(), TurnFailure> {
-    let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
+    let mut transaction = db::begin_tenant_patiently(&inner.db, plan.tenant_id).await?;
     let records = calls::for_run(&mut transaction, plan.run_id).await?;
     transaction.commit().await?;
     for call in step.calls.iter_mut().filter(|call| call.waits()) {

@@ -408,7 +408,8 @@ async fn reserve_worst_case(
         let ceiling = request.max_output_tokens.unwrap_or(model.max_output_tokens);
         model.prices.worst_case(prompt as u64, u64::from(ceiling))
     });
-    Ok(plan.budgets.reserve(&inner.db, plan.tenant_id, plan.run_id, amount).await??)
+    let reserving = || plan.budgets.reserve(&inner.db, plan.tenant_id, plan.run_id, amount);
+    Ok(db::patiently(&inner.db, reserving).await??)
 }
 
 /// A fallback model helps when the model failed, not when the key or the provider itself is the problem.
@@ -498,7 +499,7 @@ async fn record_pause(
     answer: &Answer,
     calls: &[ToolCallId],
 ) -> Result<(), sqlx::Error> {
-    let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
+    let mut transaction = db::begin_tenant_patiently(&inner.db, plan.tenant_id).await?;
     if ended_elsewhere(&mut transaction, plan, log).await? {
         return Ok(());
     }
@@ -538,7 +539,7 @@ async fn record(
     // The passages the answer cites (with where), apart from those it was given and did not cite.
     let sources = retrieval::citations::attribute(&answer.text, &answer.citations);
 
-    let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
+    let mut transaction = db::begin_tenant_patiently(&inner.db, plan.tenant_id).await?;
     if ended_elsewhere(&mut transaction, plan, log).await? {
         return Ok(());
     }

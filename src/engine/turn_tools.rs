@@ -47,7 +47,7 @@ impl TurnTools {
     /// resolved once here, for every step of the turn, from the run's key and end user.
     pub async fn load(inner: &Inner, plan: &TurnPlan) -> Result<Self, TurnFailure> {
         let mut tools = Self::default();
-        let mut transaction = db::begin_tenant(&inner.db, plan.tenant_id).await?;
+        let mut transaction = db::begin_tenant_patiently(&inner.db, plan.tenant_id).await?;
         if let Some(workspace_id) = plan.workspace_id {
             let workspace = crate::workspaces::store::get(&mut transaction, workspace_id).await?;
             let has_checks = workspace.is_some_and(|workspace| !workspace.checks.is_empty());
