@@ -86,6 +86,35 @@ where
     Summary::of(&outcomes, started.elapsed())
 }
 
+/// `workers` loops sending back to back until `count` requests have been sent (a fixed amount of work,
+/// so two servers are compared on the same turns): the most a server completes. Closed loop, like
+/// [`saturate`]: throughput is meaningful, latency is not.
+pub async fn saturate_count<F, Fut>(workers: usize, count: usize, request: F) -> Summary
+where
+    F: Fn(usize, Instant) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Outcome> + Send + 'static,
+{
+    let started = Instant::now();
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut running = JoinSet::new();
+    for _ in 0..workers {
+        let request = request.clone();
+        let next = std::sync::Arc::clone(&next);
+        running.spawn(async move {
+            let mut outcomes = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= count {
+                    return outcomes;
+                }
+                outcomes.push(request(i, Instant::now()).await);
+            }
+        });
+    }
+    let outcomes: Vec<Outcome> = running.join_all().await.into_iter().flatten().collect();
+    Summary::of(&outcomes, started.elapsed())
+}
+
 /// Percentiles of a run, in milliseconds.
 #[derive(Debug, Clone, Copy, Serialize, Default)]
 pub struct Percentiles {

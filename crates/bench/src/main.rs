@@ -3,7 +3,7 @@
 //!
 //! Usage: `switchboard-bench [--quick] [--pin] [--only SUITE,…] [--no-peer] [--no-search-index] [--traces]
 //! [--vectors N]`. Suites, in the order they run: streams, memory, ingestion, retrieval, turns, passthrough,
-//! checks, vectors.
+//! checks, traces, vectors.
 
 mod corpus;
 mod env;
@@ -23,9 +23,10 @@ use sqlx::postgres::PgPoolOptions;
 
 use env::{Database, Mock, Pinning, Service, Tenant};
 use report::Results;
-use suites::{checks, ingestion, passthrough, retrieval, streams, turns, vectors};
+use suites::{checks, ingestion, passthrough, retrieval, streams, traces, turns, vectors};
 
-const SUITES: [&str; 8] = ["streams", "memory", "ingestion", "retrieval", "turns", "passthrough", "checks", "vectors"];
+const SUITES: [&str; 9] =
+    ["streams", "memory", "ingestion", "retrieval", "turns", "passthrough", "checks", "traces", "vectors"];
 const SEED: u64 = 20_261_129;
 
 /// How big each benchmark is: the full suite, or a smoke test of the harness.
@@ -40,6 +41,7 @@ struct Sizes {
     turns: turns::Plan,
     passthrough: passthrough::Plan,
     checks: checks::Plan,
+    traces: traces::Plan,
     streams: Vec<usize>,
     memory_streams: Vec<usize>,
     vectors: vectors::Plan,
@@ -64,6 +66,13 @@ impl Sizes {
             },
             passthrough: passthrough::Plan { sequential: 200, levels: vec![100, 1000], seconds: 3.0 },
             checks: checks::Plan { requests: 1000, rounds: 1000 },
+            traces: traces::Plan {
+                pairs: 150,
+                saturation_turns: 500,
+                saturation_blocks: 4,
+                saturation_workers: 32,
+                metric_rounds: 100_000,
+            },
             streams: vec![1000, 2000, 4000],
             memory_streams: vec![1000, 5000, 10_000],
             vectors: vectors::Plan {
@@ -98,6 +107,13 @@ impl Sizes {
             },
             passthrough: passthrough::Plan { sequential: 20, levels: vec![20], seconds: 1.0 },
             checks: checks::Plan { requests: 200, rounds: 1000 },
+            traces: traces::Plan {
+                pairs: 20,
+                saturation_turns: 200,
+                saturation_blocks: 1,
+                saturation_workers: 8,
+                metric_rounds: 10_000,
+            },
             streams: vec![50],
             memory_streams: vec![100],
             vectors: vectors::Plan {
@@ -138,6 +154,7 @@ fn parse_options() -> anyhow::Result<Options> {
         vectors: None,
         suites: SUITES.map(str::to_owned).to_vec(),
     };
+    let mut only_asked = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -153,6 +170,7 @@ fn parse_options() -> anyhow::Result<Options> {
             "--only" => {
                 let list = args.next().context("--only needs a comma-separated list of suites")?;
                 options.suites = list.split(',').map(str::to_owned).collect();
+                only_asked = true;
                 if let Some(unknown) = options.suites.iter().find(|suite| !SUITES.contains(&suite.as_str())) {
                     anyhow::bail!("unknown suite {unknown}; the suites are {}", SUITES.join(", "));
                 }
@@ -167,6 +185,13 @@ fn parse_options() -> anyhow::Result<Options> {
             other => anyhow::bail!("unknown argument {other} (try --help)"),
         }
     }
+    // The traces suite's untraced side is the main service, which `--traces` traces.
+    if options.traces {
+        if only_asked && options.suites.iter().any(|suite| suite == "traces") {
+            anyhow::bail!("the traces suite compares against the main service untraced: run it without --traces");
+        }
+        options.suites.retain(|suite| suite != "traces");
+    }
     Ok(options)
 }
 
@@ -180,13 +205,32 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn run(options: Options) -> anyhow::Result<()> {
+/// The sizes of this run: full or quick, and the vectors' count if one was asked.
+fn sizes_of(options: &Options) -> Sizes {
     let mut sizes = if options.quick { Sizes::quick() } else { Sizes::full() };
     if let Some(count) = options.vectors {
         // At scale, the service's own index alone: each build takes long.
         sizes.vectors.vectors = count;
         sizes.vectors.indexes = vec![vectors::IndexKind::SERVICE];
     }
+    sizes
+}
+
+/// The embedded PostgreSQL, its processes so far pinned; backends it forks later inherit the postmaster's core.
+async fn start_database(data_dir: &Path, pinning: Pinning) -> anyhow::Result<Database> {
+    let database = Database::start(data_dir).await?;
+    if let Some(pid) = database.server.pid() {
+        pinning.pin(pid, Pinning::SERVER_CORE).await;
+        for child in procstat::children(pid) {
+            pinning.pin(child, Pinning::SERVER_CORE).await;
+        }
+    }
+    Ok(database)
+}
+
+#[expect(clippy::too_many_lines, reason = "the run's steps in their order, each suite a few lines")]
+async fn run(options: Options) -> anyhow::Result<()> {
+    let sizes = sizes_of(&options);
     let wants = |suite: &str| options.suites.iter().any(|wanted| wanted == suite);
     // Counted before this process is pinned to one of them.
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
@@ -200,14 +244,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
     let mut results = results_of_this_run(&options, cores);
 
     eprintln!("starting PostgreSQL, the mocks and Switchboard…");
-    let database = Database::start(&data_dir).await?;
-    if let Some(pid) = database.server.pid() {
-        // The server's processes so far; backends it forks later inherit the postmaster's core.
-        pinning.pin(pid, Pinning::SERVER_CORE).await;
-        for child in procstat::children(pid) {
-            pinning.pin(child, Pinning::SERVER_CORE).await;
-        }
-    }
+    let database = start_database(&data_dir, pinning).await?;
     // Instant answers; also the platform's embeddings endpoint.
     let fast = Mock::start(20, Duration::ZERO, pinning).await?;
     // 50 tokens 20 ms apart: a one-second answer, for the concurrent pass-through runs.
@@ -287,13 +324,33 @@ async fn run(options: Options) -> anyhow::Result<()> {
         results.checks = Some(checks::run(&client, &service, &fast, &app, &owner, &sizes.checks).await?);
     }
 
+    if wants("traces") {
+        eprintln!("what tracing costs a turn: the same turns against a second service that exports its spans…");
+        let plan = &sizes.traces;
+        let traced = traces::run(
+            &client,
+            &service,
+            &large,
+            &database,
+            &data_dir,
+            pinning,
+            &turn_mock,
+            &fast,
+            corpus_chunks,
+            SEED,
+            plan,
+        );
+        results.traces = Some(traced.await?);
+    }
+
     service.stop().await;
     if wants("vectors") {
         eprintln!("vectors: {} in a table of their own…", sizes.vectors.vectors);
         results.vectors = vectors::run(&database.server.maintenance_options(), SEED, &sizes.vectors).await?;
     }
     // After the service stopped: it sends what it still had batched when it stops.
-    results.notes.extend(trace_sink.as_ref().map(trace_sink::TraceSink::summary).inspect(|note| eprintln!("{note}")));
+    let sink_note = trace_sink.as_ref().map(|sink| format!("--traces: {}", sink.summary()));
+    results.notes.extend(sink_note.inspect(|note| eprintln!("{note}")));
     database.stop().await;
     write_results(&results, &results_dir)
 }

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::load::{Percentiles, Summary};
-use crate::suites::{checks, ingestion, passthrough, retrieval, streams, turns, vectors};
+use crate::suites::{checks, ingestion, passthrough, retrieval, streams, traces, turns, vectors};
 
 #[derive(Debug, Serialize, Default)]
 pub struct Results {
@@ -20,6 +20,7 @@ pub struct Results {
     pub turns: Option<turns::Turns>,
     pub passthrough: Vec<passthrough::Run>,
     pub checks: Option<checks::Checks>,
+    pub traces: Option<traces::Traces>,
     /// Why the peer was not measured, when it was not.
     pub peer_missing: Option<String>,
     pub streams: Vec<streams::Level>,
@@ -77,6 +78,7 @@ impl Results {
         self.passthrough_tables(&mut out);
         self.checks_tables(&mut out);
         self.turn_tables(&mut out);
+        self.traces_tables(&mut out);
         stream_table(
             &mut out,
             "## 3. Concurrent slow streams (200 tokens, 20 ms apart; all started within 1 s)",
@@ -283,6 +285,75 @@ impl Results {
             turns.saturation.errors,
             turns.service_cpu_ms_per_turn,
             turns.database_cpu_ms_per_turn
+        );
+    }
+
+    fn traces_tables(&self, out: &mut String) {
+        let Some(traces) = &self.traces else { return };
+        let _ = writeln!(
+            out,
+            "## 2b. What tracing and metrics cost a chat turn (issue 17: at most 0.1 ms added TTFT p50, at most 3 % of saturated turns/s)\n\nA/B in one run: a second `switchboard serve` on the same database exports its spans over OTLP/HTTP (batched) to a local sink; the main service exports none. {} chat turns on each, one in flight at a time, alternating between the two (pair *i* asks both the same question; which goes first alternates), a fresh conversation each, the turn mock, over {} chunks.\n\n| service | TTFT p50 | TTFT p90 | TTFT p99 | TTFT max | errors |\n|---|---|---|---|---|---|",
+            traces.pairs, traces.corpus_chunks,
+        );
+        for (name, summary) in [("untraced", &traces.untraced), ("traced", &traces.traced)] {
+            let first_token = summary.first_token_ms;
+            let _ = writeln!(
+                out,
+                "| {name} | {} | {} | {} | {} | {}/{} |",
+                p(first_token, |p| p.p50),
+                p(first_token, |p| p.p90),
+                p(first_token, |p| p.p99),
+                p(first_token, |p| p.max),
+                summary.errors,
+                summary.requests
+            );
+        }
+        let added = traces.added_first_token_ms;
+        let _ = writeln!(
+            out,
+            "| **traced − untraced** | **{}** | {} | {} | {} | |\n\nFrom the pairs' own differences (traced minus untraced, the same question one after the other; the median of the pairs where the untraced went first and of those where the traced did, averaged, since the second of a pair is faster whichever it is): tracing adds **{} ms** to the first token; the second turn of a pair is faster than the first by {} ms (negative: slower).\n",
+            p(added, |p| p.p50),
+            p(added, |p| p.p90),
+            p(added, |p| p.p99),
+            p(added, |p| p.max),
+            ms(traces.paired.map(|paired| paired.added_ms)),
+            ms(traces.paired.map(|paired| paired.second_faster_ms)),
+        );
+        let _ = writeln!(
+            out,
+            "At saturation ({} closed-loop workers, instant answers, the same number of turns per leg, in blocks of four legs: untraced, traced, traced, untraced):\n\n| block | service | turns | errors | turns/s | service CPU ms/turn | PostgreSQL CPU ms/turn |\n|---|---|---|---|---|---|---|",
+            traces.saturation_workers
+        );
+        for leg in &traces.saturation {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {:.1} | {:.2} | {:.2} |",
+                leg.block + 1,
+                if leg.traced { "traced" } else { "untraced" },
+                leg.summary.requests,
+                leg.summary.errors,
+                leg.summary.throughput,
+                leg.service_cpu_ms_per_turn,
+                leg.database_cpu_ms_per_turn
+            );
+        }
+        let metrics = &traces.metrics;
+        let _ = writeln!(
+            out,
+            "\nUntraced **{:.1} turns/s**, traced **{:.1} turns/s** over all their legs; traced against untraced, block by block, averaged: **{:+.1} %**. Spans exported per traced turn: {:.1} one at a time, {:.1} at saturation; {}.\n\nMetrics are always on, so they are not A/B'd: the library's recording calls a completed streamed turn makes (the HTTP answer's count and duration, the open stream's gauge up and down, the query embedding's and the search's durations, the usage's token histograms and cost, the run's count, time to first token, duration and own time, dropped citation markers) and, per transaction begun, the pool wait's gauge and histogram ({:.1} per turn, read from the untraced service's `/metrics` over its turns above) were timed through `switchboard::metrics` in a loop of {} rounds in the bench process (one thread, no contention): **{:.2} µs per turn** ({:.2} µs once per turn + {:.1} × {:.3} µs per pool wait), plus {:.2} µs per turn deferred to the scrape (histogram samples are bucketed when `/metrics` is rendered).\n",
+            traces.untraced_turns_per_s,
+            traces.traced_turns_per_s,
+            traces.throughput_change * 100.0,
+            traces.spans_per_turn_one_at_a_time,
+            traces.spans_per_turn_saturated,
+            traces.sink,
+            metrics.pool_waits_per_turn,
+            metrics.rounds,
+            metrics.per_turn_us,
+            metrics.once_per_turn_us,
+            metrics.pool_waits_per_turn,
+            metrics.pool_wait_us,
+            metrics.deferred_to_scrape_us,
         );
     }
 

@@ -5,5 +5,6 @@ pub mod ingestion;
 pub mod passthrough;
 pub mod retrieval;
 pub mod streams;
+pub mod traces;
 pub mod turns;
 pub mod vectors;
