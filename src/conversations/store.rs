@@ -132,20 +132,28 @@ pub async fn get_message(connection: &mut PgConnection, id: MessageId) -> Result
 
 /// The user message a run answers: the one it was started with, or the one it answers again (a
 /// regenerated answer, `runs.user_message_id`).
+///
+/// The id is one scalar subquery, not `id = coalesce(…)`: under row-level security the planner only
+/// moves a condition ahead of the policy's `tenant_id` filter (into the primary key's index) when it
+/// deems it leakproof, which a COALESCE is not; compared so, every turn scanned all the tenant's messages.
 pub async fn user_message_of_run(connection: &mut PgConnection, run_id: RunId) -> Result<Option<Message>, sqlx::Error> {
     let mut query = QueryBuilder::<Postgres>::new("SELECT ");
     query
         .push(MESSAGE_COLUMNS)
-        .push(" FROM chat_messages WHERE id = coalesce((SELECT user_message_id FROM runs WHERE id = ")
+        .push(" FROM chat_messages WHERE id = (SELECT coalesce((SELECT user_message_id FROM runs WHERE id = ")
         .push_bind(run_id)
         .push("), (SELECT q.id FROM chat_messages AS q WHERE q.role = 'user' AND q.run_id = ")
         .push_bind(run_id)
-        .push(" ORDER BY q.created_at, q.id LIMIT 1))");
+        .push(" ORDER BY q.created_at, q.id LIMIT 1)))");
     query.build_query_as().fetch_optional(connection).await
 }
 
 /// The branch that ends at `leaf`, from its root: what a turn answering `leaf` is given as history, and
 /// what a conversation shows. Each message comes with its siblings (the messages with its parent).
+///
+/// Each step up looks its parent up by primary key in a subquery kept apart (`OFFSET 0`): as a plain join,
+/// a planner without statistics yet on `chat_messages` (a new database, or one that grew since the last
+/// analyze) guessed the tenant's messages few and hashed them all, at every step of every turn.
 pub async fn branch(
     connection: &mut PgConnection,
     session_id: SessionId,
@@ -161,8 +169,9 @@ pub async fn branch(
         .push_bind(session_id)
         .push(
             " UNION ALL \
-             SELECT p.*, b.depth + 1 FROM chat_messages AS p JOIN branch AS b ON p.id = b.parent_message_id \
-             WHERE p.session_id = b.session_id) \
+             SELECT p.*, b.depth + 1 FROM branch AS b CROSS JOIN LATERAL ( \
+                 SELECT * FROM chat_messages AS c \
+                 WHERE c.id = b.parent_message_id AND c.session_id = b.session_id OFFSET 0) AS p) \
          SELECT ",
         )
         .push(MESSAGE_COLUMNS)
