@@ -125,13 +125,17 @@ async fn fifty_concurrent_turns_never_spend_past_the_budget() {
     assert_eq!(audited.iter().filter(|percent| *percent == "50").count(), 1, "{audited:?}");
 }
 
-#[tokio::test]
-async fn a_turns_question_embedded_by_a_priced_model_is_spent_against_the_budget_with_its_model_calls() {
+/// A service whose questions and documents are embedded by the mock's OpenAI model, priced by the catalog.
+async fn with_priced_embeddings() -> TestApp {
     let first = TestApp::spawn().await;
-    // A service whose questions are embedded by the mock's OpenAI model, priced by the catalog.
     let retriever = first.retriever_for("openai/text-embedding-3-small", Some(256)).await;
     retriever.promote_document_model();
-    let app = first.with_retriever(retriever).await;
+    first.with_retriever(retriever).await
+}
+
+#[tokio::test]
+async fn a_turns_question_embedded_by_a_priced_model_is_spent_against_the_budget_with_its_model_calls() {
+    let app = with_priced_embeddings().await;
     let tenant = metered_tenant(&app, "acme", json!({ "monthly_budget_usd": 2 })).await;
     let session = app.create_session(&tenant.admin_key).await;
     let events = app.stream_turn(&tenant.admin_key, &session, "How do I rotate the master key?").await;
@@ -153,11 +157,7 @@ async fn a_turns_question_embedded_by_a_priced_model_is_spent_against_the_budget
 
 #[tokio::test]
 async fn a_document_embedded_by_a_priced_model_is_spent_against_the_budget_and_refused_once_it_is_used_up() {
-    let first = TestApp::spawn().await;
-    // A service whose documents are embedded by the mock's OpenAI model, priced by the catalog.
-    let retriever = first.retriever_for("openai/text-embedding-3-small", Some(256)).await;
-    retriever.promote_document_model();
-    let app = first.with_retriever(retriever).await;
+    let app = with_priced_embeddings().await;
     let tenant = metered_tenant(&app, "acme", json!({ "monthly_budget_usd": 2 })).await;
     let document = |path: &str| json!({ "source_path": path, "content": "# Rotation\n\nThe master key is rotated with `switchboard rotate-key`." });
     let embedding_calls = || app.mock.requests().iter().filter(|request| request.path.ends_with("/embeddings")).count();
