@@ -167,11 +167,10 @@ pub async fn begin_tenant(pool: &PgPool, tenant: TenantId) -> Result<Transaction
 /// time-out while the pool is only busy.
 const BUSY_POOL_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// [`begin_tenant`] for work already accepted, such as a run under way: when the pool times out with every
-/// connection lent out and alive (it is busy, under a burst of turns), waiting goes on, up to
-/// [`BUSY_POOL_PATIENCE`]; a request can be refused with 503 and asked again, a run half-streamed cannot.
-/// A database that cannot be reached still fails at the pool's time-out: its connections are closed, so the
-/// pool is not full.
+/// [`begin_tenant`] for work already accepted, such as a run under way: when the pool times out while the
+/// database server still accepts connections (the pool is busy, under a burst of turns), waiting goes on,
+/// up to [`BUSY_POOL_PATIENCE`]; a request can be refused with 503 and asked again, a run half-streamed
+/// cannot. A database that cannot be reached still fails at the pool's time-out.
 pub async fn begin_tenant_patiently(
     pool: &PgPool,
     tenant: TenantId,
@@ -189,7 +188,7 @@ where
     let deadline = std::time::Instant::now() + BUSY_POOL_PATIENCE;
     loop {
         match acquiring().await {
-            Err(sqlx::Error::PoolTimedOut) if is_busy(pool) && std::time::Instant::now() < deadline => {
+            Err(sqlx::Error::PoolTimedOut) if std::time::Instant::now() < deadline && is_reachable(pool).await => {
                 tracing::debug!("every database connection is busy; still waiting for one");
             }
             outcome => return outcome,
@@ -197,9 +196,22 @@ where
     }
 }
 
-/// Every connection the pool may open is open and lent out.
-fn is_busy(pool: &PgPool) -> bool {
-    pool.size() >= pool.options().get_max_connections() && pool.num_idle() == 0
+/// Whether the pool's server accepts a connection at all, asked past the pool: under load a waiter may
+/// time out with the pool neither full nor empty (connections closing, one idle for an instant), so only the
+/// server says whether it is busy or gone.
+async fn is_reachable(pool: &PgPool) -> bool {
+    const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+    let options = pool.connect_options();
+    let port = options.get_port();
+    let probe = async {
+        match options.get_socket() {
+            Some(directory) => {
+                tokio::net::UnixStream::connect(directory.join(format!(".s.PGSQL.{port}"))).await.map(drop)
+            }
+            None => tokio::net::TcpStream::connect((options.get_host(), port)).await.map(drop),
+        }
+    };
+    matches!(tokio::time::timeout(PROBE_TIMEOUT, probe).await, Ok(Ok(())))
 }
 
 /// A transaction from the pool, counted in the metrics while it waits for a connection and timed until
