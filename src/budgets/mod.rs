@@ -76,6 +76,14 @@ pub struct Payer {
     pub agent_run: bool,
 }
 
+impl Payer {
+    /// Whoever pays for a priced call made outside any run (a search, a rerank, a document's embedding,
+    /// `/v1/embeddings`): its own id, which holds no reservation.
+    pub fn outside_run(api_key_id: Option<ApiKeyId>, end_user: Option<UserId>) -> Self {
+        Self { run_id: RunId::new(), api_key_id, end_user, agent_run: false }
+    }
+}
+
 /// An amount the API was given for a budget that cannot be one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error(
@@ -226,6 +234,20 @@ impl RunBudgets {
             audit_thresholds(connection, by, line, self.period, now.spent_usd, now.audited_percent).await?;
         }
         Ok(())
+    }
+}
+
+impl RunBudgets {
+    /// Counts `actual` against every budget as a charge of its own, outside any reservation (a call made
+    /// outside a run, or one a run makes beside its model calls: settling under the run's id would release
+    /// what the run reserved for those), auditing each threshold crossed.
+    pub async fn charge(
+        &self,
+        connection: &mut PgConnection,
+        by: &Recorder<'_>,
+        actual: Option<Decimal>,
+    ) -> Result<(), sqlx::Error> {
+        self.settle(connection, by, RunId::new(), actual).await
     }
 }
 

@@ -8,7 +8,6 @@ use super::plan::{TurnFailure, TurnPlan};
 use super::{GivenConversation, Inner, TurnMode};
 use crate::conversations::{self, Role};
 use crate::db;
-use crate::ids::RunId;
 use crate::prompts::{PromptTool, SystemPromptContext};
 use crate::providers::Passage;
 use crate::providers::options::GenerationOptions;
@@ -72,11 +71,9 @@ pub(super) async fn build(inner: &Inner, plan: &TurnPlan, offered: &[ToolSpec]) 
         usage::EmbeddingPayer { run_id: Some(plan.run_id), api_key_id: plan.api_key_id, end_user: plan.end_user };
     if let Some(vector) = &vector {
         usage::record_embedding(&mut transaction, plan.tenant_id, payer, &vector.model, vector.spend).await?;
-        // Spent against the run's budgets with the record, as a charge of its own: settling it under the
-        // run's id would release what the run reserved for its model calls.
+        // Spent against the run's budgets with the record, as a charge of its own.
         if vector.spend.cost_usd.is_some_and(|cost| !cost.is_zero()) {
-            let by = super::tools::audit_by(plan);
-            plan.budgets.settle(&mut transaction, &by, RunId::new(), vector.spend.cost_usd).await?;
+            plan.budgets.charge(&mut transaction, &super::tools::audit_by(plan), vector.spend.cost_usd).await?;
         }
     }
     transaction.commit().await?;

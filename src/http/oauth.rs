@@ -1,7 +1,8 @@
 //! `/api/v1/oauth/…`: the two doors of OAuth connectors that no API key opens. The callback is reached by
 //! an admin's browser, sent back by the authorization server: its single-use, expiring `state` is the only
-//! credential, and it answers a small page (or the API's JSON error). The client metadata document is Switchboard's OAuth client id
-//! for authorization servers that take one (draft-ietf-oauth-client-id-metadata-document).
+//! credential, and it answers a small page (or the API's JSON error). The client metadata document is
+//! Switchboard's OAuth client id for authorization servers that take one
+//! (draft-ietf-oauth-client-id-metadata-document).
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};

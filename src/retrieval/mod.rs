@@ -362,9 +362,7 @@ async fn store_document(
         };
         usage::record_embedding(&mut transaction, tenant_id, payer, model, embedded.spend).await?;
         if let (Some(budgets), Some(context)) = (budgets, audit_as) {
-            // A charge of its own: no reservation is held for it.
-            let by = audit::Recorder::of(context);
-            budgets.settle(&mut transaction, &by, crate::ids::RunId::new(), embedded.spend.cost_usd).await?;
+            budgets.charge(&mut transaction, &audit::Recorder::of(context), embedded.spend.cost_usd).await?;
         }
         vectors::store(&mut transaction, tenant_id, model, &chunk_ids, embedded.vectors).await?;
     }
@@ -405,13 +403,7 @@ async fn embedding_budgets(
 ) -> Result<Option<RunBudgets>, RetrievalError> {
     let priced = embedder.and_then(Embedder::price).is_some_and(|price| !price.is_zero());
     let Some(context) = saver.filter(|_| priced) else { return Ok(None) };
-    let payer = Payer {
-        run_id: crate::ids::RunId::new(),
-        api_key_id: context.actor().api_key_id(),
-        end_user: None,
-        agent_run: false,
-    };
-    let budgets = RunBudgets::of(connection, payer).await?;
+    let budgets = RunBudgets::of(connection, Payer::outside_run(context.actor().api_key_id(), None)).await?;
     budgets.check_open().map_err(RetrievalError::BudgetExhausted)?;
     Ok(Some(budgets))
 }

@@ -6,7 +6,6 @@ use crate::auth::context::TenantContext;
 use crate::budgets::{Payer, RunBudgets};
 use crate::db;
 use crate::embeddings::{Embedded, EmbeddingModel, EmbeddingProvider, Purpose, local};
-use crate::ids::RunId;
 use crate::usage::{self, EmbeddingPayer};
 
 use super::{RetrievalError, Retriever};
@@ -47,9 +46,7 @@ pub async fn embed(
         ))
     })?;
 
-    // A request outside any run is charged like one: its own run id holds no reservation.
-    let charge = RunId::new();
-    let payer = Payer { run_id: charge, api_key_id: context.actor().api_key_id(), end_user: None, agent_run: false };
+    let payer = Payer::outside_run(context.actor().api_key_id(), None);
     let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
     let budgets = RunBudgets::of(&mut transaction, payer).await?;
     budgets.check_open().map_err(RetrievalError::BudgetExhausted)?;
@@ -60,7 +57,7 @@ pub async fn embed(
     let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
     let payer = EmbeddingPayer { api_key_id: context.actor().api_key_id(), ..EmbeddingPayer::default() };
     usage::record_embedding(&mut transaction, context.tenant_id(), payer, &model, answer.spend).await?;
-    budgets.settle(&mut transaction, &Recorder::of(context), charge, answer.spend.cost_usd).await?;
+    budgets.charge(&mut transaction, &Recorder::of(context), answer.spend.cost_usd).await?;
     transaction.commit().await?;
     Ok(EmbeddingAnswer { model, embedded: answer })
 }

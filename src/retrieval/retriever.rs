@@ -18,7 +18,7 @@ use crate::budgets::{Payer, RunBudgets};
 use crate::collections;
 use crate::db;
 use crate::embeddings::{Embedder, EmbedderFactory, EmbeddingModel, EmbeddingSpend};
-use crate::ids::{RunId, TenantId};
+use crate::ids::TenantId;
 use crate::usage::{self, EmbeddingPayer};
 
 /// How deep each ranking goes before fusion: fusion needs more than the `k` it returns.
@@ -219,11 +219,8 @@ impl Retriever {
             usage::record_embedding(&mut transaction, context.tenant_id(), payer, &vector.model, vector.spend).await?;
             // Spent against the searcher's budgets, as a charge of its own (nothing was reserved for it).
             if vector.spend.cost_usd.is_some_and(|cost| !cost.is_zero()) {
-                let charge = RunId::new();
-                let budget_payer =
-                    Payer { run_id: charge, api_key_id: payer.api_key_id, end_user: None, agent_run: false };
-                let budgets = RunBudgets::of(&mut transaction, budget_payer).await?;
-                budgets.settle(&mut transaction, &Recorder::of(context), charge, vector.spend.cost_usd).await?;
+                let budgets = RunBudgets::of(&mut transaction, Payer::outside_run(payer.api_key_id, None)).await?;
+                budgets.charge(&mut transaction, &Recorder::of(context), vector.spend.cost_usd).await?;
             }
         }
         transaction.commit().await?;
@@ -255,15 +252,8 @@ impl Retriever {
             // Nothing to reorder: no call, nothing to pay.
             return Ok(Searched { hits, rerank_scores: Vec::new(), reranked: true, fallback: None });
         }
-        // Charged like a request outside any run: its own id holds no reservation, so settling it counts
-        // the cost without touching a turn's reservation.
-        let charge = RunId::new();
-        let budget_payer = Payer {
-            run_id: charge,
-            api_key_id: bill.payer.api_key_id,
-            end_user: bill.payer.end_user,
-            agent_run: false,
-        };
+        // Charged like a request outside any run, without touching a turn's reservation.
+        let budget_payer = Payer::outside_run(bill.payer.api_key_id, bill.payer.end_user);
         let mut transaction = db::begin_tenant(pool, bill.tenant_id).await?;
         let budgets = RunBudgets::of(&mut transaction, budget_payer).await?;
         transaction.commit().await?;
@@ -292,7 +282,7 @@ impl Retriever {
         let mut transaction = db::begin_tenant(pool, bill.tenant_id).await?;
         let used = (model.provider.as_str(), model.name.as_str());
         usage::record_rerank(&mut transaction, bill.tenant_id, bill.payer, used, scores.spend).await?;
-        budgets.settle(&mut transaction, &bill.by, charge, scores.spend.cost_usd).await?;
+        budgets.charge(&mut transaction, &bill.by, scores.spend.cost_usd).await?;
         transaction.commit().await?;
         let (mut hits, mut rerank_scores): (Vec<SearchHit>, Vec<Option<f64>>) =
             super::rerank::reorder(hits, &scores.scores).into_iter().unzip();

@@ -162,9 +162,7 @@ pub async fn complete(pool: &PgPool, toolbox: &Toolbox, callback: Callback) -> R
                 resource: Some(flow.resource.clone()),
                 lifetime_secs: expires_in,
             };
-            let sealed = tokens.seal(&toolbox.keys, &connectors::associated_data(tenant_id, id));
-            let info_json = serde_json::to_value(&info).unwrap_or_default();
-            store::set_connector_grant(&mut transaction, id, &info_json, &sealed, oauth::expiry(expires_in)).await?;
+            store_grant(&mut transaction, &toolbox.keys, (tenant_id, id), &info, &tokens).await?;
             let details = serde_json::json!({ "issuer": flow.issuer, "resource": flow.resource });
             let entry =
                 AuditEntry::new("mcp_connector.authorized", "mcp_connector", id.to_string()).with_details(details);
@@ -181,6 +179,21 @@ pub async fn complete(pool: &PgPool, toolbox: &Toolbox, callback: Callback) -> R
             Err(ToolError::OAuth(reason))
         }
     }
+}
+
+/// Stores a grant just issued: what is not secret, the tokens sealed to the connector, and when the access
+/// token expires (from the lifetime it was issued with, `info.lifetime_secs`).
+async fn store_grant(
+    connection: &mut sqlx::PgConnection,
+    keys: &MasterKeys,
+    (tenant_id, id): (TenantId, ConnectorId),
+    info: &GrantInfo,
+    tokens: &Tokens,
+) -> Result<(), sqlx::Error> {
+    let sealed = tokens.seal(keys, &connectors::associated_data(tenant_id, id));
+    let info_json = serde_json::to_value(info).unwrap_or_default();
+    let expires_at = oauth::expiry(info.lifetime_secs);
+    store::set_connector_grant(connection, id, &info_json, &sealed, expires_at).await
 }
 
 /// Why a connection has no access token to send.
@@ -244,11 +257,7 @@ impl TokenKeeper {
         match oauth::refresh(&self.http, &self.outbound, &grant.info, &tokens).await {
             Ok((fresh, expires_in)) => {
                 let info = GrantInfo { lifetime_secs: expires_in, ..grant.info };
-                let sealed = fresh.seal(&self.keys, &connectors::associated_data(tenant_id, id));
-                let info_json = serde_json::to_value(&info).unwrap_or_default();
-                store::set_connector_grant(&mut transaction, id, &info_json, &sealed, oauth::expiry(expires_in))
-                    .await
-                    .map_err(database)?;
+                store_grant(&mut transaction, &self.keys, (tenant_id, id), &info, &fresh).await.map_err(database)?;
                 transaction.commit().await.map_err(database)?;
                 Ok(fresh)
             }

@@ -53,6 +53,15 @@ pub enum CallFailure {
     NeedsAuthorization(String),
 }
 
+impl From<NoToken> for CallFailure {
+    fn from(missing: NoToken) -> Self {
+        match missing {
+            NoToken::NeedsAuthorization(reason) => Self::NeedsAuthorization(reason),
+            NoToken::Unreachable(reason) => Self::Unreachable(reason),
+        }
+    }
+}
+
 impl CallFailure {
     /// The same failure with the connector's credential cut out of its text (a server may echo it).
     fn redacted(self, secret: Option<&str>) -> Self {
@@ -303,28 +312,24 @@ impl McpClients {
         Operation: FnOnce(Arc<Session>) -> Done,
         Done: Future<Output = Result<T, CallFailure>>,
     {
-        let refreshed;
         let oauth = match (&spec.auth, &self.keeper) {
-            (Auth::OAuth(grant), Some(keeper)) => grant.tenant_id.map(|tenant_id| (tenant_id, keeper)),
+            (Auth::OAuth(grant), Some(keeper)) => grant.tenant_id.map(|tenant_id| (grant, tenant_id, keeper)),
             _ => None,
         };
-        let spec = match (&spec.auth, oauth) {
-            (Auth::OAuth(grant), Some((tenant_id, keeper))) => {
-                let tokens = keeper.fresh(tenant_id, id).await.map_err(|missing| match missing {
-                    NoToken::NeedsAuthorization(reason) => CallFailure::NeedsAuthorization(reason),
-                    NoToken::Unreachable(reason) => CallFailure::Unreachable(reason),
-                })?;
+        let refreshed = match oauth {
+            Some((grant, tenant_id, keeper)) => {
+                let tokens = keeper.fresh(tenant_id, id).await?;
                 let auth = Auth::OAuth(OAuthAuth { tokens: Some(tokens), ..grant.clone() });
-                refreshed = ConnectorSpec { auth, ..spec.clone() };
-                &refreshed
+                Some(ConnectorSpec { auth, ..spec.clone() })
             }
-            _ => spec,
+            None => None,
         };
+        let spec = refreshed.as_ref().unwrap_or(spec);
         let secret = spec.secret();
         // A server that refuses an OAuth token before its time (revoked, or the server forgot it) gets a
         // refreshed one on the next request; a refused refresh then asks for authorization.
         let refused = async |failure: &CallFailure| {
-            if let Some((tenant_id, keeper)) = oauth
+            if let Some((_, tenant_id, keeper)) = oauth
                 && failure.to_string().contains("Auth required")
             {
                 keeper.expire(tenant_id, id).await;

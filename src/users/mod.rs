@@ -108,9 +108,6 @@ pub struct EndUserGroup {
     pub policy_group: Option<String>,
 }
 
-/// Puts the end user the tenant calls `external_id` in a policy group (`None`: in none), made on first
-/// sight like the integration API and widget tokens make them; audited with the group before. A group the
-/// tenant maps to no profile changes nothing until it does.
 /// An end user's policy group (`NotFound`: no end user of that id).
 pub async fn group(pool: &PgPool, context: &TenantContext, external_id: &str) -> Result<EndUserGroup, EndUserError> {
     let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
@@ -119,6 +116,9 @@ pub async fn group(pool: &PgPool, context: &TenantContext, external_id: &str) ->
     Ok(EndUserGroup { external_user_id: external_id.to_owned(), policy_group: group })
 }
 
+/// Puts the end user the tenant calls `external_id` in a policy group (`None`: in none), made on first
+/// sight like the integration API and widget tokens make them; audited with the group before. A group the
+/// tenant maps to no profile changes nothing until it does.
 pub async fn set_group(
     pool: &PgPool,
     context: &TenantContext,
