@@ -248,11 +248,6 @@ pub fn none_if_unique_violation<T>(result: Result<T, sqlx::Error>) -> Result<Opt
     }
 }
 
-/// PostgreSQL aborted the transaction to break a deadlock (40P01): running it again may well succeed.
-pub fn is_deadlock(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Database(database) if database.code().as_deref() == Some("40P01"))
-}
-
 /// True when `error` means the database cannot be reached right now (down, restarting, unreachable, out
 /// of connections), rather than a bad query: the API answers 503 and the client may retry.
 pub fn is_unavailable(error: &sqlx::Error) -> bool {

@@ -7,7 +7,7 @@ use std::path::Path;
 use sqlx::PgPool;
 
 use super::formats::{self, Format, FormatError, Hints};
-use super::{IngestOutcome, NewDocument, Original, RetrievalError, ingest, store};
+use super::{IngestOutcome, NewDocument, Original, Preparation, RetrievalError, prepare, store, writer};
 use crate::db;
 use crate::embeddings::Embedder;
 use crate::ids::TenantId;
@@ -34,10 +34,14 @@ pub enum CorpusError {
     Database(#[from] sqlx::Error),
 }
 
+/// Files prepared (read, converted, chunked, embedded) at once, and written in one transaction.
+const BATCH_FILES: usize = 32;
+const PREPARED_AT_ONCE: usize = 4;
+
 /// Ingests the document files under `folder` (paths relative to it) into `tenant`'s documents, with
-/// `embedder`'s vectors, one transaction per document (each document changes atomically; a long single
-/// transaction would make the BM25 statistics rows it updates again and again ever slower to update); with
-/// `remove_missing`, documents without a file are removed, so the documents mirror the folder. `progress` is called after
+/// `embedder`'s vectors, [`BATCH_FILES`] at a time in one transaction (`writer`: each document still
+/// changes atomically, and the BM25 statistics take one net change per batch); with `remove_missing`,
+/// documents without a file are removed, so the documents mirror the folder. `progress` is called after
 /// each file with how many are done, of how many, and the file's path.
 pub async fn sync(
     pool: &PgPool,
@@ -47,33 +51,49 @@ pub async fn sync(
     remove_missing: bool,
     mut progress: impl FnMut(usize, usize, &str),
 ) -> Result<SyncReport, CorpusError> {
+    use futures::StreamExt as _;
     let files = document_files(folder)?;
     let mut report = SyncReport::default();
     let mut seen = std::collections::HashSet::new();
     let total = files.len();
-    for (done, (relative, path)) in (1..).zip(files) {
-        let (content, original) = read_file(&path, &relative).await?;
-        let document = NewDocument::parse(&relative, None, content)
-            .map(|document| document.with_original(original))
-            .and_then(|document| {
-                // The shared corpus has one collection, which tenants enable.
-                if tenant == TenantId::SYSTEM {
-                    document.in_collections(&[crate::collections::SHARED_CORPUS.to_owned()])
-                } else {
-                    Ok(document)
-                }
+    let mut done = 0;
+    for group in files.chunks(BATCH_FILES) {
+        let prepared: Vec<(String, Preparation)> = futures::stream::iter(group)
+            .map(|(relative, path)| async move {
+                let preparation = prepare_file(pool, tenant, relative, path, embedder).await?;
+                Ok::<_, CorpusError>((relative.clone(), preparation))
             })
-            .map_err(|source| CorpusError::Document { path: relative.clone(), source })?;
-        let (_, outcome) = ingest(pool, tenant, &document, embedder, None)
+            .buffered(PREPARED_AT_ONCE)
+            .collect::<Vec<_>>()
             .await
-            .map_err(|source| CorpusError::Document { path: relative.clone(), source })?;
-        match outcome {
-            IngestOutcome::Created => report.created += 1,
-            IngestOutcome::Updated => report.updated += 1,
-            IngestOutcome::Unchanged => report.unchanged += 1,
+            .into_iter()
+            .collect::<Result<_, _>>()?;
+        let mut outcomes = Vec::new();
+        let mut to_write = Vec::new();
+        let mut written_paths = Vec::new();
+        for (relative, preparation) in prepared {
+            match preparation {
+                Preparation::Done((_, outcome)) => outcomes.push((relative, Ok(outcome))),
+                Preparation::Write(document) => {
+                    written_paths.push(relative);
+                    to_write.push(*document);
+                }
+            }
         }
-        progress(done, total, &relative);
-        seen.insert(relative);
+        let written = writer::write(pool, tenant, to_write).await;
+        outcomes.extend(
+            written_paths.into_iter().zip(written).map(|(path, saved)| (path, saved.map(|(_, outcome)| outcome))),
+        );
+        for (relative, outcome) in outcomes {
+            match outcome.map_err(|source| CorpusError::Document { path: relative.clone(), source })? {
+                IngestOutcome::Created => report.created += 1,
+                IngestOutcome::Updated => report.updated += 1,
+                IngestOutcome::Unchanged => report.unchanged += 1,
+            }
+            done += 1;
+            progress(done, total, &relative);
+            seen.insert(relative);
+        }
     }
     let mut transaction = db::begin_tenant(pool, tenant).await?;
     let stored = if remove_missing { store::list(&mut transaction).await? } else { Vec::new() };
@@ -84,6 +104,31 @@ pub async fn sync(
     }
     transaction.commit().await?;
     Ok(report)
+}
+
+/// One file read, converted and prepared for writing.
+async fn prepare_file(
+    pool: &PgPool,
+    tenant: TenantId,
+    relative: &str,
+    path: &Path,
+    embedder: Option<&Embedder>,
+) -> Result<Preparation, CorpusError> {
+    let (content, original) = read_file(path, relative).await?;
+    let document = NewDocument::parse(relative, None, content)
+        .map(|document| document.with_original(original))
+        .and_then(|document| {
+            // The shared corpus has one collection, which tenants enable.
+            if tenant == TenantId::SYSTEM {
+                document.in_collections(&[crate::collections::SHARED_CORPUS.to_owned()])
+            } else {
+                Ok(document)
+            }
+        })
+        .map_err(|source| CorpusError::Document { path: relative.to_owned(), source })?;
+    prepare(pool, tenant, &document, embedder, None)
+        .await
+        .map_err(|source| CorpusError::Document { path: relative.to_owned(), source })
 }
 
 /// A file as Markdown (as an upload would be converted, off the async workers), and what it was.

@@ -18,6 +18,7 @@ mod retriever;
 pub mod search;
 pub mod store;
 pub mod vectors;
+pub mod writer;
 
 pub use retriever::{FUSION_DEPTH, RerankBill, Retriever, Searched};
 
@@ -34,7 +35,6 @@ use crate::db;
 use crate::embeddings::{Embedded, Embedder, EmbeddingModel, Purpose};
 use crate::ids::TenantId;
 use crate::providers::Passage;
-use crate::usage::{self, EmbeddingPayer};
 
 /// The largest document accepted, in bytes of UTF-8.
 pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
@@ -269,6 +269,31 @@ pub async fn ingest(
     embedder: Option<&Embedder>,
     audit_as: Option<&TenantContext>,
 ) -> Result<(Document, IngestOutcome), RetrievalError> {
+    match prepare(pool, tenant_id, document, embedder, audit_as).await? {
+        Preparation::Done(saved) => Ok(saved),
+        Preparation::Write(prepared) => {
+            writer::write(pool, tenant_id, vec![*prepared]).await.pop().expect("one result per document")
+        }
+    }
+}
+
+/// What [`prepare`] left to do.
+pub enum Preparation {
+    /// Nothing more: the same content was stored already (its collections moved, if they changed).
+    Done((Document, IngestOutcome)),
+    /// The document, chunked and embedded, to write ([`writer`]).
+    Write(Box<writer::Prepared>),
+}
+
+/// Everything [`ingest`] does before writing: the unchanged case answered, the collections and the saver's
+/// budgets read, the content chunked and embedded.
+pub async fn prepare(
+    pool: &sqlx::PgPool,
+    tenant_id: TenantId,
+    document: &NewDocument,
+    embedder: Option<&Embedder>,
+    audit_as: Option<&TenantContext>,
+) -> Result<Preparation, RetrievalError> {
     let mut transaction = db::begin_tenant(pool, tenant_id).await?;
     let collection_ids = collections::resolve(&mut transaction, &document.collections).await?;
     let existing = store::find_by_path(&mut transaction, &document.source_path).await?;
@@ -292,7 +317,7 @@ pub async fn ingest(
             _ => existing,
         };
         transaction.commit().await?;
-        return Ok((stored, outcome));
+        return Ok(Preparation::Done((stored, outcome)));
     }
     let budgets = embedding_budgets(&mut transaction, embedder, audit_as).await?;
     transaction.commit().await?;
@@ -308,88 +333,14 @@ pub async fn ingest(
         Some(embedder) => embed_chunks(embedder, &chunks).await,
         None => None,
     };
-
-    // Two writers replacing documents in one tenant at once can deadlock on the statistics rows (a
-    // replacement takes its old terms' rows first, its new ones last); PostgreSQL aborts one: run it again.
-    let mut attempt = 1;
-    loop {
-        let written = Written {
-            collection_ids: &collection_ids,
-            chunks: &chunks,
-            vectors: vectors.clone(),
-            budgets: budgets.as_ref(),
-        };
-        match store_document(pool, tenant_id, document, written, audit_as).await {
-            Err(RetrievalError::Database(error)) if db::is_deadlock(&error) && attempt < 3 => attempt += 1,
-            outcome => return outcome,
-        }
-    }
-}
-
-/// The write half of [`ingest`]: the document, its chunks and vectors, the audit entry and the statistics,
-/// in one transaction.
-async fn store_document(
-    pool: &sqlx::PgPool,
-    tenant_id: TenantId,
-    document: &NewDocument,
-    written: Written<'_>,
-    audit_as: Option<&TenantContext>,
-) -> Result<(Document, IngestOutcome), RetrievalError> {
-    let Written { collection_ids, chunks, vectors, budgets } = written;
-    let mut transaction = db::begin_tenant(pool, tenant_id).await?;
-    // Looked up again: another writer may have stored the same path meanwhile.
-    let (stored, chunk_ids, outcome) = match store::find_by_path(&mut transaction, &document.source_path).await? {
-        Some(existing) if existing.content_hash == document.content_hash => {
-            return Ok((existing, IngestOutcome::Unchanged));
-        }
-        Some(existing) => {
-            let (updated, ids) =
-                store::replace(&mut transaction, tenant_id, existing.id, (document, collection_ids), chunks).await?;
-            (updated, ids, IngestOutcome::Updated)
-        }
-        None => {
-            let (created, ids) = store::insert(&mut transaction, tenant_id, (document, collection_ids), chunks).await?;
-            (created, ids, IngestOutcome::Created)
-        }
-    };
-    let model = vectors.as_ref().map(|(model, _)| *model);
-    vectors::mark_others_incomplete(&mut transaction, model).await?;
-    if let Some((model, embedded)) = vectors {
-        // Whoever saved the document pays for embedding it; the shared corpus is the platform's.
-        let payer = EmbeddingPayer {
-            api_key_id: audit_as.and_then(|context| context.actor().api_key_id()),
-            ..EmbeddingPayer::default()
-        };
-        usage::record_embedding(&mut transaction, tenant_id, payer, model, embedded.spend).await?;
-        if let (Some(budgets), Some(context)) = (budgets, audit_as) {
-            budgets.charge(&mut transaction, &audit::Recorder::of(context), embedded.spend.cost_usd).await?;
-        }
-        vectors::store(&mut transaction, tenant_id, model, &chunk_ids, embedded.vectors).await?;
-    }
-    if let Some(context) = audit_as {
-        audit_saved(&mut transaction, context, &stored, outcome).await?;
-    }
-    store::add_to_statistics(&mut transaction, tenant_id, stored.id).await?;
-    let ingested = crate::webhooks::events::Event::document_ingested(&crate::webhooks::events::IngestedDocument {
-        id: stored.id,
-        source_path: &stored.source_path,
-        title: &stored.title,
-        outcome: if outcome == IngestOutcome::Created { "created" } else { "updated" },
-        chunk_count: stored.chunk_count,
-        collection_ids: &stored.collection_ids,
-    });
-    crate::webhooks::store::enqueue(&mut transaction, tenant_id, &[ingested]).await?;
-    transaction.commit().await?;
-    Ok((stored, outcome))
-}
-
-/// What [`store_document`] writes besides the document itself.
-struct Written<'a> {
-    collection_ids: &'a [crate::ids::CollectionId],
-    chunks: &'a [chunking::Chunk],
-    vectors: Option<(&'a EmbeddingModel, Embedded)>,
-    /// The saver's budgets, when embedding is priced: its cost is spent against them.
-    budgets: Option<&'a RunBudgets>,
+    Ok(Preparation::Write(Box::new(writer::Prepared {
+        document: document.clone(),
+        collection_ids,
+        chunks,
+        vectors,
+        budgets,
+        saver: audit_as.cloned(),
+    })))
 }
 
 /// The budgets of whoever saves a document, when embedding it has a price: one already used up refuses
@@ -432,14 +383,11 @@ async fn audit_saved(
 }
 
 /// The chunks' vectors (with their tokens and cost), or `None` (logged) when the embedder fails.
-async fn embed_chunks<'e>(
-    embedder: &'e Embedder,
-    chunks: &[chunking::Chunk],
-) -> Option<(&'e EmbeddingModel, Embedded)> {
+async fn embed_chunks(embedder: &Embedder, chunks: &[chunking::Chunk]) -> Option<(EmbeddingModel, Embedded)> {
     let texts: Vec<String> =
         chunks.iter().map(|chunk| vectors::embedding_text(&chunk.heading_path, &chunk.content)).collect();
     match embedder.embed_counted(&texts, Purpose::Document).await {
-        Ok(vectors) => Some((embedder.model(), vectors)),
+        Ok(vectors) => Some((embedder.model().clone(), vectors)),
         Err(error) => {
             tracing::warn!(%error, model = %embedder.model().id, "embedding failed; the backfill will retry");
             None
@@ -455,7 +403,11 @@ pub async fn add_document(
     document: &NewDocument,
 ) -> Result<(Document, IngestOutcome), RetrievalError> {
     let embedder = retriever.document_embedder();
-    ingest(pool, context.tenant_id(), document, embedder.as_ref(), Some(context)).await
+    let tenant_id = context.tenant_id();
+    match prepare(pool, tenant_id, document, embedder.as_ref(), Some(context)).await? {
+        Preparation::Done(saved) => Ok(saved),
+        Preparation::Write(prepared) => retriever.document_writer().save(pool, tenant_id, *prepared).await,
+    }
 }
 
 /// The tenant's own documents (not the shared corpus).

@@ -38,6 +38,8 @@ pub struct Retriever {
     factory: Option<EmbedderFactory>,
     /// The deployment's reranker (`SWITCHBOARD_RERANK_MODEL`), if any.
     reranker: Option<Reranker>,
+    /// Writes the documents saved through the API, a tenant's concurrent saves in one transaction.
+    writer: Arc<super::writer::DocumentWriter>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -65,7 +67,7 @@ impl Retriever {
     /// under way).
     pub fn new(documents: Embedder, questions: Embedder) -> Self {
         let embedders = Embedders { documents: Some(documents), questions: Some(questions) };
-        Self { embedders: Arc::new(RwLock::new(embedders)), factory: None, reranker: None }
+        Self { embedders: Arc::new(RwLock::new(embedders)), ..Self::default() }
     }
 
     /// This retriever, reranking with `reranker` the searches that want it.
@@ -96,6 +98,10 @@ impl Retriever {
 
     pub fn factory(&self) -> Option<&EmbedderFactory> {
         self.factory.as_ref()
+    }
+
+    pub fn document_writer(&self) -> &Arc<super::writer::DocumentWriter> {
+        &self.writer
     }
 
     pub fn document_embedder(&self) -> Option<Embedder> {

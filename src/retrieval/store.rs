@@ -44,14 +44,25 @@ fn chunk_count(chunks: &[Chunk]) -> i32 {
     i32::try_from(chunks.len()).unwrap_or(i32::MAX)
 }
 
-/// Stores a new document and its chunks; the caller then adds them to the statistics
-/// ([`add_to_statistics`]), last.
+/// The tenant's own documents at `source_paths`, locked in path order (the order every writer takes
+/// documents in).
+pub async fn lock_by_paths(connection: &mut PgConnection, source_paths: &[&str]) -> Result<Vec<Document>, sqlx::Error> {
+    let mut query = QueryBuilder::<Postgres>::new("SELECT ");
+    query
+        .push(DOCUMENT_COLUMNS)
+        .push(" FROM documents WHERE tenant_id = current_tenant_id() AND source_path = ANY(")
+        .push_bind(source_paths)
+        .push(") ORDER BY source_path FOR UPDATE");
+    query.build_query_as().fetch_all(connection).await
+}
+
+/// Stores a new document's row; its chunks follow ([`insert_chunks`]).
 pub async fn insert(
     connection: &mut PgConnection,
     tenant_id: TenantId,
     (document, collection_ids): (&NewDocument, &[CollectionId]),
     chunks: &[Chunk],
-) -> Result<(Document, Vec<uuid::Uuid>), sqlx::Error> {
+) -> Result<Document, sqlx::Error> {
     let mut query = QueryBuilder::<Postgres>::new(
         "INSERT INTO documents (id, tenant_id, source_path, title, collection_ids, content_hash, byte_size, \
          chunk_count, original_media_type, original_byte_size) VALUES (",
@@ -70,23 +81,18 @@ pub async fn insert(
         .push_bind(media_type)
         .push_bind(original_size);
     query.push(") RETURNING ").push(DOCUMENT_COLUMNS);
-    let created: Document = query.build_query_as().fetch_one(&mut *connection).await?;
-    let chunk_ids = insert_chunks(connection, tenant_id, created.id, chunks).await?;
-    Ok((created, chunk_ids))
+    query.build_query_as().fetch_one(connection).await
 }
 
-/// Replaces a document's content and all its chunks (their vectors go with them), taking the old chunks
-/// out of the statistics; the caller adds the new ones ([`add_to_statistics`]), last.
+/// Replaces a document's row, after its old chunks were removed ([`remove_chunks`]); its new chunks follow
+/// ([`insert_chunks`]). The collections change before the new chunks are written, which take them from
+/// the document.
 pub async fn replace(
     connection: &mut PgConnection,
-    tenant_id: TenantId,
     id: uuid::Uuid,
     (document, collection_ids): (&NewDocument, &[CollectionId]),
     chunks: &[Chunk],
-) -> Result<(Document, Vec<uuid::Uuid>), sqlx::Error> {
-    remove_from_statistics(&mut *connection, tenant_id, id).await?;
-    sqlx::query("DELETE FROM doc_chunks WHERE document_id = $1").bind(id).execute(&mut *connection).await?;
-    // The collections change before the new chunks are written, which take them from the document.
+) -> Result<Document, sqlx::Error> {
     let mut query = QueryBuilder::<Postgres>::new("UPDATE documents SET updated_at = now(), title = ");
     query
         .push_bind(&document.title)
@@ -106,29 +112,70 @@ pub async fn replace(
         .push_bind(id)
         .push(" RETURNING ")
         .push(DOCUMENT_COLUMNS);
-    let updated: Document = query.build_query_as().fetch_one(&mut *connection).await?;
-    let chunk_ids = insert_chunks(connection, tenant_id, id, chunks).await?;
-    Ok((updated, chunk_ids))
+    query.build_query_as().fetch_one(connection).await
 }
 
-/// Inserts the chunks and returns their ids, in order.
-async fn insert_chunks(
+/// What removed chunks took out of the BM25 statistics: per lexeme, how many of them held it; and their
+/// number and length. Given back to [`apply_statistics`] with the chunks that replace them.
+#[derive(Debug, Default)]
+pub struct Removed {
+    lexemes: Vec<String>,
+    chunks_per_lexeme: Vec<i64>,
+    chunks: i64,
+    tokens: i64,
+}
+
+/// Deletes the chunks of `document_ids` (their vectors go with them) and counts what they held.
+pub async fn remove_chunks(connection: &mut PgConnection, document_ids: &[uuid::Uuid]) -> Result<Removed, sqlx::Error> {
+    if document_ids.is_empty() {
+        return Ok(Removed::default());
+    }
+    // One row per lexeme, and one with no lexeme for the chunks' number and length.
+    let rows: Vec<(Option<String>, i64, i64)> = sqlx::query_as(
+        "WITH gone AS (DELETE FROM doc_chunks WHERE document_id = ANY($1) RETURNING search_vector, token_count) \
+         SELECT lexeme, count(*), 0::bigint FROM gone, unnest(tsvector_to_array(gone.search_vector)) AS lexeme \
+         GROUP BY lexeme \
+         UNION ALL SELECT NULL, count(*), coalesce(sum(token_count), 0)::bigint FROM gone",
+    )
+    .bind(document_ids)
+    .fetch_all(connection)
+    .await?;
+    let mut removed = Removed::default();
+    for (lexeme, chunks, tokens) in rows {
+        match lexeme {
+            Some(lexeme) => {
+                removed.lexemes.push(lexeme);
+                removed.chunks_per_lexeme.push(chunks);
+            }
+            None => (removed.chunks, removed.tokens) = (chunks, tokens),
+        }
+    }
+    Ok(removed)
+}
+
+/// Inserts each document's chunks and returns their ids, document by document, in order.
+pub async fn insert_chunks(
     connection: &mut PgConnection,
     tenant_id: TenantId,
-    document_id: uuid::Uuid,
-    chunks: &[Chunk],
-) -> Result<Vec<uuid::Uuid>, sqlx::Error> {
-    let ids: Vec<uuid::Uuid> = chunks.iter().map(|_| uuid::Uuid::now_v7()).collect();
+    documents: &[(uuid::Uuid, &[Chunk])],
+) -> Result<Vec<Vec<uuid::Uuid>>, sqlx::Error> {
+    let ids: Vec<Vec<uuid::Uuid>> =
+        documents.iter().map(|(_, chunks)| chunks.iter().map(|_| uuid::Uuid::now_v7()).collect()).collect();
+    let rows: Vec<(uuid::Uuid, &Chunk, uuid::Uuid)> = documents
+        .iter()
+        .zip(&ids)
+        .flat_map(|((document_id, chunks), ids)| chunks.iter().zip(ids).map(|(chunk, id)| (*document_id, chunk, *id)))
+        .collect();
     // Bound parameters per row: 8; PostgreSQL allows 65,535 per statement.
-    for (batch, batch_ids) in chunks.chunks(1000).zip(ids.chunks(1000)) {
+    for batch in rows.chunks(1000) {
         let mut query = QueryBuilder::<Postgres>::new(
             "INSERT INTO doc_chunks \
              (id, tenant_id, document_id, chunk_index, content, token_count, heading_path, heading_text) ",
         );
-        query.push_values(batch.iter().zip(batch_ids), |mut row, (chunk, id)| {
+        query.push_values(batch, |mut row, (document_id, chunk, id)| {
             row.push_bind(*id)
                 .push_bind(tenant_id)
-                .push_bind(document_id)
+                .push_bind(*document_id)
                 .push_bind(i32::try_from(chunk.index).unwrap_or(i32::MAX))
                 .push_bind(&chunk.content)
                 .push_bind(i32::try_from(chunk.token_count).unwrap_or(i32::MAX))
@@ -140,73 +187,71 @@ async fn insert_chunks(
     Ok(ids)
 }
 
-/// Adds a document's chunks (after [`insert`] or [`replace`]) to the tenant's BM25 statistics: its terms'
-/// chunk counts (`term_stats`), the corpus size and length (`corpus_stats`). Every
-/// ingestion into a tenant updates the rows of its common words, so the caller does this last, just before
-/// committing: the rows stay locked for the least time (done before the vectors were stored, it serialised
-/// concurrent ingestions behind each other's HNSW inserts). Rows are taken in lexeme order, here and in
-/// [`remove_from_statistics`]: taken in different orders, they deadlocked (both found by the ingestion
-/// benchmark).
-pub async fn add_to_statistics(
+/// Brings the tenant's BM25 statistics in step with a write: the chunks of `document_ids` (stored in this
+/// transaction) in, the `removed` ones out, as one net change per term (`term_stats`) and one to the
+/// corpus size and length (`corpus_stats`). Every ingestion into a tenant changes the rows of its common
+/// words, so the caller does this last, just before committing: the rows stay locked for the least time.
+/// The terms' rows are locked in one pass in lexeme order, new terms are inserted after it in lexeme
+/// order, and the corpus row is taken last, so concurrent writers queue on the first row they share
+/// instead of deadlocking (a replacement that took its old terms out and put its new ones in as two
+/// ordered passes did deadlock, and was run again up to three times).
+pub async fn apply_statistics(
     connection: &mut PgConnection,
     tenant_id: TenantId,
-    document_id: uuid::Uuid,
+    document_ids: &[uuid::Uuid],
+    removed: &Removed,
 ) -> Result<(), sqlx::Error> {
+    // A count can only go below zero in the delta, never in a row: a removed term was counted when its
+    // chunk was stored, so a negative change always finds its row (which `chunks >= 0` would refuse to
+    // insert).
     sqlx::query(
-        "INSERT INTO term_stats (tenant_id, lexeme, chunks) \
-         SELECT $1, lexeme, count(*) FROM doc_chunks AS c, unnest(tsvector_to_array(c.search_vector)) AS lexeme \
-         WHERE c.document_id = $2 GROUP BY lexeme ORDER BY lexeme \
+        "WITH delta AS MATERIALIZED ( \
+             SELECT lexeme, sum(chunks)::integer AS chunks FROM ( \
+                 SELECT lexeme, count(*) AS chunks \
+                 FROM doc_chunks AS c, unnest(tsvector_to_array(c.search_vector)) AS lexeme \
+                 WHERE c.document_id = ANY($2) GROUP BY lexeme \
+                 UNION ALL \
+                 SELECT lexeme, -chunks FROM unnest($3::text[], $4::bigint[]) AS removed (lexeme, chunks) \
+             ) AS parts GROUP BY lexeme HAVING sum(chunks) <> 0 \
+         ), locked AS MATERIALIZED ( \
+             SELECT t.lexeme FROM term_stats AS t JOIN delta USING (lexeme) \
+             WHERE t.tenant_id = $1 ORDER BY t.lexeme FOR UPDATE OF t \
+         ), updated AS ( \
+             UPDATE term_stats SET chunks = term_stats.chunks + delta.chunks \
+             FROM delta JOIN locked USING (lexeme) \
+             WHERE term_stats.tenant_id = $1 AND term_stats.lexeme = delta.lexeme \
+         ) \
+         INSERT INTO term_stats (tenant_id, lexeme, chunks) \
+         SELECT $1, lexeme, chunks FROM delta \
+         WHERE chunks > 0 AND lexeme NOT IN (SELECT lexeme FROM locked) ORDER BY lexeme \
          ON CONFLICT (tenant_id, lexeme) DO UPDATE SET chunks = term_stats.chunks + excluded.chunks",
     )
     .bind(tenant_id)
-    .bind(document_id)
+    .bind(document_ids)
+    .bind(&removed.lexemes)
+    .bind(&removed.chunks_per_lexeme)
     .execute(&mut *connection)
     .await?;
+    // An update where the row exists, since a change may be negative (which `chunks >= 0` would refuse
+    // to insert, even where the insert would have become an update).
     sqlx::query(
-        "INSERT INTO corpus_stats (tenant_id, chunks, tokens) \
-         SELECT $1, count(*), coalesce(sum(token_count), 0) FROM doc_chunks WHERE document_id = $2 \
+        "WITH change AS ( \
+             SELECT count(*) - $3 AS chunks, coalesce(sum(token_count), 0) - $4 AS tokens \
+             FROM doc_chunks WHERE document_id = ANY($2) \
+         ), updated AS ( \
+             UPDATE corpus_stats SET chunks = corpus_stats.chunks + change.chunks, \
+                 tokens = corpus_stats.tokens + change.tokens \
+             FROM change WHERE corpus_stats.tenant_id = $1 RETURNING 1 \
+         ) \
+         INSERT INTO corpus_stats (tenant_id, chunks, tokens) \
+         SELECT $1, chunks, tokens FROM change WHERE NOT EXISTS (SELECT 1 FROM updated) \
          ON CONFLICT (tenant_id) DO UPDATE \
          SET chunks = corpus_stats.chunks + excluded.chunks, tokens = corpus_stats.tokens + excluded.tokens",
     )
     .bind(tenant_id)
-    .bind(document_id)
-    .execute(connection)
-    .await?;
-    Ok(())
-}
-
-/// Removes a document's chunks from the tenant's BM25 statistics (before the chunks are deleted): its
-/// terms' chunk counts, the corpus size and length.
-async fn remove_from_statistics(
-    connection: &mut PgConnection,
-    tenant_id: TenantId,
-    document_id: uuid::Uuid,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "WITH counted AS ( \
-             SELECT lexeme, count(*) AS chunks \
-             FROM doc_chunks AS c, unnest(tsvector_to_array(c.search_vector)) AS lexeme \
-             WHERE c.document_id = $2 GROUP BY lexeme \
-         ), locked AS ( \
-             SELECT t.lexeme FROM term_stats AS t JOIN counted USING (lexeme) \
-             WHERE t.tenant_id = $1 ORDER BY t.lexeme FOR UPDATE OF t \
-         ) \
-         UPDATE term_stats SET chunks = term_stats.chunks - counted.chunks \
-         FROM counted JOIN locked USING (lexeme) \
-         WHERE term_stats.tenant_id = $1 AND term_stats.lexeme = counted.lexeme",
-    )
-    .bind(tenant_id)
-    .bind(document_id)
-    .execute(&mut *connection)
-    .await?;
-    sqlx::query(
-        "UPDATE corpus_stats SET chunks = corpus_stats.chunks - gone.chunks, tokens = corpus_stats.tokens - gone.tokens \
-         FROM (SELECT count(*) AS chunks, coalesce(sum(token_count), 0) AS tokens FROM doc_chunks \
-               WHERE document_id = $2) AS gone \
-         WHERE corpus_stats.tenant_id = $1",
-    )
-    .bind(tenant_id)
-    .bind(document_id)
+    .bind(document_ids)
+    .bind(removed.chunks)
+    .bind(removed.tokens)
     .execute(connection)
     .await?;
     Ok(())
@@ -225,15 +270,18 @@ pub async fn set_collections(
 
 /// Deletes one of the tenant's own documents with its chunks.
 pub async fn delete(connection: &mut PgConnection, id: uuid::Uuid) -> Result<bool, sqlx::Error> {
-    let owner: Option<TenantId> =
-        sqlx::query_scalar("SELECT tenant_id FROM documents WHERE id = $1 AND tenant_id = current_tenant_id()")
-            .bind(id)
-            .fetch_optional(&mut *connection)
-            .await?;
+    // The document's row first, as every writer takes it before the statistics' rows.
+    let owner: Option<TenantId> = sqlx::query_scalar(
+        "SELECT tenant_id FROM documents WHERE id = $1 AND tenant_id = current_tenant_id() FOR UPDATE",
+    )
+    .bind(id)
+    .fetch_optional(&mut *connection)
+    .await?;
     let Some(tenant_id) = owner else {
         return Ok(false);
     };
-    remove_from_statistics(&mut *connection, tenant_id, id).await?;
+    let removed = remove_chunks(&mut *connection, &[id]).await?;
+    apply_statistics(&mut *connection, tenant_id, &[], &removed).await?;
     let deleted = sqlx::query("DELETE FROM documents WHERE id = $1 AND tenant_id = current_tenant_id()")
         .bind(id)
         .execute(connection)

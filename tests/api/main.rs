@@ -13,6 +13,7 @@ mod backup_drill;
 mod bm25_reference;
 mod branches;
 mod budgets;
+mod bulk_ingestion;
 mod busy_pool;
 mod changesets;
 mod chat;

@@ -28,10 +28,14 @@ use suites::{checks, ingestion, passthrough, retrieval, streams, traces, turns, 
 const SUITES: [&str; 9] =
     ["streams", "memory", "ingestion", "retrieval", "turns", "passthrough", "checks", "traces", "vectors"];
 const SEED: u64 = 20_261_129;
+/// Documents in flight at once in the bulk row: a client loading many documents.
+const BULK_CONCURRENCY: usize = 32;
 
 /// How big each benchmark is: the full suite, or a smoke test of the harness.
 struct Sizes {
     large_documents: usize,
+    /// Documents sent [`BULK_CONCURRENCY`] at a time, after the large corpus.
+    bulk_documents: usize,
     tiny_tenants: usize,
     tiny_documents: usize,
     local_embedding_documents: usize,
@@ -52,6 +56,7 @@ impl Sizes {
         Self {
             // 20 sections of one chunk each: 100,000 chunks.
             large_documents: 5_000,
+            bulk_documents: 1_000,
             tiny_tenants: 20,
             tiny_documents: 3,
             local_embedding_documents: 16,
@@ -93,6 +98,7 @@ impl Sizes {
     fn quick() -> Self {
         Self {
             large_documents: 100,
+            bulk_documents: 50,
             tiny_tenants: 2,
             tiny_documents: 2,
             local_embedding_documents: 2,
@@ -278,10 +284,10 @@ async fn run(options: Options) -> anyhow::Result<()> {
 
     if wants("ingestion") {
         let one_word = Tenant::create(&client, &service, "one-word", &fast).await?;
-        results.ingestion = Some(
-            build_corpus(&client, &service, &large, &tiny, &one_word, &data_dir, &sizes, &owner, &mut results.notes)
-                .await?,
-        );
+        let bulk = Tenant::create(&client, &service, "bulk", &fast).await?;
+        let tenants = CorpusTenants { large: &large, bulk: &bulk, tiny: &tiny, one_word: &one_word };
+        results.ingestion =
+            Some(build_corpus(&client, &service, &tenants, &data_dir, &sizes, &owner, &mut results.notes).await?);
     }
     let corpus_chunks: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM doc_chunks WHERE tenant_id = (SELECT id FROM tenants WHERE slug = 'large')",
@@ -379,30 +385,52 @@ fn write_results(results: &Results, dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Ingests the large corpus and the tiny tenants' documents (timed), one large document without whitespace
-/// into a tenant of its own, then times the local embedding model.
+/// The tenants [`build_corpus`] writes.
+struct CorpusTenants<'a> {
+    large: &'a Tenant,
+    /// Many documents at once into an empty tenant, after `large`: the bulk row.
+    bulk: &'a Tenant,
+    tiny: &'a [(Tenant, String)],
+    one_word: &'a Tenant,
+}
+
+/// Ingests the large corpus, a bulk load and the tiny tenants' documents (timed), one large document
+/// without whitespace into a tenant of its own, then times the local embedding model.
 async fn build_corpus(
     client: &reqwest::Client,
     service: &Service,
-    large: &Tenant,
-    tiny: &[(Tenant, String)],
-    one_word: &Tenant,
+    tenants: &CorpusTenants<'_>,
     data_dir: &std::path::Path,
     sizes: &Sizes,
     owner: &sqlx::PgPool,
     notes: &mut Vec<String>,
 ) -> anyhow::Result<report::Ingestion> {
     eprintln!("ingestion: {} documents into `large`…", sizes.large_documents);
-    let large = ingestion::ingest(client, service, large, "large", SEED, sizes.large_documents, 4, owner).await?;
+    let large =
+        ingestion::ingest(client, service, tenants.large, "large", SEED, sizes.large_documents, 4, owner).await?;
     eprintln!("  {:.0} chunks/s ({} chunks)", large.chunks_per_s, large.chunks);
+    eprintln!("ingestion: {} documents into `bulk`, {BULK_CONCURRENCY} at a time…", sizes.bulk_documents);
+    let bulk = ingestion::ingest(
+        client,
+        service,
+        tenants.bulk,
+        "bulk",
+        SEED + 1_000,
+        sizes.bulk_documents,
+        BULK_CONCURRENCY,
+        owner,
+    )
+    .await?;
+    eprintln!("  {:.0} chunks/s ({} chunks)", bulk.chunks_per_s, bulk.chunks);
     let mut tiny_ingested = Vec::new();
-    for (index, (tenant, slug)) in tiny.iter().enumerate() {
+    for (index, (tenant, slug)) in tenants.tiny.iter().enumerate() {
         let seed = SEED + 1 + index as u64;
         tiny_ingested
             .push(ingestion::ingest(client, service, tenant, slug, seed, sizes.tiny_documents, 2, owner).await?);
     }
     eprintln!("ingestion: one document of {} characters without whitespace…", sizes.large_document_characters);
-    let large_document = ingestion::large_document(client, service, one_word, sizes.large_document_characters).await?;
+    let large_document =
+        ingestion::large_document(client, service, tenants.one_word, sizes.large_document_characters).await?;
     eprintln!("  {:.1} s ({} chunks)", large_document.elapsed_s, large_document.chunks);
     eprintln!("ingestion: the local embedding model…");
     let local_embedding = match ingestion::local_embedding(data_dir, SEED, sizes.local_embedding_documents).await {
@@ -412,7 +440,7 @@ async fn build_corpus(
             None
         }
     };
-    Ok(report::Ingestion { large, tiny: tiny_ingested, large_document, local_embedding })
+    Ok(report::Ingestion { large, bulk, tiny: tiny_ingested, large_document, local_embedding })
 }
 
 /// Each route both proxies serve, with its targets: direct to the mocks, through Switchboard (a tenant
