@@ -191,9 +191,8 @@ pub async fn insert_chunks(
 /// transaction) in, the `removed` ones out, as one net change per term (`term_stats`) and one to the
 /// corpus size and length (`corpus_stats`). Every ingestion into a tenant changes the rows of its common
 /// words, so the caller does this last, just before committing: the rows stay locked for the least time.
-/// The terms' rows are locked in one pass in lexeme order, new terms are inserted after it in lexeme
-/// order, and the corpus row is taken last, so concurrent writers queue on the first row they share
-/// instead of deadlocking (a replacement that took its old terms out and put its new ones in as two
+/// The terms' rows are taken in one pass in lexeme order and the corpus row last, so concurrent writers
+/// queue on the first row they share instead of deadlocking (a replacement that took its old terms out and put its new ones in as two
 /// ordered passes did deadlock, and was run again up to three times).
 pub async fn apply_statistics(
     connection: &mut PgConnection,
@@ -201,29 +200,18 @@ pub async fn apply_statistics(
     document_ids: &[uuid::Uuid],
     removed: &Removed,
 ) -> Result<(), sqlx::Error> {
-    // A count can only go below zero in the delta, never in a row: a removed term was counted when its
-    // chunk was stored, so a negative change always finds its row (which `chunks >= 0` would refuse to
-    // insert).
+    // One pass, in lexeme order; a removed term's negative change always finds its row (it was counted
+    // when its chunk was stored), which is why `term_stats` has no `chunks >= 0` check (migration 0045):
+    // PostgreSQL checks a proposed row before it finds the conflict that makes it an update.
     sqlx::query(
-        "WITH delta AS MATERIALIZED ( \
-             SELECT lexeme, sum(chunks)::integer AS chunks FROM ( \
-                 SELECT lexeme, count(*) AS chunks \
-                 FROM doc_chunks AS c, unnest(tsvector_to_array(c.search_vector)) AS lexeme \
-                 WHERE c.document_id = ANY($2) GROUP BY lexeme \
-                 UNION ALL \
-                 SELECT lexeme, -chunks FROM unnest($3::text[], $4::bigint[]) AS removed (lexeme, chunks) \
-             ) AS parts GROUP BY lexeme HAVING sum(chunks) <> 0 \
-         ), locked AS MATERIALIZED ( \
-             SELECT t.lexeme FROM term_stats AS t JOIN delta USING (lexeme) \
-             WHERE t.tenant_id = $1 ORDER BY t.lexeme FOR UPDATE OF t \
-         ), updated AS ( \
-             UPDATE term_stats SET chunks = term_stats.chunks + delta.chunks \
-             FROM delta JOIN locked USING (lexeme) \
-             WHERE term_stats.tenant_id = $1 AND term_stats.lexeme = delta.lexeme \
-         ) \
-         INSERT INTO term_stats (tenant_id, lexeme, chunks) \
-         SELECT $1, lexeme, chunks FROM delta \
-         WHERE chunks > 0 AND lexeme NOT IN (SELECT lexeme FROM locked) ORDER BY lexeme \
+        "INSERT INTO term_stats (tenant_id, lexeme, chunks) \
+         SELECT $1, lexeme, sum(chunks)::integer FROM ( \
+             SELECT lexeme, count(*) AS chunks \
+             FROM doc_chunks AS c, unnest(tsvector_to_array(c.search_vector)) AS lexeme \
+             WHERE c.document_id = ANY($2) GROUP BY lexeme \
+             UNION ALL \
+             SELECT lexeme, -chunks FROM unnest($3::text[], $4::bigint[]) AS removed (lexeme, chunks) \
+         ) AS parts GROUP BY lexeme HAVING sum(chunks) <> 0 ORDER BY lexeme \
          ON CONFLICT (tenant_id, lexeme) DO UPDATE SET chunks = term_stats.chunks + excluded.chunks",
     )
     .bind(tenant_id)

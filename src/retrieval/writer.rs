@@ -112,6 +112,11 @@ pub async fn write_all_or_none(
         saved[index] = Some(outcome);
     }
     let saved: Vec<(Document, IngestOutcome)> = saved.into_iter().map(|one| one.expect("every document")).collect();
+    if written.is_empty() {
+        // Every document was stored already, as it is.
+        transaction.commit().await?;
+        return Ok(saved);
+    }
 
     let documents: Vec<(uuid::Uuid, &[Chunk])> =
         written.iter().map(|index| (saved[*index].0.id, batch[*index].chunks.as_slice())).collect();
@@ -153,9 +158,6 @@ async fn store_vectors(
     written: &[usize],
     chunk_ids: &[Vec<uuid::Uuid>],
 ) -> Result<(), RetrievalError> {
-    if written.is_empty() {
-        return Ok(());
-    }
     // The one model every written document was embedded by, if there is one: every other model (and that
     // one too, when a document has no vectors) now lacks vectors for some chunks.
     let mut models = written.iter().map(|index| batch[*index].vectors.as_ref().map(|(model, _)| model));

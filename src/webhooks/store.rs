@@ -21,12 +21,19 @@ const DELIVERY_COLUMNS: &str = "id, endpoint_id, event_type, status, attempts, n
 /// how many deliveries were queued.
 pub async fn enqueue(connection: &mut PgConnection, tenant_id: TenantId, events: &[Event]) -> Result<u64, sqlx::Error> {
     let mut queued = 0;
+    // Asked once per kind: a batch of documents enqueues one event of the same kind per document.
+    let mut subscribed: std::collections::HashMap<&str, Vec<uuid::Uuid>> = std::collections::HashMap::new();
     for event in events {
-        let endpoints: Vec<uuid::Uuid> =
-            sqlx::query_scalar("SELECT id FROM webhook_endpoints WHERE enabled AND $1 = ANY(events) ORDER BY id")
-                .bind(event.kind.as_str())
-                .fetch_all(&mut *connection)
-                .await?;
+        let kind = event.kind.as_str();
+        if !subscribed.contains_key(kind) {
+            let endpoints: Vec<uuid::Uuid> =
+                sqlx::query_scalar("SELECT id FROM webhook_endpoints WHERE enabled AND $1 = ANY(events) ORDER BY id")
+                    .bind(kind)
+                    .fetch_all(&mut *connection)
+                    .await?;
+            subscribed.insert(kind, endpoints);
+        }
+        let endpoints = &subscribed[kind];
         if endpoints.is_empty() {
             continue;
         }
@@ -36,7 +43,7 @@ pub async fn enqueue(connection: &mut PgConnection, tenant_id: TenantId, events:
              SELECT delivery, $3, endpoint, $4, $5 FROM unnest($1::uuid[], $2::uuid[]) AS queued (delivery, endpoint)",
         )
         .bind(&ids)
-        .bind(&endpoints)
+        .bind(endpoints)
         .bind(tenant_id)
         .bind(event.kind.as_str())
         .bind(event.body())
