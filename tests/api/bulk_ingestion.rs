@@ -42,41 +42,31 @@ fn overlapping(document: usize, round: usize) -> String {
     format!("# Document {document}\n\n{}", sections.concat())
 }
 
-/// The tenant's statistics, term by term and for the corpus, equal a count of its stored chunks.
+/// Per lexeme, a number of chunks, as `sql` (bound to the tenant) gives them.
+async fn lexeme_counts(app: &TestApp, tenant: &TestTenant, sql: &'static str) -> BTreeMap<String, i64> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(sql).bind(tenant.id).fetch_all(&app.owner_db).await.unwrap();
+    rows.into_iter().collect()
+}
+
+/// The tenant's statistics, term by term and for the corpus, equal a count of its stored chunks (a term
+/// counted below zero, or left above it, shows).
 async fn assert_statistics_exact(app: &TestApp, tenant: &TestTenant) {
-    let kept: BTreeMap<String, i64> = sqlx::query_as::<_, (String, i64)>(
-        "SELECT lexeme, chunks::bigint FROM term_stats WHERE tenant_id = $1 AND chunks > 0",
+    let kept = lexeme_counts(
+        app,
+        tenant,
+        "SELECT lexeme, chunks::bigint FROM term_stats WHERE tenant_id = $1 AND chunks <> 0",
     )
-    .bind(tenant.id)
-    .fetch_all(&app.owner_db)
-    .await
-    .unwrap()
-    .into_iter()
-    .collect();
-    let counted: BTreeMap<String, i64> = sqlx::query_as::<_, (String, i64)>(
+    .await;
+    let counted = lexeme_counts(
+        app,
+        tenant,
         "SELECT lexeme, count(*) FROM doc_chunks AS c, unnest(tsvector_to_array(c.search_vector)) AS lexeme \
          WHERE c.tenant_id = $1 GROUP BY lexeme",
     )
-    .bind(tenant.id)
-    .fetch_all(&app.owner_db)
-    .await
-    .unwrap()
-    .into_iter()
-    .collect();
+    .await;
     assert!(!counted.is_empty());
     assert_eq!(kept, counted, "term_stats differ from the stored chunks");
-    let corpus: (i64, i64) = sqlx::query_as("SELECT chunks, tokens FROM corpus_stats WHERE tenant_id = $1")
-        .bind(tenant.id)
-        .fetch_one(&app.owner_db)
-        .await
-        .unwrap();
-    let stored: (i64, i64) =
-        sqlx::query_as("SELECT count(*), coalesce(sum(token_count), 0)::bigint FROM doc_chunks WHERE tenant_id = $1")
-            .bind(tenant.id)
-            .fetch_one(&app.owner_db)
-            .await
-            .unwrap();
-    assert_eq!(corpus, stored, "corpus_stats differ from the stored chunks");
+    crate::retrieval::assert_corpus_statistics_match(app, tenant).await;
 }
 
 #[tokio::test]

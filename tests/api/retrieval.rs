@@ -362,7 +362,7 @@ async fn documents_sharing_words_can_be_added_at_the_same_time() {
 }
 
 /// The tenant's corpus size and length, as BM25 reads them, equal its chunks' count and total tokens.
-async fn assert_corpus_statistics_match(app: &TestApp, tenant: &TestTenant) {
+pub(crate) async fn assert_corpus_statistics_match(app: &TestApp, tenant: &TestTenant) {
     let kept: (i64, i64) = sqlx::query_as("SELECT chunks, tokens FROM corpus_stats WHERE tenant_id = $1")
         .bind(tenant.id)
         .fetch_one(&app.owner_db)
