@@ -53,7 +53,8 @@ pub async fn add(
     if let Some(names) = &body.collections {
         document = document.in_collections(names)?;
     }
-    let (stored, outcome) = retrieval::add_document(&state.db, &state.retriever, &context, &document).await?;
+    let (stored, outcome) =
+        retrieval::add_document(&state.db, &state.retriever, state.engine.background(), &context, &document).await?;
     let status = if outcome == IngestOutcome::Created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, axum::Json(DocumentAdded::new(&stored, outcome))))
 }

@@ -181,7 +181,8 @@ pub async fn add(
         let names: Vec<String> = collections.split(',').map(str::trim).map(str::to_owned).collect();
         document = document.in_collections(&names)?;
     }
-    let (stored, outcome) = retrieval::add_document(&state.db, &state.retriever, context, &document).await?;
+    let (stored, outcome) =
+        retrieval::add_document(&state.db, &state.retriever, state.engine.background(), context, &document).await?;
     let status = if outcome == IngestOutcome::Created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, axum::Json(DocumentAdded::new(&stored, outcome))))
 }

@@ -399,6 +399,7 @@ async fn embed_chunks(embedder: &Embedder, chunks: &[chunking::Chunk]) -> Option
 pub async fn add_document(
     pool: &sqlx::PgPool,
     retriever: &Retriever,
+    background: &background::Background,
     context: &TenantContext,
     document: &NewDocument,
 ) -> Result<(Document, IngestOutcome), RetrievalError> {
@@ -406,7 +407,7 @@ pub async fn add_document(
     let tenant_id = context.tenant_id();
     match prepare(pool, tenant_id, document, embedder.as_ref(), Some(context)).await? {
         Preparation::Done(saved) => Ok(saved),
-        Preparation::Write(prepared) => retriever.document_writer().save(pool, tenant_id, *prepared).await,
+        Preparation::Write(prepared) => retriever.document_writer().save(background, pool, tenant_id, *prepared).await,
     }
 }
 

@@ -14,12 +14,12 @@ use tokio::sync::oneshot;
 use super::chunking::Chunk;
 use super::{Document, IngestOutcome, NewDocument, RetrievalError, audit_saved, store, vectors};
 use crate::auth::context::TenantContext;
+use crate::background::Background;
 use crate::budgets::RunBudgets;
 use crate::db;
 use crate::embeddings::{Embedded, EmbeddingModel};
 use crate::ids::{CollectionId, TenantId};
 use crate::usage::{self, EmbeddingPayer};
-use crate::webhooks;
 
 /// A document ready to be written: chunked, embedded (or not, when the embedder failed: the backfill
 /// embeds it later), its collections resolved and its saver's budgets read.
@@ -130,11 +130,11 @@ pub async fn write_all_or_none(
     }
     let written_ids: Vec<uuid::Uuid> = written.iter().map(|index| saved[*index].0.id).collect();
     store::apply_statistics(&mut transaction, tenant_id, &written_ids, &removed).await?;
-    let events: Vec<webhooks::events::Event> = written
+    let events: Vec<crate::webhooks::events::Event> = written
         .iter()
         .map(|index| {
             let (document, outcome) = &saved[*index];
-            webhooks::events::Event::document_ingested(&webhooks::events::IngestedDocument {
+            crate::webhooks::events::Event::document_ingested(&crate::webhooks::events::IngestedDocument {
                 id: document.id,
                 source_path: &document.source_path,
                 title: &document.title,
@@ -144,7 +144,7 @@ pub async fn write_all_or_none(
             })
         })
         .collect();
-    webhooks::store::enqueue(&mut transaction, tenant_id, &events).await?;
+    crate::webhooks::store::enqueue(&mut transaction, tenant_id, &events).await?;
     transaction.commit().await?;
     Ok(saved)
 }
@@ -213,8 +213,15 @@ struct Job {
 }
 
 impl DocumentWriter {
-    /// Writes `prepared`, in a batch with the other documents its tenant is saving now.
-    pub async fn save(self: &Arc<Self>, pool: &sqlx::PgPool, tenant_id: TenantId, prepared: Prepared) -> Saved {
+    /// Writes `prepared`, in a batch with the other documents its tenant is saving now; a batch is written
+    /// by a task of `background`, which shutdown waits for.
+    pub async fn save(
+        self: &Arc<Self>,
+        background: &Background,
+        pool: &sqlx::PgPool,
+        tenant_id: TenantId,
+        prepared: Prepared,
+    ) -> Saved {
         let (done, saved) = oneshot::channel();
         let start_writer = {
             let mut queues = self.queues.lock().expect("the writer's queues are never poisoned");
@@ -231,7 +238,7 @@ impl DocumentWriter {
             // (a client that hangs up).
             let writer = Arc::clone(self);
             let pool = pool.clone();
-            tokio::spawn(async move { writer.drain(&pool, tenant_id).await });
+            background.spawn(async move { writer.drain(&pool, tenant_id).await });
         }
         saved.await.expect("the document writer writes every document it takes")
     }
