@@ -192,8 +192,8 @@ pub async fn insert_chunks(
 /// corpus size and length (`corpus_stats`). Every ingestion into a tenant changes the rows of its common
 /// words, so the caller does this last, just before committing: the rows stay locked for the least time.
 /// The terms' rows are taken in one pass in lexeme order and the corpus row last, so concurrent writers
-/// queue on the first row they share instead of deadlocking (a replacement that took its old terms out and put its new ones in as two
-/// ordered passes did deadlock, and was run again up to three times).
+/// queue on the first row they share instead of deadlocking (a replacement that took its old terms out
+/// and put its new ones in as two ordered passes did deadlock, and was run again up to three times).
 pub async fn apply_statistics(
     connection: &mut PgConnection,
     tenant_id: TenantId,
