@@ -1,9 +1,11 @@
-//! The real binary behind Debian's PgBouncer (`DATABASE_URL` through it, `SWITCHBOARD_DATABASE_DIRECT_URL`
-//! naming PostgreSQL itself): it becomes ready, streams a turn end to end, two tenants busy at once each see
-//! only their own conversations, and the executor lock is held on a direct connection.
+//! The real binary behind PgBouncer in transaction mode (`DATABASE_URL` through it,
+//! `SWITCHBOARD_DATABASE_DIRECT_URL` naming PostgreSQL itself): it becomes ready, streams a turn end to end,
+//! two tenants busy at once each see only their own conversations while their transactions share server
+//! connections, and the executor lock is held on a direct connection.
 //!
-//! In session mode: Debian 12's PgBouncer (1.18) cannot carry prepared statements between transactions,
-//! and sqlx 0.9 names every prepared statement, so transaction mode fails there (docs_corpus/operations.md).
+//! The PgBouncer is Debian 13's (1.24), built from Debian's sources by `tests/pgbouncer/build`: Debian 12's
+//! (1.18) cannot carry prepared statements from one transaction to the next, and sqlx names every prepared
+//! statement it makes (docs_corpus/operations.md).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -16,10 +18,15 @@ use sqlx::Connection as _;
 use sqlx::postgres::PgConnectOptions;
 use switchboard::db::embedded::{Durability, EMBEDDED_DATABASE_NAME, EmbeddedPostgres, Layout};
 
-use crate::helpers::{debian_package, read_sse, streamed_text};
+use crate::helpers::{debian_package, read_sse, streamed_text, succeeds};
 use crate::service_process::{Service, free_port, fresh_data_dir, start_ready_with, wait_for};
 
-const PGBOUNCER: &str = "/usr/sbin/pgbouncer";
+/// Where `tests/pgbouncer/build` installs PgBouncer: built once per target directory.
+const PGBOUNCER_PREFIX: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/pgbouncer-1.24.1");
+
+/// The prepared statements PgBouncer keeps per server connection for its clients: more than the service's
+/// distinct queries, so that none is prepared twice on one server connection.
+const PREPARED_STATEMENTS: usize = 1000;
 
 /// PgBouncer's server connections for the one database and user: enough for the service's pool (20).
 const SERVER_CONNECTIONS: usize = 25;
@@ -37,9 +44,9 @@ struct PgBouncer {
 }
 
 impl PgBouncer {
-    /// Starts PgBouncer in session mode in front of `postgres_port`, letting in the application role
+    /// Starts PgBouncer in transaction mode in front of `postgres_port`, letting in the application role
     /// with its password (from a userlist file). As root it runs as `nobody`: it refuses to run as root.
-    fn start(dir: &Path, postgres_port: u16, app_password: &SecretString) -> Self {
+    fn start(binary: &Path, dir: &Path, postgres_port: u16, app_password: &SecretString) -> Self {
         std::fs::create_dir_all(dir).unwrap();
         let port = free_port();
         let userlist = dir.join("userlist.txt");
@@ -56,7 +63,8 @@ impl PgBouncer {
                  unix_socket_dir =\n\
                  auth_type = scram-sha-256\n\
                  auth_file = {userlist}\n\
-                 pool_mode = session\n\
+                 pool_mode = transaction\n\
+                 max_prepared_statements = {PREPARED_STATEMENTS}\n\
                  default_pool_size = {SERVER_CONNECTIONS}\n\
                  min_pool_size = 0\n\
                  reserve_pool_size = 0\n\
@@ -78,7 +86,7 @@ impl PgBouncer {
         let log = std::fs::File::create(dir.join("pgbouncer.log")).unwrap();
         let child = command
             .arg("--pdeathsig=KILL")
-            .arg(PGBOUNCER)
+            .arg(binary)
             .arg(&config)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -98,6 +106,26 @@ impl Drop for PgBouncer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// PgBouncer's binary, built by `tests/pgbouncer/build` with the Debian packages that needs the first time.
+async fn pgbouncer_binary() -> PathBuf {
+    let binary = Path::new(PGBOUNCER_PREFIX).join("bin/pgbouncer");
+    if binary.exists() {
+        return binary;
+    }
+    let why = "PgBouncer's build (tests/pgbouncer/build)";
+    debian_package(|| succeeds("curl", &["--version"]), "curl", why).await;
+    debian_package(|| succeeds("xz", &["--version"]), "xz-utils", why).await;
+    debian_package(|| succeeds("patch", &["--version"]), "patch", why).await;
+    debian_package(|| succeeds("make", &["--version"]), "make", why).await;
+    debian_package(|| succeeds("pkg-config", &["--version"]), "pkg-config", why).await;
+    debian_package(|| succeeds("pkg-config", &["--exists", "libevent"]), "libevent-dev", why).await;
+    debian_package(|| succeeds("pkg-config", &["--exists", "openssl"]), "libssl-dev", why).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pgbouncer/build");
+    let built = tokio::process::Command::new(script).arg(PGBOUNCER_PREFIX).status().await.expect("the build runs");
+    assert!(built.success() && binary.exists(), "tests/pgbouncer/build installs PgBouncer under {PGBOUNCER_PREFIX}");
+    binary
 }
 
 /// One tenant of the test, with its key.
@@ -166,7 +194,7 @@ impl Tenant {
 
 #[tokio::test]
 async fn turns_stream_and_tenants_stay_apart_behind_pgbouncer_with_sessions_held_directly() {
-    debian_package(|| Path::new(PGBOUNCER).exists(), "pgbouncer", "PgBouncer (tests/api/pgbouncer.rs)").await;
+    let pgbouncer = pgbouncer_binary().await;
 
     let database_dir = fresh_data_dir("pgbouncer-database");
     let layout = Layout::for_data_dir(&database_dir).unwrap();
@@ -183,7 +211,7 @@ async fn turns_stream_and_tenants_stay_apart_behind_pgbouncer_with_sessions_held
     let master_key = SecretString::from("pgbouncer-test-master-key".to_owned());
     let app_password = switchboard::config::app_database_password(&master_key);
     let bouncer_dir = PathBuf::from(format!("/tmp/switchboard-pgbouncer-{}", std::process::id()));
-    let bouncer = PgBouncer::start(&bouncer_dir, direct.get_port(), &app_password);
+    let bouncer = PgBouncer::start(&pgbouncer, &bouncer_dir, direct.get_port(), &app_password);
     wait_for("PgBouncer to listen", async || std::net::TcpStream::connect(("127.0.0.1", bouncer.port)).is_ok()).await;
 
     let upstream = MockUpstream::start().await;
