@@ -50,6 +50,7 @@ impl Metrics {
             // Another recorder already installed (an embedding program's) keeps its place; ours still renders.
             drop(metrics::set_global_recorder(recorder));
             describe();
+            keep_up(handle.clone());
             handle
         });
         Self { handle: handle.clone() }
@@ -59,6 +60,25 @@ impl Metrics {
     pub fn render(&self) -> String {
         self.handle.run_upkeep();
         self.handle.render()
+    }
+}
+
+/// How often histograms' samples are folded into their buckets when nobody scrapes `/metrics`.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Folds histograms' samples into their buckets every [`UPKEEP_EVERY`], for the process's life: the
+/// recorder keeps each sample until then, so a service nobody scrapes would otherwise grow by every
+/// request, token count and search it measured. A thread rather than a task: the recorder outlives any
+/// one runtime (the tests start several).
+fn keep_up(handle: PrometheusHandle) {
+    let started = std::thread::Builder::new().name("metrics-upkeep".to_owned()).spawn(move || {
+        loop {
+            std::thread::sleep(UPKEEP_EVERY);
+            handle.run_upkeep();
+        }
+    });
+    if let Err(error) = started {
+        tracing::warn!(%error, "could not start the metrics upkeep; histograms are folded only when scraped");
     }
 }
 
