@@ -53,9 +53,11 @@ use plan::TurnPlan;
 const MAX_MESSAGE_CHARS: usize = 100_000;
 /// How long a cancel waits for another process to end the run before it asks again.
 const CANCEL_ASK_AGAIN: Duration = Duration::from_secs(2);
-/// How many times it asks before it closes the run itself (that process does not listen: its listener is
-/// down, or it is an older version); the executor then learns it at its next heartbeat.
-const CANCEL_ASKS: u32 = 3;
+/// How long it keeps asking a live process before it closes the run itself (that process does not hear:
+/// its listener is down, or it is an older version); the executor then learns it at its next heartbeat.
+/// Long enough for a process under load to record the end it was asked for: a run closed here while its
+/// executor is still recording loses the answer that executor had not yet stored.
+const CANCEL_PATIENCE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -520,7 +522,8 @@ impl Engine {
     /// died), or whose executor does not answer, is closed as cancelled directly.
     pub async fn cancel(&self, context: &TenantContext, run_id: RunId) -> Result<TurnOutcome, EngineError> {
         let tenant_id = context.tenant_id();
-        let mut asked = 0;
+        let mut asked = false;
+        let started = tokio::time::Instant::now();
         loop {
             self.run(context, run_id).await?;
             if let Some(live) = self.inner.hub.get(run_id, tenant_id) {
@@ -530,11 +533,11 @@ impl Engine {
             let (run, executor) = self.run_and_executor(context, run_id).await?;
             if run.status.is_terminal() {
                 // Ended since it was asked (cancelled there, or it finished first): its outcome stands.
-                return if asked > 0 { self.wait(context, run_id).await } else { Err(EngineError::RunEnded) };
+                return if asked { self.wait(context, run_id).await } else { Err(EngineError::RunEnded) };
             }
             let elsewhere = run.status == RunStatus::Running
                 && executor.is_some_and(|(executor, alive)| alive && executor != self.inner.presence.id());
-            if !elsewhere || asked == CANCEL_ASKS {
+            if !elsewhere || (asked && started.elapsed() >= CANCEL_PATIENCE) {
                 self.close_abandoned(tenant_id, run.id, EventKind::RunCancelled { message_id: None }).await?;
                 return self.wait(context, run_id).await;
             }
@@ -543,7 +546,7 @@ impl Engine {
             let mut transaction = db::begin_tenant(&self.inner.db, tenant_id).await?;
             runs::store::notify(&mut transaction, runs::store::CANCEL_CHANNEL, run_id).await?;
             transaction.commit().await?;
-            asked += 1;
+            asked = true;
             if let Ok(outcome) = tokio::time::timeout(CANCEL_ASK_AGAIN, self.wait(context, run_id)).await {
                 return outcome;
             }
