@@ -162,6 +162,22 @@ impl RunBudgets {
         .collect();
         let asked: Vec<&str> = subjects.iter().map(|(_, subject)| subject.as_str()).collect();
         let settings = store::settings(connection, payer.api_key_id, period, &asked).await?;
+        let mut budgets = Self::from_settings(&settings, &subjects, payer, period);
+        // A budget that looks used up may be held by reservations nobody will settle: they are released
+        // and the budgets read again (nothing is looked at while the budgets have room).
+        if budgets.used_up.is_some() && store::release_stale(connection).await? > 0 {
+            let settings = store::settings(connection, payer.api_key_id, period, &asked).await?;
+            budgets = Self::from_settings(&settings, &subjects, payer, period);
+        }
+        Ok(budgets)
+    }
+
+    fn from_settings(
+        settings: &store::BudgetSettings,
+        subjects: &[(BudgetKind, String)],
+        payer: Payer,
+        period: NaiveDate,
+    ) -> Self {
         let limit_of = |kind| match kind {
             BudgetKind::Tenant => settings.tenant,
             // The key's own budget replaces the tenant's budget for every key, whether tighter or looser.
@@ -171,10 +187,10 @@ impl RunBudgets {
         };
         let mut lines = Vec::new();
         let mut used_up = None;
-        for (position, (kind, subject)) in subjects.into_iter().enumerate() {
-            let Some(limit_usd) = limit_of(kind) else { continue };
+        for (position, (kind, subject)) in subjects.iter().enumerate() {
+            let Some(limit_usd) = limit_of(*kind) else { continue };
             let used = settings.used.get(position).copied().unwrap_or_default();
-            let line = BudgetLine { kind, subject, limit_usd };
+            let line = BudgetLine { kind: *kind, subject: subject.clone(), limit_usd };
             if used_up.is_none() && used >= limit_usd {
                 used_up = Some(exhausted(&line, used));
             }
@@ -182,7 +198,7 @@ impl RunBudgets {
         }
         let max_steps =
             settings.agent_run_max_steps.filter(|_| payer.agent_run).and_then(|steps| u32::try_from(steps).ok());
-        Ok(Self { lines, period, max_steps, used_up })
+        Self { lines, period, max_steps, used_up }
     }
 
     /// Refuses a run whose budgets were already used up when they were read (checked before anything is
@@ -238,9 +254,9 @@ impl RunBudgets {
 }
 
 impl RunBudgets {
-    /// Counts `actual` against every budget as a charge of its own, outside any reservation (a call made
-    /// outside a run, or one a run makes beside its model calls: settling under the run's id would release
-    /// what the run reserved for those), auditing each threshold crossed.
+    /// Counts `actual` against every budget as a charge of its own, with nothing reserved: for a question's
+    /// embedding (a turn's or a search's), a few tokens whose reservation would cost more time than it
+    /// could protect (settling under a run's id would release what the run reserved for its model calls).
     pub async fn charge(
         &self,
         connection: &mut PgConnection,
@@ -248,6 +264,61 @@ impl RunBudgets {
         actual: Option<Decimal>,
     ) -> Result<(), sqlx::Error> {
         self.settle(connection, by, RunId::new(), actual).await
+    }
+}
+
+/// A priced call outside a run's model calls (`/v1/embeddings`, a document's embedding, a rerank),
+/// reserved before it is made under an id of its own, so that a run's reservation is never touched by it:
+/// settled with its cost by [`RunBudgets::settle_call`], or released by [`RunBudgets::release_call`] when
+/// the call fails. One its process never settles is released once it is stale and a budget needs the
+/// room (`reserve_budgets`, migration 0046).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallReservation(RunId);
+
+impl RunBudgets {
+    /// Reserves `estimate` (the call's expected cost; nothing when it is unknown or free) against every
+    /// budget, all or none, before the call is made.
+    pub async fn reserve_call(
+        &self,
+        pool: &PgPool,
+        tenant_id: TenantId,
+        estimate: Option<Decimal>,
+    ) -> Result<Result<CallReservation, BudgetExhausted>, sqlx::Error> {
+        let call = CallReservation(RunId::new());
+        match estimate {
+            Some(estimate) if estimate > Decimal::ZERO => {
+                Ok(self.reserve(pool, tenant_id, call.0, estimate).await?.map(|()| call))
+            }
+            _ => Ok(Ok(call)),
+        }
+    }
+
+    /// Settles the call's reservation to `actual` (or counts `actual` when nothing was reserved), auditing
+    /// each threshold crossed. In the caller's transaction, with the usage record.
+    pub async fn settle_call(
+        &self,
+        connection: &mut PgConnection,
+        by: &Recorder<'_>,
+        call: CallReservation,
+        actual: Option<Decimal>,
+    ) -> Result<(), sqlx::Error> {
+        self.settle(connection, by, call.0, actual).await
+    }
+
+    /// Gives back what the call reserved, when it failed and costs nothing. A release that fails is
+    /// logged: the reservation is then released once it is stale.
+    pub async fn release_call(&self, pool: &PgPool, tenant_id: TenantId, call: CallReservation) {
+        if self.lines.is_empty() {
+            return;
+        }
+        let released = async {
+            let mut transaction = crate::db::begin_tenant(pool, tenant_id).await?;
+            store::release(&mut transaction, tenant_id, call.0).await?;
+            transaction.commit().await
+        };
+        if let Err(error) = released.await {
+            tracing::warn!(%error, "could not release a failed call's budget reservation; it is released once stale");
+        }
     }
 }
 

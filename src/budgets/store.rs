@@ -153,6 +153,20 @@ pub async fn release(connection: &mut PgConnection, tenant_id: TenantId, run_id:
     Ok(())
 }
 
+/// How old a reservation whose run is not under way must be before nobody will settle it: longer than
+/// any one call outside a run lasts (a provider's time-out, its retries, a large document's embedding).
+/// `reserve_budgets` uses the same age (migration 0046).
+const STALE_AFTER: &str = "15 minutes";
+
+/// Releases the bound tenant's reservations that nobody will settle (`release_stale_budget_reservations`,
+/// migration 0046): a call's once it is stale, a run's once the run has ended. The number released.
+pub async fn release_stale(connection: &mut PgConnection) -> Result<i32, sqlx::Error> {
+    sqlx::query_scalar("SELECT release_stale_budget_reservations(current_tenant_id(), $1::interval)")
+        .bind(STALE_AFTER)
+        .fetch_one(connection)
+        .await
+}
+
 /// Records that `percent` of the budget was audited; false when another process did it first.
 pub async fn mark_audited(
     connection: &mut PgConnection,

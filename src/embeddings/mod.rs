@@ -214,6 +214,17 @@ impl Embedder {
         }
     }
 
+    /// What embedding `texts` should cost, counted here with the chat tokenizer (the provider's own count
+    /// settles it); `None` when the model catalog has no price.
+    pub fn estimated_cost<'a>(&self, texts: impl IntoIterator<Item = &'a str>) -> Option<Decimal> {
+        let price = self.price()?;
+        if price.is_zero() {
+            return Some(Decimal::ZERO);
+        }
+        let tokens: u64 = texts.into_iter().map(|text| crate::tokens::count(text) as u64).sum();
+        Some(Decimal::from(tokens) * price / Decimal::from(1_000_000))
+    }
+
     /// [`Self::embed`], with the input tokens the provider reported (or counted here when it reports
     /// none: Gemini, the local model) and their cost.
     #[tracing::instrument(name = "embedding", skip_all, fields(gen_ai.operation.name = "embeddings", texts = texts.len(), purpose = ?purpose))]

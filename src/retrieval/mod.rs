@@ -29,7 +29,7 @@ use sha2::{Digest as _, Sha256};
 use crate::audit::{self, AuditEntry};
 use crate::auth::context::TenantContext;
 use crate::background;
-use crate::budgets::{Payer, RunBudgets};
+use crate::budgets::{CallReservation, Payer, RunBudgets};
 use crate::collections::{self, CollectionError};
 use crate::db;
 use crate::embeddings::{Embedded, Embedder, EmbeddingModel, Purpose};
@@ -329,9 +329,9 @@ pub async fn prepare(
         Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
         Err(error) => panic!("chunking never ran: {error}"),
     };
-    let vectors = match embedder {
-        Some(embedder) => embed_chunks(embedder, &chunks).await,
-        None => None,
+    let (vectors, budgets) = match embedder {
+        Some(embedder) => embed_chunks(pool, tenant_id, embedder, &chunks, budgets).await?,
+        None => (None, None),
     };
     Ok(Preparation::Write(Box::new(writer::Prepared {
         document: document.clone(),
@@ -344,9 +344,9 @@ pub async fn prepare(
 }
 
 /// The budgets of whoever saves a document, when embedding it has a price: one already used up refuses
-/// the document before anything is stored or any provider is asked, as `/v1/embeddings` refuses. Nothing
-/// is reserved (a document's embedding costs cents): concurrent saves may pass a budget by their own cost.
-/// The shared corpus and the backfill are the platform's.
+/// the document before anything is stored or any provider is asked, as `/v1/embeddings` refuses; the
+/// embedding's cost is then reserved against them ([`embed_chunks`]). The shared corpus and the backfill
+/// are the platform's.
 async fn embedding_budgets(
     connection: &mut sqlx::PgConnection,
     embedder: Option<&Embedder>,
@@ -383,14 +383,34 @@ async fn audit_saved(
 }
 
 /// The chunks' vectors (with their tokens and cost), or `None` (logged) when the embedder fails.
-async fn embed_chunks(embedder: &Embedder, chunks: &[chunking::Chunk]) -> Option<(EmbeddingModel, Embedded)> {
+/// Embeds the chunks, their cost first reserved against the saver's budgets when embedding is priced: a
+/// budget without room for it refuses the document before any provider is asked or anything stored. An
+/// embedding that fails gives the reservation back and leaves the document to the backfill.
+async fn embed_chunks(
+    pool: &sqlx::PgPool,
+    tenant_id: TenantId,
+    embedder: &Embedder,
+    chunks: &[chunking::Chunk],
+    budgets: Option<RunBudgets>,
+) -> Result<(Option<(EmbeddingModel, Embedded)>, Option<(RunBudgets, CallReservation)>), RetrievalError> {
     let texts: Vec<String> =
         chunks.iter().map(|chunk| vectors::embedding_text(&chunk.heading_path, &chunk.content)).collect();
+    let reserved = match budgets {
+        Some(budgets) => {
+            let estimate = embedder.estimated_cost(texts.iter().map(String::as_str));
+            let call = budgets.reserve_call(pool, tenant_id, estimate).await?;
+            Some((budgets, call.map_err(RetrievalError::BudgetExhausted)?))
+        }
+        None => None,
+    };
     match embedder.embed_counted(&texts, Purpose::Document).await {
-        Ok(vectors) => Some((embedder.model().clone(), vectors)),
+        Ok(vectors) => Ok((Some((embedder.model().clone(), vectors)), reserved)),
         Err(error) => {
             tracing::warn!(%error, model = %embedder.model().id, "embedding failed; the backfill will retry");
-            None
+            if let Some((budgets, call)) = reserved {
+                budgets.release_call(pool, tenant_id, call).await;
+            }
+            Ok((None, None))
         }
     }
 }

@@ -26,7 +26,8 @@ pub struct EmbeddingAnswer {
     pub embedded: Embedded,
 }
 
-/// Embeds the texts, refusing an unknown model or a used-up budget before any provider is asked.
+/// Embeds the texts, refusing an unknown model, or a budget used up or without room for the texts' cost,
+/// before any provider is asked.
 pub async fn embed(
     pool: &sqlx::PgPool,
     retriever: &Retriever,
@@ -46,18 +47,27 @@ pub async fn embed(
         ))
     })?;
 
+    let tenant_id = context.tenant_id();
     let payer = Payer::outside_run(context.actor().api_key_id(), None);
-    let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
+    let mut transaction = db::begin_tenant(pool, tenant_id).await?;
     let budgets = RunBudgets::of(&mut transaction, payer).await?;
     budgets.check_open().map_err(RetrievalError::BudgetExhausted)?;
     transaction.commit().await?;
+    let estimate = embedder.estimated_cost(request.texts.iter().map(String::as_str));
+    let call = budgets.reserve_call(pool, tenant_id, estimate).await?.map_err(RetrievalError::BudgetExhausted)?;
 
-    let answer = embedder.embed_counted(&request.texts, Purpose::Document).await.map_err(RetrievalError::Embedding)?;
+    let answer = match embedder.embed_counted(&request.texts, Purpose::Document).await {
+        Ok(answer) => answer,
+        Err(error) => {
+            budgets.release_call(pool, tenant_id, call).await;
+            return Err(RetrievalError::Embedding(error));
+        }
+    };
 
-    let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
+    let mut transaction = db::begin_tenant(pool, tenant_id).await?;
     let payer = EmbeddingPayer { api_key_id: context.actor().api_key_id(), ..EmbeddingPayer::default() };
-    usage::record_embedding(&mut transaction, context.tenant_id(), payer, &model, answer.spend).await?;
-    budgets.charge(&mut transaction, &Recorder::of(context), answer.spend.cost_usd).await?;
+    usage::record_embedding(&mut transaction, tenant_id, payer, &model, answer.spend).await?;
+    budgets.settle_call(&mut transaction, &Recorder::of(context), call, answer.spend.cost_usd).await?;
     transaction.commit().await?;
     Ok(EmbeddingAnswer { model, embedded: answer })
 }

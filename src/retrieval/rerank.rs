@@ -190,6 +190,13 @@ impl Reranker {
         &self.model
     }
 
+    /// What scoring `documents` for `query` should cost: the tokens counted here, or a search unit per
+    /// hundred documents; `None` when the model catalog has no price.
+    pub fn estimated_cost(&self, query: &str, documents: &[String]) -> Option<Decimal> {
+        let search_units = u64::try_from(documents.len()).unwrap_or(u64::MAX).div_ceil(100).max(1);
+        self.price?.cost(Some(estimated_tokens(query, documents)), Some(search_units))
+    }
+
     /// Scores each document for `query`, within the timeout (retries included).
     #[tracing::instrument(name = "rerank", skip_all, fields(model = %self.model.id(), documents = documents.len()))]
     pub async fn score(&self, query: &str, documents: &[String]) -> Result<Scores, RerankError> {

@@ -239,8 +239,8 @@ impl Retriever {
     }
 
     /// Reorders the best [`RERANK_CANDIDATES`] of `hits` (fused, best first) by the reranker's scores and
-    /// keeps `k`. The call is refused before it is made when one of the payer's budgets is used up, and
-    /// recorded as usage (and spent against the budgets) when made. When there is no reranker, or it fails
+    /// keeps `k`. The call is made only when the payer's budgets have room for its estimated cost, which
+    /// is reserved until it is recorded as usage (and spent against the budgets) or fails. When there is no reranker, or it fails
     /// or times out, the fused order stands (logged, and said in [`Searched::fallback`]): a search is
     /// never failed for its reranker.
     pub async fn rerank(
@@ -271,9 +271,19 @@ impl Retriever {
         let rest = hits.split_off(RERANK_CANDIDATES.min(hits.len()));
         let texts: Vec<String> =
             hits.iter().map(|hit| vectors::embedding_text(&hit.heading_path, &hit.content)).collect();
+        let estimate = reranker.estimated_cost(query, &texts);
+        let call = match budgets.reserve_call(pool, bill.tenant_id, estimate).await? {
+            Ok(call) => call,
+            Err(exhausted) => {
+                tracing::warn!(reason = %exhausted, "a budget has no room for the rerank: the fused order is kept");
+                hits.extend(rest);
+                return Ok(Searched::fused(hits, k, Some(RerankFallback::BudgetExhausted)));
+            }
+        };
         let scores = match reranker.score(query, &texts).await {
             Ok(scores) => scores,
             Err(error) => {
+                budgets.release_call(pool, bill.tenant_id, call).await;
                 let model = reranker.model().id();
                 let fallback = match &error {
                     RerankError::Timeout(_) => RerankFallback::Timeout,
@@ -288,7 +298,7 @@ impl Retriever {
         let mut transaction = db::begin_tenant(pool, bill.tenant_id).await?;
         let used = (model.provider.as_str(), model.name.as_str());
         usage::record_rerank(&mut transaction, bill.tenant_id, bill.payer, used, scores.spend).await?;
-        budgets.charge(&mut transaction, &bill.by, scores.spend.cost_usd).await?;
+        budgets.settle_call(&mut transaction, &bill.by, call, scores.spend.cost_usd).await?;
         transaction.commit().await?;
         let (mut hits, mut rerank_scores): (Vec<SearchHit>, Vec<Option<f64>>) =
             super::rerank::reorder(hits, &scores.scores).into_iter().unzip();

@@ -15,7 +15,7 @@ use super::chunking::Chunk;
 use super::{Document, IngestOutcome, NewDocument, RetrievalError, audit_saved, store, vectors};
 use crate::auth::context::TenantContext;
 use crate::background::Background;
-use crate::budgets::RunBudgets;
+use crate::budgets::{CallReservation, RunBudgets};
 use crate::db;
 use crate::embeddings::{Embedded, EmbeddingModel};
 use crate::ids::{CollectionId, TenantId};
@@ -29,8 +29,9 @@ pub struct Prepared {
     pub collection_ids: Vec<CollectionId>,
     pub chunks: Vec<Chunk>,
     pub vectors: Option<(EmbeddingModel, Embedded)>,
-    /// The saver's budgets, when embedding is priced: its cost is spent against them.
-    pub budgets: Option<RunBudgets>,
+    /// The saver's budgets and what was reserved on them for the embedding, when it is priced: settled
+    /// with its cost when the document is written, given back when it cannot be.
+    pub budgets: Option<(RunBudgets, CallReservation)>,
     /// Who saves it, audited; none for the shared corpus and `switchboard ingest`.
     pub saver: Option<TenantContext>,
 }
@@ -56,9 +57,11 @@ pub async fn write(pool: &sqlx::PgPool, tenant_id: TenantId, batch: Vec<Prepared
     }
     let mut saved = Vec::with_capacity(batch.len());
     for prepared in &batch {
-        saved.push(
-            write_all_or_none(pool, tenant_id, std::slice::from_ref(prepared)).await.map(|mut one| one.remove(0)),
-        );
+        let one = write_all_or_none(pool, tenant_id, std::slice::from_ref(prepared)).await;
+        if let (Err(_), Some((budgets, call))) = (&one, &prepared.budgets) {
+            budgets.release_call(pool, tenant_id, *call).await;
+        }
+        saved.push(one.map(|mut one| one.remove(0)));
     }
     saved
 }
@@ -175,8 +178,9 @@ async fn store_vectors(
             ..EmbeddingPayer::default()
         };
         usage::record_embedding(&mut *connection, tenant_id, payer, model, embedded.spend).await?;
-        if let (Some(budgets), Some(saver)) = (&prepared.budgets, &prepared.saver) {
-            budgets.charge(&mut *connection, &crate::audit::Recorder::of(saver), embedded.spend.cost_usd).await?;
+        if let (Some((budgets, call)), Some(saver)) = (&prepared.budgets, &prepared.saver) {
+            let by = crate::audit::Recorder::of(saver);
+            budgets.settle_call(&mut *connection, &by, *call, embedded.spend.cost_usd).await?;
         }
         let entry = per_model.entry(model.id.as_str()).or_insert_with(|| (model, Vec::new(), Vec::new()));
         entry.1.extend_from_slice(ids);

@@ -15,6 +15,7 @@ mod branches;
 mod budgets;
 mod bulk_ingestion;
 mod busy_pool;
+mod call_budgets;
 mod changesets;
 mod chat;
 mod chunk_fit;

@@ -164,6 +164,8 @@ pub(crate) struct State {
     embedding_faults: Mutex<VecDeque<Fault>>,
     rerank_faults: Mutex<VecDeque<Fault>>,
     requests: Mutex<Vec<RecordedRequest>>,
+    /// While true, embedding answers wait (recorded, not yet sent): [`MockUpstream::hold_embeddings`].
+    embeddings_held: tokio::sync::watch::Sender<bool>,
 }
 
 impl State {
@@ -181,6 +183,13 @@ impl State {
     /// The oldest queued rerank fault, if any.
     pub(crate) fn take_rerank_fault(&self) -> Option<Fault> {
         self.rerank_faults.lock().unwrap_or_else(PoisonError::into_inner).pop_front()
+    }
+
+    /// Returns once embedding answers are not held.
+    pub(crate) async fn embeddings_released(&self) {
+        let mut held = self.embeddings_held.subscribe();
+        // The sender lives as long as the state, so the wait ends only when the hold does.
+        let _ = held.wait_for(|held| !held).await;
     }
 
     pub(crate) fn record(&self, request: RecordedRequest) {
@@ -205,6 +214,7 @@ impl MockUpstream {
             embedding_faults: Mutex::new(VecDeque::new()),
             rerank_faults: Mutex::new(VecDeque::new()),
             requests: Mutex::new(Vec::new()),
+            embeddings_held: tokio::sync::watch::Sender::new(false),
         });
         let router = server::router(Arc::clone(&state));
         tokio::spawn(async move {
@@ -267,6 +277,17 @@ impl MockUpstream {
     /// JSON answer: they answer 500.
     pub fn fail_embeddings(&self, fault: Fault) {
         self.state.embedding_faults.lock().unwrap_or_else(PoisonError::into_inner).push_back(fault);
+    }
+
+    /// Holds every embedding answer (any provider) until [`Self::release_embeddings`]: each request is
+    /// recorded when it arrives and answered only then, so a test can see which calls were made at once.
+    pub fn hold_embeddings(&self) {
+        self.state.embeddings_held.send_replace(true);
+    }
+
+    /// Sends the held embedding answers, and every later one at once.
+    pub fn release_embeddings(&self) {
+        self.state.embeddings_held.send_replace(false);
     }
 
     /// Queues a fault for rerank requests only (any provider); each valid, authorised one takes the oldest.

@@ -68,7 +68,9 @@ async fn openai_embeddings_handler(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    handle(&state, Api::OpenAi, Endpoint::Embeddings(openai_embeddings::answer), &uri, &headers, &body)
+    let response = handle(&state, Api::OpenAi, Endpoint::Embeddings(openai_embeddings::answer), &uri, &headers, &body);
+    state.embeddings_released().await;
+    response
 }
 
 async fn anthropic_handler(
@@ -86,12 +88,12 @@ async fn gemini_handler(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let endpoint = if gemini_embeddings::is_embedding(&uri) {
-        Endpoint::Embeddings(gemini_embeddings::answer)
-    } else {
-        Endpoint::Chat
-    };
-    handle(&state, Api::Gemini, endpoint, &uri, &headers, &body)
+    if !gemini_embeddings::is_embedding(&uri) {
+        return handle(&state, Api::Gemini, Endpoint::Chat, &uri, &headers, &body);
+    }
+    let response = handle(&state, Api::Gemini, Endpoint::Embeddings(gemini_embeddings::answer), &uri, &headers, &body);
+    state.embeddings_released().await;
+    response
 }
 
 async fn voyage_handler(
@@ -100,7 +102,9 @@ async fn voyage_handler(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    handle(&state, Api::Voyage, Endpoint::Embeddings(voyage::answer), &uri, &headers, &body)
+    let response = handle(&state, Api::Voyage, Endpoint::Embeddings(voyage::answer), &uri, &headers, &body);
+    state.embeddings_released().await;
+    response
 }
 
 async fn cohere_rerank_handler(
