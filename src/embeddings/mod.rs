@@ -292,6 +292,21 @@ pub struct EmbeddingSpend {
     pub cost_usd: Option<Decimal>,
 }
 
+impl EmbeddingSpend {
+    /// Nothing embedded yet: the start of a sum.
+    pub const NOTHING: Self = Self { input_tokens: 0, reported: true, cost_usd: Some(Decimal::ZERO) };
+
+    /// Both spends together: priced only when both are.
+    #[must_use]
+    pub fn plus(self, other: Self) -> Self {
+        Self {
+            input_tokens: self.input_tokens + other.input_tokens,
+            reported: self.reported && other.reported,
+            cost_usd: self.cost_usd.zip(other.cost_usd).map(|(one, two)| one + two),
+        }
+    }
+}
+
 /// Builds embedders from the deployment's settings: remote endpoints by provider, the HTTP client, and
 /// the one local model of the process (loaded on first use, shared by every embedder that uses it).
 #[derive(Debug, Clone)]

@@ -12,8 +12,9 @@ use sqlx::{Connection as _, PgConnection, PgPool};
 use super::{Retriever, vectors};
 use crate::background::Background;
 use crate::db;
-use crate::embeddings::{Embedder, EmbedderFactory, EmbeddingError, EmbeddingModel, Purpose};
+use crate::embeddings::{Embedder, EmbedderFactory, EmbeddingError, EmbeddingModel, EmbeddingSpend, Purpose};
 use crate::ids::TenantId;
+use crate::usage::{self, EmbeddingPayer};
 
 /// Chunks embedded per round trip of the backfill: enough for the local model to group them by length.
 const BATCH: i64 = 256;
@@ -177,21 +178,29 @@ async fn embed_tenant(pool: &PgPool, embedder: &Embedder, tenant: TenantId) -> T
         let texts: Vec<String> =
             pending.iter().map(|chunk| vectors::embedding_text(&chunk.heading_path, &chunk.content)).collect();
         let ids: Vec<uuid::Uuid> = pending.iter().map(|chunk| chunk.id).collect();
-        let (ids, vectors) = match embedder.embed(&texts, Purpose::Document).await {
-            Ok(vectors) => (ids, vectors),
+        let fresh = match embedder.embed_counted(&texts, Purpose::Document).await {
+            Ok(answer) => NewVectors { ids, vectors: answer.vectors, spend: answer.spend },
             Err(error) => {
-                let (kept_ids, kept_vectors) = one_by_one(embedder, &ids, &texts).await;
-                pass.skipped += ids.len() - kept_ids.len();
+                let kept = one_by_one(embedder, &ids, &texts).await;
+                pass.skipped += ids.len() - kept.ids.len();
                 pass.failure = Some(error.into());
-                (kept_ids, kept_vectors)
+                kept
             }
         };
-        if let Err(error) = store(pool, tenant, embedder.model(), &ids, vectors).await {
+        let count = fresh.ids.len();
+        if let Err(error) = store(pool, tenant, embedder.model(), fresh).await {
             pass.failure = Some(error.into());
             return pass;
         }
-        pass.embedded += ids.len();
+        pass.embedded += count;
     }
+}
+
+/// Chunks' new vectors, and what making them cost.
+struct NewVectors {
+    ids: Vec<uuid::Uuid>,
+    vectors: Vec<Vec<f32>>,
+    spend: EmbeddingSpend,
 }
 
 async fn pending_after(
@@ -206,29 +215,36 @@ async fn pending_after(
     Ok(pending)
 }
 
-async fn store(
-    pool: &PgPool,
-    tenant: TenantId,
-    model: &EmbeddingModel,
-    ids: &[uuid::Uuid],
-    vectors: Vec<Vec<f32>>,
-) -> Result<(), sqlx::Error> {
+/// Stores the vectors with the usage record of making them: the tenant's, paid by nobody (the platform's
+/// key, the operator's choice of model), so it is spent against no budget.
+async fn store(pool: &PgPool, tenant: TenantId, model: &EmbeddingModel, fresh: NewVectors) -> Result<(), sqlx::Error> {
     let mut transaction = db::begin_tenant(pool, tenant).await?;
-    match vectors::store(&mut transaction, tenant, model, ids, vectors).await {
+    let mut vectors_stored = transaction.begin().await?;
+    match vectors::store(&mut vectors_stored, tenant, model, &fresh.ids, fresh.vectors).await {
         // A chunk deleted after the join saw it: its document changed; the next pass sees the new chunks.
-        Err(sqlx::Error::Database(error)) if error.code().as_deref() == Some("23503") => return Ok(()),
-        result => result?,
+        // The provider was paid all the same.
+        Err(sqlx::Error::Database(error)) if error.code().as_deref() == Some("23503") => {
+            vectors_stored.rollback().await?;
+        }
+        result => {
+            result?;
+            vectors_stored.commit().await?;
+        }
+    }
+    if fresh.spend.input_tokens > 0 {
+        usage::record_embedding(&mut transaction, tenant, EmbeddingPayer::default(), model, fresh.spend).await?;
     }
     transaction.commit().await
 }
 
-/// The texts that embed alone, with their ids.
-async fn one_by_one(embedder: &Embedder, ids: &[uuid::Uuid], texts: &[String]) -> (Vec<uuid::Uuid>, Vec<Vec<f32>>) {
-    let mut kept = (Vec::new(), Vec::new());
+/// The texts that embed alone, with their ids and what they cost.
+async fn one_by_one(embedder: &Embedder, ids: &[uuid::Uuid], texts: &[String]) -> NewVectors {
+    let mut kept = NewVectors { ids: Vec::new(), vectors: Vec::new(), spend: EmbeddingSpend::NOTHING };
     for (id, text) in ids.iter().zip(texts) {
-        if let Ok(mut vector) = embedder.embed(std::slice::from_ref(text), Purpose::Document).await {
-            kept.0.push(*id);
-            kept.1.push(vector.pop().expect("one vector for one text"));
+        if let Ok(mut answer) = embedder.embed_counted(std::slice::from_ref(text), Purpose::Document).await {
+            kept.ids.push(*id);
+            kept.vectors.push(answer.vectors.pop().expect("one vector for one text"));
+            kept.spend = kept.spend.plus(answer.spend);
         }
     }
     kept

@@ -62,6 +62,18 @@ async fn a_new_embedding_model_fills_in_while_the_old_one_serves() {
 
     let embedded = backfill::sweep(&app.app_db, &next).await.unwrap();
     assert_eq!(embedded, 2);
+    // The re-embedding is the tenant's usage, at the catalog's price, paid by no key of the tenant's.
+    let (tokens, cost, keyless): (i64, rust_decimal::Decimal, bool) = sqlx::query_as(
+        "SELECT sum(input_tokens)::bigint, sum(cost_usd), bool_and(api_key_id IS NULL) FROM usage_records \
+         WHERE tenant_id = $1 AND operation = 'embedding' AND provider = 'openai' AND model = 'text-embedding-3-small'",
+    )
+    .bind(tenant.id)
+    .fetch_one(&app.owner_db)
+    .await
+    .expect("the backfill's usage is recorded");
+    assert!(tokens > 0 && keyless, "{tokens} tokens");
+    let price = rust_decimal::Decimal::new(2, 2);
+    assert_eq!(cost, rust_decimal::Decimal::from(tokens) * price / rust_decimal::Decimal::from(1_000_000));
     assert_eq!(vectors_of(&app, &tenant, &new_id).await, 2);
     assert_eq!(vectors_of(&app, &tenant, &local).await, 2, "the old vectors stay until nobody needs them");
     assert_eq!(next.question_embedder().unwrap().model().id, new_id, "the complete new model serves");
