@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use switchboard::rate_limits::{self, Demand, LimitKind, LimitScope, RateLimitError};
 
 use crate::helpers::{TestApp, TestTenant, assert_error};
+use crate::service_process::wait_for;
 
 /// A tenant whose turns go to the mock's OpenAI.
 async fn tenant_on_openai(app: &TestApp, slug: &str) -> TestTenant {
@@ -365,6 +366,18 @@ async fn an_agent_runs_tokens_are_corrected_to_what_it_used_by_the_worker_that_r
     let events = crate::helpers::read_sse(events.send().await.unwrap()).await;
     assert_eq!(events.last().map(|event| event.event.as_str()), Some("run.completed"), "{events:#?}");
 
+    // The correction is made once the run's end is published (off the run's path): waited for.
+    wait_for("the first run's tokens to be corrected", async || {
+        sqlx::query_scalar(
+            "SELECT coalesce(bool_or(tat > now() + interval '60 seconds'), false) FROM rate_limit_buckets \
+             WHERE tenant_id = $1 AND kind = 'tokens'",
+        )
+        .bind(tenant.id)
+        .fetch_one(&app.owner_db)
+        .await
+        .unwrap()
+    })
+    .await;
     // Two estimates would fit in the minute; what the first really used does not leave room for a second.
     let second = queue("Tidy it again").await;
     // 20,100 tokens charged to a limit of 4,000 a minute: over it for minutes, not for the usual one.
