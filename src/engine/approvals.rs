@@ -145,6 +145,7 @@ impl Engine {
         let payer =
             Payer { run_id: run.id, api_key_id: transcript.api_key_id, end_user, agent_run: workspace_id.is_some() };
         let budgets = RunBudgets::of(&mut transaction, payer).await?;
+        let rate_reservation = runs::store::rate_reservation(&mut transaction, run.id).await?;
         transaction.commit().await?;
         let live = self.inner.hub.register(run.id, tenant_id, next_seq, next_seq - 1);
         let log = EventLog::new(live, self.inner.db.clone(), next_seq, next_seq - 1);
@@ -153,6 +154,8 @@ impl Engine {
         plan.workspace_id = workspace_id;
         plan.budgets = budgets;
         plan.end_user = end_user;
+        // Kept at the pause (by another version, perhaps unreadable: then the buckets refill by themselves).
+        plan.rate_reservation = rate_reservation.and_then(|kept| serde_json::from_value(kept).ok());
         self.inner.background.spawn(turn::execute(Arc::clone(&self.inner), plan, log, Some(transcript)));
         Ok(())
     }

@@ -360,13 +360,23 @@ pub async fn get_for_update(connection: &mut PgConnection, id: RunId) -> Result<
         .await
 }
 
-/// Pauses a run until a person decides its waiting tool calls; `state` is what resuming needs.
-pub async fn pause(connection: &mut PgConnection, id: RunId, state: &serde_json::Value) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE runs SET status = 'awaiting_approval', tool_state = $2 WHERE id = $1 AND status = 'running'")
-        .bind(id)
-        .bind(state)
-        .execute(connection)
-        .await?;
+/// Pauses a run until a person decides its waiting tool calls; `state` is what resuming needs, and
+/// `rate_reservation` the rate limits' buckets its steps after resuming are counted against.
+pub async fn pause(
+    connection: &mut PgConnection,
+    id: RunId,
+    state: &serde_json::Value,
+    rate_reservation: Option<&serde_json::Value>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE runs SET status = 'awaiting_approval', tool_state = $2, \
+         rate_reservation = coalesce($3, rate_reservation) WHERE id = $1 AND status = 'running'",
+    )
+    .bind(id)
+    .bind(state)
+    .bind(rate_reservation)
+    .execute(connection)
+    .await?;
     Ok(())
 }
 

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use switchboard::rate_limits::{self, Demand, LimitKind, LimitScope, RateLimitError};
 
 use crate::helpers::{TestApp, TestTenant, assert_error};
+use crate::mcp_server::McpTestServer;
 use crate::service_process::wait_for;
 
 /// A tenant whose turns go to the mock's OpenAI.
@@ -367,17 +368,7 @@ async fn an_agent_runs_tokens_are_corrected_to_what_it_used_by_the_worker_that_r
     assert_eq!(events.last().map(|event| event.event.as_str()), Some("run.completed"), "{events:#?}");
 
     // The correction is made once the run's end is published (off the run's path): waited for.
-    wait_for("the first run's tokens to be corrected", async || {
-        sqlx::query_scalar(
-            "SELECT coalesce(bool_or(tat > now() + interval '60 seconds'), false) FROM rate_limit_buckets \
-             WHERE tenant_id = $1 AND kind = 'tokens'",
-        )
-        .bind(tenant.id)
-        .fetch_one(&app.owner_db)
-        .await
-        .unwrap()
-    })
-    .await;
+    wait_for("the first run's tokens to be corrected", async || tokens_over_the_minute(&app, &tenant).await).await;
     // Two estimates would fit in the minute; what the first really used does not leave room for a second.
     let second = queue("Tidy it again").await;
     // 20,100 tokens charged to a limit of 4,000 a minute: over it for minutes, not for the usual one.
@@ -385,4 +376,59 @@ async fn an_agent_runs_tokens_are_corrected_to_what_it_used_by_the_worker_that_r
     assert!(seconds > 60, "{seconds}");
     let body = assert_error(second, 429, "rate_limited").await;
     assert!(body["error"]["message"].as_str().unwrap().contains("tokens"), "{body}");
+}
+
+/// The tenant's tokens bucket is set far ahead: more than a minute's tokens were counted against it.
+async fn tokens_over_the_minute(app: &TestApp, tenant: &TestTenant) -> bool {
+    sqlx::query_scalar(
+        "SELECT coalesce(bool_or(tat > now() + interval '60 seconds'), false) FROM rate_limit_buckets \
+         WHERE tenant_id = $1 AND kind = 'tokens'",
+    )
+    .bind(tenant.id)
+    .fetch_one(&app.owner_db)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_run_resumed_after_an_approval_counts_its_later_steps_tokens_too() {
+    let app = TestApp::spawn().await;
+    let server = McpTestServer::start().await;
+    let profile = json!({ "tool_allowlist": ["crm.*"], "approval_required": ["crm.delete_*"] });
+    let tenant = crate::tools::tenant_with_tools(&app, "acme", &server, profile).await;
+    set_limits(&app, &tenant, "/api/v1/rate-limits", json!({ "tenant": { "tokens_per_minute": 4000 } })).await;
+
+    // A small first step, paused for an approval: its tokens are within the minute.
+    app.mock.push(Reply {
+        tool_calls: vec![crate::tools::call("crm__delete_customer", json!({ "id": 1 }))],
+        usage: Some((100, 10)),
+        ..Reply::default()
+    });
+    let session = app.create_session(&tenant.admin_key).await;
+    let path = format!("/api/v1/sessions/{session}/messages");
+    let paused = app.post(&path, &tenant.admin_key, &json!({ "content": "Delete customer 1" })).send().await.unwrap();
+    assert_eq!(paused.status(), 202);
+    let paused: Value = paused.json().await.unwrap();
+    let run_id = paused["run"]["id"].as_str().unwrap().to_owned();
+    let events = app.get(&format!("/api/v1/runs/{run_id}/events"), &tenant.admin_key).send().await.unwrap();
+    let events = crate::helpers::read_sse(events).await;
+    let waiting = events.iter().find(|event| event.event == "tool_call.awaiting_approval").expect("a waiting call");
+    let call_id = waiting.data["tool_call_id"].as_str().unwrap();
+
+    // After the approval the run goes on, and its next step uses 20,100 tokens: five minutes' worth.
+    app.mock.push(Reply { text: "Deleted, at length.".into(), usage: Some((20_000, 100)), ..Reply::default() });
+    let approve = format!("/api/v1/tool-calls/{call_id}/approve");
+    let approved = app.post(&approve, &tenant.admin_key, &json!({})).send().await.unwrap();
+    assert_eq!(approved.status(), 200, "{}", approved.text().await.unwrap());
+    let events = app.get(&format!("/api/v1/runs/{run_id}/events"), &tenant.admin_key).send().await.unwrap();
+    let events = crate::helpers::read_sse(events).await;
+    assert_eq!(events.last().map(|event| event.event.as_str()), Some("run.completed"), "{events:#?}");
+    assert_eq!(server.calls(), 1, "the approved call was made");
+
+    // Counted once the resumed run's end is published (off its path): waited for.
+    wait_for("the resumed run's tokens to be counted", async || tokens_over_the_minute(&app, &tenant).await).await;
+    let refused = app.post(&path, &tenant.admin_key, &json!({ "content": "And customer 2" })).send().await.unwrap();
+    let seconds: u64 = refused.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(seconds > 60, "{seconds}");
+    assert_error(refused, 429, "rate_limited").await;
 }
