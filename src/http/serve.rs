@@ -399,21 +399,27 @@ async fn accept_failed(error: io::Error) {
     tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
-/// Every connection is a file descriptor: raises the soft limit on open files (up to the hard one) to what
-/// `max_connections` needs, with room for the database pool, upstream connections and files, as Go's
-/// runtime does for its servers. A hard limit too low to allow it is logged.
+/// Every connection is a file descriptor, and a streamed turn holds two: its client's and its provider's.
+/// Raises the soft limit on open files to what `max_connections` streamed turns need, with room for the
+/// database pool and files, as Go's runtime does for its servers; and the hard limit too where the process
+/// may (as root, up to the kernel's `fs.nr_open`). A limit that stays too low is logged.
 fn raise_open_files_limit(max_connections: usize) {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    let wanted = u64::try_from(max_connections).unwrap_or(u64::MAX).saturating_add(1024);
+    let wanted = u64::try_from(max_connections).unwrap_or(u64::MAX).saturating_mul(2).saturating_add(1024);
     let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else { return };
     if soft >= wanted {
         return;
     }
-    let raised = wanted.min(hard);
-    if let Err(error) = setrlimit(Resource::RLIMIT_NOFILE, raised, hard) {
-        tracing::warn!(%error, soft, "could not raise the limit on open files");
-        return;
-    }
+    let raised = if hard < wanted && setrlimit(Resource::RLIMIT_NOFILE, wanted, wanted).is_ok() {
+        wanted
+    } else {
+        let raised = wanted.min(hard);
+        if let Err(error) = setrlimit(Resource::RLIMIT_NOFILE, raised, hard) {
+            tracing::warn!(%error, soft, "could not raise the limit on open files");
+            return;
+        }
+        raised
+    };
     if raised < wanted {
         tracing::warn!(
             open_files = raised,
