@@ -382,10 +382,10 @@ async fn audit_saved(
     audit::record(connection, context, &entry).await
 }
 
-/// The chunks' vectors (with their tokens and cost), or `None` (logged) when the embedder fails.
-/// Embeds the chunks, their cost first reserved against the saver's budgets when embedding is priced: a
-/// budget without room for it refuses the document before any provider is asked or anything stored. An
-/// embedding that fails gives the reservation back and leaves the document to the backfill.
+/// The chunks' vectors (with their tokens and cost), or `None` (logged) when the embedder fails. Their
+/// cost is reserved first against the saver's budgets when embedding is priced: a budget without room for
+/// it refuses the document before any provider is asked or anything stored. An embedding that fails gives
+/// the reservation back and leaves the document to the backfill.
 async fn embed_chunks(
     pool: &sqlx::PgPool,
     tenant_id: TenantId,

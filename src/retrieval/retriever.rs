@@ -240,9 +240,9 @@ impl Retriever {
 
     /// Reorders the best [`RERANK_CANDIDATES`] of `hits` (fused, best first) by the reranker's scores and
     /// keeps `k`. The call is made only when the payer's budgets have room for its estimated cost, which
-    /// is reserved until it is recorded as usage (and spent against the budgets) or fails. When there is no reranker, or it fails
-    /// or times out, the fused order stands (logged, and said in [`Searched::fallback`]): a search is
-    /// never failed for its reranker.
+    /// is reserved until it is recorded as usage (and spent against the budgets) or fails. When there is
+    /// no reranker, or it fails or times out, the fused order stands (logged, and said in
+    /// [`Searched::fallback`]): a search is never failed for its reranker.
     pub async fn rerank(
         &self,
         pool: &sqlx::PgPool,
