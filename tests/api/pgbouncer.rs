@@ -75,6 +75,10 @@ impl PgBouncer {
         .unwrap();
         let readable = std::os::unix::fs::PermissionsExt::from_mode(0o755);
         std::fs::set_permissions(dir, readable).unwrap();
+        // Run from here: as root it runs as `nobody`, who may not reach the target directory it was built in.
+        let runnable = dir.join("pgbouncer");
+        std::fs::copy(binary, &runnable).unwrap();
+        std::fs::set_permissions(&runnable, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         for file in [&userlist, &config] {
             std::fs::set_permissions(file, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
         }
@@ -86,7 +90,7 @@ impl PgBouncer {
         let log = std::fs::File::create(dir.join("pgbouncer.log")).unwrap();
         let child = command
             .arg("--pdeathsig=KILL")
-            .arg(binary)
+            .arg(&runnable)
             .arg(&config)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
