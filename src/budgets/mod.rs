@@ -165,7 +165,7 @@ impl RunBudgets {
         let mut budgets = Self::from_settings(&settings, &subjects, payer, period);
         // A budget that looks used up may be held by reservations nobody will settle: they are released
         // and the budgets read again (nothing is looked at while the budgets have room).
-        if budgets.used_up.is_some() && store::release_stale(connection).await? > 0 {
+        if budgets.used_up.is_some() && store::release_stale(connection).await? {
             let settings = store::settings(connection, payer.api_key_id, period, &asked).await?;
             budgets = Self::from_settings(&settings, &subjects, payer, period);
         }
@@ -222,7 +222,11 @@ impl RunBudgets {
         }
         let subjects: Vec<&str> = self.lines.iter().map(|line| line.subject.as_str()).collect();
         let limits: Vec<Decimal> = self.lines.iter().map(|line| line.limit_usd).collect();
-        let refused = store::reserve(pool, tenant_id, run_id, self.period, amount, &subjects, &limits).await?;
+        let mut refused = store::reserve(pool, tenant_id, run_id, self.period, amount, &subjects, &limits).await?;
+        // Refused: reservations nobody will settle may be holding the room; released, and asked once more.
+        if refused.is_some() && release_stale(pool, tenant_id).await? {
+            refused = store::reserve(pool, tenant_id, run_id, self.period, amount, &subjects, &limits).await?;
+        }
         let Some((subject, used)) = refused else { return Ok(Ok(())) };
         let line = self.lines.iter().find(|line| line.subject == subject).expect("the refused line is one of ours");
         Ok(Err(exhausted(line, used)))
@@ -271,7 +275,7 @@ impl RunBudgets {
 /// reserved before it is made under an id of its own, so that a run's reservation is never touched by it:
 /// settled with its cost by [`RunBudgets::settle_call`], or released by [`RunBudgets::release_call`] when
 /// the call fails. One its process never settles is released once it is stale and a budget needs the
-/// room (`reserve_budgets`, migration 0046).
+/// room ([`store::release_stale`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CallReservation(RunId);
 
@@ -320,6 +324,14 @@ impl RunBudgets {
             tracing::warn!(%error, "could not release a failed call's budget reservation; it is released once stale");
         }
     }
+}
+
+/// [`store::release_stale`] in a transaction of its own.
+async fn release_stale(pool: &PgPool, tenant_id: TenantId) -> Result<bool, sqlx::Error> {
+    let mut transaction = crate::db::begin_tenant(pool, tenant_id).await?;
+    let released = store::release_stale(&mut transaction).await?;
+    transaction.commit().await?;
+    Ok(released)
 }
 
 /// Releases what a run reserved, counting nothing as spent (its process died before it knew its usage).

@@ -126,45 +126,69 @@ pub async fn settle(
     .await
 }
 
-/// Removes the run's open reservations and releases what they reserved, counting nothing as spent, in
-/// one statement; rows are taken in subject order, as reservations take them.
+/// One statement that removes the tenant's reservations the condition picks and releases what they
+/// reserved, counting nothing as spent; rows are taken in subject order, as reservations take them. Its
+/// row count is that of the budget lines it released from.
+macro_rules! release_where {
+    (tenant = $tenant:literal, $condition:literal) => {
+        concat!(
+            "WITH taken AS ( \
+                 DELETE FROM budget_reservations reservation WHERE reservation.tenant_id = ",
+            $tenant,
+            " AND ",
+            $condition,
+            " RETURNING reservation.subjects, reservation.period, reservation.amount_usd), \
+             released AS ( \
+                 SELECT subject, taken.period, sum(taken.amount_usd) AS amount \
+                 FROM taken, unnest(taken.subjects) AS subject GROUP BY subject, taken.period), \
+             locked AS ( \
+                 SELECT spend.subject, spend.period, released.amount FROM budget_spend spend \
+                 JOIN released ON (released.subject, released.period) = (spend.subject, spend.period) \
+                 WHERE spend.tenant_id = ",
+            $tenant,
+            " \
+                 ORDER BY spend.subject, spend.period \
+                 FOR UPDATE OF spend) \
+             UPDATE budget_spend spend SET reserved_usd = greatest(spend.reserved_usd - locked.amount, 0) \
+             FROM locked \
+             WHERE spend.tenant_id = ",
+            $tenant,
+            " \
+               AND (spend.subject, spend.period) = (locked.subject, locked.period)"
+        )
+    };
+}
+
+/// Removes the run's (or call's) open reservations and releases what they reserved, counting nothing as
+/// spent, in one statement.
 pub async fn release(connection: &mut PgConnection, tenant_id: TenantId, run_id: RunId) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "WITH taken AS ( \
-             DELETE FROM budget_reservations WHERE tenant_id = $1 AND run_id = $2 \
-             RETURNING subjects, period, amount_usd), \
-         released AS ( \
-             SELECT subject, taken.period, sum(taken.amount_usd) AS amount \
-             FROM taken, unnest(taken.subjects) AS subject GROUP BY subject, taken.period), \
-         locked AS ( \
-             SELECT spend.subject, spend.period, released.amount FROM budget_spend spend \
-             JOIN released ON (released.subject, released.period) = (spend.subject, spend.period) \
-             WHERE spend.tenant_id = $1 \
-             ORDER BY spend.subject, spend.period \
-             FOR UPDATE OF spend) \
-         UPDATE budget_spend spend SET reserved_usd = greatest(spend.reserved_usd - locked.amount, 0) \
-         FROM locked \
-         WHERE spend.tenant_id = $1 AND (spend.subject, spend.period) = (locked.subject, locked.period)",
-    )
-    .bind(tenant_id)
-    .bind(run_id)
-    .execute(connection)
-    .await?;
+    sqlx::query(release_where!(tenant = "$1", "reservation.run_id = $2"))
+        .bind(tenant_id)
+        .bind(run_id)
+        .execute(connection)
+        .await?;
     Ok(())
 }
 
 /// How old a reservation whose run is not under way must be before nobody will settle it: longer than
 /// any one call outside a run lasts (a provider's time-out, its retries, a large document's embedding).
-/// `reserve_budgets` uses the same age (migration 0046).
 const STALE_AFTER: &str = "15 minutes";
 
-/// Releases the bound tenant's reservations that nobody will settle (`release_stale_budget_reservations`,
-/// migration 0046): a call's once it is stale, a run's once the run has ended. The number released.
-pub async fn release_stale(connection: &mut PgConnection) -> Result<i32, sqlx::Error> {
-    sqlx::query_scalar("SELECT release_stale_budget_reservations(current_tenant_id(), $1::interval)")
-        .bind(STALE_AFTER)
-        .fetch_one(connection)
-        .await
+/// Releases the bound tenant's reservations that nobody will settle, in one statement: a call's once it
+/// is [`STALE_AFTER`] old (its process died first), a run's once the run has ended or is gone (the
+/// sweeper closes a dead process's runs and releases theirs; this also catches one it missed). True when
+/// it released any.
+pub async fn release_stale(connection: &mut PgConnection) -> Result<bool, sqlx::Error> {
+    let released = sqlx::query(release_where!(
+        tenant = "current_tenant_id()",
+        "reservation.created_at < now() - $1::interval \
+         AND NOT EXISTS (SELECT 1 FROM runs WHERE runs.id = reservation.run_id \
+                         AND runs.status IN ('queued', 'running', 'awaiting_approval'))"
+    ))
+    .bind(STALE_AFTER)
+    .execute(connection)
+    .await?;
+    Ok(released.rows_affected() > 0)
 }
 
 /// Records that `percent` of the budget was audited; false when another process did it first.

@@ -20,11 +20,11 @@ async fn metered_tenant(app: &TestApp, slug: &str, settings: Value) -> TestTenan
     tenant
 }
 
-fn usd(value: &Value) -> Decimal {
+pub(crate) fn usd(value: &Value) -> Decimal {
     Decimal::from_str(value.as_str().unwrap_or("0")).unwrap()
 }
 
-async fn tenant_budget(app: &TestApp, tenant: &TestTenant) -> Value {
+pub(crate) async fn tenant_budget(app: &TestApp, tenant: &TestTenant) -> Value {
     let report = app.get_json("/api/v1/budgets", &tenant.admin_key).await;
     report["budgets"].as_array().unwrap().iter().find(|budget| budget["subject"] == "tenant").cloned().unwrap()
 }

@@ -20,12 +20,10 @@ fn estimated_cost(text: &str) -> Decimal {
     Decimal::from(switchboard::tokens::count(text)) * price / Decimal::from(1_000_000)
 }
 
+/// The tenant's budget: spent and reserved.
 async fn tenant_budget(app: &TestApp, tenant: &TestTenant) -> (Decimal, Decimal) {
-    let report = app.get_json("/api/v1/budgets", &tenant.admin_key).await;
-    let line = report["budgets"].as_array().unwrap().iter().find(|budget| budget["subject"] == "tenant").cloned();
-    let line = line.unwrap_or_else(|| panic!("the tenant's budget is reported: {report}"));
-    let usd = |value: &Value| Decimal::from_str(value.as_str().unwrap_or("0")).unwrap();
-    (usd(&line["spent_usd"]), usd(&line["reserved_usd"]))
+    let line = crate::budgets::tenant_budget(app, tenant).await;
+    (crate::budgets::usd(&line["spent_usd"]), crate::budgets::usd(&line["reserved_usd"]))
 }
 
 fn embedding_requests(app: &TestApp) -> usize {
@@ -113,20 +111,25 @@ async fn a_reservation_left_by_a_dead_process_is_released_once_the_budget_needs_
     let tenant = app.create_tenant("acme").await;
     app.configure(&tenant, json!({ "monthly_budget_usd": BUDGET })).await;
     let budget = Decimal::from_str(BUDGET).unwrap();
-    // A process reserved the whole budget for a call a minute ago and died before settling it.
-    sqlx::query(
-        "WITH reserved AS ( \
-             INSERT INTO budget_reservations (id, tenant_id, run_id, subjects, period, amount_usd, created_at) \
-             VALUES (gen_random_uuid(), $1, gen_random_uuid(), ARRAY['tenant'], date_trunc('month', now())::date, \
-                     $2, now() - interval '1 minute')) \
-         INSERT INTO budget_spend (tenant_id, subject, period, reserved_usd) \
-         VALUES ($1, 'tenant', date_trunc('month', now())::date, $2)",
-    )
-    .bind(tenant.id)
-    .bind(budget)
-    .execute(&app.owner_db)
-    .await
-    .unwrap();
+    // A process reserved `amount` for a call `age` ago and died before settling it.
+    let left_behind = async |amount: Decimal, age: &str| {
+        sqlx::query(
+            "WITH reserved AS ( \
+                 INSERT INTO budget_reservations (id, tenant_id, run_id, subjects, period, amount_usd, created_at) \
+                 VALUES (gen_random_uuid(), $1, gen_random_uuid(), ARRAY['tenant'], \
+                         date_trunc('month', now())::date, $2, now() - $3::interval)) \
+             INSERT INTO budget_spend (tenant_id, subject, period, reserved_usd) \
+             VALUES ($1, 'tenant', date_trunc('month', now())::date, $2) \
+             ON CONFLICT (tenant_id, subject, period) DO UPDATE SET reserved_usd = budget_spend.reserved_usd + $2",
+        )
+        .bind(tenant.id)
+        .bind(amount)
+        .bind(age)
+        .execute(&app.owner_db)
+        .await
+        .unwrap();
+    };
+    left_behind(budget, "1 minute").await;
 
     // It may still be settled: it holds the budget.
     let refused = embed(&app, &tenant.admin_key, "rotate the master key").await;
@@ -150,4 +153,11 @@ async fn a_reservation_left_by_a_dead_process_is_released_once_the_budget_needs_
         .await
         .unwrap();
     assert_eq!(left, 0);
+
+    // A stale one holding all but a sliver: the budget does not read as used up, but the call does not
+    // fit until the reservation is released.
+    left_behind(budget - spent - Decimal::new(1, 10), "1 hour").await;
+    let answered = embed(&app, &tenant.admin_key, "rotate the master key").await;
+    assert_eq!(answered.status(), 200, "{}", answered.text().await.unwrap());
+    assert_eq!(tenant_budget(&app, &tenant).await.1, Decimal::ZERO, "released, and the call's settled");
 }
