@@ -79,7 +79,7 @@ impl EventLog {
         debug_assert!(!kind.is_terminal());
         let event = self.number(kind);
         if event.seq > self.reserved_through && self.reserve_again_at.is_none_or(|at| Instant::now() >= at) {
-            self.reserve(event.seq + RESERVE_AHEAD - 1).await;
+            Box::pin(self.reserve(event.seq + RESERVE_AHEAD - 1)).await;
         }
         self.live.publish(event);
     }

@@ -151,8 +151,8 @@ pub async fn execute(inner: Arc<Inner>, plan: TurnPlan, mut log: EventLog, resum
     let mut retry_in = RECORD_RETRY_FIRST;
     let recorded = loop {
         let recorded = match &stop {
-            Stop::Paused(calls) => record_pause(&inner, &plan, &mut log, &answer, calls).await,
-            Stop::Ended(ending) => record(&inner, &plan, &mut log, &answer, ending).await,
+            Stop::Paused(calls) => Box::pin(record_pause(&inner, &plan, &mut log, &answer, calls)).await,
+            Stop::Ended(ending) => Box::pin(record(&inner, &plan, &mut log, &answer, ending)).await,
         };
         match recorded {
             Err(error) if crate::db::is_unavailable(&error) && retry_in <= RECORD_RETRY_LAST => {
@@ -171,7 +171,7 @@ pub async fn execute(inner: Arc<Inner>, plan: TurnPlan, mut log: EventLog, resum
             ("internal_error", "the run's outcome could not be recorded")
         };
         log.publish_failure_in_memory(code, message);
-        close_when_the_database_returns(&inner, &plan, code, message).await;
+        Box::pin(close_when_the_database_returns(&inner, &plan, code, message)).await;
     }
     inner.hub.remove(plan.run_id, log.live());
 }
@@ -233,10 +233,10 @@ async fn stream_answer(
     // Loaded first: the system prompt may list the tools the model is offered.
     let tools = match &plan.mode {
         TurnMode::PassThrough(_) => TurnTools::default(),
-        TurnMode::Assistant => TurnTools::load(inner, plan).await?,
+        TurnMode::Assistant => Box::pin(TurnTools::load(inner, plan)).await?,
     };
     let request::Built { mut request, citations, estimated_input_tokens } =
-        request::build(inner, plan, &tools.specs).await?;
+        Box::pin(request::build(inner, plan, &tools.specs)).await?;
     answer.citations.clone_from(&citations);
     answer.estimated_input_tokens = u32::try_from(estimated_input_tokens).unwrap_or(u32::MAX);
     if let TurnMode::PassThrough(_) = &plan.mode {
@@ -252,7 +252,7 @@ async fn stream_answer(
             answer.billed_text_len = transcript.text.len();
             answer.transcript = transcript;
             if let Some(step) = answer.transcript.steps.last_mut() {
-                tools::apply_decisions(inner, plan, log, step).await?;
+                Box::pin(tools::apply_decisions(inner, plan, log, step)).await?;
             }
         }
         None => {
@@ -262,7 +262,7 @@ async fn stream_answer(
     }
     loop {
         if let Some(step) = answer.transcript.steps.last_mut() {
-            answer.waited += tools::run_allowed(inner, plan, log, &tools, step).await?;
+            answer.waited += Box::pin(tools::run_allowed(inner, plan, log, &tools, step)).await?;
             // A call whose server asked the person for input waits for the answer.
             let awaiting = answer.transcript.awaiting();
             if !awaiting.is_empty() {
@@ -282,7 +282,7 @@ async fn stream_answer(
             return Ok(Vec::new());
         }
         let number = answer.transcript.steps.len() + 1;
-        let step = tools::decide_step(inner, plan, log, &tools, number, step_text, drafts).await?;
+        let step = Box::pin(tools::decide_step(inner, plan, log, &tools, number, step_text, drafts)).await?;
         answer.transcript.steps.push(step);
         answer.transcript.text.clone_from(&answer.text);
         let awaiting = answer.transcript.awaiting();
@@ -316,9 +316,9 @@ async fn stream_step(
     answer: &mut Answer,
 ) -> Result<String, TurnFailure> {
     let provider = plan.provider.as_ref().map_err(|error| TurnFailure::Provider(error.clone()))?;
-    reserve_worst_case(inner, plan, request, answer).await?;
+    Box::pin(reserve_worst_case(inner, plan, request, answer)).await?;
     let settings = &inner.providers.http.settings;
-    let opened = waiting_for(&mut answer.waited, retry::open_with_retries(provider, request, settings)).await;
+    let opened = waiting_for(&mut answer.waited, Box::pin(retry::open_with_retries(provider, request, settings))).await;
     let mut chunks = match opened {
         Ok(chunks) => chunks,
         Err(error) => {
@@ -329,7 +329,7 @@ async fn stream_step(
             tracing::warn!(run_id = %plan.run_id, code = error.code(), %fallback, "the model failed; trying the fallback");
             request.model.clone_from(fallback);
             answer.model.clone_from(fallback);
-            waiting_for(&mut answer.waited, retry::open_with_retries(provider, request, settings))
+            waiting_for(&mut answer.waited, Box::pin(retry::open_with_retries(provider, request, settings)))
                 .await
                 .map_err(TurnFailure::Provider)?
         }
