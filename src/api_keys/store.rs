@@ -123,6 +123,9 @@ pub struct StoredKey {
     /// Whether the operator suspended its tenant, read with the key: one query authenticates.
     pub tenant_suspended: bool,
     pub collections: CollectionScope,
+    /// Whether this use should be recorded ([`record_use`]): the key's last recorded use is a minute old
+    /// or more (or none), by the database's clock.
+    pub use_to_record: bool,
 }
 
 #[derive(sqlx::FromRow)]
@@ -136,18 +139,24 @@ struct StoredKeyRow {
     revoked_at: Option<DateTime<Utc>>,
     tenant_suspended: bool,
     collection_ids: Option<Vec<uuid::Uuid>>,
+    use_to_record: bool,
 }
 
-/// Finds a key by prefix before any tenant is known, through the `api_key_lookup` policy. The setting is
-/// transaction-local; the authentication transaction ends right after, so it is not reset.
+/// The transaction-local setting that names the one key [`find_for_authentication`] may see; the
+/// authentication transaction begins with it set to the presented key's prefix.
+pub const PREFIX_SETTING: &str = "app.api_key_prefix";
+
+/// Finds a key by prefix before any tenant is known, through the `api_key_lookup` policy, in a
+/// transaction that began with [`PREFIX_SETTING`] set to `prefix`. The setting is transaction-local; the
+/// authentication transaction ends right after, so it is not reset.
 pub async fn find_for_authentication(
     connection: &mut PgConnection,
     prefix: &str,
 ) -> Result<Option<StoredKey>, sqlx::Error> {
-    sqlx::query("SELECT set_config('app.api_key_prefix', $1, true)").bind(prefix).execute(&mut *connection).await?;
     let row: Option<StoredKeyRow> = sqlx::query_as(
         "SELECT k.id, k.tenant_id, k.secret_hash, k.scopes, k.expires_at, k.revoked_at, k.collection_ids, \
-                t.status = 'suspended' AS tenant_suspended \
+                t.status = 'suspended' AS tenant_suspended, \
+                k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute' AS use_to_record \
          FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.prefix = $1",
     )
     .bind(prefix)
@@ -162,6 +171,7 @@ pub async fn find_for_authentication(
         revoked_at: row.revoked_at,
         tenant_suspended: row.tenant_suspended,
         collections: CollectionScope::from_stored(row.collection_ids),
+        use_to_record: row.use_to_record,
     }))
 }
 

@@ -90,7 +90,7 @@ pub async fn authenticate_api_key(
     let Some(prefix) = api_keys::token_prefix(token) else {
         return Err(AuthError::InvalidToken);
     };
-    let mut transaction = crate::db::begin(pool).await?;
+    let mut transaction = crate::db::begin_with_setting(pool, api_keys::store::PREFIX_SETTING, prefix).await?;
     let Some(stored) = api_keys::store::find_for_authentication(&mut transaction, prefix).await? else {
         return Err(AuthError::InvalidToken);
     };
@@ -104,8 +104,10 @@ pub async fn authenticate_api_key(
     if stored.tenant_suspended {
         return Err(AuthError::TenantSuspended);
     }
-    crate::db::set_tenant(&mut transaction, stored.tenant_id).await?;
-    api_keys::store::record_use(&mut transaction, stored.id).await?;
+    if stored.use_to_record {
+        crate::db::set_tenant(&mut transaction, stored.tenant_id).await?;
+        api_keys::store::record_use(&mut transaction, stored.id).await?;
+    }
     transaction.commit().await?;
     Ok(TenantContext::authenticated(
         stored.tenant_id,

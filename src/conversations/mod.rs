@@ -243,7 +243,22 @@ pub async fn visible_session(
     id: SessionId,
 ) -> Result<Option<Session>, sqlx::Error> {
     let session = store::get_session(connection, id).await?;
-    Ok(session.filter(|session| context.end_user().is_none_or(|user| session.user_id == Some(user))))
+    Ok(session.filter(|session| visible_to(context, session)))
+}
+
+/// [`visible_session`], held for a turn recorded in this transaction ([`store::hold_session`]).
+pub async fn hold_visible_session(
+    connection: &mut sqlx::PgConnection,
+    context: &TenantContext,
+    id: SessionId,
+) -> Result<Option<Session>, sqlx::Error> {
+    let session = store::hold_session(connection, id).await?;
+    Ok(session.filter(|session| visible_to(context, session)))
+}
+
+/// A widget user sees only their own conversations; an API key sees its tenant's.
+fn visible_to(context: &TenantContext, session: &Session) -> bool {
+    context.end_user().is_none_or(|user| session.user_id == Some(user))
 }
 
 pub async fn get(pool: &PgPool, context: &TenantContext, id: SessionId) -> Result<Session, ConversationError> {

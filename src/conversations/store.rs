@@ -81,12 +81,13 @@ pub async fn get_session(connection: &mut PgConnection, id: SessionId) -> Result
     query.build_query_as().fetch_optional(connection).await
 }
 
-/// Holds the conversation for a turn being recorded in this transaction (`FOR KEY SHARE`): an erasure or
+/// The conversation, held for a turn being recorded in this transaction (`FOR KEY SHARE`): an erasure or
 /// a retention sweep that has it waits for the turn (and then finds its run), or the turn waits for them
 /// and finds no conversation, instead of failing on the run's foreign key.
-pub async fn hold_session(connection: &mut PgConnection, id: SessionId) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT 1 FROM chat_sessions WHERE id = $1 FOR KEY SHARE").bind(id).execute(connection).await?;
-    Ok(())
+pub async fn hold_session(connection: &mut PgConnection, id: SessionId) -> Result<Option<Session>, sqlx::Error> {
+    let mut query = QueryBuilder::<Postgres>::new("SELECT ");
+    query.push(SESSION_COLUMNS).push(" FROM chat_sessions WHERE id = ").push_bind(id).push(" FOR KEY SHARE");
+    query.build_query_as().fetch_optional(connection).await
 }
 
 pub async fn update_session(

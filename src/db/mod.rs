@@ -121,10 +121,14 @@ async fn ensure_app_role(connection: &mut PgConnection, password: &SecretString)
 }
 
 /// How long a query waits for a connection. Short, so that while the database is down (or restarting) a
-/// request is answered 503 in seconds instead of hanging; the pool checks each idle connection before
-/// lending it (`test_before_acquire`, on by default), so the connections of a dead server are dropped and
-/// new ones made once it is back.
+/// request is answered 503 in seconds instead of hanging.
 const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// A connection idle this long is pinged before it is lent, so the connections of a dead server are
+/// dropped and new ones made once it is back. One used more recently is lent as it is: under load that
+/// spares every transaction a round trip, and sqlx already pings each connection as it comes back to
+/// the pool, closing one that broke.
+const PING_WHEN_IDLE_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The pool the service queries through, logged in as [`APP_ROLE`].
 pub async fn connect_app_pool(owner: &PgConnectOptions, app_password: &SecretString) -> Result<PgPool, DbError> {
@@ -132,7 +136,15 @@ pub async fn connect_app_pool(owner: &PgConnectOptions, app_password: &SecretStr
     let pool = PgPoolOptions::new()
         .max_connections(20)
         .acquire_timeout(ACQUIRE_TIMEOUT)
-        .test_before_acquire(true)
+        .test_before_acquire(false)
+        .before_acquire(|connection, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_WHEN_IDLE_FOR {
+                    sqlx::Connection::ping(connection).await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_with(options)
         .await?;
     Ok(pool)
@@ -158,9 +170,29 @@ pub fn through_pooler(server: PgConnectOptions) -> PgConnectOptions {
 
 /// Begins a transaction bound to one tenant: row-level security shows and accepts only that tenant's rows.
 pub async fn begin_tenant(pool: &PgPool, tenant: TenantId) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-    let mut transaction = begin(pool).await?;
-    set_tenant(&mut transaction, tenant).await?;
-    Ok(transaction)
+    begin_with_setting(pool, "app.current_tenant_id", &tenant.to_string()).await
+}
+
+/// Begins a transaction with one transaction-local setting, in one round trip: `BEGIN` and its
+/// `set_config` travel as one simple-protocol message. The value is written into the SQL, so only a
+/// value of letters, digits and hyphens (an id, a key's prefix) is sent so; any other is bound, a round
+/// trip of its own.
+pub async fn begin_with_setting(
+    pool: &PgPool,
+    name: &'static str,
+    value: &str,
+) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    let plain =
+        |text: &str| text.bytes().all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.'));
+    if !plain(name) || !plain(value) {
+        // Boxed: rare, and every transaction's future would otherwise carry its state.
+        return Box::pin(begin_then_set(pool, name, value)).await;
+    }
+    let statement = format!("BEGIN; SELECT set_config('{name}', '{value}', true)");
+    let waiting = crate::metrics::PoolWaiter::start();
+    let transaction = pool.begin_with(sqlx::AssertSqlSafe(statement)).await;
+    waiting.done();
+    transaction
 }
 
 /// How long work already accepted (a run's next step) waits for a connection beyond the pool's own
@@ -212,6 +244,17 @@ async fn is_reachable(pool: &PgPool) -> bool {
         }
     };
     matches!(tokio::time::timeout(PROBE_TIMEOUT, probe).await, Ok(Ok(())))
+}
+
+/// [`begin_with_setting`] in two round trips, the value bound.
+async fn begin_then_set(
+    pool: &PgPool,
+    name: &'static str,
+    value: &str,
+) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    let mut transaction = begin(pool).await?;
+    sqlx::query("SELECT set_config($1, $2, true)").bind(name).bind(value).execute(&mut *transaction).await?;
+    Ok(transaction)
 }
 
 /// A transaction from the pool, counted in the metrics while it waits for a connection and timed until

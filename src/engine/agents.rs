@@ -166,6 +166,8 @@ async fn execute_claimed(inner: Arc<Inner>, run_id: RunId, tenant_id: TenantId) 
     let budgets = RunBudgets::of(&mut transaction, payer).await?;
     let reservation = runs::store::rate_reservation(&mut transaction, run_id).await?;
     let started = super::record_start(&mut transaction, tenant_id, run_id, session_id, &resolved).await?;
+    // Queued without a reservation of event numbers: it is made now, as the run starts.
+    runs::store::reserve_seq(&mut transaction, run_id, started.seq + super::event_log::RESERVE_AHEAD).await?;
     transaction.commit().await?;
     let log = super::go_live(&inner, tenant_id, started);
     let mut plan = TurnPlan::new(&run, tenant_id, session_id, api_key_id, resolved, accepted_at);

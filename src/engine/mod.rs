@@ -94,8 +94,12 @@ pub enum EngineError {
     Database(#[from] sqlx::Error),
 }
 
-/// Writes a run's first event (in the caller's transaction, committed with the run's start) and reserves
-/// the numbers of the events after it, so that its answer streams without waiting on the database.
+/// The number of a run's first event (`run.started`).
+const FIRST_SEQ: i64 = 1;
+
+/// Writes a run's first event (in the caller's transaction, committed with the run's start). The numbers
+/// of the events after it were reserved with the run's row (`NewRun::reserved_seq`), so that its answer
+/// streams without waiting on the database.
 async fn record_start(
     transaction: &mut sqlx::PgConnection,
     tenant_id: TenantId,
@@ -105,7 +109,7 @@ async fn record_start(
 ) -> Result<RunEvent, sqlx::Error> {
     let started = RunEvent {
         run_id,
-        seq: 1,
+        seq: FIRST_SEQ,
         kind: EventKind::RunStarted {
             session_id: Some(session_id),
             provider: resolved.provider_name.to_owned(),
@@ -113,7 +117,6 @@ async fn record_start(
         },
     };
     runs::store::insert_events(&mut *transaction, tenant_id, std::slice::from_ref(&started)).await?;
-    runs::store::reserve_seq(transaction, run_id, started.seq + event_log::RESERVE_AHEAD).await?;
     Ok(started)
 }
 
@@ -365,8 +368,7 @@ impl Engine {
         let accepted_at = Instant::now();
 
         let mut transaction = db::begin_tenant(&self.inner.db, tenant_id).await?;
-        conversations::store::hold_session(&mut transaction, session_id).await?;
-        let session = conversations::visible_session(&mut transaction, context, session_id)
+        let session = conversations::hold_visible_session(&mut transaction, context, session_id)
             .await?
             .ok_or(EngineError::SessionNotFound)?;
         let resolved =
@@ -393,6 +395,7 @@ impl Engine {
                 trace_id: trace_id.as_deref(),
                 executor: self.inner.presence.id(),
                 collection_ids: collections.to_stored(),
+                reserved_seq: FIRST_SEQ + event_log::RESERVE_AHEAD,
             },
         )
         .await?;

@@ -74,16 +74,19 @@ where
     E: From<IdempotencyError>,
 {
     let Some(key) = once.key else { return Ok(Started::New(start.await?)) };
-    if let Some((session_id, run_id)) = claim(pool, context, once.scope, key.as_str(), once.fingerprint).await? {
+    // The bookkeeping is boxed: `start` (a whole turn's start) is held across it, and every door awaits this.
+    if let Some((session_id, run_id)) =
+        Box::pin(claim(pool, context, once.scope, key.as_str(), once.fingerprint)).await?
+    {
         return Ok(Started::Replayed { session_id, run_id });
     }
     match start.await {
         Ok(started) => {
-            settle(pool, context, once.scope, key.as_str(), Some(ids(&started))).await?;
+            Box::pin(settle(pool, context, once.scope, key.as_str(), Some(ids(&started)))).await?;
             Ok(Started::New(started))
         }
         Err(error) => {
-            settle(pool, context, once.scope, key.as_str(), None).await?;
+            Box::pin(settle(pool, context, once.scope, key.as_str(), None)).await?;
             Err(error)
         }
     }

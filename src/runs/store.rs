@@ -25,12 +25,15 @@ pub struct NewRun<'a> {
     pub executor: ExecutorId,
     /// The collections the run may search (`None`: all of the tenant's).
     pub collection_ids: Option<Vec<uuid::Uuid>>,
+    /// Event numbers reserved from the start (see [`reserve_seq`]), so that the start needs no statement
+    /// of its own for them.
+    pub reserved_seq: i64,
 }
 
 pub async fn insert(connection: &mut PgConnection, tenant_id: TenantId, run: &NewRun<'_>) -> Result<Run, sqlx::Error> {
     let mut query = QueryBuilder::<Postgres>::new(
         "INSERT INTO runs (id, tenant_id, session_id, kind, status, provider, model, is_byok, request_id, trace_id, \
-         executor, collection_ids) ",
+         executor, collection_ids, reserved_seq) ",
     );
     query.push_values([run], |mut row, run| {
         row.push_bind(run.id)
@@ -44,7 +47,8 @@ pub async fn insert(connection: &mut PgConnection, tenant_id: TenantId, run: &Ne
             .push_bind(run.request_id)
             .push_bind(run.trace_id)
             .push_bind(run.executor)
-            .push_bind(&run.collection_ids);
+            .push_bind(&run.collection_ids)
+            .push_bind(run.reserved_seq);
     });
     query.push(" RETURNING ").push(RUN_COLUMNS);
     query.build_query_as().fetch_one(connection).await
