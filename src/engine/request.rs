@@ -5,13 +5,14 @@ use chrono::Utc;
 
 use super::history;
 use super::plan::{TurnFailure, TurnPlan};
+use super::turn_tools::TurnTools;
 use super::{GivenConversation, Inner, TurnMode};
 use crate::conversations::{self, Role};
 use crate::db;
 use crate::prompts::{PromptTool, SystemPromptContext};
 use crate::providers::Passage;
 use crate::providers::options::GenerationOptions;
-use crate::providers::{self, ChatMessage, ChatRequest, ToolSpec};
+use crate::providers::{self, ChatMessage, ChatRequest};
 use crate::retrieval::relevance::Floors;
 use crate::retrieval::search::SearchMode;
 use crate::retrieval::{self, Citation, RerankBill, Retriever};
@@ -36,8 +37,10 @@ pub(super) struct Built {
     pub estimated_input_tokens: usize,
 }
 
-/// `offered`: the tools the model is offered in this turn, which its system prompt may list.
-pub(super) async fn build(inner: &Inner, plan: &TurnPlan, offered: &[ToolSpec]) -> Result<Built, TurnFailure> {
+/// `tools`: what the turn may use: the tools the model is offered, which its system prompt may list, and
+/// the policy profile in force, which it summarises.
+pub(super) async fn build(inner: &Inner, plan: &TurnPlan, tools: &TurnTools) -> Result<Built, TurnFailure> {
+    let offered = &tools.specs;
     if let TurnMode::PassThrough(given) = &plan.mode {
         return as_given(inner, plan, given).await;
     }
@@ -46,8 +49,7 @@ pub(super) async fn build(inner: &Inner, plan: &TurnPlan, offered: &[ToolSpec]) 
     // What the tenant says about itself (`PUT /api/v1/tenant/profile`), in every turn's system prompt.
     let business_context = crate::tenants::profile::business_context(&mut transaction).await?;
     // The tenant's template in force (or the built-in one), recorded on the run.
-    let prompt =
-        crate::prompts::tenant::for_turn(&mut transaction, plan.run_id, plan.api_key_id, plan.end_user).await?;
+    let prompt = crate::prompts::tenant::for_turn(&mut transaction, plan.run_id, plan.end_user).await?;
     // The branch that ends at the run's question: not another branch's messages (an edit's history leaves
     // out what it replaces), nor those posted after it (a run resumed after an approval).
     let stored = conversations::history_of_run(&mut transaction, plan.session_id, plan.run_id).await?;
@@ -93,7 +95,7 @@ pub(super) async fn build(inner: &Inner, plan: &TurnPlan, offered: &[ToolSpec]) 
         tenant_name,
         today: Utc::now().format("%Y-%m-%d").to_string(),
         business_context,
-        policy_summary: prompt.policy_summary,
+        policy_summary: tools.policy_summary.clone(),
         citations: &passages,
         tools: offered
             .iter()

@@ -236,7 +236,7 @@ async fn stream_answer(
         TurnMode::Assistant => Box::pin(TurnTools::load(inner, plan)).await?,
     };
     let request::Built { mut request, citations, estimated_input_tokens } =
-        Box::pin(request::build(inner, plan, &tools.specs)).await?;
+        Box::pin(request::build(inner, plan, &tools)).await?;
     answer.citations.clone_from(&citations);
     answer.estimated_input_tokens = u32::try_from(estimated_input_tokens).unwrap_or(u32::MAX);
     if let TurnMode::PassThrough(_) = &plan.mode {

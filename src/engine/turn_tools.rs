@@ -32,6 +32,8 @@ pub(super) struct TurnTools {
     /// An agent run's built-in workspace tools, by qualified name (`workspace.read_file`).
     pub builtin: HashMap<String, (WorkspaceId, &'static str)>,
     pub specs: Vec<ToolSpec>,
+    /// The profile in force in a line, for the system prompt (read once, with the tools it decides).
+    pub policy_summary: String,
 }
 
 pub(super) struct Offered {
@@ -59,6 +61,7 @@ impl TurnTools {
             }
         }
         let effective = policy::store::effective(&mut transaction, plan.api_key_id, plan.end_user).await?;
+        tools.policy_summary = policy::profiles::summary(effective.as_ref().map(|(profile, _)| profile));
         let Some((profile, source)) = effective else {
             transaction.commit().await?;
             return Ok(tools);

@@ -220,16 +220,14 @@ pub async fn preview(pool: &PgPool, context: &TenantContext, of: PreviewOf) -> R
 pub struct ForTurn {
     /// The tenant's version and its body; `None`: the built-in template.
     pub template: Option<(i32, String)>,
-    pub policy_summary: String,
     pub end_user: Option<PromptEndUser>,
 }
 
 /// In the turn's transaction: the template its run recorded (a run resumed after an approval keeps its
-/// prompt), else the one in force now, recorded on the run; the active policy in a line; the end user.
+/// prompt), else the one in force now, recorded on the run; the end user.
 pub async fn for_turn(
     connection: &mut PgConnection,
     run_id: RunId,
-    api_key_id: Option<crate::ids::ApiKeyId>,
     end_user: Option<UserId>,
 ) -> Result<ForTurn, sqlx::Error> {
     let recorded = crate::runs::store::get(&mut *connection, run_id).await?;
@@ -249,15 +247,13 @@ pub async fn for_turn(
             active
         }
     };
-    // The profile in force for this run (its key's, its end user's group's, or the tenant's), as its tools.
-    let policy = crate::policy::store::effective(&mut *connection, api_key_id, end_user).await?.map(|(found, _)| found);
     let end_user = match end_user {
         Some(id) => {
             crate::users::store::identity(&mut *connection, id).await?.map(|(id, name)| PromptEndUser { id, name })
         }
         None => None,
     };
-    Ok(ForTurn { template, policy_summary: crate::policy::profiles::summary(policy.as_ref()), end_user })
+    Ok(ForTurn { template, end_user })
 }
 
 fn target(name: &str, version: i32) -> String {
