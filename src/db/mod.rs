@@ -168,15 +168,17 @@ pub fn through_pooler(server: PgConnectOptions) -> PgConnectOptions {
     server.extra_float_digits(None::<i8>)
 }
 
+/// The transaction-local setting row-level security reads the tenant from (`current_tenant_id()`).
+const TENANT_SETTING: &str = "app.current_tenant_id";
+
 /// Begins a transaction bound to one tenant: row-level security shows and accepts only that tenant's rows.
 pub async fn begin_tenant(pool: &PgPool, tenant: TenantId) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-    begin_with_setting(pool, "app.current_tenant_id", &tenant.to_string()).await
+    begin_with_setting(pool, TENANT_SETTING, &tenant.to_string()).await
 }
 
 /// Begins a transaction with one transaction-local setting, in one round trip: `BEGIN` and its
-/// `set_config` travel as one simple-protocol message. The value is written into the SQL, so only a
-/// value of letters, digits and hyphens (an id, a key's prefix) is sent so; any other is bound, a round
-/// trip of its own.
+/// `set_config` travel as one simple-protocol message. The value is written into the SQL, so a value that
+/// is not only letters, digits, `-`, `_` and `.` (an id, a key's prefix) is refused, never sent.
 pub async fn begin_with_setting(
     pool: &PgPool,
     name: &'static str,
@@ -185,8 +187,7 @@ pub async fn begin_with_setting(
     let plain =
         |text: &str| text.bytes().all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.'));
     if !plain(name) || !plain(value) {
-        // Boxed: rare, and every transaction's future would otherwise carry its state.
-        return Box::pin(begin_then_set(pool, name, value)).await;
+        return Err(sqlx::Error::InvalidArgument(format!("{name} cannot be set to a value with other characters")));
     }
     let statement = format!("BEGIN; SELECT set_config('{name}', '{value}', true)");
     let waiting = crate::metrics::PoolWaiter::start();
@@ -246,17 +247,6 @@ async fn is_reachable(pool: &PgPool) -> bool {
     matches!(tokio::time::timeout(PROBE_TIMEOUT, probe).await, Ok(Ok(())))
 }
 
-/// [`begin_with_setting`] in two round trips, the value bound.
-async fn begin_then_set(
-    pool: &PgPool,
-    name: &'static str,
-    value: &str,
-) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-    let mut transaction = begin(pool).await?;
-    sqlx::query("SELECT set_config($1, $2, true)").bind(name).bind(value).execute(&mut *transaction).await?;
-    Ok(transaction)
-}
-
 /// A transaction from the pool, counted in the metrics while it waits for a connection and timed until
 /// it has one: a pool too small for the load shows there before requests fail.
 pub async fn begin(pool: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
@@ -268,7 +258,8 @@ pub async fn begin(pool: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx
 
 /// Binds an open transaction to a tenant (used where the tenant becomes known inside the transaction).
 pub async fn set_tenant(transaction: &mut PgConnection, tenant: TenantId) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT set_config('app.current_tenant_id', $1, true)")
+    sqlx::query("SELECT set_config($1, $2, true)")
+        .bind(TENANT_SETTING)
         .bind(tenant.to_string())
         .execute(transaction)
         .await?;

@@ -91,7 +91,7 @@ impl Engine {
             request_id: context.request_id(),
             trace_id: trace_id.as_deref(),
             collection_ids: context.collections().to_stored(),
-            rate_reservation: Some(serde_json::json!(reservation)),
+            rate_reservation: Some(reservation.clone()),
         };
         let run = runs::store::insert_queued_agent_run(&mut transaction, tenant_id, &queued).await?;
         conversations::store::insert_message(
@@ -167,15 +167,14 @@ async fn execute_claimed(inner: Arc<Inner>, run_id: RunId, tenant_id: TenantId) 
     let reservation = runs::store::rate_reservation(&mut transaction, run_id).await?;
     let started = super::record_start(&mut transaction, tenant_id, run_id, session_id, &resolved).await?;
     // Queued without a reservation of event numbers: it is made now, as the run starts.
-    runs::store::reserve_seq(&mut transaction, run_id, started.seq + super::event_log::RESERVE_AHEAD).await?;
+    runs::store::reserve_seq(&mut transaction, run_id, super::RESERVED_AT_START).await?;
     transaction.commit().await?;
     let log = super::go_live(&inner, tenant_id, started);
     let mut plan = TurnPlan::new(&run, tenant_id, session_id, api_key_id, resolved, accepted_at);
     plan.workspace_id = Some(workspace_id);
     plan.budgets = budgets;
     plan.end_user = end_user;
-    // A reservation that cannot be read (kept by another version) is left to refill by itself.
-    plan.rate_reservation = reservation.and_then(|kept| serde_json::from_value(kept).ok());
+    plan.rate_reservation = reservation;
     turn::execute(inner, plan, log, None).await;
     Ok(())
 }

@@ -154,8 +154,7 @@ impl Engine {
         plan.workspace_id = workspace_id;
         plan.budgets = budgets;
         plan.end_user = end_user;
-        // Kept at the pause (by another version, perhaps unreadable: then the buckets refill by themselves).
-        plan.rate_reservation = rate_reservation.and_then(|kept| serde_json::from_value(kept).ok());
+        plan.rate_reservation = rate_reservation;
         self.inner.background.spawn(turn::execute(Arc::clone(&self.inner), plan, log, Some(transcript)));
         Ok(())
     }

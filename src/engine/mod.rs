@@ -96,6 +96,8 @@ pub enum EngineError {
 
 /// The number of a run's first event (`run.started`).
 const FIRST_SEQ: i64 = 1;
+/// The event numbers a run has reserved when it starts: its answer streams without waiting on the database.
+const RESERVED_AT_START: i64 = FIRST_SEQ + event_log::RESERVE_AHEAD;
 
 /// Writes a run's first event (in the caller's transaction, committed with the run's start). The numbers
 /// of the events after it were reserved with the run's row (`NewRun::reserved_seq`), so that its answer
@@ -131,7 +133,7 @@ async fn rate_limits_give_back(pool: &PgPool, reservation: &TokenReservation) {
 /// Registers the run as executed here, publishes its first event, and returns its log for the rest.
 fn go_live(inner: &Inner, tenant_id: TenantId, started: RunEvent) -> EventLog {
     let run_id = started.run_id;
-    let (first, reserved_through) = (started.seq, started.seq + event_log::RESERVE_AHEAD);
+    let (first, reserved_through) = (started.seq, RESERVED_AT_START);
     let live = inner.hub.register(run_id, tenant_id, first, first);
     live.publish(started);
     EventLog::new(live, inner.db.clone(), first + 1, reserved_through)
@@ -395,7 +397,7 @@ impl Engine {
                 trace_id: trace_id.as_deref(),
                 executor: self.inner.presence.id(),
                 collection_ids: collections.to_stored(),
-                reserved_seq: FIRST_SEQ + event_log::RESERVE_AHEAD,
+                reserved_seq: RESERVED_AT_START,
             },
         )
         .await?;

@@ -516,10 +516,10 @@ async fn record_pause(
     let state = serde_json::to_value(&answer.transcript).expect("a transcript serialises");
     // The steps after the approval are counted against the same buckets, from nothing: the estimate the
     // door reserved is corrected to the steps so far below.
-    let after_resuming = plan.rate_reservation.as_ref().map(|reservation| {
-        let from_nothing = crate::rate_limits::TokenReservation { estimated: 0, ..reservation.clone() };
-        serde_json::to_value(from_nothing).expect("a reservation serialises")
-    });
+    let after_resuming = plan
+        .rate_reservation
+        .as_ref()
+        .map(|reservation| crate::rate_limits::TokenReservation { estimated: 0, ..reservation.clone() });
     crate::runs::store::pause(&mut transaction, plan.run_id, &state, after_resuming.as_ref()).await?;
     transaction.commit().await?;
     log.publish_closing(closing);

@@ -5,6 +5,7 @@ use sqlx::{PgConnection, Postgres, QueryBuilder};
 use super::{ExecutorId, Run, RunKind, RunStatus};
 use crate::ids::{RunId, SessionId, TenantId};
 use crate::providers::FinishReason;
+use crate::rate_limits::TokenReservation;
 use crate::runs::coalesce::{self, Deltas, Entry};
 use crate::runs::events::{EventKind, RunEvent};
 
@@ -370,7 +371,7 @@ pub async fn pause(
     connection: &mut PgConnection,
     id: RunId,
     state: &serde_json::Value,
-    rate_reservation: Option<&serde_json::Value>,
+    rate_reservation: Option<&TokenReservation>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE runs SET status = 'awaiting_approval', tool_state = $2, \
@@ -378,7 +379,7 @@ pub async fn pause(
     )
     .bind(id)
     .bind(state)
-    .bind(rate_reservation)
+    .bind(rate_reservation.map(sqlx::types::Json))
     .execute(connection)
     .await?;
     Ok(())
@@ -413,7 +414,7 @@ pub struct QueuedAgentRun<'a> {
     /// The collections it may search (`None`: all of the tenant's).
     pub collection_ids: Option<Vec<uuid::Uuid>>,
     /// The rate-limit reservation its request made, for its executor to correct.
-    pub rate_reservation: Option<serde_json::Value>,
+    pub rate_reservation: Option<TokenReservation>,
 }
 
 /// Queues an agent run on a workspace conversation; a worker claims it.
@@ -435,21 +436,23 @@ pub async fn insert_queued_agent_run(
     .bind(run.request_id)
     .bind(run.trace_id)
     .bind(&run.collection_ids)
-    .bind(&run.rate_reservation)
+    .bind(run.rate_reservation.as_ref().map(sqlx::types::Json))
     .fetch_one(connection)
     .await
 }
 
-/// The rate-limit reservation an agent run's request made, if it was kept.
+/// The rate-limit reservation kept on the run (an agent run's request, or a run paused for an approval),
+/// if any. One another version kept in a shape this one cannot read is `None`: its buckets refill by
+/// themselves.
 pub async fn rate_reservation(
     connection: &mut PgConnection,
     id: RunId,
-) -> Result<Option<serde_json::Value>, sqlx::Error> {
+) -> Result<Option<TokenReservation>, sqlx::Error> {
     let kept: Option<Option<serde_json::Value>> = sqlx::query_scalar("SELECT rate_reservation FROM runs WHERE id = $1")
         .bind(id)
         .fetch_optional(connection)
         .await?;
-    Ok(kept.flatten())
+    Ok(kept.flatten().and_then(|kept| serde_json::from_value(kept).ok()))
 }
 
 /// A queued agent run claimed for this worker: the oldest one nobody else is claiming (`SKIP LOCKED`),
