@@ -2,7 +2,8 @@
 //! is registered (with its HNSW index); if it is not complete yet and an earlier model is, the earlier one
 //! keeps answering questions while the backfill embeds every chunk with the new one in the background,
 //! tenant by tenant under row-level security; once done, the new model serves. The same sweep also
-//! embeds chunks whose embedding failed at ingestion.
+//! embeds the documents whose embedding failed at ingestion, which the writer lists (`documents_owed_vectors`),
+//! so that a sweep with nothing to do costs two small statements, not a look at every chunk.
 
 use std::time::Duration;
 
@@ -120,37 +121,55 @@ pub fn spawn(background: &Background, pool: PgPool, retriever: Retriever, interv
     });
 }
 
-/// Embeds every chunk the document model has no vector for, in every tenant, then marks the model complete
-/// and lets it answer questions. A tenant that fails is logged and the others go on; the model is complete
-/// only after a pass without failures. Returns how many chunks it embedded.
+/// Embeds every chunk the document model has no vector for, then marks the model complete and lets it
+/// answer questions. A complete model lacks vectors only for the documents written without them (their
+/// embedding failed), which the writer lists: only those are read. A model that is not complete (new, or
+/// switched back to) is checked chunk by chunk in every tenant, and complete only after a pass without
+/// failures. A tenant that fails is logged and the others go on. Returns how many chunks it embedded.
 pub async fn sweep(pool: &PgPool, retriever: &Retriever) -> Result<usize, BackfillError> {
     let Some(embedder) = retriever.document_embedder() else {
         return Ok(0);
     };
     let model = embedder.model().clone();
-    let tenants = crate::tenants::store::all_ids(pool).await?;
+    let complete = vectors::is_complete(&mut *pool.acquire().await?, &model).await?;
+    let owing = vectors::tenants_owed(pool).await?;
+    let (tenants, owed) = if complete {
+        (owing.clone(), vectors::Owed::WrittenWithout)
+    } else {
+        (crate::tenants::store::all_ids(pool).await?, vectors::Owed::EveryChunk)
+    };
     let mut done = 0;
     let mut failure = None;
     for tenant in tenants {
-        let pass = embed_tenant(pool, &embedder, tenant).await;
+        let pass = embed_tenant(pool, &embedder, tenant, owed).await;
         done += pass.embedded;
         if let Some(error) = pass.failure {
             tracing::warn!(%error, %tenant, skipped = pass.skipped, "backfill: some chunks could not be embedded");
             failure = Some(error);
+        } else if owing.contains(&tenant) {
+            settle_owed(pool, &model, tenant).await?;
         }
     }
     if let Some(error) = failure {
         return Err(error);
     }
-    // Every chunk that existed when the sweep began has a vector now; later ones got theirs at ingestion
-    // (or the next sweep gives them one).
-    let mut connection = pool.acquire().await?;
-    vectors::mark_complete(&mut connection, &model).await?;
+    if !complete {
+        // Every chunk that existed when the sweep began has a vector now; later ones got theirs at
+        // ingestion, or their documents are owed theirs (the next sweep).
+        vectors::mark_complete(&mut *pool.acquire().await?, &model).await?;
+    }
+    // Another process's sweep may have completed it.
     if retriever.question_embedder().is_some_and(|serving| serving.model().id != model.id) {
         retriever.promote_document_model();
         tracing::info!(model = %model.id, "every chunk has a vector from the new embedding model; it serves now");
     }
     Ok(done)
+}
+
+async fn settle_owed(pool: &PgPool, model: &EmbeddingModel, tenant: TenantId) -> Result<(), sqlx::Error> {
+    let mut transaction = db::begin_tenant(pool, tenant).await?;
+    vectors::settle_owed(&mut transaction, model).await?;
+    transaction.commit().await
 }
 
 #[derive(Debug, Default)]
@@ -160,13 +179,13 @@ struct TenantPass {
     failure: Option<BackfillError>,
 }
 
-/// One pass over a tenant's chunks in id order. A batch the provider refuses is retried text by text, so
+/// One pass over a tenant's chunks (those `owed` names) in id order. A batch the provider refuses is retried text by text, so
 /// one bad chunk costs only itself; a chunk deleted meanwhile is simply not stored.
-async fn embed_tenant(pool: &PgPool, embedder: &Embedder, tenant: TenantId) -> TenantPass {
+async fn embed_tenant(pool: &PgPool, embedder: &Embedder, tenant: TenantId, owed: vectors::Owed) -> TenantPass {
     let mut pass = TenantPass::default();
     let mut after = uuid::Uuid::nil();
     loop {
-        let pending = match pending_after(pool, embedder.model(), tenant, after).await {
+        let pending = match pending_after(pool, embedder.model(), tenant, owed, after).await {
             Ok(pending) if pending.is_empty() => return pass,
             Ok(pending) => pending,
             Err(error) => {
@@ -207,10 +226,11 @@ async fn pending_after(
     pool: &PgPool,
     model: &EmbeddingModel,
     tenant: TenantId,
+    owed: vectors::Owed,
     after: uuid::Uuid,
 ) -> Result<Vec<vectors::Unembedded>, sqlx::Error> {
     let mut transaction = db::begin_tenant(pool, tenant).await?;
-    let pending = vectors::unembedded(&mut transaction, model, after, BATCH).await?;
+    let pending = vectors::unembedded(&mut transaction, model, owed, after, BATCH).await?;
     transaction.commit().await?;
     Ok(pending)
 }

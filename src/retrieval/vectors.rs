@@ -206,25 +206,92 @@ pub struct Unembedded {
     pub content: String,
 }
 
-/// Up to `limit` of the transaction tenant's own chunks that `model` has not embedded, in id order after
-/// `after` (so one pass meets each chunk once, even one that cannot be embedded).
+/// Which chunks a sweep looks at for vectors a model lacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owed {
+    /// Every chunk of the tenant's: the model is new, or was switched back to.
+    EveryChunk,
+    /// The chunks of the documents written without vectors ([`owe_vectors`]): the model is complete
+    /// otherwise.
+    WrittenWithout,
+}
+
+/// Up to `limit` of the transaction tenant's own chunks that `model` has not embedded, among those `owed`
+/// names, in id order after `after` (so one pass meets each chunk once, even one that cannot be embedded).
 pub async fn unembedded(
     connection: &mut PgConnection,
     model: &EmbeddingModel,
+    owed: Owed,
     after: uuid::Uuid,
     limit: i64,
 ) -> Result<Vec<Unembedded>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT c.id, c.heading_path, c.content FROM doc_chunks AS c \
-         WHERE c.tenant_id = current_tenant_id() AND c.id > $3 \
-           AND NOT EXISTS (SELECT 1 FROM chunk_embeddings AS e WHERE e.chunk_id = c.id AND e.model = $1) \
-         ORDER BY c.id LIMIT $2",
+    // Two statements, not one with a flag: a generic plan could not drop the unneeded condition, and the
+    // owed documents' chunks are found through their documents, not among every chunk.
+    let statement = match owed {
+        Owed::EveryChunk => {
+            "SELECT c.id, c.heading_path, c.content FROM doc_chunks AS c \
+             WHERE c.tenant_id = current_tenant_id() AND c.id > $3 \
+               AND NOT EXISTS (SELECT 1 FROM chunk_embeddings AS e WHERE e.chunk_id = c.id AND e.model = $1) \
+             ORDER BY c.id LIMIT $2"
+        }
+        Owed::WrittenWithout => {
+            "SELECT c.id, c.heading_path, c.content FROM documents_owed_vectors AS owed \
+             JOIN doc_chunks AS c ON c.document_id = owed.document_id \
+             WHERE c.tenant_id = current_tenant_id() AND c.id > $3 \
+               AND NOT EXISTS (SELECT 1 FROM chunk_embeddings AS e WHERE e.chunk_id = c.id AND e.model = $1) \
+             ORDER BY c.id LIMIT $2"
+        }
+    };
+    sqlx::query_as(statement).bind(&model.id).bind(limit).bind(after).fetch_all(connection).await
+}
+
+/// Notes that `documents` of the transaction's tenant were written without vectors, for the backfill.
+pub async fn owe_vectors(
+    connection: &mut PgConnection,
+    tenant_id: TenantId,
+    documents: &[uuid::Uuid],
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO documents_owed_vectors (tenant_id, document_id) SELECT $1, unnest($2::uuid[]) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(tenant_id)
+    .bind(documents)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+/// Forgets the transaction tenant's documents owed vectors that have every one from `model` now.
+pub async fn settle_owed(connection: &mut PgConnection, model: &EmbeddingModel) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "DELETE FROM documents_owed_vectors AS owed WHERE NOT EXISTS ( \
+             SELECT 1 FROM doc_chunks AS c WHERE c.document_id = owed.document_id \
+               AND NOT EXISTS (SELECT 1 FROM chunk_embeddings AS e WHERE e.chunk_id = c.id AND e.model = $1))",
     )
     .bind(&model.id)
-    .bind(limit)
-    .bind(after)
-    .fetch_all(connection)
-    .await
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+/// The tenants with documents written without vectors, across tenants (the sweeper's policy).
+pub async fn tenants_owed(pool: &sqlx::PgPool) -> Result<Vec<TenantId>, sqlx::Error> {
+    let mut transaction = pool.begin().await?;
+    sqlx::query("SELECT set_config('app.backfill_sweeper', 'on', true)").execute(&mut *transaction).await?;
+    let tenants = sqlx::query_scalar("SELECT DISTINCT tenant_id FROM documents_owed_vectors ORDER BY tenant_id")
+        .fetch_all(&mut *transaction)
+        .await?;
+    transaction.commit().await?;
+    Ok(tenants)
+}
+
+/// Whether every chunk has a vector from `model`, as far as the writers have told.
+pub async fn is_complete(connection: &mut PgConnection, model: &EmbeddingModel) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM embedding_models WHERE id = $1 AND complete_at IS NOT NULL)")
+        .bind(&model.id)
+        .fetch_one(connection)
+        .await
 }
 
 /// A model this database has held, and whether every chunk has its vector.

@@ -125,6 +125,11 @@ pub async fn write_all_or_none(
         written.iter().map(|index| (saved[*index].0.id, batch[*index].chunks.as_slice())).collect();
     let chunk_ids = store::insert_chunks(&mut transaction, tenant_id, &documents).await?;
     store_vectors(&mut transaction, tenant_id, batch, &written, &chunk_ids).await?;
+    let without_vectors: Vec<uuid::Uuid> =
+        written.iter().filter(|index| batch[**index].vectors.is_none()).map(|index| saved[*index].0.id).collect();
+    if !without_vectors.is_empty() {
+        vectors::owe_vectors(&mut transaction, tenant_id, &without_vectors).await?;
+    }
     for index in &written {
         if let Some(saver) = &batch[*index].saver {
             let (document, outcome) = &saved[*index];

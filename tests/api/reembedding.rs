@@ -118,6 +118,61 @@ async fn a_document_is_kept_when_embedding_fails_and_embedded_later() {
     assert_eq!(vectors_of(&app, &tenant, &new_id).await, i64::from(stored.chunk_count));
 }
 
+/// A sweep that ran while a document's embedding failed may mark the model complete without having seen
+/// that document; the document is owed its vectors all the same, and the next sweep, reading only the
+/// documents owed vectors (never every chunk), embeds it.
+#[tokio::test]
+async fn a_complete_model_sweeps_only_the_documents_owed_vectors() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("acme").await;
+    let remote = app.retriever_for(NEW_MODEL, Some(256)).await;
+    let new_id = format!("{NEW_MODEL}@256");
+    let embedder = remote.document_embedder();
+    let settled = NewDocument::parse("keys.md", None, "# Keys\n\nRotate the master key.".to_owned()).unwrap();
+    retrieval::ingest(&app.app_db, TenantId(tenant.id), &settled, embedder.as_ref(), None).await.unwrap();
+    assert_eq!(backfill::sweep(&app.app_db, &remote).await.unwrap(), 0);
+    for _ in 0..3 {
+        app.mock.fail_embeddings(Fault::Status { status: 503, retry_after: None });
+    }
+    let failed = NewDocument::parse("ops/backups.md", None, "# Backups\n\nBackups run nightly.".to_owned()).unwrap();
+    let (stored, _) =
+        retrieval::ingest(&app.app_db, TenantId(tenant.id), &failed, embedder.as_ref(), None).await.unwrap();
+    let owed = || {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM documents_owed_vectors WHERE tenant_id = $1")
+            .bind(tenant.id)
+            .fetch_one(&app.owner_db)
+    };
+    assert_eq!(owed().await.unwrap(), 1);
+    // As the concurrent sweep's end would have: complete.
+    sqlx::query("UPDATE embedding_models SET complete_at = now() WHERE id = $1")
+        .bind(&new_id)
+        .execute(&app.owner_db)
+        .await
+        .unwrap();
+    // A chunk that lacks a vector but that no writer listed (put there behind the service's back) is not
+    // looked for: a complete model is trusted.
+    let keys_chunk: uuid::Uuid = sqlx::query_scalar(
+        "DELETE FROM chunk_embeddings WHERE tenant_id = $1 AND chunk_id = \
+         (SELECT c.id FROM doc_chunks c JOIN documents d ON d.id = c.document_id WHERE d.source_path = 'keys.md' LIMIT 1) \
+         RETURNING chunk_id",
+    )
+    .bind(tenant.id)
+    .fetch_one(&app.owner_db)
+    .await
+    .unwrap();
+
+    let swept = backfill::sweep(&app.app_db, &remote).await.unwrap();
+    assert_eq!(swept, usize::try_from(stored.chunk_count).unwrap(), "the owed document, and nothing else");
+    assert_eq!(owed().await.unwrap(), 0, "settled once embedded");
+    let has_vector: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM chunk_embeddings WHERE chunk_id = $1)")
+        .bind(keys_chunk)
+        .fetch_one(&app.owner_db)
+        .await
+        .unwrap();
+    assert!(!has_vector);
+    assert_eq!(backfill::sweep(&app.app_db, &remote).await.unwrap(), 0, "nothing is owed any more");
+}
+
 /// The model's HNSW indexes on `chunk_embeddings`: name and definition.
 async fn vector_indexes(app: &TestApp) -> Vec<(String, String)> {
     sqlx::query_as(

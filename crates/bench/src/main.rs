@@ -349,6 +349,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
         results.traces = Some(traced.await?);
     }
 
+    hold_if_asked(&database, &data_dir).await?;
     service.stop().await;
     if wants("vectors") {
         eprintln!("vectors: {} in a table of their own…", sizes.vectors.vectors);
@@ -359,6 +360,28 @@ async fn run(options: Options) -> anyhow::Result<()> {
     results.notes.extend(sink_note.inspect(|note| eprintln!("{note}")));
     database.stop().await;
     write_results(&results, &results_dir)
+}
+
+/// With `BENCH_HOLD` set, keeps the database and the service up after the suites, for `EXPLAIN` and
+/// experiments on the corpus they built: the owner's URL is written to `bench-data/hold-url` (readable by
+/// this user alone), and the run goes on once that file is deleted.
+async fn hold_if_asked(database: &Database, data_dir: &Path) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+
+    use secrecy::ExposeSecret as _;
+
+    if std::env::var_os("BENCH_HOLD").is_none() {
+        return Ok(());
+    }
+    let path = data_dir.join("hold-url");
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path)?;
+    writeln!(file, "{}", database.owner_url.expose_secret())?;
+    eprintln!("BENCH_HOLD: the database stays up; its owner URL is in {}; delete that file to go on", path.display());
+    while path.exists() {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    Ok(())
 }
 
 /// Prints the tables, and writes them with every number in JSON beside the earlier runs'.
