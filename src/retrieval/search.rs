@@ -108,15 +108,18 @@ pub const MAX_K: i64 = 100;
 /// Scoring every chunk that holds a question's word is exact but slow (3 s for a 60-word question at
 /// 100k chunks: its common words are in most chunks), and cutting candidates by a cheaper ranking is not
 /// exact. So the cut is made by score bounds (MaxScore-style, [`bm25`]): no chunk scores more from a term
-/// than its weight × (k1 + 1). A first query scores chunks holding two of the heaviest terms and takes
-/// the `depth`-th best score as a bar; every chunk that could reach the bar holds at least k of the
+/// than its weight × the tf part at the most occurrences of the term in one chunk and the fewest tokens
+/// of a chunk holding it (kept per term by ingestion; unknown, the tf part's limit k1 + 1). First queries
+/// score chunks holding several of the heaviest terms and take the `depth`-th best score as a bar; every
+/// chunk that could reach the bar holds at least k of the
 /// heaviest terms (the others together stay below the bar), which the GIN index answers as one boolean
 /// tsquery; those are scored too. A chunk left out scores below `depth` chunks already scored, so the
 /// result is the exhaustive one. Scores are computed in Rust from each candidate's tsvector cut to the
 /// question's terms (`setweight` + `ts_filter`: unnesting tsvectors in SQL cost 30 µs a chunk).
 pub async fn full_text(connection: &mut PgConnection, query: &str, depth: i64) -> Result<FullText, sqlx::Error> {
     let depth = usize::try_from(depth.clamp(1, 1000)).unwrap_or(1);
-    let terms: Vec<(String, i32, f64, f64, f64)> = sqlx::query_as(
+    // A term's bounds are unknown (NULL) if any visible row's are.
+    let terms: Vec<bm25::TermRow> = sqlx::query_as(
         "WITH question AS MATERIALIZED ( \
              SELECT lexeme, coalesce(array_length(positions, 1), 1) AS occurrences \
              FROM unnest(to_tsvector('english', $1)) \
@@ -125,10 +128,15 @@ pub async fn full_text(connection: &mut PgConnection, query: &str, depth: i64) -
                     greatest(coalesce(sum(tokens)::float8 / nullif(sum(chunks), 0), 1), 1) AS average_length \
              FROM corpus_stats \
          ) \
-         SELECT q.lexeme, q.occurrences, f.chunks, corpus.size, corpus.average_length \
+         SELECT q.lexeme, q.occurrences, f.chunks, f.most_occurrences, f.fewest_tokens, \
+                corpus.size, corpus.average_length \
          FROM question AS q \
          CROSS JOIN LATERAL ( \
-             SELECT coalesce(sum(s.chunks), 0)::float8 AS chunks FROM term_stats AS s WHERE s.lexeme = q.lexeme \
+             SELECT coalesce(sum(s.chunks), 0)::float8 AS chunks, \
+                    CASE WHEN bool_or(s.max_occurrences IS NULL) THEN NULL ELSE max(s.max_occurrences) END \
+                        AS most_occurrences, \
+                    CASE WHEN bool_or(s.min_tokens IS NULL) THEN NULL ELSE min(s.min_tokens) END AS fewest_tokens \
+             FROM term_stats AS s WHERE s.lexeme = q.lexeme \
          ) AS f \
          CROSS JOIN corpus",
     )
@@ -157,21 +165,37 @@ pub struct FullText {
     pub ceiling: Option<f64>,
 }
 
-/// The bounded search of [`full_text`] for a corpus too large to score whole.
+/// The bounded search of [`full_text`] for a corpus too large to score whole. The seeds' `depth`-th best
+/// score is the bar the rest must be able to reach: the higher it is, the fewer chunks that can, so the
+/// seeds are the chunks holding the most of the heaviest terms that enough chunks hold.
 async fn exact_best(
     connection: &mut PgConnection,
     question: &bm25::Question,
     depth: usize,
 ) -> Result<Vec<Ranked>, sqlx::Error> {
-    let limit = i64::try_from(depth * 2).unwrap_or(i64::MAX);
-    let mut scored = candidates(connection, question, &question.seed(), &[], Some(limit)).await?;
-    if scored.len() < depth {
+    let limit = depth * 2;
+    let mut scored: Vec<Ranked> = Vec::new();
+    for seed in question.seeds(limit) {
         let seen: Vec<uuid::Uuid> = scored.iter().map(|ranked| ranked.chunk_id).collect();
-        scored.extend(candidates(connection, question, &question.any_heavy(), &seen, Some(limit)).await?);
+        let wanted = i64::try_from(limit - scored.len()).unwrap_or(i64::MAX);
+        scored.extend(candidates(connection, question, &seed, &seen, Some(wanted)).await?);
+        if scored.len() >= depth {
+            break;
+        }
     }
     let bar = bm25::bar(&scored, depth);
     let seen: Vec<uuid::Uuid> = scored.iter().map(|ranked| ranked.chunk_id).collect();
-    scored.extend(candidates(connection, question, &question.necessary(bar), &seen, None).await?);
+    let necessary = question.necessary(bar);
+    let seeded = scored.len();
+    scored.extend(candidates(connection, question, &necessary, &seen, None).await?);
+    tracing::debug!(
+        terms = question.terms.len(),
+        seeded,
+        bar,
+        necessary = scored.len() - seeded,
+        "full-text candidates"
+    );
+    tracing::trace!(%necessary, "full-text condition");
     Ok(bm25::best(scored, depth))
 }
 
@@ -236,8 +260,12 @@ mod bm25 {
     const K1: f64 = 1.2;
     const B: f64 = 0.75;
     const K3: f64 = 8.0;
-    /// The seed query looks among chunks holding two of this many heaviest terms.
+    /// The seed queries look among chunks holding some of this many heaviest terms.
     const SEED_TERMS: usize = 8;
+    /// The most of them a seed query asks a chunk to hold.
+    const MAX_SEED_REQUIRED: usize = 4;
+    /// A seed whose postings cost less than this to read (by the cost model below) may be tried in vain.
+    const CHEAP_SEED_MICROSECONDS: f64 = 500.0;
     /// "At least k of these terms" is asked for k up to this (a larger k holds too, but its tsquery
     /// grows as its binomial); a smaller k only lets more chunks through.
     const MAX_REQUIRED: usize = 3;
@@ -252,6 +280,23 @@ mod bm25 {
     /// in another order may differ from a score in its last bits.
     const MARGIN: f64 = 1e-9;
 
+    /// What the statistics say of one question term, as [`super::full_text`] reads them.
+    #[derive(Debug, Clone, sqlx::FromRow)]
+    pub(super) struct TermRow {
+        pub lexeme: String,
+        /// How often the question holds it.
+        pub occurrences: i32,
+        /// Chunks holding it.
+        pub chunks: f64,
+        /// The most occurrences in one chunk, and the fewest tokens of a chunk holding it: bounds, `None`
+        /// when unknown (migration 0048).
+        pub most_occurrences: Option<i32>,
+        pub fewest_tokens: Option<i32>,
+        /// The chunks searched, and their mean length in tokens.
+        pub size: f64,
+        pub average_length: f64,
+    }
+
     #[derive(Debug, Clone, PartialEq)]
     pub(super) struct Term {
         pub lexeme: String,
@@ -260,12 +305,16 @@ mod bm25 {
         /// Chunks holding the term, and their share of all.
         pub chunks: f64,
         pub share: f64,
+        /// The most the chunk's tf part, tf·(k1 + 1)/(tf + k1·(1 − b + b·len/avglen)), reaches in any
+        /// chunk holding the term: at the most occurrences and the fewest tokens, when the statistics know
+        /// them; otherwise its limit, k1 + 1.
+        pub most_tf_part: f64,
     }
 
     impl Term {
-        /// The most one chunk can score from this term: tf·(k1 + 1)/(tf + …) stays below k1 + 1.
+        /// The most one chunk can score from this term.
         pub fn bound(&self) -> f64 {
-            self.weight * (K1 + 1.0)
+            self.weight * self.most_tf_part
         }
     }
 
@@ -281,20 +330,25 @@ mod bm25 {
     }
 
     impl Question {
-        /// From (lexeme, occurrences in the question, chunks holding it, corpus size, average length), a
-        /// row for every term of the question; `None` without a term any visible chunk holds.
-        pub fn new(rows: Vec<(String, i32, f64, f64, f64)>) -> Option<Self> {
-            let (size, average_length) = rows.first().map(|row| (row.3, row.4))?;
+        /// From a row for every term of the question; `None` without a term any visible chunk holds.
+        pub fn new(rows: Vec<TermRow>) -> Option<Self> {
+            let (size, average_length) = rows.first().map(|row| (row.size, row.average_length))?;
             let mut terms: Vec<Term> = rows
                 .into_iter()
-                .map(|(lexeme, occurrences, chunks, size, _)| {
+                .map(|row| {
+                    let (chunks, size) = (row.chunks, row.size);
                     let idf = (1.0 + (size - chunks + 0.5) / (chunks + 0.5)).ln();
-                    let qtf = f64::from(occurrences.max(1));
+                    let qtf = f64::from(row.occurrences.max(1));
                     let weight = idf * qtf * (K3 + 1.0) / (qtf + K3);
-                    Term { lexeme, weight, chunks, share: (chunks / size.max(1.0)).min(1.0) }
+                    let most_tf_part = match (row.most_occurrences, row.fewest_tokens) {
+                        (Some(most), Some(fewest)) => tf_part(f64::from(most.max(1)), fewest, average_length),
+                        _ => K1 + 1.0,
+                    };
+                    Term { lexeme: row.lexeme, weight, chunks, share: (chunks / size.max(1.0)).min(1.0), most_tf_part }
                 })
                 .collect();
-            let ceiling = terms.iter().map(Term::bound).sum();
+            // The relevance floor's scale: each term at its limit, whatever the statistics bound it by.
+            let ceiling = terms.iter().map(|term| term.weight * (K1 + 1.0)).sum();
             // A term no chunk holds bounds nothing: only the ceiling counts it.
             terms.retain(|term| term.chunks > 0.0);
             if terms.is_empty() {
@@ -320,25 +374,37 @@ mod bm25 {
 
         /// BM25 of a chunk of `tokens` tokens whose tsvector, cut to the question's terms, reads `vector`.
         pub fn score(&self, vector: &str, tokens: i32) -> f64 {
-            let norm = K1 * (1.0 - B + B * f64::from(tokens) / self.average_length);
             occurrences(vector)
                 .filter_map(|(lexeme, tf)| {
                     let term = &self.terms[*self.index.get(&lexeme)?];
-                    let tf = f64::from(tf);
-                    Some(term.weight * tf * (K1 + 1.0) / (tf + norm))
+                    Some(term.weight * tf_part(f64::from(tf), tokens, self.average_length))
                 })
                 .sum()
         }
 
-        /// Chunks holding two of the heaviest terms (one, for a one-word question): likely the best.
-        pub fn seed(&self) -> String {
+        /// The seed queries, strictest first: chunks holding at least k of the heaviest terms, down to
+        /// one of them. A chunk holding more of the heaviest terms likely scores higher, so the first seed
+        /// that finds enough sets a high bar. Each seed reads the heaviest terms' postings again: when
+        /// they are few, the first asks for [`MAX_SEED_REQUIRED`] of them (a question's rare words go
+        /// together more often than chance); otherwise, for as many as about `wanted` chunks are expected
+        /// to hold (the terms taken as independent), and never fewer than two.
+        pub fn seeds(&self, wanted: usize) -> Vec<String> {
             let heavy = self.heaviest(SEED_TERMS);
-            at_least(heavy.len().min(2), &heavy).render()
-        }
-
-        /// Chunks holding any of the heaviest terms.
-        pub fn any_heavy(&self) -> String {
-            at_least(1, &self.heaviest(SEED_TERMS)).render()
+            let strictest = heavy.len().min(MAX_SEED_REQUIRED);
+            let postings: f64 = self.terms.iter().take(heavy.len()).map(|term| term.chunks).sum();
+            let first = if postings * COST_POSTING <= CHEAP_SEED_MICROSECONDS {
+                strictest
+            } else {
+                #[expect(clippy::cast_precision_loss, reason = "a few hundred results")]
+                let wanted = wanted as f64;
+                let shares = || self.terms.iter().take(heavy.len()).map(|term| term.share);
+                (1..=strictest)
+                    .rev()
+                    .find(|required| self.size * chance_of_at_least(*required, shares()) >= wanted)
+                    .unwrap_or(1)
+                    .max(heavy.len().min(2))
+            };
+            (1..=first).rev().map(|required| at_least(required, &heavy).render()).collect()
         }
 
         fn heaviest(&self, count: usize) -> Vec<&str> {
@@ -388,6 +454,12 @@ mod bm25 {
             let (_, heavy, required) = best.unwrap_or((0.0, lexemes.len(), 1));
             at_least(required, &lexemes[..heavy]).render()
         }
+    }
+
+    /// BM25's term-frequency part for `tf` occurrences in a chunk of `tokens` tokens: it grows with `tf`
+    /// and falls with `tokens`, so the most occurrences and the fewest tokens bound it.
+    fn tf_part(tf: f64, tokens: i32, average_length: f64) -> f64 {
+        tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * f64::from(tokens) / average_length))
     }
 
     /// The `depth`-th best score among `scored`: `depth` chunks reach it, so no chunk below it can be in
@@ -588,11 +660,43 @@ mod bm25 {
             }
         }
 
+        /// A term's statistics, its bounds unknown.
+        fn row(lexeme: &str, occurrences: i32, chunks: f64, size: f64) -> TermRow {
+            TermRow {
+                lexeme: lexeme.to_owned(),
+                occurrences,
+                chunks,
+                most_occurrences: None,
+                fewest_tokens: None,
+                size,
+                average_length: 50.0,
+            }
+        }
+
         fn question(weights: &[(&str, i32)]) -> Question {
             // Corpus of 1000 chunks; each term in 100 of them.
-            let rows =
-                weights.iter().map(|(lexeme, occurrences)| ((*lexeme).to_owned(), *occurrences, 100.0, 1000.0, 50.0));
-            Question::new(rows.collect()).unwrap()
+            Question::new(
+                weights.iter().map(|(lexeme, occurrences)| row(lexeme, *occurrences, 100.0, 1000.0)).collect(),
+            )
+            .unwrap()
+        }
+
+        #[test]
+        fn known_occurrences_and_lengths_bound_a_term_below_its_limit_and_above_every_chunk() {
+            let mut known = row("a", 1, 100.0, 1000.0);
+            known.most_occurrences = Some(2);
+            known.fewest_tokens = Some(40);
+            let question = Question::new(vec![known, row("b", 1, 100.0, 1000.0)]).unwrap();
+            let [a, b] = [0, 1].map(|at| question.terms.iter().find(|term| term.lexeme == ["a", "b"][at]).unwrap());
+            assert!(a.bound() < a.weight * (K1 + 1.0));
+            assert!((b.bound() - b.weight * (K1 + 1.0)).abs() < 1e-12, "unknown: the limit");
+            // Every chunk the statistics allow: at most 2 occurrences, at least 40 tokens.
+            for (tf, tokens) in [(1, 40), (2, 40), (2, 41), (1, 400)] {
+                let vector = format!("'a':{}", (1..=tf).map(|at| at.to_string()).collect::<Vec<_>>().join(","));
+                assert!(question.score(&vector, tokens) <= a.bound(), "{tf} in {tokens} tokens");
+            }
+            assert!((question.score("'a':1,2", 40) - a.bound()).abs() < 1e-12, "reached by the extreme chunk");
+            assert!((question.ceiling() - (a.weight + b.weight) * (K1 + 1.0)).abs() < 1e-9, "the floor's scale stays");
         }
 
         #[test]
@@ -645,6 +749,29 @@ mod bm25 {
             let spaced = text.replace('(', " ( ").replace(')', " ) ");
             let tokens: Vec<String> = spaced.split_whitespace().map(str::to_owned).collect();
             expression(&mut tokens.into_iter().peekable())
+        }
+
+        #[test]
+        fn seeds_go_from_the_most_heavy_terms_to_one_and_cheap_ones_start_strictest() {
+            // Each term in 100 of 1000 chunks: 8 × 100 postings are cheap to read again.
+            let question = question(&[("a", 1), ("b", 1), ("c", 1), ("d", 1), ("e", 1), ("f", 1)]);
+            let seeds = question.seeds(20);
+            assert_eq!(seeds.len(), MAX_SEED_REQUIRED);
+            let lexemes = question.lexemes();
+            for (seed, required) in seeds.iter().zip((1..=MAX_SEED_REQUIRED).rev()) {
+                let formula = reparse(seed);
+                for present in 0u32..(1 << lexemes.len()) {
+                    let holds = |lexeme: &str| present & (1 << lexemes.iter().position(|l| *l == lexeme).unwrap()) != 0;
+                    let count = usize::try_from(present.count_ones()).unwrap();
+                    assert_eq!(formula.holds(&holds), count >= required, "{seed}: {present:b}");
+                }
+            }
+            // Common terms (each in half of a million chunks): the first seed asks for as many as about the
+            // wanted number of chunks hold, by chance, and at least two.
+            let common = Question::new(["a", "b", "c"].map(|lexeme| row(lexeme, 1, 500_000.0, 1_000_000.0)).to_vec());
+            assert_eq!(common.unwrap().seeds(200).len(), 3, "all three: 1 in 8 chunks hold them");
+            let rare = Question::new(["a", "b"].map(|lexeme| row(lexeme, 1, 1_000.0, 1_000_000.0)).to_vec());
+            assert_eq!(rare.unwrap().seeds(200).len(), 2, "two, though chance says one");
         }
 
         #[test]

@@ -203,16 +203,24 @@ pub async fn apply_statistics(
     // One pass, in lexeme order; a removed term's negative change always finds its row (it was counted
     // when its chunk was stored), which is why `term_stats` has no `chunks >= 0` check (migration 0045):
     // PostgreSQL checks a proposed row before it finds the conflict that makes it an update.
+    // Each term's bounds (migration 0048) widen to the new chunks' even when its count does not change (a
+    // chunk replaced by one that holds it more often); a count that stays unknown (NULL) stays unknown
+    // while chunks counted before it was kept remain.
     sqlx::query(
-        "INSERT INTO term_stats (tenant_id, lexeme, chunks) \
-         SELECT $1, lexeme, sum(chunks)::integer FROM ( \
-             SELECT lexeme, count(*) AS chunks \
-             FROM doc_chunks AS c, unnest(tsvector_to_array(c.search_vector)) AS lexeme \
-             WHERE c.document_id = ANY($2) GROUP BY lexeme \
+        "INSERT INTO term_stats (tenant_id, lexeme, chunks, max_occurrences, min_tokens) \
+         SELECT $1, lexeme, sum(chunks)::integer, max(most)::integer, min(fewest)::integer FROM ( \
+             SELECT t.lexeme, count(*) AS chunks, max(coalesce(array_length(t.positions, 1), 1)) AS most, \
+                    min(c.token_count) AS fewest \
+             FROM doc_chunks AS c, unnest(c.search_vector) AS t \
+             WHERE c.document_id = ANY($2) GROUP BY t.lexeme \
              UNION ALL \
-             SELECT lexeme, -chunks FROM unnest($3::text[], $4::bigint[]) AS removed (lexeme, chunks) \
-         ) AS parts GROUP BY lexeme HAVING sum(chunks) <> 0 ORDER BY lexeme \
-         ON CONFLICT (tenant_id, lexeme) DO UPDATE SET chunks = term_stats.chunks + excluded.chunks",
+             SELECT lexeme, -chunks, NULL, NULL FROM unnest($3::text[], $4::bigint[]) AS removed (lexeme, chunks) \
+         ) AS parts GROUP BY lexeme HAVING sum(chunks) <> 0 OR max(most) IS NOT NULL ORDER BY lexeme \
+         ON CONFLICT (tenant_id, lexeme) DO UPDATE SET chunks = term_stats.chunks + excluded.chunks, \
+             max_occurrences = CASE WHEN term_stats.max_occurrences IS NULL AND term_stats.chunks > 0 THEN NULL \
+                                    ELSE greatest(term_stats.max_occurrences, excluded.max_occurrences) END, \
+             min_tokens = CASE WHEN term_stats.min_tokens IS NULL AND term_stats.chunks > 0 THEN NULL \
+                               ELSE least(term_stats.min_tokens, excluded.min_tokens) END",
     )
     .bind(tenant_id)
     .bind(document_ids)

@@ -66,6 +66,20 @@ async fn assert_statistics_exact(app: &TestApp, tenant: &TestTenant) {
     .await;
     assert!(!counted.is_empty());
     assert_eq!(kept, counted, "term_stats differ from the stored chunks");
+    // Full-text search skips the chunks these bounds say cannot score enough: every chunk must be within.
+    let unbounded: Vec<String> = sqlx::query_scalar(
+        "SELECT a.lexeme FROM ( \
+             SELECT t.lexeme, max(coalesce(array_length(t.positions, 1), 1)) AS most, min(c.token_count) AS fewest \
+             FROM doc_chunks AS c, unnest(c.search_vector) AS t WHERE c.tenant_id = $1 GROUP BY t.lexeme \
+         ) AS a JOIN term_stats AS s ON s.tenant_id = $1 AND s.lexeme = a.lexeme \
+         WHERE s.max_occurrences IS NULL OR s.min_tokens IS NULL OR s.max_occurrences < a.most \
+            OR s.min_tokens > a.fewest",
+    )
+    .bind(tenant.id)
+    .fetch_all(&app.owner_db)
+    .await
+    .unwrap();
+    assert!(unbounded.is_empty(), "terms whose bounds miss a chunk: {unbounded:?}");
     crate::retrieval::assert_corpus_statistics_match(app, tenant).await;
 }
 
