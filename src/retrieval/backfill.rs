@@ -2,8 +2,9 @@
 //! is registered (with its HNSW index); if it is not complete yet and an earlier model is, the earlier one
 //! keeps answering questions while the backfill embeds every chunk with the new one in the background,
 //! tenant by tenant under row-level security; once done, the new model serves. The same sweep also
-//! embeds the documents whose embedding failed at ingestion, which the writer lists (`documents_owed_vectors`),
-//! so that a sweep with nothing to do costs two small statements, not a look at every chunk.
+//! embeds the documents whose embedding failed at ingestion, which the writer lists
+//! (`documents_owed_vectors`), so that a sweep with nothing to do costs two small statements, not a look
+//! at every chunk.
 
 use std::time::Duration;
 
@@ -179,8 +180,9 @@ struct TenantPass {
     failure: Option<BackfillError>,
 }
 
-/// One pass over a tenant's chunks (those `owed` names) in id order. A batch the provider refuses is retried text by text, so
-/// one bad chunk costs only itself; a chunk deleted meanwhile is simply not stored.
+/// One pass over a tenant's chunks (those `owed` names) in id order. A batch the provider refuses is
+/// retried text by text, so one bad chunk costs only itself; a chunk deleted meanwhile is simply not
+/// stored.
 async fn embed_tenant(pool: &PgPool, embedder: &Embedder, tenant: TenantId, owed: vectors::Owed) -> TenantPass {
     let mut pass = TenantPass::default();
     let mut after = uuid::Uuid::nil();
