@@ -132,7 +132,8 @@ pub async fn sweep(pool: &PgPool, retriever: &Retriever) -> Result<usize, Backfi
         return Ok(0);
     };
     let model = embedder.model().clone();
-    let complete = vectors::is_complete(&mut *pool.acquire().await?, &model).await?;
+    let stored = vectors::stored_models(&mut *pool.acquire().await?).await?;
+    let complete = stored.iter().any(|stored| stored.id == model.id && stored.complete);
     let owing = vectors::tenants_owed(pool).await?;
     let (tenants, owed) = if complete {
         (owing.clone(), vectors::Owed::WrittenWithout)

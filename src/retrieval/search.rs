@@ -196,7 +196,6 @@ async fn exact_best(
         necessary = scored.len() - seeded,
         "full-text candidates"
     );
-    tracing::trace!(%necessary, "full-text condition");
     sqlx::query("SELECT set_config('cpu_index_tuple_cost', $1, true)")
         .bind(usual_entry_cost)
         .execute(&mut *connection)

@@ -280,21 +280,12 @@ pub async fn settle_owed(connection: &mut PgConnection, model: &EmbeddingModel) 
 
 /// The tenants with documents written without vectors, across tenants (the sweeper's policy).
 pub async fn tenants_owed(pool: &sqlx::PgPool) -> Result<Vec<TenantId>, sqlx::Error> {
-    let mut transaction = pool.begin().await?;
-    sqlx::query("SELECT set_config('app.backfill_sweeper', 'on', true)").execute(&mut *transaction).await?;
+    let mut transaction = crate::db::begin_with_setting(pool, "app.backfill_sweeper", "on").await?;
     let tenants = sqlx::query_scalar("SELECT DISTINCT tenant_id FROM documents_owed_vectors ORDER BY tenant_id")
         .fetch_all(&mut *transaction)
         .await?;
     transaction.commit().await?;
     Ok(tenants)
-}
-
-/// Whether every chunk has a vector from `model`, as far as the writers have told.
-pub async fn is_complete(connection: &mut PgConnection, model: &EmbeddingModel) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM embedding_models WHERE id = $1 AND complete_at IS NOT NULL)")
-        .bind(&model.id)
-        .fetch_one(connection)
-        .await
 }
 
 /// A model this database has held, and whether every chunk has its vector.
