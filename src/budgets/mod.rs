@@ -7,6 +7,8 @@
 
 pub mod store;
 
+pub use store::{Settled, Settlement};
+
 use chrono::{Datelike as _, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use sqlx::{PgConnection, PgPool};
@@ -232,6 +234,46 @@ impl RunBudgets {
         Ok(Err(exhausted(line, used)))
     }
 
+    /// [`Self::reserve`] on a connection the pool has free at once, else not at all (`None`), for a
+    /// reservation made beside a transaction that holds a connection already: one that waited for a
+    /// second could, with as many such transactions as the pool has connections, wait for ever. A refusal
+    /// is `None` too: [`Self::reserve`] (which first releases stale reservations) decides it.
+    pub async fn reserve_if_free(
+        &self,
+        pool: &PgPool,
+        tenant_id: TenantId,
+        run_id: RunId,
+        amount: Decimal,
+    ) -> Option<Result<(), sqlx::Error>> {
+        if self.lines.is_empty() {
+            return Some(Ok(()));
+        }
+        let mut connection = pool.try_acquire()?;
+        let subjects: Vec<&str> = self.lines.iter().map(|line| line.subject.as_str()).collect();
+        let limits: Vec<Decimal> = self.lines.iter().map(|line| line.limit_usd).collect();
+        match store::reserve(&mut *connection, tenant_id, run_id, self.period, amount, &subjects, &limits).await {
+            Ok(None) => Some(Ok(())),
+            Ok(Some(_refused)) => None,
+            Err(error) => Some(Err(error)),
+        }
+    }
+
+    /// Gives back what the run reserved, counting nothing as spent: the run did not start. A release
+    /// that fails is logged: the reservation is then released once it is stale.
+    pub async fn release(&self, pool: &PgPool, tenant_id: TenantId, run_id: RunId) {
+        if self.lines.is_empty() {
+            return;
+        }
+        let released = async {
+            let mut transaction = crate::db::begin_tenant(pool, tenant_id).await?;
+            store::release(&mut transaction, tenant_id, run_id).await?;
+            transaction.commit().await
+        };
+        if let Err(error) = released.await {
+            tracing::warn!(%error, "could not release a budget reservation; it is released once stale");
+        }
+    }
+
     /// Settles the run's reservations: releases them and counts `actual` (a cost the catalog could
     /// price, else nothing) as spent against each budget, in one statement, auditing each threshold
     /// crossed. In the caller's transaction, with the usage record.
@@ -243,12 +285,31 @@ impl RunBudgets {
         actual: Option<Decimal>,
     ) -> Result<(), sqlx::Error> {
         // A run under no budget reserved nothing: no statement at all.
-        if self.lines.is_empty() {
-            return Ok(());
-        }
-        let subjects: Vec<&str> = self.lines.iter().map(|line| line.subject.as_str()).collect();
-        let spent = actual.unwrap_or_default();
-        let settled = store::settle(connection, by.tenant_id, run_id, self.period, &subjects, spent).await?;
+        let Some(settlement) = self.settlement(by.tenant_id, run_id, actual) else { return Ok(()) };
+        let settled = store::settle(connection, &settlement).await?;
+        self.audit_settled(connection, by, &settled).await
+    }
+
+    /// What settling the run's reservations with `actual` takes: none under no budget. For a statement
+    /// that settles with something else it writes ([`crate::usage::store::record_settling`]), followed
+    /// by [`Self::audit_settled`].
+    pub fn settlement(&self, tenant_id: TenantId, run_id: RunId, actual: Option<Decimal>) -> Option<Settlement<'_>> {
+        (!self.lines.is_empty()).then(|| Settlement {
+            tenant_id,
+            run_id,
+            period: self.period,
+            subjects: self.lines.iter().map(|line| line.subject.as_str()).collect(),
+            spent: actual.unwrap_or_default(),
+        })
+    }
+
+    /// Audits each threshold the settled lines crossed.
+    pub async fn audit_settled(
+        &self,
+        connection: &mut PgConnection,
+        by: &Recorder<'_>,
+        settled: &[Settled],
+    ) -> Result<(), sqlx::Error> {
         for line in &self.lines {
             let Some(now) = settled.iter().find(|settled| settled.subject == line.subject) else { continue };
             audit_thresholds(connection, by, line, self.period, now.spent_usd, now.audited_percent).await?;
@@ -309,20 +370,9 @@ impl RunBudgets {
         self.settle(connection, by, call.0, actual).await
     }
 
-    /// Gives back what the call reserved, when it failed and costs nothing. A release that fails is
-    /// logged: the reservation is then released once it is stale.
+    /// Gives back what the call reserved, when it failed and costs nothing (see [`Self::release`]).
     pub async fn release_call(&self, pool: &PgPool, tenant_id: TenantId, call: CallReservation) {
-        if self.lines.is_empty() {
-            return;
-        }
-        let released = async {
-            let mut transaction = crate::db::begin_tenant(pool, tenant_id).await?;
-            store::release(&mut transaction, tenant_id, call.0).await?;
-            transaction.commit().await
-        };
-        if let Err(error) = released.await {
-            tracing::warn!(%error, "could not release a failed call's budget reservation; it is released once stale");
-        }
+        self.release(pool, tenant_id, call.0).await;
     }
 }
 

@@ -5,7 +5,7 @@
 
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 
 use crate::ids::{ApiKeyId, RunId, TenantId};
 
@@ -74,7 +74,7 @@ pub async fn key_budgets(connection: &mut PgConnection) -> Result<Vec<KeyBudget>
 /// `Some((subject, used))`: the line that refused, with what was spent and reserved against it; nothing
 /// was reserved.
 pub async fn reserve(
-    pool: &PgPool,
+    executor: impl sqlx::PgExecutor<'_>,
     tenant_id: TenantId,
     run_id: RunId,
     period: NaiveDate,
@@ -90,7 +90,7 @@ pub async fn reserve(
         .bind(amount)
         .bind(subjects)
         .bind(limits)
-        .fetch_optional(pool)
+        .fetch_optional(executor)
         .await
 }
 
@@ -102,26 +102,30 @@ pub struct Settled {
     pub audited_percent: i16,
 }
 
+/// A run's (or call's) reservations to settle: released from each of `subjects` (its budget lines), and
+/// `spent` counted against each.
+#[derive(Debug, Clone)]
+pub struct Settlement<'a> {
+    pub tenant_id: TenantId,
+    pub run_id: RunId,
+    pub period: NaiveDate,
+    pub subjects: Vec<&'a str>,
+    pub spent: Decimal,
+}
+
 /// Settles the run's reservations in one statement (`settle_budgets`, migration 0022): removes them,
-/// releases what they reserved from each of `subjects` and counts `spent` against each. Rows are taken
-/// in subject order, as reservations take them.
-pub async fn settle(
-    connection: &mut PgConnection,
-    tenant_id: TenantId,
-    run_id: RunId,
-    period: NaiveDate,
-    subjects: &[&str],
-    spent: Decimal,
-) -> Result<Vec<Settled>, sqlx::Error> {
+/// releases what they reserved from each of the settlement's subjects and counts its `spent` against
+/// each. Rows are taken in subject order, as reservations take them.
+pub async fn settle(connection: &mut PgConnection, settlement: &Settlement<'_>) -> Result<Vec<Settled>, sqlx::Error> {
     sqlx::query_as(
         "SELECT settled.subject, settled.spent_usd, settled.audited_percent \
          FROM settle_budgets($1, $2, $3, $4, $5) AS settled",
     )
-    .bind(tenant_id)
-    .bind(run_id)
-    .bind(period)
-    .bind(subjects)
-    .bind(spent)
+    .bind(settlement.tenant_id)
+    .bind(settlement.run_id)
+    .bind(settlement.period)
+    .bind(&settlement.subjects)
+    .bind(settlement.spent)
     .fetch_all(connection)
     .await
 }

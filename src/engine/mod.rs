@@ -13,6 +13,7 @@ mod notify;
 mod once;
 mod plan;
 mod request;
+mod reserving;
 mod resolve;
 pub mod routing;
 mod sweeper;
@@ -98,6 +99,66 @@ pub enum EngineError {
 const FIRST_SEQ: i64 = 1;
 /// The event numbers a run has reserved when it starts: its answer streams without waiting on the database.
 const RESERVED_AT_START: i64 = FIRST_SEQ + event_log::RESERVE_AHEAD;
+
+/// What [`insert_turn`] records.
+struct NewTurn<'a> {
+    session_id: SessionId,
+    run_id: RunId,
+    request: &'a TurnRequest,
+    resolved: &'a resolve::Resolved,
+    executor: runs::ExecutorId,
+}
+
+/// The rows that start a turn, in its first transaction: the run, the question (or the message answered
+/// again), the conversation touched, and the run's first event.
+async fn insert_turn(
+    transaction: &mut sqlx::PgConnection,
+    context: &TenantContext,
+    turn: NewTurn<'_>,
+    collection_ids: Option<Vec<uuid::Uuid>>,
+) -> Result<(Run, Message, RunEvent), EngineError> {
+    let NewTurn { session_id, run_id, request, resolved, executor } = turn;
+    let tenant_id = context.tenant_id();
+    let trace_id = crate::telemetry::current_trace_id();
+    let run = runs::store::insert(
+        &mut *transaction,
+        tenant_id,
+        &NewRun {
+            id: run_id,
+            session_id: Some(session_id),
+            kind: RunKind::Chat,
+            provider: resolved.provider_name,
+            model: &resolved.model,
+            is_byok: resolved.is_byok,
+            request_id: context.request_id(),
+            trace_id: trace_id.as_deref(),
+            executor,
+            collection_ids,
+            reserved_seq: RESERVED_AT_START,
+        },
+    )
+    .await?;
+    let question = NewMessage::user(session_id, run_id, &request.content);
+    let user_message = match request.branch {
+        Branch::Continue => conversations::store::insert_message(&mut *transaction, tenant_id, &question).await?,
+        Branch::Edit(edited) => conversations::store::insert_edit(&mut *transaction, tenant_id, edited, &question)
+            .await?
+            .ok_or_else(|| EngineError::Invalid("only a user's message of this conversation can be edited".into()))?,
+        Branch::Regenerate(answered) => {
+            conversations::store::answer_again(&mut *transaction, session_id, answered, run_id).await?.ok_or_else(
+                || EngineError::Invalid("only a user's message of this conversation can be answered again".into()),
+            )?
+        }
+    };
+    conversations::store::touch_session(
+        &mut *transaction,
+        session_id,
+        &conversations::title_from_message(&request.content),
+    )
+    .await?;
+    let started = record_start(&mut *transaction, tenant_id, run_id, session_id, resolved).await?;
+    Ok((run, user_message, started))
+}
 
 /// Writes a run's first event (in the caller's transaction, committed with the run's start). The numbers
 /// of the events after it were reserved with the run's row (`NewRun::reserved_seq`), so that its answer
@@ -382,51 +443,33 @@ impl Engine {
             Payer { run_id, api_key_id: context.actor().api_key_id(), end_user: session.user_id, agent_run: false };
         let budgets = RunBudgets::of(&mut transaction, payer).await?;
         budgets.check_open()?;
-        let trace_id = crate::telemetry::current_trace_id();
-        let run = runs::store::insert(
+        let reserving = reserving::ahead(&self.inner, &budgets, &resolved, &request.mode, tenant_id, run_id);
+        let recording = insert_turn(
             &mut transaction,
-            tenant_id,
-            &NewRun {
-                id: run_id,
-                session_id: Some(session_id),
-                kind: RunKind::Chat,
-                provider: resolved.provider_name,
-                model: &resolved.model,
-                is_byok: resolved.is_byok,
-                request_id: context.request_id(),
-                trace_id: trace_id.as_deref(),
-                executor: self.inner.presence.id(),
-                collection_ids: collections.to_stored(),
-                reserved_seq: RESERVED_AT_START,
-            },
-        )
-        .await?;
-        let question = NewMessage::user(session_id, run_id, &request.content);
-        let user_message = match request.branch {
-            Branch::Continue => conversations::store::insert_message(&mut transaction, tenant_id, &question).await?,
-            Branch::Edit(edited) => {
-                conversations::store::insert_edit(&mut transaction, tenant_id, edited, &question).await?.ok_or_else(
-                    || EngineError::Invalid("only a user's message of this conversation can be edited".into()),
-                )?
-            }
-            Branch::Regenerate(answered) => {
-                conversations::store::answer_again(&mut transaction, session_id, answered, run_id).await?.ok_or_else(
-                    || EngineError::Invalid("only a user's message of this conversation can be answered again".into()),
-                )?
+            context,
+            NewTurn { session_id, run_id, request: &request, resolved: &resolved, executor: self.inner.presence.id() },
+            collections.to_stored(),
+        );
+        // Side by side, on two connections: the turn waits for the slower, not for both.
+        let (recorded, reserved_ahead) = tokio::join!(recording, reserving);
+        let committed = match recorded {
+            Ok(recorded) => transaction.commit().await.map(|()| recorded).map_err(EngineError::from),
+            Err(error) => Err(error),
+        };
+        let (run, user_message, started) = match committed {
+            Ok(committed) => committed,
+            Err(error) => {
+                if reserved_ahead.is_some() {
+                    budgets.release(&self.inner.db, tenant_id, run_id).await;
+                }
+                return Err(error);
             }
         };
-        conversations::store::touch_session(
-            &mut transaction,
-            session_id,
-            &conversations::title_from_message(&request.content),
-        )
-        .await?;
-        let started = record_start(&mut transaction, tenant_id, run_id, session_id, &resolved).await?;
-        transaction.commit().await?;
         let log = go_live(&self.inner, tenant_id, started);
         let mut plan = TurnPlan::new(&run, tenant_id, session_id, context.actor().api_key_id(), resolved, accepted_at);
         plan.mode = request.mode;
         plan.budgets = budgets;
+        plan.reserved_ahead = reserved_ahead;
         plan.rate_reservation = request.rate_reservation;
         plan.end_user = session.user_id;
         self.inner.background.spawn(turn::execute(Arc::clone(&self.inner), plan, log, None));

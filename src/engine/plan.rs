@@ -42,6 +42,9 @@ pub(super) struct TurnPlan {
     pub rate_reservation: Option<crate::rate_limits::TokenReservation>,
     /// The collections its retrieval may search, as the run recorded them when it started.
     pub collections: CollectionScope,
+    /// What was reserved against the budgets for the first model call when the turn was accepted (a
+    /// pass-through's, whose request was known then): that call reserves only what it needs beyond.
+    pub reserved_ahead: Option<rust_decimal::Decimal>,
 }
 
 impl TurnPlan {
@@ -75,6 +78,7 @@ impl TurnPlan {
             rate_reservation: None,
             end_user: None,
             collections: CollectionScope::from_stored(run.collection_ids.clone()),
+            reserved_ahead: None,
         }
     }
 }
@@ -87,9 +91,20 @@ impl TurnPlan {
         catalog: &crate::catalog::Catalog,
         model: &str,
     ) -> Option<std::sync::Arc<crate::catalog::ModelInfo>> {
-        let declared = self.declared_models.iter().find(|known| known.name.eq_ignore_ascii_case(model));
-        declared.cloned().or_else(|| catalog.find(self.provider_name, model))
+        known_model(&self.declared_models, self.provider_name, catalog, model)
     }
+}
+
+/// What is known of `model` of `provider_name`: the tenant's declaration among `declared`, else the
+/// catalog's entry.
+pub(super) fn known_model(
+    declared: &[std::sync::Arc<crate::catalog::ModelInfo>],
+    provider_name: &str,
+    catalog: &crate::catalog::Catalog,
+    model: &str,
+) -> Option<std::sync::Arc<crate::catalog::ModelInfo>> {
+    let declared = declared.iter().find(|known| known.name.eq_ignore_ascii_case(model));
+    declared.cloned().or_else(|| catalog.find(provider_name, model))
 }
 
 /// A tool call as the model streamed it, pieces joined by their index.

@@ -9,6 +9,7 @@ use futures::StreamExt as _;
 use super::event_log::EventLog;
 use super::plan::{ToolCallDraft, TurnFailure, TurnPlan};
 use super::request;
+use super::reserving;
 use super::tools;
 use super::transcript::Transcript;
 use super::turn_tools::TurnTools;
@@ -55,6 +56,8 @@ struct Answer {
     model_steps: u32,
     /// Time spent waiting for providers and tool servers: the rest of the run's time is the service's own.
     waited: Duration,
+    /// Reserved for the first model call when the turn was accepted, until that call takes it.
+    reserved_ahead: Option<rust_decimal::Decimal>,
 }
 
 impl Answer {
@@ -109,7 +112,7 @@ enum Ending {
 #[tracing::instrument(name = "turn", skip_all, fields(run_id = %plan.run_id, tenant_id = %plan.tenant_id))]
 pub async fn execute(inner: Arc<Inner>, plan: TurnPlan, mut log: EventLog, resume: Option<Transcript>) {
     let cancelled = log.cancellation();
-    let mut answer = Answer { model: plan.model.clone(), ..Answer::default() };
+    let mut answer = Answer { model: plan.model.clone(), reserved_ahead: plan.reserved_ahead, ..Answer::default() };
     let stop = tokio::select! {
         biased;
         () = cancelled.cancelled() => Stop::Ended(Ending::Cancelled),
@@ -402,13 +405,13 @@ async fn reserve_worst_case(
         return Ok(());
     }
     let model = plan.model_info(&inner.providers.catalog, &request.model);
-    let amount = model.map_or(rust_decimal::Decimal::ZERO, |model| {
-        let prompt = crate::tokens::count(&request.system)
-            + request.messages.iter().map(|message| crate::tokens::count(&message.content)).sum::<usize>();
-        let ceiling = request.max_output_tokens.unwrap_or(model.max_output_tokens);
-        model.prices.worst_case(prompt as u64, u64::from(ceiling))
-    });
-    let reserving = || plan.budgets.reserve(&inner.db, plan.tenant_id, plan.run_id, amount);
+    let amount = reserving::worst_case(model.as_deref(), &request.system, &request.messages, request.max_output_tokens);
+    // Reserved when the turn was accepted, for its first call: only what this call needs beyond.
+    let ahead = answer.reserved_ahead.take().unwrap_or_default();
+    if amount <= ahead {
+        return Ok(());
+    }
+    let reserving = || plan.budgets.reserve(&inner.db, plan.tenant_id, plan.run_id, amount - ahead);
     Ok(db::patiently(&inner.db, reserving).await??)
 }
 
@@ -437,7 +440,8 @@ fn usage_of(answer: &Answer, ending: &Ending) -> (TokenUsage, TokenSource) {
     }
 }
 
-/// Records the tokens of (this part of) the run and returns its `usage` event.
+/// Records the tokens of (this part of) the run, and settles its budget reservations with their cost;
+/// returns its `usage` event.
 async fn record_usage(
     transaction: &mut sqlx::PgConnection,
     inner: &Inner,
@@ -469,7 +473,14 @@ async fn record_usage(
         is_byok: plan.is_byok,
         trace_id: crate::telemetry::current_trace_id(),
     };
-    usage::store::record(transaction, plan.tenant_id, &entry).await?;
+    // Settled in the same statement as the record: a turn under budgets pays no round trip for it.
+    match plan.budgets.settlement(plan.tenant_id, plan.run_id, cost) {
+        Some(settlement) => {
+            let settled = usage::store::record_settling(transaction, plan.tenant_id, &entry, &settlement).await?;
+            plan.budgets.audit_settled(transaction, &tools::audit_by(plan), &settled).await?;
+        }
+        None => usage::store::record(transaction, plan.tenant_id, &entry).await?,
+    }
     let narrow = |count: u64| u32::try_from(count).unwrap_or(u32::MAX);
     Ok(EventKind::Usage {
         input_tokens: narrow(tokens.input),
@@ -479,14 +490,6 @@ async fn record_usage(
         reasoning_tokens: narrow(tokens.reasoning),
         cost_usd: cost,
         estimated: source == TokenSource::Estimated,
-    })
-}
-
-/// The cost of the usage among these events, if it was priced.
-fn cost_of(events: &[EventKind]) -> Option<rust_decimal::Decimal> {
-    events.iter().find_map(|event| match event {
-        EventKind::Usage { cost_usd, .. } => *cost_usd,
-        _ => None,
     })
 }
 
@@ -504,10 +507,11 @@ async fn record_pause(
         return Ok(());
     }
     let mut closing = Vec::new();
-    if let Some(tokens) = answer.reported_usage {
-        closing.push(record_usage(&mut transaction, inner, plan, &answer.model, tokens, TokenSource::Provider).await?);
+    match answer.reported_usage {
+        Some(tokens) => closing
+            .push(record_usage(&mut transaction, inner, plan, &answer.model, tokens, TokenSource::Provider).await?),
+        None => plan.budgets.settle(&mut transaction, &tools::audit_by(plan), plan.run_id, None).await?,
     }
-    plan.budgets.settle(&mut transaction, &tools::audit_by(plan), plan.run_id, cost_of(&closing)).await?;
     closing.extend(tools::awaiting_events(&answer.transcript));
     closing.push(EventKind::RunAwaitingApproval { tool_call_ids: calls.to_vec() });
     let run_webhooks = crate::webhooks::of_run(plan.run_id, Some(plan.session_id), &closing);
@@ -582,8 +586,9 @@ async fn record(
     }
     if tokens.input > 0 || tokens.output > 0 {
         closing.push(record_usage(&mut transaction, inner, plan, &answer.model, tokens, source).await?);
+    } else {
+        plan.budgets.settle(&mut transaction, &tools::audit_by(plan), plan.run_id, None).await?;
     }
-    plan.budgets.settle(&mut transaction, &tools::audit_by(plan), plan.run_id, cost_of(&closing)).await?;
     if plan.workspace_id.is_some()
         && let Some(submitted) = submit_changeset(&mut transaction, &tools::audit_by(plan), plan.run_id).await?
     {

@@ -3,6 +3,7 @@
 use sqlx::PgConnection;
 
 use super::{GroupBy, RunTotals, UsageEntry, UsageGroup};
+use crate::budgets::{Settled, Settlement};
 use crate::ids::{RunId, TenantId, UsageRecordId};
 
 pub async fn record(
@@ -13,6 +14,44 @@ pub async fn record(
     record_with_search_units(connection, tenant_id, entry, None).await
 }
 
+/// The statement that records one usage row, its values at `$1` to `$19` ([`bind_entry!`]).
+macro_rules! insert_record {
+    () => {
+        "INSERT INTO usage_records (id, tenant_id, run_id, api_key_id, provider, model, input_tokens, \
+         output_tokens, token_source, is_byok, cached_input_tokens, cache_write_tokens, reasoning_tokens, \
+         cost_usd, priced, user_id, operation, trace_id, search_units) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
+    };
+}
+
+/// Binds a usage row's values, in [`insert_record!`]'s order, to a query or a typed query alike.
+macro_rules! bind_entry {
+    ($query:expr, $tenant_id:expr, $entry:expr, $search_units:expr) => {{
+        let count = |tokens: u64| i32::try_from(tokens).unwrap_or(i32::MAX);
+        let entry: &UsageEntry<'_> = $entry;
+        $query
+            .bind(UsageRecordId::new())
+            .bind($tenant_id)
+            .bind(entry.run_id)
+            .bind(entry.api_key_id)
+            .bind(entry.provider)
+            .bind(entry.model)
+            .bind(count(entry.tokens.input))
+            .bind(count(entry.tokens.output))
+            .bind(entry.source.as_str())
+            .bind(entry.is_byok)
+            .bind(count(entry.tokens.cached_input))
+            .bind(count(entry.tokens.cache_write))
+            .bind(count(entry.tokens.reasoning))
+            .bind(entry.cost_usd)
+            .bind(entry.cost_usd.is_some())
+            .bind(entry.end_user)
+            .bind(entry.operation.as_str())
+            .bind(entry.trace_id.as_deref())
+            .bind($search_units.map(count))
+    }};
+}
+
 /// [`record`], with the search units a provider billed instead of tokens (Cohere's rerank).
 pub async fn record_with_search_units(
     connection: &mut PgConnection,
@@ -20,35 +59,33 @@ pub async fn record_with_search_units(
     entry: &UsageEntry<'_>,
     search_units: Option<u64>,
 ) -> Result<(), sqlx::Error> {
-    let count = |tokens: u64| i32::try_from(tokens).unwrap_or(i32::MAX);
-    sqlx::query(
-        "INSERT INTO usage_records (id, tenant_id, run_id, api_key_id, provider, model, input_tokens, \
-         output_tokens, token_source, is_byok, cached_input_tokens, cache_write_tokens, reasoning_tokens, \
-         cost_usd, priced, user_id, operation, trace_id, search_units) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
-    )
-    .bind(UsageRecordId::new())
-    .bind(tenant_id)
-    .bind(entry.run_id)
-    .bind(entry.api_key_id)
-    .bind(entry.provider)
-    .bind(entry.model)
-    .bind(count(entry.tokens.input))
-    .bind(count(entry.tokens.output))
-    .bind(entry.source.as_str())
-    .bind(entry.is_byok)
-    .bind(count(entry.tokens.cached_input))
-    .bind(count(entry.tokens.cache_write))
-    .bind(count(entry.tokens.reasoning))
-    .bind(entry.cost_usd)
-    .bind(entry.cost_usd.is_some())
-    .bind(entry.end_user)
-    .bind(entry.operation.as_str())
-    .bind(entry.trace_id.as_deref())
-    .bind(search_units.map(count))
-    .execute(connection)
-    .await?;
+    bind_entry!(sqlx::query(insert_record!()), tenant_id, entry, search_units).execute(connection).await?;
     Ok(())
+}
+
+/// [`record`], and the run's budget reservations settled with it (`settle_budgets`, migration 0022) in
+/// the same statement: a turn under budgets pays no round trip of its own for its settlement. Returns
+/// the budget lines as the settlement left them, for their thresholds to be audited.
+pub async fn record_settling(
+    connection: &mut PgConnection,
+    tenant_id: TenantId,
+    entry: &UsageEntry<'_>,
+    settlement: &Settlement<'_>,
+) -> Result<Vec<Settled>, sqlx::Error> {
+    let statement = concat!(
+        "WITH recorded AS (",
+        insert_record!(),
+        ") SELECT settled.subject, settled.spent_usd, settled.audited_percent \
+         FROM settle_budgets($20, $21, $22, $23, $24) AS settled"
+    );
+    bind_entry!(sqlx::query_as(statement), tenant_id, entry, None::<u64>)
+        .bind(settlement.tenant_id)
+        .bind(settlement.run_id)
+        .bind(settlement.period)
+        .bind(&settlement.subjects)
+        .bind(settlement.spent)
+        .fetch_all(connection)
+        .await
 }
 
 /// A run's tokens over all its model calls, and its cost with its embeddings' (the question's vector).

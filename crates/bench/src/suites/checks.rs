@@ -7,11 +7,15 @@
 //!   (interleaved, so drift in the machine falls on both alike); the difference of their percentiles;
 //! - the checks alone: the library's own calls, as a turn makes them, on the bench's database as the
 //!   application role: admission (one statement, its own transaction), the budgets read and checked at
-//!   the start (inside the turn's first transaction), the reservation before the model call (one
-//!   statement, its own transaction), the settlement (inside the record's transaction), the two tenants
-//!   in turn, round by round. Statements inside a transaction the turn opens anyway are timed without
-//!   that transaction's begin and commit. The token settlement (its own transaction, once the run's end
-//!   is published: on nobody's path) is timed apart and not counted in a turn's checks.
+//!   the start (inside the turn's first transaction), the reservation (one statement, its own
+//!   transaction), the usage record (inside the record's transaction; under budgets, the settlement is
+//!   in the same statement), the two tenants in turn, round by round. Statements inside a transaction
+//!   the turn opens anyway are timed without that transaction's begin and commit. The token settlement
+//!   (its own transaction, once the run's end is published: on nobody's path) is timed apart and not
+//!   counted in a turn's checks. The rounds are summed two ways: all one after the other (a call that
+//!   reserves just before it is made), and without the reservation (a pass-through turn's first call,
+//!   reserved on a second connection beside the statements that record the turn's start: hidden when
+//!   those take longer, which only the end-to-end figure shows).
 
 use std::time::{Duration, Instant};
 
@@ -25,6 +29,8 @@ use switchboard::budgets::{Payer, RunBudgets};
 use switchboard::db;
 use switchboard::ids::RunId;
 use switchboard::rate_limits::{self, Demand, MAX_PER_MINUTE};
+use switchboard::tokens::TokenUsage;
+use switchboard::usage::{self, TokenSource, UsageEntry};
 
 use crate::env::{Mock, Service, Tenant};
 use crate::load::{self, Outcome, Percentiles, Summary};
@@ -53,6 +59,8 @@ pub struct Checks {
     pub direct: Vec<Direct>,
     /// All the checks of a turn with budgets and limits set minus without, percentile by percentile.
     pub added_direct_ms: Option<Percentiles>,
+    /// The same, with the reservation beside the start.
+    pub added_beside_ms: Option<Percentiles>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -71,8 +79,13 @@ pub struct Direct {
     pub settlement_ms: Option<Percentiles>,
     /// Off the turn's path: after its end is published.
     pub token_settlement_ms: Option<Percentiles>,
-    /// The four on the turn's path together, per round.
+    /// The four together, per round, one after the other: what a turn waits for when its reservation
+    /// is made just before its model call (an assistant turn's, or a call after a tool step).
     pub all_ms: Option<Percentiles>,
+    /// Admission, budgets at start and settlement, per round: what a pass-through turn waits for when
+    /// its reservation is made beside the statements that record its start (on a second connection),
+    /// and those take longer.
+    pub beside_ms: Option<Percentiles>,
 }
 
 pub async fn run(
@@ -128,7 +141,8 @@ pub async fn run(
         );
     }
     let added_direct_ms = direct[1].all_ms.zip(direct[0].all_ms).map(|(a, b)| a.minus(b));
-    Ok(Checks { end_to_end, added_end_to_end_ms, direct, added_direct_ms })
+    let added_beside_ms = direct[1].beside_ms.zip(direct[0].beside_ms).map(|(a, b)| a.minus(b));
+    Ok(Checks { end_to_end, added_end_to_end_ms, direct, added_direct_ms, added_beside_ms })
 }
 
 /// Sets the tenant's budgets and rate limits, and makes the key that acts with a budget and limits of its
@@ -208,6 +222,7 @@ async fn measure(
             settlement_ms: Percentiles::of(&mut times.settlement),
             token_settlement_ms: Percentiles::of(&mut times.token_settlement),
             all_ms: Percentiles::of(&mut times.all),
+            beside_ms: Percentiles::of(&mut times.beside),
         })
         .collect())
 }
@@ -220,6 +235,7 @@ struct Times {
     settlement: Vec<Duration>,
     token_settlement: Vec<Duration>,
     all: Vec<Duration>,
+    beside: Vec<Duration>,
 }
 
 /// The checks of one turn, in the order and the transactions a turn makes them in. Amounts are zero:
@@ -252,9 +268,29 @@ async fn one_turn(app: &sqlx::PgPool, context: &TenantContext, run_id: RunId, ti
         request_id: None,
         trace_id: None,
     };
+    let entry = UsageEntry {
+        operation: usage::Operation::Chat,
+        run_id: Some(run_id),
+        api_key_id: context.actor().api_key_id(),
+        end_user: None,
+        provider: "openai",
+        model: "bench-model",
+        tokens: TokenUsage::new(USED_TOKENS / 2, USED_TOKENS / 2),
+        cost_usd: Some(Decimal::ZERO),
+        source: TokenSource::Provider,
+        is_byok: false,
+        trace_id: None,
+    };
     let mut transaction = db::begin_tenant(app, tenant_id).await?;
     let started = Instant::now();
-    budgets.settle(&mut transaction, &by, run_id, Some(Decimal::ZERO)).await?;
+    // As a turn records its usage: with the settlement in the same statement when it is under budgets.
+    match budgets.settlement(tenant_id, run_id, Some(Decimal::ZERO)) {
+        Some(settlement) => {
+            let settled = usage::store::record_settling(&mut transaction, tenant_id, &entry, &settlement).await?;
+            budgets.audit_settled(&mut transaction, &by, &settled).await?;
+        }
+        None => usage::store::record(&mut transaction, tenant_id, &entry).await?,
+    }
     let settlement_took = started.elapsed();
     transaction.commit().await?;
     let started = Instant::now();
@@ -267,5 +303,6 @@ async fn one_turn(app: &sqlx::PgPool, context: &TenantContext, run_id: RunId, ti
     times.settlement.push(settlement_took);
     times.token_settlement.push(token_settlement_took);
     times.all.push(admission_took + at_start_took + reservation_took + settlement_took);
+    times.beside.push(admission_took + at_start_took + settlement_took);
     Ok(())
 }
