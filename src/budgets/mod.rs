@@ -222,8 +222,7 @@ impl RunBudgets {
         if self.lines.is_empty() {
             return Ok(Ok(()));
         }
-        let subjects: Vec<&str> = self.lines.iter().map(|line| line.subject.as_str()).collect();
-        let limits: Vec<Decimal> = self.lines.iter().map(|line| line.limit_usd).collect();
+        let (subjects, limits) = self.subjects_and_limits();
         let mut refused = store::reserve(pool, tenant_id, run_id, self.period, amount, &subjects, &limits).await?;
         // Refused: reservations nobody will settle may be holding the room; released, and asked once more.
         if refused.is_some() && release_stale(pool, tenant_id).await? {
@@ -249,13 +248,17 @@ impl RunBudgets {
             return Some(Ok(()));
         }
         let mut connection = pool.try_acquire()?;
-        let subjects: Vec<&str> = self.lines.iter().map(|line| line.subject.as_str()).collect();
-        let limits: Vec<Decimal> = self.lines.iter().map(|line| line.limit_usd).collect();
+        let (subjects, limits) = self.subjects_and_limits();
         match store::reserve(&mut *connection, tenant_id, run_id, self.period, amount, &subjects, &limits).await {
             Ok(None) => Some(Ok(())),
             Ok(Some(_refused)) => None,
             Err(error) => Some(Err(error)),
         }
+    }
+
+    /// Each line's subject and limit, in the lines' order: what a reservation is given.
+    fn subjects_and_limits(&self) -> (Vec<&str>, Vec<Decimal>) {
+        self.lines.iter().map(|line| (line.subject.as_str(), line.limit_usd)).unzip()
     }
 
     /// Gives back what the run reserved, counting nothing as spent: the run did not start. A release
