@@ -173,6 +173,7 @@ async fn exact_best(
     question: &bm25::Question,
     depth: usize,
 ) -> Result<Vec<Ranked>, sqlx::Error> {
+    let started = std::time::Instant::now();
     let usual_entry_cost = raise_index_entry_cost(connection).await?;
     let limit = depth * 2;
     let mut scored: Vec<Ranked> = Vec::new();
@@ -184,6 +185,7 @@ async fn exact_best(
             break;
         }
     }
+    let seeding = started.elapsed();
     let bar = bm25::bar(&scored, depth);
     let seen: Vec<uuid::Uuid> = scored.iter().map(|ranked| ranked.chunk_id).collect();
     let necessary = question.necessary(bar);
@@ -192,8 +194,10 @@ async fn exact_best(
     tracing::debug!(
         terms = question.terms.len(),
         seeded,
+        seeding_us = seeding.as_micros(),
         bar,
         necessary = scored.len() - seeded,
+        necessary_us = started.elapsed().saturating_sub(seeding).as_micros(),
         "full-text candidates"
     );
     sqlx::query("SELECT set_config('cpu_index_tuple_cost', $1, true)")
@@ -298,9 +302,12 @@ mod bm25 {
     /// Larger tsqueries cost more to evaluate per index entry than they save.
     const MAX_LEAVES: usize = 1500;
     /// Measured at 100k chunks (benchmark corpus): reading one posting in the GIN index, evaluating one
-    /// leaf of the tsquery for it, and fetching and scoring one candidate chunk, in microseconds.
-    const COST_POSTING: f64 = 0.4;
-    const COST_LEAF: f64 = 0.04;
+    /// leaf of the tsquery for it, and fetching and scoring one candidate chunk, in microseconds. Fitted
+    /// to the necessary queries of 200 long questions (2026-12-07, with a buffer cache that holds the
+    /// index): their time was 0.010 µs × postings × leaves within ±15 %, plus about 10 µs a candidate;
+    /// reading a posting is most of nothing once the index is in memory.
+    const COST_POSTING: f64 = 0.05;
+    const COST_LEAF: f64 = 0.01;
     const COST_CHUNK: f64 = 10.0;
     /// Bars are lowered by this share before bounds are compared with them: a bound computed by summing
     /// in another order may differ from a score in its last bits.
@@ -477,7 +484,9 @@ mod bm25 {
                 }
             }
             // All terms, at least one, always holds (no other term is left): kept for safety.
-            let (_, heavy, required) = best.unwrap_or((0.0, lexemes.len(), 1));
+            let (cost, heavy, required) = best.unwrap_or((0.0, lexemes.len(), 1));
+            let postings: f64 = self.terms[..heavy].iter().map(|term| term.chunks).sum();
+            tracing::debug!(heavy, required, leaves = leaves(required, heavy, &mut memo), postings, cost, "necessary");
             at_least(required, &lexemes[..heavy]).render()
         }
     }

@@ -204,6 +204,11 @@ fn parse_options() -> anyhow::Result<Options> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let options = parse_options()?;
+    // The library's own events, from the suites that call it directly (`search::full_text`, the checks),
+    // when asked: `RUST_LOG=switchboard::retrieval::search=debug` shows each full-text search's phases.
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    }
     // Interrupted, the run is dropped: its child processes are killed and PostgreSQL is stopped.
     tokio::select! {
         result = run(options) => result,
