@@ -561,11 +561,6 @@ fn launch(layout: &Layout, durability: Durability, user: ServerUser, port: u16) 
         .arg(&layout.cluster_dir)
         .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="])
         .args(["-c", "max_connections=300"]);
-    if let Some(memory_mb) = super::server_memory::available_mb() {
-        for setting in super::server_memory::settings(memory_mb) {
-            command.args(["-c", &setting]);
-        }
-    }
     if durability == Durability::Throwaway {
         command.args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]);
     }

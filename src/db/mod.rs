@@ -2,7 +2,6 @@
 //! migrations), the application pool, and the tenant-scoped transactions every query runs in.
 
 pub mod embedded;
-mod server_memory;
 
 use secrecy::{ExposeSecret as _, SecretString};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

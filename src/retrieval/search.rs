@@ -302,12 +302,11 @@ mod bm25 {
     /// Larger tsqueries cost more to evaluate per index entry than they save.
     const MAX_LEAVES: usize = 1500;
     /// Measured at 100k chunks (benchmark corpus): reading one posting in the GIN index, evaluating one
-    /// leaf of the tsquery for it, and fetching and scoring one candidate chunk, in microseconds. Fitted
-    /// to the necessary queries of 200 long questions (2026-12-07, with a buffer cache that holds the
-    /// index): their time was 0.010 µs × postings × leaves within ±15 %, plus about 10 µs a candidate;
-    /// reading a posting is most of nothing once the index is in memory.
-    const COST_POSTING: f64 = 0.05;
-    const COST_LEAF: f64 = 0.01;
+    /// leaf of the tsquery for it, and fetching and scoring one candidate chunk, in microseconds. (With a
+    /// 2 GB buffer cache, the necessary queries of 200 long questions fitted 0.010 µs × postings × leaves:
+    /// bench README, section 4; a model fitted to that picked the same forms.)
+    const COST_POSTING: f64 = 0.4;
+    const COST_LEAF: f64 = 0.04;
     const COST_CHUNK: f64 = 10.0;
     /// Bars are lowered by this share before bounds are compared with them: a bound computed by summing
     /// in another order may differ from a score in its last bits.
