@@ -117,17 +117,24 @@ pub struct Settlement<'a> {
 /// releases what they reserved from each of the settlement's subjects and counts its `spent` against
 /// each. Rows are taken in subject order, as reservations take them.
 pub async fn settle(connection: &mut PgConnection, settlement: &Settlement<'_>) -> Result<Vec<Settled>, sqlx::Error> {
-    sqlx::query_as(
+    let query = sqlx::query_as(
         "SELECT settled.subject, settled.spent_usd, settled.audited_percent \
          FROM settle_budgets($1, $2, $3, $4, $5) AS settled",
-    )
-    .bind(settlement.tenant_id)
-    .bind(settlement.run_id)
-    .bind(settlement.period)
-    .bind(&settlement.subjects)
-    .bind(settlement.spent)
-    .fetch_all(connection)
-    .await
+    );
+    bind_settlement(query, settlement).fetch_all(connection).await
+}
+
+/// Binds `settle_budgets`' five arguments from the settlement, after whatever `query` bound before.
+pub fn bind_settlement<'q, O>(
+    query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    settlement: &'q Settlement<'_>,
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+    query
+        .bind(settlement.tenant_id)
+        .bind(settlement.run_id)
+        .bind(settlement.period)
+        .bind(&settlement.subjects)
+        .bind(settlement.spent)
 }
 
 /// One statement that removes the tenant's reservations the condition picks and releases what they

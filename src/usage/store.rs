@@ -78,14 +78,8 @@ pub async fn record_settling(
         ") SELECT settled.subject, settled.spent_usd, settled.audited_percent \
          FROM settle_budgets($20, $21, $22, $23, $24) AS settled"
     );
-    bind_entry!(sqlx::query_as(statement), tenant_id, entry, None::<u64>)
-        .bind(settlement.tenant_id)
-        .bind(settlement.run_id)
-        .bind(settlement.period)
-        .bind(&settlement.subjects)
-        .bind(settlement.spent)
-        .fetch_all(connection)
-        .await
+    let query = bind_entry!(sqlx::query_as(statement), tenant_id, entry, None::<u64>);
+    crate::budgets::store::bind_settlement(query, settlement).fetch_all(connection).await
 }
 
 /// A run's tokens over all its model calls, and its cost with its embeddings' (the question's vector).
