@@ -56,8 +56,6 @@ struct Answer {
     model_steps: u32,
     /// Time spent waiting for providers and tool servers: the rest of the run's time is the service's own.
     waited: Duration,
-    /// Reserved for the first model call when the turn was accepted, until that call takes it.
-    reserved_ahead: Option<rust_decimal::Decimal>,
 }
 
 impl Answer {
@@ -112,7 +110,7 @@ enum Ending {
 #[tracing::instrument(name = "turn", skip_all, fields(run_id = %plan.run_id, tenant_id = %plan.tenant_id))]
 pub async fn execute(inner: Arc<Inner>, plan: TurnPlan, mut log: EventLog, resume: Option<Transcript>) {
     let cancelled = log.cancellation();
-    let mut answer = Answer { model: plan.model.clone(), reserved_ahead: plan.reserved_ahead, ..Answer::default() };
+    let mut answer = Answer { model: plan.model.clone(), ..Answer::default() };
     let stop = tokio::select! {
         biased;
         () = cancelled.cancelled() => Stop::Ended(Ending::Cancelled),
@@ -407,7 +405,7 @@ async fn reserve_worst_case(
     let model = plan.model_info(&inner.providers.catalog, &request.model);
     let amount = reserving::worst_case(model.as_deref(), &request.system, &request.messages, request.max_output_tokens);
     // Reserved when the turn was accepted, for its first call: only what this call needs beyond.
-    let ahead = answer.reserved_ahead.take().unwrap_or_default();
+    let ahead = plan.reserved_ahead.filter(|_| answer.model_steps == 1).unwrap_or_default();
     if amount <= ahead {
         return Ok(());
     }
@@ -474,13 +472,7 @@ async fn record_usage(
         trace_id: crate::telemetry::current_trace_id(),
     };
     // Settled in the same statement as the record: a turn under budgets pays no round trip for it.
-    match plan.budgets.settlement(plan.tenant_id, plan.run_id, cost) {
-        Some(settlement) => {
-            let settled = usage::store::record_settling(transaction, plan.tenant_id, &entry, &settlement).await?;
-            plan.budgets.audit_settled(transaction, &tools::audit_by(plan), &settled).await?;
-        }
-        None => usage::store::record(transaction, plan.tenant_id, &entry).await?,
-    }
+    usage::record_settling(transaction, &entry, &plan.budgets, &tools::audit_by(plan), plan.run_id).await?;
     let narrow = |count: u64| u32::try_from(count).unwrap_or(u32::MAX);
     Ok(EventKind::Usage {
         input_tokens: narrow(tokens.input),

@@ -484,8 +484,14 @@ mod bm25 {
             }
             // All terms, at least one, always holds (no other term is left): kept for safety.
             let (cost, heavy, required) = best.unwrap_or((0.0, lexemes.len(), 1));
-            let postings: f64 = self.terms[..heavy].iter().map(|term| term.chunks).sum();
-            tracing::debug!(heavy, required, leaves = leaves(required, heavy, &mut memo), postings, cost, "necessary");
+            tracing::debug!(
+                heavy,
+                required,
+                leaves = leaves(required, heavy, &mut memo),
+                postings = self.terms[..heavy].iter().map(|term| term.chunks).sum::<f64>(),
+                cost,
+                "necessary"
+            );
             at_least(required, &lexemes[..heavy]).render()
         }
     }

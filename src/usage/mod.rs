@@ -93,6 +93,24 @@ pub struct EmbeddingPayer {
     pub end_user: Option<UserId>,
 }
 
+/// Records a run's usage and settles its budget reservations with the record's cost (in the same
+/// statement, when the run is under budgets), then audits each budget threshold crossed.
+pub async fn record_settling(
+    connection: &mut sqlx::PgConnection,
+    entry: &UsageEntry<'_>,
+    budgets: &crate::budgets::RunBudgets,
+    by: &crate::audit::Recorder<'_>,
+    run_id: RunId,
+) -> Result<(), sqlx::Error> {
+    match budgets.settlement(by.tenant_id, run_id, entry.cost_usd) {
+        Some(settlement) => {
+            let settled = store::record_settling(connection, by.tenant_id, entry, &settlement).await?;
+            budgets.audit_settled(connection, by, &settled).await
+        }
+        None => store::record(connection, by.tenant_id, entry).await,
+    }
+}
+
 /// Records the input tokens and cost of an embedding (the platform's key: embedders are the deployment's).
 pub async fn record_embedding(
     connection: &mut sqlx::PgConnection,

@@ -284,13 +284,7 @@ async fn one_turn(app: &sqlx::PgPool, context: &TenantContext, run_id: RunId, ti
     let mut transaction = db::begin_tenant(app, tenant_id).await?;
     let started = Instant::now();
     // As a turn records its usage: with the settlement in the same statement when it is under budgets.
-    match budgets.settlement(tenant_id, run_id, Some(Decimal::ZERO)) {
-        Some(settlement) => {
-            let settled = usage::store::record_settling(&mut transaction, tenant_id, &entry, &settlement).await?;
-            budgets.audit_settled(&mut transaction, &by, &settled).await?;
-        }
-        None => usage::store::record(&mut transaction, tenant_id, &entry).await?,
-    }
+    usage::record_settling(&mut transaction, &entry, &budgets, &by, run_id).await?;
     let settlement_took = started.elapsed();
     transaction.commit().await?;
     let started = Instant::now();
