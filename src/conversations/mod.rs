@@ -206,22 +206,42 @@ pub async fn create(
     new_session: &NewSession,
 ) -> Result<Session, ConversationError> {
     let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
+    let session = insert_new(&mut transaction, context, new_session, &[]).await?;
+    transaction.commit().await?;
+    Ok(session)
+}
+
+/// Records a new conversation in the caller's transaction, with the messages it begins with (the history a
+/// request brings along): [`create`] as one part of something larger, such as a request's whole turn.
+pub async fn insert_new(
+    connection: &mut sqlx::PgConnection,
+    context: &TenantContext,
+    new_session: &NewSession,
+    history: &[(Role, String)],
+) -> Result<Session, ConversationError> {
     // Under the tenant's row-level security another tenant's workspace does not exist either.
     if let Some(workspace_id) = new_session.workspace_id
-        && !crate::workspaces::store::exists(&mut transaction, crate::ids::WorkspaceId(workspace_id)).await?
+        && !crate::workspaces::store::exists(&mut *connection, crate::ids::WorkspaceId(workspace_id)).await?
     {
         return Err(ConversationError::Invalid("no such workspace".to_owned()));
     }
     let session = match &new_session.collection_names {
-        None => store::insert_session(&mut transaction, context, new_session).await?,
+        None => store::insert_session(&mut *connection, context, new_session).await?,
         Some(names) => {
             // A conversation reaches no further than the credentials that start it.
-            let collections = crate::collections::narrow(&mut transaction, context.collections(), Some(names)).await?;
+            let collections = crate::collections::narrow(&mut *connection, context.collections(), Some(names)).await?;
             let new_session = NewSession { collections, ..new_session.clone() };
-            store::insert_session(&mut transaction, context, &new_session).await?
+            store::insert_session(&mut *connection, context, &new_session).await?
         }
     };
-    transaction.commit().await?;
+    for (role, content) in history {
+        let message = store::NewMessage {
+            role: *role,
+            run_id: None,
+            ..store::NewMessage::user(session.id, RunId::new(), content)
+        };
+        store::insert_message(&mut *connection, context.tenant_id(), &message).await?;
+    }
     Ok(session)
 }
 
@@ -377,25 +397,6 @@ pub async fn message(
     let message = store::get_message(&mut transaction, id).await?;
     transaction.commit().await?;
     Ok(message)
-}
-
-/// Records earlier messages a caller brings with it (the OpenAI-compatible door sends the whole
-/// conversation each time), so the turn that follows sees them as its history.
-pub async fn seed(
-    pool: &PgPool,
-    context: &TenantContext,
-    id: SessionId,
-    history: &[(Role, String)],
-) -> Result<(), ConversationError> {
-    let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
-    visible_session(&mut transaction, context, id).await?.ok_or(ConversationError::NotFound)?;
-    for (role, content) in history {
-        let message =
-            store::NewMessage { role: *role, run_id: None, ..store::NewMessage::user(id, RunId::new(), content) };
-        store::insert_message(&mut transaction, context.tenant_id(), &message).await?;
-    }
-    transaction.commit().await?;
-    Ok(())
 }
 
 /// The title a conversation gets from its first message: its first line, cut at a word near 60 characters.

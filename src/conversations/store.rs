@@ -356,24 +356,26 @@ pub async fn insert_message(
     tenant_id: TenantId,
     message: &NewMessage<'_>,
 ) -> Result<Message, sqlx::Error> {
-    insert_message_with_id(connection, tenant_id, MessageId::new(), message).await
+    insert_message_with_id(connection, tenant_id, MessageId::new(), message, None).await
 }
 
 /// Inserts a message whose id was chosen beforehand (the engine names it in events first), where it goes
 /// in the conversation's tree: an answer of a run under the question the run answers, the active branch
 /// moving on to it if it ended at that question; any other message (a user's, or one a caller brings
-/// with it) after the active leaf, becoming the leaf.
+/// with it) after the active leaf, becoming the leaf. `answers` is the question, when the caller knows it
+/// (else an answer's is looked up by its run).
 pub async fn insert_message_with_id(
     connection: &mut PgConnection,
     tenant_id: TenantId,
     id: MessageId,
     message: &NewMessage<'_>,
+    answers: Option<MessageId>,
 ) -> Result<Message, sqlx::Error> {
-    let question = match message.run_id {
-        Some(run_id) if message.role != Role::User => {
-            user_message_of_run(&mut *connection, run_id).await?.map(|question| question.id)
-        }
-        _ => None,
+    let question = match (answers, message.run_id) {
+        _ if message.role == Role::User => None,
+        (Some(question), _) => Some(question),
+        (None, Some(run_id)) => user_message_of_run(&mut *connection, run_id).await?.map(|question| question.id),
+        (None, None) => None,
     };
     let (parent, when) = match question {
         Some(question) => (Some(question), LeafMove::IfAt(Some(question))),

@@ -135,8 +135,13 @@ impl EventLog {
         entries.extend(closing.iter().cloned().map(Entry::Event));
         runs::store::insert_entries(&mut *transaction, self.tenant_id, &entries).await?;
         runs::store::notify_events(&mut *transaction, &[self.run_id]).await?;
-        runs::store::settle_reserved_seq(&mut *transaction, self.run_id, self.next_seq - 1).await?;
         Ok(closing)
+    }
+
+    /// The last sequence number written by [`Self::write_closing`]: what the run's row keeps as reserved
+    /// when it ends or pauses in order (`runs::store::finish`, `runs::store::pause`).
+    pub fn last_seq_closed(&self) -> i64 {
+        self.next_seq - 1
     }
 
     /// After the closing transaction committed.

@@ -95,6 +95,18 @@ pub enum EngineError {
     Database(#[from] sqlx::Error),
 }
 
+impl From<conversations::ConversationError> for EngineError {
+    fn from(error: conversations::ConversationError) -> Self {
+        use conversations::ConversationError;
+        match error {
+            ConversationError::NotFound => Self::SessionNotFound,
+            ConversationError::Collection(error) => Self::Collection(error),
+            ConversationError::Database(error) => Self::Database(error),
+            invalid => Self::Invalid(invalid.to_string()),
+        }
+    }
+}
+
 /// The number of a run's first event (`run.started`).
 const FIRST_SEQ: i64 = 1;
 /// The event numbers a run has reserved when it starts: its answer streams without waiting on the database.
@@ -310,6 +322,8 @@ pub struct StartedTurn {
 pub struct TurnOutcome {
     pub run: Run,
     pub message: Option<Message>,
+    /// Its tokens and cost over all its model calls, as recorded when it ended.
+    pub totals: crate::usage::RunTotals,
 }
 
 /// How a door delivers a turn's answer.
@@ -319,6 +333,20 @@ pub enum Delivery {
     Stream,
     /// Once the run ends or pauses.
     Wait,
+}
+
+/// A new conversation a turn is the first of: the session, and the messages it begins with (the history a
+/// request brings along).
+#[derive(Debug)]
+pub struct NewConversation {
+    pub session: conversations::NewSession,
+    pub history: Vec<(conversations::Role, String)>,
+}
+
+/// The conversation a turn is started in.
+enum TurnSession {
+    Existing(SessionId),
+    New(NewConversation),
 }
 
 /// A turn's answer, as every door delivers it (each in its own wire format).
@@ -408,9 +436,29 @@ impl Engine {
         session_id: SessionId,
         request: TurnRequest,
     ) -> Result<StartedTurn, EngineError> {
+        self.start(context, TurnSession::Existing(session_id), request).await
+    }
+
+    /// [`Self::start_turn`] in a conversation of its own, recorded with the turn (one transaction: a turn
+    /// that is refused, for a model it cannot use say, leaves no empty conversation behind).
+    pub async fn start_in_new_session(
+        &self,
+        context: &TenantContext,
+        session: NewConversation,
+        request: TurnRequest,
+    ) -> Result<StartedTurn, EngineError> {
+        self.start(context, TurnSession::New(session), request).await
+    }
+
+    async fn start(
+        &self,
+        context: &TenantContext,
+        session: TurnSession,
+        request: TurnRequest,
+    ) -> Result<StartedTurn, EngineError> {
         let reservation = request.rate_reservation.clone();
         // Boxed: the recording's future is large, and every door awaits this one.
-        let started = Box::pin(self.record_turn(context, session_id, request)).await;
+        let started = Box::pin(self.record_turn(context, session, request)).await;
         if started.is_err()
             && let Some(reservation) = &reservation
         {
@@ -423,7 +471,7 @@ impl Engine {
     async fn record_turn(
         &self,
         context: &TenantContext,
-        session_id: SessionId,
+        session: TurnSession,
         request: TurnRequest,
     ) -> Result<StartedTurn, EngineError> {
         let tenant_id = context.tenant_id();
@@ -431,9 +479,15 @@ impl Engine {
         let accepted_at = Instant::now();
 
         let mut transaction = db::begin_tenant(&self.inner.db, tenant_id).await?;
-        let session = conversations::hold_visible_session(&mut transaction, context, session_id)
-            .await?
-            .ok_or(EngineError::SessionNotFound)?;
+        let session = match session {
+            TurnSession::Existing(id) => conversations::hold_visible_session(&mut transaction, context, id)
+                .await?
+                .ok_or(EngineError::SessionNotFound)?,
+            TurnSession::New(new) => {
+                conversations::insert_new(&mut transaction, context, &new.session, &new.history).await?
+            }
+        };
+        let session_id = session.id;
         let resolved =
             resolve::resolve(&mut transaction, &self.inner.providers, tenant_id, request.model.as_deref()).await??;
         let reach = context.collections().within(&session.collections());
@@ -472,6 +526,7 @@ impl Engine {
         plan.reserved_ahead = reserved_ahead;
         plan.rate_reservation = request.rate_reservation;
         plan.end_user = session.user_id;
+        plan.question_id = Some(user_message.id);
         self.inner.background.spawn(turn::execute(Arc::clone(&self.inner), plan, log, None));
         Ok(StartedTurn { run, user_message })
     }
@@ -530,8 +585,9 @@ impl Engine {
             Some(id) => conversations::store::get_message(&mut transaction, id).await?,
             None => None,
         };
+        let totals = crate::usage::store::run_totals(&mut transaction, run_id).await?;
         transaction.commit().await?;
-        Ok(TurnOutcome { run, message })
+        Ok(TurnOutcome { run, message, totals })
     }
 
     /// The run, if this context may see it (a widget user: only runs of their own conversations).
@@ -541,14 +597,6 @@ impl Engine {
         let models = resolve::usable_models(&mut transaction, &self.inner.providers).await?;
         transaction.commit().await?;
         Ok(models)
-    }
-
-    /// Refuses a model this tenant cannot use, before a door records anything for its request.
-    pub async fn check_model(&self, context: &TenantContext, name: &str) -> Result<(), EngineError> {
-        let mut transaction = db::begin_tenant(&self.inner.db, context.tenant_id()).await?;
-        let route = resolve::route(&mut transaction, &self.inner.providers, name).await?;
-        transaction.commit().await?;
-        route.map(|_| ()).map_err(EngineError::from)
     }
 
     pub async fn run(&self, context: &TenantContext, run_id: RunId) -> Result<Run, EngineError> {

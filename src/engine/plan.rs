@@ -45,6 +45,9 @@ pub(super) struct TurnPlan {
     /// What was reserved against the budgets for the first model call when the turn was accepted (a
     /// pass-through's, whose request was known then): that call reserves only what it needs beyond.
     pub reserved_ahead: Option<rust_decimal::Decimal>,
+    /// The user's message the run answers, when the run was started in this process (else the answer's
+    /// record looks it up).
+    pub question_id: Option<crate::ids::MessageId>,
 }
 
 impl TurnPlan {
@@ -79,6 +82,7 @@ impl TurnPlan {
             end_user: None,
             collections: CollectionScope::from_stored(run.collection_ids.clone()),
             reserved_ahead: None,
+            question_id: None,
         }
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use sqlx::PgConnection;
 
-use super::routing::{Route, TenantModels, UnknownModel, UsableModel};
+use super::routing::{TenantModels, UnknownModel, UsableModel};
 use crate::catalog::ModelInfo;
 use crate::crypto::MasterKeys;
 use crate::ids::TenantId;
@@ -110,17 +110,6 @@ pub async fn resolve(
             _ => Vec::new(),
         },
     }))
-}
-
-/// Where `name` routes for this tenant, or why it cannot be used.
-pub async fn route(
-    connection: &mut PgConnection,
-    setup: &ProviderSetup,
-    name: &str,
-) -> Result<Result<Route, UnknownModel>, sqlx::Error> {
-    let (config, default_kind) = settings(connection).await?;
-    let known = Known::load(connection, setup).await?;
-    Ok(known.models(&config, default_kind, &setup.catalog).route(name))
 }
 
 /// Every model this tenant can name, for `/v1/models`.

@@ -71,6 +71,8 @@ impl Engine {
             finish_reason: None,
             first_token_ms: run.first_token_ms,
             latency_ms: run.latency_ms.unwrap_or_default(),
+            // What the dead executor reserved stays reserved: a follower may have seen those numbers.
+            last_seq: None,
         };
         if runs::store::finish(&mut transaction, run.id, &outcome).await? {
             let kept = keep_partial_answer(&mut transaction, tenant_id, run).await?;

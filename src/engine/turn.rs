@@ -516,7 +516,8 @@ async fn record_pause(
         .rate_reservation
         .as_ref()
         .map(|reservation| crate::rate_limits::TokenReservation { estimated: 0, ..reservation.clone() });
-    crate::runs::store::pause(&mut transaction, plan.run_id, &state, after_resuming.as_ref()).await?;
+    crate::runs::store::pause(&mut transaction, plan.run_id, &state, after_resuming.as_ref(), log.last_seq_closed())
+        .await?;
     transaction.commit().await?;
     log.publish_closing(closing);
     settle_rate_limits(inner, plan, answer.reported_usage.unwrap_or_default()).await;
@@ -569,6 +570,7 @@ async fn record(
                 citations: Some(serde_json::json!(sources.cited)),
                 retrieved: Some(serde_json::json!(sources.retrieved)),
             },
+            plan.question_id,
         )
         .await?;
     }
@@ -601,7 +603,7 @@ async fn record(
             (RunStatus::Cancelled, None)
         }
     };
-    crate::tools::calls::close_open(&mut transaction, plan.run_id).await?;
+    close_open_tool_calls(&mut transaction, plan).await?;
     let run_webhooks = crate::webhooks::of_run(plan.run_id, Some(plan.session_id), &closing);
     crate::webhooks::store::enqueue(&mut transaction, plan.tenant_id, &run_webhooks).await?;
     let closing = log.write_closing(&mut transaction, closing).await?;
@@ -617,6 +619,7 @@ async fn record(
             model: &answer.model,
             first_token_ms: answer.first_token_at.map(millis),
             latency_ms: millis(Instant::now()),
+            last_seq: Some(log.last_seq_closed()),
         },
     )
     .await?;
@@ -632,6 +635,15 @@ async fn record(
     log.publish_closing(closing);
     settle_rate_limits(inner, plan, tokens).await;
     Ok(())
+}
+
+/// When a run ends, no tool call of it stays open. A pass-through turn runs no tools of its own (its
+/// caller's are answered to the caller), so it has none to close.
+async fn close_open_tool_calls(transaction: &mut sqlx::PgConnection, plan: &TurnPlan) -> Result<(), sqlx::Error> {
+    if matches!(plan.mode, TurnMode::PassThrough(_)) {
+        return Ok(());
+    }
+    crate::tools::calls::close_open(transaction, plan.run_id).await
 }
 
 /// Corrects the tokens the rate limits reserved at the door to what the run used, once its followers

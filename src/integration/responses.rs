@@ -36,7 +36,7 @@ pub async fn start(
     rate_reservation: TokenReservation,
     request: &serde_json::Value,
 ) -> Result<StartedTurn, IntegrationError> {
-    let started = whole::start(pool, engine, context, conversation, rate_reservation).await?;
+    let started = whole::start(engine, context, conversation, rate_reservation).await?;
     let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
     store::set_response_request(&mut transaction, started.run.id, request).await?;
     transaction.commit().await?;

@@ -3,12 +3,10 @@
 
 use std::sync::Arc;
 
-use sqlx::PgPool;
-
 use super::IntegrationError;
 use crate::auth::context::TenantContext;
-use crate::conversations::{self, NewSession, Role, SessionType};
-use crate::engine::{Engine, GivenConversation, StartedTurn, TurnMode, TurnRequest};
+use crate::conversations::{NewSession, Role, SessionType};
+use crate::engine::{Engine, GivenConversation, NewConversation, StartedTurn, TurnMode, TurnRequest};
 use crate::rate_limits::TokenReservation;
 
 #[derive(Debug)]
@@ -23,26 +21,19 @@ pub enum WholeConversation {
 
 /// Records the conversation and starts its turn.
 pub async fn start(
-    pool: &PgPool,
     engine: &Engine,
     context: &TenantContext,
     conversation: WholeConversation,
     rate_reservation: TokenReservation,
 ) -> Result<StartedTurn, IntegrationError> {
-    if let WholeConversation::PassThrough { model, .. } = &conversation {
-        // An unknown model leaves no empty conversation behind.
-        engine.check_model(context, model).await?;
-    }
     let session = NewSession::parse(Some(SessionType::Integration), None, None)?;
-    let session = conversations::create(pool, context, &session).await?;
-    let request = match conversation {
-        WholeConversation::Assistant { history, question } => {
-            conversations::seed(pool, context, session.id, &history).await?;
-            TurnRequest::parse(question, None)?
-        }
+    let (history, request) = match conversation {
+        WholeConversation::Assistant { history, question } => (history, TurnRequest::parse(question, None)?),
         WholeConversation::PassThrough { model, question, given } => {
-            TurnRequest::parse(question, Some(model))?.with_mode(TurnMode::PassThrough(Arc::from(given)))
+            let request = TurnRequest::parse(question, Some(model))?.with_mode(TurnMode::PassThrough(Arc::from(given)));
+            (Vec::new(), request)
         }
     };
-    Ok(engine.start_turn(context, session.id, request.with_rate_reservation(rate_reservation)).await?)
+    let request = request.with_rate_reservation(rate_reservation);
+    Ok(engine.start_in_new_session(context, NewConversation { session, history }, request).await?)
 }

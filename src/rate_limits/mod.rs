@@ -337,7 +337,9 @@ pub async fn settle_tokens(
     if shifts.is_empty() {
         return Ok(());
     }
-    let mut transaction = db::begin_tenant(pool, reservation.tenant_id).await?;
+    // Like the admission, not waiting for the disk: a PostgreSQL crash in that moment leaves the buckets
+    // as the estimate left them, corrected by their refill within the minute.
+    let mut transaction = db::begin_tenant_without_waiting_for_disk(pool, reservation.tenant_id).await?;
     store::shift(&mut transaction, reservation.tenant_id, &shifts).await?;
     transaction.commit().await
 }

@@ -87,13 +87,17 @@ pub struct RunOutcome<'a> {
     pub model: &'a str,
     pub first_token_ms: Option<i32>,
     pub latency_ms: i32,
+    /// The last sequence number its executor used, when it closes the run in order: what it reserved
+    /// beyond is given back, so that an event appended after the end follows without a gap.
+    pub last_seq: Option<i64>,
 }
 
 /// Records the end of a run, once: a run already ended is left as it is (returns false).
 pub async fn finish(connection: &mut PgConnection, id: RunId, outcome: &RunOutcome<'_>) -> Result<bool, sqlx::Error> {
     let updated = sqlx::query(
         "UPDATE runs SET status = $2, error_code = $3, error_message = $4, provider = $5, model = $6, \
-         first_token_ms = $7, latency_ms = $8, finish_reason = $9, finished_at = now() \
+         first_token_ms = $7, latency_ms = $8, finish_reason = $9, finished_at = now(), \
+         reserved_seq = coalesce($10, reserved_seq) \
          WHERE id = $1 AND status NOT IN ('succeeded', 'failed', 'cancelled')",
     )
     .bind(id)
@@ -105,6 +109,7 @@ pub async fn finish(connection: &mut PgConnection, id: RunId, outcome: &RunOutco
     .bind(outcome.first_token_ms)
     .bind(outcome.latency_ms)
     .bind(outcome.finish_reason)
+    .bind(outcome.last_seq)
     .execute(connection)
     .await?;
     Ok(updated.rows_affected() == 1)
@@ -297,13 +302,6 @@ pub async fn reserve_seq(connection: &mut PgConnection, run_id: RunId, through: 
     Ok(())
 }
 
-/// Gives back what was reserved past the last event written (the run ended or paused in order), so a
-/// resumed run goes on without a gap.
-pub async fn settle_reserved_seq(connection: &mut PgConnection, run_id: RunId, last: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE runs SET reserved_seq = $2 WHERE id = $1").bind(run_id).bind(last).execute(connection).await?;
-    Ok(())
-}
-
 /// The text a run streamed, as far as its events were written (for the answer of a run whose process
 /// died mid-way).
 pub async fn streamed_text(connection: &mut PgConnection, run_id: RunId) -> Result<String, sqlx::Error> {
@@ -372,14 +370,18 @@ pub async fn pause(
     id: RunId,
     state: &serde_json::Value,
     rate_reservation: Option<&TokenReservation>,
+    last_seq: i64,
 ) -> Result<(), sqlx::Error> {
+    // The sequence numbers reserved past the last event written are given back: the resumed run goes on
+    // without a gap.
     sqlx::query(
         "UPDATE runs SET status = 'awaiting_approval', tool_state = $2, \
-         rate_reservation = coalesce($3, rate_reservation) WHERE id = $1 AND status = 'running'",
+         rate_reservation = coalesce($3, rate_reservation), reserved_seq = $4 WHERE id = $1 AND status = 'running'",
     )
     .bind(id)
     .bind(state)
     .bind(rate_reservation.map(sqlx::types::Json))
+    .bind(last_seq)
     .execute(connection)
     .await?;
     Ok(())

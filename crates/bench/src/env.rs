@@ -163,7 +163,9 @@ impl Service {
             .env("SWITCHBOARD_EMBEDDING_DIMENSIONS", EMBEDDING_DIMENSIONS.to_string())
             .env("OPENAI_API_KEY", "bench-platform-key")
             .env("OPENAI_BASE_URL", embeddings.openai_base())
-            .env("RUST_LOG", "warn")
+            // `BENCH_SERVICE_LOG` shows more of the service's own log (for example `sqlx::query=debug`, each
+            // statement with its time) on the bench's standard error.
+            .env("RUST_LOG", std::env::var("BENCH_SERVICE_LOG").unwrap_or_else(|_| "warn".to_owned()))
             // Traces to a collector with `--traces` (their cost is measured so).
             .envs(traces.map(|endpoint| ("SWITCHBOARD_OTLP_ENDPOINT", endpoint)))
             .stdout(Stdio::null())

@@ -116,7 +116,7 @@ async fn create(
         question: conversation.question,
         given: Box::new(given),
     };
-    let started = integration::whole::start(&state.db, &state.engine, &context, whole, reservation).await?;
+    let started = integration::whole::start(&state.engine, &context, whole, reservation).await?;
     let run_id = started.run.id;
     let reply = Reply { id: format!("msg_{}", run_id.0.simple()), model };
     match state.engine.answer(&context, run_id, streams::delivery(slot.as_ref())).await? {
@@ -130,8 +130,7 @@ async fn create(
         Answer::Finished(outcome) => {
             let message =
                 outcome.message.ok_or_else(|| ApiError::conflict("run_cancelled", "the run was cancelled"))?;
-            let totals = crate::usage::of_run(&state.db, &context, outcome.run.id).await?;
-            Ok(axum::Json(reply.message(&message, Usage::from(&totals))).into_response())
+            Ok(axum::Json(reply.message(&message, Usage::from(&outcome.totals))).into_response())
         }
     }
 }

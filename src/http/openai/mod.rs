@@ -125,7 +125,7 @@ async fn complete(
         }
         Err(refused) => return Ok(refused),
     };
-    let started = integration::whole::start(&state.db, &state.engine, &context, conversation, reservation).await?;
+    let started = integration::whole::start(&state.engine, &context, conversation, reservation).await?;
     let reply = Reply {
         id: format!("chatcmpl-{}", started.run.id.0.simple()),
         created: u32::try_from(started.run.created_at.timestamp()).unwrap_or(u32::MAX),
@@ -141,8 +141,7 @@ async fn complete(
         Answer::Finished(outcome) => {
             let message =
                 outcome.message.ok_or_else(|| ApiError::conflict("run_cancelled", "the run was cancelled"))?;
-            let totals = crate::usage::of_run(&state.db, &context, outcome.run.id).await?;
-            Ok(axum::Json(reply.completion(&message, &UsageCounts::from(&totals))).into_response())
+            Ok(axum::Json(reply.completion(&message, &UsageCounts::from(&outcome.totals))).into_response())
         }
     }
 }

@@ -133,10 +133,9 @@ async fn create_response(
         Answer::Failed(failure) => Err(ApiError::from(failure).into()),
         Answer::AwaitingApproval(outcome) => Err(awaiting_approval(outcome.run.id).into()),
         Answer::Finished(outcome) => {
-            let totals = crate::usage::of_run(&state.db, &context, run_id).await?;
             let output = outcome.message.as_ref().map(|answer| reply::output_items(&head, answer)).unwrap_or_default();
             let result = Outcome::of_run(&outcome.run, outcome.message.as_ref());
-            let response = reply::response(&head, &request, &result, output, Some(&UsageCounts::from(&totals)));
+            let response = reply::response(&head, &request, &result, output, Some(&UsageCounts::from(&outcome.totals)));
             Ok(axum::Json(response).into_response())
         }
     }
