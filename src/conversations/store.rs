@@ -111,20 +111,6 @@ pub async fn delete_session(connection: &mut PgConnection, id: SessionId) -> Res
     Ok(deleted.rows_affected() == 1)
 }
 
-/// Gives an untitled conversation a title and marks it as just updated.
-pub async fn touch_session(
-    connection: &mut PgConnection,
-    id: SessionId,
-    title_if_untitled: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE chat_sessions SET updated_at = now(), title = coalesce(title, $2) WHERE id = $1")
-        .bind(id)
-        .bind(title_if_untitled)
-        .execute(connection)
-        .await?;
-    Ok(())
-}
-
 pub async fn get_message(connection: &mut PgConnection, id: MessageId) -> Result<Option<Message>, sqlx::Error> {
     let mut query = QueryBuilder::<Postgres>::new("SELECT ");
     query.push(MESSAGE_COLUMNS).push(" FROM chat_messages WHERE id = ").push_bind(id);
@@ -235,6 +221,7 @@ pub async fn insert_edit(
     tenant_id: TenantId,
     edited: MessageId,
     message: &NewMessage<'_>,
+    title_if_untitled: &str,
 ) -> Result<Option<Message>, sqlx::Error> {
     let parent: Option<Option<MessageId>> = sqlx::query_scalar(
         "SELECT parent_message_id FROM chat_messages WHERE id = $1 AND session_id = $2 AND role = 'user'",
@@ -245,7 +232,7 @@ pub async fn insert_edit(
     .await?;
     let Some(parent) = parent else { return Ok(None) };
     let stored = insert_under(connection, tenant_id, MessageId::new(), message, parent).await?;
-    move_leaf(connection, message.session_id, stored.id, LeafMove::Always).await?;
+    move_leaf(connection, message.session_id, stored.id, LeafMove::Question { title_if_untitled }).await?;
     Ok(Some(stored))
 }
 
@@ -257,6 +244,7 @@ pub async fn answer_again(
     session_id: SessionId,
     question: MessageId,
     run: RunId,
+    title_if_untitled: &str,
 ) -> Result<Option<Message>, sqlx::Error> {
     let mut query = QueryBuilder::<Postgres>::new("SELECT ");
     query
@@ -273,28 +261,45 @@ pub async fn answer_again(
         .bind(question.id)
         .execute(&mut *connection)
         .await?;
-    move_leaf(connection, session_id, question.id, LeafMove::Always).await?;
+    move_leaf(connection, session_id, question.id, LeafMove::Question { title_if_untitled }).await?;
     Ok(Some(question))
 }
 
 /// When a new message becomes the conversation's active leaf.
 #[derive(Debug, Clone, Copy)]
-enum LeafMove {
+enum LeafMove<'a> {
     Always,
     /// Only if the leaf is this message: an answer continues the branch of its question, unless the
     /// person moved to another branch meanwhile.
     IfAt(Option<MessageId>),
+    /// A person's question (new, edited or answered again): always, and the conversation is touched, its
+    /// last activity now and its title this one if it has none.
+    Question {
+        title_if_untitled: &'a str,
+    },
 }
 
 async fn move_leaf(
     connection: &mut PgConnection,
     session_id: SessionId,
     leaf: MessageId,
-    when: LeafMove,
+    when: LeafMove<'_>,
 ) -> Result<(), sqlx::Error> {
+    if let LeafMove::Question { title_if_untitled } = when {
+        sqlx::query(
+            "UPDATE chat_sessions SET active_leaf_id = $2, updated_at = now(), title = coalesce(title, $3) \
+             WHERE id = $1",
+        )
+        .bind(session_id)
+        .bind(leaf)
+        .bind(title_if_untitled)
+        .execute(connection)
+        .await?;
+        return Ok(());
+    }
     let (conditional, from) = match when {
         LeafMove::IfAt(from) => (true, from),
-        LeafMove::Always => (false, None),
+        LeafMove::Always | LeafMove::Question { .. } => (false, None),
     };
     sqlx::query(
         "UPDATE chat_sessions SET active_leaf_id = $2 \
@@ -379,19 +384,38 @@ pub async fn insert_message_with_id(
     };
     let (parent, when) = match question {
         Some(question) => (Some(question), LeafMove::IfAt(Some(question))),
-        // Locked until commit: two messages posted at once follow one another, not the same leaf.
-        None => {
-            let leaf: Option<Option<MessageId>> =
-                sqlx::query_scalar(concat!(active_leaf_sql!(), " FOR NO KEY UPDATE OF s"))
-                    .bind(message.session_id)
-                    .fetch_optional(&mut *connection)
-                    .await?;
-            (leaf.flatten(), LeafMove::Always)
-        }
+        None => (active_leaf_held(connection, message.session_id).await?, LeafMove::Always),
     };
     let stored = insert_under(connection, tenant_id, id, message, parent).await?;
     move_leaf(connection, message.session_id, stored.id, when).await?;
     Ok(stored)
+}
+
+/// A person's new question, after the active leaf, becoming the leaf; the conversation is touched with it
+/// (its last activity, and `title_if_untitled` if it has no title), in the same statement.
+pub async fn insert_question(
+    connection: &mut PgConnection,
+    tenant_id: TenantId,
+    message: &NewMessage<'_>,
+    title_if_untitled: &str,
+) -> Result<Message, sqlx::Error> {
+    let parent = active_leaf_held(connection, message.session_id).await?;
+    let stored = insert_under(connection, tenant_id, MessageId::new(), message, parent).await?;
+    move_leaf(connection, message.session_id, stored.id, LeafMove::Question { title_if_untitled }).await?;
+    Ok(stored)
+}
+
+/// The conversation's active leaf, its row locked until commit: two messages posted at once follow one
+/// another, not the same leaf.
+async fn active_leaf_held(
+    connection: &mut PgConnection,
+    session_id: SessionId,
+) -> Result<Option<MessageId>, sqlx::Error> {
+    let leaf: Option<Option<MessageId>> = sqlx::query_scalar(concat!(active_leaf_sql!(), " FOR NO KEY UPDATE OF s"))
+        .bind(session_id)
+        .fetch_optional(&mut *connection)
+        .await?;
+    Ok(leaf.flatten())
 }
 
 async fn insert_under(

@@ -151,23 +151,26 @@ async fn insert_turn(
     )
     .await?;
     let question = NewMessage::user(session_id, run_id, &request.content);
+    let title = conversations::title_from_message(&request.content);
     let user_message = match request.branch {
-        Branch::Continue => conversations::store::insert_message(&mut *transaction, tenant_id, &question).await?,
-        Branch::Edit(edited) => conversations::store::insert_edit(&mut *transaction, tenant_id, edited, &question)
-            .await?
-            .ok_or_else(|| EngineError::Invalid("only a user's message of this conversation can be edited".into()))?,
+        Branch::Continue => {
+            conversations::store::insert_question(&mut *transaction, tenant_id, &question, &title).await?
+        }
+        Branch::Edit(edited) => {
+            conversations::store::insert_edit(&mut *transaction, tenant_id, edited, &question, &title)
+                .await?
+                .ok_or_else(|| {
+                    EngineError::Invalid("only a user's message of this conversation can be edited".into())
+                })?
+        }
         Branch::Regenerate(answered) => {
-            conversations::store::answer_again(&mut *transaction, session_id, answered, run_id).await?.ok_or_else(
-                || EngineError::Invalid("only a user's message of this conversation can be answered again".into()),
-            )?
+            conversations::store::answer_again(&mut *transaction, session_id, answered, run_id, &title)
+                .await?
+                .ok_or_else(|| {
+                    EngineError::Invalid("only a user's message of this conversation can be answered again".into())
+                })?
         }
     };
-    conversations::store::touch_session(
-        &mut *transaction,
-        session_id,
-        &conversations::title_from_message(&request.content),
-    )
-    .await?;
     let started = record_start(&mut *transaction, tenant_id, run_id, session_id, resolved).await?;
     Ok((run, user_message, started))
 }
