@@ -1,7 +1,8 @@
 //! The process's writer of run events: every tick, the events every run here published since its last
 //! write go to `run_events` in one transaction (deltas joined, a row per run at most), and one statement
 //! tells other processes' followers. A thousand streaming runs cost one commit a tick, not a thousand.
-//! It also keeps the runs' heartbeats, all in one statement. The turn's closing write takes over from it
+//! It also keeps the runs' heartbeats, all in one statement, and writes the rate limits' token corrections
+//! of the runs ended here (`rate_limits::corrections`). The turn's closing write takes over from it
 //! (`EventLog::write_closing`), so a run's terminal events still commit with its outcome.
 
 use std::collections::BTreeMap;
@@ -54,6 +55,10 @@ pub(super) async fn run(inner: Arc<Inner>) {
                 tracing::warn!(%error, failures, "could not write run events yet");
             }
         }
+        // Failures are kept and tried again at the next tick.
+        if let Err(error) = inner.rate_corrections.write(db).await {
+            tracing::warn!(%error, "could not write the rate limits' token corrections yet");
+        }
         if last_heartbeat.elapsed() >= HEARTBEAT_EVERY {
             last_heartbeat = Instant::now();
             if let Err(error) = heartbeat(hub, db).await {
@@ -61,6 +66,10 @@ pub(super) async fn run(inner: Arc<Inner>) {
             }
         }
         if stopping.is_cancelled() && hub.is_empty() {
+            // What the last runs queued after this tick's write.
+            if let Err(error) = inner.rate_corrections.write(db).await {
+                tracing::warn!(%error, "could not write the rate limits' last token corrections");
+            }
             return;
         }
     }

@@ -396,6 +396,8 @@ struct Inner {
     presence: runs::executor::Presence,
     /// Wakes followers here of runs other processes execute (`notify.rs`).
     notices: Arc<notify::Notices>,
+    /// The rate limits' token corrections of runs ended here, written by the event writer's tick.
+    rate_corrections: crate::rate_limits::corrections::Corrections,
 }
 
 #[derive(Debug, Clone)]
@@ -424,6 +426,7 @@ impl Engine {
             providers,
             work_queued: tokio::sync::Notify::new(),
             notices: Arc::default(),
+            rate_corrections: crate::rate_limits::corrections::Corrections::default(),
         };
         let engine = Self { inner: Arc::new(inner) };
         engine.keep_presence();

@@ -520,7 +520,7 @@ async fn record_pause(
         .await?;
     transaction.commit().await?;
     log.publish_closing(closing);
-    settle_rate_limits(inner, plan, answer.reported_usage.unwrap_or_default()).await;
+    settle_rate_limits(inner, plan, answer.reported_usage.unwrap_or_default());
     Ok(())
 }
 
@@ -633,7 +633,7 @@ async fn record(
     crate::metrics::turn_added(kind.as_str(), total.saturating_sub(answer.waited));
     crate::metrics::citation_markers_dropped(sources.dropped);
     log.publish_closing(closing);
-    settle_rate_limits(inner, plan, tokens).await;
+    settle_rate_limits(inner, plan, tokens);
     Ok(())
 }
 
@@ -646,14 +646,11 @@ async fn close_open_tool_calls(transaction: &mut sqlx::PgConnection, plan: &Turn
     crate::tools::calls::close_open(transaction, plan.run_id).await
 }
 
-/// Corrects the tokens the rate limits reserved at the door to what the run used, once its followers
-/// have its end: not on anyone's path. A failure is logged: the buckets refill by themselves.
-async fn settle_rate_limits(inner: &Inner, plan: &TurnPlan, tokens: TokenUsage) {
+/// Queues the correction of the tokens the rate limits reserved at the door to what the run used, once
+/// its followers have its end: written with the event writer's next tick, on nobody's path.
+fn settle_rate_limits(inner: &Inner, plan: &TurnPlan, tokens: TokenUsage) {
     let Some(reservation) = &plan.rate_reservation else { return };
-    let used = tokens.input.saturating_add(tokens.output);
-    if let Err(error) = crate::rate_limits::settle_tokens(&inner.db, reservation, used).await {
-        tracing::warn!(run_id = %plan.run_id, %error, "could not correct the run's rate-limit tokens");
-    }
+    inner.rate_corrections.queue(reservation, tokens.input.saturating_add(tokens.output));
 }
 
 /// An agent run's changeset, `draft` while the run works, awaits review once the run ends (however it

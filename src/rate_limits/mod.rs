@@ -26,6 +26,7 @@
 //! The limits that apply are the tenant's own ([`settings`], set by its admin) or else the operator's
 //! defaults, read at start by `config` and handed over with [`install_operator_limits`].
 
+pub mod corrections;
 pub mod settings;
 pub mod store;
 
