@@ -194,7 +194,10 @@ async fn record_start(
             model: resolved.model.clone(),
         },
     };
-    runs::store::insert_events(&mut *transaction, tenant_id, std::slice::from_ref(&started)).await?;
+    // No notice for followers elsewhere: nobody can follow the run before this commits (its id is not
+    // known until then).
+    let entry = runs::coalesce::Entry::Event(started.clone());
+    runs::store::insert_entries(&mut *transaction, tenant_id, std::slice::from_ref(&entry)).await?;
     Ok(started)
 }
 

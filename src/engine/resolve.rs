@@ -49,11 +49,13 @@ pub async fn resolve(
 ) -> Result<Result<Resolved, UnknownModel>, sqlx::Error> {
     let (config, default_kind) = settings(connection).await?;
     let mut declared = None;
+    let mut stored = None;
     let route = match requested_model {
         Some(name) => {
             let known = Known::load(connection, setup).await?;
             let route = known.models(&config, default_kind, &setup.catalog).route(name);
             declared = Some(known.declared);
+            stored = Some(known.credentials);
             match route {
                 Ok(route) => Some(route),
                 Err(unknown) => return Ok(Err(unknown)),
@@ -73,7 +75,12 @@ pub async fn resolve(
         }));
     }
     let requested_model = route.map(|route| route.model);
-    let tenant = match credentials::tenant_credential(connection, &setup.keys, tenant_id, kind).await {
+    let tenant = match stored {
+        // Read with the providers it can reach: opened, not read again.
+        Some(stored) => stored.open(&setup.keys, tenant_id, kind).map_err(CredentialError::from),
+        None => credentials::tenant_credential(connection, &setup.keys, tenant_id, kind).await,
+    };
+    let tenant = match tenant {
         Ok(tenant) => tenant,
         Err(CredentialError::Database(error)) => return Err(error),
         Err(CredentialError::Crypto(error)) => {
@@ -133,13 +140,15 @@ async fn settings(connection: &mut PgConnection) -> Result<(tenants::store::Tena
 struct Known {
     declared: Vec<Arc<ModelInfo>>,
     usable: Vec<ProviderKind>,
+    credentials: credentials::StoredCredentials,
 }
 
 impl Known {
     async fn load(connection: &mut PgConnection, setup: &ProviderSetup) -> Result<Self, sqlx::Error> {
         let declared = crate::catalog::tenant::declared(connection).await?;
-        let usable = credentials::reachable(connection, &setup.platform).await?;
-        Ok(Self { declared, usable })
+        let credentials = credentials::StoredCredentials::load(connection).await?;
+        let usable = credentials.reachable(&setup.platform);
+        Ok(Self { declared, usable, credentials })
     }
 
     fn models<'a>(

@@ -102,20 +102,53 @@ pub async fn tenant_credential(
     let Some(row) = store::find(connection, provider).await? else {
         return Ok(None);
     };
-    let api_key = keys.open(&row.sealed(), &associated_data(tenant_id, provider))?;
-    Ok(Some(TenantCredential { api_key, base_url: row.base_url, default_model: row.default_model }))
+    Ok(Some(open(keys, tenant_id, provider, row)?))
 }
 
-/// The providers a turn of this tenant can reach: those it has a key for, and those the platform has.
-pub async fn reachable(
-    connection: &mut PgConnection,
-    platform: &PlatformProviders,
-) -> Result<Vec<ProviderKind>, sqlx::Error> {
-    let own = store::providers_with_keys(connection).await?;
-    Ok(ProviderKind::ALL
-        .into_iter()
-        .filter(|kind| platform.contains_key(kind) || own.iter().any(|name| name == kind.as_str()))
-        .collect())
+fn open(
+    keys: &MasterKeys,
+    tenant_id: TenantId,
+    provider: ProviderKind,
+    row: store::CredentialRow,
+) -> Result<TenantCredential, CryptoError> {
+    let api_key = keys.open(&row.sealed(), &associated_data(tenant_id, provider))?;
+    Ok(TenantCredential { api_key, base_url: row.base_url, default_model: row.default_model })
+}
+
+/// Every key the tenant stored, read in one statement and opened only when one is used: what a turn
+/// that names its model needs twice (which providers it can reach, then the chosen one's key).
+pub struct StoredCredentials(Vec<store::CredentialRow>);
+
+impl std::fmt::Debug for StoredCredentials {
+    /// The providers only: a sealed key stays out of logs even sealed.
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_list().entries(self.0.iter().map(|row| &row.provider)).finish()
+    }
+}
+
+impl StoredCredentials {
+    pub async fn load(connection: &mut PgConnection) -> Result<Self, sqlx::Error> {
+        Ok(Self(store::all(connection).await?))
+    }
+
+    /// The providers a turn of this tenant can reach: those it has a key for, and those the platform has.
+    pub fn reachable(&self, platform: &PlatformProviders) -> Vec<ProviderKind> {
+        ProviderKind::ALL
+            .into_iter()
+            .filter(|kind| platform.contains_key(kind) || self.0.iter().any(|row| row.provider == kind.as_str()))
+            .collect()
+    }
+
+    /// The tenant's own credential for `provider`, opened.
+    pub fn open(
+        self,
+        keys: &MasterKeys,
+        tenant_id: TenantId,
+        provider: ProviderKind,
+    ) -> Result<Option<TenantCredential>, CryptoError> {
+        let row = self.0.into_iter().find(|row| row.provider == provider.as_str());
+        row.map(|row| open(keys, tenant_id, provider, row)).transpose()
+    }
 }
 
 /// Chooses the credentials for a turn: the tenant's key, else the platform's, else none.

@@ -51,9 +51,14 @@ pub async fn upsert(
     .await
 }
 
-/// The providers the tenant stored a key for.
-pub async fn providers_with_keys(connection: &mut PgConnection) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT provider FROM provider_credentials").fetch_all(connection).await
+/// Every key the tenant stored, one a provider at most.
+pub async fn all(connection: &mut PgConnection) -> Result<Vec<CredentialRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT provider, base_url, default_model, key_ciphertext, key_nonce, key_id, created_at, updated_at \
+         FROM provider_credentials ORDER BY provider",
+    )
+    .fetch_all(connection)
+    .await
 }
 
 pub async fn find(connection: &mut PgConnection, provider: ProviderKind) -> Result<Option<CredentialRow>, sqlx::Error> {
