@@ -206,9 +206,16 @@ pub async fn create(
     new_session: &NewSession,
 ) -> Result<Session, ConversationError> {
     let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
-    let session = insert_new(&mut transaction, context, new_session, &[]).await?;
+    let opened = insert_new(&mut transaction, context, new_session, &[]).await?;
     transaction.commit().await?;
-    Ok(session)
+    Ok(opened.session)
+}
+
+/// A conversation just recorded, and its last message (none yet: empty).
+#[derive(Debug)]
+pub struct Opened {
+    pub session: Session,
+    pub leaf: Option<MessageId>,
 }
 
 /// Records a new conversation in the caller's transaction, with the messages it begins with (the history a
@@ -218,7 +225,7 @@ pub async fn insert_new(
     context: &TenantContext,
     new_session: &NewSession,
     history: &[(Role, String)],
-) -> Result<Session, ConversationError> {
+) -> Result<Opened, ConversationError> {
     // Under the tenant's row-level security another tenant's workspace does not exist either.
     if let Some(workspace_id) = new_session.workspace_id
         && !crate::workspaces::store::exists(&mut *connection, crate::ids::WorkspaceId(workspace_id)).await?
@@ -234,15 +241,17 @@ pub async fn insert_new(
             store::insert_session(&mut *connection, context, &new_session).await?
         }
     };
+    // Each after the one before: the conversation is new, so no leaf needs looking up.
+    let mut leaf = None;
     for (role, content) in history {
         let message = store::NewMessage {
             role: *role,
             run_id: None,
             ..store::NewMessage::user(session.id, RunId::new(), content)
         };
-        store::insert_message(&mut *connection, context.tenant_id(), &message).await?;
+        leaf = Some(store::insert_message_after(&mut *connection, context.tenant_id(), &message, leaf).await?.id);
     }
-    Ok(session)
+    Ok(Opened { session, leaf })
 }
 
 pub async fn list(

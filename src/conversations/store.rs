@@ -391,15 +391,41 @@ pub async fn insert_message_with_id(
     Ok(stored)
 }
 
-/// A person's new question, after the active leaf, becoming the leaf; the conversation is touched with it
-/// (its last activity, and `title_if_untitled` if it has no title), in the same statement.
+/// Where a new message goes in its conversation's tree.
+#[derive(Debug, Clone, Copy)]
+pub enum After {
+    /// The conversation's active leaf, looked up (its row held until commit).
+    ActiveLeaf,
+    /// A message the caller knows is the leaf (none: the conversation is empty), in a conversation the
+    /// caller's transaction holds already (it made it).
+    Known(Option<MessageId>),
+}
+
+/// A message after `parent`, becoming the conversation's leaf.
+pub async fn insert_message_after(
+    connection: &mut PgConnection,
+    tenant_id: TenantId,
+    message: &NewMessage<'_>,
+    parent: Option<MessageId>,
+) -> Result<Message, sqlx::Error> {
+    let stored = insert_under(connection, tenant_id, MessageId::new(), message, parent).await?;
+    move_leaf(connection, message.session_id, stored.id, LeafMove::Always).await?;
+    Ok(stored)
+}
+
+/// A person's new question, becoming the leaf; the conversation is touched with it (its last activity,
+/// and `title_if_untitled` if it has no title), in the same statement.
 pub async fn insert_question(
     connection: &mut PgConnection,
     tenant_id: TenantId,
     message: &NewMessage<'_>,
+    after: After,
     title_if_untitled: &str,
 ) -> Result<Message, sqlx::Error> {
-    let parent = active_leaf_held(connection, message.session_id).await?;
+    let parent = match after {
+        After::ActiveLeaf => active_leaf_held(connection, message.session_id).await?,
+        After::Known(leaf) => leaf,
+    };
     let stored = insert_under(connection, tenant_id, MessageId::new(), message, parent).await?;
     move_leaf(connection, message.session_id, stored.id, LeafMove::Question { title_if_untitled }).await?;
     Ok(stored)

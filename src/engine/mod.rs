@@ -115,6 +115,8 @@ const RESERVED_AT_START: i64 = FIRST_SEQ + event_log::RESERVE_AHEAD;
 /// What [`insert_turn`] records.
 struct NewTurn<'a> {
     session_id: SessionId,
+    /// Where its question goes: after the active leaf, or after a message known (a new conversation's).
+    after: conversations::store::After,
     run_id: RunId,
     request: &'a TurnRequest,
     resolved: &'a resolve::Resolved,
@@ -129,7 +131,7 @@ async fn insert_turn(
     turn: NewTurn<'_>,
     collection_ids: Option<Vec<uuid::Uuid>>,
 ) -> Result<(Run, Message, RunEvent), EngineError> {
-    let NewTurn { session_id, run_id, request, resolved, executor } = turn;
+    let NewTurn { session_id, after, run_id, request, resolved, executor } = turn;
     let tenant_id = context.tenant_id();
     let trace_id = crate::telemetry::current_trace_id();
     let run = runs::store::insert(
@@ -154,7 +156,7 @@ async fn insert_turn(
     let title = conversations::title_from_message(&request.content);
     let user_message = match request.branch {
         Branch::Continue => {
-            conversations::store::insert_question(&mut *transaction, tenant_id, &question, &title).await?
+            conversations::store::insert_question(&mut *transaction, tenant_id, &question, after, &title).await?
         }
         Branch::Edit(edited) => {
             conversations::store::insert_edit(&mut *transaction, tenant_id, edited, &question, &title)
@@ -488,12 +490,14 @@ impl Engine {
         let accepted_at = Instant::now();
 
         let mut transaction = db::begin_tenant(&self.inner.db, tenant_id).await?;
-        let session = match session {
-            TurnSession::Existing(id) => conversations::hold_visible_session(&mut transaction, context, id)
-                .await?
-                .ok_or(EngineError::SessionNotFound)?,
+        let (session, after) = match session {
+            TurnSession::Existing(id) => {
+                let held = conversations::hold_visible_session(&mut transaction, context, id).await?;
+                (held.ok_or(EngineError::SessionNotFound)?, conversations::store::After::ActiveLeaf)
+            }
             TurnSession::New(new) => {
-                conversations::insert_new(&mut transaction, context, &new.session, &new.history).await?
+                let opened = conversations::insert_new(&mut transaction, context, &new.session, &new.history).await?;
+                (opened.session, conversations::store::After::Known(opened.leaf))
             }
         };
         let session_id = session.id;
@@ -510,7 +514,14 @@ impl Engine {
         let recording = insert_turn(
             &mut transaction,
             context,
-            NewTurn { session_id, run_id, request: &request, resolved: &resolved, executor: self.inner.presence.id() },
+            NewTurn {
+                session_id,
+                after,
+                run_id,
+                request: &request,
+                resolved: &resolved,
+                executor: self.inner.presence.id(),
+            },
             collections.to_stored(),
         );
         // Side by side, on two connections: the turn waits for the slower, not for both.
