@@ -241,16 +241,15 @@ pub async fn insert_new(
             store::insert_session(&mut *connection, context, &new_session).await?
         }
     };
-    // Each after the one before: the conversation is new, so no leaf needs looking up.
-    let mut leaf = None;
-    for (role, content) in history {
-        let message = store::NewMessage {
+    let history: Vec<store::NewMessage> = history
+        .iter()
+        .map(|(role, content)| store::NewMessage {
             role: *role,
             run_id: None,
             ..store::NewMessage::user(session.id, RunId::new(), content)
-        };
-        leaf = Some(store::insert_message_after(&mut *connection, context.tenant_id(), &message, leaf).await?.id);
-    }
+        })
+        .collect();
+    let leaf = store::insert_opening(&mut *connection, context.tenant_id(), &history).await?;
     Ok(Opened { session, leaf })
 }
 

@@ -401,16 +401,21 @@ pub enum After {
     Known(Option<MessageId>),
 }
 
-/// A message after `parent`, becoming the conversation's leaf.
-pub async fn insert_message_after(
+/// The messages a new conversation begins with (all of one conversation, in order), each after the one
+/// before; the last becomes the leaf, in one move. Returns it (none: no messages).
+pub async fn insert_opening(
     connection: &mut PgConnection,
     tenant_id: TenantId,
-    message: &NewMessage<'_>,
-    parent: Option<MessageId>,
-) -> Result<Message, sqlx::Error> {
-    let stored = insert_under(connection, tenant_id, MessageId::new(), message, parent).await?;
-    move_leaf(connection, message.session_id, stored.id, LeafMove::Always).await?;
-    Ok(stored)
+    messages: &[NewMessage<'_>],
+) -> Result<Option<MessageId>, sqlx::Error> {
+    let mut leaf = None;
+    for message in messages {
+        leaf = Some(insert_under(&mut *connection, tenant_id, MessageId::new(), message, leaf).await?.id);
+    }
+    if let (Some(leaf), Some(message)) = (leaf, messages.last()) {
+        move_leaf(connection, message.session_id, leaf, LeafMove::Always).await?;
+    }
+    Ok(leaf)
 }
 
 /// A person's new question, becoming the leaf; the conversation is touched with it (its last activity,

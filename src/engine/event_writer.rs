@@ -48,6 +48,9 @@ pub(super) async fn run(inner: Arc<Inner>) {
             BACKOFF_FIRST.saturating_mul(1 << failures.min(5)).min(BACKOFF_MOST)
         };
         tokio::time::sleep(wait).await;
+        // Judged before this tick's writes: a run leaves the hub only after its end is written and its
+        // token correction queued, so what the last run left is written by this tick.
+        let done = stopping.is_cancelled() && hub.is_empty();
         match write_once(hub, db).await {
             Ok(()) => failures = 0,
             Err(error) => {
@@ -65,11 +68,7 @@ pub(super) async fn run(inner: Arc<Inner>) {
                 tracing::warn!(%error, "could not record the runs' heartbeats");
             }
         }
-        if stopping.is_cancelled() && hub.is_empty() {
-            // What the last runs queued after this tick's write.
-            if let Err(error) = inner.rate_corrections.write(db).await {
-                tracing::warn!(%error, "could not write the rate limits' last token corrections");
-            }
+        if done {
             return;
         }
     }

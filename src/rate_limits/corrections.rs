@@ -11,25 +11,16 @@ use std::sync::Mutex;
 
 use sqlx::PgPool;
 
-use super::store::{self, Shift};
-use super::{LimitKind, LimitScope, TokenReservation, settlement};
-use crate::db;
+use super::store::Shift;
+use super::{LimitKind, LimitScope, TokenReservation, settlement, shift_buckets};
 use crate::ids::TenantId;
 
-/// A bucket's key within its tenant.
-type Bucket = (&'static str, String, &'static str);
+/// What each of a tenant's buckets is owed, in microseconds of its state, summed.
+type Owed = BTreeMap<(LimitScope, String, LimitKind), i64>;
 
 #[derive(Debug, Default)]
 pub struct Corrections {
-    owed: Mutex<BTreeMap<TenantId, BTreeMap<Bucket, Owed>>>,
-}
-
-/// What one bucket is owed, summed.
-#[derive(Debug, Clone, Copy)]
-struct Owed {
-    scope: LimitScope,
-    kind: LimitKind,
-    micros: i64,
+    owed: Mutex<BTreeMap<TenantId, Owed>>,
 }
 
 impl Corrections {
@@ -39,56 +30,46 @@ impl Corrections {
         if shifts.is_empty() {
             return;
         }
-        let mut owed = self.owed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let tenant = owed.entry(reservation.tenant_id).or_default();
-        for shift in shifts {
-            let key = (shift.scope.as_str(), shift.subject, shift.kind.as_str());
-            let entry = tenant.entry(key).or_insert(Owed { scope: shift.scope, kind: shift.kind, micros: 0 });
-            entry.micros = entry.micros.saturating_add(shift.micros);
-        }
+        let owed = shifts.into_iter().map(|shift| ((shift.scope, shift.subject, shift.kind), shift.micros));
+        self.add(reservation.tenant_id, owed);
     }
 
     /// Writes every correction queued so far. A tenant's that cannot be written are queued again (added to
     /// any queued meanwhile) and the first error is returned: the next write tries them again.
     pub async fn write(&self, pool: &PgPool) -> Result<(), sqlx::Error> {
-        let owed = std::mem::take(&mut *self.owed.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        let owed = std::mem::take(&mut *self.lock());
         let mut first_error = None;
         for (tenant_id, buckets) in owed {
             let shifts: Vec<Shift> = buckets
                 .iter()
-                .filter(|(_, owed)| owed.micros != 0)
-                .map(|((_, subject, _), owed)| Shift {
-                    scope: owed.scope,
+                .filter(|(_, micros)| **micros != 0)
+                .map(|((scope, subject, kind), micros)| Shift {
+                    scope: *scope,
                     subject: subject.clone(),
-                    kind: owed.kind,
-                    micros: owed.micros,
+                    kind: *kind,
+                    micros: *micros,
                 })
                 .collect();
-            if let Err(error) = write_tenant(pool, tenant_id, &shifts).await {
-                self.requeue(tenant_id, buckets);
+            if let Err(error) = shift_buckets(pool, tenant_id, &shifts).await {
+                self.add(tenant_id, buckets);
                 first_error.get_or_insert(error);
             }
         }
         first_error.map_or(Ok(()), Err)
     }
 
-    fn requeue(&self, tenant_id: TenantId, buckets: BTreeMap<Bucket, Owed>) {
-        let mut owed = self.owed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let tenant = owed.entry(tenant_id).or_default();
-        for (key, unwritten) in buckets {
-            let entry = tenant.entry(key).or_insert(Owed { micros: 0, ..unwritten });
-            entry.micros = entry.micros.saturating_add(unwritten.micros);
+    fn add(&self, tenant_id: TenantId, owed: impl IntoIterator<Item = ((LimitScope, String, LimitKind), i64)>) {
+        let mut queued = self.lock();
+        let buckets = queued.entry(tenant_id).or_default();
+        for (bucket, micros) in owed {
+            let sum = buckets.entry(bucket).or_default();
+            *sum = sum.saturating_add(micros);
         }
     }
-}
 
-async fn write_tenant(pool: &PgPool, tenant_id: TenantId, shifts: &[Shift]) -> Result<(), sqlx::Error> {
-    if shifts.is_empty() {
-        return Ok(());
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<TenantId, Owed>> {
+        self.owed.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
-    let mut transaction = db::begin_tenant_without_waiting_for_disk(pool, tenant_id).await?;
-    store::shift(&mut transaction, tenant_id, shifts).await?;
-    transaction.commit().await
 }
 
 #[cfg(test)]
@@ -103,7 +84,7 @@ mod tests {
 
     fn owed_micros(corrections: &Corrections, tenant_id: TenantId) -> Vec<i64> {
         let owed = corrections.owed.lock().unwrap();
-        owed.get(&tenant_id).map(|buckets| buckets.values().map(|owed| owed.micros).collect()).unwrap_or_default()
+        owed.get(&tenant_id).map(|buckets| buckets.values().copied().collect()).unwrap_or_default()
     }
 
     #[test]

@@ -77,7 +77,7 @@ pub enum RateLimitError {
 }
 
 /// Whose limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LimitScope {
     ApiKey,
@@ -114,7 +114,7 @@ impl LimitScope {
 }
 
 /// What a limit counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LimitKind {
     Requests,
@@ -334,14 +334,18 @@ pub async fn settle_tokens(
     reservation: &TokenReservation,
     actual_tokens: u64,
 ) -> Result<(), sqlx::Error> {
-    let shifts = settlement(reservation, actual_tokens);
+    shift_buckets(pool, reservation.tenant_id, &settlement(reservation, actual_tokens)).await
+}
+
+/// Moves the tenant's buckets by `shifts` in a transaction of its own. Like the admission, it does not
+/// wait for the disk: a PostgreSQL crash in that moment leaves the buckets as they were, set right by
+/// their refill within the minute.
+async fn shift_buckets(pool: &PgPool, tenant_id: TenantId, shifts: &[Shift]) -> Result<(), sqlx::Error> {
     if shifts.is_empty() {
         return Ok(());
     }
-    // Like the admission, not waiting for the disk: a PostgreSQL crash in that moment leaves the buckets
-    // as the estimate left them, corrected by their refill within the minute.
-    let mut transaction = db::begin_tenant_without_waiting_for_disk(pool, reservation.tenant_id).await?;
-    store::shift(&mut transaction, reservation.tenant_id, &shifts).await?;
+    let mut transaction = db::begin_tenant_without_waiting_for_disk(pool, tenant_id).await?;
+    store::shift(&mut transaction, tenant_id, shifts).await?;
     transaction.commit().await
 }
 
