@@ -15,8 +15,10 @@
 //! the reservation once the real usage is known: just after a run's end is recorded (off its followers'
 //! path), or at once where nothing is recorded (a turn that never started, an embedding request).
 //!
-//! Concurrent runs are counted, not reserved: admission counts the tenant's runs with status `running`,
-//! in the same statement, and refuses at the cap. The run itself is created later, by the engine, in a
+//! Concurrent runs are counted, not reserved: admission reads the tenant's count of runs with status
+//! `running`, in the same statement, and refuses at the cap. The count is kept by triggers on `runs`
+//! (migration 0051), in the transaction of every change that starts or stops a run running, so reading it
+//! costs 16 rows however many runs are running. The run itself is created later, by the engine, in a
 //! transaction of its own, so admissions of one tenant that race may each see the last slot free: the cap
 //! can be passed by at most the number of that tenant's admissions in flight at one moment (each lasts
 //! milliseconds, and the rate limits bound how many there are). A counter taken at admission and given back

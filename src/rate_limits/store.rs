@@ -61,8 +61,8 @@ struct CheckedRow {
     taken_tat: Option<DateTime<Utc>>,
 }
 
-/// The admission check, in one statement that is its own transaction (`admit_rate_limits`, migration
-/// 0022, bound to the tenant and committed without waiting for the disk): the limits that apply (the
+/// The admission check, in one statement that is its own transaction (`admit_rate_limits`, migrations
+/// 0022 and 0051, bound to the tenant and committed without waiting for the disk): the limits that apply (the
 /// tenant's own, else the operator's), the tenant's running runs, and GCRA on every limited bucket, all
 /// or nothing.
 ///

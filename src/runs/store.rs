@@ -338,7 +338,7 @@ pub async fn stale(
     let stale = sqlx::query_as(
         "SELECT id, tenant_id FROM runs WHERE (status = 'running' OR (status = 'queued' AND kind = 'chat')) \
          AND (heartbeat_at < now() - make_interval(secs => $1) \
-              OR (status = 'running' AND executor IS NOT NULL AND NOT executor_alive(executor))) \
+              OR (status = 'running' AND executor IS NOT NULL AND executor <> ALL ((SELECT alive_executors())::bigint[]))) \
          LIMIT 100",
     )
     .bind(seconds)

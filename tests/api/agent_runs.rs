@@ -146,6 +146,19 @@ async fn two_engines_on_one_database_never_run_the_same_job() {
     assert_eq!(model_calls, 8, "one model call per run, none twice");
 }
 
+/// The tenant's running runs as admission reads them (the count the triggers on `runs` keep, migration
+/// 0051) and as the runs themselves say.
+async fn running_counted(app: &TestApp, tenant: &TestTenant) -> (i64, i64) {
+    sqlx::query_as(
+        "SELECT (SELECT coalesce(sum(running), 0) FROM tenant_running_runs WHERE tenant_id = $1), \
+                (SELECT count(*) FROM runs WHERE tenant_id = $1 AND status = 'running')",
+    )
+    .bind(tenant.id)
+    .fetch_one(&app.owner_db)
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn a_queued_run_can_be_cancelled_and_a_dead_workers_run_is_closed_as_failed() {
     let app = TestApp::spawn().await;
@@ -170,8 +183,10 @@ async fn a_queued_run_can_be_cancelled_and_a_dead_workers_run_is_closed_as_faile
         Some(orphan_id.to_owned()),
         "the oldest queued run, skipping the cancelled one"
     );
+    assert_eq!(running_counted(&app, &tenant).await, (1, 1), "the claim, bound to no tenant, is counted");
     // Its heartbeat is fresh, but no process holds its executor's lock: the sweeper closes it at once.
     assert_eq!(app.engine.sweep_stale_runs(Duration::from_secs(60)).await.unwrap(), 1);
+    assert_eq!(running_counted(&app, &tenant).await, (0, 0), "the sweeper's close is counted");
     let closed = events(&app, &tenant.admin_key, orphan_id).await;
     assert_eq!(closed.last().unwrap().event, "run.failed");
     assert_eq!(closed.last().unwrap().data["code"], "interrupted");
@@ -183,6 +198,7 @@ async fn a_queued_run_can_be_cancelled_and_a_dead_workers_run_is_closed_as_faile
     assert_eq!(done.last().unwrap().event, "run.completed");
     let status = app.get_json(&format!("/api/v1/runs/{cancelled_id}"), &tenant.admin_key).await;
     assert_eq!(status["status"], "cancelled");
+    assert_eq!(running_counted(&app, &tenant).await, (0, 0), "the worker's run, claimed and ended, is counted");
     assert_eq!(app.mock.requests().iter().filter(|r| r.path.ends_with("/chat/completions")).count(), 1);
 }
 

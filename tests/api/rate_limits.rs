@@ -343,6 +343,23 @@ async fn the_cap_on_running_runs_refuses_new_runs_with_too_many_runs() {
         .unwrap();
     let admitted = app.post(&path, &tenant.admin_key, &json!({ "content": "one more" })).send().await.unwrap();
     assert_eq!(admitted.status(), 200);
+
+    // A tenant with runs still running can be deleted: the count of its running runs goes with it.
+    sqlx::query("UPDATE tenants SET status = 'suspended', suspended_at = now() WHERE id = $1")
+        .bind(tenant.id)
+        .execute(&app.owner_db)
+        .await
+        .unwrap();
+    let mut transaction =
+        switchboard::db::begin_tenant(&app.app_db, switchboard::ids::TenantId(tenant.id)).await.unwrap();
+    switchboard::tenants::store::erase(&mut transaction, switchboard::ids::TenantId(tenant.id)).await.unwrap();
+    transaction.commit().await.unwrap();
+    let counted: i64 = sqlx::query_scalar("SELECT count(*) FROM tenant_running_runs WHERE tenant_id = $1")
+        .bind(tenant.id)
+        .fetch_one(&app.owner_db)
+        .await
+        .unwrap();
+    assert_eq!(counted, 0);
 }
 
 #[tokio::test]
