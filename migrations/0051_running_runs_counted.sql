@@ -20,14 +20,14 @@ ALTER POLICY tenant_isolation ON runs
     USING (tenant_id = (SELECT current_tenant_id())) WITH CHECK (tenant_id = (SELECT current_tenant_id()));
 ALTER POLICY tenant_isolation ON webhook_deliveries
     USING (tenant_id = (SELECT current_tenant_id())) WITH CHECK (tenant_id = (SELECT current_tenant_id()));
+
 ALTER POLICY run_worker ON runs
     USING ((SELECT current_setting('app.run_worker', true)) = 'on' AND kind = 'agent' AND status IN ('queued', 'running'));
 ALTER POLICY run_worker_claim ON runs
     USING ((SELECT current_setting('app.run_worker', true)) = 'on' AND kind = 'agent' AND status = 'queued')
     WITH CHECK ((SELECT current_setting('app.run_worker', true)) = 'on' AND kind = 'agent' AND status = 'running');
--- The executors alive now (as `executor_alive`, 0013), read from the lock table once: the sweeper's policy
--- called `executor_alive` for every running run, and each call reads the whole lock table (over a second a sweep
--- with 10,000 runs running).
+
+-- Every executor alive now (what `executor_alive`, 0013, says of one), from one read of the lock table.
 CREATE FUNCTION alive_executors() RETURNS bigint[]
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$
@@ -40,6 +40,7 @@ ALTER POLICY run_sweeper ON runs
            AND status IN ('queued', 'running')
            AND (heartbeat_at < now() - interval '30 seconds'
                 OR (status = 'running' AND executor IS NOT NULL AND executor <> ALL ((SELECT alive_executors())::bigint[]))));
+
 ALTER POLICY webhook_worker ON webhook_deliveries
     USING ((SELECT current_setting('app.webhook_worker', true)) = 'on' AND status = 'pending');
 ALTER POLICY webhook_worker_claim ON webhook_deliveries
