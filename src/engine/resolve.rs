@@ -48,21 +48,21 @@ pub async fn resolve(
     requested_model: Option<&str>,
 ) -> Result<Result<Resolved, UnknownModel>, sqlx::Error> {
     let (config, default_kind) = settings(connection).await?;
-    let mut declared = None;
-    let mut stored = None;
+    let mut known = None;
     let route = match requested_model {
         Some(name) => {
-            let known = Known::load(connection, setup).await?;
-            let route = known.models(&config, default_kind, &setup.catalog).route(name);
-            declared = Some(known.declared);
-            stored = Some(known.credentials);
-            match route {
-                Ok(route) => Some(route),
+            let loaded = Known::load(connection, setup).await?;
+            match loaded.models(&config, default_kind, &setup.catalog).route(name) {
+                Ok(route) => {
+                    known = Some(loaded);
+                    Some(route)
+                }
                 Err(unknown) => return Ok(Err(unknown)),
             }
         }
         None => None,
     };
+    let (declared, stored) = known.map(|known| (known.declared, known.credentials)).unzip();
     let kind = route.as_ref().map_or(default_kind, |route| route.provider);
     if kind == ProviderKind::Local {
         return Ok(Ok(Resolved {

@@ -8,7 +8,7 @@ use reqwest::Response;
 use serde_json::{Value, json};
 use switchboard::rate_limits::{self, Demand, LimitKind, LimitScope, RateLimitError};
 
-use crate::helpers::{TestApp, TestTenant, assert_error};
+use crate::helpers::{OPERATOR_TOKEN, TestApp, TestTenant, assert_error};
 use crate::mcp_server::McpTestServer;
 use crate::service_process::wait_for;
 
@@ -344,16 +344,11 @@ async fn the_cap_on_running_runs_refuses_new_runs_with_too_many_runs() {
     let admitted = app.post(&path, &tenant.admin_key, &json!({ "content": "one more" })).send().await.unwrap();
     assert_eq!(admitted.status(), 200);
 
-    // A tenant with runs still running can be deleted: the count of its running runs goes with it.
-    sqlx::query("UPDATE tenants SET status = 'suspended', suspended_at = now() WHERE id = $1")
-        .bind(tenant.id)
-        .execute(&app.owner_db)
-        .await
-        .unwrap();
-    let mut transaction =
-        switchboard::db::begin_tenant(&app.app_db, switchboard::ids::TenantId(tenant.id)).await.unwrap();
-    switchboard::tenants::store::erase(&mut transaction, switchboard::ids::TenantId(tenant.id)).await.unwrap();
-    transaction.commit().await.unwrap();
+    // The operator deletes the tenant while its other runs still run: the count of them goes with it.
+    let suspend = crate::tenants::patch_tenant(&app, tenant.id, &json!({ "status": "suspended" })).await;
+    assert_eq!(suspend.status(), 200);
+    let deleted = app.delete(&format!("/api/v1/tenants/{}?confirm=acme", tenant.id), OPERATOR_TOKEN).send().await;
+    assert_eq!(deleted.unwrap().status(), 204);
     let counted: i64 = sqlx::query_scalar("SELECT count(*) FROM tenant_running_runs WHERE tenant_id = $1")
         .bind(tenant.id)
         .fetch_one(&app.owner_db)

@@ -182,7 +182,7 @@ async fn populated_tenant(app: &TestApp, slug: &str, tools_url: &str) -> TestTen
     panic!("the disabled webhook's deliveries were never given up");
 }
 
-async fn patch_tenant(app: &TestApp, id: uuid::Uuid, body: &Value) -> reqwest::Response {
+pub async fn patch_tenant(app: &TestApp, id: uuid::Uuid, body: &Value) -> reqwest::Response {
     let url = app.url(&format!("/api/v1/tenants/{id}"));
     app.client.patch(url).bearer_auth(OPERATOR_TOKEN).json(body).send().await.unwrap()
 }
