@@ -110,10 +110,15 @@ async fn ensure_app_role(connection: &mut PgConnection, password: &SecretString)
         .fetch_one(&mut *transaction)
         .await?;
     let verb = if exists { "ALTER" } else { "CREATE" };
-    // Role options take no bind parameters; the password is generated hex, so quoting it is safe.
+    // Role options take no bind parameters, and a statement's text is logged (sqlx at debug): the password
+    // is bound into a setting local to this transaction, and the server puts it into the statement.
+    sqlx::query("SELECT set_config('switchboard.app_role_password', $1, true)")
+        .bind(password.expose_secret())
+        .execute(&mut *transaction)
+        .await?;
     let statement = format!(
-        "{verb} ROLE {APP_ROLE} WITH LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE PASSWORD {}",
-        quote_literal(password.expose_secret())
+        "DO $$ BEGIN EXECUTE format('{verb} ROLE {APP_ROLE} WITH LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB \
+         NOCREATEROLE PASSWORD %L', current_setting('switchboard.app_role_password')); END $$"
     );
     sqlx::query(AssertSqlSafe(statement)).execute(&mut *transaction).await?;
     transaction.commit().await?;
@@ -328,10 +333,6 @@ fn quote_identifier(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-fn quote_literal(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "''"))
-}
-
 /// True when the database answers (readiness).
 pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
     sqlx::query("SELECT 1").execute(pool).await.map(drop)
@@ -370,8 +371,7 @@ mod tests {
     }
 
     #[test]
-    fn quoting_doubles_embedded_quotes() {
+    fn quoting_doubles_embedded_double_quotes() {
         assert_eq!(quote_identifier("a\"b"), "\"a\"\"b\"");
-        assert_eq!(quote_literal("it's"), "'it''s'");
     }
 }

@@ -191,3 +191,15 @@ async fn an_oauth_connectors_tokens_never_appear_in_logs_responses_or_the_audit_
         assert!(!logged.contains(token.as_str()), "a log line carried a token");
     }
 }
+
+#[tokio::test]
+async fn the_application_roles_password_never_appears_in_logs() {
+    let logs = captured_logs();
+    let app = TestApp::spawn().await;
+    // What every start does: the role made or its password set again (here the one the cluster has).
+    db::prepare(&app.owner_options, &SecretString::from("test-app-password")).await.expect("prepared");
+
+    let logged = String::from_utf8_lossy(&logs.0.lock().unwrap()).to_string();
+    assert!(logged.contains("ROLE switchboard_app"), "the capture holds the role's statement");
+    assert!(!logged.contains("test-app-password"), "a log line carried the role's password");
+}
