@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 
 use super::{ApiKey, NewApiKey, Scopes};
 use crate::auth::context::{CollectionScope, Scope};
@@ -142,25 +142,17 @@ struct StoredKeyRow {
     use_to_record: bool,
 }
 
-/// The transaction-local setting that names the one key [`find_for_authentication`] may see; the
-/// authentication transaction begins with it set to the presented key's prefix.
-pub const PREFIX_SETTING: &str = "app.api_key_prefix";
-
-/// Finds a key by prefix before any tenant is known, through the `api_key_lookup` policy, in a
-/// transaction that began with [`PREFIX_SETTING`] set to `prefix`. The setting is transaction-local; the
-/// authentication transaction ends right after, so it is not reset.
-pub async fn find_for_authentication(
-    connection: &mut PgConnection,
-    prefix: &str,
-) -> Result<Option<StoredKey>, sqlx::Error> {
+/// Finds a key by prefix before any tenant is known, in one statement: `api_key_for_authentication`
+/// (migration 0052) names the prefix to the `api_key_lookup` policy, which shows that key alone, and reads
+/// it with its tenant's status.
+pub async fn find_for_authentication(pool: &PgPool, prefix: &str) -> Result<Option<StoredKey>, sqlx::Error> {
     let row: Option<StoredKeyRow> = sqlx::query_as(
-        "SELECT k.id, k.tenant_id, k.secret_hash, k.scopes, k.expires_at, k.revoked_at, k.collection_ids, \
-                t.status = 'suspended' AS tenant_suspended, \
-                k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute' AS use_to_record \
-         FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.prefix = $1",
+        "SELECT id, tenant_id, secret_hash, scopes, expires_at, revoked_at, collection_ids, tenant_suspended, \
+                use_to_record \
+         FROM api_key_for_authentication($1)",
     )
     .bind(prefix)
-    .fetch_optional(&mut *connection)
+    .fetch_optional(pool)
     .await?;
     Ok(row.map(|row| StoredKey {
         id: row.id,

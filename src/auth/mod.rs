@@ -90,8 +90,7 @@ pub async fn authenticate_api_key(
     let Some(prefix) = api_keys::token_prefix(token) else {
         return Err(AuthError::InvalidToken);
     };
-    let mut transaction = crate::db::begin_with_setting(pool, api_keys::store::PREFIX_SETTING, prefix).await?;
-    let Some(stored) = api_keys::store::find_for_authentication(&mut transaction, prefix).await? else {
+    let Some(stored) = api_keys::store::find_for_authentication(pool, prefix).await? else {
         return Err(AuthError::InvalidToken);
     };
     let presented = api_keys::hash_token(token);
@@ -105,10 +104,10 @@ pub async fn authenticate_api_key(
         return Err(AuthError::TenantSuspended);
     }
     if stored.use_to_record {
-        crate::db::set_tenant(&mut transaction, stored.tenant_id).await?;
+        let mut transaction = crate::db::begin_tenant(pool, stored.tenant_id).await?;
         api_keys::store::record_use(&mut transaction, stored.id).await?;
+        transaction.commit().await?;
     }
-    transaction.commit().await?;
     Ok(TenantContext::authenticated(
         stored.tenant_id,
         Actor::ApiKey(stored.id),

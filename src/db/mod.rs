@@ -184,7 +184,8 @@ pub async fn begin_tenant(pool: &PgPool, tenant: TenantId) -> Result<Transaction
 /// [`begin_tenant`] for a transaction whose commit does not wait for the disk: what it writes is visible
 /// to every process at once and atomic as ever, and reaches the disk with the WAL writer's next flush (a
 /// fraction of a second) or any later durable commit's. Only for what a PostgreSQL crash in that moment
-/// may forget: a rate limit's bookkeeping, say, which is that much looser or tighter for a minute.
+/// may forget: a rate limit's bookkeeping, say, which is that much looser or tighter for a minute, or a
+/// turn's start that its client is not told of (`engine::Receipt`).
 pub async fn begin_tenant_without_waiting_for_disk(
     pool: &PgPool,
     tenant: TenantId,

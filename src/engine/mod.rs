@@ -149,6 +149,7 @@ async fn insert_turn(
             executor,
             collection_ids,
             reserved_seq: RESERVED_AT_START,
+            request: request.kept_request.as_ref(),
         },
     )
     .await?;
@@ -233,6 +234,26 @@ pub struct TurnRequest {
     pub collections: Option<Vec<String>>,
     /// Where the question goes in the conversation's tree of messages.
     pub branch: Branch,
+    /// The request as its door keeps it on the run (the Responses API's), written with the run's row.
+    pub kept_request: Option<serde_json::Value>,
+    /// Whether the door tells its client of the start before the answer is whole (see [`Receipt`]).
+    pub receipt: Receipt,
+}
+
+/// Whether a door tells its client that a turn started (an id it can come back with: its message, its
+/// run, its response) before the answer is whole. When it does not (`/v1/chat/completions` and
+/// `/v1/messages`, whose clients get the answer or nothing), the start commits without waiting for the
+/// disk: it reaches the disk with the run's record at the latest, whose commit waits for it before
+/// anyone is told the answer is complete. A PostgreSQL crash in between can lose only a start nobody was
+/// told of, with an answer nobody got whole; a crash of Switchboard loses nothing (the start is
+/// committed, and the sweeper closes the run). The first token waits for no disk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Receipt {
+    /// The start is acknowledged to the client: it is on disk before anything else happens.
+    #[default]
+    AtStart,
+    /// Only the answer is: the start reaches the disk with the run's record.
+    WithTheAnswer,
 }
 
 /// Where a turn's question goes in its conversation's tree of messages (see `conversations`).
@@ -287,6 +308,8 @@ impl TurnRequest {
             rate_reservation: None,
             collections: None,
             branch: Branch::Continue,
+            kept_request: None,
+            receipt: Receipt::AtStart,
         })
     }
 
@@ -314,6 +337,19 @@ impl TurnRequest {
     #[must_use]
     pub fn with_rate_reservation(mut self, reservation: TokenReservation) -> Self {
         self.rate_reservation = Some(reservation);
+        self
+    }
+
+    /// Keeps the door's request on the run, written with it.
+    #[must_use]
+    pub fn keeping(mut self, request: serde_json::Value) -> Self {
+        self.kept_request = Some(request);
+        self
+    }
+
+    #[must_use]
+    pub fn with_receipt(mut self, receipt: Receipt) -> Self {
+        self.receipt = receipt;
         self
     }
 }
@@ -489,7 +525,10 @@ impl Engine {
         let run_id = RunId::new();
         let accepted_at = Instant::now();
 
-        let mut transaction = db::begin_tenant(&self.inner.db, tenant_id).await?;
+        let mut transaction = match request.receipt {
+            Receipt::AtStart => db::begin_tenant(&self.inner.db, tenant_id).await?,
+            Receipt::WithTheAnswer => db::begin_tenant_without_waiting_for_disk(&self.inner.db, tenant_id).await?,
+        };
         let (session, after) = match session {
             TurnSession::Existing(id) => {
                 let held = conversations::hold_visible_session(&mut transaction, context, id).await?;

@@ -25,22 +25,15 @@ pub struct StoredResponse {
     pub answer: Option<Message>,
 }
 
-/// Starts the turn as `/v1/chat/completions` does, then keeps `request` on its run. The run is already
-/// under way when it is kept: the engine commits a turn's start by itself, and the answer does not
-/// depend on it.
+/// Starts the turn as `/v1/chat/completions` does, with `request` kept on its run (written with it).
 pub async fn start(
-    pool: &PgPool,
     engine: &Engine,
     context: &TenantContext,
     conversation: WholeConversation,
     rate_reservation: TokenReservation,
-    request: &serde_json::Value,
+    request: serde_json::Value,
 ) -> Result<StartedTurn, IntegrationError> {
-    let started = whole::start(engine, context, conversation, rate_reservation).await?;
-    let mut transaction = db::begin_tenant(pool, context.tenant_id()).await?;
-    store::set_response_request(&mut transaction, started.run.id, request).await?;
-    transaction.commit().await?;
-    Ok(started)
+    whole::start(engine, context, conversation, rate_reservation, Some(request)).await
 }
 
 /// The response `run_id` answered, if it is one this context may see (a run of another door, another

@@ -64,16 +64,6 @@ pub async fn set_message_metadata(
     Ok(())
 }
 
-/// Keeps on a run the `/v1/responses` request it answers (see `responses.rs`).
-pub async fn set_response_request(
-    connection: &mut PgConnection,
-    run_id: RunId,
-    request: &serde_json::Value,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE runs SET request = $2 WHERE id = $1").bind(run_id).bind(request).execute(connection).await?;
-    Ok(())
-}
-
 /// The `/v1/responses` request a run answers; `None` for a run of another door, or no such run.
 pub async fn response_request(
     connection: &mut PgConnection,

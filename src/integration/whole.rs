@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::IntegrationError;
 use crate::auth::context::TenantContext;
 use crate::conversations::{NewSession, Role, SessionType};
-use crate::engine::{Engine, GivenConversation, NewConversation, StartedTurn, TurnMode, TurnRequest};
+use crate::engine::{Engine, GivenConversation, NewConversation, Receipt, StartedTurn, TurnMode, TurnRequest};
 use crate::rate_limits::TokenReservation;
 
 #[derive(Debug)]
@@ -19,12 +19,14 @@ pub enum WholeConversation {
     PassThrough { model: String, question: String, given: Box<GivenConversation> },
 }
 
-/// Records the conversation and starts its turn.
+/// Records the conversation and starts its turn; `kept`: the request to keep on its run, for the client to
+/// come back to (a response's).
 pub async fn start(
     engine: &Engine,
     context: &TenantContext,
     conversation: WholeConversation,
     rate_reservation: TokenReservation,
+    kept: Option<serde_json::Value>,
 ) -> Result<StartedTurn, IntegrationError> {
     let session = NewSession::parse(Some(SessionType::Integration), None, None)?;
     let (history, request) = match conversation {
@@ -35,5 +37,11 @@ pub async fn start(
         }
     };
     let request = request.with_rate_reservation(rate_reservation);
+    // A conversation sent whole is answered whole: its client is told nothing of the start, unless a
+    // request is kept for it to come back to.
+    let request = match kept {
+        Some(kept) => request.keeping(kept),
+        None => request.with_receipt(Receipt::WithTheAnswer),
+    };
     Ok(engine.start_in_new_session(context, NewConversation { session, history }, request).await?)
 }

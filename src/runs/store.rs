@@ -29,12 +29,14 @@ pub struct NewRun<'a> {
     /// Event numbers reserved from the start (see [`reserve_seq`]), so that the start needs no statement
     /// of its own for them.
     pub reserved_seq: i64,
+    /// The request a door keeps on the run (the Responses API's, which a later response continues).
+    pub request: Option<&'a serde_json::Value>,
 }
 
 pub async fn insert(connection: &mut PgConnection, tenant_id: TenantId, run: &NewRun<'_>) -> Result<Run, sqlx::Error> {
     let mut query = QueryBuilder::<Postgres>::new(
         "INSERT INTO runs (id, tenant_id, session_id, kind, status, provider, model, is_byok, request_id, trace_id, \
-         executor, collection_ids, reserved_seq) ",
+         executor, collection_ids, reserved_seq, request) ",
     );
     query.push_values([run], |mut row, run| {
         row.push_bind(run.id)
@@ -49,7 +51,8 @@ pub async fn insert(connection: &mut PgConnection, tenant_id: TenantId, run: &Ne
             .push_bind(run.trace_id)
             .push_bind(run.executor)
             .push_bind(&run.collection_ids)
-            .push_bind(run.reserved_seq);
+            .push_bind(run.reserved_seq)
+            .push_bind(run.request);
     });
     query.push(" RETURNING ").push(RUN_COLUMNS);
     query.build_query_as().fetch_one(connection).await

@@ -1,6 +1,7 @@
 //! The real binary outlives its embedded PostgreSQL: while the database is down every answer is a prompt
 //! 503 `database_unavailable` (never a 500, never a hang), the server is started again on its own, and the
-//! service serves tenants and turns once more without being restarted itself.
+//! service serves tenants and turns once more without being restarted itself. What was answered before the
+//! crash is still there.
 
 use std::net::TcpListener;
 use std::time::Duration;
@@ -64,6 +65,21 @@ async fn the_service_survives_its_embedded_postgres_being_killed() {
     let sessions = format!("{base}/api/v1/sessions");
     assert_eq!(client.get(&sessions).bearer_auth(&key).send().await.unwrap().status(), 200);
 
+    // An answer through `/v1`, whose start commits without waiting for the disk (`engine::Receipt`): the
+    // answer's record takes it there before the client has the answer, so the crash right after keeps it.
+    let completion: Value = client
+        .post(format!("{base}/v1/chat/completions"))
+        .bearer_auth(&key)
+        .json(&json!({ "model": "switchboard-extractive", "messages": [{ "role": "user", "content": "Kept?" }] }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let answered = completion["id"].as_str().and_then(|id| id.strip_prefix("chatcmpl-")).expect("a completion");
+    let answered_run = uuid::Uuid::parse_str(answered).unwrap();
+
     let (postgres, port) = postmaster(&cluster_dir);
     kill(postgres, Signal::SIGKILL).unwrap();
     let held = hold_port(port).await;
@@ -81,6 +97,16 @@ async fn the_service_survives_its_embedded_postgres_being_killed() {
     assert_eq!(restarted_port, port, "on the same port");
 
     assert_eq!(client.get(&sessions).bearer_auth(&key).send().await.unwrap().status(), 200);
+    let run: Value = client
+        .get(format!("{base}/api/v1/runs/{answered_run}"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(run["status"], "succeeded", "the answered run outlived the crash: {run}");
     let session: Value =
         client.post(&sessions).bearer_auth(&key).json(&json!({})).send().await.unwrap().json().await.unwrap();
     let session = session["id"].as_str().expect("a session id");

@@ -116,7 +116,7 @@ async fn create(
         question: conversation.question,
         given: Box::new(given),
     };
-    let started = integration::whole::start(&state.engine, &context, whole, reservation).await?;
+    let started = integration::whole::start(&state.engine, &context, whole, reservation, None).await?;
     let run_id = started.run.id;
     let reply = Reply { id: format!("msg_{}", run_id.0.simple()), model };
     match state.engine.answer(&context, run_id, streams::delivery(slot.as_ref())).await? {

@@ -125,7 +125,7 @@ async fn complete(
         }
         Err(refused) => return Ok(refused),
     };
-    let started = integration::whole::start(&state.engine, &context, conversation, reservation).await?;
+    let started = integration::whole::start(&state.engine, &context, conversation, reservation, None).await?;
     let reply = Reply {
         id: format!("chatcmpl-{}", started.run.id.0.simple()),
         created: u32::try_from(started.run.created_at.timestamp()).unwrap_or(u32::MAX),

@@ -115,7 +115,7 @@ async fn create_response(
         question: conversation.question,
         given: Box::new(given),
     };
-    let started = responses::start(&state.db, &state.engine, &context, whole, reservation, &kept).await?;
+    let started = responses::start(&state.engine, &context, whole, reservation, kept).await?;
     let run_id = started.run.id;
     let head = Head::of(&started.run);
     let request = Arc::new(stored);
