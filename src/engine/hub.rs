@@ -5,11 +5,12 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use tokio::sync::{OwnedMutexGuard, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::TurnOutcome;
 use crate::ids::{RunId, TenantId};
 use crate::runs::coalesce::{Coalesced, Entry};
 use crate::runs::events::RunEvent;
@@ -31,6 +32,11 @@ pub struct LiveRun {
     stored_through: Arc<tokio::sync::Mutex<i64>>,
     /// Set once the run's own closing write began (or the run ended elsewhere): the writer leaves it.
     writer_done: AtomicBool,
+    /// Whether someone here waits for the run's outcome (`Engine::wait`): its closing write then keeps it.
+    outcome_wanted: AtomicBool,
+    /// The run as its closing write recorded it, set before its terminal event is published: a waiter
+    /// here reads it instead of the database.
+    outcome: OnceLock<TurnOutcome>,
 }
 
 impl LiveRun {
@@ -44,6 +50,8 @@ impl LiveRun {
             cancel: CancellationToken::new(),
             stored_through: Arc::new(tokio::sync::Mutex::new(stored_through)),
             writer_done: AtomicBool::new(false),
+            outcome_wanted: AtomicBool::new(false),
+            outcome: OnceLock::new(),
         }
     }
 
@@ -89,6 +97,26 @@ impl LiveRun {
 
     pub fn writer_done(&self) -> bool {
         self.writer_done.load(Ordering::SeqCst)
+    }
+
+    /// Asks the closing write to keep the outcome for [`Self::outcome`].
+    pub fn want_outcome(&self) {
+        self.outcome_wanted.store(true, Ordering::SeqCst);
+    }
+
+    pub fn outcome_wanted(&self) -> bool {
+        self.outcome_wanted.load(Ordering::SeqCst)
+    }
+
+    /// Keeps the recorded outcome; before the terminal event is published.
+    pub fn keep_outcome(&self, outcome: TurnOutcome) {
+        let _ = self.outcome.set(outcome);
+    }
+
+    /// The outcome as recorded, once the terminal event is out (none when it ended otherwise: elsewhere,
+    /// or with its record failed).
+    pub fn outcome(&self) -> Option<TurnOutcome> {
+        self.outcome.get().cloned()
     }
 }
 

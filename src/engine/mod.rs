@@ -628,6 +628,11 @@ impl Engine {
     /// Waits for the run to end and returns it with its answer.
     pub async fn wait(&self, context: &TenantContext, run_id: RunId) -> Result<TurnOutcome, EngineError> {
         let mut events = self.follow(context, run_id, 0).await?;
+        // Executed here: its closing write keeps the outcome, and no transaction is needed after it.
+        let live = self.inner.hub.get(run_id, context.tenant_id());
+        if let Some(live) = &live {
+            live.want_outcome();
+        }
         let mut message_id = None;
         while let Some(event) = events.next().await {
             match event.kind {
@@ -637,6 +642,9 @@ impl Engine {
                 }
                 _ => {}
             }
+        }
+        if let Some(outcome) = live.and_then(|live| live.outcome()) {
+            return Ok(outcome);
         }
         let mut transaction = db::begin_tenant(&self.inner.db, context.tenant_id()).await?;
         let run = runs::store::get(&mut transaction, run_id).await?.ok_or(EngineError::RunNotFound)?;

@@ -74,7 +74,7 @@ impl Engine {
             // What the dead executor reserved stays reserved: a follower may have seen those numbers.
             last_seq: None,
         };
-        if runs::store::finish(&mut transaction, run.id, &outcome).await? {
+        if runs::store::finish(&mut transaction, run.id, &outcome).await?.is_some() {
             let kept = keep_partial_answer(&mut transaction, tenant_id, run).await?;
             let closing = match closing {
                 EventKind::RunFailed { code, message, .. } => EventKind::RunFailed { code, message, message_id: kept },

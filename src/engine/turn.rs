@@ -538,7 +538,6 @@ async fn record(
     let finish_reason = matches!(ending, Ending::Completed).then(|| answer.finish_reason());
     let message_id = keep_message.then(MessageId::new);
     let provider = plan.provider_name;
-    let tokens_i32 = |tokens: u64| i32::try_from(tokens).unwrap_or(i32::MAX);
 
     // The passages the answer cites (with where), apart from those it was given and did not cite.
     let sources = retrieval::citations::attribute(&answer.text, &answer.citations);
@@ -547,33 +546,10 @@ async fn record(
     if ended_elsewhere(&mut transaction, plan, log).await? {
         return Ok(());
     }
-    if let Some(message_id) = message_id {
-        let status =
-            if matches!(ending, Ending::Completed) { MessageStatus::Complete } else { MessageStatus::Incomplete };
-        conversations::store::insert_message_with_id(
-            &mut transaction,
-            plan.tenant_id,
-            message_id,
-            &NewMessage {
-                session_id: plan.session_id,
-                run_id: Some(plan.run_id),
-                role: Role::Assistant,
-                content: &answer.text,
-                status,
-                finish_reason,
-                input_tokens: Some(tokens_i32(tokens.input)),
-                output_tokens: Some(tokens_i32(tokens.output)),
-                model_used: Some(&answer.model),
-                provider_used: Some(provider),
-                is_byok: Some(plan.is_byok),
-                tool_calls: answer.recorded_tool_calls(),
-                citations: Some(serde_json::json!(sources.cited)),
-                retrieved: Some(serde_json::json!(sources.retrieved)),
-            },
-            plan.question_id,
-        )
-        .await?;
-    }
+    let message = match message_id {
+        Some(id) => Some(keep_answer(&mut transaction, plan, answer, ending, id, tokens, &sources).await?),
+        None => None,
+    };
     let mut closing = Vec::new();
     if keep_message && !answer.citations.is_empty() {
         closing.push(EventKind::Citations { citations: sources.cited, retrieved: sources.retrieved });
@@ -608,7 +584,7 @@ async fn record(
     crate::webhooks::store::enqueue(&mut transaction, plan.tenant_id, &run_webhooks).await?;
     let closing = log.write_closing(&mut transaction, closing).await?;
     let millis = |since: Instant| i32::try_from(since.duration_since(plan.accepted_at).as_millis()).unwrap_or(i32::MAX);
-    crate::runs::store::finish(
+    let run = crate::runs::store::finish(
         &mut transaction,
         plan.run_id,
         &RunOutcome {
@@ -623,7 +599,18 @@ async fn record(
         },
     )
     .await?;
+    // Someone here waits for the whole outcome: read with the record, it spares them a transaction after.
+    let outcome = match run {
+        Some(run) if log.live().outcome_wanted() => {
+            let totals = crate::usage::store::run_totals(&mut transaction, plan.run_id).await?;
+            Some(super::TurnOutcome { run, message, totals })
+        }
+        _ => None,
+    };
     transaction.commit().await?;
+    if let Some(outcome) = outcome {
+        log.live().keep_outcome(outcome);
+    }
     // Counted before the closing events go out: a client that saw the run end finds it in the metrics.
     let kind = if plan.workspace_id.is_some() { RunKind::Agent } else { RunKind::Chat };
     let since_start = |at: Instant| at.duration_since(plan.accepted_at);
@@ -635,6 +622,37 @@ async fn record(
     log.publish_closing(closing);
     settle_rate_limits(inner, plan, tokens);
     Ok(())
+}
+
+/// The assistant's message as far as the answer got, under its question.
+async fn keep_answer(
+    transaction: &mut sqlx::PgConnection,
+    plan: &TurnPlan,
+    answer: &Answer,
+    ending: &Ending,
+    id: MessageId,
+    tokens: TokenUsage,
+    sources: &retrieval::citations::Attributed,
+) -> Result<conversations::Message, sqlx::Error> {
+    let completed = matches!(ending, Ending::Completed);
+    let tokens_i32 = |tokens: u64| i32::try_from(tokens).unwrap_or(i32::MAX);
+    let message = NewMessage {
+        session_id: plan.session_id,
+        run_id: Some(plan.run_id),
+        role: Role::Assistant,
+        content: &answer.text,
+        status: if completed { MessageStatus::Complete } else { MessageStatus::Incomplete },
+        finish_reason: completed.then(|| answer.finish_reason()),
+        input_tokens: Some(tokens_i32(tokens.input)),
+        output_tokens: Some(tokens_i32(tokens.output)),
+        model_used: Some(&answer.model),
+        provider_used: Some(plan.provider_name),
+        is_byok: Some(plan.is_byok),
+        tool_calls: answer.recorded_tool_calls(),
+        citations: Some(serde_json::json!(sources.cited)),
+        retrieved: Some(serde_json::json!(sources.retrieved)),
+    };
+    conversations::store::insert_message_with_id(transaction, plan.tenant_id, id, &message, plan.question_id).await
 }
 
 /// When a run ends, no tool call of it stays open. A pass-through turn runs no tools of its own (its

@@ -95,27 +95,33 @@ pub struct RunOutcome<'a> {
     pub last_seq: Option<i64>,
 }
 
-/// Records the end of a run, once: a run already ended is left as it is (returns false).
-pub async fn finish(connection: &mut PgConnection, id: RunId, outcome: &RunOutcome<'_>) -> Result<bool, sqlx::Error> {
-    let updated = sqlx::query(
+/// Records the end of a run, once, and returns it as it ended: a run already ended is left as it is (none).
+pub async fn finish(
+    connection: &mut PgConnection,
+    id: RunId,
+    outcome: &RunOutcome<'_>,
+) -> Result<Option<Run>, sqlx::Error> {
+    let mut query = QueryBuilder::<Postgres>::new(
         "UPDATE runs SET status = $2, error_code = $3, error_message = $4, provider = $5, model = $6, \
          first_token_ms = $7, latency_ms = $8, finish_reason = $9, finished_at = now(), \
          reserved_seq = coalesce($10, reserved_seq) \
-         WHERE id = $1 AND status NOT IN ('succeeded', 'failed', 'cancelled')",
-    )
-    .bind(id)
-    .bind(outcome.status)
-    .bind(outcome.error.map(|(code, _)| code))
-    .bind(outcome.error.map(|(_, message)| message))
-    .bind(outcome.provider)
-    .bind(outcome.model)
-    .bind(outcome.first_token_ms)
-    .bind(outcome.latency_ms)
-    .bind(outcome.finish_reason)
-    .bind(outcome.last_seq)
-    .execute(connection)
-    .await?;
-    Ok(updated.rows_affected() == 1)
+         WHERE id = $1 AND status NOT IN ('succeeded', 'failed', 'cancelled') RETURNING ",
+    );
+    query.push(RUN_COLUMNS);
+    query
+        .build_query_as()
+        .bind(id)
+        .bind(outcome.status)
+        .bind(outcome.error.map(|(code, _)| code))
+        .bind(outcome.error.map(|(_, message)| message))
+        .bind(outcome.provider)
+        .bind(outcome.model)
+        .bind(outcome.first_token_ms)
+        .bind(outcome.latency_ms)
+        .bind(outcome.finish_reason)
+        .bind(outcome.last_seq)
+        .fetch_optional(connection)
+        .await
 }
 
 pub async fn insert_events(
