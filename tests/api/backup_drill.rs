@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{read_sse, streamed_text};
 use crate::mcp_server::McpTestServer;
-use crate::service_process::{Service, call, fresh_data_dir, start_ready_with, wait_for};
+use crate::service_process::{Service, call, create_tenant, fresh_data_dir, start_ready_with, wait_for};
 
 const MASTER_KEY: &str = "drill-master-key-0123456789abcdef";
 const TENANT_PROVIDER_KEY: &str = "tenant-sealed-openai-key";
@@ -115,13 +115,6 @@ async fn document_ids(base: &str, key: &str) -> BTreeSet<String> {
 async fn search(base: &str, key: &str, query: &str) -> Vec<String> {
     let found = call(base, Method::POST, "/api/v1/search", key, Some(json!({ "query": query, "k": 5 }))).await;
     found["results"].as_array().unwrap().iter().map(|hit| hit["chunk_id"].as_str().unwrap().to_owned()).collect()
-}
-
-async fn create_tenant(base: &str, data_dir: &Path, slug: &str) -> String {
-    let operator = std::fs::read_to_string(data_dir.join("operator-token")).unwrap();
-    let created =
-        call(base, Method::POST, "/api/v1/tenants", operator.trim(), Some(json!({ "name": slug, "slug": slug }))).await;
-    created["api_key"]["key"].as_str().unwrap().to_owned()
 }
 
 /// A tenant answering with OpenAI's model through its own (sealed) key, pointed at the mock, with a

@@ -13,7 +13,7 @@ use switchboard::db::embedded::Layout;
 
 use crate::helpers::{assert_error, read_sse, streamed_text};
 use crate::service_process::{
-    free_port, fresh_data_dir, is_running, postmaster, start_service, wait_for, wait_until_ready,
+    create_tenant, free_port, fresh_data_dir, is_running, postmaster, start_service, wait_for, wait_until_ready,
 };
 
 /// Takes the killed server's port, so that it cannot be started again until the test lets go: the
@@ -50,18 +50,7 @@ async fn the_service_survives_its_embedded_postgres_being_killed() {
     let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
     wait_until_ready(&mut service, &data_dir, &base).await;
 
-    let operator = std::fs::read_to_string(data_dir.join("operator-token")).unwrap();
-    let created: Value = client
-        .post(format!("{base}/api/v1/tenants"))
-        .bearer_auth(operator.trim())
-        .json(&json!({ "name": "Survivor", "slug": "survivor" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let key = created["api_key"]["key"].as_str().expect("the tenant's first key").to_owned();
+    let key = create_tenant(&base, &data_dir, "survivor").await;
     let sessions = format!("{base}/api/v1/sessions");
     assert_eq!(client.get(&sessions).bearer_auth(&key).send().await.unwrap().status(), 200);
 

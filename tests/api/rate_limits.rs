@@ -449,26 +449,15 @@ async fn a_run_resumed_after_an_approval_counts_its_later_steps_tokens_too() {
 /// the real binary, started with a tenant default of two requests a minute, refuses the third.
 #[tokio::test]
 async fn the_operators_default_limits_hold_for_a_tenant_without_limits_of_its_own() {
-    use crate::service_process::{free_port, fresh_data_dir, start_service_with, wait_until_ready};
+    use crate::service_process::{create_tenant, free_port, fresh_data_dir, start_service_with, wait_until_ready};
     let data_dir = fresh_data_dir("operator-limits");
     let port = free_port();
     let settings = [("SWITCHBOARD_RATE_LIMIT_TENANT_REQUESTS_PER_MINUTE", "2"), ("RUST_LOG", "warn")];
     let mut service = start_service_with(&data_dir, port, &settings);
     let base = format!("http://127.0.0.1:{port}");
     wait_until_ready(&mut service, &data_dir, &base).await;
+    let key = create_tenant(&base, &data_dir, "defaulted").await;
     let client = reqwest::Client::new();
-    let operator = std::fs::read_to_string(data_dir.join("operator-token")).unwrap();
-    let created: Value = client
-        .post(format!("{base}/api/v1/tenants"))
-        .bearer_auth(operator.trim())
-        .json(&json!({ "name": "Defaulted", "slug": "defaulted" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let key = created["api_key"]["key"].as_str().expect("the tenant's first key").to_owned();
     let ask = || {
         let body = json!({ "model": "switchboard-extractive", "messages": [{ "role": "user", "content": "Hello?" }] });
         client.post(format!("{base}/v1/chat/completions")).bearer_auth(&key).json(&body).send()

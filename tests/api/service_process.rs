@@ -445,3 +445,11 @@ pub(crate) async fn call(base: &str, method: Method, path: &str, token: &str, bo
     assert!(status.is_success(), "{path}: {status} {text}");
     if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() }
 }
+
+/// A new tenant, made with the operator's token from the data directory; its first key.
+pub(crate) async fn create_tenant(base: &str, data_dir: &Path, slug: &str) -> String {
+    let operator = std::fs::read_to_string(data_dir.join("operator-token")).unwrap();
+    let created =
+        call(base, Method::POST, "/api/v1/tenants", operator.trim(), Some(json!({ "name": slug, "slug": slug }))).await;
+    created["api_key"]["key"].as_str().unwrap().to_owned()
+}
