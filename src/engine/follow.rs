@@ -102,11 +102,14 @@ async fn read(
     after: i64,
 ) -> Result<(Vec<RunEvent>, bool), sqlx::Error> {
     let mut transaction = db::begin_tenant(db, tenant_id).await?;
-    let events = runs::store::events_after(&mut transaction, run_id, after).await?;
     // A paused run's stream ends too; following it again after the approval continues it.
     let ended = runs::store::get(&mut transaction, run_id)
         .await?
         .is_none_or(|run| run.status.is_terminal() || run.status == runs::RunStatus::AwaitingApproval);
+    // Read after the status: each statement sees what was committed when it began, and a run's end is
+    // committed with its closing events, so a run seen ended has them all in this read. Read before,
+    // a run that ended in between would end the stream without them.
+    let events = runs::store::events_after(&mut transaction, run_id, after).await?;
     transaction.commit().await?;
     Ok((events, ended))
 }
