@@ -32,11 +32,20 @@ pub struct LiveRun {
     stored_through: Arc<tokio::sync::Mutex<i64>>,
     /// Set once the run's own closing write began (or the run ended elsewhere): the writer leaves it.
     writer_done: AtomicBool,
-    /// Whether someone here waits for the run's outcome (`Engine::wait`): its closing write then keeps it.
+    /// Whether someone here waits for the run's whole outcome (`Engine::wait`): its closing write then
+    /// reads the totals too.
     outcome_wanted: AtomicBool,
-    /// The run as its closing write recorded it, set before its terminal event is published: a waiter
-    /// here reads it instead of the database.
-    outcome: OnceLock<TurnOutcome>,
+    /// The run as its closing write recorded it, set before its terminal event is published: whoever
+    /// follows it here reads it instead of the database.
+    kept: OnceLock<Kept>,
+}
+
+/// What a run's closing write recorded: the run, its answer, and its totals when a waiter asked for them.
+#[derive(Debug, Clone)]
+pub struct Kept {
+    pub run: crate::runs::Run,
+    pub message: Option<crate::conversations::Message>,
+    pub totals: Option<crate::usage::RunTotals>,
 }
 
 impl LiveRun {
@@ -51,7 +60,7 @@ impl LiveRun {
             stored_through: Arc::new(tokio::sync::Mutex::new(stored_through)),
             writer_done: AtomicBool::new(false),
             outcome_wanted: AtomicBool::new(false),
-            outcome: OnceLock::new(),
+            kept: OnceLock::new(),
         }
     }
 
@@ -99,7 +108,7 @@ impl LiveRun {
         self.writer_done.load(Ordering::SeqCst)
     }
 
-    /// Asks the closing write to keep the outcome for [`Self::outcome`].
+    /// Asks the closing write to read the totals too, for [`Self::outcome`].
     pub fn want_outcome(&self) {
         self.outcome_wanted.store(true, Ordering::SeqCst);
     }
@@ -108,15 +117,22 @@ impl LiveRun {
         self.outcome_wanted.load(Ordering::SeqCst)
     }
 
-    /// Keeps the recorded outcome; before the terminal event is published.
-    pub fn keep_outcome(&self, outcome: TurnOutcome) {
-        let _ = self.outcome.set(outcome);
+    /// Keeps what the closing write recorded; before the terminal event is published.
+    pub fn keep(&self, kept: Kept) {
+        let _ = self.kept.set(kept);
     }
 
-    /// The outcome as recorded, once the terminal event is out (none when it ended otherwise: elsewhere,
-    /// or with its record failed).
+    /// The whole outcome as recorded, once the terminal event is out, if a waiter asked for it in time
+    /// (none when the run ended otherwise: elsewhere, or with its record failed).
     pub fn outcome(&self) -> Option<TurnOutcome> {
-        self.outcome.get().cloned()
+        let kept = self.kept.get()?;
+        let totals = kept.totals.clone()?;
+        Some(TurnOutcome { run: kept.run.clone(), message: kept.message.clone(), totals })
+    }
+
+    /// The answer `message_id` as the closing write recorded it, once the terminal event is out.
+    pub fn answer(&self, message_id: crate::ids::MessageId) -> Option<crate::conversations::Message> {
+        self.kept.get()?.message.as_ref().filter(|message| message.id == message_id).cloned()
     }
 }
 

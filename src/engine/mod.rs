@@ -395,7 +395,8 @@ enum TurnSession {
 
 /// A turn's answer, as every door delivers it (each in its own wire format).
 pub enum Answer {
-    Stream(EventStream),
+    /// The run's events as they come, and its recorded end.
+    Stream(EventStream, Ended),
     /// The run ended: completed, or cancelled (then the message may be absent).
     Finished(TurnOutcome),
     /// The run waits for a person to decide a tool call; it has no answer yet.
@@ -404,10 +405,30 @@ pub enum Answer {
     Failed(RunFailure),
 }
 
+/// A followed run's recorded end, for a door that shows the answer whole once the run completes.
+#[derive(Debug, Clone, Default)]
+pub struct Ended(Option<Arc<hub::LiveRun>>);
+
+impl Ended {
+    /// The answer `message_id`: as the run's closing write kept it when the run ran here (no transaction),
+    /// else read.
+    pub async fn answer(
+        &self,
+        pool: &PgPool,
+        context: &TenantContext,
+        message_id: crate::ids::MessageId,
+    ) -> Result<Option<Message>, conversations::ConversationError> {
+        if let Some(kept) = self.0.as_ref().and_then(|live| live.answer(message_id)) {
+            return Ok(Some(kept));
+        }
+        conversations::message(pool, context, message_id).await
+    }
+}
+
 impl std::fmt::Debug for Answer {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Stream(_) => formatter.write_str("Stream(..)"),
+            Self::Stream(..) => formatter.write_str("Stream(..)"),
             Self::Finished(outcome) => formatter.debug_tuple("Finished").field(outcome).finish(),
             Self::AwaitingApproval(outcome) => formatter.debug_tuple("AwaitingApproval").field(outcome).finish(),
             Self::Failed(failure) => formatter.debug_tuple("Failed").field(failure).finish(),
@@ -604,6 +625,11 @@ impl Engine {
         Ok(follow::stored(self.inner.db.clone(), &self.inner.notices, tenant_id, run_id, after))
     }
 
+    /// The run's recorded end, for a door following it: kept in memory when the run executes here.
+    pub fn ended(&self, context: &TenantContext, run_id: RunId) -> Ended {
+        Ended(self.inner.hub.get(run_id, context.tenant_id()))
+    }
+
     /// The answer to a started turn, delivered as the door asks.
     pub async fn answer(
         &self,
@@ -612,7 +638,8 @@ impl Engine {
         delivery: Delivery,
     ) -> Result<Answer, EngineError> {
         if delivery == Delivery::Stream {
-            return Ok(Answer::Stream(self.follow(context, run_id, 0).await?));
+            let ended = self.ended(context, run_id);
+            return Ok(Answer::Stream(self.follow(context, run_id, 0).await?, ended));
         }
         let outcome = self.wait(context, run_id).await?;
         if let Some(code) = &outcome.run.error_code {

@@ -599,17 +599,22 @@ async fn record(
         },
     )
     .await?;
-    // Someone here waits for the whole outcome: read with the record, it spares them a transaction after.
-    let outcome = match run {
-        Some(run) if log.live().outcome_wanted() => {
-            let totals = crate::usage::store::run_totals(&mut transaction, plan.run_id).await?;
-            Some(super::TurnOutcome { run, message, totals })
+    // Kept for whoever follows the run here, which spares them a transaction after its end; the totals
+    // only when someone waits for them.
+    let kept = match run {
+        Some(run) => {
+            let totals = if log.live().outcome_wanted() {
+                Some(crate::usage::store::run_totals(&mut transaction, plan.run_id).await?)
+            } else {
+                None
+            };
+            Some(super::hub::Kept { run, message, totals })
         }
-        _ => None,
+        None => None,
     };
     transaction.commit().await?;
-    if let Some(outcome) = outcome {
-        log.live().keep_outcome(outcome);
+    if let Some(kept) = kept {
+        log.live().keep(kept);
     }
     // Counted before the closing events go out: a client that saw the run end finds it in the metrics.
     let kind = if plan.workspace_id.is_some() { RunKind::Agent } else { RunKind::Chat };

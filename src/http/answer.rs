@@ -19,7 +19,7 @@ pub fn respond<T: Serialize>(
     body: impl FnOnce(&TurnOutcome) -> T,
 ) -> Result<Response, ApiError> {
     match answer {
-        Answer::Stream(events) => Ok(sse::stream(events, streams::required(slot)?).into_response()),
+        Answer::Stream(events, _) => Ok(sse::stream(events, streams::required(slot)?).into_response()),
         Answer::Failed(failure) => Err(failure.into()),
         Answer::AwaitingApproval(outcome) => Ok((StatusCode::ACCEPTED, axum::Json(body(&outcome))).into_response()),
         Answer::Finished(outcome) => Ok((StatusCode::OK, axum::Json(body(&outcome))).into_response()),

@@ -29,8 +29,7 @@ use super::sse;
 use super::streams::{self, OpenStreams, StreamSlot};
 use crate::auth::context::{Scope, TenantContext};
 use crate::background;
-use crate::conversations;
-use crate::engine::{Answer, EventStream, GivenConversation, RunFailure};
+use crate::engine::{Answer, Ended, EventStream, GivenConversation, RunFailure};
 use crate::ids::{MessageId, RunId};
 use crate::integration::{self, whole::WholeConversation};
 use crate::providers::FinishReason;
@@ -120,9 +119,9 @@ async fn create(
     let run_id = started.run.id;
     let reply = Reply { id: format!("msg_{}", run_id.0.simple()), model };
     match state.engine.answer(&context, run_id, streams::delivery(slot.as_ref())).await? {
-        Answer::Stream(events) => {
+        Answer::Stream(events, ended) => {
             let slot = streams::required(slot)?;
-            let opened = Opened { reply, run_id, estimated_input_tokens };
+            let opened = Opened { reply, run_id, ended, estimated_input_tokens };
             stream(state, context, opened, events, slot).await
         }
         Answer::Failed(failure) => Err(run_failed(failure)),
@@ -211,6 +210,7 @@ fn error_event(error: &ApiError) -> Event {
 struct Opened {
     reply: Reply,
     run_id: RunId,
+    ended: Ended,
     estimated_input_tokens: u32,
 }
 
@@ -223,7 +223,7 @@ async fn stream(
     mut events: EventStream,
     slot: StreamSlot,
 ) -> Result<Response, ApiError> {
-    let Opened { reply, run_id, estimated_input_tokens } = opened;
+    let Opened { reply, run_id, ended, estimated_input_tokens } = opened;
     let mut first_text = None;
     let mut early = Vec::new();
     while let Some(event) = events.next().await {
@@ -249,7 +249,7 @@ async fn stream(
     }
     let rest = futures::stream::iter(early).chain(events.map(|event| event.kind)).boxed();
     let translation =
-        Translation { state, context, reply, run_id, rest, usage: None, text_block_open, finished: false };
+        Translation { state, context, reply, run_id, ended, rest, usage: None, text_block_open, finished: false };
     // No task of its own: the events are made as the client reads them, and a client that leaves drops
     // the stream (the run goes on; it is the engine's).
     let frames = futures::stream::iter(head)
@@ -265,6 +265,7 @@ struct Translation {
     context: TenantContext,
     reply: Reply,
     run_id: RunId,
+    ended: Ended,
     rest: futures::stream::BoxStream<'static, EventKind>,
     usage: Option<Usage>,
     /// Whether the text block (always the first, index 0) was started.
@@ -330,7 +331,7 @@ impl Translation {
     /// `tool_use` block per call the model made, each with its whole input in one `input_json_delta`,
     /// then `message_delta` with the stop reason and usage, and `message_stop`.
     async fn completion(&mut self, message_id: MessageId, recorded: Option<FinishReason>) -> Vec<Event> {
-        let message = match conversations::message(&self.state.db, &self.context, message_id).await {
+        let message = match self.ended.answer(&self.state.db, &self.context, message_id).await {
             Ok(Some(message)) => message,
             Ok(None) => return vec![error_event(&ApiError::not_found("the run's answer is not recorded"))],
             Err(error) => return vec![error_event(&ApiError::from(error))],

@@ -39,8 +39,7 @@ use super::sse;
 use super::streams::{self, OpenStreams, StreamSlot};
 use crate::auth::context::Scope;
 use crate::auth::context::TenantContext;
-use crate::conversations;
-use crate::engine::{Answer, EventStream, GivenConversation, RunFailure};
+use crate::engine::{Answer, Ended, EventStream, GivenConversation, RunFailure};
 use crate::ids::RunId;
 use crate::integration::{self, whole::WholeConversation};
 use crate::rate_limits::{Demand, Standings};
@@ -132,9 +131,10 @@ async fn complete(
         model: body.model.clone(),
     };
     match state.engine.answer(&context, started.run.id, streams::delivery(slot.as_ref())).await? {
-        Answer::Stream(events) => {
+        Answer::Stream(events, ended) => {
             let slot = streams::required(slot)?;
-            stream(state, context, reply, started.run.id, events, body.include_usage(), slot).await
+            let opened = Opened { reply, run_id: started.run.id, ended, include_usage: body.include_usage() };
+            stream(state, context, opened, events, slot).await
         }
         Answer::Failed(failure) => Err(failure.into()),
         Answer::AwaitingApproval(outcome) => Err(awaiting_approval(outcome.run.id)),
@@ -170,17 +170,24 @@ fn event(chunk: &impl serde::Serialize) -> Event {
     Event::default().json_data(chunk).unwrap_or_else(|_| Event::default().comment("unserialisable chunk"))
 }
 
+/// A streamed completion as it opens: its reply's head, its run and the run's recorded end.
+struct Opened {
+    reply: Reply,
+    run_id: RunId,
+    ended: Ended,
+    include_usage: bool,
+}
+
 /// Streams the run as `chat.completion.chunk`s. Until the first text arrives the answer is still an
 /// ordinary HTTP response, so a run that fails before answering gets OpenAI's error with its status.
 async fn stream(
     state: AppState,
     context: TenantContext,
-    reply: Reply,
-    run_id: RunId,
+    opened: Opened,
     mut events: EventStream,
-    include_usage: bool,
     slot: StreamSlot,
 ) -> Result<Response, ApiError> {
+    let Opened { reply, run_id, ended, include_usage } = opened;
     let mut first_text = None;
     let mut early = Vec::new();
     while let Some(event) = events.next().await {
@@ -203,7 +210,7 @@ async fn stream(
         head.push(event(&reply.text(text)));
     }
     let rest = futures::stream::iter(early).chain(events.map(|event| event.kind)).boxed();
-    let translation = Translation { state, context, reply, include_usage, rest, usage: None, finished: false };
+    let translation = Translation { state, context, reply, ended, include_usage, rest, usage: None, finished: false };
     // No task of its own: the chunks are made as the client reads them, and a client that leaves drops
     // the stream (the run goes on; it is the engine's).
     let chunks = futures::stream::iter(head)
@@ -217,6 +224,7 @@ struct Translation {
     state: AppState,
     context: TenantContext,
     reply: Reply,
+    ended: Ended,
     include_usage: bool,
     rest: futures::stream::BoxStream<'static, EventKind>,
     usage: Option<UsageCounts>,
@@ -262,7 +270,7 @@ impl Translation {
                 Vec::new()
             }
             EventKind::RunCompleted { message_id, finish_reason: recorded } => {
-                let message = conversations::message(&self.state.db, &self.context, message_id).await.ok().flatten();
+                let message = self.ended.answer(&self.state.db, &self.context, message_id).await.ok().flatten();
                 let calls = message.as_ref().map(StoredCall::all_of).unwrap_or_default();
                 let mut chunks = Vec::new();
                 if !calls.is_empty() {

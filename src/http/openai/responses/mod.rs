@@ -125,9 +125,9 @@ async fn create_response(
         return Ok(axum::Json(response).into_response());
     }
     match state.engine.answer(&context, run_id, streams::delivery(slot.as_ref())).await? {
-        Answer::Stream(events) => {
+        Answer::Stream(events, ended) => {
             let slot = streams::required(slot)?;
-            let opened = Opened { state, context, head, request, run_id };
+            let opened = Opened { state, context, head, request, run_id, ended };
             Ok(stream::live(opened, events, slot).await?)
         }
         Answer::Failed(failure) => Err(ApiError::from(failure).into()),
@@ -282,9 +282,10 @@ pub async fn retrieve(
     let starting_after = last_event_id.or(query.starting_after);
     let slot = open_streams.reserve(&context)?;
     let run_id = found.response.run.id;
+    let ended = state.engine.ended(&context, run_id);
     let events = state.engine.follow(&context, run_id, 0).await?;
     let head = Head::of(&found.response.run);
-    let opened = Opened { state, context, head, request: Arc::new(found.request), run_id };
+    let opened = Opened { state, context, head, request: Arc::new(found.request), run_id, ended };
     Ok(stream::replay(opened, events, starting_after, slot))
 }
 

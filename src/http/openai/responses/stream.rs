@@ -15,8 +15,8 @@ use super::super::reply::UsageCounts;
 use super::reply::{self, FunctionCall, Head, Outcome, StreamEvent};
 use super::wire::{Part, StoredRequest};
 use crate::auth::context::TenantContext;
-use crate::conversations::{self, Message};
-use crate::engine::{EventStream, RunFailure};
+use crate::conversations::Message;
+use crate::engine::{Ended, EventStream, RunFailure};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::sse;
@@ -32,6 +32,8 @@ pub struct Opened {
     pub head: Head,
     pub request: Arc<StoredRequest>,
     pub run_id: RunId,
+    /// The run's recorded end.
+    pub ended: Ended,
 }
 
 /// Streams a run just started. Until its first text the answer is still an ordinary HTTP response, so a
@@ -222,8 +224,8 @@ impl Translation {
     /// function call as an item with its whole arguments in one delta, then `response.completed` (or
     /// `response.incomplete`, when the answer was cut at its limit) with the whole response.
     async fn completion(&mut self, message_id: MessageId, recorded: Option<FinishReason>) -> Vec<StreamEvent> {
-        let Opened { state, context, head, run_id, .. } = &self.opened;
-        let answer = match conversations::message(&state.db, context, message_id).await {
+        let Opened { state, context, head, run_id, ended, .. } = &self.opened;
+        let answer = match ended.answer(&state.db, context, message_id).await {
             Ok(Some(answer)) => answer,
             Ok(None) => return vec![error_event(&ApiError::not_found("the run's answer is not recorded"))],
             Err(error) => return vec![error_event(&ApiError::from(error))],
