@@ -423,6 +423,18 @@ impl Ended {
         }
         conversations::message(pool, context, message_id).await
     }
+
+    /// Asks the run's closing write to keep its totals too, for [`Self::outcome`].
+    fn want_outcome(&self) {
+        if let Some(live) = &self.0 {
+            live.want_outcome();
+        }
+    }
+
+    /// The whole outcome as the run's closing write kept it, when it ran here and was asked in time.
+    fn outcome(&self) -> Option<TurnOutcome> {
+        self.0.as_ref()?.outcome()
+    }
 }
 
 impl std::fmt::Debug for Answer {
@@ -656,10 +668,8 @@ impl Engine {
     pub async fn wait(&self, context: &TenantContext, run_id: RunId) -> Result<TurnOutcome, EngineError> {
         let mut events = self.follow(context, run_id, 0).await?;
         // Executed here: its closing write keeps the outcome, and no transaction is needed after it.
-        let live = self.inner.hub.get(run_id, context.tenant_id());
-        if let Some(live) = &live {
-            live.want_outcome();
-        }
+        let ended = self.ended(context, run_id);
+        ended.want_outcome();
         let mut message_id = None;
         while let Some(event) = events.next().await {
             match event.kind {
@@ -670,7 +680,7 @@ impl Engine {
                 _ => {}
             }
         }
-        if let Some(outcome) = live.and_then(|live| live.outcome()) {
+        if let Some(outcome) = ended.outcome() {
             return Ok(outcome);
         }
         let mut transaction = db::begin_tenant(&self.inner.db, context.tenant_id()).await?;

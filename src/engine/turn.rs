@@ -547,7 +547,7 @@ async fn record(
         return Ok(());
     }
     let message = match message_id {
-        Some(id) => Some(keep_answer(&mut transaction, plan, answer, ending, id, tokens, &sources).await?),
+        Some(id) => Some(keep_answer(&mut transaction, plan, answer, finish_reason, id, tokens, &sources).await?),
         None => None,
     };
     let mut closing = Vec::new();
@@ -629,25 +629,25 @@ async fn record(
     Ok(())
 }
 
-/// The assistant's message as far as the answer got, under its question.
+/// The assistant's message as far as the answer got, under its question; `finish_reason` is the
+/// completed answer's (none: the answer is incomplete).
 async fn keep_answer(
     transaction: &mut sqlx::PgConnection,
     plan: &TurnPlan,
     answer: &Answer,
-    ending: &Ending,
+    finish_reason: Option<FinishReason>,
     id: MessageId,
     tokens: TokenUsage,
     sources: &retrieval::citations::Attributed,
 ) -> Result<conversations::Message, sqlx::Error> {
-    let completed = matches!(ending, Ending::Completed);
     let tokens_i32 = |tokens: u64| i32::try_from(tokens).unwrap_or(i32::MAX);
     let message = NewMessage {
         session_id: plan.session_id,
         run_id: Some(plan.run_id),
         role: Role::Assistant,
         content: &answer.text,
-        status: if completed { MessageStatus::Complete } else { MessageStatus::Incomplete },
-        finish_reason: completed.then(|| answer.finish_reason()),
+        status: if finish_reason.is_some() { MessageStatus::Complete } else { MessageStatus::Incomplete },
+        finish_reason,
         input_tokens: Some(tokens_i32(tokens.input)),
         output_tokens: Some(tokens_i32(tokens.output)),
         model_used: Some(&answer.model),

@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use reqwest::Method;
 use serde_json::{Value, json};
 use switchboard::db::embedded::Layout;
 
 use crate::helpers::{assert_error, read_sse, streamed_text};
 use crate::service_process::{
-    create_tenant, free_port, fresh_data_dir, is_running, postmaster, start_service, wait_for, wait_until_ready,
+    call, create_tenant, free_port, fresh_data_dir, is_running, postmaster, start_service, wait_for, wait_until_ready,
 };
 
 /// Takes the killed server's port, so that it cannot be started again until the test lets go: the
@@ -56,16 +57,8 @@ async fn the_service_survives_its_embedded_postgres_being_killed() {
 
     // An answer through `/v1`, whose start commits without waiting for the disk (`engine::Receipt`): the
     // answer's record takes it there before the client has the answer, so the crash right after keeps it.
-    let completion: Value = client
-        .post(format!("{base}/v1/chat/completions"))
-        .bearer_auth(&key)
-        .json(&json!({ "model": "switchboard-extractive", "messages": [{ "role": "user", "content": "Kept?" }] }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let asked = json!({ "model": "switchboard-extractive", "messages": [{ "role": "user", "content": "Kept?" }] });
+    let completion = call(&base, Method::POST, "/v1/chat/completions", &key, Some(asked)).await;
     let answered = completion["id"].as_str().and_then(|id| id.strip_prefix("chatcmpl-")).expect("a completion");
     let answered_run = uuid::Uuid::parse_str(answered).unwrap();
 
@@ -86,15 +79,7 @@ async fn the_service_survives_its_embedded_postgres_being_killed() {
     assert_eq!(restarted_port, port, "on the same port");
 
     assert_eq!(client.get(&sessions).bearer_auth(&key).send().await.unwrap().status(), 200);
-    let run: Value = client
-        .get(format!("{base}/api/v1/runs/{answered_run}"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let run = call(&base, Method::GET, &format!("/api/v1/runs/{answered_run}"), &key, None).await;
     assert_eq!(run["status"], "succeeded", "the answered run outlived the crash: {run}");
     let session: Value =
         client.post(&sessions).bearer_auth(&key).json(&json!({})).send().await.unwrap().json().await.unwrap();
