@@ -62,16 +62,15 @@ struct CheckedRow {
 }
 
 /// The admission check, in one statement that is its own transaction (`admit_rate_limits`, migrations
-/// 0022 and 0051, bound to the tenant and committed without waiting for the disk): the limits that apply (the
-/// tenant's own, else the operator's), the tenant's running runs, and GCRA on every limited bucket, all
-/// or nothing.
+/// 0022, 0051, 0053 and 0055, bound to the tenant and committed without waiting for the disk): the limits
+/// that apply (the tenant's own, else the operator's), the tenant's running runs, and GCRA on every
+/// limited bucket, all or nothing.
 ///
-/// The snapshot decides first, so the usual refusal writes nothing. Each bucket is then taken with an
-/// `INSERT … ON CONFLICT DO UPDATE … WHERE it fits`: PostgreSQL locks the bucket's row and evaluates the
-/// condition on its latest committed version, so two processes admitting at once can never both take
-/// the last of a limit. When another transaction takes the last of one bucket between the snapshot and
-/// the row lock, the function undoes the shares it took and answers with the buckets as they are then,
-/// none taken. Rows are locked in key order, so concurrent admissions cannot deadlock.
+/// Every bucket is taken with an `INSERT … ON CONFLICT DO UPDATE … WHERE it fits`, in key order:
+/// PostgreSQL locks the bucket's row and evaluates the condition on its latest committed version, so two
+/// processes admitting at once can never both take the last of a limit, and concurrent admissions cannot
+/// deadlock. When one bucket does not fit, the function puts back the ones it took, while it still holds
+/// all their rows, and answers with the buckets as they are, none taken.
 pub async fn admit(
     pool: &PgPool,
     tenant_id: TenantId,

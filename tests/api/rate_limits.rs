@@ -174,6 +174,37 @@ async fn a_long_prompt_is_refused_by_tokens_per_minute_and_settling_gives_tokens
     assert!(matches!(rate_limits::admit(&app.app_db, &context, &small).await, Err(RateLimitError::Limited(_))));
 }
 
+/// A request is admitted by all its limits or by none: one that a single limit refuses takes nothing
+/// from the others (the admission takes every bucket at once, and puts back what it took when one did
+/// not fit).
+#[tokio::test]
+async fn a_request_refused_by_one_limit_takes_nothing_from_the_others() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("acme").await;
+    let limits = json!({ "tenant": { "requests_per_minute": 2, "tokens_per_minute": 2000 } });
+    set_limits(&app, &tenant, "/api/v1/rate-limits", limits).await;
+    let context = switchboard::auth::authenticate_api_key(&app.app_db, &tenant.admin_key, None).await.unwrap();
+
+    // Each fits the requests limit and not the tokens one: refused, three times over.
+    let long = Demand { prompt: &["hello"], max_output_tokens: Some(5000), end_user: None };
+    for _ in 0..3 {
+        match rate_limits::admit(&app.app_db, &context, &long).await {
+            Err(RateLimitError::Limited(refusal)) => assert_eq!(refusal.kind, LimitKind::Tokens),
+            other => panic!("expected a refusal by tokens, got {other:?}"),
+        }
+    }
+    // The two requests a minute are still all there, and the third is refused by them.
+    let small = Demand { prompt: &["hi"], max_output_tokens: Some(1), end_user: None };
+    for _ in 0..2 {
+        let admitted = rate_limits::admit(&app.app_db, &context, &small).await.unwrap();
+        assert!(admitted.standings.requests.is_some());
+    }
+    match rate_limits::admit(&app.app_db, &context, &small).await {
+        Err(RateLimitError::Limited(refusal)) => assert_eq!(refusal.kind, LimitKind::Requests),
+        other => panic!("expected a refusal by requests, got {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn v1_answers_carry_openais_rate_limit_headers_and_its_429() {
     let app = TestApp::spawn().await;
