@@ -185,9 +185,9 @@ async fn put_checks(client: &reqwest::Client, service: &Service, admin: &Tenant)
     Ok(Tenant { key: key["key"].as_str().context("key token")?.to_owned() })
 }
 
-/// Times `rounds` turns' worth of checks for each tenant (whose key is `tenant.key`), against one of its
-/// runs (a reservation names a run that exists); the tenants take turns, round by round, so drift in the
-/// machine falls on both alike.
+/// Times `rounds` turns' worth of checks for each tenant (whose key is `tenant.key`), each round against
+/// a run of its own (a reservation names a run that exists); the tenants take turns, round by round, so
+/// drift in the machine falls on both alike.
 async fn measure(
     app: &sqlx::PgPool,
     owner: &sqlx::PgPool,
@@ -197,18 +197,11 @@ async fn measure(
     let mut sides = Vec::new();
     for (checks, tenant, slug) in tenants {
         let context = switchboard::auth::authenticate_api_key(app, &tenant.key, None).await?;
-        let run_id: uuid::Uuid = sqlx::query_scalar(
-            "SELECT runs.id FROM runs JOIN tenants ON tenants.id = runs.tenant_id WHERE tenants.slug = $1 LIMIT 1",
-        )
-        .bind(slug)
-        .fetch_one(owner)
-        .await
-        .context("a run of the tenant (the end-to-end requests make them)")?;
-        sides.push((checks, context, RunId(run_id), Times::default()));
+        sides.push((checks, context, runs_of(owner, slug, rounds).await?, Times::default()));
     }
-    for _ in 0..rounds {
-        for (_, context, run_id, times) in &mut sides {
-            one_turn(app, context, *run_id, times).await?;
+    for round in 0..rounds {
+        for (_, context, runs, times) in &mut sides {
+            one_turn(app, context, runs[round], times).await?;
         }
     }
     Ok(sides
@@ -225,6 +218,29 @@ async fn measure(
             beside_ms: Percentiles::of(&mut times.beside),
         })
         .collect())
+}
+
+/// `count` runs of the tenant, one for each round, as every turn has its own: copies of one the
+/// end-to-end requests made, ended as it is. Made before the rounds, and not timed. One run for every
+/// round would pile the rounds' deleted reservations onto one key of the index that settlements look
+/// reservations up by, which no real run does.
+async fn runs_of(owner: &sqlx::PgPool, slug: &str, count: usize) -> anyhow::Result<Vec<RunId>> {
+    let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "WITH one AS ( \
+             SELECT to_jsonb(runs) AS run FROM runs JOIN tenants ON tenants.id = runs.tenant_id \
+             WHERE tenants.slug = $1 LIMIT 1) \
+         INSERT INTO runs \
+         SELECT (jsonb_populate_record(NULL::runs, one.run || jsonb_build_object('id', uuidv7()))).* \
+         FROM one, generate_series(1, $2) \
+         RETURNING id",
+    )
+    .bind(slug)
+    .bind(i32::try_from(count).context("rounds")?)
+    .fetch_all(owner)
+    .await
+    .context("runs of the tenant (copies of one the end-to-end requests made)")?;
+    anyhow::ensure!(ids.len() == count, "the tenant {slug} has no run to copy");
+    Ok(ids.into_iter().map(RunId).collect())
 }
 
 #[derive(Default)]
