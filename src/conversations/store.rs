@@ -231,9 +231,8 @@ pub async fn insert_edit(
     .fetch_optional(&mut *connection)
     .await?;
     let Some(parent) = parent else { return Ok(None) };
-    let stored = insert_under(connection, tenant_id, MessageId::new(), message, parent).await?;
-    move_leaf(connection, message.session_id, stored.id, LeafMove::Question { title_if_untitled }).await?;
-    Ok(Some(stored))
+    let question = LeafMove::Question { title_if_untitled };
+    Ok(Some(insert_under(connection, tenant_id, MessageId::new(), message, parent, Some(question)).await?))
 }
 
 /// Starts answering `question` again (a regenerated answer): `run` records that it answers it, and the
@@ -285,33 +284,34 @@ async fn move_leaf(
     leaf: MessageId,
     when: LeafMove<'_>,
 ) -> Result<(), sqlx::Error> {
-    if let LeafMove::Question { title_if_untitled } = when {
-        sqlx::query(
-            "UPDATE chat_sessions SET active_leaf_id = $2, updated_at = now(), title = coalesce(title, $3) \
-             WHERE id = $1",
-        )
-        .bind(session_id)
-        .bind(leaf)
-        .bind(title_if_untitled)
-        .execute(connection)
-        .await?;
-        return Ok(());
-    }
-    let (conditional, from) = match when {
-        LeafMove::IfAt(from) => (true, from),
-        LeafMove::Always | LeafMove::Question { .. } => (false, None),
-    };
-    sqlx::query(
-        "UPDATE chat_sessions SET active_leaf_id = $2 \
-         WHERE id = $1 AND (NOT $3 OR active_leaf_id IS NOT DISTINCT FROM $4)",
-    )
-    .bind(session_id)
-    .bind(leaf)
-    .bind(conditional)
-    .bind(from)
-    .execute(connection)
-    .await?;
+    let mut query = QueryBuilder::<Postgres>::new("");
+    push_leaf_move(&mut query, session_id, NewLeaf::Message(leaf), when);
+    query.build().execute(connection).await?;
     Ok(())
+}
+
+/// The message a leaf move makes the leaf: one known by its id, or the one its statement inserts (in the
+/// common table expression `stored`).
+#[derive(Debug, Clone, Copy)]
+enum NewLeaf {
+    Message(MessageId),
+    Inserted,
+}
+
+/// Pushes the `UPDATE` that moves the conversation's leaf to `leaf` as `when` says.
+fn push_leaf_move(query: &mut QueryBuilder<Postgres>, session_id: SessionId, leaf: NewLeaf, when: LeafMove<'_>) {
+    query.push("UPDATE chat_sessions SET active_leaf_id = ");
+    match leaf {
+        NewLeaf::Message(id) => query.push_bind(id),
+        NewLeaf::Inserted => query.push("(SELECT id FROM stored)"),
+    };
+    if let LeafMove::Question { title_if_untitled } = when {
+        query.push(", updated_at = now(), title = coalesce(title, ").push_bind(title_if_untitled).push(")");
+    }
+    query.push(" WHERE id = ").push_bind(session_id);
+    if let LeafMove::IfAt(from) = when {
+        query.push(" AND active_leaf_id IS NOT DISTINCT FROM ").push_bind(from);
+    }
 }
 
 /// A message as the engine records it.
@@ -386,9 +386,7 @@ pub async fn insert_message_with_id(
         Some(question) => (Some(question), LeafMove::IfAt(Some(question))),
         None => (active_leaf_held(connection, message.session_id).await?, LeafMove::Always),
     };
-    let stored = insert_under(connection, tenant_id, id, message, parent).await?;
-    move_leaf(connection, message.session_id, stored.id, when).await?;
-    Ok(stored)
+    insert_under(connection, tenant_id, id, message, parent, Some(when)).await
 }
 
 /// Where a new message goes in its conversation's tree.
@@ -410,7 +408,7 @@ pub async fn insert_opening(
 ) -> Result<Option<MessageId>, sqlx::Error> {
     let mut leaf = None;
     for message in messages {
-        leaf = Some(insert_under(&mut *connection, tenant_id, MessageId::new(), message, leaf).await?.id);
+        leaf = Some(insert_under(&mut *connection, tenant_id, MessageId::new(), message, leaf, None).await?.id);
     }
     if let (Some(leaf), Some(message)) = (leaf, messages.last()) {
         move_leaf(connection, message.session_id, leaf, LeafMove::Always).await?;
@@ -431,9 +429,8 @@ pub async fn insert_question(
         After::ActiveLeaf => active_leaf_held(connection, message.session_id).await?,
         After::Known(leaf) => leaf,
     };
-    let stored = insert_under(connection, tenant_id, MessageId::new(), message, parent).await?;
-    move_leaf(connection, message.session_id, stored.id, LeafMove::Question { title_if_untitled }).await?;
-    Ok(stored)
+    let question = LeafMove::Question { title_if_untitled };
+    insert_under(connection, tenant_id, MessageId::new(), message, parent, Some(question)).await
 }
 
 /// The conversation's active leaf, its row locked until commit: two messages posted at once follow one
@@ -449,15 +446,19 @@ async fn active_leaf_held(
     Ok(leaf.flatten())
 }
 
+/// Inserts the message under `parent` and, when `leaf` says how, makes it the conversation's leaf in the
+/// same statement.
 async fn insert_under(
     connection: &mut PgConnection,
     tenant_id: TenantId,
     id: MessageId,
     message: &NewMessage<'_>,
     parent: Option<MessageId>,
+    leaf: Option<LeafMove<'_>>,
 ) -> Result<Message, sqlx::Error> {
     let total_tokens = message.input_tokens.zip(message.output_tokens).map(|(input, output)| input + output);
-    let mut query = QueryBuilder::<Postgres>::new(
+    let mut query = QueryBuilder::<Postgres>::new(if leaf.is_some() { "WITH stored AS (" } else { "" });
+    query.push(
         "INSERT INTO chat_messages (id, tenant_id, session_id, parent_message_id, run_id, role, content, status, \
          finish_reason, input_tokens, output_tokens, total_tokens, model_used, provider_used, is_byok, tool_calls, \
          citations, retrieved) ",
@@ -483,6 +484,11 @@ async fn insert_under(
             .push_bind(sqlx::types::Json(message.retrieved.clone().unwrap_or_else(|| serde_json::json!([]))));
     });
     query.push(" RETURNING ").push(MESSAGE_COLUMNS);
+    if let Some(when) = leaf {
+        query.push("), moved AS (");
+        push_leaf_move(&mut query, message.session_id, NewLeaf::Inserted, when);
+        query.push(") SELECT * FROM stored");
+    }
     query.build_query_as().fetch_one(connection).await
 }
 
