@@ -36,15 +36,19 @@ impl From<Row> for ModelInfo {
     }
 }
 
-const COLUMNS: &str =
-    "name, context_window, max_output_tokens, input_usd, output_usd, cached_input_usd, cache_write_usd";
+/// Every model the tenant declared, by name, for [`db::read_together`](crate::db::read_together);
+/// [`models_of`] decodes its rows.
+pub const LIST: &str = "SELECT name, context_window, max_output_tokens, input_usd, output_usd, cached_input_usd, \
+     cache_write_usd FROM tenant_models ORDER BY name";
 
 pub async fn list(connection: &mut PgConnection) -> Result<Vec<ModelInfo>, sqlx::Error> {
-    let rows: Vec<Row> =
-        sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM tenant_models ORDER BY name")))
-            .fetch_all(connection)
-            .await?;
+    let rows: Vec<Row> = sqlx::query_as(LIST).fetch_all(connection).await?;
     Ok(rows.into_iter().map(ModelInfo::from).collect())
+}
+
+/// The models from the rows [`LIST`] answered.
+pub fn models_of(rows: &[sqlx::postgres::PgRow]) -> Result<Vec<ModelInfo>, sqlx::Error> {
+    rows.iter().map(|row| <Row as sqlx::FromRow<_>>::from_row(row).map(ModelInfo::from)).collect()
 }
 
 /// Declares (or redeclares) a model; `cached_input` and `cache_write` as given (`None`: as `input`).

@@ -163,3 +163,11 @@ pub async fn remove(pool: &PgPool, context: &TenantContext, name: &str) -> Resul
 pub async fn declared(connection: &mut sqlx::PgConnection) -> Result<Vec<Arc<ModelInfo>>, sqlx::Error> {
     Ok(store::list(connection).await?.into_iter().map(Arc::new).collect())
 }
+
+/// The read of [`declared`], for [`db::read_together`]; [`declared_of`] decodes its rows.
+pub const DECLARED: &str = store::LIST;
+
+/// [`declared`] from the rows [`DECLARED`] answered.
+pub fn declared_of(rows: &[sqlx::postgres::PgRow]) -> Result<Vec<Arc<ModelInfo>>, sqlx::Error> {
+    Ok(store::models_of(rows)?.into_iter().map(Arc::new).collect())
+}

@@ -223,6 +223,32 @@ async fn begin_with_settings(
     transaction
 }
 
+/// The rows of several reads that take no parameters, sent in one round trip (one simple-protocol
+/// message; PostgreSQL runs the statements in order, inside the connection's transaction): the rows of
+/// each statement apart, in the order given. Rows come back in PostgreSQL's text format, which `FromRow`
+/// decodes as it does the binary one. For reads a turn makes one after another before it can call its
+/// model, where every round trip is waited for.
+pub async fn read_together(
+    connection: &mut PgConnection,
+    statements: &[&'static str],
+) -> Result<Vec<Vec<sqlx::postgres::PgRow>>, sqlx::Error> {
+    use futures::TryStreamExt as _;
+    let mut sets = vec![Vec::new()];
+    let mut results = sqlx::raw_sql(AssertSqlSafe(statements.join(";\n"))).fetch_many(connection);
+    while let Some(result) = results.try_next().await? {
+        match result {
+            sqlx::Either::Left(_) => sets.push(Vec::new()),
+            sqlx::Either::Right(row) => sets.last_mut().expect("a set is always open").push(row),
+        }
+    }
+    // The set opened after the last statement's end.
+    sets.pop();
+    if sets.len() != statements.len() {
+        return Err(sqlx::Error::Protocol(format!("{} statements answered {} results", statements.len(), sets.len())));
+    }
+    Ok(sets)
+}
+
 /// How long work already accepted (a run's next step) waits for a connection beyond the pool's own
 /// time-out while the pool is only busy.
 const BUSY_POOL_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);

@@ -47,20 +47,27 @@ pub async fn resolve(
     tenant_id: TenantId,
     requested_model: Option<&str>,
 ) -> Result<Result<Resolved, UnknownModel>, sqlx::Error> {
-    let (config, default_kind) = settings(connection).await?;
-    let mut known = None;
-    let route = match requested_model {
-        Some(name) => {
-            let loaded = Known::load(connection, setup).await?;
-            match loaded.models(&config, default_kind, &setup.catalog).route(name) {
-                Ok(route) => {
-                    known = Some(loaded);
-                    Some(route)
-                }
-                Err(unknown) => return Ok(Err(unknown)),
-            }
+    let (config, default_kind, loaded) = match requested_model {
+        // Everything routing reads, in one round trip.
+        Some(_) => {
+            let (config, default_kind, known) = settings_and_known(connection, setup).await?;
+            (config, default_kind, Some(known))
         }
-        None => None,
+        None => {
+            let (config, default_kind) = settings(connection).await?;
+            (config, default_kind, None)
+        }
+    };
+    let mut known = None;
+    let route = match (requested_model, loaded) {
+        (Some(name), Some(loaded)) => match loaded.models(&config, default_kind, &setup.catalog).route(name) {
+            Ok(route) => {
+                known = Some(loaded);
+                Some(route)
+            }
+            Err(unknown) => return Ok(Err(unknown)),
+        },
+        _ => None,
     };
     let (declared, stored) = known.map(|known| (known.declared, known.credentials)).unzip();
     let kind = route.as_ref().map_or(default_kind, |route| route.provider);
@@ -124,8 +131,7 @@ pub async fn usable_models(
     connection: &mut PgConnection,
     setup: &ProviderSetup,
 ) -> Result<Vec<UsableModel>, sqlx::Error> {
-    let (config, default_kind) = settings(connection).await?;
-    let known = Known::load(connection, setup).await?;
+    let (config, default_kind, known) = settings_and_known(connection, setup).await?;
     Ok(known.models(&config, default_kind, &setup.catalog).list())
 }
 
@@ -136,6 +142,22 @@ async fn settings(connection: &mut PgConnection) -> Result<(tenants::store::Tena
     Ok((config, default_kind))
 }
 
+/// The settings and what routing reads besides them, in one round trip.
+async fn settings_and_known(
+    connection: &mut PgConnection,
+    setup: &ProviderSetup,
+) -> Result<(tenants::store::TenantConfig, ProviderKind, Known), sqlx::Error> {
+    let reads = [tenants::store::CONFIG_SELECT, crate::catalog::tenant::DECLARED, credentials::StoredCredentials::READ];
+    let [config, declared, stored] = <[_; 3]>::try_from(crate::db::read_together(connection, &reads).await?)
+        .map_err(|_| sqlx::Error::Protocol("three reads, three results".to_owned()))?;
+    let config = tenants::store::config_of(&config)?;
+    let default_kind = ProviderKind::parse(&config.default_provider).unwrap_or(ProviderKind::Local);
+    let credentials = credentials::StoredCredentials::of_rows(&stored)?;
+    let usable = credentials.reachable(&setup.platform);
+    let known = Known { declared: crate::catalog::tenant::declared_of(&declared)?, usable, credentials };
+    Ok((config, default_kind, known))
+}
+
 /// What routing reads besides the settings: the tenant's declared models and the providers it can reach.
 struct Known {
     declared: Vec<Arc<ModelInfo>>,
@@ -144,13 +166,6 @@ struct Known {
 }
 
 impl Known {
-    async fn load(connection: &mut PgConnection, setup: &ProviderSetup) -> Result<Self, sqlx::Error> {
-        let declared = crate::catalog::tenant::declared(connection).await?;
-        let credentials = credentials::StoredCredentials::load(connection).await?;
-        let usable = credentials.reachable(&setup.platform);
-        Ok(Self { declared, usable, credentials })
-    }
-
     fn models<'a>(
         &'a self,
         config: &'a tenants::store::TenantConfig,

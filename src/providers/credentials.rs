@@ -127,8 +127,13 @@ impl std::fmt::Debug for StoredCredentials {
 }
 
 impl StoredCredentials {
-    pub async fn load(connection: &mut PgConnection) -> Result<Self, sqlx::Error> {
-        Ok(Self(store::all(connection).await?))
+    /// The read of every key the tenant stored, for [`crate::db::read_together`]; [`Self::of_rows`]
+    /// decodes its rows.
+    pub const READ: &'static str = store::ALL;
+
+    /// The keys from the rows [`Self::READ`] answered.
+    pub fn of_rows(rows: &[sqlx::postgres::PgRow]) -> Result<Self, sqlx::Error> {
+        Ok(Self(store::credentials_of(rows)?))
     }
 
     /// The providers a turn of this tenant can reach: those it has a key for, and those the platform has.

@@ -51,14 +51,14 @@ pub async fn upsert(
     .await
 }
 
-/// Every key the tenant stored, one a provider at most.
-pub async fn all(connection: &mut PgConnection) -> Result<Vec<CredentialRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT provider, base_url, default_model, key_ciphertext, key_nonce, key_id, created_at, updated_at \
-         FROM provider_credentials ORDER BY provider",
-    )
-    .fetch_all(connection)
-    .await
+/// Every key the tenant stored, one a provider at most, for [`db::read_together`](crate::db::read_together);
+/// [`credentials_of`] decodes its rows.
+pub const ALL: &str = "SELECT provider, base_url, default_model, key_ciphertext, key_nonce, key_id, created_at, \
+     updated_at FROM provider_credentials ORDER BY provider";
+
+/// The keys from the rows [`ALL`] answered.
+pub fn credentials_of(rows: &[sqlx::postgres::PgRow]) -> Result<Vec<CredentialRow>, sqlx::Error> {
+    rows.iter().map(sqlx::FromRow::from_row).collect()
 }
 
 pub async fn find(connection: &mut PgConnection, provider: ProviderKind) -> Result<Option<CredentialRow>, sqlx::Error> {

@@ -153,7 +153,9 @@ pub struct TenantConfig {
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 
-const CONFIG_SELECT: &str = "SELECT default_provider, default_model, fallback_model, active_policy_profile_id, \
+/// The tenant's settings (one row), for [`db::read_together`](crate::db::read_together); [`config_of`]
+/// decodes its rows.
+pub const CONFIG_SELECT: &str = "SELECT default_provider, default_model, fallback_model, active_policy_profile_id, \
      monthly_budget_usd::text AS monthly_budget_usd, key_monthly_budget_usd::text AS key_monthly_budget_usd, \
      end_user_monthly_budget_usd::text AS end_user_monthly_budget_usd, \
      agent_run_budget_usd::text AS agent_run_budget_usd, agent_run_max_steps, multi_agent_enabled, \
@@ -164,6 +166,11 @@ const CONFIG_SELECT: &str = "SELECT default_provider, default_model, fallback_mo
 
 pub async fn get_config(connection: &mut PgConnection) -> Result<TenantConfig, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(CONFIG_SELECT)).fetch_one(connection).await
+}
+
+/// The settings from the rows [`CONFIG_SELECT`] answered.
+pub fn config_of(rows: &[sqlx::postgres::PgRow]) -> Result<TenantConfig, sqlx::Error> {
+    rows.first().map_or(Err(sqlx::Error::RowNotFound), sqlx::FromRow::from_row)
 }
 
 /// A change to the settings; `None` leaves a field as it is, `Some(None)` clears a clearable one.
