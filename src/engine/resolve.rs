@@ -138,8 +138,13 @@ pub async fn usable_models(
 /// The tenant's settings and its default provider (the offline one when the setting names none known).
 async fn settings(connection: &mut PgConnection) -> Result<(tenants::store::TenantConfig, ProviderKind), sqlx::Error> {
     let config = tenants::store::get_config(connection).await?;
-    let default_kind = ProviderKind::parse(&config.default_provider).unwrap_or(ProviderKind::Local);
+    let default_kind = default_provider(&config);
     Ok((config, default_kind))
+}
+
+/// The tenant's default provider: the offline one when the setting names none known.
+fn default_provider(config: &tenants::store::TenantConfig) -> ProviderKind {
+    ProviderKind::parse(&config.default_provider).unwrap_or(ProviderKind::Local)
 }
 
 /// The settings and what routing reads besides them, in one round trip.
@@ -151,7 +156,7 @@ async fn settings_and_known(
     let [config, declared, stored] = <[_; 3]>::try_from(crate::db::read_together(connection, &reads).await?)
         .map_err(|_| sqlx::Error::Protocol("three reads, three results".to_owned()))?;
     let config = tenants::store::config_of(&config)?;
-    let default_kind = ProviderKind::parse(&config.default_provider).unwrap_or(ProviderKind::Local);
+    let default_kind = default_provider(&config);
     let credentials = credentials::StoredCredentials::of_rows(&stored)?;
     let usable = credentials.reachable(&setup.platform);
     let known = Known { declared: crate::catalog::tenant::declared_of(&declared)?, usable, credentials };
