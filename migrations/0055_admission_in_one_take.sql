@@ -4,7 +4,8 @@
 -- took the buckets in a second, inside a subtransaction that undid a partial take. Profiled with `perf` on
 -- the backend, most of its time went to starting and running those plans, not to the rows. One call at a
 -- time as the application role (pgbench, prepared), a key and a tenant each limited in requests and
--- tokens: 0.39–0.43 ms of backend CPU per call before, 0.28–0.32 after (0.13 with no limit).
+-- tokens, the backend's CPU per call, median of 12 rounds of 5,000 calls: 286 µs before, 234 after (99
+-- with no limit).
 --
 -- How it stays exact: every bucket that applies is taken with `INSERT … ON CONFLICT DO UPDATE … WHERE it
 -- fits`, in key order, as before. The row of a bucket that does not fit is locked but not changed, and is
