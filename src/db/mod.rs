@@ -228,10 +228,10 @@ async fn begin_with_settings(
 /// each statement apart, in the order given. Rows come back in PostgreSQL's text format, which `FromRow`
 /// decodes as it does the binary one. For reads a turn makes one after another before it can call its
 /// model, where every round trip is waited for.
-pub async fn read_together(
+pub async fn read_together<const N: usize>(
     connection: &mut PgConnection,
-    statements: &[&'static str],
-) -> Result<Vec<Vec<sqlx::postgres::PgRow>>, sqlx::Error> {
+    statements: [&'static str; N],
+) -> Result<[Vec<sqlx::postgres::PgRow>; N], sqlx::Error> {
     use futures::TryStreamExt as _;
     let mut sets = vec![Vec::new()];
     let mut results = sqlx::raw_sql(AssertSqlSafe(statements.join(";\n"))).fetch_many(connection);
@@ -243,10 +243,8 @@ pub async fn read_together(
     }
     // The set opened after the last statement's end.
     sets.pop();
-    if sets.len() != statements.len() {
-        return Err(sqlx::Error::Protocol(format!("{} statements answered {} results", statements.len(), sets.len())));
-    }
-    Ok(sets)
+    let answered = sets.len();
+    sets.try_into().map_err(|_| sqlx::Error::Protocol(format!("{N} statements answered {answered} results")))
 }
 
 /// How long work already accepted (a run's next step) waits for a connection beyond the pool's own

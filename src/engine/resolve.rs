@@ -47,24 +47,18 @@ pub async fn resolve(
     tenant_id: TenantId,
     requested_model: Option<&str>,
 ) -> Result<Result<Resolved, UnknownModel>, sqlx::Error> {
-    let (config, default_kind, loaded) = match requested_model {
-        // Everything routing reads, in one round trip.
+    // A named model is routed: everything routing reads comes in one round trip.
+    let (config, known) = match requested_model {
         Some(_) => {
-            let (config, default_kind, known) = settings_and_known(connection, setup).await?;
-            (config, default_kind, Some(known))
+            let (config, known) = settings_and_known(connection, setup).await?;
+            (config, Some(known))
         }
-        None => {
-            let (config, default_kind) = settings(connection).await?;
-            (config, default_kind, None)
-        }
+        None => (tenants::store::get_config(connection).await?, None),
     };
-    let mut known = None;
-    let route = match (requested_model, loaded) {
-        (Some(name), Some(loaded)) => match loaded.models(&config, default_kind, &setup.catalog).route(name) {
-            Ok(route) => {
-                known = Some(loaded);
-                Some(route)
-            }
+    let default_kind = default_provider(&config);
+    let route = match (requested_model, &known) {
+        (Some(name), Some(known)) => match known.models(&config, default_kind, &setup.catalog).route(name) {
+            Ok(route) => Some(route),
             Err(unknown) => return Ok(Err(unknown)),
         },
         _ => None,
@@ -131,15 +125,8 @@ pub async fn usable_models(
     connection: &mut PgConnection,
     setup: &ProviderSetup,
 ) -> Result<Vec<UsableModel>, sqlx::Error> {
-    let (config, default_kind, known) = settings_and_known(connection, setup).await?;
-    Ok(known.models(&config, default_kind, &setup.catalog).list())
-}
-
-/// The tenant's settings and its default provider (the offline one when the setting names none known).
-async fn settings(connection: &mut PgConnection) -> Result<(tenants::store::TenantConfig, ProviderKind), sqlx::Error> {
-    let config = tenants::store::get_config(connection).await?;
-    let default_kind = default_provider(&config);
-    Ok((config, default_kind))
+    let (config, known) = settings_and_known(connection, setup).await?;
+    Ok(known.models(&config, default_provider(&config), &setup.catalog).list())
 }
 
 /// The tenant's default provider: the offline one when the setting names none known.
@@ -151,16 +138,13 @@ fn default_provider(config: &tenants::store::TenantConfig) -> ProviderKind {
 async fn settings_and_known(
     connection: &mut PgConnection,
     setup: &ProviderSetup,
-) -> Result<(tenants::store::TenantConfig, ProviderKind, Known), sqlx::Error> {
+) -> Result<(tenants::store::TenantConfig, Known), sqlx::Error> {
     let reads = [tenants::store::CONFIG_SELECT, crate::catalog::tenant::DECLARED, credentials::StoredCredentials::READ];
-    let [config, declared, stored] = <[_; 3]>::try_from(crate::db::read_together(connection, &reads).await?)
-        .map_err(|_| sqlx::Error::Protocol("three reads, three results".to_owned()))?;
-    let config = tenants::store::config_of(&config)?;
-    let default_kind = default_provider(&config);
+    let [config, declared, stored] = crate::db::read_together(connection, reads).await?;
     let credentials = credentials::StoredCredentials::of_rows(&stored)?;
     let usable = credentials.reachable(&setup.platform);
     let known = Known { declared: crate::catalog::tenant::declared_of(&declared)?, usable, credentials };
-    Ok((config, default_kind, known))
+    Ok((tenants::store::config_of(&config)?, known))
 }
 
 /// What routing reads besides the settings: the tenant's declared models and the providers it can reach.

@@ -601,17 +601,13 @@ async fn record(
     .await?;
     // Kept for whoever follows the run here, which spares them a transaction after its end; the totals
     // only when someone waits for them.
-    let kept = match run {
-        Some(run) => {
-            let totals = if log.live().outcome_wanted() {
-                Some(crate::usage::store::run_totals(&mut transaction, plan.run_id).await?)
-            } else {
-                None
-            };
-            Some(super::hub::Kept { run, message, totals })
+    let totals = match &run {
+        Some(_) if log.live().outcome_wanted() => {
+            Some(crate::usage::store::run_totals(&mut transaction, plan.run_id).await?)
         }
-        None => None,
+        _ => None,
     };
+    let kept = run.map(|run| super::hub::Kept { run, message, totals });
     transaction.commit().await?;
     if let Some(kept) = kept {
         log.live().keep(kept);
